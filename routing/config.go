@@ -1,0 +1,608 @@
+package routing
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultMaxBodyBytes is the request body limit when max_body_bytes is not set.
+const DefaultMaxBodyBytes int64 = 10 << 20
+
+// DefaultHookTimeout is the per-hook time budget when hooks.timeout is not set.
+const DefaultHookTimeout = 5 * time.Millisecond
+
+// Config is the decoded configuration file. It holds names of environment
+// variables and files, never key values, so it is safe to log.
+type Config struct {
+	// MaxBodyBytes limits request bodies; nil means DefaultMaxBodyBytes.
+	MaxBodyBytes *int64           `yaml:"max_body_bytes"`
+	Providers    []ProviderConfig  `yaml:"providers"`
+	Routes       []RouteConfig     `yaml:"routes"`
+	ClientKeys   []ClientKeyConfig `yaml:"client_keys"`
+	Hooks        HooksSection      `yaml:"hooks"`
+
+	// root is the parsed document, kept to give validation errors a line.
+	root *yaml.Node
+}
+
+// ProviderConfig is one upstream provider.
+type ProviderConfig struct {
+	Name       string     `yaml:"name"`
+	URL        string     `yaml:"url"`
+	Cluster    string     `yaml:"cluster"`
+	Schema     API        `yaml:"schema"`
+	PathPrefix string     `yaml:"path_prefix"`
+	Auth       AuthConfig `yaml:"auth"`
+}
+
+// AuthConfig says how the gateway authenticates to a provider.
+type AuthConfig struct {
+	// Type is "none" (also when empty), "bearer" or "header".
+	Type    string `yaml:"type"`
+	Header  string `yaml:"header"`
+	KeyEnv  string `yaml:"key_env"`
+	KeyFile string `yaml:"key_file"`
+}
+
+// RouteConfig maps a model name or glob to one provider or to weighted
+// targets.
+type RouteConfig struct {
+	Model        string         `yaml:"model"`
+	Name         string         `yaml:"name"`
+	Provider     string         `yaml:"provider"`
+	RewriteModel string         `yaml:"rewrite_model"`
+	Targets      []TargetConfig `yaml:"targets"`
+}
+
+// TargetConfig is one weighted target of a route.
+type TargetConfig struct {
+	Provider string `yaml:"provider"`
+	Model    string `yaml:"model"`
+	// Weight is nil for the default of 1.
+	Weight *int `yaml:"weight"`
+}
+
+// ClientKeyConfig is one key clients may present to the gateway.
+type ClientKeyConfig struct {
+	Name    string   `yaml:"name"`
+	KeyEnv  string   `yaml:"key_env"`
+	KeyFile string   `yaml:"key_file"`
+	Models  []string `yaml:"models"`
+}
+
+// HooksSection is the hooks part of the file, passed on to the hooks engine
+// as plain data once compiled into HooksConfig.
+type HooksSection struct {
+	Dir           string   `yaml:"dir"`
+	Files         []string `yaml:"files"`
+	Timeout       string   `yaml:"timeout"`
+	FailurePolicy string   `yaml:"failure_policy"`
+}
+
+// Decode parses and validates a YAML configuration. Unknown fields, type
+// mismatches and semantic problems are all reported, joined, each with the
+// line it was found on.
+func Decode(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config is empty")
+		}
+		return nil, fmt.Errorf("parsing yaml: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, fmt.Errorf("parsing yaml: %w", err)
+		}
+		return nil, fmt.Errorf("line %d: config holds more than one yaml document", extra.Line)
+	}
+
+	cfg := &Config{root: &root}
+	v := &validator{root: &root}
+	checkFields(&root, reflect.TypeFor[Config](), nil, v)
+	if err := root.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("decoding yaml: %w", err)
+		}
+		for _, msg := range te.Errors {
+			v.errs = append(v.errs, errors.New(msg))
+		}
+	}
+	cfg.validate(v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// checkFields reports mapping keys that no field of t is tagged with. Aliases
+// are not followed: the anchored node is checked where it is defined.
+func checkFields(n *yaml.Node, t reflect.Type, p path, v *validator) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			checkFields(c, t, p, v)
+		}
+		return
+	case yaml.AliasNode:
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return // the decoder reports the type mismatch
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				checkFields(val, t, p, v)
+				continue
+			}
+			f, ok := fieldByTag(t, k.Value)
+			if !ok {
+				v.add(k.Line, p.key(k.Value), fmt.Sprintf("unknown field %q", k.Value))
+				continue
+			}
+			checkFields(val, f.Type, p.key(k.Value), v)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, c := range n.Content {
+			checkFields(c, t.Elem(), p.index(i), v)
+		}
+	}
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// path locates a value in the document: string elements are mapping keys,
+// int elements are sequence indexes.
+type path []any
+
+func (p path) key(k string) path { return append(p[:len(p):len(p)], k) }
+func (p path) index(i int) path  { return append(p[:len(p):len(p)], i) }
+
+func (p path) String() string {
+	var b strings.Builder
+	for _, e := range p {
+		switch e := e.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(e)
+		case int:
+			fmt.Fprintf(&b, "[%d]", e)
+		}
+	}
+	return b.String()
+}
+
+// line finds the line of the value at p, or of its nearest ancestor present
+// in the document; 0 when there is no document.
+func (p path) line(root *yaml.Node) int {
+	if root == nil {
+		return 0
+	}
+	n := root
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return n.Line
+		}
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, e := range p {
+		switch e := e.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return line
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == e {
+					line = n.Content[i].Line
+					n = n.Content[i+1]
+					found = true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case int:
+			if n.Kind != yaml.SequenceNode || e >= len(n.Content) {
+				return line
+			}
+			n = n.Content[e]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+// validator collects every problem found in a config.
+type validator struct {
+	root *yaml.Node
+	errs []error
+}
+
+func (v *validator) add(line int, p path, msg string) {
+	if line > 0 {
+		v.errs = append(v.errs, fmt.Errorf("line %d: %s: %s", line, p, msg))
+		return
+	}
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", p, msg))
+}
+
+func (v *validator) errf(p path, format string, args ...any) {
+	v.add(p.line(v.root), p, fmt.Sprintf(format, args...))
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }
+
+// validate checks everything that can be checked without the environment.
+func (c *Config) validate(v *validator) {
+	if c.MaxBodyBytes != nil && *c.MaxBodyBytes <= 0 {
+		v.errf(path{"max_body_bytes"}, "must be greater than 0, got %d", *c.MaxBodyBytes)
+	}
+
+	if len(c.Providers) == 0 {
+		v.errf(path{"providers"}, "at least one provider is required")
+	}
+	names := map[string]int{}
+	clusters := map[string]int{}
+	for i, pc := range c.Providers {
+		p := path{"providers", i}
+		if pc.Name == "" {
+			v.errf(p.key("name"), "is required")
+		} else if !isName(pc.Name) {
+			v.errf(p.key("name"), "%q must match [a-z0-9_-]+", pc.Name)
+		} else if j, dup := names[pc.Name]; dup {
+			v.errf(p.key("name"), "duplicate provider name %q (also providers[%d])", pc.Name, j)
+		} else {
+			names[pc.Name] = i
+		}
+		cluster := pc.clusterName()
+		if pc.Cluster != "" && !isClusterName(pc.Cluster) {
+			v.errf(p.key("cluster"), "%q must match [A-Za-z0-9_.-]+", pc.Cluster)
+		} else if j, dup := clusters[cluster]; dup && cluster != "" {
+			v.errf(p.key("cluster"), "duplicate cluster %q (also providers[%d])", cluster, j)
+		} else if cluster != "" {
+			clusters[cluster] = i
+		}
+		if _, err := parseProviderURL(pc.URL); err != nil {
+			v.errf(p.key("url"), "%v", err)
+		}
+		switch pc.Schema {
+		case APIOpenAI, APIAnthropic:
+		case "":
+			v.errf(p.key("schema"), `is required: "openai" or "anthropic"`)
+		default:
+			v.errf(p.key("schema"), `must be "openai" or "anthropic", got %q`, pc.Schema)
+		}
+		if pp := pc.PathPrefix; pp != "" {
+			switch {
+			case !strings.HasPrefix(pp, "/"):
+				v.errf(p.key("path_prefix"), `%q must start with "/"`, pp)
+			case strings.HasSuffix(pp, "/"):
+				v.errf(p.key("path_prefix"), `%q must not end with "/"`, pp)
+			case strings.ContainsAny(pp, "?#") || strings.Contains(pp, "//") || hasSpaceOrControl(pp):
+				v.errf(p.key("path_prefix"), `%q must be a plain path without "?", "#", "//", spaces or control characters`, pp)
+			}
+		}
+		pc.Auth.validate(v, p.key("auth"))
+	}
+
+	routeNames := map[string]int{}
+	for i, rc := range c.Routes {
+		p := path{"routes", i}
+		if rc.Model == "" {
+			v.errf(p.key("model"), "is required")
+		} else if err := checkPattern(rc.Model); err != nil {
+			v.errf(p.key("model"), "%v", err)
+		}
+		name := rc.routeName()
+		if rc.Name != "" && hasSpaceOrControl(rc.Name) {
+			v.errf(p.key("name"), "%q must not contain spaces or control characters", rc.Name)
+		} else if j, dup := routeNames[name]; dup && name != "" {
+			np := p.key("name")
+			if rc.Name == "" {
+				np = p.key("model")
+			}
+			v.errf(np, "duplicate route name %q (also routes[%d]); give one of them a name", name, j)
+		} else if name != "" {
+			routeNames[name] = i
+		}
+		switch {
+		case rc.Provider != "" && len(rc.Targets) > 0:
+			v.errf(p, "has both provider and targets; use one")
+		case rc.Provider == "" && len(rc.Targets) == 0:
+			v.errf(p, "needs a provider or targets")
+		case rc.Provider != "":
+			if _, ok := names[rc.Provider]; !ok {
+				v.errf(p.key("provider"), "unknown provider %q", rc.Provider)
+			}
+			if rc.RewriteModel != "" && hasSpaceOrControl(rc.RewriteModel) {
+				v.errf(p.key("rewrite_model"), "%q must not contain spaces or control characters", rc.RewriteModel)
+			}
+		default:
+			if rc.RewriteModel != "" {
+				v.errf(p.key("rewrite_model"), "cannot be used with targets; set model on each target")
+			}
+			for j, tc := range rc.Targets {
+				tp := p.key("targets").index(j)
+				if tc.Provider == "" {
+					v.errf(tp.key("provider"), "is required")
+				} else if _, ok := names[tc.Provider]; !ok {
+					v.errf(tp.key("provider"), "unknown provider %q", tc.Provider)
+				}
+				if tc.Model != "" && hasSpaceOrControl(tc.Model) {
+					v.errf(tp.key("model"), "%q must not contain spaces or control characters", tc.Model)
+				}
+				if tc.Weight != nil && *tc.Weight < 1 {
+					v.errf(tp.key("weight"), "must be at least 1, got %d", *tc.Weight)
+				} else if tc.Weight != nil && *tc.Weight > maxWeight {
+					v.errf(tp.key("weight"), "must be at most %d, got %d", maxWeight, *tc.Weight)
+				}
+			}
+		}
+	}
+
+	keyNames := map[string]int{}
+	for i, kc := range c.ClientKeys {
+		p := path{"client_keys", i}
+		if kc.Name == "" {
+			v.errf(p.key("name"), "is required")
+		} else if !isClusterName(kc.Name) {
+			v.errf(p.key("name"), "%q must match [A-Za-z0-9_.-]+", kc.Name)
+		} else if j, dup := keyNames[kc.Name]; dup {
+			v.errf(p.key("name"), "duplicate client key name %q (also client_keys[%d])", kc.Name, j)
+		} else {
+			keyNames[kc.Name] = i
+		}
+		validateKeySource(v, p, kc.KeyEnv, kc.KeyFile)
+		for j, m := range kc.Models {
+			if err := checkPattern(m); err != nil {
+				v.errf(p.key("models").index(j), "%v", err)
+			}
+		}
+	}
+
+	c.Hooks.validate(v)
+}
+
+// maxWeight keeps the sum of weights far from overflowing an int.
+const maxWeight = 1_000_000
+
+func (a AuthConfig) validate(v *validator, p path) {
+	switch a.Type {
+	case "", "none":
+		if a.Header != "" {
+			v.errf(p.key("header"), `is only used with type "header"`)
+		}
+		if a.KeyEnv != "" || a.KeyFile != "" {
+			v.errf(p, `key_env and key_file need type "bearer" or "header"`)
+		}
+		return
+	case "bearer":
+		if a.Header != "" {
+			v.errf(p.key("header"), `is only used with type "header"; bearer always sets authorization`)
+		}
+	case "header":
+		switch {
+		case a.Header == "":
+			v.errf(p.key("header"), `is required with type "header" (for example x-api-key)`)
+		case !isToken(a.Header):
+			v.errf(p.key("header"), "%q is not a valid header name", a.Header)
+		case reservedHeaders[strings.ToLower(a.Header)]:
+			v.errf(p.key("header"), "%q cannot carry a credential", a.Header)
+		}
+	default:
+		v.errf(p.key("type"), `must be "none", "bearer" or "header", got %q`, a.Type)
+		return
+	}
+	validateKeySource(v, p, a.KeyEnv, a.KeyFile)
+}
+
+var reservedHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"content-type": true, "te": true, "upgrade": true,
+}
+
+func validateKeySource(v *validator, p path, env, file string) {
+	switch {
+	case env != "" && file != "":
+		v.errf(p, "set only one of key_env and key_file")
+	case env == "" && file == "":
+		v.errf(p, "one of key_env and key_file is required")
+	case env != "" && !isEnvName(env):
+		v.errf(p.key("key_env"), "%q is not a valid environment variable name", env)
+	case file != "" && hasControl(file):
+		v.errf(p.key("key_file"), "must not contain control characters")
+	}
+}
+
+func (h HooksSection) validate(v *validator) {
+	p := path{"hooks"}
+	if _, err := h.timeout(); err != nil {
+		v.errf(p.key("timeout"), "%v", err)
+	}
+	switch h.FailurePolicy {
+	case "", "fail_closed", "fail_open":
+	default:
+		v.errf(p.key("failure_policy"), `must be "fail_closed" or "fail_open", got %q`, h.FailurePolicy)
+	}
+	if len(h.Files) > 0 && h.Dir == "" {
+		v.errf(p.key("files"), "needs hooks.dir")
+	}
+	seen := map[string]int{}
+	for i, f := range h.Files {
+		fp := p.key("files").index(i)
+		switch {
+		case f == "" || f == "." || f == ".." || strings.ContainsAny(f, `/\`) || hasControl(f):
+			v.errf(fp, "%q must be a file name inside hooks.dir", f)
+		case !strings.HasSuffix(f, ".lua"):
+			v.errf(fp, "%q must end in .lua", f)
+		default:
+			if j, dup := seen[f]; dup {
+				v.errf(fp, "duplicate hook file %q (also hooks.files[%d])", f, j)
+			}
+			seen[f] = i
+		}
+	}
+}
+
+func (h HooksSection) timeout() (time.Duration, error) {
+	if h.Timeout == "" {
+		return DefaultHookTimeout, nil
+	}
+	d, err := time.ParseDuration(h.Timeout)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 5ms", h.Timeout)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("must be greater than 0, got %s", h.Timeout)
+	}
+	return d, nil
+}
+
+func (pc ProviderConfig) clusterName() string {
+	if pc.Cluster != "" {
+		return pc.Cluster
+	}
+	return pc.Name
+}
+
+func (rc RouteConfig) routeName() string {
+	if rc.Name != "" {
+		return rc.Name
+	}
+	return rc.Model
+}
+
+// providerURL is the parsed, validated url of a provider.
+type providerURL struct {
+	scheme string
+	host   string
+	port   int
+}
+
+func parseProviderURL(s string) (providerURL, error) {
+	if s == "" {
+		return providerURL{}, errors.New("is required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return providerURL{}, fmt.Errorf("%q is not a url", s)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return providerURL{}, fmt.Errorf("%q must start with http:// or https://", s)
+	case u.Opaque != "" || u.Host == "":
+		return providerURL{}, fmt.Errorf("%q has no host", s)
+	case u.User != nil:
+		return providerURL{}, fmt.Errorf("url must not hold user info; use auth")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return providerURL{}, fmt.Errorf("%q must not have a path, query or fragment; use path_prefix", s)
+	}
+	out := providerURL{scheme: u.Scheme, host: u.Hostname(), port: 443}
+	if u.Scheme == "http" {
+		out.port = 80
+	}
+	if out.host == "" {
+		return providerURL{}, fmt.Errorf("%q has no host", s)
+	}
+	if hasSpaceOrControl(out.host) {
+		return providerURL{}, fmt.Errorf("%q has an invalid host", s)
+	}
+	if ps := u.Port(); ps != "" {
+		n, err := strconv.Atoi(ps)
+		if err != nil || n < 1 || n > 65535 {
+			return providerURL{}, fmt.Errorf("%q has an invalid port", s)
+		}
+		out.port = n
+	} else if strings.HasSuffix(u.Host, ":") {
+		return providerURL{}, fmt.Errorf("%q has an empty port", s)
+	}
+	return out, nil
+}
+
+func isName(s string) bool {
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isClusterName(s string) bool {
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isEnvName(s string) bool {
+	for i, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isToken reports whether s is an HTTP header field name (RFC 9110 token).
+func isToken(s string) bool {
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func hasControl(s string) bool {
+	for _, c := range []byte(s) {
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func hasSpaceOrControl(s string) bool {
+	return hasControl(s) || strings.ContainsRune(s, ' ')
+}

@@ -1,0 +1,508 @@
+package routing
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Env is where Compile finds secrets. The zero value reads the process
+// environment and the file system.
+type Env struct {
+	Getenv   func(string) (string, bool)
+	ReadFile func(string) ([]byte, error)
+}
+
+func (e Env) getenv(name string) (string, bool) {
+	if e.Getenv == nil {
+		return os.LookupEnv(name)
+	}
+	return e.Getenv(name)
+}
+
+func (e Env) readFile(name string) ([]byte, error) {
+	if e.ReadFile == nil {
+		return os.ReadFile(name)
+	}
+	return e.ReadFile(name)
+}
+
+// Model is one entry of the OpenAI /v1/models list.
+type Model struct {
+	ID      string
+	OwnedBy string
+}
+
+// Provider describes a configured upstream, enough to render its Envoy
+// cluster. It holds no credential.
+type Provider struct {
+	Name       string
+	Cluster    string
+	Schema     API
+	Scheme     string // "http" or "https"
+	Host       string // host name or IP, without port or brackets
+	Port       int    // explicit, or 443 for https and 80 for http
+	TLS        bool   // Scheme == "https"
+	PathPrefix string
+}
+
+// HooksConfig is the compiled hooks section.
+type HooksConfig struct {
+	Dir      string        // "" when hooks are not configured
+	Files    []string      // explicit order; empty means the engine's default
+	Timeout  time.Duration // per hook call
+	FailOpen bool          // on hook failure continue (true) or reject (false)
+}
+
+// Router is a compiled configuration. It never changes after Compile and
+// is safe for concurrent use. It holds credentials: its String, Format and
+// LogValue methods print only a summary.
+type Router struct {
+	maxBodyBytes int64
+	providers    []*provider // config order
+	byProvider   map[string]*provider
+	routes       []*route // config order
+	exact        map[string]*route
+	globs        []*route // config order
+	byName       map[string]*route
+	clientKeys   []clientKey
+	hooks        HooksConfig
+}
+
+type provider struct {
+	info Provider
+	// credential is shared by every Decision; callers must not modify it.
+	credential *Header
+	// unavailable, when set, is why the provider cannot be used.
+	unavailable string
+}
+
+type target struct {
+	provider *provider
+	model    string // "" keeps the requested model
+	weight   int
+}
+
+// candidates are a route's targets that speak one API.
+type candidates struct {
+	targets []target
+	total   int
+}
+
+type route struct {
+	name    string
+	pattern pattern
+	targets []target
+	byAPI   [2]candidates // indexed by apiIndex
+}
+
+type clientKey struct {
+	name   string
+	hash   [sha256.Size]byte
+	models []pattern
+}
+
+func apiIndex(a API) int {
+	switch a {
+	case APIOpenAI:
+		return 0
+	case APIAnthropic:
+		return 1
+	}
+	return -1
+}
+
+// Load reads, decodes and compiles the configuration file at path, taking
+// secrets from the process environment and file system.
+func Load(path string) (*Router, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("decoding config %s: %w", path, err)
+	}
+	r, err := Compile(cfg, Env{})
+	if err != nil {
+		return nil, fmt.Errorf("compiling config %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Compile validates cfg and resolves its secrets into a Router. A provider
+// whose key cannot be found still compiles and answers 503; a client key
+// that cannot be found is an error, so the gateway never opens by accident.
+func Compile(cfg *Config, env Env) (*Router, error) {
+	if cfg == nil {
+		return nil, errors.New("compiling nil config")
+	}
+	v := &validator{root: cfg.root}
+	cfg.validate(v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+
+	r := &Router{
+		maxBodyBytes: DefaultMaxBodyBytes,
+		byProvider:   make(map[string]*provider, len(cfg.Providers)),
+		exact:        map[string]*route{},
+		byName:       make(map[string]*route, len(cfg.Routes)),
+	}
+	if cfg.MaxBodyBytes != nil {
+		r.maxBodyBytes = *cfg.MaxBodyBytes
+	}
+
+	for _, pc := range cfg.Providers {
+		u, _ := parseProviderURL(pc.URL) // validated above
+		p := &provider{info: Provider{
+			Name:       pc.Name,
+			Cluster:    pc.clusterName(),
+			Schema:     pc.Schema,
+			Scheme:     u.scheme,
+			Host:       u.host,
+			Port:       u.port,
+			TLS:        u.scheme == "https",
+			PathPrefix: pc.PathPrefix,
+		}}
+		switch pc.Auth.Type {
+		case "bearer", "header":
+			key, problem := resolveKey(env, pc.Auth.KeyEnv, pc.Auth.KeyFile)
+			if problem != "" {
+				p.unavailable = fmt.Sprintf("provider %q has no credentials: %s", pc.Name, problem)
+				break
+			}
+			if pc.Auth.Type == "bearer" {
+				p.credential = &Header{Name: "authorization", Value: "Bearer " + key}
+			} else {
+				p.credential = &Header{Name: strings.ToLower(pc.Auth.Header), Value: key}
+			}
+		}
+		r.providers = append(r.providers, p)
+		r.byProvider[pc.Name] = p
+	}
+
+	for _, rc := range cfg.Routes {
+		rt := &route{name: rc.routeName(), pattern: newPattern(rc.Model)}
+		if rc.Provider != "" {
+			rt.targets = []target{{provider: r.byProvider[rc.Provider], model: rc.RewriteModel, weight: 1}}
+		}
+		for _, tc := range rc.Targets {
+			w := 1
+			if tc.Weight != nil {
+				w = *tc.Weight
+			}
+			rt.targets = append(rt.targets, target{provider: r.byProvider[tc.Provider], model: tc.Model, weight: w})
+		}
+		for _, t := range rt.targets {
+			c := &rt.byAPI[apiIndex(t.provider.info.Schema)]
+			c.targets = append(c.targets, t)
+			c.total += t.weight
+		}
+		r.routes = append(r.routes, rt)
+		r.byName[rt.name] = rt
+		if rt.pattern.glob {
+			r.globs = append(r.globs, rt)
+		} else if _, seen := r.exact[rc.Model]; !seen {
+			// The first route wins; later ones are reachable by name.
+			r.exact[rc.Model] = rt
+		}
+	}
+
+	for i, kc := range cfg.ClientKeys {
+		p := path{"client_keys", i}
+		key, problem := resolveKey(env, kc.KeyEnv, kc.KeyFile)
+		if problem != "" {
+			if kc.KeyEnv != "" {
+				p = p.key("key_env")
+			} else {
+				p = p.key("key_file")
+			}
+			v.errf(p, "client key %q: %s", kc.Name, problem)
+			continue
+		}
+		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key))}
+		for _, m := range kc.Models {
+			ck.models = append(ck.models, newPattern(m))
+		}
+		for _, other := range r.clientKeys {
+			if other.hash == ck.hash {
+				v.errf(p, "client key %q has the same value as client key %q", kc.Name, other.name)
+			}
+		}
+		r.clientKeys = append(r.clientKeys, ck)
+	}
+
+	timeout, _ := cfg.Hooks.timeout() // validated above
+	r.hooks = HooksConfig{
+		Dir:      cfg.Hooks.Dir,
+		Files:    slices.Clone(cfg.Hooks.Files),
+		Timeout:  timeout,
+		FailOpen: cfg.Hooks.FailurePolicy == "fail_open",
+	}
+
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// resolveKey returns the key named by env or file, trimmed, or a description
+// of why there is none. The description never contains the key.
+func resolveKey(e Env, env, file string) (key, problem string) {
+	if env != "" {
+		val, ok := e.getenv(env)
+		if !ok {
+			return "", fmt.Sprintf("environment variable %s is not set", env)
+		}
+		key = strings.TrimSpace(val)
+		if key == "" {
+			return "", fmt.Sprintf("environment variable %s is empty", env)
+		}
+		if hasControl(key) {
+			return "", fmt.Sprintf("environment variable %s holds control characters", env)
+		}
+		return key, ""
+	}
+	data, err := e.readFile(file)
+	if err != nil {
+		return "", fmt.Sprintf("key file %s could not be read", file)
+	}
+	key = strings.TrimSpace(string(data))
+	if key == "" {
+		return "", fmt.Sprintf("key file %s is empty", file)
+	}
+	if hasControl(key) {
+		return "", fmt.Sprintf("key file %s holds control characters or more than one line", file)
+	}
+	return key, ""
+}
+
+// Authenticate maps the key a client presented to its Principal. With no
+// client keys configured everyone is the anonymous zero Principal. The
+// comparison takes the same time whichever key matches, or none.
+func (r *Router) Authenticate(presented string) (Principal, error) {
+	if len(r.clientKeys) == 0 {
+		return Principal{}, nil
+	}
+	if presented == "" {
+		return Principal{}, Errorf(KindAuthentication, "missing API key: send it as a bearer token or in the x-api-key header")
+	}
+	h := sha256.Sum256([]byte(presented))
+	found, idx := 0, 0
+	for i := range r.clientKeys {
+		eq := subtle.ConstantTimeCompare(h[:], r.clientKeys[i].hash[:])
+		idx = subtle.ConstantTimeSelect(eq, i, idx)
+		found |= eq
+	}
+	if found == 0 {
+		return Principal{}, Errorf(KindAuthentication, "invalid API key")
+	}
+	k := r.clientKeys[idx]
+	return Principal{Name: k.name, models: k.models}, nil
+}
+
+// Allows reports whether the principal may use model.
+func (p Principal) Allows(model string) bool {
+	if len(p.models) == 0 {
+		return true
+	}
+	for _, m := range p.models {
+		if m.match(model) {
+			return true
+		}
+	}
+	return false
+}
+
+// Decide routes one request. Errors are *Error. Resolution order: a route
+// forced by name, a provider forced by name, an exact route model, the
+// "provider/model" form, then glob routes in config order.
+func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
+	if req.Model == "" {
+		return Decision{}, Errorf(KindInvalidRequest, "the request names no model")
+	}
+	if !req.Principal.Allows(req.Model) {
+		return Decision{}, Errorf(KindPermission, "model %q is not allowed for key %q", req.Model, req.Principal.Name)
+	}
+	api := apiIndex(req.API)
+	if api < 0 {
+		return Decision{}, Errorf(KindInvalidRequest, "unsupported API %q", req.API)
+	}
+	switch {
+	case req.Route != "":
+		rt := r.byName[req.Route]
+		if rt == nil {
+			return Decision{}, Errorf(KindInvalidRequest, "unknown route %q", req.Route)
+		}
+		return r.viaRoute(rt, req, api)
+	case req.Provider != "":
+		p := r.byProvider[req.Provider]
+		if p == nil {
+			return Decision{}, Errorf(KindInvalidRequest, "unknown provider %q", req.Provider)
+		}
+		return direct(p, req.Model, req, "")
+	}
+	if rt := r.exact[req.Model]; rt != nil {
+		return r.viaRoute(rt, req, api)
+	}
+	if name, model, ok := strings.Cut(req.Model, "/"); ok && model != "" {
+		if p := r.byProvider[name]; p != nil {
+			return direct(p, model, req, "")
+		}
+	}
+	for _, rt := range r.globs {
+		if rt.pattern.match(req.Model) {
+			return r.viaRoute(rt, req, api)
+		}
+	}
+	return Decision{}, Errorf(KindNotFound, "model %q is not served by this gateway", req.Model)
+}
+
+func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
+	c := &rt.byAPI[api]
+	if len(c.targets) == 0 {
+		return Decision{}, Errorf(KindInvalidRequest, "model %q is served with the %s API, not the %s API; call the %s endpoint",
+			req.Model, rt.targets[0].provider.info.Schema, req.API, rt.targets[0].provider.info.Schema)
+	}
+	t := &c.targets[0]
+	if len(c.targets) > 1 {
+		var n int
+		if req.Pick != nil {
+			n = req.Pick(c.total)
+		} else {
+			n = rand.IntN(c.total)
+		}
+		if n < 0 || n >= c.total {
+			return Decision{}, Errorf(KindAPI, "weighted pick returned %d, outside [0, %d)", n, c.total)
+		}
+		for i := range c.targets {
+			if n < c.targets[i].weight {
+				t = &c.targets[i]
+				break
+			}
+			n -= c.targets[i].weight
+		}
+	}
+	model := t.model
+	if model == "" {
+		model = req.Model
+	}
+	return direct(t.provider, model, req, rt.name)
+}
+
+func direct(p *provider, model string, req *Request, routeName string) (Decision, error) {
+	if p.info.Schema != req.API {
+		return Decision{}, Errorf(KindInvalidRequest, "provider %q serves the %s API, not the %s API; call the %s endpoint for model %q",
+			p.info.Name, p.info.Schema, req.API, p.info.Schema, req.Model)
+	}
+	if p.unavailable != "" {
+		return Decision{}, Errorf(KindUnavailable, "%s", p.unavailable)
+	}
+	return Decision{
+		Provider:     p.info.Name,
+		Cluster:      p.info.Cluster,
+		Model:        model,
+		RewriteModel: model != req.Model,
+		PathPrefix:   p.info.PathPrefix,
+		Credential:   p.credential,
+		Route:        routeName,
+	}, nil
+}
+
+// Models lists the exact (non-glob) route models, sorted, for /v1/models.
+func (r *Router) Models() []Model {
+	var out []Model
+	seen := map[string]bool{}
+	for _, rt := range r.routes {
+		if rt.pattern.glob || seen[rt.pattern.text] {
+			continue
+		}
+		seen[rt.pattern.text] = true
+		out = append(out, Model{ID: rt.pattern.text, OwnedBy: rt.targets[0].provider.info.Name})
+	}
+	slices.SortFunc(out, func(a, b Model) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Providers lists the configured providers in config order.
+func (r *Router) Providers() []Provider {
+	out := make([]Provider, len(r.providers))
+	for i, p := range r.providers {
+		out[i] = p.info
+	}
+	return out
+}
+
+// CredentialProblems lists, in config order, why providers have no
+// credentials (their requests get 503). Worth logging at startup.
+func (r *Router) CredentialProblems() []string {
+	var out []string
+	for _, p := range r.providers {
+		if p.unavailable != "" {
+			out = append(out, p.unavailable)
+		}
+	}
+	return out
+}
+
+// MaxBodyBytes is the largest request body the gateway accepts.
+func (r *Router) MaxBodyBytes() int64 { return r.maxBodyBytes }
+
+// ClientKeysEnabled reports whether every request must carry a client key.
+func (r *Router) ClientKeysEnabled() bool { return len(r.clientKeys) > 0 }
+
+// Hooks returns the hooks configuration.
+func (r *Router) Hooks() HooksConfig {
+	h := r.hooks
+	h.Files = slices.Clone(h.Files)
+	return h
+}
+
+// HasProvider reports whether a provider with this name is configured.
+func (r *Router) HasProvider(name string) bool { return r.byProvider[name] != nil }
+
+// HasRoute reports whether a route with this name is configured.
+func (r *Router) HasRoute(name string) bool { return r.byName[name] != nil }
+
+// String summarises the router without any credential.
+func (r *Router) String() string {
+	if r == nil {
+		return "routing.Router(nil)"
+	}
+	return fmt.Sprintf("routing.Router{providers: %d, routes: %d, client_keys: %d}",
+		len(r.providers), len(r.routes), len(r.clientKeys))
+}
+
+// Format prints String for every verb, so no verb can reach the
+// credentials inside.
+func (r *Router) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, r.String()) }
+
+// LogValue keeps credentials out of slog output.
+func (r *Router) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
+var (
+	_ fmt.Formatter  = (*Router)(nil)
+	_ slog.LogValuer = (*Router)(nil)
+	_ fmt.Formatter  = Header{}
+	_ slog.LogValuer = Header{}
+)
+
+// String prints the header name with its value redacted: a Header carries a
+// credential. Read Value to get it.
+func (h Header) String() string { return h.Name + ": [REDACTED]" }
+
+// Format prints String for every verb.
+func (h Header) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, h.String()) }
+
+// LogValue keeps the value out of slog output.
+func (h Header) LogValue() slog.Value { return slog.StringValue(h.String()) }
