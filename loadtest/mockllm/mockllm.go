@@ -1,0 +1,435 @@
+// Package mockllm is a fake LLM upstream that answers the OpenAI and
+// Anthropic HTTP APIs with realistic, fixed content after a configurable
+// latency.
+//
+// It serves as the upstream of the load benchmark (where it must cost as
+// little as possible, so it records nothing and builds responses by
+// appending to pooled buffers) and as the `mock` provider of `make run`.
+//
+// Endpoints:
+//
+//	POST /v1/chat/completions       OpenAI chat (JSON or SSE)
+//	POST /v1/completions            OpenAI legacy completions (JSON or SSE)
+//	POST /v1/embeddings             OpenAI embeddings (JSON)
+//	POST /v1/responses              OpenAI Responses API (JSON or SSE events)
+//	GET  /v1/models                 OpenAI model list
+//	POST /v1/messages               Anthropic messages (JSON or SSE events)
+//	POST /v1/messages/count_tokens  Anthropic token count
+//
+// Every generated response names the `model` of the request, so a test can
+// see a rewrite done by the gateway. A request body with `"stream": true`
+// gets a Server-Sent Events stream of Options.StreamChunks chunks, one every
+// Options.ChunkInterval, each flushed on its own.
+//
+// Per-request overrides (for tests): `x-mock-latency-ms`, `x-mock-chunks`,
+// `x-mock-interval-ms`. With `x-mock-echo: 1` the response JSON (the first
+// event of a stream) carries an "echo" object with the path, every request
+// header, the body length and the Content-Length header the mock received.
+package mockllm
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Defaults used for zero Options fields.
+const (
+	DefaultLatency       = 60 * time.Millisecond
+	DefaultStreamChunks  = 10
+	DefaultChunkInterval = 5 * time.Millisecond
+)
+
+// Request headers that override Options for one request.
+const (
+	HeaderLatencyMS  = "X-Mock-Latency-Ms"
+	HeaderChunks     = "X-Mock-Chunks"
+	HeaderIntervalMS = "X-Mock-Interval-Ms"
+	HeaderEcho       = "X-Mock-Echo"
+)
+
+// maxBody bounds the request body the mock reads.
+const maxBody = 8 << 20
+
+// Options configures the mock. A zero field takes its default; a negative
+// Latency or ChunkInterval means none.
+type Options struct {
+	// Latency is waited before the first byte of every response.
+	Latency time.Duration
+	// StreamChunks is the number of content chunks of a streamed response.
+	StreamChunks int
+	// ChunkInterval is waited between two streamed chunks.
+	ChunkInterval time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	switch {
+	case o.Latency == 0:
+		o.Latency = DefaultLatency
+	case o.Latency < 0:
+		o.Latency = 0
+	}
+	if o.StreamChunks <= 0 {
+		o.StreamChunks = DefaultStreamChunks
+	}
+	switch {
+	case o.ChunkInterval == 0:
+		o.ChunkInterval = DefaultChunkInterval
+	case o.ChunkInterval < 0:
+		o.ChunkInterval = 0
+	}
+	return o
+}
+
+// Models is the list served by GET /v1/models.
+var Models = []string{"mock-gpt", "mock-claude", "mock-embed"}
+
+// created is the fixed creation timestamp in every response.
+const created = 1767225600 // 2026-01-01T00:00:00Z
+
+// Handler is the mock upstream. Create it with New.
+type Handler struct {
+	opts Options
+	seq  atomic.Uint64
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns a mock upstream configured by opts.
+func New(opts Options) *Handler {
+	return &Handler{opts: opts.withDefaults()}
+}
+
+type api uint8
+
+const (
+	apiOpenAI api = iota
+	apiAnthropic
+)
+
+type endpoint uint8
+
+const (
+	epChat endpoint = iota
+	epCompletions
+	epEmbeddings
+	epResponses
+	epMessages
+	epCountTokens
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// Shared header values; net/http only reads them.
+var (
+	ctJSON  = []string{"application/json"}
+	ctSSE   = []string{"text/event-stream"}
+	noCache = []string{"no-cache"}
+)
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var ep endpoint
+	switch r.URL.Path {
+	case "/v1/chat/completions":
+		ep = epChat
+	case "/v1/completions":
+		ep = epCompletions
+	case "/v1/embeddings":
+		ep = epEmbeddings
+	case "/v1/responses":
+		ep = epResponses
+	case "/v1/messages":
+		ep = epMessages
+	case "/v1/messages/count_tokens":
+		ep = epCountTokens
+	case "/v1/models":
+		if r.Method != http.MethodGet {
+			writeError(w, apiOpenAI, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		h.serveModels(w, r)
+		return
+	default:
+		writeError(w, apiOf(r.URL.Path), http.StatusNotFound, "unknown path")
+		return
+	}
+	a := apiOpenAI
+	if ep == epMessages || ep == epCountTokens {
+		a = apiAnthropic
+	}
+	if r.Method != http.MethodPost {
+		writeError(w, a, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	body, err := readBody(r.Body, (*bp)[:0])
+	*bp = body[:0]
+	if err != nil {
+		writeError(w, a, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	if !gjson.ValidBytes(body) {
+		writeError(w, a, http.StatusBadRequest, "body is not valid JSON")
+		return
+	}
+	res := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage", "input")
+	model := res[0]
+	if model.Type != gjson.String || model.Str == "" {
+		writeError(w, a, http.StatusBadRequest, "model must be a non-empty string")
+		return
+	}
+	stream := res[1].Type == gjson.True
+	if stream && (ep == epEmbeddings || ep == epCountTokens) {
+		writeError(w, a, http.StatusBadRequest, "streaming is not supported on this endpoint")
+		return
+	}
+
+	opts := h.opts
+	if v := r.Header.Get(HeaderLatencyMS); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			opts.Latency = time.Duration(n) * time.Millisecond
+		}
+	}
+	if v := r.Header.Get(HeaderChunks); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			opts.StreamChunks = n
+		}
+	}
+	if v := r.Header.Get(HeaderIntervalMS); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			opts.ChunkInterval = time.Duration(n) * time.Millisecond
+		}
+	}
+
+	rq := reqInfo{
+		model:        model.Str,
+		promptTokens: 1 + len(body)/4,
+		seq:          h.seq.Add(1),
+		includeUsage: res[2].Type == gjson.True,
+		inputs:       countInputs(res[3]),
+	}
+	if r.Header.Get(HeaderEcho) == "1" {
+		rq.echo = echoJSON(r, len(body))
+	}
+
+	if !wait(r.Context(), opts.Latency) {
+		return
+	}
+
+	if stream {
+		h.serveStream(r.Context(), w, ep, &rq, opts)
+		return
+	}
+
+	out := (*bp)[:0]
+	switch ep {
+	case epChat:
+		out = appendChat(out, &rq)
+	case epCompletions:
+		out = appendCompletion(out, &rq)
+	case epEmbeddings:
+		out = appendEmbeddings(out, &rq)
+	case epResponses:
+		out = appendResponse(out, &rq, "completed")
+	case epMessages:
+		out = appendMessage(out, &rq)
+	case epCountTokens:
+		out = appendCountTokens(out, &rq)
+	}
+	*bp = out[:0]
+	w.Header()["Content-Type"] = ctJSON
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// reqInfo is what a response needs to know about its request.
+type reqInfo struct {
+	model        string
+	promptTokens int
+	seq          uint64
+	includeUsage bool
+	inputs       int    // embeddings: number of inputs
+	echo         []byte // encoded echo object, nil unless asked for
+}
+
+func readBody(rc io.Reader, buf []byte) ([]byte, error) {
+	lr := io.LimitReader(rc, maxBody+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	if len(buf) > maxBody {
+		return buf, errBodyTooLarge
+	}
+	return buf, nil
+}
+
+type constError string
+
+func (e constError) Error() string { return string(e) }
+
+const errBodyTooLarge = constError("body too large")
+
+func countInputs(in gjson.Result) int {
+	if in.IsArray() {
+		n := len(in.Array())
+		if n > 0 {
+			// An array of token ids is one input.
+			if first := in.Array()[0]; first.Type == gjson.Number {
+				return 1
+			}
+			return n
+		}
+	}
+	return 1
+}
+
+// wait sleeps for d unless ctx ends first; it reports whether to go on.
+func wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func apiOf(path string) api {
+	if strings.HasPrefix(path, "/v1/messages") {
+		return apiAnthropic
+	}
+	return apiOpenAI
+}
+
+// echoJSON encodes what the mock received; only built when asked for.
+func echoJSON(r *http.Request, bodyLen int) []byte {
+	hdr := make(map[string]string, len(r.Header)+1)
+	for k, v := range r.Header {
+		hdr[strings.ToLower(k)] = strings.Join(v, ", ")
+	}
+	hdr["host"] = r.Host
+	b, err := json.Marshal(Echo{
+		Path:          r.URL.Path,
+		Headers:       hdr,
+		BodyLen:       bodyLen,
+		ContentLength: r.Header.Get("Content-Length"),
+	})
+	if err != nil { // a map of strings always encodes
+		panic(err)
+	}
+	return b
+}
+
+// Echo is the "echo" object added to a response when the request carries
+// `x-mock-echo: 1`.
+type Echo struct {
+	// Path is the request path the mock received.
+	Path string `json:"path"`
+	// Headers holds every request header, lower-case names, values joined
+	// by ", ", plus "host".
+	Headers map[string]string `json:"headers"`
+	// BodyLen is the number of body bytes the mock read.
+	BodyLen int `json:"body_len"`
+	// ContentLength is the Content-Length header as received ("" if none).
+	ContentLength string `json:"content_length"`
+}
+
+func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request) {
+	if !wait(r.Context(), h.opts.Latency) {
+		return
+	}
+	b := append(make([]byte, 0, 256), `{"object":"list","data":[`...)
+	for i, m := range Models {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = appendString(b, m)
+		b = append(b, `,"object":"model","created":`...)
+		b = strconv.AppendInt(b, created, 10)
+		b = append(b, `,"owned_by":"mock"}`...)
+	}
+	b = append(b, "]}"...)
+	w.Header()["Content-Type"] = ctJSON
+	_, _ = w.Write(b)
+}
+
+// writeError answers in the error shape of the API the client called.
+func writeError(w http.ResponseWriter, a api, status int, msg string) {
+	b := make([]byte, 0, 128+len(msg))
+	typ := "invalid_request_error"
+	if a == apiAnthropic {
+		if status == http.StatusNotFound {
+			typ = "not_found_error"
+		}
+		b = append(b, `{"type":"error","error":{"type":`...)
+		b = appendString(b, typ)
+		b = append(b, `,"message":`...)
+		b = appendString(b, msg)
+		b = append(b, "}}"...)
+	} else {
+		b = append(b, `{"error":{"message":`...)
+		b = appendString(b, msg)
+		b = append(b, `,"type":`...)
+		b = appendString(b, typ)
+		b = append(b, `,"param":null,"code":null}}`...)
+	}
+	w.Header()["Content-Type"] = ctJSON
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string literal.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
