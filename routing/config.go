@@ -24,7 +24,7 @@ const DefaultHookTimeout = 5 * time.Millisecond
 // variables and files, never key values, so it is safe to log.
 type Config struct {
 	// MaxBodyBytes limits request bodies; nil means DefaultMaxBodyBytes.
-	MaxBodyBytes *int64           `yaml:"max_body_bytes"`
+	MaxBodyBytes *int64            `yaml:"max_body_bytes"`
 	Providers    []ProviderConfig  `yaml:"providers"`
 	Routes       []RouteConfig     `yaml:"routes"`
 	ClientKeys   []ClientKeyConfig `yaml:"client_keys"`

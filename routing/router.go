@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -495,6 +496,8 @@ var (
 	_ slog.LogValuer = (*Router)(nil)
 	_ fmt.Formatter  = Header{}
 	_ slog.LogValuer = Header{}
+	_ json.Marshaler = Header{}
+	_ slog.LogValuer = Decision{}
 )
 
 // String prints the header name with its value redacted: a Header carries a
@@ -506,3 +509,29 @@ func (h Header) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, h.String(
 
 // LogValue keeps the value out of slog output.
 func (h Header) LogValue() slog.Value { return slog.StringValue(h.String()) }
+
+// MarshalJSON writes the name and a redacted value, so a Header inside a
+// logged struct does not leak.
+func (h Header) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"name": h.Name, "value": "[REDACTED]"})
+}
+
+// LogValue logs the decision with the credential's name only.
+func (d Decision) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("provider", d.Provider),
+		slog.String("cluster", d.Cluster),
+		slog.String("model", d.Model),
+		slog.Bool("rewrite_model", d.RewriteModel),
+	}
+	if d.PathPrefix != "" {
+		attrs = append(attrs, slog.String("path_prefix", d.PathPrefix))
+	}
+	if d.Credential != nil {
+		attrs = append(attrs, slog.String("credential_header", d.Credential.Name))
+	}
+	if d.Route != "" {
+		attrs = append(attrs, slog.String("route", d.Route))
+	}
+	return slog.GroupValue(attrs...)
+}
