@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"switchyard/envoy"
+	"switchyard/routing"
+)
+
+type envoyConfigFlags struct {
+	config         string
+	listen         string
+	listenPort     int
+	admin          int
+	extproc        string
+	noExtProc      bool
+	directCluster  string
+	bodyMode       string
+	failOpen       bool
+	messageTimeout time.Duration
+	caFile         string
+}
+
+func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
+	var f envoyConfigFlags
+	fs := flag.NewFlagSet("envoy-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "switchyard.yaml", "gateway config whose providers become Envoy clusters")
+	fs.StringVar(&f.listen, "listen-address", "127.0.0.1", "address Envoy listens on")
+	fs.IntVar(&f.listenPort, "listen", 10000, "port Envoy listens on")
+	fs.IntVar(&f.admin, "admin", 9901, "Envoy admin port (loopback)")
+	fs.StringVar(&f.extproc, "extproc", "unix:/tmp/switchyard-extproc.sock", "extproc gRPC address: unix:/path or host:port")
+	fs.BoolVar(&f.noExtProc, "no-extproc", false, "render Envoy without ext_proc, sending everything to -direct-cluster (benchmark baseline)")
+	fs.StringVar(&f.directCluster, "direct-cluster", "", "cluster for -no-extproc (default: the first provider's)")
+	fs.StringVar(&f.bodyMode, "body-mode", envoy.BodyModeFullDuplex, "ext_proc request body mode: FULL_DUPLEX_STREAMED or BUFFERED")
+	fs.BoolVar(&f.failOpen, "fail-open", false, "let requests through when extproc is unreachable (they are still never routed)")
+	fs.DurationVar(&f.messageTimeout, "message-timeout", 0, "ext_proc message timeout (0: the mode's default)")
+	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("envoy-config: unexpected arguments %q", fs.Args())
+	}
+	r, err := routing.Load(f.config)
+	if err != nil {
+		return err
+	}
+	o := envoy.Options{
+		ListenAddress:  f.listen,
+		ListenPort:     f.listenPort,
+		AdminPort:      f.admin,
+		ExtProc:        f.extproc,
+		FailOpen:       f.failOpen,
+		BodyMode:       f.bodyMode,
+		MessageTimeout: f.messageTimeout,
+		MaxBodyBytes:   r.MaxBodyBytes(),
+		Providers:      r.Providers(),
+		CAFile:         f.caFile,
+	}
+	if f.noExtProc {
+		o.ExtProc = ""
+		o.DirectCluster = f.directCluster
+		if o.DirectCluster == "" {
+			if len(o.Providers) == 0 {
+				return errors.New("envoy-config: -no-extproc needs a provider")
+			}
+			o.DirectCluster = o.Providers[0].Cluster
+		}
+	}
+	return envoy.Render(stdout, o)
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"switchyard/processor"
+	"switchyard/routing"
+)
+
+type serveFlags struct {
+	config       string
+	grpcAddr     string
+	metricsAddr  string
+	logLevel     string
+	logFormat    string
+	drainTimeout time.Duration
+	maxStreams   uint
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
+	var f serveFlags
+	fs := flag.NewFlagSet("extproc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "switchyard.yaml", "gateway config file (watched and hot-reloaded)")
+	fs.StringVar(&f.grpcAddr, "grpc", "unix:/tmp/switchyard-extproc.sock", "ext_proc gRPC listen address: unix:/path or host:port")
+	fs.StringVar(&f.metricsAddr, "metrics", "127.0.0.1:9090", "admin HTTP address for /metrics, /healthz and /debug/pprof (empty: off)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	fs.UintVar(&f.maxStreams, "max-streams", 10000, "concurrent ext_proc streams (one per in-flight request) before Envoy must wait")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if f.config == "" {
+		errs = append(errs, errors.New("-config is required"))
+	}
+	if f.grpcAddr == "" {
+		errs = append(errs, errors.New("-grpc is required"))
+	}
+	if _, err := parseLevel(f.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if f.logFormat != "json" && f.logFormat != "text" {
+		errs = append(errs, fmt.Errorf("-log-format must be json or text, not %q", f.logFormat))
+	}
+	if f.drainTimeout <= 0 {
+		errs = append(errs, errors.New("-drain-timeout must be positive"))
+	}
+	if f.maxStreams == 0 {
+		errs = append(errs, errors.New("-max-streams must be positive"))
+	}
+	return f, errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("-log-level: %w", err)
+	}
+	return l, nil
+}
+
+// redactedKeys are attribute names whose values never reach the logs.
+var redactedKeys = map[string]bool{"authorization": true, "x-api-key": true, "api-key": true}
+
+func newLogger(w io.Writer, f serveFlags) *slog.Logger {
+	level, _ := parseLevel(f.logLevel)
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if redactedKeys[strings.ToLower(a.Key)] {
+			return slog.String(a.Key, "[redacted]")
+		}
+		return a
+	}}
+	if f.logFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	f, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, f)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// A failed first load is fatal; later reloads keep the running config.
+	cfg, err := newConfigHolder(f.config, log, reg)
+	if err != nil {
+		return err
+	}
+
+	srv := processor.New(processor.Options{
+		Router:  cfg.Current,
+		Logger:  log,
+		Metrics: processor.NewMetrics(reg),
+	})
+
+	lis, err := listen(f.grpcAddr)
+	if err != nil {
+		return err
+	}
+	maxMsg := int(cfg.Current().MaxBodyBytes()) + 1<<20
+	if maxMsg < 16<<20 {
+		maxMsg = 16 << 20
+	}
+	gs := grpc.NewServer(
+		// Envoy opens one stream per HTTP request over a single HTTP/2
+		// connection; the cap bounds the memory a request flood can pin.
+		grpc.MaxConcurrentStreams(uint32(f.maxStreams)),
+		// A buffered body arrives as one message: allow the body limit plus
+		// headroom for the protobuf framing.
+		grpc.MaxRecvMsgSize(maxMsg),
+		// Large windows let a multi-megabyte body cross in one round trip.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(16<<20),
+		// Envoy keeps the connection open and may ping it; don't punish that.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(extprocv3.ExternalProcessor_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	var ready atomic.Bool
+	ready.Store(true)
+	var admin *http.Server
+	if f.metricsAddr != "" {
+		admin, err = startAdmin(f.metricsAddr, reg, &ready, log)
+		if err != nil {
+			gs.Stop()
+			return err
+		}
+	}
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go cfg.watch(watchCtx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-hup:
+				cfg.reload()
+			}
+		}
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+	log.Info("extproc serving", "grpc", f.grpcAddr, "metrics", f.metricsAddr, "config", f.config)
+
+	select {
+	case err := <-serveErr:
+		stopWatch()
+		shutdownAdmin(admin)
+		return fmt.Errorf("serving grpc: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Shutdown: report NOT_SERVING, refuse new streams and let in-flight
+	// requests finish, bounded by the drain timeout.
+	log.Info("extproc shutting down", "drain_timeout", f.drainTimeout.String())
+	ready.Store(false)
+	hs.Shutdown()
+	stopWatch()
+	drained := make(chan struct{})
+	go func() { gs.GracefulStop(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(f.drainTimeout):
+		log.Warn("drain timeout reached, closing remaining streams")
+		gs.Stop()
+		<-drained
+	}
+	shutdownAdmin(admin)
+	log.Info("extproc stopped")
+	return nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		// A socket file left by a killed predecessor would make bind fail.
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(path)
+		}
+		lis, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		return lis, nil
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return lis, nil
+}
+
+func startAdmin(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on admin address %s: %w", addr, err)
+	}
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := s.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server failed", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+func shutdownAdmin(s *http.Server) {
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.Shutdown(ctx)
+}
+
+// configHolder owns the live routing snapshot and its reloads.
+type configHolder struct {
+	path    string
+	log     *slog.Logger
+	current atomic.Pointer[routing.Router]
+	lastOK  prometheus.Gauge
+	reloads *prometheus.CounterVec
+}
+
+func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer) (*configHolder, error) {
+	r, err := routing.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	h := &configHolder{
+		path: path,
+		log:  log,
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_config_last_reload_successful",
+			Help: "1 if the last load of the gateway config succeeded, 0 if the running config is older than the file.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_config_reloads_total",
+			Help: "Gateway config reload attempts by result (success or failure).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(h.lastOK, h.reloads)
+	h.current.Store(r)
+	h.lastOK.Set(1)
+	return h, nil
+}
+
+// Current returns the routing snapshot new requests start with.
+func (h *configHolder) Current() *routing.Router { return h.current.Load() }
+
+// reload builds a new snapshot and swaps it in, or keeps the old one.
+func (h *configHolder) reload() {
+	r, err := routing.Load(h.path)
+	if err != nil {
+		h.lastOK.Set(0)
+		h.reloads.WithLabelValues("failure").Inc()
+		h.log.Error("config reload failed, keeping the running config", "path", h.path, "err", err)
+		return
+	}
+	h.current.Store(r)
+	h.lastOK.Set(1)
+	h.reloads.WithLabelValues("success").Inc()
+	h.log.Info("config reloaded", "path", h.path)
+}

@@ -1,0 +1,257 @@
+// Package envoy renders the Envoy configuration Switchyard runs behind, from
+// one template (envoy.yaml.tmpl) and the providers of a gateway config, so
+// that the native tests, `make run`, the benchmark and docker compose all use
+// the same Envoy setup. The rendered copies committed beside the template are
+// checked against the renderer by the tests.
+package envoy
+
+import (
+	_ "embed"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"switchyard/routing"
+)
+
+// Version is the Envoy release the configuration is written for.
+const Version = "1.40.0"
+
+// Body modes for the ext_proc filter.
+const (
+	BodyModeFullDuplex = "FULL_DUPLEX_STREAMED"
+	BodyModeBuffered   = "BUFFERED"
+)
+
+// ClusterHeader is the request header the route takes its cluster from.
+const ClusterHeader = "x-switchyard-cluster"
+
+//go:embed envoy.yaml.tmpl
+var templateText string
+
+var tmpl = template.Must(template.New("envoy").Parse(templateText))
+
+// Options describe one Envoy instance.
+type Options struct {
+	ListenAddress string // default 127.0.0.1
+	ListenPort    int    // default 10000
+	AdminAddress  string // default 127.0.0.1
+	AdminPort     int    // default 9901
+	// ExtProc is the extproc gRPC address, "unix:/path" or "host:port".
+	// Empty renders Envoy without the ext_proc filter, routing every request
+	// to DirectCluster (the benchmark's baseline).
+	ExtProc       string
+	DirectCluster string
+	// FailOpen lets requests pass when extproc is unreachable. They still
+	// cannot pick a cluster: the routing header is stripped before ext_proc.
+	FailOpen bool
+	// BodyMode is BodyModeFullDuplex (default) or BodyModeBuffered.
+	BodyMode string
+	// MessageTimeout bounds each wait for an extproc answer. Default 10s in
+	// full-duplex mode (the answer waits for the whole upload), 2s buffered.
+	MessageTimeout time.Duration
+	// MaxBodyBytes is the gateway's body limit (routing.Router.MaxBodyBytes).
+	MaxBodyBytes int64
+	Providers    []routing.Provider
+	// CAFile holds the CAs trusted for https providers.
+	CAFile string
+	// UpstreamIdleTimeout closes an upstream stream silent for this long.
+	UpstreamIdleTimeout time.Duration
+}
+
+type clusterData struct {
+	Name, Type, Host string
+	Port             int
+	TLS              bool
+}
+
+type templateData struct {
+	EnvoyVersion                          string
+	ListenAddress, AdminAddress           string
+	ListenPort, AdminPort                 int
+	ExtProc                               bool
+	ExtProcPipe, ExtProcHost              string
+	ExtProcPort                           int
+	ExtProcClusterType                    string
+	DirectCluster                         string
+	FailOpen                              bool
+	BodyMode, TrailerMode, MessageTimeout string
+	BufferLimitBytes                      int64
+	ClusterHeader                         string
+	UpstreamIdleTimeout                   string
+	CAFile                                string
+	Clusters                              []clusterData
+	LocalReplies                          []localReply
+}
+
+// localReply maps one kind of reply Envoy makes itself to an API error body.
+type localReply struct {
+	Name, Op          string
+	Status, Code      int // Code: status to send instead (0 keeps it)
+	Anthropic, Routed bool
+	Type, OpenAICode  string
+	Message           string
+}
+
+// localReplies lists the errors Envoy answers without extproc, each for
+// both APIs. Order matters: the first matching mapper wins.
+func localReplies(maxBody int64) []localReply {
+	kinds := []struct {
+		name, op      string
+		status        int
+		routed        bool
+		openAIType    string
+		anthropicType string
+		code, message string
+	}{
+		{"upstream", "GE", 500, true, "server_error", "api_error", "upstream_error", "upstream error: %LOCAL_REPLY_BODY%"},
+		{"too_large", "EQ", 413, false, "invalid_request_error", "request_too_large", "request_too_large", "request body exceeds the gateway limit of " + strconv.FormatInt(maxBody, 10) + " bytes"},
+		{"headers_too_large", "EQ", 431, false, "invalid_request_error", "invalid_request_error", "headers_too_large", "request headers are too large"},
+		{"processor_unavailable", "EQ", 502, false, "server_error", "api_error", "processor_unavailable", "the gateway cannot route requests right now: its request processor is unavailable"},
+	}
+	var out []localReply
+	for _, k := range kinds {
+		for _, anthropic := range []bool{true, false} {
+			lr := localReply{Name: k.name, Op: k.op, Status: k.status, Anthropic: anthropic, Routed: k.routed,
+				Type: k.openAIType, OpenAICode: k.code, Message: k.message}
+			if anthropic {
+				lr.Type = k.anthropicType
+			}
+			out = append(out, lr)
+		}
+	}
+	return out
+}
+
+// Render writes the Envoy YAML for o.
+func Render(w io.Writer, o Options) error {
+	d, err := o.data()
+	if err != nil {
+		return err
+	}
+	if err := tmpl.Execute(w, d); err != nil {
+		return fmt.Errorf("rendering envoy config: %w", err)
+	}
+	return nil
+}
+
+func (o Options) data() (templateData, error) {
+	d := templateData{
+		EnvoyVersion:  Version,
+		ListenAddress: or(o.ListenAddress, "127.0.0.1"),
+		ListenPort:    orInt(o.ListenPort, 10000),
+		AdminAddress:  or(o.AdminAddress, "127.0.0.1"),
+		AdminPort:     orInt(o.AdminPort, 9901),
+		FailOpen:      o.FailOpen,
+		BodyMode:      or(o.BodyMode, BodyModeFullDuplex),
+		ClusterHeader: ClusterHeader,
+		CAFile:        or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
+	}
+	idle := o.UpstreamIdleTimeout
+	if idle <= 0 {
+		idle = 300 * time.Second
+	}
+	d.UpstreamIdleTimeout = durationString(idle)
+	maxBody := o.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = 10 << 20
+	}
+	d.LocalReplies = localReplies(maxBody)
+	switch d.BodyMode {
+	case BodyModeFullDuplex:
+		// Full duplex hands the body to extproc chunk by chunk; the trailers
+		// must be sent too so that a body ending in trailers is seen whole.
+		d.TrailerMode = "SEND"
+		d.MessageTimeout = durationString(orDuration(o.MessageTimeout, 10*time.Second))
+		d.BufferLimitBytes = 1 << 20
+	case BodyModeBuffered:
+		d.TrailerMode = "SKIP"
+		d.MessageTimeout = durationString(orDuration(o.MessageTimeout, 2*time.Second))
+		// Envoy must hold the whole body; one byte more than the limit lets
+		// extproc see it is over and answer in the API's shape.
+		d.BufferLimitBytes = maxBody + 1
+	default:
+		return d, fmt.Errorf("unknown body mode %q: want %s or %s", d.BodyMode, BodyModeFullDuplex, BodyModeBuffered)
+	}
+
+	if o.ExtProc != "" {
+		d.ExtProc = true
+		if path, ok := strings.CutPrefix(o.ExtProc, "unix:"); ok {
+			d.ExtProcPipe = path
+			d.ExtProcClusterType = "STATIC"
+		} else {
+			host, port, err := splitHostPort(o.ExtProc)
+			if err != nil {
+				return d, fmt.Errorf("parsing extproc address: %w", err)
+			}
+			d.ExtProcHost, d.ExtProcPort = host, port
+			d.ExtProcClusterType = clusterType(host)
+		}
+	} else {
+		if o.DirectCluster == "" {
+			return d, fmt.Errorf("rendering envoy config without ext_proc: a direct cluster is required")
+		}
+		d.DirectCluster = o.DirectCluster
+	}
+	seen := map[string]bool{}
+	for _, p := range o.Providers {
+		if seen[p.Cluster] {
+			continue
+		}
+		seen[p.Cluster] = true
+		d.Clusters = append(d.Clusters, clusterData{Name: p.Cluster, Type: clusterType(p.Host), Host: p.Host, Port: p.Port, TLS: p.TLS})
+	}
+	if d.DirectCluster != "" && !seen[d.DirectCluster] {
+		return d, fmt.Errorf("direct cluster %q is not a provider's cluster", d.DirectCluster)
+	}
+	return d, nil
+}
+
+// clusterType resolves names through DNS and uses literal addresses as they are.
+func clusterType(host string) string {
+	if net.ParseIP(host) != nil {
+		return "STATIC"
+	}
+	return "LOGICAL_DNS"
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, port, nil
+}
+
+func durationString(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func orInt(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}

@@ -1,0 +1,107 @@
+package processor
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"switchyard/routing"
+)
+
+// apiError is a client-facing error rendered in the called API's own shape.
+type apiError struct {
+	status  int
+	kind    routing.Kind
+	code    string // OpenAI-style machine code, e.g. "model_not_found"
+	message string
+}
+
+func newAPIError(kind routing.Kind, code, message string) *apiError {
+	return &apiError{status: kind.Status(), kind: kind, code: code, message: message}
+}
+
+// fromRouting converts a routing failure; other errors become a generic 500
+// whose text never reaches the client.
+func fromRouting(err error) *apiError {
+	re, ok := err.(*routing.Error)
+	if !ok {
+		return newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+	}
+	return &apiError{status: re.Status, kind: re.Kind, code: codeFor(re.Kind), message: re.Message}
+}
+
+func codeFor(k routing.Kind) string {
+	switch k {
+	case routing.KindAuthentication:
+		return "invalid_api_key"
+	case routing.KindPermission:
+		return "model_not_allowed"
+	case routing.KindNotFound:
+		return "model_not_found"
+	case routing.KindTooLarge:
+		return "request_too_large"
+	case routing.KindUnavailable:
+		return "provider_unavailable"
+	case routing.KindInvalidRequest:
+		return "invalid_request"
+	default:
+		return "internal_error"
+	}
+}
+
+// openAIType maps a kind to the "type" OpenAI uses in its error object.
+func openAIType(k routing.Kind, status int) string {
+	switch {
+	case k == routing.KindAuthentication:
+		return "authentication_error"
+	case k == routing.KindPermission:
+		return "permission_error"
+	case status >= 500:
+		return "server_error"
+	default:
+		return "invalid_request_error"
+	}
+}
+
+type openAIErrorBody struct {
+	Error openAIErrorObject `json:"error"`
+}
+
+type openAIErrorObject struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+type anthropicErrorBody struct {
+	Type  string               `json:"type"`
+	Error anthropicErrorObject `json:"error"`
+}
+
+type anthropicErrorObject struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// body renders the error for api. Anthropic has no 503 type of its own; it
+// uses api_error for every 5xx it does not name.
+func (e *apiError) body(api routing.API) []byte {
+	var v any
+	if api == routing.APIAnthropic {
+		t := string(e.kind)
+		if e.status >= 500 {
+			t = "api_error"
+			if e.status == http.StatusServiceUnavailable {
+				t = "overloaded_error"
+			}
+		}
+		v = anthropicErrorBody{Type: "error", Error: anthropicErrorObject{Type: t, Message: e.message}}
+	} else {
+		v = openAIErrorBody{Error: openAIErrorObject{Message: e.message, Type: openAIType(e.kind, e.status), Code: e.code}}
+	}
+	b, err := json.Marshal(v)
+	if err != nil { // unreachable: the values are plain strings
+		return []byte(`{"error":{"message":"internal gateway error"}}`)
+	}
+	return b
+}

@@ -1,0 +1,84 @@
+package processor
+
+import (
+	"encoding/json"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"switchyard/routing"
+)
+
+// maxModelLen bounds the model name a client may send; real names are far
+// shorter, and the bound keeps logs and error bodies small.
+const maxModelLen = 256
+
+// extractModel validates the body as a JSON object and returns its top-level
+// "model" string without decoding the rest. A body that names the model
+// twice is refused: JSON parsers disagree on which copy wins, so the model the
+// gateway checked could differ from the one the upstream uses.
+func extractModel(body []byte) (string, *apiError) {
+	if len(body) == 0 {
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
+	}
+	if !gjson.ValidBytes(body) {
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid JSON")
+	}
+	doc := gjson.ParseBytes(body)
+	if !doc.IsObject() {
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body must be a JSON object")
+	}
+	var model gjson.Result
+	count := 0
+	doc.ForEach(func(k, v gjson.Result) bool {
+		if k.Str == "model" {
+			count++
+			model = v
+		}
+		return true
+	})
+	switch {
+	case count == 0:
+		return "", newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)
+	case count > 1:
+		return "", newAPIError(routing.KindInvalidRequest, "duplicate_model", `request body names "model" more than once`)
+	case model.Type != gjson.String:
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must be a string`)
+	case model.Str == "":
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must not be empty`)
+	case len(model.Str) > maxModelLen:
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than 256 bytes`)
+	}
+	return model.Str, nil
+}
+
+// rewriteModel returns a copy of body with the top-level model replaced.
+func rewriteModel(body []byte, model string) ([]byte, error) {
+	return sjson.SetBytes(body, "model", model)
+}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+type modelList struct {
+	Object string        `json:"object"`
+	Data   []modelObject `json:"data"`
+}
+
+// modelsList renders /v1/models in OpenAI's list format from the
+// configuration: the models this key may call.
+func modelsList(r *routing.Router, p routing.Principal) []byte {
+	list := modelList{Object: "list", Data: []modelObject{}}
+	for _, m := range r.Models() {
+		if !p.Allows(m.ID) {
+			continue
+		}
+		list.Data = append(list.Data, modelObject{ID: m.ID, Object: "model", OwnedBy: m.OwnedBy})
+	}
+	b, _ := json.Marshal(list) // plain strings: cannot fail
+	return b
+}
