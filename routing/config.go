@@ -117,8 +117,11 @@ func Decode(data []byte) (*Config, error) {
 			return nil, fmt.Errorf("decoding yaml: %w", err)
 		}
 		for _, msg := range te.Errors {
-			v.errs = append(v.errs, errors.New(msg))
+			v.errs = append(v.errs, errors.New(strings.ReplaceAll(msg, "routing.", "")))
 		}
+		// A partly decoded config would only add misleading errors (a
+		// value that failed to decode looks like a missing one).
+		return nil, v.err()
 	}
 	cfg.validate(v)
 	if err := v.err(); err != nil {
@@ -283,6 +286,7 @@ func (c *Config) validate(v *validator) {
 	clusters := map[string]int{}
 	for i, pc := range c.Providers {
 		p := path{"providers", i}
+		nameOK := false
 		if pc.Name == "" {
 			v.errf(p.key("name"), "is required")
 		} else if !isName(pc.Name) {
@@ -291,14 +295,18 @@ func (c *Config) validate(v *validator) {
 			v.errf(p.key("name"), "duplicate provider name %q (also providers[%d])", pc.Name, j)
 		} else {
 			names[pc.Name] = i
+			nameOK = true
 		}
-		cluster := pc.clusterName()
-		if pc.Cluster != "" && !isClusterName(pc.Cluster) {
-			v.errf(p.key("cluster"), "%q must match [A-Za-z0-9_.-]+", pc.Cluster)
-		} else if j, dup := clusters[cluster]; dup && cluster != "" {
-			v.errf(p.key("cluster"), "duplicate cluster %q (also providers[%d])", cluster, j)
-		} else if cluster != "" {
-			clusters[cluster] = i
+		// A cluster defaulted from a bad name has been reported already.
+		if pc.Cluster != "" || nameOK {
+			cluster := pc.clusterName()
+			if !isClusterName(cluster) {
+				v.errf(p.key("cluster"), "%q must match [A-Za-z0-9_.-]+", cluster)
+			} else if j, dup := clusters[cluster]; dup {
+				v.errf(p.key("cluster"), "duplicate cluster %q (also providers[%d])", cluster, j)
+			} else {
+				clusters[cluster] = i
+			}
 		}
 		if _, err := parseProviderURL(pc.URL); err != nil {
 			v.errf(p.key("url"), "%v", err)
