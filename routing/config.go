@@ -153,7 +153,13 @@ func checkFields(n *yaml.Node, t reflect.Type, p path, v *validator) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			if k.Tag == "!!merge" {
-				checkFields(val, t, p, v)
+				if val.Kind == yaml.SequenceNode {
+					for _, m := range val.Content {
+						checkFields(m, t, p, v)
+					}
+				} else {
+					checkFields(val, t, p, v)
+				}
 				continue
 			}
 			f, ok := fieldByTag(t, k.Value)
@@ -271,7 +277,17 @@ func (v *validator) errf(p path, format string, args ...any) {
 	v.add(p.line(v.root), p, fmt.Sprintf(format, args...))
 }
 
-func (v *validator) err() error { return errors.Join(v.errs...) }
+// maxReportedErrors keeps a broken (or hostile) file from producing an
+// unbounded message.
+const maxReportedErrors = 50
+
+func (v *validator) err() error {
+	if len(v.errs) > maxReportedErrors {
+		more := len(v.errs) - maxReportedErrors
+		return errors.Join(append(v.errs[:maxReportedErrors:maxReportedErrors], fmt.Errorf("... and %d more errors", more))...)
+	}
+	return errors.Join(v.errs...)
+}
 
 // validate checks everything that can be checked without the environment.
 func (c *Config) validate(v *validator) {

@@ -5,6 +5,45 @@
 // Request it returns a Decision (plain data: cluster, credential, upstream
 // model, path prefix) or an *Error that carries the HTTP status and kind of
 // the failure. routing knows neither Envoy nor Lua.
+//
+// # Configuration
+//
+// Load (or Decode then Compile) reads a YAML file:
+//
+//	max_body_bytes: 10485760          # optional, default 10 MiB
+//	providers:                        # at least one
+//	  - name: openai                  # [a-z0-9_-]+, unique
+//	    url: https://api.openai.com   # http(s)://host[:port], no path
+//	    cluster: openai               # Envoy cluster, default name
+//	    schema: openai                # openai | anthropic
+//	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
+//	    auth: {type: bearer, key_env: OPENAI_API_KEY}
+//	    # auth types: none (default), bearer (authorization: Bearer <key>),
+//	    # header (header: x-api-key); the key comes from key_env or key_file.
+//	routes:
+//	  - model: gpt-4o                 # exact name, or glob with * and ?
+//	    provider: openai
+//	    rewrite_model: gpt-4o-2024-08-06   # optional
+//	  - model: "claude-*"
+//	    name: claude                  # optional, default model; hooks select by name
+//	    targets:                      # weighted split instead of provider
+//	      - {provider: anthropic, weight: 3}
+//	      - {provider: bedrock, model: anthropic.claude-x, weight: 1}
+//	client_keys:                      # optional; when set every request needs one
+//	  - name: team-a
+//	    key_env: SWITCHYARD_KEY_TEAM_A
+//	    models: ["gpt-4*"]            # optional allow-list
+//	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
+//
+// Decoding is strict: unknown fields and every validation problem are
+// reported together, each with its line. A provider whose key is missing
+// still compiles and answers 503 naming the variable or file; a missing
+// client key fails Compile, so the gateway never opens by accident.
+//
+// A model resolves, in order, through an exact route, the "provider/model"
+// form (the model after the slash is sent upstream), then glob routes in
+// file order. Among weighted targets only those whose schema matches the
+// API the client called are candidates.
 package routing
 
 import (
