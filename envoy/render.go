@@ -59,6 +59,11 @@ type Options struct {
 	Providers    []routing.Provider
 	// CAFile holds the CAs trusted for https providers.
 	CAFile string
+	// BaselinePort, when set, adds a second listener without ext_proc that
+	// sends every request to BaselineCluster: the reference path benchmarks
+	// compare the gateway with.
+	BaselinePort    int
+	BaselineCluster string
 	// UpstreamIdleTimeout closes an upstream stream silent for this long.
 	UpstreamIdleTimeout time.Duration
 }
@@ -78,6 +83,8 @@ type templateData struct {
 	ExtProcPort                           int
 	ExtProcClusterType                    string
 	DirectCluster                         string
+	BaselinePort                          int
+	BaselineCluster                       string
 	FailOpen                              bool
 	BodyMode, TrailerMode, MessageTimeout string
 	BufferLimitBytes                      int64
@@ -197,6 +204,10 @@ func (o Options) data() (templateData, error) {
 		}
 		d.DirectCluster = o.DirectCluster
 	}
+	d.BaselinePort, d.BaselineCluster = o.BaselinePort, o.BaselineCluster
+	if d.BaselinePort != 0 && d.BaselineCluster == "" {
+		return d, fmt.Errorf("a baseline listener needs a baseline cluster")
+	}
 	seen := map[string]bool{}
 	for _, p := range o.Providers {
 		if seen[p.Cluster] {
@@ -205,8 +216,10 @@ func (o Options) data() (templateData, error) {
 		seen[p.Cluster] = true
 		d.Clusters = append(d.Clusters, clusterData{Name: p.Cluster, Type: clusterType(p.Host), Host: p.Host, Port: p.Port, TLS: p.TLS})
 	}
-	if d.DirectCluster != "" && !seen[d.DirectCluster] {
-		return d, fmt.Errorf("direct cluster %q is not a provider's cluster", d.DirectCluster)
+	for _, c := range []string{d.DirectCluster, d.BaselineCluster} {
+		if c != "" && !seen[c] {
+			return d, fmt.Errorf("cluster %q is not a provider's cluster", c)
+		}
 	}
 	return d, nil
 }

