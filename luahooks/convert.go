@@ -1,0 +1,370 @@
+package luahooks
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+	lua "github.com/yuin/gopher-lua"
+)
+
+// maxDepth bounds the nesting of converted values; it also stops cycles.
+const maxDepth = 64
+
+// conv converts values between Lua and Go/JSON inside one LState.
+//
+// Rules: JSON null is the Lua global null (a sentinel, so arrays keep their
+// holes); a Lua table whose keys are exactly 1..n is an array, any other
+// non-empty table an object with string (or integral number) keys; an empty
+// table is {} unless it came from an empty JSON array (it then carries a
+// marker metatable and stays []); numbers that are integral and below 2^53
+// are written without a fraction; invalid UTF-8 in strings is written as
+// U+FFFD, one per bad byte.
+type conv struct {
+	L       *lua.LState
+	null    *lua.LUserData
+	arrayMT *lua.LTable
+}
+
+func newConv(L *lua.LState) *conv {
+	c := &conv{L: L, null: L.NewUserData(), arrayMT: L.NewTable()}
+	c.null.Value = nullValue{}
+	nullMT := L.NewTable()
+	nullMT.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LString("null"))
+		return 1
+	}))
+	nullMT.RawSetString("__metatable", lua.LFalse)
+	c.null.Metatable = nullMT
+	c.arrayMT.RawSetString("__metatable", lua.LString("array"))
+	return c
+}
+
+type nullValue struct{}
+
+var errTooDeep = errors.New("value nested too deeply (or a table refers to itself)")
+
+// fromJSON converts a parsed JSON value to Lua.
+func (c *conv) fromJSON(r gjson.Result, depth int) (lua.LValue, error) {
+	switch r.Type {
+	case gjson.Null:
+		return c.null, nil
+	case gjson.False:
+		return lua.LFalse, nil
+	case gjson.True:
+		return lua.LTrue, nil
+	case gjson.Number:
+		return lua.LNumber(r.Num), nil
+	case gjson.String:
+		return lua.LString(r.Str), nil
+	}
+	if depth >= maxDepth {
+		return nil, errTooDeep
+	}
+	var err error
+	if r.IsArray() {
+		t := c.L.CreateTable(4, 0)
+		n := 0
+		r.ForEach(func(_, v gjson.Result) bool {
+			var lv lua.LValue
+			lv, err = c.fromJSON(v, depth+1)
+			if err != nil {
+				return false
+			}
+			n++
+			t.RawSetInt(n, lv)
+			return true
+		})
+		if n == 0 {
+			t.Metatable = c.arrayMT
+		}
+		return t, err
+	}
+	t := c.L.CreateTable(0, 4)
+	r.ForEach(func(k, v gjson.Result) bool {
+		var lv lua.LValue
+		lv, err = c.fromJSON(v, depth+1)
+		if err != nil {
+			return false
+		}
+		t.RawSetString(k.Str, lv)
+		return true
+	})
+	return t, err
+}
+
+// fromGo converts a Go value (as produced by encoding/json or toGo) to Lua.
+func (c *conv) fromGo(v any, depth int) (lua.LValue, error) {
+	if depth >= maxDepth {
+		return nil, errTooDeep
+	}
+	switch v := v.(type) {
+	case nil:
+		return c.null, nil
+	case bool:
+		return lua.LBool(v), nil
+	case int:
+		return lua.LNumber(v), nil
+	case int64:
+		return lua.LNumber(v), nil
+	case float64:
+		return lua.LNumber(v), nil
+	case string:
+		return lua.LString(v), nil
+	case []string:
+		t := c.L.CreateTable(len(v), 0)
+		for i, s := range v {
+			t.RawSetInt(i+1, lua.LString(s))
+		}
+		if len(v) == 0 {
+			t.Metatable = c.arrayMT
+		}
+		return t, nil
+	case []any:
+		t := c.L.CreateTable(len(v), 0)
+		for i, e := range v {
+			lv, err := c.fromGo(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			t.RawSetInt(i+1, lv)
+		}
+		if len(v) == 0 {
+			t.Metatable = c.arrayMT
+		}
+		return t, nil
+	case map[string]string:
+		t := c.L.CreateTable(0, len(v))
+		for k, s := range v {
+			t.RawSetString(k, lua.LString(s))
+		}
+		return t, nil
+	case map[string]any:
+		t := c.L.CreateTable(0, len(v))
+		for k, e := range v {
+			lv, err := c.fromGo(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			t.RawSetString(k, lv)
+		}
+		return t, nil
+	}
+	return nil, fmt.Errorf("cannot convert Go %T to Lua", v)
+}
+
+// tableShape classifies a table: array length n (keys exactly 1..n), or an
+// object with the sorted list of its keys as strings.
+func (c *conv) tableShape(t *lua.LTable) (isArray bool, n int, keys []string, vals map[string]lua.LValue, err error) {
+	count, maxInt := 0, 0
+	allInts := true
+	t.ForEach(func(k, _ lua.LValue) {
+		count++
+		if f, ok := k.(lua.LNumber); ok && float64(f) == math.Trunc(float64(f)) && f >= 1 && f <= math.MaxInt32 {
+			maxInt = max(maxInt, int(f))
+			return
+		}
+		allInts = false
+	})
+	if count == 0 {
+		return t.Metatable == c.arrayMT, 0, nil, nil, nil
+	}
+	if allInts && maxInt == count {
+		return true, count, nil, nil, nil
+	}
+	keys = make([]string, 0, count)
+	vals = make(map[string]lua.LValue, count)
+	t.ForEach(func(k, v lua.LValue) {
+		if err != nil {
+			return
+		}
+		var ks string
+		switch k := k.(type) {
+		case lua.LString:
+			ks = string(k)
+		case lua.LNumber:
+			ks = formatNumber(float64(k))
+		default:
+			err = fmt.Errorf("cannot convert a table with a %s key to JSON", k.Type())
+			return
+		}
+		if _, dup := vals[ks]; dup {
+			err = fmt.Errorf("table has both a string and a number key %q", ks)
+			return
+		}
+		keys = append(keys, ks)
+		vals[ks] = v
+	})
+	slices.Sort(keys)
+	return false, 0, keys, vals, err
+}
+
+func formatNumber(f float64) string {
+	return string(appendNumber(nil, f))
+}
+
+func appendNumber(b []byte, f float64) []byte {
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.AppendInt(b, int64(f), 10)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+// appendJSON appends the JSON encoding of a Lua value.
+func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
+	switch v := v.(type) {
+	case *lua.LNilType:
+		return append(b, "null"...), nil
+	case lua.LBool:
+		return strconv.AppendBool(b, bool(v)), nil
+	case lua.LNumber:
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return b, fmt.Errorf("cannot convert %v to JSON", f)
+		}
+		return appendNumber(b, f), nil
+	case lua.LString:
+		return appendString(b, string(v)), nil
+	case *lua.LUserData:
+		if v == c.null {
+			return append(b, "null"...), nil
+		}
+	case *lua.LTable:
+		if depth >= maxDepth {
+			return b, errTooDeep
+		}
+		isArray, n, keys, vals, err := c.tableShape(v)
+		if err != nil {
+			return b, err
+		}
+		if isArray {
+			b = append(b, '[')
+			for i := 1; i <= n; i++ {
+				if i > 1 {
+					b = append(b, ',')
+				}
+				if b, err = c.appendJSON(b, v.RawGetInt(i), depth+1); err != nil {
+					return b, err
+				}
+			}
+			return append(b, ']'), nil
+		}
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			if b, err = c.appendJSON(b, vals[k], depth+1); err != nil {
+				return b, err
+			}
+		}
+		return append(b, '}'), nil
+	}
+	return b, fmt.Errorf("cannot convert a %s to JSON", v.Type())
+}
+
+// toGo converts a Lua value to plain Go data: nil, bool, int64 (integral
+// numbers below 2^53), float64, string, []any, map[string]any.
+func (c *conv) toGo(v lua.LValue, depth int) (any, error) {
+	switch v := v.(type) {
+	case *lua.LNilType:
+		return nil, nil
+	case lua.LBool:
+		return bool(v), nil
+	case lua.LNumber:
+		f := float64(v)
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return int64(f), nil
+		}
+		return f, nil
+	case lua.LString:
+		return string(v), nil
+	case *lua.LUserData:
+		if v == c.null {
+			return nil, nil
+		}
+	case *lua.LTable:
+		if depth >= maxDepth {
+			return nil, errTooDeep
+		}
+		isArray, n, keys, vals, err := c.tableShape(v)
+		if err != nil {
+			return nil, err
+		}
+		if isArray {
+			out := make([]any, n)
+			for i := range n {
+				if out[i], err = c.toGo(v.RawGetInt(i+1), depth+1); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
+		}
+		out := make(map[string]any, len(keys))
+		for _, k := range keys {
+			if out[k], err = c.toGo(vals[k], depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("cannot convert a %s to a Go value", v.Type())
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 bytes become
+// U+FFFD; HTML characters are not escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

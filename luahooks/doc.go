@@ -1,0 +1,102 @@
+// Package luahooks runs operator Lua scripts ("hooks") on every gateway
+// request, sandboxed, under a time budget, and hot-swapped without dropping
+// requests. It is the only package that imports gopher-lua.
+//
+// A hooks directory holds *.lua files that run in file-name order (or in an
+// explicit order from config). Each script defines on_request(req),
+// on_response(res) or both. Top-level code runs once per pooled Lua state
+// when the state is created; put constants in the per-script ctx table there.
+// Globals a script sets live in that script's own environment; states are
+// pooled and discarded after any failure, so never rely on them carrying
+// anything from one request to the next.
+//
+// # Lua API
+//
+//	Name                        Meaning
+//	--------------------------  ---------------------------------------------------------------
+//	req.method, req.path        HTTP method and path
+//	req.model                   model named in the body (after changes by earlier hooks)
+//	req.key_name                configured name of the client key ("" if anonymous)
+//	req.request_id, req.api     request id; "openai" or "anthropic"
+//	req:header(name)            header value or nil; case-insensitive; credentials read as nil
+//	req:headers()               table of all headers (lower-case names, no credentials)
+//	req:set_header(name, value) set a request header
+//	req:remove_header(name)     remove a request header
+//	req.body:get(path)          value at a gjson path ("messages.0.content", "messages.#"),
+//	                            without decoding the whole body; nil if absent
+//	req.body:decode()           the whole body as a Lua table
+//	req.body:set(path, value)   set a body field (sjson path, "messages.-1" appends); nil deletes
+//	req.body:raw()              the body as a string
+//	req:set_model(model)        change the model (also rewrites "model" in the body)
+//	req:provider(name)          send to this configured provider (unknown name: error)
+//	req:route(name)             resolve through this configured route (unknown name: error)
+//	req:tag(key, value)         attach a tag for logs and metrics (bounded, see below)
+//	return req:reject(s, msg)   refuse the request: status s (400-599) and msg in the API's
+//	                            error shape; later hooks do not run
+//	res.status, res.request_id  upstream status; request id
+//	res.tags                    table of the tags set by on_request hooks
+//	res:header(name)            response header or nil
+//	res:headers()               table of all response headers
+//	res:set_header(name, value) set a response header the client sees
+//	res:remove_header(name)     remove a response header
+//	log(level, msg, fields)     structured log; level is debug, info, warn or error;
+//	                            fields is an optional table
+//	print(...)                  logged at info level with the script name
+//	ctx                         per-script table filled by top-level code
+//	null                        JSON null (body:get and decode return it; body:set writes it)
+//
+// Hooks may not set or remove the routing header x-switchyard-cluster,
+// authorization, x-api-key, api-key, host, content-length, transfer-encoding
+// or any :pseudo header; trying is a hook error. Header values may not contain
+// CR, LF or NUL and are at most 8 KiB.
+//
+// Tags: at most MaxTags (8) per request; keys are 1-32 characters of a-z, 0-9
+// and _; values are printable UTF-8 of at most 64 bytes. A ninth key, or a
+// key or value out of bounds, is a hook error.
+//
+// # Values between Lua and JSON
+//
+// Objects become tables with string keys, arrays tables with keys 1..n,
+// null the null sentinel, numbers Lua numbers (integral values below 2^53
+// are written back without a fraction; larger integers lose precision).
+// Back to JSON, a table whose keys are exactly 1..n is an array, any other
+// table an object with sorted keys (integral number keys become strings). An
+// empty table is {} unless it came from an empty JSON array, which stays [].
+// Invalid UTF-8 is written as U+FFFD. Functions, NaN, infinities, cycles and
+// nesting deeper than 64 are errors.
+//
+// # Sandbox
+//
+// Only the base, string, table and math libraries are open, without load,
+// loadstring, dofile, loadfile, require, module, collectgarbage, setfenv,
+// getfenv, newproxy and string.dump; print goes to the logger. os, io, debug,
+// package, channel and coroutine are absent.
+//
+// Every hook call runs with a deadline (Options.Timeout, default 5ms) that
+// stops even an endless loop. Memory the deadline cannot see is guarded:
+// string.rep, string.format, string.gsub and table.concat refuse to make a
+// result more than 1 MiB larger than their largest input, and all such growth
+// in one call is limited to 16 MiB; the call stack (200 frames) and the value
+// stack (64K slots, which bounds unpack and string.byte) are bounded. The
+// concatenation operator is not guarded: it can only copy strings that
+// already exist, and each copy costs time the deadline sees.
+//
+// # Failures
+//
+// A hook that raises an error, runs out of time, trips a guard or returns
+// anything but nothing or req:reject(...) is counted in
+// switchyard_hooks_errors_total{script,reason} and logged with its script and
+// line. Under fail_closed the request fails with an error wrapping
+// ErrHookFailed (no stack trace); under fail_open the request continues as if
+// that hook were absent: none of its changes are kept. A state that failed is
+// discarded, never reused.
+//
+// # Versions and reload
+//
+// A Manager compiles every script once, loads it into a fresh state, runs
+// each hook against a synthetic request, and only then swaps the whole set in
+// as the next numbered version (switchyard_hooks_version). A broken set is
+// refused as a whole; the old one keeps serving. Each request keeps the Set
+// it started with, so it never sees half of two versions. Each Set has its
+// own bounded pool of Lua states.
+package luahooks

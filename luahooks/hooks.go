@@ -1,0 +1,147 @@
+package luahooks
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrHookFailed is wrapped by every error a hook failure produces under the
+// fail_closed policy. Its text is safe to show a client.
+var ErrHookFailed = errors.New("hook failed")
+
+// Request is what a hook sees of one gateway request.
+type Request struct {
+	API    string // "openai" or "anthropic"
+	Method string
+	Path   string
+	// Headers holds the request headers with lower-case names. Credential
+	// headers are never shown to scripts.
+	Headers   map[string]string
+	Body      []byte // raw JSON request body
+	Model     string // model named in the body
+	KeyName   string // configured name of the client key ("" if anonymous)
+	RequestID string
+	// IsProvider and IsRoute validate names given to req:provider and
+	// req:route; nil accepts every name.
+	IsProvider func(name string) bool
+	IsRoute    func(name string) bool
+}
+
+// Reject is a refusal decided by a hook: the client gets Status and Message
+// in the called API's error shape.
+type Reject struct {
+	Status  int
+	Message string
+}
+
+// Change is one thing a script did to a request or response, for the dry-run
+// CLI and debug logs.
+type Change struct {
+	Script string // file name of the script
+	Op     string // set_header, remove_header, set_model, set_body, provider, route, tag, reject, error
+	Key    string // header name, body path, tag key, status...
+	Value  string // new value (JSON for set_body), or the error message for Op "error"
+}
+
+func (c Change) String() string {
+	switch {
+	case c.Key == "" && c.Value == "":
+		return c.Script + ": " + c.Op
+	case c.Key == "":
+		return c.Script + ": " + c.Op + " " + c.Value
+	case c.Value == "":
+		return c.Script + ": " + c.Op + " " + c.Key
+	}
+	return c.Script + ": " + c.Op + " " + c.Key + " = " + c.Value
+}
+
+// Result is what on_request hooks changed, merged over all scripts in order.
+type Result struct {
+	SetHeaders    map[string]string
+	RemoveHeaders []string // sorted
+	Model         string   // "" = unchanged
+	// Body is nil when unchanged, else the whole new body (including the
+	// model rewrite done by req:set_model).
+	Body     []byte
+	Provider string // "" = not chosen by a hook
+	Route    string // "" = not chosen by a hook
+	Tags     map[string]string
+	Reject   *Reject // non-nil: the request must be refused with this error
+	Changes  []Change
+}
+
+// Response is what an on_response hook sees of the upstream response.
+type Response struct {
+	Status    int
+	Headers   map[string]string // lower-case names
+	RequestID string
+	Tags      map[string]string // tags attached by on_request hooks
+}
+
+// ResponseResult is what on_response hooks changed.
+type ResponseResult struct {
+	SetHeaders    map[string]string
+	RemoveHeaders []string // sorted
+	Changes       []Change
+}
+
+// Failure reasons, the values of the reason label of
+// switchyard_hooks_errors_total.
+const (
+	ReasonSyntax    = "syntax"    // the script does not compile
+	ReasonRuntime   = "runtime"   // the script raised an error (including API misuse)
+	ReasonTimeout   = "timeout"   // the call ran past its deadline
+	ReasonMalformed = "malformed" // the hook returned something it must not
+	ReasonLimit     = "limit"     // a memory or stack guard refused an operation
+	ReasonLoad      = "load"      // a fresh state could not load the scripts
+)
+
+// HookError describes a failed hook call. It wraps ErrHookFailed and never
+// contains a stack trace.
+type HookError struct {
+	Script  string // file name
+	Hook    string // on_request, on_response or load
+	Line    int    // 0 when unknown
+	Reason  string // one of the Reason constants
+	Message string // the Lua error message without its position prefix
+}
+
+func (e *HookError) Error() string {
+	var b strings.Builder
+	b.WriteString("hook ")
+	b.WriteString(e.Script)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	fmt.Fprintf(&b, " %s (%s): %s", e.Hook, e.Reason, e.Message)
+	return b.String()
+}
+
+func (e *HookError) Unwrap() error { return ErrHookFailed }
+
+// protectedHeaders are the headers hooks may neither set nor remove: the
+// routing header Envoy picks the cluster from, credentials, and headers Envoy
+// owns.
+var protectedHeaders = map[string]bool{
+	"x-switchyard-cluster": true,
+	"authorization":        true,
+	"x-api-key":            true,
+	"api-key":              true,
+	"host":                 true,
+	"content-length":       true,
+	"transfer-encoding":    true,
+}
+
+// credentialHeaders are hidden from scripts: req:header returns nil for them.
+var credentialHeaders = map[string]bool{
+	"authorization": true,
+	"x-api-key":     true,
+	"api-key":       true,
+}
+
+// Protected reports whether hooks are forbidden to set or remove the header
+// (name must be lower-case).
+func Protected(name string) bool {
+	return protectedHeaders[name] || strings.HasPrefix(name, ":")
+}
