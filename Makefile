@@ -31,7 +31,7 @@ $(VENV)/bin/envoy:
 	@$(VENV)/bin/envoy --version
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...  ./loadtest/cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/extproc ./loadtest/cmd/mockllm
 
 run: tools build
 	./scripts/run.sh
