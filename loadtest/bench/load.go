@@ -1,0 +1,340 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Target is one path under test.
+type Target struct {
+	// Name is "direct", "envoy", "gateway" or "gateway_hook" (or anything
+	// else in tests); "direct" is the baseline of every ratio.
+	Name string `json:"name"`
+	// URL is the base URL; requests go to URL + "/v1/chat/completions".
+	URL string `json:"url"`
+	// Headers are added to every request (e.g. the one that triggers a hook).
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Model is the model every benchmark request names.
+const Model = "mock-gpt"
+
+// chatBody is the request every path receives, the same as the k6 scripts'.
+func chatBody(stream bool) []byte {
+	s := "false"
+	if stream {
+		s = "true"
+	}
+	return []byte(`{"model":"` + Model + `","messages":[{"role":"system","content":"You are a terse assistant."},` +
+		`{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":` + s + `}`)
+}
+
+// samples is what one load run observed.
+type samples struct {
+	latencies []time.Duration // successful requests only
+	ttfb      []time.Duration // streaming: time to the first body byte
+	requests  int
+	errors    int
+	errorKind map[string]int
+	elapsed   time.Duration
+}
+
+func (s *samples) addError(kind string) {
+	s.errors++
+	if s.errorKind == nil {
+		s.errorKind = map[string]int{}
+	}
+	s.errorKind[kind]++
+}
+
+func (s *samples) merge(o *samples) {
+	s.latencies = append(s.latencies, o.latencies...)
+	s.ttfb = append(s.ttfb, o.ttfb...)
+	s.requests += o.requests
+	s.errors += o.errors
+	for k, v := range o.errorKind {
+		if s.errorKind == nil {
+			s.errorKind = map[string]int{}
+		}
+		s.errorKind[k] += v
+	}
+}
+
+func newTransport(conns int) *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns + 16,
+		MaxIdleConnsPerHost: conns + 16,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+func newRequest(ctx context.Context, t Target, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL+"/v1/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range t.Headers {
+		req.Header.Set(k, v)
+	}
+	return req, nil
+}
+
+// wantChat is a fragment every non-streamed answer must contain.
+var wantChat = []byte(`"object":"chat.completion"`)
+
+// closedLoop runs vus workers, each sending one request after the other,
+// for warmup (not recorded) then d. It is what k6's VU model does.
+func closedLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration) *samples {
+	tr := newTransport(vus)
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	body := chatBody(false)
+
+	start := time.Now()
+	recordFrom := start.Add(warmup)
+	end := recordFrom.Add(d)
+	per := make([]samples, vus)
+	var wg sync.WaitGroup
+	for i := range vus {
+		wg.Add(1)
+		go func(s *samples) {
+			defer wg.Done()
+			buf := make([]byte, 0, 4096)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					return
+				}
+				ok, kind := doChat(ctx, client, t, body, &buf)
+				if t0.Before(recordFrom) {
+					continue
+				}
+				s.requests++
+				if ok {
+					s.latencies = append(s.latencies, time.Since(t0))
+				} else {
+					s.addError(kind)
+				}
+			}
+		}(&per[i])
+	}
+	wg.Wait()
+	all := &samples{}
+	for i := range per {
+		all.merge(&per[i])
+	}
+	all.elapsed = time.Since(recordFrom)
+	return all
+}
+
+func doChat(ctx context.Context, client *http.Client, t Target, body []byte, buf *[]byte) (bool, string) {
+	req, err := newRequest(ctx, t, body)
+	if err != nil {
+		return false, "request"
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, errKind(err)
+	}
+	b := bytes.NewBuffer((*buf)[:0])
+	_, err = b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	*buf = b.Bytes()
+	if err != nil {
+		return false, "read"
+	}
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Sprintf("status_%d", resp.StatusCode)
+	}
+	if !bytes.Contains(*buf, wantChat) {
+		return false, "bad_body"
+	}
+	return true, ""
+}
+
+func errKind(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return "net_" + oe.Op
+	}
+	return "transport"
+}
+
+// openLoop sends rate requests per second for d with vegeta, whose
+// schedule does not wait for answers (no coordinated omission).
+func openLoop(ctx context.Context, t Target, rate int, d time.Duration) *samples {
+	hdr := http.Header{"Content-Type": []string{"application/json"}}
+	for k, v := range t.Headers {
+		hdr.Set(k, v)
+	}
+	targeter := vegeta.NewStaticTargeter(vegeta.Target{
+		Method: http.MethodPost, URL: t.URL + "/v1/chat/completions", Body: chatBody(false), Header: hdr,
+	})
+	// Enough connections for the requests in flight at the mock's latency.
+	conns := rate/5 + 16
+	att := vegeta.NewAttacker(vegeta.Timeout(60*time.Second), vegeta.KeepAlive(true),
+		vegeta.Connections(conns), vegeta.Workers(uint64(conns)), vegeta.MaxWorkers(uint64(conns*4)))
+	s := &samples{}
+	start := time.Now()
+	res := att.Attack(targeter, vegeta.Rate{Freq: rate, Per: time.Second}, d, t.Name)
+	go func() {
+		<-ctx.Done()
+		att.Stop()
+	}()
+	for r := range res {
+		s.requests++
+		switch {
+		case r.Error != "":
+			s.addError("transport")
+		case r.Code != http.StatusOK:
+			s.addError(fmt.Sprintf("status_%d", r.Code))
+		case !bytes.Contains(r.Body, wantChat):
+			s.addError("bad_body")
+		default:
+			s.latencies = append(s.latencies, r.Latency)
+		}
+	}
+	s.elapsed = time.Since(start)
+	return s
+}
+
+// streamLoop is closedLoop with "stream": true; it records the time to the
+// first body byte and the whole stream's duration.
+func streamLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration) *samples {
+	tr := newTransport(vus)
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	body := chatBody(true)
+	start := time.Now()
+	recordFrom := start.Add(warmup)
+	end := recordFrom.Add(d)
+	per := make([]samples, vus)
+	var wg sync.WaitGroup
+	for i := range vus {
+		wg.Add(1)
+		go func(s *samples) {
+			defer wg.Done()
+			buf := make([]byte, 32<<10)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					return
+				}
+				ttfb, ok, kind := doStream(ctx, client, t, body, buf)
+				if t0.Before(recordFrom) {
+					continue
+				}
+				s.requests++
+				if ok {
+					s.ttfb = append(s.ttfb, ttfb)
+					s.latencies = append(s.latencies, time.Since(t0))
+				} else {
+					s.addError(kind)
+				}
+			}
+		}(&per[i])
+	}
+	wg.Wait()
+	all := &samples{}
+	for i := range per {
+		all.merge(&per[i])
+	}
+	all.elapsed = time.Since(recordFrom)
+	return all
+}
+
+var (
+	sseFirst = []byte("data: {")
+	sseDone  = []byte("data: [DONE]\n\n")
+)
+
+func doStream(ctx context.Context, client *http.Client, t Target, body, buf []byte) (time.Duration, bool, string) {
+	req, err := newRequest(ctx, t, body)
+	if err != nil {
+		return 0, false, "request"
+	}
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, false, errKind(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return 0, false, fmt.Sprintf("status_%d", resp.StatusCode)
+	}
+	var ttfb time.Duration
+	n := 0
+	for {
+		m, err := resp.Body.Read(buf[n:])
+		if m > 0 && ttfb == 0 {
+			ttfb = time.Since(t0)
+		}
+		n += m
+		if n == len(buf) {
+			return 0, false, "body_too_large"
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, false, "read"
+		}
+	}
+	got := buf[:n]
+	if !bytes.HasPrefix(got, sseFirst) || !bytes.HasSuffix(got, sseDone) {
+		return 0, false, "bad_stream"
+	}
+	return ttfb, true, ""
+}
+
+// Latency summarises a latency sample in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P99  float64 `json:"p99_ms"`
+	Max  float64 `json:"max_ms"`
+	Mean float64 `json:"mean_ms"`
+}
+
+func summarize(d []time.Duration) Latency {
+	if len(d) == 0 {
+		return Latency{}
+	}
+	slices.Sort(d)
+	ms := func(x time.Duration) float64 { return float64(x) / float64(time.Millisecond) }
+	q := func(p float64) float64 {
+		// Nearest rank.
+		i := int(p*float64(len(d))+0.999999) - 1
+		i = max(0, min(i, len(d)-1))
+		return ms(d[i])
+	}
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return Latency{P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: ms(d[len(d)-1]), Mean: ms(sum / time.Duration(len(d)))}
+}

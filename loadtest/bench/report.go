@@ -1,0 +1,288 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// BaselinePath is the path every ratio and difference is taken against.
+const BaselinePath = "direct"
+
+// Files written by Write.
+const (
+	JSONFile       = "results.json"
+	MarkdownFile   = "results.md"
+	LatencyChart   = "latency_vs_vus.png"
+	RSSChart       = "rss.png"
+	roleEnvoy      = "envoy"
+	roleExtproc    = "extproc"
+	chartWidthInch = 8
+)
+
+// Write stores r in dir as results.json, results.md and the PNG charts.
+func Write(dir string, r *Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating results dir: %w", err)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, JSONFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, MarkdownFile), []byte(Markdown(r)), 0o644); err != nil {
+		return fmt.Errorf("writing markdown: %w", err)
+	}
+	if err := latencyChart(r, filepath.Join(dir, LatencyChart)); err != nil {
+		return fmt.Errorf("drawing latency chart: %w", err)
+	}
+	if err := rssChart(r, filepath.Join(dir, RSSChart)); err != nil {
+		return fmt.Errorf("drawing rss chart: %w", err)
+	}
+	return nil
+}
+
+// baseline finds the direct path's stage with the same kind and load.
+func baseline(r *Result, s Stage) (Stage, bool) {
+	for _, b := range r.Stages {
+		if b.Kind == s.Kind && b.Load == s.Load && b.Path == BaselinePath {
+			return b, true
+		}
+	}
+	return Stage{}, false
+}
+
+// roleUse sums the memory and CPU of s's processes with role.
+func roleUse(s Stage, role string) (rssMB, usPerReq float64, ok bool) {
+	for _, p := range s.Procs {
+		if p.Role == role {
+			rssMB += p.RSSMaxMB
+			usPerReq += p.CPUMicrosPerR
+			ok = true
+		}
+	}
+	return rssMB, usPerReq, ok
+}
+
+func f2(x float64) string { return fmt.Sprintf("%.2f", x) }
+
+func signed(x float64) string { return fmt.Sprintf("%+.2f", x) }
+
+// Markdown renders r as tables, one per kind of stage, each path compared
+// with the direct path of the same stage.
+func Markdown(r *Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Switchyard overhead benchmark (%s mode)\n\n", r.Mode)
+	m := r.Machine
+	fmt.Fprintf(&b, "Run %s to %s on %s, %d CPUs, %d MB RAM, Linux %s, %s %s/%s.\n\n",
+		r.Started.Format("2006-01-02 15:04:05Z"), r.Finished.Format("15:04:05Z"), orUnknown(m.CPU), m.CPUs, m.MemoryMB,
+		orUnknown(m.Kernel), m.GoVersion, m.OS, m.Arch)
+	b.WriteString("Paths: ")
+	for i, p := range r.Paths {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "`%s` %s", p.Name, p.URL)
+		if len(p.Headers) > 0 {
+			keys := make([]string, 0, len(p.Headers))
+			for k, v := range p.Headers {
+				keys = append(keys, k+": "+v)
+			}
+			slices.Sort(keys)
+			fmt.Fprintf(&b, " (%s)", strings.Join(keys, ", "))
+		}
+	}
+	b.WriteString(".\nLatencies in ms; Δ is the difference to `direct` in the same stage; ×direct is the RPS ratio. " +
+		"Envoy and extproc columns: peak RSS in MB and CPU µs per request, from /proc.\n")
+
+	sections := []struct{ kind, title, load string }{
+		{KindSerial, "Concurrency 1: added latency per hop", "VUs"},
+		{KindClosed, "Closed loop (VU stages)", "VUs"},
+		{KindOpen, "Open loop (constant arrival rate, vegeta)", "rate/s"},
+		{KindStream, "Streaming: time to first byte", "VUs"},
+	}
+	for _, sec := range sections {
+		var rows []Stage
+		for _, s := range r.Stages {
+			if s.Kind == sec.kind {
+				rows = append(rows, s)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		stream := sec.kind == KindStream
+		fmt.Fprintf(&b, "\n## %s\n\n", sec.title)
+		hdr := []string{sec.load, "path", "requests", "errors", "RPS", "×direct", "p50", "p90", "p99", "max", "Δp50", "Δp99"}
+		if stream {
+			hdr = append(hdr, "TTFB p50", "TTFB p99", "ΔTTFB p50", "ΔTTFB p99")
+		}
+		hdr = append(hdr, "envoy MB", "envoy µs/req", "extproc MB", "extproc µs/req")
+		b.WriteString("| " + strings.Join(hdr, " | ") + " |\n|")
+		for range hdr {
+			b.WriteString("---|")
+		}
+		b.WriteString("\n")
+		for _, s := range rows {
+			base, haveBase := baseline(r, s)
+			cell := func(f func(Stage) float64, diff bool) string {
+				if !diff {
+					return f2(f(s))
+				}
+				if !haveBase {
+					return "–"
+				}
+				return signed(f(s) - f(base))
+			}
+			ratio := "–"
+			if haveBase && base.RPS > 0 {
+				ratio = fmt.Sprintf("%.3f", s.RPS/base.RPS)
+			}
+			row := []string{fmt.Sprint(s.Load), "`" + s.Path + "`", fmt.Sprint(s.Requests), fmt.Sprint(s.Errors),
+				fmt.Sprintf("%.1f", s.RPS), ratio,
+				cell(func(x Stage) float64 { return x.Latency.P50 }, false),
+				cell(func(x Stage) float64 { return x.Latency.P90 }, false),
+				cell(func(x Stage) float64 { return x.Latency.P99 }, false),
+				cell(func(x Stage) float64 { return x.Latency.Max }, false),
+				cell(func(x Stage) float64 { return x.Latency.P50 }, true),
+				cell(func(x Stage) float64 { return x.Latency.P99 }, true),
+			}
+			if stream {
+				ttfb := func(x Stage) Latency {
+					if x.TTFB == nil {
+						return Latency{}
+					}
+					return *x.TTFB
+				}
+				row = append(row,
+					cell(func(x Stage) float64 { return ttfb(x).P50 }, false),
+					cell(func(x Stage) float64 { return ttfb(x).P99 }, false),
+					cell(func(x Stage) float64 { return ttfb(x).P50 }, true),
+					cell(func(x Stage) float64 { return ttfb(x).P99 }, true))
+			}
+			for _, role := range []string{roleEnvoy, roleExtproc} {
+				if rss, us, ok := roleUse(s, role); ok {
+					row = append(row, fmt.Sprintf("%.1f", rss), fmt.Sprintf("%.1f", us))
+				} else {
+					row = append(row, "–", "–")
+				}
+			}
+			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+		}
+	}
+	fmt.Fprintf(&b, "\n![latency vs VUs](%s)\n\n![RSS over time](%s)\n", LatencyChart, RSSChart)
+	return b.String()
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+var palette = []color.Color{
+	color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255},
+	color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255}, color.RGBA{140, 86, 75, 255},
+}
+
+// latencyChart draws p50 (solid) and p99 (dashed) against VUs per path.
+func latencyChart(r *Result, file string) error {
+	p := plot.New()
+	p.Title.Text = "Closed-loop latency vs VUs"
+	p.X.Label.Text = "VUs"
+	p.Y.Label.Text = "latency (ms)"
+	p.Legend.Top = true
+	p.Legend.Left = true
+	for i, path := range r.Paths {
+		var p50, p99 plotter.XYs
+		for _, s := range r.Stages {
+			if s.Path == path.Name && (s.Kind == KindClosed || s.Kind == KindSerial) {
+				p50 = append(p50, plotter.XY{X: float64(s.Load), Y: s.Latency.P50})
+				p99 = append(p99, plotter.XY{X: float64(s.Load), Y: s.Latency.P99})
+			}
+		}
+		if len(p50) == 0 {
+			continue
+		}
+		slices.SortFunc(p50, func(a, b plotter.XY) int { return int(a.X - b.X) })
+		slices.SortFunc(p99, func(a, b plotter.XY) int { return int(a.X - b.X) })
+		c := palette[i%len(palette)]
+		for _, q := range []struct {
+			xys    plotter.XYs
+			suffix string
+			dashed bool
+		}{{p50, " p50", false}, {p99, " p99", true}} {
+			l, pts, err := plotter.NewLinePoints(q.xys)
+			if err != nil {
+				return err
+			}
+			l.Color, pts.Color = c, c
+			pts.Shape = draw.CircleGlyph{}
+			if q.dashed {
+				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			}
+			p.Add(l, pts)
+			p.Legend.Add(path.Name+q.suffix, l)
+		}
+	}
+	return p.Save(chartWidthInch*vg.Inch, 4.5*vg.Inch, file)
+}
+
+// rssChart draws every sampled process's RSS over the run.
+func rssChart(r *Result, file string) error {
+	p := plot.New()
+	p.Title.Text = "Resident memory over the run"
+	p.X.Label.Text = "time (s)"
+	p.Y.Label.Text = "RSS (MB)"
+	p.Legend.Top = true
+	p.Legend.Left = true
+	byProc := map[string]plotter.XYs{}
+	var names []string
+	for _, pt := range r.RSS {
+		if _, ok := byProc[pt.Proc]; !ok {
+			names = append(names, pt.Proc)
+		}
+		byProc[pt.Proc] = append(byProc[pt.Proc], plotter.XY{X: pt.T, Y: pt.MB})
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		xys := byProc[name]
+		slices.SortStableFunc(xys, func(a, b plotter.XY) int {
+			switch {
+			case a.X < b.X:
+				return -1
+			case a.X > b.X:
+				return 1
+			}
+			return 0
+		})
+		// Samples exist only while the process's path is under load, so
+		// draw points, not lines across the gaps.
+		sc, err := plotter.NewScatter(xys)
+		if err != nil {
+			return err
+		}
+		sc.Color = palette[i%len(palette)]
+		sc.Shape = draw.CircleGlyph{}
+		sc.Radius = vg.Points(1.5)
+		p.Add(sc)
+		p.Legend.Add(name, sc)
+	}
+	if len(names) == 0 {
+		p.Title.Text += " (no processes sampled)"
+		p.X.Max, p.Y.Max = 1, 1
+	}
+	return p.Save(chartWidthInch*vg.Inch, 4.5*vg.Inch, file)
+}

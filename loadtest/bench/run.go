@@ -1,0 +1,279 @@
+// Package bench measures what the gateway adds to an LLM call: it drives
+// the same chat request through several paths (direct to the upstream,
+// Envoy alone, Envoy + extproc, Envoy + extproc + a Lua hook) under
+// closed-loop VU stages, open-loop constant rates (vegeta), concurrency 1
+// and streaming, samples the proxies' memory and CPU from /proc, and writes
+// the results as JSON, a Markdown table with ratios against the direct path
+// and PNG charts.
+//
+// Paths are interleaved within every stage (direct, envoy, gateway,
+// gateway_hook, then the reverse order in the next round) so that drift of
+// a shared, noisy machine hits all of them alike. Starting the processes
+// under test is the caller's job (see Stack); a Plan only needs URLs and
+// PIDs.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Stage kinds.
+const (
+	KindSerial = "serial" // one VU: added latency per hop
+	KindClosed = "closed" // VU stages, as k6 runs them
+	KindOpen   = "open"   // constant arrival rate (vegeta)
+	KindStream = "stream" // streamed answers: time to first byte
+)
+
+// Path is a Target plus the processes that serve it.
+type Path struct {
+	Target
+	// Procs are sampled while this path is under load.
+	Procs []Proc
+}
+
+// Plan says what to measure.
+type Plan struct {
+	// Mode is a label for the report ("quick", "full", "test").
+	Mode  string
+	Paths []Path
+	// Rounds repeats every stage; odd rounds run the paths in reverse.
+	Rounds int
+	// Warmup precedes every closed-loop and streaming run and is not recorded.
+	Warmup time.Duration
+
+	SerialDuration time.Duration // 0 skips the concurrency-1 stage
+	VUs            []int
+	VUDuration     time.Duration
+	Rates          []int // requests per second
+	RateDuration   time.Duration
+	StreamVUs      int // 0 skips the streaming stage
+	StreamDuration time.Duration
+
+	// SampleInterval is how often /proc is read (default 250ms).
+	SampleInterval time.Duration
+}
+
+// Result is the whole benchmark, as written to results.json.
+type Result struct {
+	Mode     string     `json:"mode"`
+	Started  time.Time  `json:"started"`
+	Finished time.Time  `json:"finished"`
+	Machine  Machine    `json:"machine"`
+	Paths    []Path     `json:"paths"`
+	Stages   []Stage    `json:"stages"`
+	RSS      []RSSPoint `json:"rss"`
+}
+
+// Stage is one path under one load, pooled over rounds.
+type Stage struct {
+	Kind string `json:"kind"`
+	// Load is the number of VUs (serial, closed, stream) or the rate in
+	// requests per second (open).
+	Load       int            `json:"load"`
+	Path       string         `json:"path"`
+	Rounds     int            `json:"rounds"`
+	Seconds    float64        `json:"seconds"`
+	Requests   int            `json:"requests"`
+	Successes  int            `json:"successes"`
+	Errors     int            `json:"errors"`
+	ErrorKinds map[string]int `json:"error_kinds,omitempty"`
+	RPS        float64        `json:"rps"`
+	Latency    Latency        `json:"latency"`
+	// TTFB is the time to the first body byte (streaming stages only).
+	TTFB  *Latency    `json:"ttfb,omitempty"`
+	Procs []ProcStats `json:"procs,omitempty"`
+}
+
+// Machine describes where the benchmark ran.
+type Machine struct {
+	CPU       string `json:"cpu"`
+	CPUs      int    `json:"cpus"`
+	MemoryMB  int64  `json:"memory_mb"`
+	Kernel    string `json:"kernel"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			m.MemoryMB = kb >> 10
+		}
+	}
+	return m
+}
+
+// step is one load of one kind; a run is a step on one path in one round.
+type step struct {
+	kind string
+	load int
+	d    time.Duration
+}
+
+func (p *Plan) steps() []step {
+	var s []step
+	if p.SerialDuration > 0 {
+		s = append(s, step{KindSerial, 1, p.SerialDuration})
+	}
+	for _, v := range p.VUs {
+		s = append(s, step{KindClosed, v, p.VUDuration})
+	}
+	for _, r := range p.Rates {
+		s = append(s, step{KindOpen, r, p.RateDuration})
+	}
+	if p.StreamVUs > 0 {
+		s = append(s, step{KindStream, p.StreamVUs, p.StreamDuration})
+	}
+	return s
+}
+
+// Estimate is how long Run takes, roughly.
+func (p *Plan) Estimate() time.Duration {
+	var total time.Duration
+	for _, s := range p.steps() {
+		d := s.d
+		if s.kind != KindOpen {
+			d += p.Warmup
+		}
+		total += d * time.Duration(len(p.Paths)*max(1, p.Rounds))
+	}
+	return total
+}
+
+// Run measures every step on every path and reports progress to progress.
+func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
+	if len(p.Paths) == 0 {
+		return nil, fmt.Errorf("running plan: no paths")
+	}
+	rounds := max(1, p.Rounds)
+	interval := p.SampleInterval
+	if interval <= 0 {
+		interval = 250 * time.Millisecond
+	}
+	res := &Result{Mode: p.Mode, Started: time.Now().UTC(), Machine: machine(), Paths: p.Paths}
+	epoch := time.Now()
+	steps := p.steps()
+	total := len(steps) * rounds * len(p.Paths)
+	done := 0
+	remaining := p.Estimate()
+
+	for _, st := range steps {
+		pooled := make([]*samples, len(p.Paths))
+		procs := make([][]ProcStats, len(p.Paths))
+		for round := range rounds {
+			order := make([]int, len(p.Paths))
+			for i := range order {
+				order[i] = i
+			}
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, pi := range order {
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("running plan: %w", err)
+				}
+				path := p.Paths[pi]
+				done++
+				fmt.Fprintf(progress, "[%d/%d] %-6s %5d %-13s round %d/%d ... ", done, total, st.kind, st.load, path.Name, round+1, rounds)
+
+				smp := newSampler(path.Procs, interval, epoch)
+				sctx, stop := context.WithCancel(ctx)
+				sdone := make(chan struct{})
+				go func() { smp.run(sctx); close(sdone) }()
+				var s *samples
+				switch st.kind {
+				case KindSerial, KindClosed:
+					s = closedLoop(ctx, path.Target, st.load, p.Warmup, st.d)
+				case KindOpen:
+					s = openLoop(ctx, path.Target, st.load, st.d)
+				case KindStream:
+					s = streamLoop(ctx, path.Target, st.load, p.Warmup, st.d)
+				}
+				stop()
+				<-sdone
+				ps, points, err := smp.stats(s.requests)
+				if err != nil {
+					return nil, fmt.Errorf("sampling %s: %w", path.Name, err)
+				}
+				res.RSS = append(res.RSS, points...)
+				procs[pi] = mergeProcs(procs[pi], ps)
+				if pooled[pi] == nil {
+					pooled[pi] = &samples{}
+				}
+				pooled[pi].merge(s)
+				pooled[pi].elapsed += s.elapsed
+
+				lat := summarize(slices.Clone(s.latencies))
+				remaining -= st.d
+				if st.kind != KindOpen {
+					remaining -= p.Warmup
+				}
+				fmt.Fprintf(progress, "%8.1f rps  p50 %7.2fms  p99 %7.2fms  errors %d  (about %s left)\n",
+					float64(s.requests)/s.elapsed.Seconds(), lat.P50, lat.P99, s.errors, max(0, remaining).Round(time.Second))
+			}
+		}
+		for pi, path := range p.Paths {
+			s := pooled[pi]
+			stage := Stage{
+				Kind: st.kind, Load: st.load, Path: path.Name, Rounds: rounds,
+				Seconds: s.elapsed.Seconds(), Requests: s.requests, Successes: s.requests - s.errors,
+				Errors: s.errors, ErrorKinds: s.errorKind, Latency: summarize(s.latencies), Procs: procs[pi],
+			}
+			if s.elapsed > 0 {
+				stage.RPS = float64(s.requests) / s.elapsed.Seconds()
+			}
+			if st.kind == KindStream {
+				t := summarize(s.ttfb)
+				stage.TTFB = &t
+			}
+			for i := range stage.Procs {
+				if s.requests > 0 {
+					stage.Procs[i].CPUMicrosPerR = stage.Procs[i].CPUSeconds * 1e6 / float64(s.requests)
+				}
+			}
+			res.Stages = append(res.Stages, stage)
+		}
+	}
+	res.Finished = time.Now().UTC()
+	return res, nil
+}
+
+// mergeProcs pools one process's use over rounds.
+func mergeProcs(acc, next []ProcStats) []ProcStats {
+	if acc == nil {
+		return next
+	}
+	for i := range acc {
+		for _, n := range next {
+			if n.Name != acc[i].Name {
+				continue
+			}
+			acc[i].CPUSeconds += n.CPUSeconds
+			acc[i].RSSMaxMB = max(acc[i].RSSMaxMB, n.RSSMaxMB)
+			acc[i].RSSAvgMB = (acc[i].RSSAvgMB + n.RSSAvgMB) / 2
+		}
+	}
+	return acc
+}
