@@ -54,6 +54,10 @@ type Options struct {
 	// MessageTimeout bounds each wait for an extproc answer. Default 10s in
 	// full-duplex mode (the answer waits for the whole upload), 2s buffered.
 	MessageTimeout time.Duration
+	// ResponseHeaders sends response headers to extproc, for on_response
+	// hooks. Envoy cannot switch this per request in full-duplex mode, so it
+	// is on whenever hooks are configured.
+	ResponseHeaders bool
 	// MaxBodyBytes is the gateway's body limit (routing.Router.MaxBodyBytes).
 	MaxBodyBytes int64
 	Providers    []routing.Provider
@@ -85,7 +89,7 @@ type templateData struct {
 	DirectCluster                         string
 	BaselinePort                          int
 	BaselineCluster                       string
-	FailOpen                              bool
+	FailOpen, ResponseHeaders             bool
 	BodyMode, TrailerMode, MessageTimeout string
 	BufferLimitBytes                      int64
 	ClusterHeader                         string
@@ -148,15 +152,16 @@ func Render(w io.Writer, o Options) error {
 
 func (o Options) data() (templateData, error) {
 	d := templateData{
-		EnvoyVersion:  Version,
-		ListenAddress: or(o.ListenAddress, "127.0.0.1"),
-		ListenPort:    orInt(o.ListenPort, 10000),
-		AdminAddress:  or(o.AdminAddress, "127.0.0.1"),
-		AdminPort:     orInt(o.AdminPort, 9901),
-		FailOpen:      o.FailOpen,
-		BodyMode:      or(o.BodyMode, BodyModeFullDuplex),
-		ClusterHeader: ClusterHeader,
-		CAFile:        or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
+		EnvoyVersion:    Version,
+		ListenAddress:   or(o.ListenAddress, "127.0.0.1"),
+		ListenPort:      orInt(o.ListenPort, 10000),
+		AdminAddress:    or(o.AdminAddress, "127.0.0.1"),
+		AdminPort:       orInt(o.AdminPort, 9901),
+		FailOpen:        o.FailOpen,
+		ResponseHeaders: o.ResponseHeaders,
+		BodyMode:        or(o.BodyMode, BodyModeFullDuplex),
+		ClusterHeader:   ClusterHeader,
+		CAFile:          or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
 	}
 	idle := o.UpstreamIdleTimeout
 	if idle <= 0 {

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"switchyard/luahooks"
 	"switchyard/routing"
 )
 
@@ -46,6 +47,10 @@ type Options struct {
 	// Router returns the current routing snapshot. It is called once per
 	// request; the request keeps that snapshot to the end.
 	Router func() *routing.Router
+	// Hooks returns the current Lua hook set, or nil for none. It is called
+	// once per request; the request keeps that version to the end, so its
+	// response hooks come from the same version as its request hooks.
+	Hooks func() *luahooks.Set
 	// Logger receives request logs; nil discards them.
 	Logger *slog.Logger
 	// Metrics may be nil.
@@ -101,6 +106,10 @@ type exchange struct {
 	duplex bool // FULL_DUPLEX_STREAMED: answer headers and body together
 
 	router    *routing.Router
+	hooks     *luahooks.Set // nil when no hook runs
+	headers   map[string]string
+	method    string
+	tags      map[string]string
 	ep        *endpoint
 	api       routing.API
 	principal routing.Principal
@@ -126,7 +135,7 @@ func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		return x.onRequestTrailers(ctx)
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return []*extprocv3.ProcessingResponse{{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}}
+		return []*extprocv3.ProcessingResponse{x.onResponseHeaders(ctx, v.ResponseHeaders)}
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		return []*extprocv3.ProcessingResponse{{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}}
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
@@ -160,8 +169,19 @@ func presentedKey(authorization, xAPIKey, apiKey string) string {
 
 func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	x.router = x.srv.opts.Router()
+	if x.srv.opts.Hooks != nil {
+		if set := x.srv.opts.Hooks(); set != nil && (set.HasOnRequest() || set.HasOnResponse()) {
+			x.hooks = set
+		}
+	}
+	if x.hooks != nil && x.hooks.HasOnRequest() {
+		x.headers = make(map[string]string, len(h.GetHeaders().GetHeaders()))
+	}
 	var method, authorization, xAPIKey, apiKey, contentLength, contentEncoding string
 	for _, hv := range h.GetHeaders().GetHeaders() {
+		if x.headers != nil && !strings.HasPrefix(hv.Key, ":") {
+			x.headers[hv.Key] = headerValue(hv)
+		}
 		switch hv.Key {
 		case ":path":
 			x.path = headerValue(hv)
@@ -182,6 +202,7 @@ func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 		}
 	}
 
+	x.method = method
 	x.ep, x.api = lookupEndpoint(x.path)
 	if x.ep == nil {
 		return x.fail(newAPIError(routing.KindNotFound, "unknown_endpoint", "unknown endpoint "+strconv.Quote(pathOnly(x.path))))
@@ -271,19 +292,42 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	if perr != nil {
 		return []*extprocv3.ProcessingResponse{x.fail(perr)}
 	}
-	dec, err := x.router.Decide(ctx, &routing.Request{API: x.ep.api, Model: model, Principal: x.principal})
+	body := x.body
+	rreq := routing.Request{API: x.ep.api, Model: model, Principal: x.principal}
+	var hooked luahooks.Result
+	if x.hooks != nil && x.hooks.HasOnRequest() {
+		var herr *apiError
+		if hooked, herr = x.runRequestHooks(ctx, model); herr != nil {
+			return []*extprocv3.ProcessingResponse{x.failModel(herr, model)}
+		}
+		if hooked.Body != nil {
+			body = hooked.Body
+		}
+		if hooked.Model != "" {
+			rreq.Model = hooked.Model
+		}
+		rreq.Provider, rreq.Route = hooked.Provider, hooked.Route
+		x.tags = hooked.Tags
+	}
+	bodyChanged := hooked.Body != nil
+
+	dec, err := x.router.Decide(ctx, &rreq)
 	if err != nil {
 		return []*extprocv3.ProcessingResponse{x.failModel(fromRouting(err), model)}
 	}
-	body := x.body
-	if dec.RewriteModel {
+	if dec.Model != rreq.Model {
 		if body, err = rewriteModel(body, dec.Model); err != nil {
 			return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 		}
+		bodyChanged = true
 	}
 
-	hm := &extprocv3.HeaderMutation{SetHeaders: make([]*corev3.HeaderValueOption, 0, 4)}
+	hm := &extprocv3.HeaderMutation{SetHeaders: make([]*corev3.HeaderValueOption, 0, 4+len(hooked.SetHeaders))}
 	hm.SetHeaders = append(hm.SetHeaders, setHeader(ClusterHeader, dec.Cluster))
+	for name, value := range hooked.SetHeaders {
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(name, value))
+	}
+	hm.RemoveHeaders = append(hm.RemoveHeaders, hooked.RemoveHeaders...)
 	for _, name := range clientCredentialHeaders {
 		if dec.Credential == nil || dec.Credential.Name != name {
 			hm.RemoveHeaders = append(hm.RemoveHeaders, name)
@@ -297,13 +341,14 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	}
 
 	x.srv.opts.Metrics.requests.WithLabelValues(dec.Provider, metricModel(dec), "routed").Inc()
+
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
 	if log := x.srv.opts.Logger; log.Enabled(ctx, slog.LevelDebug) {
 		log.LogAttrs(ctx, slog.LevelDebug, "routed",
 			slog.String("request_id", x.requestID), slog.String("path", pathOnly(x.path)),
 			slog.String("model", model), slog.String("provider", dec.Provider),
 			slog.String("upstream_model", dec.Model), slog.String("route", dec.Route),
-			slog.String("key_name", x.principal.Name))
+			slog.String("key_name", x.principal.Name), slog.Any("tags", x.tags))
 	}
 
 	if x.duplex {
@@ -321,7 +366,7 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 		}
 	}
 	common := &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true}
-	if dec.RewriteModel {
+	if bodyChanged {
 		// Envoy refuses a buffered body whose length disagrees with Content-Length.
 		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(body))))
 		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}

@@ -65,7 +65,10 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		MessageTimeout: f.messageTimeout,
 		MaxBodyBytes:   r.MaxBodyBytes(),
 		Providers:      r.Providers(),
-		CAFile:         f.caFile,
+		// Hooks may gain on_response at any reload; Envoy must already send
+		// response headers then.
+		ResponseHeaders: r.Hooks().Dir != "",
+		CAFile:          f.caFile,
 	}
 	direct := f.directCluster
 	if direct == "" && (f.noExtProc || f.baselinePort != 0) {

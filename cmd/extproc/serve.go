@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"switchyard/luahooks"
 	"switchyard/processor"
 	"switchyard/routing"
 )
@@ -119,8 +121,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	runWatch, err := cfg.startWatch()
+	if err != nil {
+		return err
+	}
+
+	hooks, err := newHooks(f.config, cfg.Current().Hooks(), log, reg)
+	if err != nil {
+		return err
+	}
+	defer hooks.Close()
+
 	srv := processor.New(processor.Options{
 		Router:  cfg.Current,
+		Hooks:   hooks.Current,
 		Logger:  log,
 		Metrics: processor.NewMetrics(reg),
 	})
@@ -165,7 +179,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go cfg.watch(watchCtx)
+	go runWatch(watchCtx)
+	go func() {
+		if err := hooks.Watch(watchCtx); err != nil && watchCtx.Err() == nil {
+			log.Error("hooks watch stopped; reload with SIGHUP", "err", err)
+		}
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -176,6 +195,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 				return
 			case <-hup:
 				cfg.reload()
+				_ = hooks.Reload() // logged and counted by the manager
 			}
 		}
 	}()
@@ -315,4 +335,27 @@ func (h *configHolder) reload() {
 	h.lastOK.Set(1)
 	h.reloads.WithLabelValues("success").Inc()
 	h.log.Info("config reloaded", "path", h.path)
+}
+
+// newHooks loads the Lua hooks the config names. A relative hooks directory
+// is taken relative to the config file. Changing the hooks section itself
+// (directory, files, timeout, policy) takes a restart; the scripts in the
+// directory reload live.
+func newHooks(configPath string, hc routing.HooksConfig, log *slog.Logger, reg prometheus.Registerer) (*luahooks.Manager, error) {
+	dir := hc.Dir
+	if dir != "" && !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(configPath), dir)
+	}
+	m, err := luahooks.NewManager(luahooks.Options{
+		Dir:        dir,
+		Files:      hc.Files,
+		Timeout:    hc.Timeout,
+		FailOpen:   hc.FailOpen,
+		Logger:     log,
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading hooks: %w", err)
+	}
+	return m, nil
 }

@@ -1,0 +1,102 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"switchyard/luahooks"
+	"switchyard/routing"
+)
+
+// runRequestHooks runs the on_request hooks of the request's hook version.
+// A hook's rejection or failure becomes the client's error.
+func (x *exchange) runRequestHooks(ctx context.Context, model string) (luahooks.Result, *apiError) {
+	res, err := x.hooks.OnRequest(ctx, &luahooks.Request{
+		API:        string(x.ep.api),
+		Method:     x.method,
+		Path:       x.path,
+		Headers:    x.headers,
+		Body:       x.body,
+		Model:      model,
+		KeyName:    x.principal.Name,
+		RequestID:  x.requestID,
+		IsProvider: x.router.HasProvider,
+		IsRoute:    x.router.HasRoute,
+	})
+	if err != nil {
+		if errors.Is(err, luahooks.ErrHookFailed) {
+			// The hook's name and line are in the log; the client learns only
+			// that the gateway failed.
+			return res, newAPIError(routing.KindAPI, "hook_failed", "the gateway could not process the request (request hook failed)")
+		}
+		return res, newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+	}
+	if r := res.Reject; r != nil {
+		return res, rejection(r)
+	}
+	return res, nil
+}
+
+// rejection renders a hook's req:reject in the API's error shape.
+func rejection(r *luahooks.Reject) *apiError {
+	status := r.Status
+	if status < 400 || status > 599 {
+		status = http.StatusForbidden
+	}
+	var kind routing.Kind
+	switch {
+	case status == http.StatusUnauthorized:
+		kind = routing.KindAuthentication
+	case status == http.StatusForbidden:
+		kind = routing.KindPermission
+	case status == http.StatusNotFound:
+		kind = routing.KindNotFound
+	case status == http.StatusRequestEntityTooLarge:
+		kind = routing.KindTooLarge
+	case status >= 500:
+		kind = routing.KindAPI
+	default:
+		kind = routing.KindInvalidRequest
+	}
+	msg := r.Message
+	if msg == "" {
+		msg = "request rejected by gateway policy"
+	}
+	return &apiError{status: status, kind: kind, code: "rejected_by_hook", message: msg}
+}
+
+// onResponseHeaders runs the on_response hooks; Envoy sends response headers
+// only for requests whose hook version has them.
+func (x *exchange) onResponseHeaders(ctx context.Context, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	out := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+	if x.hooks == nil || !x.hooks.HasOnResponse() {
+		return out
+	}
+	res := &luahooks.Response{Headers: make(map[string]string, len(h.GetHeaders().GetHeaders())), RequestID: x.requestID, Tags: x.tags}
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		if hv.Key == ":status" {
+			res.Status, _ = strconv.Atoi(headerValue(hv))
+			continue
+		}
+		res.Headers[hv.Key] = headerValue(hv)
+	}
+	rr, err := x.hooks.OnResponse(ctx, res)
+	if err != nil {
+		// The upstream answer is already on its way; a failing response hook
+		// (fail_closed) cannot turn it into an error, so it changes nothing.
+		return out
+	}
+	if len(rr.SetHeaders) == 0 && len(rr.RemoveHeaders) == 0 {
+		return out
+	}
+	hm := &extprocv3.HeaderMutation{RemoveHeaders: rr.RemoveHeaders}
+	for name, value := range rr.SetHeaders {
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(name, value))
+	}
+	out.GetResponseHeaders().Response = &extprocv3.CommonResponse{HeaderMutation: hm}
+	return out
+}
