@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// hooksConfig: alpha and gamma are OpenAI-schema providers on two upstreams;
+// hooks run from dir.
+func hooksConfig(a, b *fakeUpstream, dir, policy string) string {
+	return fmt.Sprintf(`providers:
+  - name: alpha
+    url: http://127.0.0.1:%d
+    schema: openai
+    auth: {type: bearer, key_env: SWY_TEST_ALPHA_KEY}
+  - name: gamma
+    url: http://127.0.0.1:%d
+    schema: openai
+    auth: {type: bearer, key_env: SWY_TEST_BETA_KEY}
+routes:
+  - model: gpt-exact
+    provider: alpha
+hooks:
+  dir: %s
+  timeout: 50ms
+  failure_policy: %s
+`, a.port(), b.port(), dir, policy)
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHooksChangeRequestsAndResponses: a hook's routing choice, headers,
+// model change and rejection reach the upstream or the client through the
+// real Envoy, and on_response changes a header the client sees.
+func TestHooksChangeRequestsAndResponses(t *testing.T) {
+	t.Parallel()
+	a, b := startUpstream(t, "A"), startUpstream(t, "B")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "10-team.lua"), `
+ctx.teams = { ["team-gamma"] = "gamma" }
+function on_request(req)
+  local p = ctx.teams[req:header("X-Team") or ""]
+  if p then req:provider(p) end
+  req:set_header("x-hook-saw-model", req.model)
+  req:tag("team", req:header("x-team") or "none")
+end
+`)
+	writeFile(t, filepath.Join(dir, "20-policy.lua"), `
+function on_request(req)
+  if req:header("x-block") then
+    return req:reject(429, "blocked by policy for " .. req.model)
+  end
+  if req.model == "alias-from-hook" then
+    req:set_model("gpt-exact")
+    req.body:set("metadata.rewritten_by", "hook")
+  end
+  if req:header("x-crash") then error("deliberate failure") end
+end
+function on_response(res)
+  res:set_header("x-hook-status", tostring(res.status))
+  res:set_header("x-hook-team", res.tags.team or "")
+end
+`)
+	gw := startGateway(t, hooksConfig(a, b, dir, "fail_closed"), gatewayOptions{extraEnv: testEnv})
+
+	r := gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-team": "team-gamma"}, `{"model":"gpt-exact","messages":[]}`)
+	got := upstreamSaw(t, r)
+	if got.Upstream != "B" || got.Headers["authorization"] != "Bearer "+betaKey {
+		t.Errorf("hook chose gamma: upstream %s, authorization %q", got.Upstream, got.Headers["authorization"])
+	}
+	if got.Headers["x-hook-saw-model"] != "gpt-exact" {
+		t.Errorf("hook header: %q", got.Headers["x-hook-saw-model"])
+	}
+	if r.header.Get("x-hook-status") != "200" || r.header.Get("x-hook-team") != "team-gamma" {
+		t.Errorf("on_response headers: status %q team %q", r.header.Get("x-hook-status"), r.header.Get("x-hook-team"))
+	}
+
+	got = upstreamSaw(t, gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"alias-from-hook","messages":[]}`))
+	if got.Upstream != "A" || got.Model != "gpt-exact" || got.ContentLength != int64(got.BodyLen) {
+		t.Errorf("set_model: upstream %s model %q content-length %d body %d", got.Upstream, got.Model, got.ContentLength, got.BodyLen)
+	}
+	var body map[string]any
+	json.Unmarshal([]byte(got.Body), &body)
+	if md, _ := body["metadata"].(map[string]any); md["rewritten_by"] != "hook" {
+		t.Errorf("body:set did not reach the upstream: %s", got.Body)
+	}
+
+	r = gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-block": "1"}, `{"model":"gpt-exact"}`)
+	var e openAIError
+	decodeStrict(t, r.body, &e)
+	if r.status != 429 || e.Error.Message != "blocked by policy for gpt-exact" {
+		t.Errorf("reject: status %d body %s", r.status, r.body)
+	}
+
+	r = gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-crash": "1"}, `{"model":"gpt-exact"}`)
+	decodeStrict(t, r.body, &e)
+	if r.status != 500 || strings.Contains(string(r.body), "deliberate") || strings.Contains(string(r.body), ".lua") {
+		t.Errorf("failing hook (fail_closed): status %d body %s; want 500 without script details", r.status, r.body)
+	}
+	if m := gw.metrics(t); !strings.Contains(m, `switchyard_hooks_errors_total{reason="runtime",script="20-policy.lua"} 1`) {
+		t.Errorf("hook error not counted:\n%s", grep(m, "switchyard_hooks_errors_total"))
+	}
+}
+
+// hookSet is the script set of version v: two scripts that stamp the version
+// on the request and one that stamps it on the response.
+func hookSet(v int) map[string]string {
+	return map[string]string{
+		"a.lua": fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-a\", \"%d\") end\n", v),
+		"b.lua": fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-b\", \"%d\") end\nfunction on_response(res) res:set_header(\"x-hook-resp\", \"%d\") end\n", v, v),
+	}
+}
+
+// TestHooksHotSwapUnderLoad replaces the script set many times under
+// constant traffic: by rename, by cp over the file, by a broken set and by
+// Kubernetes ConfigMap-style ..data symlink swaps. No request may fail and
+// every request must see exactly one version in both of its phases.
+func TestHooksHotSwapUnderLoad(t *testing.T) {
+	t.Parallel()
+	a, b := startUpstream(t, "A"), startUpstream(t, "B")
+	dir := t.TempDir()
+	for name, code := range hookSet(1) {
+		writeFile(t, filepath.Join(dir, name), code)
+	}
+	gw := startGateway(t, hooksConfig(a, b, dir, "fail_closed"), gatewayOptions{extraEnv: testEnv})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var total, failed, mixed atomic.Int64
+	var firstProblem atomic.Value
+	var versionsMu sync.Mutex
+	versions := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				r, err := gw.try(context.Background(), "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`)
+				total.Add(1)
+				if err != nil || r.status != 200 {
+					failed.Add(1)
+					firstProblem.CompareAndSwap(nil, fmt.Sprintf("%v %d %s", err, r.status, r.body))
+					continue
+				}
+				var rep upstreamReply
+				if json.Unmarshal(r.body, &rep) != nil {
+					failed.Add(1)
+					continue
+				}
+				va, vb, vr := rep.Seen.Headers["x-hook-a"], rep.Seen.Headers["x-hook-b"], r.header.Get("x-hook-resp")
+				if va == "" || va != vb || vb != vr {
+					mixed.Add(1)
+					firstProblem.CompareAndSwap(nil, fmt.Sprintf("versions a=%q b=%q response=%q", va, vb, vr))
+				}
+				versionsMu.Lock()
+				versions[va]++
+				versionsMu.Unlock()
+			}
+		}()
+	}
+
+	waitVersion := func(v int) {
+		t.Helper()
+		want := fmt.Sprint(v)
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`)
+			if r.status == 200 && r.header.Get("x-hook-resp") == want {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("version %d never went live\n%s", v, grep(gw.metrics(t), "switchyard_hooks"))
+	}
+
+	start := time.Now()
+	v := 1
+	waitVersion(v)
+	// Editors: write a temporary file and rename it over the script.
+	for i := 0; i < 4; i++ {
+		v++
+		for name, code := range hookSet(v) {
+			tmp := filepath.Join(dir, "."+name+".swp")
+			writeFile(t, tmp, code)
+			if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitVersion(v)
+		time.Sleep(300 * time.Millisecond)
+	}
+	// cp: truncate and write in place.
+	for i := 0; i < 3; i++ {
+		v++
+		for name, code := range hookSet(v) {
+			writeFile(t, filepath.Join(dir, name), code)
+		}
+		waitVersion(v)
+		time.Sleep(300 * time.Millisecond)
+	}
+	// A broken set is refused as a whole; version v keeps serving.
+	writeFile(t, filepath.Join(dir, "a.lua"), "function on_request(req) this is not lua end\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(gw.metrics(t), "switchyard_hooks_reload_failures_total 1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("broken set was not refused\n%s", grep(gw.metrics(t), "switchyard_hooks"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`); r.header.Get("x-hook-resp") != fmt.Sprint(v) {
+		t.Errorf("after the broken set, version %q serves, want %d", r.header.Get("x-hook-resp"), v)
+	}
+	// ConfigMap style: files are symlinks through ..data, which is swapped atomically.
+	for i := 0; i < 4; i++ {
+		v++
+		snap := filepath.Join(dir, fmt.Sprintf("..snapshot_%d", v))
+		if err := os.Mkdir(snap, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, code := range hookSet(v) {
+			writeFile(t, filepath.Join(snap, name), code)
+		}
+		tmpLink := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(snap), tmpLink); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmpLink, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 { // the first time, turn the plain files into links through ..data
+			for name := range hookSet(v) {
+				link := filepath.Join(dir, name+".lnk")
+				if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(link, filepath.Join(dir, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		waitVersion(v)
+		time.Sleep(300 * time.Millisecond)
+	}
+	if rest := 10*time.Second - time.Since(start); rest > 0 {
+		time.Sleep(rest)
+	}
+	cancel()
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	rps := float64(total.Load()) / elapsed.Seconds()
+	t.Logf("%d requests in %v (%.0f/s), %d failed, %d mixed, %d script-set versions served: %v",
+		total.Load(), elapsed.Round(time.Millisecond), rps, failed.Load(), mixed.Load(), len(versions), versions)
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during hot swaps; first: %v", n, firstProblem.Load())
+	}
+	if n := mixed.Load(); n != 0 {
+		t.Errorf("%d requests saw more than one version; first: %v", n, firstProblem.Load())
+	}
+	if rps < 200 {
+		t.Errorf("only %.0f requests/s: the swap test needs sustained load", rps)
+	}
+	if len(versions) < v-1 {
+		t.Errorf("traffic saw %d versions of %d", len(versions), v)
+	}
+}
