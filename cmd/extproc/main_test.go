@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+const minimalConfig = `providers:
+  - name: mock
+    url: http://127.0.0.1:8081
+    schema: openai
+routes:
+  - model: "mock-*"
+    provider: mock
+`
+
+func TestServeFlagErrorsAreCollected(t *testing.T) {
+	t.Parallel()
+	_, err := parseServeFlags([]string{"-config", "", "-grpc", "", "-log-level", "loud", "-log-format", "xml", "-drain-timeout", "0s", "extra"}, &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("parseServeFlags accepted bad flags")
+	}
+	for _, want := range []string{"unexpected arguments", "-config is required", "-grpc is required", "-log-level", "-log-format", "-drain-timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestRunFailsOnBadFirstConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(path, []byte("providers: []\nbogus: 1\n"), 0o600)
+	err := run(context.Background(), []string{"-config", path, "-grpc", "unix:" + filepath.Join(dir, "s.sock"), "-metrics", ""}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("run with an invalid config: %v, want an error naming the unknown field", err)
+	}
+}
+
+func TestEnvoyConfigCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(minimalConfig), 0o600)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-listen", "12345", "-extproc", "unix:/run/x.sock"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"port_value: 12345", "path: /run/x.sock", "cluster_header: x-switchyard-cluster", "name: mock"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("rendered config lacks %q", want)
+		}
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-no-extproc"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "envoy.filters.http.ext_proc") || !strings.Contains(out.String(), "cluster: mock") {
+		t.Errorf("-no-extproc config still has ext_proc or lacks the direct route:\n%s", out.String())
+	}
+}
+
+// TestConfigReloadKeepsOldOnFailure: a broken file keeps the running
+// snapshot and flips the gauge; a good one swaps in and restores it.
+func TestConfigReloadKeepsOldOnFailure(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(minimalConfig), 0o600)
+	reg := prometheus.NewRegistry()
+	var logs bytes.Buffer
+	h, err := newConfigHolder(path, slog.New(slog.NewJSONHandler(&logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := h.Current()
+
+	os.WriteFile(path, []byte("providers: [\n"), 0o600)
+	h.reload()
+	if h.Current() != first {
+		t.Error("a failed reload replaced the running config")
+	}
+	if got := testutil.ToFloat64(h.lastOK); got != 0 {
+		t.Errorf("last_reload_successful = %v after a failure, want 0", got)
+	}
+	if !strings.Contains(logs.String(), "config reload failed") {
+		t.Errorf("failure not logged: %s", logs.String())
+	}
+
+	os.WriteFile(path, []byte(minimalConfig+"  - model: extra\n    provider: mock\n"), 0o600)
+	h.reload()
+	if h.Current() == first {
+		t.Error("a good reload did not swap the config")
+	}
+	if got := testutil.ToFloat64(h.lastOK); got != 1 {
+		t.Errorf("last_reload_successful = %v after a good reload, want 1", got)
+	}
+	if got := testutil.ToFloat64(h.reloads.WithLabelValues("failure")); got != 1 {
+		t.Errorf("failure reloads = %v", got)
+	}
+}
+
+func TestLoggerRedactsCredentials(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	log := newLogger(&b, serveFlags{logLevel: "debug", logFormat: "json"})
+	log.Info("x", "authorization", "Bearer sk-secret", "X-Api-Key", "sk-2", "api-key", "sk-3", "model", "m")
+	for _, secret := range []string{"sk-secret", "sk-2", "sk-3"} {
+		if strings.Contains(b.String(), secret) {
+			t.Errorf("log leaks %q: %s", secret, b.String())
+		}
+	}
+	if !strings.Contains(b.String(), `"model":"m"`) {
+		t.Errorf("ordinary attributes lost: %s", b.String())
+	}
+}
