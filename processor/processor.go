@@ -27,6 +27,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -74,6 +75,14 @@ func New(opts Options) *Server {
 		opts.Metrics = NewMetrics(nil)
 	}
 	return &Server{opts: opts}
+}
+
+// ServiceName is the ext_proc gRPC service, for health reporting.
+const ServiceName = "envoy.service.ext_proc.v3.ExternalProcessor"
+
+// Register adds the ext_proc service to a gRPC server.
+func (s *Server) Register(gs *grpc.Server) {
+	extprocv3.RegisterExternalProcessorServer(gs, s)
 }
 
 // Process handles one HTTP request's ext_proc stream.

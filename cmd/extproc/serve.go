@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -160,11 +159,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		// Envoy keeps the connection open and may ping it; don't punish that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
-	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	srv.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(extprocv3.ExternalProcessor_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(processor.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
 	var ready atomic.Bool
 	ready.Store(true)

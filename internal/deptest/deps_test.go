@@ -1,0 +1,48 @@
+package deptest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// owners maps an import path prefix to the only packages allowed to import it
+// directly.
+var owners = map[string][]string{
+	"github.com/envoyproxy/go-control-plane": {"switchyard/processor"},
+	"github.com/yuin/gopher-lua":             {"switchyard/luahooks"},
+}
+
+func TestImportBoundaries(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}|{{join .Imports ","}}`, "switchyard/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, imports, _ := strings.Cut(line, "|")
+		checked++
+		for _, imp := range strings.Split(imports, ",") {
+			for prefix, allowed := range owners {
+				if strings.HasPrefix(imp, prefix) && !contains(allowed, pkg) {
+					t.Errorf("%s imports %s; only %v may", pkg, imp, allowed)
+				}
+			}
+			if pkg == "switchyard/routing" && (strings.HasPrefix(imp, "switchyard/") || strings.Contains(imp, "gopher-lua") || strings.Contains(imp, "go-control-plane")) {
+				t.Errorf("routing imports %s: it must stay plain data", imp)
+			}
+		}
+	}
+	if checked < 5 {
+		t.Fatalf("only %d packages listed", checked)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
