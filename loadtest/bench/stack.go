@@ -1,0 +1,301 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// HookScript is the typical Lua hook of the gateway_hook path: it copies a
+// request header into another one, so the upstream can prove it ran.
+const HookScript = `-- A typical hook: tag the request with the caller's team.
+function on_request(req)
+  req:set_header("x-team-seen", req:header("x-team") or "none")
+end
+`
+
+// StackConfig says how to start the processes under test.
+type StackConfig struct {
+	// Dir holds the generated configs, sockets and process logs.
+	Dir        string
+	ExtprocBin string
+	EnvoyBin   string
+	// UpstreamURL is the mock's base URL, e.g. http://127.0.0.1:8081.
+	UpstreamURL string
+	// BaseID is the first Envoy --base-id; each Envoy gets the next one.
+	BaseID int
+}
+
+// Stack is the set of processes behind the four paths: one Envoy without
+// ext_proc, and two Envoy + extproc pairs (without and with the hook, so
+// the gateway path runs no hook at all).
+type Stack struct {
+	// Paths are direct, envoy, gateway and gateway_hook, in that order.
+	Paths []Path
+	procs []*process
+	dir   string
+}
+
+// process is a started child; done closes when it has exited and been
+// reaped.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func gatewayConfig(upstream, hooksDir string) string {
+	c := "providers:\n  - name: mock\n    url: " + upstream + "\n    schema: openai\n    auth:\n      type: none\n" +
+		"routes:\n  - model: \"*\"\n    provider: mock\n"
+	if hooksDir != "" {
+		c += "hooks:\n  dir: " + strconv.Quote(hooksDir) + "\n"
+	}
+	return c
+}
+
+// StartStack starts the processes and waits until each is ready. On error
+// it stops whatever it started.
+func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
+	s := &Stack{dir: cfg.Dir}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	hooks := filepath.Join(cfg.Dir, "hooks")
+	if err := os.MkdirAll(hooks, 0o755); err != nil {
+		return nil, fmt.Errorf("creating hooks dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(hooks, "team.lua"), []byte(HookScript), 0o644); err != nil {
+		return nil, fmt.Errorf("writing hook: %w", err)
+	}
+	plain := filepath.Join(cfg.Dir, "gateway.yaml")
+	withHook := filepath.Join(cfg.Dir, "gateway_hook.yaml")
+	if err := os.WriteFile(plain, []byte(gatewayConfig(cfg.UpstreamURL, "")), 0o644); err != nil {
+		return nil, fmt.Errorf("writing config: %w", err)
+	}
+	if err := os.WriteFile(withHook, []byte(gatewayConfig(cfg.UpstreamURL, hooks)), 0o644); err != nil {
+		return nil, fmt.Errorf("writing config: %w", err)
+	}
+
+	s.Paths = append(s.Paths, Path{Target: Target{Name: "direct", URL: cfg.UpstreamURL}})
+	baseID := cfg.BaseID
+	type instance struct {
+		name, config string
+		extproc      bool
+		headers      map[string]string
+	}
+	for _, in := range []instance{
+		{name: "envoy", config: plain},
+		{name: "gateway", config: plain, extproc: true},
+		{name: "gateway_hook", config: withHook, extproc: true, headers: map[string]string{"x-team": "bench"}},
+	} {
+		path := Path{Target: Target{Name: in.name, Headers: in.headers}}
+		sock := filepath.Join(cfg.Dir, in.name+".sock")
+		if in.extproc {
+			metrics, err := freePort()
+			if err != nil {
+				return nil, fmt.Errorf("picking a port: %w", err)
+			}
+			cmd, err := s.start(cfg.ExtprocBin, "extproc_"+in.name, "-config", in.config, "-grpc", "unix:"+sock,
+				"-metrics", "127.0.0.1:"+strconv.Itoa(metrics), "-log-level", "warn")
+			if err != nil {
+				return nil, err
+			}
+			if err := waitFor(ctx, cmd, func() bool {
+				c, err := net.Dial("unix", sock)
+				if err == nil {
+					c.Close()
+				}
+				return err == nil
+			}); err != nil {
+				return nil, fmt.Errorf("waiting for extproc_%s: %w%s", in.name, err, s.logTail("extproc_"+in.name))
+			}
+			path.Procs = append(path.Procs, Proc{Name: "extproc_" + in.name, Role: roleExtproc, PID: cmd.cmd.Process.Pid})
+		}
+		listen, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("picking a port: %w", err)
+		}
+		admin, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("picking a port: %w", err)
+		}
+		args := []string{"envoy-config", "-config", in.config, "-listen", strconv.Itoa(listen),
+			"-admin", strconv.Itoa(admin), "-extproc", "unix:" + sock}
+		if !in.extproc {
+			args = append(args, "-no-extproc")
+		}
+		var stderr bytes.Buffer
+		render := exec.CommandContext(ctx, cfg.ExtprocBin, args...)
+		render.Stderr = &stderr
+		yaml, err := render.Output()
+		if err != nil {
+			return nil, fmt.Errorf("rendering envoy config for %s: %w: %s", in.name, err, stderr.String())
+		}
+		envoyConfig := filepath.Join(cfg.Dir, "envoy_"+in.name+".yaml")
+		if err := os.WriteFile(envoyConfig, yaml, 0o644); err != nil {
+			return nil, fmt.Errorf("writing envoy config: %w", err)
+		}
+		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, "-c", envoyConfig, "--concurrency", "1",
+			"--log-level", "warn", "--base-id", strconv.Itoa(baseID), "--disable-hot-restart")
+		baseID++
+		if err != nil {
+			return nil, err
+		}
+		readyURL := "http://127.0.0.1:" + strconv.Itoa(admin) + "/ready"
+		if err := waitFor(ctx, cmd, func() bool {
+			resp, err := http.Get(readyURL)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}); err != nil {
+			return nil, fmt.Errorf("waiting for envoy_%s: %w%s", in.name, err, s.logTail("envoy_"+in.name))
+		}
+		path.URL = "http://127.0.0.1:" + strconv.Itoa(listen)
+		path.Procs = append([]Proc{{Name: "envoy_" + in.name, Role: roleEnvoy, PID: cmd.cmd.Process.Pid}}, path.Procs...)
+		s.Paths = append(s.Paths, path)
+	}
+	return s, nil
+}
+
+// start runs bin with its output in DIR/name.log.
+func (s *Stack) start(bin, name string, args ...string) (*process, error) {
+	log, err := os.Create(filepath.Join(s.dir, name+".log"))
+	if err != nil {
+		return nil, fmt.Errorf("creating log for %s: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	// The log file stays open in the child; the parent's copy can go.
+	log.Close()
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	s.procs = append(s.procs, p)
+	return p, nil
+}
+
+func (s *Stack) logTail(name string) string {
+	b, err := os.ReadFile(filepath.Join(s.dir, name+".log"))
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return "\n" + name + " log:\n" + string(b)
+}
+
+// waitFor polls ready until it holds, the process exits or 20s pass.
+func waitFor(ctx context.Context, p *process, ready func() bool) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if ready() {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return errors.New("process exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return errors.New("not ready after 20s")
+}
+
+// Close stops every process (SIGTERM, then SIGKILL after 10s), newest
+// first.
+func (s *Stack) Close() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	s.procs = nil
+}
+
+// Preflight sends one request with x-mock-echo through every path and
+// checks the answer: status 200, the model named in the request, and on
+// the gateway_hook path the header the hook sets. It proves each path
+// reaches the mock and the hook runs before anything is measured.
+func Preflight(ctx context.Context, paths []Path) error {
+	var errs []error
+	for _, p := range paths {
+		if err := preflight(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("path %s: %w", p.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func preflight(ctx context.Context, p Path) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := newRequest(ctx, p.Target, chatBody(false))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("x-mock-echo", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	var got struct {
+		Object string `json:"object"`
+		Model  string `json:"model"`
+		Echo   *struct {
+			Headers map[string]string `json:"headers"`
+		} `json:"echo"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		return fmt.Errorf("decoding answer: %w", err)
+	}
+	if got.Object != "chat.completion" || got.Model != Model || got.Echo == nil {
+		return fmt.Errorf("unexpected answer %s", body)
+	}
+	seen, ok := got.Echo.Headers["x-team-seen"]
+	if hook := p.Name == "gateway_hook"; hook && seen != p.Headers["x-team"] {
+		return fmt.Errorf("hook did not run: upstream saw x-team-seen %q", seen)
+	} else if !hook && ok {
+		return fmt.Errorf("a hook ran on a path without hooks (x-team-seen %q)", seen)
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+// Command bench measures what Switchyard adds to an LLM call on this
+// machine. It starts the mock upstream in process, one Envoy without
+// ext_proc and two Envoy + extproc pairs (without and with a Lua hook) on
+// loopback, drives the same chat request through the four paths, and writes
+// results/<timestamp>/ with results.json, results.md and PNG charts.
+//
+//	go run ./loadtest/cmd/bench            # quick mode, about 2 minutes
+//	go run ./loadtest/cmd/bench -full      # every VU stage, two rounds
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"switchyard/loadtest/bench"
+	"switchyard/loadtest/mockllm"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	quick, full bool
+	out         string
+	envoy       string
+	extproc     string
+	latency     time.Duration
+	rounds      int
+}
+
+func parseFlags(args []string, stderr io.Writer) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&f.quick, "quick", false, "quick mode, about 2 minutes (the default)")
+	fs.BoolVar(&f.full, "full", false, "full mode: 50/150/300/500/1000 VUs, two rounds")
+	fs.StringVar(&f.out, "out", "results", "directory under which results/<timestamp>/ is written")
+	fs.StringVar(&f.envoy, "envoy", os.Getenv("ENVOY_BIN"), "Envoy 1.40 binary (default $ENVOY_BIN, envoy on PATH, .tools/venv/bin/envoy)")
+	fs.StringVar(&f.extproc, "extproc", "", "extproc binary (default: go build ./cmd/extproc)")
+	fs.DurationVar(&f.latency, "latency", mockllm.DefaultLatency, "mock upstream latency before the first byte")
+	fs.IntVar(&f.rounds, "rounds", 0, "rounds per stage (default 1 quick, 2 full)")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if f.quick && f.full {
+		errs = append(errs, errors.New("-quick and -full exclude each other"))
+	}
+	if f.latency < 0 {
+		errs = append(errs, errors.New("-latency must not be negative"))
+	}
+	if f.rounds < 0 {
+		errs = append(errs, errors.New("-rounds must not be negative"))
+	}
+	return f, errors.Join(errs...)
+}
+
+// plan is the measurement for a mode; paths are filled in later.
+func (f flags) plan() bench.Plan {
+	p := bench.Plan{
+		Mode:           "quick",
+		Rounds:         1,
+		Warmup:         time.Second,
+		SerialDuration: 5 * time.Second,
+		VUs:            []int{50, 500},
+		VUDuration:     6 * time.Second,
+		Rates:          []int{1000},
+		RateDuration:   5 * time.Second,
+		StreamVUs:      50,
+		StreamDuration: 5 * time.Second,
+	}
+	if f.full {
+		p = bench.Plan{
+			Mode:           "full",
+			Rounds:         2,
+			Warmup:         3 * time.Second,
+			SerialDuration: 20 * time.Second,
+			VUs:            []int{50, 150, 300, 500, 1000},
+			VUDuration:     20 * time.Second,
+			Rates:          []int{1000, 4000},
+			RateDuration:   20 * time.Second,
+			StreamVUs:      100,
+			StreamDuration: 20 * time.Second,
+		}
+	}
+	if f.rounds > 0 {
+		p.Rounds = f.rounds
+	}
+	return p
+}
+
+func findEnvoy(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if p, err := exec.LookPath("envoy"); err == nil {
+		return p, nil
+	}
+	if p := filepath.Join(".tools", "venv", "bin", "envoy"); fileExists(p) {
+		return filepath.Abs(p)
+	}
+	return "", errors.New("no Envoy binary: run `make tools` or pass -envoy / set ENVOY_BIN")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	envoyBin, err := findEnvoy(f.envoy)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "switchyard-bench")
+	if err != nil {
+		return fmt.Errorf("creating work dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	extprocBin := f.extproc
+	if extprocBin == "" {
+		extprocBin = filepath.Join(work, "extproc")
+		log.Info("building extproc")
+		build := exec.CommandContext(ctx, "go", "build", "-o", extprocBin, "./cmd/extproc")
+		build.Stdout, build.Stderr = stderr, stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building extproc (run from the repository root or pass -extproc): %w", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listening for the mock: %w", err)
+	}
+	opts := mockllm.Options{Latency: f.latency}
+	if f.latency == 0 {
+		opts.Latency = -1
+	}
+	mock := &http.Server{Handler: mockllm.New(opts), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = mock.Serve(ln) }()
+	defer mock.Close()
+	upstream := "http://" + ln.Addr().String()
+
+	log.Info("starting envoy and extproc", "envoy", envoyBin, "work_dir", work)
+	stack, err := bench.StartStack(ctx, bench.StackConfig{
+		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
+		BaseID: 700 + os.Getpid()%200*4,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the stack: %w", err)
+	}
+	defer stack.Close()
+	if err := bench.Preflight(ctx, stack.Paths); err != nil {
+		return fmt.Errorf("checking paths before measuring: %w", err)
+	}
+
+	plan := f.plan()
+	plan.Paths = stack.Paths
+	log.Info("measuring", "mode", plan.Mode, "paths", len(plan.Paths), "estimate", plan.Estimate().Round(time.Second).String())
+	res, err := bench.Run(ctx, plan, stderr)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(f.out, res.Started.Format("20060102-150405"))
+	if err := bench.Write(dir, res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "results in %s\n\n", dir)
+	_, err = io.WriteString(stdout, bench.Markdown(res))
+	return err
+}

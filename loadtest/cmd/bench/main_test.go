@@ -1,0 +1,67 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/loadtest/bench"
+)
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		args       []string
+		wantMode   string
+		wantRounds int
+		wantErr    string
+	}{
+		{name: "default is quick", wantMode: "quick", wantRounds: 1},
+		{name: "quick", args: []string{"-quick"}, wantMode: "quick", wantRounds: 1},
+		{name: "full", args: []string{"-full"}, wantMode: "full", wantRounds: 2},
+		{name: "rounds override", args: []string{"-full", "-rounds", "3"}, wantMode: "full", wantRounds: 3},
+		{name: "both modes", args: []string{"-quick", "-full"}, wantErr: "exclude each other"},
+		{name: "errors joined", args: []string{"-latency", "-1s", "-rounds", "-1"}, wantErr: "-latency must not be negative\n-rounds must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := f.plan()
+			if p.Mode != tt.wantMode || p.Rounds != tt.wantRounds {
+				t.Errorf("mode %q rounds %d, want %q %d", p.Mode, p.Rounds, tt.wantMode, tt.wantRounds)
+			}
+		})
+	}
+}
+
+// TestQuickPlanFitsTwoMinutes keeps quick mode quick: four paths must be
+// measured in about two minutes.
+func TestQuickPlanFitsTwoMinutes(t *testing.T) {
+	t.Parallel()
+	f, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.plan()
+	p.Paths = make([]bench.Path, 4)
+	if est := p.Estimate(); est > 130*time.Second || est < 60*time.Second {
+		t.Errorf("quick estimate %v, want about 2 minutes", est)
+	}
+	f.full = true
+	p = f.plan()
+	if want := []int{50, 150, 300, 500, 1000}; len(p.VUs) != len(want) {
+		t.Errorf("full VUs = %v, want %v", p.VUs, want)
+	}
+}
