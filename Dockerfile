@@ -9,10 +9,10 @@ RUN go mod download
 COPY . .
 ENV CGO_ENABLED=0
 RUN go build -trimpath -ldflags="-s -w" -o /out/bin/extproc ./cmd/extproc \
- && go build -trimpath -ldflags="-s -w" -o /out/bin/mockllm ./loadtest/cmd/mockllm \
- # The socket directory is owned by the runtime user so a named volume
- # mounted there starts writable for extproc.
- && mkdir -p /out/run/switchyard
+ && go build -trimpath -ldflags="-s -w" -o /out/bin/mockllm ./loadtest/cmd/mockllm
+# The socket directory is owned by the runtime user, so a named volume
+# mounted there starts out writable for extproc.
+RUN mkdir -p /out/run/switchyard
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/bin/ /usr/local/bin/
