@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -125,6 +126,12 @@ type gatewayOptions struct {
 	noExtProc  bool // do not start extproc (it may be started later)
 	hooksDir   string
 	configFile string // written by the caller instead of config text
+	// envoyConfigArgs are extra `extproc envoy-config` flags, e.g.
+	// {"-upstream-idle-timeout", "1s"}.
+	envoyConfigArgs []string
+	// extprocArgs are extra extproc serve flags, e.g. {"-max-streams", "8"};
+	// they come after the harness's own, so a repeated flag overrides it.
+	extprocArgs []string
 }
 
 // gateway is one Envoy + extproc pair on loopback.
@@ -197,6 +204,7 @@ func (g *gateway) startExtproc() {
 	}
 	cmd := exec.Command(extprocBin, "-config", g.configPath, "-grpc", "unix:"+g.sock,
 		"-metrics", fmt.Sprintf("127.0.0.1:%d", g.metricsPort), "-log-level", level, "-drain-timeout", "10s")
+	cmd.Args = append(cmd.Args, g.opts.extprocArgs...)
 	cmd.Env = append(os.Environ(), g.opts.extraEnv...)
 	cmd.Stdout, cmd.Stderr = g.extprocOut, g.extprocOut
 	if err := cmd.Start(); err != nil {
@@ -246,6 +254,58 @@ func (g *gateway) killExtproc() {
 	}
 }
 
+// extprocPID returns the running extproc's process id, or 0 when it is not running.
+func (g *gateway) extprocPID() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.extproc == nil {
+		return 0
+	}
+	return g.extproc.Process.Pid
+}
+
+// terminateExtproc sends SIGTERM without waiting. The channel yields the
+// process's exit error (nil for exit status 0) once it has exited; the
+// harness kills it at cleanup if it is still running.
+func (g *gateway) terminateExtproc() <-chan error {
+	g.mu.Lock()
+	cmd := g.extproc
+	g.extproc = nil
+	g.mu.Unlock()
+	done := make(chan error, 1)
+	if cmd == nil {
+		done <- fmt.Errorf("extproc is not running")
+		return done
+	}
+	exited := make(chan struct{})
+	go func() { done <- cmd.Wait(); close(exited) }()
+	g.t.Cleanup(func() {
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	return done
+}
+
+// envoyAdmin returns the body of an Envoy admin endpoint, e.g. "/stats".
+func (g *gateway) envoyAdmin(t testing.TB, path string) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", g.adminPort, path))
+	if err != nil {
+		t.Fatalf("reading envoy admin %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading envoy admin %s: %v", path, err)
+	}
+	return string(b)
+}
+
 func (g *gateway) startEnvoy() {
 	g.t.Helper()
 	args := []string{"envoy-config", "-config", g.configPath, "-listen", fmt.Sprint(g.port),
@@ -256,6 +316,7 @@ func (g *gateway) startEnvoy() {
 	if g.opts.failOpen {
 		args = append(args, "-fail-open")
 	}
+	args = append(args, g.opts.envoyConfigArgs...)
 	cmd := exec.Command(extprocBin, args...)
 	cmd.Env = append(os.Environ(), g.opts.extraEnv...)
 	out, err := cmd.Output()
