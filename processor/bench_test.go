@@ -1,0 +1,187 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// benchCase is one kind of request the benchmarks send.
+type benchCase struct {
+	name    string
+	headers []string
+	body    string
+}
+
+// benchChat is a ~300-byte chat request naming model.
+func benchChat(model string) string {
+	b := `{"model":"` + model + `","messages":[{"role":"system","content":"You are a terse assistant that answers in one sentence."},` +
+		`{"role":"user","content":"Summarise the plot of Hamlet without spoilers for the ending, please."}],` +
+		`"temperature":0.2,"max_tokens":128,"stream":true,"user":"bench-user-0001"}`
+	return b + strings.Repeat(" ", max(0, 300-len(b)))
+}
+
+// benchCases: a plain route (credential swap only) and a model rewrite.
+func benchCases() []benchCase {
+	hdrs := func(key string) []string {
+		return post("/v1/chat/completions", "authorization", "Bearer "+key, "content-length", "300",
+			"user-agent", "openai-python/1.50.0", "x-request-id", "0f6c1c0e-6b5e-4d7a-9c55-0d7c3e1b9a11", "accept", "text/event-stream")
+	}
+	return []benchCase{
+		{"plain", hdrs(keyTeamB), benchChat("gpt-4o")},
+		{"rewrite", hdrs(keyTeamA), benchChat("fast")},
+	}
+}
+
+// startGRPC serves srv on a Unix socket and returns a client connected to it.
+func startGRPC(b *testing.B, srv *Server) extprocv3.ExternalProcessorClient {
+	b.Helper()
+	dir, err := os.MkdirTemp("", "extproc-bench") // short: socket paths are limited to ~100 bytes
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	go func() { _ = gs.Serve(lis) }()
+	b.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return extprocv3.NewExternalProcessorClient(conn)
+}
+
+// finish half-closes the stream as Envoy does at the end of a request and
+// waits for the server to end it.
+func finish(stream extprocv3.ExternalProcessor_ProcessClient) error {
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		return errors.Join(errors.New("stream did not end after the answer"), err)
+	}
+	return nil
+}
+
+// BenchmarkBuffered is one request over a real gRPC stream in BUFFERED
+// mode: headers, wait for CONTINUE, body, wait for the decision.
+func BenchmarkBuffered(b *testing.B) {
+	client := startGRPC(b, newTestServer(b, nil))
+	for _, bc := range benchCases() {
+		b.Run(bc.name, func(b *testing.B) {
+			hdr := headersMsg(buffered, false, bc.headers...)
+			body := bodyMsg(bc.body, true)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				stream, err := client.Process(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := stream.Send(hdr); err != nil {
+					b.Fatal(err)
+				}
+				if r, err := stream.Recv(); err != nil || r.GetRequestHeaders() == nil {
+					b.Fatalf("headers answer %v, %v", r, err)
+				}
+				if err := stream.Send(body); err != nil {
+					b.Fatal(err)
+				}
+				if r, err := stream.Recv(); err != nil || r.GetRequestBody() == nil {
+					b.Fatalf("body answer %v, %v", r, err)
+				}
+				if err := finish(stream); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFullDuplex is one request over a real gRPC stream in
+// FULL_DUPLEX_STREAMED mode: headers and body without waiting, then the two
+// answers.
+func BenchmarkFullDuplex(b *testing.B) {
+	client := startGRPC(b, newTestServer(b, nil))
+	for _, bc := range benchCases() {
+		b.Run(bc.name, func(b *testing.B) {
+			hdr := headersMsg(fullDuplex, false, bc.headers...)
+			body := bodyMsg(bc.body, true)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				stream, err := client.Process(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := stream.Send(hdr); err != nil {
+					b.Fatal(err)
+				}
+				if err := stream.Send(body); err != nil {
+					b.Fatal(err)
+				}
+				if r, err := stream.Recv(); err != nil || r.GetRequestHeaders() == nil {
+					b.Fatalf("headers answer %v, %v", r, err)
+				}
+				if r, err := stream.Recv(); err != nil || r.GetRequestBody() == nil {
+					b.Fatalf("body answer %v, %v", r, err)
+				}
+				if err := finish(stream); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// decisionStream is a reusable fake stream carrying one benchmark request.
+func decisionStream(mode filterv3.ProcessingMode_BodySendMode, bc benchCase) *fakeStream {
+	st := newFakeStream(context.Background(), script(mode, bc.headers, bc.body)...)
+	st.sent = make([]*extprocv3.ProcessingResponse, 0, 4)
+	return st
+}
+
+// runDecision replays st through srv once and checks the answer count.
+func runDecision(tb testing.TB, srv *Server, st *fakeStream) {
+	st.reset()
+	if err := srv.Process(st); err != nil {
+		tb.Fatal(err)
+	}
+	if len(st.sent) != 2 || st.sent[1].GetRequestBody() == nil {
+		tb.Fatalf("got %v, want two answers ending with the body", st.sent)
+	}
+}
+
+// BenchmarkDecision is the server's work for one request without gRPC:
+// Process over a scripted stream. Its ns/op is the processor's CPU cost.
+func BenchmarkDecision(b *testing.B) {
+	srv := newTestServer(b, nil)
+	for _, mode := range []filterv3.ProcessingMode_BodySendMode{buffered, fullDuplex} {
+		for _, bc := range benchCases() {
+			b.Run(strings.ToLower(mode.String())+"/"+bc.name, func(b *testing.B) {
+				st := decisionStream(mode, bc)
+				b.ReportAllocs()
+				for b.Loop() {
+					runDecision(b, srv, st)
+				}
+			})
+		}
+	}
+}
