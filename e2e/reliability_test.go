@@ -1,0 +1,567 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// loadEvent is one request of a load run.
+type loadEvent struct {
+	start, end time.Time
+	status     int
+	body       []byte // kept for non-200 answers
+	err        error
+}
+
+// loadRun drives requests from several goroutines until stopped.
+type loadRun struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	events []loadEvent
+}
+
+// startLoad loops `send` in workers goroutines; each request is bounded by
+// timeout, so a hang shows up as an error instead of stalling the test.
+func startLoad(workers int, timeout time.Duration, send func(ctx context.Context) (result, error)) *loadRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &loadRun{cancel: cancel}
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				rctx, rcancel := context.WithTimeout(context.Background(), timeout)
+				ev := loadEvent{start: time.Now()}
+				r, err := send(rctx)
+				rcancel()
+				ev.end, ev.status, ev.err = time.Now(), r.status, err
+				if r.status != 200 {
+					ev.body = r.body
+				}
+				l.mu.Lock()
+				l.events = append(l.events, ev)
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *loadRun) stop() []loadEvent {
+	l.cancel()
+	l.wg.Wait()
+	return l.events
+}
+
+// openAIShaped reports whether body is exactly an OpenAI error with the code.
+func openAIShaped(body []byte, code string) bool {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	var e openAIError
+	return dec.Decode(&e) == nil && e.Error.Code == code && e.Error.Message != "" && e.Error.Type == "server_error"
+}
+
+// metricValue returns the value of an unlabelled series in a Prometheus
+// text exposition.
+func metricValue(exposition, name string) (float64, bool) {
+	for _, line := range strings.Split(exposition, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+func (g *gateway) metricOrFail(t testing.TB, name string) float64 {
+	t.Helper()
+	v, ok := metricValue(g.metrics(t), name)
+	if !ok {
+		t.Fatalf("metric %s missing from the exposition", name)
+	}
+	return v
+}
+
+// upstreamFunc is a fake upstream with a custom handler.
+func upstreamFunc(t testing.TB, name string, h http.HandlerFunc) *fakeUpstream {
+	u := &fakeUpstream{name: name, srv: httptest.NewServer(h)}
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// closedUpstream returns an upstream whose port refuses connections.
+func closedUpstream(t testing.TB) *fakeUpstream {
+	u := &fakeUpstream{name: "closed", srv: httptest.NewServer(http.NotFoundHandler())}
+	u.srv.Close()
+	return u
+}
+
+const goodBody = `{"model":"gpt-exact","messages":[{"role":"user","content":"hi"}]}`
+
+// TestExtprocKilledUnderLoad: extproc is killed while four clients loop
+// requests. While it is down every answer is the API-shaped 502; after the
+// restart the gateway recovers within a second; no request hangs.
+func TestExtprocKilledUnderLoad(t *testing.T) {
+	t.Parallel()
+	s := startStandard(t, gatewayOptions{})
+	const timeout = 5 * time.Second
+	l := startLoad(4, timeout, func(ctx context.Context) (result, error) {
+		return s.gw.try(ctx, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody)
+	})
+	time.Sleep(400 * time.Millisecond)
+	killAt := time.Now()
+	s.gw.killExtproc()
+	time.Sleep(700 * time.Millisecond)
+	restartAt := time.Now()
+	s.gw.startExtproc()
+	listeningAt := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	events := l.stop()
+
+	var before, down, after, failedOther int
+	var maxLatency time.Duration
+	var firstOK time.Time
+	for _, ev := range events {
+		if lat := ev.end.Sub(ev.start); lat > maxLatency {
+			maxLatency = lat
+		}
+		switch {
+		case ev.err != nil:
+			t.Errorf("request failed after %v: %v", ev.end.Sub(ev.start), ev.err)
+		case ev.status == 200:
+			if ev.end.Before(killAt) {
+				before++
+			}
+			if ev.start.After(restartAt) {
+				after++
+				if firstOK.IsZero() || ev.end.Before(firstOK) {
+					firstOK = ev.end
+				}
+			}
+		case ev.status == 502 && openAIShaped(ev.body, "processor_unavailable"):
+			down++
+			if ev.end.Before(killAt) {
+				t.Errorf("502 before extproc was killed: %s", ev.body)
+			}
+		default:
+			failedOther++
+			if failedOther <= 3 {
+				t.Errorf("answer neither 200 nor the API-shaped 502: %d %s", ev.status, ev.body)
+			}
+		}
+	}
+	if before == 0 || down == 0 || after == 0 {
+		t.Fatalf("load did not cover the outage: %d ok before, %d refused while down, %d ok after", before, down, after)
+	}
+	// Once recovered it stays recovered.
+	for _, ev := range events {
+		if ev.start.After(firstOK) && ev.status != 200 {
+			t.Errorf("status %d after recovery at +%v: %s", ev.status, firstOK.Sub(restartAt), ev.body)
+		}
+	}
+	recovery := firstOK.Sub(restartAt)
+	if recovery > time.Second {
+		t.Errorf("recovery took %v after the restart, want within 1s", recovery)
+	}
+	if maxLatency > 2*time.Second {
+		t.Errorf("slowest request took %v", maxLatency)
+	}
+	t.Logf("%d requests: %d ok before the kill, %d API-shaped 502 while down, %d ok after restart; "+
+		"first success %v after the restart began (extproc took %v to listen); slowest request %v",
+		len(events), before, down, after, recovery.Round(time.Millisecond), listeningAt.Sub(restartAt).Round(time.Millisecond), maxLatency.Round(time.Millisecond))
+}
+
+// dyingUpstream sends SSE headers and two chunks, then drops the
+// connection: with a FIN (rst=false) or a TCP reset.
+func dyingUpstream(t testing.TB, rst bool) *fakeUpstream {
+	return upstreamFunc(t, "dying", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("content-type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		for i := 0; i < 2; i++ {
+			fmt.Fprintf(w, "data: {\"object\":\"chat.completion.chunk\",\"index\":%d}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		time.Sleep(30 * time.Millisecond)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		if rst {
+			conn.(*net.TCPConn).SetLinger(0)
+		}
+		conn.Close()
+	})
+}
+
+// readSSE reads a stream to its end: the data chunks before [DONE], whether
+// [DONE] came, and the read error that ended it (nil for a clean end).
+func readSSE(body io.Reader) (chunks int, done bool, err error) {
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "data: [DONE]" {
+			done = true
+			continue
+		}
+		if strings.HasPrefix(line, "data: ") {
+			chunks++
+		}
+	}
+	return chunks, done, sc.Err()
+}
+
+// TestUpstreamDiesMidStream: the upstream drops the connection after two SSE
+// chunks. The client gets both chunks and then a broken stream (no [DONE],
+// a read error), and extproc's goroutines and open streams return to their
+// baseline.
+func TestUpstreamDiesMidStream(t *testing.T) {
+	t.Parallel()
+	for _, rst := range []bool{false, true} {
+		name := "fin"
+		if rst {
+			name = "rst"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			u := dyingUpstream(t, rst)
+			gw := startGateway(t, standardConfig(u, u, ""), gatewayOptions{extraEnv: testEnv})
+			// Warm up: the gRPC connection from Envoy exists before the baseline.
+			if r := gw.do(t, "GET", "/v1/models", bearer(clientKeyA), ""); r.status != 200 {
+				t.Fatalf("warm-up: %d %s", r.status, r.body)
+			}
+			time.Sleep(100 * time.Millisecond)
+			baseGoroutines := gw.metricOrFail(t, "go_goroutines")
+
+			stream := func() error {
+				req, _ := http.NewRequest("POST", gw.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-exact","stream":true}`))
+				req.Header.Set("authorization", "Bearer "+clientKeyA)
+				req.Header.Set("content-type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					return fmt.Errorf("request: %w", err)
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b, _ := io.ReadAll(resp.Body)
+					return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+				}
+				chunks, done, err := readSSE(resp.Body)
+				if chunks != 2 || done || err == nil {
+					return fmt.Errorf("got %d chunks, [DONE]=%v, read error %v; want 2 chunks, no [DONE] and an error", chunks, done, err)
+				}
+				return nil
+			}
+			if err := stream(); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 20)
+			for i := 0; i < 20; i++ {
+				wg.Add(1)
+				go func() { defer wg.Done(); errs <- stream() }()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+
+			var goroutines, streams float64
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				goroutines, streams = gw.metricOrFail(t, "go_goroutines"), gw.metricOrFail(t, "switchyard_extproc_active_streams")
+				if streams == 0 && goroutines <= baseGoroutines+2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("extproc did not return to baseline: %v goroutines (baseline %v), %v active streams", goroutines, baseGoroutines, streams)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			t.Logf("after 21 broken streams: %v goroutines (baseline %v), %v active streams", goroutines, baseGoroutines, streams)
+			// And it still serves.
+			if r := gw.do(t, "GET", "/v1/models", bearer(clientKeyA), ""); r.status != 200 {
+				t.Errorf("after broken streams: %d %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+// TestBrokenPushesUnderLoad complements TestConfigHotReloadUnderTraffic with
+// other ways a config or hook set breaks (valid YAML that does not compile, a
+// missing secret, a truncating in-place write, a deleted file, a hook that
+// does not parse): under steady load none fails a request, each is counted
+// as a failed reload, and the running config and hooks keep serving.
+func TestBrokenPushesUnderLoad(t *testing.T) {
+	t.Parallel()
+	a, b := startUpstream(t, "A"), startUpstream(t, "B")
+	dir := t.TempDir()
+	hooksDir := filepath.Join(dir, "hooks")
+	if err := os.Mkdir(hooksDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	hook := func(version string) string {
+		return "function on_request(req)\n  req:set_header(\"x-hook-version\", \"" + version + "\")\nend\n"
+	}
+	writeHook := func(content string) {
+		t.Helper()
+		tmp := filepath.Join(dir, "version.lua.tmp")
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(hooksDir, "version.lua")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeHook(hook("1"))
+	good := standardConfig(a, b, "") + "hooks: {dir: ./hooks}\n"
+	configPath := filepath.Join(dir, "switchyard.yaml")
+	if err := os.WriteFile(configPath, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, "", gatewayOptions{extraEnv: testEnv, configFile: configPath})
+	hookVersion := func() string {
+		return upstreamSaw(t, gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody)).Headers["x-hook-version"]
+	}
+	if v := hookVersion(); v != "1" {
+		t.Fatalf("hook version %q before the pushes, want 1", v)
+	}
+
+	l := startLoad(4, 5*time.Second, func(ctx context.Context) (result, error) {
+		return gw.try(ctx, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody)
+	})
+	failures := func(series string) float64 {
+		v, _ := metricValue(gw.metrics(t), series)
+		return v
+	}
+	waitCount := func(what, series string, want float64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for failures(series) < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s stayed below %v\n%s", what, series, want, grep(gw.metrics(t), "reload"))
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	atomicWrite := func(content string) {
+		t.Helper()
+		tmp := configPath + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, configPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const configFailures = `switchyard_config_reloads_total{result="failure"}`
+	pushes := []struct {
+		name string
+		push func()
+	}{
+		{"unknown field", func() { atomicWrite(good + "bogus_field: 1\n") }},
+		{"route to an unknown provider", func() { atomicWrite(good + "  - model: ghost\n    provider: nowhere\n") }},
+		{"client key from an unset variable", func() {
+			atomicWrite(strings.Replace(good, "SWY_TEST_CLIENT_B", "SWY_TEST_NEVER_SET", 1))
+		}},
+		{"truncating in-place write", func() {
+			if err := os.WriteFile(configPath, []byte("providers:\n  - name: half"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"file deleted", func() {
+			if err := os.Remove(configPath); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i, p := range pushes {
+		p.push()
+		waitCount(p.name, configFailures, float64(i+1))
+		if got := gw.metricOrFail(t, "switchyard_config_last_reload_successful"); got != 0 {
+			t.Errorf("%s: last_reload_successful %v, want 0", p.name, got)
+		}
+		if v := hookVersion(); v != "1" {
+			t.Errorf("%s: hook version %q, want the running 1", p.name, v)
+		}
+	}
+	atomicWrite(good)
+	deadline := time.Now().Add(5 * time.Second)
+	for gw.metricOrFail(t, "switchyard_config_last_reload_successful") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the good config was not taken back:\n%s", grep(gw.metrics(t), "reload"))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+
+	writeHook("function on_request(req\n  this is not lua\n")
+	waitCount("broken hook", "switchyard_hooks_reload_failures_total", 1)
+	if v := hookVersion(); v != "1" {
+		t.Errorf("after a broken hook: version %q, want the running 1", v)
+	}
+	writeHook(hook("2"))
+	deadline = time.Now().Add(5 * time.Second)
+	for hookVersion() != "2" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fixed hook was not taken:\n%s", grep(gw.metrics(t), "hooks"))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	events := l.stop()
+	failed := 0
+	for _, ev := range events {
+		if ev.err != nil || ev.status != 200 {
+			failed++
+			if failed <= 3 {
+				t.Errorf("request failed during the pushes: %v %d %s", ev.err, ev.status, ev.body)
+			}
+		}
+	}
+	if len(events) < 100 {
+		t.Errorf("only %d requests ran during the pushes", len(events))
+	}
+	t.Logf("%d requests during %d broken config pushes and a broken hook, %d failed", len(events), len(pushes), failed)
+}
+
+// TestExtprocSIGTERMUnderLoad: SIGTERM while SSE streams and slow uploads
+// are in flight. The in-flight requests finish whole, requests after the signal get either
+// their answer or the API-shaped 502 (once extproc stopped accepting), and
+// extproc exits 0 within its drain timeout.
+func TestExtprocSIGTERMUnderLoad(t *testing.T) {
+	t.Parallel()
+	const drain = 5 * time.Second
+	s := startStandard(t, gatewayOptions{extprocArgs: []string{"-drain-timeout", drain.String()}})
+	// Each stream takes about a second: 5 chunks 250ms apart.
+	stream := func() (chunks int, done bool, err error) {
+		req, _ := http.NewRequest("POST", s.gw.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-exact","stream":true}`))
+		req.Header.Set("authorization", "Bearer "+clientKeyA)
+		req.Header.Set("x-test-chunks", "5")
+		req.Header.Set("x-test-interval-ms", "250")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, false, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			return 0, false, fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+		return readSSE(resp.Body)
+	}
+	// An upload still in progress holds its ext_proc stream open (full
+	// duplex): the drain must wait for it.
+	slowUpload := func() error {
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write([]byte(`{"model":"gpt-exact",`))
+			time.Sleep(800 * time.Millisecond)
+			pw.Write([]byte(`"messages":[]}`))
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("POST", s.gw.url+"/v1/chat/completions", pr)
+		req.Header.Set("authorization", "Bearer "+clientKeyA)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("slow upload: status %d: %s", resp.StatusCode, b)
+		}
+		return nil
+	}
+	const streams, uploads = 8, 4
+	const inFlight = streams + uploads
+	var wg sync.WaitGroup
+	results := make(chan error, inFlight)
+	for i := 0; i < uploads; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); results <- slowUpload() }()
+	}
+	for i := 0; i < streams; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chunks, done, err := stream()
+			if err == nil && (chunks != 5 || !done) {
+				err = fmt.Errorf("stream ended after %d chunks, [DONE]=%v", chunks, done)
+			}
+			results <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // all are streaming or uploading
+	if n := s.gw.metricOrFail(t, "switchyard_extproc_active_streams"); n < uploads {
+		t.Fatalf("%v ext_proc streams open before SIGTERM, want at least the %d uploads", n, uploads)
+	}
+	termAt := time.Now()
+	exited := s.gw.terminateExtproc()
+
+	// New requests while it drains and after it is gone.
+	var newOK, newRefused int
+	var exitErr error
+	exitedAt := time.Time{}
+	for exitedAt.IsZero() || time.Since(exitedAt) < 300*time.Millisecond {
+		r := s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody)
+		switch {
+		case r.status == 200 && exitedAt.IsZero():
+			newOK++
+		case r.status == 502 && openAIShaped(r.body, "processor_unavailable"):
+			newRefused++
+		default:
+			t.Fatalf("request after SIGTERM (exited: %v): %d %s", !exitedAt.IsZero(), r.status, r.body)
+		}
+		select {
+		case exitErr = <-exited:
+			exitedAt = time.Now()
+		default:
+		}
+		if time.Since(termAt) > drain+2*time.Second {
+			t.Fatal("extproc did not exit within its drain timeout")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
+	close(results)
+	for err := range results {
+		if err != nil {
+			t.Errorf("in-flight stream: %v", err)
+		}
+	}
+	if exitErr != nil {
+		t.Errorf("extproc exit: %v", exitErr)
+	}
+	if newRefused == 0 {
+		t.Error("no request was refused after extproc stopped")
+	}
+	out := s.gw.extprocOut.String()
+	for _, want := range []string{"extproc shutting down", "extproc stopped"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("extproc log lacks %q", want)
+		}
+	}
+	if took := exitedAt.Sub(termAt); took < 400*time.Millisecond {
+		t.Errorf("extproc exited %v after SIGTERM, before the uploads it was serving could finish", took)
+	}
+	t.Logf("%d in-flight requests finished; extproc exited %v after SIGTERM (status %v); new requests: %d served while draining, %d API-shaped 502",
+		inFlight, exitedAt.Sub(termAt).Round(time.Millisecond), exitErr, newOK, newRefused)
+}
