@@ -30,7 +30,7 @@ const (
 var stateOptions = lua.Options{
 	CallStackSize:    200,
 	RegistrySize:     1024,
-	RegistryMaxSize:  64 * 1024,
+	RegistryMaxSize:  16 * 1024,
 	RegistryGrowStep: 1024,
 	SkipOpenLibs:     true,
 }
@@ -123,46 +123,54 @@ func (v *vm) openSandbox() error {
 
 	str := g.RawGetString("string").(*lua.LTable)
 	str.RawSetString("dump", lua.LNil)
+	v.installPatterns(str)
 	v.guard(str, "rep", v.checkRep)
 	v.guard(str, "format", v.checkFormat)
-	v.guard(str, "gsub", v.checkGsub)
 	tab := g.RawGetString("table").(*lua.LTable)
 	v.guard(tab, "concat", v.checkConcat)
 	return nil
 }
 
-// guard replaces lib[name] with a function that first asks check how much
-// the call would grow its largest input, and refuses the call when that is
-// over maxGrowth or the call's remaining budget.
-func (v *vm) guard(lib *lua.LTable, name string, check func(L *lua.LState) int) {
+// guard replaces lib[name] with a function that first asks check for the
+// worst-case growth of the call over its largest input and refuses the call
+// when that is over maxGrowth or over what is left of the call's budget. The
+// budget is charged with the actual growth. (gsub checks as it builds; see
+// strGsub.)
+func (v *vm) guard(lib *lua.LTable, name string, check func(L *lua.LState) (growth, largest int)) {
 	orig := lib.RawGetString(name).(*lua.LFunction).GFunction
 	lib.RawSetString(name, v.L.NewFunction(func(L *lua.LState) int {
-		growth := check(L)
-		if growth > maxGrowth || growth > v.growth {
+		growth, largest := check(L)
+		if growth > maxGrowth {
 			v.limitHit = true
-			if growth > maxGrowth {
-				L.RaiseError("%s: result would grow by %d bytes, over the limit of %d", name, growth, maxGrowth)
-			}
+			L.RaiseError("%s: result could grow by %d bytes, over the limit of %d", name, growth, maxGrowth)
+		}
+		if growth > v.growth {
+			v.limitHit = true
 			L.RaiseError("%s: this hook call has used up its budget of %d bytes for building strings", name, callGrowthBudget)
 		}
-		v.growth -= max(growth, 0)
-		return orig(L)
+		n := orig(L)
+		if n > 0 {
+			if s, ok := L.Get(-n).(lua.LString); ok {
+				v.growth -= max(len(s)-largest, 0)
+			}
+		}
+		return n
 	}))
 }
 
-func (v *vm) checkRep(L *lua.LState) int {
+func (v *vm) checkRep(L *lua.LState) (int, int) {
 	s := L.CheckString(1)
 	n := L.CheckInt(2)
 	if n <= 1 || len(s) == 0 {
-		return 0
+		return 0, len(s)
 	}
 	if n-1 > (maxGrowth+1)/len(s) {
-		return maxGrowth + 1
+		return maxGrowth + 1, len(s)
 	}
-	return len(s) * (n - 1)
+	return len(s) * (n - 1), len(s)
 }
 
-func (v *vm) checkFormat(L *lua.LState) int {
+func (v *vm) checkFormat(L *lua.LState) (int, int) {
 	f := L.CheckString(1)
 	total, largest := len(f), len(f)
 	for i := 2; i <= L.GetTop(); i++ {
@@ -197,50 +205,19 @@ func (v *vm) checkFormat(L *lua.LState) int {
 			}
 		}
 	}
-	return total - largest
+	return total - largest, largest
 }
 
-func (v *vm) checkGsub(L *lua.LState) int {
-	s := L.CheckString(1)
-	L.CheckString(2)
-	repl, ok := L.Get(3).(lua.LString)
-	if !ok {
-		// Function and table replacements are Lua code or existing values;
-		// the deadline sees the former, the latter cannot amplify more than
-		// one value per match.
-		return 0
-	}
-	matches := len(s) + 1
-	if n, ok := L.Get(4).(lua.LNumber); ok && int(n) >= 0 && int(n) < matches {
-		matches = int(n)
-	}
-	literal, refs := 0, 0
-	for i := 0; i < len(repl); i++ {
-		if repl[i] == '%' && i+1 < len(repl) {
-			i++
-			if repl[i] >= '0' && repl[i] <= '9' {
-				refs++
-				continue
-			}
-		}
-		literal++
-	}
-	// Matches do not overlap, so each capture reference adds at most len(s)
-	// over all matches (plus a number's digits for position captures).
-	growth := matches*literal + refs*(len(s)+matches*8)
-	return growth
-}
-
-func (v *vm) checkConcat(L *lua.LState) int {
+func (v *vm) checkConcat(L *lua.LState) (int, int) {
 	t := L.CheckTable(1)
 	sep := L.OptString(2, "")
 	i := L.OptInt(3, 1)
 	j := L.OptInt(4, t.Len())
 	if j < i {
-		return 0
+		return 0, 0
 	}
 	if j-i > maxGrowth {
-		return maxGrowth + 1
+		return maxGrowth + 1, 0
 	}
 	total, largest := 0, 0
 	for k := i; k <= j; k++ {
@@ -251,7 +228,7 @@ func (v *vm) checkConcat(L *lua.LState) int {
 		total += n + len(sep)
 		largest = max(largest, n)
 	}
-	return total - largest
+	return total - largest, largest
 }
 
 // load runs a script's top-level chunk in its own environment: globals it
