@@ -2,6 +2,7 @@ package processor
 
 import (
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -23,6 +24,11 @@ func extractModel(body []byte) (string, *apiError) {
 	}
 	if !gjson.ValidBytes(body) {
 		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid JSON")
+	}
+	// gjson does not check encoding; parsers that do would read other
+	// strings (U+FFFD) than the ones the gateway checked, or refuse the body.
+	if !utf8.Valid(body) {
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid UTF-8")
 	}
 	doc := gjson.ParseBytes(body)
 	if !doc.IsObject() {

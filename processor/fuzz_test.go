@@ -47,10 +47,10 @@ func FuzzExtractModel(f *testing.F) {
 		if err := json.Unmarshal(top["model"], &want); err != nil {
 			t.Fatalf("extractModel(%q) = %q, but encoding/json finds no string model: %v", body, model, err)
 		}
-		// encoding/json replaces invalid UTF-8 with U+FFFD while extractModel
-		// returns the raw bytes; that disagreement is known and tracked
-		// separately, so only valid UTF-8 is compared.
-		if model != want && utf8.Valid(body) {
+		if !utf8.Valid(body) {
+			t.Fatalf("extractModel accepted a body that is not valid UTF-8: %q", body)
+		}
+		if model != want {
 			t.Fatalf("extractModel(%q) = %q, encoding/json finds %q", body, model, want)
 		}
 

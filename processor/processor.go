@@ -264,6 +264,9 @@ func (x *exchange) onRequestBody(ctx context.Context, b *extprocv3.HttpBody) []*
 		// Late chunks after an answer (e.g. trailers followed): pass them through.
 		return nil
 	}
+	if x.router == nil { // a body before any headers: only a broken peer does this
+		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
+	}
 	if x.bodyStart.IsZero() {
 		x.bodyStart = time.Now()
 	}
@@ -294,7 +297,7 @@ func (x *exchange) onRequestTrailers(ctx context.Context) []*extprocv3.Processin
 // decide turns the complete body into Envoy's answer.
 func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	x.decided = true
-	if x.router == nil { // body without headers: Envoy never does this
+	if x.router == nil { // trailers without headers: only a broken peer does this
 		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 	}
 	model, perr := extractModel(x.body)
