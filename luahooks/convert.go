@@ -21,8 +21,8 @@ const maxDepth = 64
 // holes); a Lua table whose keys are exactly 1..n is an array, any other
 // non-empty table an object with string (or integral number) keys; an empty
 // table is {} unless it came from an empty JSON array (it then carries a
-// marker metatable and stays []); numbers that are integral and below 2^53
-// are written without a fraction; invalid UTF-8 in strings is written as
+// marker metatable and stays []); numbers that are integral and below 1e21
+// are written without a fraction or exponent; invalid UTF-8 in strings is written as
 // U+FFFD, one per bad byte.
 type conv struct {
 	L       *lua.LState
@@ -58,6 +58,9 @@ func (c *conv) fromJSON(r gjson.Result, depth int) (lua.LValue, error) {
 	case gjson.True:
 		return lua.LTrue, nil
 	case gjson.Number:
+		if math.IsInf(r.Num, 0) || math.IsNaN(r.Num) {
+			return nil, fmt.Errorf("number %s is out of range", clip(r.Raw, 32))
+		}
 		return lua.LNumber(r.Num), nil
 	case gjson.String:
 		return lua.LString(r.Str), nil
@@ -207,9 +210,14 @@ func formatNumber(f float64) string {
 	return string(appendNumber(nil, f))
 }
 
+// appendNumber writes integral values below 1e21 without a fraction or
+// exponent, others in the shortest form that reads back the same.
 func appendNumber(b []byte, f float64) []byte {
-	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-		return strconv.AppendInt(b, int64(f), 10)
+	if f == 0 {
+		return append(b, '0')
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
+		return strconv.AppendFloat(b, f, 'f', -1, 64)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
@@ -270,7 +278,7 @@ func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
 }
 
 // toGo converts a Lua value to plain Go data: nil, bool, int64 (integral
-// numbers below 2^53), float64, string, []any, map[string]any.
+// numbers below 2^63), float64, string, []any, map[string]any.
 func (c *conv) toGo(v lua.LValue, depth int) (any, error) {
 	switch v := v.(type) {
 	case *lua.LNilType:
@@ -279,7 +287,7 @@ func (c *conv) toGo(v lua.LValue, depth int) (any, error) {
 		return bool(v), nil
 	case lua.LNumber:
 		f := float64(v)
-		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
 			return int64(f), nil
 		}
 		return f, nil
@@ -351,7 +359,7 @@ func appendString(b []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			b = append(b, "\uFFFD"...)
 			i++
 			start = i
 			continue

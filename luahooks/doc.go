@@ -57,7 +57,7 @@
 // # Values between Lua and JSON
 //
 // Objects become tables with string keys, arrays tables with keys 1..n,
-// null the null sentinel, numbers Lua numbers (integral values below 2^53
+// null the null sentinel, numbers Lua numbers (integral values below 1e21
 // are written back without a fraction; larger integers lose precision).
 // Back to JSON, a table whose keys are exactly 1..n is an array, any other
 // table an object with sorted keys (integral number keys become strings). An
