@@ -11,6 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 const minimalConfig = `providers:
@@ -120,5 +123,18 @@ func TestLoggerRedactsCredentials(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), `"model":"m"`) {
 		t.Errorf("ordinary attributes lost: %s", b.String())
+	}
+}
+
+func TestRecoverStreamTurnsPanicIntoError(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	ic := recoverStream(slog.New(slog.NewJSONHandler(&logs, nil)))
+	err := ic(nil, nil, &grpc.StreamServerInfo{FullMethod: "/x/Process"}, func(any, grpc.ServerStream) error { panic("boom") })
+	if status.Code(err) != codes.Internal {
+		t.Errorf("error %v, want Internal", err)
+	}
+	if !strings.Contains(logs.String(), "boom") {
+		t.Errorf("panic not logged: %s", logs.String())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -24,7 +25,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"switchyard/luahooks"
 	"switchyard/processor"
@@ -158,6 +161,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		grpc.InitialConnWindowSize(16<<20),
 		// Envoy keeps the connection open and may ping it; don't punish that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// grpc-go does not recover handler panics: one bad request would end
+		// the process and every stream in flight with it.
+		grpc.ChainStreamInterceptor(recoverStream(log)),
 	)
 	srv.Register(gs)
 	hs := health.NewServer()
@@ -357,4 +363,18 @@ func newHooks(configPath string, hc routing.HooksConfig, log *slog.Logger, reg p
 		return nil, fmt.Errorf("loading hooks: %w", err)
 	}
 	return m, nil
+}
+
+// recoverStream turns a panic in a stream handler into an Internal error on
+// that stream (Envoy then fails the one request closed) and logs it.
+func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic in stream handler", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(srv, ss)
+	}
 }
