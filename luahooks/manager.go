@@ -177,6 +177,8 @@ func (m *Manager) Watch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watching hooks: %w", err)
 	}
+	// Pick up changes made between the last load and the start of the watch.
+	_ = m.Reload()
 	return w.Run(ctx)
 }
 
