@@ -110,8 +110,12 @@ end
 	if r.status != 500 || strings.Contains(string(r.body), "deliberate") || strings.Contains(string(r.body), ".lua") {
 		t.Errorf("failing hook (fail_closed): status %d body %s; want 500 without script details", r.status, r.body)
 	}
-	if m := gw.metrics(t); !strings.Contains(m, `switchyard_hooks_errors_total{reason="runtime",script="20-policy.lua"} 1`) {
+	m := gw.metrics(t)
+	if !strings.Contains(m, `switchyard_hooks_errors_total{reason="runtime",script="20-policy.lua"} 1`) {
 		t.Errorf("hook error not counted:\n%s", grep(m, "switchyard_hooks_errors_total"))
+	}
+	if !strings.Contains(m, `switchyard_tagged_requests_total{tag="team",value="team-gamma"} 1`) {
+		t.Errorf("hook tag not in metrics:\n%s", grep(m, "switchyard_tagged"))
 	}
 }
 

@@ -1,7 +1,18 @@
 package processor
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Tag series are bounded: past these counts new keys or values are counted
+// under otherLabel, so a hook tagging with client input cannot grow the
+// exposition without limit.
+const (
+	maxTagKeys      = 16
+	maxValuesPerKey = 64
+	otherLabel      = "_other"
 )
 
 // Metrics are the processor's Prometheus series. Label values come from the
@@ -11,6 +22,10 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	decision prometheus.Histogram
 	streams  prometheus.Gauge
+	tagged   *prometheus.CounterVec
+
+	tagMu   sync.Mutex
+	tagSeen map[string]map[string]bool // key -> values with a series of their own
 }
 
 // NewMetrics registers the processor's series on reg.
@@ -29,9 +44,42 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_extproc_active_streams",
 			Help: "ext_proc streams currently open from Envoy.",
 		}),
+		tagged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_tagged_requests_total",
+			Help: "Routed requests by tag set by a Lua hook (at most 16 keys and 64 values per key; the rest count as _other).",
+		}, []string{"tag", "value"}),
+		tagSeen: map[string]map[string]bool{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.decision, m.streams)
+		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged)
 	}
 	return m
+}
+
+// countTags counts one routed request under each of its hook tags.
+func (m *Metrics) countTags(tags map[string]string) {
+	for k, v := range tags {
+		k, v = m.boundTag(k, v)
+		m.tagged.WithLabelValues(k, v).Inc()
+	}
+}
+
+func (m *Metrics) boundTag(k, v string) (string, string) {
+	m.tagMu.Lock()
+	defer m.tagMu.Unlock()
+	values, ok := m.tagSeen[k]
+	if !ok {
+		if len(m.tagSeen) >= maxTagKeys {
+			return otherLabel, otherLabel
+		}
+		values = map[string]bool{}
+		m.tagSeen[k] = values
+	}
+	if !values[v] {
+		if len(values) >= maxValuesPerKey {
+			return k, otherLabel
+		}
+		values[v] = true
+	}
+	return k, v
 }

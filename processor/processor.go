@@ -353,6 +353,9 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	}
 
 	x.srv.opts.Metrics.requests.WithLabelValues(dec.Provider, metricModel(dec), "routed").Inc()
+	if len(x.tags) > 0 {
+		x.srv.opts.Metrics.countTags(x.tags)
+	}
 
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
 	if log := x.srv.opts.Logger; log.Enabled(ctx, slog.LevelDebug) {
