@@ -321,7 +321,15 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer) (
 	reg.MustRegister(h.lastOK, h.reloads)
 	h.current.Store(r)
 	h.lastOK.Set(1)
+	h.warnCredentials(r)
 	return h, nil
+}
+
+// warnCredentials logs each provider that will answer 503 for lack of a key.
+func (h *configHolder) warnCredentials(r *routing.Router) {
+	for _, p := range r.CredentialProblems() {
+		h.log.Warn("provider unavailable until its key is set", "reason", p)
+	}
 }
 
 // Current returns the routing snapshot new requests start with.
@@ -340,6 +348,7 @@ func (h *configHolder) reload() {
 	h.lastOK.Set(1)
 	h.reloads.WithLabelValues("success").Inc()
 	h.log.Info("config reloaded", "path", h.path)
+	h.warnCredentials(r)
 }
 
 // newHooks loads the Lua hooks the config names. A relative hooks directory
