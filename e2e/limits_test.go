@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// envoyStat reads one counter or gauge from Envoy's /stats.
+func envoyStat(t testing.TB, g *gateway, name string) int {
+	t.Helper()
+	for _, line := range strings.Split(g.envoyAdmin(t, "/stats?filter="+name+"$"), "\n") {
+		if rest, ok := strings.CutPrefix(line, name+": "); ok {
+			var v int
+			fmt.Sscan(rest, &v)
+			return v
+		}
+	}
+	return 0
+}
+
+// TestOverloadBeyondMaxStreams floods extproc, started with -max-streams 4,
+// with 40 concurrent uploads that each hold an ext_proc stream open for
+// about a second. It records what clients get, how many streams extproc held
+// at once and how many gRPC connections Envoy opened, and requires every
+// client to get either its answer or the API-shaped 502, with extproc's
+// memory bounded and the gateway serving normally afterwards. (The cap is
+// per gRPC connection: Envoy opens more connections, and the requests it
+// cannot place get 502 processor_unavailable.)
+func TestOverloadBeyondMaxStreams(t *testing.T) {
+	t.Parallel()
+	const maxStreams, clients = 4, 40
+	s := startStandard(t, gatewayOptions{extprocArgs: []string{"-max-streams", fmt.Sprint(maxStreams)}})
+	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
+	pid := s.gw.extprocPID()
+	rssBefore, err := procRSSMB(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cxBefore := envoyStat(t, s.gw, "cluster.switchyard_extproc.upstream_cx_total")
+
+	var peakStreams atomic.Int64
+	stopPoll := make(chan struct{})
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		for {
+			select {
+			case <-stopPoll:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.gw.metricsPort))
+			if err != nil {
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if v, ok := metricValue(string(b), "switchyard_extproc_active_streams"); ok && int64(v) > peakStreams.Load() {
+				peakStreams.Store(int64(v))
+			}
+		}
+	}()
+
+	type answer struct {
+		status int
+		body   string
+		took   time.Duration
+		err    error
+	}
+	answers := make([]answer, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			pr, pw := io.Pipe()
+			go func() {
+				pw.Write([]byte(`{"model":"gpt-exact",`))
+				time.Sleep(time.Second)
+				pw.Write([]byte(`"messages":[]}`))
+				pw.Close()
+			}()
+			req, _ := http.NewRequest("POST", s.gw.url+"/v1/chat/completions", pr)
+			req.Header.Set("authorization", "Bearer "+clientKeyA)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				answers[i] = answer{err: err, took: time.Since(t0)}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers[i] = answer{status: resp.StatusCode, body: string(b), took: time.Since(t0)}
+		}(i)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stopPoll)
+	<-pollDone
+	rssAfter, _ := procRSSMB(pid)
+	cxOpened := envoyStat(t, s.gw, "cluster.switchyard_extproc.upstream_cx_total") - cxBefore
+
+	statuses := map[int]int{}
+	var slowest time.Duration
+	for _, a := range answers {
+		if a.err != nil {
+			t.Errorf("client error after %v: %v", a.took, a.err)
+			continue
+		}
+		statuses[a.status]++
+		slowest = max(slowest, a.took)
+		if a.status != 200 && (a.status != 502 || !openAIShaped([]byte(a.body), "processor_unavailable")) {
+			t.Errorf("status %d, want 200 or the API-shaped 502: %s", a.status, a.body)
+		}
+	}
+	t.Logf("%d concurrent uploads against -max-streams %d: statuses %v in %v (slowest %v); extproc held at most %d streams; "+
+		"Envoy opened %d new gRPC connections; extproc RSS %.1f -> %.1f MB",
+		clients, maxStreams, statuses, elapsed.Round(time.Millisecond), slowest.Round(time.Millisecond), peakStreams.Load(), cxOpened, rssBefore, rssAfter)
+	if rssAfter-rssBefore > 50 {
+		t.Errorf("extproc RSS grew %.1f MB under the flood", rssAfter-rssBefore)
+	}
+	if statuses[200] == 0 {
+		t.Error("no upload got through the flood")
+	}
+	if int(peakStreams.Load()) > clients {
+		t.Errorf("extproc held %d streams for %d clients", peakStreams.Load(), clients)
+	}
+	// Afterwards the gateway serves normally.
+	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
+}
