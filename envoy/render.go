@@ -109,7 +109,8 @@ type localReply struct {
 }
 
 // localReplies lists the errors Envoy answers without extproc, each for
-// both APIs. Order matters: the first matching mapper wins.
+// both APIs: the Anthropic mapper matches /v1/messages paths, the OpenAI one
+// after it everything else. Order matters: the first matching mapper wins.
 func localReplies(maxBody int64) []localReply {
 	kinds := []struct {
 		name, op      string

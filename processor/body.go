@@ -14,6 +14,12 @@ import (
 // shorter, and the bound keeps logs and error bodies small.
 const maxModelLen = 256
 
+// maxNesting bounds how deep arrays and objects may nest. gjson validates
+// recursively, and a body of ten million '[' would exhaust the goroutine
+// stack, which no recover can catch; real requests (tool schemas included)
+// stay far below this.
+const maxNesting = 256
+
 // extractModel validates the body as a JSON object and returns its top-level
 // "model" string without decoding the rest. A body that names the model
 // twice is refused: JSON parsers disagree on which copy wins, so the model the
@@ -21,6 +27,9 @@ const maxModelLen = 256
 func extractModel(body []byte) (string, *apiError) {
 	if len(body) == 0 {
 		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
+	}
+	if nestedDeeperThan(body, maxNesting) {
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than 256 levels")
 	}
 	if !gjson.ValidBytes(body) {
 		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid JSON")
@@ -56,6 +65,37 @@ func extractModel(body []byte) (string, *apiError) {
 		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than 256 bytes`)
 	}
 	return model.Str, nil
+}
+
+// nestedDeeperThan reports whether arrays and objects in body nest deeper
+// than limit, without recursion. Brackets inside strings do not count; the
+// body need not be valid JSON.
+func nestedDeeperThan(body []byte, limit int) bool {
+	depth := 0
+	inString := false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			if depth++; depth > limit {
+				return true
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return false
 }
 
 // rewriteModel returns a copy of body with the top-level model replaced.

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"strings"
 	"testing"
 
 	"switchyard/routing"
@@ -25,5 +26,31 @@ func TestExtractModelInvalidUTF8(t *testing.T) {
 		if m, aerr := extractModel([]byte(body)); aerr == nil {
 			t.Errorf("extractModel(%q) = %q, want a 400: the body is not valid UTF-8", body, m)
 		}
+	}
+}
+
+func TestNestingLimit(t *testing.T) {
+	t.Parallel()
+	deep := func(n int) []byte {
+		return []byte(`{"model":"m","x":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`)
+	}
+	tests := []struct {
+		name string
+		body []byte
+		want bool
+	}{
+		{"at the limit", deep(maxNesting - 1), false},
+		{"one over", deep(maxNesting), true},
+		{"ten million open brackets", []byte(`{"model":"m","x":` + strings.Repeat("[", 10<<20)), true},
+		{"brackets inside a string", []byte(`{"model":"m","x":"` + strings.Repeat("[", 1000) + `"}`), false},
+		{"escaped quote keeps the string open", []byte(`{"model":"m","x":"\"` + strings.Repeat("[", 1000) + `"}`), false},
+	}
+	for _, tc := range tests {
+		if got := nestedDeeperThan(tc.body, maxNesting); got != tc.want {
+			t.Errorf("%s: nestedDeeperThan = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if _, err := extractModel([]byte(`{"model":"m","x":` + strings.Repeat("[", 10<<20))); err == nil || err.status != 400 {
+		t.Errorf("deep body: %v, want a 400", err)
 	}
 }
