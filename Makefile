@@ -47,7 +47,19 @@ unit:
 e2e: tools
 	$(GO) test -count=1 -timeout 20m $(GOFLAGS_TEST) ./e2e/...
 
-test: tools vet unit e2e
+test: tools vet unit fuzz-short e2e
+
+# Native fuzz targets, one at a time from their committed seed corpora (scripts/fuzz.sh).
+.PHONY: fuzz-short
+fuzz-short:
+	./scripts/fuzz.sh 10
+
+fuzz:
+	./scripts/fuzz.sh 120
+
+# The soak test for longer (make test runs it for 45s): SWY_SOAK_DURATION=30m make soak.
+soak: tools
+	SWY_SOAK_DURATION=$${SWY_SOAK_DURATION:-10m} $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./e2e
 
 clean:
 	rm -rf $(BIN) results
