@@ -12,14 +12,6 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// pendingFiles are referenced by docker-compose.yaml but written as part of
-// other work; while they are missing the test logs them instead of failing.
-// Remove an entry once its file exists.
-var pendingFiles = []string{
-	"envoy/compose.yaml",
-	"examples/compose.switchyard.yaml",
-}
-
 // loadCompose loads the repository's compose file with every profile
 // enabled and no interpolation from the caller's environment, so the result
 // does not depend on who runs the test.
@@ -117,10 +109,6 @@ func TestComposeFile(t *testing.T) {
 			continue
 		}
 		if _, err := os.Stat(r.path); err != nil {
-			if slices.Contains(pendingFiles, filepath.ToSlash(rel)) {
-				t.Logf("%s: %s %s does not exist yet (pending)", r.service, r.what, rel)
-				continue
-			}
 			t.Errorf("%s: %s %s: %v", r.service, r.what, rel, err)
 		}
 	}

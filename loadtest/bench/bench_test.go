@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -136,7 +137,7 @@ func TestRunTinyPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Closed loop (VU stages)", "## Streaming: time to first byte", "| 2 | `gateway` |", "×direct", "| 40 | `direct` |"} {
+	for _, want := range []string{"## Closed loop (VU stages)", "## Errors\n\nNone", "## Streaming: time to first byte", "| 2 | `gateway` |", "×direct", "| 40 | `direct` |"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
@@ -181,6 +182,46 @@ func TestRunCountsErrors(t *testing.T) {
 	s := res.Stages[0]
 	if s.Requests == 0 || s.Errors != s.Requests || s.Successes != 0 || s.ErrorKinds["net_dial"] != s.Errors {
 		t.Errorf("stage = %+v", s)
+	}
+}
+
+// TestRunReportsErrorAnswers points a path at a server that fails every
+// request with a 500: the stage counts them and keeps the answer's body,
+// and results.md shows it.
+func TestRunReportsErrorAnswers(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"hook timed out"}}`, http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	res, err := Run(context.Background(), Plan{
+		Mode:           "test",
+		Paths:          []Path{{Target: Target{Name: "gateway_hook", URL: srv.URL}}},
+		SerialDuration: 50 * time.Millisecond,
+		Rates:          []int{20},
+		RateDuration:   100 * time.Millisecond,
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Stages) != 2 {
+		t.Fatalf("stages = %+v", res.Stages)
+	}
+	for _, s := range res.Stages {
+		if s.Requests == 0 || s.Errors != s.Requests || s.ErrorKinds["status_500"] != s.Errors {
+			t.Errorf("%s: stage = %+v", s.Kind, s)
+		}
+		want := map[string]string{"status_500": `{"error":{"message":"hook timed out"}}` + "\n"}
+		if diff := cmp.Diff(want, s.ErrorBodies); diff != "" {
+			t.Errorf("%s: error bodies (-want +got)\n%s", s.Kind, diff)
+		}
+	}
+	md := Markdown(res)
+	if want := "| serial | 1 | `gateway_hook` | status_500 | "; !strings.Contains(md, want) {
+		t.Errorf("results.md lacks %q:\n%s", want, md)
+	}
+	if want := `{"error":{"message":"hook timed out"}}`; !strings.Contains(md, want) {
+		t.Errorf("results.md lacks the error body %q:\n%s", want, md)
 	}
 }
 

@@ -46,15 +46,35 @@ type samples struct {
 	requests  int
 	errors    int
 	errorKind map[string]int
+	// errorBody keeps the first answer (or transport error) seen for each
+	// kind of error, so a report can say what a 500 was about.
+	errorBody map[string]string
 	elapsed   time.Duration
 }
 
-func (s *samples) addError(kind string) {
+// maxErrorBody bounds the error text kept per kind.
+const maxErrorBody = 512
+
+func (s *samples) addError(kind string) { s.addErrorDetail(kind, "") }
+
+// addErrorDetail counts an error of kind and keeps detail (an answer's
+// body or an error message) if it is the first of its kind.
+func (s *samples) addErrorDetail(kind, detail string) {
 	s.errors++
 	if s.errorKind == nil {
 		s.errorKind = map[string]int{}
 	}
 	s.errorKind[kind]++
+	if _, seen := s.errorBody[kind]; seen || detail == "" {
+		return
+	}
+	if s.errorBody == nil {
+		s.errorBody = map[string]string{}
+	}
+	if len(detail) > maxErrorBody {
+		detail = detail[:maxErrorBody] + "…"
+	}
+	s.errorBody[kind] = detail
 }
 
 func (s *samples) merge(o *samples) {
@@ -67,6 +87,15 @@ func (s *samples) merge(o *samples) {
 			s.errorKind = map[string]int{}
 		}
 		s.errorKind[k] += v
+	}
+	for k, v := range o.errorBody {
+		if _, seen := s.errorBody[k]; seen {
+			continue
+		}
+		if s.errorBody == nil {
+			s.errorBody = map[string]string{}
+		}
+		s.errorBody[k] = v
 	}
 }
 
@@ -118,7 +147,7 @@ func closedLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 				if !t0.Before(end) {
 					return
 				}
-				ok, kind := doChat(ctx, client, t, body, &buf)
+				ok, kind, detail := doChat(ctx, client, t, body, &buf)
 				if t0.Before(recordFrom) {
 					continue
 				}
@@ -126,7 +155,7 @@ func closedLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 				if ok {
 					s.latencies = append(s.latencies, time.Since(t0))
 				} else {
-					s.addError(kind)
+					s.addErrorDetail(kind, detail)
 				}
 			}
 		}(&per[i])
@@ -140,29 +169,31 @@ func closedLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 	return all
 }
 
-func doChat(ctx context.Context, client *http.Client, t Target, body []byte, buf *[]byte) (bool, string) {
+// doChat sends one chat request; on failure it returns the kind of error
+// and what came back (the body, or the error's text).
+func doChat(ctx context.Context, client *http.Client, t Target, body []byte, buf *[]byte) (ok bool, kind, detail string) {
 	req, err := newRequest(ctx, t, body)
 	if err != nil {
-		return false, "request"
+		return false, "request", err.Error()
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return false, errKind(err)
+		return false, errKind(err), err.Error()
 	}
 	b := bytes.NewBuffer((*buf)[:0])
 	_, err = b.ReadFrom(resp.Body)
 	resp.Body.Close()
 	*buf = b.Bytes()
 	if err != nil {
-		return false, "read"
+		return false, "read", err.Error()
 	}
 	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Sprintf("status_%d", resp.StatusCode)
+		return false, fmt.Sprintf("status_%d", resp.StatusCode), string(*buf)
 	}
 	if !bytes.Contains(*buf, wantChat) {
-		return false, "bad_body"
+		return false, "bad_body", string(*buf)
 	}
-	return true, ""
+	return true, "", ""
 }
 
 func errKind(err error) string {
@@ -206,13 +237,15 @@ func openLoop(ctx context.Context, t Target, rate int, d time.Duration) *samples
 	}()
 	for r := range res {
 		s.requests++
+		// vegeta also sets Error for a non-2xx answer; an answer (Code
+		// other than 0) is a status error, not a transport one.
 		switch {
+		case r.Code != 0 && r.Code != http.StatusOK:
+			s.addErrorDetail(fmt.Sprintf("status_%d", r.Code), string(r.Body))
 		case r.Error != "":
-			s.addError("transport")
-		case r.Code != http.StatusOK:
-			s.addError(fmt.Sprintf("status_%d", r.Code))
+			s.addErrorDetail("transport", r.Error)
 		case !bytes.Contains(r.Body, wantChat):
-			s.addError("bad_body")
+			s.addErrorDetail("bad_body", string(r.Body))
 		default:
 			s.latencies = append(s.latencies, r.Latency)
 		}
@@ -243,7 +276,7 @@ func streamLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 				if !t0.Before(end) {
 					return
 				}
-				ttfb, ok, kind := doStream(ctx, client, t, body, buf)
+				ttfb, ok, kind, detail := doStream(ctx, client, t, body, buf)
 				if t0.Before(recordFrom) {
 					continue
 				}
@@ -252,7 +285,7 @@ func streamLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 					s.ttfb = append(s.ttfb, ttfb)
 					s.latencies = append(s.latencies, time.Since(t0))
 				} else {
-					s.addError(kind)
+					s.addErrorDetail(kind, detail)
 				}
 			}
 		}(&per[i])
@@ -271,22 +304,25 @@ var (
 	sseDone  = []byte("data: [DONE]\n\n")
 )
 
-func doStream(ctx context.Context, client *http.Client, t Target, body, buf []byte) (time.Duration, bool, string) {
+// doStream sends one streamed chat request and reads the whole stream; it
+// returns the time to the first body byte or, on failure, the kind of error
+// and what came back.
+func doStream(ctx context.Context, client *http.Client, t Target, body, buf []byte) (ttfb time.Duration, ok bool, kind, detail string) {
 	req, err := newRequest(ctx, t, body)
 	if err != nil {
-		return 0, false, "request"
+		return 0, false, "request", err.Error()
 	}
 	t0 := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, false, errKind(err)
+		return 0, false, errKind(err), err.Error()
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return 0, false, fmt.Sprintf("status_%d", resp.StatusCode)
+		return 0, false, fmt.Sprintf("status_%d", resp.StatusCode), string(b)
 	}
-	var ttfb time.Duration
 	n := 0
 	for {
 		m, err := resp.Body.Read(buf[n:])
@@ -295,20 +331,20 @@ func doStream(ctx context.Context, client *http.Client, t Target, body, buf []by
 		}
 		n += m
 		if n == len(buf) {
-			return 0, false, "body_too_large"
+			return 0, false, "body_too_large", string(buf[:maxErrorBody])
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return 0, false, "read"
+			return 0, false, "read", err.Error()
 		}
 	}
 	got := buf[:n]
 	if !bytes.HasPrefix(got, sseFirst) || !bytes.HasSuffix(got, sseDone) {
-		return 0, false, "bad_stream"
+		return 0, false, "bad_stream", string(got)
 	}
-	return ttfb, true, ""
+	return ttfb, true, "", ""
 }
 
 // Latency summarises a latency sample in milliseconds.

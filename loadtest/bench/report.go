@@ -181,8 +181,37 @@ func Markdown(r *Result) string {
 			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		}
 	}
+	writeErrors(&b, r)
 	fmt.Fprintf(&b, "\n![latency vs VUs](%s)\n\n![RSS over time](%s)\n", LatencyChart, RSSChart)
 	return b.String()
+}
+
+// writeErrors lists every failed request by stage, path and kind, with the
+// first answer (status and body) or transport error of that kind.
+func writeErrors(b *strings.Builder, r *Result) {
+	var rows []string
+	for _, s := range r.Stages {
+		kinds := make([]string, 0, len(s.ErrorKinds))
+		for k := range s.ErrorKinds {
+			kinds = append(kinds, k)
+		}
+		slices.Sort(kinds)
+		for _, k := range kinds {
+			body := strings.Join(strings.Fields(s.ErrorBodies[k]), " ")
+			body = strings.NewReplacer("|", "\\|", "`", "'").Replace(body)
+			if body == "" {
+				body = "–"
+			}
+			rows = append(rows, fmt.Sprintf("| %s | %d | `%s` | %s | %d | `%s` |", s.Kind, s.Load, s.Path, k, s.ErrorKinds[k], body))
+		}
+	}
+	b.WriteString("\n## Errors\n\n")
+	if len(rows) == 0 {
+		b.WriteString("None: every request of every stage succeeded.\n")
+		return
+	}
+	b.WriteString("| stage | load | path | kind | count | first answer or error |\n|---|---|---|---|---|---|\n")
+	b.WriteString(strings.Join(rows, "\n") + "\n")
 }
 
 func orUnknown(s string) string {

@@ -36,7 +36,12 @@ const (
 type Path struct {
 	Target
 	// Procs are sampled while this path is under load.
-	Procs []Proc
+	Procs []Proc `json:"procs,omitempty"`
+	// AdminURL is Envoy's admin base URL and MetricsURL extproc's metrics
+	// (and /debug/pprof) base URL, when the path has them; they let an
+	// operator read Envoy stats or profile extproc during a run.
+	AdminURL   string `json:"admin_url,omitempty"`
+	MetricsURL string `json:"metrics_url,omitempty"`
 }
 
 // Plan says what to measure.
@@ -85,8 +90,11 @@ type Stage struct {
 	Successes  int            `json:"successes"`
 	Errors     int            `json:"errors"`
 	ErrorKinds map[string]int `json:"error_kinds,omitempty"`
-	RPS        float64        `json:"rps"`
-	Latency    Latency        `json:"latency"`
+	// ErrorBodies holds, per kind of error (e.g. "status_500"), the first
+	// answer body or transport error seen, truncated.
+	ErrorBodies map[string]string `json:"error_bodies,omitempty"`
+	RPS         float64           `json:"rps"`
+	Latency     Latency           `json:"latency"`
 	// TTFB is the time to the first body byte (streaming stages only).
 	TTFB  *Latency    `json:"ttfb,omitempty"`
 	Procs []ProcStats `json:"procs,omitempty"`
@@ -239,7 +247,7 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 			stage := Stage{
 				Kind: st.kind, Load: st.load, Path: path.Name, Rounds: rounds,
 				Seconds: s.elapsed.Seconds(), Requests: s.requests, Successes: s.requests - s.errors,
-				Errors: s.errors, ErrorKinds: s.errorKind, Latency: summarize(s.latencies), Procs: procs[pi],
+				Errors: s.errors, ErrorKinds: s.errorKind, ErrorBodies: s.errorBody, Latency: summarize(s.latencies), Procs: procs[pi],
 			}
 			if s.elapsed > 0 {
 				stage.RPS = float64(s.requests) / s.elapsed.Seconds()

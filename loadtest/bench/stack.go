@@ -36,11 +36,15 @@ type StackConfig struct {
 	BaseID int
 }
 
-// Stack is the set of processes behind the four paths: one Envoy without
-// ext_proc, and two Envoy + extproc pairs (without and with the hook, so
-// the gateway path runs no hook at all).
+// Stack is the set of processes behind the five paths: one Envoy without
+// ext_proc, and three Envoy + extproc pairs: the gateway as shipped
+// (FULL_DUPLEX_STREAMED, one round trip for headers and body), the same
+// with the request body in BUFFERED mode (headers and body in two
+// sequential round trips), and the shipped one with a Lua hook. Only
+// gateway_hook runs a hook.
 type Stack struct {
-	// Paths are direct, envoy, gateway and gateway_hook, in that order.
+	// Paths are direct, envoy, gateway, gateway_buffered and gateway_hook,
+	// in that order.
 	Paths []Path
 	procs []*process
 	dir   string
@@ -62,14 +66,29 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
+// HookTimeout is the per-hook budget of the gateway_hook path. The default
+// (5ms) is meant for a gateway with cores to spare; on a loaded two-core
+// benchmark machine a hook can wait that long for a CPU, and the resulting
+// 500s would measure starvation, not the hook.
+const HookTimeout = "25ms"
+
 func gatewayConfig(upstream, hooksDir string) string {
 	c := "providers:\n  - name: mock\n    url: " + upstream + "\n    schema: openai\n    auth:\n      type: none\n" +
 		"routes:\n  - model: \"*\"\n    provider: mock\n"
 	if hooksDir != "" {
-		c += "hooks:\n  dir: " + strconv.Quote(hooksDir) + "\n"
+		c += "hooks:\n  dir: " + strconv.Quote(hooksDir) + "\n  timeout: " + HookTimeout + "\n  failure_policy: fail_closed\n"
 	}
 	return c
 }
+
+// Path names of the stack, in the order StartStack returns them.
+const (
+	PathDirect          = "direct"
+	PathEnvoy           = "envoy"
+	PathGateway         = "gateway"
+	PathGatewayBuffered = "gateway_buffered"
+	PathGatewayHook     = "gateway_hook"
+)
 
 // StartStack starts the processes and waits until each is ready. On error
 // it stops whatever it started.
@@ -96,17 +115,19 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		return nil, fmt.Errorf("writing config: %w", err)
 	}
 
-	s.Paths = append(s.Paths, Path{Target: Target{Name: "direct", URL: cfg.UpstreamURL}})
+	s.Paths = append(s.Paths, Path{Target: Target{Name: PathDirect, URL: cfg.UpstreamURL}})
 	baseID := cfg.BaseID
 	type instance struct {
 		name, config string
 		extproc      bool
+		bodyMode     string // empty: the renderer's default (FULL_DUPLEX_STREAMED)
 		headers      map[string]string
 	}
 	for _, in := range []instance{
-		{name: "envoy", config: plain},
-		{name: "gateway", config: plain, extproc: true},
-		{name: "gateway_hook", config: withHook, extproc: true, headers: map[string]string{"x-team": "bench"}},
+		{name: PathEnvoy, config: plain},
+		{name: PathGateway, config: plain, extproc: true},
+		{name: PathGatewayBuffered, config: plain, extproc: true, bodyMode: "BUFFERED"},
+		{name: PathGatewayHook, config: withHook, extproc: true, headers: map[string]string{"x-team": "bench"}},
 	} {
 		path := Path{Target: Target{Name: in.name, Headers: in.headers}}
 		sock := filepath.Join(cfg.Dir, in.name+".sock")
@@ -130,6 +151,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 				return nil, fmt.Errorf("waiting for extproc_%s: %w%s", in.name, err, s.logTail("extproc_"+in.name))
 			}
 			path.Procs = append(path.Procs, Proc{Name: "extproc_" + in.name, Role: roleExtproc, PID: cmd.cmd.Process.Pid})
+			path.MetricsURL = "http://127.0.0.1:" + strconv.Itoa(metrics)
 		}
 		listen, err := freePort()
 		if err != nil {
@@ -143,6 +165,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			"-admin", strconv.Itoa(admin), "-extproc", "unix:" + sock}
 		if !in.extproc {
 			args = append(args, "-no-extproc")
+		}
+		if in.bodyMode != "" {
+			args = append(args, "-body-mode", in.bodyMode)
 		}
 		var stderr bytes.Buffer
 		render := exec.CommandContext(ctx, cfg.ExtprocBin, args...)
@@ -173,6 +198,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			return nil, fmt.Errorf("waiting for envoy_%s: %w%s", in.name, err, s.logTail("envoy_"+in.name))
 		}
 		path.URL = "http://127.0.0.1:" + strconv.Itoa(listen)
+		path.AdminURL = "http://127.0.0.1:" + strconv.Itoa(admin)
 		path.Procs = append([]Proc{{Name: "envoy_" + in.name, Role: roleEnvoy, PID: cmd.cmd.Process.Pid}}, path.Procs...)
 		s.Paths = append(s.Paths, path)
 	}
@@ -292,7 +318,7 @@ func preflight(ctx context.Context, p Path) error {
 		return fmt.Errorf("unexpected answer %s", body)
 	}
 	seen, ok := got.Echo.Headers["x-team-seen"]
-	if hook := p.Name == "gateway_hook"; hook && seen != p.Headers["x-team"] {
+	if hook := p.Name == PathGatewayHook; hook && seen != p.Headers["x-team"] {
 		return fmt.Errorf("hook did not run: upstream saw x-team-seen %q", seen)
 	} else if !hook && ok {
 		return fmt.Errorf("a hook ran on a path without hooks (x-team-seen %q)", seen)

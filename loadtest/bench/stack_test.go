@@ -20,6 +20,9 @@ func TestGatewayConfigDecodes(t *testing.T) {
 		if len(c.Providers) != 1 || c.Providers[0].URL != "http://127.0.0.1:8081" || c.Hooks.Dir != hooks {
 			t.Errorf("hooks %q: decoded %+v", hooks, c)
 		}
+		if hooks != "" && (c.Hooks.Timeout != HookTimeout || c.Hooks.FailurePolicy != "fail_closed") {
+			t.Errorf("hooks %+v, want timeout %s and fail_closed", c.Hooks, HookTimeout)
+		}
 	}
 }
 

@@ -13,7 +13,9 @@ export const TARGETS = {
   envoy: { url: __ENV.ENVOY_URL || 'http://127.0.0.1:10001', headers: {} },
   // Envoy + extproc: the gateway as deployed.
   gateway: { url: __ENV.GATEWAY_URL || 'http://127.0.0.1:10000', headers: {} },
-  // Envoy + extproc with a request that triggers a typical Lua hook.
+  // Envoy + extproc with a request that triggers a typical Lua hook (x-team).
+  // The compose stack's gateway config has no hooks enabled, so there this
+  // path runs no hook; the checks below hold either way.
   gateway_hook: { url: __ENV.GATEWAY_HOOK_URL || 'http://127.0.0.1:10000', headers: { 'x-team': 'bench' } },
 };
 

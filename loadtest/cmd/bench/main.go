@@ -1,11 +1,12 @@
 // Command bench measures what Switchyard adds to an LLM call on this
 // machine. It starts the mock upstream in process, one Envoy without
-// ext_proc and two Envoy + extproc pairs (without and with a Lua hook) on
-// loopback, drives the same chat request through the four paths, and writes
-// results/<timestamp>/ with results.json, results.md and PNG charts.
+// ext_proc and three Envoy + extproc pairs (the shipped one-round-trip
+// FULL_DUPLEX_STREAMED mode, BUFFERED, and the shipped mode with a Lua hook)
+// on loopback, drives the same chat request through the five paths, and
+// writes results/<timestamp>/ with results.json, results.md and PNG charts.
 //
 //	go run ./loadtest/cmd/bench            # quick mode, about 2 minutes
-//	go run ./loadtest/cmd/bench -full      # every VU stage, two rounds
+//	go run ./loadtest/cmd/bench -full      # every VU stage, two rounds, about 27 minutes
 package main
 
 import (
@@ -84,26 +85,26 @@ func (f flags) plan() bench.Plan {
 		Mode:           "quick",
 		Rounds:         1,
 		Warmup:         time.Second,
-		SerialDuration: 5 * time.Second,
+		SerialDuration: 4 * time.Second,
 		VUs:            []int{50, 500},
-		VUDuration:     6 * time.Second,
+		VUDuration:     5 * time.Second,
 		Rates:          []int{1000},
-		RateDuration:   5 * time.Second,
+		RateDuration:   4 * time.Second,
 		StreamVUs:      50,
-		StreamDuration: 5 * time.Second,
+		StreamDuration: 4 * time.Second,
 	}
 	if f.full {
 		p = bench.Plan{
 			Mode:           "full",
 			Rounds:         2,
-			Warmup:         3 * time.Second,
-			SerialDuration: 20 * time.Second,
+			Warmup:         2 * time.Second,
+			SerialDuration: 16 * time.Second,
 			VUs:            []int{50, 150, 300, 500, 1000},
-			VUDuration:     20 * time.Second,
+			VUDuration:     16 * time.Second,
 			Rates:          []int{1000, 4000},
-			RateDuration:   20 * time.Second,
+			RateDuration:   16 * time.Second,
 			StreamVUs:      100,
-			StreamDuration: 20 * time.Second,
+			StreamDuration: 16 * time.Second,
 		}
 	}
 	if f.rounds > 0 {
