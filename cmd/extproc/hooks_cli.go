@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"switchyard/luahooks"
+	"switchyard/routing"
+)
+
+const hooksUsage = `usage:
+  extproc hooks check DIR [--config FILE]
+      compile the hooks in DIR and run each once against a synthetic request,
+      as a reload would; exit non-zero on the first problem (file:line)
+  extproc hooks test DIR --request FILE.json [--header name:value ...]
+                 [--path /v1/chat/completions] [--key-name NAME] [--config FILE]
+      run the on_request hooks in DIR on the request body in FILE.json and
+      print what each hook changed; with --config also print the routing
+      decision (providers and routes given to req:provider/req:route are
+      checked against it, and its hooks.files order, timeout and
+      failure_policy apply)
+`
+
+// runHooks implements `extproc hooks ...`; args follow "hooks".
+func runHooks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, hooksUsage)
+		return errors.New("hooks: missing subcommand (check or test)")
+	}
+	switch args[0] {
+	case "check":
+		return runHooksCheck(args[1:], stdout, stderr)
+	case "test":
+		return runHooksTest(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, hooksUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, hooksUsage)
+	return fmt.Errorf("hooks: unknown subcommand %q", args[0])
+}
+
+// headerFlags collects repeated --header name:value flags.
+type headerFlags map[string]string
+
+func (h headerFlags) String() string { return fmt.Sprint(map[string]string(h)) }
+
+func (h headerFlags) Set(s string) error {
+	name, value, ok := strings.Cut(s, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" {
+		return fmt.Errorf("%q is not name:value", s)
+	}
+	h[strings.ToLower(name)] = strings.TrimSpace(value)
+	return nil
+}
+
+// hooksTestFlags are the flags of `hooks test` (and the subset check uses).
+type hooksTestFlags struct {
+	dir     string
+	request string
+	headers headerFlags
+	path    string
+	keyName string
+	config  string
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments (flag stops at the first positional one).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func parseHooksFlags(name string, args []string, stderr io.Writer, test bool) (hooksTestFlags, error) {
+	f := hooksTestFlags{headers: headerFlags{}}
+	fs := flag.NewFlagSet("hooks "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, hooksUsage) }
+	fs.StringVar(&f.config, "config", "", "gateway config (switchyard.yaml)")
+	if test {
+		fs.StringVar(&f.request, "request", "", "JSON request body")
+		fs.Var(f.headers, "header", "request header name:value (repeatable)")
+		fs.StringVar(&f.path, "path", "/v1/chat/completions", "request path")
+		fs.StringVar(&f.keyName, "key-name", "", "name of the client key the request is made with")
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return f, err
+	}
+	var errs []error
+	switch len(pos) {
+	case 0:
+		errs = append(errs, errors.New("missing hooks directory"))
+	case 1:
+		f.dir = pos[0]
+	default:
+		errs = append(errs, fmt.Errorf("want one hooks directory, got %q", pos))
+	}
+	if test && f.request == "" {
+		errs = append(errs, errors.New("--request FILE.json is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprint(stderr, hooksUsage)
+		return f, fmt.Errorf("hooks %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// loadRouter loads --config, if given, and returns the hook settings it
+// holds for dir.
+func loadRouter(path string) (*routing.Router, routing.HooksConfig, error) {
+	if path == "" {
+		return nil, routing.HooksConfig{}, nil
+	}
+	r, err := routing.Load(path)
+	if err != nil {
+		return nil, routing.HooksConfig{}, err
+	}
+	return r, r.Hooks(), nil
+}
+
+func runHooksCheck(args []string, stdout, stderr io.Writer) error {
+	f, err := parseHooksFlags("check", args, stderr, false)
+	if err != nil {
+		return err
+	}
+	_, hc, err := loadRouter(f.config)
+	if err != nil {
+		return err
+	}
+	scripts, err := luahooks.Check(f.dir, hc.Files)
+	if err != nil {
+		return fmt.Errorf("checking hooks in %s:\n%w", f.dir, err)
+	}
+	fmt.Fprintf(stdout, "ok: %d script(s) in %s: %s\n", len(scripts), filepath.Clean(f.dir), strings.Join(scripts, ", "))
+	return nil
+}
+
+func runHooksTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseHooksFlags("test", args, stderr, true)
+	if err != nil {
+		return err
+	}
+	router, hc, err := loadRouter(f.config)
+	if err != nil {
+		return err
+	}
+	body, err := os.ReadFile(f.request)
+	if err != nil {
+		return fmt.Errorf("reading request: %w", err)
+	}
+	sources, err := luahooks.ReadDir(f.dir, hc.Files)
+	if err != nil {
+		return err
+	}
+	req := luahooks.NewRequest(f.path, f.headers, body, f.keyName)
+	if router != nil {
+		req.IsProvider, req.IsRoute = router.HasProvider, router.HasRoute
+	}
+	report, err := luahooks.DryRun(ctx, sources, req, luahooks.Options{Timeout: hc.Timeout, FailOpen: hc.FailOpen})
+	if err != nil {
+		return fmt.Errorf("checking hooks in %s:\n%w", f.dir, err)
+	}
+	if err := report.WriteText(stdout); err != nil {
+		return err
+	}
+	if report.Err != nil {
+		return errors.New("a hook failed; the gateway would answer this request with an error")
+	}
+	if router == nil || report.Result.Reject != nil {
+		return nil
+	}
+	rreq := &routing.Request{
+		API:       routing.API(req.API),
+		Model:     req.Model,
+		Principal: routing.Principal{Name: req.KeyName},
+		Provider:  report.Result.Provider,
+		Route:     report.Result.Route,
+	}
+	if report.Result.Model != "" {
+		rreq.Model = report.Result.Model
+	}
+	d, err := router.Decide(ctx, rreq)
+	if err != nil {
+		fmt.Fprintf(stdout, "routing: error: %v\n", err)
+		return errors.New("the request would not be routed")
+	}
+	fmt.Fprintf(stdout, "routing:\n  provider: %s\n  cluster: %s\n  model: %s\n", d.Provider, d.Cluster, d.Model)
+	if d.Route != "" {
+		fmt.Fprintf(stdout, "  route: %s\n", d.Route)
+	}
+	if d.PathPrefix != "" {
+		fmt.Fprintf(stdout, "  path prefix: %s\n", d.PathPrefix)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, path, data string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const testGatewayConfig = `
+providers:
+  - name: openai
+    url: http://127.0.0.1:9001
+    schema: openai
+    auth: {type: none}
+  - name: anthropic
+    url: http://127.0.0.1:9002
+    schema: openai
+    auth: {type: none}
+routes:
+  - model: gpt-4o
+    provider: openai
+`
+
+func TestHooksCLI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	hooks := filepath.Join(dir, "hooks")
+	if err := os.Mkdir(hooks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(hooks, "10-team.lua"), `
+function on_request(req)
+  local team = req:header("x-team")
+  if team == "search" then req:provider("anthropic") end
+  if team == "ghost" then req:provider("nowhere") end
+  if team == "crash" then local x = nil; x.y = 1 end
+  req:set_header("x-tier", "gold")
+end`)
+	request := writeFile(t, filepath.Join(dir, "req.json"), `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+	config := writeFile(t, filepath.Join(dir, "switchyard.yaml"), testGatewayConfig)
+	broken := filepath.Join(dir, "broken")
+	if err := os.Mkdir(broken, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(broken, "bad.lua"), "function on_request(req)\n  req:set_header('host', 'x')\nend\n")
+
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		want    []string // substrings of stdout
+	}{
+		{"check ok", []string{"check", hooks}, false, []string{"ok: 1 script(s)", "10-team.lua"}},
+		{"check broken", []string{"check", broken}, true, nil},
+		{"test without config", []string{"test", hooks, "--request", request, "--header", "X-Team: search"}, false,
+			[]string{"10-team.lua: provider anthropic", "set header x-tier: gold", "provider: anthropic"}},
+		{"flags before dir", []string{"test", "--request", request, "--header", "x-team:search", hooks}, false,
+			[]string{"provider: anthropic"}},
+		{"test with config routes by hook", []string{"test", hooks, "--request", request, "--header", "x-team:search", "--config", config}, false,
+			[]string{"routing:", "  provider: anthropic", "  model: gpt-4o"}},
+		{"test with config routes by model", []string{"test", hooks, "--request", request, "--config", config}, false,
+			[]string{"routing:", "  provider: openai", "  route: gpt-4o"}},
+		{"unknown provider checked against config", []string{"test", hooks, "--request", request, "--header", "x-team:ghost", "--config", config}, true,
+			[]string{`10-team.lua:5 on_request (runtime): provider: unknown provider "nowhere"`}},
+		{"hook error shows file and line", []string{"test", hooks, "--request", request, "--header", "x-team:crash"}, true,
+			[]string{"error: hook 10-team.lua:6 on_request (runtime)"}},
+		{"test on broken dir", []string{"test", broken, "--request", request}, true, nil},
+		{"missing request", []string{"test", hooks}, true, nil},
+		{"bad header flag", []string{"test", hooks, "--request", request, "--header", "nocolon"}, true, nil},
+		{"no subcommand", nil, true, nil},
+		{"unknown subcommand", []string{"frob"}, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := runHooks(context.Background(), tt.args, &stdout, &stderr)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("runHooks(%q) err = %v, want error %v\nstdout:\n%s\nstderr:\n%s", tt.args, err, tt.wantErr, &stdout, &stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, &stdout)
+				}
+			}
+		})
+	}
+
+	t.Run("check error names file and line", func(t *testing.T) {
+		t.Parallel()
+		err := runHooks(context.Background(), []string{"check", broken}, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "bad.lua:2") || !strings.Contains(err.Error(), "protected") {
+			t.Fatalf("err = %v, want bad.lua:2 and the reason", err)
+		}
+	})
+}
