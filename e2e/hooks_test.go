@@ -273,7 +273,7 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 		t.Errorf("%d requests failed during hot swaps; first: %v", n, firstProblem.Load())
 	}
 	if n := mixed.Load(); n != 0 {
-		t.Errorf("%d requests saw more than one version; first: %v", n, firstProblem.Load())
+		t.Errorf("%d requests saw more than one version; first: %v\nhook log lines:\n%s", n, firstProblem.Load(), grep(gw.extprocOut.String(), "hook"))
 	}
 	if rps < 200 {
 		t.Errorf("only %.0f requests/s: the swap test needs sustained load", rps)
