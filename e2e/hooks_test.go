@@ -14,7 +14,8 @@ import (
 )
 
 // hooksConfig: alpha and gamma are OpenAI-schema providers on two upstreams;
-// hooks run from dir.
+// hooks run from dir. The hook budget is generous: these tests are about
+// behaviour, and parallel tests on two cores can stall a call for tens of ms.
 func hooksConfig(a, b *fakeUpstream, dir, policy string) string {
 	return fmt.Sprintf(`providers:
   - name: alpha
@@ -30,7 +31,7 @@ routes:
     provider: alpha
 hooks:
   dir: %s
-  timeout: 50ms
+  timeout: 250ms
   failure_policy: %s
 `, a.port(), b.port(), dir, policy)
 }
