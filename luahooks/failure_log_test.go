@@ -1,0 +1,100 @@
+package luahooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestFailuresAreCountedAndLogged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeHook(t, dir, "slow.lua", "function on_request(req)\n  log('info', 'checking', {team = req:header('x-team'), n = 2})\n  print('about to loop')\n  if req.request_id == 'req-1' then while true do end end\nend\n")
+	writeHook(t, dir, "bad.lua", "function on_request(req)\n  if req.request_id == 'req-1' then error('bad input') end\nend\n")
+	var logs syncBuffer
+	reg := prometheus.NewRegistry()
+	m, err := NewManager(Options{
+		Dir: dir, FailOpen: true, Timeout: 20 * time.Millisecond, Registerer: reg,
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Current().OnRequest(context.Background(), chatRequest())
+	if err != nil {
+		t.Fatalf("fail_open returned %v", err)
+	}
+	if len(res.Changes) != 2 || res.Changes[0].Op != "error" || res.Changes[1].Op != "error" {
+		t.Errorf("changes = %v, want two errors", res.Changes)
+	}
+	got := metricValues(t, reg)
+	for _, k := range []string{
+		"switchyard_hooks_errors_total,reason=timeout,script=slow.lua",
+		"switchyard_hooks_errors_total,reason=runtime,script=bad.lua",
+	} {
+		if got[k] != 1 {
+			t.Errorf("%s = %v, want 1", k, got[k])
+		}
+	}
+
+	var failures, hookLogs, prints int
+	for _, l := range logs.lines(t) {
+		switch l["msg"] {
+		case "hook failed":
+			failures++
+			if l["script"] == "bad.lua" && (l["line"] != float64(2) || l["reason"] != "runtime" || l["policy"] != "fail_open") {
+				t.Errorf("failure log = %v", l)
+			}
+			if l["script"] == "slow.lua" && (l["line"] != float64(4) || l["reason"] != "timeout") {
+				t.Errorf("failure log = %v", l)
+			}
+		case "checking":
+			if l["script"] == "slow.lua" && l["request_id"] == "req-1" && l["team"] == "Search" && l["n"] == float64(2) {
+				hookLogs++
+			}
+		case "hook print":
+			if l["message"] == "about to loop" && l["script"] == "slow.lua" {
+				prints++
+			}
+		}
+	}
+	if failures != 2 || hookLogs != 1 || prints == 0 {
+		t.Errorf("logged %d failures, %d hook log lines, %d prints; want 2, 1, >0:\n%v", failures, hookLogs, prints, logs.lines(t))
+	}
+}
