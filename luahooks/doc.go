@@ -74,12 +74,16 @@
 //
 // Every hook call runs with a deadline (Options.Timeout, default 5ms) that
 // stops even an endless loop. Memory the deadline cannot see is guarded:
-// string.rep, string.format, string.gsub and table.concat refuse to make a
-// result more than 1 MiB larger than their largest input, and all such growth
-// in one call is limited to 16 MiB; the call stack (200 frames) and the value
-// stack (64K slots, which bounds unpack and string.byte) are bounded. The
-// concatenation operator is not guarded: it can only copy strings that
-// already exist, and each copy costs time the deadline sees.
+// string.rep, string.format and table.concat refuse to make a result more
+// than 1 MiB larger than their largest input, gsub may grow its subject by at
+// most max(1 MiB, its length), and all such growth in one call is limited to
+// 16 MiB; the call stack (200 frames) and the value stack (16K slots, which
+// bounds unpack and string.byte) are bounded. string.find, match, gmatch and
+// gsub run on a copy of gopher-lua's matcher that checks the deadline while
+// it backtracks, and gsub and gmatch find one match at a time; a pattern
+// nests at most 100000 levels (so a greedy repetition over a longer subject
+// is an error). The concatenation operator is not guarded: it can only copy
+// strings that already exist, and each copy costs time the deadline sees.
 //
 // # Failures
 //
