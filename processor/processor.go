@@ -160,7 +160,7 @@ func headerValue(h *corev3.HeaderValue) string {
 	return h.Value
 }
 
-// bearerToken returns the key a client presented: an Authorization bearer
+// presentedKey returns the key a client presented: an Authorization bearer
 // token, or the x-api-key / api-key header used by Anthropic and Azure clients.
 func presentedKey(authorization, xAPIKey, apiKey string) string {
 	if authorization != "" {
@@ -186,7 +186,7 @@ func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 	if x.hooks != nil && x.hooks.HasOnRequest() {
 		x.headers = make(map[string]string, len(h.GetHeaders().GetHeaders()))
 	}
-	var method, authorization, xAPIKey, apiKey, contentLength, contentEncoding string
+	var authorization, xAPIKey, apiKey, contentLength, contentEncoding string
 	for _, hv := range h.GetHeaders().GetHeaders() {
 		if x.headers != nil && !strings.HasPrefix(hv.Key, ":") {
 			x.headers[hv.Key] = headerValue(hv)
@@ -195,7 +195,7 @@ func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 		case ":path":
 			x.path = headerValue(hv)
 		case ":method":
-			method = headerValue(hv)
+			x.method = headerValue(hv)
 		case "authorization":
 			authorization = headerValue(hv)
 		case "x-api-key":
@@ -211,13 +211,12 @@ func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 		}
 	}
 
-	x.method = method
 	x.ep, x.api = lookupEndpoint(x.path)
 	if x.ep == nil {
 		return x.fail(newAPIError(routing.KindNotFound, "unknown_endpoint", "unknown endpoint "+strconv.Quote(pathOnly(x.path))))
 	}
-	if method != x.ep.method {
-		e := newAPIError(routing.KindInvalidRequest, "method_not_allowed", "method "+method+" is not allowed on "+x.ep.path+"; use "+x.ep.method)
+	if x.method != x.ep.method {
+		e := newAPIError(routing.KindInvalidRequest, "method_not_allowed", "method "+x.method+" is not allowed on "+x.ep.path+"; use "+x.ep.method)
 		e.status = 405
 		return x.fail(e)
 	}
