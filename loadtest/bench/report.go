@@ -20,12 +20,15 @@ const BaselinePath = "direct"
 
 // Files written by Write.
 const (
-	JSONFile       = "results.json"
-	MarkdownFile   = "results.md"
-	LatencyChart   = "latency_vs_vus.png"
-	RSSChart       = "rss.png"
-	roleEnvoy      = "envoy"
-	roleExtproc    = "extproc"
+	JSONFile     = "results.json"
+	MarkdownFile = "results.md"
+	LatencyChart = "latency_vs_vus.png"
+	RSSChart     = "rss.png"
+	roleEnvoy    = "envoy"
+	roleExtproc  = "extproc"
+	// RoleGenerator marks the benchmark's own process (load generator and,
+	// in cmd/bench, the mock upstream) when it is sampled.
+	RoleGenerator  = "generator"
 	chartWidthInch = 8
 )
 
@@ -105,6 +108,16 @@ func Markdown(r *Result) string {
 	}
 	b.WriteString(".\nLatencies in ms; Δ is the difference to `direct` in the same stage; ×direct is the RPS ratio. " +
 		"Envoy and extproc columns: peak RSS in MB and CPU µs per request, from /proc.\n")
+	generator := false
+	for _, s := range r.Stages {
+		if _, _, ok := roleUse(s, RoleGenerator); ok {
+			generator = true
+		}
+	}
+	if generator {
+		b.WriteString("The generator column is the benchmark process itself (load generator and mock upstream), " +
+			"CPU µs per request: it shares the machine with the processes under test.\n")
+	}
 
 	sections := []struct{ kind, title, load string }{
 		{KindSerial, "Concurrency 1: added latency per hop", "VUs"},
@@ -129,6 +142,9 @@ func Markdown(r *Result) string {
 			hdr = append(hdr, "TTFB p50", "TTFB p99", "ΔTTFB p50", "ΔTTFB p99")
 		}
 		hdr = append(hdr, "envoy MB", "envoy µs/req", "extproc MB", "extproc µs/req")
+		if generator {
+			hdr = append(hdr, "generator µs/req")
+		}
 		b.WriteString("| " + strings.Join(hdr, " | ") + " |\n|")
 		for range hdr {
 			b.WriteString("---|")
@@ -176,6 +192,13 @@ func Markdown(r *Result) string {
 					row = append(row, fmt.Sprintf("%.1f", rss), fmt.Sprintf("%.1f", us))
 				} else {
 					row = append(row, "–", "–")
+				}
+			}
+			if generator {
+				if _, us, ok := roleUse(s, RoleGenerator); ok {
+					row = append(row, fmt.Sprintf("%.1f", us))
+				} else {
+					row = append(row, "–")
 				}
 			}
 			b.WriteString("| " + strings.Join(row, " | ") + " |\n")

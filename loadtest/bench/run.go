@@ -204,7 +204,7 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 				}
 				path := p.Paths[pi]
 				done++
-				fmt.Fprintf(progress, "[%d/%d] %-6s %5d %-13s round %d/%d ... ", done, total, st.kind, st.load, path.Name, round+1, rounds)
+				fmt.Fprintf(progress, "[%d/%d] %-6s %5d %-16s round %d/%d ... ", done, total, st.kind, st.load, path.Name, round+1, rounds)
 
 				smp := newSampler(path.Procs, interval, epoch)
 				sctx, stop := context.WithCancel(ctx)

@@ -22,6 +22,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,7 +50,13 @@ type flags struct {
 	extproc     string
 	latency     time.Duration
 	rounds      int
+	paths       []string      // empty: every path
+	vus         []int         // empty: the mode's VU stages
+	duration    time.Duration // 0: the mode's stage durations
 }
+
+// knownPaths are the names -paths accepts, in the stack's order.
+var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook}
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var f flags
@@ -60,10 +69,35 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.extproc, "extproc", "", "extproc binary (default: go build ./cmd/extproc)")
 	fs.DurationVar(&f.latency, "latency", mockllm.DefaultLatency, "mock upstream latency before the first byte")
 	fs.IntVar(&f.rounds, "rounds", 0, "rounds per stage (default 1 quick, 2 full)")
+	paths := fs.String("paths", "", "comma-separated paths to measure (default all: "+strings.Join(knownPaths, ",")+")")
+	vus := fs.String("vus", "", "comma-separated closed-loop VU stages, e.g. 500 (default: the mode's)")
+	fs.DurationVar(&f.duration, "duration", 0, "length of every stage (default: the mode's)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	var errs []error
+	if *paths != "" {
+		for _, p := range strings.Split(*paths, ",") {
+			if !slices.Contains(knownPaths, p) {
+				errs = append(errs, fmt.Errorf("-paths: unknown path %q (known: %s)", p, strings.Join(knownPaths, ", ")))
+				continue
+			}
+			f.paths = append(f.paths, p)
+		}
+	}
+	if *vus != "" {
+		for _, v := range strings.Split(*vus, ",") {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("-vus: %q is not a positive number", v))
+				continue
+			}
+			f.vus = append(f.vus, n)
+		}
+	}
+	if f.duration < 0 {
+		errs = append(errs, errors.New("-duration must not be negative"))
+	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
@@ -110,7 +144,28 @@ func (f flags) plan() bench.Plan {
 	if f.rounds > 0 {
 		p.Rounds = f.rounds
 	}
+	if len(f.vus) > 0 {
+		p.VUs = f.vus
+	}
+	if f.duration > 0 {
+		p.SerialDuration, p.VUDuration, p.RateDuration, p.StreamDuration = f.duration, f.duration, f.duration, f.duration
+	}
 	return p
+}
+
+// selectPaths keeps the paths named in names (all when names is empty)
+// and adds the benchmark process itself (load generator and mock) to each,
+// so the report shows what the harness took from the shared CPUs.
+func selectPaths(all []bench.Path, names []string, self int) []bench.Path {
+	var out []bench.Path
+	for _, p := range all {
+		if len(names) > 0 && !slices.Contains(names, p.Name) {
+			continue
+		}
+		p.Procs = append(slices.Clip(p.Procs), bench.Proc{Name: "bench", Role: bench.RoleGenerator, PID: self})
+		out = append(out, p)
+	}
+	return out
 }
 
 func findEnvoy(flagValue string) (string, error) {
@@ -184,8 +239,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("checking paths before measuring: %w", err)
 	}
 
+	for _, p := range stack.Paths {
+		log.Info("path", "name", p.Name, "url", p.URL, "envoy_admin", p.AdminURL, "extproc_metrics", p.MetricsURL)
+	}
 	plan := f.plan()
-	plan.Paths = stack.Paths
+	plan.Paths = selectPaths(stack.Paths, f.paths, os.Getpid())
 	log.Info("measuring", "mode", plan.Mode, "paths", len(plan.Paths), "estimate", plan.Estimate().Round(time.Second).String())
 	res, err := bench.Run(ctx, plan, stderr)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"switchyard/loadtest/bench"
 )
 
@@ -25,6 +27,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "rounds override", args: []string{"-full", "-rounds", "3"}, wantMode: "full", wantRounds: 3},
 		{name: "both modes", args: []string{"-quick", "-full"}, wantErr: "exclude each other"},
 		{name: "errors joined", args: []string{"-latency", "-1s", "-rounds", "-1"}, wantErr: "-latency must not be negative\n-rounds must not be negative"},
+		{name: "unknown path", args: []string{"-paths", "direct,gatway"}, wantErr: `-paths: unknown path "gatway"`},
+		{name: "bad vus", args: []string{"-vus", "50,x,0"}, wantErr: "-vus: \"x\" is not a positive number\n-vus: \"0\" is not a positive number"},
+		{name: "negative duration", args: []string{"-duration", "-1s"}, wantErr: "-duration must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,6 +49,39 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("mode %q rounds %d, want %q %d", p.Mode, p.Rounds, tt.wantMode, tt.wantRounds)
 			}
 		})
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	t.Parallel()
+	f, err := parseFlags([]string{"-full", "-paths", "direct,gateway", "-vus", "500,1000", "-duration", "30s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.plan()
+	if !slices.Equal(p.VUs, []int{500, 1000}) || p.SerialDuration != 30*time.Second || p.VUDuration != 30*time.Second ||
+		p.RateDuration != 30*time.Second || p.StreamDuration != 30*time.Second || p.Rounds != 2 {
+		t.Errorf("plan = %+v", p)
+	}
+	all := []bench.Path{
+		{Target: bench.Target{Name: "direct"}},
+		{Target: bench.Target{Name: "envoy"}, Procs: []bench.Proc{{Name: "envoy_envoy", Role: "envoy", PID: 2}}},
+		{Target: bench.Target{Name: "gateway"}, Procs: []bench.Proc{{Name: "envoy_gateway", Role: "envoy", PID: 3}}},
+	}
+	got := selectPaths(all, f.paths, 7)
+	self := bench.Proc{Name: "bench", Role: bench.RoleGenerator, PID: 7}
+	want := []bench.Path{
+		{Target: bench.Target{Name: "direct"}, Procs: []bench.Proc{self}},
+		{Target: bench.Target{Name: "gateway"}, Procs: []bench.Proc{{Name: "envoy_gateway", Role: "envoy", PID: 3}, self}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("selectPaths (-want +got)\n%s", diff)
+	}
+	if n := len(all[2].Procs); n != 1 {
+		t.Errorf("selectPaths changed its input: %+v", all[2].Procs)
+	}
+	if got := selectPaths(all, nil, 7); len(got) != 3 {
+		t.Errorf("no -paths kept %d paths, want 3", len(got))
 	}
 }
 
