@@ -25,9 +25,6 @@ type outcome struct {
 	routed  bool   // the fake upstream answered
 	errType string // OpenAI error.type, or Anthropic error.type on /v1/messages
 	code    string // OpenAI error.code (empty for Anthropic)
-	// envoyPlain: Envoy's own text/plain reply, which today escapes the
-	// local-reply mapper (headers too large; see docs/RELIABILITY.md).
-	envoyPlain bool
 }
 
 type badInput struct {
@@ -40,6 +37,9 @@ type badInput struct {
 	body        []byte
 	chunked     bool // stream the body through a pipe: no content-length
 	want        outcome
+	// openAIShape: the error comes in the OpenAI shape whatever the path
+	// (Envoy refuses oversized headers before it knows the path).
+	openAIShape bool
 	// wantBuffered, when set, is the outcome in BUFFERED body mode.
 	wantBuffered *outcome
 }
@@ -96,11 +96,15 @@ func badInputs() []badInput {
 		{name: "body one byte over the limit", body: padded(badInputLimit + 1), want: tooLarge},
 		{name: "body exactly at the limit", body: padded(badInputLimit), want: routedOK()},
 		{name: "body just under the limit, chunked", body: padded(badInputLimit - 1), chunked: true, want: routedOK()},
-		{name: "nesting 10,000 levels deep", body: nested(10_000), want: routedOK()},
+		{name: "nesting 256 levels, the limit", body: nested(256), want: routedOK()},
+		{name: "nesting 257 levels", body: nested(257), want: invalidReq("invalid_json")},
+		{name: "nesting 10,000 levels deep", body: nested(10_000), want: invalidReq("invalid_json")},
 		{name: "top-level array nested 10,000 levels", body: []byte(strings.Repeat("[", 10_000) + strings.Repeat("]", 10_000)), want: invalidReq("invalid_json")},
 		{name: "unclosed nesting 100,000 levels", body: []byte(`{"model":"gpt-exact","x":` + strings.Repeat("[", 100_000)), want: invalidReq("invalid_json")},
-		{name: "invalid UTF-8 in a message", body: []byte("{\"model\":\"gpt-exact\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\xc3\"}]}"), want: routedOK()},
-		{name: "invalid UTF-8 in the model", body: []byte("{\"model\":\"gpt-\xff\xfe\"}"), want: refused(404, "invalid_request_error", "model_not_found")},
+		{name: "10,000 brackets inside a string", body: []byte(`{"model":"gpt-exact","x":"` + strings.Repeat("[{", 5_000) + `"}`), want: routedOK()},
+		{name: "invalid UTF-8 in a message", body: []byte("{\"model\":\"gpt-exact\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\xc3\"}]}"), want: invalidReq("invalid_json")},
+		{name: "invalid UTF-8 in the model", body: []byte("{\"model\":\"gpt-\xff\xfe\"}"), want: invalidReq("invalid_json")},
+		{name: "UTF-8 escaped as \\u sequences", body: []byte(`{"model":"gpt-exact","messages":[{"role":"user","content":"h\u00e9llo \ud83d\ude00"}]}`), want: routedOK()},
 		{name: "NUL and control bytes in the model", body: []byte(`{"model":"gpt\u0000exact\n"}`), want: refused(404, "invalid_request_error", "model_not_found")},
 		{name: "gzip-encoded body", headers: map[string]string{"content-encoding": "gzip"}, body: gz.Bytes(), want: refused(415, "invalid_request_error", "unsupported_content_encoding")},
 		{name: "wrong content-type", contentType: "text/plain", body: good, want: routedOK()},
@@ -112,9 +116,9 @@ func badInputs() []badInput {
 		{name: "wrong method", method: "PUT", body: good, want: refused(405, "invalid_request_error", "method_not_allowed")},
 		{name: "wrong method, GET without body", method: "GET", want: refused(405, "invalid_request_error", "method_not_allowed")},
 		{name: "headers over 64 KB", headers: map[string]string{"x-filler": strings.Repeat("h", 70<<10)}, body: good,
-			want: outcome{status: 431, envoyPlain: true}},
+			want: refused(431, "invalid_request_error", "headers_too_large")},
 		{name: "headers over 64 KB, anthropic", path: "/v1/messages", headers: map[string]string{"x-api-key": clientKeyA, "x-filler": strings.Repeat("h", 70<<10)}, noKey: true,
-			body: []byte(`{"model":"claude-x","max_tokens":1}`), want: outcome{status: 431, envoyPlain: true}},
+			body: []byte(`{"model":"claude-x","max_tokens":1}`), openAIShape: true, want: refused(431, "invalid_request_error", "headers_too_large")},
 		{name: "client-sent routing header", headers: map[string]string{"x-switchyard-cluster": "nokey"}, body: good, want: routedOK()},
 		{name: "client-sent routing header with an unknown model", headers: map[string]string{"x-switchyard-cluster": "alpha"}, body: []byte(`{"model":"nope"}`),
 			want: refused(404, "invalid_request_error", "model_not_found")},
@@ -157,7 +161,11 @@ func TestBadInput(t *testing.T) {
 						t.Fatalf("sending: %v", err)
 					}
 					t.Logf("%s: %d %s (%v)", mode, r.status, tail(string(r.body), 200), time.Since(start).Round(time.Millisecond))
-					checkOutcome(t, tc.path, r, want)
+					shapePath := tc.path
+					if tc.openAIShape {
+						shapePath = "/v1/chat/completions"
+					}
+					checkOutcome(t, shapePath, r, want)
 					// The gateway keeps serving.
 					upstreamSaw(t, gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`))
 				})
@@ -249,12 +257,6 @@ func checkOutcome(t *testing.T, path string, r result, want outcome) {
 			t.Errorf("error body leaks a key: %s", tail(string(r.body), 500))
 		}
 	}
-	if want.envoyPlain {
-		if ct := r.header.Get("content-type"); ct != "text/plain" || len(r.body) == 0 {
-			t.Errorf("want Envoy's plain-text reply, got content-type %q: %s", ct, r.body)
-		}
-		return
-	}
 	if ct := r.header.Get("content-type"); ct != "application/json" {
 		t.Errorf("content-type %q, want application/json", ct)
 	}
@@ -273,5 +275,30 @@ func checkOutcome(t *testing.T, path string, r result, want outcome) {
 	}
 	if !json.Valid(r.body) {
 		t.Errorf("error body is not valid JSON: %q", r.body)
+	}
+}
+
+// TestDeepNestingAtTheDefaultLimit: a body of open brackets filling the
+// default 10 MiB limit used to overflow extproc's stack in gjson's recursive
+// validator and kill the process. It is refused and extproc keeps serving.
+func TestDeepNestingAtTheDefaultLimit(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"FULL_DUPLEX_STREAMED", "BUFFERED"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			a, b := startUpstream(t, "A"), startUpstream(t, "B")
+			config := strings.Replace(standardConfig(a, b, ""), "max_body_bytes: 65536\n", "", 1) // default limit
+			gw := startGateway(t, config, gatewayOptions{bodyMode: mode, extraEnv: testEnv})
+			head := `{"model":"gpt-exact","x":`
+			hc := &http.Client{Timeout: 30 * time.Second}
+			start := time.Now()
+			r, err := sendBadInput(hc, gw.url, badInput{body: []byte(head + strings.Repeat("[", 10<<20-len(head)))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkOutcome(t, "/v1/chat/completions", r, refused(400, "invalid_request_error", "invalid_json"))
+			t.Logf("10 MiB of '[': %d after %v", r.status, time.Since(start).Round(time.Millisecond))
+			upstreamSaw(t, gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`))
+		})
 	}
 }
