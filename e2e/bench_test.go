@@ -141,8 +141,8 @@ func TestBenchFullStack(t *testing.T) {
 		if s.Errors != 0 {
 			t.Errorf("%s: %d errors %v: %v", name, s.Errors, s.ErrorKinds, s.ErrorBodies)
 		}
-		if s.Seconds <= 0 || s.RPS <= 0 {
-			t.Errorf("%s: seconds %v rps %v", name, s.Seconds, s.RPS)
+		if s.Seconds <= 0 || s.RPS <= 0 || s.MachineBusy < 0 || s.MachineBusy > 1 {
+			t.Errorf("%s: seconds %v rps %v machine busy %v", name, s.Seconds, s.RPS, s.MachineBusy)
 		}
 		l := s.Latency
 		if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max && l.Mean > 0) {

@@ -74,8 +74,13 @@ func TestRunTinyPlan(t *testing.T) {
 		Load       int
 	}
 	var keys []key
+	busy := 0.0
 	for _, s := range got.Stages {
 		keys = append(keys, key{s.Kind, s.Path, s.Load})
+		busy += s.MachineBusy
+		if s.MachineBusy < 0 || s.MachineBusy > 1 {
+			t.Errorf("%s/%s: machine busy %v not in [0, 1]", s.Kind, s.Path, s.MachineBusy)
+		}
 		name := s.Kind + "/" + s.Path
 		if s.Requests <= 0 || s.Requests != s.Successes+s.Errors {
 			t.Errorf("%s: requests %d != successes %d + errors %d", name, s.Requests, s.Successes, s.Errors)
@@ -115,6 +120,9 @@ func TestRunTinyPlan(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantKeys, keys); diff != "" {
 		t.Errorf("stages (-want +got)\n%s", diff)
+	}
+	if busy <= 0 {
+		t.Errorf("the machine was never busy while the load ran")
 	}
 	if len(got.RSS) == 0 {
 		t.Errorf("no RSS samples")
@@ -265,6 +273,18 @@ func TestParseProc(t *testing.T) {
 				t.Errorf("parseStatCPU = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+	stat := []byte("cpu  100 5 50 800 20 3 2 1 0 0\ncpu0 50 2 25 400 10 1 1 0 0 0\n")
+	if got, err := parseProcStat(stat); err != nil || got != (cpuTimes{busy: 161, total: 981}) {
+		t.Errorf("parseProcStat = %+v, %v; want busy 161 total 981", got, err)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5\n", "cpu 1 2 x 4 5\n", "cpu 1 2\n"} {
+		if _, err := parseProcStat([]byte(bad)); err == nil {
+			t.Errorf("parseProcStat(%q): no error", bad)
+		}
+	}
+	if m, err := readMachineCPU(); err != nil || m.total <= 0 || m.busy <= 0 || m.busy > m.total {
+		t.Errorf("readMachineCPU = %+v, %v", m, err)
 	}
 	rss, err := parseStatusRSS([]byte("Name:\tenvoy\nVmPeak:\t 9 kB\nVmRSS:\t   2048 kB\nThreads: 3\n"))
 	if err != nil || rss != 2<<20 {

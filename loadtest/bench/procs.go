@@ -96,6 +96,43 @@ func parseStatusRSS(status []byte) (int64, error) {
 	return 0, errors.New("no VmRSS line")
 }
 
+// cpuTimes is the machine-wide line of /proc/stat, in ticks.
+type cpuTimes struct {
+	busy, total int64
+}
+
+// parseProcStat returns the busy and total ticks of the "cpu" line of
+// /proc/stat; idle and iowait count as not busy.
+func parseProcStat(stat []byte) (cpuTimes, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 5 || string(f[0]) != "cpu" {
+		return cpuTimes{}, fmt.Errorf("unexpected first line %q", line)
+	}
+	var t cpuTimes
+	// user nice system idle iowait irq softirq steal (guest time is
+	// already inside user and nice).
+	for i, v := range f[1:min(len(f), 9)] {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return cpuTimes{}, fmt.Errorf("parsing field %d: %w", i+1, err)
+		}
+		t.total += n
+		if i != 3 && i != 4 {
+			t.busy += n
+		}
+	}
+	return t, nil
+}
+
+func readMachineCPU() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, fmt.Errorf("reading /proc/stat: %w", err)
+	}
+	return parseProcStat(b)
+}
+
 // RSSPoint is one memory reading during a run.
 type RSSPoint struct {
 	// T is seconds since the start of the whole benchmark.
@@ -128,6 +165,9 @@ type sampler struct {
 	n      []int
 	points []RSSPoint
 	err    error
+	// machine readings at the first and latest sample.
+	machFirst, machLast cpuTimes
+	machN               int
 }
 
 func newSampler(procs []Proc, interval time.Duration, epoch time.Time) *sampler {
@@ -141,6 +181,17 @@ func (s *sampler) sample() {
 	now := time.Since(s.epoch).Seconds()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if m, err := readMachineCPU(); err != nil {
+		if s.err == nil {
+			s.err = err
+		}
+	} else {
+		if s.machN == 0 {
+			s.machFirst = m
+		}
+		s.machLast = m
+		s.machN++
+	}
 	for i, p := range s.procs {
 		r, err := readProc(p.PID)
 		if err != nil {
@@ -202,4 +253,12 @@ func (s *sampler) stats(requests int) ([]ProcStats, []RSSPoint, error) {
 		out = append(out, st)
 	}
 	return out, s.points, s.err
+}
+
+// machine returns the busy and total CPU ticks of the whole machine (all
+// CPUs, every process) between the first and the latest sample.
+func (s *sampler) machine() cpuTimes {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cpuTimes{busy: s.machLast.busy - s.machFirst.busy, total: s.machLast.total - s.machFirst.total}
 }

@@ -107,6 +107,7 @@ func Markdown(r *Result) string {
 		}
 	}
 	b.WriteString(".\nLatencies in ms; Δ is the difference to `direct` in the same stage; ×direct is the RPS ratio. " +
+		"busy % is the share of all CPUs in use on the machine during the stage (every process, from /proc/stat). " +
 		"Envoy and extproc columns: peak RSS in MB and CPU µs per request, from /proc.\n")
 	generator := false
 	for _, s := range r.Stages {
@@ -141,7 +142,7 @@ func Markdown(r *Result) string {
 		if stream {
 			hdr = append(hdr, "TTFB p50", "TTFB p99", "ΔTTFB p50", "ΔTTFB p99")
 		}
-		hdr = append(hdr, "envoy MB", "envoy µs/req", "extproc MB", "extproc µs/req")
+		hdr = append(hdr, "busy %", "envoy MB", "envoy µs/req", "extproc MB", "extproc µs/req")
 		if generator {
 			hdr = append(hdr, "generator µs/req")
 		}
@@ -187,6 +188,7 @@ func Markdown(r *Result) string {
 					cell(func(x Stage) float64 { return ttfb(x).P50 }, true),
 					cell(func(x Stage) float64 { return ttfb(x).P99 }, true))
 			}
+			row = append(row, fmt.Sprintf("%.0f", s.MachineBusy*100))
 			for _, role := range []string{roleEnvoy, roleExtproc} {
 				if rss, us, ok := roleUse(s, role); ok {
 					row = append(row, fmt.Sprintf("%.1f", rss), fmt.Sprintf("%.1f", us))

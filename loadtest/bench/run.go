@@ -98,6 +98,11 @@ type Stage struct {
 	// TTFB is the time to the first body byte (streaming stages only).
 	TTFB  *Latency    `json:"ttfb,omitempty"`
 	Procs []ProcStats `json:"procs,omitempty"`
+	// MachineBusy is the share of all CPUs busy (every process on the
+	// machine, not only those under test) while this stage ran, 0 to 1.
+	// Near 1 the stage was CPU-bound; well above what the sampled
+	// processes used, something else was running.
+	MachineBusy float64 `json:"machine_busy"`
 }
 
 // Machine describes where the benchmark ran.
@@ -190,6 +195,7 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 	for _, st := range steps {
 		pooled := make([]*samples, len(p.Paths))
 		procs := make([][]ProcStats, len(p.Paths))
+		busy := make([]cpuTimes, len(p.Paths))
 		for round := range rounds {
 			order := make([]int, len(p.Paths))
 			for i := range order {
@@ -226,6 +232,9 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 					return nil, fmt.Errorf("sampling %s: %w", path.Name, err)
 				}
 				res.RSS = append(res.RSS, points...)
+				m := smp.machine()
+				busy[pi].busy += m.busy
+				busy[pi].total += m.total
 				procs[pi] = mergeProcs(procs[pi], ps)
 				if pooled[pi] == nil {
 					pooled[pi] = &samples{}
@@ -251,6 +260,9 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 			}
 			if s.elapsed > 0 {
 				stage.RPS = float64(s.requests) / s.elapsed.Seconds()
+			}
+			if busy[pi].total > 0 {
+				stage.MachineBusy = float64(busy[pi].busy) / float64(busy[pi].total)
 			}
 			if st.kind == KindStream {
 				t := summarize(s.ttfb)

@@ -34,6 +34,10 @@ type StackConfig struct {
 	UpstreamURL string
 	// BaseID is the first Envoy --base-id; each Envoy gets the next one.
 	BaseID int
+	// EnvoyConcurrency is each Envoy's --concurrency (worker threads);
+	// 0 means 1, so that every Envoy uses at most one of the cores it
+	// shares with the load generator, the mock and extproc.
+	EnvoyConcurrency int
 }
 
 // Stack is the set of processes behind the five paths: one Envoy without
@@ -180,7 +184,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err := os.WriteFile(envoyConfig, yaml, 0o644); err != nil {
 			return nil, fmt.Errorf("writing envoy config: %w", err)
 		}
-		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, "-c", envoyConfig, "--concurrency", "1",
+		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, "-c", envoyConfig, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)),
 			"--log-level", "warn", "--base-id", strconv.Itoa(baseID), "--disable-hot-restart")
 		baseID++
 		if err != nil {

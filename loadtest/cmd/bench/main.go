@@ -53,6 +53,7 @@ type flags struct {
 	paths       []string      // empty: every path
 	vus         []int         // empty: the mode's VU stages
 	duration    time.Duration // 0: the mode's stage durations
+	envoyConc   int
 }
 
 // knownPaths are the names -paths accepts, in the stack's order.
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	paths := fs.String("paths", "", "comma-separated paths to measure (default all: "+strings.Join(knownPaths, ",")+")")
 	vus := fs.String("vus", "", "comma-separated closed-loop VU stages, e.g. 500 (default: the mode's)")
 	fs.DurationVar(&f.duration, "duration", 0, "length of every stage (default: the mode's)")
+	fs.IntVar(&f.envoyConc, "envoy-concurrency", 1, "Envoy worker threads (--concurrency) of every Envoy")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -94,6 +96,9 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 			}
 			f.vus = append(f.vus, n)
 		}
+	}
+	if f.envoyConc < 1 {
+		errs = append(errs, errors.New("-envoy-concurrency must be at least 1"))
 	}
 	if f.duration < 0 {
 		errs = append(errs, errors.New("-duration must not be negative"))
@@ -229,7 +234,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("starting envoy and extproc", "envoy", envoyBin, "work_dir", work)
 	stack, err := bench.StartStack(ctx, bench.StackConfig{
 		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
-		BaseID: 700 + os.Getpid()%200*4,
+		BaseID: 700 + os.Getpid()%200*4, EnvoyConcurrency: f.envoyConc,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the stack: %w", err)

@@ -29,6 +29,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "errors joined", args: []string{"-latency", "-1s", "-rounds", "-1"}, wantErr: "-latency must not be negative\n-rounds must not be negative"},
 		{name: "unknown path", args: []string{"-paths", "direct,gatway"}, wantErr: `-paths: unknown path "gatway"`},
 		{name: "bad vus", args: []string{"-vus", "50,x,0"}, wantErr: "-vus: \"x\" is not a positive number\n-vus: \"0\" is not a positive number"},
+		{name: "no envoy workers", args: []string{"-envoy-concurrency", "0"}, wantErr: "-envoy-concurrency must be at least 1"},
 		{name: "negative duration", args: []string{"-duration", "-1s"}, wantErr: "-duration must not be negative"},
 	}
 	for _, tt := range tests {
