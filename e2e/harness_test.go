@@ -150,6 +150,7 @@ type gateway struct {
 	extproc    *exec.Cmd
 	extprocOut *syncBuffer
 	envoyOut   *syncBuffer
+	envoyPID   int
 }
 
 // startGateway writes config, starts extproc and Envoy and waits until a
@@ -334,6 +335,7 @@ func (g *gateway) startEnvoy() {
 	if err := envoy.Start(); err != nil {
 		g.t.Fatalf("starting envoy: %v", err)
 	}
+	g.envoyPID = envoy.Process.Pid
 	done := make(chan struct{})
 	go func() { _ = envoy.Wait(); close(done) }()
 	g.t.Cleanup(func() {

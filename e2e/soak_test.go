@@ -1,0 +1,314 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Soak knobs: SWY_SOAK_DURATION (default 45s; `make soak` runs 10m) and
+// SWY_SOAK_RPS (default 200).
+const (
+	defaultSoakDuration = 45 * time.Second
+	defaultSoakRPS      = 200
+	// Growth limits over the second half of the run, least-squares slopes.
+	maxRSSSlopeMBPerMin      = 1.0
+	maxGoroutineSlopePerMin  = 2.0
+	maxFDSlopePerMin         = 2.0
+	maxEnvoyRSSSlopeMBPerMin = 2.0
+	soakSampleInterval       = time.Second
+	soakRequestTimeout       = 10 * time.Second
+	soakWorkers              = 64
+)
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("%s=%q: want a positive duration such as 45s or 10m", name, v)
+	}
+	return d
+}
+
+// soakSample is one reading of the processes' resources.
+type soakSample struct {
+	at         time.Duration
+	rssMB      float64 // extproc
+	heapMB     float64 // extproc live heap right after a forced GC
+	goroutines float64 // extproc
+	fds        float64 // extproc
+	envoyRSSMB float64
+}
+
+// soakLimit says when a series grows steadily over the second half of the
+// run: its least-squares slope exceeds perMin AND the growth that slope
+// predicts over the window exceeds noise. The second condition keeps a
+// short run from failing on one GC cycle's worth of RSS; over a long run
+// perMin is what binds.
+type soakLimit struct {
+	name   string
+	unit   string
+	perMin float64
+	noise  float64
+	value  func(soakSample) float64
+}
+
+var soakLimits = []soakLimit{
+	// Measured noise on an idle-free 200 rps run: RSS swings 2.7 MB, the live
+	// heap 1 MB (GC and pool timing), goroutines spike with in-flight streams.
+	{"extproc RSS", "MB", 1, 3, func(s soakSample) float64 { return s.rssMB }},
+	{"extproc live heap", "MB", 0.5, 1.5, func(s soakSample) float64 { return s.heapMB }},
+	{"extproc goroutines", "", 1, 10, func(s soakSample) float64 { return s.goroutines }},
+	{"extproc open fds", "", 1, 2, func(s soakSample) float64 { return s.fds }},
+	{"envoy RSS", "MB", 2, 2, func(s soakSample) float64 { return s.envoyRSSMB }},
+}
+
+// liveHeapMB forces a GC in extproc through its pprof endpoint and reads
+// the heap still allocated afterwards: what a leak would grow.
+func liveHeapMB(t *testing.T, g *gateway) float64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1", g.metricsPort))
+	if err != nil {
+		t.Fatalf("forcing a GC in extproc: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return g.metricOrFail(t, "go_memstats_heap_alloc_bytes") / (1 << 20)
+}
+
+// procRSSMB reads VmRSS from /proc/PID/status.
+func procRSSMB(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+func procFDs(pid int) (int, error) {
+	ents, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	return len(ents), err
+}
+
+// slope is the least-squares slope of y over x.
+func slope(x, y []float64) float64 {
+	n := float64(len(x))
+	var sx, sy, sxx, sxy float64
+	for i := range x {
+		sx += x[i]
+		sy += y[i]
+		sxx += x[i] * x[i]
+		sxy += x[i] * y[i]
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}
+
+// soakMix is the request mix: mostly routed calls on both APIs, some
+// streams and some refusals, so every path runs for the whole soak.
+func soakMix(i int64) (path string, headers map[string]string, body string, wantStatus int) {
+	switch i % 10 {
+	case 0:
+		return "/v1/messages", map[string]string{"x-api-key": clientKeyA, "anthropic-version": "2023-06-01"},
+			`{"model":"claude-3-haiku","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, 200
+	case 1:
+		return "/v1/chat/completions", bearer(clientKeyA), `{"model":"renamed","messages":[{"role":"user","content":"hi"}]}`, 200
+	case 2:
+		return "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact","stream":true,"messages":[]}`, 200
+	case 3:
+		return "/v1/chat/completions", bearer(clientKeyA), `{"model":"no-such-model-` + strconv.FormatInt(i, 10) + `"}`, 404
+	case 4:
+		return "/v1/chat/completions", bearer("swy-wrong-" + strconv.FormatInt(i, 10)), `{"model":"gpt-exact"}`, 401
+	case 5:
+		return "/v1/chat/completions", bearer(clientKeyA), `{"model":`, 400
+	default:
+		return "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact","messages":[{"role":"user","content":"hello there"}]}`, 200
+	}
+}
+
+// TestSoak drives a fixed request rate through the full gateway and samples
+// extproc's RSS, goroutines and open file descriptors (and Envoy's RSS) every
+// second. Over the second half of the run, after warm-up, none may grow
+// steadily: the least-squares slopes must stay under the limits above.
+func TestSoak(t *testing.T) {
+	duration := envDuration(t, "SWY_SOAK_DURATION", defaultSoakDuration)
+	rps := defaultSoakRPS
+	if v := os.Getenv("SWY_SOAK_RPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("SWY_SOAK_RPS=%q: want a positive integer", v)
+		}
+		rps = n
+	}
+	s := startStandard(t, gatewayOptions{})
+	pid := s.gw.extprocPID()
+	hc := &http.Client{Timeout: soakRequestTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: soakWorkers}}
+
+	var sent, failed, dropped atomic.Int64
+	var firstFailure atomic.Value
+	jobs := make(chan int64, soakWorkers)
+	var wg sync.WaitGroup
+	for w := 0; w < soakWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				path, headers, body, want := soakMix(i)
+				req, _ := http.NewRequestWithContext(context.Background(), "POST", s.gw.url+path, strings.NewReader(body))
+				req.Header.Set("content-type", "application/json")
+				for k, v := range headers {
+					req.Header.Set(k, v)
+				}
+				resp, err := hc.Do(req)
+				status := 0
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				if err != nil || status != want {
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%s %s: status %d, want %d, err %v", path, body, status, want, err))
+				}
+			}
+		}()
+	}
+
+	var samples []soakSample
+	start := time.Now()
+	sample := func() {
+		at := time.Since(start)
+		rss, err := procRSSMB(pid)
+		if err != nil {
+			t.Fatalf("reading extproc RSS: %v", err)
+		}
+		fds, err := procFDs(pid)
+		if err != nil {
+			t.Fatalf("reading extproc fds: %v", err)
+		}
+		envoyRSS, err := procRSSMB(s.gw.envoyPID)
+		if err != nil {
+			t.Fatalf("reading envoy RSS: %v", err)
+		}
+		smp := soakSample{at: at, rssMB: rss, heapMB: liveHeapMB(t, s.gw), goroutines: s.gw.metricOrFail(t, "go_goroutines"),
+			fds: float64(fds), envoyRSSMB: envoyRSS}
+		samples = append(samples, smp)
+		if len(samples)%15 == 0 {
+			t.Logf("t=%3.0fs extproc rss %.1fMB heap %.2fMB goroutines %.0f fds %.0f; envoy rss %.1fMB; %d sent, %d failed",
+				at.Seconds(), smp.rssMB, smp.heapMB, smp.goroutines, smp.fds, smp.envoyRSSMB, sent.Load(), failed.Load())
+		}
+	}
+
+	// Open loop: request i is due at start + i/rps whatever the answers do.
+	// A due request no worker is free to send counts as dropped.
+	interval := time.Second / time.Duration(rps)
+	nextSample := start.Add(soakSampleInterval)
+	var i int64
+	for time.Since(start) < duration {
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(min(wait, time.Until(nextSample)))
+			if time.Now().Before(due) {
+				if !time.Now().Before(nextSample) {
+					sample()
+					nextSample = nextSample.Add(soakSampleInterval)
+				}
+				continue
+			}
+		}
+		select {
+		case jobs <- i:
+			sent.Add(1)
+		default:
+			dropped.Add(1)
+		}
+		i++
+		if !time.Now().Before(nextSample) {
+			sample()
+			nextSample = nextSample.Add(soakSampleInterval)
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	if len(samples) < 10 {
+		t.Fatalf("only %d samples; run the soak for at least 10s", len(samples))
+	}
+	second := samples[len(samples)/2:]
+	var x []float64
+	for _, smp := range second {
+		x = append(x, smp.at.Minutes())
+	}
+	window := x[len(x)-1] - x[0]
+	rate := float64(sent.Load()) / elapsed.Seconds()
+	t.Logf("soak: %v at %d rps target: %d requests sent (%.1f/s), %d failed, %d ticks dropped; slopes over the last %.1f min",
+		elapsed.Round(time.Second), rps, sent.Load(), rate, failed.Load(), dropped.Load(), window)
+	for _, l := range soakLimits {
+		var y []float64
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, smp := range second {
+			v := l.value(smp)
+			y = append(y, v)
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+		sl := slope(x, y)
+		t.Logf("%-18s first %.2f%s, last %.2f%s, second half %.2f..%.2f, slope %+.3f%s/min (limit %.1f)",
+			l.name, l.value(samples[0]), l.unit, l.value(samples[len(samples)-1]), l.unit, lo, hi, sl, l.unit, l.perMin)
+		if sl > l.perMin && sl*window > l.noise {
+			t.Errorf("%s grows steadily: %+.3f%s/min over the second half (limit %.1f), %+.2f%s over %.1f min",
+				l.name, sl, l.unit, l.perMin, sl*window, l.unit, window)
+		}
+	}
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d soak requests did not get their expected answer; first: %v", n, sent.Load(), firstFailure.Load())
+	}
+	if d := dropped.Load(); d > int64(rps) { // a second's worth of slack for scheduling hiccups
+		t.Errorf("%d request ticks dropped: the gateway could not keep up with %d rps", d, rps)
+	}
+	if rate < 0.9*float64(rps) {
+		t.Errorf("achieved %.1f rps, want about %d", rate, rps)
+	}
+}
+
+func TestSlope(t *testing.T) {
+	tests := []struct {
+		name string
+		x, y []float64
+		want float64
+	}{
+		{"rising line", []float64{0, 1, 2, 3}, []float64{1, 3, 5, 7}, 2},
+		{"flat with noise", []float64{0, 1, 2, 3}, []float64{5, 6, 5, 6}, 0.2},
+		{"falling", []float64{0, 0.5, 1}, []float64{10, 9, 8}, -2},
+		{"one point", []float64{1}, []float64{4}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := slope(tc.x, tc.y); math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("slope = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
