@@ -46,6 +46,7 @@ func TestRunTinyPlan(t *testing.T) {
 		StreamVUs:      2,
 		StreamDuration: 200 * time.Millisecond,
 		SampleInterval: 50 * time.Millisecond,
+		Settings:       map[string]string{"envoy_concurrency": "1"},
 	}
 	var progress bytes.Buffer
 	res, err := Run(context.Background(), plan, &progress)
@@ -145,7 +146,7 @@ func TestRunTinyPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Closed loop (VU stages)", "## Errors\n\nNone", "## Streaming: time to first byte", "| 2 | `gateway` |", "×direct", "| 40 | `direct` |"} {
+	for _, want := range []string{"## Closed loop (VU stages)", "## Errors\n\nNone", "## Streaming: time to first byte", "| 2 | `gateway` |", "×direct", "| 40 | `direct` |", "Settings: envoy_concurrency=`1`."} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

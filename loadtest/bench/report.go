@@ -91,6 +91,18 @@ func Markdown(r *Result) string {
 	fmt.Fprintf(&b, "Run %s to %s on %s, %d CPUs, %d MB RAM, Linux %s, %s %s/%s.\n\n",
 		r.Started.Format("2006-01-02 15:04:05Z"), r.Finished.Format("15:04:05Z"), orUnknown(m.CPU), m.CPUs, m.MemoryMB,
 		orUnknown(m.Kernel), m.GoVersion, m.OS, m.Arch)
+	if len(r.Settings) > 0 {
+		keys := make([]string, 0, len(r.Settings))
+		for k := range r.Settings {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b.WriteString("Settings:")
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s=`%s`", k, r.Settings[k])
+		}
+		b.WriteString(".\n\n")
+	}
 	b.WriteString("Paths: ")
 	for i, p := range r.Paths {
 		if i > 0 {

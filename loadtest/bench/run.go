@@ -64,17 +64,21 @@ type Plan struct {
 
 	// SampleInterval is how often /proc is read (default 250ms).
 	SampleInterval time.Duration
+	// Settings describe how the processes under test were started (e.g.
+	// Envoy's worker count); they are copied into the result.
+	Settings map[string]string
 }
 
 // Result is the whole benchmark, as written to results.json.
 type Result struct {
-	Mode     string     `json:"mode"`
-	Started  time.Time  `json:"started"`
-	Finished time.Time  `json:"finished"`
-	Machine  Machine    `json:"machine"`
-	Paths    []Path     `json:"paths"`
-	Stages   []Stage    `json:"stages"`
-	RSS      []RSSPoint `json:"rss"`
+	Mode     string            `json:"mode"`
+	Started  time.Time         `json:"started"`
+	Finished time.Time         `json:"finished"`
+	Machine  Machine           `json:"machine"`
+	Settings map[string]string `json:"settings,omitempty"`
+	Paths    []Path            `json:"paths"`
+	Stages   []Stage           `json:"stages"`
+	RSS      []RSSPoint        `json:"rss"`
 }
 
 // Stage is one path under one load, pooled over rounds.
@@ -185,7 +189,7 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 	if interval <= 0 {
 		interval = 250 * time.Millisecond
 	}
-	res := &Result{Mode: p.Mode, Started: time.Now().UTC(), Machine: machine(), Paths: p.Paths}
+	res := &Result{Mode: p.Mode, Started: time.Now().UTC(), Machine: machine(), Paths: p.Paths, Settings: p.Settings}
 	epoch := time.Now()
 	steps := p.steps()
 	total := len(steps) * rounds * len(p.Paths)

@@ -38,6 +38,9 @@ type StackConfig struct {
 	// 0 means 1, so that every Envoy uses at most one of the cores it
 	// shares with the load generator, the mock and extproc.
 	EnvoyConcurrency int
+	// ExtprocEnv is added to every extproc's environment (KEY=VALUE), e.g.
+	// GOMAXPROCS=1 or GOGC=200 to measure a runtime setting.
+	ExtprocEnv []string
 }
 
 // Stack is the set of processes behind the five paths: one Envoy without
@@ -140,7 +143,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("picking a port: %w", err)
 			}
-			cmd, err := s.start(cfg.ExtprocBin, "extproc_"+in.name, "-config", in.config, "-grpc", "unix:"+sock,
+			cmd, err := s.start(cfg.ExtprocBin, "extproc_"+in.name, cfg.ExtprocEnv, "-config", in.config, "-grpc", "unix:"+sock,
 				"-metrics", "127.0.0.1:"+strconv.Itoa(metrics), "-log-level", "warn")
 			if err != nil {
 				return nil, err
@@ -184,7 +187,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err := os.WriteFile(envoyConfig, yaml, 0o644); err != nil {
 			return nil, fmt.Errorf("writing envoy config: %w", err)
 		}
-		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, "-c", envoyConfig, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)),
+		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, nil, "-c", envoyConfig, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)),
 			"--log-level", "warn", "--base-id", strconv.Itoa(baseID), "--disable-hot-restart")
 		baseID++
 		if err != nil {
@@ -209,14 +212,18 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	return s, nil
 }
 
-// start runs bin with its output in DIR/name.log.
-func (s *Stack) start(bin, name string, args ...string) (*process, error) {
+// start runs bin with its output in DIR/name.log and env added to this
+// process's environment.
+func (s *Stack) start(bin, name string, env []string, args ...string) (*process, error) {
 	log, err := os.Create(filepath.Join(s.dir, name+".log"))
 	if err != nil {
 		return nil, fmt.Errorf("creating log for %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)

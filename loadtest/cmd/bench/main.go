@@ -54,6 +54,7 @@ type flags struct {
 	vus         []int         // empty: the mode's VU stages
 	duration    time.Duration // 0: the mode's stage durations
 	envoyConc   int
+	extprocEnv  []string
 }
 
 // knownPaths are the names -paths accepts, in the stack's order.
@@ -74,6 +75,13 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	vus := fs.String("vus", "", "comma-separated closed-loop VU stages, e.g. 500 (default: the mode's)")
 	fs.DurationVar(&f.duration, "duration", 0, "length of every stage (default: the mode's)")
 	fs.IntVar(&f.envoyConc, "envoy-concurrency", 1, "Envoy worker threads (--concurrency) of every Envoy")
+	fs.Func("extproc-env", "KEY=VALUE added to every extproc's environment, e.g. GOMAXPROCS=1 (repeatable)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", v)
+		}
+		f.extprocEnv = append(f.extprocEnv, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -234,7 +242,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("starting envoy and extproc", "envoy", envoyBin, "work_dir", work)
 	stack, err := bench.StartStack(ctx, bench.StackConfig{
 		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
-		BaseID: 700 + os.Getpid()%200*4, EnvoyConcurrency: f.envoyConc,
+		BaseID: 700 + os.Getpid()%200*4, EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the stack: %w", err)
@@ -249,6 +257,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	plan := f.plan()
 	plan.Paths = selectPaths(stack.Paths, f.paths, os.Getpid())
+	plan.Settings = map[string]string{
+		"envoy_concurrency": strconv.Itoa(f.envoyConc),
+		"hook_timeout":      bench.HookTimeout,
+		"mock_latency":      f.latency.String(),
+		"extproc_env":       strings.Join(f.extprocEnv, " "),
+	}
 	log.Info("measuring", "mode", plan.Mode, "paths", len(plan.Paths), "estimate", plan.Estimate().Round(time.Second).String())
 	res, err := bench.Run(ctx, plan, stderr)
 	if err != nil {

@@ -29,6 +29,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "errors joined", args: []string{"-latency", "-1s", "-rounds", "-1"}, wantErr: "-latency must not be negative\n-rounds must not be negative"},
 		{name: "unknown path", args: []string{"-paths", "direct,gatway"}, wantErr: `-paths: unknown path "gatway"`},
 		{name: "bad vus", args: []string{"-vus", "50,x,0"}, wantErr: "-vus: \"x\" is not a positive number\n-vus: \"0\" is not a positive number"},
+		{name: "bad extproc env", args: []string{"-extproc-env", "GOGC"}, wantErr: `"GOGC" is not KEY=VALUE`},
 		{name: "no envoy workers", args: []string{"-envoy-concurrency", "0"}, wantErr: "-envoy-concurrency must be at least 1"},
 		{name: "negative duration", args: []string{"-duration", "-1s"}, wantErr: "-duration must not be negative"},
 	}
@@ -55,9 +56,13 @@ func TestParseFlags(t *testing.T) {
 
 func TestOverrides(t *testing.T) {
 	t.Parallel()
-	f, err := parseFlags([]string{"-full", "-paths", "direct,gateway", "-vus", "500,1000", "-duration", "30s"}, io.Discard)
+	f, err := parseFlags([]string{"-full", "-paths", "direct,gateway", "-vus", "500,1000", "-duration", "30s",
+		"-extproc-env", "GOMAXPROCS=1", "-extproc-env", "GOGC=200"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(f.extprocEnv, []string{"GOMAXPROCS=1", "GOGC=200"}) {
+		t.Errorf("extproc env = %q", f.extprocEnv)
 	}
 	p := f.plan()
 	if !slices.Equal(p.VUs, []int{500, 1000}) || p.SerialDuration != 30*time.Second || p.VUDuration != 30*time.Second ||
