@@ -63,6 +63,12 @@ type Options struct {
 	Providers    []routing.Provider
 	// CAFile holds the CAs trusted for https providers.
 	CAFile string
+	// StreamIdleTimeout closes a client stream with no activity in either
+	// direction for this long (default 300s). In full-duplex mode Envoy
+	// applies no message timeout to extproc, so this is also how long a
+	// frozen extproc can hold a request; it must stay above the longest
+	// silence a model may keep before or between tokens.
+	StreamIdleTimeout time.Duration
 	// BaselinePort, when set, adds a second listener without ext_proc that
 	// sends every request to BaselineCluster: the reference path benchmarks
 	// compare the gateway with.
@@ -94,41 +100,50 @@ type templateData struct {
 	BufferLimitBytes                      int64
 	ClusterHeader                         string
 	UpstreamIdleTimeout                   string
+	StreamIdleTimeout                     string
 	CAFile                                string
 	Clusters                              []clusterData
 	LocalReplies                          []localReply
 }
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
+// It matches either Envoy's response flags (upstream failures, whatever the
+// status) or one status.
 type localReply struct {
-	Name, Op          string
-	Status, Code      int // Code: status to send instead (0 keeps it)
-	Anthropic, Routed bool
-	Type, OpenAICode  string
-	Message           string
+	Name, Flags      string
+	Status, Code     int // Code: status to send instead (0 keeps it)
+	Anthropic        bool
+	Type, OpenAICode string
+	Message          string
 }
+
+// upstreamFlags are the response flags of replies Envoy makes because the
+// provider could not be reached or went silent: no healthy host, connect
+// failure, overflow, retries exhausted, no such cluster, timeouts, resets,
+// protocol errors, stream idle timeout, maximum duration.
+const upstreamFlags = "UH, UF, UO, URX, NC, UT, UC, UPE, SI, UMSDR"
 
 // localReplies lists the errors Envoy answers without extproc, each for
 // both APIs: the Anthropic mapper matches /v1/messages paths, the OpenAI one
 // after it everything else. Order matters: the first matching mapper wins.
 func localReplies(maxBody int64) []localReply {
 	kinds := []struct {
-		name, op      string
+		name, flags   string
 		status        int
-		routed        bool
 		openAIType    string
 		anthropicType string
 		code, message string
 	}{
-		{"upstream", "GE", 500, true, "server_error", "api_error", "upstream_error", "upstream error: %LOCAL_REPLY_BODY%"},
-		{"too_large", "EQ", 413, false, "invalid_request_error", "request_too_large", "request_too_large", "request body exceeds the gateway limit of " + strconv.FormatInt(maxBody, 10) + " bytes"},
-		{"headers_too_large", "EQ", 431, false, "invalid_request_error", "invalid_request_error", "headers_too_large", "request headers are too large"},
-		{"processor_unavailable", "EQ", 502, false, "server_error", "api_error", "processor_unavailable", "the gateway cannot route requests right now: its request processor is unavailable"},
+		{"upstream", upstreamFlags, 0, "server_error", "api_error", "upstream_error", "upstream error: %LOCAL_REPLY_BODY%"},
+		{"too_large", "", 413, "invalid_request_error", "request_too_large", "request_too_large", "request body exceeds the gateway limit of " + strconv.FormatInt(maxBody, 10) + " bytes"},
+		{"headers_too_large", "", 431, "invalid_request_error", "invalid_request_error", "headers_too_large", "request headers are too large"},
+		{"processor_unavailable", "", 502, "server_error", "api_error", "processor_unavailable", "the gateway cannot route requests right now: its request processor is unavailable"},
+		{"processor_timeout", "", 504, "server_error", "api_error", "processor_timeout", "the gateway's request processor did not answer in time"},
 	}
 	var out []localReply
 	for _, k := range kinds {
 		for _, anthropic := range []bool{true, false} {
-			lr := localReply{Name: k.name, Op: k.op, Status: k.status, Anthropic: anthropic, Routed: k.routed,
+			lr := localReply{Name: k.name, Flags: k.flags, Status: k.status, Anthropic: anthropic,
 				Type: k.openAIType, OpenAICode: k.code, Message: k.message}
 			if anthropic {
 				lr.Type = k.anthropicType
@@ -169,6 +184,7 @@ func (o Options) data() (templateData, error) {
 		idle = 300 * time.Second
 	}
 	d.UpstreamIdleTimeout = durationString(idle)
+	d.StreamIdleTimeout = durationString(orDuration(o.StreamIdleTimeout, 300*time.Second))
 	maxBody := o.MaxBodyBytes
 	if maxBody <= 0 {
 		maxBody = 10 << 20

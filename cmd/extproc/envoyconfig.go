@@ -26,6 +26,7 @@ type envoyConfigFlags struct {
 	baselinePort   int
 	adminAddress   string
 	upstreamIdle   time.Duration
+	streamIdle     time.Duration
 }
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
@@ -45,6 +46,7 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.baselinePort, "baseline-listen", 0, "also listen on this port without ext_proc, forwarding to -direct-cluster (0: off)")
 	fs.StringVar(&f.adminAddress, "admin-address", "127.0.0.1", "address of the Envoy admin listener")
 	fs.DurationVar(&f.upstreamIdle, "upstream-idle-timeout", 300*time.Second, "close an upstream stream silent for this long (504 before the first byte)")
+	fs.DurationVar(&f.streamIdle, "stream-idle-timeout", 300*time.Second, "close a client stream idle in both directions this long (also bounds a frozen extproc in full-duplex mode)")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -69,8 +71,10 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		Providers:      r.Providers(),
 		// Hooks may gain on_response at any reload; Envoy must already send
 		// response headers then.
-		ResponseHeaders: r.Hooks().Dir != "",
-		CAFile:          f.caFile,
+		ResponseHeaders:     r.Hooks().Dir != "",
+		CAFile:              f.caFile,
+		UpstreamIdleTimeout: f.upstreamIdle,
+		StreamIdleTimeout:   f.streamIdle,
 	}
 	direct := f.directCluster
 	if direct == "" && (f.noExtProc || f.baselinePort != 0) {

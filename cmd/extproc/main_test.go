@@ -68,6 +68,15 @@ func TestEnvoyConfigCommand(t *testing.T) {
 		}
 	}
 	out.Reset()
+	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-upstream-idle-timeout", "7s", "-stream-idle-timeout", "9s", "-message-timeout", "3s"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"idle_timeout: 7s", "stream_idle_timeout: 9s", "message_timeout: 3s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("timeout flag not applied: rendered config lacks %q", want)
+		}
+	}
+	out.Reset()
 	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-no-extproc"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
