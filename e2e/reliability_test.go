@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -564,4 +565,153 @@ func TestExtprocSIGTERMUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d in-flight requests finished; extproc exited %v after SIGTERM (status %v); new requests: %d served while draining, %d API-shaped 502",
 		inFlight, exitedAt.Sub(termAt).Round(time.Millisecond), exitErr, newOK, newRefused)
+}
+
+// TestUpstreamSlowOrRefusing: an upstream silent for longer than the route's
+// idle timeout gets an API-shaped 504 within that timeout; a stream that
+// stalls midway is cut at the timeout; an upstream refusing connections gets
+// an API-shaped 503 at once.
+func TestUpstreamSlowOrRefusing(t *testing.T) {
+	t.Parallel()
+	const idle = 500 * time.Millisecond
+	slow := upstreamFunc(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.Header.Get("x-test-stall") == "mid-stream" {
+			w.Header().Set("content-type", "text/event-stream")
+			w.WriteHeader(200)
+			fmt.Fprint(w, "data: {\"index\":0}\n\n")
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	slowGW := startGateway(t, standardConfig(slow, slow, ""), gatewayOptions{extraEnv: testEnv,
+		envoyConfigArgs: []string{"-upstream-idle-timeout", idle.String()}})
+	closed := closedUpstream(t)
+	closedGW := startGateway(t, standardConfig(closed, closed, ""), gatewayOptions{extraEnv: testEnv})
+	anthropicKey := map[string]string{"x-api-key": clientKeyA}
+
+	tests := []struct {
+		name       string
+		gw         *gateway
+		path       string
+		headers    map[string]string
+		body       string
+		wantStatus int
+		wantType   string
+		min, max   time.Duration
+	}{
+		{"slow upstream", slowGW, "/v1/chat/completions", bearer(clientKeyA), goodBody, 504, "server_error", idle - 50*time.Millisecond, idle + time.Second},
+		{"slow upstream, anthropic", slowGW, "/v1/messages", anthropicKey, `{"model":"claude-x","max_tokens":1}`, 504, "api_error", idle - 50*time.Millisecond, idle + time.Second},
+		{"refused connection", closedGW, "/v1/chat/completions", bearer(clientKeyA), goodBody, 503, "server_error", 0, time.Second},
+		{"refused connection, anthropic", closedGW, "/v1/messages", anthropicKey, `{"model":"claude-x","max_tokens":1}`, 503, "api_error", 0, time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := tc.gw.do(t, "POST", tc.path, tc.headers, tc.body)
+			took := time.Since(start)
+			if r.status != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.wantStatus, r.body)
+			}
+			if took < tc.min || took > tc.max {
+				t.Errorf("answer after %v, want between %v and %v", took, tc.min, tc.max)
+			}
+			var gotType string
+			if strings.HasPrefix(tc.path, "/v1/messages") {
+				var e anthropicError
+				decodeStrict(t, r.body, &e)
+				gotType = e.Error.Type
+			} else {
+				var e openAIError
+				decodeStrict(t, r.body, &e)
+				gotType = e.Error.Type
+				if e.Error.Code != "upstream_error" {
+					t.Errorf("code %q, want upstream_error", e.Error.Code)
+				}
+			}
+			if gotType != tc.wantType {
+				t.Errorf("error type %q, want %q: %s", gotType, tc.wantType, r.body)
+			}
+			if strings.Contains(string(r.body), "127.0.0.1") {
+				t.Errorf("error body names an internal address: %s", r.body)
+			}
+			t.Logf("%d after %v: %s", r.status, took.Round(time.Millisecond), r.body)
+		})
+	}
+
+	t.Run("stream stalls midway", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", slowGW.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-exact","stream":true}`))
+		req.Header.Set("authorization", "Bearer "+clientKeyA)
+		req.Header.Set("x-test-stall", "mid-stream")
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		chunks, done, err := readSSE(resp.Body)
+		took := time.Since(start)
+		if resp.StatusCode != 200 || chunks != 1 || done || err == nil {
+			t.Errorf("status %d, %d chunks, [DONE]=%v, read error %v; want 200, 1 chunk, then a broken stream", resp.StatusCode, chunks, done, err)
+		}
+		if took < idle-50*time.Millisecond || took > 3*idle+time.Second {
+			t.Errorf("stream cut after %v, want about %v", took, idle)
+		}
+		t.Logf("stalled stream cut after %v: %v", took.Round(time.Millisecond), err)
+	})
+
+	// Both gateways keep serving their next request the same way.
+	if r := closedGW.do(t, "GET", "/v1/models", bearer(clientKeyA), ""); r.status != 200 {
+		t.Errorf("models after refused upstreams: %d", r.status)
+	}
+}
+
+// TestExtprocFrozen: extproc stops answering (SIGSTOP) without closing its
+// socket. In BUFFERED mode Envoy gives up after the ext_proc message timeout
+// with an API-shaped 504, and requests pass again once extproc resumes.
+func TestExtprocFrozen(t *testing.T) {
+	t.Parallel()
+	testExtprocFrozen(t, "BUFFERED")
+}
+
+func testExtprocFrozen(t *testing.T, mode string) {
+	const msgTimeout = 500 * time.Millisecond
+	s := startStandard(t, gatewayOptions{bodyMode: mode, envoyConfigArgs: []string{"-message-timeout", msgTimeout.String()}})
+	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
+	proc, err := os.FindProcess(s.gw.extprocPID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			proc.Signal(syscall.SIGCONT)
+		}
+	}()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := s.gw.try(ctx, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("no answer after %v with a %v message timeout: %v", took, msgTimeout, err)
+	}
+	t.Logf("frozen extproc: %d after %v: %q", r.status, took.Round(time.Millisecond), r.body)
+	if took > msgTimeout+time.Second {
+		t.Errorf("answer took %v with a %v message timeout", took, msgTimeout)
+	}
+	if r.status < 500 {
+		t.Errorf("status %d, want a 5xx", r.status)
+	}
+	var e openAIError
+	decodeStrict(t, r.body, &e)
+	proc.Signal(syscall.SIGCONT)
+	stopped = false
+	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
 }
