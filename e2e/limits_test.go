@@ -135,3 +135,69 @@ func TestOverloadBeyondMaxStreams(t *testing.T) {
 	// Afterwards the gateway serves normally.
 	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
 }
+
+// TestOverloadBeyondMaxInflight: with -max-inflight 8, 40 concurrent slow
+// uploads get either their answer or an immediate API-shaped 429; none is
+// left to a connection-level 502, and the gateway serves normally afterwards.
+func TestOverloadBeyondMaxInflight(t *testing.T) {
+	t.Parallel()
+	const maxInflight, clients = 8, 40
+	s := startStandard(t, gatewayOptions{extprocArgs: []string{"-max-inflight", fmt.Sprint(maxInflight)}})
+	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
+
+	type answer struct {
+		status int
+		body   string
+		took   time.Duration
+	}
+	answers := make([]answer, clients)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			pr, pw := io.Pipe()
+			go func() {
+				pw.Write([]byte(`{"model":"gpt-exact",`))
+				time.Sleep(time.Second)
+				pw.Write([]byte(`"messages":[]}`))
+				pw.Close()
+			}()
+			req, _ := http.NewRequest("POST", s.gw.url+"/v1/chat/completions", pr)
+			req.Header.Set("authorization", "Bearer "+clientKeyA)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Errorf("client error: %v", err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers[i] = answer{status: resp.StatusCode, body: string(b), took: time.Since(t0)}
+		}(i)
+	}
+	wg.Wait()
+	statuses := map[int]int{}
+	for _, a := range answers {
+		statuses[a.status]++
+		switch a.status {
+		case 200:
+		case 429:
+			var e openAIError
+			decodeStrict(t, []byte(a.body), &e)
+			if e.Error.Type != "rate_limit_error" || e.Error.Code != "gateway_overloaded" {
+				t.Errorf("429 body %s", a.body)
+			}
+			if a.took > 900*time.Millisecond {
+				t.Errorf("429 took %v: refusals must not wait for the upload", a.took)
+			}
+		default:
+			t.Errorf("status %d, want 200 or 429: %s", a.status, a.body)
+		}
+	}
+	t.Logf("%d concurrent uploads against -max-inflight %d: statuses %v", clients, maxInflight, statuses)
+	if statuses[200] == 0 || statuses[200] > maxInflight || statuses[429] == 0 {
+		t.Errorf("statuses %v: want at most %d answers and the rest refused", statuses, maxInflight)
+	}
+	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
+}

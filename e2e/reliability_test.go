@@ -670,16 +670,26 @@ func TestUpstreamSlowOrRefusing(t *testing.T) {
 }
 
 // TestExtprocFrozen: extproc stops answering (SIGSTOP) without closing its
-// socket. In BUFFERED mode Envoy gives up after the ext_proc message timeout
-// with an API-shaped 504, and requests pass again once extproc resumes.
+// socket. In BUFFERED mode Envoy gives up after the ext_proc message timeout;
+// in FULL_DUPLEX_STREAMED mode Envoy 1.40 applies no message timeout, and the
+// stream idle timeout bounds the wait instead. Either way the client gets an
+// API-shaped 504, and requests pass again once extproc resumes.
 func TestExtprocFrozen(t *testing.T) {
 	t.Parallel()
-	testExtprocFrozen(t, "BUFFERED")
+	const timeout = 500 * time.Millisecond
+	for mode, args := range map[string][]string{
+		"BUFFERED":             {"-message-timeout", timeout.String()},
+		"FULL_DUPLEX_STREAMED": {"-stream-idle-timeout", timeout.String()},
+	} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testExtprocFrozen(t, mode, args, timeout)
+		})
+	}
 }
 
-func testExtprocFrozen(t *testing.T, mode string) {
-	const msgTimeout = 500 * time.Millisecond
-	s := startStandard(t, gatewayOptions{bodyMode: mode, envoyConfigArgs: []string{"-message-timeout", msgTimeout.String()}})
+func testExtprocFrozen(t *testing.T, mode string, envoyArgs []string, msgTimeout time.Duration) {
+	s := startStandard(t, gatewayOptions{bodyMode: mode, envoyConfigArgs: envoyArgs})
 	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
 	proc, err := os.FindProcess(s.gw.extprocPID())
 	if err != nil {
@@ -694,6 +704,7 @@ func testExtprocFrozen(t *testing.T, mode string) {
 			proc.Signal(syscall.SIGCONT)
 		}
 	}()
+	waitStopped(t, s.gw.extprocPID())
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -711,7 +722,27 @@ func testExtprocFrozen(t *testing.T, mode string) {
 	}
 	var e openAIError
 	decodeStrict(t, r.body, &e)
+	if r.status != 504 {
+		t.Errorf("status %d, want 504", r.status)
+	}
 	proc.Signal(syscall.SIGCONT)
 	stopped = false
 	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
+}
+
+// waitStopped waits until the kernel reports pid as stopped: SIGSTOP is
+// delivered asynchronously.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err == nil {
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not stop", pid)
 }

@@ -55,6 +55,8 @@ func openAIType(k routing.Kind, status int) string {
 		return "authentication_error"
 	case k == routing.KindPermission:
 		return "permission_error"
+	case k == routing.KindRateLimit:
+		return "rate_limit_error"
 	case status >= 500:
 		return "server_error"
 	default:

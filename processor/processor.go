@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -56,12 +57,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
+	// MaxInflight caps the requests being decided at once; past it new
+	// requests are answered 429 at once instead of queueing. Envoy opens
+	// more gRPC connections when one is full, so this is the cap that holds
+	// across all of them. 0 means no cap.
+	MaxInflight int64
 }
 
 // Server implements the ext_proc gRPC service.
 type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
-	opts Options
+	opts     Options
+	inflight atomic.Int64
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -90,8 +97,10 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	ctx := stream.Context()
 	s.opts.Metrics.streams.Inc()
 	defer s.opts.Metrics.streams.Dec()
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 
-	r := exchange{srv: s}
+	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -111,8 +120,9 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 
 // exchange is the state of one request across its ext_proc messages.
 type exchange struct {
-	srv    *Server
-	duplex bool // FULL_DUPLEX_STREAMED: answer headers and body together
+	srv        *Server
+	duplex     bool // FULL_DUPLEX_STREAMED: answer headers and body together
+	overloaded bool // over MaxInflight when the stream opened: refuse with 429
 
 	router    *routing.Router
 	hooks     *luahooks.Set // nil when no hook runs
@@ -212,6 +222,9 @@ func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 	}
 
 	x.ep, x.api = lookupEndpoint(x.path)
+	if x.overloaded {
+		return x.fail(newAPIError(routing.KindRateLimit, "gateway_overloaded", "the gateway is handling too many requests; retry shortly"))
+	}
 	if x.ep == nil {
 		return x.fail(newAPIError(routing.KindNotFound, "unknown_endpoint", "unknown endpoint "+strconv.Quote(pathOnly(x.path))))
 	}

@@ -136,6 +136,7 @@ const (
 	KindNotFound       Kind = "not_found_error"       // 404
 	KindTooLarge       Kind = "request_too_large"     // 413
 	KindAPI            Kind = "api_error"             // 500
+	KindRateLimit      Kind = "rate_limit_error"      // 429
 	KindUnavailable    Kind = "unavailable_error"     // 503
 )
 
@@ -157,6 +158,8 @@ func (k Kind) Status() int {
 		return http.StatusNotFound
 	case KindTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case KindRateLimit:
+		return http.StatusTooManyRequests
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	default:

@@ -42,6 +42,7 @@ type serveFlags struct {
 	logFormat    string
 	drainTimeout time.Duration
 	maxStreams   uint
+	maxInflight  int64
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -55,6 +56,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.UintVar(&f.maxStreams, "max-streams", 10000, "concurrent ext_proc streams (one per in-flight request) before Envoy must wait")
+	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -76,6 +78,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	}
 	if f.drainTimeout <= 0 {
 		errs = append(errs, errors.New("-drain-timeout must be positive"))
+	}
+	if f.maxInflight < 0 {
+		errs = append(errs, errors.New("-max-inflight must not be negative"))
 	}
 	if f.maxStreams == 0 {
 		errs = append(errs, errors.New("-max-streams must be positive"))
@@ -135,10 +140,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	defer hooks.Close()
 
 	srv := processor.New(processor.Options{
-		Router:  cfg.Current,
-		Hooks:   hooks.Current,
-		Logger:  log,
-		Metrics: processor.NewMetrics(reg),
+		Router:      cfg.Current,
+		Hooks:       hooks.Current,
+		Logger:      log,
+		Metrics:     processor.NewMetrics(reg),
+		MaxInflight: f.maxInflight,
 	})
 
 	lis, err := listen(f.grpcAddr)
