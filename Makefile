@@ -16,7 +16,7 @@ export ENVOY_BIN
 BIN := $(CURDIR)/bin
 GOFLAGS_TEST ?=
 
-.PHONY: all tools envoy build run test unit e2e vet fmt-check bench fuzz soak clean
+.PHONY: all tools envoy build run test unit e2e vet bench fuzz fuzz-short soak clean
 
 all: build
 
@@ -60,6 +60,11 @@ fuzz:
 # The soak test for longer (make test runs it for 45s): SWY_SOAK_DURATION=30m make soak.
 soak: tools
 	SWY_SOAK_DURATION=$${SWY_SOAK_DURATION:-10m} $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./e2e
+
+# Overhead benchmark against direct calls (docs/PERFORMANCE.md): quick mode by default,
+# BENCH_FLAGS=-full for every stage.
+bench: tools
+	$(GO) run ./loadtest/cmd/bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) results
