@@ -50,7 +50,6 @@ e2e: tools
 test: tools vet unit fuzz-short e2e
 
 # Native fuzz targets, one at a time from their committed seed corpora (scripts/fuzz.sh).
-.PHONY: fuzz-short
 fuzz-short:
 	./scripts/fuzz.sh 10
 
