@@ -183,3 +183,42 @@ func TestModelRewriteKeepsContentLength(t *testing.T) {
 		}
 	})
 }
+
+// TestWeightedAlias: an alias with weighted targets spreads requests over
+// its providers, each with its own upstream model.
+func TestWeightedAlias(t *testing.T) {
+	t.Parallel()
+	a, b := startUpstream(t, "A"), startUpstream(t, "B")
+	config := fmt.Sprintf(`providers:
+  - name: near
+    url: http://127.0.0.1:%d
+    schema: openai
+    auth: {type: bearer, key_env: SWY_TEST_ALPHA_KEY}
+  - name: far
+    url: http://127.0.0.1:%d
+    schema: openai
+    auth: {type: bearer, key_env: SWY_TEST_BETA_KEY}
+routes:
+  - model: split
+    targets:
+      - {provider: near, model: small-model, weight: 3}
+      - {provider: far, model: large-model, weight: 1}
+`, a.port(), b.port())
+	gw := startGateway(t, config, gatewayOptions{extraEnv: testEnv})
+	counts := map[string]int{}
+	const n = 200
+	for i := 0; i < n; i++ {
+		got := upstreamSaw(t, gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"split","messages":[]}`))
+		counts[got.Upstream+" "+got.Model+" "+got.Headers["authorization"]]++
+	}
+	near := counts["A small-model Bearer "+alphaKey]
+	far := counts["B large-model Bearer "+betaKey]
+	if near+far != n {
+		t.Fatalf("requests went elsewhere: %v", counts)
+	}
+	// 3:1 over 200 requests: near is 150 on average; 110..190 is beyond 5 sigma.
+	if near < 110 || near > 190 || far == 0 {
+		t.Errorf("split %d near / %d far, want about 3:1", near, far)
+	}
+	t.Logf("split: %d near, %d far", near, far)
+}
