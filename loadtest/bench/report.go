@@ -258,9 +258,13 @@ func orUnknown(s string) string {
 	return s
 }
 
+// palette has a distinct colour for each of the stack's seven sampled
+// processes and five paths.
 var palette = []color.Color{
 	color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255},
 	color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255}, color.RGBA{140, 86, 75, 255},
+	color.RGBA{227, 119, 194, 255}, color.RGBA{127, 127, 127, 255}, color.RGBA{188, 189, 34, 255},
+	color.RGBA{23, 190, 207, 255},
 }
 
 // latencyChart draws p50 (solid) and p99 (dashed) against VUs per path.
@@ -306,8 +310,19 @@ func latencyChart(r *Result, file string) error {
 	return p.Save(chartWidthInch*vg.Inch, 4.5*vg.Inch, file)
 }
 
-// rssChart draws every sampled process's RSS over the run.
+// rssChart draws the RSS of every sampled Envoy and extproc over the run.
+// The benchmark process itself is left out: its memory is the load
+// generator's, and on the same axis it would flatten the processes under
+// test (results.json still has it).
 func rssChart(r *Result, file string) error {
+	generator := map[string]bool{}
+	for _, p := range r.Paths {
+		for _, pr := range p.Procs {
+			if pr.Role == RoleGenerator {
+				generator[pr.Name] = true
+			}
+		}
+	}
 	p := plot.New()
 	p.Title.Text = "Resident memory over the run"
 	p.X.Label.Text = "time (s)"
@@ -317,6 +332,9 @@ func rssChart(r *Result, file string) error {
 	byProc := map[string]plotter.XYs{}
 	var names []string
 	for _, pt := range r.RSS {
+		if generator[pt.Proc] {
+			continue
+		}
 		if _, ok := byProc[pt.Proc]; !ok {
 			names = append(names, pt.Proc)
 		}

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,6 +56,7 @@ type flags struct {
 	duration    time.Duration // 0: the mode's stage durations
 	envoyConc   int
 	extprocEnv  []string
+	render      string // a results.json to render again instead of measuring
 }
 
 // knownPaths are the names -paths accepts, in the stack's order.
@@ -74,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	paths := fs.String("paths", "", "comma-separated paths to measure (default all: "+strings.Join(knownPaths, ",")+")")
 	vus := fs.String("vus", "", "comma-separated closed-loop VU stages, e.g. 500 (default: the mode's)")
 	fs.DurationVar(&f.duration, "duration", 0, "length of every stage (default: the mode's)")
+	fs.StringVar(&f.render, "render", "", "write results.md and the charts again from this results.json into its directory, measuring nothing")
 	fs.IntVar(&f.envoyConc, "envoy-concurrency", 1, "Envoy worker threads (--concurrency) of every Envoy")
 	fs.Func("extproc-env", "KEY=VALUE added to every extproc's environment, e.g. GOMAXPROCS=1 (repeatable)", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
@@ -204,6 +207,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if f.render != "" {
+		return render(f.render, stdout)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	envoyBin, err := findEnvoy(f.envoy)
 	if err != nil {
@@ -274,5 +280,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "results in %s\n\n", dir)
 	_, err = io.WriteString(stdout, bench.Markdown(res))
+	return err
+}
+
+// render writes the Markdown table and charts of a stored results.json
+// again (after the report changed) next to it.
+func render(file string, stdout io.Writer) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("reading results: %w", err)
+	}
+	var res bench.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("decoding %s: %w", file, err)
+	}
+	if err := bench.Write(filepath.Dir(file), &res); err != nil {
+		return err
+	}
+	_, err = io.WriteString(stdout, bench.Markdown(&res))
 	return err
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -114,5 +117,39 @@ func TestQuickPlanFitsTwoMinutes(t *testing.T) {
 	}
 	if est := p.Estimate(); est > 30*time.Minute {
 		t.Errorf("full estimate %v, want under 30 minutes", est)
+	}
+}
+
+// TestRender writes a stored result's report again without measuring.
+func TestRender(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	res := &bench.Result{
+		Mode:  "full",
+		Paths: []bench.Path{{Target: bench.Target{Name: "direct", URL: "http://127.0.0.1:1"}}},
+		Stages: []bench.Stage{{Kind: bench.KindClosed, Load: 50, Path: "direct", Rounds: 1, Seconds: 1,
+			Requests: 10, Successes: 10, RPS: 10, Latency: bench.Latency{P50: 60, P90: 61, P99: 62, Max: 63, Mean: 60}}},
+		RSS: []bench.RSSPoint{{T: 1, Proc: "bench", MB: 300}},
+	}
+	if err := bench.Write(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	md := filepath.Join(dir, bench.MarkdownFile)
+	if err := os.Remove(md); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-render", filepath.Join(dir, bench.JSONFile)}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "| 50 | `direct` | 10 | 0 | 10.0 | 1.000 |"; !strings.Contains(string(b), want) || !strings.Contains(out.String(), want) {
+		t.Errorf("rendered report lacks %q:\n%s", want, b)
+	}
+	if err := run(context.Background(), []string{"-render", filepath.Join(dir, "missing.json")}, io.Discard, io.Discard); err == nil {
+		t.Errorf("rendering a missing file: no error")
 	}
 }
