@@ -234,6 +234,35 @@ func TestRunReportsErrorAnswers(t *testing.T) {
 	}
 }
 
+// TestSamplingSkipsWarmup: processes are sampled only while requests are
+// recorded, so the warm-up's CPU time is not charged to them.
+func TestSamplingSkipsWarmup(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(mockllm.New(mockllm.Options{Latency: -1}))
+	t.Cleanup(srv.Close)
+	const warmup = 300 * time.Millisecond
+	res, err := Run(context.Background(), Plan{
+		Mode: "test",
+		Paths: []Path{{Target: Target{Name: BaselinePath, URL: srv.URL},
+			Procs: []Proc{{Name: "self", Role: RoleGenerator, PID: os.Getpid()}}}},
+		Warmup:         warmup,
+		VUs:            []int{1},
+		VUDuration:     200 * time.Millisecond,
+		SampleInterval: 20 * time.Millisecond,
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.RSS) == 0 {
+		t.Fatal("no samples")
+	}
+	for _, pt := range res.RSS {
+		if pt.T < warmup.Seconds() {
+			t.Fatalf("sampled at %.3fs, during the %v warm-up", pt.T, warmup)
+		}
+	}
+}
+
 func TestSummarize(t *testing.T) {
 	t.Parallel()
 	var d []time.Duration

@@ -219,7 +219,21 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 				smp := newSampler(path.Procs, interval, epoch)
 				sctx, stop := context.WithCancel(ctx)
 				sdone := make(chan struct{})
-				go func() { smp.run(sctx); close(sdone) }()
+				// Sampling starts when recording does: the warm-up's CPU time
+				// must not be divided among the recorded requests only.
+				skip := p.Warmup
+				if st.kind == KindOpen {
+					skip = 0
+				}
+				go func() {
+					defer close(sdone)
+					select {
+					case <-time.After(skip):
+					case <-sctx.Done():
+						return
+					}
+					smp.run(sctx)
+				}()
 				var s *samples
 				switch st.kind {
 				case KindSerial, KindClosed:
