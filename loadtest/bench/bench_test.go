@@ -335,5 +335,6 @@ func FuzzParseStatCPU(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = parseStatCPU(b)
 		_, _ = parseStatusRSS(b)
+		_, _ = parseProcStat(b)
 	})
 }
