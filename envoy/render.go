@@ -104,7 +104,12 @@ type templateData struct {
 	CAFile                                string
 	Clusters                              []clusterData
 	LocalReplies                          []localReply
+	ForwardedHeaders                      []string
 }
+
+// forwardedHeaders are the request headers the processor reads when no
+// hooks run (hooks see every header).
+var forwardedHeaders = []string{":path", ":method", "authorization", "x-api-key", "api-key", "x-request-id", "content-length", "content-encoding"}
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
 // It matches either Envoy's response flags (upstream failures, whatever the
@@ -190,6 +195,7 @@ func (o Options) data() (templateData, error) {
 		maxBody = 10 << 20
 	}
 	d.LocalReplies = localReplies(maxBody)
+	d.ForwardedHeaders = forwardedHeaders
 	switch d.BodyMode {
 	case BodyModeFullDuplex:
 		// Full duplex hands the body to extproc chunk by chunk; the trailers
