@@ -67,40 +67,8 @@ func TestOverloadBeyondMaxStreams(t *testing.T) {
 		}
 	}()
 
-	type answer struct {
-		status int
-		body   string
-		took   time.Duration
-		err    error
-	}
-	answers := make([]answer, clients)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			pr, pw := io.Pipe()
-			go func() {
-				pw.Write([]byte(`{"model":"gpt-exact",`))
-				time.Sleep(time.Second)
-				pw.Write([]byte(`"messages":[]}`))
-				pw.Close()
-			}()
-			req, _ := http.NewRequest("POST", s.gw.url+"/v1/chat/completions", pr)
-			req.Header.Set("authorization", "Bearer "+clientKeyA)
-			t0 := time.Now()
-			resp, err := client.Do(req)
-			if err != nil {
-				answers[i] = answer{err: err, took: time.Since(t0)}
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			answers[i] = answer{status: resp.StatusCode, body: string(b), took: time.Since(t0)}
-		}(i)
-	}
-	wg.Wait()
+	answers := slowUploads(s.gw, clients)
 	elapsed := time.Since(start)
 	close(stopPoll)
 	<-pollDone
@@ -145,40 +113,13 @@ func TestOverloadBeyondMaxInflight(t *testing.T) {
 	s := startStandard(t, gatewayOptions{extprocArgs: []string{"-max-inflight", fmt.Sprint(maxInflight)}})
 	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
 
-	type answer struct {
-		status int
-		body   string
-		took   time.Duration
-	}
-	answers := make([]answer, clients)
-	var wg sync.WaitGroup
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			pr, pw := io.Pipe()
-			go func() {
-				pw.Write([]byte(`{"model":"gpt-exact",`))
-				time.Sleep(time.Second)
-				pw.Write([]byte(`"messages":[]}`))
-				pw.Close()
-			}()
-			req, _ := http.NewRequest("POST", s.gw.url+"/v1/chat/completions", pr)
-			req.Header.Set("authorization", "Bearer "+clientKeyA)
-			t0 := time.Now()
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Errorf("client error: %v", err)
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			answers[i] = answer{status: resp.StatusCode, body: string(b), took: time.Since(t0)}
-		}(i)
-	}
-	wg.Wait()
+	answers := slowUploads(s.gw, clients)
 	statuses := map[int]int{}
 	for _, a := range answers {
+		if a.err != nil {
+			t.Errorf("client error: %v", a.err)
+			continue
+		}
 		statuses[a.status]++
 		switch a.status {
 		case 200:
@@ -200,4 +141,46 @@ func TestOverloadBeyondMaxInflight(t *testing.T) {
 		t.Errorf("statuses %v: want at most %d answers and the rest refused", statuses, maxInflight)
 	}
 	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
+}
+
+// uploadAnswer is what one client of slowUploads got.
+type uploadAnswer struct {
+	status int
+	body   string
+	took   time.Duration
+	err    error
+}
+
+// slowUploads sends n chat requests at once, each sending half its body,
+// waiting a second, then the rest, so that each holds an ext_proc stream
+// open for about a second.
+func slowUploads(gw *gateway, n int) []uploadAnswer {
+	answers := make([]uploadAnswer, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			pr, pw := io.Pipe()
+			go func() {
+				pw.Write([]byte(`{"model":"gpt-exact",`))
+				time.Sleep(time.Second)
+				pw.Write([]byte(`"messages":[]}`))
+				pw.Close()
+			}()
+			req, _ := http.NewRequest("POST", gw.url+"/v1/chat/completions", pr)
+			req.Header.Set("authorization", "Bearer "+clientKeyA)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				answers[i] = uploadAnswer{err: err, took: time.Since(t0)}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers[i] = uploadAnswer{status: resp.StatusCode, body: string(b), took: time.Since(t0)}
+		}(i)
+	}
+	wg.Wait()
+	return answers
 }
