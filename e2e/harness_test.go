@@ -174,10 +174,8 @@ func startGateway(t testing.TB, config string, opts gatewayOptions) *gateway {
 		t.Fatal(err)
 	}
 	g.url = fmt.Sprintf("http://127.0.0.1:%d", g.port)
-	if !opts.noExtProc {
-		g.startExtproc()
-	}
-	g.startEnvoy()
+	// Registered before anything starts, so a start that fails half-way
+	// leaves no extproc running.
 	t.Cleanup(func() {
 		g.stopExtproc()
 		if t.Failed() {
@@ -185,6 +183,10 @@ func startGateway(t testing.TB, config string, opts gatewayOptions) *gateway {
 			t.Logf("envoy output:\n%s", tail(g.envoyOut.String(), 4000))
 		}
 	})
+	if !opts.noExtProc {
+		g.startExtproc()
+	}
+	g.startEnvoy()
 	return g
 }
 
