@@ -312,53 +312,8 @@ func (s *Set) OnRequest(ctx context.Context, req *Request) (Result, error) {
 		return res, nil
 	}
 	c := newReqCall(req, &res)
-	var v *vm
-	defer func() {
-		if v != nil {
-			s.release(v)
-		}
-	}()
-	for i, sc := range s.scripts {
-		if !sc.onRequest {
-			continue
-		}
-		c.begin(sc.name)
-		if v == nil {
-			var err error
-			if v, err = s.acquire(ctx); err != nil {
-				if ctx.Err() != nil {
-					return Result{Changes: res.Changes}, err
-				}
-				if err := s.failure(err, req.RequestID); !s.cfg.failOpen {
-					return Result{Changes: res.Changes}, err
-				}
-				c.rollback(err)
-				continue
-			}
-		}
-		start := time.Now()
-		err := v.runRequest(ctx, s.cfg.timeout, sc.name, v.scripts[i].onRequest, c)
-		if sc.reqTime != nil {
-			sc.reqTime.Observe(time.Since(start).Seconds())
-		}
-		if err != nil {
-			s.discard(v)
-			v = nil
-			if ctx.Err() != nil {
-				return Result{Changes: res.Changes}, err
-			}
-			err = s.failure(err, req.RequestID)
-			if !s.cfg.failOpen {
-				c.rollback(err)
-				return Result{Changes: res.Changes}, err
-			}
-			c.rollback(err)
-			continue
-		}
-		c.commit()
-		if c.cur.reject != nil {
-			break
-		}
+	if err := s.runChain(ctx, req.RequestID, c); err != nil {
+		return Result{Changes: res.Changes}, err
 	}
 	c.finish()
 	return res, nil
@@ -373,6 +328,30 @@ func (s *Set) OnResponse(ctx context.Context, resp *Response) (ResponseResult, e
 	}
 	c := &resCall{res: resp, out: &out}
 	c.hdr = headerState{base: resp.Headers, changes: &out.Changes}
+	if err := s.runChain(ctx, resp.RequestID, c); err != nil {
+		return ResponseResult{Changes: out.Changes}, err
+	}
+	out.SetHeaders = c.hdr.set
+	out.RemoveHeaders = c.hdr.removedList()
+	return out, nil
+}
+
+// phaseCall is one OnRequest or OnResponse call, as runChain drives it.
+type phaseCall interface {
+	has(sc *script) bool                                                            // the script defines this phase's hook
+	timer(sc *script) prometheus.Observer                                           // its duration series, or nil
+	run(ctx context.Context, v *vm, timeout time.Duration, i int, sc *script) error // call script i's hook
+	begin(script string)                                                            // a script starts: stage its changes
+	commit()                                                                        // it succeeded: keep them
+	rollback(err error)                                                             // it failed: drop them, record why
+	stop() bool                                                                     // end the chain early (a rejection)
+}
+
+// runChain runs the phase's hook of every script, in order, on one pooled
+// state, under the set's failure policy: a failing hook ends the chain with
+// its error (fail_closed) or is dropped as if absent (fail_open). A failed
+// state is discarded, since its globals may be half-changed.
+func (s *Set) runChain(ctx context.Context, requestID string, c phaseCall) error {
 	var v *vm
 	defer func() {
 		if v != nil {
@@ -380,7 +359,7 @@ func (s *Set) OnResponse(ctx context.Context, resp *Response) (ResponseResult, e
 		}
 	}()
 	for i, sc := range s.scripts {
-		if !sc.onResponse {
+		if !c.has(sc) {
 			continue
 		}
 		c.begin(sc.name)
@@ -388,36 +367,51 @@ func (s *Set) OnResponse(ctx context.Context, resp *Response) (ResponseResult, e
 			var err error
 			if v, err = s.acquire(ctx); err != nil {
 				if ctx.Err() != nil {
-					return ResponseResult{Changes: out.Changes}, err
+					return err
 				}
-				if err := s.failure(err, resp.RequestID); !s.cfg.failOpen {
-					return ResponseResult{Changes: out.Changes}, err
+				if err := s.failure(err, requestID); !s.cfg.failOpen {
+					return err
 				}
 				c.rollback(err)
 				continue
 			}
 		}
 		start := time.Now()
-		err := v.runResponse(ctx, s.cfg.timeout, sc.name, v.scripts[i].onResponse, c)
-		if sc.resTime != nil {
-			sc.resTime.Observe(time.Since(start).Seconds())
+		err := c.run(ctx, v, s.cfg.timeout, i, sc)
+		if t := c.timer(sc); t != nil {
+			t.Observe(time.Since(start).Seconds())
 		}
 		if err != nil {
 			s.discard(v)
 			v = nil
 			if ctx.Err() != nil {
-				return ResponseResult{Changes: out.Changes}, err
+				return err
 			}
-			err = s.failure(err, resp.RequestID)
+			err = s.failure(err, requestID)
 			c.rollback(err)
 			if !s.cfg.failOpen {
-				return ResponseResult{Changes: out.Changes}, err
+				return err
 			}
 			continue
 		}
 		c.commit()
+		if c.stop() {
+			break
+		}
 	}
-	out.SetHeaders = c.hdr.set
-	out.RemoveHeaders = c.hdr.removedList()
-	return out, nil
+	return nil
+}
+
+func (c *reqCall) has(sc *script) bool                  { return sc.onRequest }
+func (c *reqCall) timer(sc *script) prometheus.Observer { return sc.reqTime }
+func (c *reqCall) stop() bool                           { return c.cur.reject != nil }
+func (c *reqCall) run(ctx context.Context, v *vm, timeout time.Duration, i int, sc *script) error {
+	return v.runRequest(ctx, timeout, sc.name, v.scripts[i].onRequest, c)
+}
+
+func (c *resCall) has(sc *script) bool                  { return sc.onResponse }
+func (c *resCall) timer(sc *script) prometheus.Observer { return sc.resTime }
+func (c *resCall) stop() bool                           { return false }
+func (c *resCall) run(ctx context.Context, v *vm, timeout time.Duration, i int, sc *script) error {
+	return v.runResponse(ctx, timeout, sc.name, v.scripts[i].onResponse, c)
 }
