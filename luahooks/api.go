@@ -463,10 +463,16 @@ func (v *vm) reqHeaders(L *lua.LState) int {
 
 func (v *vm) reqSetHeader(L *lua.LState) int {
 	c := v.selfReq(L)
+	return stageSetHeader(L, &c.hdr, c.script)
+}
+
+// stageSetHeader records set_header(name, value) among the current
+// script's staged changes, after checking both arguments.
+func stageSetHeader(L *lua.LState, h *headerState, script string) int {
 	name := headerArg(L, "set_header")
 	value := L.CheckString(3)
 	checkHeaderValue(L, "set_header", value)
-	c.res.Changes = append(c.res.Changes, Change{Script: c.script, Op: "set_header", Key: name, Value: value})
+	*h.changes = append(*h.changes, Change{Script: script, Op: "set_header", Key: name, Value: value})
 	return 0
 }
 
@@ -646,11 +652,7 @@ func (v *vm) resHeaders(L *lua.LState) int {
 
 func (v *vm) resSetHeader(L *lua.LState) int {
 	c := v.selfRes(L)
-	name := headerArg(L, "set_header")
-	value := L.CheckString(3)
-	checkHeaderValue(L, "set_header", value)
-	c.out.Changes = append(c.out.Changes, Change{Script: c.script, Op: "set_header", Key: name, Value: value})
-	return 0
+	return stageSetHeader(L, &c.hdr, c.script)
 }
 
 func (v *vm) resRemoveHeader(L *lua.LState) int {
