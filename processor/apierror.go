@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -87,9 +88,9 @@ type anthropicErrorObject struct {
 
 // body renders the error for api. Anthropic has no 503 type of its own; it
 // uses api_error for every 5xx it does not name.
-func (e *apiError) body(api routing.API) []byte {
+func (e *apiError) body(api config.API) []byte {
 	var v any
-	if api == routing.APIAnthropic {
+	if api == config.APIAnthropic {
 		t := string(e.kind)
 		if e.status >= 500 {
 			t = "api_error"

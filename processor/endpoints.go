@@ -3,31 +3,31 @@ package processor
 import (
 	"strings"
 
-	"switchyard/routing"
+	"switchyard/config"
 )
 
 // endpoint is one client-facing API path the gateway serves.
 type endpoint struct {
 	path   string
 	method string
-	api    routing.API
+	api    config.API
 	local  bool // answered by the gateway itself, never forwarded
 }
 
 var endpoints = []endpoint{
-	{path: "/v1/chat/completions", method: "POST", api: routing.APIOpenAI},
-	{path: "/v1/completions", method: "POST", api: routing.APIOpenAI},
-	{path: "/v1/embeddings", method: "POST", api: routing.APIOpenAI},
-	{path: "/v1/responses", method: "POST", api: routing.APIOpenAI},
-	{path: "/v1/messages", method: "POST", api: routing.APIAnthropic},
-	{path: "/v1/messages/count_tokens", method: "POST", api: routing.APIAnthropic},
-	{path: "/v1/models", method: "GET", api: routing.APIOpenAI, local: true},
+	{path: "/v1/chat/completions", method: "POST", api: config.APIOpenAI},
+	{path: "/v1/completions", method: "POST", api: config.APIOpenAI},
+	{path: "/v1/embeddings", method: "POST", api: config.APIOpenAI},
+	{path: "/v1/responses", method: "POST", api: config.APIOpenAI},
+	{path: "/v1/messages", method: "POST", api: config.APIAnthropic},
+	{path: "/v1/messages/count_tokens", method: "POST", api: config.APIAnthropic},
+	{path: "/v1/models", method: "GET", api: config.APIOpenAI, local: true},
 }
 
 // lookupEndpoint finds the endpoint for a request path (query string
 // ignored). For an unknown path it returns nil and the API whose error shape
 // suits the path best.
-func lookupEndpoint(path string) (*endpoint, routing.API) {
+func lookupEndpoint(path string) (*endpoint, config.API) {
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
@@ -37,7 +37,7 @@ func lookupEndpoint(path string) (*endpoint, routing.API) {
 		}
 	}
 	if strings.HasPrefix(path, "/v1/messages") {
-		return nil, routing.APIAnthropic
+		return nil, config.APIAnthropic
 	}
-	return nil, routing.APIOpenAI
+	return nil, config.APIOpenAI
 }

@@ -5,7 +5,7 @@ import (
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 
-	"switchyard/routing"
+	"switchyard/config"
 )
 
 // TestMaxInflight: a request arriving while MaxInflight others are being
@@ -26,9 +26,9 @@ func TestMaxInflight(t *testing.T) {
 
 	srv.inflight.Store(2) // at the cap: this one is the third
 	got = run(t, srv, headersMsg(filterv3.ProcessingMode_BUFFERED, false, headers("/v1/chat/completions")...))
-	checkError(t, got, wantErr{429, routing.APIOpenAI, "rate_limit_error", "gateway_overloaded", "too many requests"})
+	checkError(t, got, wantErr{429, config.APIOpenAI, "rate_limit_error", "gateway_overloaded", "too many requests"})
 	got = run(t, srv, headersMsg(filterv3.ProcessingMode_BUFFERED, false, headers("/v1/messages")...))
-	checkError(t, got, wantErr{429, routing.APIAnthropic, "rate_limit_error", "gateway_overloaded", "too many requests"})
+	checkError(t, got, wantErr{429, config.APIAnthropic, "rate_limit_error", "gateway_overloaded", "too many requests"})
 	if n := srv.inflight.Load(); n != 2 {
 		t.Errorf("inflight %d after the refused streams ended, want the 2 others", n)
 	}

@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"switchyard/config"
 	"switchyard/luahooks"
 	"switchyard/routing"
 )
@@ -130,7 +131,7 @@ type exchange struct {
 	method    string
 	tags      map[string]string
 	ep        *endpoint
-	api       routing.API
+	api       config.API
 	principal routing.Principal
 	path      string
 	requestID string

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -82,7 +83,7 @@ client_keys:
     key_env: KEY_TEAM_B
 `
 
-var testEnv = routing.Env{
+var testEnv = config.Env{
 	Getenv: func(name string) (string, bool) {
 		v, ok := map[string]string{
 			"OPENAI_API_KEY":    secretOpenAI,
@@ -98,7 +99,7 @@ var testEnv = routing.Env{
 
 func compileRouter(tb testing.TB, yamlText string) *routing.Router {
 	tb.Helper()
-	cfg, err := routing.Decode([]byte(yamlText))
+	cfg, err := config.Decode([]byte(yamlText))
 	if err != nil {
 		tb.Fatalf("decoding config: %v", err)
 	}
@@ -321,7 +322,7 @@ type anthropicError struct {
 // and a substring of the message.
 type wantErr struct {
 	status  int
-	api     routing.API
+	api     config.API
 	typ     string
 	code    string // OpenAI code; also the Details suffix
 	message string // substring
@@ -378,7 +379,7 @@ func checkError(t *testing.T, got []*extprocv3.ProcessingResponse, w wantErr) {
 	}
 	var msg string
 	switch w.api {
-	case routing.APIAnthropic:
+	case config.APIAnthropic:
 		var e anthropicError
 		decodeStrict(t, body, &e, map[string][]string{"": {"type", "error"}, "error": {"type", "message"}})
 		if diff := cmp.Diff([]string{"error", w.typ}, []string{e.Type, e.Error.Type}); diff != "" {
@@ -543,8 +544,8 @@ func TestProcessErrors(t *testing.T) {
 		script func(mode filterv3.ProcessingMode_BodySendMode) []*extprocv3.ProcessingRequest
 		want   wantErr
 	}
-	oa := routing.APIOpenAI
-	an := routing.APIAnthropic
+	oa := config.APIOpenAI
+	an := config.APIAnthropic
 	chat := func(body string, hdrs ...string) func(filterv3.ProcessingMode_BodySendMode) []*extprocv3.ProcessingRequest {
 		return func(m filterv3.ProcessingMode_BodySendMode) []*extprocv3.ProcessingRequest {
 			return script(m, post("/v1/chat/completions", append(bearer(keyTeamB), hdrs...)...), body)
@@ -647,7 +648,7 @@ routes:
 			if mode == buffered {
 				got = got[1:]
 			}
-			checkError(t, got, wantErr{503, routing.APIAnthropic, "overloaded_error", "provider_unavailable", "ANTHROPIC_UNSET is not set"})
+			checkError(t, got, wantErr{503, config.APIAnthropic, "overloaded_error", "provider_unavailable", "ANTHROPIC_UNSET is not set"})
 		})
 	}
 }
@@ -690,7 +691,7 @@ func TestProcessBodyLimitAcrossChunks(t *testing.T) {
 		bodyMsg(chunk, false),
 		bodyMsg(`}`, true),
 	)
-	checkError(t, got, wantErr{413, routing.APIOpenAI, "invalid_request_error", "request_too_large", "limit of 1024 bytes"})
+	checkError(t, got, wantErr{413, config.APIOpenAI, "invalid_request_error", "request_too_large", "limit of 1024 bytes"})
 
 	// Exactly at the limit is fine.
 	body := `{"model":"gpt-4o","pad":"` + strings.Repeat("x", testMaxBody-len(`{"model":"gpt-4o","pad":""}`)) + `"}`
@@ -754,12 +755,12 @@ func TestProcessModels(t *testing.T) {
 	t.Run("unauthenticated", func(t *testing.T) {
 		t.Parallel()
 		got := run(t, srv, headersMsg(buffered, true, ":method", "GET", ":path", "/v1/models"))
-		checkError(t, got, wantErr{401, routing.APIOpenAI, "authentication_error", "invalid_api_key", "missing API key"})
+		checkError(t, got, wantErr{401, config.APIOpenAI, "authentication_error", "invalid_api_key", "missing API key"})
 	})
 	t.Run("post", func(t *testing.T) {
 		t.Parallel()
 		got := run(t, srv, script(buffered, post("/v1/models", bearer(keyTeamB)...), `{}`)...)
-		checkError(t, got, wantErr{405, routing.APIOpenAI, "invalid_request_error", "method_not_allowed", "use GET"})
+		checkError(t, got, wantErr{405, config.APIOpenAI, "invalid_request_error", "method_not_allowed", "use GET"})
 	})
 }
 

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/routing"
+	"switchyard/config"
 )
 
 // A stream whose first message is a body (no headers) gets a 500; it once
@@ -13,7 +13,7 @@ func TestProcessBodyWithoutHeaders(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t, nil)
 	got := run(t, srv, bodyMsg(chatBody, true))
-	checkError(t, got, wantErr{500, routing.APIOpenAI, "server_error", "internal_error", "internal gateway error"})
+	checkError(t, got, wantErr{500, config.APIOpenAI, "server_error", "internal_error", "internal gateway error"})
 }
 
 // The model the gateway checks must be the model an upstream JSON parser

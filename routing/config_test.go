@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"switchyard/config"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -47,7 +49,7 @@ func summarize(r *Router) string {
 }
 
 func decodeAndCompile(data []byte) (*Router, error) {
-	cfg, err := Decode(data)
+	cfg, err := config.Decode(data)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +157,7 @@ func FuzzDecode(f *testing.F) {
 			models = append(models, p.Name+"/x")
 		}
 		for _, m := range models {
-			for _, api := range []API{APIOpenAI, APIAnthropic} {
+			for _, api := range []config.API{config.APIOpenAI, config.APIAnthropic} {
 				for _, pick := range []func(int) int{nil, func(int) int { return 0 }, func(n int) int { return n - 1 }} {
 					d, err := r.Decide(ctx, &Request{API: api, Model: m, Pick: pick})
 					if err == nil && (d.Provider == "" || d.Cluster == "" || d.Model == "") {

@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"errors"
 	"strings"
 	"unicode/utf8"
 )
@@ -19,19 +18,6 @@ func newPattern(s string) pattern {
 }
 
 func (p pattern) String() string { return p.text }
-
-// checkPattern rejects patterns that could never come from a request body.
-func checkPattern(s string) error {
-	switch {
-	case s == "":
-		return errors.New("pattern is empty")
-	case hasSpaceOrControl(s):
-		return errors.New("pattern must not contain spaces or control characters")
-	case !utf8.ValidString(s):
-		return errors.New("pattern is not valid UTF-8")
-	}
-	return nil
-}
 
 // match reports whether name matches p. It does not allocate.
 func (p pattern) match(name string) bool {

@@ -10,32 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
-	"time"
+
+	"switchyard/config"
 )
-
-// Env is where Compile finds secrets. The zero value reads the process
-// environment and the file system.
-type Env struct {
-	Getenv   func(string) (string, bool)
-	ReadFile func(string) ([]byte, error)
-}
-
-func (e Env) getenv(name string) (string, bool) {
-	if e.Getenv == nil {
-		return os.LookupEnv(name)
-	}
-	return e.Getenv(name)
-}
-
-func (e Env) readFile(name string) ([]byte, error) {
-	if e.ReadFile == nil {
-		return os.ReadFile(name)
-	}
-	return e.ReadFile(name)
-}
 
 // Model is one entry of the OpenAI /v1/models list.
 type Model struct {
@@ -48,7 +27,7 @@ type Model struct {
 type Provider struct {
 	Name       string
 	Cluster    string
-	Schema     API
+	Schema     config.API
 	Scheme     string // "http" or "https"
 	Host       string // host name or IP, without port or brackets
 	Port       int    // explicit, or 443 for https and 80 for http
@@ -56,27 +35,18 @@ type Provider struct {
 	PathPrefix string
 }
 
-// HooksConfig is the compiled hooks section.
-type HooksConfig struct {
-	Dir      string        // "" when hooks are not configured
-	Files    []string      // explicit order; empty means the engine's default
-	Timeout  time.Duration // per hook call
-	FailOpen bool          // on hook failure continue (true) or reject (false)
-}
-
 // Router is a compiled configuration. It never changes after Compile and
 // is safe for concurrent use. It holds credentials: its String, Format and
 // LogValue methods print only a summary.
 type Router struct {
-	maxBodyBytes int64
-	providers    []*provider // config order
-	byProvider   map[string]*provider
-	routes       []*route // config order
-	exact        map[string]*route
-	globs        []*route // config order
-	byName       map[string]*route
-	clientKeys   []clientKey
-	hooks        HooksConfig
+	providers  []*provider // config order
+	byProvider map[string]*provider
+	routes     []*route // config order
+	exact      map[string]*route
+	globs      []*route // config order
+	byName     map[string]*route
+	clientKeys []clientKey
+	config     *config.Config
 }
 
 type provider struct {
@@ -112,11 +82,11 @@ type clientKey struct {
 	models []pattern
 }
 
-func apiIndex(a API) int {
+func apiIndex(a config.API) int {
 	switch a {
-	case APIOpenAI:
+	case config.APIOpenAI:
 		return 0
-	case APIAnthropic:
+	case config.APIAnthropic:
 		return 1
 	}
 	return -1
@@ -125,15 +95,11 @@ func apiIndex(a API) int {
 // Load reads, decodes and compiles the configuration file at path, taking
 // secrets from the process environment and file system.
 func Load(path string) (*Router, error) {
-	data, err := os.ReadFile(path)
+	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
+		return nil, err
 	}
-	cfg, err := Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("decoding config %s: %w", path, err)
-	}
-	r, err := Compile(cfg, Env{})
+	r, err := Compile(cfg, config.Env{})
 	if err != nil {
 		return nil, fmt.Errorf("compiling config %s: %w", path, err)
 	}
@@ -143,41 +109,43 @@ func Load(path string) (*Router, error) {
 // Compile validates cfg and resolves its secrets into a Router. A provider
 // whose key cannot be found still compiles and answers 503; a client key
 // that cannot be found is an error, so the gateway never opens by accident.
-func Compile(cfg *Config, env Env) (*Router, error) {
+func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 	if cfg == nil {
 		return nil, errors.New("compiling nil config")
 	}
-	v := &validator{root: cfg.root}
-	cfg.validate(v)
-	if err := v.err(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-
 	r := &Router{
-		maxBodyBytes: DefaultMaxBodyBytes,
-		byProvider:   make(map[string]*provider, len(cfg.Providers)),
-		exact:        map[string]*route{},
-		byName:       make(map[string]*route, len(cfg.Routes)),
+		config:     cfg,
+		byProvider: make(map[string]*provider, len(cfg.Providers)),
+		exact:      map[string]*route{},
+		byName:     make(map[string]*route, len(cfg.Routes)),
 	}
-	if cfg.MaxBodyBytes != nil {
-		r.maxBodyBytes = *cfg.MaxBodyBytes
+	r.compileProviders(env)
+	r.compileRoutes()
+	if err := r.compileClientKeys(env); err != nil {
+		return nil, err
 	}
+	return r, nil
+}
 
-	for _, pc := range cfg.Providers {
-		u, _ := parseProviderURL(pc.URL) // validated above
+func (r *Router) compileProviders(env config.Env) {
+	for _, pc := range r.config.Providers {
+		u := pc.ParsedURL()
 		p := &provider{info: Provider{
 			Name:       pc.Name,
-			Cluster:    pc.clusterName(),
+			Cluster:    pc.ClusterName(),
 			Schema:     pc.Schema,
-			Scheme:     u.scheme,
-			Host:       u.host,
-			Port:       u.port,
-			TLS:        u.scheme == "https",
+			Scheme:     u.Scheme,
+			Host:       u.Host,
+			Port:       u.Port,
+			TLS:        u.Scheme == "https",
 			PathPrefix: pc.PathPrefix,
 		}}
 		switch pc.Auth.Type {
 		case "bearer", "header":
-			key, problem := resolveKey(env, pc.Auth.KeyEnv, pc.Auth.KeyFile)
+			key, problem := env.Key(pc.Auth.KeyEnv, pc.Auth.KeyFile)
 			if problem != "" {
 				p.unavailable = fmt.Sprintf("provider %q has no credentials: %s", pc.Name, problem)
 				break
@@ -191,9 +159,11 @@ func Compile(cfg *Config, env Env) (*Router, error) {
 		r.providers = append(r.providers, p)
 		r.byProvider[pc.Name] = p
 	}
+}
 
-	for _, rc := range cfg.Routes {
-		rt := &route{name: rc.routeName(), pattern: newPattern(rc.Model)}
+func (r *Router) compileRoutes() {
+	for _, rc := range r.config.Routes {
+		rt := &route{name: rc.RouteName(), pattern: newPattern(rc.Model)}
 		if rc.Provider != "" {
 			rt.targets = []target{{provider: r.byProvider[rc.Provider], model: rc.RewriteModel, weight: 1}}
 		}
@@ -219,16 +189,20 @@ func Compile(cfg *Config, env Env) (*Router, error) {
 		}
 	}
 
-	for i, kc := range cfg.ClientKeys {
-		p := path{"client_keys", i}
-		key, problem := resolveKey(env, kc.KeyEnv, kc.KeyFile)
+}
+
+// compileClientKeys resolves the client keys. A key that cannot be found is
+// an error, so the gateway never opens by accident.
+func (r *Router) compileClientKeys(env config.Env) error {
+	var errs []error
+	for i, kc := range r.config.ClientKeys {
+		key, problem := env.Key(kc.KeyEnv, kc.KeyFile)
 		if problem != "" {
+			field := "key_file"
 			if kc.KeyEnv != "" {
-				p = p.key("key_env")
-			} else {
-				p = p.key("key_file")
+				field = "key_env"
 			}
-			v.errf(p, "client key %q: %s", kc.Name, problem)
+			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q: %s", kc.Name, problem), "client_keys", i, field))
 			continue
 		}
 		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key))}
@@ -237,55 +211,13 @@ func Compile(cfg *Config, env Env) (*Router, error) {
 		}
 		for _, other := range r.clientKeys {
 			if other.hash == ck.hash {
-				v.errf(p, "client key %q has the same value as client key %q", kc.Name, other.name)
+				errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q has the same value as client key %q", kc.Name, other.name), "client_keys", i))
 			}
 		}
 		r.clientKeys = append(r.clientKeys, ck)
 	}
 
-	timeout, _ := cfg.Hooks.timeout() // validated above
-	r.hooks = HooksConfig{
-		Dir:      cfg.Hooks.Dir,
-		Files:    slices.Clone(cfg.Hooks.Files),
-		Timeout:  timeout,
-		FailOpen: cfg.Hooks.FailurePolicy == "fail_open",
-	}
-
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-// resolveKey returns the key named by env or file, trimmed, or a description
-// of why there is none. The description never contains the key.
-func resolveKey(e Env, env, file string) (key, problem string) {
-	if env != "" {
-		val, ok := e.getenv(env)
-		if !ok {
-			return "", fmt.Sprintf("environment variable %s is not set", env)
-		}
-		key = strings.TrimSpace(val)
-		if key == "" {
-			return "", fmt.Sprintf("environment variable %s is empty", env)
-		}
-		if hasControl(key) {
-			return "", fmt.Sprintf("environment variable %s holds control characters", env)
-		}
-		return key, ""
-	}
-	data, err := e.readFile(file)
-	if err != nil {
-		return "", fmt.Sprintf("key file %s could not be read", file)
-	}
-	key = strings.TrimSpace(string(data))
-	if key == "" {
-		return "", fmt.Sprintf("key file %s is empty", file)
-	}
-	if hasControl(key) {
-		return "", fmt.Sprintf("key file %s holds control characters or more than one line", file)
-	}
-	return key, ""
+	return errors.Join(errs...)
 }
 
 // Authenticate maps the key a client presented to its Principal. With no
@@ -457,17 +389,17 @@ func (r *Router) CredentialProblems() []string {
 }
 
 // MaxBodyBytes is the largest request body the gateway accepts.
-func (r *Router) MaxBodyBytes() int64 { return r.maxBodyBytes }
+func (r *Router) MaxBodyBytes() int64 { return r.config.BodyLimit() }
 
 // ClientKeysEnabled reports whether every request must carry a client key.
 func (r *Router) ClientKeysEnabled() bool { return len(r.clientKeys) > 0 }
 
 // Hooks returns the hooks configuration.
-func (r *Router) Hooks() HooksConfig {
-	h := r.hooks
-	h.Files = slices.Clone(h.Files)
-	return h
-}
+func (r *Router) Hooks() config.HooksConfig { return r.config.HooksConfig() }
+
+// Config is the configuration the router was compiled from; it must not be
+// modified.
+func (r *Router) Config() *config.Config { return r.config }
 
 // HasProvider reports whether a provider with this name is configured.
 func (r *Router) HasProvider(name string) bool { return r.byProvider[name] != nil }

@@ -6,39 +6,8 @@
 // model, path prefix) or an *Error that carries the HTTP status and kind of
 // the failure. routing knows neither Envoy nor Lua.
 //
-// # Configuration
-//
-// Load (or Decode then Compile) reads a YAML file:
-//
-//	max_body_bytes: 10485760          # optional, default 10 MiB
-//	providers:                        # at least one
-//	  - name: openai                  # [a-z0-9_-]+, unique
-//	    url: https://api.openai.com   # http(s)://host[:port], no path
-//	    cluster: openai               # Envoy cluster, default name
-//	    schema: openai                # openai | anthropic
-//	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
-//	    auth: {type: bearer, key_env: OPENAI_API_KEY}
-//	    # auth types: none (default), bearer (authorization: Bearer <key>),
-//	    # header (header: x-api-key); the key comes from key_env or key_file.
-//	routes:
-//	  - model: gpt-4o                 # exact name, or glob with * and ?
-//	    provider: openai
-//	    rewrite_model: gpt-4o-2024-08-06   # optional
-//	  - model: "claude-*"
-//	    name: claude                  # optional, default model; hooks select by name
-//	    targets:                      # weighted split instead of provider
-//	      - {provider: anthropic, weight: 3}
-//	      - {provider: bedrock, model: anthropic.claude-x, weight: 1}
-//	client_keys:                      # optional; when set every request needs one
-//	  - name: team-a
-//	    key_env: SWITCHYARD_KEY_TEAM_A
-//	    models: ["gpt-4*"]            # optional allow-list
-//	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
-//
-// Decoding is strict: unknown fields and every validation problem are
-// reported together, each with its line. A provider whose key is missing
-// still compiles and answers 503 naming the variable or file; a missing
-// client key fails Compile, so the gateway never opens by accident.
+// The configuration file itself (schema, decoding, secrets) is package
+// config; Compile turns a config.Config into a Router.
 //
 // A model resolves, in order, through an exact route, the "provider/model"
 // form (the model after the slash is sent upstream), then glob routes in
@@ -49,14 +18,8 @@ package routing
 import (
 	"fmt"
 	"net/http"
-)
 
-// API is the wire schema a client speaks and a provider expects.
-type API string
-
-const (
-	APIOpenAI    API = "openai"
-	APIAnthropic API = "anthropic"
+	"switchyard/config"
 )
 
 // Header is one HTTP header to set on the upstream request.
@@ -78,7 +41,7 @@ type Principal struct {
 // decision.
 type Request struct {
 	// API is the schema of the endpoint the client called.
-	API API
+	API config.API
 	// Model is the model named in the request body (possibly changed by a hook).
 	Model string
 	// Principal is the result of Authenticate.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"switchyard/config"
 	"switchyard/luahooks"
 	"switchyard/routing"
 )
@@ -125,13 +126,13 @@ func parseHooksFlags(name string, args []string, stderr io.Writer, test bool) (h
 
 // loadRouter loads --config, if given, and returns the hook settings it
 // holds for dir.
-func loadRouter(path string) (*routing.Router, routing.HooksConfig, error) {
+func loadRouter(path string) (*routing.Router, config.HooksConfig, error) {
 	if path == "" {
-		return nil, routing.HooksConfig{}, nil
+		return nil, config.HooksConfig{}, nil
 	}
 	r, err := routing.Load(path)
 	if err != nil {
-		return nil, routing.HooksConfig{}, err
+		return nil, config.HooksConfig{}, err
 	}
 	return r, r.Hooks(), nil
 }
@@ -188,7 +189,7 @@ func runHooksTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	}
 	rreq := &routing.Request{
-		API:       routing.API(req.API),
+		API:       config.API(req.API),
 		Model:     req.Model,
 		Principal: routing.Principal{Name: req.KeyName},
 		Provider:  report.Result.Provider,

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"switchyard/config"
 	"switchyard/luahooks"
 	"switchyard/processor"
 	"switchyard/routing"
@@ -361,7 +362,7 @@ func (h *configHolder) reload() {
 // is taken relative to the config file. Changing the hooks section itself
 // (directory, files, timeout, policy) takes a restart; the scripts in the
 // directory reload live.
-func newHooks(configPath string, hc routing.HooksConfig, log *slog.Logger, reg prometheus.Registerer) (*luahooks.Manager, error) {
+func newHooks(configPath string, hc config.HooksConfig, log *slog.Logger, reg prometheus.Registerer) (*luahooks.Manager, error) {
 	dir := hc.Dir
 	if dir != "" && !filepath.IsAbs(dir) {
 		dir = filepath.Join(filepath.Dir(configPath), dir)

@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/config"
 	"switchyard/loadtest/mockllm"
-	"switchyard/routing"
 )
 
 func TestGatewayConfigDecodes(t *testing.T) {
 	t.Parallel()
 	for _, hooks := range []string{"", "/tmp/some dir/hooks"} {
-		c, err := routing.Decode([]byte(gatewayConfig("http://127.0.0.1:8081", hooks)))
+		c, err := config.Decode([]byte(gatewayConfig("http://127.0.0.1:8081", hooks)))
 		if err != nil {
 			t.Fatalf("hooks %q: %v", hooks, err)
 		}

@@ -1,4 +1,38 @@
-package routing
+// Package config reads the gateway's configuration file: the schema, strict
+// decoding with a line for every problem, validation, and the loading of
+// secrets (provider and client keys) from the environment or files. It
+// knows nothing of routing; routing.Compile turns a Config into a Router.
+//
+// The file:
+//
+//	max_body_bytes: 10485760          # optional, default 10 MiB
+//	providers:                        # at least one
+//	  - name: openai                  # [a-z0-9_-]+, unique
+//	    url: https://api.openai.com   # http(s)://host[:port], no path
+//	    cluster: openai               # Envoy cluster, default name
+//	    schema: openai                # openai | anthropic
+//	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
+//	    auth: {type: bearer, key_env: OPENAI_API_KEY}
+//	    # auth types: none (default), bearer (authorization: Bearer <key>),
+//	    # header (header: x-api-key); the key comes from key_env or key_file.
+//	routes:
+//	  - model: gpt-4o                 # exact name, or glob with * and ?
+//	    provider: openai
+//	    rewrite_model: gpt-4o-2024-08-06   # optional
+//	  - model: "claude-*"
+//	    name: claude                  # optional, default model; hooks select by name
+//	    targets:                      # weighted split instead of provider
+//	      - {provider: anthropic, weight: 3}
+//	      - {provider: bedrock, model: anthropic.claude-x, weight: 1}
+//	client_keys:                      # optional; when set every request needs one
+//	  - name: team-a
+//	    key_env: SWITCHYARD_KEY_TEAM_A
+//	    models: ["gpt-4*"]            # optional allow-list
+//	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
+//
+// Decoding is strict: unknown fields and every validation problem are
+// reported together, each with its line.
+package config
 
 import (
 	"bytes"
@@ -6,16 +40,27 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
 
 // DefaultMaxBodyBytes is the request body limit when max_body_bytes is not set.
 const DefaultMaxBodyBytes int64 = 10 << 20
+
+// API is the wire schema a client speaks and a provider expects.
+type API string
+
+const (
+	APIOpenAI    API = "openai"
+	APIAnthropic API = "anthropic"
+)
 
 // DefaultHookTimeout is the per-hook time budget when hooks.timeout is not set.
 const DefaultHookTimeout = 5 * time.Millisecond
@@ -88,6 +133,19 @@ type HooksSection struct {
 	FailurePolicy string   `yaml:"failure_policy"`
 }
 
+// Load reads and decodes the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("decoding config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
 // Decode parses and validates a YAML configuration. Unknown fields, type
 // mismatches and semantic problems are all reported, joined, each with the
 // line it was found on.
@@ -117,7 +175,7 @@ func Decode(data []byte) (*Config, error) {
 			return nil, fmt.Errorf("decoding yaml: %w", err)
 		}
 		for _, msg := range te.Errors {
-			v.errs = append(v.errs, errors.New(strings.ReplaceAll(msg, "routing.", "")))
+			v.errs = append(v.errs, errors.New(strings.ReplaceAll(msg, "config.", "")))
 		}
 		// A partly decoded config would only add misleading errors (a
 		// value that failed to decode looks like a missing one).
@@ -289,6 +347,26 @@ func (v *validator) err() error {
 	return errors.Join(v.errs...)
 }
 
+// Validate checks everything that can be checked without the environment,
+// for a Config built in code rather than decoded.
+func (c *Config) Validate() error {
+	if c == nil {
+		return errors.New("nil config")
+	}
+	v := &validator{root: c.root}
+	c.validate(v)
+	return v.err()
+}
+
+// Problem is an error about the value at the path given by elems (mapping
+// keys as strings, sequence indexes as ints), with its line when the Config
+// was decoded from a document.
+func (c *Config) Problem(msg string, elems ...any) error {
+	v := &validator{root: c.root}
+	v.errf(path(elems), "%s", msg)
+	return v.errs[0]
+}
+
 // validate checks everything that can be checked without the environment.
 func (c *Config) validate(v *validator) {
 	if c.MaxBodyBytes != nil && *c.MaxBodyBytes <= 0 {
@@ -315,7 +393,7 @@ func (c *Config) validate(v *validator) {
 		}
 		// A cluster defaulted from a bad name has been reported already.
 		if pc.Cluster != "" || nameOK {
-			cluster := pc.clusterName()
+			cluster := pc.ClusterName()
 			if !isClusterName(cluster) {
 				v.errf(p.key("cluster"), "%q must match [A-Za-z0-9_.-]+", cluster)
 			} else if j, dup := clusters[cluster]; dup {
@@ -355,7 +433,7 @@ func (c *Config) validate(v *validator) {
 		} else if err := checkPattern(rc.Model); err != nil {
 			v.errf(p.key("model"), "%v", err)
 		}
-		name := rc.routeName()
+		name := rc.RouteName()
 		if rc.Name != "" && hasSpaceOrControl(rc.Name) {
 			v.errf(p.key("name"), "%q must not contain spaces or control characters", rc.Name)
 		} else if j, dup := routeNames[name]; dup && name != "" {
@@ -506,6 +584,33 @@ func (h HooksSection) validate(v *validator) {
 	}
 }
 
+// HooksConfig is the compiled hooks section.
+type HooksConfig struct {
+	Dir      string        // "" when hooks are not configured
+	Files    []string      // explicit order; empty means the engine's default
+	Timeout  time.Duration // per hook call
+	FailOpen bool          // on hook failure continue (true) or reject (false)
+}
+
+// HooksConfig returns the hooks section compiled; c must be valid.
+func (c *Config) HooksConfig() HooksConfig {
+	timeout, _ := c.Hooks.timeout() // validated
+	return HooksConfig{
+		Dir:      c.Hooks.Dir,
+		Files:    slices.Clone(c.Hooks.Files),
+		Timeout:  timeout,
+		FailOpen: c.Hooks.FailurePolicy == "fail_open",
+	}
+}
+
+// BodyLimit is max_body_bytes, or DefaultMaxBodyBytes when it is not set.
+func (c *Config) BodyLimit() int64 {
+	if c.MaxBodyBytes != nil {
+		return *c.MaxBodyBytes
+	}
+	return DefaultMaxBodyBytes
+}
+
 func (h HooksSection) timeout() (time.Duration, error) {
 	if h.Timeout == "" {
 		return DefaultHookTimeout, nil
@@ -520,63 +625,71 @@ func (h HooksSection) timeout() (time.Duration, error) {
 	return d, nil
 }
 
-func (pc ProviderConfig) clusterName() string {
+// ClusterName is the provider's Envoy cluster: cluster, or its name.
+func (pc ProviderConfig) ClusterName() string {
 	if pc.Cluster != "" {
 		return pc.Cluster
 	}
 	return pc.Name
 }
 
-func (rc RouteConfig) routeName() string {
+// RouteName is the route's name: name, or its model pattern.
+func (rc RouteConfig) RouteName() string {
 	if rc.Name != "" {
 		return rc.Name
 	}
 	return rc.Model
 }
 
-// providerURL is the parsed, validated url of a provider.
-type providerURL struct {
-	scheme string
-	host   string
-	port   int
+// URL is the parsed, validated url of a provider.
+type URL struct {
+	Scheme string // "http" or "https"
+	Host   string // host name or IP, without port or brackets
+	Port   int    // explicit, or 443 for https and 80 for http
 }
 
-func parseProviderURL(s string) (providerURL, error) {
+// ParsedURL returns the provider's url parsed; pc must be valid.
+func (pc ProviderConfig) ParsedURL() URL {
+	u, _ := parseProviderURL(pc.URL)
+	return u
+}
+
+func parseProviderURL(s string) (URL, error) {
 	if s == "" {
-		return providerURL{}, errors.New("is required")
+		return URL{}, errors.New("is required")
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return providerURL{}, fmt.Errorf("%q is not a url", s)
+		return URL{}, fmt.Errorf("%q is not a url", s)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return providerURL{}, fmt.Errorf("%q must start with http:// or https://", s)
+		return URL{}, fmt.Errorf("%q must start with http:// or https://", s)
 	case u.Opaque != "" || u.Host == "":
-		return providerURL{}, fmt.Errorf("%q has no host", s)
+		return URL{}, fmt.Errorf("%q has no host", s)
 	case u.User != nil:
-		return providerURL{}, fmt.Errorf("url must not hold user info; use auth")
+		return URL{}, fmt.Errorf("url must not hold user info; use auth")
 	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return providerURL{}, fmt.Errorf("%q must not have a path, query or fragment; use path_prefix", s)
+		return URL{}, fmt.Errorf("%q must not have a path, query or fragment; use path_prefix", s)
 	}
-	out := providerURL{scheme: u.Scheme, host: u.Hostname(), port: 443}
+	out := URL{Scheme: u.Scheme, Host: u.Hostname(), Port: 443}
 	if u.Scheme == "http" {
-		out.port = 80
+		out.Port = 80
 	}
-	if out.host == "" {
-		return providerURL{}, fmt.Errorf("%q has no host", s)
+	if out.Host == "" {
+		return URL{}, fmt.Errorf("%q has no host", s)
 	}
-	if hasSpaceOrControl(out.host) {
-		return providerURL{}, fmt.Errorf("%q has an invalid host", s)
+	if hasSpaceOrControl(out.Host) {
+		return URL{}, fmt.Errorf("%q has an invalid host", s)
 	}
 	if ps := u.Port(); ps != "" {
 		n, err := strconv.Atoi(ps)
 		if err != nil || n < 1 || n > 65535 {
-			return providerURL{}, fmt.Errorf("%q has an invalid port", s)
+			return URL{}, fmt.Errorf("%q has an invalid port", s)
 		}
-		out.port = n
+		out.Port = n
 	} else if strings.HasSuffix(u.Host, ":") {
-		return providerURL{}, fmt.Errorf("%q has an empty port", s)
+		return URL{}, fmt.Errorf("%q has an empty port", s)
 	}
 	return out, nil
 }
@@ -629,4 +742,17 @@ func hasControl(s string) bool {
 
 func hasSpaceOrControl(s string) bool {
 	return hasControl(s) || strings.ContainsRune(s, ' ')
+}
+
+// checkPattern rejects patterns that could never come from a request body.
+func checkPattern(s string) error {
+	switch {
+	case s == "":
+		return errors.New("pattern is empty")
+	case hasSpaceOrControl(s):
+		return errors.New("pattern must not contain spaces or control characters")
+	case !utf8.ValidString(s):
+		return errors.New("pattern is not valid UTF-8")
+	}
+	return nil
 }

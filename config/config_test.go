@@ -1,0 +1,63 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("providers: []\nbogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(bad)
+	want := "decoding config " + bad + ": line 2: bogus: unknown field \"bogus\"\nline 1: providers: at least one provider is required"
+	if err == nil || err.Error() != want {
+		t.Errorf("Load(bad) error = %v\nwant %s", err, want)
+	}
+	missing := filepath.Join(dir, "missing.yaml")
+	if _, err := Load(missing); err == nil || !strings.Contains(err.Error(), missing) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing) error = %v, want fs.ErrNotExist naming the path", err)
+	}
+}
+
+func TestProblemHasLine(t *testing.T) {
+	t.Parallel()
+	cfg, err := Decode([]byte("providers:\n  - {name: p, url: 'http://p', schema: openai}\nclient_keys:\n  - name: a\n    key_env: A\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Problem("not set", "client_keys", 0, "key_env").Error()
+	if want := "line 5: client_keys[0].key_env: not set"; got != want {
+		t.Errorf("Problem = %q, want %q", got, want)
+	}
+	built := &Config{}
+	if got, want := built.Problem("bad", "providers", 1).Error(), "providers[1]: bad"; got != want {
+		t.Errorf("Problem without a document = %q, want %q", got, want)
+	}
+}
+
+func TestKeyProblemsNeverHoldTheKey(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-SECRET\x01tail"
+	env := Env{
+		Getenv:   func(string) (string, bool) { return secret, true },
+		ReadFile: func(string) ([]byte, error) { return []byte(secret), nil },
+	}
+	for _, tc := range []struct{ env, file string }{{"K", ""}, {"", "/k"}} {
+		key, problem := env.Key(tc.env, tc.file)
+		if key != "" || problem == "" || strings.Contains(problem, "SECRET") {
+			t.Errorf("Key(%q, %q) = %q, %q; want no key and a problem without it", tc.env, tc.file, key, problem)
+		}
+	}
+	ok := Env{Getenv: func(string) (string, bool) { return "  k1 \n", true }}
+	if key, problem := ok.Key("K", ""); key != "k1" || problem != "" {
+		t.Errorf("Key = %q, %q; want the trimmed key", key, problem)
+	}
+}
