@@ -12,13 +12,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"switchyard/watch"
+	"switchyard/reload"
 )
 
 // Options configure a Manager.
@@ -81,14 +79,7 @@ type Manager struct {
 	opts    Options
 	cfg     setConfig
 	metrics *metrics
-	current atomic.Pointer[Set]
-
-	mu      sync.Mutex // serializes reloads
-	version uint64
-	digest  [sha256.Size]byte
-
-	closeCtx context.Context
-	close    context.CancelFunc
+	sets    *reload.Holder[Set]
 }
 
 // NewManager loads the scripts in opts.Dir. A failure here is fatal for the
@@ -103,14 +94,14 @@ func NewManager(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m.cfg.metrics = m.metrics
-	m.closeCtx, m.close = context.WithCancel(context.Background())
-	m.current.Store(emptySet)
-	if opts.Dir == "" {
-		m.metrics.lastReloadOK.Set(1)
-		return m, nil
-	}
-	if err := m.Reload(); err != nil {
-		m.close()
+	m.sets, err = reload.New(reload.Options[Set]{
+		Name:   "hooks",
+		Load:   m.load,
+		Logger: cfg.logger,
+		LastOK: m.metrics.lastReloadOK,
+		Failed: m.metrics.reloadFailures,
+	})
+	if err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -118,42 +109,44 @@ func NewManager(opts Options) (*Manager, error) {
 
 // Current returns the set that serves new requests. A request calls it once
 // and keeps the Set for its whole life, on_response included.
-func (m *Manager) Current() *Set { return m.current.Load() }
+func (m *Manager) Current() *Set { return m.sets.Current() }
 
 // Reload reads, compiles and validates the scripts and, if all are good,
 // swaps them in as a new version. Otherwise the old set keeps serving and the
 // error says why. Safe to call from several goroutines and during Watch.
-func (m *Manager) Reload() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+func (m *Manager) Reload() error { return m.sets.Reload() }
+
+// load builds the next version from the directory, or reports that the
+// scripts are the ones running.
+func (m *Manager) load(current *Set) (*Set, error) {
 	if m.opts.Dir == "" {
-		return nil
+		if current != nil {
+			return nil, reload.ErrUnchanged
+		}
+		return emptySet, nil
 	}
 	sources, err := ReadDir(m.opts.Dir, m.opts.Files)
-	if err == nil {
-		digest := digestOf(sources)
-		if m.version > 0 && digest == m.digest {
-			m.metrics.lastReloadOK.Set(1)
-			m.cfg.logger.Debug("hooks unchanged", "dir", m.opts.Dir, "hooks_version", m.version)
-			return nil
-		}
-		var set *Set
-		if set, err = buildSet(m.cfg, m.version+1, sources); err == nil {
-			m.version++
-			m.digest = digest
-			m.current.Store(set)
-			m.metrics.version.Set(float64(m.version))
-			m.metrics.lastReloadOK.Set(1)
-			m.cfg.logger.Info("hooks loaded", "dir", m.opts.Dir, "hooks_version", m.version,
-				"scripts", set.Scripts(), "on_response", set.HasOnResponse())
-			return nil
-		}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", m.opts.Dir, err)
 	}
-	m.metrics.reloadFailures.Inc()
-	m.metrics.lastReloadOK.Set(0)
-	m.cfg.logger.Error("hooks reload refused; the previous set keeps serving",
-		"dir", m.opts.Dir, "hooks_version", m.version, "error", err)
-	return fmt.Errorf("reloading hooks from %s: %w", m.opts.Dir, err)
+	digest := digestOf(sources)
+	var version uint64
+	if current != nil {
+		if digest == current.digest {
+			m.cfg.logger.Debug("hooks unchanged", "dir", m.opts.Dir, "hooks_version", current.version)
+			return nil, reload.ErrUnchanged
+		}
+		version = current.version
+	}
+	set, err := buildSet(m.cfg, version+1, sources)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s as version %d: %w", m.opts.Dir, version+1, err)
+	}
+	set.digest = digest
+	m.metrics.version.Set(float64(set.version))
+	m.cfg.logger.Info("hooks loaded", "dir", m.opts.Dir, "hooks_version", set.version,
+		"scripts", set.Scripts(), "on_response", set.HasOnResponse())
+	return set, nil
 }
 
 // Watch reloads whenever the hooks directory changes, until ctx ends or the
@@ -163,30 +156,15 @@ func (m *Manager) Watch(ctx context.Context) error {
 	if m.opts.Dir == "" {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(m.closeCtx, cancel)
-	defer stop()
 	debounce := m.opts.Debounce
 	if debounce <= 0 {
 		debounce = 100 * time.Millisecond
 	}
-	w, err := watch.New(m.opts.Dir, debounce, func() {
-		_ = m.Reload() // logged and counted by Reload
-	})
-	if err != nil {
-		return fmt.Errorf("watching hooks: %w", err)
-	}
-	// Pick up changes made between the last load and the start of the watch.
-	_ = m.Reload()
-	return w.Run(ctx)
+	return m.sets.WatchDir(ctx, m.opts.Dir, debounce)
 }
 
 // Close stops Watch. Sets already handed out keep working.
-func (m *Manager) Close() error {
-	m.close()
-	return nil
-}
+func (m *Manager) Close() error { return m.sets.Close() }
 
 // ReadDir reads the scripts of a hooks directory: the listed files in that
 // order, or every *.lua file not starting with "." in name order. When dir is

@@ -3,6 +3,7 @@ package luahooks
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,6 +84,7 @@ type setConfig struct {
 // pool of LStates. A request uses one Set for its whole life.
 type Set struct {
 	version uint64
+	digest  [sha256.Size]byte // of the sources, to skip reloads that change nothing
 	cfg     setConfig
 	scripts []*script
 	hasReq  bool

@@ -85,42 +85,73 @@ func TestEnvoyConfigCommand(t *testing.T) {
 	}
 }
 
-// TestConfigReloadKeepsOldOnFailure: a broken file keeps the running
-// snapshot and flips the gauge; a good one swaps in and restores it.
-func TestConfigReloadKeepsOldOnFailure(t *testing.T) {
+// TestConfigReload: a broken file keeps the running snapshot and flips the
+// gauge; a good one swaps in and restores it; a change that needs a restart
+// is refused and named.
+func TestConfigReload(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, []byte(minimalConfig), 0o600)
 	reg := prometheus.NewRegistry()
-	var logs bytes.Buffer
+	var logs syncBuffer
 	h, err := newConfigHolder(path, slog.New(slog.NewJSONHandler(&logs, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := h.Current()
+	gauge := func(name string) float64 {
+		t.Helper()
+		v, err := testutil.GatherAndCount(reg, name)
+		if err != nil || v != 1 {
+			t.Fatalf("%s: %d series, %v", name, v, err)
+		}
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
 
 	os.WriteFile(path, []byte("providers: [\n"), 0o600)
-	h.reload()
-	if h.Current() != first {
+	if h.Reload() == nil || h.Current() != first {
 		t.Error("a failed reload replaced the running config")
 	}
-	if got := testutil.ToFloat64(h.lastOK); got != 0 {
+	if got := gauge("switchyard_config_last_reload_successful"); got != 0 {
 		t.Errorf("last_reload_successful = %v after a failure, want 0", got)
 	}
-	if !strings.Contains(logs.String(), "config reload failed") {
+	if !strings.Contains(logs.String(), "config reload refused") {
 		t.Errorf("failure not logged: %s", logs.String())
 	}
 
 	os.WriteFile(path, []byte(minimalConfig+"  - model: extra\n    provider: mock\n"), 0o600)
-	h.reload()
-	if h.Current() == first {
-		t.Error("a good reload did not swap the config")
+	if err := h.Reload(); err != nil || h.Current() == first {
+		t.Errorf("a good reload did not swap the config: %v", err)
 	}
-	if got := testutil.ToFloat64(h.lastOK); got != 1 {
+	if got := gauge("switchyard_config_last_reload_successful"); got != 1 {
 		t.Errorf("last_reload_successful = %v after a good reload, want 1", got)
 	}
-	if got := testutil.ToFloat64(h.reloads.WithLabelValues("failure")); got != 1 {
-		t.Errorf("failure reloads = %v", got)
+	good := h.Current()
+
+	os.WriteFile(path, []byte("max_body_bytes: 5\n"+minimalConfig), 0o600)
+	err = h.Reload()
+	if err == nil || !strings.Contains(err.Error(), "max_body_bytes") || h.Current() != good {
+		t.Errorf("a body-limit change reloaded live (err %v)", err)
+	}
+	if got := gauge("switchyard_config_restart_required"); got != 1 {
+		t.Errorf("restart_required = %v after a restart-only change, want 1", got)
+	}
+	if got := gauge("switchyard_config_last_reload_successful"); got != 0 {
+		t.Errorf("last_reload_successful = %v after a refused reload, want 0", got)
+	}
+	if !strings.Contains(logs.String(), "max_body_bytes changed") {
+		t.Errorf("the field that needs a restart is not logged: %s", logs.String())
+	}
+
+	os.WriteFile(path, []byte(minimalConfig), 0o600)
+	if err := h.Reload(); err != nil || gauge("switchyard_config_restart_required") != 0 {
+		t.Errorf("reverting the change: err %v, restart_required %v", err, gauge("switchyard_config_restart_required"))
 	}
 }
 

@@ -32,7 +32,6 @@ import (
 	"switchyard/config"
 	"switchyard/luahooks"
 	"switchyard/processor"
-	"switchyard/routing"
 )
 
 type serveFlags struct {
@@ -128,11 +127,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-
-	runWatch, err := cfg.startWatch()
-	if err != nil {
-		return err
-	}
+	defer cfg.Close()
 
 	hooks, err := newHooks(f.config, cfg.Current().Hooks(), log, reg)
 	if err != nil {
@@ -191,7 +186,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go runWatch(watchCtx)
+	go func() {
+		if err := cfg.WatchFile(watchCtx, f.config, configDebounce); err != nil && watchCtx.Err() == nil {
+			log.Error("config watch stopped; reload with SIGHUP", "err", err)
+		}
+	}()
 	go func() {
 		if err := hooks.Watch(watchCtx); err != nil && watchCtx.Err() == nil {
 			log.Error("hooks watch stopped; reload with SIGHUP", "err", err)
@@ -206,7 +205,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			case <-watchCtx.Done():
 				return
 			case <-hup:
-				cfg.reload()
+				_ = cfg.Reload()   // logged and counted by the holder
 				_ = hooks.Reload() // logged and counted by the manager
 			}
 		}
@@ -297,65 +296,6 @@ func shutdownAdmin(s *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = s.Shutdown(ctx)
-}
-
-// configHolder owns the live routing snapshot and its reloads.
-type configHolder struct {
-	path    string
-	log     *slog.Logger
-	current atomic.Pointer[routing.Router]
-	lastOK  prometheus.Gauge
-	reloads *prometheus.CounterVec
-}
-
-func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer) (*configHolder, error) {
-	r, err := routing.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	h := &configHolder{
-		path: path,
-		log:  log,
-		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "switchyard_config_last_reload_successful",
-			Help: "1 if the last load of the gateway config succeeded, 0 if the running config is older than the file.",
-		}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_config_reloads_total",
-			Help: "Gateway config reload attempts by result (success or failure).",
-		}, []string{"result"}),
-	}
-	reg.MustRegister(h.lastOK, h.reloads)
-	h.current.Store(r)
-	h.lastOK.Set(1)
-	h.warnCredentials(r)
-	return h, nil
-}
-
-// warnCredentials logs each provider that will answer 503 for lack of a key.
-func (h *configHolder) warnCredentials(r *routing.Router) {
-	for _, p := range r.CredentialProblems() {
-		h.log.Warn("provider unavailable until its key is set", "reason", p)
-	}
-}
-
-// Current returns the routing snapshot new requests start with.
-func (h *configHolder) Current() *routing.Router { return h.current.Load() }
-
-// reload builds a new snapshot and swaps it in, or keeps the old one.
-func (h *configHolder) reload() {
-	r, err := routing.Load(h.path)
-	if err != nil {
-		h.lastOK.Set(0)
-		h.reloads.WithLabelValues("failure").Inc()
-		h.log.Error("config reload failed, keeping the running config", "path", h.path, "err", err)
-		return
-	}
-	h.current.Store(r)
-	h.lastOK.Set(1)
-	h.reloads.WithLabelValues("success").Inc()
-	h.log.Info("config reloaded", "path", h.path)
-	h.warnCredentials(r)
 }
 
 // newHooks loads the Lua hooks the config names. A relative hooks directory

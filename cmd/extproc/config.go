@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/config"
+	"switchyard/reload"
+	"switchyard/routing"
+)
+
+// configDebounce lets a burst of file events (write, chmod, rename) settle
+// into one reload.
+const configDebounce = 100 * time.Millisecond
+
+// configMetrics are the gauges and counters of config reloads.
+type configMetrics struct {
+	lastOK          prometheus.Gauge
+	restartRequired prometheus.Gauge
+	reloads         *prometheus.CounterVec
+}
+
+func newConfigMetrics(reg prometheus.Registerer) configMetrics {
+	m := configMetrics{
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_config_last_reload_successful",
+			Help: "1 if the last load of the gateway config succeeded, 0 if the running config is older than the file.",
+		}),
+		restartRequired: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_config_restart_required",
+			Help: "1 if the config file changes fields that apply only after a restart (the reload was refused), else 0.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_config_reloads_total",
+			Help: "Gateway config reload attempts by result (success or failure).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.lastOK, m.restartRequired, m.reloads)
+	return m
+}
+
+// newConfigHolder loads the config at path and keeps the routing snapshot
+// new requests start with. A reload that changes a field needing a restart
+// is refused as a whole: the running config keeps serving and the log and
+// switchyard_config_restart_required say which field.
+func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer) (*reload.Holder[routing.Router], error) {
+	m := newConfigMetrics(reg)
+	load := func(current *routing.Router) (*routing.Router, error) {
+		r, err := routing.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		if current != nil {
+			fields := config.RestartNeeded(current.Config(), r.Config())
+			if len(fields) > 0 {
+				m.restartRequired.Set(1)
+				return nil, fmt.Errorf("%s changed in %s: these apply only after a restart", strings.Join(fields, ", "), path)
+			}
+			log.Info("config reloaded", "path", path)
+		}
+		m.restartRequired.Set(0)
+		for _, p := range r.CredentialProblems() {
+			log.Warn("provider unavailable until its key is set", "reason", p)
+		}
+		return r, nil
+	}
+	return reload.New(reload.Options[routing.Router]{
+		Name:      "config",
+		Load:      load,
+		Logger:    log,
+		LastOK:    m.lastOK,
+		Succeeded: m.reloads.WithLabelValues("success"),
+		Failed:    m.reloads.WithLabelValues("failure"),
+	})
+}

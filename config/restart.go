@@ -1,0 +1,39 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+)
+
+// RestartNeeded lists the fields of next that differ from running and take
+// effect only when the gateway restarts: the body limit (it sizes extproc's
+// gRPC messages and Envoy's buffers), the hooks section (it decides whether
+// Envoy sends response headers, and builds the hook engine), and a provider's
+// url or cluster, or a new provider (Envoy's clusters are rendered at start).
+// Everything else — routes, client keys, auth, schema and path prefixes,
+// removing a provider — applies on reload.
+func RestartNeeded(running, next *Config) []string {
+	var fields []string
+	if running.BodyLimit() != next.BodyLimit() {
+		fields = append(fields, "max_body_bytes")
+	}
+	if !hooksEqual(running.Hooks, next.Hooks) {
+		fields = append(fields, "hooks")
+	}
+	for i, np := range next.Providers {
+		j := slices.IndexFunc(running.Providers, func(rp ProviderConfig) bool { return rp.Name == np.Name })
+		switch {
+		case j < 0:
+			fields = append(fields, fmt.Sprintf("providers[%d] (new provider %q)", i, np.Name))
+		case running.Providers[j].URL != np.URL:
+			fields = append(fields, fmt.Sprintf("providers[%d].url", i))
+		case running.Providers[j].ClusterName() != np.ClusterName():
+			fields = append(fields, fmt.Sprintf("providers[%d].cluster", i))
+		}
+	}
+	return fields
+}
+
+func hooksEqual(a, b HooksSection) bool {
+	return a.Dir == b.Dir && slices.Equal(a.Files, b.Files) && a.Timeout == b.Timeout && a.FailurePolicy == b.FailurePolicy
+}
