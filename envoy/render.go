@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -27,8 +29,15 @@ const (
 	BodyModeBuffered   = "BUFFERED"
 )
 
-// ClusterHeader is the request header the route takes its cluster from.
-const ClusterHeader = "x-switchyard-cluster"
+// DefaultIdleTimeout closes client connections, client streams and
+// upstream streams that stay silent this long. It must outlast the longest
+// silence a model may keep before or between tokens.
+const DefaultIdleTimeout = 300 * time.Second
+
+// DefaultMaxStreams is how many ext_proc streams (one per request in
+// flight) Envoy opens on one connection to extproc; extproc's -max-streams
+// defaults to the same number.
+const DefaultMaxStreams = 10000
 
 //go:embed envoy.yaml.tmpl
 var templateText string
@@ -64,7 +73,7 @@ type Options struct {
 	// CAFile holds the CAs trusted for https providers.
 	CAFile string
 	// StreamIdleTimeout closes a client stream with no activity in either
-	// direction for this long (default 300s). In full-duplex mode Envoy
+	// direction for this long (default DefaultIdleTimeout). In full-duplex mode Envoy
 	// applies no message timeout to extproc, so this is also how long a
 	// frozen extproc can hold a request; it must stay above the longest
 	// silence a model may keep before or between tokens.
@@ -101,15 +110,19 @@ type templateData struct {
 	ClusterHeader                         string
 	UpstreamIdleTimeout                   string
 	StreamIdleTimeout                     string
+	ConnIdleTimeout                       string
+	ExtProcMaxStreams                     int
 	CAFile                                string
 	Clusters                              []clusterData
 	LocalReplies                          []localReply
 	ForwardedHeaders                      []string
 }
 
-// forwardedHeaders are the request headers the processor reads when no
-// hooks run (hooks see every header).
-var forwardedHeaders = []string{":path", ":method", "authorization", "x-api-key", "api-key", "x-request-id", "content-length", "content-encoding"}
+// ForwardedHeaders are the request headers Envoy sends extproc when no hooks
+// run (hooks see every header): the ones the processor reads. A processor
+// test drives it with these alone.
+var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.ClientKeyHeaders,
+	[]string{"x-request-id", "content-length", "content-encoding"})
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
 // It matches either Envoy's response flags (upstream failures, whatever the
@@ -181,21 +194,19 @@ func (o Options) data() (templateData, error) {
 		FailOpen:        o.FailOpen,
 		ResponseHeaders: o.ResponseHeaders,
 		BodyMode:        or(o.BodyMode, BodyModeFullDuplex),
-		ClusterHeader:   ClusterHeader,
+		ClusterHeader:   routing.ClusterHeader,
 		CAFile:          or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
 	}
-	idle := o.UpstreamIdleTimeout
-	if idle <= 0 {
-		idle = 300 * time.Second
-	}
-	d.UpstreamIdleTimeout = durationString(idle)
-	d.StreamIdleTimeout = durationString(orDuration(o.StreamIdleTimeout, 300*time.Second))
+	d.UpstreamIdleTimeout = durationString(orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout))
+	d.StreamIdleTimeout = durationString(orDuration(o.StreamIdleTimeout, DefaultIdleTimeout))
+	d.ConnIdleTimeout = durationString(DefaultIdleTimeout)
+	d.ExtProcMaxStreams = DefaultMaxStreams
 	maxBody := o.MaxBodyBytes
 	if maxBody <= 0 {
-		maxBody = 10 << 20
+		maxBody = config.DefaultMaxBodyBytes
 	}
 	d.LocalReplies = localReplies(maxBody)
-	d.ForwardedHeaders = forwardedHeaders
+	d.ForwardedHeaders = ForwardedHeaders
 	switch d.BodyMode {
 	case BodyModeFullDuplex:
 		// Full duplex hands the body to extproc chunk by chunk; the trailers

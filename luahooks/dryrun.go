@@ -1,13 +1,10 @@
 package luahooks
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-
-	"github.com/tidwall/gjson"
 )
 
 // Check compiles and validates the scripts of dir exactly as a reload
@@ -29,30 +26,6 @@ func Check(dir string, files []string) ([]string, error) {
 	return s.Scripts(), nil
 }
 
-// NewRequest builds the Request the gateway would hand to hooks for a POST
-// to path with these headers (any case) and JSON body: the API follows from
-// the path and the model from the body.
-func NewRequest(path string, headers map[string]string, body []byte, keyName string) *Request {
-	h := make(map[string]string, len(headers))
-	for k, v := range headers {
-		h[strings.ToLower(k)] = v
-	}
-	api := "openai"
-	if strings.HasSuffix(path, "/messages") {
-		api = "anthropic"
-	}
-	return &Request{
-		API:       api,
-		Method:    "POST",
-		Path:      path,
-		Headers:   h,
-		Body:      body,
-		Model:     gjson.GetBytes(body, "model").String(),
-		KeyName:   keyName,
-		RequestID: "dry-run",
-	}
-}
-
 // Report is what a dry run of on_request hooks did to one request.
 type Report struct {
 	Scripts []string
@@ -62,21 +35,15 @@ type Report struct {
 	Err error
 }
 
-// DryRun validates sources like a reload and then runs their on_request
-// hooks on req, fail_closed unless opts.FailOpen. The error is for scripts
-// that do not validate; a hook failing on req is in Report.Err.
-func DryRun(ctx context.Context, sources []Source, req *Request, opts Options) (Report, error) {
+// NewSet validates sources exactly as a reload would and returns them as a
+// Set, for a dry run. It registers no metrics.
+func NewSet(sources []Source, opts Options) (*Set, error) {
 	opts.Registerer = nil
 	cfg, err := opts.config()
 	if err != nil {
-		return Report{}, err
+		return nil, err
 	}
-	s, err := buildSet(cfg, 0, sources)
-	if err != nil {
-		return Report{}, err
-	}
-	res, err := s.OnRequest(ctx, req)
-	return Report{Scripts: s.Scripts(), Result: res, Err: err}, nil
+	return buildSet(cfg, 0, sources)
 }
 
 // WriteText prints the report for people: each change by script, then the

@@ -12,16 +12,19 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tidwall/gjson"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 // goldenCase is one testdata/golden/*.json file: example scripts (from
 // hooks/examples) and a request; the .golden file next to it holds the
-// dry-run report.
+// dry-run report. (`extproc hooks test` runs the same scripts through the
+// gateway's own plan; these cases test the hook engine alone.)
 type goldenCase struct {
 	Scripts   []string          `json:"scripts"`
 	Path      string            `json:"path"`
+	API       string            `json:"api"` // default openai
 	Headers   map[string]string `json:"headers"`
 	KeyName   string            `json:"key_name"`
 	Providers []string          `json:"providers"`
@@ -53,19 +56,28 @@ func TestGoldenExamples(t *testing.T) {
 			if gc.Path == "" {
 				gc.Path = "/v1/chat/completions"
 			}
+			if gc.API == "" {
+				gc.API = "openai"
+			}
 			sources, err := ReadDir(filepath.Join("..", "hooks", "examples"), gc.Scripts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := NewRequest(gc.Path, gc.Headers, gc.Body, gc.KeyName)
-			req.IsProvider = func(n string) bool { return slices.Contains(gc.Providers, n) }
-			req.IsRoute = func(n string) bool { return slices.Contains(gc.Routes, n) }
+			req := &Request{
+				API: gc.API, Method: "POST", Path: gc.Path, Headers: lowerKeys(gc.Headers), Body: gc.Body,
+				Model: gjson.GetBytes(gc.Body, "model").String(), KeyName: gc.KeyName, RequestID: "dry-run",
+				IsProvider: func(n string) bool { return slices.Contains(gc.Providers, n) },
+				IsRoute:    func(n string) bool { return slices.Contains(gc.Routes, n) },
+			}
 			var out bytes.Buffer
-			report, err := DryRun(context.Background(), sources, req, Options{Timeout: 1e9})
+			set, err := NewSet(sources, Options{Timeout: 1e9})
 			if err != nil {
 				out.WriteString("invalid: " + err.Error() + "\n")
-			} else if err := report.WriteText(&out); err != nil {
-				t.Fatal(err)
+			} else {
+				res, err := set.OnRequest(context.Background(), req)
+				if err := (Report{Scripts: set.Scripts(), Result: res, Err: err}).WriteText(&out); err != nil {
+					t.Fatal(err)
+				}
 			}
 			golden := strings.TrimSuffix(file, ".json") + ".golden"
 			if *update {
@@ -95,4 +107,12 @@ func TestGoldenExamples(t *testing.T) {
 			t.Errorf("example %s has no golden case", filepath.Base(e))
 		}
 	}
+}
+
+func lowerKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
 }

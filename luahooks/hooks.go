@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"switchyard/routing"
 )
 
 // ErrHookFailed is wrapped by every error a hook failure produces under the
@@ -123,22 +125,22 @@ func (e *HookError) Unwrap() error { return ErrHookFailed }
 // protectedHeaders are the headers hooks may neither set nor remove: the
 // routing header Envoy picks the cluster from, credentials, and headers Envoy
 // owns.
-var protectedHeaders = map[string]bool{
-	"x-switchyard-cluster": true,
-	"authorization":        true,
-	"x-api-key":            true,
-	"api-key":              true,
-	"host":                 true,
-	"content-length":       true,
-	"transfer-encoding":    true,
-}
+var protectedHeaders = func() map[string]bool {
+	m := map[string]bool{routing.ClusterHeader: true, "host": true, "content-length": true, "transfer-encoding": true}
+	for _, h := range routing.ClientKeyHeaders {
+		m[h] = true
+	}
+	return m
+}()
 
 // credentialHeaders are hidden from scripts: req:header returns nil for them.
-var credentialHeaders = map[string]bool{
-	"authorization": true,
-	"x-api-key":     true,
-	"api-key":       true,
-}
+var credentialHeaders = func() map[string]bool {
+	m := map[string]bool{}
+	for _, h := range routing.ClientKeyHeaders {
+		m[h] = true
+	}
+	return m
+}()
 
 // Protected reports whether hooks are forbidden to set or remove the header
 // (name must be lower-case).

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/internal/buckets"
 )
 
 // metrics are every Prometheus metric of the package.
@@ -36,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_hook_duration_seconds",
 			Help:    "Time spent in one hook call, by script file and hook (on_request, on_response).",
-			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2},
+			Buckets: buckets.Work,
 		}, []string{"script", "hook"}),
 	}
 	if reg == nil {

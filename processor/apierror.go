@@ -3,6 +3,7 @@ package processor
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"switchyard/config"
 	"switchyard/routing"
@@ -14,6 +15,12 @@ type apiError struct {
 	kind    routing.Kind
 	code    string // OpenAI-style machine code, e.g. "model_not_found"
 	message string
+	cause   error // what went wrong inside, for logs and the dry run; never sent
+}
+
+// Error describes the answer the client gets, for the dry run.
+func (e *apiError) Error() string {
+	return strconv.Itoa(e.status) + " " + string(e.kind) + ": " + e.message
 }
 
 func newAPIError(kind routing.Kind, code, message string) *apiError {

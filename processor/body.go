@@ -2,6 +2,7 @@ package processor
 
 import (
 	"encoding/json"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -29,7 +30,7 @@ func extractModel(body []byte) (string, *apiError) {
 		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
 	}
 	if nestedDeeperThan(body, maxNesting) {
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than 256 levels")
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than "+strconv.Itoa(maxNesting)+" levels")
 	}
 	if !gjson.ValidBytes(body) {
 		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid JSON")
@@ -62,7 +63,7 @@ func extractModel(body []byte) (string, *apiError) {
 	case model.Str == "":
 		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must not be empty`)
 	case len(model.Str) > maxModelLen:
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than 256 bytes`)
+		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than `+strconv.Itoa(maxModelLen)+` bytes`)
 	}
 	return model.Str, nil
 }

@@ -182,7 +182,7 @@ func FuzzHeaders(f *testing.F) {
 			}
 			hm := got[0].GetRequestHeaders().GetResponse().GetHeaderMutation()
 			if !got[0].GetRequestHeaders().GetResponse().GetClearRouteCache() || len(hm.GetSetHeaders()) == 0 ||
-				hm.GetSetHeaders()[0].GetHeader().GetKey() != ClusterHeader {
+				hm.GetSetHeaders()[0].GetHeader().GetKey() != routing.ClusterHeader {
 				t.Fatalf("headers %q: headers answer %v lacks the routing header or the route cache clear", kv, got[0])
 			}
 			if sb := got[1].GetRequestBody().GetResponse().GetBodyMutation().GetStreamedResponse(); string(sb.GetBody()) != body || !sb.GetEndOfStream() {

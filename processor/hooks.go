@@ -13,27 +13,35 @@ import (
 )
 
 // runRequestHooks runs the on_request hooks of the request's hook version.
-// A hook's rejection or failure becomes the client's error.
-func (x *exchange) runRequestHooks(ctx context.Context, model string) (luahooks.Result, *apiError) {
-	res, err := x.hooks.OnRequest(ctx, &luahooks.Request{
-		API:        string(x.ep.api),
-		Method:     x.method,
-		Path:       x.path,
-		Headers:    x.headers,
-		Body:       x.body,
-		Model:      model,
-		KeyName:    x.principal.Name,
-		RequestID:  x.requestID,
-		IsProvider: x.router.HasProvider,
-		IsRoute:    x.router.HasRoute,
-	})
+// A hook's rejection or failure becomes the client's error; a failure keeps
+// the hook's own error, with file and line, as the cause. Without a
+// router (a dry run with no config) any provider or route name is accepted.
+func runRequestHooks(ctx context.Context, hooks *luahooks.Set, router *routing.Router, req *Request, model string) (luahooks.Result, *apiError) {
+	hreq := &luahooks.Request{
+		API:       string(req.API),
+		Method:    req.Method,
+		Path:      req.Path,
+		Headers:   req.Headers,
+		Body:      req.Body,
+		Model:     model,
+		KeyName:   req.Principal.Name,
+		RequestID: req.RequestID,
+	}
+	if router != nil {
+		hreq.IsProvider, hreq.IsRoute = router.HasProvider, router.HasRoute
+	}
+	res, err := hooks.OnRequest(ctx, hreq)
 	if err != nil {
 		if errors.Is(err, luahooks.ErrHookFailed) {
 			// The hook's name and line are in the log; the client learns only
 			// that the gateway failed.
-			return res, newAPIError(routing.KindAPI, "hook_failed", "the gateway could not process the request (request hook failed)")
+			e := newAPIError(routing.KindAPI, "hook_failed", "the gateway could not process the request (request hook failed)")
+			e.cause = err
+			return res, e
 		}
-		return res, newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+		e := newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+		e.cause = err
+		return res, e
 	}
 	if r := res.Reject; r != nil {
 		return res, rejection(r)
@@ -76,7 +84,7 @@ func (x *exchange) onResponseHeaders(ctx context.Context, h *extprocv3.HttpHeade
 	if x.hooks == nil || !x.hooks.HasOnResponse() {
 		return out
 	}
-	res := &luahooks.Response{Headers: make(map[string]string, len(h.GetHeaders().GetHeaders())), RequestID: x.requestID, Tags: x.tags}
+	res := &luahooks.Response{Headers: make(map[string]string, len(h.GetHeaders().GetHeaders())), RequestID: x.req.RequestID, Tags: x.tags}
 	for _, hv := range h.GetHeaders().GetHeaders() {
 		if hv.Key == ":status" {
 			res.Status, _ = strconv.Atoi(headerValue(hv))

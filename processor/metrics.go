@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/internal/buckets"
 )
 
 // Tag series are bounded: past these counts new keys or values are counted
@@ -38,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		decision: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchyard_decision_duration_seconds",
 			Help:    "Time from the complete request body to the routing answer sent to Envoy, hooks included.",
-			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2},
+			Buckets: buckets.Work,
 		}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchyard_extproc_active_streams",

@@ -1,17 +1,20 @@
 // Package processor is the Envoy external-processing (ext_proc) side of the
 // gateway. For each HTTP request Envoy opens a gRPC stream and sends the
-// request's phases (headers, body, ...); the processor reads the model from
-// the JSON body, asks routing for a decision and answers with mutations: the
-// routing header plus a route-cache clear, the provider credential, a model
-// rewrite in the body and a path prefix. Errors are answered directly with an
-// immediate response in the called API's JSON error shape.
+// request's phases (headers, body, ...). The processor works in two steps:
+// plan (plan.go) turns the request into a Plan, plain data — the body checks,
+// the hooks, the routing decision, and for each upstream attempt the headers
+// to set and remove, the path and the body; encode (encode.go) turns the
+// Plan into Envoy's mutations: the routing header plus a route-cache clear,
+// the provider credential, the rewritten body and path. Errors are answered
+// directly with an immediate response in the called API's JSON error shape.
 //
 // The processor adapts to the body mode Envoy announces in the stream's
 // protocol configuration: BUFFERED (headers answered at once, the decision
 // rides on the body answer) or FULL_DUPLEX_STREAMED (headers and body arrive
 // without waiting, and one answer carries the decision).
 //
-// This is the only package that imports the Envoy protos.
+// This is the only package that imports the Envoy protos, and only the
+// stream handling and encode.go use them.
 package processor
 
 import (
@@ -20,30 +23,18 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"switchyard/config"
 	"switchyard/luahooks"
 	"switchyard/routing"
 )
-
-// ClusterHeader carries the routing decision to Envoy's route
-// (cluster_header). Envoy strips any client-sent copy before ext_proc runs.
-const ClusterHeader = "x-switchyard-cluster"
-
-// clientCredentialHeaders are the headers a client authenticates with. They
-// are always removed before the request goes upstream.
-var clientCredentialHeaders = []string{"authorization", "x-api-key", "api-key"}
 
 // Options configure a Server.
 type Options struct {
@@ -127,15 +118,8 @@ type exchange struct {
 
 	router    *routing.Router
 	hooks     *luahooks.Set // nil when no hook runs
-	headers   map[string]string
-	method    string
+	req       Request
 	tags      map[string]string
-	ep        *endpoint
-	api       config.API
-	principal routing.Principal
-	path      string
-	requestID string
-	body      []byte
 	decided   bool
 	bodyStart time.Time
 }
@@ -164,114 +148,6 @@ func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest)
 	return nil
 }
 
-func headerValue(h *corev3.HeaderValue) string {
-	if len(h.RawValue) > 0 {
-		return string(h.RawValue)
-	}
-	return h.Value
-}
-
-// presentedKey returns the key a client presented: an Authorization bearer
-// token, or the x-api-key / api-key header used by Anthropic and Azure clients.
-func presentedKey(authorization, xAPIKey, apiKey string) string {
-	if authorization != "" {
-		const prefix = "bearer "
-		if len(authorization) > len(prefix) && strings.EqualFold(authorization[:len(prefix)], prefix) {
-			return strings.TrimSpace(authorization[len(prefix):])
-		}
-		return strings.TrimSpace(authorization)
-	}
-	if xAPIKey != "" {
-		return xAPIKey
-	}
-	return apiKey
-}
-
-func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	x.router = x.srv.opts.Router()
-	if x.srv.opts.Hooks != nil {
-		if set := x.srv.opts.Hooks(); set != nil && (set.HasOnRequest() || set.HasOnResponse()) {
-			x.hooks = set
-		}
-	}
-	if x.hooks != nil && x.hooks.HasOnRequest() {
-		x.headers = make(map[string]string, len(h.GetHeaders().GetHeaders()))
-	}
-	var authorization, xAPIKey, apiKey, contentLength, contentEncoding string
-	for _, hv := range h.GetHeaders().GetHeaders() {
-		if x.headers != nil && !strings.HasPrefix(hv.Key, ":") {
-			x.headers[hv.Key] = headerValue(hv)
-		}
-		switch hv.Key {
-		case ":path":
-			x.path = headerValue(hv)
-		case ":method":
-			x.method = headerValue(hv)
-		case "authorization":
-			authorization = headerValue(hv)
-		case "x-api-key":
-			xAPIKey = headerValue(hv)
-		case "api-key":
-			apiKey = headerValue(hv)
-		case "x-request-id":
-			x.requestID = headerValue(hv)
-		case "content-length":
-			contentLength = headerValue(hv)
-		case "content-encoding":
-			contentEncoding = headerValue(hv)
-		}
-	}
-
-	x.ep, x.api = lookupEndpoint(x.path)
-	if x.overloaded {
-		return x.fail(newAPIError(routing.KindRateLimit, "gateway_overloaded", "the gateway is handling too many requests; retry shortly"))
-	}
-	if x.ep == nil {
-		return x.fail(newAPIError(routing.KindNotFound, "unknown_endpoint", "unknown endpoint "+strconv.Quote(pathOnly(x.path))))
-	}
-	if x.method != x.ep.method {
-		e := newAPIError(routing.KindInvalidRequest, "method_not_allowed", "method "+x.method+" is not allowed on "+x.ep.path+"; use "+x.ep.method)
-		e.status = 405
-		return x.fail(e)
-	}
-	p, err := x.router.Authenticate(presentedKey(authorization, xAPIKey, apiKey))
-	if err != nil {
-		return x.fail(fromRouting(err))
-	}
-	x.principal = p
-	if x.ep.local {
-		return x.immediate(200, modelsList(x.router, p), "switchyard_models")
-	}
-	if h.GetEndOfStream() {
-		return x.fail(newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required"))
-	}
-	if contentEncoding != "" && !strings.EqualFold(contentEncoding, "identity") {
-		e := newAPIError(routing.KindInvalidRequest, "unsupported_content_encoding", "content-encoding "+strconv.Quote(contentEncoding)+" is not supported; send an uncompressed JSON body")
-		e.status = 415
-		return x.fail(e)
-	}
-	if contentLength != "" {
-		if n, err := strconv.ParseInt(contentLength, 10, 64); err == nil && n > x.router.MaxBodyBytes() {
-			return x.fail(tooLarge(x.router.MaxBodyBytes()))
-		}
-	}
-	if x.duplex {
-		return nil // the answer waits for the body
-	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
-}
-
-func tooLarge(limit int64) *apiError {
-	return newAPIError(routing.KindTooLarge, "request_too_large", "request body exceeds the gateway limit of "+strconv.FormatInt(limit, 10)+" bytes")
-}
-
-func pathOnly(p string) string {
-	if i := strings.IndexByte(p, '?'); i >= 0 {
-		return p[:i]
-	}
-	return p
-}
-
 func (x *exchange) onRequestBody(ctx context.Context, b *extprocv3.HttpBody) []*extprocv3.ProcessingResponse {
 	if x.decided {
 		// Late chunks after an answer (e.g. trailers followed): pass them through.
@@ -283,12 +159,12 @@ func (x *exchange) onRequestBody(ctx context.Context, b *extprocv3.HttpBody) []*
 	if x.bodyStart.IsZero() {
 		x.bodyStart = time.Now()
 	}
-	if x.body == nil && b.GetEndOfStream() {
-		x.body = b.GetBody() // common case: the whole body in one message, no copy
+	if x.req.Body == nil && b.GetEndOfStream() {
+		x.req.Body = b.GetBody() // common case: the whole body in one message, no copy
 	} else {
-		x.body = append(x.body, b.GetBody()...)
+		x.req.Body = append(x.req.Body, b.GetBody()...)
 	}
-	if int64(len(x.body)) > x.router.MaxBodyBytes() {
+	if int64(len(x.req.Body)) > x.router.MaxBodyBytes() {
 		return []*extprocv3.ProcessingResponse{x.fail(tooLarge(x.router.MaxBodyBytes()))}
 	}
 	if !b.GetEndOfStream() {
@@ -307,116 +183,47 @@ func (x *exchange) onRequestTrailers(ctx context.Context) []*extprocv3.Processin
 	return append(out, &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}})
 }
 
-// decide turns the complete body into Envoy's answer.
+// decide plans the request from its complete body and encodes the plan as
+// Envoy's answer.
 func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	x.decided = true
 	if x.router == nil { // trailers without headers: only a broken peer does this
 		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 	}
-	model, perr := extractModel(x.body)
-	if perr != nil {
-		return []*extprocv3.ProcessingResponse{x.fail(perr)}
-	}
-	body := x.body
-	rreq := routing.Request{API: x.ep.api, Model: model, Principal: x.principal}
-	var hooked luahooks.Result
-	if x.hooks != nil && x.hooks.HasOnRequest() {
-		var herr *apiError
-		if hooked, herr = x.runRequestHooks(ctx, model); herr != nil {
-			return []*extprocv3.ProcessingResponse{x.failModel(herr, model)}
-		}
-		if hooked.Body != nil {
-			body = hooked.Body
-		}
-		if hooked.Model != "" {
-			rreq.Model = hooked.Model
-		}
-		rreq.Provider, rreq.Route = hooked.Provider, hooked.Route
-		x.tags = hooked.Tags
-	}
-	bodyChanged := hooked.Body != nil
-
-	dec, err := x.router.Decide(ctx, &rreq)
+	p, err := plan(ctx, x.router, x.hooks, &x.req)
 	if err != nil {
-		return []*extprocv3.ProcessingResponse{x.failModel(fromRouting(err), model)}
+		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
 	}
-	if dec.Model != rreq.Model {
-		if body, err = rewriteModel(body, dec.Model); err != nil {
-			return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
-		}
-		bodyChanged = true
-	}
+	x.tags = p.Tags()
+	x.record(ctx, &p)
+	return encodePlan(&p, x.req.Path, x.duplex)
+}
 
-	hm := &extprocv3.HeaderMutation{SetHeaders: make([]*corev3.HeaderValueOption, 0, 4+len(hooked.SetHeaders))}
-	hm.SetHeaders = append(hm.SetHeaders, setHeader(ClusterHeader, dec.Cluster))
-	for name, value := range hooked.SetHeaders {
-		hm.SetHeaders = append(hm.SetHeaders, setHeader(name, value))
-	}
-	hm.RemoveHeaders = append(hm.RemoveHeaders, hooked.RemoveHeaders...)
-	for _, name := range clientCredentialHeaders {
-		if dec.Credential == nil || dec.Credential.Name != name {
-			hm.RemoveHeaders = append(hm.RemoveHeaders, name)
-		}
-	}
-	if dec.Credential != nil {
-		hm.SetHeaders = append(hm.SetHeaders, setHeader(dec.Credential.Name, dec.Credential.Value))
-	}
-	if dec.PathPrefix != "" {
-		hm.SetHeaders = append(hm.SetHeaders, setHeader(":path", dec.PathPrefix+x.path))
-	}
-
-	x.srv.opts.Metrics.requests.WithLabelValues(dec.Provider, metricModel(dec), "routed").Inc()
+// record counts and logs a routed request.
+func (x *exchange) record(ctx context.Context, p *Plan) {
+	a := &p.Attempts[0]
+	x.srv.opts.Metrics.requests.WithLabelValues(a.Provider, metricModel(a), "routed").Inc()
 	if len(x.tags) > 0 {
 		x.srv.opts.Metrics.countTags(x.tags)
 	}
-
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
 	if log := x.srv.opts.Logger; log.Enabled(ctx, slog.LevelDebug) {
 		log.LogAttrs(ctx, slog.LevelDebug, "routed",
-			slog.String("request_id", x.requestID), slog.String("path", pathOnly(x.path)),
-			slog.String("model", model), slog.String("provider", dec.Provider),
-			slog.String("upstream_model", dec.Model), slog.String("route", dec.Route),
-			slog.String("key_name", x.principal.Name), slog.Any("tags", x.tags))
+			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
+			slog.String("model", p.Model), slog.String("provider", a.Provider),
+			slog.String("upstream_model", a.Model), slog.String("route", a.Route),
+			slog.String("key_name", p.KeyName), slog.Any("tags", x.tags))
 	}
-
-	if x.duplex {
-		// Headers first (with the body's final length), then the body.
-		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(body))))
-		return []*extprocv3.ProcessingResponse{
-			{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{
-				Response: &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true},
-			}}},
-			{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
-				Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
-					Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{Body: body, EndOfStream: true}},
-				}},
-			}}},
-		}
-	}
-	common := &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true}
-	if bodyChanged {
-		// Envoy refuses a buffered body whose length disagrees with Content-Length.
-		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(body))))
-		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
-	}
-	return []*extprocv3.ProcessingResponse{{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}}
 }
 
 // metricModel is the model label: the route that matched, or provider/* for
 // provider-qualified models, so that client-chosen names cannot grow the
 // series without bound.
-func metricModel(d routing.Decision) string {
-	if d.Route != "" {
-		return d.Route
+func metricModel(a *Attempt) string {
+	if a.Route != "" {
+		return a.Route
 	}
-	return d.Provider + "/*"
-}
-
-func setHeader(name, value string) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{
-		Header:       &corev3.HeaderValue{Key: name, RawValue: []byte(value)},
-		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-	}
+	return a.Provider + "/*"
 }
 
 func (x *exchange) fail(e *apiError) *extprocv3.ProcessingResponse {
@@ -429,11 +236,11 @@ func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingRes
 	log := x.srv.opts.Logger
 	if log.Enabled(context.Background(), slog.LevelInfo) {
 		log.LogAttrs(context.Background(), slog.LevelInfo, "request refused",
-			slog.String("request_id", x.requestID), slog.String("path", pathOnly(x.path)),
+			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
 			slog.Int("status", e.status), slog.String("code", e.code), slog.String("model", truncate(model, 128)),
-			slog.String("key_name", x.principal.Name), slog.String("reason", e.message))
+			slog.String("key_name", x.req.Principal.Name), slog.String("reason", e.message))
 	}
-	return x.immediate(e.status, e.body(x.api), "switchyard_"+e.code)
+	return immediate(e.status, e.body(x.req.API), "switchyard_"+e.code)
 }
 
 func truncate(s string, n int) string {
@@ -441,14 +248,4 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
-}
-
-func (x *exchange) immediate(code int, body []byte, details string) *extprocv3.ProcessingResponse {
-	x.decided = true
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
-		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
-		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}},
-		Body:    body,
-		Details: details,
-	}}}
 }

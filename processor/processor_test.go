@@ -234,7 +234,7 @@ type routed struct {
 }
 
 func (r routed) mutation(withLength bool) *extprocv3.HeaderMutation {
-	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{set(ClusterHeader, r.cluster)}}
+	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{set(routing.ClusterHeader, r.cluster)}}
 	for _, h := range []string{"authorization", "x-api-key", "api-key"} {
 		if r.credential == nil || r.credential[0] != h {
 			hm.RemoveHeaders = append(hm.RemoveHeaders, h)

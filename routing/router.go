@@ -244,6 +244,17 @@ func (r *Router) Authenticate(presented string) (Principal, error) {
 	return Principal{Name: k.name, models: k.models}, nil
 }
 
+// PrincipalNamed returns the principal of the client key with this name, as
+// Authenticate would for its key.
+func (r *Router) PrincipalNamed(name string) (Principal, bool) {
+	for _, k := range r.clientKeys {
+		if k.name == name {
+			return Principal{Name: k.name, models: k.models}, true
+		}
+	}
+	return Principal{}, false
+}
+
 // Allows reports whether the principal may use model.
 func (p Principal) Allows(model string) bool {
 	if len(p.models) == 0 {
@@ -343,6 +354,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 	}
 	return Decision{
 		Provider:     p.info.Name,
+		API:          p.info.Schema,
 		Cluster:      p.info.Cluster,
 		Model:        model,
 		RewriteModel: model != req.Model,

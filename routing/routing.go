@@ -22,6 +22,15 @@ import (
 	"switchyard/config"
 )
 
+// ClusterHeader carries the routing decision to Envoy's route
+// (cluster_header). Envoy strips any client-sent copy before ext_proc runs.
+const ClusterHeader = "x-switchyard-cluster"
+
+// ClientKeyHeaders are the headers a client may present its key in, in the
+// order they are looked at. None of them goes upstream unless it carries the
+// provider's own credential.
+var ClientKeyHeaders = []string{"authorization", "x-api-key", "api-key"}
+
 // Header is one HTTP header to set on the upstream request.
 type Header struct {
 	Name  string
@@ -61,6 +70,8 @@ type Request struct {
 type Decision struct {
 	// Provider is the configured provider's name.
 	Provider string
+	// API is the schema the provider speaks.
+	API config.API
 	// Cluster is the Envoy cluster that serves the provider.
 	Cluster string
 	// Model is the model the upstream must see.

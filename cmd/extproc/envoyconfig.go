@@ -45,8 +45,8 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.messageTimeout, "message-timeout", 0, "ext_proc message timeout (0: the mode's default)")
 	fs.IntVar(&f.baselinePort, "baseline-listen", 0, "also listen on this port without ext_proc, forwarding to -direct-cluster (0: off)")
 	fs.StringVar(&f.adminAddress, "admin-address", "127.0.0.1", "address of the Envoy admin listener")
-	fs.DurationVar(&f.upstreamIdle, "upstream-idle-timeout", 300*time.Second, "close an upstream stream silent for this long (504 before the first byte)")
-	fs.DurationVar(&f.streamIdle, "stream-idle-timeout", 300*time.Second, "close a client stream idle in both directions this long (also bounds a frozen extproc in full-duplex mode)")
+	fs.DurationVar(&f.upstreamIdle, "upstream-idle-timeout", envoy.DefaultIdleTimeout, "close an upstream stream silent for this long (504 before the first byte)")
+	fs.DurationVar(&f.streamIdle, "stream-idle-timeout", envoy.DefaultIdleTimeout, "close a client stream idle in both directions this long (also bounds a frozen extproc in full-duplex mode)")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"switchyard/config"
 	"switchyard/luahooks"
+	"switchyard/processor"
 	"switchyard/routing"
 )
 
@@ -171,44 +172,50 @@ func runHooksTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	req := luahooks.NewRequest(f.path, f.headers, body, f.keyName)
-	if router != nil {
-		req.IsProvider, req.IsRoute = router.HasProvider, router.HasRoute
-	}
-	report, err := luahooks.DryRun(ctx, sources, req, luahooks.Options{Timeout: hc.Timeout, FailOpen: hc.FailOpen})
+	set, err := luahooks.NewSet(sources, luahooks.Options{Timeout: hc.Timeout, FailOpen: hc.FailOpen})
 	if err != nil {
 		return fmt.Errorf("checking hooks in %s:\n%w", f.dir, err)
 	}
-	if err := report.WriteText(stdout); err != nil {
-		return err
+	req := processor.Request{Method: "POST", Path: f.path, Headers: f.headers, Body: body}
+	plan, err := processor.DryRun(ctx, router, set, req, f.keyName)
+	if plan.Hooks != nil {
+		report := luahooks.Report{Scripts: set.Scripts(), Result: *plan.Hooks, Err: plan.HookErr}
+		if err := report.WriteText(stdout); err != nil {
+			return err
+		}
 	}
-	if report.Err != nil {
+	switch {
+	case plan.HookErr != nil:
 		return errors.New("a hook failed; the gateway would answer this request with an error")
-	}
-	if router == nil || report.Result.Reject != nil {
-		return nil
-	}
-	rreq := &routing.Request{
-		API:       config.API(req.API),
-		Model:     req.Model,
-		Principal: routing.Principal{Name: req.KeyName},
-		Provider:  report.Result.Provider,
-		Route:     report.Result.Route,
-	}
-	if report.Result.Model != "" {
-		rreq.Model = report.Result.Model
-	}
-	d, err := router.Decide(ctx, rreq)
-	if err != nil {
-		fmt.Fprintf(stdout, "routing: error: %v\n", err)
+	case err != nil:
+		fmt.Fprintf(stdout, "answer: %v\n", err)
 		return errors.New("the request would not be routed")
 	}
-	fmt.Fprintf(stdout, "routing:\n  provider: %s\n  cluster: %s\n  model: %s\n", d.Provider, d.Cluster, d.Model)
-	if d.Route != "" {
-		fmt.Fprintf(stdout, "  route: %s\n", d.Route)
-	}
-	if d.PathPrefix != "" {
-		fmt.Fprintf(stdout, "  path prefix: %s\n", d.PathPrefix)
-	}
+	writeAttempts(stdout, plan.Attempts)
 	return nil
+}
+
+// writeAttempts prints where each upstream attempt goes and what it
+// carries, with the provider's key redacted.
+func writeAttempts(w io.Writer, attempts []processor.Attempt) {
+	for i, a := range attempts {
+		fmt.Fprintf(w, "routing:\n  attempt: %d\n  provider: %s\n  cluster: %s\n  model: %s\n  api: %s\n  path: %s\n",
+			i+1, a.Provider, a.Cluster, a.Model, a.API, a.Path)
+		if a.Route != "" {
+			fmt.Fprintf(w, "  route: %s\n", a.Route)
+		}
+		for _, h := range a.SetHeaders {
+			value := h.Value
+			if h.Name == a.Credential {
+				value = "[redacted]"
+			}
+			fmt.Fprintf(w, "  set header %s: %s\n", h.Name, value)
+		}
+		for _, name := range a.RemoveHeaders {
+			fmt.Fprintf(w, "  remove header %s\n", name)
+		}
+		if a.BodyChanged {
+			fmt.Fprintf(w, "  body: %s\n", a.Body)
+		}
+	}
 }

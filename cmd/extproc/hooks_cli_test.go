@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"switchyard/processor"
+	"switchyard/routing"
 )
 
 func writeFile(t *testing.T, path, data string) string {
@@ -70,7 +73,18 @@ end`)
 		{"test with config routes by hook", []string{"test", hooks, "--request", request, "--header", "x-team:search", "--config", config}, false,
 			[]string{"routing:", "  provider: anthropic", "  model: gpt-4o"}},
 		{"test with config routes by model", []string{"test", hooks, "--request", request, "--config", config}, false,
-			[]string{"routing:", "  provider: openai", "  route: gpt-4o"}},
+			[]string{"routing:", "  provider: openai", "  route: gpt-4o", "  api: openai", "  path: /v1/chat/completions",
+				"  set header x-switchyard-cluster: openai", "  set header x-tier: gold", "  remove header authorization"}},
+		// The API follows from the endpoint exactly as in the gateway: these
+		// are Anthropic endpoints, and gpt-4o is served with the OpenAI API.
+		{"messages with a query string", []string{"test", hooks, "--request", request, "--path", "/v1/messages?beta=true", "--config", config}, true,
+			[]string{`answer: 400 invalid_request_error: model "gpt-4o" is served with the openai API, not the anthropic API`}},
+		{"count_tokens", []string{"test", hooks, "--request", request, "--path", "/v1/messages/count_tokens", "--config", config}, true,
+			[]string{`not the anthropic API`}},
+		{"unknown endpoint", []string{"test", hooks, "--request", request, "--path", "/v2/nope", "--config", config}, true,
+			[]string{`answer: 404 not_found_error: unknown endpoint "/v2/nope"`}},
+		{"unknown key name", []string{"test", hooks, "--request", request, "--key-name", "ghost", "--config", config}, true,
+			[]string{`answer: 401 authentication_error: no client key is named "ghost"`}},
 		{"unknown provider checked against config", []string{"test", hooks, "--request", request, "--header", "x-team:ghost", "--config", config}, true,
 			[]string{`10-team.lua:5 on_request (runtime): provider: unknown provider "nowhere"`}},
 		{"hook error shows file and line", []string{"test", hooks, "--request", request, "--header", "x-team:crash"}, true,
@@ -104,4 +118,18 @@ end`)
 			t.Fatalf("err = %v, want bad.lua:2 and the reason", err)
 		}
 	})
+}
+
+func TestWriteAttemptsRedactsTheProviderKey(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	writeAttempts(&out, []processor.Attempt{{
+		Provider: "openai", Cluster: "openai", Model: "gpt-4o", API: "openai", Path: "/v1/chat/completions",
+		SetHeaders: []routing.Header{{Name: "x-switchyard-cluster", Value: "openai"}, {Name: "authorization", Value: "Bearer sk-SECRET"}},
+		Credential: "authorization", Body: []byte(`{"model":"gpt-4o"}`), BodyChanged: true,
+	}})
+	if strings.Contains(out.String(), "SECRET") || !strings.Contains(out.String(), "set header authorization: [redacted]") ||
+		!strings.Contains(out.String(), `body: {"model":"gpt-4o"}`) {
+		t.Errorf("dry-run output:\n%s", &out)
+	}
 }

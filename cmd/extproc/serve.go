@@ -30,8 +30,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"switchyard/config"
+	"switchyard/envoy"
 	"switchyard/luahooks"
 	"switchyard/processor"
+	"switchyard/routing"
 )
 
 type serveFlags struct {
@@ -55,7 +57,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
-	fs.UintVar(&f.maxStreams, "max-streams", 10000, "concurrent ext_proc streams (one per in-flight request) before Envoy must wait")
+	fs.UintVar(&f.maxStreams, "max-streams", envoy.DefaultMaxStreams, "concurrent ext_proc streams (one per in-flight request) before Envoy must wait")
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -96,8 +98,15 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// redactedKeys are attribute names whose values never reach the logs.
-var redactedKeys = map[string]bool{"authorization": true, "x-api-key": true, "api-key": true}
+// redactedKeys are attribute names whose values never reach the logs: the
+// headers client keys arrive in.
+var redactedKeys = func() map[string]bool {
+	m := map[string]bool{}
+	for _, h := range routing.ClientKeyHeaders {
+		m[h] = true
+	}
+	return m
+}()
 
 func newLogger(w io.Writer, f serveFlags) *slog.Logger {
 	level, _ := parseLevel(f.logLevel)

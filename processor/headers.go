@@ -1,0 +1,154 @@
+package processor
+
+import (
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"switchyard/routing"
+)
+
+// requestHeaders are the request headers the processor reads. Envoy
+// forwards only these when no hook needs the rest (envoy.ForwardedHeaders;
+// a test drives the processor with that list alone).
+type requestHeaders struct {
+	authorization, xAPIKey, apiKey string
+	contentLength, contentEncoding string
+	endOfStream                    bool
+}
+
+// readRequestHeaders fills x.req from Envoy's request headers and returns
+// the ones only the admission checks need.
+func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
+	if x.hooks != nil && x.hooks.HasOnRequest() {
+		x.req.Headers = make(map[string]string, len(h.GetHeaders().GetHeaders()))
+	}
+	rh := requestHeaders{endOfStream: h.GetEndOfStream()}
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		if x.req.Headers != nil && !strings.HasPrefix(hv.Key, ":") {
+			x.req.Headers[hv.Key] = headerValue(hv)
+		}
+		switch hv.Key {
+		case ":path":
+			x.req.Path = headerValue(hv)
+		case ":method":
+			x.req.Method = headerValue(hv)
+		case "authorization":
+			rh.authorization = headerValue(hv)
+		case "x-api-key":
+			rh.xAPIKey = headerValue(hv)
+		case "api-key":
+			rh.apiKey = headerValue(hv)
+		case "x-request-id":
+			x.req.RequestID = headerValue(hv)
+		case "content-length":
+			rh.contentLength = headerValue(hv)
+		case "content-encoding":
+			rh.contentEncoding = headerValue(hv)
+		}
+	}
+	return rh
+}
+
+func headerValue(h *corev3.HeaderValue) string {
+	if len(h.RawValue) > 0 {
+		return string(h.RawValue)
+	}
+	return h.Value
+}
+
+func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	x.router = x.srv.opts.Router()
+	if x.srv.opts.Hooks != nil {
+		if set := x.srv.opts.Hooks(); set != nil && (set.HasOnRequest() || set.HasOnResponse()) {
+			x.hooks = set
+		}
+	}
+	rh := x.readRequestHeaders(h)
+	ep, api := lookupEndpoint(x.req.Path)
+	x.req.API = api
+	if x.overloaded {
+		return x.fail(newAPIError(routing.KindRateLimit, "gateway_overloaded", "the gateway is handling too many requests; retry shortly"))
+	}
+	if e := checkEndpoint(ep, x.req.Method, x.req.Path); e != nil {
+		return x.fail(e)
+	}
+	p, err := x.router.Authenticate(presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
+	if err != nil {
+		return x.fail(fromRouting(err))
+	}
+	x.req.Principal = p
+	if ep.local {
+		x.decided = true
+		return immediate(200, modelsList(x.router, p), "switchyard_models")
+	}
+	if e := checkBodyHeaders(rh, x.router.MaxBodyBytes()); e != nil {
+		return x.fail(e)
+	}
+	if x.duplex {
+		return nil // the answer waits for the body
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+}
+
+// checkEndpoint refuses unknown paths and wrong methods.
+func checkEndpoint(ep *endpoint, method, path string) *apiError {
+	if ep == nil {
+		return newAPIError(routing.KindNotFound, "unknown_endpoint", "unknown endpoint "+strconv.Quote(pathOnly(path)))
+	}
+	if method != ep.method {
+		e := newAPIError(routing.KindInvalidRequest, "method_not_allowed", "method "+method+" is not allowed on "+ep.path+"; use "+ep.method)
+		e.status = 405
+		return e
+	}
+	return nil
+}
+
+// checkBodyHeaders refuses, before the body arrives, a request without a
+// body, with a compressed body, or announcing one over the limit.
+func checkBodyHeaders(rh requestHeaders, limit int64) *apiError {
+	if rh.endOfStream {
+		return newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
+	}
+	if ce := rh.contentEncoding; ce != "" && !strings.EqualFold(ce, "identity") {
+		e := newAPIError(routing.KindInvalidRequest, "unsupported_content_encoding", "content-encoding "+strconv.Quote(ce)+" is not supported; send an uncompressed JSON body")
+		e.status = 415
+		return e
+	}
+	if rh.contentLength != "" {
+		if n, err := strconv.ParseInt(rh.contentLength, 10, 64); err == nil && n > limit {
+			return tooLarge(limit)
+		}
+	}
+	return nil
+}
+
+// presentedKey returns the key a client presented: an Authorization bearer
+// token, or the x-api-key / api-key header used by Anthropic and Azure
+// clients (routing.ClientKeyHeaders, in that order).
+func presentedKey(authorization, xAPIKey, apiKey string) string {
+	if authorization != "" {
+		const prefix = "bearer "
+		if len(authorization) > len(prefix) && strings.EqualFold(authorization[:len(prefix)], prefix) {
+			return strings.TrimSpace(authorization[len(prefix):])
+		}
+		return strings.TrimSpace(authorization)
+	}
+	if xAPIKey != "" {
+		return xAPIKey
+	}
+	return apiKey
+}
+
+func tooLarge(limit int64) *apiError {
+	return newAPIError(routing.KindTooLarge, "request_too_large", "request body exceeds the gateway limit of "+strconv.FormatInt(limit, 10)+" bytes")
+}
+
+func pathOnly(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}

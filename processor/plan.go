@@ -1,0 +1,176 @@
+package processor
+
+import (
+	"context"
+	"slices"
+
+	"switchyard/config"
+	"switchyard/luahooks"
+	"switchyard/routing"
+)
+
+// Request is what the gateway knows of a request when it plans it: plain
+// data, gathered from Envoy's messages or given by `extproc hooks test`.
+type Request struct {
+	API       config.API // the API of the endpoint the client called
+	Method    string
+	Path      string // with the query string
+	RequestID string
+	// Headers holds every request header by lower-case name; only hooks
+	// read it, so it is nil when no on_request hook runs.
+	Headers   map[string]string
+	Body      []byte
+	Principal routing.Principal
+}
+
+// Plan is what the gateway does with one request, as plain data. The
+// processor encodes it for Envoy (encode.go); the dry run prints it.
+type Plan struct {
+	ClientAPI config.API
+	Model     string // the model the client named
+	KeyName   string
+	// Hooks is what the on_request hooks did; nil when none ran.
+	Hooks *luahooks.Result
+	// HookErr is the hook failure that failed the request (fail_closed), or
+	// nil. The client only learns that a hook failed; this has file and line.
+	HookErr error
+	// Attempts are the upstream tries in order. Today a plan has one; a
+	// route with fallbacks will add more.
+	Attempts []Attempt
+}
+
+// Attempt is one upstream try: where it goes and what it carries.
+type Attempt struct {
+	Provider string
+	Cluster  string
+	Route    string     // the route that matched, "" when chosen directly
+	Model    string     // the model the upstream sees
+	API      config.API // the API the upstream speaks
+	Path     string     // the upstream :path, query string included
+	// SetHeaders are set on the upstream request in order, the routing
+	// header first; RemoveHeaders are removed.
+	SetHeaders    []routing.Header
+	RemoveHeaders []string
+	// Credential names the header in SetHeaders that carries the
+	// provider's key, "" when the provider takes none.
+	Credential  string
+	Body        []byte // the body the upstream gets
+	BodyChanged bool   // Body differs from what the client sent
+}
+
+// Tags are the request's tags set by hooks, or nil.
+func (p *Plan) Tags() map[string]string {
+	if p.Hooks == nil {
+		return nil
+	}
+	return p.Hooks.Tags
+}
+
+// plan decides a request whose endpoint, method and key were accepted:
+// validate the body, run the on_request hooks, route, and build the
+// attempt. Without a router (a dry run with no config) it stops after the
+// hooks. On error the plan still holds what was known, for the log.
+func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, req *Request) (Plan, *apiError) {
+	model, err := extractModel(req.Body)
+	if err != nil {
+		return Plan{}, err
+	}
+	p := Plan{ClientAPI: req.API, Model: model, KeyName: req.Principal.Name}
+	rreq := routing.Request{API: req.API, Model: model, Principal: req.Principal}
+	body := req.Body
+	if hooks != nil && hooks.HasOnRequest() {
+		res, err := runRequestHooks(ctx, hooks, router, req, model)
+		p.Hooks = &res
+		if err != nil {
+			p.HookErr = err.cause
+			return p, err
+		}
+		if res.Body != nil {
+			body = res.Body
+		}
+		if res.Model != "" {
+			rreq.Model = res.Model
+		}
+		rreq.Provider, rreq.Route = res.Provider, res.Route
+	}
+	if router == nil {
+		return p, nil
+	}
+	d, rerr := router.Decide(ctx, &rreq)
+	if rerr != nil {
+		return p, fromRouting(rerr)
+	}
+	a, err := newAttempt(d, req.Path, body, p.Hooks)
+	if err != nil {
+		return p, err
+	}
+	p.Attempts = []Attempt{a}
+	return p, nil
+}
+
+// newAttempt turns a routing decision into what the upstream request
+// carries: the routing header, the hooks' headers, the provider credential
+// in place of the client's key, the path prefix and the model rewrite.
+func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result) (Attempt, *apiError) {
+	a := Attempt{Provider: d.Provider, Cluster: d.Cluster, Route: d.Route, Model: d.Model, API: d.API,
+		Path: d.PathPrefix + path, Body: body}
+	a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.ClusterHeader, Value: d.Cluster})
+	if hooked != nil {
+		a.BodyChanged = hooked.Body != nil
+		for _, name := range sortedKeys(hooked.SetHeaders) {
+			a.SetHeaders = append(a.SetHeaders, routing.Header{Name: name, Value: hooked.SetHeaders[name]})
+		}
+		a.RemoveHeaders = append(a.RemoveHeaders, hooked.RemoveHeaders...)
+	}
+	for _, name := range routing.ClientKeyHeaders {
+		if d.Credential == nil || d.Credential.Name != name {
+			a.RemoveHeaders = append(a.RemoveHeaders, name)
+		}
+	}
+	if d.Credential != nil {
+		a.SetHeaders = append(a.SetHeaders, *d.Credential)
+		a.Credential = d.Credential.Name
+	}
+	if d.RewriteModel {
+		b, err := rewriteModel(a.Body, d.Model)
+		if err != nil {
+			return a, newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+		}
+		a.Body, a.BodyChanged = b, true
+	}
+	return a, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// DryRun plans a request as the gateway would, without Envoy: the same
+// endpoint, method and body checks, hooks, routing and upstream request. The
+// client key is given by name. router may be nil (no config): the plan then
+// stops after the hooks. The error is the one the client would get.
+func DryRun(ctx context.Context, router *routing.Router, hooks *luahooks.Set, req Request, keyName string) (Plan, error) {
+	ep, api := lookupEndpoint(req.Path)
+	req.API = api
+	if err := checkEndpoint(ep, req.Method, req.Path); err != nil {
+		return Plan{}, err
+	}
+	req.Principal = routing.Principal{Name: keyName}
+	if router != nil && keyName != "" {
+		pr, ok := router.PrincipalNamed(keyName)
+		if !ok {
+			return Plan{}, fromRouting(routing.Errorf(routing.KindAuthentication, "no client key is named %q", keyName))
+		}
+		req.Principal = pr
+	}
+	p, err := plan(ctx, router, hooks, &req)
+	if err != nil {
+		return p, err
+	}
+	return p, nil
+}
