@@ -74,6 +74,9 @@ type Config struct {
 	Routes       []RouteConfig     `yaml:"routes"`
 	ClientKeys   []ClientKeyConfig `yaml:"client_keys"`
 	Hooks        HooksSection      `yaml:"hooks"`
+	// Ejection takes providers that keep failing out of fallback chains for
+	// a while; nil means the defaults.
+	Ejection *EjectionConfig `yaml:"ejection"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
@@ -106,6 +109,11 @@ type RouteConfig struct {
 	Provider     string         `yaml:"provider"`
 	RewriteModel string         `yaml:"rewrite_model"`
 	Targets      []TargetConfig `yaml:"targets"`
+	// Fallbacks are tried in order once the targets have failed.
+	Fallbacks []TargetConfig `yaml:"fallbacks"`
+	// Retry says when an attempt has failed; nil means the defaults when
+	// there are fallbacks.
+	Retry *RetryConfig `yaml:"retry"`
 }
 
 // TargetConfig is one weighted target of a route.
@@ -463,14 +471,7 @@ func (c *Config) validate(v *validator) {
 			}
 			for j, tc := range rc.Targets {
 				tp := p.key("targets").index(j)
-				if tc.Provider == "" {
-					v.errf(tp.key("provider"), "is required")
-				} else if _, ok := names[tc.Provider]; !ok {
-					v.errf(tp.key("provider"), "unknown provider %q", tc.Provider)
-				}
-				if tc.Model != "" && hasSpaceOrControl(tc.Model) {
-					v.errf(tp.key("model"), "%q must not contain spaces or control characters", tc.Model)
-				}
+				tc.validate(v, tp, names)
 				if tc.Weight != nil && *tc.Weight < 1 {
 					v.errf(tp.key("weight"), "must be at least 1, got %d", *tc.Weight)
 				} else if tc.Weight != nil && *tc.Weight > maxWeight {
@@ -479,6 +480,11 @@ func (c *Config) validate(v *validator) {
 			}
 		}
 	}
+
+	for i, rc := range c.Routes {
+		rc.validateFallbacks(v, path{"routes", i}, names)
+	}
+	c.Ejection.validate(v)
 
 	keyNames := map[string]int{}
 	for i, kc := range c.ClientKeys {

@@ -29,6 +29,14 @@ const (
 	BodyModeBuffered   = "BUFFERED"
 )
 
+// PhaseMetadataKey is the gRPC metadata by which extproc tells a stream of
+// the upstream ext_proc filter (one per attempt, PhaseUpstream) from one of
+// the router-level filter (one per request, no metadata).
+const (
+	PhaseMetadataKey = "x-switchyard-phase"
+	PhaseUpstream    = "upstream"
+)
+
 // DefaultIdleTimeout closes client connections, client streams and
 // upstream streams that stay silent this long. It must outlast the longest
 // silence a model may keep before or between tokens.
@@ -70,6 +78,9 @@ type Options struct {
 	// MaxBodyBytes is the gateway's body limit (routing.Router.MaxBodyBytes).
 	MaxBodyBytes int64
 	Providers    []routing.Provider
+	// RetryRoutes are the route entries for requests with fallbacks; with
+	// any, each provider also gets an attempt cluster (see routing).
+	RetryRoutes []routing.RetryRoute
 	// CAFile holds the CAs trusted for https providers.
 	CAFile string
 	// StreamIdleTimeout closes a client stream with no activity in either
@@ -91,6 +102,16 @@ type clusterData struct {
 	Name, Type, Host string
 	Port             int
 	TLS              bool
+	// Attempt clusters run the upstream ext_proc filter on each attempt.
+	Attempt bool
+}
+
+// retryRouteData is one route entry for requests with fallbacks.
+type retryRouteData struct {
+	Key, RetryOn  string
+	Statuses      []int
+	NumRetries    int
+	PerTryTimeout string // "" for none
 }
 
 type templateData struct {
@@ -116,6 +137,13 @@ type templateData struct {
 	Clusters                              []clusterData
 	LocalReplies                          []localReply
 	ForwardedHeaders                      []string
+	// Fallbacks: the route entries, the internal headers and the metadata
+	// namespace that carry a request's attempts.
+	RetryRoutes                              []retryRouteData
+	FallbackHeader, AttemptsHeader           string
+	AttemptsNamespace, DefaultAttemptCluster string
+	AttemptBufferBytes                       int64
+	PhaseMetadataKey, PhaseUpstream          string
 }
 
 // ForwardedHeaders are the request headers Envoy sends extproc when no hooks
@@ -255,12 +283,44 @@ func (o Options) data() (templateData, error) {
 		seen[p.Cluster] = true
 		d.Clusters = append(d.Clusters, clusterData{Name: p.Cluster, Type: clusterType(p.Host), Host: p.Host, Port: p.Port, TLS: p.TLS})
 	}
+	if d.ExtProc {
+		d.addFallbacks(o.RetryRoutes, maxBody)
+	}
 	for _, c := range []string{d.DirectCluster, d.BaselineCluster} {
 		if c != "" && !seen[c] {
 			return d, fmt.Errorf("cluster %q is not a provider's cluster", c)
 		}
 	}
 	return d, nil
+}
+
+// addFallbacks renders what requests with fallbacks need: a route entry
+// per retry route, selected by FallbackHeader, whose clusters come per
+// attempt from the metadata extproc sets; and for each provider an attempt
+// cluster whose upstream ext_proc filter gives each attempt its own key,
+// model and path. Without retry routes nothing is added, so requests
+// without fallbacks pass the same Envoy config as before.
+func (d *templateData) addFallbacks(routes []routing.RetryRoute, maxBody int64) {
+	if len(routes) == 0 {
+		return
+	}
+	d.FallbackHeader, d.AttemptsHeader = routing.FallbackHeader, routing.AttemptsHeader
+	d.AttemptsNamespace = routing.AttemptsNamespace
+	d.PhaseMetadataKey, d.PhaseUpstream = PhaseMetadataKey, PhaseUpstream
+	// The router replays the body from its buffer on every attempt.
+	d.AttemptBufferBytes = maxBody + 1
+	for _, rr := range routes {
+		rd := retryRouteData{Key: rr.Key(), RetryOn: rr.Policy.RetryOn(), Statuses: rr.Policy.Statuses, NumRetries: rr.Attempts - 1}
+		if rr.Policy.FirstByteTimeout > 0 {
+			rd.PerTryTimeout = durationString(rr.Policy.FirstByteTimeout)
+		}
+		d.RetryRoutes = append(d.RetryRoutes, rd)
+	}
+	for _, c := range slices.Clone(d.Clusters) {
+		c.Name, c.Attempt = routing.AttemptClusterPrefix+c.Name, true
+		d.Clusters = append(d.Clusters, c)
+	}
+	d.DefaultAttemptCluster = d.Clusters[len(d.Clusters)-1].Name
 }
 
 // clusterType resolves names through DNS and uses literal addresses as they are.

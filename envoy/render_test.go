@@ -33,7 +33,7 @@ func render(t *testing.T, config string, o Options) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Providers, o.MaxBodyBytes = r.Providers(), r.MaxBodyBytes()
+	o.Providers, o.MaxBodyBytes, o.RetryRoutes = r.Providers(), r.MaxBodyBytes(), r.RetryRoutes()
 	var b bytes.Buffer
 	if err := Render(&b, o); err != nil {
 		t.Fatal(err)
@@ -97,6 +97,13 @@ func TestConfigsValidate(t *testing.T) {
 	cases["buffered"] = render(t, cfg, Options{ExtProc: "unix:/tmp/x.sock", BodyMode: BodyModeBuffered})
 	cases["fail open over tcp"] = render(t, cfg, Options{ExtProc: "127.0.0.1:9002", FailOpen: true})
 	cases["no ext_proc"] = render(t, cfg, Options{DirectCluster: "mock"})
+	fallbacks := render(t, "testdata/fallbacks.yaml", Options{ExtProc: "unix:/tmp/x.sock"})
+	cases["fallbacks"] = fallbacks
+	for _, want := range []string{"attempt|anthropic-eu", "per_try_timeout: 20s", "retriable_status_codes: [429, 529]", "num_retries: 1"} {
+		if !bytes.Contains(fallbacks, []byte(want)) {
+			t.Errorf("the fallback config lacks %q", want)
+		}
+	}
 	for name, yaml := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -70,10 +70,12 @@ type candidates struct {
 }
 
 type route struct {
-	name    string
-	pattern pattern
-	targets []target
-	byAPI   [2]candidates // indexed by apiIndex
+	name      string
+	pattern   pattern
+	targets   []target
+	byAPI     [2]candidates // indexed by apiIndex
+	fallbacks []target      // tried in order after the targets
+	retry     *RetryPolicy  // nil: one attempt
 }
 
 type clientKey struct {
@@ -174,6 +176,10 @@ func (r *Router) compileRoutes() {
 			}
 			rt.targets = append(rt.targets, target{provider: r.byProvider[tc.Provider], model: tc.Model, weight: w})
 		}
+		for _, fc := range rc.Fallbacks {
+			rt.fallbacks = append(rt.fallbacks, target{provider: r.byProvider[fc.Provider], model: fc.Model, weight: 1})
+		}
+		rt.retry = newRetryPolicy(rc.RetryPolicy())
 		for _, t := range rt.targets {
 			c := &rt.byAPI[apiIndex(t.provider.info.Schema)]
 			c.targets = append(c.targets, t)
@@ -337,11 +343,20 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 			n -= c.targets[i].weight
 		}
 	}
-	model := t.model
-	if model == "" {
-		model = req.Model
+	d, err := direct(t.provider, t.modelFor(req), req, rt.name)
+	if err != nil || rt.retry == nil {
+		return d, err
 	}
-	return direct(t.provider, model, req, rt.name)
+	d.Retry = rt.retry
+	d.Attempts = rt.chain(d, t, req, api)
+	return d, nil
+}
+
+func (t *target) modelFor(req *Request) string {
+	if t.model == "" {
+		return req.Model
+	}
+	return t.model
 }
 
 func direct(p *provider, model string, req *Request, routeName string) (Decision, error) {

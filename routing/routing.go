@@ -87,6 +87,11 @@ type Decision struct {
 	// Route names the route that matched (its model pattern or name), for
 	// logs; "" when the provider was chosen directly.
 	Route string
+	// Attempts are the request's attempts in order, this decision first;
+	// nil when the route has no fallbacks (one attempt).
+	Attempts []Decision
+	// Retry says when an attempt has failed; nil with Attempts.
+	Retry *RetryPolicy
 }
 
 // Error is a routing failure meant for the client. Message never contains a

@@ -55,7 +55,7 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer) (
 			return nil, err
 		}
 		if current != nil {
-			fields := config.RestartNeeded(current.Config(), r.Config())
+			fields := append(config.RestartNeeded(current.Config(), r.Config()), routing.MissingRetryRoutes(current, r)...)
 			if len(fields) > 0 {
 				m.restartRequired.Set(1)
 				return nil, fmt.Errorf("%s changed in %s: these apply only after a restart", strings.Join(fields, ", "), path)

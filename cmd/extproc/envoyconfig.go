@@ -69,6 +69,7 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		MessageTimeout: f.messageTimeout,
 		MaxBodyBytes:   r.MaxBodyBytes(),
 		Providers:      r.Providers(),
+		RetryRoutes:    r.RetryRoutes(),
 		// Hooks may gain on_response at any reload; Envoy must already send
 		// response headers then.
 		ResponseHeaders:     r.Hooks().Dir != "",
