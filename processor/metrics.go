@@ -26,6 +26,11 @@ type Metrics struct {
 	streams  prometheus.Gauge
 	tagged   *prometheus.CounterVec
 
+	// Requests with fallbacks.
+	attempts  prometheus.Histogram
+	fallbacks *prometheus.CounterVec
+	ejections *prometheus.CounterVec
+
 	tagMu   sync.Mutex
 	tagSeen map[string]map[string]bool // key -> values with a series of their own
 }
@@ -50,10 +55,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_tagged_requests_total",
 			Help: "Routed requests by tag set by a Lua hook (at most 16 keys and 64 values per key; the rest count as _other).",
 		}, []string{"tag", "value"}),
+		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchyard_request_attempts",
+			Help:    "Upstream attempts per request on routes with fallbacks, counted when the request is answered.",
+			Buckets: []float64{1, 2, 3, 4, 5, 8},
+		}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_fallbacks_total",
+			Help: "Requests moved from one provider to the next, by the failure that moved them (an HTTP status, or no_response for a refused, reset or silent attempt).",
+		}, []string{"from", "to", "reason"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_provider_ejections_total",
+			Help: "Times a provider was put last in every fallback chain after consecutive failed attempts.",
+		}, []string{"provider"}),
 		tagSeen: map[string]map[string]bool{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged)
+		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections)
 	}
 	return m
 }

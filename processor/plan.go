@@ -34,10 +34,19 @@ type Plan struct {
 	// HookErr is the hook failure that failed the request (fail_closed), or
 	// nil. The client only learns that a hook failed; this has file and line.
 	HookErr error
-	// Attempts are the upstream tries in order. Today a plan has one; a
-	// route with fallbacks will add more.
+	// Body is the body after the hooks, before any attempt's model rewrite,
+	// and BodyModel the model it names.
+	Body      []byte
+	BodyModel string
+	// Attempts are the upstream tries in order: one, or for a route with
+	// fallbacks one per target and fallback (healthy providers first).
 	Attempts []Attempt
+	// Retry says which failures move on to the next attempt; nil with one.
+	Retry *routing.RetryPolicy
 }
+
+// Fallback reports whether the plan has more than one attempt.
+func (p *Plan) Fallback() bool { return len(p.Attempts) > 1 }
 
 // Attempt is one upstream try: where it goes and what it carries.
 type Attempt struct {
@@ -70,7 +79,7 @@ func (p *Plan) Tags() map[string]string {
 // validate the body, run the on_request hooks, route, and build the
 // attempt. Without a router (a dry run with no config) it stops after the
 // hooks. On error the plan still holds what was known, for the log.
-func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, req *Request) (Plan, *apiError) {
+func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *health, req *Request) (Plan, *apiError) {
 	model, err := extractModel(req.Body)
 	if err != nil {
 		return Plan{}, err
@@ -100,11 +109,18 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, req 
 	if rerr != nil {
 		return p, fromRouting(rerr)
 	}
-	a, err := newAttempt(d, req.Path, body, p.Hooks)
-	if err != nil {
-		return p, err
+	p.Body, p.BodyModel = body, rreq.Model
+	decisions := []routing.Decision{d}
+	if len(d.Attempts) > 1 {
+		decisions, p.Retry = h.order(d.Attempts), d.Retry
 	}
-	p.Attempts = []Attempt{a}
+	for _, d := range decisions {
+		a, err := newAttempt(d, req.Path, body, p.Hooks)
+		if err != nil {
+			return p, err
+		}
+		p.Attempts = append(p.Attempts, a)
+	}
 	return p, nil
 }
 
@@ -168,7 +184,7 @@ func DryRun(ctx context.Context, router *routing.Router, hooks *luahooks.Set, re
 		}
 		req.Principal = pr
 	}
-	p, err := plan(ctx, router, hooks, &req)
+	p, err := plan(ctx, router, hooks, nil, &req)
 	if err != nil {
 		return p, err
 	}

@@ -61,6 +61,8 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	opts     Options
 	inflight atomic.Int64
+	health   *health     // providers failing their attempts
+	attempts *attemptLog // attempts of requests with fallbacks, by request
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -73,7 +75,7 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	return &Server{opts: opts}
+	return &Server{opts: opts, health: newHealth(), attempts: newAttemptLog()}
 }
 
 // ServiceName is the ext_proc gRPC service, for health reporting.
@@ -87,6 +89,9 @@ func (s *Server) Register(gs *grpc.Server) {
 // Process handles one HTTP request's ext_proc stream.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := stream.Context()
+	if isUpstreamPhase(ctx) {
+		return s.processAttempt(stream)
+	}
 	s.opts.Metrics.streams.Inc()
 	defer s.opts.Metrics.streams.Dec()
 	n := s.inflight.Add(1)
@@ -190,7 +195,7 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	if x.router == nil { // trailers without headers: only a broken peer does this
 		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 	}
-	p, err := plan(ctx, x.router, x.hooks, &x.req)
+	p, err := plan(ctx, x.router, x.hooks, x.srv.health, &x.req)
 	if err != nil {
 		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
 	}
@@ -207,7 +212,8 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 		x.srv.opts.Metrics.countTags(x.tags)
 	}
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
-	if log := x.srv.opts.Logger; log.Enabled(ctx, slog.LevelDebug) {
+	// A request with fallbacks is logged once answered, with its attempts.
+	if log := x.srv.opts.Logger; !p.Fallback() && log.Enabled(ctx, slog.LevelDebug) {
 		log.LogAttrs(ctx, slog.LevelDebug, "routed",
 			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
 			slog.String("model", p.Model), slog.String("provider", a.Provider),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ type compiledSummary struct {
 	Providers          []Provider
 	Models             []Model
 	CredentialProblems []string
+	RetryRoutes        []string `json:",omitempty"`
 	Hooks              struct {
 		Dir      string
 		Files    []string
@@ -38,6 +40,10 @@ func summarize(r *Router) string {
 		Providers:          r.Providers(),
 		Models:             r.Models(),
 		CredentialProblems: r.CredentialProblems(),
+	}
+	for _, rr := range r.RetryRoutes() {
+		p := rr.Policy
+		s.RetryRoutes = append(s.RetryRoutes, fmt.Sprintf("%s: %d attempts on %s %v, first byte timeout %v", rr.Key(), rr.Attempts, p.RetryOn(), p.Statuses, p.FirstByteTimeout))
 	}
 	h := r.Hooks()
 	s.Hooks.Dir, s.Hooks.Files, s.Hooks.Timeout, s.Hooks.FailOpen = h.Dir, h.Files, h.Timeout.String(), h.FailOpen
@@ -166,8 +172,32 @@ func FuzzDecode(f *testing.F) {
 					if err == nil && !r.HasProvider(d.Provider) {
 						t.Fatalf("Decide chose unknown provider %q", d.Provider)
 					}
+					if err == nil {
+						checkAttempts(t, d, api)
+					}
 				}
 			}
 		}
 	})
+}
+
+// checkAttempts holds for every decision: the attempts start with the
+// decision itself, all speak the client's API through a known cluster, and
+// their number stays within the policy's bound and Envoy's retry entries.
+func checkAttempts(t *testing.T, d Decision, api config.API) {
+	t.Helper()
+	if len(d.Attempts) == 0 {
+		return
+	}
+	if d.Retry == nil || d.Attempts[0].Provider != d.Provider || d.Attempts[0].Model != d.Model {
+		t.Fatalf("attempts %+v do not start with the decision %+v (retry %v)", d.Attempts, d, d.Retry)
+	}
+	if d.Retry.Attempts > 0 && len(d.Attempts) > d.Retry.Attempts {
+		t.Fatalf("%d attempts over the bound of %d", len(d.Attempts), d.Retry.Attempts)
+	}
+	for _, a := range d.Attempts {
+		if a.API != api || a.Cluster == "" || a.Model == "" || a.Attempts != nil {
+			t.Fatalf("attempt %+v for a %s client", a, api)
+		}
+	}
 }

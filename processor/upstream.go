@@ -1,0 +1,197 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"switchyard/envoy"
+	"switchyard/routing"
+)
+
+// isUpstreamPhase reports whether a stream comes from the upstream ext_proc
+// filter of an attempt cluster (one stream per attempt of a request with
+// fallbacks) rather than from the router-level filter.
+func isUpstreamPhase(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md.Get(envoy.PhaseMetadataKey)
+	return len(v) == 1 && v[0] == envoy.PhaseUpstream
+}
+
+// processAttempt handles one attempt's stream: give the attempt its
+// provider's key, model and path, then note how it went.
+func (s *Server) processAttempt(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	ctx := stream.Context()
+	u := attempt{srv: s, router: s.opts.Router()}
+	defer u.finish()
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || ctx.Err() != nil {
+				return nil
+			}
+			return status.Errorf(codes.Unknown, "receiving from envoy: %v", err)
+		}
+		if resp := u.handle(ctx, msg); resp != nil {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// attempt is the state of one attempt's stream.
+type attempt struct {
+	srv       *Server
+	router    *routing.Router
+	plan      attemptsHeader
+	n         int // the attempt's number, from 1
+	requestID string
+	started   time.Time
+	answered  bool // the upstream's response headers arrived
+	concluded bool // the request's answer is this attempt's
+	err       *apiError
+}
+
+func (u *attempt) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	switch v := msg.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		u.begin(v.RequestHeaders, msg.GetAttributes())
+		if u.err != nil {
+			return immediate(u.err.status, u.err.body(u.plan.API), "switchyard_"+u.err.code)
+		}
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return u.onBody(v.RequestBody.GetBody())
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		u.onResponse(ctx, v.ResponseHeaders)
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
+	}
+	return nil
+}
+
+// begin reads which attempt this is: the plan from the attempts header, the
+// number from Envoy's attempt count. It counts the fallback that led here.
+func (u *attempt) begin(h *extprocv3.HttpHeaders, attrs map[string]*structpb.Struct) {
+	u.started = time.Now()
+	var encoded string
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		switch hv.Key {
+		case routing.AttemptsHeader:
+			encoded = headerValue(hv)
+		case "x-request-id":
+			u.requestID = headerValue(hv)
+		}
+	}
+	u.n = attemptNumber(attrs)
+	if encoded != "" {
+		plan, err := decodeAttempts(encoded)
+		if err != nil {
+			u.err = newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+			return
+		}
+		u.plan = plan
+	}
+	prev, hadPrev := u.srv.attempts.begin(u.requestID, u.n, &u.plan, u.started)
+	if u.n < 1 || u.n > len(u.plan.Attempts) {
+		u.err = newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+		return
+	}
+	if hadPrev {
+		reason := "no_response"
+		if prev.Status != 0 {
+			reason = strconv.Itoa(prev.Status)
+		}
+		u.srv.opts.Metrics.fallbacks.WithLabelValues(prev.Provider, u.plan.Attempts[u.n-1].Provider, reason).Inc()
+	}
+}
+
+// onBody answers the buffered body with this attempt's request: its
+// provider's credential in place of every other, its path and its model.
+// Headers an earlier attempt set are still there, so each is set or
+// removed again.
+func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
+	ref := u.plan.Attempts[u.n-1]
+	d, err := u.router.Attempt(ref.Provider, ref.Model, u.plan.API)
+	if err != nil {
+		e := fromRouting(err)
+		return immediate(e.status, e.body(u.plan.API), "switchyard_"+e.code)
+	}
+	d.RewriteModel = d.Model != u.plan.Model
+	a, aerr := newAttempt(d, u.plan.Path, body, nil)
+	if aerr != nil {
+		return immediate(aerr.status, aerr.body(u.plan.API), "switchyard_"+aerr.code)
+	}
+	return encodeAttempt(&a, u.router.CredentialHeaders())
+}
+
+// onResponse notes the attempt's status: a failure counts against the
+// provider; a success, a failure the policy does not retry, or the last
+// attempt answers the request.
+func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
+	code, retryAfter := 0, ""
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		switch hv.Key {
+		case ":status":
+			code, _ = strconv.Atoi(headerValue(hv))
+		case "retry-after":
+			retryAfter = headerValue(hv)
+		}
+	}
+	u.answered = true
+	u.srv.attempts.answered(u.requestID, code, time.Since(u.started))
+	policy, _ := u.router.RetryPolicyByKey(u.plan.Retry)
+	failed := code >= 500 || (policy != nil && policy.Fails(code))
+	failures, duration := u.router.Config().EjectionPolicy()
+	provider := u.plan.Attempts[u.n-1].Provider
+	if u.srv.health.record(provider, failed, retryAfter, ejection{failures, duration}) {
+		u.srv.opts.Metrics.ejections.WithLabelValues(provider).Inc()
+		u.srv.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "provider ejected from fallback chains",
+			slog.String("provider", provider), slog.Duration("for", duration))
+	}
+	u.concluded = u.n == len(u.plan.Attempts) || policy == nil || !policy.Fails(code)
+}
+
+// finish ends the stream: the last attempt, or one whose answer goes to the
+// client, logs the request's attempts. An attempt that never answered
+// (refused, reset, silent) counts against its provider.
+func (u *attempt) finish() {
+	if u.err != nil || u.n == 0 {
+		return
+	}
+	if !u.answered {
+		failures, duration := u.router.Config().EjectionPolicy()
+		provider := u.plan.Attempts[u.n-1].Provider
+		if u.srv.health.record(provider, true, "", ejection{failures, duration}) {
+			u.srv.opts.Metrics.ejections.WithLabelValues(provider).Inc()
+		}
+		u.concluded = u.n == len(u.plan.Attempts)
+	}
+	if !u.concluded {
+		return
+	}
+	outcomes := u.srv.attempts.end(u.requestID, time.Now())
+	u.srv.opts.Metrics.attempts.Observe(float64(len(outcomes)))
+	if log := u.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelDebug) {
+		log.LogAttrs(context.Background(), slog.LevelDebug, "routed",
+			slog.String("request_id", u.requestID), slog.String("path", pathOnly(u.plan.Path)),
+			slog.String("model", u.plan.Model), slog.Any("attempts", outcomes))
+	}
+}
+
+// attemptNumber reads Envoy's upstream.request_attempt_count attribute.
+func attemptNumber(attrs map[string]*structpb.Struct) int {
+	v := attrs["envoy.filters.http.ext_proc"].GetFields()["upstream.request_attempt_count"]
+	return int(v.GetNumberValue())
+}
