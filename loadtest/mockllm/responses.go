@@ -11,6 +11,10 @@ import (
 // streamed one sends piece i%len(words) in chunk i.
 var words = [...]string{"This", " is", " a", " mock", " answer", " from", " the", " Switchyard", " load", " test."}
 
+// Answer is the text of every non-streamed answer, and of a streamed one
+// with DefaultStreamChunks chunks: what a client of the mock should print.
+var Answer = content
+
 // content is the non-streamed answer text.
 var content = func() string {
 	s := ""
@@ -139,7 +143,7 @@ func appendResponse(b []byte, rq *reqInfo, text []byte, outputTokens int) []byte
 	if done {
 		b = append(b, `{"input_tokens":`...)
 		b = strconv.AppendInt(b, int64(rq.promptTokens), 10)
-		b = append(b, `,"input_tokens_details":{"cached_tokens":0},"output_tokens":`...)
+		b = append(b, `,"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"output_tokens":`...)
 		b = strconv.AppendInt(b, int64(outputTokens), 10)
 		b = append(b, `,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":`...)
 		b = strconv.AppendInt(b, int64(rq.promptTokens+outputTokens), 10)
