@@ -224,12 +224,12 @@ func runAgent(t *testing.T, bin string, args, env []string) agentRun {
 // ("ERROR codex_core::...", "Error: ...", "API Error: 404 ...", a panic).
 var errorLine = regexp.MustCompile(`(?i)\b(error|panic|fatal|failed)\b`)
 
-// checkAgentOutput: the mock's answer on stdout, no error line anywhere and
-// nothing sent past the gateway.
-func checkAgentOutput(t *testing.T, run agentRun, guard *egressGuard) {
+// checkAgentOutput: want on stdout, no error line anywhere and nothing
+// sent past the gateway.
+func checkAgentOutput(t *testing.T, run agentRun, want string, guard *egressGuard) {
 	t.Helper()
-	if !strings.Contains(run.stdout, mockllm.Answer) {
-		t.Errorf("stdout does not contain the mock's answer %q", mockllm.Answer)
+	if !strings.Contains(run.stdout, want) {
+		t.Errorf("stdout does not contain %q", want)
 	}
 	for _, out := range []string{run.stdout, run.stderr} {
 		for _, line := range strings.Split(out, "\n") {
@@ -278,7 +278,9 @@ func agentHeader(name string) bool {
 }
 
 // TestClaudeCodeThroughGateway runs `claude -p` with the README's settings
-// against the gateway of `make run` (examples/switchyard.yaml) and the mock.
+// against the gateway of `make run` (examples/switchyard.yaml) and the mock:
+// a prompt (POST /v1/messages) and the /context command, which counts the
+// tokens of each part of the context (POST /v1/messages/count_tokens).
 func TestClaudeCodeThroughGateway(t *testing.T) {
 	t.Parallel()
 	claude := agentCLI(t, "claude")
@@ -291,19 +293,34 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 	writeFile(t, settings, strings.ReplaceAll(readmeBlock(t, "claude-settings"), makeRunURL, gw.url))
 	env := append([]string{"HOME=" + home, "TMPDIR=" + t.TempDir()}, guard.env()...)
 
-	run := runAgent(t, claude, []string{"--settings", settings, "-p", "Reply with one short sentence."}, env)
-	checkAgentOutput(t, run, guard)
-
-	reqs := mock.take()
-	t.Logf("Claude Code sent:\n%s", describe(reqs))
-	if len(reqs) == 0 {
-		t.Fatal("the mock received nothing")
+	for _, tc := range []struct {
+		name, prompt, want, path string
+	}{
+		{name: "prompt", prompt: "Reply with one short sentence.", want: mockllm.Answer, path: "/v1/messages"},
+		{name: "context", prompt: "/context", want: "Context Usage", path: "/v1/messages/count_tokens"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := runAgent(t, claude, []string{"--settings", settings, "-p", tc.prompt}, env)
+			checkAgentOutput(t, run, tc.want, guard)
+			reqs := mock.take()
+			t.Logf("Claude Code sent %d requests:\n%s", len(reqs), describe(dedupe(reqs)))
+			if len(reqs) == 0 {
+				t.Fatal("the mock received nothing")
+			}
+			checkClaudeRequests(t, reqs, tc.path)
+		})
 	}
+}
+
+// checkClaudeRequests: every request went to path (with Claude Code's
+// ?beta=true) for mock-claude, with the headers Claude Code depends on and
+// one session id.
+func checkClaudeRequests(t *testing.T, reqs []recordedRequest, path string) {
+	t.Helper()
 	var session string
 	for i, r := range reqs {
-		path, _, _ := strings.Cut(r.URI, "?")
-		if r.Method != http.MethodPost || (path != "/v1/messages" && path != "/v1/messages/count_tokens") {
-			t.Errorf("request %d: %s %s, want POST /v1/messages or /v1/messages/count_tokens", i, r.Method, r.URI)
+		if r.Method != http.MethodPost || r.URI != path+"?beta=true" {
+			t.Errorf("request %d: %s %s, want POST %s?beta=true", i, r.Method, r.URI, path)
 			continue
 		}
 		var body struct {
@@ -330,6 +347,19 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 	}
 }
 
+// dedupe keeps the first request of each method and URI, for the log.
+func dedupe(reqs []recordedRequest) []recordedRequest {
+	seen := map[string]bool{}
+	var out []recordedRequest
+	for _, r := range reqs {
+		if k := r.Method + " " + r.URI; !seen[k] {
+			seen[k] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // TestCodexThroughGateway runs `codex exec` with the README's config.toml
 // against the gateway of `make run` (examples/switchyard.yaml) and the mock.
 func TestCodexThroughGateway(t *testing.T) {
@@ -346,7 +376,7 @@ func TestCodexThroughGateway(t *testing.T) {
 	env := append([]string{"HOME=" + home, "CODEX_HOME=" + codexHome, "TMPDIR=" + t.TempDir()}, guard.env()...)
 
 	run := runAgent(t, codex, []string{"exec", "--skip-git-repo-check", "Reply with one short sentence."}, env)
-	checkAgentOutput(t, run, guard)
+	checkAgentOutput(t, run, mockllm.Answer, guard)
 
 	reqs := mock.take()
 	t.Logf("Codex sent:\n%s", describe(reqs))
