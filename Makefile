@@ -51,7 +51,8 @@ $(AGENTS_STAMP):
 	mkdir -p $(AGENTS)
 	rm -f $(AGENTS)/.installed-*
 	npm install --prefix $(AGENTS) --no-audit --no-fund --save-exact \
-	  @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION)
+	  @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION) \
+	  || { echo ">> npm install failed: the end-to-end tests need these CLIs from the npm registry (see above)"; exit 1; }
 	$(AGENTS)/node_modules/.bin/claude --version
 	$(AGENTS)/node_modules/.bin/codex --version
 	@touch $@
@@ -62,7 +63,8 @@ $(PYSDK_STAMP):
 	@echo ">> installing openai==$(OPENAI_PY_VERSION) and anthropic==$(ANTHROPIC_PY_VERSION) into $(PYSDK)"
 	python3 -m venv $(PYSDK)
 	rm -f $(PYSDK)/.installed-*
-	$(PYSDK)/bin/pip install --quiet --disable-pip-version-check openai==$(OPENAI_PY_VERSION) anthropic==$(ANTHROPIC_PY_VERSION)
+	$(PYSDK)/bin/pip install --quiet --disable-pip-version-check openai==$(OPENAI_PY_VERSION) anthropic==$(ANTHROPIC_PY_VERSION) \
+	  || { echo ">> pip install failed: the end-to-end tests need these SDKs from PyPI (see above)"; exit 1; }
 	@touch $@
 
 build:

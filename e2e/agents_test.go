@@ -136,16 +136,39 @@ func readmeBlock(t testing.TB, name string) string {
 	return block
 }
 
-// agentCLI returns the installed CLI `name`; without it the test fails and
-// says how to install it.
-func agentCLI(t testing.TB, name string) string {
+// agentCLI returns the installed CLI `name` once it reports the version the
+// Makefile pins (variable pin); without it the test fails and says how to
+// install it.
+func agentCLI(t testing.TB, name, pin string) string {
 	t.Helper()
+	const how = "run `make agents` (installs the pinned @anthropic-ai/claude-code and @openai/codex from npm into " +
+		agentsDir + "; needs npm)"
 	bin := filepath.Join(repoRoot(t), agentsDir, "node_modules", ".bin", name)
 	if !fileExists(bin) {
-		t.Fatalf("%s is required for the agent end-to-end tests: run `make agents` (installs the pinned "+
-			"@anthropic-ai/claude-code and @openai/codex from npm into %s; needs npm)", bin, agentsDir)
+		t.Fatalf("%s is required for the agent end-to-end tests: %s", bin, how)
+	}
+	want := makeVariable(t, pin)
+	cmd := exec.Command(bin, "--version")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("%s --version: %v %q, want version %s: %s", bin, err, out, want, how)
 	}
 	return bin
+}
+
+// makeVariable returns the value of `name := value` in the Makefile.
+func makeVariable(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\s*:=\s*(\S+)\s*$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("the Makefile does not set %s", name)
+	}
+	return string(m[1])
 }
 
 // egressGuard stands as HTTP(S) proxy for a CLI: everything the CLI sends
@@ -283,7 +306,7 @@ func agentHeader(name string) bool {
 // tokens of each part of the context (POST /v1/messages/count_tokens).
 func TestClaudeCodeThroughGateway(t *testing.T) {
 	t.Parallel()
-	claude := agentCLI(t, "claude")
+	claude := agentCLI(t, "claude", "CLAUDE_CODE_VERSION")
 	mock := startMock(t)
 	gw := startGateway(t, exampleConfig(t, mock.URL), gatewayOptions{})
 	guard := startEgressGuard(t)
@@ -364,7 +387,7 @@ func dedupe(reqs []recordedRequest) []recordedRequest {
 // against the gateway of `make run` (examples/switchyard.yaml) and the mock.
 func TestCodexThroughGateway(t *testing.T) {
 	t.Parallel()
-	codex := agentCLI(t, "codex")
+	codex := agentCLI(t, "codex", "CODEX_VERSION")
 	mock := startMock(t)
 	gw := startGateway(t, exampleConfig(t, mock.URL), gatewayOptions{})
 	guard := startEgressGuard(t)
