@@ -112,6 +112,16 @@ func exampleConfig(t testing.TB, mockURL string) string {
 	return strings.ReplaceAll(string(b), mockURLInExample, mockURL)
 }
 
+// agentKeyEnv holds the client key of the agent tests' gateway: the token
+// the README's Claude Code settings send, so the gateway checks it.
+const agentKeyEnv = "SWY_TEST_AGENT_KEY"
+
+// withAgentKey adds a client key to a config: a request without it is
+// refused, so a CLI that gets its answer has sent it.
+func withAgentKey(config string) string {
+	return config + "\nclient_keys:\n  - name: agents\n    key_env: " + agentKeyEnv + "\n"
+}
+
 // readmeBlock returns the fenced code block that follows the line
 // "<!-- e2e: name -->" in README.md.
 func readmeBlock(t testing.TB, name string) string {
@@ -308,12 +318,21 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 	t.Parallel()
 	claude := agentCLI(t, "claude", "CLAUDE_CODE_VERSION")
 	mock := startMock(t)
-	gw := startGateway(t, exampleConfig(t, mock.URL), gatewayOptions{})
+	block := readmeBlock(t, "claude-settings")
+	var parsed struct {
+		Env map[string]string `json:"env"`
+	}
+	if err := json.Unmarshal([]byte(block), &parsed); err != nil || parsed.Env["ANTHROPIC_AUTH_TOKEN"] == "" {
+		t.Fatalf("README's Claude Code settings: %v, no ANTHROPIC_AUTH_TOKEN in %s", err, block)
+	}
+	// The gateway requires the token the settings send as its client key.
+	gw := startGateway(t, withAgentKey(exampleConfig(t, mock.URL)),
+		gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + parsed.Env["ANTHROPIC_AUTH_TOKEN"]}})
 	guard := startEgressGuard(t)
 
 	home := t.TempDir()
 	settings := filepath.Join(home, "switchyard-claude.json")
-	writeFile(t, settings, strings.ReplaceAll(readmeBlock(t, "claude-settings"), makeRunURL, gw.url))
+	writeFile(t, settings, strings.ReplaceAll(block, makeRunURL, gw.url))
 	env := append([]string{"HOME=" + home, "TMPDIR=" + t.TempDir()}, guard.env()...)
 
 	for _, tc := range []struct {
@@ -389,14 +408,23 @@ func TestCodexThroughGateway(t *testing.T) {
 	t.Parallel()
 	codex := agentCLI(t, "codex", "CODEX_VERSION")
 	mock := startMock(t)
-	gw := startGateway(t, exampleConfig(t, mock.URL), gatewayOptions{})
+	const key = "swy-agent-key-3f9c2a7e51d8"
+	gw := startGateway(t, withAgentKey(exampleConfig(t, mock.URL)), gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + key}})
 	guard := startEgressGuard(t)
 
+	// The README's config.toml, with the env_key line the README says to
+	// add when the gateway requires client keys.
+	config := strings.ReplaceAll(readmeBlock(t, "codex-config"), makeRunURL, gw.url)
+	const providerLine = `wire_api = "responses"` + "\n"
+	if !strings.Contains(config, providerLine) {
+		t.Fatalf("README's Codex config has no %q line in its provider section", strings.TrimSpace(providerLine))
+	}
+	config = strings.Replace(config, providerLine, providerLine+`env_key = "SWITCHYARD_KEY"`+"\n", 1)
 	// Codex refuses to put its helper links in a CODEX_HOME under TMPDIR,
 	// so TMPDIR is a directory of its own.
 	home, codexHome := t.TempDir(), t.TempDir()
-	writeFile(t, filepath.Join(codexHome, "config.toml"), strings.ReplaceAll(readmeBlock(t, "codex-config"), makeRunURL, gw.url))
-	env := append([]string{"HOME=" + home, "CODEX_HOME=" + codexHome, "TMPDIR=" + t.TempDir()}, guard.env()...)
+	writeFile(t, filepath.Join(codexHome, "config.toml"), config)
+	env := append([]string{"HOME=" + home, "CODEX_HOME=" + codexHome, "TMPDIR=" + t.TempDir(), "SWITCHYARD_KEY=" + key}, guard.env()...)
 
 	run := runAgent(t, codex, []string{"exec", "--skip-git-repo-check", "Reply with one short sentence."}, env)
 	checkAgentOutput(t, run, mockllm.Answer, guard)
