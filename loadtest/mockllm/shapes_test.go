@@ -37,8 +37,9 @@ type chatCompletion struct {
 }
 
 type chatDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role    string           `json:"role,omitempty"`
+	Content *string          `json:"content,omitempty"`
+	Refusal *json.RawMessage `json:"refusal,omitempty"`
 }
 
 type chunkChoice struct {
@@ -112,6 +113,7 @@ type outputText struct {
 	Type        string            `json:"type"`
 	Text        string            `json:"text"`
 	Annotations []json.RawMessage `json:"annotations"`
+	Logprobs    []json.RawMessage `json:"logprobs"`
 }
 
 type outputMessage struct {
@@ -123,22 +125,56 @@ type outputMessage struct {
 }
 
 type responsesUsage struct {
-	InputTokens  int `json:"input_tokens"`
-	OutputTokens int `json:"output_tokens"`
-	TotalTokens  int `json:"total_tokens"`
+	InputTokens        int `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens     int `json:"cached_tokens"`
+		CacheWriteTokens int `json:"cache_write_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens int `json:"total_tokens"`
+}
+
+type reasoningConfig struct {
+	Effort  *string `json:"effort"`
+	Summary *string `json:"summary"`
+}
+
+type textConfig struct {
+	Format struct {
+		Type string `json:"type"`
+	} `json:"format"`
 }
 
 type response struct {
-	ID                string           `json:"id"`
-	Object            string           `json:"object"`
-	CreatedAt         int64            `json:"created_at"`
-	Status            string           `json:"status"`
-	Error             *json.RawMessage `json:"error"`
-	IncompleteDetails *json.RawMessage `json:"incomplete_details"`
-	Model             string           `json:"model"`
-	Output            []outputMessage  `json:"output"`
-	Usage             *responsesUsage  `json:"usage"`
-	Echo              *Echo            `json:"echo,omitempty"`
+	ID                 string            `json:"id"`
+	Object             string            `json:"object"`
+	CreatedAt          int64             `json:"created_at"`
+	Status             string            `json:"status"`
+	CompletedAt        *int64            `json:"completed_at"`
+	Background         bool              `json:"background"`
+	Error              *json.RawMessage  `json:"error"`
+	IncompleteDetails  *json.RawMessage  `json:"incomplete_details"`
+	Instructions       *json.RawMessage  `json:"instructions"`
+	MaxOutputTokens    *int              `json:"max_output_tokens"`
+	Model              string            `json:"model"`
+	Output             []outputMessage   `json:"output"`
+	ParallelToolCalls  bool              `json:"parallel_tool_calls"`
+	PreviousResponseID *string           `json:"previous_response_id"`
+	Reasoning          reasoningConfig   `json:"reasoning"`
+	Store              bool              `json:"store"`
+	Temperature        float64           `json:"temperature"`
+	Text               textConfig        `json:"text"`
+	ToolChoice         string            `json:"tool_choice"`
+	Tools              []json.RawMessage `json:"tools"`
+	TopP               float64           `json:"top_p"`
+	Truncation         string            `json:"truncation"`
+	Usage              *responsesUsage   `json:"usage"`
+	User               *string           `json:"user"`
+	Metadata           map[string]string `json:"metadata"`
+	Echo               *Echo             `json:"echo,omitempty"`
 }
 
 // responseEvent is the union of the Responses API stream events the mock
@@ -152,11 +188,18 @@ type responseEvent struct {
 	ContentIndex   *int      `json:"content_index,omitempty"`
 	Delta          *string   `json:"delta,omitempty"`
 	Text           *string   `json:"text,omitempty"`
+	// Item is the output item of response.output_item.added/done.
+	Item *outputMessage `json:"item,omitempty"`
+	// Part is the content part of response.content_part.added/done.
+	Part     *outputText       `json:"part,omitempty"`
+	Logprobs []json.RawMessage `json:"logprobs,omitempty"`
 }
 
 type anthropicUsage struct {
-	InputTokens  int `json:"input_tokens"`
-	OutputTokens int `json:"output_tokens"`
+	InputTokens              int `json:"input_tokens"`
+	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
+	OutputTokens             int `json:"output_tokens"`
 }
 
 type contentBlock struct {
