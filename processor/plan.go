@@ -110,11 +110,13 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 		return p, fromRouting(rerr)
 	}
 	p.Body, p.BodyModel = body, rreq.Model
-	decisions := []routing.Decision{d}
-	if len(d.Attempts) > 1 {
-		decisions, p.Retry = h.order(d.Attempts), d.Retry
+	if len(d.Attempts) < 2 {
+		a, err := newAttempt(d, req.Path, body, p.Hooks)
+		p.Attempts = []Attempt{a}
+		return p, err
 	}
-	for _, d := range decisions {
+	p.Retry = d.Retry
+	for _, d := range h.order(d.Attempts) {
 		a, err := newAttempt(d, req.Path, body, p.Hooks)
 		if err != nil {
 			return p, err
@@ -130,18 +132,15 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result) (Attempt, *apiError) {
 	a := Attempt{Provider: d.Provider, Cluster: d.Cluster, Route: d.Route, Model: d.Model, API: d.API,
 		Path: d.PathPrefix + path, Body: body}
+	a.SetHeaders = make([]routing.Header, 0, 2)
 	a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.ClusterHeader, Value: d.Cluster})
+	a.RemoveHeaders = d.Strip // shared and read-only, unless hooks add to it
 	if hooked != nil {
 		a.BodyChanged = hooked.Body != nil
 		for _, name := range sortedKeys(hooked.SetHeaders) {
 			a.SetHeaders = append(a.SetHeaders, routing.Header{Name: name, Value: hooked.SetHeaders[name]})
 		}
-		a.RemoveHeaders = append(a.RemoveHeaders, hooked.RemoveHeaders...)
-	}
-	for _, name := range routing.ClientKeyHeaders {
-		if d.Credential == nil || d.Credential.Name != name {
-			a.RemoveHeaders = append(a.RemoveHeaders, name)
-		}
+		a.RemoveHeaders = append(slices.Clone(hooked.RemoveHeaders), d.Strip...)
 	}
 	if d.Credential != nil {
 		a.SetHeaders = append(a.SetHeaders, *d.Credential)

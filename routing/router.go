@@ -53,6 +53,9 @@ type provider struct {
 	info Provider
 	// credential is shared by every Decision; callers must not modify it.
 	credential *Header
+	// strip are the client key headers to remove for this provider (all but
+	// the one its credential travels in), shared by every Decision.
+	strip []string
 	// unavailable, when set, is why the provider cannot be used.
 	unavailable string
 }
@@ -156,6 +159,11 @@ func (r *Router) compileProviders(env config.Env) {
 				p.credential = &Header{Name: "authorization", Value: "Bearer " + key}
 			} else {
 				p.credential = &Header{Name: strings.ToLower(pc.Auth.Header), Value: key}
+			}
+		}
+		for _, h := range ClientKeyHeaders {
+			if p.credential == nil || p.credential.Name != h {
+				p.strip = append(p.strip, h)
 			}
 		}
 		r.providers = append(r.providers, p)
@@ -375,6 +383,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		RewriteModel: model != req.Model,
 		PathPrefix:   p.info.PathPrefix,
 		Credential:   p.credential,
+		Strip:        p.strip,
 		Route:        routeName,
 	}, nil
 }

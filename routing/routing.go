@@ -84,6 +84,9 @@ type Decision struct {
 	// Credential is the provider credential header to set; nil when the
 	// provider takes no credential.
 	Credential *Header
+	// Strip are the client key headers to remove: ClientKeyHeaders but the
+	// one Credential travels in. Shared: callers must not modify it.
+	Strip []string
 	// Route names the route that matched (its model pattern or name), for
 	// logs; "" when the provider was chosen directly.
 	Route string
