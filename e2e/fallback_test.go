@@ -109,7 +109,7 @@ type fallbackGateway struct {
 func startFallback(t *testing.T, mode string) fallbackGateway {
 	t.Helper()
 	f := fallbackGateway{first: startScripted(t, "first"), second: startScripted(t, "second")}
-	config := fmt.Sprintf(`max_body_bytes: 65536
+	config := fmt.Sprintf(`max_body_bytes: 4194304
 providers:
   - {name: first, url: 'http://127.0.0.1:%d', schema: openai, auth: {type: bearer, key_env: SWY_FB_FIRST}}
   - {name: second, url: 'http://127.0.0.1:%d', schema: openai, path_prefix: /second, auth: {type: header, header: x-api-key, key_env: SWY_FB_SECOND}}
@@ -141,18 +141,26 @@ func TestFallback(t *testing.T) {
 			t.Parallel()
 			f := startFallback(t, mode)
 			body := `{"model":"smart","messages":[{"role":"user","content":"h\u00e9llo"}],"temperature":0.5}`
-			for _, tc := range []struct{ name, firstMode, model string }{
-				{"503", "503", "smart"},
-				{"529 overloaded", "529", "smart"},
-				{"silent past first_byte_timeout", "silent", "smart"},
-				{"connection refused", "ok", "from-refused"},
+			// Every attempt replays the body from Envoy's buffer: one near
+			// max_body_bytes (4 MiB), far over the listener's 1 MiB buffer in
+			// full-duplex mode, must reach the second provider whole.
+			large := `{"model":"smart","messages":[{"role":"user","content":"` + strings.Repeat("x", 4_100_000) + `"}]}`
+			for _, tc := range []struct{ name, firstMode, model, body string }{
+				{"503", "503", "smart", ""},
+				{"503 with a body near the limit", "503", "smart", large},
+				{"529 overloaded", "529", "smart", ""},
+				{"silent past first_byte_timeout", "silent", "smart", ""},
+				{"connection refused", "ok", "from-refused", ""},
 				// Last: Retry-After keeps the first provider out of the
 				// chains for a second.
-				{"429 with Retry-After", "429 1", "smart"},
+				{"429 with Retry-After", "429 1", "smart", ""},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					f.first.set(tc.firstMode)
 					reqBody := strings.Replace(body, `"smart"`, `"`+tc.model+`"`, 1)
+					if tc.body != "" {
+						reqBody = tc.body
+					}
 					start := time.Now()
 					r := f.gw.do(t, "POST", "/v1/chat/completions?v=1", bearer("client-key"), reqBody)
 					got := upstreamSaw(t, r)
@@ -308,6 +316,8 @@ routes:
 ejection: {consecutive_failures: 1000}
 `, half.port(), second.port())
 	gw := startGateway(t, config, gatewayOptions{})
+	gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"smart","messages":[]}`)
+	goroutines := gw.metricOrFail(t, "go_goroutines")
 	l := startLoad(8, 5*time.Second, func(ctx context.Context) (result, error) {
 		return gw.try(ctx, "POST", "/v1/chat/completions", nil, `{"model":"smart","messages":[]}`)
 	})
@@ -327,6 +337,15 @@ ejection: {consecutive_failures: 1000}
 		t.Errorf("%d of %d requests failed", failed, len(events))
 	}
 	waitMetric(t, gw, "switchyard_extproc_active_streams", 0)
+	// Idle connections from the load may keep a few goroutines; a leak per
+	// request or attempt would leave thousands.
+	deadline := time.Now().Add(5 * time.Second)
+	for gw.metricOrFail(t, "go_goroutines") > goroutines+20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines: %v before the load, %v after", goroutines, gw.metricOrFail(t, "go_goroutines"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitMetric waits until a series reaches want (at least, for counters).

@@ -198,24 +198,25 @@ func runHooksTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // writeAttempts prints where each upstream attempt goes and what it
 // carries, with the provider's key redacted.
 func writeAttempts(w io.Writer, attempts []processor.Attempt) {
+	fmt.Fprintln(w, "routing:")
 	for i, a := range attempts {
-		fmt.Fprintf(w, "routing:\n  attempt: %d\n  provider: %s\n  cluster: %s\n  model: %s\n  api: %s\n  path: %s\n",
+		fmt.Fprintf(w, "  attempt %d:\n    provider: %s\n    cluster: %s\n    model: %s\n    api: %s\n    path: %s\n",
 			i+1, a.Provider, a.Cluster, a.Model, a.API, a.Path)
 		if a.Route != "" {
-			fmt.Fprintf(w, "  route: %s\n", a.Route)
+			fmt.Fprintf(w, "    route: %s\n", a.Route)
 		}
 		for _, h := range a.SetHeaders {
 			value := h.Value
 			if h.Name == a.Credential {
 				value = "[redacted]"
 			}
-			fmt.Fprintf(w, "  set header %s: %s\n", h.Name, value)
+			fmt.Fprintf(w, "    set header %s: %s\n", h.Name, value)
 		}
 		for _, name := range a.RemoveHeaders {
-			fmt.Fprintf(w, "  remove header %s\n", name)
+			fmt.Fprintf(w, "    remove header %s\n", name)
 		}
 		if a.BodyChanged {
-			fmt.Fprintf(w, "  body: %s\n", a.Body)
+			fmt.Fprintf(w, "    body: %s\n", a.Body)
 		}
 	}
 }

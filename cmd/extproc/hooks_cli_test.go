@@ -33,6 +33,9 @@ providers:
 routes:
   - model: gpt-4o
     provider: openai
+  - model: smart
+    provider: openai
+    fallbacks: [{provider: anthropic, model: backup-model}]
 `
 
 func TestHooksCLI(t *testing.T) {
@@ -52,6 +55,7 @@ function on_request(req)
 end`)
 	request := writeFile(t, filepath.Join(dir, "req.json"), `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
 	config := writeFile(t, filepath.Join(dir, "switchyard.yaml"), testGatewayConfig)
+	smart := writeFile(t, filepath.Join(dir, "smart.json"), `{"model":"smart"}`)
 	broken := filepath.Join(dir, "broken")
 	if err := os.Mkdir(broken, 0o755); err != nil {
 		t.Fatal(err)
@@ -75,6 +79,8 @@ end`)
 		{"test with config routes by model", []string{"test", hooks, "--request", request, "--config", config}, false,
 			[]string{"routing:", "  provider: openai", "  route: gpt-4o", "  api: openai", "  path: /v1/chat/completions",
 				"  set header x-switchyard-cluster: openai", "  set header x-tier: gold", "  remove header authorization"}},
+		{"fallbacks show every attempt", []string{"test", hooks, "--request", smart, "--config", config}, false,
+			[]string{"  attempt 1:\n    provider: openai", "  attempt 2:\n    provider: anthropic\n    cluster: anthropic\n    model: backup-model", `body: {"model":"backup-model"`}},
 		// The API follows from the endpoint exactly as in the gateway: these
 		// are Anthropic endpoints, and gpt-4o is served with the OpenAI API.
 		{"messages with a query string", []string{"test", hooks, "--request", request, "--path", "/v1/messages?beta=true", "--config", config}, true,
