@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,7 @@ type scripted struct {
 	cut chan struct{}
 }
 
-func startScripted(t *testing.T, name string) *scripted {
+func startScripted(t testing.TB, name string) *scripted {
 	s := &scripted{cut: make(chan struct{})}
 	s.fakeUpstream = upstreamFunc(t, name, s.serve)
 	s.fakeUpstream.name = name
@@ -361,5 +362,46 @@ func waitMetric(t *testing.T, g *gateway, series string, want float64) {
 			t.Fatalf("%s = %v, want %v\n%s", series, v, want, grep(g.metrics(t), "switchyard_"))
 		}
 		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// BenchmarkFallback measures what one fallback adds to a request, against
+// the same request served by its first provider, in one run:
+//
+//	go test -run '^$' -bench BenchmarkFallback -benchtime 2000x ./e2e
+func BenchmarkFallback(b *testing.B) {
+	first, second := startScripted(b, "first"), startScripted(b, "second")
+	config := fmt.Sprintf(`providers:
+  - {name: first, url: 'http://127.0.0.1:%d', schema: openai}
+  - {name: second, url: 'http://127.0.0.1:%d', schema: openai}
+routes:
+  - model: smart
+    provider: first
+    fallbacks: [{provider: second}]
+  - model: plain
+    provider: first
+ejection: {consecutive_failures: 1000000}
+`, first.port(), second.port())
+	gw := startGateway(b, config, gatewayOptions{})
+	for _, bc := range []struct{ name, model, firstMode string }{
+		{"no_fallbacks_route", "plain", "ok"},
+		{"fallback_route_first_ok", "smart", "ok"},
+		{"one_fallback", "smart", "503"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			first.set(bc.firstMode)
+			body := `{"model":"` + bc.model + `","messages":[]}`
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if r := gw.do(b, "POST", "/v1/chat/completions", nil, body); r.status != 200 {
+					b.Fatalf("status %d: %s", r.status, r.body)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
 	}
 }
