@@ -3,6 +3,7 @@ package luahooks
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -82,13 +83,13 @@ func writeResult(b *strings.Builder, res Result) {
 	if res.Route != "" {
 		fmt.Fprintf(b, "  route: %s\n", res.Route)
 	}
-	for _, k := range sortedKeys(res.SetHeaders) {
+	for _, k := range slices.Sorted(maps.Keys(res.SetHeaders)) {
 		fmt.Fprintf(b, "  set header %s: %s\n", k, res.SetHeaders[k])
 	}
 	for _, k := range res.RemoveHeaders {
 		fmt.Fprintf(b, "  remove header %s\n", k)
 	}
-	for _, k := range sortedKeys(res.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(res.Tags)) {
 		fmt.Fprintf(b, "  tag %s = %s\n", k, res.Tags[k])
 	}
 	if res.Body != nil {
@@ -97,13 +98,4 @@ func writeResult(b *strings.Builder, res Result) {
 	if b.Len() == n {
 		b.WriteString("  (no changes)\n")
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

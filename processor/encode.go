@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 
@@ -90,7 +91,7 @@ func encodeFallback(p *Plan, clientPath string, duplex bool) []*extprocv3.Proces
 		setHeader("content-length", strconv.Itoa(len(p.Body))),
 	}, RemoveHeaders: slices.Clone(routing.ClientKeyHeaders)}
 	if p.Hooks != nil {
-		for _, name := range sortedKeys(p.Hooks.SetHeaders) {
+		for _, name := range slices.Sorted(maps.Keys(p.Hooks.SetHeaders)) {
 			hm.SetHeaders = append(hm.SetHeaders, setHeader(name, p.Hooks.SetHeaders[name]))
 		}
 		hm.RemoveHeaders = append(hm.RemoveHeaders, p.Hooks.RemoveHeaders...)

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"switchyard/config"
@@ -137,7 +138,7 @@ func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.R
 	a.RemoveHeaders = d.Strip // shared and read-only, unless hooks add to it
 	if hooked != nil {
 		a.BodyChanged = hooked.Body != nil
-		for _, name := range sortedKeys(hooked.SetHeaders) {
+		for _, name := range slices.Sorted(maps.Keys(hooked.SetHeaders)) {
 			a.SetHeaders = append(a.SetHeaders, routing.Header{Name: name, Value: hooked.SetHeaders[name]})
 		}
 		a.RemoveHeaders = append(slices.Clone(hooked.RemoveHeaders), d.Strip...)
@@ -155,16 +156,6 @@ func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.R
 	}
 	return a, nil
 }
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // DryRun plans a request as the gateway would, without Envoy: the same
 // endpoint, method and body checks, hooks, routing and upstream request. The
 // client key is given by name. router may be nil (no config): the plan then

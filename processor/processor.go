@@ -98,6 +98,13 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	defer s.inflight.Add(-1)
 
 	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
+	return serveStream(stream, r.handle)
+}
+
+// serveStream reads Envoy's messages until the stream ends and sends what
+// handle answers to each.
+func serveStream(stream extprocv3.ExternalProcessor_ProcessServer, handle func(context.Context, *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse) error {
+	ctx := stream.Context()
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -106,8 +113,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			}
 			return status.Errorf(codes.Unknown, "receiving from envoy: %v", err)
 		}
-		out := r.handle(ctx, msg)
-		for _, resp := range out {
+		for _, resp := range handle(ctx, msg) {
 			if err := stream.Send(resp); err != nil {
 				return err
 			}

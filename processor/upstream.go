@@ -2,16 +2,12 @@ package processor
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"strconv"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/envoy"
@@ -30,23 +26,14 @@ func isUpstreamPhase(ctx context.Context) bool {
 // processAttempt handles one attempt's stream: give the attempt its
 // provider's key, model and path, then note how it went.
 func (s *Server) processAttempt(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	ctx := stream.Context()
 	u := attempt{srv: s, router: s.opts.Router()}
 	defer u.finish()
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || ctx.Err() != nil {
-				return nil
-			}
-			return status.Errorf(codes.Unknown, "receiving from envoy: %v", err)
-		}
+	return serveStream(stream, func(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 		if resp := u.handle(ctx, msg); resp != nil {
-			if err := stream.Send(resp); err != nil {
-				return err
-			}
+			return []*extprocv3.ProcessingResponse{resp}
 		}
-	}
+		return nil
+	})
 }
 
 // attempt is the state of one attempt's stream.
