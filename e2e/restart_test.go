@@ -1,0 +1,50 @@
+package e2e
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestReloadNeedingRestartIsRefused: a config push that changes a field
+// applying only at start is refused whole and says so; the running config
+// keeps serving until the file is changed back.
+func TestReloadNeedingRestartIsRefused(t *testing.T) {
+	t.Parallel()
+	s := startStandard(t, gatewayOptions{})
+	good, err := os.ReadFile(s.gw.configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(content string) {
+		t.Helper()
+		tmp := s.gw.configPath + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, s.gw.configPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := `{"model":"gpt-exact","pad":"` + strings.Repeat("x", 40000) + `"}`
+	for _, change := range []struct{ name, content string }{
+		{"max_body_bytes", strings.Replace(string(good), "max_body_bytes: 65536", "max_body_bytes: 1024", 1)},
+		{"new provider", strings.Replace(string(good), "providers:\n", "providers:\n  - {name: gamma, url: 'http://127.0.0.1:9', schema: openai}\n", 1)},
+	} {
+		t.Run(change.name, func(t *testing.T) {
+			push(change.content)
+			waitMetric(t, s.gw, "switchyard_config_restart_required", 1)
+			waitMetric(t, s.gw, "switchyard_config_last_reload_successful", 0)
+			// Still the running config: a 40 kB body passes the old limit.
+			if got := upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), big)); got.BodyLen != len(big) {
+				t.Errorf("upstream got %d bytes of %d", got.BodyLen, len(big))
+			}
+			push(string(good))
+			waitMetric(t, s.gw, "switchyard_config_restart_required", 0)
+			waitMetric(t, s.gw, "switchyard_config_last_reload_successful", 1)
+		})
+	}
+	if out := s.gw.extprocOut.String(); !strings.Contains(out, "max_body_bytes changed") || !strings.Contains(out, `new provider \"gamma\"`) {
+		t.Errorf("the log does not name the fields that need a restart:\n%s", tail(out, 3000))
+	}
+}
