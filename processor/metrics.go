@@ -49,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchyard_extproc_active_streams",
-			Help: "ext_proc streams currently open from Envoy.",
+			Help: "ext_proc streams currently open from Envoy (one per request, and one per attempt of a request with fallbacks).",
 		}),
 		tagged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_tagged_requests_total",

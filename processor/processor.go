@@ -88,12 +88,12 @@ func (s *Server) Register(gs *grpc.Server) {
 
 // Process handles one HTTP request's ext_proc stream.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	ctx := stream.Context()
-	if isUpstreamPhase(ctx) {
-		return s.processAttempt(stream)
-	}
 	s.opts.Metrics.streams.Inc()
 	defer s.opts.Metrics.streams.Dec()
+	if isUpstreamPhase(stream.Context()) {
+		// An attempt of a request already admitted: not capped again.
+		return s.processAttempt(stream)
+	}
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 
