@@ -1,0 +1,167 @@
+package processor
+
+import (
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"switchyard/envoy"
+	"switchyard/routing"
+)
+
+const fallbackConfigYAML = `
+providers:
+  - name: openai
+    url: https://api.openai.com
+    schema: openai
+    auth: {type: bearer, key_env: OPENAI_API_KEY}
+  - name: azure
+    url: https://example.openai.azure.com
+    cluster: azure_eu
+    schema: openai
+    path_prefix: /openai/deployments/gpt4
+    auth: {type: header, header: api-key, key_env: AZURE_KEY}
+routes:
+  - model: smart
+    provider: openai
+    fallbacks: [{provider: azure, model: az-model}]
+`
+
+// setHeaders flattens a mutation's set headers for comparison.
+func setHeaders(hm *extprocv3.HeaderMutation) map[string]string {
+	out := map[string]string{}
+	for _, h := range hm.GetSetHeaders() {
+		out[h.GetHeader().GetKey()] = string(h.GetHeader().GetRawValue())
+	}
+	return out
+}
+
+// attemptScript is one attempt's stream as the upstream filter sends it.
+func attemptScript(n int, attempts string, body string, status string) []*extprocv3.ProcessingRequest {
+	kv := []string{":method", "POST", ":path", "/v1/chat/completions", "x-request-id", "req-1", "authorization", "Bearer from-an-earlier-attempt"}
+	if attempts != "" {
+		kv = append(kv, "x-switchyard-attempts", attempts)
+	}
+	headers := headersMsg(buffered, false, kv...)
+	headers.Attributes = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: map[string]*structpb.Value{
+		"upstream.request_attempt_count": structpb.NewNumberValue(float64(n)),
+	}}}
+	return []*extprocv3.ProcessingRequest{headers, bodyMsg(body, true), {Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+		ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte(status)}}}},
+	}}}
+}
+
+func runAttempt(t *testing.T, s *Server, script []*extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
+	t.Helper()
+	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(envoy.PhaseMetadataKey, envoy.PhaseUpstream))
+	st := newFakeStream(ctx, script...)
+	if err := s.Process(st); err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	return st.sent
+}
+
+// TestFallbackPlanAndAttempts drives a request with a fallback through the
+// router-level stream, then its two attempts through upstream-phase
+// streams: each attempt carries its own key, path and model only.
+func TestFallbackPlanAndAttempts(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	r := compileRouter(t, fallbackConfigYAML)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(reg)})
+	body := `{"model":"smart","messages":[]}`
+
+	out := run(t, s, script(fullDuplex, post("/v1/chat/completions", bearer("client-key")...), body)...)
+	if len(out) != 2 {
+		t.Fatalf("%d answers, want headers and body", len(out))
+	}
+	hm := out[0].GetRequestHeaders().GetResponse().GetHeaderMutation()
+	set := setHeaders(hm)
+	if set["x-switchyard-retry"] == "" || set["x-switchyard-attempts"] == "" || set["authorization"] != "" || set["x-switchyard-cluster"] != "" {
+		t.Errorf("router-level headers: %v", set)
+	}
+	if diff := cmp.Diff([]string{"authorization", "x-api-key", "api-key"}, hm.GetRemoveHeaders()); diff != "" {
+		t.Errorf("removed headers (-want +got):\n%s", diff)
+	}
+	groups := out[0].GetDynamicMetadata().AsMap()["switchyard.attempts"].(map[string]any)["priority_groups"].([]any)
+	var clusters []string
+	for _, g := range groups {
+		clusters = append(clusters, g.(map[string]any)["clusters"].([]any)[0].(map[string]any)["cluster_name"].(string))
+	}
+	if diff := cmp.Diff([]string{"attempt|openai", "attempt|azure_eu"}, clusters); diff != "" {
+		t.Errorf("attempt clusters (-want +got):\n%s", diff)
+	}
+	if got := string(out[1].GetRequestBody().GetResponse().GetBodyMutation().GetStreamedResponse().GetBody()); got != body {
+		t.Errorf("router-level body %s, want the client's", got)
+	}
+
+	first := runAttempt(t, s, attemptScript(1, set["x-switchyard-attempts"], body, "503"))
+	fm := first[1].GetRequestBody().GetResponse().GetHeaderMutation()
+	if got := setHeaders(fm); got["authorization"] != "Bearer "+secretOpenAI || got[":path"] != "/v1/chat/completions" || got["content-length"] != "31" {
+		t.Errorf("first attempt sets %v", got)
+	}
+	if rm := strings.Join(fm.GetRemoveHeaders(), ","); !strings.Contains(rm, "x-switchyard-attempts") || !strings.Contains(rm, "api-key") || strings.Contains(rm, "authorization") {
+		t.Errorf("first attempt removes %s", rm)
+	}
+
+	// The second attempt finds the plan by request id: the first removed
+	// the attempts header, and Envoy keeps that change.
+	second := runAttempt(t, s, attemptScript(2, "", body, "200"))
+	sm := second[1].GetRequestBody().GetResponse()
+	got := setHeaders(sm.GetHeaderMutation())
+	wantBody := `{"model":"az-model","messages":[]}`
+	if got["api-key"] != secretAzure || got[":path"] != "/openai/deployments/gpt4/v1/chat/completions" || got["content-length"] != "34" {
+		t.Errorf("second attempt sets %v", got)
+	}
+	if !strings.Contains(strings.Join(sm.GetHeaderMutation().GetRemoveHeaders(), ","), "authorization") {
+		t.Errorf("second attempt keeps the first attempt's credential: removes %v", sm.GetHeaderMutation().GetRemoveHeaders())
+	}
+	if b := string(sm.GetBodyMutation().GetBody()); b != wantBody {
+		t.Errorf("second attempt body %s, want %s", b, wantBody)
+	}
+	if v := testutil.ToFloat64(s.opts.Metrics.fallbacks.WithLabelValues("openai", "azure", "503")); v != 1 {
+		t.Errorf("fallbacks{openai,azure,503} = %v, want 1", v)
+	}
+	if n := testutil.CollectAndCount(s.opts.Metrics.attempts); n != 1 {
+		t.Errorf("attempts histogram has %d series", n)
+	}
+}
+
+// TestAttemptWithoutPlanFails: an attempt stream that brings no plan and
+// finds none answers with an API-shaped 500 instead of guessing.
+func TestAttemptWithoutPlanFails(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	out := runAttempt(t, s, attemptScript(2, "", `{"model":"x"}`, "200")[:1])
+	if got := out[0].GetImmediateResponse().GetStatus().GetCode(); got != 500 {
+		t.Errorf("status %v, want 500", got)
+	}
+}
+
+func FuzzAttemptsHeader(f *testing.F) {
+	f.Add(encodeAttempts(attemptsHeader{Path: "/v1/messages?beta=true", API: "anthropic", Model: "m", Retry: "r1",
+		Attempts: []attemptRef{{Provider: "a", Model: "m"}, {Provider: "b", Model: "é"}}}))
+	f.Add("")
+	f.Add("e30")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := decodeAttempts(s)
+		if err != nil {
+			return
+		}
+		if len(h.Attempts) == 0 {
+			t.Fatal("decoded a plan without attempts")
+		}
+		again, err := decodeAttempts(encodeAttempts(h))
+		if err != nil || !cmp.Equal(h, again) {
+			t.Fatalf("round trip: %+v, %v", again, err)
+		}
+	})
+}
+
