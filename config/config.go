@@ -130,6 +130,14 @@ type ClientKeyConfig struct {
 	KeyEnv  string   `yaml:"key_env"`
 	KeyFile string   `yaml:"key_file"`
 	Models  []string `yaml:"models"`
+	// Limits bounds what the key may use; nil means no limit.
+	Limits *LimitsConfig `yaml:"limits"`
+}
+
+// LimitsConfig bounds a client key's use. Counts are per calendar minute,
+// in this gateway process.
+type LimitsConfig struct {
+	RequestsPerMinute int `yaml:"requests_per_minute"`
 }
 
 // HooksSection is the hooks part of the file, passed on to the hooks engine
@@ -499,6 +507,9 @@ func (c *Config) validate(v *validator) {
 			keyNames[kc.Name] = i
 		}
 		validateKeySource(v, p, kc.KeyEnv, kc.KeyFile)
+		if l := kc.Limits; l != nil && l.RequestsPerMinute < 0 {
+			v.errf(p.key("limits").key("requests_per_minute"), "must not be negative, got %d", l.RequestsPerMinute)
+		}
 		for j, m := range kc.Models {
 			if err := checkPattern(m); err != nil {
 				v.errf(p.key("models").index(j), "%v", err)

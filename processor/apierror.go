@@ -15,7 +15,8 @@ type apiError struct {
 	kind    routing.Kind
 	code    string // OpenAI-style machine code, e.g. "model_not_found"
 	message string
-	cause   error // what went wrong inside, for logs and the dry run; never sent
+	cause   error            // what went wrong inside, for logs and the dry run; never sent
+	headers []routing.Header // extra response headers, e.g. Retry-After
 }
 
 // Error describes the answer the client gets, for the dry run.

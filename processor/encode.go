@@ -60,10 +60,14 @@ func setHeader(name, value string) *corev3.HeaderValueOption {
 }
 
 // immediate answers the request from the gateway itself.
-func immediate(code int, body []byte, details string) *extprocv3.ProcessingResponse {
+func immediate(code int, body []byte, details string, extra ...routing.Header) *extprocv3.ProcessingResponse {
+	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}}
+	for _, h := range extra {
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(h.Name, h.Value))
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(code)},
-		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}},
+		Headers: hm,
 		Body:    body,
 		Details: details,
 	}}}

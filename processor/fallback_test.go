@@ -164,4 +164,3 @@ func FuzzAttemptsHeader(f *testing.F) {
 		}
 	})
 }
-

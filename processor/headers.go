@@ -84,6 +84,9 @@ func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 		x.decided = true
 		return immediate(200, modelsList(x.router, p), "switchyard_models")
 	}
+	if e := x.srv.checkRequestLimit(p); e != nil {
+		return x.fail(e)
+	}
 	if e := checkBodyHeaders(rh, x.router.MaxBodyBytes()); e != nil {
 		return x.fail(e)
 	}

@@ -31,6 +31,8 @@ type Metrics struct {
 	fallbacks *prometheus.CounterVec
 	ejections *prometheus.CounterVec
 
+	limited *prometheus.CounterVec
+
 	tagMu   sync.Mutex
 	tagSeen map[string]map[string]bool // key -> values with a series of their own
 }
@@ -68,10 +70,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_provider_ejections_total",
 			Help: "Times a provider was put last in every fallback chain after consecutive failed attempts.",
 		}, []string{"provider"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_rate_limited_total",
+			Help: "Requests refused with 429 because their client key was over a limit, by key name and limit.",
+		}, []string{"key", "limit"}),
 		tagSeen: map[string]map[string]bool{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections)
+		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections, m.limited)
 	}
 	return m
 }

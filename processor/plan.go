@@ -156,6 +156,7 @@ func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.R
 	}
 	return a, nil
 }
+
 // DryRun plans a request as the gateway would, without Envoy: the same
 // endpoint, method and body checks, hooks, routing and upstream request. The
 // client key is given by name. router may be nil (no config): the plan then

@@ -63,6 +63,7 @@ type Server struct {
 	inflight atomic.Int64
 	health   *health     // providers failing their attempts
 	attempts *attemptLog // attempts of requests with fallbacks, by request
+	limits   *limiter    // client keys' requests per minute
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -75,7 +76,7 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	return &Server{opts: opts, health: newHealth(), attempts: newAttemptLog()}
+	return &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), limits: newLimiter()}
 }
 
 // ServiceName is the ext_proc gRPC service, for health reporting.
@@ -252,7 +253,7 @@ func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingRes
 			slog.Int("status", e.status), slog.String("code", e.code), slog.String("model", truncate(model, 128)),
 			slog.String("key_name", x.req.Principal.Name), slog.String("reason", e.message))
 	}
-	return immediate(e.status, e.body(x.req.API), "switchyard_"+e.code)
+	return immediate(e.status, e.body(x.req.API), "switchyard_"+e.code, e.headers...)
 }
 
 func truncate(s string, n int) string {

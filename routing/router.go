@@ -85,6 +85,11 @@ type clientKey struct {
 	name   string
 	hash   [sha256.Size]byte
 	models []pattern
+	rpm    int
+}
+
+func (k *clientKey) principal() Principal {
+	return Principal{Name: k.name, RequestsPerMinute: k.rpm, models: k.models}
 }
 
 func apiIndex(a config.API) int {
@@ -220,6 +225,9 @@ func (r *Router) compileClientKeys(env config.Env) error {
 			continue
 		}
 		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key))}
+		if kc.Limits != nil {
+			ck.rpm = kc.Limits.RequestsPerMinute
+		}
 		for _, m := range kc.Models {
 			ck.models = append(ck.models, newPattern(m))
 		}
@@ -254,8 +262,7 @@ func (r *Router) Authenticate(presented string) (Principal, error) {
 	if found == 0 {
 		return Principal{}, Errorf(KindAuthentication, "invalid API key")
 	}
-	k := r.clientKeys[idx]
-	return Principal{Name: k.name, models: k.models}, nil
+	return r.clientKeys[idx].principal(), nil
 }
 
 // PrincipalNamed returns the principal of the client key with this name, as
@@ -263,7 +270,7 @@ func (r *Router) Authenticate(presented string) (Principal, error) {
 func (r *Router) PrincipalNamed(name string) (Principal, bool) {
 	for _, k := range r.clientKeys {
 		if k.name == name {
-			return Principal{Name: k.name, models: k.models}, true
+			return k.principal(), true
 		}
 	}
 	return Principal{}, false

@@ -42,6 +42,9 @@ type Header struct {
 type Principal struct {
 	// Name is the key's configured name (never the key itself).
 	Name string
+	// RequestsPerMinute limits the key's requests per calendar minute; 0
+	// means no limit.
+	RequestsPerMinute int
 	// models is the allow-list of model patterns; empty allows every model.
 	models []pattern
 }
