@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 // badInputLimit is the body limit of the bad-input gateway: small enough
@@ -262,14 +264,14 @@ func checkOutcome(t *testing.T, path string, r result, want outcome) {
 	}
 	if strings.HasPrefix(path, "/v1/messages") {
 		var e anthropicError
-		decodeStrict(t, r.body, &e)
+		testkit.DecodeStrict(t, r.body, &e)
 		if e.Type != "error" || e.Error.Type != want.errType || e.Error.Message == "" {
 			t.Errorf("anthropic error %+v, want type error/%s with a message", e, want.errType)
 		}
 		return
 	}
 	var e openAIError
-	decodeStrict(t, r.body, &e)
+	testkit.DecodeStrict(t, r.body, &e)
 	if e.Error.Type != want.errType || e.Error.Code != want.code || e.Error.Message == "" {
 		t.Errorf("error type %q code %q message %q, want type %q code %q with a message", e.Error.Type, e.Error.Code, e.Error.Message, want.errType, want.code)
 	}

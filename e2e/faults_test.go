@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 // TestStreamingPassesThroughUnbuffered: the client's first SSE chunk arrives
@@ -83,13 +85,13 @@ func TestExtprocDownFailsClosed(t *testing.T) {
 		}
 		if strings.HasPrefix(path, "/v1/messages") {
 			var e anthropicError
-			decodeStrict(t, r.body, &e)
+			testkit.DecodeStrict(t, r.body, &e)
 			if e.Error.Type != "api_error" {
 				t.Errorf("error type %q", e.Error.Type)
 			}
 		} else {
 			var e openAIError
-			decodeStrict(t, r.body, &e)
+			testkit.DecodeStrict(t, r.body, &e)
 			if e.Error.Code != "processor_unavailable" {
 				t.Errorf("error code %q", e.Error.Code)
 			}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 // hooksConfig: alpha and gamma are OpenAI-schema providers on two upstreams;
@@ -101,13 +103,13 @@ end
 
 	r = gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-block": "1"}, `{"model":"gpt-exact"}`)
 	var e openAIError
-	decodeStrict(t, r.body, &e)
+	testkit.DecodeStrict(t, r.body, &e)
 	if r.status != 429 || e.Error.Message != "blocked by policy for gpt-exact" {
 		t.Errorf("reject: status %d body %s", r.status, r.body)
 	}
 
 	r = gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-crash": "1"}, `{"model":"gpt-exact"}`)
-	decodeStrict(t, r.body, &e)
+	testkit.DecodeStrict(t, r.body, &e)
 	if r.status != 500 || strings.Contains(string(r.body), "deliberate") || strings.Contains(string(r.body), ".lua") {
 		t.Errorf("failing hook (fail_closed): status %d body %s; want 500 without script details", r.status, r.body)
 	}

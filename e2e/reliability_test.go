@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 // loadEvent is one request of a load run.
@@ -99,16 +101,14 @@ func (g *gateway) metricOrFail(t testing.TB, name string) float64 {
 
 // upstreamFunc is a fake upstream with a custom handler.
 func upstreamFunc(t testing.TB, name string, h http.HandlerFunc) *fakeUpstream {
-	u := &fakeUpstream{name: name, srv: httptest.NewServer(h)}
-	t.Cleanup(u.srv.Close)
-	return u
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &fakeUpstream{name: name, addr: srv.Listener.Addr().String()}
 }
 
 // closedUpstream returns an upstream whose port refuses connections.
 func closedUpstream(t testing.TB) *fakeUpstream {
-	u := &fakeUpstream{name: "closed", srv: httptest.NewServer(http.NotFoundHandler())}
-	u.srv.Close()
-	return u
+	return &fakeUpstream{name: "closed", addr: testkit.RefusingAddr(t)}
 }
 
 const goodBody = `{"model":"gpt-exact","messages":[{"role":"user","content":"hi"}]}`
@@ -622,11 +622,11 @@ func TestUpstreamSlowOrRefusing(t *testing.T) {
 			var gotType string
 			if strings.HasPrefix(tc.path, "/v1/messages") {
 				var e anthropicError
-				decodeStrict(t, r.body, &e)
+				testkit.DecodeStrict(t, r.body, &e)
 				gotType = e.Error.Type
 			} else {
 				var e openAIError
-				decodeStrict(t, r.body, &e)
+				testkit.DecodeStrict(t, r.body, &e)
 				gotType = e.Error.Type
 				if e.Error.Code != "upstream_error" {
 					t.Errorf("code %q, want upstream_error", e.Error.Code)
@@ -721,7 +721,7 @@ func testExtprocFrozen(t *testing.T, mode string, envoyArgs []string, msgTimeout
 		t.Errorf("status %d, want a 5xx", r.status)
 	}
 	var e openAIError
-	decodeStrict(t, r.body, &e)
+	testkit.DecodeStrict(t, r.body, &e)
 	if r.status != 504 {
 		t.Errorf("status %d, want 504", r.status)
 	}

@@ -80,7 +80,7 @@ var soakLimits = []soakLimit{
 // the heap still allocated afterwards: what a leak would grow.
 func liveHeapMB(t *testing.T, g *gateway) float64 {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1", g.metricsPort))
+	resp, err := http.Get(g.metricsURL() + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		t.Fatalf("forcing a GC in extproc: %v", err)
 	}
