@@ -3,12 +3,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +122,9 @@ end
 	}
 }
 
+// errMixedVersions marks a request that saw more than one script-set version.
+var errMixedVersions = errors.New("versions differ between the request's phases")
+
 // hookSet is the script set of version v: two scripts that stamp the version
 // on the request and one that stamps it on the response.
 func hookSet(v int) map[string]string {
@@ -144,40 +147,28 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 	}
 	gw := startGateway(t, hooksConfig(a, b, dir, "fail_closed"), gatewayOptions{extraEnv: testEnv})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var total, failed, mixed atomic.Int64
-	var firstProblem atomic.Value
 	var versionsMu sync.Mutex
 	versions := map[string]int{}
-	var wg sync.WaitGroup
-	for w := 0; w < 6; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				r, err := gw.try(context.Background(), "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`)
-				total.Add(1)
-				if err != nil || r.status != 200 {
-					failed.Add(1)
-					firstProblem.CompareAndSwap(nil, fmt.Sprintf("%v %d %s", err, r.status, r.body))
-					continue
-				}
-				var rep upstreamReply
-				if json.Unmarshal(r.body, &rep) != nil {
-					failed.Add(1)
-					continue
-				}
-				va, vb, vr := rep.Seen.Headers["x-hook-a"], rep.Seen.Headers["x-hook-b"], r.header.Get("x-hook-resp")
-				if va == "" || va != vb || vb != vr {
-					mixed.Add(1)
-					firstProblem.CompareAndSwap(nil, fmt.Sprintf("versions a=%q b=%q response=%q", va, vb, vr))
-				}
-				versionsMu.Lock()
-				versions[va]++
-				versionsMu.Unlock()
-			}
-		}()
-	}
+	l := startLoad(load{workers: 6, timeout: 5 * time.Second}, func(ctx context.Context, _ int64) (result, error) {
+		r, err := gw.try(ctx, "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`)
+		if err != nil || r.status != 200 {
+			return r, err
+		}
+		var rep upstreamReply
+		if err := json.Unmarshal(r.body, &rep); err != nil {
+			return r, fmt.Errorf("decoding the upstream's reply %s: %w", r.body, err)
+		}
+		va, vb, vr := rep.Seen.Headers["x-hook-a"], rep.Seen.Headers["x-hook-b"], r.header.Get("x-hook-resp")
+		versionsMu.Lock()
+		versions[va]++
+		versionsMu.Unlock()
+		if va == "" || va != vb || vb != vr {
+			return r, fmt.Errorf("%w: a=%q b=%q response=%q", errMixedVersions, va, vb, vr)
+		}
+		return r, nil
+	})
+	// served waits until the load has run on the version just made live.
+	served := func() { l.waitRequests(t, 30) }
 
 	waitVersion := func(v int) {
 		t.Helper()
@@ -207,7 +198,7 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 			}
 		}
 		waitVersion(v)
-		time.Sleep(300 * time.Millisecond)
+		served()
 	}
 	// cp: truncate and write in place.
 	for i := 0; i < 3; i++ {
@@ -216,7 +207,7 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 			writeFile(t, filepath.Join(dir, name), code)
 		}
 		waitVersion(v)
-		time.Sleep(300 * time.Millisecond)
+		served()
 	}
 	// A broken set is refused as a whole; version v keeps serving.
 	writeFile(t, filepath.Join(dir, "a.lua"), "function on_request(req) this is not lua end\n")
@@ -227,7 +218,7 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond)
+	served()
 	if r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`); r.header.Get("x-hook-resp") != fmt.Sprint(v) {
 		t.Errorf("after the broken set, version %q serves, want %d", r.header.Get("x-hook-resp"), v)
 	}
@@ -260,23 +251,36 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 			}
 		}
 		waitVersion(v)
-		time.Sleep(300 * time.Millisecond)
+		served()
 	}
 	if rest := 10*time.Second - time.Since(start); rest > 0 {
 		time.Sleep(rest)
 	}
-	cancel()
-	wg.Wait()
+	events := l.stop()
 	elapsed := time.Since(start)
 
-	rps := float64(total.Load()) / elapsed.Seconds()
-	t.Logf("%d requests in %v (%.0f/s), %d failed, %d mixed, %d script-set versions served: %v",
-		total.Load(), elapsed.Round(time.Millisecond), rps, failed.Load(), mixed.Load(), len(versions), versions)
-	if n := failed.Load(); n != 0 {
-		t.Errorf("%d requests failed during hot swaps; first: %v", n, firstProblem.Load())
+	var failed, mixed int
+	var firstFailure, firstMixed string
+	for _, ev := range events {
+		switch {
+		case errors.Is(ev.err, errMixedVersions):
+			if mixed++; mixed == 1 {
+				firstMixed = ev.err.Error()
+			}
+		case ev.err != nil || ev.status != 200:
+			if failed++; failed == 1 {
+				firstFailure = fmt.Sprintf("%v %d %s", ev.err, ev.status, ev.body)
+			}
+		}
 	}
-	if n := mixed.Load(); n != 0 {
-		t.Errorf("%d requests saw more than one version; first: %v\nhook log lines:\n%s", n, firstProblem.Load(), grep(gw.extprocOut.String(), "hook"))
+	rps := float64(len(events)) / elapsed.Seconds()
+	t.Logf("%d requests in %v (%.0f/s), %d failed, %d mixed, %d script-set versions served: %v",
+		len(events), elapsed.Round(time.Millisecond), rps, failed, mixed, len(versions), versions)
+	if failed != 0 {
+		t.Errorf("%d requests failed during hot swaps; first: %v", failed, firstFailure)
+	}
+	if mixed != 0 {
+		t.Errorf("%d requests saw more than one version; first: %v\nhook log lines:\n%s", mixed, firstMixed, grep(gw.extprocOut.String(), "hook"))
 	}
 	if rps < 200 {
 		t.Errorf("only %.0f requests/s: the swap test needs sustained load", rps)

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -164,40 +162,19 @@ func TestSoak(t *testing.T) {
 	}
 	s := startStandard(t, gatewayOptions{})
 	pid := s.gw.extprocPID()
-	hc := &http.Client{Timeout: soakRequestTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: soakWorkers}}
-
-	var sent, failed, dropped atomic.Int64
-	var firstFailure atomic.Value
-	jobs := make(chan int64, soakWorkers)
-	var wg sync.WaitGroup
-	for w := 0; w < soakWorkers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				path, headers, body, want := soakMix(i)
-				req, _ := http.NewRequestWithContext(context.Background(), "POST", s.gw.url+path, strings.NewReader(body))
-				req.Header.Set("content-type", "application/json")
-				for k, v := range headers {
-					req.Header.Set(k, v)
-				}
-				resp, err := hc.Do(req)
-				status := 0
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					status = resp.StatusCode
-				}
-				if err != nil || status != want {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%s %s: status %d, want %d, err %v", path, body, status, want, err))
-				}
-			}
-		}()
-	}
 
 	var samples []soakSample
 	start := time.Now()
+	// Open loop: request i is due at start + i/rps whatever the answers do.
+	// A due request no worker is free to send counts as dropped.
+	l := startLoad(load{workers: soakWorkers, timeout: soakRequestTimeout, rate: rps}, func(ctx context.Context, i int64) (result, error) {
+		path, headers, body, want := soakMix(i)
+		r, err := s.gw.try(ctx, "POST", path, headers, body)
+		if err == nil && r.status != want {
+			err = fmt.Errorf("%s %s: status %d, want %d", path, body, r.status, want)
+		}
+		return r, err
+	})
 	sample := func() {
 		at := time.Since(start)
 		rss, err := procRSSMB(pid)
@@ -216,43 +193,29 @@ func TestSoak(t *testing.T) {
 			fds: float64(fds), envoyRSSMB: envoyRSS}
 		samples = append(samples, smp)
 		if len(samples)%15 == 0 {
-			t.Logf("t=%3.0fs extproc rss %.1fMB heap %.2fMB goroutines %.0f fds %.0f; envoy rss %.1fMB; %d sent, %d failed",
-				at.Seconds(), smp.rssMB, smp.heapMB, smp.goroutines, smp.fds, smp.envoyRSSMB, sent.Load(), failed.Load())
+			done, failed := l.progress()
+			t.Logf("t=%3.0fs extproc rss %.1fMB heap %.2fMB goroutines %.0f fds %.0f; envoy rss %.1fMB; %d answered, %d failed",
+				at.Seconds(), smp.rssMB, smp.heapMB, smp.goroutines, smp.fds, smp.envoyRSSMB, done, failed)
 		}
 	}
-
-	// Open loop: request i is due at start + i/rps whatever the answers do.
-	// A due request no worker is free to send counts as dropped.
-	interval := time.Second / time.Duration(rps)
-	nextSample := start.Add(soakSampleInterval)
-	var i int64
+	tick := time.NewTicker(soakSampleInterval)
 	for time.Since(start) < duration {
-		due := start.Add(time.Duration(i) * interval)
-		if wait := time.Until(due); wait > 0 {
-			time.Sleep(min(wait, time.Until(nextSample)))
-			if time.Now().Before(due) {
-				if !time.Now().Before(nextSample) {
-					sample()
-					nextSample = nextSample.Add(soakSampleInterval)
-				}
-				continue
+		<-tick.C
+		sample()
+	}
+	tick.Stop()
+	events := l.stop()
+	elapsed := time.Since(start)
+	sent, dropped := int64(len(events)), l.dropped.Load()
+	var failed int64
+	var firstFailure error
+	for _, ev := range events {
+		if ev.err != nil {
+			if failed++; failed == 1 {
+				firstFailure = ev.err
 			}
 		}
-		select {
-		case jobs <- i:
-			sent.Add(1)
-		default:
-			dropped.Add(1)
-		}
-		i++
-		if !time.Now().Before(nextSample) {
-			sample()
-			nextSample = nextSample.Add(soakSampleInterval)
-		}
 	}
-	close(jobs)
-	wg.Wait()
-	elapsed := time.Since(start)
 
 	if len(samples) < 10 {
 		t.Fatalf("only %d samples; run the soak for at least 10s", len(samples))
@@ -263,9 +226,9 @@ func TestSoak(t *testing.T) {
 		x = append(x, smp.at.Minutes())
 	}
 	window := x[len(x)-1] - x[0]
-	rate := float64(sent.Load()) / elapsed.Seconds()
+	rate := float64(sent) / elapsed.Seconds()
 	t.Logf("soak: %v at %d rps target: %d requests sent (%.1f/s), %d failed, %d ticks dropped; slopes over the last %.1f min",
-		elapsed.Round(time.Second), rps, sent.Load(), rate, failed.Load(), dropped.Load(), window)
+		elapsed.Round(time.Second), rps, sent, rate, failed, dropped, window)
 	for _, l := range soakLimits {
 		var y []float64
 		lo, hi := math.Inf(1), math.Inf(-1)
@@ -282,10 +245,10 @@ func TestSoak(t *testing.T) {
 				l.name, sl, l.unit, l.perMin, sl*window, l.unit, window)
 		}
 	}
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d soak requests did not get their expected answer; first: %v", n, sent.Load(), firstFailure.Load())
+	if failed > 0 {
+		t.Errorf("%d of %d soak requests did not get their expected answer; first: %v", failed, sent, firstFailure)
 	}
-	if d := dropped.Load(); d > int64(rps) { // a second's worth of slack for scheduling hiccups
+	if d := dropped; d > int64(rps) { // a second's worth of slack for scheduling hiccups
 		t.Errorf("%d request ticks dropped: the gateway could not keep up with %d rps", d, rps)
 	}
 	if rate < 0.9*float64(rps) {
