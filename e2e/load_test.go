@@ -15,10 +15,12 @@ type load struct {
 	// instead of stalling the test.
 	timeout time.Duration
 	// rate, when set, makes the run open-loop: request i is due at
-	// start + i/rate whatever earlier answers do, and a due request that
-	// finds every worker busy (and the queue of workers full) is dropped
-	// and counted. Zero: each worker sends its next request as soon as it
-	// has the answer to the last one.
+	// start + i/rate whatever earlier answers do. Due requests queue for a
+	// free worker; one that finds a second's worth already queued is
+	// dropped and counted. (A shorter queue would count the burst that
+	// follows any stall of the test process itself as drops.) Zero: each
+	// worker sends its next request as soon as it has the answer to the
+	// last one.
 	rate int
 }
 
@@ -49,7 +51,7 @@ func startLoad(o load, send func(ctx context.Context, i int64) (result, error)) 
 	var next atomic.Int64
 	var jobs chan int64
 	if o.rate > 0 {
-		jobs = make(chan int64, o.workers)
+		jobs = make(chan int64, max(o.workers, o.rate))
 		l.wg.Add(1)
 		go l.pace(ctx, o.rate, jobs)
 	}
