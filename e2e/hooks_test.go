@@ -122,33 +122,76 @@ end
 	}
 }
 
-// errMixedVersions marks a request that saw more than one script-set version.
-var errMixedVersions = errors.New("versions differ between the request's phases")
+// errMixedVersions marks a request whose versions no one loaded set explains.
+var errMixedVersions = errors.New("versions from more than one script set")
+
+type hookFile struct{ name, code string }
 
 // hookSet is the script set of version v: two scripts that stamp the version
-// on the request and one that stamps it on the response.
-func hookSet(v int) map[string]string {
-	return map[string]string{
-		"a.lua": fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-a\", \"%d\") end\n", v),
-		"b.lua": fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-b\", \"%d\") end\nfunction on_response(res) res:set_header(\"x-hook-resp\", \"%d\") end\n", v, v),
+// on the request and one that stamps it on the response. The test writes
+// them in this order, a.lua first.
+func hookSet(v int) []hookFile {
+	return []hookFile{
+		{"a.lua", fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-a\", \"%d\") end\n", v)},
+		{"b.lua", fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-b\", \"%d\") end\nfunction on_response(res) res:set_header(\"x-hook-resp\", \"%d\") end\n", v, v)},
 	}
+}
+
+// setStates records the script sets the hook directory held: those the
+// test wrote whole, and the states it passes through while the test
+// rewrites a set file by file, a.lua first (a.lua of the next version, or
+// emptied by cp's truncate, beside the previous b.lua; then b.lua emptied
+// beside the new a.lua). However briefly the directory holds such a state,
+// a busy machine can stretch it past the watcher's debounce, and the
+// gateway then rightly loads it (seen beside a concurrent make test: 64
+// requests with a="5" b="4" response="4").
+type setStates struct {
+	mu   sync.Mutex
+	held map[[2]string]bool // {a version, b version}; "" for an empty file
+}
+
+func (s *setStates) add(states ...[2]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range states {
+		s.held[st] = true
+	}
+}
+
+// oneSnapshot reports whether the versions a request saw (x-hook-a and
+// x-hook-b on the request, x-hook-resp on the response) come from one
+// loaded script set that the directory held: both phases ran one snapshot
+// (b.lua's two stamps agree), and its a.lua and b.lua were on disk together.
+func (s *setStates) oneSnapshot(va, vb, vr string) bool {
+	if vb != vr {
+		return false
+	}
+	if va == vb && va != "" {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[[2]string{va, vb}]
 }
 
 // TestHooksHotSwapUnderLoad replaces the script set many times under
 // constant traffic: by rename, by cp over the file, by a broken set and by
-// Kubernetes ConfigMap-style ..data symlink swaps. No request may fail and
-// every request must see exactly one version in both of its phases.
+// Kubernetes ConfigMap-style ..data symlink swaps. No request may fail, and
+// both phases of every request must run one script set, a set the
+// directory held (setStates).
 func TestHooksHotSwapUnderLoad(t *testing.T) {
 	t.Parallel()
 	a, b := startUpstream(t, "A"), startUpstream(t, "B")
 	dir := t.TempDir()
-	for name, code := range hookSet(1) {
+	for _, f := range hookSet(1) {
+		name, code := f.name, f.code
 		writeFile(t, filepath.Join(dir, name), code)
 	}
 	gw := startGateway(t, hooksConfig(a, b, dir, "fail_closed"), gatewayOptions{extraEnv: testEnv})
 
 	var versionsMu sync.Mutex
 	versions := map[string]int{}
+	states := &setStates{held: map[[2]string]bool{}}
 	l := startLoad(load{workers: 6, timeout: 5 * time.Second}, func(ctx context.Context, _ int64) (result, error) {
 		r, err := gw.try(ctx, "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`)
 		if err != nil || r.status != 200 {
@@ -162,7 +205,7 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 		versionsMu.Lock()
 		versions[va]++
 		versionsMu.Unlock()
-		if va == "" || va != vb || vb != vr {
+		if !states.oneSnapshot(va, vb, vr) {
 			return r, fmt.Errorf("%w: a=%q b=%q response=%q", errMixedVersions, va, vb, vr)
 		}
 		return r, nil
@@ -190,7 +233,9 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 	// Editors: write a temporary file and rename it over the script.
 	for i := 0; i < 4; i++ {
 		v++
-		for name, code := range hookSet(v) {
+		states.add([2]string{fmt.Sprint(v), fmt.Sprint(v - 1)})
+		for _, f := range hookSet(v) {
+			name, code := f.name, f.code
 			tmp := filepath.Join(dir, "."+name+".swp")
 			writeFile(t, tmp, code)
 			if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
@@ -203,7 +248,9 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 	// cp: truncate and write in place.
 	for i := 0; i < 3; i++ {
 		v++
-		for name, code := range hookSet(v) {
+		states.add([2]string{"", fmt.Sprint(v - 1)}, [2]string{fmt.Sprint(v), fmt.Sprint(v - 1)}, [2]string{fmt.Sprint(v), ""})
+		for _, f := range hookSet(v) {
+			name, code := f.name, f.code
 			writeFile(t, filepath.Join(dir, name), code)
 		}
 		waitVersion(v)
@@ -229,7 +276,8 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 		if err := os.Mkdir(snap, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for name, code := range hookSet(v) {
+		for _, f := range hookSet(v) {
+			name, code := f.name, f.code
 			writeFile(t, filepath.Join(snap, name), code)
 		}
 		tmpLink := filepath.Join(dir, "..data_tmp")
@@ -240,7 +288,9 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == 0 { // the first time, turn the plain files into links through ..data
-			for name := range hookSet(v) {
+			states.add([2]string{fmt.Sprint(v), fmt.Sprint(v - 1)})
+			for _, f := range hookSet(v) {
+				name := f.name
 				link := filepath.Join(dir, name+".lnk")
 				if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
 					t.Fatal(err)
