@@ -290,7 +290,10 @@ func TestDeepNestingAtTheDefaultLimit(t *testing.T) {
 			t.Parallel()
 			a, b := startUpstream(t, "A"), startUpstream(t, "B")
 			config := strings.Replace(standardConfig(a, b, ""), "max_body_bytes: 65536\n", "", 1) // default limit
-			gw := startGateway(t, config, gatewayOptions{bodyMode: mode, extraEnv: testEnv})
+			// The answer is what is tested, not how fast 10 MiB is checked:
+			// a busy machine can take longer than BUFFERED mode's 2s.
+			gw := startGateway(t, config, gatewayOptions{bodyMode: mode, extraEnv: testEnv,
+				envoyConfigArgs: []string{"-message-timeout", "20s"}})
 			head := `{"model":"gpt-exact","x":`
 			hc := &http.Client{Timeout: 30 * time.Second}
 			start := time.Now()

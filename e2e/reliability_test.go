@@ -283,7 +283,9 @@ func TestBrokenPushesUnderLoad(t *testing.T) {
 		}
 	}
 	writeHook(hook("1"))
-	good := standardConfig(a, b, "") + "hooks: {dir: ./hooks}\n"
+	// A generous hook budget: this test is about broken pushes, and a busy
+	// machine can stall a hook call past the 5ms default.
+	good := standardConfig(a, b, "") + "hooks: {dir: ./hooks, timeout: 250ms}\n"
 	configPath := filepath.Join(dir, "switchyard.yaml")
 	if err := os.WriteFile(configPath, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
