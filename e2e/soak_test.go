@@ -75,7 +75,9 @@ var soakLimits = []soakLimit{
 	{"extproc RSS", "MB", 1, 3, func(s soakSample) float64 { return s.rssMB }},
 	{"extproc live heap", "MB", 0.5, 1.5, func(s soakSample) float64 { return s.heapMB }},
 	{"extproc open fds", "", 1, 2, func(s soakSample) float64 { return s.fds }},
-	{"envoy RSS", "MB", 2, 2, func(s soakSample) float64 { return s.envoyRSSMB }},
+	// Envoy's RSS moves in steps of about 4 MB (69.5 -> 73.5 MB within 45 s
+	// beside another make test) that a short window reads as a slope.
+	{"envoy RSS", "MB", 2, 5, func(s soakSample) float64 { return s.envoyRSSMB }},
 }
 
 // liveHeapMB forces a GC in extproc through its pprof endpoint and reads
