@@ -154,7 +154,7 @@ func agentCLI(t testing.TB, name, pin string) string {
 	const how = "run `make agents` (installs the pinned @anthropic-ai/claude-code and @openai/codex from npm into " +
 		agentsDir + "; needs npm)"
 	bin := filepath.Join(repoRoot(t), agentsDir, "node_modules", ".bin", name)
-	if !fileExists(bin) {
+	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s is required for the agent end-to-end tests: %s", bin, how)
 	}
 	want := makeVariable(t, pin)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 // badInputLimit is the body limit of the bad-input gateway: small enough
@@ -262,14 +264,14 @@ func checkOutcome(t *testing.T, path string, r result, want outcome) {
 	}
 	if strings.HasPrefix(path, "/v1/messages") {
 		var e anthropicError
-		decodeStrict(t, r.body, &e)
+		testkit.DecodeStrict(t, r.body, &e)
 		if e.Type != "error" || e.Error.Type != want.errType || e.Error.Message == "" {
 			t.Errorf("anthropic error %+v, want type error/%s with a message", e, want.errType)
 		}
 		return
 	}
 	var e openAIError
-	decodeStrict(t, r.body, &e)
+	testkit.DecodeStrict(t, r.body, &e)
 	if e.Error.Type != want.errType || e.Error.Code != want.code || e.Error.Message == "" {
 		t.Errorf("error type %q code %q message %q, want type %q code %q with a message", e.Error.Type, e.Error.Code, e.Error.Message, want.errType, want.code)
 	}
@@ -288,7 +290,10 @@ func TestDeepNestingAtTheDefaultLimit(t *testing.T) {
 			t.Parallel()
 			a, b := startUpstream(t, "A"), startUpstream(t, "B")
 			config := strings.Replace(standardConfig(a, b, ""), "max_body_bytes: 65536\n", "", 1) // default limit
-			gw := startGateway(t, config, gatewayOptions{bodyMode: mode, extraEnv: testEnv})
+			// The answer is what is tested, not how fast 10 MiB is checked:
+			// a busy machine can take longer than BUFFERED mode's 2s.
+			gw := startGateway(t, config, gatewayOptions{bodyMode: mode, extraEnv: testEnv,
+				envoyConfigArgs: []string{"-message-timeout", "20s"}})
 			head := `{"model":"gpt-exact","x":`
 			hc := &http.Client{Timeout: 30 * time.Second}
 			start := time.Now()

@@ -43,10 +43,8 @@ func TestBenchFullStack(t *testing.T) {
 	t.Cleanup(func() { mock.Close() })
 
 	dir := t.TempDir()
-	// Four Envoys, each with its own base id.
-	first := int(baseID.Add(4)) - 3
 	stack, err := bench.StartStack(ctx, bench.StackConfig{
-		Dir: dir, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: "http://" + ln.Addr().String(), BaseID: first,
+		Dir: dir, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: "http://" + ln.Addr().String(),
 	})
 	if err != nil {
 		t.Fatalf("starting the benchmark stack (Envoy %s, extproc %s): %v", envoyBin, extprocBin, err)

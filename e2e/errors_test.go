@@ -1,11 +1,12 @@
 package e2e
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"switchyard/internal/testkit"
 )
 
 type openAIError struct {
@@ -23,17 +24,6 @@ type anthropicError struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	} `json:"error"`
-}
-
-// decodeStrict decodes body into v, refusing unknown fields: the error must
-// have exactly the API's shape.
-func decodeStrict(t testing.TB, body []byte, v any) {
-	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("error body %s does not have the API's shape: %v", body, err)
-	}
 }
 
 func TestErrorsInTheAPIShape(t *testing.T) {
@@ -78,14 +68,14 @@ func TestErrorsInTheAPIShape(t *testing.T) {
 				var gotType, msg string
 				if strings.HasPrefix(tc.path, "/v1/messages") {
 					var e anthropicError
-					decodeStrict(t, r.body, &e)
+					testkit.DecodeStrict(t, r.body, &e)
 					if e.Type != "error" {
 						t.Errorf("anthropic error type %q, want \"error\"", e.Type)
 					}
 					gotType, msg = e.Error.Type, e.Error.Message
 				} else {
 					var e openAIError
-					decodeStrict(t, r.body, &e)
+					testkit.DecodeStrict(t, r.body, &e)
 					gotType, msg = e.Error.Type, e.Error.Message
 					if e.Error.Code == "" {
 						t.Errorf("OpenAI error has no code: %s", r.body)
@@ -138,7 +128,7 @@ func TestModelsList(t *testing.T) {
 			t.Fatalf("status %d: %s", r.status, r.body)
 		}
 		var got list
-		decodeStrict(t, r.body, &got)
+		testkit.DecodeStrict(t, r.body, &got)
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("/v1/models (-want +got):\n%s", diff)
 		}

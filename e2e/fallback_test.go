@@ -319,7 +319,7 @@ ejection: {consecutive_failures: 1000}
 	gw := startGateway(t, config, gatewayOptions{})
 	gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"smart","messages":[]}`)
 	goroutines := gw.metricOrFail(t, "go_goroutines")
-	l := startLoad(8, 5*time.Second, func(ctx context.Context) (result, error) {
+	l := startLoad(load{workers: 8, timeout: 5 * time.Second}, func(ctx context.Context, _ int64) (result, error) {
 		return gw.try(ctx, "POST", "/v1/chat/completions", nil, `{"model":"smart","messages":[]}`)
 	})
 	time.Sleep(10 * time.Second)

@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 // TestStreamingPassesThroughUnbuffered: the client's first SSE chunk arrives
@@ -83,13 +83,13 @@ func TestExtprocDownFailsClosed(t *testing.T) {
 		}
 		if strings.HasPrefix(path, "/v1/messages") {
 			var e anthropicError
-			decodeStrict(t, r.body, &e)
+			testkit.DecodeStrict(t, r.body, &e)
 			if e.Error.Type != "api_error" {
 				t.Errorf("error type %q", e.Error.Type)
 			}
 		} else {
 			var e openAIError
-			decodeStrict(t, r.body, &e)
+			testkit.DecodeStrict(t, r.body, &e)
 			if e.Error.Code != "processor_unavailable" {
 				t.Errorf("error code %q", e.Error.Code)
 			}
@@ -134,24 +134,9 @@ func TestConfigHotReloadUnderTraffic(t *testing.T) {
 	a, b := startUpstream(t, "A"), startUpstream(t, "B")
 	gw := startGateway(t, standardConfig(a, b, ""), gatewayOptions{extraEnv: testEnv})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var total, failed atomic.Int64
-	var firstFailure atomic.Value
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				r, err := gw.try(context.Background(), "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`)
-				total.Add(1)
-				if err != nil || r.status != 200 {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%v %d %s", err, r.status, r.body))
-				}
-			}
-		}()
-	}
+	l := startLoad(load{workers: 4, timeout: 5 * time.Second}, func(ctx context.Context, _ int64) (result, error) {
+		return gw.try(ctx, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`)
+	})
 
 	write := func(content string) {
 		t.Helper()
@@ -179,7 +164,7 @@ func TestConfigHotReloadUnderTraffic(t *testing.T) {
 		return gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"`+model+`"}`).status
 	}
 
-	time.Sleep(300 * time.Millisecond)
+	l.waitRequests(t, 20)
 	write(standardConfig(a, b, newRoute))
 	waitFor("the new route", func() bool { return status("fresh-model") == 200 })
 
@@ -196,16 +181,21 @@ func TestConfigHotReloadUnderTraffic(t *testing.T) {
 	if !strings.Contains(gw.metrics(t), "switchyard_config_last_reload_successful 1") {
 		t.Error("gauge did not return to 1 after a good reload")
 	}
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	wg.Wait()
-	if total.Load() < 50 {
-		t.Errorf("only %d requests ran during the reloads", total.Load())
+	l.waitRequests(t, 20)
+	events := l.stop()
+	failed := 0
+	for _, ev := range events {
+		if ev.err != nil || ev.status != 200 {
+			failed++
+			if failed <= 3 {
+				t.Errorf("request failed during reloads: %v %d %s", ev.err, ev.status, ev.body)
+			}
+		}
 	}
-	if n := failed.Load(); n != 0 {
-		t.Errorf("%d of %d requests failed during reloads; first: %v", n, total.Load(), firstFailure.Load())
+	if len(events) < 50 {
+		t.Errorf("only %d requests ran during the reloads", len(events))
 	}
-	t.Logf("%d requests during reloads, %d failed", total.Load(), failed.Load())
+	t.Logf("%d requests during reloads, %d failed", len(events), failed)
 }
 
 func grep(s, substr string) string {

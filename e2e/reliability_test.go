@@ -17,56 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
-
-// loadEvent is one request of a load run.
-type loadEvent struct {
-	start, end time.Time
-	status     int
-	body       []byte // kept for non-200 answers
-	err        error
-}
-
-// loadRun drives requests from several goroutines until stopped.
-type loadRun struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	events []loadEvent
-}
-
-// startLoad loops `send` in workers goroutines; each request is bounded by
-// timeout, so a hang shows up as an error instead of stalling the test.
-func startLoad(workers int, timeout time.Duration, send func(ctx context.Context) (result, error)) *loadRun {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &loadRun{cancel: cancel}
-	for w := 0; w < workers; w++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for ctx.Err() == nil {
-				rctx, rcancel := context.WithTimeout(context.Background(), timeout)
-				ev := loadEvent{start: time.Now()}
-				r, err := send(rctx)
-				rcancel()
-				ev.end, ev.status, ev.err = time.Now(), r.status, err
-				if r.status != 200 {
-					ev.body = r.body
-				}
-				l.mu.Lock()
-				l.events = append(l.events, ev)
-				l.mu.Unlock()
-			}
-		}()
-	}
-	return l
-}
-
-func (l *loadRun) stop() []loadEvent {
-	l.cancel()
-	l.wg.Wait()
-	return l.events
-}
 
 // openAIShaped reports whether body is exactly an OpenAI error with the code.
 func openAIShaped(body []byte, code string) bool {
@@ -99,16 +52,14 @@ func (g *gateway) metricOrFail(t testing.TB, name string) float64 {
 
 // upstreamFunc is a fake upstream with a custom handler.
 func upstreamFunc(t testing.TB, name string, h http.HandlerFunc) *fakeUpstream {
-	u := &fakeUpstream{name: name, srv: httptest.NewServer(h)}
-	t.Cleanup(u.srv.Close)
-	return u
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &fakeUpstream{name: name, addr: srv.Listener.Addr().String()}
 }
 
 // closedUpstream returns an upstream whose port refuses connections.
 func closedUpstream(t testing.TB) *fakeUpstream {
-	u := &fakeUpstream{name: "closed", srv: httptest.NewServer(http.NotFoundHandler())}
-	u.srv.Close()
-	return u
+	return &fakeUpstream{name: "closed", addr: testkit.RefusingAddr(t)}
 }
 
 const goodBody = `{"model":"gpt-exact","messages":[{"role":"user","content":"hi"}]}`
@@ -120,17 +71,17 @@ func TestExtprocKilledUnderLoad(t *testing.T) {
 	t.Parallel()
 	s := startStandard(t, gatewayOptions{})
 	const timeout = 5 * time.Second
-	l := startLoad(4, timeout, func(ctx context.Context) (result, error) {
+	l := startLoad(load{workers: 4, timeout: timeout}, func(ctx context.Context, _ int64) (result, error) {
 		return s.gw.try(ctx, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody)
 	})
-	time.Sleep(400 * time.Millisecond)
+	l.waitRequests(t, 20)
 	killAt := time.Now()
 	s.gw.killExtproc()
-	time.Sleep(700 * time.Millisecond)
+	l.waitRequests(t, 20)
 	restartAt := time.Now()
 	s.gw.startExtproc()
 	listeningAt := time.Now()
-	time.Sleep(1500 * time.Millisecond)
+	l.waitRequests(t, 100)
 	events := l.stop()
 
 	var before, down, after, failedOther int
@@ -332,7 +283,9 @@ func TestBrokenPushesUnderLoad(t *testing.T) {
 		}
 	}
 	writeHook(hook("1"))
-	good := standardConfig(a, b, "") + "hooks: {dir: ./hooks}\n"
+	// A generous hook budget: this test is about broken pushes, and a busy
+	// machine can stall a hook call past the 5ms default.
+	good := standardConfig(a, b, "") + "hooks: {dir: ./hooks, timeout: 250ms}\n"
 	configPath := filepath.Join(dir, "switchyard.yaml")
 	if err := os.WriteFile(configPath, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
@@ -345,7 +298,7 @@ func TestBrokenPushesUnderLoad(t *testing.T) {
 		t.Fatalf("hook version %q before the pushes, want 1", v)
 	}
 
-	l := startLoad(4, 5*time.Second, func(ctx context.Context) (result, error) {
+	l := startLoad(load{workers: 4, timeout: 5 * time.Second}, func(ctx context.Context, _ int64) (result, error) {
 		return gw.try(ctx, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody)
 	})
 	failures := func(series string) float64 {
@@ -393,7 +346,7 @@ func TestBrokenPushesUnderLoad(t *testing.T) {
 			}
 		}},
 	}
-	time.Sleep(200 * time.Millisecond)
+	l.waitRequests(t, 20)
 	for i, p := range pushes {
 		p.push()
 		waitCount(p.name, configFailures, float64(i+1))
@@ -426,7 +379,7 @@ func TestBrokenPushesUnderLoad(t *testing.T) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
+	l.waitRequests(t, 20)
 	events := l.stop()
 	failed := 0
 	for _, ev := range events {
@@ -510,9 +463,13 @@ func TestExtprocSIGTERMUnderLoad(t *testing.T) {
 			results <- err
 		}()
 	}
-	time.Sleep(300 * time.Millisecond) // all are streaming or uploading
-	if n := s.gw.metricOrFail(t, "switchyard_extproc_active_streams"); n < uploads {
-		t.Fatalf("%v ext_proc streams open before SIGTERM, want at least the %d uploads", n, uploads)
+	// The uploads hold their streams open for 800ms: wait until all are open.
+	deadline := time.Now().Add(700 * time.Millisecond)
+	for n := s.gw.metricOrFail(t, "switchyard_extproc_active_streams"); n < uploads; n = s.gw.metricOrFail(t, "switchyard_extproc_active_streams") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v ext_proc streams open before SIGTERM, want at least the %d uploads", n, uploads)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	termAt := time.Now()
 	exited := s.gw.terminateExtproc()
@@ -622,11 +579,11 @@ func TestUpstreamSlowOrRefusing(t *testing.T) {
 			var gotType string
 			if strings.HasPrefix(tc.path, "/v1/messages") {
 				var e anthropicError
-				decodeStrict(t, r.body, &e)
+				testkit.DecodeStrict(t, r.body, &e)
 				gotType = e.Error.Type
 			} else {
 				var e openAIError
-				decodeStrict(t, r.body, &e)
+				testkit.DecodeStrict(t, r.body, &e)
 				gotType = e.Error.Type
 				if e.Error.Code != "upstream_error" {
 					t.Errorf("code %q, want upstream_error", e.Error.Code)
@@ -721,7 +678,7 @@ func testExtprocFrozen(t *testing.T, mode string, envoyArgs []string, msgTimeout
 		t.Errorf("status %d, want a 5xx", r.status)
 	}
 	var e openAIError
-	decodeStrict(t, r.body, &e)
+	testkit.DecodeStrict(t, r.body, &e)
 	if r.status != 504 {
 		t.Errorf("status %d, want 504", r.status)
 	}

@@ -81,7 +81,7 @@ end
 		if err := os.WriteFile(filepath.Join(dir, "hooks", "snoop.lua"), []byte(script), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		hooks = "hooks: {dir: ./hooks}\n"
+		hooks = "hooks: {dir: ./hooks, timeout: 250ms}\n" // generous: a busy machine stalls hook calls
 	}
 	config := fmt.Sprintf(`providers:
   - name: openai

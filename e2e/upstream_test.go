@@ -36,18 +36,19 @@ type upstreamReply struct {
 // stream. It refuses a body it cannot parse, as a real provider would.
 type fakeUpstream struct {
 	name string
-	srv  *httptest.Server
+	addr string // host:port
 }
 
 func startUpstream(t testing.TB, name string) *fakeUpstream {
 	u := &fakeUpstream{name: name}
-	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
-	t.Cleanup(u.srv.Close)
+	srv := httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(srv.Close)
+	u.addr = srv.Listener.Addr().String()
 	return u
 }
 
 func (u *fakeUpstream) port() int {
-	p, _ := strconv.Atoi(u.srv.URL[strings.LastIndexByte(u.srv.URL, ':')+1:])
+	p, _ := strconv.Atoi(u.addr[strings.LastIndexByte(u.addr, ':')+1:])
 	return p
 }
 

@@ -23,6 +23,12 @@ import (
 // Version is the Envoy release the configuration is written for.
 const Version = "1.40.0"
 
+// The ports `extproc envoy-config` renders unless told otherwise.
+const (
+	DefaultListenPort = 10000
+	DefaultAdminPort  = 9901
+)
+
 // Body modes for the ext_proc filter.
 const (
 	BodyModeFullDuplex = "FULL_DUPLEX_STREAMED"
@@ -55,9 +61,11 @@ var tmpl = template.Must(template.New("envoy").Parse(templateText))
 // Options describe one Envoy instance.
 type Options struct {
 	ListenAddress string // default 127.0.0.1
-	ListenPort    int    // default 10000
 	AdminAddress  string // default 127.0.0.1
-	AdminPort     int    // default 9901
+	// ListenPort and AdminPort are the ports of the gateway listener and
+	// the admin interface; 0 lets the kernel pick free ones, which Envoy
+	// reports through --admin-address-path and its admin API.
+	ListenPort, AdminPort int
 	// ExtProc is the extproc gRPC address, "unix:/path" or "host:port".
 	// Empty renders Envoy without the ext_proc filter, routing every request
 	// to DirectCluster (the benchmark's baseline).
@@ -216,9 +224,9 @@ func (o Options) data() (templateData, error) {
 	d := templateData{
 		EnvoyVersion:    Version,
 		ListenAddress:   or(o.ListenAddress, "127.0.0.1"),
-		ListenPort:      orInt(o.ListenPort, 10000),
+		ListenPort:      o.ListenPort,
 		AdminAddress:    or(o.AdminAddress, "127.0.0.1"),
-		AdminPort:       orInt(o.AdminPort, 9901),
+		AdminPort:       o.AdminPort,
 		FailOpen:        o.FailOpen,
 		ResponseHeaders: o.ResponseHeaders,
 		BodyMode:        or(o.BodyMode, BodyModeFullDuplex),
@@ -352,13 +360,6 @@ func or(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func orInt(n, def int) int {
-	if n == 0 {
-		return def
-	}
-	return n
 }
 
 func orDuration(d, def time.Duration) time.Duration {

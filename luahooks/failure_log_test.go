@@ -1,35 +1,22 @@
 package luahooks
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/internal/testkit"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+// logLines decodes JSON log output, one object per line.
+func logLines(t *testing.T, out string) []map[string]any {
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
 			continue
 		}
@@ -37,9 +24,9 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
-		out = append(out, m)
+		lines = append(lines, m)
 	}
-	return out
+	return lines
 }
 
 func TestFailuresAreCountedAndLogged(t *testing.T) {
@@ -47,7 +34,7 @@ func TestFailuresAreCountedAndLogged(t *testing.T) {
 	dir := t.TempDir()
 	writeHook(t, dir, "slow.lua", "function on_request(req)\n  log('info', 'checking', {team = req:header('x-team'), n = 2})\n  print('about to loop')\n  if req.request_id == 'req-1' then while true do end end\nend\n")
 	writeHook(t, dir, "bad.lua", "function on_request(req)\n  if req.request_id == 'req-1' then error('bad input') end\nend\n")
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	reg := prometheus.NewRegistry()
 	m, err := NewManager(Options{
 		Dir: dir, FailOpen: true, Timeout: 20 * time.Millisecond, Registerer: reg,
@@ -74,7 +61,7 @@ func TestFailuresAreCountedAndLogged(t *testing.T) {
 	}
 
 	var failures, hookLogs, prints int
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, logs.String()) {
 		switch l["msg"] {
 		case "hook failed":
 			failures++
@@ -95,6 +82,6 @@ func TestFailuresAreCountedAndLogged(t *testing.T) {
 		}
 	}
 	if failures != 2 || hookLogs != 1 || prints == 0 {
-		t.Errorf("logged %d failures, %d hook log lines, %d prints; want 2, 1, >0:\n%v", failures, hookLogs, prints, logs.lines(t))
+		t.Errorf("logged %d failures, %d hook log lines, %d prints; want 2, 1, >0:\n%v", failures, hookLogs, prints, logLines(t, logs.String()))
 	}
 }

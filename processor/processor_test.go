@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"switchyard/config"
+	"switchyard/internal/testkit"
 	"switchyard/routing"
 )
 
@@ -328,18 +329,12 @@ type wantErr struct {
 	message string // substring
 }
 
-// decodeStrict decodes data into v refusing unknown fields and trailing
-// data, and checks that every key in wantKeys (dotted paths) is present.
-func decodeStrict(t testing.TB, data []byte, v any, wantKeys map[string][]string) {
+// decodeExact decodes data strictly (testkit.DecodeStrict) into v and
+// checks that the objects at the keys of wantKeys ("" for the top level)
+// have exactly the keys listed.
+func decodeExact(t testing.TB, data []byte, v any, wantKeys map[string][]string) {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("decoding error body %s: %v", data, err)
-	}
-	if dec.More() {
-		t.Fatalf("error body %s has trailing data", data)
-	}
+	testkit.DecodeStrict(t, data, v)
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		t.Fatalf("decoding error body %s: %v", data, err)
@@ -381,14 +376,14 @@ func checkError(t *testing.T, got []*extprocv3.ProcessingResponse, w wantErr) {
 	switch w.api {
 	case config.APIAnthropic:
 		var e anthropicError
-		decodeStrict(t, body, &e, map[string][]string{"": {"type", "error"}, "error": {"type", "message"}})
+		decodeExact(t, body, &e, map[string][]string{"": {"type", "error"}, "error": {"type", "message"}})
 		if diff := cmp.Diff([]string{"error", w.typ}, []string{e.Type, e.Error.Type}); diff != "" {
 			t.Errorf("anthropic error types (-want +got):\n%s", diff)
 		}
 		msg = e.Error.Message
 	default:
 		var e openAIError
-		decodeStrict(t, body, &e, map[string][]string{"": {"error"}, "error": {"message", "type", "param", "code"}})
+		decodeExact(t, body, &e, map[string][]string{"": {"error"}, "error": {"message", "type", "param", "code"}})
 		if diff := cmp.Diff([]string{w.typ, w.code}, []string{e.Error.Type, e.Error.Code}); diff != "" {
 			t.Errorf("openai error type, code (-want +got):\n%s", diff)
 		}
@@ -745,7 +740,7 @@ func TestProcessModels(t *testing.T) {
 					t.Errorf("immediate response (-want +got):\n%s", diff)
 				}
 				var l list
-				decodeStrict(t, body, &l, map[string][]string{"": {"object", "data"}})
+				decodeExact(t, body, &l, map[string][]string{"": {"object", "data"}})
 				if diff := cmp.Diff(tt.want, l); diff != "" {
 					t.Errorf("models (-want +got):\n%s", diff)
 				}

@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"switchyard/internal/launch"
+	"switchyard/internal/testkit"
 )
 
 const minimalConfig = `providers:
@@ -83,6 +87,13 @@ func TestEnvoyConfigCommand(t *testing.T) {
 	if strings.Contains(out.String(), "envoy.filters.http.ext_proc") || !strings.Contains(out.String(), "cluster: mock") {
 		t.Errorf("-no-extproc config still has ext_proc or lacks the direct route:\n%s", out.String())
 	}
+	out.Reset()
+	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-listen", "0", "-admin", "0"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "port_value: 0 }"); n != 2 {
+		t.Errorf("-listen 0 -admin 0: %d ports rendered as 0, want the listener's and the admin's:\n%s", n, out.String())
+	}
 }
 
 // TestConfigReload: a broken file keeps the running snapshot and flips the
@@ -93,7 +104,7 @@ func TestConfigReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, []byte(minimalConfig), 0o600)
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	h, err := newConfigHolder(path, slog.New(slog.NewJSONHandler(&logs, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
@@ -197,23 +208,22 @@ func TestServeHealthAndShutdown(t *testing.T) {
 	os.WriteFile(cfg, []byte(minimalConfig), 0o600)
 	sock := filepath.Join(dir, "s.sock")
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	done := make(chan error, 1)
+	exited := make(chan struct{})
+	addrFile := filepath.Join(dir, "addrs.json")
 	go func() {
-		done <- run(ctx, []string{"-config", cfg, "-grpc", "unix:" + sock, "-metrics", ""}, &bytes.Buffer{}, &logs)
+		done <- run(ctx, []string{"-config", cfg, "-grpc", "unix:" + sock, "-metrics", "", "-addr-file", addrFile}, &bytes.Buffer{}, &logs)
+		close(exited)
 	}()
-	var conn *grpc.ClientConn
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not listen: %s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	// The socket file appears at bind, before the socket listens: wait for
+	// the address file, written once it does.
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if _, err := launch.WaitExtproc(wctx, addrFile, exited); err != nil {
+		t.Fatalf("server did not listen: %v\n%s", err, logs.String())
 	}
-	conn, err = grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,19 +249,59 @@ func TestServeHealthAndShutdown(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// TestServeReportsBoundAddresses: asked for port 0 on both listeners,
+// extproc writes the ports it got to -addr-file and names them in its
+// "serving" log line, and both answer there.
+func TestServeReportsBoundAddresses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(minimalConfig), 0o600)
+	addrFile := filepath.Join(dir, "addrs.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs testkit.SyncBuffer
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		done <- run(ctx, []string{"-config", cfg, "-grpc", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-addr-file", addrFile}, &bytes.Buffer{}, &logs)
+		close(exited)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	got, err := launch.WaitExtproc(wctx, addrFile, exited)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	for _, a := range []string{got.GRPC, got.Metrics} {
+		if !strings.HasPrefix(a, "127.0.0.1:") || strings.HasSuffix(a, ":0") {
+			t.Fatalf("addresses %+v: want loopback ports the kernel picked", got)
+		}
+	}
+	if want := fmt.Sprintf(`"msg":"extproc serving","grpc":%q,"metrics":%q`, got.GRPC, got.Metrics); !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, logs.String())
+	}
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	conn, err := grpc.NewClient(got.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(wctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health at %s: %v %v", got.GRPC, resp, err)
+	}
+	hr, err := http.Get("http://" + got.Metrics + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	if hr.StatusCode != http.StatusOK {
+		t.Errorf("/healthz at %s: %d", got.Metrics, hr.StatusCode)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,6 +41,7 @@ type serveFlags struct {
 	config       string
 	grpcAddr     string
 	metricsAddr  string
+	addrFile     string
 	logLevel     string
 	logFormat    string
 	drainTimeout time.Duration
@@ -54,6 +56,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.config, "config", "switchyard.yaml", "gateway config file (watched and hot-reloaded)")
 	fs.StringVar(&f.grpcAddr, "grpc", "unix:/tmp/switchyard-extproc.sock", "ext_proc gRPC listen address: unix:/path or host:port")
 	fs.StringVar(&f.metricsAddr, "metrics", "127.0.0.1:9090", "admin HTTP address for /metrics, /healthz and /debug/pprof (empty: off)")
+	fs.StringVar(&f.addrFile, "addr-file", "", "once listening, write the bound -grpc and -metrics addresses to this file as JSON (for port 0)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
@@ -185,10 +188,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var ready atomic.Bool
 	ready.Store(true)
 	var admin *http.Server
+	bound := boundAddrs{GRPC: addrString(lis.Addr())}
 	if f.metricsAddr != "" {
-		admin, err = startAdmin(f.metricsAddr, reg, &ready, log)
+		admin, bound.Metrics, err = startAdmin(f.metricsAddr, reg, &ready, log)
 		if err != nil {
 			gs.Stop()
+			return err
+		}
+	}
+	if f.addrFile != "" {
+		if err := writeAddrFile(f.addrFile, bound); err != nil {
+			gs.Stop()
+			lis.Close()
+			shutdownAdmin(admin)
 			return err
 		}
 	}
@@ -222,7 +234,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
-	log.Info("extproc serving", "grpc", f.grpcAddr, "metrics", f.metricsAddr, "config", f.config)
+	log.Info("extproc serving", "grpc", bound.GRPC, "metrics", bound.Metrics, "config", f.config)
 
 	select {
 	case err := <-serveErr:
@@ -271,7 +283,41 @@ func listen(addr string) (net.Listener, error) {
 	return lis, nil
 }
 
-func startAdmin(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, error) {
+// addrString formats a bound listener's address the way -grpc takes it.
+func addrString(a net.Addr) string {
+	if a.Network() == "unix" {
+		return "unix:" + a.String()
+	}
+	return a.String()
+}
+
+// boundAddrs are the addresses extproc listens on, port 0 resolved: what
+// -addr-file holds.
+type boundAddrs struct {
+	GRPC    string `json:"grpc"`
+	Metrics string `json:"metrics"` // empty: no admin listener
+}
+
+// writeAddrFile writes a beside path and renames it into place, so that a
+// reader sees either no file or the whole of it.
+func writeAddrFile(path string, a boundAddrs) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encoding addresses: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing address file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing address file: %w", err)
+	}
+	return nil
+}
+
+// startAdmin serves /metrics, /healthz and /debug/pprof on addr and
+// returns the address it bound.
+func startAdmin(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, string, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -287,7 +333,7 @@ func startAdmin(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listening on admin address %s: %w", addr, err)
+		return nil, "", fmt.Errorf("listening on admin address %s: %w", addr, err)
 	}
 	s := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -295,7 +341,7 @@ func startAdmin(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *
 			log.Error("admin server failed", "err", err)
 		}
 	}()
-	return s, nil
+	return s, lis.Addr().String(), nil
 }
 
 func shutdownAdmin(s *http.Server) {

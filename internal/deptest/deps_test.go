@@ -53,3 +53,41 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// gatewayExcluded are packages and modules the gateway binary must not link:
+// the load-test tools (charts, the k6 bundler, the compose loader, the load
+// generator) and the code that exists only for tests and the benchmark.
+var gatewayExcluded = []string{
+	"gonum.org/v1/plot",
+	"github.com/evanw/esbuild",
+	"github.com/compose-spec/compose-go",
+	"github.com/tsenart/vegeta",
+	"switchyard/loadtest",
+	"switchyard/e2e",
+	"switchyard/internal/launch",
+	"switchyard/internal/testkit",
+}
+
+// TestGatewayBinaryLeavesOutTestTools: `go version -m bin/extproc` lists the
+// modules of the packages `go list -deps ./cmd/extproc` names; none of
+// them may be a load-test tool.
+func TestGatewayBinaryLeavesOutTestTools(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}} {{with .Module}}{{.Path}}{{end}}`, "switchyard/cmd/extproc").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	sawGRPC := false
+	for _, line := range lines {
+		pkg, mod, _ := strings.Cut(line, " ")
+		sawGRPC = sawGRPC || mod == "google.golang.org/grpc"
+		for _, x := range gatewayExcluded {
+			if pkg == x || strings.HasPrefix(pkg, x+"/") || mod == x || strings.HasPrefix(mod, x+"/") {
+				t.Errorf("cmd/extproc links %s (module %q); the gateway binary must leave out %s", pkg, mod, x)
+			}
+		}
+	}
+	if !sawGRPC {
+		t.Fatalf("go list named no gRPC package among %d: the listing is not the gateway's", len(lines))
+	}
+}

@@ -1,4 +1,5 @@
-// Package deptest holds the test that keeps each concern in its package:
-// only processor speaks Envoy's protos, only luahooks embeds Lua, and
-// routing depends on neither.
+// Package deptest holds the tests that keep each concern in its package:
+// only processor speaks Envoy's protos, only luahooks embeds Lua, routing
+// depends on neither, and the gateway binary links none of the load-test
+// tools or test helpers.
 package deptest

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"image/png"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"switchyard/internal/testkit"
 	"switchyard/loadtest/mockllm"
 )
 
@@ -171,12 +171,7 @@ func TestRunTinyPlan(t *testing.T) {
 // and is counted as an error.
 func TestRunCountsErrors(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testkit.RefusingAddr(t)
 	res, err := Run(context.Background(), Plan{
 		Mode:           "test",
 		Paths:          []Path{{Target: Target{Name: BaselinePath, URL: "http://" + addr}}},

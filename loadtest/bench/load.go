@@ -144,7 +144,9 @@ func closedLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 			buf := make([]byte, 0, 4096)
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				if !t0.Before(end) {
+				// Each VU records at least one request: a stall longer
+				// than the stage would otherwise leave it without samples.
+				if !t0.Before(end) && s.requests > 0 {
 					return
 				}
 				ok, kind, detail := doChat(ctx, client, t, body, &buf)
@@ -273,7 +275,9 @@ func streamLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 			buf := make([]byte, 32<<10)
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				if !t0.Before(end) {
+				// Each VU records at least one request: a stall longer
+				// than the stage would otherwise leave it without samples.
+				if !t0.Before(end) && s.requests > 0 {
 					return
 				}
 				ttfb, ok, kind, detail := doStream(ctx, client, t, body, buf)

@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"switchyard/internal/launch"
 )
 
 // HookScript is the typical Lua hook of the gateway_hook path: it copies a
@@ -32,8 +33,6 @@ type StackConfig struct {
 	EnvoyBin   string
 	// UpstreamURL is the mock's base URL, e.g. http://127.0.0.1:8081.
 	UpstreamURL string
-	// BaseID is the first Envoy --base-id; each Envoy gets the next one.
-	BaseID int
 	// EnvoyConcurrency is each Envoy's --concurrency (worker threads);
 	// 0 means 1, so that every Envoy uses at most one of the cores it
 	// shares with the load generator, the mock and extproc.
@@ -62,15 +61,6 @@ type Stack struct {
 type process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // HookTimeout is the per-hook budget of the gateway_hook path. The default
@@ -123,7 +113,6 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 
 	s.Paths = append(s.Paths, Path{Target: Target{Name: PathDirect, URL: cfg.UpstreamURL}})
-	baseID := cfg.BaseID
 	type instance struct {
 		name, config string
 		extproc      bool
@@ -138,38 +127,24 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	} {
 		path := Path{Target: Target{Name: in.name, Headers: in.headers}}
 		sock := filepath.Join(cfg.Dir, in.name+".sock")
+		// Every process binds port 0 and reports the port it got.
 		if in.extproc {
-			metrics, err := freePort()
-			if err != nil {
-				return nil, fmt.Errorf("picking a port: %w", err)
-			}
+			addrFile := filepath.Join(cfg.Dir, "extproc_"+in.name+".addr")
 			cmd, err := s.start(cfg.ExtprocBin, "extproc_"+in.name, cfg.ExtprocEnv, "-config", in.config, "-grpc", "unix:"+sock,
-				"-metrics", "127.0.0.1:"+strconv.Itoa(metrics), "-log-level", "warn")
+				"-metrics", "127.0.0.1:0", "-addr-file", addrFile, "-log-level", "warn")
 			if err != nil {
 				return nil, err
 			}
-			if err := waitFor(ctx, cmd, func() bool {
-				c, err := net.Dial("unix", sock)
-				if err == nil {
-					c.Close()
-				}
-				return err == nil
-			}); err != nil {
+			wctx, cancel := context.WithTimeout(ctx, startTimeout)
+			addrs, err := launch.WaitExtproc(wctx, addrFile, cmd.done)
+			cancel()
+			if err != nil {
 				return nil, fmt.Errorf("waiting for extproc_%s: %w%s", in.name, err, s.logTail("extproc_"+in.name))
 			}
 			path.Procs = append(path.Procs, Proc{Name: "extproc_" + in.name, Role: roleExtproc, PID: cmd.cmd.Process.Pid})
-			path.MetricsURL = "http://127.0.0.1:" + strconv.Itoa(metrics)
+			path.MetricsURL = "http://" + addrs.Metrics
 		}
-		listen, err := freePort()
-		if err != nil {
-			return nil, fmt.Errorf("picking a port: %w", err)
-		}
-		admin, err := freePort()
-		if err != nil {
-			return nil, fmt.Errorf("picking a port: %w", err)
-		}
-		args := []string{"envoy-config", "-config", in.config, "-listen", strconv.Itoa(listen),
-			"-admin", strconv.Itoa(admin), "-extproc", "unix:" + sock}
+		args := []string{"envoy-config", "-config", in.config, "-listen", "0", "-admin", "0", "-extproc", "unix:" + sock}
 		if !in.extproc {
 			args = append(args, "-no-extproc")
 		}
@@ -187,25 +162,19 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err := os.WriteFile(envoyConfig, yaml, 0o644); err != nil {
 			return nil, fmt.Errorf("writing envoy config: %w", err)
 		}
-		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, nil, "-c", envoyConfig, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)),
-			"--log-level", "warn", "--base-id", strconv.Itoa(baseID), "--disable-hot-restart")
-		baseID++
+		adminFile := filepath.Join(cfg.Dir, "envoy_"+in.name+".admin")
+		envoyArgs := append([]string{"-c", envoyConfig, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)), "--log-level", "warn"},
+			launch.EnvoyFlags(adminFile)...)
+		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, nil, envoyArgs...)
 		if err != nil {
 			return nil, err
 		}
-		readyURL := "http://127.0.0.1:" + strconv.Itoa(admin) + "/ready"
-		if err := waitFor(ctx, cmd, func() bool {
-			resp, err := http.Get(readyURL)
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		}); err != nil {
+		listener, admin, err := waitEnvoy(ctx, adminFile, cmd.done)
+		if err != nil {
 			return nil, fmt.Errorf("waiting for envoy_%s: %w%s", in.name, err, s.logTail("envoy_"+in.name))
 		}
-		path.URL = "http://127.0.0.1:" + strconv.Itoa(listen)
-		path.AdminURL = "http://127.0.0.1:" + strconv.Itoa(admin)
+		path.URL = "http://" + listener
+		path.AdminURL = "http://" + admin
 		path.Procs = append([]Proc{{Name: "envoy_" + in.name, Role: roleEnvoy, PID: cmd.cmd.Process.Pid}}, path.Procs...)
 		s.Paths = append(s.Paths, path)
 	}
@@ -247,22 +216,20 @@ func (s *Stack) logTail(name string) string {
 	return "\n" + name + " log:\n" + string(b)
 }
 
-// waitFor polls ready until it holds, the process exits or 20s pass.
-func waitFor(ctx context.Context, p *process, ready func() bool) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if ready() {
-			return nil
-		}
-		select {
-		case <-p.done:
-			return errors.New("process exited")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+// startTimeout bounds the wait for one process to be ready.
+const startTimeout = 20 * time.Second
+
+// waitEnvoy waits until the Envoy writing adminFile is ready and returns
+// the addresses of its gateway listener and its admin interface.
+func waitEnvoy(ctx context.Context, adminFile string, exited <-chan struct{}) (listener, admin string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	admin, err = launch.WaitEnvoy(ctx, adminFile, exited)
+	if err != nil {
+		return "", "", err
 	}
-	return errors.New("not ready after 20s")
+	listener, err = launch.EnvoyListener(ctx, admin, "switchyard")
+	return listener, admin, err
 }
 
 // Close stops every process (SIGTERM, then SIGKILL after 10s), newest

@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"switchyard/envoy"
+	"switchyard/internal/launch"
 	"switchyard/loadtest/bench"
 	"switchyard/loadtest/mockllm"
 )
@@ -69,7 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.BoolVar(&f.quick, "quick", false, "quick mode, about 2 minutes (the default)")
 	fs.BoolVar(&f.full, "full", false, "full mode: 50/150/300/500/1000 VUs, two rounds")
 	fs.StringVar(&f.out, "out", "results", "directory under which results/<timestamp>/ is written")
-	fs.StringVar(&f.envoy, "envoy", os.Getenv("ENVOY_BIN"), "Envoy 1.40 binary (default $ENVOY_BIN, envoy on PATH, .tools/venv/bin/envoy)")
+	fs.StringVar(&f.envoy, "envoy", os.Getenv("ENVOY_BIN"), "Envoy 1.40 binary (default $ENVOY_BIN, .tools/venv/bin/envoy, envoy on PATH)")
 	fs.StringVar(&f.extproc, "extproc", "", "extproc binary (default: go build ./cmd/extproc)")
 	fs.DurationVar(&f.latency, "latency", mockllm.DefaultLatency, "mock upstream latency before the first byte")
 	fs.IntVar(&f.rounds, "rounds", 0, "rounds per stage (default 1 quick, 2 full)")
@@ -184,24 +186,6 @@ func selectPaths(all []bench.Path, names []string, self int) []bench.Path {
 	return out
 }
 
-func findEnvoy(flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
-	}
-	if p, err := exec.LookPath("envoy"); err == nil {
-		return p, nil
-	}
-	if p := filepath.Join(".tools", "venv", "bin", "envoy"); fileExists(p) {
-		return filepath.Abs(p)
-	}
-	return "", errors.New("no Envoy binary: run `make tools` or pass -envoy / set ENVOY_BIN")
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
@@ -211,7 +195,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return render(f.render, stdout)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	envoyBin, err := findEnvoy(f.envoy)
+	envoyBin, err := launch.FindEnvoy(f.envoy, envoy.Version)
 	if err != nil {
 		return err
 	}
@@ -248,7 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("starting envoy and extproc", "envoy", envoyBin, "work_dir", work)
 	stack, err := bench.StartStack(ctx, bench.StackConfig{
 		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
-		BaseID: 700 + os.Getpid()%200*4, EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
+		EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the stack: %w", err)
