@@ -31,6 +31,14 @@ type Metrics struct {
 	fallbacks *prometheus.CounterVec
 	ejections *prometheus.CounterVec
 
+	// Sessions, affinity and the loop guard; the counters are resolved once
+	// so a request pays no label lookup.
+	sessions     map[string]prometheus.Counter // by session source
+	affinity     prometheus.Counter
+	sessionsVec  *prometheus.CounterVec
+	affinityVec  *prometheus.CounterVec
+	loopGuardVec *prometheus.CounterVec
+
 	tagMu   sync.Mutex
 	tagSeen map[string]map[string]bool // key -> values with a series of their own
 }
@@ -68,10 +76,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_provider_ejections_total",
 			Help: "Times a provider was put last in every fallback chain after consecutive failed attempts.",
 		}, []string{"provider"}),
+		sessionsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_session_requests_total",
+			Help: "Routed requests that carried a session key, by where the key came from (x-session-id, claude_code, codex, hook).",
+		}, []string{"source"}),
+		affinityVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_affinity_routed_total",
+			Help: "Routed requests whose session key chose among several candidates, by what it chose (target: a weighted alias's target; key: a provider's key).",
+		}, []string{"kind"}),
+		loopGuardVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_loop_guard_refusals_total",
+			Help: "Requests refused by the loop guard (an identical request repeated over max_repeats within the window), by client key name.",
+		}, []string{"key_name"}),
 		tagSeen: map[string]map[string]bool{},
 	}
+	m.sessions = make(map[string]prometheus.Counter, len(sessionSources))
+	for _, src := range sessionSources {
+		m.sessions[src] = m.sessionsVec.WithLabelValues(src)
+	}
+	m.affinity = m.affinityVec.WithLabelValues("target")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections)
+		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections,
+			m.sessionsVec, m.affinityVec, m.loopGuardVec)
 	}
 	return m
 }

@@ -21,6 +21,8 @@ type Request struct {
 	Headers   map[string]string
 	Body      []byte
 	Principal routing.Principal
+	// session holds the session headers when Headers is nil (no hooks).
+	session sessionHeaders
 }
 
 // Plan is what the gateway does with one request, as plain data. The
@@ -29,6 +31,9 @@ type Plan struct {
 	ClientAPI config.API
 	Model     string // the model the client named
 	KeyName   string
+	// Session is the request's session key ("" for none) and
+	// SessionSource where it came from (session.go), after the hooks.
+	Session, SessionSource string
 	// Hooks is what the on_request hooks did; nil when none ran.
 	Hooks *luahooks.Result
 	// HookErr is the hook failure that failed the request (fail_closed), or
@@ -65,6 +70,9 @@ type Attempt struct {
 	Credential  string
 	Body        []byte // the body the upstream gets
 	BodyChanged bool   // Body differs from what the client sent
+	// Affinity is true when the session key chose this attempt's target
+	// among several.
+	Affinity bool
 }
 
 // Tags are the request's tags set by hooks, or nil.
@@ -80,15 +88,21 @@ func (p *Plan) Tags() map[string]string {
 // attempt. Without a router (a dry run with no config) it stops after the
 // hooks. On error the plan still holds what was known, for the log.
 func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *health, req *Request) (Plan, *apiError) {
-	model, err := extractModel(req.Body)
+	fields, err := readBody(req.Body)
 	if err != nil {
 		return Plan{}, err
 	}
+	model := fields.model
 	p := Plan{ClientAPI: req.API, Model: model, KeyName: req.Principal.Name}
+	sh := req.session
+	if req.Headers != nil {
+		sh = sessionHeadersFrom(req.Headers)
+	}
+	p.Session, p.SessionSource = sessionKey(sh, &fields)
 	rreq := routing.Request{API: req.API, Model: model, Principal: req.Principal}
 	body := req.Body
 	if hooks != nil && hooks.HasOnRequest() {
-		res, err := runRequestHooks(ctx, hooks, router, req, model)
+		res, err := runRequestHooks(ctx, hooks, router, req, model, p.Session)
 		p.Hooks = &res
 		if err != nil {
 			p.HookErr = err.cause
@@ -101,7 +115,14 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 			rreq.Model = res.Model
 		}
 		rreq.Provider, rreq.Route = res.Provider, res.Route
+		if res.SessionSet && res.Session != p.Session {
+			p.Session, p.SessionSource = res.Session, sessionFromHook
+			if res.Session == "" {
+				p.SessionSource = ""
+			}
+		}
 	}
+	rreq.Session = p.Session
 	if router == nil {
 		return p, nil
 	}
@@ -131,7 +152,7 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 // in place of the client's key, the path prefix and the model rewrite.
 func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result) (Attempt, *apiError) {
 	a := Attempt{Provider: d.Provider, Cluster: d.Cluster, Route: d.Route, Model: d.Model, API: d.API,
-		Path: d.PathPrefix + path, Body: body}
+		Path: d.PathPrefix + path, Body: body, Affinity: d.Affinity}
 	a.SetHeaders = make([]routing.Header, 0, 2)
 	a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.ClusterHeader, Value: d.Cluster})
 	a.RemoveHeaders = d.Strip // shared and read-only, unless hooks add to it

@@ -211,6 +211,12 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 	if len(x.tags) > 0 {
 		x.srv.opts.Metrics.countTags(x.tags)
 	}
+	if p.Session != "" {
+		x.srv.opts.Metrics.sessions[p.SessionSource].Inc()
+		if a.Affinity {
+			x.srv.opts.Metrics.affinity.Inc()
+		}
+	}
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
 	// A request with fallbacks is logged once answered, with its attempts.
 	if log := x.srv.opts.Logger; !p.Fallback() && log.Enabled(ctx, slog.LevelDebug) {
@@ -218,7 +224,7 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
 			slog.String("model", p.Model), slog.String("provider", a.Provider),
 			slog.String("upstream_model", a.Model), slog.String("route", a.Route),
-			slog.String("key_name", p.KeyName), slog.Any("tags", x.tags))
+			slog.String("key_name", p.KeyName), slog.String("session", sessionLogID(p.Session)), slog.Any("tags", x.tags))
 	}
 }
 

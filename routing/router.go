@@ -64,6 +64,7 @@ type target struct {
 	provider *provider
 	model    string // "" keeps the requested model
 	weight   int
+	id       uint64 // for session affinity (affinity.go)
 }
 
 // candidates are a route's targets that speak one API.
@@ -183,6 +184,16 @@ func (r *Router) compileRoutes() {
 				w = *tc.Weight
 			}
 			rt.targets = append(rt.targets, target{provider: r.byProvider[tc.Provider], model: tc.Model, weight: w})
+		}
+		for i := range rt.targets {
+			t := &rt.targets[i]
+			same := 0
+			for _, u := range rt.targets[:i] {
+				if u.provider == t.provider && u.model == t.model {
+					same++
+				}
+			}
+			t.id = candidateID(same, t.provider.info.Name, t.model)
 		}
 		for _, fc := range rc.Fallbacks {
 			rt.fallbacks = append(rt.fallbacks, target{provider: r.byProvider[fc.Provider], model: fc.Model, weight: 1})
@@ -333,7 +344,10 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 			req.Model, rt.targets[0].provider.info.Schema, req.API, rt.targets[0].provider.info.Schema)
 	}
 	t := &c.targets[0]
-	if len(c.targets) > 1 {
+	affinity := false
+	if len(c.targets) > 1 && req.Session != "" {
+		t, affinity = c.bySession(SessionHash(req.Session)), true
+	} else if len(c.targets) > 1 {
 		var n int
 		if req.Pick != nil {
 			n = req.Pick(c.total)
@@ -352,12 +366,24 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 		}
 	}
 	d, err := direct(t.provider, t.modelFor(req), req, rt.name)
+	d.Affinity = affinity
 	if err != nil || rt.retry == nil {
 		return d, err
 	}
 	d.Retry = rt.retry
 	d.Attempts = rt.chain(d, t, req, api)
 	return d, nil
+}
+
+// bySession picks the session's target: the highest rendezvous score.
+func (c *candidates) bySession(session uint64) *target {
+	best, bestScore := &c.targets[0], -1.0
+	for i := range c.targets {
+		if s := rendezvousScore(session, c.targets[i].id, c.targets[i].weight); s > bestScore {
+			best, bestScore = &c.targets[i], s
+		}
+	}
+	return best
 }
 
 func (t *target) modelFor(req *Request) string {

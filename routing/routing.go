@@ -31,6 +31,18 @@ const ClusterHeader = "x-switchyard-cluster"
 // provider's own credential.
 var ClientKeyHeaders = []string{"authorization", "x-api-key", "api-key"}
 
+// Session headers, in the order a session key is looked for (the processor
+// also reads the body's metadata.user_id after the Claude Code header and
+// prompt_cache_key after the Codex one).
+const (
+	SessionHeader       = "x-session-id"             // explicit, from any client
+	ClaudeSessionHeader = "x-claude-code-session-id" // Claude Code
+	CodexSessionHeader  = "session-id"               // Codex CLI
+)
+
+// SessionHeaders lists the session headers, for Envoy to forward.
+var SessionHeaders = []string{SessionHeader, ClaudeSessionHeader, CodexSessionHeader}
+
 // Header is one HTTP header to set on the upstream request.
 type Header struct {
 	Name  string
@@ -64,6 +76,10 @@ type Request struct {
 	// Pick chooses among weighted targets; it must return a value in
 	// [0, total). Nil uses math/rand/v2.
 	Pick func(total int) int
+	// Session is the request's session key, "" for none. With one, every
+	// request of the session picks the same weighted target (rendezvous
+	// hashing) and Pick is not used.
+	Session string
 }
 
 // Decision is the outcome of routing one request.
@@ -95,6 +111,8 @@ type Decision struct {
 	Attempts []Decision
 	// Retry says when an attempt has failed; nil with Attempts.
 	Retry *RetryPolicy
+	// Affinity is true when the session key chose among several targets.
+	Affinity bool
 }
 
 // Error is a routing failure meant for the client. Message never contains a

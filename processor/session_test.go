@@ -1,0 +1,221 @@
+package processor
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"switchyard/envoy"
+	"switchyard/routing"
+)
+
+func TestSessionKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		headers    sessionHeaders
+		body       string
+		key, source string
+	}{
+		{"none", sessionHeaders{}, `{"model":"m"}`, "", ""},
+		{"explicit header first", sessionHeaders{explicit: "s1", claude: "c1", codex: "x1"}, `{"model":"m","metadata":{"user_id":"u"}}`, "s1", sessionFromHeader},
+		{"claude code header", sessionHeaders{claude: "c1", codex: "x1"}, `{"model":"m","metadata":{"user_id":"u"}}`, "c1", sessionFromClaude},
+		{"metadata.user_id before the codex header", sessionHeaders{codex: "x1"}, `{"model":"m","metadata":{"user_id":"user_1_account__session_2"}}`, "user_1_account__session_2", sessionFromClaude},
+		{"codex header", sessionHeaders{codex: "x1"}, `{"model":"m","prompt_cache_key":"p"}`, "x1", sessionFromCodex},
+		{"prompt_cache_key", sessionHeaders{}, `{"model":"m","prompt_cache_key":"p\u00e9"}`, "pé", sessionFromCodex},
+		{"user_id not a string", sessionHeaders{}, `{"model":"m","metadata":{"user_id":7}}`, "", ""},
+		{"metadata not an object", sessionHeaders{}, `{"model":"m","metadata":"user_id"}`, "", ""},
+		{"empty prompt_cache_key", sessionHeaders{}, `{"model":"m","prompt_cache_key":""}`, "", ""},
+		{"nested prompt_cache_key is not read", sessionHeaders{}, `{"model":"m","x":{"prompt_cache_key":"p"}}`, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := readBody([]byte(tc.body))
+			if err != nil {
+				t.Fatalf("readBody: %+v", err)
+			}
+			key, source := sessionKey(tc.headers, &f)
+			if key != tc.key || source != tc.source {
+				t.Errorf("sessionKey = %q from %q, want %q from %q", key, source, tc.key, tc.source)
+			}
+		})
+	}
+}
+
+// FuzzSessionKey checks the derivation's order on any headers and body: it
+// never panics, a header wins over the body, and a key from the body is a
+// string the body holds.
+func FuzzSessionKey(f *testing.F) {
+	f.Add("", "", "", `{"model":"m","metadata":{"user_id":"u"}}`)
+	f.Add("s", "", "", `{"model":"m"}`)
+	f.Add("", "c", "x", `{"model":"m","prompt_cache_key":"p"}`)
+	f.Add("", "", "x", `{"model":"m","metadata":{"user_id":"\ud83d\ude00"},"prompt_cache_key":1}`)
+	f.Fuzz(func(t *testing.T, explicit, claude, codex, body string) {
+		fields, err := readBody([]byte(body))
+		if err != nil {
+			return
+		}
+		h := sessionHeaders{explicit: explicit, claude: claude, codex: codex}
+		key, source := sessionKey(h, &fields)
+		switch {
+		case explicit != "":
+			if key != explicit || source != sessionFromHeader {
+				t.Fatalf("with x-session-id %q got %q from %q", explicit, key, source)
+			}
+		case claude != "":
+			if key != claude || source != sessionFromClaude {
+				t.Fatalf("with the Claude Code header %q got %q from %q", claude, key, source)
+			}
+		case key == "":
+			if source != "" {
+				t.Fatalf("no key but source %q", source)
+			}
+			if codex != "" {
+				t.Fatalf("the Codex header %q was not used", codex)
+			}
+		case key == codex:
+		default:
+			if !utf8.ValidString(key) {
+				t.Fatalf("key %q from the body is not UTF-8", key)
+			}
+			if source != sessionFromClaude && source != sessionFromCodex {
+				t.Fatalf("key %q from the body has source %q", key, source)
+			}
+		}
+		if (key == "") != (source == "") {
+			t.Fatalf("key %q with source %q", key, source)
+		}
+	})
+}
+
+const sessionConfigYAML = `
+providers:
+  - {name: big, url: "http://big.example", schema: openai}
+  - {name: small, url: "http://small.example", schema: openai}
+  - {name: claude, url: "http://claude.example", schema: anthropic}
+routes:
+  - model: fast
+    targets:
+      - {provider: big, weight: 3}
+      - {provider: small, weight: 1}
+  - model: claude-x
+    provider: claude
+`
+
+// clusterOf returns the routing header the processor set, or "" when it
+// answered with an error.
+func clusterOf(t testing.TB, out []*extprocv3.ProcessingResponse) string {
+	t.Helper()
+	for _, r := range out {
+		if ir := r.GetImmediateResponse(); ir != nil {
+			t.Fatalf("answered %d: %s", ir.GetStatus().GetCode(), ir.GetBody())
+		}
+		var common *extprocv3.CommonResponse
+		if h := r.GetRequestHeaders(); h != nil {
+			common = h.GetResponse()
+		} else if b := r.GetRequestBody(); b != nil {
+			common = b.GetResponse()
+		}
+		for _, h := range common.GetHeaderMutation().GetSetHeaders() {
+			if h.GetHeader().GetKey() == routing.ClusterHeader {
+				return string(h.GetHeader().GetRawValue())
+			}
+		}
+	}
+	return ""
+}
+
+// TestSessionAffinityThroughProcessor sends 200 requests of one session
+// over a 3:1 alias with only the headers Envoy forwards: all go to one
+// target, and the metrics count them; requests without a session still
+// spread by weight.
+func TestSessionAffinityThroughProcessor(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	r := compileRouter(t, sessionConfigYAML)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: m})
+	send := func(headers []string, body string) string {
+		hs := only(append(post("/v1/chat/completions"), headers...), envoy.ForwardedHeaders)
+		return clusterOf(t, run(t, s, script(fullDuplex, hs, body)...))
+	}
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		body    string
+	}{
+		{"x-session-id", []string{"x-session-id", "sess-7", "user-agent", "curl"}, `{"model":"fast"}`},
+		{"codex session-id", []string{"session-id", "0194e0b2-7a53-7c1d-9d61-4b1f0c2d9e77"}, `{"model":"fast"}`},
+		{"prompt_cache_key", nil, `{"model":"fast","prompt_cache_key":"pck-1"}`},
+	} {
+		first := send(tc.headers, tc.body)
+		for range 199 {
+			if got := send(tc.headers, tc.body); got != first {
+				t.Fatalf("%s: a request of the session went to %s, the first to %s", tc.name, got, first)
+			}
+		}
+	}
+	seen := map[string]int{}
+	for range 200 {
+		seen[send(nil, `{"model":"fast"}`)]++
+	}
+	if seen["big"] == 0 || seen["small"] == 0 {
+		t.Errorf("200 requests without a session went to %v, want both targets", seen)
+	}
+	for src, want := range map[string]float64{sessionFromHeader: 200, sessionFromCodex: 400, sessionFromClaude: 0} {
+		if got := testutil.ToFloat64(m.sessions[src]); got != want {
+			t.Errorf("session requests from %s = %v, want %v", src, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(m.affinity); got != 600 {
+		t.Errorf("affinity-routed requests = %v, want 600", got)
+	}
+	// A session on a route with one target is counted, but not as affinity.
+	send2 := func() {
+		hs := only(post("/v1/messages", "x-claude-code-session-id", "cc-1"), envoy.ForwardedHeaders)
+		if got := clusterOf(t, run(t, s, script(fullDuplex, hs, `{"model":"claude-x"}`)...)); got != "claude" {
+			t.Fatalf("claude-x went to %q", got)
+		}
+	}
+	send2()
+	if got := testutil.ToFloat64(m.sessions[sessionFromClaude]); got != 1 {
+		t.Errorf("session requests from claude_code = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.affinity); got != 600 {
+		t.Errorf("affinity-routed requests = %v after a one-target route, want 600", got)
+	}
+}
+
+// TestSessionSplitThroughProcessor: 1,000 sessions over a 3:1 alias split
+// close to 3:1.
+func TestSessionSplitThroughProcessor(t *testing.T) {
+	t.Parallel()
+	r := compileRouter(t, sessionConfigYAML)
+	s := New(Options{Router: func() *routing.Router { return r }})
+	seen := map[string]int{}
+	for i := range 1000 {
+		hs := post("/v1/chat/completions", "x-session-id", fmt.Sprintf("session-%d", i))
+		seen[clusterOf(t, run(t, s, script(fullDuplex, hs, `{"model":"fast"}`)...))]++
+	}
+	if seen["big"] < 690 || seen["big"] > 810 || seen["big"]+seen["small"] != 1000 {
+		t.Errorf("1000 sessions split %v, want close to big:750 small:250", seen)
+	}
+}
+
+func TestSessionLogIDHidesTheKey(t *testing.T) {
+	t.Parallel()
+	const key = "user_abc123_account_secretish__session_0194e0b2"
+	id := sessionLogID(key)
+	if len(id) != 16 || strings.Contains(key, id) || strings.Contains(id, "abc123") {
+		t.Errorf("sessionLogID(%q) = %q, want 16 hex digits unrelated to the key", key, id)
+	}
+	if id != sessionLogID(key) || sessionLogID("") != "" {
+		t.Error("sessionLogID is not stable, or names an empty session")
+	}
+}
