@@ -28,6 +28,8 @@
 //	  - name: team-a
 //	    key_env: SWITCHYARD_KEY_TEAM_A
 //	    models: ["gpt-4*"]            # optional allow-list
+//	    loop_guard: {max_repeats: 5, window: 60s}   # optional, replaces the top-level one
+//	loop_guard: {max_repeats: 5, window: 60s}     # optional, off by default
 //	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
 //
 // Decoding is strict: unknown fields and every validation problem are
@@ -77,6 +79,9 @@ type Config struct {
 	// Ejection takes providers that keep failing out of fallback chains for
 	// a while; nil means the defaults.
 	Ejection *EjectionConfig `yaml:"ejection"`
+	// LoopGuard applies to every client key without its own loop_guard,
+	// and to anonymous clients; nil: off.
+	LoopGuard *LoopGuardConfig `yaml:"loop_guard"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
@@ -130,6 +135,8 @@ type ClientKeyConfig struct {
 	KeyEnv  string   `yaml:"key_env"`
 	KeyFile string   `yaml:"key_file"`
 	Models  []string `yaml:"models"`
+	// LoopGuard, when set, replaces the top-level loop_guard for this key.
+	LoopGuard *LoopGuardConfig `yaml:"loop_guard"`
 }
 
 // HooksSection is the hooks part of the file, passed on to the hooks engine
@@ -504,7 +511,9 @@ func (c *Config) validate(v *validator) {
 				v.errf(p.key("models").index(j), "%v", err)
 			}
 		}
+		kc.LoopGuard.validate(v, p.key("loop_guard"))
 	}
+	c.LoopGuard.validate(v, path{"loop_guard"})
 
 	c.Hooks.validate(v)
 }

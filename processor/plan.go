@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"slices"
+	"time"
 
 	"switchyard/config"
 	"switchyard/luahooks"
@@ -87,7 +88,7 @@ func (p *Plan) Tags() map[string]string {
 // validate the body, run the on_request hooks, route, and build the
 // attempt. Without a router (a dry run with no config) it stops after the
 // hooks. On error the plan still holds what was known, for the log.
-func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *health, req *Request) (Plan, *apiError) {
+func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *state, req *Request) (Plan, *apiError) {
 	fields, err := readBody(req.Body)
 	if err != nil {
 		return Plan{}, err
@@ -131,13 +132,19 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 		return p, fromRouting(rerr)
 	}
 	p.Body, p.BodyModel = body, rreq.Model
+	if g := req.Principal.LoopGuard(); g != nil && st != nil {
+		fp := st.loops.fingerprint(req.Principal.Name, p.Session, req.API, &fields, req.Body)
+		if !st.loops.allow(fp, g, time.Now()) {
+			return p, loopRefusal(g)
+		}
+	}
 	if len(d.Attempts) < 2 {
 		a, err := newAttempt(d, req.Path, body, p.Hooks)
 		p.Attempts = []Attempt{a}
 		return p, err
 	}
 	p.Retry = d.Retry
-	for _, d := range h.order(d.Attempts) {
+	for _, d := range st.order(d.Attempts) {
 		a, err := newAttempt(d, req.Path, body, p.Hooks)
 		if err != nil {
 			return p, err
@@ -145,6 +152,21 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 		p.Attempts = append(p.Attempts, a)
 	}
 	return p, nil
+}
+
+// state is what the gateway remembers across requests that plans read:
+// provider health and the loop guard's windows. Nil in a dry run.
+type state struct {
+	health *health
+	loops  *loopGuard
+}
+
+// order is health.order, keeping the order without state.
+func (st *state) order(attempts []routing.Decision) []routing.Decision {
+	if st == nil {
+		return attempts
+	}
+	return st.health.order(attempts)
 }
 
 // newAttempt turns a routing decision into what the upstream request

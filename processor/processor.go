@@ -63,6 +63,7 @@ type Server struct {
 	inflight atomic.Int64
 	health   *health     // providers failing their attempts
 	attempts *attemptLog // attempts of requests with fallbacks, by request
+	state    state       // what plans read across requests
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -75,7 +76,9 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	return &Server{opts: opts, health: newHealth(), attempts: newAttemptLog()}
+	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog()}
+	s.state = state{health: s.health, loops: newLoopGuard()}
+	return s
 }
 
 // ServiceName is the ext_proc gRPC service, for health reporting.
@@ -195,8 +198,11 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	if x.router == nil { // trailers without headers: only a broken peer does this
 		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 	}
-	p, err := plan(ctx, x.router, x.hooks, x.srv.health, &x.req)
+	p, err := plan(ctx, x.router, x.hooks, &x.srv.state, &x.req)
 	if err != nil {
+		if err.code == loopDetected {
+			x.srv.opts.Metrics.loopGuardVec.WithLabelValues(p.KeyName).Inc()
+		}
 		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
 	}
 	x.tags = p.Tags()

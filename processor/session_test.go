@@ -17,9 +17,9 @@ import (
 func TestSessionKey(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name       string
-		headers    sessionHeaders
-		body       string
+		name        string
+		headers     sessionHeaders
+		body        string
 		key, source string
 	}{
 		{"none", sessionHeaders{}, `{"model":"m"}`, "", ""},

@@ -108,3 +108,35 @@ func BenchmarkDecideSession(b *testing.B) {
 		}
 	}
 }
+
+func TestLoopGuardPrincipal(t *testing.T) {
+	t.Parallel()
+	const base = `
+providers:
+  - {name: a, url: "http://a.example", schema: openai}
+loop_guard: {max_repeats: 7}
+`
+	anon := mustRouter(t, base)
+	p, err := anon.Authenticate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := p.LoopGuard(); g == nil || g.MaxRepeats != 7 || g.Window != config.DefaultLoopGuardWindow {
+		t.Errorf("anonymous loop guard = %+v, want 7 in the default window", g)
+	}
+	keyed := mustRouter(t, base+`
+client_keys:
+  - {name: team-a, key_env: SWITCHYARD_KEY_TEAM_A, loop_guard: {max_repeats: 2, window: 10s}}
+  - {name: team-b, key_file: /run/secrets/team-b}
+`)
+	a, b := mustPrincipal(t, keyed, secretTeamA), mustPrincipal(t, keyed, secretTeamB)
+	if g := a.LoopGuard(); g == nil || g.MaxRepeats != 2 || g.Window.Seconds() != 10 {
+		t.Errorf("team-a loop guard = %+v, want its own 2 in 10s", g)
+	}
+	if g := b.LoopGuard(); g == nil || g.MaxRepeats != 7 {
+		t.Errorf("team-b loop guard = %+v, want the top-level 7", g)
+	}
+	if g := mustRouter(t, "providers: [{name: a, url: \"http://a.example\", schema: openai}]").config.LoopGuard; g != nil {
+		t.Errorf("loop guard without config = %+v, want nil (off)", g)
+	}
+}

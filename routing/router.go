@@ -46,6 +46,7 @@ type Router struct {
 	globs      []*route // config order
 	byName     map[string]*route
 	clientKeys []clientKey
+	loopGuard  *config.LoopGuard // the top-level loop_guard; nil: off
 	config     *config.Config
 }
 
@@ -83,9 +84,10 @@ type route struct {
 }
 
 type clientKey struct {
-	name   string
-	hash   [sha256.Size]byte
-	models []pattern
+	name      string
+	hash      [sha256.Size]byte
+	models    []pattern
+	loopGuard *config.LoopGuard
 }
 
 func apiIndex(a config.API) int {
@@ -128,6 +130,7 @@ func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 		exact:      map[string]*route{},
 		byName:     make(map[string]*route, len(cfg.Routes)),
 	}
+	r.loopGuard = cfg.LoopGuard.Compile()
 	r.compileProviders(env)
 	r.compileRoutes()
 	if err := r.compileClientKeys(env); err != nil {
@@ -230,7 +233,10 @@ func (r *Router) compileClientKeys(env config.Env) error {
 			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q: %s", kc.Name, problem), "client_keys", i, field))
 			continue
 		}
-		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key))}
+		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key)), loopGuard: r.loopGuard}
+		if kc.LoopGuard != nil {
+			ck.loopGuard = kc.LoopGuard.Compile()
+		}
 		for _, m := range kc.Models {
 			ck.models = append(ck.models, newPattern(m))
 		}
@@ -250,7 +256,7 @@ func (r *Router) compileClientKeys(env config.Env) error {
 // comparison takes the same time whichever key matches, or none.
 func (r *Router) Authenticate(presented string) (Principal, error) {
 	if len(r.clientKeys) == 0 {
-		return Principal{}, nil
+		return Principal{loopGuard: r.loopGuard}, nil
 	}
 	if presented == "" {
 		return Principal{}, Errorf(KindAuthentication, "missing API key: send it as a bearer token or in the x-api-key header")
@@ -266,7 +272,7 @@ func (r *Router) Authenticate(presented string) (Principal, error) {
 		return Principal{}, Errorf(KindAuthentication, "invalid API key")
 	}
 	k := r.clientKeys[idx]
-	return Principal{Name: k.name, models: k.models}, nil
+	return Principal{Name: k.name, models: k.models, loopGuard: k.loopGuard}, nil
 }
 
 // PrincipalNamed returns the principal of the client key with this name, as
@@ -274,11 +280,14 @@ func (r *Router) Authenticate(presented string) (Principal, error) {
 func (r *Router) PrincipalNamed(name string) (Principal, bool) {
 	for _, k := range r.clientKeys {
 		if k.name == name {
-			return Principal{Name: k.name, models: k.models}, true
+			return Principal{Name: k.name, models: k.models, loopGuard: k.loopGuard}, true
 		}
 	}
 	return Principal{}, false
 }
+
+// LoopGuard is the loop guard that applies to the principal; nil: off.
+func (p Principal) LoopGuard() *config.LoopGuard { return p.loopGuard }
 
 // Allows reports whether the principal may use model.
 func (p Principal) Allows(model string) bool {

@@ -56,6 +56,8 @@ type Principal struct {
 	Name string
 	// models is the allow-list of model patterns; empty allows every model.
 	models []pattern
+	// loopGuard is the key's loop guard (or the top-level one); nil: off.
+	loopGuard *config.LoopGuard
 }
 
 // Request is what the processor knows about a request when it asks for a
