@@ -14,7 +14,8 @@
 //	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
 //	    auth: {type: bearer, key_env: OPENAI_API_KEY}
 //	    # auth types: none (default), bearer (authorization: Bearer <key>),
-//	    # header (header: x-api-key); the key comes from key_env or key_file.
+//	    # header (header: x-api-key); the key comes from key_env or key_file,
+//	    # or a pool: keys: [{key_env: K1, weight: 2}, {key_file: /run/k2}]
 //	routes:
 //	  - model: gpt-4o                 # exact name, or glob with * and ?
 //	    provider: openai
@@ -104,6 +105,26 @@ type AuthConfig struct {
 	Header  string `yaml:"header"`
 	KeyEnv  string `yaml:"key_env"`
 	KeyFile string `yaml:"key_file"`
+	// Keys is a key pool, instead of KeyEnv or KeyFile: requests spread
+	// over the keys by weight, and a key answered 429 rests a while.
+	Keys []PoolKeyConfig `yaml:"keys"`
+}
+
+// PoolKeyConfig is one key of a provider's key pool.
+type PoolKeyConfig struct {
+	KeyEnv  string `yaml:"key_env"`
+	KeyFile string `yaml:"key_file"`
+	// Weight is nil for the default of 1.
+	Weight *int `yaml:"weight"`
+}
+
+// Source names where the key comes from (the variable or the file), never
+// the key itself.
+func (k PoolKeyConfig) Source() string {
+	if k.KeyEnv != "" {
+		return k.KeyEnv
+	}
+	return k.KeyFile
 }
 
 // RouteConfig maps a model name or glob to one provider or to weighted
@@ -527,8 +548,8 @@ func (a AuthConfig) validate(v *validator, p path) {
 		if a.Header != "" {
 			v.errf(p.key("header"), `is only used with type "header"`)
 		}
-		if a.KeyEnv != "" || a.KeyFile != "" {
-			v.errf(p, `key_env and key_file need type "bearer" or "header"`)
+		if a.KeyEnv != "" || a.KeyFile != "" || len(a.Keys) > 0 {
+			v.errf(p, `key_env, key_file and keys need type "bearer" or "header"`)
 		}
 		return
 	case "bearer":
@@ -548,7 +569,31 @@ func (a AuthConfig) validate(v *validator, p path) {
 		v.errf(p.key("type"), `must be "none", "bearer" or "header", got %q`, a.Type)
 		return
 	}
-	validateKeySource(v, p, a.KeyEnv, a.KeyFile)
+	if a.Keys == nil {
+		validateKeySource(v, p, a.KeyEnv, a.KeyFile)
+		return
+	}
+	if a.KeyEnv != "" || a.KeyFile != "" {
+		v.errf(p, "set keys or one of key_env and key_file, not both")
+	}
+	if len(a.Keys) == 0 {
+		v.errf(p.key("keys"), "needs at least one key")
+	}
+	seen := map[string]int{}
+	for i, k := range a.Keys {
+		kp := p.key("keys").index(i)
+		validateKeySource(v, kp, k.KeyEnv, k.KeyFile)
+		if k.Weight != nil && (*k.Weight < 1 || *k.Weight > maxWeight) {
+			v.errf(kp.key("weight"), "must be from 1 to %d, got %d", maxWeight, *k.Weight)
+		}
+		if src := k.Source(); src != "" {
+			if j, dup := seen[src]; dup {
+				v.errf(kp, "duplicate key source %q (also keys[%d])", src, j)
+			} else {
+				seen[src] = i
+			}
+		}
+	}
 }
 
 var reservedHeaders = map[string]bool{

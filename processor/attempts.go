@@ -27,6 +27,7 @@ type attemptsHeader struct {
 type attemptRef struct {
 	Provider string `json:"p"`
 	Model    string `json:"m"`
+	Key      string `json:"k,omitempty"` // the pool key's source, never the key
 }
 
 func encodeAttempts(h attemptsHeader) string {
@@ -73,6 +74,7 @@ type attemptRecord struct {
 type attemptOutcome struct {
 	Provider string        `json:"provider"`
 	Model    string        `json:"model"`
+	Key      string        `json:"key,omitempty"` // the pool key's source
 	Status   int           `json:"status,omitempty"`
 	Duration time.Duration `json:"-"`
 	Ms       float64       `json:"ms"`
@@ -111,7 +113,7 @@ func (l *attemptLog) begin(id string, n int, plan *attemptsHeader, now time.Time
 	}
 	if n >= 1 && n <= len(plan.Attempts) {
 		ref := plan.Attempts[n-1]
-		r.outcomes = append(r.outcomes, attemptOutcome{Provider: ref.Provider, Model: ref.Model})
+		r.outcomes = append(r.outcomes, attemptOutcome{Provider: ref.Provider, Model: ref.Model, Key: ref.Key})
 	}
 	return prev, ok
 }

@@ -78,7 +78,7 @@ func encodeFallback(p *Plan, clientPath string, duplex bool) []*extprocv3.Proces
 	h := attemptsHeader{Path: clientPath, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key}
 	groups := make([]any, 0, len(p.Attempts))
 	for i, a := range p.Attempts {
-		h.Attempts = append(h.Attempts, attemptRef{Provider: a.Provider, Model: a.Model})
+		h.Attempts = append(h.Attempts, attemptRef{Provider: a.Provider, Model: a.Model, Key: a.Key})
 		groups = append(groups, map[string]any{"name": strconv.Itoa(i + 1), "clusters": []any{
 			map[string]any{"cluster_name": routing.AttemptClusterPrefix + a.Cluster, "weight": 1},
 		}})

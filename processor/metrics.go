@@ -38,6 +38,8 @@ type Metrics struct {
 	sessionsVec  *prometheus.CounterVec
 	affinityVec  *prometheus.CounterVec
 	loopGuardVec *prometheus.CounterVec
+	keyAffinity  prometheus.Counter
+	keyCooldowns *prometheus.CounterVec
 
 	tagMu   sync.Mutex
 	tagSeen map[string]map[string]bool // key -> values with a series of their own
@@ -88,8 +90,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_loop_guard_refusals_total",
 			Help: "Requests refused by the loop guard (an identical request repeated over max_repeats within the window), by client key name.",
 		}, []string{"key_name"}),
+		keyCooldowns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_key_cooldowns_total",
+			Help: "Times a key of a provider's key pool answered 429 and was rested for its Retry-After, by provider and key (its key_env or key_file, never the key).",
+		}, []string{"provider", "key"}),
 		tagSeen: map[string]map[string]bool{},
 	}
+	m.keyAffinity = m.affinityVec.WithLabelValues("key")
 	m.sessions = make(map[string]prometheus.Counter, len(sessionSources))
 	for _, src := range sessionSources {
 		m.sessions[src] = m.sessionsVec.WithLabelValues(src)
@@ -97,7 +104,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.affinity = m.affinityVec.WithLabelValues("target")
 	if reg != nil {
 		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections,
-			m.sessionsVec, m.affinityVec, m.loopGuardVec)
+			m.sessionsVec, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
 	}
 	return m
 }

@@ -74,6 +74,10 @@ type Attempt struct {
 	// Affinity is true when the session key chose this attempt's target
 	// among several.
 	Affinity bool
+	// Key names the pool key the credential holds (its key_env or
+	// key_file), "" without a key pool; KeyAffinity when the session chose it.
+	Key         string
+	KeyAffinity bool
 }
 
 // Tags are the request's tags set by hooks, or nil.
@@ -174,7 +178,7 @@ func (st *state) order(attempts []routing.Decision) []routing.Decision {
 // in place of the client's key, the path prefix and the model rewrite.
 func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result) (Attempt, *apiError) {
 	a := Attempt{Provider: d.Provider, Cluster: d.Cluster, Route: d.Route, Model: d.Model, API: d.API,
-		Path: d.PathPrefix + path, Body: body, Affinity: d.Affinity}
+		Path: d.PathPrefix + path, Body: body, Affinity: d.Affinity, Key: d.Key, KeyAffinity: d.KeyAffinity}
 	a.SetHeaders = make([]routing.Header, 0, 2)
 	a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.ClusterHeader, Value: d.Cluster})
 	a.RemoveHeaders = d.Strip // shared and read-only, unless hooks add to it

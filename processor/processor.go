@@ -222,6 +222,9 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 		if a.Affinity {
 			x.srv.opts.Metrics.affinity.Inc()
 		}
+		if a.KeyAffinity {
+			x.srv.opts.Metrics.keyAffinity.Inc()
+		}
 	}
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
 	// A request with fallbacks is logged once answered, with its attempts.

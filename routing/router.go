@@ -47,11 +47,21 @@ type Router struct {
 	byName     map[string]*route
 	clientKeys []clientKey
 	loopGuard  *config.LoopGuard // the top-level loop_guard; nil: off
-	config     *config.Config
+	// pooled is true when a provider has a key pool; poolRetry then moves
+	// a request on to the pool's next key when a key answers 429.
+	pooled    bool
+	poolRetry *RetryPolicy
+	config    *config.Config
 }
 
 type provider struct {
 	info Provider
+	// keys is the provider's key pool when it has two keys or more
+	// (pool.go); credential is then the first.
+	keys      []poolKey
+	keysTotal int // the sum of their weights
+	// keyProblems are the pool's keys that could not be loaded.
+	keyProblems []string
 	// credential is shared by every Decision; callers must not modify it.
 	credential *Header
 	// strip are the client key headers to remove for this provider (all but
@@ -152,18 +162,17 @@ func (r *Router) compileProviders(env config.Env) {
 			TLS:        u.Scheme == "https",
 			PathPrefix: pc.PathPrefix,
 		}}
-		switch pc.Auth.Type {
-		case "bearer", "header":
+		switch {
+		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
+		case pc.Auth.Keys != nil:
+			r.compilePool(p, pc, env)
+		default:
 			key, problem := env.Key(pc.Auth.KeyEnv, pc.Auth.KeyFile)
 			if problem != "" {
 				p.unavailable = fmt.Sprintf("provider %q has no credentials: %s", pc.Name, problem)
 				break
 			}
-			if pc.Auth.Type == "bearer" {
-				p.credential = &Header{Name: "authorization", Value: "Bearer " + key}
-			} else {
-				p.credential = &Header{Name: strings.ToLower(pc.Auth.Header), Value: key}
-			}
+			p.credential = credentialHeader(pc.Auth, key)
 		}
 		for _, h := range ClientKeyHeaders {
 			if p.credential == nil || p.credential.Name != h {
@@ -328,14 +337,14 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 		if p == nil {
 			return Decision{}, Errorf(KindInvalidRequest, "unknown provider %q", req.Provider)
 		}
-		return direct(p, req.Model, req, "")
+		return r.directPool(p, req.Model, req)
 	}
 	if rt := r.exact[req.Model]; rt != nil {
 		return r.viaRoute(rt, req, api)
 	}
 	if name, model, ok := strings.Cut(req.Model, "/"); ok && model != "" {
 		if p := r.byProvider[name]; p != nil {
-			return direct(p, model, req, "")
+			return r.directPool(p, model, req)
 		}
 	}
 	for _, rt := range r.globs {
@@ -376,11 +385,18 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 	}
 	d, err := direct(t.provider, t.modelFor(req), req, rt.name)
 	d.Affinity = affinity
-	if err != nil || rt.retry == nil {
+	if err != nil {
 		return d, err
+	}
+	if rt.retry == nil {
+		return r.withPool(d, t.provider, req), nil
 	}
 	d.Retry = rt.retry
 	d.Attempts = rt.chain(d, t, req, api)
+	if r.pooled {
+		d.Attempts = r.expandPools(d.Attempts, req, rt.retry.Attempts)
+		d.Credential, d.Key, d.KeyAffinity = d.Attempts[0].Credential, d.Attempts[0].Key, d.Attempts[0].KeyAffinity
+	}
 	return d, nil
 }
 
@@ -455,6 +471,7 @@ func (r *Router) CredentialProblems() []string {
 		if p.unavailable != "" {
 			out = append(out, p.unavailable)
 		}
+		out = append(out, p.keyProblems...)
 	}
 	return out
 }

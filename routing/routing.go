@@ -115,6 +115,11 @@ type Decision struct {
 	Retry *RetryPolicy
 	// Affinity is true when the session key chose among several targets.
 	Affinity bool
+	// Key names the pool key Credential holds (its key_env or key_file),
+	// "" when the provider has no key pool; KeyAffinity is true when the
+	// session key chose it.
+	Key         string
+	KeyAffinity bool
 }
 
 // Error is a routing failure meant for the client. Message never contains a
