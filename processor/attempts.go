@@ -19,8 +19,9 @@ import (
 type attemptsHeader struct {
 	Path     string       `json:"path"`
 	API      config.API   `json:"api"`
-	Model    string       `json:"model"` // the model in the body every attempt replays
-	Retry    string       `json:"retry"` // the retry policy's key
+	Model    string       `json:"model"`       // the model in the body every attempt replays
+	Retry    string       `json:"retry"`       // the retry policy's key
+	Session  string       `json:"s,omitempty"` // the session's log id (sessionLogID), for the log line
 	Attempts []attemptRef `json:"attempts"`
 }
 

@@ -130,6 +130,7 @@ type exchange struct {
 	tags      map[string]string
 	decided   bool
 	bodyStart time.Time
+	session   string // the session key once planned, for the refusal log
 }
 
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -199,6 +200,7 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 	}
 	p, err := plan(ctx, x.router, x.hooks, &x.srv.state, &x.req)
+	x.session = p.Session
 	if err != nil {
 		if err.code == loopDetected {
 			x.srv.opts.Metrics.loopGuardVec.WithLabelValues(p.KeyName).Inc()
@@ -259,7 +261,7 @@ func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingRes
 		log.LogAttrs(context.Background(), slog.LevelInfo, "request refused",
 			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
 			slog.Int("status", e.status), slog.String("code", e.code), slog.String("model", truncate(model, 128)),
-			slog.String("key_name", x.req.Principal.Name), slog.String("reason", e.message))
+			slog.String("key_name", x.req.Principal.Name), slog.String("session", sessionLogID(x.session)), slog.String("reason", e.message))
 	}
 	return immediate(e.status, e.body(x.req.API), "switchyard_"+e.code)
 }

@@ -1,9 +1,15 @@
 package processor
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -11,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"switchyard/envoy"
+	"switchyard/luahooks"
 	"switchyard/routing"
 )
 
@@ -217,5 +224,105 @@ func TestSessionLogIDHidesTheKey(t *testing.T) {
 	}
 	if id != sessionLogID(key) || sessionLogID("") != "" {
 		t.Error("sessionLogID is not stable, or names an empty session")
+	}
+}
+
+// BenchmarkAffinity is the processor's CPU cost of one request to a 3:1
+// alias without a session (the weighted random pick), and with one named
+// by a header or by the body; the difference is what affinity adds:
+//
+//	go test -run '^$' -bench BenchmarkAffinity -benchmem ./processor
+func BenchmarkAffinity(b *testing.B) {
+	r := compileRouter(b, sessionConfigYAML)
+	srv := New(Options{Router: func() *routing.Router { return r }})
+	hdrs := func(extra ...string) []string {
+		return append(post("/v1/chat/completions", "content-length", "300", "user-agent", "openai-python/1.50.0",
+			"x-request-id", "0f6c1c0e-6b5e-4d7a-9c55-0d7c3e1b9a11", "accept", "text/event-stream"), extra...)
+	}
+	body := benchChat("fast")
+	withKey := strings.Replace(body, `"user":"bench-user-0001"`, `"prompt_cache_key":"0194e0b2-7a53"`, 1)
+	for _, bc := range []benchCase{
+		{"no_session", hdrs(), body},
+		{"session_header", hdrs("x-session-id", "0194e0b2-7a53-7c1d-9d61-4b1f0c2d9e77"), body},
+		{"session_body", hdrs(), withKey},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			st := decisionStream(fullDuplex, bc)
+			b.ReportAllocs()
+			for b.Loop() {
+				runDecision(b, srv, st)
+			}
+		})
+	}
+}
+
+// TestSessionInLogLine: the request's log line names the session by its
+// hash, never by the key itself; so does a refusal's.
+func TestSessionInLogLine(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&syncWriter{w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := compileRouter(t, sessionConfigYAML)
+	s := New(Options{Router: func() *routing.Router { return r }, Logger: log})
+	const session = "user_7f3a_account__session_c0ffee"
+	clusterOf(t, run(t, s, script(fullDuplex, post("/v1/chat/completions", "x-session-id", session), `{"model":"fast"}`)...))
+	run(t, s, script(fullDuplex, post("/v1/chat/completions", "x-session-id", session), `{"model":"nope"}`)...)
+	out := buf.String()
+	if strings.Contains(out, session) {
+		t.Errorf("the log holds the session key:\n%s", out)
+	}
+	if n := strings.Count(out, `"session":"`+sessionLogID(session)+`"`); n != 2 {
+		t.Errorf("the session's hash appears %d times in the log, want 2 (routed, refused):\n%s", n, out)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// TestHookSetsSession: a hook reads the derived session and replaces it;
+// routing follows the hook's session, and one it drops leaves the request
+// without affinity.
+func TestHookSetsSession(t *testing.T) {
+	t.Parallel()
+	set, err := luahooks.NewSet([]luahooks.Source{{Name: "s.lua", Code: []byte(`
+function on_request(req)
+  local team = req:header("x-team")
+  if team == "drop" then req:set_session("") elseif team then req:set_session("team:" .. team .. ":" .. req.session) end
+end`)}}, luahooks.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := compileRouter(t, sessionConfigYAML)
+	ctx := context.Background()
+	plan := func(headers map[string]string) Plan {
+		p, err := DryRun(ctx, r, set, Request{Method: "POST", Path: "/v1/chat/completions", Headers: headers, Body: []byte(`{"model":"fast"}`)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := plan(map[string]string{"x-session-id": "s1", "x-team": "ads"})
+	if p.Session != "team:ads:s1" || p.SessionSource != sessionFromHook || !p.Attempts[0].Affinity {
+		t.Errorf("hook session: %q from %q (affinity %t), want team:ads:s1 from hook", p.Session, p.SessionSource, p.Attempts[0].Affinity)
+	}
+	d, _ := r.Decide(ctx, &routing.Request{API: "openai", Model: "fast", Session: "team:ads:s1"})
+	if p.Attempts[0].Provider != d.Provider {
+		t.Errorf("hook session routed to %s, routing picks %s for it", p.Attempts[0].Provider, d.Provider)
+	}
+	p = plan(map[string]string{"x-session-id": "s1", "x-team": "drop"})
+	if p.Session != "" || p.SessionSource != "" || p.Attempts[0].Affinity {
+		t.Errorf("dropped session: %q from %q (affinity %t), want none", p.Session, p.SessionSource, p.Attempts[0].Affinity)
+	}
+	p = plan(map[string]string{"session-id": "codex-1"})
+	if p.Session != "codex-1" || p.SessionSource != sessionFromCodex {
+		t.Errorf("untouched session: %q from %q, want codex-1 from codex", p.Session, p.SessionSource)
 	}
 }

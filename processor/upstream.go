@@ -193,7 +193,7 @@ func (u *attempt) finish() {
 	if log := u.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelDebug) {
 		log.LogAttrs(context.Background(), slog.LevelDebug, "routed",
 			slog.String("request_id", u.requestID), slog.String("path", pathOnly(u.plan.Path)),
-			slog.String("model", u.plan.Model), slog.Any("attempts", outcomes))
+			slog.String("model", u.plan.Model), slog.String("session", u.plan.Session), slog.Any("attempts", outcomes))
 	}
 }
 
