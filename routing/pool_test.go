@@ -207,3 +207,45 @@ func TestDecideAllocsWithPoolsConfigured(t *testing.T) {
 		t.Errorf("Decide for a provider without a pool allocates %v times, want 0", allocs)
 	}
 }
+
+// TestPoolReloadNeedsEnvoyEntries: a reload that adds a provider's first
+// key pool, or makes a pool larger than any Envoy has entries for, needs a
+// restart; changing the keys of a pool of the same size does not.
+func TestPoolReloadNeedsEnvoyEntries(t *testing.T) {
+	t.Parallel()
+	compile := func(keys ...string) *Router {
+		var list []string
+		for _, k := range keys {
+			list = append(list, "{key_env: "+k+"}")
+		}
+		auth := "{type: bearer, key_env: OPENAI_API_KEY}"
+		if len(keys) > 0 {
+			auth = "{type: bearer, keys: [" + strings.Join(list, ", ") + "]}"
+		}
+		cfg, err := config.Decode([]byte("providers: [{name: p, url: 'http://p.example', schema: openai, auth: " + auth + "}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Compile(cfg, poolEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	plain, two, otherTwo, three := compile(), compile("POOL_A", "POOL_B"), compile("POOL_B", "POOL_C"), compile("POOL_A", "POOL_B", "POOL_C")
+	for _, tc := range []struct {
+		name          string
+		running, next *Router
+		restart       bool
+	}{
+		{"first pool", plain, two, true},
+		{"larger pool", two, three, true},
+		{"other keys, same size", two, otherTwo, false},
+		{"smaller pool", three, two, false},
+		{"pool removed", two, plain, false},
+	} {
+		if got := len(MissingRetryRoutes(tc.running, tc.next)) > 0; got != tc.restart {
+			t.Errorf("%s: restart needed = %t, want %t", tc.name, got, tc.restart)
+		}
+	}
+}
