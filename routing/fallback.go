@@ -132,7 +132,7 @@ func (r *Router) RetryRoutes() []RetryRoute {
 	}
 	if r.poolRetry != nil {
 		for _, p := range r.providers {
-			longest[r.poolRetry.Key] = max(longest[r.poolRetry.Key], len(p.keys))
+			longest[r.poolRetry.Key] = max(longest[r.poolRetry.Key], p.poolConfigured)
 		}
 	}
 	var out []RetryRoute

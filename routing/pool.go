@@ -36,6 +36,15 @@ func credentialHeader(a config.AuthConfig, key string) *Header {
 // left out (CredentialProblems names them); with none the provider is
 // unavailable, as a provider whose one key is missing.
 func (r *Router) compilePool(p *provider, pc config.ProviderConfig, env config.Env) {
+	// Envoy's entries are sized by the keys configured, not the keys
+	// loaded, so that a key file that appears later reloads live.
+	p.poolConfigured = len(pc.Auth.Keys)
+	if p.poolConfigured > 1 {
+		r.pooled = true
+		if r.poolRetry == nil {
+			r.poolRetry = newRetryPolicy(&config.Retry{Statuses: []int{429}})
+		}
+	}
 	var problems []string
 	for _, kc := range pc.Auth.Keys {
 		key, problem := env.Key(kc.KeyEnv, kc.KeyFile)
@@ -59,10 +68,6 @@ func (r *Router) compilePool(p *provider, pc config.ProviderConfig, env config.E
 		p.credential, p.keys = p.keys[0].credential, nil
 	default:
 		p.credential = p.keys[0].credential
-		r.pooled = true
-		if r.poolRetry == nil {
-			r.poolRetry = newRetryPolicy(&config.Retry{Statuses: []int{429}})
-		}
 	}
 	for _, problem := range problems {
 		p.keyProblems = append(p.keyProblems, fmt.Sprintf("provider %q: a key is left out of its pool: %s", pc.Name, problem))
@@ -161,5 +166,5 @@ func (p *provider) key(source string) *poolKey {
 	return nil
 }
 
-// poolSize is how many attempts the provider's pool adds to a chain.
-func (p *provider) poolSize() int { return max(1, len(p.keys)) }
+// poolSize is how many attempts the provider's pool may add to a chain.
+func (p *provider) poolSize() int { return max(1, p.poolConfigured) }

@@ -210,7 +210,8 @@ func TestDecideAllocsWithPoolsConfigured(t *testing.T) {
 
 // TestPoolReloadNeedsEnvoyEntries: a reload that adds a provider's first
 // key pool, or makes a pool larger than any Envoy has entries for, needs a
-// restart; changing the keys of a pool of the same size does not.
+// restart; changing the keys of a pool of the same size, or a key that
+// could not be loaded loading, does not.
 func TestPoolReloadNeedsEnvoyEntries(t *testing.T) {
 	t.Parallel()
 	compile := func(keys ...string) *Router {
@@ -243,6 +244,7 @@ func TestPoolReloadNeedsEnvoyEntries(t *testing.T) {
 		{"other keys, same size", two, otherTwo, false},
 		{"smaller pool", three, two, false},
 		{"pool removed", two, plain, false},
+		{"a missing key loads", compile("POOL_A", "POOL_B", "POOL_UNSET"), three, false},
 	} {
 		if got := len(MissingRetryRoutes(tc.running, tc.next)) > 0; got != tc.restart {
 			t.Errorf("%s: restart needed = %t, want %t", tc.name, got, tc.restart)

@@ -60,6 +60,8 @@ type provider struct {
 	// (pool.go); credential is then the first.
 	keys      []poolKey
 	keysTotal int // the sum of their weights
+	// poolConfigured is the number of keys the pool names, loaded or not.
+	poolConfigured int
 	// keyProblems are the pool's keys that could not be loaded.
 	keyProblems []string
 	// credential is shared by every Decision; callers must not modify it.
