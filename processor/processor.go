@@ -13,6 +13,11 @@
 // rides on the body answer) or FULL_DUPLEX_STREAMED (headers and body arrive
 // without waiting, and one answer carries the decision).
 //
+// Across requests the processor remembers provider health and pool keys
+// resting after a 429 (health.go) and the loop guard's windows
+// (loopguard.go); a request's session key (session.go) keeps it on one
+// target and key.
+//
 // This is the only package that imports the Envoy protos, and only the
 // stream handling and encode.go use them.
 package processor

@@ -12,7 +12,9 @@
 // A model resolves, in order, through an exact route, the "provider/model"
 // form (the model after the slash is sent upstream), then glob routes in
 // file order. Among weighted targets only those whose schema matches the
-// API the client called are candidates.
+// API the client called are candidates; a request with a session key picks
+// among them by rendezvous hashing (affinity.go). A provider with a key
+// pool turns a decision into attempts over its keys (pool.go).
 package routing
 
 import (
