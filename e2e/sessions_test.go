@@ -176,9 +176,19 @@ func (p *poolProvider) count() int {
 
 // TestKeyPool: requests spread over a provider's keys, a session keeps its
 // key, a key answered 429 rests for its Retry-After while the others carry
-// on, then comes back; no request shows the provider a key twice.
+// on, then comes back; no request shows the provider a key twice. In both
+// body modes.
 func TestKeyPool(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []string{"FULL_DUPLEX_STREAMED", "BUFFERED"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testKeyPool(t, mode)
+		})
+	}
+}
+
+func testKeyPool(t *testing.T, mode string) {
 	p := startPoolProvider(t)
 	config := fmt.Sprintf(`providers:
   - name: pool
@@ -197,7 +207,7 @@ routes:
 	for name, key := range poolKeys {
 		env = append(env, name+"="+key)
 	}
-	gw := startGateway(t, config, gatewayOptions{extraEnv: env, logLevel: "debug"})
+	gw := startGateway(t, config, gatewayOptions{extraEnv: env, logLevel: "debug", bodyMode: mode})
 	send := func(session string) result {
 		h := map[string]string{}
 		if session != "" {
