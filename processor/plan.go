@@ -72,12 +72,11 @@ type Attempt struct {
 	Body        []byte // the body the upstream gets
 	BodyChanged bool   // Body differs from what the client sent
 	// Affinity is true when the session key chose this attempt's target
-	// among several.
-	Affinity bool
+	// among several, KeyAffinity when it chose its pool key.
+	Affinity, KeyAffinity bool
 	// Key names the pool key the credential holds (its key_env or
-	// key_file), "" without a key pool; KeyAffinity when the session chose it.
-	Key         string
-	KeyAffinity bool
+	// key_file), "" without a key pool.
+	Key string
 }
 
 // Tags are the request's tags set by hooks, or nil.
