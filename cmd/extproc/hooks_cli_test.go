@@ -167,7 +167,8 @@ routes: [{model: m, provider: pool}]
 	}
 	var out bytes.Buffer
 	writeAttempts(&out, p.Attempts)
-	if len(p.Attempts) != 2 || strings.Count(out.String(), "set header authorization: [redacted]") != 2 || strings.Contains(out.String(), "SECRET") {
+	if len(p.Attempts) != 2 || strings.Count(out.String(), "set header authorization: [redacted]") != 2 || strings.Contains(out.String(), "SECRET") ||
+		!strings.Contains(out.String(), "pool key: POOL_ONE") || !strings.Contains(out.String(), "pool key: POOL_TWO") {
 		t.Errorf("%d attempts; dry-run output:\n%s", len(p.Attempts), &out)
 	}
 }
