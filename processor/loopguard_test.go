@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +211,35 @@ func FuzzLoopFingerprint(f *testing.F) {
 			t.Fatal("fingerprint is not stable")
 		}
 	})
+}
+
+// TestSessionMetricsExposition compares the exposition of the session,
+// affinity, loop guard and key rest series after a few requests with
+// testdata/metrics/sessions.golden: names, help, labels, bounded values.
+func TestSessionMetricsExposition(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	r := compileRouter(t, strings.Replace(loopConfigYAML, "routes:\n", "routes:\n  - {model: fast, targets: [{provider: openai}, {provider: openai, model: gpt-4o-mini}]}\n", 1))
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: m})
+	a := post("/v1/chat/completions", bearer(keyTeamA)...)
+	body := `{"model":"fast","messages":[{"role":"user","content":"x"}]}`
+	for range 4 {
+		run(t, s, script(fullDuplex, append(a, "x-session-id", "s1"), body)...)
+	}
+	run(t, s, script(fullDuplex, append(a, "session-id", "c1"), `{"model":"gpt-4o"}`)...)
+	m.keyCooldowns.WithLabelValues("openai", "OPENAI_KEY_2").Inc()
+	golden := filepath.Join("testdata", "metrics", "sessions.golden")
+	names := []string{"switchyard_session_requests_total", "switchyard_affinity_routed_total",
+		"switchyard_loop_guard_refusals_total", "switchyard_key_cooldowns_total"}
+	if *update {
+		writeExposition(t, reg, golden, names)
+	}
+	f, err := os.Open(golden)
+	if err != nil {
+		t.Fatalf("opening golden file (run with -update to create it): %v", err)
+	}
+	defer f.Close()
+	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
+		t.Errorf("exposition differs from %s (run with -update if intended):\n%v", golden, err)
+	}
 }
