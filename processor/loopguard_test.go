@@ -229,7 +229,7 @@ func TestSessionMetricsExposition(t *testing.T) {
 	run(t, s, script(fullDuplex, append(a, "session-id", "c1"), `{"model":"gpt-4o"}`)...)
 	m.keyCooldowns.WithLabelValues("openai", "OPENAI_KEY_2").Inc()
 	golden := filepath.Join("testdata", "metrics", "sessions.golden")
-	names := []string{"switchyard_session_requests_total", "switchyard_affinity_routed_total",
+	names := []string{"switchyard_session_requests_total", "switchyard_sessions_seen_total", "switchyard_affinity_routed_total",
 		"switchyard_loop_guard_refusals_total", "switchyard_key_cooldowns_total"}
 	if *update {
 		writeExposition(t, reg, golden, names)

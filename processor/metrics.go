@@ -36,6 +36,7 @@ type Metrics struct {
 	sessions     map[string]prometheus.Counter // by session source
 	affinity     prometheus.Counter
 	sessionsVec  *prometheus.CounterVec
+	sessionsSeen prometheus.Counter
 	affinityVec  *prometheus.CounterVec
 	loopGuardVec *prometheus.CounterVec
 	keyAffinity  prometheus.Counter
@@ -82,6 +83,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_session_requests_total",
 			Help: "Routed requests that carried a session key, by where the key came from (x-session-id, claude_code, codex, hook).",
 		}, []string{"source"}),
+		sessionsSeen: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_sessions_seen_total",
+			Help: "Distinct session keys seen; a session idle for an hour counts again when it returns (approximate past 100,000 sessions active within an hour).",
+		}),
 		affinityVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_affinity_routed_total",
 			Help: "Routed requests whose session key chose among several candidates, by what it chose (target: a weighted alias's target; key: a provider's key).",
@@ -104,7 +109,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.affinity = m.affinityVec.WithLabelValues("target")
 	if reg != nil {
 		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections,
-			m.sessionsVec, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
+			m.sessionsVec, m.sessionsSeen, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
 	}
 	return m
 }

@@ -69,6 +69,7 @@ type Server struct {
 	health   *health     // providers failing their attempts
 	attempts *attemptLog // attempts of requests with fallbacks, by request
 	state    state       // what plans read across requests
+	sessions *sessionSet // sessions seen lately, for the metric
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -81,7 +82,7 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog()}
+	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), sessions: newSessionSet()}
 	s.state = state{health: s.health, loops: newLoopGuard()}
 	return s
 }
@@ -226,6 +227,9 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 	}
 	if p.Session != "" {
 		x.srv.opts.Metrics.sessions[p.SessionSource].Inc()
+		if x.srv.sessions.seen(p.Session, time.Now()) {
+			x.srv.opts.Metrics.sessionsSeen.Inc()
+		}
 		if a.Affinity {
 			x.srv.opts.Metrics.affinity.Inc()
 		}

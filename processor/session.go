@@ -3,6 +3,9 @@ package processor
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/maphash"
+	"sync"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -62,4 +65,61 @@ func sessionLogID(session string) string {
 	}
 	sum := sha256.Sum256([]byte(session))
 	return hex.EncodeToString(sum[:8])
+}
+
+// sessionSet remembers the sessions seen lately, to count each once
+// (switchyard_sessions_seen_total): a session idle for sessionIdle counts
+// again when it returns. Memory is bounded: past maxSessions remembered,
+// expired ones are dropped, and if none has expired a new session is
+// counted without being remembered (the count then over-counts).
+type sessionSet struct {
+	seed   maphash.Seed
+	shards [sessionShards]sessionShard
+}
+
+type sessionShard struct {
+	mu        sync.Mutex
+	lastSeen  map[uint64]int64 // session hash → unix seconds
+	lastSweep int64
+}
+
+const (
+	sessionShards = 16
+	maxSessions   = 100_000
+	sessionIdle   = time.Hour
+)
+
+func newSessionSet() *sessionSet {
+	s := &sessionSet{seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].lastSeen = map[uint64]int64{}
+	}
+	return s
+}
+
+// seen notes a request of session and reports whether the session is new.
+func (s *sessionSet) seen(session string, now time.Time) bool {
+	h := maphash.String(s.seed, session)
+	sh := &s.shards[h%sessionShards]
+	t := now.Unix()
+	idle := int64(sessionIdle / time.Second)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	last, ok := sh.lastSeen[h]
+	if ok && t-last < idle {
+		sh.lastSeen[h] = t
+		return false
+	}
+	if !ok && len(sh.lastSeen) >= maxSessions/sessionShards && t-sh.lastSweep > 1 {
+		for k, v := range sh.lastSeen {
+			if t-v >= idle {
+				delete(sh.lastSeen, k)
+			}
+		}
+		sh.lastSweep = t
+	}
+	if ok || len(sh.lastSeen) < maxSessions/sessionShards {
+		sh.lastSeen[h] = t
+	}
+	return true
 }

@@ -183,6 +183,9 @@ func TestSessionAffinityThroughProcessor(t *testing.T) {
 	if got := testutil.ToFloat64(m.affinity); got != 600 {
 		t.Errorf("affinity-routed requests = %v, want 600", got)
 	}
+	if got := testutil.ToFloat64(m.sessionsSeen); got != 3 {
+		t.Errorf("sessions seen = %v after 600 requests of 3 sessions, want 3", got)
+	}
 	// A session on a route with one target is counted, but not as affinity.
 	send2 := func() {
 		hs := only(post("/v1/messages", "x-claude-code-session-id", "cc-1"), envoy.ForwardedHeaders)
@@ -325,4 +328,82 @@ end`)}}, luahooks.Options{Timeout: time.Second})
 	if p.Session != "codex-1" || p.SessionSource != sessionFromCodex {
 		t.Errorf("untouched session: %q from %q, want codex-1 from codex", p.Session, p.SessionSource)
 	}
+}
+
+func TestSessionSetCountsEachOnce(t *testing.T) {
+	t.Parallel()
+	s := newSessionSet()
+	t0 := time.Unix(1_700_000_000, 0)
+	if !s.seen("a", t0) || s.seen("a", t0.Add(time.Minute)) || !s.seen("b", t0) {
+		t.Fatal("a new session is not new, or a known one is")
+	}
+	// Idle for an hour since its last request: new again.
+	if s.seen("a", t0.Add(time.Minute+sessionIdle-time.Second)) || !s.seen("a", t0.Add(time.Minute+2*sessionIdle)) {
+		t.Error("a session's idle hour is not counted from its last request")
+	}
+	// Memory stays bounded: past the cap new sessions are counted but not
+	// remembered; once old ones expire they make room.
+	for i := range maxSessions + 1000 {
+		if !s.seen(fmt.Sprint("fill-", i), t0) {
+			t.Fatalf("session fill-%d not new", i)
+		}
+	}
+	total := 0
+	for i := range s.shards {
+		total += len(s.shards[i].lastSeen)
+	}
+	if total > maxSessions {
+		t.Errorf("%d sessions remembered, cap %d", total, maxSessions)
+	}
+	later := t0.Add(3 * sessionIdle)
+	for i := range 100 {
+		s.seen(fmt.Sprint("late-", i), later)
+	}
+	if s.seen("late-7", later) {
+		t.Error("after the old sessions expired a new one was not remembered")
+	}
+}
+
+// BenchmarkAffinityWork is the work affinity adds to a request, alone:
+// deriving the session key, the rendezvous pick instead of the weighted
+// random one, and the session metrics. Under a loaded machine it is a
+// steadier measure than the difference of two whole-request figures:
+//
+//	go test -run '^$' -bench BenchmarkAffinityWork -benchmem ./processor
+func BenchmarkAffinityWork(b *testing.B) {
+	r := compileRouter(b, sessionConfigYAML)
+	m := NewMetrics(nil)
+	sessions := newSessionSet()
+	fields, aerr := readBody([]byte(benchChat("fast")))
+	if aerr != nil {
+		b.Fatal(aerr)
+	}
+	h := sessionHeaders{explicit: "0194e0b2-7a53-7c1d-9d61-4b1f0c2d9e77"}
+	ctx := context.Background()
+	b.Run("without_session", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			key, _ := sessionKey(sessionHeaders{}, &fields)
+			if _, err := r.Decide(ctx, &routing.Request{API: "openai", Model: "fast", Session: key}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("with_session", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			key, src := sessionKey(h, &fields)
+			d, err := r.Decide(ctx, &routing.Request{API: "openai", Model: "fast", Session: key})
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.sessions[src].Inc()
+			if sessions.seen(key, time.Now()) {
+				m.sessionsSeen.Inc()
+			}
+			if d.Affinity {
+				m.affinity.Inc()
+			}
+		}
+	})
 }
