@@ -97,12 +97,16 @@ func TestSessionAffinity(t *testing.T) {
 	if moved != 0 {
 		t.Errorf("removing target c moved %d sessions that were on a or b, want 0", moved)
 	}
+	if v, _ := metricValue(gw.metrics(t), "switchyard_sessions_seen_total"); v != float64(n+len(sessions)) {
+		t.Errorf("switchyard_sessions_seen_total = %v, want %d", v, n+len(sessions))
+	}
 	metrics := gw.metrics(t)
 	for _, series := range []string{
 		`switchyard_session_requests_total{source="x-session-id"}`,
 		`switchyard_session_requests_total{source="codex"}`,
 		`switchyard_session_requests_total{source="claude_code"}`,
 		`switchyard_affinity_routed_total{kind="target"}`,
+		`switchyard_sessions_seen_total`, // 5 sessions of 200 requests, 300 of 2
 	} {
 		if v, ok := metricValue(metrics, series); !ok || v < 200 {
 			t.Errorf("%s = %v, want at least 200\n%s", series, v, grep(metrics, "session"))
