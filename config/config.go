@@ -14,7 +14,8 @@
 //	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
 //	    auth: {type: bearer, key_env: OPENAI_API_KEY}
 //	    # auth types: none (default), bearer (authorization: Bearer <key>),
-//	    # header (header: x-api-key); the key comes from key_env or key_file.
+//	    # header (header: x-api-key); the key comes from key_env or key_file,
+//	    # or a pool: keys: [{key_env: K1, weight: 2}, {key_file: /run/k2}]
 //	routes:
 //	  - model: gpt-4o                 # exact name, or glob with * and ?
 //	    provider: openai
@@ -28,6 +29,8 @@
 //	  - name: team-a
 //	    key_env: SWITCHYARD_KEY_TEAM_A
 //	    models: ["gpt-4*"]            # optional allow-list
+//	    loop_guard: {max_repeats: 5, window: 60s}   # optional, replaces the top-level one
+//	loop_guard: {max_repeats: 5, window: 60s}     # optional, off by default
 //	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
 //
 // Decoding is strict: unknown fields and every validation problem are
@@ -77,6 +80,9 @@ type Config struct {
 	// Ejection takes providers that keep failing out of fallback chains for
 	// a while; nil means the defaults.
 	Ejection *EjectionConfig `yaml:"ejection"`
+	// LoopGuard applies to every client key without its own loop_guard,
+	// and to anonymous clients; nil: off.
+	LoopGuard *LoopGuardConfig `yaml:"loop_guard"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
@@ -99,6 +105,26 @@ type AuthConfig struct {
 	Header  string `yaml:"header"`
 	KeyEnv  string `yaml:"key_env"`
 	KeyFile string `yaml:"key_file"`
+	// Keys is a key pool, instead of KeyEnv or KeyFile: requests spread
+	// over the keys by weight, and a key answered 429 rests a while.
+	Keys []PoolKeyConfig `yaml:"keys"`
+}
+
+// PoolKeyConfig is one key of a provider's key pool.
+type PoolKeyConfig struct {
+	KeyEnv  string `yaml:"key_env"`
+	KeyFile string `yaml:"key_file"`
+	// Weight is nil for the default of 1.
+	Weight *int `yaml:"weight"`
+}
+
+// Source names where the key comes from (the variable or the file), never
+// the key itself.
+func (k PoolKeyConfig) Source() string {
+	if k.KeyEnv != "" {
+		return k.KeyEnv
+	}
+	return k.KeyFile
 }
 
 // RouteConfig maps a model name or glob to one provider or to weighted
@@ -132,6 +158,8 @@ type ClientKeyConfig struct {
 	Models  []string `yaml:"models"`
 	// Limits bounds what the key may use; nil means no limit.
 	Limits *LimitsConfig `yaml:"limits"`
+	// LoopGuard, when set, replaces the top-level loop_guard for this key.
+	LoopGuard *LoopGuardConfig `yaml:"loop_guard"`
 }
 
 // LimitsConfig bounds a client key's use. Counts are per calendar minute,
@@ -515,7 +543,9 @@ func (c *Config) validate(v *validator) {
 				v.errf(p.key("models").index(j), "%v", err)
 			}
 		}
+		kc.LoopGuard.validate(v, p.key("loop_guard"))
 	}
+	c.LoopGuard.validate(v, path{"loop_guard"})
 
 	c.Hooks.validate(v)
 }
@@ -529,8 +559,8 @@ func (a AuthConfig) validate(v *validator, p path) {
 		if a.Header != "" {
 			v.errf(p.key("header"), `is only used with type "header"`)
 		}
-		if a.KeyEnv != "" || a.KeyFile != "" {
-			v.errf(p, `key_env and key_file need type "bearer" or "header"`)
+		if a.KeyEnv != "" || a.KeyFile != "" || len(a.Keys) > 0 {
+			v.errf(p, `key_env, key_file and keys need type "bearer" or "header"`)
 		}
 		return
 	case "bearer":
@@ -550,7 +580,31 @@ func (a AuthConfig) validate(v *validator, p path) {
 		v.errf(p.key("type"), `must be "none", "bearer" or "header", got %q`, a.Type)
 		return
 	}
-	validateKeySource(v, p, a.KeyEnv, a.KeyFile)
+	if a.Keys == nil {
+		validateKeySource(v, p, a.KeyEnv, a.KeyFile)
+		return
+	}
+	if a.KeyEnv != "" || a.KeyFile != "" {
+		v.errf(p, "set keys or one of key_env and key_file, not both")
+	}
+	if len(a.Keys) == 0 {
+		v.errf(p.key("keys"), "needs at least one key")
+	}
+	seen := map[string]int{}
+	for i, k := range a.Keys {
+		kp := p.key("keys").index(i)
+		validateKeySource(v, kp, k.KeyEnv, k.KeyFile)
+		if k.Weight != nil && (*k.Weight < 1 || *k.Weight > maxWeight) {
+			v.errf(kp.key("weight"), "must be from 1 to %d, got %d", maxWeight, *k.Weight)
+		}
+		if src := k.Source(); src != "" {
+			if j, dup := seen[src]; dup {
+				v.errf(kp, "duplicate key source %q (also keys[%d])", src, j)
+			} else {
+				seen[src] = i
+			}
+		}
+	}
 }
 
 var reservedHeaders = map[string]bool{

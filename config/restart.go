@@ -10,8 +10,10 @@ import (
 // gRPC messages and Envoy's buffers), the hooks section (it decides whether
 // Envoy sends response headers, and builds the hook engine), and a provider's
 // url or cluster, or a new provider (Envoy's clusters are rendered at start).
-// Everything else — routes, client keys, auth, schema and path prefixes,
-// removing a provider — applies on reload.
+// Everything else — routes, client keys, auth (key pools included), schema
+// and path prefixes, loop_guard, removing a provider — applies on reload;
+// the Envoy retry entries that fallbacks and key pools need are checked
+// against the running config by routing.MissingRetryRoutes.
 func RestartNeeded(running, next *Config) []string {
 	var fields []string
 	if running.BodyLimit() != next.BodyLimit() {

@@ -335,6 +335,7 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 	writeFile(t, settings, strings.ReplaceAll(block, makeRunURL, gw.url))
 	env := append([]string{"HOME=" + home, "TMPDIR=" + t.TempDir()}, guard.env()...)
 
+	total := 0
 	for _, tc := range []struct {
 		name, prompt, want, path string
 	}{
@@ -345,6 +346,7 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 			run := runAgent(t, claude, []string{"--settings", settings, "-p", tc.prompt}, env)
 			checkAgentOutput(t, run, tc.want, guard)
 			reqs := mock.take()
+			total += len(reqs)
 			t.Logf("Claude Code sent %d requests:\n%s", len(reqs), describe(dedupe(reqs)))
 			if len(reqs) == 0 {
 				t.Fatal("the mock received nothing")
@@ -352,6 +354,8 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 			checkClaudeRequests(t, reqs, tc.path)
 		})
 	}
+	// The gateway read Claude Code's session header on every request.
+	waitMetric(t, gw, `switchyard_session_requests_total{source="claude_code"}`, float64(total))
 }
 
 // checkClaudeRequests: every request went to path (with Claude Code's
@@ -453,4 +457,6 @@ func TestCodexThroughGateway(t *testing.T) {
 			t.Errorf("request %d: originator %q", i, v)
 		}
 	}
+	// The gateway read Codex's session on every request.
+	waitMetric(t, gw, `switchyard_session_requests_total{source="codex"}`, float64(len(reqs)))
 }

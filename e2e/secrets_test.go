@@ -49,7 +49,8 @@ func testNoSecretInAnyOutput(t *testing.T, withHooks bool) {
 	limitedKey := "swy-live-" + randomHex(t, 16)
 	wrongKey := clientKey[:len(clientKey)-1] + string("0123456789abcdef"[(strings.IndexByte("0123456789abcdef", clientKey[len(clientKey)-1])+1)%16])
 	inlineKey := "sk-proj-" + randomHex(t, 24) // only ever written into a broken config
-	secrets := map[string]string{"openai provider key": openaiKey, "anthropic provider key": anthropicKey, "azure provider key": azureKey,
+	poolKey1, poolKey2 := "sk-pool-"+randomHex(t, 20), "sk-pool-"+randomHex(t, 20)
+	secrets := map[string]string{"first pool key": poolKey1, "second pool key": poolKey2, "openai provider key": openaiKey, "anthropic provider key": anthropicKey, "azure provider key": azureKey,
 		"file provider key": fileKey, "client key": clientKey, "limited client key": limitedKey, "wrong client key": wrongKey, "inline key in a broken config": inlineKey}
 
 	a, b := startUpstream(t, "A"), startUpstream(t, "B")
@@ -63,6 +64,12 @@ func testNoSecretInAnyOutput(t *testing.T, withHooks bool) {
 	if err := os.WriteFile(keyFile, []byte(fileKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	limited := upstreamFunc(t, "limited", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		w.Header().Set("retry-after", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"error":{"message":"rate limited","type":"rate_limit_error"}}`)
+	})
 	hooks := ""
 	if withHooks {
 		if err := os.Mkdir(filepath.Join(dir, "hooks"), 0o700); err != nil {
@@ -104,7 +111,17 @@ end
     url: http://127.0.0.1:%d
     schema: openai
     auth: {type: bearer, key_env: SWY_SECRET_NEVER_SET}
+  - name: pooled
+    url: http://127.0.0.1:%d
+    schema: openai
+    auth: {type: bearer, keys: [{key_env: SWY_SECRET_POOL_1}, {key_env: SWY_SECRET_POOL_2, weight: 2}, {key_env: SWY_SECRET_POOL_UNSET}]}
+  - name: pooled-limited
+    url: http://127.0.0.1:%d
+    schema: openai
+    auth: {type: bearer, keys: [{key_env: SWY_SECRET_POOL_1}, {key_env: SWY_SECRET_POOL_2}]}
 routes:
+  - {model: pooled-model, provider: pooled}
+  - {model: limited-model, provider: pooled-limited}
   - {model: gpt-4o, provider: openai}
   - {model: "claude-*", provider: anthropic}
   - {model: azure-gpt, provider: azure}
@@ -113,7 +130,7 @@ routes:
 client_keys:
   - {name: main, key_env: SWY_SECRET_CLIENT}
   - {name: limited, key_env: SWY_SECRET_LIMITED, models: ["gpt-4o"]}
-%s`, a.port(), b.port(), a.port(), failing.port(), keyFile, a.port(), hooks)
+%s`, a.port(), b.port(), a.port(), failing.port(), keyFile, a.port(), a.port(), limited.port(), hooks)
 	configPath := filepath.Join(dir, "switchyard.yaml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -121,6 +138,7 @@ client_keys:
 	gw := startGateway(t, "", gatewayOptions{configFile: configPath, logLevel: "debug", extraEnv: []string{
 		"SWY_SECRET_OPENAI=" + openaiKey, "SWY_SECRET_ANTHROPIC=" + anthropicKey, "SWY_SECRET_AZURE=" + azureKey,
 		"SWY_SECRET_CLIENT=" + clientKey, "SWY_SECRET_LIMITED=" + limitedKey,
+		"SWY_SECRET_POOL_1=" + poolKey1, "SWY_SECRET_POOL_2=" + poolKey2,
 	}})
 
 	anthropicHeaders := func(key string) map[string]string {
@@ -145,6 +163,9 @@ client_keys:
 		{"POST", "/v1/chat/completions", bearer(clientKey), `{"model":"nope"}`, 404},        // unknown model
 		{"POST", "/v1/chat/completions", bearer(clientKey), `{"model":`, 400},
 		{"POST", "/v1/nothing", bearer(clientKey), `{}`, 404},
+		{"POST", "/v1/chat/completions", bearer(clientKey), `{"model":"pooled-model","prompt_cache_key":"s1"}`, 200},
+		{"POST", "/v1/chat/completions", bearer(clientKey), `{"model":"pooled-model"}`, 200},
+		{"POST", "/v1/chat/completions", bearer(clientKey), `{"model":"limited-model"}`, 429}, // every pool key limited
 		{"GET", "/v1/models", bearer(clientKey), "", 200},
 		{"GET", "/v1/models", bearer(wrongKey), "", 401},
 	}
@@ -213,6 +234,9 @@ client_keys:
 		if !strings.Contains(sources[src], want) {
 			t.Errorf("%s lacks %q: the capture is incomplete", src, want)
 		}
+	}
+	if !strings.Contains(sources["extproc metrics"], `switchyard_key_cooldowns_total{key="SWY_SECRET_POOL_1",provider="pooled-limited"}`) {
+		t.Error("no pool key was rested: the key pool path was not exercised")
 	}
 	if withHooks && !strings.Contains(sources["extproc log"], "all headers") {
 		t.Error("the snooping hook did not log: the hook test proves nothing")

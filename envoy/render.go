@@ -158,7 +158,7 @@ type templateData struct {
 // run (hooks see every header): the ones the processor reads. A processor
 // test drives it with these alone.
 var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.ClientKeyHeaders,
-	[]string{"x-request-id", "content-length", "content-encoding"})
+	[]string{"x-request-id", "content-length", "content-encoding"}, routing.SessionHeaders)
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
 // It matches either Envoy's response flags (upstream failures, whatever the

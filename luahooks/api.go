@@ -128,6 +128,9 @@ type reqScalars struct {
 	provider string
 	route    string
 	reject   *Reject
+	// session is the session key; sessionSet once a script set it.
+	session    string
+	sessionSet bool
 }
 
 // reqCall is the state of one OnRequest call.
@@ -146,6 +149,7 @@ func newReqCall(req *Request, res *Result) *reqCall {
 	c := &reqCall{req: req, res: res}
 	c.hdr = headerState{base: req.Headers, changes: &res.Changes}
 	c.cur.model = req.Model
+	c.cur.session = req.Session
 	return c
 }
 
@@ -187,6 +191,9 @@ func (c *reqCall) finish() {
 	}
 	c.res.Provider = c.cur.provider
 	c.res.Route = c.cur.route
+	if c.cur.sessionSet {
+		c.res.Session, c.res.SessionSet = c.cur.session, true
+	}
 	c.res.Tags = c.tags
 	c.res.Reject = c.cur.reject
 }
@@ -280,6 +287,7 @@ func (v *vm) setupAPI() {
 		"set_model":     v.reqSetModel,
 		"provider":      v.reqProvider,
 		"route":         v.reqRoute,
+		"set_session":   v.reqSetSession,
 		"tag":           v.reqTag,
 		"reject":        v.reqReject,
 	})
@@ -319,6 +327,8 @@ func (v *vm) setupAPI() {
 			L.Push(lua.LString(c.req.KeyName))
 		case "request_id":
 			L.Push(lua.LString(c.req.RequestID))
+		case "session":
+			L.Push(lua.LString(c.cur.session))
 		case "api":
 			L.Push(lua.LString(c.req.API))
 		case "body":
@@ -510,6 +520,20 @@ func (v *vm) reqProvider(L *lua.LState) int {
 	}
 	c.cur.provider = name
 	c.record("provider", "", name)
+	return 0
+}
+
+// maxSessionLen bounds a session key set by a hook.
+const maxSessionLen = 256
+
+func (v *vm) reqSetSession(L *lua.LState) int {
+	c := v.selfReq(L)
+	s := L.CheckString(2)
+	if len(s) > maxSessionLen || !utf8.ValidString(s) {
+		L.RaiseError("set_session: session must be a UTF-8 string of at most %d bytes", maxSessionLen)
+	}
+	c.cur.session, c.cur.sessionSet = s, true
+	c.record("set_session", "", s)
 	return 0
 }
 

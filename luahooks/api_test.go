@@ -24,6 +24,24 @@ func TestOnRequestAPI(t *testing.T) {
 			want: Result{SetHeaders: map[string]string{"x-out": "POST /v1/chat/completions gpt-4o ci-key req-1 openai"}},
 		},
 		{
+			name: "read the session",
+			code: `req:set_header("x-out", "[" .. req.session .. "]")`,
+			req:  func(r *Request) { r.Session = "sess-1" },
+			want: Result{SetHeaders: map[string]string{"x-out": "[sess-1]"}},
+		},
+		{
+			name: "set the session and read it back",
+			code: `req:set_session("team-" .. req:header("x-team")); req:set_header("x-out", req.session)`,
+			req:  func(r *Request) { r.Session = "sess-1" },
+			want: Result{Session: "team-Search", SessionSet: true, SetHeaders: map[string]string{"x-out": "team-Search"}},
+		},
+		{
+			name: "drop the session",
+			code: `req:set_session("")`,
+			req:  func(r *Request) { r.Session = "sess-1" },
+			want: Result{SessionSet: true},
+		},
+		{
 			name: "header is case-insensitive",
 			code: `req:set_header("x-out", req:header("X-TEAM") .. "/" .. tostring(req:header("x-missing")))`,
 			want: Result{SetHeaders: map[string]string{"x-out": "Search/nil"}},

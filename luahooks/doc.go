@@ -18,6 +18,11 @@
 //	req.model                   model named in the body (after changes by earlier hooks)
 //	req.key_name                configured name of the client key ("" if anonymous)
 //	req.request_id, req.api     request id; "openai" or "anthropic"
+//	req.session                 session key ("" for none): x-session-id, else the agent's own
+//	                            (x-claude-code-session-id, metadata.user_id, session-id,
+//	                            prompt_cache_key); after changes by earlier hooks
+//	req:set_session(s)          set the session key (at most 256 bytes; "" drops it): weighted
+//	                            aliases, key pools and the loop guard follow it
 //	req:header(name)            header value or nil; case-insensitive; credentials read as nil
 //	req:headers()               table of all headers (lower-case names, no credentials)
 //	req:set_header(name, value) set a request header

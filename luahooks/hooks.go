@@ -24,6 +24,7 @@ type Request struct {
 	Model     string // model named in the body
 	KeyName   string // configured name of the client key ("" if anonymous)
 	RequestID string
+	Session   string // the request's session key, "" for none
 	// IsProvider and IsRoute validate names given to req:provider and
 	// req:route; nil accepts every name.
 	IsProvider func(name string) bool
@@ -41,7 +42,7 @@ type Reject struct {
 // CLI and debug logs.
 type Change struct {
 	Script string // file name of the script
-	Op     string // set_header, remove_header, set_model, set_body, provider, route, tag, reject, error
+	Op     string // set_header, remove_header, set_model, set_body, set_session, provider, route, tag, reject, error
 	Key    string // header name, body path, tag key, status...
 	Value  string // new value (JSON for set_body), or the error message for Op "error"
 }
@@ -68,9 +69,12 @@ type Result struct {
 	Body     []byte
 	Provider string // "" = not chosen by a hook
 	Route    string // "" = not chosen by a hook
-	Tags     map[string]string
-	Reject   *Reject // non-nil: the request must be refused with this error
-	Changes  []Change
+	// Session is the session key a hook set ("" drops it) when SessionSet.
+	Session    string
+	SessionSet bool
+	Tags       map[string]string
+	Reject     *Reject // non-nil: the request must be refused with this error
+	Changes    []Change
 }
 
 // Response is what an on_response hook sees of the upstream response.

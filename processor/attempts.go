@@ -19,14 +19,16 @@ import (
 type attemptsHeader struct {
 	Path     string       `json:"path"`
 	API      config.API   `json:"api"`
-	Model    string       `json:"model"` // the model in the body every attempt replays
-	Retry    string       `json:"retry"` // the retry policy's key
+	Model    string       `json:"model"`       // the model in the body every attempt replays
+	Retry    string       `json:"retry"`       // the retry policy's key
+	Session  string       `json:"s,omitempty"` // the session's log id (sessionLogID), for the log line
 	Attempts []attemptRef `json:"attempts"`
 }
 
 type attemptRef struct {
 	Provider string `json:"p"`
 	Model    string `json:"m"`
+	Key      string `json:"k,omitempty"` // the pool key's source, never the key
 }
 
 func encodeAttempts(h attemptsHeader) string {
@@ -73,6 +75,7 @@ type attemptRecord struct {
 type attemptOutcome struct {
 	Provider string        `json:"provider"`
 	Model    string        `json:"model"`
+	Key      string        `json:"key,omitempty"` // the pool key's source
 	Status   int           `json:"status,omitempty"`
 	Duration time.Duration `json:"-"`
 	Ms       float64       `json:"ms"`
@@ -111,7 +114,7 @@ func (l *attemptLog) begin(id string, n int, plan *attemptsHeader, now time.Time
 	}
 	if n >= 1 && n <= len(plan.Attempts) {
 		ref := plan.Attempts[n-1]
-		r.outcomes = append(r.outcomes, attemptOutcome{Provider: ref.Provider, Model: ref.Model})
+		r.outcomes = append(r.outcomes, attemptOutcome{Provider: ref.Provider, Model: ref.Model, Key: ref.Key})
 	}
 	return prev, ok
 }

@@ -22,50 +22,78 @@ const maxModelLen = 256
 const maxNesting = 256
 
 // extractModel validates the body as a JSON object and returns its top-level
-// "model" string without decoding the rest. A body that names the model
+// "model" string without decoding the rest (readBody). A body that names the model
 // twice is refused: JSON parsers disagree on which copy wins, so the model the
 // gateway checked could differ from the one the upstream uses.
 func extractModel(body []byte) (string, *apiError) {
+	f, err := readBody(body)
+	return f.model, err
+}
+
+// bodyFields are the top-level fields of a request body the gateway reads,
+// found in the one pass that validates the model: the model, and where
+// present the fields sessions and the loop guard need (raw, undecoded).
+type bodyFields struct {
+	model          string
+	metadata       gjson.Result // Messages API: metadata.user_id is a session key
+	promptCacheKey gjson.Result // OpenAI APIs: a session key
+	messages       gjson.Result // chat and Messages APIs: the conversation
+	input          gjson.Result // Responses API: the conversation
+}
+
+// readBody validates the body and reads its model; see extractModel.
+func readBody(body []byte) (bodyFields, *apiError) {
+	var f bodyFields
 	if len(body) == 0 {
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
 	}
 	if nestedDeeperThan(body, maxNesting) {
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than "+strconv.Itoa(maxNesting)+" levels")
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than "+strconv.Itoa(maxNesting)+" levels")
 	}
 	if !gjson.ValidBytes(body) {
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid JSON")
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid JSON")
 	}
 	// gjson does not check encoding; parsers that do would read other
 	// strings (U+FFFD) than the ones the gateway checked, or refuse the body.
 	if !utf8.Valid(body) {
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid UTF-8")
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid UTF-8")
 	}
 	doc := gjson.ParseBytes(body)
 	if !doc.IsObject() {
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_json", "request body must be a JSON object")
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body must be a JSON object")
 	}
 	var model gjson.Result
 	count := 0
 	doc.ForEach(func(k, v gjson.Result) bool {
-		if k.Str == "model" {
+		switch k.Str {
+		case "model":
 			count++
 			model = v
+		case "metadata":
+			f.metadata = v
+		case "prompt_cache_key":
+			f.promptCacheKey = v
+		case "messages":
+			f.messages = v
+		case "input":
+			f.input = v
 		}
 		return true
 	})
 	switch {
 	case count == 0:
-		return "", newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)
+		return f, newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)
 	case count > 1:
-		return "", newAPIError(routing.KindInvalidRequest, "duplicate_model", `request body names "model" more than once`)
+		return f, newAPIError(routing.KindInvalidRequest, "duplicate_model", `request body names "model" more than once`)
 	case model.Type != gjson.String:
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must be a string`)
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must be a string`)
 	case model.Str == "":
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must not be empty`)
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must not be empty`)
 	case len(model.Str) > maxModelLen:
-		return "", newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than `+strconv.Itoa(maxModelLen)+` bytes`)
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than `+strconv.Itoa(maxModelLen)+` bytes`)
 	}
-	return model.Str, nil
+	f.model = model.Str
+	return f, nil
 }
 
 // nestedDeeperThan reports whether arrays and objects in body nest deeper

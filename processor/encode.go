@@ -80,10 +80,10 @@ func immediate(code int, body []byte, details string, extra ...routing.Header) *
 // the attempt its key, model and path from the attempts header. Here the
 // request only loses the client's key and gains the hooks' changes.
 func encodeFallback(p *Plan, clientPath string, duplex bool) []*extprocv3.ProcessingResponse {
-	h := attemptsHeader{Path: clientPath, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key}
+	h := attemptsHeader{Path: clientPath, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key, Session: sessionLogID(p.Session)}
 	groups := make([]any, 0, len(p.Attempts))
 	for i, a := range p.Attempts {
-		h.Attempts = append(h.Attempts, attemptRef{Provider: a.Provider, Model: a.Model})
+		h.Attempts = append(h.Attempts, attemptRef{Provider: a.Provider, Model: a.Model, Key: a.Key})
 		groups = append(groups, map[string]any{"name": strconv.Itoa(i + 1), "clusters": []any{
 			map[string]any{"cluster_name": routing.AttemptClusterPrefix + a.Cluster, "weight": 1},
 		}})

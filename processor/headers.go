@@ -47,6 +47,12 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			rh.contentLength = headerValue(hv)
 		case "content-encoding":
 			rh.contentEncoding = headerValue(hv)
+		case routing.SessionHeader:
+			x.req.session.explicit = headerValue(hv)
+		case routing.ClaudeSessionHeader:
+			x.req.session.claude = headerValue(hv)
+		case routing.CodexSessionHeader:
+			x.req.session.codex = headerValue(hv)
 		}
 	}
 	return rh

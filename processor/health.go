@@ -19,6 +19,36 @@ type health struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	providers map[string]*providerHealth
+	// keys are the pool keys resting after a 429, by provider and key
+	// source, until the time they may be used first again.
+	keys map[poolKeyRef]time.Time
+}
+
+type poolKeyRef struct{ provider, key string }
+
+// DefaultKeyCooldown is how long a pool key rests after a 429 without
+// Retry-After.
+const DefaultKeyCooldown = 30 * time.Second
+
+// coolKey rests a pool key for retryAfter (or DefaultKeyCooldown): until
+// then it goes last among its pool's keys.
+func (h *health) coolKey(provider, key, retryAfter string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	d, ok := parseRetryAfter(retryAfter, now)
+	if !ok {
+		d = DefaultKeyCooldown
+	}
+	ref := poolKeyRef{provider, key}
+	if until := now.Add(d); until.After(h.keys[ref]) {
+		h.keys[ref] = until
+	}
+	for k, until := range h.keys { // few keys: keep the map small
+		if !now.Before(until) {
+			delete(h.keys, k)
+		}
+	}
 }
 
 type providerHealth struct {
@@ -27,7 +57,7 @@ type providerHealth struct {
 }
 
 func newHealth() *health {
-	return &health{now: time.Now, providers: map[string]*providerHealth{}}
+	return &health{now: time.Now, providers: map[string]*providerHealth{}, keys: map[poolKeyRef]time.Time{}}
 }
 
 // order puts the attempts whose providers are healthy first, keeping the
@@ -43,6 +73,10 @@ func (h *health) order(attempts []routing.Decision) []routing.Decision {
 	var later []routing.Decision
 	for _, d := range attempts {
 		if p := h.providers[d.Provider]; p != nil && now.Before(p.until) {
+			later = append(later, d)
+			continue
+		}
+		if d.Key != "" && now.Before(h.keys[poolKeyRef{d.Provider, d.Key}]) {
 			later = append(later, d)
 			continue
 		}

@@ -16,7 +16,7 @@ import (
 // A hook's rejection or failure becomes the client's error; a failure keeps
 // the hook's own error, with file and line, as the cause. Without a
 // router (a dry run with no config) any provider or route name is accepted.
-func runRequestHooks(ctx context.Context, hooks *luahooks.Set, router *routing.Router, req *Request, model string) (luahooks.Result, *apiError) {
+func runRequestHooks(ctx context.Context, hooks *luahooks.Set, router *routing.Router, req *Request, model, session string) (luahooks.Result, *apiError) {
 	hreq := &luahooks.Request{
 		API:       string(req.API),
 		Method:    req.Method,
@@ -26,6 +26,7 @@ func runRequestHooks(ctx context.Context, hooks *luahooks.Set, router *routing.R
 		Model:     model,
 		KeyName:   req.Principal.Name,
 		RequestID: req.RequestID,
+		Session:   session,
 	}
 	if router != nil {
 		hreq.IsProvider, hreq.IsRoute = router.HasProvider, router.HasRoute

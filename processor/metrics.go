@@ -32,6 +32,16 @@ type Metrics struct {
 	ejections *prometheus.CounterVec
 
 	limited *prometheus.CounterVec
+	// Sessions, affinity and the loop guard; the counters are resolved once
+	// so a request pays no label lookup.
+	sessions     map[string]prometheus.Counter // by session source
+	affinity     prometheus.Counter
+	sessionsVec  *prometheus.CounterVec
+	sessionsSeen prometheus.Counter
+	affinityVec  *prometheus.CounterVec
+	loopGuardVec *prometheus.CounterVec
+	keyAffinity  prometheus.Counter
+	keyCooldowns *prometheus.CounterVec
 
 	tagMu   sync.Mutex
 	tagSeen map[string]map[string]bool // key -> values with a series of their own
@@ -74,10 +84,37 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchyard_rate_limited_total",
 			Help: "Requests refused with 429 because their client key was over a limit, by key name and limit.",
 		}, []string{"key", "limit"}),
+		sessionsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_session_requests_total",
+			Help: "Routed requests that carried a session key, by where the key came from (x-session-id, claude_code, codex, hook).",
+		}, []string{"source"}),
+		sessionsSeen: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_sessions_seen_total",
+			Help: "Distinct session keys seen; a session idle for an hour counts again when it returns (approximate past 100,000 sessions active within an hour).",
+		}),
+		affinityVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_affinity_routed_total",
+			Help: "Routed requests whose session key chose among several candidates, by what it chose (target: a weighted alias's target; key: a provider's key).",
+		}, []string{"kind"}),
+		loopGuardVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_loop_guard_refusals_total",
+			Help: "Requests refused by the loop guard (an identical request repeated over max_repeats within the window), by client key name.",
+		}, []string{"key_name"}),
+		keyCooldowns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_key_cooldowns_total",
+			Help: "Times a key of a provider's key pool answered 429 and was rested for its Retry-After, by provider and key (its key_env or key_file, never the key).",
+		}, []string{"provider", "key"}),
 		tagSeen: map[string]map[string]bool{},
 	}
+	m.keyAffinity = m.affinityVec.WithLabelValues("key")
+	m.sessions = make(map[string]prometheus.Counter, len(sessionSources))
+	for _, src := range sessionSources {
+		m.sessions[src] = m.sessionsVec.WithLabelValues(src)
+	}
+	m.affinity = m.affinityVec.WithLabelValues("target")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections, m.limited)
+		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections, m.limited,
+			m.sessionsVec, m.sessionsSeen, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"time"
 
 	"switchyard/config"
 	"switchyard/luahooks"
@@ -22,6 +23,8 @@ type Request struct {
 	Headers   map[string]string
 	Body      []byte
 	Principal routing.Principal
+	// session holds the session headers when Headers is nil (no hooks).
+	session sessionHeaders
 }
 
 // Plan is what the gateway does with one request, as plain data. The
@@ -30,6 +33,9 @@ type Plan struct {
 	ClientAPI config.API
 	Model     string // the model the client named
 	KeyName   string
+	// Session is the request's session key ("" for none) and
+	// SessionSource where it came from (session.go), after the hooks.
+	Session, SessionSource string
 	// Hooks is what the on_request hooks did; nil when none ran.
 	Hooks *luahooks.Result
 	// HookErr is the hook failure that failed the request (fail_closed), or
@@ -66,6 +72,12 @@ type Attempt struct {
 	Credential  string
 	Body        []byte // the body the upstream gets
 	BodyChanged bool   // Body differs from what the client sent
+	// Affinity is true when the session key chose this attempt's target
+	// among several, KeyAffinity when it chose its pool key.
+	Affinity, KeyAffinity bool
+	// Key names the pool key the credential holds (its key_env or
+	// key_file), "" without a key pool.
+	Key string
 }
 
 // Tags are the request's tags set by hooks, or nil.
@@ -80,16 +92,22 @@ func (p *Plan) Tags() map[string]string {
 // validate the body, run the on_request hooks, route, and build the
 // attempt. Without a router (a dry run with no config) it stops after the
 // hooks. On error the plan still holds what was known, for the log.
-func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *health, req *Request) (Plan, *apiError) {
-	model, err := extractModel(req.Body)
+func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *state, req *Request) (Plan, *apiError) {
+	fields, err := readBody(req.Body)
 	if err != nil {
 		return Plan{}, err
 	}
+	model := fields.model
 	p := Plan{ClientAPI: req.API, Model: model, KeyName: req.Principal.Name}
+	sh := req.session
+	if req.Headers != nil {
+		sh = sessionHeadersFrom(req.Headers)
+	}
+	p.Session, p.SessionSource = sessionKey(sh, &fields)
 	rreq := routing.Request{API: req.API, Model: model, Principal: req.Principal}
 	body := req.Body
 	if hooks != nil && hooks.HasOnRequest() {
-		res, err := runRequestHooks(ctx, hooks, router, req, model)
+		res, err := runRequestHooks(ctx, hooks, router, req, model, p.Session)
 		p.Hooks = &res
 		if err != nil {
 			p.HookErr = err.cause
@@ -102,7 +120,14 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 			rreq.Model = res.Model
 		}
 		rreq.Provider, rreq.Route = res.Provider, res.Route
+		if res.SessionSet && res.Session != p.Session {
+			p.Session, p.SessionSource = res.Session, sessionFromHook
+			if res.Session == "" {
+				p.SessionSource = ""
+			}
+		}
 	}
+	rreq.Session = p.Session
 	if router == nil {
 		return p, nil
 	}
@@ -111,13 +136,19 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 		return p, fromRouting(rerr)
 	}
 	p.Body, p.BodyModel = body, rreq.Model
+	if g := req.Principal.LoopGuard(); g != nil && st != nil {
+		fp := st.loops.fingerprint(req.Principal.Name, p.Session, req.API, &fields, req.Body)
+		if !st.loops.allow(fp, g, time.Now()) {
+			return p, loopRefusal(g)
+		}
+	}
 	if len(d.Attempts) < 2 {
 		a, err := newAttempt(d, req.Path, body, p.Hooks)
 		p.Attempts = []Attempt{a}
 		return p, err
 	}
 	p.Retry = d.Retry
-	for _, d := range h.order(d.Attempts) {
+	for _, d := range st.order(d.Attempts) {
 		a, err := newAttempt(d, req.Path, body, p.Hooks)
 		if err != nil {
 			return p, err
@@ -127,12 +158,27 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, h *h
 	return p, nil
 }
 
+// state is what the gateway remembers across requests that plans read:
+// provider health and the loop guard's windows. Nil in a dry run.
+type state struct {
+	health *health
+	loops  *loopGuard
+}
+
+// order is health.order, keeping the order without state.
+func (st *state) order(attempts []routing.Decision) []routing.Decision {
+	if st == nil {
+		return attempts
+	}
+	return st.health.order(attempts)
+}
+
 // newAttempt turns a routing decision into what the upstream request
 // carries: the routing header, the hooks' headers, the provider credential
 // in place of the client's key, the path prefix and the model rewrite.
 func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result) (Attempt, *apiError) {
 	a := Attempt{Provider: d.Provider, Cluster: d.Cluster, Route: d.Route, Model: d.Model, API: d.API,
-		Path: d.PathPrefix + path, Body: body}
+		Path: d.PathPrefix + path, Body: body, Affinity: d.Affinity, Key: d.Key, KeyAffinity: d.KeyAffinity}
 	a.SetHeaders = make([]routing.Header, 0, 2)
 	a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.ClusterHeader, Value: d.Cluster})
 	a.RemoveHeaders = d.Strip // shared and read-only, unless hooks add to it

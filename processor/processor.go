@@ -13,6 +13,11 @@
 // rides on the body answer) or FULL_DUPLEX_STREAMED (headers and body arrive
 // without waiting, and one answer carries the decision).
 //
+// Across requests the processor remembers provider health and pool keys
+// resting after a 429 (health.go) and the loop guard's windows
+// (loopguard.go); a request's session key (session.go) keeps it on one
+// target and key.
+//
 // This is the only package that imports the Envoy protos, and only the
 // stream handling and encode.go use them.
 package processor
@@ -64,6 +69,8 @@ type Server struct {
 	health   *health     // providers failing their attempts
 	attempts *attemptLog // attempts of requests with fallbacks, by request
 	limits   *limiter    // client keys' requests per minute
+	state    state       // what plans read across requests
+	sessions *sessionSet // sessions seen lately, for the metric
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -76,7 +83,9 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	return &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), limits: newLimiter()}
+	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), sessions: newSessionSet(), limits: newLimiter()}
+	s.state = state{health: s.health, loops: newLoopGuard()}
+	return s
 }
 
 // ServiceName is the ext_proc gRPC service, for health reporting.
@@ -134,6 +143,7 @@ type exchange struct {
 	tags      map[string]string
 	decided   bool
 	bodyStart time.Time
+	session   string // the session key once planned, for the refusal log
 }
 
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -202,8 +212,12 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	if x.router == nil { // trailers without headers: only a broken peer does this
 		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 	}
-	p, err := plan(ctx, x.router, x.hooks, x.srv.health, &x.req)
+	p, err := plan(ctx, x.router, x.hooks, &x.srv.state, &x.req)
+	x.session = p.Session
 	if err != nil {
+		if err.code == loopDetected {
+			x.srv.opts.Metrics.loopGuardVec.WithLabelValues(p.KeyName).Inc()
+		}
 		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
 	}
 	x.tags = p.Tags()
@@ -218,6 +232,18 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 	if len(x.tags) > 0 {
 		x.srv.opts.Metrics.countTags(x.tags)
 	}
+	if p.Session != "" {
+		x.srv.opts.Metrics.sessions[p.SessionSource].Inc()
+		if x.srv.sessions.seen(p.Session, time.Now()) {
+			x.srv.opts.Metrics.sessionsSeen.Inc()
+		}
+		if a.Affinity {
+			x.srv.opts.Metrics.affinity.Inc()
+		}
+		if a.KeyAffinity {
+			x.srv.opts.Metrics.keyAffinity.Inc()
+		}
+	}
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
 	// A request with fallbacks is logged once answered, with its attempts.
 	if log := x.srv.opts.Logger; !p.Fallback() && log.Enabled(ctx, slog.LevelDebug) {
@@ -225,7 +251,7 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
 			slog.String("model", p.Model), slog.String("provider", a.Provider),
 			slog.String("upstream_model", a.Model), slog.String("route", a.Route),
-			slog.String("key_name", p.KeyName), slog.Any("tags", x.tags))
+			slog.String("key_name", p.KeyName), slog.String("session", sessionLogID(p.Session)), slog.Any("tags", x.tags))
 	}
 }
 
@@ -251,7 +277,7 @@ func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingRes
 		log.LogAttrs(context.Background(), slog.LevelInfo, "request refused",
 			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
 			slog.Int("status", e.status), slog.String("code", e.code), slog.String("model", truncate(model, 128)),
-			slog.String("key_name", x.req.Principal.Name), slog.String("reason", e.message))
+			slog.String("key_name", x.req.Principal.Name), slog.String("session", sessionLogID(x.session)), slog.String("reason", e.message))
 	}
 	return immediate(e.status, e.body(x.req.API), "switchyard_"+e.code, e.headers...)
 }

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -110,7 +111,7 @@ func (u *attempt) begin(h *extprocv3.HttpHeaders, attrs map[string]*structpb.Str
 // removed again.
 func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 	ref := u.plan.Attempts[u.n-1]
-	d, err := u.router.Attempt(ref.Provider, ref.Model, u.plan.API)
+	d, err := u.router.Attempt(ref.Provider, ref.Model, u.plan.API, ref.Key)
 	if err != nil {
 		e := fromRouting(err)
 		return immediate(e.status, e.body(u.plan.API), "switchyard_"+e.code)
@@ -141,8 +142,14 @@ func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
 	policy, _ := u.router.RetryPolicyByKey(u.plan.Retry)
 	failed := code >= 500 || (policy != nil && policy.Fails(code))
 	failures, duration := u.router.Config().EjectionPolicy()
-	provider := u.plan.Attempts[u.n-1].Provider
-	if u.srv.health.record(provider, failed, retryAfter, ejection{failures, duration}) {
+	ref := u.plan.Attempts[u.n-1]
+	provider := ref.Provider
+	if ref.Key != "" && code == http.StatusTooManyRequests {
+		// One key of a pool is over its limit, not the provider: rest the
+		// key, and let the provider's other keys carry on.
+		u.srv.health.coolKey(provider, ref.Key, retryAfter)
+		u.srv.opts.Metrics.keyCooldowns.WithLabelValues(provider, ref.Key).Inc()
+	} else if u.srv.health.record(provider, failed, retryAfter, ejection{failures, duration}) {
 		u.srv.opts.Metrics.ejections.WithLabelValues(provider).Inc()
 		u.srv.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "provider ejected from fallback chains",
 			slog.String("provider", provider), slog.Duration("for", duration))
@@ -173,7 +180,7 @@ func (u *attempt) finish() {
 	if log := u.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelDebug) {
 		log.LogAttrs(context.Background(), slog.LevelDebug, "routed",
 			slog.String("request_id", u.requestID), slog.String("path", pathOnly(u.plan.Path)),
-			slog.String("model", u.plan.Model), slog.Any("attempts", outcomes))
+			slog.String("model", u.plan.Model), slog.String("session", u.plan.Session), slog.Any("attempts", outcomes))
 	}
 }
 

@@ -87,6 +87,9 @@ func (r *Router) RetryPolicies() []RetryPolicy {
 			out = append(out, *rt.retry)
 		}
 	}
+	if r.poolRetry != nil && !seen[r.poolRetry.Key] {
+		out = append(out, *r.poolRetry)
+	}
 	slices.SortFunc(out, func(a, b RetryPolicy) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
@@ -115,11 +118,22 @@ func (r *Router) RetryRoutes() []RetryRoute {
 		if rt.retry == nil {
 			continue
 		}
-		n := len(rt.targets) + len(rt.fallbacks)
+		n := 0
+		for _, t := range rt.targets {
+			n += t.provider.poolSize()
+		}
+		for _, t := range rt.fallbacks {
+			n += t.provider.poolSize()
+		}
 		if rt.retry.Attempts > 0 {
 			n = min(n, rt.retry.Attempts)
 		}
 		longest[rt.retry.Key] = max(longest[rt.retry.Key], n)
+	}
+	if r.poolRetry != nil {
+		for _, p := range r.providers {
+			longest[r.poolRetry.Key] = max(longest[r.poolRetry.Key], p.poolConfigured)
+		}
 	}
 	var out []RetryRoute
 	for _, p := range r.RetryPolicies() {
@@ -136,6 +150,9 @@ func (r *Router) RetryPolicyByKey(key string) (*RetryPolicy, bool) {
 		if rt.retry != nil && rt.retry.Key == key {
 			return rt.retry, true
 		}
+	}
+	if r.poolRetry != nil && r.poolRetry.Key == key {
+		return r.poolRetry, true
 	}
 	return nil, false
 }
@@ -166,14 +183,21 @@ func (rt *route) chain(first Decision, picked *target, req *Request, api int) []
 }
 
 // Attempt decides one attempt of a request with fallbacks again, by the
-// provider and model its plan named: the attempt gets the provider's
-// current key and path prefix.
-func (r *Router) Attempt(provider, model string, api config.API) (Decision, error) {
+// provider, model and pool key its plan named: the attempt gets the
+// provider's current key and path prefix (a pool key the config no longer
+// has gives way to the pool's first).
+func (r *Router) Attempt(provider, model string, api config.API, key string) (Decision, error) {
 	p := r.byProvider[provider]
 	if p == nil {
 		return Decision{}, Errorf(KindUnavailable, "provider %q is no longer configured", provider)
 	}
-	return direct(p, model, &Request{API: api, Model: model}, "")
+	d, err := direct(p, model, &Request{API: api, Model: model}, "")
+	if err == nil && key != "" {
+		if k := p.key(key); k != nil {
+			d.Credential, d.Key = k.credential, k.source
+		}
+	}
+	return d, err
 }
 
 // CredentialHeaders lists every header a provider credential or a client

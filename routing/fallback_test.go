@@ -95,11 +95,11 @@ func TestRetryPolicies(t *testing.T) {
 	if got := r.CredentialHeaders(); !cmp.Equal(got, []string{"authorization", "x-api-key", "api-key"}) {
 		t.Errorf("CredentialHeaders = %v", got)
 	}
-	d, err := r.Attempt("c", "m", config.APIOpenAI)
+	d, err := r.Attempt("c", "m", config.APIOpenAI, "")
 	if err != nil || d.PathPrefix != "/c" || d.Cluster != "c" || d.RewriteModel {
 		t.Errorf("Attempt = %+v, %v", d, err)
 	}
-	if _, err := r.Attempt("gone", "m", config.APIOpenAI); err == nil {
+	if _, err := r.Attempt("gone", "m", config.APIOpenAI, ""); err == nil {
 		t.Error("an attempt on an unknown provider succeeded")
 	}
 }

@@ -46,11 +46,24 @@ type Router struct {
 	globs      []*route // config order
 	byName     map[string]*route
 	clientKeys []clientKey
-	config     *config.Config
+	loopGuard  *config.LoopGuard // the top-level loop_guard; nil: off
+	// pooled is true when a provider has a key pool; poolRetry then moves
+	// a request on to the pool's next key when a key answers 429.
+	pooled    bool
+	poolRetry *RetryPolicy
+	config    *config.Config
 }
 
 type provider struct {
 	info Provider
+	// keys is the provider's key pool when it has two keys or more
+	// (pool.go); credential is then the first.
+	keys      []poolKey
+	keysTotal int // the sum of their weights
+	// poolConfigured is the number of keys the pool names, loaded or not.
+	poolConfigured int
+	// keyProblems are the pool's keys that could not be loaded.
+	keyProblems []string
 	// credential is shared by every Decision; callers must not modify it.
 	credential *Header
 	// strip are the client key headers to remove for this provider (all but
@@ -64,6 +77,7 @@ type target struct {
 	provider *provider
 	model    string // "" keeps the requested model
 	weight   int
+	id       uint64 // for session affinity (affinity.go)
 }
 
 // candidates are a route's targets that speak one API.
@@ -82,14 +96,15 @@ type route struct {
 }
 
 type clientKey struct {
-	name   string
-	hash   [sha256.Size]byte
-	models []pattern
-	rpm    int
+	name      string
+	hash      [sha256.Size]byte
+	models    []pattern
+	rpm       int
+	loopGuard *config.LoopGuard
 }
 
 func (k *clientKey) principal() Principal {
-	return Principal{Name: k.name, RequestsPerMinute: k.rpm, models: k.models}
+	return Principal{Name: k.name, RequestsPerMinute: k.rpm, models: k.models, loopGuard: k.loopGuard}
 }
 
 func apiIndex(a config.API) int {
@@ -132,6 +147,7 @@ func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 		exact:      map[string]*route{},
 		byName:     make(map[string]*route, len(cfg.Routes)),
 	}
+	r.loopGuard = cfg.LoopGuard.Compile()
 	r.compileProviders(env)
 	r.compileRoutes()
 	if err := r.compileClientKeys(env); err != nil {
@@ -153,18 +169,17 @@ func (r *Router) compileProviders(env config.Env) {
 			TLS:        u.Scheme == "https",
 			PathPrefix: pc.PathPrefix,
 		}}
-		switch pc.Auth.Type {
-		case "bearer", "header":
+		switch {
+		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
+		case pc.Auth.Keys != nil:
+			r.compilePool(p, pc, env)
+		default:
 			key, problem := env.Key(pc.Auth.KeyEnv, pc.Auth.KeyFile)
 			if problem != "" {
 				p.unavailable = fmt.Sprintf("provider %q has no credentials: %s", pc.Name, problem)
 				break
 			}
-			if pc.Auth.Type == "bearer" {
-				p.credential = &Header{Name: "authorization", Value: "Bearer " + key}
-			} else {
-				p.credential = &Header{Name: strings.ToLower(pc.Auth.Header), Value: key}
-			}
+			p.credential = credentialHeader(pc.Auth, key)
 		}
 		for _, h := range ClientKeyHeaders {
 			if p.credential == nil || p.credential.Name != h {
@@ -188,6 +203,16 @@ func (r *Router) compileRoutes() {
 				w = *tc.Weight
 			}
 			rt.targets = append(rt.targets, target{provider: r.byProvider[tc.Provider], model: tc.Model, weight: w})
+		}
+		for i := range rt.targets {
+			t := &rt.targets[i]
+			same := 0
+			for _, u := range rt.targets[:i] {
+				if u.provider == t.provider && u.model == t.model {
+					same++
+				}
+			}
+			t.id = candidateID(same, t.provider.info.Name, t.model)
 		}
 		for _, fc := range rc.Fallbacks {
 			rt.fallbacks = append(rt.fallbacks, target{provider: r.byProvider[fc.Provider], model: fc.Model, weight: 1})
@@ -224,7 +249,10 @@ func (r *Router) compileClientKeys(env config.Env) error {
 			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q: %s", kc.Name, problem), "client_keys", i, field))
 			continue
 		}
-		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key))}
+		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key)), loopGuard: r.loopGuard}
+		if kc.LoopGuard != nil {
+			ck.loopGuard = kc.LoopGuard.Compile()
+		}
 		if kc.Limits != nil {
 			ck.rpm = kc.Limits.RequestsPerMinute
 		}
@@ -247,7 +275,7 @@ func (r *Router) compileClientKeys(env config.Env) error {
 // comparison takes the same time whichever key matches, or none.
 func (r *Router) Authenticate(presented string) (Principal, error) {
 	if len(r.clientKeys) == 0 {
-		return Principal{}, nil
+		return Principal{loopGuard: r.loopGuard}, nil
 	}
 	if presented == "" {
 		return Principal{}, Errorf(KindAuthentication, "missing API key: send it as a bearer token or in the x-api-key header")
@@ -275,6 +303,9 @@ func (r *Router) PrincipalNamed(name string) (Principal, bool) {
 	}
 	return Principal{}, false
 }
+
+// LoopGuard is the loop guard that applies to the principal; nil: off.
+func (p Principal) LoopGuard() *config.LoopGuard { return p.loopGuard }
 
 // Allows reports whether the principal may use model.
 func (p Principal) Allows(model string) bool {
@@ -315,14 +346,14 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 		if p == nil {
 			return Decision{}, Errorf(KindInvalidRequest, "unknown provider %q", req.Provider)
 		}
-		return direct(p, req.Model, req, "")
+		return r.directPool(p, req.Model, req)
 	}
 	if rt := r.exact[req.Model]; rt != nil {
 		return r.viaRoute(rt, req, api)
 	}
 	if name, model, ok := strings.Cut(req.Model, "/"); ok && model != "" {
 		if p := r.byProvider[name]; p != nil {
-			return direct(p, model, req, "")
+			return r.directPool(p, model, req)
 		}
 	}
 	for _, rt := range r.globs {
@@ -340,7 +371,10 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 			req.Model, rt.targets[0].provider.info.Schema, req.API, rt.targets[0].provider.info.Schema)
 	}
 	t := &c.targets[0]
-	if len(c.targets) > 1 {
+	affinity := false
+	if len(c.targets) > 1 && req.Session != "" {
+		t, affinity = c.bySession(SessionHash(req.Session)), true
+	} else if len(c.targets) > 1 {
 		var n int
 		if req.Pick != nil {
 			n = req.Pick(c.total)
@@ -359,12 +393,31 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 		}
 	}
 	d, err := direct(t.provider, t.modelFor(req), req, rt.name)
-	if err != nil || rt.retry == nil {
+	d.Affinity = affinity
+	if err != nil {
 		return d, err
+	}
+	if rt.retry == nil {
+		return r.withPool(d, t.provider, req), nil
 	}
 	d.Retry = rt.retry
 	d.Attempts = rt.chain(d, t, req, api)
+	if r.pooled {
+		d.Attempts = r.expandPools(d.Attempts, req, rt.retry.Attempts)
+		d.Credential, d.Key, d.KeyAffinity = d.Attempts[0].Credential, d.Attempts[0].Key, d.Attempts[0].KeyAffinity
+	}
 	return d, nil
+}
+
+// bySession picks the session's target: the highest rendezvous score.
+func (c *candidates) bySession(session uint64) *target {
+	best, bestScore := &c.targets[0], -1.0
+	for i := range c.targets {
+		if s := rendezvousScore(session, c.targets[i].id, c.targets[i].weight); s > bestScore {
+			best, bestScore = &c.targets[i], s
+		}
+	}
+	return best
 }
 
 func (t *target) modelFor(req *Request) string {
@@ -427,6 +480,7 @@ func (r *Router) CredentialProblems() []string {
 		if p.unavailable != "" {
 			out = append(out, p.unavailable)
 		}
+		out = append(out, p.keyProblems...)
 	}
 	return out
 }

@@ -677,6 +677,7 @@ func TestDecideAllocs(t *testing.T) {
 		{API: config.APIAnthropic, Model: "anthropic/claude-x"},
 		{API: config.APIOpenAI, Model: "mixed", Pick: pick},
 		{API: config.APIOpenAI, Model: "mixed"},
+		{API: config.APIOpenAI, Model: "mixed", Session: "0194e0b2-7a53-7c1d-9d61-4b1f0c2d9e77"},
 	} {
 		var err error
 		allocs := testing.AllocsPerRun(100, func() {

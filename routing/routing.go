@@ -12,7 +12,9 @@
 // A model resolves, in order, through an exact route, the "provider/model"
 // form (the model after the slash is sent upstream), then glob routes in
 // file order. Among weighted targets only those whose schema matches the
-// API the client called are candidates.
+// API the client called are candidates; a request with a session key picks
+// among them by rendezvous hashing (affinity.go). A provider with a key
+// pool turns a decision into attempts over its keys (pool.go).
 package routing
 
 import (
@@ -31,6 +33,18 @@ const ClusterHeader = "x-switchyard-cluster"
 // provider's own credential.
 var ClientKeyHeaders = []string{"authorization", "x-api-key", "api-key"}
 
+// Session headers, in the order a session key is looked for (the processor
+// also reads the body's metadata.user_id after the Claude Code header and
+// prompt_cache_key after the Codex one).
+const (
+	SessionHeader       = "x-session-id"             // explicit, from any client
+	ClaudeSessionHeader = "x-claude-code-session-id" // Claude Code
+	CodexSessionHeader  = "session-id"               // Codex CLI
+)
+
+// SessionHeaders lists the session headers, for Envoy to forward.
+var SessionHeaders = []string{SessionHeader, ClaudeSessionHeader, CodexSessionHeader}
+
 // Header is one HTTP header to set on the upstream request.
 type Header struct {
 	Name  string
@@ -47,6 +61,8 @@ type Principal struct {
 	RequestsPerMinute int
 	// models is the allow-list of model patterns; empty allows every model.
 	models []pattern
+	// loopGuard is the key's loop guard (or the top-level one); nil: off.
+	loopGuard *config.LoopGuard
 }
 
 // Request is what the processor knows about a request when it asks for a
@@ -67,6 +83,10 @@ type Request struct {
 	// Pick chooses among weighted targets; it must return a value in
 	// [0, total). Nil uses math/rand/v2.
 	Pick func(total int) int
+	// Session is the request's session key, "" for none. With one, every
+	// request of the session picks the same weighted target (rendezvous
+	// hashing) and Pick is not used.
+	Session string
 }
 
 // Decision is the outcome of routing one request.
@@ -98,6 +118,13 @@ type Decision struct {
 	Attempts []Decision
 	// Retry says when an attempt has failed; nil with Attempts.
 	Retry *RetryPolicy
+	// Affinity is true when the session key chose among several targets.
+	Affinity bool
+	// Key names the pool key Credential holds (its key_env or key_file),
+	// "" when the provider has no key pool; KeyAffinity is true when the
+	// session key chose it.
+	Key         string
+	KeyAffinity bool
 }
 
 // Error is a routing failure meant for the client. Message never contains a

@@ -64,7 +64,7 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer) (
 		}
 		m.restartRequired.Set(0)
 		for _, p := range r.CredentialProblems() {
-			log.Warn("provider unavailable until its key is set", "reason", p)
+			log.Warn("provider key missing: the provider (or this key of its pool) is unavailable until it is set", "reason", p)
 		}
 		return r, nil
 	}

@@ -191,6 +191,9 @@ func runHooksTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "answer: %v\n", err)
 		return errors.New("the request would not be routed")
 	}
+	if plan.Session != "" {
+		fmt.Fprintf(stdout, "session: %q (from %s)\n", plan.Session, plan.SessionSource)
+	}
 	writeAttempts(stdout, plan.Attempts)
 	return nil
 }
@@ -204,6 +207,9 @@ func writeAttempts(w io.Writer, attempts []processor.Attempt) {
 			i+1, a.Provider, a.Cluster, a.Model, a.API, a.Path)
 		if a.Route != "" {
 			fmt.Fprintf(w, "    route: %s\n", a.Route)
+		}
+		if a.Key != "" {
+			fmt.Fprintf(w, "    pool key: %s\n", a.Key) // where the key comes from, never the key
 		}
 		for _, h := range a.SetHeaders {
 			value := h.Value

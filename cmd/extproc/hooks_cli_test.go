@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/config"
 	"switchyard/processor"
 	"switchyard/routing"
 )
@@ -137,5 +138,37 @@ func TestWriteAttemptsRedactsTheProviderKey(t *testing.T) {
 	if strings.Contains(out.String(), "SECRET") || !strings.Contains(out.String(), "set header authorization: [redacted]") ||
 		!strings.Contains(out.String(), `body: {"model":"gpt-4o"}`) {
 		t.Errorf("dry-run output:\n%s", &out)
+	}
+}
+
+// TestDryRunKeyPoolRedacted: the dry run of a request to a key pool prints
+// one attempt per key, each key redacted.
+func TestDryRunKeyPoolRedacted(t *testing.T) {
+	t.Parallel()
+	keys := map[string]string{"POOL_ONE": "sk-pool-one-SECRET-77", "POOL_TWO": "sk-pool-two-SECRET-88"}
+	cfg, err := config.Decode([]byte(`providers:
+  - name: pool
+    url: http://pool.example
+    schema: openai
+    auth: {type: bearer, keys: [{key_env: POOL_ONE}, {key_env: POOL_TWO, weight: 3}]}
+routes: [{model: m, provider: pool}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := routing.Compile(cfg, config.Env{Getenv: func(n string) (string, bool) { v, ok := keys[n]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := processor.DryRun(context.Background(), r, nil, processor.Request{Method: "POST", Path: "/v1/chat/completions",
+		Headers: map[string]string{"x-session-id": "s"}, Body: []byte(`{"model":"m"}`)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	writeAttempts(&out, p.Attempts)
+	if len(p.Attempts) != 2 || strings.Count(out.String(), "set header authorization: [redacted]") != 2 || strings.Contains(out.String(), "SECRET") ||
+		!strings.Contains(out.String(), "pool key: POOL_ONE") || !strings.Contains(out.String(), "pool key: POOL_TWO") {
+		t.Errorf("%d attempts; dry-run output:\n%s", len(p.Attempts), &out)
 	}
 }

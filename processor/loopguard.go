@@ -1,0 +1,123 @@
+package processor
+
+import (
+	"hash/maphash"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"switchyard/config"
+	"switchyard/routing"
+)
+
+// loopGuard refuses a client stuck repeating itself: within a window, at
+// most max_repeats requests with the same fingerprint (the model and the
+// last message or tool result) from one client key and session pass; the
+// next get 429 until the window that the first of them opened has passed.
+// It is off unless the config sets loop_guard, and costs nothing then.
+type loopGuard struct {
+	seed      maphash.Seed
+	mu        sync.Mutex
+	entries   map[uint64]*loopEntry
+	lastSweep time.Time
+}
+
+type loopEntry struct {
+	until time.Time // the window's end
+	count int       // identical requests seen in the window
+}
+
+// maxLoopEntries bounds the guard's memory: past it, requests that would
+// open a new window pass unwatched until old windows expire.
+const maxLoopEntries = 200_000
+
+func newLoopGuard() *loopGuard {
+	return &loopGuard{seed: maphash.MakeSeed(), entries: map[uint64]*loopEntry{}}
+}
+
+// fingerprint identifies a request for the loop guard: the client key, the
+// session, the API, the model and the conversation's last item (chat and
+// Messages: the last of messages; Responses: input, or its last item). A
+// body with none of these counts whole.
+func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *bodyFields, body []byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(g.seed)
+	for _, s := range []string{keyName, session, string(api), f.model} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	if last, ok := lastItem(f); ok {
+		h.WriteString(last)
+	} else {
+		h.Write(body)
+	}
+	return h.Sum64()
+}
+
+// lastItem is the raw JSON of the conversation's last item.
+func lastItem(f *bodyFields) (string, bool) {
+	conv := f.messages
+	if !conv.Exists() {
+		conv = f.input
+	}
+	switch {
+	case conv.IsArray():
+		last := ""
+		conv.ForEach(func(_, v gjson.Result) bool {
+			last = v.Raw
+			return true
+		})
+		return last, last != ""
+	case conv.Exists():
+		return conv.Raw, true
+	}
+	return "", false
+}
+
+// allow counts a request with this fingerprint and reports whether it may
+// pass under policy.
+func (g *loopGuard) allow(fp uint64, policy *config.LoopGuard, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Sub(g.lastSweep) > sweepInterval {
+		for k, e := range g.entries {
+			if !now.Before(e.until) {
+				delete(g.entries, k)
+			}
+		}
+		g.lastSweep = now
+	}
+	e := g.entries[fp]
+	if e == nil || !now.Before(e.until) {
+		if e == nil && len(g.entries) >= maxLoopEntries {
+			return true
+		}
+		g.entries[fp] = &loopEntry{until: now.Add(policy.Window), count: 1}
+		return true
+	}
+	if e.count >= policy.MaxRepeats {
+		return false
+	}
+	e.count++
+	return true
+}
+
+// loopDetected is the code of the loop guard's refusal.
+const loopDetected = "loop_detected"
+
+// loopRefusal is the client's answer when the loop guard refuses.
+func loopRefusal(policy *config.LoopGuard) *apiError {
+	return newAPIError(routing.KindRateLimit, loopDetected,
+		"an identical request (same model and last message) was repeated "+strconv.Itoa(policy.MaxRepeats)+
+			" times within "+seconds(policy.Window)+"; the gateway refuses further repeats until the window has passed")
+}
+
+// seconds writes a window as the config does: "60s", not "1m0s".
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}
