@@ -13,6 +13,12 @@ ENVOY_BIN := $(VENV)/bin/envoy
 endif
 export ENVOY_BIN
 
+# The vtprotobuf encoders go-control-plane ships are compiled only with this tag;
+# extproc encodes its answers with them (processor.Codec). Every go command below
+# (build, unit, e2e, bench) builds with it.
+GOFLAGS += -tags=vtprotobuf
+export GOFLAGS
+
 BIN := $(CURDIR)/bin
 GOFLAGS_TEST ?=
 

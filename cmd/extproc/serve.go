@@ -170,6 +170,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		// grpc-go does not recover handler panics: one bad request would end
 		// the process and every stream in flight with it.
 		grpc.ChainStreamInterceptor(recoverStream(log)),
+		// The same protobuf wire format, encoded without reflection into
+		// pooled buffers (docs/PERFORMANCE.md).
+		grpc.ForceServerCodecV2(processor.Codec{}),
 	)
 	srv.Register(gs)
 	hs := health.NewServer()
@@ -213,7 +216,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
-	log.Info("extproc serving", "grpc", f.grpcAddr, "metrics", f.metricsAddr, "config", f.config)
+	log.Info("extproc serving", "grpc", f.grpcAddr, "metrics", f.metricsAddr, "config", f.config, "vtprotobuf", processor.VTProto())
 
 	select {
 	case err := <-serveErr:
