@@ -68,8 +68,20 @@ soak: tools
 
 # Overhead benchmark against direct calls (docs/PERFORMANCE.md): quick mode by default,
 # BENCH_FLAGS=-full for every stage.
-bench: tools
-	$(GO) run ./loadtest/cmd/bench $(BENCH_FLAGS)
+# The peer gateway for make bench PEERS=litellm, pinned (loadtest/bench.LiteLLMVersion must match).
+LITELLM_VERSION := 1.106.12
+LITELLM := $(TOOLS)/litellm/bin/litellm
+COMMA := ,
+
+# PEERS=litellm adds LiteLLM (installed from PyPI into .tools/litellm) as a path in the same run.
+bench: tools $(if $(filter litellm,$(subst $(COMMA), ,$(PEERS))),$(LITELLM))
+	$(GO) run ./loadtest/cmd/bench $(if $(PEERS),-peers $(PEERS)) $(BENCH_FLAGS)
+
+$(LITELLM):
+	@echo ">> installing litellm[proxy]==$(LITELLM_VERSION) into $(TOOLS)/litellm"
+	python3 -m venv $(TOOLS)/litellm
+	$(TOOLS)/litellm/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]==$(LITELLM_VERSION)'
+	@touch $@
 
 clean:
 	rm -rf $(BIN) results

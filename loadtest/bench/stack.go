@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -41,6 +43,27 @@ type StackConfig struct {
 	// ExtprocEnv is added to every extproc's environment (KEY=VALUE), e.g.
 	// GOMAXPROCS=1 or GOGC=200 to measure a runtime setting.
 	ExtprocEnv []string
+	// EnvoyDefaultWorkers adds the envoy_default path: Envoy alone with
+	// Envoy's own worker count (one per CPU), as `make run` starts it.
+	EnvoyDefaultWorkers bool
+	// Variant, when set, adds the gateway_b path: the gateway path with
+	// something changed, measured in the same interleaved run (A/B).
+	Variant *Variant
+	// LiteLLM, when set, is the litellm executable: it adds the litellm
+	// path, a LiteLLM proxy in front of the same mock (a peer gateway).
+	LiteLLM string
+}
+
+// Variant is what the gateway_b path changes against gateway.
+type Variant struct {
+	// ExtprocBin replaces the extproc binary (e.g. one built from another
+	// commit); empty keeps StackConfig.ExtprocBin.
+	ExtprocBin string
+	// ExtprocEnv is added after StackConfig.ExtprocEnv (later wins).
+	ExtprocEnv []string
+	// RenderArgs are added to `extproc envoy-config`, e.g.
+	// "-grpc-client google".
+	RenderArgs []string
 }
 
 // Stack is the set of processes behind the five paths: one Envoy without
@@ -95,6 +118,10 @@ const (
 	PathGateway         = "gateway"
 	PathGatewayBuffered = "gateway_buffered"
 	PathGatewayHook     = "gateway_hook"
+	// Optional paths (StackConfig).
+	PathEnvoyDefault = "envoy_default"
+	PathGatewayB     = "gateway_b"
+	PathLiteLLM      = "litellm"
 )
 
 // StartStack starts the processes and waits until each is ready. On error
@@ -129,13 +156,26 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		extproc      bool
 		bodyMode     string // empty: the renderer's default (FULL_DUPLEX_STREAMED)
 		headers      map[string]string
+		// defaultWorkers leaves Envoy's worker count to Envoy.
+		defaultWorkers bool
+		extprocBin     string
+		extprocEnv     []string
+		renderArgs     []string
 	}
-	for _, in := range []instance{
+	instances := []instance{
 		{name: PathEnvoy, config: plain},
 		{name: PathGateway, config: plain, extproc: true},
 		{name: PathGatewayBuffered, config: plain, extproc: true, bodyMode: "BUFFERED"},
 		{name: PathGatewayHook, config: withHook, extproc: true, headers: map[string]string{"x-team": "bench"}},
-	} {
+	}
+	if cfg.EnvoyDefaultWorkers {
+		instances = append(instances, instance{name: PathEnvoyDefault, config: plain, defaultWorkers: true})
+	}
+	if v := cfg.Variant; v != nil {
+		instances = append(instances, instance{name: PathGatewayB, config: plain, extproc: true,
+			extprocBin: v.ExtprocBin, extprocEnv: v.ExtprocEnv, renderArgs: v.RenderArgs})
+	}
+	for _, in := range instances {
 		path := Path{Target: Target{Name: in.name, Headers: in.headers}}
 		sock := filepath.Join(cfg.Dir, in.name+".sock")
 		if in.extproc {
@@ -143,7 +183,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("picking a port: %w", err)
 			}
-			cmd, err := s.start(cfg.ExtprocBin, "extproc_"+in.name, cfg.ExtprocEnv, "-config", in.config, "-grpc", "unix:"+sock,
+			bin := cfg.ExtprocBin
+			if in.extprocBin != "" {
+				bin = in.extprocBin
+			}
+			env := append(slices.Clip(cfg.ExtprocEnv), in.extprocEnv...)
+			cmd, err := s.start(bin, "extproc_"+in.name, env, "-config", in.config, "-grpc", "unix:"+sock,
 				"-metrics", "127.0.0.1:"+strconv.Itoa(metrics), "-log-level", "warn")
 			if err != nil {
 				return nil, err
@@ -176,6 +221,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if in.bodyMode != "" {
 			args = append(args, "-body-mode", in.bodyMode)
 		}
+		args = append(args, in.renderArgs...)
 		var stderr bytes.Buffer
 		render := exec.CommandContext(ctx, cfg.ExtprocBin, args...)
 		render.Stderr = &stderr
@@ -187,8 +233,11 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err := os.WriteFile(envoyConfig, yaml, 0o644); err != nil {
 			return nil, fmt.Errorf("writing envoy config: %w", err)
 		}
-		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, nil, "-c", envoyConfig, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)),
-			"--log-level", "warn", "--base-id", strconv.Itoa(baseID), "--disable-hot-restart")
+		envoyArgs := []string{"-c", envoyConfig, "--log-level", "warn", "--base-id", strconv.Itoa(baseID), "--disable-hot-restart"}
+		if !in.defaultWorkers {
+			envoyArgs = append(envoyArgs, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)))
+		}
+		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, nil, envoyArgs...)
 		baseID++
 		if err != nil {
 			return nil, err
@@ -209,21 +258,35 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		path.Procs = append([]Proc{{Name: "envoy_" + in.name, Role: roleEnvoy, PID: cmd.cmd.Process.Pid}}, path.Procs...)
 		s.Paths = append(s.Paths, path)
 	}
+	if cfg.LiteLLM != "" {
+		p, err := s.startLiteLLM(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.Paths = append(s.Paths, p)
+	}
 	return s, nil
 }
 
 // start runs bin with its output in DIR/name.log and env added to this
 // process's environment.
 func (s *Stack) start(bin, name string, env []string, args ...string) (*process, error) {
+	if len(env) > 0 {
+		env = append(os.Environ(), env...)
+	}
+	return s.startEnv(bin, name, env, args...)
+}
+
+// startEnv runs bin with its output in DIR/name.log and exactly env as its
+// environment (nil: this process's).
+func (s *Stack) startEnv(bin, name string, env []string, args ...string) (*process, error) {
 	log, err := os.Create(filepath.Join(s.dir, name+".log"))
 	if err != nil {
 		return nil, fmt.Errorf("creating log for %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
+	cmd.Env = env
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -249,7 +312,17 @@ func (s *Stack) logTail(name string) string {
 
 // waitFor polls ready until it holds, the process exits or 20s pass.
 func waitFor(ctx context.Context, p *process, ready func() bool) error {
-	deadline := time.Now().Add(20 * time.Second)
+	return waitWithin(ctx, p, 20*time.Second, ready)
+}
+
+// waitForLong is waitFor for a Python server, whose imports alone can take
+// most of 20s on a loaded two-core machine.
+func waitForLong(ctx context.Context, p *process, ready func() bool) error {
+	return waitWithin(ctx, p, 120*time.Second, ready)
+}
+
+func waitWithin(ctx context.Context, p *process, limit time.Duration, ready func() bool) error {
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		if ready() {
 			return nil
@@ -262,7 +335,7 @@ func waitFor(ctx context.Context, p *process, ready func() bool) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return errors.New("not ready after 20s")
+	return fmt.Errorf("not ready after %s", limit)
 }
 
 // Close stops every process (SIGTERM, then SIGKILL after 10s), newest
@@ -316,6 +389,7 @@ func preflight(ctx context.Context, p Path) error {
 		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
 	}
 	var got struct {
+		ID     string `json:"id"`
 		Object string `json:"object"`
 		Model  string `json:"model"`
 		Echo   *struct {
@@ -324,6 +398,14 @@ func preflight(ctx context.Context, p Path) error {
 	}
 	if err := json.Unmarshal(body, &got); err != nil {
 		return fmt.Errorf("decoding answer: %w", err)
+	}
+	if p.Name == PathLiteLLM {
+		// A peer gateway does not pass x-mock-echo on; the mock's answer
+		// (its id prefix and usage) shows the request reached it.
+		if got.Object != "chat.completion" || !strings.HasPrefix(got.ID, "chatcmpl-mock") || !strings.Contains(got.Model, Model) {
+			return fmt.Errorf("unexpected answer %s", body)
+		}
+		return nil
 	}
 	if got.Object != "chat.completion" || got.Model != Model || got.Echo == nil {
 		return fmt.Errorf("unexpected answer %s", body)

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,10 +58,22 @@ type flags struct {
 	envoyConc   int
 	extprocEnv  []string
 	render      string // a results.json to render again instead of measuring
+	// envoyDefault adds the envoy_default path (Envoy alone, one worker per CPU as `make run` starts it).
+	envoyDefault bool
+	peers        []string // "litellm"
+	litellm      string   // the litellm executable
+	// The gateway_b path (A/B): set when any of these is.
+	bExtproc string
+	bEnv     []string
+	bRender  []string
 }
 
 // knownPaths are the names -paths accepts, in the stack's order.
-var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook}
+var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook,
+	bench.PathEnvoyDefault, bench.PathGatewayB, bench.PathLiteLLM}
+
+// knownPeers are the peer gateways -peers accepts.
+var knownPeers = []string{bench.PathLiteLLM}
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var f flags
@@ -85,10 +98,34 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		f.extprocEnv = append(f.extprocEnv, v)
 		return nil
 	})
+	fs.BoolVar(&f.envoyDefault, "envoy-default", true, "add the envoy_default path: Envoy alone with its default worker count (one per CPU), as `make run` starts it")
+	peers := fs.String("peers", "", "comma-separated peer gateways to add as paths: litellm")
+	fs.StringVar(&f.litellm, "litellm", filepath.Join(".tools", "litellm", "bin", "litellm"), "litellm executable for -peers litellm (make bench PEERS=litellm installs it)")
+	fs.StringVar(&f.bExtproc, "b-extproc", "", "A/B: the gateway_b path runs this extproc binary")
+	fs.Func("b-env", "A/B: KEY=VALUE added to gateway_b's extproc environment (repeatable)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", v)
+		}
+		f.bEnv = append(f.bEnv, v)
+		return nil
+	})
+	fs.Func("b-render", "A/B: an argument added to gateway_b's `extproc envoy-config` (repeatable), e.g. -b-render=-grpc-client=google", func(v string) error {
+		f.bRender = append(f.bRender, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	var errs []error
+	if *peers != "" {
+		for _, p := range strings.Split(*peers, ",") {
+			if !slices.Contains(knownPeers, p) {
+				errs = append(errs, fmt.Errorf("-peers: unknown peer %q (known: %s)", p, strings.Join(knownPeers, ", ")))
+				continue
+			}
+			f.peers = append(f.peers, p)
+		}
+	}
 	if *paths != "" {
 		for _, p := range strings.Split(*paths, ",") {
 			if !slices.Contains(knownPaths, p) {
@@ -225,7 +262,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if extprocBin == "" {
 		extprocBin = filepath.Join(work, "extproc")
 		log.Info("building extproc")
-		build := exec.CommandContext(ctx, "go", "build", "-o", extprocBin, "./cmd/extproc")
+		build := exec.CommandContext(ctx, "go", "build", "-tags", "vtprotobuf", "-o", extprocBin, "./cmd/extproc")
 		build.Stdout, build.Stderr = stderr, stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("building extproc (run from the repository root or pass -extproc): %w", err)
@@ -246,10 +283,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	upstream := "http://" + ln.Addr().String()
 
 	log.Info("starting envoy and extproc", "envoy", envoyBin, "work_dir", work)
-	stack, err := bench.StartStack(ctx, bench.StackConfig{
+	sc := bench.StackConfig{
 		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
-		BaseID: 700 + os.Getpid()%200*4, EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
-	})
+		BaseID: 700 + os.Getpid()%200*8, EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
+		EnvoyDefaultWorkers: f.envoyDefault,
+	}
+	if f.bExtproc != "" || len(f.bEnv) > 0 || len(f.bRender) > 0 {
+		sc.Variant = &bench.Variant{ExtprocBin: f.bExtproc, ExtprocEnv: f.bEnv, RenderArgs: f.bRender}
+	}
+	if slices.Contains(f.peers, bench.PathLiteLLM) {
+		bin, err := filepath.Abs(f.litellm)
+		if err != nil || !fileExists(bin) {
+			return fmt.Errorf("no litellm at %s: run `make bench PEERS=litellm` (it installs LiteLLM %s) or pass -litellm", f.litellm, bench.LiteLLMVersion)
+		}
+		sc.LiteLLM = bin
+	}
+	stack, err := bench.StartStack(ctx, sc)
 	if err != nil {
 		return fmt.Errorf("starting the stack: %w", err)
 	}
@@ -268,6 +317,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"hook_timeout":      bench.HookTimeout,
 		"mock_latency":      f.latency.String(),
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
+		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
+	}
+	if v := sc.Variant; v != nil {
+		plan.Settings["gateway_b"] = fmt.Sprintf("extproc=%q env=%q envoy-config=%q", v.ExtprocBin, v.ExtprocEnv, v.RenderArgs)
+	}
+	if sc.LiteLLM != "" {
+		plan.Settings["litellm"] = bench.LiteLLMVersion + ", one worker, LITELLM_LOG=ERROR, no database, no callbacks"
 	}
 	log.Info("measuring", "mode", plan.Mode, "paths", len(plan.Paths), "estimate", plan.Estimate().Round(time.Second).String())
 	res, err := bench.Run(ctx, plan, stderr)

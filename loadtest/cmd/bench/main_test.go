@@ -35,6 +35,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad extproc env", args: []string{"-extproc-env", "GOGC"}, wantErr: `"GOGC" is not KEY=VALUE`},
 		{name: "no envoy workers", args: []string{"-envoy-concurrency", "0"}, wantErr: "-envoy-concurrency must be at least 1"},
 		{name: "negative duration", args: []string{"-duration", "-1s"}, wantErr: "-duration must not be negative"},
+		{name: "unknown peer", args: []string{"-peers", "litellm,bifrost"}, wantErr: `-peers: unknown peer "bifrost"`},
+		{name: "bad variant env", args: []string{"-b-env", "GOGC"}, wantErr: `"GOGC" is not KEY=VALUE`},
+		{name: "peer and variant", args: []string{"-peers", "litellm", "-b-env", "GOGC=400", "-b-render=-grpc-client=google"}, wantMode: "quick", wantRounds: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
