@@ -27,6 +27,8 @@ type envoyConfigFlags struct {
 	adminAddress   string
 	upstreamIdle   time.Duration
 	streamIdle     time.Duration
+	grpcClient     string
+	accessLog      string
 }
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
@@ -48,6 +50,8 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.upstreamIdle, "upstream-idle-timeout", 300*time.Second, "close an upstream stream silent for this long (504 before the first byte)")
 	fs.DurationVar(&f.streamIdle, "stream-idle-timeout", 300*time.Second, "close a client stream idle in both directions this long (also bounds a frozen extproc in full-duplex mode)")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
+	fs.StringVar(&f.grpcClient, "grpc-client", envoy.GRPCClientEnvoy, "Envoy's gRPC client for ext_proc: envoy or google (slower, for comparison)")
+	fs.StringVar(&f.accessLog, "access-log", "", "write a diagnostic access log with Envoy's phase and ext_proc timings to this file (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,6 +79,8 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		CAFile:              f.caFile,
 		UpstreamIdleTimeout: f.upstreamIdle,
 		StreamIdleTimeout:   f.streamIdle,
+		GRPCClient:          f.grpcClient,
+		AccessLog:           f.accessLog,
 	}
 	direct := f.directCluster
 	if direct == "" && (f.noExtProc || f.baselinePort != 0) {

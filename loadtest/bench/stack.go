@@ -46,16 +46,18 @@ type StackConfig struct {
 	// EnvoyDefaultWorkers adds the envoy_default path: Envoy alone with
 	// Envoy's own worker count (one per CPU), as `make run` starts it.
 	EnvoyDefaultWorkers bool
-	// Variant, when set, adds the gateway_b path: the gateway path with
+	// Variants add one path each, gateway_NAME: the gateway path with
 	// something changed, measured in the same interleaved run (A/B).
-	Variant *Variant
+	Variants []Variant
 	// LiteLLM, when set, is the litellm executable: it adds the litellm
 	// path, a LiteLLM proxy in front of the same mock (a peer gateway).
 	LiteLLM string
 }
 
-// Variant is what the gateway_b path changes against gateway.
+// Variant is what a gateway_NAME path changes against gateway.
 type Variant struct {
+	// Name makes the path gateway_Name.
+	Name string
 	// ExtprocBin replaces the extproc binary (e.g. one built from another
 	// commit); empty keeps StackConfig.ExtprocBin.
 	ExtprocBin string
@@ -64,6 +66,9 @@ type Variant struct {
 	// RenderArgs are added to `extproc envoy-config`, e.g.
 	// "-grpc-client google".
 	RenderArgs []string
+	// ExtprocArgs are added to the extproc command line, e.g.
+	// "-grpc-stream-workers=2".
+	ExtprocArgs []string
 }
 
 // Stack is the set of processes behind the five paths: one Envoy without
@@ -120,9 +125,11 @@ const (
 	PathGatewayHook     = "gateway_hook"
 	// Optional paths (StackConfig).
 	PathEnvoyDefault = "envoy_default"
-	PathGatewayB     = "gateway_b"
 	PathLiteLLM      = "litellm"
 )
+
+// VariantPath is the path name of the variant called name.
+func VariantPath(name string) string { return PathGateway + "_" + name }
 
 // StartStack starts the processes and waits until each is ready. On error
 // it stops whatever it started.
@@ -161,6 +168,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		extprocBin     string
 		extprocEnv     []string
 		renderArgs     []string
+		extprocArgs    []string
 	}
 	instances := []instance{
 		{name: PathEnvoy, config: plain},
@@ -171,9 +179,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	if cfg.EnvoyDefaultWorkers {
 		instances = append(instances, instance{name: PathEnvoyDefault, config: plain, defaultWorkers: true})
 	}
-	if v := cfg.Variant; v != nil {
-		instances = append(instances, instance{name: PathGatewayB, config: plain, extproc: true,
-			extprocBin: v.ExtprocBin, extprocEnv: v.ExtprocEnv, renderArgs: v.RenderArgs})
+	for _, v := range cfg.Variants {
+		instances = append(instances, instance{name: VariantPath(v.Name), config: plain, extproc: true,
+			extprocBin: v.ExtprocBin, extprocEnv: v.ExtprocEnv, renderArgs: v.RenderArgs, extprocArgs: v.ExtprocArgs})
 	}
 	for _, in := range instances {
 		path := Path{Target: Target{Name: in.name, Headers: in.headers}}
@@ -188,8 +196,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 				bin = in.extprocBin
 			}
 			env := append(slices.Clip(cfg.ExtprocEnv), in.extprocEnv...)
-			cmd, err := s.start(bin, "extproc_"+in.name, env, "-config", in.config, "-grpc", "unix:"+sock,
-				"-metrics", "127.0.0.1:"+strconv.Itoa(metrics), "-log-level", "warn")
+			args := append([]string{"-config", in.config, "-grpc", "unix:" + sock,
+				"-metrics", "127.0.0.1:" + strconv.Itoa(metrics), "-log-level", "warn"}, in.extprocArgs...)
+			cmd, err := s.start(bin, "extproc_"+in.name, env, args...)
 			if err != nil {
 				return nil, err
 			}

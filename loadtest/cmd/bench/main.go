@@ -62,15 +62,13 @@ type flags struct {
 	envoyDefault bool
 	peers        []string // "litellm"
 	litellm      string   // the litellm executable
-	// The gateway_b path (A/B): set when any of these is.
-	bExtproc string
-	bEnv     []string
-	bRender  []string
+	// variants add gateway_NAME paths (A/B in the same run).
+	variants []bench.Variant
 }
 
 // knownPaths are the names -paths accepts, in the stack's order.
 var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook,
-	bench.PathEnvoyDefault, bench.PathGatewayB, bench.PathLiteLLM}
+	bench.PathEnvoyDefault, bench.PathLiteLLM}
 
 // knownPeers are the peer gateways -peers accepts.
 var knownPeers = []string{bench.PathLiteLLM}
@@ -101,16 +99,13 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.BoolVar(&f.envoyDefault, "envoy-default", true, "add the envoy_default path: Envoy alone with its default worker count (one per CPU), as `make run` starts it")
 	peers := fs.String("peers", "", "comma-separated peer gateways to add as paths: litellm")
 	fs.StringVar(&f.litellm, "litellm", filepath.Join(".tools", "litellm", "bin", "litellm"), "litellm executable for -peers litellm (make bench PEERS=litellm installs it)")
-	fs.StringVar(&f.bExtproc, "b-extproc", "", "A/B: the gateway_b path runs this extproc binary")
-	fs.Func("b-env", "A/B: KEY=VALUE added to gateway_b's extproc environment (repeatable)", func(v string) error {
-		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
-			return fmt.Errorf("%q is not KEY=VALUE", v)
+	fs.Func("variant", "A/B: add the path gateway_NAME, the gateway with changes: `NAME [env:KEY=VALUE] [arg:EXTPROC_ARG] [render:ENVOY_CONFIG_ARG] [extproc:BIN]` (repeatable), "+
+		"e.g. -variant 'gogc400 env:GOGC=400' -variant 'google render:-grpc-client=google'", func(v string) error {
+		vr, err := parseVariant(v)
+		if err != nil {
+			return err
 		}
-		f.bEnv = append(f.bEnv, v)
-		return nil
-	})
-	fs.Func("b-render", "A/B: an argument added to gateway_b's `extproc envoy-config` (repeatable), e.g. -b-render=-grpc-client=google", func(v string) error {
-		f.bRender = append(f.bRender, v)
+		f.variants = append(f.variants, vr)
 		return nil
 	})
 	if err := fs.Parse(args); err != nil {
@@ -128,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	}
 	if *paths != "" {
 		for _, p := range strings.Split(*paths, ",") {
-			if !slices.Contains(knownPaths, p) {
+			if !slices.Contains(knownPaths, p) && !slices.ContainsFunc(f.variants, func(v bench.Variant) bool { return bench.VariantPath(v.Name) == p }) {
 				errs = append(errs, fmt.Errorf("-paths: unknown path %q (known: %s)", p, strings.Join(knownPaths, ", ")))
 				continue
 			}
@@ -164,6 +159,40 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		errs = append(errs, errors.New("-rounds must not be negative"))
 	}
 	return f, errors.Join(errs...)
+}
+
+// parseVariant reads "NAME env:K=V render:ARG extproc:BIN".
+func parseVariant(s string) (bench.Variant, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 || strings.Contains(f[0], ":") || !validName(f[0]) {
+		return bench.Variant{}, fmt.Errorf("-variant %q: want NAME [env:KEY=VALUE] [arg:ARG] [render:ARG] [extproc:BIN], NAME of letters, digits and _", s)
+	}
+	v := bench.Variant{Name: f[0]}
+	for _, kv := range f[1:] {
+		k, val, _ := strings.Cut(kv, ":")
+		switch {
+		case k == "env" && strings.Contains(val, "=") && !strings.HasPrefix(val, "="):
+			v.ExtprocEnv = append(v.ExtprocEnv, val)
+		case k == "render" && val != "":
+			v.RenderArgs = append(v.RenderArgs, val)
+		case k == "arg" && val != "":
+			v.ExtprocArgs = append(v.ExtprocArgs, val)
+		case k == "extproc" && val != "":
+			v.ExtprocBin = val
+		default:
+			return bench.Variant{}, fmt.Errorf("-variant %q: cannot read %q", s, kv)
+		}
+	}
+	return v, nil
+}
+
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // plan is the measurement for a mode; paths are filled in later.
@@ -288,9 +317,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		BaseID: 700 + os.Getpid()%200*8, EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
 		EnvoyDefaultWorkers: f.envoyDefault,
 	}
-	if f.bExtproc != "" || len(f.bEnv) > 0 || len(f.bRender) > 0 {
-		sc.Variant = &bench.Variant{ExtprocBin: f.bExtproc, ExtprocEnv: f.bEnv, RenderArgs: f.bRender}
-	}
+	sc.Variants = f.variants
 	if slices.Contains(f.peers, bench.PathLiteLLM) {
 		bin, err := filepath.Abs(f.litellm)
 		if err != nil || !fileExists(bin) {
@@ -319,8 +346,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
 		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
 	}
-	if v := sc.Variant; v != nil {
-		plan.Settings["gateway_b"] = fmt.Sprintf("extproc=%q env=%q envoy-config=%q", v.ExtprocBin, v.ExtprocEnv, v.RenderArgs)
+	for _, v := range sc.Variants {
+		plan.Settings[bench.VariantPath(v.Name)] = fmt.Sprintf("extproc=%q env=%q args=%q envoy-config=%q", v.ExtprocBin, v.ExtprocEnv, v.ExtprocArgs, v.RenderArgs)
 	}
 	if sc.LiteLLM != "" {
 		plan.Settings["litellm"] = bench.LiteLLMVersion + ", one worker, LITELLM_LOG=ERROR, no database, no callbacks"
