@@ -22,7 +22,7 @@ export GOFLAGS
 BIN := $(CURDIR)/bin
 GOFLAGS_TEST ?=
 
-.PHONY: all tools envoy build run test unit e2e vet bench fuzz fuzz-short soak clean
+.PHONY: all tools envoy build run test unit e2e vet bench bench-check fuzz fuzz-short soak clean
 
 all: build
 
@@ -82,6 +82,13 @@ $(LITELLM):
 	python3 -m venv $(TOOLS)/litellm
 	$(TOOLS)/litellm/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]==$(LITELLM_VERSION)'
 	@touch $@
+
+# Guard (not part of make test: timing on a shared machine is noisy): about a minute at 300 VUs;
+# fails when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone in the same
+# run, rise more than 25 % over loadtest/bench/check.json. Run it before changing the request path;
+# BENCH_CHECK_FLAGS=-check-update records new figures.
+bench-check: tools
+	$(GO) run ./loadtest/cmd/bench -check loadtest/bench/check.json $(BENCH_CHECK_FLAGS)
 
 clean:
 	rm -rf $(BIN) results

@@ -64,7 +64,20 @@ type flags struct {
 	litellm      string   // the litellm executable
 	// variants add gateway_NAME paths (A/B in the same run).
 	variants []bench.Variant
+	// check compares the run's CPU ratios with the figures in this file
+	// (make bench-check); checkUpdate writes them there instead.
+	check       string
+	checkUpdate bool
+	// kinds keeps only these kinds of stage (empty: all).
+	kinds []string
 }
+
+// checkLoad, checkTolerance: the stage make bench-check measures and how
+// much worse than committed a ratio may get.
+const (
+	checkLoad      = 300
+	checkTolerance = 0.25
+)
 
 // knownPaths are the names -paths accepts, in the stack's order.
 var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook,
@@ -108,10 +121,25 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		f.variants = append(f.variants, vr)
 		return nil
 	})
+	kinds := fs.String("kinds", "", "comma-separated kinds of stage to run: serial, closed, open, stream (default all)")
+	fs.StringVar(&f.check, "check", "", "guard mode (make bench-check): envoy and gateway at 300 VUs, three rounds of 10s; exit non-zero when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone, are more than 25 % above the figures in this file")
+	fs.BoolVar(&f.checkUpdate, "check-update", false, "with -check: write this run's figures to the file instead of comparing")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	var errs []error
+	if *kinds != "" {
+		for _, k := range strings.Split(*kinds, ",") {
+			if !slices.Contains([]string{bench.KindSerial, bench.KindClosed, bench.KindOpen, bench.KindStream}, k) {
+				errs = append(errs, fmt.Errorf("-kinds: unknown kind %q", k))
+				continue
+			}
+			f.kinds = append(f.kinds, k)
+		}
+	}
+	if f.checkUpdate && f.check == "" {
+		errs = append(errs, errors.New("-check-update needs -check FILE"))
+	}
 	if *peers != "" {
 		for _, p := range strings.Split(*peers, ",") {
 			if !slices.Contains(knownPeers, p) {
@@ -223,6 +251,9 @@ func (f flags) plan() bench.Plan {
 			StreamDuration: 16 * time.Second,
 		}
 	}
+	if f.check != "" {
+		p = bench.Plan{Mode: "check", Rounds: 3, Warmup: time.Second, VUs: []int{checkLoad}, VUDuration: 10 * time.Second}
+	}
 	if f.rounds > 0 {
 		p.Rounds = f.rounds
 	}
@@ -231,6 +262,20 @@ func (f flags) plan() bench.Plan {
 	}
 	if f.duration > 0 {
 		p.SerialDuration, p.VUDuration, p.RateDuration, p.StreamDuration = f.duration, f.duration, f.duration, f.duration
+	}
+	if len(f.kinds) > 0 {
+		if !slices.Contains(f.kinds, bench.KindSerial) {
+			p.SerialDuration = 0
+		}
+		if !slices.Contains(f.kinds, bench.KindClosed) {
+			p.VUs = nil
+		}
+		if !slices.Contains(f.kinds, bench.KindOpen) {
+			p.Rates = nil
+		}
+		if !slices.Contains(f.kinds, bench.KindStream) {
+			p.StreamVUs = 0
+		}
 	}
 	return p
 }
@@ -315,7 +360,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sc := bench.StackConfig{
 		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
 		BaseID: 700 + os.Getpid()%200*8, EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
-		EnvoyDefaultWorkers: f.envoyDefault,
+		EnvoyDefaultWorkers: f.envoyDefault && f.check == "",
 	}
 	sc.Variants = f.variants
 	if slices.Contains(f.peers, bench.PathLiteLLM) {
@@ -338,7 +383,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("path", "name", p.Name, "url", p.URL, "envoy_admin", p.AdminURL, "extproc_metrics", p.MetricsURL)
 	}
 	plan := f.plan()
-	plan.Paths = selectPaths(stack.Paths, f.paths, os.Getpid())
+	names := f.paths
+	if f.check != "" {
+		names = []string{bench.PathEnvoy, bench.PathGateway}
+	}
+	plan.Paths = selectPaths(stack.Paths, names, os.Getpid())
 	plan.Settings = map[string]string{
 		"envoy_concurrency": strconv.Itoa(f.envoyConc),
 		"hook_timeout":      bench.HookTimeout,
@@ -362,8 +411,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "results in %s\n\n", dir)
+	if f.check != "" {
+		return check(f, res, stdout)
+	}
 	_, err = io.WriteString(stdout, bench.Markdown(res))
 	return err
+}
+
+// errCheckFailed: a guarded figure rose more than the tolerance.
+var errCheckFailed = errors.New("bench-check failed: the ext_proc hop got more expensive (run `make bench-check` again on a quiet machine before believing it; -check-update records new figures)")
+
+func check(f flags, res *bench.Result, stdout io.Writer) error {
+	measured, err := bench.MeasureCheck(res, checkLoad)
+	if err != nil {
+		return err
+	}
+	if f.checkUpdate {
+		if err := bench.WriteCheck(f.check, measured); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: extproc/envoy %.3f, tax/envoy %.3f\n", f.check, measured.ExtprocRatio, measured.TaxRatio)
+		return nil
+	}
+	committed, err := bench.ReadCheck(f.check)
+	if err != nil {
+		return err
+	}
+	report, failed := bench.CheckReport(committed, measured, bench.CompareCheck(committed, measured, checkTolerance))
+	io.WriteString(stdout, report)
+	if failed {
+		return errCheckFailed
+	}
+	return nil
 }
 
 // render writes the Markdown table and charts of a stored results.json
