@@ -87,7 +87,7 @@ func (s *Stack) startLiteLLM(ctx context.Context, cfg StackConfig) (Path, error)
 		return Path{}, fmt.Errorf("waiting for litellm: %w%s", err, s.logTail("litellm"))
 	}
 	return Path{
-		Target: Target{Name: PathLiteLLM, URL: url, Headers: map[string]string{"Authorization": "Bearer " + masterKey}},
+		Target: Target{Name: PathLiteLLM, URL: url, SecretHeaders: map[string]string{"Authorization": "Bearer " + masterKey}},
 		Procs:  []Proc{{Name: "litellm", Role: RolePeer, PID: cmd.cmd.Process.Pid}},
 	}, nil
 }

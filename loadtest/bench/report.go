@@ -78,6 +78,16 @@ func roleUse(s Stage, role string) (rssMB, usPerReq float64, ok bool) {
 	return rssMB, usPerReq, ok
 }
 
+// credentialHeader reports whether a header carries a key, whose value
+// never goes into a report.
+func credentialHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "authorization", "x-api-key", "api-key":
+		return true
+	}
+	return false
+}
+
 // PathCPU is the CPU µs per request of every process serving s's path
 // (Envoy, extproc, a peer gateway), without the load generator.
 func PathCPU(s Stage) (usPerReq float64, ok bool) {
@@ -124,6 +134,9 @@ func Markdown(r *Result) string {
 		if len(p.Headers) > 0 {
 			keys := make([]string, 0, len(p.Headers))
 			for k, v := range p.Headers {
+				if credentialHeader(k) {
+					v = "[redacted]"
+				}
 				keys = append(keys, k+": "+v)
 			}
 			slices.Sort(keys)
