@@ -81,6 +81,10 @@ type Options struct {
 	// GRPCClientGoogle (the gRPC C++ library; measured slower, see
 	// docs/PERFORMANCE.md, kept for comparison).
 	GRPCClient string
+	// ExtProcStreamsPerConnection caps the ext_proc streams Envoy multiplexes
+	// on one HTTP/2 connection to extproc; past it Envoy opens another
+	// connection (default 10000: in effect one connection per worker).
+	ExtProcStreamsPerConnection int
 	// AccessLog, when set, is a file Envoy writes one line per request to
 	// with its own phase timings and the ext_proc filter's per-call
 	// latencies (diagnosis; see docs/PERFORMANCE.md for the fields).
@@ -128,6 +132,7 @@ type templateData struct {
 	LocalReplies                          []localReply
 	ForwardedHeaders                      []string
 	GoogleGRPC                            bool
+	ExtProcStreamsPerConnection           int
 	ExtProcTarget                         string
 	AccessLog                             string
 }
@@ -246,6 +251,7 @@ func (o Options) data() (templateData, error) {
 		return d, fmt.Errorf("unknown gRPC client %q: want %s or %s", o.GRPCClient, GRPCClientEnvoy, GRPCClientGoogle)
 	}
 	d.AccessLog = o.AccessLog
+	d.ExtProcStreamsPerConnection = orInt(o.ExtProcStreamsPerConnection, 10000)
 	if o.ExtProc != "" {
 		d.ExtProc = true
 		d.ExtProcTarget = o.ExtProc

@@ -29,6 +29,7 @@ type envoyConfigFlags struct {
 	streamIdle     time.Duration
 	grpcClient     string
 	accessLog      string
+	streamsPerConn int
 }
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
@@ -51,6 +52,7 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.streamIdle, "stream-idle-timeout", 300*time.Second, "close a client stream idle in both directions this long (also bounds a frozen extproc in full-duplex mode)")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
 	fs.StringVar(&f.grpcClient, "grpc-client", envoy.GRPCClientEnvoy, "Envoy's gRPC client for ext_proc: envoy or google (slower, for comparison)")
+	fs.IntVar(&f.streamsPerConn, "extproc-streams-per-connection", 10000, "ext_proc streams per HTTP/2 connection to extproc before Envoy opens another")
 	fs.StringVar(&f.accessLog, "access-log", "", "write a diagnostic access log with Envoy's phase and ext_proc timings to this file (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -81,6 +83,8 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		StreamIdleTimeout:   f.streamIdle,
 		GRPCClient:          f.grpcClient,
 		AccessLog:           f.accessLog,
+
+		ExtProcStreamsPerConnection: f.streamsPerConn,
 	}
 	direct := f.directCluster
 	if direct == "" && (f.noExtProc || f.baselinePort != 0) {
