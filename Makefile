@@ -25,10 +25,16 @@ PYSDK := $(TOOLS)/pysdk
 AGENTS_STAMP := $(AGENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
 PYSDK_STAMP := $(PYSDK)/.installed-openai-$(OPENAI_PY_VERSION)-anthropic-$(ANTHROPIC_PY_VERSION)
 
+# The vtprotobuf encoders go-control-plane ships are compiled only with this tag;
+# extproc encodes its answers with them (processor.Codec). Every go command below
+# (build, unit, e2e, bench) builds with it.
+GOFLAGS += -tags=vtprotobuf
+export GOFLAGS
+
 BIN := $(CURDIR)/bin
 GOFLAGS_TEST ?=
 
-.PHONY: all tools envoy agents sdks build run test unit e2e vet bench fuzz fuzz-short soak clean
+.PHONY: all tools envoy agents sdks build run test unit e2e vet bench bench-check fuzz fuzz-short soak clean
 
 all: build
 
@@ -101,8 +107,27 @@ soak: tools
 
 # Overhead benchmark against direct calls (docs/PERFORMANCE.md): quick mode by default,
 # BENCH_FLAGS=-full for every stage.
-bench: tools
-	$(GO) run ./loadtest/cmd/bench $(BENCH_FLAGS)
+# The peer gateway for make bench PEERS=litellm, pinned (loadtest/bench.LiteLLMVersion must match).
+LITELLM_VERSION := 1.106.12
+LITELLM := $(TOOLS)/litellm/bin/litellm
+COMMA := ,
+
+# PEERS=litellm adds LiteLLM (installed from PyPI into .tools/litellm) as a path in the same run.
+bench: tools $(if $(filter litellm,$(subst $(COMMA), ,$(PEERS))),$(LITELLM))
+	$(GO) run ./loadtest/cmd/bench $(if $(PEERS),-peers $(PEERS)) $(BENCH_FLAGS)
+
+$(LITELLM):
+	@echo ">> installing litellm[proxy]==$(LITELLM_VERSION) into $(TOOLS)/litellm"
+	python3 -m venv $(TOOLS)/litellm
+	$(TOOLS)/litellm/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]==$(LITELLM_VERSION)'
+	@touch $@
+
+# Guard (not part of make test: timing on a shared machine is noisy): about a minute at 300 VUs;
+# fails when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone in the same
+# run, rise more than 25 % over loadtest/bench/check.json. Run it before changing the request path;
+# BENCH_CHECK_FLAGS=-check-update records new figures.
+bench-check: tools
+	$(GO) run ./loadtest/cmd/bench -check loadtest/bench/check.json $(BENCH_CHECK_FLAGS)
 
 clean:
 	rm -rf $(BIN) results

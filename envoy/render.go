@@ -6,6 +6,7 @@
 package envoy
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"io"
@@ -104,7 +105,33 @@ type Options struct {
 	BaselineCluster string
 	// UpstreamIdleTimeout closes an upstream stream silent for this long.
 	UpstreamIdleTimeout time.Duration
+	// GRPCClient is Envoy's gRPC client for ext_proc: GRPCClientEnvoy
+	// (default, Envoy's own HTTP/2 codec on the worker thread) or
+	// GRPCClientGoogle (the gRPC C++ library; measured slower, see
+	// docs/PERFORMANCE.md, kept for comparison).
+	GRPCClient string
+	// ExtProcStreamsPerConnection caps the ext_proc streams Envoy multiplexes
+	// on one HTTP/2 connection to extproc; past it Envoy opens another
+	// connection (default 10000: in effect one connection per worker).
+	ExtProcStreamsPerConnection int
+	// AccessLog, when set, is a file Envoy writes one line per request to
+	// with its own phase timings and the ext_proc filter's per-call
+	// latencies (diagnosis; see docs/PERFORMANCE.md for the fields).
+	AccessLog string
 }
+
+// Envoy gRPC clients for ext_proc.
+const (
+	GRPCClientEnvoy  = "envoy"
+	GRPCClientGoogle = "google"
+)
+
+// AccessLogFields name the columns of the diagnostic access log, in order:
+// request start (s since the epoch), Envoy's ext_proc latency for the
+// request headers and for the whole body (µs), request start -> request
+// fully received, request start -> first byte sent upstream, first byte
+// upstream -> first byte back (µs), total duration (ms), status.
+var AccessLogFields = []string{"start_s", "extproc_header_us", "extproc_body_us", "rx_us", "to_upstream_us", "upstream_us", "duration_ms", "status"}
 
 type clusterData struct {
 	Name, Type, Host string
@@ -152,6 +179,9 @@ type templateData struct {
 	AttemptsNamespace, DefaultAttemptCluster string
 	AttemptBufferBytes                       int64
 	PhaseMetadataKey, PhaseUpstream          string
+	GoogleGRPC                               bool
+	ExtProcTarget                            string
+	AccessLog                                string
 }
 
 // ForwardedHeaders are the request headers Envoy sends extproc when no hooks
@@ -236,7 +266,7 @@ func (o Options) data() (templateData, error) {
 	d.UpstreamIdleTimeout = durationString(orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout))
 	d.StreamIdleTimeout = durationString(orDuration(o.StreamIdleTimeout, DefaultIdleTimeout))
 	d.ConnIdleTimeout = durationString(DefaultIdleTimeout)
-	d.ExtProcMaxStreams = DefaultMaxStreams
+	d.ExtProcMaxStreams = cmp.Or(o.ExtProcStreamsPerConnection, DefaultMaxStreams)
 	maxBody := o.MaxBodyBytes
 	if maxBody <= 0 {
 		maxBody = config.DefaultMaxBodyBytes
@@ -260,8 +290,17 @@ func (o Options) data() (templateData, error) {
 		return d, fmt.Errorf("unknown body mode %q: want %s or %s", d.BodyMode, BodyModeFullDuplex, BodyModeBuffered)
 	}
 
+	switch o.GRPCClient {
+	case "", GRPCClientEnvoy:
+	case GRPCClientGoogle:
+		d.GoogleGRPC = true
+	default:
+		return d, fmt.Errorf("unknown gRPC client %q: want %s or %s", o.GRPCClient, GRPCClientEnvoy, GRPCClientGoogle)
+	}
+	d.AccessLog = o.AccessLog
 	if o.ExtProc != "" {
 		d.ExtProc = true
+		d.ExtProcTarget = o.ExtProc
 		if path, ok := strings.CutPrefix(o.ExtProc, "unix:"); ok {
 			d.ExtProcPipe = path
 			d.ExtProcClusterType = "STATIC"

@@ -91,6 +91,8 @@ func TestConfigsValidate(t *testing.T) {
 			t.Errorf("the fallback config lacks %q", want)
 		}
 	}
+	cases["google grpc over unix"] = render(t, cfg, Options{ExtProc: "unix:/tmp/x.sock", GRPCClient: GRPCClientGoogle})
+	cases["google grpc over tcp, access log"] = render(t, cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: filepath.Join(dir, "access.log")})
 	for name, yaml := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -113,6 +115,7 @@ func TestRenderErrors(t *testing.T) {
 		"bad extproc port":            {ExtProc: "127.0.0.1:http"},
 		"direct cluster not provided": {DirectCluster: "nope"},
 		"baseline without cluster":    {ExtProc: "unix:/x", BaselinePort: 10001},
+		"unknown grpc client":         {ExtProc: "unix:/x", GRPCClient: "grpc-go"},
 	} {
 		if err := Render(&bytes.Buffer{}, o); err == nil {
 			t.Errorf("%s: Render succeeded, want an error", name)

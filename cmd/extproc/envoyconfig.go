@@ -27,6 +27,9 @@ type envoyConfigFlags struct {
 	adminAddress   string
 	upstreamIdle   time.Duration
 	streamIdle     time.Duration
+	grpcClient     string
+	accessLog      string
+	streamsPerConn int
 }
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
@@ -48,6 +51,9 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.upstreamIdle, "upstream-idle-timeout", envoy.DefaultIdleTimeout, "close an upstream stream silent for this long (504 before the first byte)")
 	fs.DurationVar(&f.streamIdle, "stream-idle-timeout", envoy.DefaultIdleTimeout, "close a client stream idle in both directions this long (also bounds a frozen extproc in full-duplex mode)")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
+	fs.StringVar(&f.grpcClient, "grpc-client", envoy.GRPCClientEnvoy, "Envoy's gRPC client for ext_proc: envoy or google (slower, for comparison)")
+	fs.IntVar(&f.streamsPerConn, "extproc-streams-per-connection", 10000, "ext_proc streams per HTTP/2 connection to extproc before Envoy opens another")
+	fs.StringVar(&f.accessLog, "access-log", "", "write a diagnostic access log with Envoy's phase and ext_proc timings to this file (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +82,10 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		CAFile:              f.caFile,
 		UpstreamIdleTimeout: f.upstreamIdle,
 		StreamIdleTimeout:   f.streamIdle,
+		GRPCClient:          f.grpcClient,
+		AccessLog:           f.accessLog,
+
+		ExtProcStreamsPerConnection: f.streamsPerConn,
 	}
 	direct := f.directCluster
 	if direct == "" && (f.noExtProc || f.baselinePort != 0) {

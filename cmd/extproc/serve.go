@@ -47,6 +47,9 @@ type serveFlags struct {
 	drainTimeout time.Duration
 	maxStreams   uint
 	maxInflight  int64
+	// grpc-go tuning (docs/PERFORMANCE.md has the measurements).
+	streamWorkers     uint
+	sharedWriteBuffer bool
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -62,6 +65,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.UintVar(&f.maxStreams, "max-streams", envoy.DefaultMaxStreams, "concurrent ext_proc streams (one per in-flight request) before Envoy must wait")
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
+	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
+	fs.BoolVar(&f.sharedWriteBuffer, "grpc-shared-write-buffer", false, "release each connection's write buffer when idle instead of keeping it (less memory, more allocation)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -163,7 +168,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if maxMsg < 16<<20 {
 		maxMsg = 16 << 20
 	}
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		// Envoy opens one stream per HTTP request over a single HTTP/2
 		// connection; the cap bounds the memory a request flood can pin.
 		grpc.MaxConcurrentStreams(uint32(f.maxStreams)),
@@ -171,14 +176,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		// headroom for the protobuf framing.
 		grpc.MaxRecvMsgSize(maxMsg),
 		// Large windows let a multi-megabyte body cross in one round trip.
-		grpc.InitialWindowSize(1<<20),
-		grpc.InitialConnWindowSize(16<<20),
+		grpc.InitialWindowSize(1 << 20),
+		grpc.InitialConnWindowSize(16 << 20),
 		// Envoy keeps the connection open and may ping it; don't punish that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// grpc-go does not recover handler panics: one bad request would end
 		// the process and every stream in flight with it.
 		grpc.ChainStreamInterceptor(recoverStream(log)),
-	)
+		// The same protobuf wire format, encoded without reflection into
+		// pooled buffers (docs/PERFORMANCE.md).
+		grpc.ForceServerCodecV2(processor.Codec{}),
+	}
+	if f.streamWorkers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(uint32(f.streamWorkers)))
+	}
+	if f.sharedWriteBuffer {
+		opts = append(opts, grpc.SharedWriteBuffer(true))
+	}
+	gs := grpc.NewServer(opts...)
 	srv.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
@@ -196,6 +211,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
+	// Logged before the address file appears: whoever waits for the file
+	// finds the line already written.
+	log.Info("extproc serving", "grpc", bound.GRPC, "metrics", bound.Metrics, "config", f.config, "vtprotobuf", processor.VTProto())
 	if f.addrFile != "" {
 		if err := writeAddrFile(f.addrFile, bound); err != nil {
 			gs.Stop()
@@ -234,7 +252,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
-	log.Info("extproc serving", "grpc", bound.GRPC, "metrics", bound.Metrics, "config", f.config)
 
 	select {
 	case err := <-serveErr:

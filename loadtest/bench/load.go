@@ -24,6 +24,9 @@ type Target struct {
 	URL string `json:"url"`
 	// Headers are added to every request (e.g. the one that triggers a hook).
 	Headers map[string]string `json:"headers,omitempty"`
+	// SecretHeaders are added to every request too but never written to
+	// results (a peer gateway's key).
+	SecretHeaders map[string]string `json:"-"`
 }
 
 // Model is the model every benchmark request names.
@@ -116,6 +119,9 @@ func newRequest(ctx context.Context, t Target, body []byte) (*http.Request, erro
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range t.Headers {
+		req.Header.Set(k, v)
+	}
+	for k, v := range t.SecretHeaders {
 		req.Header.Set(k, v)
 	}
 	return req, nil
@@ -221,6 +227,9 @@ func errKind(err error) string {
 func openLoop(ctx context.Context, t Target, rate int, d time.Duration) *samples {
 	hdr := http.Header{"Content-Type": []string{"application/json"}}
 	for k, v := range t.Headers {
+		hdr.Set(k, v)
+	}
+	for k, v := range t.SecretHeaders {
 		hdr.Set(k, v)
 	}
 	targeter := vegeta.NewStaticTargeter(vegeta.Target{

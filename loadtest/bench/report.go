@@ -78,6 +78,28 @@ func roleUse(s Stage, role string) (rssMB, usPerReq float64, ok bool) {
 	return rssMB, usPerReq, ok
 }
 
+// credentialHeader reports whether a header carries a key, whose value
+// never goes into a report.
+func credentialHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "authorization", "x-api-key", "api-key":
+		return true
+	}
+	return false
+}
+
+// PathCPU is the CPU µs per request of every process serving s's path
+// (Envoy, extproc, a peer gateway), without the load generator.
+func PathCPU(s Stage) (usPerReq float64, ok bool) {
+	for _, p := range s.Procs {
+		if p.Role != RoleGenerator {
+			usPerReq += p.CPUMicrosPerR
+			ok = true
+		}
+	}
+	return usPerReq, ok
+}
+
 func f2(x float64) string { return fmt.Sprintf("%.2f", x) }
 
 func signed(x float64) string { return fmt.Sprintf("%+.2f", x) }
@@ -112,6 +134,9 @@ func Markdown(r *Result) string {
 		if len(p.Headers) > 0 {
 			keys := make([]string, 0, len(p.Headers))
 			for k, v := range p.Headers {
+				if credentialHeader(k) {
+					v = "[redacted]"
+				}
 				keys = append(keys, k+": "+v)
 			}
 			slices.Sort(keys)
@@ -121,10 +146,13 @@ func Markdown(r *Result) string {
 	b.WriteString(".\nLatencies in ms; Δ is the difference to `direct` in the same stage; ×direct is the RPS ratio. " +
 		"busy % is the share of all CPUs in use on the machine during the stage (every process, from /proc/stat). " +
 		"Envoy and extproc columns: peak RSS in MB and CPU µs per request, from /proc.\n")
-	generator := false
+	generator, peer := false, false
 	for _, s := range r.Stages {
 		if _, _, ok := roleUse(s, RoleGenerator); ok {
 			generator = true
+		}
+		if _, _, ok := roleUse(s, RolePeer); ok {
+			peer = true
 		}
 	}
 	if generator {
@@ -155,6 +183,12 @@ func Markdown(r *Result) string {
 			hdr = append(hdr, "TTFB p50", "TTFB p99", "ΔTTFB p50", "ΔTTFB p99")
 		}
 		hdr = append(hdr, "busy %", "envoy MB", "envoy µs/req", "extproc MB", "extproc µs/req")
+		roles := []string{roleEnvoy, roleExtproc}
+		if peer {
+			hdr = append(hdr, "peer MB", "peer µs/req")
+			roles = append(roles, RolePeer)
+		}
+		hdr = append(hdr, "path µs/req")
 		if generator {
 			hdr = append(hdr, "generator µs/req")
 		}
@@ -201,12 +235,17 @@ func Markdown(r *Result) string {
 					cell(func(x Stage) float64 { return ttfb(x).P99 }, true))
 			}
 			row = append(row, fmt.Sprintf("%.0f", s.MachineBusy*100))
-			for _, role := range []string{roleEnvoy, roleExtproc} {
+			for _, role := range roles {
 				if rss, us, ok := roleUse(s, role); ok {
 					row = append(row, fmt.Sprintf("%.1f", rss), fmt.Sprintf("%.1f", us))
 				} else {
 					row = append(row, "–", "–")
 				}
+			}
+			if us, ok := PathCPU(s); ok {
+				row = append(row, fmt.Sprintf("%.1f", us))
+			} else {
+				row = append(row, "–")
 			}
 			if generator {
 				if _, us, ok := roleUse(s, RoleGenerator); ok {

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"switchyard/internal/launch"
@@ -40,6 +42,32 @@ type StackConfig struct {
 	// ExtprocEnv is added to every extproc's environment (KEY=VALUE), e.g.
 	// GOMAXPROCS=1 or GOGC=200 to measure a runtime setting.
 	ExtprocEnv []string
+	// EnvoyDefaultWorkers adds the envoy_default path: Envoy alone with
+	// Envoy's own worker count (one per CPU), as `make run` starts it.
+	EnvoyDefaultWorkers bool
+	// Variants add one path each, gateway_NAME: the gateway path with
+	// something changed, measured in the same interleaved run (A/B).
+	Variants []Variant
+	// LiteLLM, when set, is the litellm executable: it adds the litellm
+	// path, a LiteLLM proxy in front of the same mock (a peer gateway).
+	LiteLLM string
+}
+
+// Variant is what a gateway_NAME path changes against gateway.
+type Variant struct {
+	// Name makes the path gateway_Name.
+	Name string
+	// ExtprocBin replaces the extproc binary (e.g. one built from another
+	// commit); empty keeps StackConfig.ExtprocBin.
+	ExtprocBin string
+	// ExtprocEnv is added after StackConfig.ExtprocEnv (later wins).
+	ExtprocEnv []string
+	// RenderArgs are added to `extproc envoy-config`, e.g.
+	// "-grpc-client google".
+	RenderArgs []string
+	// ExtprocArgs are added to the extproc command line, e.g.
+	// "-grpc-stream-workers=2".
+	ExtprocArgs []string
 }
 
 // Stack is the set of processes behind the five paths: one Envoy without
@@ -85,7 +113,13 @@ const (
 	PathGateway         = "gateway"
 	PathGatewayBuffered = "gateway_buffered"
 	PathGatewayHook     = "gateway_hook"
+	// Optional paths (StackConfig).
+	PathEnvoyDefault = "envoy_default"
+	PathLiteLLM      = "litellm"
 )
+
+// VariantPath is the path name of the variant called name.
+func VariantPath(name string) string { return PathGateway + "_" + name }
 
 // StartStack starts the processes and waits until each is ready. On error
 // it stops whatever it started.
@@ -118,20 +152,40 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		extproc      bool
 		bodyMode     string // empty: the renderer's default (FULL_DUPLEX_STREAMED)
 		headers      map[string]string
+		// defaultWorkers leaves Envoy's worker count to Envoy.
+		defaultWorkers bool
+		extprocBin     string
+		extprocEnv     []string
+		renderArgs     []string
+		extprocArgs    []string
 	}
-	for _, in := range []instance{
+	instances := []instance{
 		{name: PathEnvoy, config: plain},
 		{name: PathGateway, config: plain, extproc: true},
 		{name: PathGatewayBuffered, config: plain, extproc: true, bodyMode: "BUFFERED"},
 		{name: PathGatewayHook, config: withHook, extproc: true, headers: map[string]string{"x-team": "bench"}},
-	} {
+	}
+	if cfg.EnvoyDefaultWorkers {
+		instances = append(instances, instance{name: PathEnvoyDefault, config: plain, defaultWorkers: true})
+	}
+	for _, v := range cfg.Variants {
+		instances = append(instances, instance{name: VariantPath(v.Name), config: plain, extproc: true,
+			extprocBin: v.ExtprocBin, extprocEnv: v.ExtprocEnv, renderArgs: v.RenderArgs, extprocArgs: v.ExtprocArgs})
+	}
+	for _, in := range instances {
 		path := Path{Target: Target{Name: in.name, Headers: in.headers}}
 		sock := filepath.Join(cfg.Dir, in.name+".sock")
 		// Every process binds port 0 and reports the port it got.
 		if in.extproc {
 			addrFile := filepath.Join(cfg.Dir, "extproc_"+in.name+".addr")
-			cmd, err := s.start(cfg.ExtprocBin, "extproc_"+in.name, cfg.ExtprocEnv, "-config", in.config, "-grpc", "unix:"+sock,
-				"-metrics", "127.0.0.1:0", "-addr-file", addrFile, "-log-level", "warn")
+			bin := cfg.ExtprocBin
+			if in.extprocBin != "" {
+				bin = in.extprocBin
+			}
+			env := append(slices.Clip(cfg.ExtprocEnv), in.extprocEnv...)
+			args := append([]string{"-config", in.config, "-grpc", "unix:" + sock,
+				"-metrics", "127.0.0.1:0", "-addr-file", addrFile, "-log-level", "warn"}, in.extprocArgs...)
+			cmd, err := s.start(bin, "extproc_"+in.name, env, args...)
 			if err != nil {
 				return nil, err
 			}
@@ -151,6 +205,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if in.bodyMode != "" {
 			args = append(args, "-body-mode", in.bodyMode)
 		}
+		args = append(args, in.renderArgs...)
 		var stderr bytes.Buffer
 		render := exec.CommandContext(ctx, cfg.ExtprocBin, args...)
 		render.Stderr = &stderr
@@ -163,8 +218,10 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 			return nil, fmt.Errorf("writing envoy config: %w", err)
 		}
 		adminFile := filepath.Join(cfg.Dir, "envoy_"+in.name+".admin")
-		envoyArgs := append([]string{"-c", envoyConfig, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)), "--log-level", "warn"},
-			launch.EnvoyFlags(adminFile)...)
+		envoyArgs := append([]string{"-c", envoyConfig, "--log-level", "warn"}, launch.EnvoyFlags(adminFile)...)
+		if !in.defaultWorkers {
+			envoyArgs = append(envoyArgs, "--concurrency", strconv.Itoa(max(1, cfg.EnvoyConcurrency)))
+		}
 		cmd, err := s.start(cfg.EnvoyBin, "envoy_"+in.name, nil, envoyArgs...)
 		if err != nil {
 			return nil, err
@@ -178,21 +235,35 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		path.Procs = append([]Proc{{Name: "envoy_" + in.name, Role: roleEnvoy, PID: cmd.cmd.Process.Pid}}, path.Procs...)
 		s.Paths = append(s.Paths, path)
 	}
+	if cfg.LiteLLM != "" {
+		p, err := s.startLiteLLM(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.Paths = append(s.Paths, p)
+	}
 	return s, nil
 }
 
 // start runs bin with its output in DIR/name.log and env added to this
 // process's environment.
 func (s *Stack) start(bin, name string, env []string, args ...string) (*process, error) {
+	if len(env) > 0 {
+		env = append(os.Environ(), env...)
+	}
+	return s.startEnv(bin, name, env, args...)
+}
+
+// startEnv runs bin with its output in DIR/name.log and exactly env as its
+// environment (nil: this process's).
+func (s *Stack) startEnv(bin, name string, env []string, args ...string) (*process, error) {
 	log, err := os.Create(filepath.Join(s.dir, name+".log"))
 	if err != nil {
 		return nil, fmt.Errorf("creating log for %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
+	cmd.Env = env
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -230,6 +301,27 @@ func waitEnvoy(ctx context.Context, adminFile string, exited <-chan struct{}) (l
 	}
 	listener, err = launch.EnvoyListener(ctx, admin, "switchyard")
 	return listener, admin, err
+}
+
+// waitForLong polls ready until it holds, the process exits or 120s pass:
+// for a Python server, whose imports alone can take most of 20s on a loaded
+// two-core machine.
+func waitForLong(ctx context.Context, p *process, ready func() bool) error {
+	limit := 120 * time.Second
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if ready() {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return errors.New("process exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("not ready after %s", limit)
 }
 
 // Close stops every process (SIGTERM, then SIGKILL after 10s), newest
@@ -283,6 +375,7 @@ func preflight(ctx context.Context, p Path) error {
 		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
 	}
 	var got struct {
+		ID     string `json:"id"`
 		Object string `json:"object"`
 		Model  string `json:"model"`
 		Echo   *struct {
@@ -291,6 +384,14 @@ func preflight(ctx context.Context, p Path) error {
 	}
 	if err := json.Unmarshal(body, &got); err != nil {
 		return fmt.Errorf("decoding answer: %w", err)
+	}
+	if p.Name == PathLiteLLM {
+		// A peer gateway does not pass x-mock-echo on; the mock's answer
+		// (its id prefix and usage) shows the request reached it.
+		if got.Object != "chat.completion" || !strings.HasPrefix(got.ID, "chatcmpl-mock") || !strings.Contains(got.Model, Model) {
+			return fmt.Errorf("unexpected answer %s", body)
+		}
+		return nil
 	}
 	if got.Object != "chat.completion" || got.Model != Model || got.Echo == nil {
 		return fmt.Errorf("unexpected answer %s", body)

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,10 +60,33 @@ type flags struct {
 	envoyConc   int
 	extprocEnv  []string
 	render      string // a results.json to render again instead of measuring
+	// envoyDefault adds the envoy_default path (Envoy alone, one worker per CPU as `make run` starts it).
+	envoyDefault bool
+	peers        []string // "litellm"
+	litellm      string   // the litellm executable
+	// variants add gateway_NAME paths (A/B in the same run).
+	variants []bench.Variant
+	// check compares the run's CPU ratios with the figures in this file
+	// (make bench-check); checkUpdate writes them there instead.
+	check       string
+	checkUpdate bool
+	// kinds keeps only these kinds of stage (empty: all).
+	kinds []string
 }
 
+// checkLoad, checkTolerance: the stage make bench-check measures and how
+// much worse than committed a ratio may get.
+const (
+	checkLoad      = 300
+	checkTolerance = 0.25
+)
+
 // knownPaths are the names -paths accepts, in the stack's order.
-var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook}
+var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook,
+	bench.PathEnvoyDefault, bench.PathLiteLLM}
+
+// knownPeers are the peer gateways -peers accepts.
+var knownPeers = []string{bench.PathLiteLLM}
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var f flags
@@ -87,13 +111,49 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		f.extprocEnv = append(f.extprocEnv, v)
 		return nil
 	})
+	fs.BoolVar(&f.envoyDefault, "envoy-default", true, "add the envoy_default path: Envoy alone with its default worker count (one per CPU), as `make run` starts it")
+	peers := fs.String("peers", "", "comma-separated peer gateways to add as paths: litellm")
+	fs.StringVar(&f.litellm, "litellm", filepath.Join(".tools", "litellm", "bin", "litellm"), "litellm executable for -peers litellm (make bench PEERS=litellm installs it)")
+	fs.Func("variant", "A/B: add the path gateway_NAME, the gateway with changes: `NAME [env:KEY=VALUE] [arg:EXTPROC_ARG] [render:ENVOY_CONFIG_ARG] [extproc:BIN]` (repeatable), "+
+		"e.g. -variant 'gogc400 env:GOGC=400' -variant 'google render:-grpc-client=google'", func(v string) error {
+		vr, err := parseVariant(v)
+		if err != nil {
+			return err
+		}
+		f.variants = append(f.variants, vr)
+		return nil
+	})
+	kinds := fs.String("kinds", "", "comma-separated kinds of stage to run: serial, closed, open, stream (default all)")
+	fs.StringVar(&f.check, "check", "", "guard mode (make bench-check): envoy and gateway at 300 VUs, three rounds of 10s; exit non-zero when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone, are more than 25 % above the figures in this file")
+	fs.BoolVar(&f.checkUpdate, "check-update", false, "with -check: write this run's figures to the file instead of comparing")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	var errs []error
+	if *kinds != "" {
+		for _, k := range strings.Split(*kinds, ",") {
+			if !slices.Contains([]string{bench.KindSerial, bench.KindClosed, bench.KindOpen, bench.KindStream}, k) {
+				errs = append(errs, fmt.Errorf("-kinds: unknown kind %q", k))
+				continue
+			}
+			f.kinds = append(f.kinds, k)
+		}
+	}
+	if f.checkUpdate && f.check == "" {
+		errs = append(errs, errors.New("-check-update needs -check FILE"))
+	}
+	if *peers != "" {
+		for _, p := range strings.Split(*peers, ",") {
+			if !slices.Contains(knownPeers, p) {
+				errs = append(errs, fmt.Errorf("-peers: unknown peer %q (known: %s)", p, strings.Join(knownPeers, ", ")))
+				continue
+			}
+			f.peers = append(f.peers, p)
+		}
+	}
 	if *paths != "" {
 		for _, p := range strings.Split(*paths, ",") {
-			if !slices.Contains(knownPaths, p) {
+			if !slices.Contains(knownPaths, p) && !slices.ContainsFunc(f.variants, func(v bench.Variant) bool { return bench.VariantPath(v.Name) == p }) {
 				errs = append(errs, fmt.Errorf("-paths: unknown path %q (known: %s)", p, strings.Join(knownPaths, ", ")))
 				continue
 			}
@@ -131,6 +191,40 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	return f, errors.Join(errs...)
 }
 
+// parseVariant reads "NAME env:K=V render:ARG extproc:BIN".
+func parseVariant(s string) (bench.Variant, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 || strings.Contains(f[0], ":") || !validName(f[0]) {
+		return bench.Variant{}, fmt.Errorf("-variant %q: want NAME [env:KEY=VALUE] [arg:ARG] [render:ARG] [extproc:BIN], NAME of letters, digits and _", s)
+	}
+	v := bench.Variant{Name: f[0]}
+	for _, kv := range f[1:] {
+		k, val, _ := strings.Cut(kv, ":")
+		switch {
+		case k == "env" && strings.Contains(val, "=") && !strings.HasPrefix(val, "="):
+			v.ExtprocEnv = append(v.ExtprocEnv, val)
+		case k == "render" && val != "":
+			v.RenderArgs = append(v.RenderArgs, val)
+		case k == "arg" && val != "":
+			v.ExtprocArgs = append(v.ExtprocArgs, val)
+		case k == "extproc" && val != "":
+			v.ExtprocBin = val
+		default:
+			return bench.Variant{}, fmt.Errorf("-variant %q: cannot read %q", s, kv)
+		}
+	}
+	return v, nil
+}
+
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // plan is the measurement for a mode; paths are filled in later.
 func (f flags) plan() bench.Plan {
 	p := bench.Plan{
@@ -159,6 +253,9 @@ func (f flags) plan() bench.Plan {
 			StreamDuration: 16 * time.Second,
 		}
 	}
+	if f.check != "" {
+		p = bench.Plan{Mode: "check", Rounds: 3, Warmup: time.Second, VUs: []int{checkLoad}, VUDuration: 10 * time.Second}
+	}
 	if f.rounds > 0 {
 		p.Rounds = f.rounds
 	}
@@ -167,6 +264,20 @@ func (f flags) plan() bench.Plan {
 	}
 	if f.duration > 0 {
 		p.SerialDuration, p.VUDuration, p.RateDuration, p.StreamDuration = f.duration, f.duration, f.duration, f.duration
+	}
+	if len(f.kinds) > 0 {
+		if !slices.Contains(f.kinds, bench.KindSerial) {
+			p.SerialDuration = 0
+		}
+		if !slices.Contains(f.kinds, bench.KindClosed) {
+			p.VUs = nil
+		}
+		if !slices.Contains(f.kinds, bench.KindOpen) {
+			p.Rates = nil
+		}
+		if !slices.Contains(f.kinds, bench.KindStream) {
+			p.StreamVUs = 0
+		}
 	}
 	return p
 }
@@ -209,7 +320,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if extprocBin == "" {
 		extprocBin = filepath.Join(work, "extproc")
 		log.Info("building extproc")
-		build := exec.CommandContext(ctx, "go", "build", "-o", extprocBin, "./cmd/extproc")
+		build := exec.CommandContext(ctx, "go", "build", "-tags", "vtprotobuf", "-o", extprocBin, "./cmd/extproc")
 		build.Stdout, build.Stderr = stderr, stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("building extproc (run from the repository root or pass -extproc): %w", err)
@@ -230,10 +341,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	upstream := "http://" + ln.Addr().String()
 
 	log.Info("starting envoy and extproc", "envoy", envoyBin, "work_dir", work)
-	stack, err := bench.StartStack(ctx, bench.StackConfig{
+	sc := bench.StackConfig{
 		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
 		EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
-	})
+		EnvoyDefaultWorkers: f.envoyDefault && f.check == "",
+	}
+	sc.Variants = f.variants
+	if slices.Contains(f.peers, bench.PathLiteLLM) {
+		bin, err := filepath.Abs(f.litellm)
+		if _, serr := os.Stat(bin); err != nil || serr != nil {
+			return fmt.Errorf("no litellm at %s: run `make bench PEERS=litellm` (it installs LiteLLM %s) or pass -litellm", f.litellm, bench.LiteLLMVersion)
+		}
+		sc.LiteLLM = bin
+	}
+	stack, err := bench.StartStack(ctx, sc)
 	if err != nil {
 		return fmt.Errorf("starting the stack: %w", err)
 	}
@@ -246,12 +367,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("path", "name", p.Name, "url", p.URL, "envoy_admin", p.AdminURL, "extproc_metrics", p.MetricsURL)
 	}
 	plan := f.plan()
-	plan.Paths = selectPaths(stack.Paths, f.paths, os.Getpid())
+	names := f.paths
+	if f.check != "" {
+		names = []string{bench.PathEnvoy, bench.PathGateway}
+	}
+	plan.Paths = selectPaths(stack.Paths, names, os.Getpid())
 	plan.Settings = map[string]string{
 		"envoy_concurrency": strconv.Itoa(f.envoyConc),
 		"hook_timeout":      bench.HookTimeout,
 		"mock_latency":      f.latency.String(),
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
+		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
+	}
+	for _, v := range sc.Variants {
+		plan.Settings[bench.VariantPath(v.Name)] = fmt.Sprintf("extproc=%q env=%q args=%q envoy-config=%q", v.ExtprocBin, v.ExtprocEnv, v.ExtprocArgs, v.RenderArgs)
+	}
+	if sc.LiteLLM != "" {
+		plan.Settings["litellm"] = bench.LiteLLMVersion + ", one worker, LITELLM_LOG=ERROR, no database, no callbacks"
 	}
 	log.Info("measuring", "mode", plan.Mode, "paths", len(plan.Paths), "estimate", plan.Estimate().Round(time.Second).String())
 	res, err := bench.Run(ctx, plan, stderr)
@@ -263,8 +395,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "results in %s\n\n", dir)
+	if f.check != "" {
+		return check(f, res, stdout)
+	}
 	_, err = io.WriteString(stdout, bench.Markdown(res))
 	return err
+}
+
+// errCheckFailed: a guarded figure rose more than the tolerance.
+var errCheckFailed = errors.New("bench-check failed: the ext_proc hop got more expensive (run `make bench-check` again on a quiet machine before believing it; -check-update records new figures)")
+
+func check(f flags, res *bench.Result, stdout io.Writer) error {
+	measured, err := bench.MeasureCheck(res, checkLoad)
+	if err != nil {
+		return err
+	}
+	if f.checkUpdate {
+		if err := bench.WriteCheck(f.check, measured); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: extproc/envoy %.3f, tax/envoy %.3f\n", f.check, measured.ExtprocRatio, measured.TaxRatio)
+		return nil
+	}
+	committed, err := bench.ReadCheck(f.check)
+	if err != nil {
+		return err
+	}
+	report, failed := bench.CheckReport(committed, measured, bench.CompareCheck(committed, measured, checkTolerance))
+	io.WriteString(stdout, report)
+	if failed {
+		return errCheckFailed
+	}
+	return nil
 }
 
 // render writes the Markdown table and charts of a stored results.json

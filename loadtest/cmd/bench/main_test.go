@@ -35,6 +35,13 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad extproc env", args: []string{"-extproc-env", "GOGC"}, wantErr: `"GOGC" is not KEY=VALUE`},
 		{name: "no envoy workers", args: []string{"-envoy-concurrency", "0"}, wantErr: "-envoy-concurrency must be at least 1"},
 		{name: "negative duration", args: []string{"-duration", "-1s"}, wantErr: "-duration must not be negative"},
+		{name: "bad kind", args: []string{"-kinds", "closed,soak"}, wantErr: `-kinds: unknown kind "soak"`},
+		{name: "check", args: []string{"-check", "x.json"}, wantMode: "check", wantRounds: 3},
+		{name: "check update alone", args: []string{"-check-update"}, wantErr: "-check-update needs -check FILE"},
+		{name: "unknown peer", args: []string{"-peers", "litellm,bifrost"}, wantErr: `-peers: unknown peer "bifrost"`},
+		{name: "bad variant env", args: []string{"-variant", "gc env:GOGC"}, wantErr: `cannot read "env:GOGC"`},
+		{name: "variant without name", args: []string{"-variant", "env:GOGC=1"}, wantErr: "want NAME"},
+		{name: "peer and variants", args: []string{"-peers", "litellm", "-variant", "gc env:GOGC=400 env:GOMAXPROCS=1", "-variant", "g render:-grpc-client=google", "-paths", "direct,gateway_gc"}, wantMode: "quick", wantRounds: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +61,18 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("mode %q rounds %d, want %q %d", p.Mode, p.Rounds, tt.wantMode, tt.wantRounds)
 			}
 		})
+	}
+}
+
+func TestParseVariant(t *testing.T) {
+	t.Parallel()
+	got, err := parseVariant("gc400 env:GOGC=400 render:-grpc-client=google extproc:/tmp/old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bench.Variant{Name: "gc400", ExtprocEnv: []string{"GOGC=400"}, RenderArgs: []string{"-grpc-client=google"}, ExtprocBin: "/tmp/old"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("variant (-want +got)\n%s", diff)
 	}
 }
 
