@@ -283,8 +283,13 @@ func TestServeReportsBoundAddresses(t *testing.T) {
 			t.Fatalf("addresses %+v: want loopback ports the kernel picked", got)
 		}
 	}
-	if want := fmt.Sprintf(`"msg":"extproc serving","grpc":%q,"metrics":%q`, got.GRPC, got.Metrics); !strings.Contains(logs.String(), want) {
-		t.Errorf("log lacks %s:\n%s", want, logs.String())
+	// The line is logged once serving starts, just after the file is written.
+	want := fmt.Sprintf(`"msg":"extproc serving","grpc":%q,"metrics":%q`, got.GRPC, got.Metrics)
+	for !strings.Contains(logs.String(), want) {
+		if wctx.Err() != nil {
+			t.Fatalf("log lacks %s:\n%s", want, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 
 	conn, err := grpc.NewClient(got.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
