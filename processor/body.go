@@ -3,7 +3,9 @@ package processor
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -58,7 +60,10 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	if !utf8.Valid(body) {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid UTF-8")
 	}
-	doc := gjson.ParseBytes(body)
+	// Parsed in place: ParseBytes would copy the whole body into a string.
+	// The results point into body, which nothing changes while the request
+	// lives (a rewrite makes a new slice); the model is copied out.
+	doc := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !doc.IsObject() {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body must be a JSON object")
 	}
@@ -92,7 +97,7 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	case len(model.Str) > maxModelLen:
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than `+strconv.Itoa(maxModelLen)+` bytes`)
 	}
-	f.model = model.Str
+	f.model = strings.Clone(model.Str)
 	return f, nil
 }
 
