@@ -42,6 +42,10 @@ type StackConfig struct {
 	// ExtprocEnv is added to every extproc's environment (KEY=VALUE), e.g.
 	// GOMAXPROCS=1 or GOGC=200 to measure a runtime setting.
 	ExtprocEnv []string
+	// Session adds the gateway_session path: a weighted alias over two
+	// clusters of the mock, every request with a session key, so that
+	// session affinity (rendezvous hashing) runs on each request.
+	Session bool
 	// EnvoyDefaultWorkers adds the envoy_default path: Envoy alone with
 	// Envoy's own worker count (one per CPU), as `make run` starts it.
 	EnvoyDefaultWorkers bool
@@ -106,6 +110,15 @@ func gatewayConfig(upstream, hooksDir string) string {
 	return c
 }
 
+// sessionGatewayConfig spreads every model 3:1 over two clusters of the
+// same mock, so a session key has a choice to make.
+func sessionGatewayConfig(upstream string) string {
+	return "providers:\n" +
+		"  - {name: mock, url: " + strconv.Quote(upstream) + ", schema: openai}\n" +
+		"  - {name: mock_b, url: " + strconv.Quote(upstream) + ", schema: openai}\n" +
+		"routes:\n  - model: \"*\"\n    targets:\n      - {provider: mock, weight: 3}\n      - {provider: mock_b, weight: 1}\n"
+}
+
 // Path names of the stack, in the order StartStack returns them.
 const (
 	PathDirect          = "direct"
@@ -115,6 +128,7 @@ const (
 	PathGatewayHook     = "gateway_hook"
 	// Optional paths (StackConfig).
 	PathEnvoyDefault = "envoy_default"
+	PathSession      = "gateway_session"
 	PathLiteLLM      = "litellm"
 )
 
@@ -167,6 +181,14 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	if cfg.EnvoyDefaultWorkers {
 		instances = append(instances, instance{name: PathEnvoyDefault, config: plain, defaultWorkers: true})
+	}
+	if cfg.Session {
+		sessionConfig := filepath.Join(cfg.Dir, "gateway_session.yaml")
+		if err := os.WriteFile(sessionConfig, []byte(sessionGatewayConfig(cfg.UpstreamURL)), 0o644); err != nil {
+			return nil, fmt.Errorf("writing config: %w", err)
+		}
+		instances = append(instances, instance{name: PathSession, config: sessionConfig, extproc: true,
+			headers: map[string]string{"x-session-id": "bench-session-1"}})
 	}
 	for _, v := range cfg.Variants {
 		instances = append(instances, instance{name: VariantPath(v.Name), config: plain, extproc: true,

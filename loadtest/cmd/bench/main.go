@@ -62,8 +62,10 @@ type flags struct {
 	render      string // a results.json to render again instead of measuring
 	// envoyDefault adds the envoy_default path (Envoy alone, one worker per CPU as `make run` starts it).
 	envoyDefault bool
-	peers        []string // "litellm"
-	litellm      string   // the litellm executable
+	// session adds the gateway_session path (session affinity on every request).
+	session bool
+	peers   []string // "litellm"
+	litellm string   // the litellm executable
 	// variants add gateway_NAME paths (A/B in the same run).
 	variants []bench.Variant
 	// check compares the run's CPU ratios with the figures in this file
@@ -83,7 +85,7 @@ const (
 
 // knownPaths are the names -paths accepts, in the stack's order.
 var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook,
-	bench.PathEnvoyDefault, bench.PathLiteLLM}
+	bench.PathEnvoyDefault, bench.PathLiteLLM, bench.PathSession}
 
 // knownPeers are the peer gateways -peers accepts.
 var knownPeers = []string{bench.PathLiteLLM}
@@ -111,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		f.extprocEnv = append(f.extprocEnv, v)
 		return nil
 	})
+	fs.BoolVar(&f.session, "session", false, "add the gateway_session path: a weighted alias and a session key on every request (session affinity)")
 	fs.BoolVar(&f.envoyDefault, "envoy-default", true, "add the envoy_default path: Envoy alone with its default worker count (one per CPU), as `make run` starts it")
 	peers := fs.String("peers", "", "comma-separated peer gateways to add as paths: litellm")
 	fs.StringVar(&f.litellm, "litellm", filepath.Join(".tools", "litellm", "bin", "litellm"), "litellm executable for -peers litellm (make bench PEERS=litellm installs it)")
@@ -345,6 +348,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
 		EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
 		EnvoyDefaultWorkers: f.envoyDefault && f.check == "",
+		Session:             f.session,
 	}
 	sc.Variants = f.variants
 	if slices.Contains(f.peers, bench.PathLiteLLM) {
