@@ -49,74 +49,89 @@ type Metrics struct {
 
 // NewMetrics registers the processor's series on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_requests_total",
-			Help: "Requests decided by the gateway, by provider, model route and status (\"routed\" or the error status sent to the client).",
-		}, []string{"provider", "model", "status"}),
-		decision: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "switchyard_decision_duration_seconds",
-			Help:    "Time from the complete request body to the routing answer sent to Envoy, hooks included.",
-			Buckets: buckets.Work,
-		}),
-		streams: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "switchyard_extproc_active_streams",
-			Help: "ext_proc streams currently open from Envoy (one per request, and one per attempt of a request with fallbacks).",
-		}),
-		tagged: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_tagged_requests_total",
-			Help: "Routed requests by tag set by a Lua hook (at most 16 keys and 64 values per key; the rest count as _other).",
-		}, []string{"tag", "value"}),
-		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "switchyard_request_attempts",
-			Help:    "Upstream attempts per request on routes with fallbacks, counted when the request is answered.",
-			Buckets: []float64{1, 2, 3, 4, 5, 8},
-		}),
-		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_fallbacks_total",
-			Help: "Requests moved from one provider to the next, by the failure that moved them (an HTTP status, or no_response for a refused, reset or silent attempt).",
-		}, []string{"from", "to", "reason"}),
-		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_provider_ejections_total",
-			Help: "Times a provider was put last in every fallback chain after consecutive failed attempts.",
-		}, []string{"provider"}),
-		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_rate_limited_total",
-			Help: "Requests refused with 429 because their client key was over a limit, by key name and limit.",
-		}, []string{"key", "limit"}),
-		sessionsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_session_requests_total",
-			Help: "Routed requests that carried a session key, by where the key came from (x-session-id, claude_code, codex, hook).",
-		}, []string{"source"}),
-		sessionsSeen: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_sessions_seen_total",
-			Help: "Distinct session keys seen; a session idle for an hour counts again when it returns (approximate past 100,000 sessions active within an hour).",
-		}),
-		affinityVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_affinity_routed_total",
-			Help: "Routed requests whose session key chose among several candidates, by what it chose (target: a weighted alias's target; key: a provider's key).",
-		}, []string{"kind"}),
-		loopGuardVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_loop_guard_refusals_total",
-			Help: "Requests refused by the loop guard (an identical request repeated over max_repeats within the window), by client key name.",
-		}, []string{"key_name"}),
-		keyCooldowns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_key_cooldowns_total",
-			Help: "Times a key of a provider's key pool answered 429 and was rested for its Retry-After, by provider and key (its key_env or key_file, never the key).",
-		}, []string{"provider", "key"}),
-		tagSeen: map[string]map[string]bool{},
-	}
-	m.keyAffinity = m.affinityVec.WithLabelValues("key")
-	m.sessions = make(map[string]prometheus.Counter, len(sessionSources))
-	for _, src := range sessionSources {
-		m.sessions[src] = m.sessionsVec.WithLabelValues(src)
-	}
-	m.affinity = m.affinityVec.WithLabelValues("target")
+	m := &Metrics{tagSeen: map[string]map[string]bool{}}
+	m.newRequestMetrics()
+	m.newFallbackMetrics()
+	m.newSessionMetrics()
 	if reg != nil {
 		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections, m.limited,
 			m.sessionsVec, m.sessionsSeen, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
 	}
 	return m
+}
+
+// newRequestMetrics makes the series every request counts in.
+func (m *Metrics) newRequestMetrics() {
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_requests_total",
+		Help: "Requests decided by the gateway, by provider, model route and status (\"routed\" or the error status sent to the client).",
+	}, []string{"provider", "model", "status"})
+	m.decision = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "switchyard_decision_duration_seconds",
+		Help:    "Time from the complete request body to the routing answer sent to Envoy, hooks included.",
+		Buckets: buckets.Work,
+	})
+	m.streams = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchyard_extproc_active_streams",
+		Help: "ext_proc streams currently open from Envoy (one per request, and one per attempt of a request with fallbacks).",
+	})
+	m.tagged = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_tagged_requests_total",
+		Help: "Routed requests by tag set by a Lua hook (at most 16 keys and 64 values per key; the rest count as _other).",
+	}, []string{"tag", "value"})
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_rate_limited_total",
+		Help: "Requests refused with 429 because their client key was over a limit, by key name and limit.",
+	}, []string{"key", "limit"})
+}
+
+// newFallbackMetrics makes the series of requests with fallbacks.
+func (m *Metrics) newFallbackMetrics() {
+	m.attempts = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "switchyard_request_attempts",
+		Help:    "Upstream attempts per request on routes with fallbacks, counted when the request is answered.",
+		Buckets: []float64{1, 2, 3, 4, 5, 8},
+	})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_fallbacks_total",
+		Help: "Requests moved from one provider to the next, by the failure that moved them (an HTTP status, or no_response for a refused, reset or silent attempt).",
+	}, []string{"from", "to", "reason"})
+	m.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_provider_ejections_total",
+		Help: "Times a provider was put last in every fallback chain after consecutive failed attempts.",
+	}, []string{"provider"})
+}
+
+// newSessionMetrics makes the series of sessions, affinity, key pools and
+// the loop guard; the counters a request uses are resolved once, so it pays
+// no label lookup.
+func (m *Metrics) newSessionMetrics() {
+	m.sessionsVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_session_requests_total",
+		Help: "Routed requests that carried a session key, by where the key came from (x-session-id, claude_code, codex, hook).",
+	}, []string{"source"})
+	m.sessionsSeen = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_sessions_seen_total",
+		Help: "Distinct session keys seen; a session idle for an hour counts again when it returns (approximate past 100,000 sessions active within an hour).",
+	})
+	m.affinityVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_affinity_routed_total",
+		Help: "Routed requests whose session key chose among several candidates, by what it chose (target: a weighted alias's target; key: a provider's key).",
+	}, []string{"kind"})
+	m.loopGuardVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_loop_guard_refusals_total",
+		Help: "Requests refused by the loop guard (an identical request repeated over max_repeats within the window), by client key name.",
+	}, []string{"key_name"})
+	m.keyCooldowns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_key_cooldowns_total",
+		Help: "Times a key of a provider's key pool answered 429 and was rested for its Retry-After, by provider and key (its key_env or key_file, never the key).",
+	}, []string{"provider", "key"})
+	m.keyAffinity = m.affinityVec.WithLabelValues("key")
+	m.affinity = m.affinityVec.WithLabelValues("target")
+	m.sessions = make(map[string]prometheus.Counter, len(sessionSources))
+	for _, src := range sessionSources {
+		m.sessions[src] = m.sessionsVec.WithLabelValues(src)
+	}
 }
 
 // countTags counts one routed request under each of its hook tags.

@@ -97,34 +97,17 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	if err != nil {
 		return Plan{}, err
 	}
-	model := fields.model
-	p := Plan{ClientAPI: req.API, Model: model, KeyName: req.Principal.Name}
+	p := Plan{ClientAPI: req.API, Model: fields.model, KeyName: req.Principal.Name}
 	sh := req.session
 	if req.Headers != nil {
 		sh = sessionHeadersFrom(req.Headers)
 	}
 	p.Session, p.SessionSource = sessionKey(sh, &fields)
-	rreq := routing.Request{API: req.API, Model: model, Principal: req.Principal}
+	rreq := routing.Request{API: req.API, Model: fields.model, Principal: req.Principal}
 	body := req.Body
 	if hooks != nil && hooks.HasOnRequest() {
-		res, err := runRequestHooks(ctx, hooks, router, req, model, p.Session)
-		p.Hooks = &res
-		if err != nil {
-			p.HookErr = err.cause
+		if body, err = p.runHooks(ctx, hooks, router, req, &rreq); err != nil {
 			return p, err
-		}
-		if res.Body != nil {
-			body = res.Body
-		}
-		if res.Model != "" {
-			rreq.Model = res.Model
-		}
-		rreq.Provider, rreq.Route = res.Provider, res.Route
-		if res.SessionSet && res.Session != p.Session {
-			p.Session, p.SessionSource = res.Session, sessionFromHook
-			if res.Session == "" {
-				p.SessionSource = ""
-			}
 		}
 	}
 	rreq.Session = p.Session
@@ -142,20 +125,52 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 			return p, loopRefusal(g)
 		}
 	}
+	return p, p.addAttempts(d, st, req.Path)
+}
+
+// runHooks runs the on_request hooks and applies what they chose to the
+// plan and the routing request; it returns the body the upstream gets.
+func (p *Plan) runHooks(ctx context.Context, hooks *luahooks.Set, router *routing.Router, req *Request, rreq *routing.Request) ([]byte, *apiError) {
+	res, err := runRequestHooks(ctx, hooks, router, req, p.Model, p.Session)
+	p.Hooks = &res
+	if err != nil {
+		p.HookErr = err.cause
+		return nil, err
+	}
+	body := req.Body
+	if res.Body != nil {
+		body = res.Body
+	}
+	if res.Model != "" {
+		rreq.Model = res.Model
+	}
+	rreq.Provider, rreq.Route = res.Provider, res.Route
+	if res.SessionSet && res.Session != p.Session {
+		p.Session, p.SessionSource = res.Session, sessionFromHook
+		if res.Session == "" {
+			p.SessionSource = ""
+		}
+	}
+	return body, nil
+}
+
+// addAttempts builds the plan's attempts from the decision: one, or for a
+// route with fallbacks or a key pool one per attempt, healthy first.
+func (p *Plan) addAttempts(d routing.Decision, st *state, path string) *apiError {
 	if len(d.Attempts) < 2 {
-		a, err := newAttempt(d, req.Path, body, p.Hooks)
+		a, err := newAttempt(d, path, p.Body, p.Hooks)
 		p.Attempts = []Attempt{a}
-		return p, err
+		return err
 	}
 	p.Retry = d.Retry
 	for _, d := range st.order(d.Attempts) {
-		a, err := newAttempt(d, req.Path, body, p.Hooks)
+		a, err := newAttempt(d, path, p.Body, p.Hooks)
 		if err != nil {
-			return p, err
+			return err
 		}
 		p.Attempts = append(p.Attempts, a)
 	}
-	return p, nil
+	return nil
 }
 
 // state is what the gateway remembers across requests that plans read:
