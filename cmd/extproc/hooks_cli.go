@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"switchyard/config"
 	"switchyard/luahooks"
@@ -26,8 +27,13 @@ const hooksUsage = `usage:
       print what each hook changed; with --config also print the routing
       decision (providers and routes given to req:provider/req:route are
       checked against it, and its hooks.files order, timeout and
-      failure_policy apply)
+      failure_policy apply; without it each hook may take up to 1s)
 `
+
+// dryRunHookTimeout is each hook's budget in a dry run without --config:
+// the run checks what hooks do, not how fast, and a first run on a busy
+// machine must not fail for the gateway's 5ms default.
+const dryRunHookTimeout = time.Second
 
 // runHooks implements `extproc hooks ...`; args follow "hooks".
 func runHooks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -129,7 +135,7 @@ func parseHooksFlags(name string, args []string, stderr io.Writer, test bool) (h
 // holds for dir.
 func loadRouter(path string) (*routing.Router, config.HooksConfig, error) {
 	if path == "" {
-		return nil, config.HooksConfig{}, nil
+		return nil, config.HooksConfig{Timeout: dryRunHookTimeout}, nil
 	}
 	r, err := routing.Load(path)
 	if err != nil {
