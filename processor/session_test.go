@@ -1,13 +1,10 @@
 package processor
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -17,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"switchyard/envoy"
+	"switchyard/internal/testkit"
 	"switchyard/luahooks"
 	"switchyard/routing"
 )
@@ -263,8 +261,8 @@ func BenchmarkAffinity(b *testing.B) {
 // hash, never by the key itself; so does a refusal's.
 func TestSessionInLogLine(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&syncWriter{w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf testkit.SyncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := compileRouter(t, sessionConfigYAML)
 	s := New(Options{Router: func() *routing.Router { return r }, Logger: log})
 	const session = "user_7f3a_account__session_c0ffee"
@@ -277,17 +275,6 @@ func TestSessionInLogLine(t *testing.T) {
 	if n := strings.Count(out, `"session":"`+sessionLogID(session)+`"`); n != 2 {
 		t.Errorf("the session's hash appears %d times in the log, want 2 (routed, refused):\n%s", n, out)
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // TestHookSetsSession: a hook reads the derived session and replaces it;
