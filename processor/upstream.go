@@ -141,20 +141,29 @@ func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
 	u.srv.attempts.answered(u.requestID, code, time.Since(u.started))
 	policy, _ := u.router.RetryPolicyByKey(u.plan.Retry)
 	failed := code >= 500 || (policy != nil && policy.Fails(code))
-	failures, duration := u.router.Config().EjectionPolicy()
 	ref := u.plan.Attempts[u.n-1]
-	provider := ref.Provider
 	if ref.Key != "" && code == http.StatusTooManyRequests {
 		// One key of a pool is over its limit, not the provider: rest the
 		// key, and let the provider's other keys carry on.
-		u.srv.health.coolKey(provider, ref.Key, retryAfter)
-		u.srv.opts.Metrics.keyCooldowns.WithLabelValues(provider, ref.Key).Inc()
-	} else if u.srv.health.record(provider, failed, retryAfter, ejection{failures, duration}) {
-		u.srv.opts.Metrics.ejections.WithLabelValues(provider).Inc()
-		u.srv.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "provider ejected from fallback chains",
-			slog.String("provider", provider), slog.Duration("for", duration))
+		u.srv.health.coolKey(ref.Provider, ref.Key, retryAfter)
+		u.srv.opts.Metrics.keyCooldowns.WithLabelValues(ref.Provider, ref.Key).Inc()
+	} else {
+		u.recordHealth(ctx, failed, retryAfter)
 	}
 	u.concluded = u.n == len(u.plan.Attempts) || policy == nil || !policy.Fails(code)
+}
+
+// recordHealth counts the attempt for or against its provider and ejects
+// a provider that keeps failing.
+func (u *attempt) recordHealth(ctx context.Context, failed bool, retryAfter string) {
+	failures, duration := u.router.Config().EjectionPolicy()
+	provider := u.plan.Attempts[u.n-1].Provider
+	if !u.srv.health.record(provider, failed, retryAfter, ejection{failures, duration}) {
+		return
+	}
+	u.srv.opts.Metrics.ejections.WithLabelValues(provider).Inc()
+	u.srv.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "provider ejected from fallback chains",
+		slog.String("provider", provider), slog.Duration("for", duration))
 }
 
 // finish ends the stream: the last attempt, or one whose answer goes to the
@@ -165,11 +174,7 @@ func (u *attempt) finish() {
 		return
 	}
 	if !u.answered {
-		failures, duration := u.router.Config().EjectionPolicy()
-		provider := u.plan.Attempts[u.n-1].Provider
-		if u.srv.health.record(provider, true, "", ejection{failures, duration}) {
-			u.srv.opts.Metrics.ejections.WithLabelValues(provider).Inc()
-		}
+		u.recordHealth(context.Background(), true, "")
 		u.concluded = u.n == len(u.plan.Attempts)
 	}
 	if !u.concluded {

@@ -201,15 +201,17 @@ func (r *Router) Attempt(provider, model string, api config.API, key string) (De
 }
 
 // CredentialHeaders lists every header a provider credential or a client
-// key travels in: an attempt removes all of them but its own.
-func (r *Router) CredentialHeaders() []string {
-	out := slices.Clone(ClientKeyHeaders)
+// key travels in: an attempt removes all of them but its own. Computed once
+// per config; shared, so callers must not modify it.
+func (r *Router) CredentialHeaders() []string { return r.credentialHeaders }
+
+func (r *Router) compileCredentialHeaders() {
+	r.credentialHeaders = slices.Clone(ClientKeyHeaders)
 	for _, p := range r.providers {
-		if p.credential != nil && !slices.Contains(out, p.credential.Name) {
-			out = append(out, p.credential.Name)
+		if p.credential != nil && !slices.Contains(r.credentialHeaders, p.credential.Name) {
+			r.credentialHeaders = append(r.credentialHeaders, p.credential.Name)
 		}
 	}
-	return out
 }
 
 // MissingRetryRoutes names the retry route entries next needs that Envoy,

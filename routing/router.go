@@ -52,6 +52,8 @@ type Router struct {
 	pooled    bool
 	poolRetry *RetryPolicy
 	config    *config.Config
+	// credentialHeaders: see CredentialHeaders.
+	credentialHeaders []string
 }
 
 type provider struct {
@@ -149,6 +151,7 @@ func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 	}
 	r.loopGuard = cfg.LoopGuard.Compile()
 	r.compileProviders(env)
+	r.compileCredentialHeaders()
 	r.compileRoutes()
 	if err := r.compileClientKeys(env); err != nil {
 		return nil, err
