@@ -324,15 +324,7 @@ ejection: {consecutive_failures: 1000}
 	})
 	time.Sleep(10 * time.Second)
 	events := l.stop()
-	failed := 0
-	for _, ev := range events {
-		if ev.err != nil || ev.status != 200 {
-			failed++
-			if failed < 3 {
-				t.Errorf("request failed: %v %d %s", ev.err, ev.status, ev.body)
-			}
-		}
-	}
+	failed := reportFailures(t, events, "under load")
 	t.Logf("%d requests in 10s, %d failed, first saw %d, second %d", len(events), failed, n.Load(), second.hits())
 	if failed > 0 || len(events) < 500 {
 		t.Errorf("%d of %d requests failed", failed, len(events))

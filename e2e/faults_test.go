@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -140,14 +139,7 @@ func TestConfigHotReloadUnderTraffic(t *testing.T) {
 
 	write := func(content string) {
 		t.Helper()
-		// Write beside and rename, as editors and config management do.
-		tmp := gw.configPath + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, gw.configPath); err != nil {
-			t.Fatal(err)
-		}
+		replaceFile(t, gw.configPath, content)
 	}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
@@ -183,15 +175,7 @@ func TestConfigHotReloadUnderTraffic(t *testing.T) {
 	}
 	l.waitRequests(t, 20)
 	events := l.stop()
-	failed := 0
-	for _, ev := range events {
-		if ev.err != nil || ev.status != 200 {
-			failed++
-			if failed <= 3 {
-				t.Errorf("request failed during reloads: %v %d %s", ev.err, ev.status, ev.body)
-			}
-		}
-	}
+	failed := reportFailures(t, events, "during reloads")
 	if len(events) < 50 {
 		t.Errorf("only %d requests ran during the reloads", len(events))
 	}

@@ -383,3 +383,16 @@ func (g *gateway) metrics(t testing.TB) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// replaceFile writes content beside path and renames it into place, as
+// editors and config management do, so a watcher never reads half a file.
+func replaceFile(t testing.TB, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}

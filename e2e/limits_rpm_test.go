@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,12 +56,7 @@ func TestRequestsPerMinute(t *testing.T) {
 
 	reloads := gw.metricOrFail(t, `switchyard_config_reloads_total{result="success"}`)
 	raised := strings.Replace(limited, "requests_per_minute: 5", "requests_per_minute: 8", 1)
-	if err := os.WriteFile(gw.configPath+".tmp", []byte(raised), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(gw.configPath+".tmp", gw.configPath); err != nil {
-		t.Fatal(err)
-	}
+	replaceFile(t, gw.configPath, raised)
 	waitMetric(t, gw, `switchyard_config_reloads_total{result="success"}`, reloads+1)
 	got = statuses(4, "/v1/chat/completions", goodBody, bearer(clientKeyA))
 	if time.Now().Truncate(time.Minute) != minute {

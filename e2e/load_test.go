@@ -162,3 +162,19 @@ func (l *loadRun) stop() []loadEvent {
 	defer l.mu.Unlock()
 	return l.events
 }
+
+// reportFailures reports the first three requests that did not get a 200,
+// saying when they ran, and returns how many did not.
+func reportFailures(t testing.TB, events []loadEvent, during string) int {
+	t.Helper()
+	failed := 0
+	for _, ev := range events {
+		if ev.err != nil || ev.status != 200 {
+			failed++
+			if failed <= 3 {
+				t.Errorf("request failed %s: %v %d %s", during, ev.err, ev.status, ev.body)
+			}
+		}
+	}
+	return failed
+}

@@ -317,13 +317,7 @@ func TestBrokenPushesUnderLoad(t *testing.T) {
 	}
 	atomicWrite := func(content string) {
 		t.Helper()
-		tmp := configPath + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, configPath); err != nil {
-			t.Fatal(err)
-		}
+		replaceFile(t, configPath, content)
 	}
 	const configFailures = `switchyard_config_reloads_total{result="failure"}`
 	pushes := []struct {
@@ -381,15 +375,7 @@ func TestBrokenPushesUnderLoad(t *testing.T) {
 	}
 	l.waitRequests(t, 20)
 	events := l.stop()
-	failed := 0
-	for _, ev := range events {
-		if ev.err != nil || ev.status != 200 {
-			failed++
-			if failed <= 3 {
-				t.Errorf("request failed during the pushes: %v %d %s", ev.err, ev.status, ev.body)
-			}
-		}
-	}
+	failed := reportFailures(t, events, "during the pushes")
 	if len(events) < 100 {
 		t.Errorf("only %d requests ran during the pushes", len(events))
 	}

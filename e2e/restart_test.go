@@ -18,13 +18,7 @@ func TestReloadNeedingRestartIsRefused(t *testing.T) {
 	}
 	push := func(content string) {
 		t.Helper()
-		tmp := s.gw.configPath + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, s.gw.configPath); err != nil {
-			t.Fatal(err)
-		}
+		replaceFile(t, s.gw.configPath, content)
 	}
 	big := `{"model":"gpt-exact","pad":"` + strings.Repeat("x", 40000) + `"}`
 	for _, change := range []struct{ name, content string }{

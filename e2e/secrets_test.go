@@ -195,12 +195,7 @@ client_keys:
 
 	// A broken config with a key written inline is refused without quoting it.
 	broken := strings.Replace(config, "auth: {type: bearer, key_env: SWY_SECRET_OPENAI}", "auth: {type: bearer, key: "+inlineKey+"}", 1)
-	if err := os.WriteFile(configPath+".tmp", []byte(broken), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(configPath+".tmp", configPath); err != nil {
-		t.Fatal(err)
-	}
+	replaceFile(t, configPath, broken)
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(gw.metrics(t), "switchyard_config_last_reload_successful 0") {
 		if time.Now().After(deadline) {

@@ -80,6 +80,30 @@ func finish(stream extprocv3.ExternalProcessor_ProcessClient) error {
 	return nil
 }
 
+// fullDuplexRequest sends one request as Envoy does in full-duplex mode
+// (headers and body without waiting) and reads both answers.
+func fullDuplexRequest(b *testing.B, ctx context.Context, client extprocv3.ExternalProcessorClient, hdr, body *extprocv3.ProcessingRequest) {
+	stream, err := client.Process(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := stream.Send(hdr); err != nil {
+		b.Fatal(err)
+	}
+	if err := stream.Send(body); err != nil {
+		b.Fatal(err)
+	}
+	if r, err := stream.Recv(); err != nil || r.GetRequestHeaders() == nil {
+		b.Fatalf("headers answer %v, %v", r, err)
+	}
+	if r, err := stream.Recv(); err != nil || r.GetRequestBody() == nil {
+		b.Fatalf("body answer %v, %v", r, err)
+	}
+	if err := finish(stream); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkBuffered is one request over a real gRPC stream in BUFFERED
 // mode: headers, wait for CONTINUE, body, wait for the decision.
 func BenchmarkBuffered(b *testing.B) {
@@ -127,25 +151,7 @@ func BenchmarkFullDuplex(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				stream, err := client.Process(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := stream.Send(hdr); err != nil {
-					b.Fatal(err)
-				}
-				if err := stream.Send(body); err != nil {
-					b.Fatal(err)
-				}
-				if r, err := stream.Recv(); err != nil || r.GetRequestHeaders() == nil {
-					b.Fatalf("headers answer %v, %v", r, err)
-				}
-				if r, err := stream.Recv(); err != nil || r.GetRequestBody() == nil {
-					b.Fatalf("body answer %v, %v", r, err)
-				}
-				if err := finish(stream); err != nil {
-					b.Fatal(err)
-				}
+				fullDuplexRequest(b, ctx, client, hdr, body)
 			}
 		})
 	}

@@ -140,25 +140,7 @@ func BenchmarkServerOptions(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := processCPU(b)
 			for b.Loop() {
-				stream, err := client.Process(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := stream.Send(hdr); err != nil {
-					b.Fatal(err)
-				}
-				if err := stream.Send(body); err != nil {
-					b.Fatal(err)
-				}
-				if r, err := stream.Recv(); err != nil || r.GetRequestHeaders() == nil {
-					b.Fatalf("headers answer %v, %v", r, err)
-				}
-				if r, err := stream.Recv(); err != nil || r.GetRequestBody() == nil {
-					b.Fatalf("body answer %v, %v", r, err)
-				}
-				if err := finish(stream); err != nil {
-					b.Fatal(err)
-				}
+				fullDuplexRequest(b, ctx, client, hdr, body)
 			}
 			// CPU time (client and server) is steadier than wall time on a
 			// shared machine: other processes' load delays, but is not billed.
