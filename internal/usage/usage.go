@@ -1,0 +1,272 @@
+// Package usage reads the token usage a provider reports in a response
+// body, exactly as reported, while the body streams past in chunks cut
+// anywhere. It knows the OpenAI Chat Completions, legacy Completions,
+// Embeddings and Responses APIs and the Anthropic Messages API, JSON and
+// streamed, and tells them apart by the shape of the usage object, so one
+// Reader serves every route. It knows nothing of Envoy or of where the
+// chunks come from.
+//
+// Where the usage is:
+//
+//	API                 JSON body   stream (text/event-stream)
+//	OpenAI chat         usage       the last chunk's usage (only with stream_options.include_usage;
+//	                                earlier chunks carry "usage":null)
+//	OpenAI completions  usage       as chat
+//	OpenAI embeddings   usage       (not streamed)
+//	OpenAI Responses    usage       response.usage of response.completed (or .incomplete, .failed)
+//	Anthropic Messages  usage       message.usage of message_start, then usage of message_delta
+//
+// In a stream, every event whose usage is an object updates the numbers it
+// names and keeps the others: Anthropic's message_delta output_tokens is a
+// running total, so the last one is the answer, and input or cache counts it
+// repeats replace those of message_start.
+//
+// # One normalisation
+//
+// The categories of Tokens are disjoint, so that Input + CacheRead +
+// CacheCreation + Output is every token billed and a sum over a label never
+// counts a token twice:
+//
+//   - Input is the input tokens neither read from nor written to a prompt
+//     cache. That is Anthropic's input_tokens as reported. OpenAI's
+//     prompt_tokens (Responses: input_tokens) includes its cached_tokens and
+//     cache_write_tokens, so those are taken out of Input (never below 0) and
+//     counted as CacheRead and CacheCreation.
+//   - CacheRead is OpenAI cached_tokens or Anthropic cache_read_input_tokens;
+//     CacheCreation is OpenAI cache_write_tokens or Anthropic
+//     cache_creation_input_tokens.
+//   - Output is output tokens as reported, reasoning included (both
+//     providers count it there).
+//   - Reasoning is the part of Output spent reasoning (OpenAI
+//     reasoning_tokens, Anthropic output_tokens_details.thinking_tokens): a
+//     breakdown, never added to a total.
+//
+// Numbers that are absent, null, negative or not numbers count as not
+// reported, and so does a body or event that is not valid JSON (a stream or
+// body cut short): gjson would otherwise read a half-received object.
+package usage
+
+import (
+	"bytes"
+
+	"github.com/tidwall/gjson"
+
+	"switchyard/internal/sse"
+)
+
+// Tokens is the usage of one response, normalised as the package doc says.
+type Tokens struct {
+	Input         int64 // input tokens neither read from nor written to a cache
+	Output        int64 // output tokens, reasoning included
+	CacheRead     int64 // input tokens read from a prompt cache
+	CacheCreation int64 // input tokens written to a prompt cache
+	Reasoning     int64 // the part of Output spent reasoning
+}
+
+// Add returns the sum of t and u, field by field.
+func (t Tokens) Add(u Tokens) Tokens {
+	return Tokens{
+		Input:         t.Input + u.Input,
+		Output:        t.Output + u.Output,
+		CacheRead:     t.CacheRead + u.CacheRead,
+		CacheCreation: t.CacheCreation + u.CacheCreation,
+		Reasoning:     t.Reasoning + u.Reasoning,
+	}
+}
+
+// IsZero reports whether no tokens were reported.
+func (t Tokens) IsZero() bool { return t == Tokens{} }
+
+// Total is every token billed: Input + CacheRead + CacheCreation + Output.
+// Reasoning is part of Output and not added again.
+func (t Tokens) Total() int64 { return t.Input + t.CacheRead + t.CacheCreation + t.Output }
+
+// MaxJSONBody bounds the JSON body a Reader keeps until Close. A longer body
+// reports no tokens and sets Truncated.
+const MaxJSONBody = 4 << 20
+
+// Reader reads the usage of one response body, fed in chunks with Write.
+// A streamed body (text/event-stream) is read event by event as it arrives
+// and keeps only the unfinished line; a JSON body is kept, up to
+// MaxJSONBody, and read at Close. A Reader is not safe for concurrent use.
+type Reader struct {
+	stream    bool
+	closed    bool
+	truncated bool
+	sc        sse.Scanner
+	emit      func(sse.Event) // r.event, bound once
+	body      []byte          // JSON body so far
+	got       reported
+}
+
+// reported holds the numbers under the provider's names; see Tokens for
+// what they become.
+type reported struct {
+	input         int64 // prompt_tokens / input_tokens
+	inputRead     int64 // OpenAI cached_tokens, counted in input
+	inputWrite    int64 // OpenAI cache_write_tokens, counted in input
+	cacheRead     int64 // Anthropic cache_read_input_tokens, not in input
+	cacheCreation int64 // Anthropic cache_creation_input_tokens, not in input
+	output        int64
+	reasoning     int64
+}
+
+// NewReader returns a Reader for a body that is a server-sent event stream
+// when stream is true (Content-Type text/event-stream), else one JSON
+// document.
+func NewReader(stream bool) *Reader {
+	r := &Reader{stream: stream}
+	r.emit = r.event
+	return r
+}
+
+// Write feeds the next chunk of the body. It never fails and does not keep
+// chunk after it returns. Writes after Close are ignored.
+func (r *Reader) Write(chunk []byte) {
+	if r.closed {
+		return
+	}
+	if r.stream {
+		r.sc.Feed(chunk, r.emit)
+		return
+	}
+	if r.truncated {
+		return
+	}
+	if len(r.body)+len(chunk) > MaxJSONBody {
+		r.truncated, r.body = true, nil
+		return
+	}
+	r.body = append(r.body, chunk...)
+}
+
+// Close ends the body and returns its usage. Calling it again returns the
+// same Tokens.
+func (r *Reader) Close() Tokens {
+	if r.closed {
+		return r.Tokens()
+	}
+	r.closed = true
+	if r.stream {
+		r.sc.Flush(r.emit)
+		return r.Tokens()
+	}
+	if gjson.ValidBytes(r.body) {
+		if u := gjson.GetBytes(r.body, "usage"); u.IsObject() {
+			r.got.merge(u)
+		}
+	}
+	r.body = nil
+	return r.Tokens()
+}
+
+// Tokens returns the usage reported so far: in a stream, what the events
+// read until now said; in a JSON body, nothing before Close.
+func (r *Reader) Tokens() Tokens {
+	g := r.got
+	in := g.input - g.inputRead - g.inputWrite
+	if in < 0 {
+		in = 0
+	}
+	return Tokens{
+		Input:         in,
+		Output:        g.output,
+		CacheRead:     g.inputRead + g.cacheRead,
+		CacheCreation: g.inputWrite + g.cacheCreation,
+		Reasoning:     g.reasoning,
+	}
+}
+
+// Truncated reports that part of the body went unread (a JSON body past
+// MaxJSONBody, an event stream line past the scanner's bound), so Tokens
+// may miss what the provider reported.
+func (r *Reader) Truncated() bool { return r.truncated || r.sc.Overflowed }
+
+// usagePaths are where a stream event carries its usage object: a chat
+// chunk or message_delta, message_start, a Responses API response.* event.
+var usagePaths = [...]string{"usage", "message.usage", "response.usage"}
+
+func (r *Reader) event(e sse.Event) {
+	if !hasUsageObject(e.Data) || !gjson.ValidBytes(e.Data) {
+		return
+	}
+	for _, p := range usagePaths {
+		if u := gjson.GetBytes(e.Data, p); u.IsObject() {
+			r.got.merge(u)
+			return
+		}
+	}
+}
+
+var usageKey = []byte(`"usage"`)
+
+// hasUsageObject is the cheap test run on every event: does `"usage":`
+// followed by an object occur? Text deltas and the `"usage":null` of
+// OpenAI chunks fail it without being parsed. (Inside a JSON string the
+// quotes would be escaped, so a match is a key.)
+func hasUsageObject(data []byte) bool {
+	for {
+		i := bytes.Index(data, usageKey)
+		if i < 0 {
+			return false
+		}
+		data = skipSpace(data[i+len(usageKey):])
+		if len(data) > 0 && data[0] == ':' {
+			if d := skipSpace(data[1:]); len(d) > 0 && d[0] == '{' {
+				return true
+			}
+		}
+	}
+}
+
+func skipSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}
+
+// merge takes the numbers u names, replacing earlier ones; a field u does
+// not name keeps its value.
+func (g *reported) merge(u gjson.Result) {
+	u.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "prompt_tokens", "input_tokens":
+			setNumber(&g.input, v)
+		case "completion_tokens", "output_tokens":
+			setNumber(&g.output, v)
+		case "cache_read_input_tokens":
+			setNumber(&g.cacheRead, v)
+		case "cache_creation_input_tokens":
+			setNumber(&g.cacheCreation, v)
+		case "prompt_tokens_details", "input_tokens_details":
+			v.ForEach(func(k, v gjson.Result) bool {
+				switch k.Str {
+				case "cached_tokens":
+					setNumber(&g.inputRead, v)
+				case "cache_write_tokens":
+					setNumber(&g.inputWrite, v)
+				}
+				return true
+			})
+		case "completion_tokens_details", "output_tokens_details":
+			v.ForEach(func(k, v gjson.Result) bool {
+				if k.Str == "reasoning_tokens" || k.Str == "thinking_tokens" {
+					setNumber(&g.reasoning, v)
+				}
+				return true
+			})
+		}
+		return true
+	})
+}
+
+// setNumber stores v in dst when it is a non-negative number.
+func setNumber(dst *int64, v gjson.Result) {
+	if v.Type != gjson.Number {
+		return
+	}
+	if n := v.Int(); n >= 0 {
+		*dst = n
+	}
+}
