@@ -83,10 +83,24 @@ type Config struct {
 	// LoopGuard applies to every client key without its own loop_guard,
 	// and to anonymous clients; nil: off.
 	LoopGuard *LoopGuardConfig `yaml:"loop_guard"`
+	// Usage counts the tokens of every request; nil: only those of keys
+	// with token limits (and of translated requests) are counted.
+	Usage *UsageConfig `yaml:"usage"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
 }
+
+// UsageConfig is the token accounting section.
+type UsageConfig struct {
+	// Enabled counts every response's tokens (switchyard_tokens_total and
+	// the request log). Each counted request costs an observing ext_proc
+	// stream on the response (docs/PERFORMANCE.md).
+	Enabled bool `yaml:"enabled"`
+}
+
+// CountsUsage reports whether every request's tokens are counted.
+func (c *Config) CountsUsage() bool { return c.Usage != nil && c.Usage.Enabled }
 
 // ProviderConfig is one upstream provider.
 type ProviderConfig struct {

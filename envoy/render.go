@@ -42,7 +42,15 @@ const (
 const (
 	PhaseMetadataKey = "x-switchyard-phase"
 	PhaseUpstream    = "upstream"
+	// PhaseResponse marks the streams of a response cluster's filter (one
+	// per request that needs its response body read or rewritten).
+	PhaseResponse = "response"
 )
+
+// ResponseFilterHeaders are the headers a response cluster's filter sends
+// extproc: the request id that finds the request's plan, and of the
+// response what accounting and translation read.
+var ResponseFilterHeaders = []string{"x-request-id", ":status", "content-type", "content-length", "content-encoding", "retry-after"}
 
 // DefaultIdleTimeout closes client connections, client streams and
 // upstream streams that stay silent this long. It must outlast the longest
@@ -139,6 +147,9 @@ type clusterData struct {
 	TLS              bool
 	// Attempt clusters run the upstream ext_proc filter on each attempt.
 	Attempt bool
+	// Response clusters run a filter that reads the response body:
+	// observing it (Observe) or rewriting it.
+	Response, Observe bool
 }
 
 // retryRouteData is one route entry for requests with fallbacks.
@@ -179,6 +190,8 @@ type templateData struct {
 	AttemptsNamespace, DefaultAttemptCluster string
 	AttemptBufferBytes                       int64
 	PhaseMetadataKey, PhaseUpstream          string
+	PhaseResponse                            string
+	ResponseFilterHeaders                    []string
 	GoogleGRPC                               bool
 	ExtProcTarget                            string
 	AccessLog                                string
@@ -332,6 +345,7 @@ func (o Options) data() (templateData, error) {
 	}
 	if d.ExtProc {
 		d.addFallbacks(o.RetryRoutes, maxBody)
+		d.addResponseClusters(o.Providers)
 	}
 	for _, c := range []string{d.DirectCluster, d.BaselineCluster} {
 		if c != "" && !seen[c] {
@@ -368,6 +382,26 @@ func (d *templateData) addFallbacks(routes []routing.RetryRoute, maxBody int64) 
 		d.Clusters = append(d.Clusters, c)
 	}
 	d.DefaultAttemptCluster = d.Clusters[len(d.Clusters)-1].Name
+}
+
+// addResponseClusters gives each provider its two response clusters. They
+// cost nothing until extproc sends a request there: only requests whose
+// usage is counted or whose answer is translated.
+func (d *templateData) addResponseClusters(providers []routing.Provider) {
+	d.PhaseMetadataKey, d.PhaseResponse = PhaseMetadataKey, PhaseResponse
+	d.ResponseFilterHeaders = ResponseFilterHeaders
+	seen := map[string]bool{}
+	for _, p := range providers {
+		if seen[p.Cluster] {
+			continue
+		}
+		seen[p.Cluster] = true
+		c := clusterData{Type: clusterType(p.Host), Host: p.Host, Port: p.Port, TLS: p.TLS, Response: true}
+		c.Name, c.Observe = routing.UsageClusterPrefix+p.Cluster, true
+		d.Clusters = append(d.Clusters, c)
+		c.Name, c.Observe = routing.TranslateClusterPrefix+p.Cluster, false
+		d.Clusters = append(d.Clusters, c)
+	}
 }
 
 // clusterType resolves names through DNS and uses literal addresses as they are.

@@ -41,6 +41,8 @@ type bodyFields struct {
 	promptCacheKey gjson.Result // OpenAI APIs: a session key
 	messages       gjson.Result // chat and Messages APIs: the conversation
 	input          gjson.Result // Responses API: the conversation
+	stream         bool         // the client asked for a stream
+	includeUsage   bool         // chat: stream_options.include_usage is true
 }
 
 // readBody validates the body and reads its model; see extractModel.
@@ -82,6 +84,10 @@ func readBody(body []byte) (bodyFields, *apiError) {
 			f.messages = v
 		case "input":
 			f.input = v
+		case "stream":
+			f.stream = v.Type == gjson.True
+		case "stream_options":
+			f.includeUsage = v.Get("include_usage").Type == gjson.True
 		}
 		return true
 	})

@@ -15,11 +15,11 @@ type endpoint struct {
 }
 
 var endpoints = []endpoint{
-	{path: "/v1/chat/completions", method: "POST", api: config.APIOpenAI},
+	{path: chatPath, method: "POST", api: config.APIOpenAI},
 	{path: "/v1/completions", method: "POST", api: config.APIOpenAI},
 	{path: "/v1/embeddings", method: "POST", api: config.APIOpenAI},
 	{path: "/v1/responses", method: "POST", api: config.APIOpenAI},
-	{path: "/v1/messages", method: "POST", api: config.APIAnthropic},
+	{path: messagesPath, method: "POST", api: config.APIAnthropic},
 	{path: "/v1/messages/count_tokens", method: "POST", api: config.APIAnthropic},
 	{path: "/v1/models", method: "GET", api: config.APIOpenAI, local: true},
 }
@@ -40,4 +40,17 @@ func lookupEndpoint(path string) (*endpoint, config.API) {
 		return nil, config.APIAnthropic
 	}
 	return nil, config.APIOpenAI
+}
+
+// Paths of the two endpoints the gateway translates between.
+const (
+	chatPath     = "/v1/chat/completions"
+	messagesPath = "/v1/messages"
+)
+
+// isChatPath reports whether the request calls a completions endpoint whose
+// streams report usage only when stream_options.include_usage asks.
+func isChatPath(path string) bool {
+	p := pathOnly(path)
+	return p == chatPath || p == "/v1/completions"
 }

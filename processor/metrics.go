@@ -43,6 +43,8 @@ type Metrics struct {
 	keyAffinity  prometheus.Counter
 	keyCooldowns *prometheus.CounterVec
 
+	usage usageMetrics
+
 	tagMu   sync.Mutex
 	tagSeen map[string]map[string]bool // key -> values with a series of their own
 }
@@ -53,9 +55,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.newRequestMetrics()
 	m.newFallbackMetrics()
 	m.newSessionMetrics()
+	m.usage = newUsageMetrics()
 	if reg != nil {
 		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections, m.limited,
 			m.sessionsVec, m.sessionsSeen, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
+		reg.MustRegister(m.usage.collectors()...)
 	}
 	return m
 }

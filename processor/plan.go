@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tidwall/sjson"
+
 	"switchyard/config"
 	"switchyard/luahooks"
 	"switchyard/routing"
@@ -50,6 +52,8 @@ type Plan struct {
 	Attempts []Attempt
 	// Retry says which failures move on to the next attempt; nil with one.
 	Retry *routing.RetryPolicy
+	// Response is what the gateway does with the answer (response.go).
+	Response ResponsePlan
 }
 
 // Fallback reports whether the plan has more than one attempt.
@@ -125,7 +129,32 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 			return p, loopRefusal(g)
 		}
 	}
-	return p, p.addAttempts(d, st, req.Path)
+	if err := p.addAttempts(d, st, req.Path); err != nil {
+		return p, err
+	}
+	return p, p.planResponse(router, req, &fields)
+}
+
+// planResponse decides whether the answer passes extproc: to count its
+// tokens (usage enabled) and, later, to translate it. A request with
+// fallbacks is not counted: its attempts pass their own filter.
+func (p *Plan) planResponse(router *routing.Router, req *Request, f *bodyFields) *apiError {
+	if p.Fallback() || !router.Config().CountsUsage() {
+		return nil
+	}
+	p.Response = ResponsePlan{Usage: true, Stream: f.stream}
+	a := &p.Attempts[0]
+	a.SetHeaders[0].Value = p.Response.cluster(a.Cluster)
+	if f.stream && !f.includeUsage && a.API == config.APIOpenAI && isChatPath(req.Path) {
+		// Chat streams report usage only when asked: ask, and the client
+		// gets the usage chunk (no choices) before [DONE] too.
+		b, err := sjson.SetBytes(a.Body, "stream_options.include_usage", true)
+		if err != nil {
+			return newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+		}
+		a.Body, a.BodyChanged = b, true
+	}
+	return nil
 }
 
 // runHooks runs the on_request hooks and applies what they chose to the

@@ -68,9 +68,12 @@ type Server struct {
 	inflight atomic.Int64
 	health   *health     // providers failing their attempts
 	attempts *attemptLog // attempts of requests with fallbacks, by request
-	limits   *limiter    // client keys' requests per minute
-	state    state       // what plans read across requests
-	sessions *sessionSet // sessions seen lately, for the metric
+	// responses hands requests whose answer extproc reads to their
+	// response streams, by request id.
+	responses *responseLog
+	limits    *limiter    // client keys' requests per minute
+	state     state       // what plans read across requests
+	sessions  *sessionSet // sessions seen lately, for the metric
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -83,7 +86,8 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), sessions: newSessionSet(), limits: newLimiter()}
+	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), responses: newResponseLog(),
+		sessions: newSessionSet(), limits: newLimiter()}
 	s.state = state{health: s.health, loops: newLoopGuard()}
 	return s
 }
@@ -103,6 +107,10 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	if isUpstreamPhase(stream.Context()) {
 		// An attempt of a request already admitted: not capped again.
 		return s.processAttempt(stream)
+	}
+	if isResponsePhase(stream.Context()) {
+		// The answer of a request already admitted.
+		return s.processResponse(stream)
 	}
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
@@ -222,6 +230,9 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	}
 	x.tags = p.Tags()
 	x.record(ctx, &p)
+	if p.Response.needed() {
+		x.srv.responses.put(x.req.RequestID, x.job(&p))
+	}
 	return encodePlan(&p, x.req.Path, x.duplex)
 }
 
@@ -245,14 +256,23 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 		}
 	}
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
-	// A request with fallbacks is logged once answered, with its attempts.
-	if log := x.srv.opts.Logger; !p.Fallback() && log.Enabled(ctx, slog.LevelDebug) {
+	// A request with fallbacks is logged once answered, with its attempts,
+	// and one whose answer is read once answered, with its tokens.
+	if log := x.srv.opts.Logger; !p.Fallback() && !p.Response.needed() && log.Enabled(ctx, slog.LevelDebug) {
 		log.LogAttrs(ctx, slog.LevelDebug, "routed",
 			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
 			slog.String("model", p.Model), slog.String("provider", a.Provider),
 			slog.String("upstream_model", a.Model), slog.String("route", a.Route),
 			slog.String("key_name", p.KeyName), slog.String("session", sessionLogID(p.Session)), slog.Any("tags", x.tags))
 	}
+}
+
+// job is what the request's response stream needs of it.
+func (x *exchange) job(p *Plan) *responseJob {
+	a := &p.Attempts[0]
+	return &responseJob{queued: time.Now(), plan: p.Response, principal: x.req.Principal,
+		clientAPI: p.ClientAPI, upstream: a.API, path: x.req.Path, model: p.Model, provider: a.Provider,
+		upstreamModel: a.Model, route: a.Route, session: p.Session, metricModel: metricModel(a), tags: x.tags}
 }
 
 // metricModel is the model label: the route that matched, or provider/* for

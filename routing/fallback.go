@@ -32,6 +32,16 @@ const AttemptsNamespace = "switchyard.attempts"
 // Provider clusters cannot contain "|", so the names never collide.
 const AttemptClusterPrefix = "attempt|"
 
+// The response clusters: each provider's endpoint behind an upstream
+// ext_proc filter that sees the response body, for the requests that need
+// it and only those. UsageClusterPrefix's filter observes (Envoy does not
+// wait for extproc: token accounting adds no latency); TranslateClusterPrefix's
+// rewrites the body, chunk by chunk, into the client's API.
+const (
+	UsageClusterPrefix     = "usage|"
+	TranslateClusterPrefix = "translate|"
+)
+
 // RetryPolicy is when an attempt has failed and how many a request may
 // take. Key names the Envoy route entry that applies it.
 type RetryPolicy struct {
@@ -166,6 +176,9 @@ func (rt *route) chain(first Decision, picked *target, req *Request, api int) []
 	add := func(t *target) {
 		if rt.retry.Attempts > 0 && len(out) >= rt.retry.Attempts {
 			return
+		}
+		if t.provider.info.Schema != first.API {
+			return // a chain speaks one API: the body is translated once, if at all
 		}
 		if d, err := direct(t.provider, t.modelFor(req), req, rt.name); err == nil {
 			out = append(out, d)

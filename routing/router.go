@@ -369,6 +369,10 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 
 func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 	c := &rt.byAPI[api]
+	if len(c.targets) == 0 && req.Translate {
+		api = 1 - api
+		c = &rt.byAPI[api]
+	}
 	if len(c.targets) == 0 {
 		return Decision{}, Errorf(KindInvalidRequest, "model %q is served with the %s API, not the %s API; call the %s endpoint",
 			req.Model, rt.targets[0].provider.info.Schema, req.API, rt.targets[0].provider.info.Schema)
@@ -431,7 +435,7 @@ func (t *target) modelFor(req *Request) string {
 }
 
 func direct(p *provider, model string, req *Request, routeName string) (Decision, error) {
-	if p.info.Schema != req.API {
+	if p.info.Schema != req.API && !req.Translate {
 		return Decision{}, Errorf(KindInvalidRequest, "provider %q serves the %s API, not the %s API; call the %s endpoint for model %q",
 			p.info.Name, p.info.Schema, req.API, p.info.Schema, req.Model)
 	}

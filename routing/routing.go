@@ -83,6 +83,10 @@ type Request struct {
 	// Pick chooses among weighted targets; it must return a value in
 	// [0, total). Nil uses math/rand/v2.
 	Pick func(total int) int
+	// Translate says the client's endpoint has a counterpart in the other
+	// API (chat completions and messages): a model served only with the
+	// other API is then routed there, and the gateway translates.
+	Translate bool
 	// Session is the request's session key, "" for none. With one, every
 	// request of the session picks the same weighted target (rendezvous
 	// hashing) and Pick is not used.

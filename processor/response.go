@@ -1,0 +1,253 @@
+package processor
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc/metadata"
+
+	"switchyard/config"
+	"switchyard/envoy"
+	"switchyard/routing"
+	"switchyard/internal/usage"
+)
+
+// ResponsePlan is what the gateway does with the upstream's answer, as
+// plain data. The zero value does nothing, and the answer never passes
+// extproc: only requests that need it pay for a response stream.
+type ResponsePlan struct {
+	// Usage counts the answer's tokens (metrics, log, token limits).
+	Usage bool
+	// Translate rewrites the answer from the upstream's API into the
+	// client's; it counts the tokens too.
+	Translate bool
+	// Stream is true when the client asked for a stream.
+	Stream bool
+}
+
+// needed reports whether the answer passes a response cluster.
+func (r ResponsePlan) needed() bool { return r.Usage || r.Translate }
+
+// cluster names the cluster the request goes to: the provider's own, or
+// one of its response clusters.
+func (r ResponsePlan) cluster(c string) string {
+	switch {
+	case r.Translate:
+		return routing.TranslateClusterPrefix + c
+	case r.Usage:
+		return routing.UsageClusterPrefix + c
+	}
+	return c
+}
+
+// isResponsePhase reports whether a stream comes from a response cluster's
+// filter.
+func isResponsePhase(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md.Get(envoy.PhaseMetadataKey)
+	return len(v) == 1 && v[0] == envoy.PhaseResponse
+}
+
+// responseJob is what a response stream needs of its request, handed over
+// from the router-level filter's decision by request id.
+type responseJob struct {
+	queued    time.Time
+	plan      ResponsePlan
+	principal routing.Principal
+	clientAPI config.API
+	upstream  config.API
+	// For the metrics and the request's log line.
+	path, model, provider, upstreamModel, route, session string
+	metricModel                                          string
+	tags                                                 map[string]string
+}
+
+// responseLog holds the jobs of requests on their way to a response
+// cluster. A job is taken when its response stream starts; one whose
+// request never reached the provider (client gone, upstream refused) goes
+// after maxAttemptAge.
+type responseLog struct {
+	mu        sync.Mutex
+	jobs      map[string]*responseJob
+	lastSweep time.Time
+}
+
+func newResponseLog() *responseLog { return &responseLog{jobs: map[string]*responseJob{}} }
+
+func (l *responseLog) put(id string, j *responseJob) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if j.queued.Sub(l.lastSweep) > sweepInterval {
+		for k, old := range l.jobs {
+			if j.queued.Sub(old.queued) > maxAttemptAge {
+				delete(l.jobs, k)
+			}
+		}
+		l.lastSweep = j.queued
+	}
+	l.jobs[id] = j
+}
+
+func (l *responseLog) take(id string) *responseJob {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	j := l.jobs[id]
+	delete(l.jobs, id)
+	return j
+}
+
+// processResponse handles one response cluster's stream: count the
+// answer's tokens as it passes and, for a translated request, rewrite it.
+// In observability mode (usage clusters) Envoy expects no answers.
+func (s *Server) processResponse(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	r := responseStream{srv: s}
+	defer r.end(context.Background())
+	return serveStream(stream, r.handle)
+}
+
+// responseStream is the state of one response stream.
+type responseStream struct {
+	srv       *Server
+	job       *responseJob // nil: the request is unknown, the answer passes as it is
+	requestID string
+	sent      time.Time // the request left for the provider
+	firstByte time.Time
+	status    int
+	tokens    *usage.Reader
+	rewrite   *rewriter // nil unless translating
+	ended     bool
+}
+
+func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
+	var resp *extprocv3.ProcessingResponse
+	switch v := msg.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		r.begin(v.RequestHeaders)
+		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		hm := r.onHeaders(v.ResponseHeaders)
+		if v.ResponseHeaders.GetEndOfStream() {
+			r.end(ctx)
+		}
+		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{
+			Response: &extprocv3.CommonResponse{HeaderMutation: hm}}}}
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		body := r.onBody(ctx, v.ResponseBody.GetBody(), v.ResponseBody.GetEndOfStream())
+		common := &extprocv3.CommonResponse{}
+		if r.rewrite != nil {
+			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
+		}
+		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: common}}}
+	default:
+		return nil
+	}
+	if msg.GetObservabilityMode() {
+		return nil
+	}
+	return []*extprocv3.ProcessingResponse{resp}
+}
+
+// begin finds the request's job by its id.
+func (r *responseStream) begin(h *extprocv3.HttpHeaders) {
+	r.sent = time.Now()
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		if hv.Key == "x-request-id" {
+			r.requestID = headerValue(hv)
+		}
+	}
+	r.job = r.srv.responses.take(r.requestID)
+	if r.job == nil {
+		r.srv.opts.Logger.LogAttrs(context.Background(), slog.LevelWarn, "response of an unknown request passes as it is",
+			slog.String("request_id", r.requestID))
+	}
+}
+
+// onHeaders reads the status and the body's format; a translated answer
+// loses its Content-Length (the body changes size) and may change status.
+func (r *responseStream) onHeaders(h *extprocv3.HttpHeaders) *extprocv3.HeaderMutation {
+	contentType := ""
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		switch hv.Key {
+		case ":status":
+			r.status, _ = strconv.Atoi(headerValue(hv))
+		case "content-type":
+			contentType = headerValue(hv)
+		}
+	}
+	if r.job == nil {
+		return nil
+	}
+	stream := strings.HasPrefix(contentType, "text/event-stream")
+	if r.status < 300 {
+		r.tokens = usage.NewReader(stream)
+	}
+	if !r.job.plan.Translate {
+		return nil
+	}
+	r.rewrite = newRewriter(r.job, r.status, stream)
+	hm := &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
+	if r.rewrite.status != r.status {
+		hm.SetHeaders = append(hm.SetHeaders, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: ":status", RawValue: []byte(strconv.Itoa(r.rewrite.status))},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	return hm
+}
+
+// onBody counts a chunk and returns what the client gets in its place
+// (translated requests only).
+func (r *responseStream) onBody(ctx context.Context, chunk []byte, eos bool) []byte {
+	if r.firstByte.IsZero() && len(chunk) > 0 {
+		r.firstByte = time.Now()
+	}
+	if r.tokens != nil {
+		r.tokens.Write(chunk)
+	}
+	var out []byte
+	if r.rewrite != nil {
+		out = r.rewrite.write(chunk, eos)
+	}
+	if eos {
+		r.end(ctx)
+	}
+	return out
+}
+
+// end counts and logs the answer, once: at the end of its body, or when
+// the stream closes early (the client or the provider went away).
+func (r *responseStream) end(ctx context.Context) {
+	if r.ended || r.job == nil {
+		return
+	}
+	r.ended = true
+	j := r.job
+	var t usage.Tokens
+	if r.tokens != nil {
+		t = r.tokens.Close()
+	}
+	m := r.srv.opts.Metrics
+	m.usage.count(j.principal.Name, j.provider, j.metricModel, t)
+	now := time.Now()
+	if !r.firstByte.IsZero() {
+		m.usage.firstToken.WithLabelValues(j.provider, j.metricModel).Observe(r.firstByte.Sub(r.sent).Seconds())
+	}
+	m.usage.duration.WithLabelValues(j.provider, j.metricModel).Observe(now.Sub(r.sent).Seconds())
+	if log := r.srv.opts.Logger; log.Enabled(ctx, slog.LevelDebug) {
+		log.LogAttrs(ctx, slog.LevelDebug, "routed",
+			slog.String("request_id", r.requestID), slog.String("path", pathOnly(j.path)),
+			slog.String("model", j.model), slog.String("provider", j.provider),
+			slog.String("upstream_model", j.upstreamModel), slog.String("route", j.route),
+			slog.String("key_name", j.principal.Name), slog.String("session", sessionLogID(j.session)), slog.Any("tags", j.tags),
+			slog.Int("status", r.status), slog.Bool("translated", j.plan.Translate),
+			slog.Int64("input_tokens", t.Input), slog.Int64("output_tokens", t.Output),
+			slog.Int64("cache_read_tokens", t.CacheRead), slog.Int64("cache_creation_tokens", t.CacheCreation),
+			slog.Int64("reasoning_tokens", t.Reasoning))
+	}
+}

@@ -1,0 +1,90 @@
+package processor
+
+import (
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/metadata"
+
+	"switchyard/envoy"
+	"switchyard/routing"
+)
+
+// A counted request goes to its provider's usage cluster, a chat stream
+// asks for its usage, and the response stream counts what the provider
+// reported without answering Envoy (observability mode).
+func TestUsageCountedOnResponseStream(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(prometheus.NewRegistry())
+	r := compileRouter(t, testConfigYAML+"usage: {enabled: true}\n")
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: m})
+
+	body := `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	sent := run(t, s, script(fullDuplex, append(post("/v1/chat/completions", bearer(keyTeamB)...), "x-request-id", "req-1"), body)...)
+	hm := sent[0].GetRequestHeaders().GetResponse().GetHeaderMutation()
+	if got := headerIn(hm, routing.ClusterHeader); got != routing.UsageClusterPrefix+"openai" {
+		t.Errorf("cluster header %q, want the usage cluster", got)
+	}
+	if got := string(sent[1].GetRequestBody().GetResponse().GetBodyMutation().GetStreamedResponse().GetBody()); !strings.Contains(got, `"include_usage":true`) {
+		t.Errorf("upstream body %s does not ask for usage", got)
+	}
+
+	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(envoy.PhaseMetadataKey, envoy.PhaseResponse))
+	observed := func(msg *extprocv3.ProcessingRequest) *extprocv3.ProcessingRequest {
+		msg.ObservabilityMode = true
+		return msg
+	}
+	st := newFakeStream(ctx,
+		observed(headersMsg(0, true, "x-request-id", "req-1")),
+		observed(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("text/event-stream")}}}}}}),
+		observed(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+			Body: []byte("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_")}}}),
+		observed(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+			Body: []byte("tokens\":12,\"completion_tokens\":7}}\n\ndata: [DONE]\n\n"), EndOfStream: true}}}),
+	)
+	if err := s.Process(st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.sent) != 0 {
+		t.Errorf("answered %d messages in observability mode", len(st.sent))
+	}
+	for typ, want := range map[string]float64{"input": 12, "output": 7} {
+		if got := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "openai", "gpt-4o", typ)); got != want {
+			t.Errorf("%s tokens = %v, want %v", typ, got, want)
+		}
+	}
+	if s.responses.take("req-1") != nil {
+		t.Error("the request's job outlived its response stream")
+	}
+}
+
+// Without usage on, nothing changes: the provider's own cluster, the body as sent.
+func TestUsageOffChangesNothing(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	body := `{"model":"gpt-4o","stream":true,"messages":[]}`
+	sent := run(t, s, script(fullDuplex, append(post("/v1/chat/completions", bearer(keyTeamB)...), "x-request-id", "req-2"), body)...)
+	if got := headerIn(sent[0].GetRequestHeaders().GetResponse().GetHeaderMutation(), routing.ClusterHeader); got != "openai" {
+		t.Errorf("cluster header %q, want openai", got)
+	}
+	if got := string(sent[1].GetRequestBody().GetResponse().GetBodyMutation().GetStreamedResponse().GetBody()); got != body {
+		t.Errorf("upstream body %s, want it unchanged", got)
+	}
+	if s.responses.take("req-2") != nil {
+		t.Error("a job was queued for a request nobody counts")
+	}
+}
+
+func headerIn(hm *extprocv3.HeaderMutation, name string) string {
+	for _, h := range hm.GetSetHeaders() {
+		if h.GetHeader().GetKey() == name {
+			return string(h.GetHeader().GetRawValue())
+		}
+	}
+	return ""
+}

@@ -1,0 +1,53 @@
+package processor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/internal/buckets"
+	"switchyard/internal/usage"
+)
+
+// usageMetrics are the series of counted responses. The names follow
+// OpenTelemetry's gen_ai metrics (gen_ai.client.token.usage,
+// gen_ai.server.time_to_first_token, gen_ai.server.request.duration) as
+// Prometheus spells them.
+type usageMetrics struct {
+	tokens     *prometheus.CounterVec
+	firstToken *prometheus.HistogramVec
+	duration   *prometheus.HistogramVec
+}
+
+func newUsageMetrics() usageMetrics {
+	return usageMetrics{
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_tokens_total",
+			Help: "Tokens as the provider reported them, by client key, provider, model route and type (input, output, cache_read, cache_creation, reasoning).",
+		}, []string{"key", "provider", "model", "type"}),
+		firstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_time_to_first_token_seconds",
+			Help:    "Time from the request leaving for the provider to the first byte of the response body, for counted requests.",
+			Buckets: buckets.LLM,
+		}, []string{"provider", "model"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_request_duration_seconds",
+			Help:    "Time from the request leaving for the provider to the end of the response body, for counted requests.",
+			Buckets: buckets.LLM,
+		}, []string{"provider", "model"}),
+	}
+}
+
+func (m usageMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.tokens, m.firstToken, m.duration}
+}
+
+// count adds one response's tokens; types with none add no series.
+func (m usageMetrics) count(key, provider, model string, t usage.Tokens) {
+	for _, c := range []struct {
+		name string
+		n    int64
+	}{{"input", t.Input}, {"output", t.Output}, {"cache_read", t.CacheRead}, {"cache_creation", t.CacheCreation}, {"reasoning", t.Reasoning}} {
+		if c.n > 0 {
+			m.tokens.WithLabelValues(key, provider, model, c.name).Add(float64(c.n))
+		}
+	}
+}
