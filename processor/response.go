@@ -14,8 +14,8 @@ import (
 
 	"switchyard/config"
 	"switchyard/envoy"
-	"switchyard/routing"
 	"switchyard/internal/usage"
+	"switchyard/routing"
 )
 
 // ResponsePlan is what the gateway does with the upstream's answer, as
