@@ -20,7 +20,7 @@ var endpoints = []endpoint{
 	{path: "/v1/embeddings", method: "POST", api: config.APIOpenAI},
 	{path: "/v1/responses", method: "POST", api: config.APIOpenAI},
 	{path: messagesPath, method: "POST", api: config.APIAnthropic},
-	{path: "/v1/messages/count_tokens", method: "POST", api: config.APIAnthropic},
+	{path: countTokensPath, method: "POST", api: config.APIAnthropic},
 	{path: "/v1/models", method: "GET", api: config.APIOpenAI, local: true},
 }
 
@@ -44,8 +44,9 @@ func lookupEndpoint(path string) (*endpoint, config.API) {
 
 // Paths of the two endpoints the gateway translates between.
 const (
-	chatPath     = "/v1/chat/completions"
-	messagesPath = "/v1/messages"
+	chatPath        = "/v1/chat/completions"
+	messagesPath    = "/v1/messages"
+	countTokensPath = "/v1/messages/count_tokens"
 )
 
 // isChatPath reports whether the request calls a completions endpoint whose

@@ -145,6 +145,8 @@ func (p *Plan) planResponse(router *routing.Router, req *Request, f *bodyFields)
 	p.Response = ResponsePlan{Usage: true, Stream: f.stream}
 	a := &p.Attempts[0]
 	a.SetHeaders[0].Value = p.Response.cluster(a.Cluster)
+	// Counted answers must come as they are, not compressed.
+	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"accept-encoding"})
 	if f.stream && !f.includeUsage && a.API == config.APIOpenAI && isChatPath(req.Path) {
 		// Chat streams report usage only when asked: ask, and the client
 		// gets the usage chunk (no choices) before [DONE] too.

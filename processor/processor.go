@@ -116,14 +116,15 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	defer s.inflight.Add(-1)
 
 	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
-	return serveStream(stream, r.handle)
+	return serveStream(stream, r.handle, nil)
 }
 
-// serveStream reads Envoy's messages until the stream ends and sends what
-// handle answers to each.
-func serveStream(stream extprocv3.ExternalProcessor_ProcessServer, handle func(context.Context, *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse) error {
+// serveStream reads Envoy's messages until the stream ends, or done (when
+// not nil) says there is nothing more to do, and sends what handle answers
+// to each.
+func serveStream(stream extprocv3.ExternalProcessor_ProcessServer, handle func(context.Context, *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse, done func() bool) error {
 	ctx := stream.Context()
-	for {
+	for done == nil || !done() {
 		msg, err := stream.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || ctx.Err() != nil {
@@ -137,6 +138,7 @@ func serveStream(stream extprocv3.ExternalProcessor_ProcessServer, handle func(c
 			}
 		}
 	}
+	return nil
 }
 
 // exchange is the state of one request across its ext_proc messages.

@@ -108,7 +108,9 @@ func (l *responseLog) take(id string) *responseJob {
 func (s *Server) processResponse(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	r := responseStream{srv: s}
 	defer r.end(context.Background())
-	return serveStream(stream, r.handle)
+	// The stream ends as soon as the answer is counted: in observability
+	// mode Envoy would keep it open for its deferred close (5 s) otherwise.
+	return serveStream(stream, r.handle, func() bool { return r.ended })
 }
 
 // responseStream is the state of one response stream.

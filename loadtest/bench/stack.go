@@ -46,6 +46,9 @@ type StackConfig struct {
 	// clusters of the mock, every request with a session key, so that
 	// session affinity (rendezvous hashing) runs on each request.
 	Session bool
+	// Features add one path each, gateway_FEATURE: the gateway path with
+	// one feature on (Features lists them), measured in the same run.
+	Features []string
 	// EnvoyDefaultWorkers adds the envoy_default path: Envoy alone with
 	// Envoy's own worker count (one per CPU), as `make run` starts it.
 	EnvoyDefaultWorkers bool
@@ -119,6 +122,23 @@ func sessionGatewayConfig(upstream string) string {
 		"routes:\n  - model: \"*\"\n    targets:\n      - {provider: mock, weight: 3}\n      - {provider: mock_b, weight: 1}\n"
 }
 
+// A feature path is the gateway path with one feature on: its config and
+// the headers every request carries.
+type feature struct {
+	config  func(upstream string) string
+	headers map[string]string
+}
+
+// Features are the gateway features a run can measure, by name
+// (gateway_NAME paths).
+var Features = map[string]feature{
+	// usage: every request's tokens counted (an observing response stream).
+	"usage": {config: func(u string) string { return gatewayConfig(u, "") + "usage: {enabled: true}\n" }},
+}
+
+// FeaturePath is the path name of the feature called name.
+func FeaturePath(name string) string { return PathGateway + "_" + name }
+
 // Path names of the stack, in the order StartStack returns them.
 const (
 	PathDirect          = "direct"
@@ -189,6 +209,17 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		}
 		instances = append(instances, instance{name: PathSession, config: sessionConfig, extproc: true,
 			headers: map[string]string{"x-session-id": "bench-session-1"}})
+	}
+	for _, name := range cfg.Features {
+		f, ok := Features[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown feature %q", name)
+		}
+		file := filepath.Join(cfg.Dir, FeaturePath(name)+".yaml")
+		if err := os.WriteFile(file, []byte(f.config(cfg.UpstreamURL)), 0o644); err != nil {
+			return nil, fmt.Errorf("writing config: %w", err)
+		}
+		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers})
 	}
 	for _, v := range cfg.Variants {
 		instances = append(instances, instance{name: VariantPath(v.Name), config: plain, extproc: true,

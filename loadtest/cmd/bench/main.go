@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -64,8 +65,10 @@ type flags struct {
 	envoyDefault bool
 	// session adds the gateway_session path (session affinity on every request).
 	session bool
-	peers   []string // "litellm"
-	litellm string   // the litellm executable
+	// features add gateway_FEATURE paths (bench.Features).
+	features []string
+	peers    []string // "litellm"
+	litellm  string   // the litellm executable
 	// variants add gateway_NAME paths (A/B in the same run).
 	variants []bench.Variant
 	// check compares the run's CPU ratios with the figures in this file
@@ -126,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		f.variants = append(f.variants, vr)
 		return nil
 	})
+	features := fs.String("features", "", "comma-separated features to add as gateway_FEATURE paths: "+strings.Join(slices.Sorted(maps.Keys(bench.Features)), ", "))
 	kinds := fs.String("kinds", "", "comma-separated kinds of stage to run: serial, closed, open, stream (default all)")
 	fs.StringVar(&f.check, "check", "", "guard mode (make bench-check): envoy and gateway at 300 VUs, three rounds of 10s; exit non-zero when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone, are more than 25 % above the figures in this file")
 	fs.BoolVar(&f.checkUpdate, "check-update", false, "with -check: write this run's figures to the file instead of comparing")
@@ -154,8 +158,21 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 			f.peers = append(f.peers, p)
 		}
 	}
+	if *features != "" {
+		for _, name := range strings.Split(*features, ",") {
+			if _, ok := bench.Features[name]; !ok {
+				errs = append(errs, fmt.Errorf("-features: unknown feature %q", name))
+				continue
+			}
+			f.features = append(f.features, name)
+		}
+	}
 	if *paths != "" {
 		for _, p := range strings.Split(*paths, ",") {
+			if slices.Contains(f.features, strings.TrimPrefix(p, bench.PathGateway+"_")) {
+				f.paths = append(f.paths, p)
+				continue
+			}
 			if !slices.Contains(knownPaths, p) && !slices.ContainsFunc(f.variants, func(v bench.Variant) bool { return bench.VariantPath(v.Name) == p }) {
 				errs = append(errs, fmt.Errorf("-paths: unknown path %q (known: %s)", p, strings.Join(knownPaths, ", ")))
 				continue
@@ -349,6 +366,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
 		EnvoyDefaultWorkers: f.envoyDefault && f.check == "",
 		Session:             f.session,
+		Features:            f.features,
 	}
 	sc.Variants = f.variants
 	if slices.Contains(f.peers, bench.PathLiteLLM) {
