@@ -355,6 +355,10 @@ func (v *vm) setupAPI() {
 			L.Push(lua.LNumber(c.res.Status))
 		case "request_id":
 			L.Push(lua.LString(c.res.RequestID))
+		case "api":
+			L.Push(lua.LString(c.res.API))
+		case "upstream_api":
+			L.Push(lua.LString(c.res.UpstreamAPI))
 		case "tags":
 			t, _ := v.conv.fromGo(c.res.Tags, 0)
 			if c.res.Tags == nil {

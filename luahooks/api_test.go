@@ -305,18 +305,19 @@ function on_response(res)
   res:set_header("x-status", tostring(res.status))
   res:set_header("x-team", res.tags.team or "none")
   res:set_header("x-rid", res.request_id .. ":" .. res:header("Content-Type"))
+  res:set_header("x-apis", res.api .. ">" .. res.upstream_api)
   res:remove_header("server")
 end`)
 	if !s.HasOnRequest() || !s.HasOnResponse() {
 		t.Fatalf("HasOnRequest, HasOnResponse = %v, %v; want true, true", s.HasOnRequest(), s.HasOnResponse())
 	}
-	got, err := s.OnResponse(context.Background(), &Response{Status: 201, RequestID: "r9",
+	got, err := s.OnResponse(context.Background(), &Response{Status: 201, RequestID: "r9", API: "openai", UpstreamAPI: "anthropic",
 		Headers: map[string]string{"content-type": "text/plain", "server": "x"}, Tags: map[string]string{"team": "a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ResponseResult{
-		SetHeaders:    map[string]string{"x-status": "201", "x-team": "a", "x-rid": "r9:text/plain"},
+		SetHeaders:    map[string]string{"x-status": "201", "x-team": "a", "x-rid": "r9:text/plain", "x-apis": "openai>anthropic"},
 		RemoveHeaders: []string{"server"},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(ResponseResult{}, "Changes")); diff != "" {

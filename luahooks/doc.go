@@ -39,6 +39,8 @@
 //	return req:reject(s, msg)   refuse the request: status s (400-599) and msg in the API's
 //	                            error shape; later hooks do not run
 //	res.status, res.request_id  upstream status; request id
+//	res.api, res.upstream_api   the client's API and the provider's ("openai" or "anthropic");
+//	                            they differ when the gateway translated the request
 //	res.tags                    table of the tags set by on_request hooks
 //	res:header(name)            response header or nil
 //	res:headers()               table of all response headers

@@ -83,6 +83,9 @@ type Response struct {
 	Headers   map[string]string // lower-case names
 	RequestID string
 	Tags      map[string]string // tags attached by on_request hooks
+	// API is the client's API ("openai" or "anthropic"), UpstreamAPI the
+	// provider's: they differ when the gateway translated the request.
+	API, UpstreamAPI string
 }
 
 // ResponseResult is what on_response hooks changed.

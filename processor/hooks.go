@@ -85,7 +85,8 @@ func (x *exchange) onResponseHeaders(ctx context.Context, h *extprocv3.HttpHeade
 	if x.hooks == nil || !x.hooks.HasOnResponse() {
 		return out
 	}
-	res := &luahooks.Response{Headers: make(map[string]string, len(h.GetHeaders().GetHeaders())), RequestID: x.req.RequestID, Tags: x.tags}
+	res := &luahooks.Response{Headers: make(map[string]string, len(h.GetHeaders().GetHeaders())), RequestID: x.req.RequestID, Tags: x.tags,
+		API: string(x.req.API), UpstreamAPI: string(x.upstreamAPI)}
 	for _, hv := range h.GetHeaders().GetHeaders() {
 		if hv.Key == ":status" {
 			res.Status, _ = strconv.Atoi(headerValue(hv))

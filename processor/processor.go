@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"switchyard/config"
 	"switchyard/luahooks"
 	"switchyard/routing"
 )
@@ -154,6 +155,9 @@ type exchange struct {
 	decided   bool
 	bodyStart time.Time
 	session   string // the session key once planned, for the refusal log
+	// upstreamAPI is the API the first attempt's provider speaks, for
+	// on_response hooks.
+	upstreamAPI config.API
 }
 
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -231,6 +235,7 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
 	}
 	x.tags = p.Tags()
+	x.upstreamAPI = p.Attempts[0].API
 	x.record(ctx, &p)
 	if p.Response.needed() {
 		x.srv.responses.put(x.req.RequestID, x.job(&p))
