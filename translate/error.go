@@ -108,7 +108,7 @@ func openAITypeFor(status int, anthropicType string) string {
 		return "permission_error"
 	case anthropicType == "rate_limit_error" || status == http.StatusTooManyRequests:
 		return "rate_limit_error"
-	case status >= 500:
+	case status >= 500 || anthropicType == "api_error" || anthropicType == "overloaded_error":
 		return "server_error"
 	default:
 		return "invalid_request_error"
