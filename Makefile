@@ -14,7 +14,8 @@ endif
 export ENVOY_BIN
 
 # The agent CLIs the end-to-end tests drive through the gateway (e2e/agents_test.go), from npm,
-# and the API SDKs whose stream parsers check the mock's streams (e2e/sdk_test.go), from PyPI.
+# and the API SDKs whose stream parsers check the mock's streams (e2e/sdk_test.go, and its tool calls in
+# loadtest/mockllm/sdk_test.go, which `make unit` runs), from PyPI.
 # Pinned: a new release changes what the clients send, so a bump is a reviewed change.
 CLAUDE_CODE_VERSION := 2.1.332
 CODEX_VERSION := 0.171.0
@@ -86,7 +87,7 @@ vet:
 	@# go.mod and go.sum must be what `go mod tidy` makes of them.
 	$(GO) mod tidy -diff
 
-unit:
+unit: sdks
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
 
 e2e: tools agents sdks

@@ -32,6 +32,7 @@
 package mockllm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -58,6 +59,8 @@ const (
 	HeaderChunks     = "X-Mock-Chunks"
 	HeaderIntervalMS = "X-Mock-Interval-Ms"
 	HeaderEcho       = "X-Mock-Echo"
+	// HeaderToolCalls asks for N parallel tool calls (tools.go).
+	HeaderToolCalls = "X-Mock-Tool-Calls"
 )
 
 // maxBody bounds the request body the mock reads.
@@ -226,6 +229,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(HeaderEcho) == "1" {
 		rq.echo = echoJSON(r, len(body))
 	}
+	if (ep == epChat || ep == epMessages) && bytes.Contains(body, toolMarker) {
+		planTools(body, ep, r.Header.Get(HeaderToolCalls), &rq)
+	}
 
 	if !wait(r.Context(), opts.Latency) {
 		return
@@ -265,6 +271,28 @@ type reqInfo struct {
 	includeUsage bool
 	inputs       int    // embeddings: number of inputs
 	echo         []byte // encoded echo object, nil unless asked for
+	// Chat and Messages only (tools.go): the tool calls to answer with, or
+	// the text answer to a tool result; both empty for the fixed answer.
+	calls  []toolCall
+	answer string
+}
+
+// textPieces is the text answer cut into stream chunks, and how many chunks
+// to send: the fixed words, StreamChunks of them, unless rq.answer is set.
+func (rq *reqInfo) textPieces(opts Options) ([]string, int) {
+	if rq.answer == "" {
+		return words[:], opts.StreamChunks
+	}
+	p := answerPieces(rq.answer)
+	return p, len(p)
+}
+
+// text is the non-streamed text answer and its output token count.
+func (rq *reqInfo) text() (string, int) {
+	if rq.answer == "" {
+		return content, len(words)
+	}
+	return rq.answer, len(answerPieces(rq.answer))
 }
 
 func readBody(rc io.Reader, buf []byte) ([]byte, error) {

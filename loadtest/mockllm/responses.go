@@ -63,9 +63,17 @@ func appendChat(b []byte, rq *reqInfo) []byte {
 	b = append(b, `,"model":`...)
 	b = appendString(b, rq.model)
 	b = append(b, `,"system_fingerprint":"fp_mock","choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	b = appendString(b, content)
-	b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}],`...)
-	b = appendOpenAIUsage(b, rq.promptTokens, len(words))
+	if rq.calls != nil {
+		b = append(b, `null,"refusal":null,"tool_calls":`...)
+		b = appendChatToolCalls(b, rq)
+		b = append(b, `},"logprobs":null,"finish_reason":"tool_calls"}],`...)
+		b = appendOpenAIUsage(b, rq.promptTokens, toolOutputTokens(rq.calls))
+	} else {
+		text, n := rq.text()
+		b = appendString(b, text)
+		b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}],`...)
+		b = appendOpenAIUsage(b, rq.promptTokens, n)
+	}
 	b = appendEcho(b, rq)
 	return append(b, '}')
 }
@@ -182,12 +190,23 @@ func appendMessage(b []byte, rq *reqInfo) []byte {
 	b = appendID(b, "msg_mock", rq.seq)
 	b = append(b, `,"type":"message","role":"assistant","model":`...)
 	b = appendString(b, rq.model)
-	b = append(b, `,"content":[{"type":"text","text":`...)
-	b = appendString(b, content)
-	b = append(b, `}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":`...)
+	b = append(b, `,"content":[`...)
+	var n int
+	if rq.calls != nil {
+		b = appendToolUseBlocks(b, rq)
+		b = append(b, `],"stop_reason":"tool_use"`...)
+		n = toolOutputTokens(rq.calls)
+	} else {
+		var text string
+		text, n = rq.text()
+		b = append(b, `{"type":"text","text":`...)
+		b = appendString(b, text)
+		b = append(b, `}],"stop_reason":"end_turn"`...)
+	}
+	b = append(b, `,"stop_sequence":null,"usage":{"input_tokens":`...)
 	b = strconv.AppendInt(b, int64(rq.promptTokens), 10)
 	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":`...)
-	b = strconv.AppendInt(b, int64(len(words)), 10)
+	b = strconv.AppendInt(b, int64(n), 10)
 	b = append(b, '}')
 	b = appendEcho(b, rq)
 	return append(b, '}')
@@ -210,6 +229,12 @@ type sseWriter struct {
 // event writes one SSE event: an optional "event:" line and the data line
 // built by fill.
 func (s *sseWriter) event(name string, fill func([]byte) []byte) bool {
+	return s.eventCut(name, fill, false)
+}
+
+// eventCut is event; with cutRune set, an event holding a multibyte UTF-8
+// character is written and flushed in two parts cut inside that character.
+func (s *sseWriter) eventCut(name string, fill func([]byte) []byte, cutRune bool) bool {
 	b := s.buf[:0]
 	if name != "" {
 		b = append(b, "event: "...)
@@ -220,6 +245,18 @@ func (s *sseWriter) event(name string, fill func([]byte) []byte) bool {
 	b = fill(b)
 	b = append(b, '\n', '\n')
 	s.buf = b
+	if cutRune {
+		if i := splitInRune(b); i > 0 {
+			if !s.write(b[:i]) {
+				return false
+			}
+			b = b[i:]
+		}
+	}
+	return s.write(b)
+}
+
+func (s *sseWriter) write(b []byte) bool {
 	if _, err := s.w.Write(b); err != nil {
 		return false
 	}
@@ -289,7 +326,11 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 	if !legacy {
 		ok := s.event("", func(b []byte) []byte {
 			b = head(b)
-			b = append(b, `{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`...)
+			if rq.calls != nil {
+				b = append(b, `{"index":0,"delta":{"role":"assistant","content":null,"refusal":null},"logprobs":null,"finish_reason":null}]`...)
+			} else {
+				b = append(b, `{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`...)
+			}
 			b = appendEcho(b, rq)
 			return tail(b)
 		})
@@ -297,7 +338,15 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 			return
 		}
 	}
-	for i := 0; i < opts.StreamChunks; i++ {
+	pieces, n := rq.textPieces(opts)
+	finish := "stop"
+	if rq.calls != nil {
+		if !streamChatToolCalls(ctx, s, rq, opts, head, tail) {
+			return
+		}
+		n, finish = 0, "tool_calls"
+	}
+	for i := 0; i < n; i++ {
 		if !pause(ctx, opts.ChunkInterval, i == 0) {
 			return
 		}
@@ -305,14 +354,14 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 			b = head(b)
 			if legacy {
 				b = append(b, `{"text":`...)
-				b = appendString(b, words[i%len(words)])
+				b = appendString(b, pieces[i%len(pieces)])
 				b = append(b, `,"index":0,"logprobs":null,"finish_reason":null}]`...)
 				if i == 0 {
 					b = appendEcho(b, rq)
 				}
 			} else {
 				b = append(b, `{"index":0,"delta":{"content":`...)
-				b = appendString(b, words[i%len(words)])
+				b = appendString(b, pieces[i%len(pieces)])
 				b = append(b, `},"logprobs":null,"finish_reason":null}]`...)
 			}
 			return tail(b)
@@ -326,7 +375,9 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 		if legacy {
 			b = append(b, `{"text":"","index":0,"logprobs":null,"finish_reason":"stop"}]`...)
 		} else {
-			b = append(b, `{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]`...)
+			b = append(b, `{"index":0,"delta":{},"logprobs":null,"finish_reason":"`...)
+			b = append(b, finish...)
+			b = append(b, `"}]`...)
 		}
 		return tail(b)
 	})
@@ -337,7 +388,10 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 		ok = s.event("", func(b []byte) []byte {
 			b = head(b)
 			b = append(b, "],"...)
-			b = appendOpenAIUsage(b, rq.promptTokens, opts.StreamChunks)
+			if rq.calls != nil {
+				n = toolOutputTokens(rq.calls)
+			}
+			b = appendOpenAIUsage(b, rq.promptTokens, n)
 			return append(b, '}')
 		})
 		if !ok {
@@ -459,6 +513,10 @@ func streamMessages(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options
 	}) {
 		return
 	}
+	if rq.calls != nil {
+		streamToolUse(ctx, s, rq, opts)
+		return
+	}
 	if !s.event("content_block_start", func(b []byte) []byte {
 		return append(b, `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`...)
 	}) {
@@ -467,13 +525,14 @@ func streamMessages(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options
 	if !s.event("ping", func(b []byte) []byte { return append(b, `{"type":"ping"}`...) }) {
 		return
 	}
-	for i := 0; i < opts.StreamChunks; i++ {
+	pieces, n := rq.textPieces(opts)
+	for i := 0; i < n; i++ {
 		if !pause(ctx, opts.ChunkInterval, i == 0) {
 			return
 		}
 		if !s.event("content_block_delta", func(b []byte) []byte {
 			b = append(b, `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":`...)
-			b = appendString(b, words[i%len(words)])
+			b = appendString(b, pieces[i%len(pieces)])
 			return append(b, "}}"...)
 		}) {
 			return
@@ -484,9 +543,17 @@ func streamMessages(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options
 	}) {
 		return
 	}
+	endMessage(s, "end_turn", n)
+}
+
+// endMessage sends message_delta with the stop reason and output tokens,
+// and message_stop.
+func endMessage(s *sseWriter, stopReason string, outputTokens int) {
 	if !s.event("message_delta", func(b []byte) []byte {
-		b = append(b, `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":`...)
-		b = strconv.AppendInt(b, int64(opts.StreamChunks), 10)
+		b = append(b, `{"type":"message_delta","delta":{"stop_reason":"`...)
+		b = append(b, stopReason...)
+		b = append(b, `","stop_sequence":null},"usage":{"output_tokens":`...)
+		b = strconv.AppendInt(b, int64(outputTokens), 10)
 		return append(b, "}}"...)
 	}) {
 		return

@@ -13,9 +13,22 @@ type openaiUsage struct {
 }
 
 type chatMessage struct {
-	Role    string  `json:"role"`
-	Content string  `json:"content"`
-	Refusal *string `json:"refusal"`
+	Role      string         `json:"role"`
+	Content   string         `json:"content"`
+	Refusal   *string        `json:"refusal"`
+	ToolCalls []chatToolCall `json:"tool_calls,omitempty"`
+}
+
+type chatFunction struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
+type chatToolCall struct {
+	Index    *int         `json:"index,omitempty"` // in stream deltas only
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"`
+	Function chatFunction `json:"function"`
 }
 
 type chatChoice struct {
@@ -37,9 +50,10 @@ type chatCompletion struct {
 }
 
 type chatDelta struct {
-	Role    string           `json:"role,omitempty"`
-	Content *string          `json:"content,omitempty"`
-	Refusal *json.RawMessage `json:"refusal,omitempty"`
+	Role      string           `json:"role,omitempty"`
+	Content   *string          `json:"content,omitempty"`
+	Refusal   *json.RawMessage `json:"refusal,omitempty"`
+	ToolCalls []chatToolCall   `json:"tool_calls,omitempty"`
 }
 
 type chunkChoice struct {
@@ -203,8 +217,11 @@ type anthropicUsage struct {
 }
 
 type contentBlock struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
+	Type  string          `json:"type"`
+	Text  string          `json:"text"`
+	ID    string          `json:"id,omitempty"`    // tool_use
+	Name  string          `json:"name,omitempty"`  // tool_use
+	Input json.RawMessage `json:"input,omitempty"` // tool_use
 }
 
 type message struct {
@@ -230,8 +247,9 @@ type messageDelta struct {
 }
 
 type blockDelta struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
+	Type        string  `json:"type"`
+	Text        string  `json:"text"`
+	PartialJSON *string `json:"partial_json,omitempty"` // input_json_delta
 }
 
 // anthropicEvent is the union of the Anthropic stream events.

@@ -1,0 +1,21 @@
+// Package translate converts between the OpenAI Chat Completions API and the
+// Anthropic Messages API, in both directions: request bodies, JSON response
+// bodies, error bodies and streams event by event. It is pure data: no Envoy,
+// no protos, no I/O. The translation table — what maps to what, what is
+// dropped and what is refused — is in README.md beside this file.
+//
+// Requests:
+//
+//	ChatToMessages(body, upstreamModel)   // OpenAI client -> Anthropic upstream
+//	MessagesToChat(body, upstreamModel)   // Anthropic client -> OpenAI upstream
+//
+// Responses, in the other direction of the same exchange:
+//
+//	MessagesResponseToChat(body, clientModel)
+//	ChatResponseToMessages(body, clientModel)
+//	ErrorToChat(status, body) / ErrorToMessages(status, body)
+//	NewMessagesToChatStream(clientModel) / NewChatToMessagesStream(clientModel)
+//
+// A request that cannot be translated without changing its meaning is
+// refused with an *Error (status 400) saying which field and why.
+package translate

@@ -1,0 +1,58 @@
+package translate
+
+import (
+	"bytes"
+
+	"github.com/tidwall/gjson"
+)
+
+// fieldRule checks one top-level request field and returns why it is
+// refused, or "" when it is translated or dropped.
+type fieldRule func(v gjson.Result) (refusal string)
+
+// accept is the rule of a field that is translated, or dropped because it
+// has no equivalent and does not change what the answer means (README.md
+// names which).
+func accept(gjson.Result) string { return "" }
+
+// refuseUnless accepts a field while ok holds (typically: absent, null or
+// the neutral value) and refuses it with reason otherwise.
+func refuseUnless(ok func(gjson.Result) bool, reason string) fieldRule {
+	return func(v gjson.Result) string {
+		if v.Type == gjson.Null || ok(v) {
+			return ""
+		}
+		return reason
+	}
+}
+
+func isZero(v gjson.Result) bool  { return v.Type == gjson.Number && v.Float() == 0 }
+func isFalse(v gjson.Result) bool { return v.Type == gjson.False }
+func isEmpty(v gjson.Result) bool {
+	return (v.IsObject() || v.IsArray()) && len(v.Array()) == 0 && len(v.Map()) == 0
+}
+func refuseAlways(reason string) fieldRule { return func(gjson.Result) string { return reason } }
+
+// checkFields applies rules to every top-level field of body. A field with
+// no rule is refused: a field this package does not know could change the
+// answer, and a clear 400 is better than an answer that silently ignores it.
+func checkFields(body []byte, rules map[string]fieldRule, upstreamAPI string) *Error {
+	body = bytes.TrimSpace(body)
+	if !gjson.ValidBytes(body) || len(body) == 0 || body[0] != '{' {
+		return refuse("the request body is not a JSON object")
+	}
+	var err *Error
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		rule, known := rules[k.String()]
+		if !known {
+			err = refuse("field %q cannot be translated to the %s API", k.String(), upstreamAPI)
+			return false
+		}
+		if why := rule(v); why != "" {
+			err = refuse("%s: %s", k.String(), why)
+			return false
+		}
+		return true
+	})
+	return err
+}
