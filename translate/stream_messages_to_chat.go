@@ -107,7 +107,7 @@ func (s *messagesToChatStream) event(ev sse.Event) {
 		}
 	case "message_delta":
 		s.readUsage(d.Get("usage"))
-		if r := d.Get("delta.stop_reason"); r.Exists() && s.finish == "" {
+		if r := d.Get("delta.stop_reason"); r.Type == gjson.String && s.finish == "" {
 			stop := r.String()
 			s.finish = finishReason(&stop)
 			s.chunk(chunkDelta{}, &s.finish)
