@@ -54,6 +54,10 @@ type Plan struct {
 	Retry *routing.RetryPolicy
 	// Response is what the gateway does with the answer (response.go).
 	Response ResponsePlan
+	// Answer, when set, is the gateway's own answer (200, JSON) in place of
+	// the provider's: a count_tokens estimate for a model served with the
+	// OpenAI API. The plan then has no attempts.
+	Answer []byte
 }
 
 // Fallback reports whether the plan has more than one attempt.
@@ -107,7 +111,7 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 		sh = sessionHeadersFrom(req.Headers)
 	}
 	p.Session, p.SessionSource = sessionKey(sh, &fields)
-	rreq := routing.Request{API: req.API, Model: fields.model, Principal: req.Principal}
+	rreq := routing.Request{API: req.API, Model: fields.model, Principal: req.Principal, Translate: translatable(req.Path)}
 	body := req.Body
 	if hooks != nil && hooks.HasOnRequest() {
 		if body, err = p.runHooks(ctx, hooks, router, req, &rreq); err != nil {
@@ -129,25 +133,32 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 			return p, loopRefusal(g)
 		}
 	}
-	if err := p.addAttempts(d, st, req.Path); err != nil {
+	path, err := p.planTranslation(d, req)
+	if err != nil || p.Answer != nil {
 		return p, err
+	}
+	if err := p.addAttempts(d, st, path); err != nil {
+		return p, err
+	}
+	if p.Response.Translate {
+		p.Attempts[0].translated()
 	}
 	return p, p.planResponse(router, req, &fields)
 }
 
 // planResponse decides whether the answer passes extproc: to count its
-// tokens (usage enabled) and, later, to translate it. A request with
-// fallbacks is not counted: its attempts pass their own filter.
+// tokens (usage enabled) or to translate it. A request with fallbacks is
+// not counted: its attempts pass their own filter.
 func (p *Plan) planResponse(router *routing.Router, req *Request, f *bodyFields) *apiError {
-	if p.Fallback() || !router.Config().CountsUsage() {
+	if p.Fallback() || (!p.Response.Translate && !router.Config().CountsUsage()) {
 		return nil
 	}
-	p.Response = ResponsePlan{Usage: true, Stream: f.stream}
+	p.Response.Usage, p.Response.Stream = true, f.stream
 	a := &p.Attempts[0]
 	a.SetHeaders[0].Value = p.Response.cluster(a.Cluster)
 	// Counted answers must come as they are, not compressed.
 	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"accept-encoding"})
-	if f.stream && !f.includeUsage && a.API == config.APIOpenAI && isChatPath(req.Path) {
+	if f.stream && !f.includeUsage && !p.Response.Translate && a.API == config.APIOpenAI && isChatPath(req.Path) {
 		// Chat streams report usage only when asked: ask, and the client
 		// gets the usage chunk (no choices) before [DONE] too.
 		b, err := sjson.SetBytes(a.Body, "stream_options.include_usage", true)

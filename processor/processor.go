@@ -234,6 +234,11 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 		}
 		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
 	}
+	if p.Answer != nil {
+		x.srv.opts.Metrics.requests.WithLabelValues("", "", "estimated").Inc()
+		return []*extprocv3.ProcessingResponse{immediate(200, p.Answer, "switchyard_token_estimate",
+			routing.Header{Name: EstimateHeader, Value: "bytes/4"})}
+	}
 	x.tags = p.Tags()
 	x.upstreamAPI = p.Attempts[0].API
 	x.record(ctx, &p)

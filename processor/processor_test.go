@@ -570,7 +570,10 @@ func TestProcessErrors(t *testing.T) {
 		{"model not allowed for key", func(m filterv3.ProcessingMode_BodySendMode) []*extprocv3.ProcessingRequest {
 			return script(m, post("/v1/chat/completions", bearer(keyTeamA)...), `{"model":"azure-gpt"}`)
 		}, wantErr{403, oa, "permission_error", "model_not_allowed", `not allowed for key "team-a"`}},
-		{"anthropic model on openai endpoint", chat(`{"model":"claude-sonnet"}`), wantErr{400, oa, "invalid_request_error", "invalid_request", "call the anthropic endpoint"}},
+		// Chat completions and messages translate; other endpoints cannot.
+		{"anthropic model on responses endpoint", func(m filterv3.ProcessingMode_BodySendMode) []*extprocv3.ProcessingRequest {
+			return script(m, post("/v1/responses", bearer(keyTeamB)...), `{"model":"claude-sonnet","input":"hi"}`)
+		}, wantErr{400, oa, "invalid_request_error", "invalid_request", "call the anthropic endpoint"}},
 		{"missing key", func(m filterv3.ProcessingMode_BodySendMode) []*extprocv3.ProcessingRequest {
 			return script(m, post("/v1/chat/completions"), chatBody)
 		}, wantErr{401, oa, "authentication_error", "invalid_api_key", "missing API key"}},
@@ -592,7 +595,8 @@ func TestProcessErrors(t *testing.T) {
 		{"anthropic missing key", messages(`{"model":"claude-sonnet"}`), wantErr{401, an, "authentication_error", "invalid_api_key", "missing API key"}},
 		{"anthropic not allowed", messages(`{"model":"claude-sonnet"}`, "x-api-key", keyTeamA), wantErr{403, an, "permission_error", "model_not_allowed", "not allowed"}},
 		{"anthropic unknown model", messages(`{"model":"gpt-9"}`, "x-api-key", keyTeamB), wantErr{404, an, "not_found_error", "model_not_found", "not served"}},
-		{"anthropic openai model", messages(`{"model":"gpt-4o"}`, "x-api-key", keyTeamB), wantErr{400, an, "invalid_request_error", "invalid_request", "call the openai endpoint"}},
+		{"anthropic untranslatable field", messages(`{"model":"gpt-4o","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"frobnicate":1}`, "x-api-key", keyTeamB),
+			wantErr{400, an, "invalid_request_error", "translation_refused", "frobnicate"}},
 		{"anthropic too large", messages(big, "x-api-key", keyTeamB), wantErr{413, an, "request_too_large", "request_too_large", "limit of 1024"}},
 		{"anthropic invalid json", messages(`{`, "x-api-key", keyTeamB), wantErr{400, an, "invalid_request_error", "invalid_json", "not valid JSON"}},
 		{"anthropic unknown path", func(m filterv3.ProcessingMode_BodySendMode) []*extprocv3.ProcessingRequest {

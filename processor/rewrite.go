@@ -1,12 +1,72 @@
 package processor
 
-// rewriter turns a translated request's answer into the client's API.
+import (
+	"switchyard/config"
+	"switchyard/routing"
+	"switchyard/translate"
+)
+
+// rewriter turns a translated request's answer into the client's API: a
+// stream event by event as chunks arrive; a JSON answer or an error whole,
+// at its end.
 type rewriter struct {
-	status int // the status the client gets
+	status   int // the status the client gets
+	upstream int // the status the provider sent
+	client   config.API
+	model    string // the model the client named
+	stream   translate.Stream
+	buf      []byte
 }
 
 func newRewriter(j *responseJob, status int, stream bool) *rewriter {
-	return &rewriter{status: status}
+	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model}
+	switch {
+	case status >= 400:
+		w.status, _ = w.errorBody(nil)
+	case stream && w.client == config.APIOpenAI:
+		w.stream = translate.NewMessagesToChatStream(j.model)
+	case stream:
+		w.stream = translate.NewChatToMessagesStream(j.model)
+	}
+	return w
 }
 
-func (w *rewriter) write(chunk []byte, eos bool) []byte { return chunk }
+// write takes the next chunk and returns the client's bytes in its place.
+func (w *rewriter) write(chunk []byte, eos bool) []byte {
+	if w.stream != nil {
+		out := w.stream.Write(chunk)
+		if eos {
+			out = append(out, w.stream.Close()...)
+		}
+		return out
+	}
+	w.buf = append(w.buf, chunk...)
+	if !eos {
+		return []byte{}
+	}
+	if w.upstream >= 400 {
+		_, b := w.errorBody(w.buf)
+		return b
+	}
+	var (
+		out []byte
+		err error
+	)
+	if w.client == config.APIOpenAI {
+		out, err = translate.MessagesResponseToChat(w.buf, w.model)
+	} else {
+		out, err = translate.ChatResponseToMessages(w.buf, w.model)
+	}
+	if err != nil {
+		// The status is on its way already; the body says what went wrong.
+		return newAPIError(routing.KindAPI, "translation_failed", "the provider's answer could not be translated: "+err.Error()).body(w.client)
+	}
+	return out
+}
+
+func (w *rewriter) errorBody(body []byte) (int, []byte) {
+	if w.client == config.APIOpenAI {
+		return translate.ErrorToChat(w.upstream, body)
+	}
+	return translate.ErrorToMessages(w.upstream, body)
+}

@@ -200,6 +200,13 @@ func runHooksTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if plan.Session != "" {
 		fmt.Fprintf(stdout, "session: %q (from %s)\n", plan.Session, plan.SessionSource)
 	}
+	if plan.Answer != nil {
+		fmt.Fprintf(stdout, "answer: 200 %s (the gateway's estimate)\n", plan.Answer)
+		return nil
+	}
+	if plan.Response.Translate {
+		fmt.Fprintf(stdout, "translated: %s API to %s API\n", plan.ClientAPI, plan.Attempts[0].API)
+	}
 	writeAttempts(stdout, plan.Attempts)
 	return nil
 }

@@ -83,11 +83,12 @@ end`)
 		{"fallbacks show every attempt", []string{"test", hooks, "--request", smart, "--config", config}, false,
 			[]string{"  attempt 1:\n    provider: openai", "  attempt 2:\n    provider: anthropic\n    cluster: anthropic\n    model: backup-model", `body: {"model":"backup-model"`}},
 		// The API follows from the endpoint exactly as in the gateway: these
-		// are Anthropic endpoints, and gpt-4o is served with the OpenAI API.
-		{"messages with a query string", []string{"test", hooks, "--request", request, "--path", "/v1/messages?beta=true", "--config", config}, true,
-			[]string{`answer: 400 invalid_request_error: model "gpt-4o" is served with the openai API, not the anthropic API`}},
-		{"count_tokens", []string{"test", hooks, "--request", request, "--path", "/v1/messages/count_tokens", "--config", config}, true,
-			[]string{`not the anthropic API`}},
+		// are Anthropic endpoints, and gpt-4o is served with the OpenAI API,
+		// so the gateway translates, and estimates count_tokens itself.
+		{"messages with a query string", []string{"test", hooks, "--request", request, "--path", "/v1/messages?beta=true", "--config", config}, false,
+			[]string{"translated: anthropic API to openai API", "  path: /v1/chat/completions", "  set header x-switchyard-cluster: translate|openai"}},
+		{"count_tokens", []string{"test", hooks, "--request", request, "--path", "/v1/messages/count_tokens", "--config", config}, false,
+			[]string{`answer: 200 {"input_tokens":`, "estimate"}},
 		{"unknown endpoint", []string{"test", hooks, "--request", request, "--path", "/v2/nope", "--config", config}, true,
 			[]string{`answer: 404 not_found_error: unknown endpoint "/v2/nope"`}},
 		{"unknown key name", []string{"test", hooks, "--request", request, "--key-name", "ghost", "--config", config}, true,

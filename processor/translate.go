@@ -1,0 +1,98 @@
+package processor
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+
+	"switchyard/config"
+	"switchyard/routing"
+	"switchyard/translate"
+)
+
+// anthropicVersion is the Messages API version a translated request asks
+// for: OpenAI clients send none, and Anthropic requires one.
+const anthropicVersion = "2023-06-01"
+
+// translatable reports whether the client's endpoint has a counterpart in
+// the other API (routing.Request.Translate).
+func translatable(path string) bool {
+	switch pathOnly(path) {
+	case chatPath, messagesPath, countTokensPath:
+		return true
+	}
+	return false
+}
+
+// translateRequest turns the body into the upstream's API and returns it
+// with the upstream's path. The body keeps the client's model name: each
+// attempt rewrites it as usual.
+func translateRequest(client config.API, body []byte, model string) ([]byte, string, *apiError) {
+	var (
+		out  []byte
+		err  error
+		path string
+	)
+	if client == config.APIOpenAI {
+		out, err = translate.ChatToMessages(body, model)
+		path = messagesPath
+	} else {
+		out, err = translate.MessagesToChat(body, model)
+		path = chatPath
+	}
+	if err != nil {
+		var te *translate.Error
+		if errors.As(err, &te) {
+			e := newAPIError(routing.KindInvalidRequest, "translation_refused", te.Message)
+			e.status = te.Status
+			return nil, "", e
+		}
+		return nil, "", newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+	}
+	return out, path, nil
+}
+
+// planTranslation translates the plan's body when the decision's provider
+// speaks the other API. A count_tokens call for such a model is answered
+// here with an estimate.
+func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, err *apiError) {
+	if d.API == req.API {
+		return req.Path, nil
+	}
+	if pathOnly(req.Path) == countTokensPath {
+		p.Answer = estimateTokens(p.Body)
+		return req.Path, nil
+	}
+	if len(d.Attempts) > 1 {
+		return "", newAPIError(routing.KindInvalidRequest, "translation_unsupported",
+			"model "+strconv.Quote(p.Model)+" is served with the "+string(d.API)+" API through a route with fallbacks; "+
+				"the gateway translates only routes without fallbacks: call the "+string(d.API)+" endpoint")
+	}
+	body, path, err := translateRequest(req.API, p.Body, p.BodyModel)
+	if err != nil {
+		return "", err
+	}
+	p.Body = body
+	p.Response.Translate = true
+	return path, nil
+}
+
+// translated sets what a translated attempt carries beside its body: the
+// Messages API version for Anthropic, and a whole body length.
+func (a *Attempt) translated() {
+	a.BodyChanged = true
+	if a.API == config.APIAnthropic {
+		a.SetHeaders = append(a.SetHeaders, routing.Header{Name: "anthropic-version", Value: anthropicVersion})
+	}
+	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"anthropic-beta"})
+}
+
+// estimateTokens answers count_tokens for a model whose provider has no
+// such endpoint: about four bytes of JSON a token, marked as an estimate.
+func estimateTokens(body []byte) []byte {
+	n := (len(body) + 3) / 4
+	return []byte(`{"input_tokens":` + strconv.Itoa(n) + `}`)
+}
+
+// EstimateHeader marks a count_tokens answer the gateway estimated.
+const EstimateHeader = "x-switchyard-token-estimate"
