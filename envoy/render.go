@@ -122,6 +122,10 @@ type Options struct {
 	// on one HTTP/2 connection to extproc; past it Envoy opens another
 	// connection (default 10000: in effect one connection per worker).
 	ExtProcStreamsPerConnection int
+	// UsageInline renders the usage clusters' filter like the translate
+	// clusters' (Envoy waits for extproc on every chunk) instead of in
+	// observability mode: the other candidate, kept to measure it against.
+	UsageInline bool
 	// AccessLog, when set, is a file Envoy writes one line per request to
 	// with its own phase timings and the ext_proc filter's per-call
 	// latencies (diagnosis; see docs/PERFORMANCE.md for the fields).
@@ -345,7 +349,7 @@ func (o Options) data() (templateData, error) {
 	}
 	if d.ExtProc {
 		d.addFallbacks(o.RetryRoutes, maxBody)
-		d.addResponseClusters(o.Providers)
+		d.addResponseClusters(o.Providers, !o.UsageInline)
 	}
 	for _, c := range []string{d.DirectCluster, d.BaselineCluster} {
 		if c != "" && !seen[c] {
@@ -387,7 +391,7 @@ func (d *templateData) addFallbacks(routes []routing.RetryRoute, maxBody int64) 
 // addResponseClusters gives each provider its two response clusters. They
 // cost nothing until extproc sends a request there: only requests whose
 // usage is counted or whose answer is translated.
-func (d *templateData) addResponseClusters(providers []routing.Provider) {
+func (d *templateData) addResponseClusters(providers []routing.Provider, observe bool) {
 	d.PhaseMetadataKey, d.PhaseResponse = PhaseMetadataKey, PhaseResponse
 	d.ResponseFilterHeaders = ResponseFilterHeaders
 	seen := map[string]bool{}
@@ -397,7 +401,7 @@ func (d *templateData) addResponseClusters(providers []routing.Provider) {
 		}
 		seen[p.Cluster] = true
 		c := clusterData{Type: clusterType(p.Host), Host: p.Host, Port: p.Port, TLS: p.TLS, Response: true}
-		c.Name, c.Observe = routing.UsageClusterPrefix+p.Cluster, true
+		c.Name, c.Observe = routing.UsageClusterPrefix+p.Cluster, observe
 		d.Clusters = append(d.Clusters, c)
 		c.Name, c.Observe = routing.TranslateClusterPrefix+p.Cluster, false
 		d.Clusters = append(d.Clusters, c)

@@ -30,6 +30,7 @@ type envoyConfigFlags struct {
 	grpcClient     string
 	accessLog      string
 	streamsPerConn int
+	usageInline    bool
 }
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
@@ -53,6 +54,7 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
 	fs.StringVar(&f.grpcClient, "grpc-client", envoy.GRPCClientEnvoy, "Envoy's gRPC client for ext_proc: envoy or google (slower, for comparison)")
 	fs.IntVar(&f.streamsPerConn, "extproc-streams-per-connection", 10000, "ext_proc streams per HTTP/2 connection to extproc before Envoy opens another")
+	fs.BoolVar(&f.usageInline, "usage-inline", false, "count usage with a filter Envoy waits for on every chunk instead of an observing one (for comparison: it adds latency)")
 	fs.StringVar(&f.accessLog, "access-log", "", "write a diagnostic access log with Envoy's phase and ext_proc timings to this file (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,6 +86,7 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 		StreamIdleTimeout:   f.streamIdle,
 		GRPCClient:          f.grpcClient,
 		AccessLog:           f.accessLog,
+		UsageInline:         f.usageInline,
 
 		ExtProcStreamsPerConnection: f.streamsPerConn,
 	}

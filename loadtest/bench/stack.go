@@ -125,15 +125,23 @@ func sessionGatewayConfig(upstream string) string {
 // A feature path is the gateway path with one feature on: its config and
 // the headers every request carries.
 type feature struct {
-	config  func(upstream string) string
-	headers map[string]string
+	config     func(upstream string) string
+	headers    map[string]string
+	renderArgs []string // added to `extproc envoy-config`
 }
 
 // Features are the gateway features a run can measure, by name
 // (gateway_NAME paths).
 var Features = map[string]feature{
 	// usage: every request's tokens counted (an observing response stream).
-	"usage": {config: func(u string) string { return gatewayConfig(u, "") + "usage: {enabled: true}\n" }},
+	"usage": {config: usageConfig},
+	// usage_inline: the same with the filter Envoy waits for on each chunk
+	// (the candidate observability mode was chosen over).
+	"usage_inline": {config: usageConfig, renderArgs: []string{"-usage-inline"}},
+}
+
+func usageConfig(upstream string) string {
+	return gatewayConfig(upstream, "") + "usage: {enabled: true}\n"
 }
 
 // FeaturePath is the path name of the feature called name.
@@ -219,7 +227,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err := os.WriteFile(file, []byte(f.config(cfg.UpstreamURL)), 0o644); err != nil {
 			return nil, fmt.Errorf("writing config: %w", err)
 		}
-		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers})
+		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers, renderArgs: f.renderArgs})
 	}
 	for _, v := range cfg.Variants {
 		instances = append(instances, instance{name: VariantPath(v.Name), config: plain, extproc: true,
