@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"switchyard/limits"
 	"switchyard/luahooks"
 	"switchyard/routing"
 )
@@ -59,6 +60,9 @@ type Options struct {
 	// more gRPC connections when one is full, so this is the cap that holds
 	// across all of them. 0 means no cap.
 	MaxInflight int64
+	// Limiter counts client keys' requests and tokens; nil means a
+	// limits.Local of this server's own.
+	Limiter Limiter
 }
 
 // Server implements the ext_proc gRPC service.
@@ -68,9 +72,12 @@ type Server struct {
 	inflight atomic.Int64
 	health   *health     // providers failing their attempts
 	attempts *attemptLog // attempts of requests with fallbacks, by request
-	limits   *limiter    // client keys' requests per minute
-	state    state       // what plans read across requests
-	sessions *sessionSet // sessions seen lately, for the metric
+	limiter  Limiter     // client keys' request and token budgets
+	// limiterWarned is when the last warning about a failing limiter
+	// was logged, in Unix nanoseconds.
+	limiterWarned atomic.Int64
+	state         state       // what plans read across requests
+	sessions      *sessionSet // sessions seen lately, for the metric
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -83,7 +90,10 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), sessions: newSessionSet(), limits: newLimiter()}
+	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), sessions: newSessionSet(), limiter: opts.Limiter}
+	if s.limiter == nil {
+		s.limiter = limits.NewLocal()
+	}
 	s.state = state{health: s.health, loops: newLoopGuard()}
 	return s
 }
@@ -152,7 +162,7 @@ func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest)
 	}
 	switch v := msg.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		if resp := x.onRequestHeaders(v.RequestHeaders); resp != nil {
+		if resp := x.onRequestHeaders(ctx, v.RequestHeaders); resp != nil {
 			return []*extprocv3.ProcessingResponse{resp}
 		}
 		return nil
