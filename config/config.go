@@ -30,7 +30,12 @@
 //	    key_env: SWITCHYARD_KEY_TEAM_A
 //	    models: ["gpt-4*"]            # optional allow-list
 //	    loop_guard: {max_repeats: 5, window: 60s}   # optional, replaces the top-level one
+//	    limits: {requests_per_minute: 600, tokens_per_minute: 200000, tokens_per_day: 5000000}
 //	loop_guard: {max_repeats: 5, window: 60s}     # optional, off by default
+//	rate_limit_service:               # optional: limits shared by every replica
+//	  address: 127.0.0.1:8081         # envoyproxy/ratelimit gRPC: host:port or unix:/path
+//	  failure_mode: allow             # allow (default) or deny when it cannot answer
+//	  timeout: 100ms                  # per call, default 100ms
 //	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
 //
 // Decoding is strict: unknown fields and every validation problem are
@@ -42,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -86,6 +92,9 @@ type Config struct {
 	// Usage counts the tokens of every request; nil: only those of keys
 	// with token limits (and of translated requests) are counted.
 	Usage *UsageConfig `yaml:"usage"`
+	// RateLimitService keeps client keys' limits in Envoy's rate-limit
+	// service, shared by every replica; nil: in this process.
+	RateLimitService *RateLimitServiceConfig `yaml:"rate_limit_service"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
@@ -176,10 +185,109 @@ type ClientKeyConfig struct {
 	LoopGuard *LoopGuardConfig `yaml:"loop_guard"`
 }
 
-// LimitsConfig bounds a client key's use. Counts are per calendar minute,
-// in this gateway process.
+// LimitsConfig bounds a client key's use per calendar minute or UTC day;
+// 0 means no bound of that kind. Tokens are charged after each response with
+// the usage the provider reported.
 type LimitsConfig struct {
-	RequestsPerMinute int `yaml:"requests_per_minute"`
+	RequestsPerMinute int64 `yaml:"requests_per_minute"`
+	TokensPerMinute   int64 `yaml:"tokens_per_minute"`
+	TokensPerDay      int64 `yaml:"tokens_per_day"`
+}
+
+// maxLimit is the largest limit: the rate-limit service takes limits as
+// 32-bit counts.
+const maxLimit = 1<<32 - 1
+
+func (l *LimitsConfig) validate(v *validator, p path) {
+	if l == nil {
+		return
+	}
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{{"requests_per_minute", l.RequestsPerMinute}, {"tokens_per_minute", l.TokensPerMinute}, {"tokens_per_day", l.TokensPerDay}} {
+		if f.n < 0 || f.n > maxLimit {
+			v.errf(p.key(f.name), "must be from 0 (no limit) to %d, got %d", int64(maxLimit), f.n)
+		}
+	}
+}
+
+// DefaultRateLimitTimeout bounds one call to the rate-limit service when
+// rate_limit_service.timeout is not set.
+const DefaultRateLimitTimeout = 100 * time.Millisecond
+
+// RateLimitServiceConfig points the gateway at Envoy's rate-limit service
+// (envoyproxy/ratelimit).
+type RateLimitServiceConfig struct {
+	// Address is host:port or unix:/path.
+	Address string `yaml:"address"`
+	// FailureMode is "allow" (also when empty) or "deny": what happens to a
+	// request while the service cannot answer.
+	FailureMode string `yaml:"failure_mode"`
+	// Timeout bounds each call, such as 100ms; empty: the default.
+	Timeout string `yaml:"timeout"`
+}
+
+// RateLimitService is the compiled rate_limit_service section.
+type RateLimitService struct {
+	Address string
+	Deny    bool // failure_mode: deny
+	Timeout time.Duration
+}
+
+// GlobalLimits returns the compiled rate_limit_service section, or nil
+// when limits are kept in process; c must be valid.
+func (c *Config) GlobalLimits() *RateLimitService {
+	rc := c.RateLimitService
+	if rc == nil {
+		return nil
+	}
+	timeout, _ := rc.timeout() // validated
+	return &RateLimitService{Address: rc.Address, Deny: rc.FailureMode == "deny", Timeout: timeout}
+}
+
+func (rc *RateLimitServiceConfig) timeout() (time.Duration, error) {
+	if rc.Timeout == "" {
+		return DefaultRateLimitTimeout, nil
+	}
+	d, err := time.ParseDuration(rc.Timeout)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 100ms", rc.Timeout)
+	}
+	if d <= 0 || d > 10*time.Second {
+		return 0, fmt.Errorf("must be more than 0 and at most 10s, got %s", rc.Timeout)
+	}
+	return d, nil
+}
+
+func (rc *RateLimitServiceConfig) validate(v *validator) {
+	if rc == nil {
+		return
+	}
+	p := path{"rate_limit_service"}
+	switch sock, unix := strings.CutPrefix(rc.Address, "unix:"); {
+	case rc.Address == "":
+		v.errf(p.key("address"), "is required (host:port or unix:/path)")
+	case unix && !strings.HasPrefix(sock, "/"):
+		v.errf(p.key("address"), "%q: a unix socket needs an absolute path, unix:/path", rc.Address)
+	case !unix:
+		if host, port, err := net.SplitHostPort(rc.Address); err != nil || host == "" || !isPort(port) {
+			v.errf(p.key("address"), "%q must be host:port or unix:/path", rc.Address)
+		}
+	}
+	switch rc.FailureMode {
+	case "", "allow", "deny":
+	default:
+		v.errf(p.key("failure_mode"), `must be "allow" or "deny", got %q`, rc.FailureMode)
+	}
+	if _, err := rc.timeout(); err != nil {
+		v.errf(p.key("timeout"), "%v", err)
+	}
+}
+
+func isPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536
 }
 
 // HooksSection is the hooks part of the file, passed on to the hooks engine
@@ -549,9 +657,7 @@ func (c *Config) validate(v *validator) {
 			keyNames[kc.Name] = i
 		}
 		validateKeySource(v, p, kc.KeyEnv, kc.KeyFile)
-		if l := kc.Limits; l != nil && l.RequestsPerMinute < 0 {
-			v.errf(p.key("limits").key("requests_per_minute"), "must not be negative, got %d", l.RequestsPerMinute)
-		}
+		kc.Limits.validate(v, p.key("limits"))
 		for j, m := range kc.Models {
 			if err := checkPattern(m); err != nil {
 				v.errf(p.key("models").index(j), "%v", err)
@@ -560,6 +666,7 @@ func (c *Config) validate(v *validator) {
 		kc.LoopGuard.validate(v, p.key("loop_guard"))
 	}
 	c.LoopGuard.validate(v, path{"loop_guard"})
+	c.RateLimitService.validate(v)
 
 	c.Hooks.validate(v)
 }

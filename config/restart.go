@@ -9,7 +9,8 @@ import (
 // effect only when the gateway restarts: the body limit (it sizes extproc's
 // gRPC messages and Envoy's buffers), the hooks section (it decides whether
 // Envoy sends response headers, and builds the hook engine), and a provider's
-// url or cluster, or a new provider (Envoy's clusters are rendered at start).
+// url or cluster, or a new provider (Envoy's clusters are rendered at start),
+// and rate_limit_service (it picks the limiter, whose counts would be lost).
 // Everything else — routes, client keys, auth (key pools included), schema
 // and path prefixes, loop_guard, removing a provider — applies on reload;
 // the Envoy retry entries that fallbacks and key pools need are checked
@@ -21,6 +22,9 @@ func RestartNeeded(running, next *Config) []string {
 	}
 	if !hooksEqual(running.Hooks, next.Hooks) {
 		fields = append(fields, "hooks")
+	}
+	if rs, ns := running.GlobalLimits(), next.GlobalLimits(); (rs == nil) != (ns == nil) || (rs != nil && *rs != *ns) {
+		fields = append(fields, "rate_limit_service")
 	}
 	for i, np := range next.Providers {
 		j := slices.IndexFunc(running.Providers, func(rp ProviderConfig) bool { return rp.Name == np.Name })

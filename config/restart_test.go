@@ -27,9 +27,10 @@ max_body_bytes: 1000
 providers:
   - {name: a, url: 'http://a:1', schema: anthropic, path_prefix: /x, auth: {type: header, header: x-api-key, key_env: B}}
 routes: [{model: other, provider: a}]
-client_keys: [{name: k, key_env: K}]
+client_keys: [{name: k, key_env: K, limits: {requests_per_minute: 5, tokens_per_day: 100}}]
 hooks: {dir: h, timeout: 5ms}
 `, nil},
+		{"rate-limit service added", base + "rate_limit_service: {address: 'unix:/run/rls.sock'}\n", []string{"rate_limit_service"}},
 		{"restart fields", `
 providers:
   - {name: a, url: 'http://a:2', schema: openai}

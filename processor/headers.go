@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -65,7 +66,7 @@ func headerValue(h *corev3.HeaderValue) string {
 	return h.Value
 }
 
-func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	x.router = x.srv.opts.Router()
 	if x.srv.opts.Hooks != nil {
 		if set := x.srv.opts.Hooks(); set != nil && (set.HasOnRequest() || set.HasOnResponse()) {
@@ -90,7 +91,7 @@ func (x *exchange) onRequestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 		x.decided = true
 		return immediate(200, modelsList(x.router, p), "switchyard_models")
 	}
-	if e := x.srv.checkRequestLimit(p); e != nil {
+	if e := x.srv.checkRequestLimit(ctx, p); e != nil {
 		return x.fail(e)
 	}
 	if e := checkBodyHeaders(rh, x.router.MaxBodyBytes()); e != nil {

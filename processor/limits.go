@@ -1,74 +1,113 @@
 package processor
 
 import (
+	"context"
+	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
+	"switchyard/limits"
 	"switchyard/routing"
 )
 
-// limiter counts each client key's requests per calendar minute, in this
-// process: a key limited to N admits exactly N requests in a minute, the
-// rest get 429 until the next minute begins. Keys without a limit are not
-// counted at all.
-type limiter struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	windows map[string]*window // by key name
+// Limiter counts client keys' requests and tokens against their budgets:
+// limits.Local in this process, limits.Global in Envoy's rate-limit service
+// shared by every replica. Admit counts one request and checks that no token
+// budget is spent; Charge adds a finished response's tokens. An error means
+// the counts could not be reached; the decision returned with it is the
+// configured failure mode's.
+type Limiter interface {
+	Admit(ctx context.Context, key string, l limits.Limits) (limits.Decision, error)
+	Charge(ctx context.Context, key string, l limits.Limits, tokens int64) error
 }
 
-type window struct {
-	minute time.Time
-	count  int
-}
+var (
+	_ Limiter = (*limits.Local)(nil)
+	_ Limiter = (*limits.Global)(nil)
+)
 
-func newLimiter() *limiter {
-	return &limiter{now: time.Now, windows: map[string]*window{}}
-}
+// limiterWarnEvery spaces the warnings about an unreachable rate-limit
+// service: one per interval, however many requests meet it (the metric
+// counts them all).
+const limiterWarnEvery = 10 * time.Second
 
-// admit counts one request of key against limit and says whether it is
-// within it, how many remain and how long until the window resets.
-func (l *limiter) admit(key string, limit int) (ok bool, remaining int, reset time.Duration) {
-	now := l.now()
-	minute := now.Truncate(time.Minute)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.windows[key]
-	if w == nil {
-		w = &window{}
-		l.windows[key] = w
+func budgets(p routing.Principal) limits.Limits {
+	return limits.Limits{
+		RequestsPerMinute: p.Limits.RequestsPerMinute,
+		TokensPerMinute:   p.Limits.TokensPerMinute,
+		TokensPerDay:      p.Limits.TokensPerDay,
 	}
-	if !w.minute.Equal(minute) {
-		w.minute, w.count = minute, 0
-	}
-	reset = minute.Add(time.Minute).Sub(now)
-	if w.count >= limit {
-		return false, 0, reset
-	}
-	w.count++
-	return true, limit - w.count, reset
 }
 
-// checkRequestLimit refuses a request over its key's requests per minute,
-// with Retry-After and OpenAI's x-ratelimit-* headers.
-func (s *Server) checkRequestLimit(p routing.Principal) *apiError {
-	if p.RequestsPerMinute <= 0 {
+// checkRequestLimit counts the request against its key's budgets and
+// refuses it when one is spent: 429 with Retry-After and OpenAI's
+// x-ratelimit-* headers, or 503 when the rate-limit service cannot answer
+// and failure_mode is deny.
+func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *apiError {
+	lim := budgets(p)
+	if !lim.Any() {
 		return nil
 	}
-	ok, _, reset := s.limits.admit(p.Name, p.RequestsPerMinute)
-	if ok {
+	d, err := s.limiter.Admit(ctx, p.Name, lim)
+	if err != nil {
+		s.limiterFailed(ctx, "admit", err)
+		if !d.OK {
+			e := newAPIError(routing.KindUnavailable, "rate_limit_service_unavailable", "the gateway cannot check rate limits right now; retry shortly")
+			e.headers = []routing.Header{{Name: "retry-after", Value: "1"}}
+			return e
+		}
 		return nil
 	}
-	s.opts.Metrics.limited.WithLabelValues(p.Name, "requests_per_minute").Inc()
-	secs := int(reset.Seconds() + 0.999) // whole seconds, rounded up
-	e := newAPIError(routing.KindRateLimit, "rate_limit_exceeded",
-		"rate limit of "+strconv.Itoa(p.RequestsPerMinute)+" requests per minute reached for key "+strconv.Quote(p.Name)+"; retry in "+strconv.Itoa(secs)+"s")
+	if d.OK {
+		return nil
+	}
+	s.opts.Metrics.limited.WithLabelValues(p.Name, d.Which).Inc()
+	secs := strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10) // whole seconds, rounded up
+	if secs == "0" {
+		secs = "1"
+	}
+	limit := strconv.FormatInt(d.Limit, 10)
+	var what, suffix string
+	switch d.Which {
+	case limits.RequestsPerMinute:
+		what, suffix = "rate limit of "+limit+" requests per minute", "requests"
+	case limits.TokensPerMinute:
+		what, suffix = "token limit of "+limit+" tokens per minute", "tokens"
+	default:
+		what, suffix = "token limit of "+limit+" tokens per day", "tokens"
+	}
+	e := newAPIError(routing.KindRateLimit, "rate_limit_exceeded", what+" reached for key "+strconv.Quote(p.Name)+"; retry in "+secs+"s")
 	e.headers = []routing.Header{
-		{Name: "retry-after", Value: strconv.Itoa(secs)},
-		{Name: "x-ratelimit-limit-requests", Value: strconv.Itoa(p.RequestsPerMinute)},
-		{Name: "x-ratelimit-remaining-requests", Value: "0"},
-		{Name: "x-ratelimit-reset-requests", Value: strconv.Itoa(secs) + "s"},
+		{Name: "retry-after", Value: secs},
+		{Name: "x-ratelimit-limit-" + suffix, Value: limit},
+		{Name: "x-ratelimit-remaining-" + suffix, Value: strconv.FormatInt(d.Remaining, 10)},
+		{Name: "x-ratelimit-reset-" + suffix, Value: secs + "s"},
 	}
 	return e
+}
+
+// chargeTokens adds a finished response's tokens to its key's token
+// budgets. The request was admitted under them, so it may finish over them;
+// the next request of the key is refused then.
+func (s *Server) chargeTokens(ctx context.Context, p routing.Principal, tokens int64) {
+	lim := budgets(p)
+	if tokens <= 0 || (lim.TokensPerMinute <= 0 && lim.TokensPerDay <= 0) {
+		return
+	}
+	if err := s.limiter.Charge(ctx, p.Name, lim, tokens); err != nil {
+		s.limiterFailed(ctx, "charge", err)
+	}
+}
+
+// limiterFailed counts a failed call to the rate-limit service and logs it,
+// at most once per limiterWarnEvery.
+func (s *Server) limiterFailed(ctx context.Context, op string, err error) {
+	s.opts.Metrics.limiterErrors.WithLabelValues(op).Inc()
+	now := time.Now().UnixNano()
+	last := s.limiterWarned.Load()
+	if now-last < int64(limiterWarnEvery) || !s.limiterWarned.CompareAndSwap(last, now) {
+		return
+	}
+	s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "rate-limit service unreachable; applying failure_mode (further failures in the next 10s are only counted)",
+		slog.String("op", op), slog.String("err", err.Error()))
 }

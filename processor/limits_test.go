@@ -1,64 +1,162 @@
 package processor
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"switchyard/config"
+	"switchyard/internal/testkit"
+	"switchyard/limits"
 	"switchyard/routing"
 )
 
-func TestLimiterAdmitsExactlyNPerMinute(t *testing.T) {
+// scriptedLimiter answers Admit with a fixed decision and error and records
+// Charge calls.
+type scriptedLimiter struct {
+	d       limits.Decision
+	err     error
+	charged []string
+}
+
+func (l *scriptedLimiter) Admit(context.Context, string, limits.Limits) (limits.Decision, error) {
+	return l.d, l.err
+}
+
+func (l *scriptedLimiter) Charge(_ context.Context, key string, lim limits.Limits, tokens int64) error {
+	l.charged = append(l.charged, key)
+	return l.err
+}
+
+func headerMap(hs []routing.Header) map[string]string {
+	m := map[string]string{}
+	for _, h := range hs {
+		m[h.Name] = h.Value
+	}
+	return m
+}
+
+func TestRequestLimitAnswers(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 12, 1, 10, 0, 30, 0, time.UTC)
-	l := newLimiter()
-	l.now = func() time.Time { return now }
-	for i := 0; i < 3; i++ {
-		ok, remaining, _ := l.admit("a", 3)
-		if !ok || remaining != 2-i {
-			t.Fatalf("request %d: ok %v remaining %d", i, ok, remaining)
-		}
-	}
-	if ok, _, reset := l.admit("a", 3); ok || reset != 30*time.Second {
-		t.Fatalf("fourth request: ok %v, reset %v; want refused for 30s", ok, reset)
-	}
-	if ok, _, _ := l.admit("b", 3); !ok {
-		t.Fatal("another key shares a's count")
-	}
-	now = now.Add(30 * time.Second) // the next minute
-	if ok, remaining, _ := l.admit("a", 3); !ok || remaining != 2 {
-		t.Fatalf("next minute: ok %v remaining %d", ok, remaining)
-	}
-	if ok, _, _ := l.admit("a", 5); !ok {
-		t.Fatal("a raised limit does not apply at once")
+	p := routing.Principal{Name: "team-a", Limits: config.LimitsConfig{RequestsPerMinute: 1, TokensPerMinute: 10, TokensPerDay: 100}}
+	down := errors.New("asking the rate-limit service: unavailable")
+	for _, tc := range []struct {
+		name      string
+		d         limits.Decision
+		err       error
+		status    int
+		headers   map[string]string
+		anthropic string
+	}{
+		{name: "admitted", d: limits.Decision{OK: true}},
+		{
+			name: "requests per minute", d: limits.Decision{Which: limits.RequestsPerMinute, Limit: 1, Reset: 9500 * time.Millisecond}, status: 429,
+			headers:   map[string]string{"retry-after": "10", "x-ratelimit-limit-requests": "1", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "10s"},
+			anthropic: `{"type":"error","error":{"type":"rate_limit_error","message":"rate limit of 1 requests per minute reached for key \"team-a\"; retry in 10s"}}`,
+		},
+		{
+			name: "tokens per minute", d: limits.Decision{Which: limits.TokensPerMinute, Limit: 10, Reset: 30 * time.Second}, status: 429,
+			headers:   map[string]string{"retry-after": "30", "x-ratelimit-limit-tokens": "10", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "30s"},
+			anthropic: `{"type":"error","error":{"type":"rate_limit_error","message":"token limit of 10 tokens per minute reached for key \"team-a\"; retry in 30s"}}`,
+		},
+		{
+			name: "tokens per day", d: limits.Decision{Which: limits.TokensPerDay, Limit: 100, Reset: 3 * time.Hour}, status: 429,
+			headers:   map[string]string{"retry-after": "10800", "x-ratelimit-limit-tokens": "100", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "10800s"},
+			anthropic: `{"type":"error","error":{"type":"rate_limit_error","message":"token limit of 100 tokens per day reached for key \"team-a\"; retry in 10800s"}}`,
+		},
+		{name: "service down, allow", d: limits.Decision{OK: true}, err: down},
+		{
+			name: "service down, deny", err: down, status: 503,
+			headers:   map[string]string{"retry-after": "1"},
+			anthropic: `{"type":"error","error":{"type":"overloaded_error","message":"the gateway cannot check rate limits right now; retry shortly"}}`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := NewMetrics(nil)
+			var logs testkit.SyncBuffer
+			r := compileRouter(t, testConfigYAML)
+			s := New(Options{Router: func() *routing.Router { return r }, Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Limiter: &scriptedLimiter{d: tc.d, err: tc.err}})
+			e := s.checkRequestLimit(t.Context(), p)
+			if tc.status == 0 {
+				if e != nil {
+					t.Fatalf("refused: %v", e)
+				}
+			} else {
+				if e == nil || e.status != tc.status {
+					t.Fatalf("answer %v, want %d", e, tc.status)
+				}
+				if diff := cmp.Diff(tc.headers, headerMap(e.headers)); diff != "" {
+					t.Errorf("headers (-want +got):\n%s", diff)
+				}
+				if body := string(e.body("anthropic")); body != tc.anthropic {
+					t.Errorf("anthropic body %s", body)
+				}
+			}
+			wantErrors := 0.0
+			if tc.err != nil {
+				wantErrors = 1
+				// A second failure is counted but not logged again.
+				s.checkRequestLimit(t.Context(), p)
+				wantErrors = 2
+				if n := strings.Count(logs.String(), "rate-limit service unreachable"); n != 1 {
+					t.Errorf("%d warnings for two failures, want 1:\n%s", n, logs.String())
+				}
+			}
+			if got := testutil.ToFloat64(m.limiterErrors.WithLabelValues("admit")); got != wantErrors {
+				t.Errorf("service errors %v, want %v", got, wantErrors)
+			}
+		})
 	}
 }
 
-func TestRequestLimitAnswer(t *testing.T) {
+func TestRequestLimitWithLocalLimiter(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, nil)
-	s.limits.now = func() time.Time { return time.Date(2026, 12, 1, 10, 0, 50, 500e6, time.UTC) }
-	p := routing.Principal{Name: "team-a", RequestsPerMinute: 1}
-	if e := s.checkRequestLimit(p); e != nil {
-		t.Fatalf("first request refused: %v", e)
-	}
-	e := s.checkRequestLimit(p)
-	if e == nil || e.status != 429 {
-		t.Fatalf("second request: %v, want 429", e)
-	}
-	want := map[string]string{"retry-after": "10", "x-ratelimit-limit-requests": "1", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "10s"}
-	for _, h := range e.headers {
-		if want[h.Name] != h.Value {
-			t.Errorf("%s: %q, want %q", h.Name, h.Value, want[h.Name])
+	p := routing.Principal{Name: "team-a", Limits: config.LimitsConfig{RequestsPerMinute: 2, TokensPerMinute: 50}}
+	ctx := t.Context()
+	for i := 0; i < 2; i++ {
+		if e := s.checkRequestLimit(ctx, p); e != nil {
+			t.Fatalf("request %d refused: %v", i, e)
 		}
-		delete(want, h.Name)
 	}
-	if len(want) > 0 {
-		t.Errorf("missing headers %v", want)
+	if e := s.checkRequestLimit(ctx, p); e == nil || e.status != 429 || !strings.Contains(e.message, "requests per minute") {
+		// The minute may have turned between the calls; only then is the third admitted.
+		if e != nil || time.Now().Second() != 0 {
+			t.Fatalf("third request: %v", e)
+		}
 	}
-	if body := string(e.body("anthropic")); body != `{"type":"error","error":{"type":"rate_limit_error","message":"rate limit of 1 requests per minute reached for key \"team-a\"; retry in 10s"}}` {
-		t.Errorf("anthropic body %s", body)
+	tokens := routing.Principal{Name: "team-b", Limits: config.LimitsConfig{TokensPerMinute: 50}}
+	s.chargeTokens(ctx, tokens, 80)
+	if e := s.checkRequestLimit(ctx, tokens); (e == nil || !strings.Contains(e.message, "tokens per minute")) && time.Now().Second() != 0 {
+		t.Fatalf("after 80 of 50 tokens: %v", e)
 	}
-	if s.checkRequestLimit(routing.Principal{Name: "free"}) != nil {
+	if s.checkRequestLimit(ctx, routing.Principal{Name: "free"}) != nil {
 		t.Error("a key without a limit was refused")
+	}
+}
+
+func TestChargeTokens(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(nil)
+	l := &scriptedLimiter{}
+	r := compileRouter(t, testConfigYAML)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: m, Limiter: l})
+	s.chargeTokens(t.Context(), routing.Principal{Name: "requests-only", Limits: config.LimitsConfig{RequestsPerMinute: 5}}, 10)
+	s.chargeTokens(t.Context(), routing.Principal{Name: "a", Limits: config.LimitsConfig{TokensPerDay: 5}}, 0)
+	s.chargeTokens(t.Context(), routing.Principal{Name: "b", Limits: config.LimitsConfig{TokensPerDay: 5}}, 7)
+	if diff := cmp.Diff([]string{"b"}, l.charged); diff != "" {
+		t.Errorf("charged (-want +got):\n%s", diff)
+	}
+	l.err = errors.New("down")
+	s.chargeTokens(t.Context(), routing.Principal{Name: "c", Limits: config.LimitsConfig{TokensPerMinute: 5}}, 7)
+	if got := testutil.ToFloat64(m.limiterErrors.WithLabelValues("charge")); got != 1 {
+		t.Errorf("charge errors %v, want 1", got)
 	}
 }

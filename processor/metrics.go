@@ -32,6 +32,8 @@ type Metrics struct {
 	ejections *prometheus.CounterVec
 
 	limited *prometheus.CounterVec
+	// limiterErrors counts calls to the rate-limit service that failed.
+	limiterErrors *prometheus.CounterVec
 	// Sessions, affinity and the loop guard; the counters are resolved once
 	// so a request pays no label lookup.
 	sessions     map[string]prometheus.Counter // by session source
@@ -57,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.newSessionMetrics()
 	m.usage = newUsageMetrics()
 	if reg != nil {
-		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections, m.limited,
+		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections, m.limited, m.limiterErrors,
 			m.sessionsVec, m.sessionsSeen, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
 		reg.MustRegister(m.usage.collectors()...)
 	}
@@ -87,6 +89,10 @@ func (m *Metrics) newRequestMetrics() {
 		Name: "switchyard_rate_limited_total",
 		Help: "Requests refused with 429 because their client key was over a limit, by key name and limit.",
 	}, []string{"key", "limit"})
+	m.limiterErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_rate_limit_service_errors_total",
+		Help: "Calls to the rate-limit service that failed (unreachable, timed out, Redis down), by operation (admit or charge); failure_mode decides the request.",
+	}, []string{"op"})
 }
 
 // newFallbackMetrics makes the series of requests with fallbacks.

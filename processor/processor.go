@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"switchyard/config"
+	"switchyard/limits"
 	"switchyard/luahooks"
 	"switchyard/routing"
 )
@@ -60,6 +61,9 @@ type Options struct {
 	// more gRPC connections when one is full, so this is the cap that holds
 	// across all of them. 0 means no cap.
 	MaxInflight int64
+	// Limiter counts client keys' requests and tokens; nil means a
+	// limits.Local of this server's own.
+	Limiter Limiter
 }
 
 // Server implements the ext_proc gRPC service.
@@ -72,9 +76,12 @@ type Server struct {
 	// responses hands requests whose answer extproc reads to their
 	// response streams, by request id.
 	responses *responseLog
-	limits    *limiter    // client keys' requests per minute
-	state     state       // what plans read across requests
-	sessions  *sessionSet // sessions seen lately, for the metric
+	limiter   Limiter // client keys' request and token budgets
+	// limiterWarned is when the last warning about a failing limiter
+	// was logged, in Unix nanoseconds.
+	limiterWarned atomic.Int64
+	state         state       // what plans read across requests
+	sessions      *sessionSet // sessions seen lately, for the metric
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -88,7 +95,10 @@ func New(opts Options) *Server {
 		opts.Metrics = NewMetrics(nil)
 	}
 	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), responses: newResponseLog(),
-		sessions: newSessionSet(), limits: newLimiter()}
+		sessions: newSessionSet(), limiter: opts.Limiter}
+	if s.limiter == nil {
+		s.limiter = limits.NewLocal()
+	}
 	s.state = state{health: s.health, loops: newLoopGuard()}
 	return s
 }
@@ -166,7 +176,7 @@ func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest)
 	}
 	switch v := msg.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		if resp := x.onRequestHeaders(v.RequestHeaders); resp != nil {
+		if resp := x.onRequestHeaders(ctx, v.RequestHeaders); resp != nil {
 			return []*extprocv3.ProcessingResponse{resp}
 		}
 		return nil

@@ -101,12 +101,12 @@ type clientKey struct {
 	name      string
 	hash      [sha256.Size]byte
 	models    []pattern
-	rpm       int
+	limits    config.LimitsConfig
 	loopGuard *config.LoopGuard
 }
 
 func (k *clientKey) principal() Principal {
-	return Principal{Name: k.name, RequestsPerMinute: k.rpm, models: k.models, loopGuard: k.loopGuard}
+	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard}
 }
 
 func apiIndex(a config.API) int {
@@ -257,7 +257,7 @@ func (r *Router) compileClientKeys(env config.Env) error {
 			ck.loopGuard = kc.LoopGuard.Compile()
 		}
 		if kc.Limits != nil {
-			ck.rpm = kc.Limits.RequestsPerMinute
+			ck.limits = *kc.Limits
 		}
 		for _, m := range kc.Models {
 			ck.models = append(ck.models, newPattern(m))

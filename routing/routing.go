@@ -56,9 +56,9 @@ type Header struct {
 type Principal struct {
 	// Name is the key's configured name (never the key itself).
 	Name string
-	// RequestsPerMinute limits the key's requests per calendar minute; 0
-	// means no limit.
-	RequestsPerMinute int
+	// Limits are the key's request and token budgets; zero fields mean
+	// no budget of that kind.
+	Limits config.LimitsConfig
 	// models is the allow-list of model patterns; empty allows every model.
 	models []pattern
 	// loopGuard is the key's loop guard (or the top-level one); nil: off.

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts the mock LLM, extproc and Envoy on loopback; Ctrl-C stops all three.
 # Called by `make run`, which has already installed Envoy and built bin/.
+# With SWITCHYARD_GLOBAL_LIMITS=1 (`make run-global`) it also starts Redis and
+# envoyproxy/ratelimit on unix sockets under .tools/run and points the config's
+# rate_limit_service at them, as every replica of a deployment would be.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,26 @@ echo ">> mock LLM on $MOCK_ADDR"
 bin/mockllm -addr "$MOCK_ADDR" 2>"$RUN_DIR/mockllm.log" &
 pids+=($!)
 
+if [ "${SWITCHYARD_GLOBAL_LIMITS:-}" = 1 ]; then
+  : "${RATELIMIT_BIN:?RATELIMIT_BIN is not set: run through make run-global}"
+  RUN_ABS=$(cd "$RUN_DIR" && pwd)
+  rm -f "$RUN_ABS/redis.sock" "$RUN_ABS/ratelimit.sock"
+  echo ">> redis on unix:$RUN_ABS/redis.sock"
+  "$REDIS_BIN" --port 0 --unixsocket "$RUN_ABS/redis.sock" --save '' --appendonly no >"$RUN_DIR/redis.log" 2>&1 &
+  pids+=($!)
+  mkdir -p "$RUN_DIR/ratelimit/config"
+  GLOBAL_CONFIG="$RUN_DIR/switchyard-global.yaml"
+  { cat "$CONFIG"; printf '\nrate_limit_service: {address: "unix:%s/ratelimit.sock", failure_mode: allow}\n' "$RUN_ABS"; } >"$GLOBAL_CONFIG"
+  CONFIG=$GLOBAL_CONFIG
+  bin/extproc ratelimit-config -config "$CONFIG" >"$RUN_DIR/ratelimit/config/config.yaml"
+  for _ in $(seq 1 100); do [ -S "$RUN_ABS/redis.sock" ] && break; sleep 0.1; done
+  echo ">> envoyproxy/ratelimit on unix:$RUN_ABS/ratelimit.sock"
+  env USE_STATSD=false LOG_LEVEL=warn GRPC_UDS="$RUN_ABS/ratelimit.sock" HOST=127.0.0.1 PORT=0 DEBUG_HOST=127.0.0.1 DEBUG_PORT=0 \
+    REDIS_SOCKET_TYPE=unix REDIS_URL="$RUN_ABS/redis.sock" RUNTIME_ROOT="$RUN_ABS/ratelimit" RUNTIME_SUBDIRECTORY=. RUNTIME_WATCH_ROOT=false \
+    "$RATELIMIT_BIN" >"$RUN_DIR/ratelimit.log" 2>&1 &
+  pids+=($!)
+fi
+
 echo ">> extproc (config $CONFIG, metrics http://$METRICS/metrics)"
 bin/extproc -config "$CONFIG" -grpc "unix:$SOCK" -metrics "$METRICS" &
 pids+=($!)
@@ -47,7 +70,8 @@ Switchyard is up. Try:
   curl -s http://127.0.0.1:$PORT/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"mock-gpt","messages":[{"role":"user","content":"Hello"}]}'
 Claude Code and Codex: settings in README.md, "Using it with coding agents".
-Logs: extproc on this terminal, $RUN_DIR/envoy.log, $RUN_DIR/mockllm.log. Ctrl-C stops everything.
+Logs: extproc on this terminal, $RUN_DIR/envoy.log, $RUN_DIR/mockllm.log (and with run-global
+$RUN_DIR/redis.log, $RUN_DIR/ratelimit.log). Ctrl-C stops everything.
 TXT
-# Exit (and stop the rest) as soon as any of the three dies.
+# Exit (and stop the rest) as soon as any of them dies.
 wait -n "${pids[@]}"

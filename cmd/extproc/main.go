@@ -1,7 +1,8 @@
 // Command extproc is Switchyard's Envoy external processor: it serves the
 // ext_proc gRPC API beside Envoy, routes each LLM request by model and
 // injects the provider's credential. It also renders the Envoy configuration
-// (`extproc envoy-config`) and tests Lua hooks offline (`extproc hooks`).
+// (`extproc envoy-config`) and the rate-limit service's
+// (`extproc ratelimit-config`), and tests Lua hooks offline (`extproc hooks`).
 package main
 
 import (
@@ -30,6 +31,8 @@ func main() {
 const usage = `usage:
   extproc [serve flags]             serve the ext_proc API (see -h)
   extproc envoy-config [flags]      print the Envoy configuration for a gateway config
+  extproc ratelimit-config [-config FILE]
+                                    print envoyproxy/ratelimit's config for a gateway config
   extproc hooks check DIR           compile and validate Lua hooks
   extproc hooks test DIR --request FILE.json [--header k:v ...] [--config FILE]
                                     show what the hooks do to one request
@@ -40,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		switch args[0] {
 		case "envoy-config":
 			return runEnvoyConfig(args[1:], stdout, stderr)
+		case "ratelimit-config":
+			return runRateLimitConfig(args[1:], stdout, stderr)
 		case "hooks":
 			return runHooks(ctx, args[1:], stdout, stderr)
 		case "serve":

@@ -310,3 +310,22 @@ func TestServeReportsBoundAddresses(t *testing.T) {
 		t.Errorf("/healthz at %s: %d", got.Metrics, hr.StatusCode)
 	}
 }
+
+func TestRateLimitConfigCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(minimalConfig+"rate_limit_service: {address: 'unix:/run/rls.sock'}\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"ratelimit-config", "-config", path}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\ndomain: switchyard\n") || errOut.Len() != 0 {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(minimalConfig+"rate_limit_service: {address: nowhere}\n"), 0o600)
+	if err := run(context.Background(), []string{"ratelimit-config", "-config", bad}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "rate_limit_service.address") {
+		t.Errorf("invalid config: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ import (
 
 	"switchyard/config"
 	"switchyard/envoy"
+	"switchyard/limits"
 	"switchyard/luahooks"
 	"switchyard/processor"
 	"switchyard/routing"
@@ -152,12 +153,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer hooks.Close()
 
+	limiter, closeLimiter, err := newLimiter(cfg.Current().Config().GlobalLimits(), log)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+
 	srv := processor.New(processor.Options{
 		Router:      cfg.Current,
 		Hooks:       hooks.Current,
 		Logger:      log,
 		Metrics:     processor.NewMetrics(reg),
 		MaxInflight: f.maxInflight,
+		Limiter:     limiter,
 	})
 
 	lis, err := listen(f.grpcAddr)
@@ -391,6 +399,21 @@ func newHooks(configPath string, hc config.HooksConfig, log *slog.Logger, reg pr
 		return nil, fmt.Errorf("loading hooks: %w", err)
 	}
 	return m, nil
+}
+
+// newLimiter returns the limiter client keys' budgets are counted in: the
+// rate-limit service when the config names one, else this process. Changing
+// rate_limit_service takes a restart (config.RestartNeeded).
+func newLimiter(rls *config.RateLimitService, log *slog.Logger) (processor.Limiter, func(), error) {
+	if rls == nil {
+		return limits.NewLocal(), func() {}, nil
+	}
+	g, err := limits.NewGlobal(limits.GlobalOptions{Address: rls.Address, Timeout: rls.Timeout, Deny: rls.Deny})
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("client key limits kept in the rate-limit service", "address", rls.Address, "timeout", rls.Timeout.String(), "deny_when_down", rls.Deny)
+	return g, func() { _ = g.Close() }, nil
 }
 
 // recoverStream turns a panic in a stream handler into an Internal error on
