@@ -147,10 +147,11 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 }
 
 // planResponse decides whether the answer passes extproc: to count its
-// tokens (usage enabled) or to translate it. A request with fallbacks is
+// tokens (usage enabled, or the key has a token budget) or to translate it. A request with fallbacks is
 // not counted: its attempts pass their own filter.
 func (p *Plan) planResponse(router *routing.Router, req *Request, f *bodyFields) *apiError {
-	if p.Fallback() || (!p.Response.Translate && !router.Config().CountsUsage()) {
+	counted := router.Config().CountsUsage() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
+	if p.Fallback() || (!p.Response.Translate && !counted) {
 		return nil
 	}
 	p.Response.Usage, p.Response.Stream = true, f.stream

@@ -241,6 +241,7 @@ func (r *responseStream) end(ctx context.Context) {
 		m.usage.firstToken.WithLabelValues(j.provider, j.metricModel).Observe(r.firstByte.Sub(r.sent).Seconds())
 	}
 	m.usage.duration.WithLabelValues(j.provider, j.metricModel).Observe(now.Sub(r.sent).Seconds())
+	r.srv.chargeTokens(ctx, j.principal, t.Total())
 	if log := r.srv.opts.Logger; log.Enabled(ctx, slog.LevelDebug) {
 		log.LogAttrs(ctx, slog.LevelDebug, "routed",
 			slog.String("request_id", r.requestID), slog.String("path", pathOnly(j.path)),
