@@ -13,11 +13,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"switchyard/loadtest/mockllm"
 )
@@ -316,25 +319,8 @@ func agentHeader(name string) bool {
 // tokens of each part of the context (POST /v1/messages/count_tokens).
 func TestClaudeCodeThroughGateway(t *testing.T) {
 	t.Parallel()
-	claude := agentCLI(t, "claude", "CLAUDE_CODE_VERSION")
-	mock := startMock(t)
-	block := readmeBlock(t, "claude-settings")
-	var parsed struct {
-		Env map[string]string `json:"env"`
-	}
-	if err := json.Unmarshal([]byte(block), &parsed); err != nil || parsed.Env["ANTHROPIC_AUTH_TOKEN"] == "" {
-		t.Fatalf("README's Claude Code settings: %v, no ANTHROPIC_AUTH_TOKEN in %s", err, block)
-	}
-	// The gateway requires the token the settings send as its client key.
-	gw := startGateway(t, withAgentKey(exampleConfig(t, mock.URL)),
-		gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + parsed.Env["ANTHROPIC_AUTH_TOKEN"]}})
-	guard := startEgressGuard(t)
-
-	home := t.TempDir()
-	settings := filepath.Join(home, "switchyard-claude.json")
-	writeFile(t, settings, strings.ReplaceAll(block, makeRunURL, gw.url))
-	env := append([]string{"HOME=" + home, "TMPDIR=" + t.TempDir()}, guard.env()...)
-
+	c := startClaude(t, "mock-claude")
+	claude, settings, env, mock, gw, guard := c.bin, c.settings, c.env, c.mock, c.gw, c.guard
 	total := 0
 	for _, tc := range []struct {
 		name, prompt, want, path string
@@ -356,6 +342,67 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 	}
 	// The gateway read Claude Code's session header on every request.
 	waitMetric(t, gw, `switchyard_session_requests_total{source="claude_code"}`, float64(total))
+}
+
+// claudeRun is Claude Code set up with the README's settings against the
+// gateway of `make run` and the mock.
+type claudeRun struct {
+	bin, settings string
+	env           []string
+	mock          *recordingMock
+	gw            *gateway
+	guard         *egressGuard
+}
+
+// startClaude sets Claude Code up with the README's settings, every model
+// replaced by model.
+func startClaude(t *testing.T, model string) claudeRun {
+	t.Helper()
+	c := claudeRun{bin: agentCLI(t, "claude", "CLAUDE_CODE_VERSION"), mock: startMock(t)}
+	block := readmeBlock(t, "claude-settings")
+	var parsed struct {
+		Env map[string]string `json:"env"`
+	}
+	if err := json.Unmarshal([]byte(block), &parsed); err != nil || parsed.Env["ANTHROPIC_AUTH_TOKEN"] == "" {
+		t.Fatalf("README's Claude Code settings: %v, no ANTHROPIC_AUTH_TOKEN in %s", err, block)
+	}
+	// The gateway requires the token the settings send as its client key.
+	c.gw = startGateway(t, withAgentKey(exampleConfig(t, c.mock.URL)),
+		gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + parsed.Env["ANTHROPIC_AUTH_TOKEN"]}})
+	c.guard = startEgressGuard(t)
+	home := t.TempDir()
+	c.settings = filepath.Join(home, "switchyard-claude.json")
+	writeFile(t, c.settings, strings.ReplaceAll(strings.ReplaceAll(block, makeRunURL, c.gw.url), `"mock-claude"`, strconv.Quote(model)))
+	c.env = append([]string{"HOME=" + home, "TMPDIR=" + t.TempDir()}, c.guard.env()...)
+	return c
+}
+
+// TestClaudeCodeOnOpenAIModel: Claude Code completes a prompt on a model
+// served with the OpenAI API (mock-gpt): the gateway translates its
+// Messages requests into chat completions and the answers back, and
+// estimates count_tokens (/context) itself.
+func TestClaudeCodeOnOpenAIModel(t *testing.T) {
+	t.Parallel()
+	c := startClaude(t, "mock-gpt")
+	for _, tc := range []struct{ name, prompt, want string }{
+		{name: "prompt", prompt: "Reply with one short sentence.", want: mockllm.Answer},
+		{name: "context", prompt: "/context", want: "Context Usage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := runAgent(t, c.bin, []string{"--settings", c.settings, "-p", tc.prompt}, c.env)
+			checkAgentOutput(t, run, tc.want, c.guard)
+			reqs := c.mock.take()
+			t.Logf("Claude Code's requests reached the mock as %d requests:\n%s", len(reqs), describe(dedupe(reqs)))
+			for i, r := range reqs {
+				if r.Method != "POST" || pathOnlyURI(r.URI) != "/v1/chat/completions" || gjson.GetBytes(r.Body, "model").String() != "mock-gpt" {
+					t.Errorf("request %d: %s %s for %q, want POST /v1/chat/completions for mock-gpt", i, r.Method, r.URI, gjson.GetBytes(r.Body, "model").String())
+				}
+			}
+			if tc.name == "prompt" && len(reqs) == 0 {
+				t.Error("the mock received nothing")
+			}
+		})
+	}
 }
 
 // checkClaudeRequests: every request went to path (with Claude Code's

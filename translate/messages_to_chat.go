@@ -17,11 +17,24 @@ var messagesRequestFields = map[string]fieldRule{
 	// Dropped: the OpenAI upstream reasons (or not) by its own model and
 	// returns no thinking blocks; the rest are hints or bookkeeping.
 	"thinking": accept, "service_tier": accept, "context_management": accept,
+	// output_config.effort is a thinking hint too (Claude Code sends it);
+	// output_config.format asks for structured output: refused.
+	"output_config": refuseUnless(onlyEffort, "output_config.format (structured outputs) is not translated to OpenAI; use a tool"),
 	// Refused.
 	"top_k":         refuseUnless(func(gjson.Result) bool { return false }, "OpenAI has no top_k"),
 	"container":     refuseAlways("Anthropic containers are not translated to OpenAI"),
 	"mcp_servers":   refuseAlways("MCP servers are not translated to OpenAI"),
 	"output_format": refuseAlways("structured outputs are not translated to OpenAI; use a tool"),
+}
+
+// onlyEffort accepts an output_config that holds nothing but effort.
+func onlyEffort(v gjson.Result) bool {
+	ok := v.IsObject()
+	v.ForEach(func(k, _ gjson.Result) bool {
+		ok = k.String() == "effort"
+		return ok
+	})
+	return ok
 }
 
 // MessagesToChat translates an Anthropic Messages request into an OpenAI
@@ -218,6 +231,20 @@ func messagesMessageToChat(m messagesMessage) ([]chatMessageOut, *Error) {
 			return nil, nil
 		}
 		return []chatMessageOut{msg}, nil
+	case "system":
+		// A system message inside the conversation (Claude Code sends
+		// them) stays where it is: OpenAI takes system messages anywhere.
+		var text strings.Builder
+		for _, b := range blocks {
+			if b.Type != "text" {
+				return nil, refuse("system message block type %q is not translated to OpenAI", b.Type)
+			}
+			text.WriteString(b.Text)
+		}
+		if text.Len() == 0 {
+			return nil, nil
+		}
+		return []chatMessageOut{{Role: "system", Content: text.String()}}, nil
 	}
 	return nil, refuse("unknown role %q", m.Role)
 }
