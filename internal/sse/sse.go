@@ -24,6 +24,7 @@ type Scanner struct {
 	pending []byte // an unfinished line
 	skipLF  bool   // the last chunk ended with "\r": a leading "\n" ends nothing
 	name    string
+	last    string // the last event name read: streams repeat a few names
 	data    []byte
 	hasData bool
 	// Overflowed reports that a line past maxPending was dropped.
@@ -105,7 +106,10 @@ func (s *Scanner) line(line []byte, emit func(Event)) {
 	}
 	switch string(field) {
 	case "event":
-		s.name = string(value)
+		if string(value) != s.last { // compared without a copy
+			s.last = string(value)
+		}
+		s.name = s.last
 	case "data":
 		if s.hasData {
 			s.data = append(s.data, '\n')

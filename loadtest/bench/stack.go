@@ -128,7 +128,21 @@ type feature struct {
 	config     func(upstream string) string
 	headers    map[string]string
 	renderArgs []string // added to `extproc envoy-config`
+	env        []string // added to extproc's environment
 }
+
+// benchKey is the client key of the paths with limits.
+const benchKey = "sk-switchyard-bench"
+
+// limitsConfig gives the gateway config one client key with budgets no
+// run reaches: every request is counted against them, none refused.
+func limitsConfig(budgets string) func(string) string {
+	return func(upstream string) string {
+		return gatewayConfig(upstream, "") + "client_keys:\n  - name: bench\n    key_env: SWITCHYARD_BENCH_KEY\n    limits: " + budgets + "\n"
+	}
+}
+
+var limitsFeature = feature{headers: map[string]string{"authorization": "Bearer " + benchKey}, env: []string{"SWITCHYARD_BENCH_KEY=" + benchKey}}
 
 // Features are the gateway features a run can measure, by name
 // (gateway_NAME paths).
@@ -138,6 +152,17 @@ var Features = map[string]feature{
 	// usage_inline: the same with the filter Envoy waits for on each chunk
 	// (the candidate observability mode was chosen over).
 	"usage_inline": {config: usageConfig, renderArgs: []string{"-usage-inline"}},
+	// translate: the chat requests reach a model served with the Messages
+	// API, and the answers come back translated.
+	"translate": {config: func(u string) string {
+		return strings.Replace(gatewayConfig(u, ""), "schema: openai", "schema: anthropic", 1)
+	}},
+	// limits_rpm: a client key with a requests-per-minute budget (the
+	// embedded limiter); limits: with token budgets too, so every answer is
+	// counted and charged.
+	"limits_rpm": {config: limitsConfig("{requests_per_minute: 4000000000}"), headers: limitsFeature.headers, env: limitsFeature.env},
+	"limits": {config: limitsConfig("{requests_per_minute: 4000000000, tokens_per_minute: 4000000000}"),
+		headers: limitsFeature.headers, env: limitsFeature.env},
 }
 
 func usageConfig(upstream string) string {
@@ -227,7 +252,8 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err := os.WriteFile(file, []byte(f.config(cfg.UpstreamURL)), 0o644); err != nil {
 			return nil, fmt.Errorf("writing config: %w", err)
 		}
-		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers, renderArgs: f.renderArgs})
+		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers,
+			renderArgs: f.renderArgs, extprocEnv: f.env})
 	}
 	for _, v := range cfg.Variants {
 		instances = append(instances, instance{name: VariantPath(v.Name), config: plain, extproc: true,
@@ -269,6 +295,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		args = append(args, in.renderArgs...)
 		var stderr bytes.Buffer
 		render := exec.CommandContext(ctx, cfg.ExtprocBin, args...)
+		render.Env = append(os.Environ(), in.extprocEnv...) // the config's secrets
 		render.Stderr = &stderr
 		yaml, err := render.Output()
 		if err != nil {
@@ -446,8 +473,9 @@ func preflight(ctx context.Context, p Path) error {
 	if err := json.Unmarshal(body, &got); err != nil {
 		return fmt.Errorf("decoding answer: %w", err)
 	}
-	if p.Name == PathLiteLLM {
-		// A peer gateway does not pass x-mock-echo on; the mock's answer
+	if p.Name == PathLiteLLM || p.Name == FeaturePath("translate") {
+		// A peer gateway does not pass x-mock-echo on, and a translated
+		// answer has only the fields of the client's API; the mock's answer
 		// (its id prefix and usage) shows the request reached it.
 		if got.Object != "chat.completion" || !strings.HasPrefix(got.ID, "chatcmpl-mock") || !strings.Contains(got.Model, Model) {
 			return fmt.Errorf("unexpected answer %s", body)
