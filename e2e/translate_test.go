@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -85,4 +86,53 @@ func TestSDKTranslated(t *testing.T) {
 func pathOnlyURI(uri string) string {
 	p, _, _ := strings.Cut(uri, "?")
 	return p
+}
+
+// TestTranslatedErrors: a provider's error reaches the client in the
+// client's API shape: Anthropic's 529 overloaded as OpenAI's 503, OpenAI's
+// 400 as Anthropic's invalid_request_error; a translated stream the provider
+// cuts short ends with an error event in the client's API (which the SDKs
+// raise).
+func TestTranslatedErrors(t *testing.T) {
+	t.Parallel()
+	anth := upstreamFunc(t, "anthropic", func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("x-case"), "cut") {
+			w.Header().Set("content-type", "text/event-stream")
+			fmt.Fprint(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"x\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n")
+			return // the connection closes before the answer is complete
+		}
+		w.Header().Set("content-type", "application/json")
+		w.WriteHeader(529)
+		fmt.Fprint(w, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
+	})
+	oai := upstreamFunc(t, "openai", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		w.WriteHeader(400)
+		fmt.Fprint(w, `{"error":{"message":"max_completion_tokens is too large","type":"invalid_request_error","param":null,"code":null}}`)
+	})
+	cfg := fmt.Sprintf(`providers:
+  - {name: anth, url: "http://%s", schema: anthropic}
+  - {name: oai, url: "http://%s", schema: openai}
+routes:
+  - {model: to-anthropic, provider: anth}
+  - {model: to-openai, provider: oai}
+`, anth.addr, oai.addr)
+	gw := startGateway(t, cfg, gatewayOptions{})
+
+	r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"to-anthropic","messages":[{"role":"user","content":"hi"}]}`)
+	e, _ := r.json(t)["error"].(map[string]any)
+	if r.status != 503 || e["message"] != "Overloaded" || e["code"] != "overloaded_error" {
+		t.Errorf("Anthropic 529 to an OpenAI client: %d %s", r.status, r.body)
+	}
+	r = gw.do(t, "POST", "/v1/messages", nil, `{"model":"to-openai","max_tokens":99999999,"messages":[{"role":"user","content":"hi"}]}`)
+	m := r.json(t)
+	e, _ = m["error"].(map[string]any)
+	if r.status != 400 || m["type"] != "error" || e["type"] != "invalid_request_error" || e["message"] != "max_completion_tokens is too large" {
+		t.Errorf("OpenAI 400 to an Anthropic client: %d %s", r.status, r.body)
+	}
+	r = gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-case": "cut"},
+		`{"model":"to-anthropic","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if r.status != 200 || !strings.Contains(string(r.body), `data: {"error":{"message":"the upstream stream ended before the response was complete"`) {
+		t.Errorf("a translated stream cut short: %d %s", r.status, r.body)
+	}
 }
