@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"switchyard/config"
+	"switchyard/internal/apierr"
 	"switchyard/routing"
 )
 
@@ -73,27 +74,6 @@ func openAIType(k routing.Kind, status int) string {
 	}
 }
 
-type openAIErrorBody struct {
-	Error openAIErrorObject `json:"error"`
-}
-
-type openAIErrorObject struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    string  `json:"code"`
-}
-
-type anthropicErrorBody struct {
-	Type  string               `json:"type"`
-	Error anthropicErrorObject `json:"error"`
-}
-
-type anthropicErrorObject struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
-
 // body renders the error for api. Anthropic has no 503 type of its own; it
 // uses api_error for every 5xx it does not name.
 func (e *apiError) body(api config.API) []byte {
@@ -106,9 +86,9 @@ func (e *apiError) body(api config.API) []byte {
 				t = "overloaded_error"
 			}
 		}
-		v = anthropicErrorBody{Type: "error", Error: anthropicErrorObject{Type: t, Message: e.message}}
+		v = apierr.Anthropic{Type: "error", Error: apierr.AnthropicError{Type: t, Message: e.message}}
 	} else {
-		v = openAIErrorBody{Error: openAIErrorObject{Message: e.message, Type: openAIType(e.kind, e.status), Code: e.code}}
+		v = apierr.OpenAI{Error: apierr.OpenAIError{Message: e.message, Type: openAIType(e.kind, e.status), Code: e.code}}
 	}
 	b, err := json.Marshal(v)
 	if err != nil { // unreachable: the values are plain strings

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"switchyard/internal/apierr"
 )
 
 // Error is a request the translator refuses: a body that is not valid for
@@ -45,7 +47,7 @@ func ErrorToChat(status int, body []byte) (int, []byte) {
 	if code == "" {
 		code = "upstream_error"
 	}
-	return status, mustMarshal(openAIErrorBody{Error: openAIErrorObject{
+	return status, mustMarshal(apierr.OpenAI{Error: apierr.OpenAIError{
 		Message: msg,
 		Type:    openAITypeFor(status, typ),
 		Code:    code,
@@ -74,7 +76,7 @@ func ErrorToMessages(status int, body []byte) (int, []byte) {
 	if msg == "" {
 		msg = genericMessage(status)
 	}
-	return status, mustMarshal(anthropicErrorBody{Type: "error", Error: anthropicErrorObject{
+	return status, mustMarshal(apierr.Anthropic{Type: "error", Error: apierr.AnthropicError{
 		Type:    anthropicTypeFor(status),
 		Message: msg,
 	}})
@@ -136,25 +138,4 @@ func anthropicTypeFor(status int) string {
 		return "api_error"
 	}
 	return "invalid_request_error"
-}
-
-type openAIErrorBody struct {
-	Error openAIErrorObject `json:"error"`
-}
-
-type openAIErrorObject struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    string  `json:"code"`
-}
-
-type anthropicErrorBody struct {
-	Type  string               `json:"type"`
-	Error anthropicErrorObject `json:"error"`
-}
-
-type anthropicErrorObject struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
 }

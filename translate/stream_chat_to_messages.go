@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"switchyard/internal/apierr"
 	"switchyard/internal/sse"
 )
 
@@ -209,7 +210,7 @@ func (s *chatToMessagesStream) end() {
 // the stream for Anthropic clients.
 func (s *chatToMessagesStream) fail(typ, msg string) {
 	s.closeBlock()
-	s.emit("error", streamEvent{Error: &anthropicErrorObject{Type: typ, Message: msg}})
+	s.emit("error", streamEvent{Error: &apierr.AnthropicError{Type: typ, Message: msg}})
 	s.done = true
 }
 
@@ -229,13 +230,13 @@ func anthropicTypeForOpenAI(t string) string {
 
 // streamEvent is any Anthropic stream event; Type says which fields are set.
 type streamEvent struct {
-	Type         string                `json:"type"`
-	Index        *int                  `json:"index,omitempty"`
-	Message      *messagesResponse     `json:"message,omitempty"`
-	ContentBlock *startBlock           `json:"content_block,omitempty"`
-	Delta        any                   `json:"delta,omitempty"`
-	Usage        *deltaUsage           `json:"usage,omitempty"`
-	Error        *anthropicErrorObject `json:"error,omitempty"`
+	Type         string                 `json:"type"`
+	Index        *int                   `json:"index,omitempty"`
+	Message      *messagesResponse      `json:"message,omitempty"`
+	ContentBlock *startBlock            `json:"content_block,omitempty"`
+	Delta        any                    `json:"delta,omitempty"`
+	Usage        *deltaUsage            `json:"usage,omitempty"`
+	Error        *apierr.AnthropicError `json:"error,omitempty"`
 }
 
 type startBlock struct {

@@ -3,6 +3,7 @@ package translate
 import (
 	"github.com/tidwall/gjson"
 
+	"switchyard/internal/apierr"
 	"switchyard/internal/sse"
 )
 
@@ -185,7 +186,7 @@ func (s *messagesToChatStream) finishStream() {
 // fail sends an error the way OpenAI does mid-stream, a data line holding
 // {"error":{...}}, then [DONE].
 func (s *messagesToChatStream) fail(typ, msg string) {
-	s.out = sse.Append(s.out, "", mustMarshal(openAIErrorBody{Error: openAIErrorObject{Message: msg, Type: typ, Code: "upstream_error"}}))
+	s.out = sse.Append(s.out, "", mustMarshal(apierr.OpenAI{Error: apierr.OpenAIError{Message: msg, Type: typ, Code: "upstream_error"}}))
 	s.out = sse.Append(s.out, "", []byte("[DONE]"))
 	s.done = true
 }
