@@ -88,3 +88,50 @@ func headerIn(hm *extprocv3.HeaderMutation, name string) string {
 	}
 	return ""
 }
+
+// A translated answer is rewritten on the response stream: Content-Length
+// goes, each chunk is answered with the client's bytes for it (a stream as
+// it comes, a JSON answer whole at its end), and the tokens are counted.
+func TestTranslatedResponseStream(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(prometheus.NewRegistry())
+	s := New(Options{Router: func() *routing.Router { return compileRouter(t, testConfigYAML) }, Metrics: m})
+	sent := run(t, s, script(fullDuplex, append(post("/v1/chat/completions", bearer(keyTeamB)...), "x-request-id", "req-t"),
+		`{"model":"claude-sonnet","stream":true,"messages":[{"role":"user","content":"hi"}]}`)...)
+	if got := headerIn(sent[0].GetRequestHeaders().GetResponse().GetHeaderMutation(), routing.ClusterHeader); got != routing.TranslateClusterPrefix+"anthropic" {
+		t.Fatalf("cluster header %q, want the translate cluster", got)
+	}
+	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(envoy.PhaseMetadataKey, envoy.PhaseResponse))
+	body := func(b string, eos bool) *extprocv3.ProcessingRequest {
+		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(b), EndOfStream: eos}}}
+	}
+	st := newFakeStream(ctx,
+		headersMsg(0, true, "x-request-id", "req-t"),
+		&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+			Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("text/event-stream")}}}}}},
+		body("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"x\",\"content\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel", false),
+		body("lo\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":4}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", true),
+	)
+	if err := s.Process(st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.sent) != 4 {
+		t.Fatalf("sent %d answers, want one per message", len(st.sent))
+	}
+	if rm := st.sent[1].GetResponseHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(); len(rm) != 1 || rm[0] != "content-length" {
+		t.Errorf("response headers remove %v, want content-length", rm)
+	}
+	first := string(st.sent[2].GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+	last := string(st.sent[3].GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+	if !strings.Contains(first, `"object":"chat.completion.chunk"`) || strings.Contains(first, "Hel") {
+		t.Errorf("first chunk's answer %q: want the role chunk, and no half event", first)
+	}
+	if !strings.Contains(last, `"content":"Hello"`) || !strings.HasSuffix(last, "data: [DONE]\n\n") {
+		t.Errorf("last chunk's answer %q: want the text and [DONE]", last)
+	}
+	for typ, want := range map[string]float64{"input": 9, "output": 4} {
+		if got := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "anthropic", "claude-sonnet", typ)); got != want {
+			t.Errorf("%s tokens = %v, want %v", typ, got, want)
+		}
+	}
+}
