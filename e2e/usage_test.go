@@ -138,3 +138,48 @@ func TestUsageChunksFlow(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageCountedWithFallbacks: a counted request through a route with
+// fallbacks is counted once, for the provider whose attempt answered, and
+// charged to its key's budget.
+func TestUsageCountedWithFallbacks(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	down := upstreamFunc(t, "down", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		w.WriteHeader(503)
+		fmt.Fprint(w, `{"error":{"message":"down","type":"server_error","param":null,"code":null}}`)
+	})
+	cfg := fmt.Sprintf(`providers:
+  - {name: down, url: "http://%s", schema: openai}
+  - {name: mock, url: %q, schema: openai}
+routes:
+  - model: fb
+    provider: down
+    fallbacks: [{provider: mock, model: mock-gpt}]
+client_keys:
+  - {name: team-t, key_env: %s, limits: {tokens_per_day: 1}}
+`, down.addr, mock.URL, tokensKeyEnv)
+	gw := startGateway(t, cfg, gatewayOptions{extraEnv: []string{tokensKeyEnv + "=" + tokensKey}})
+	for _, stream := range []bool{false, true} {
+		body := fmt.Sprintf(`{"model":"fb","stream":%v,"messages":[{"role":"user","content":"hi"}]}`, stream)
+		r := gw.do(t, "POST", "/v1/chat/completions", bearer(tokensKey), body)
+		if !stream {
+			if r.status != 200 {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			u := reportedUsage(t, r.body)
+			for typ, n := range u {
+				waitMetric(t, gw, fmt.Sprintf(`switchyard_tokens_total{key="team-t",model="fb",provider="mock",type=%q}`, typ), n)
+			}
+			continue
+		}
+		// The budget of one token was spent by the first answer.
+		if r.status != 429 || r.header.Get("x-ratelimit-limit-tokens") != "1" {
+			t.Errorf("after the budget was spent through a fallback: %d %s", r.status, r.body)
+		}
+	}
+	if v, _ := metricValue(gw.metrics(t), `switchyard_tokens_total{key="team-t",model="fb",provider="down",type="input"}`); v != 0 {
+		t.Errorf("the failed attempt was counted: %v input tokens", v)
+	}
+}

@@ -17,11 +17,14 @@ import (
 // carries no credential: each attempt takes its provider's key from the
 // running config.
 type attemptsHeader struct {
-	Path     string       `json:"path"`
-	API      config.API   `json:"api"`
-	Model    string       `json:"model"`       // the model in the body every attempt replays
-	Retry    string       `json:"retry"`       // the retry policy's key
-	Session  string       `json:"s,omitempty"` // the session's log id (sessionLogID), for the log line
+	Path    string     `json:"path"`
+	API     config.API `json:"api"`
+	Model   string     `json:"model"`       // the model in the body every attempt replays
+	Retry   string     `json:"retry"`       // the retry policy's key
+	Session string     `json:"s,omitempty"` // the session's log id (sessionLogID), for the log line
+	// Usage: the answer's tokens are counted (the attempt that answers
+	// reads its body).
+	Usage    bool         `json:"u,omitempty"`
 	Attempts []attemptRef `json:"attempts"`
 }
 

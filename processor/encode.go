@@ -80,7 +80,8 @@ func immediate(code int, body []byte, details string, extra ...routing.Header) *
 // the attempt its key, model and path from the attempts header. Here the
 // request only loses the client's key and gains the hooks' changes.
 func encodeFallback(p *Plan, clientPath string, duplex bool) []*extprocv3.ProcessingResponse {
-	h := attemptsHeader{Path: clientPath, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key, Session: sessionLogID(p.Session)}
+	h := attemptsHeader{Path: clientPath, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key, Session: sessionLogID(p.Session),
+		Usage: p.Response.Usage}
 	groups := make([]any, 0, len(p.Attempts))
 	for i, a := range p.Attempts {
 		h.Attempts = append(h.Attempts, attemptRef{Provider: a.Provider, Model: a.Model, Key: a.Key})
@@ -94,6 +95,10 @@ func encodeFallback(p *Plan, clientPath string, duplex bool) []*extprocv3.Proces
 		setHeader(routing.AttemptsHeader, encodeAttempts(h)),
 		setHeader("content-length", strconv.Itoa(len(p.Body))),
 	}, RemoveHeaders: slices.Clone(routing.ClientKeyHeaders)}
+	if p.Response.Usage {
+		// A counted answer must come as it is, not compressed.
+		hm.RemoveHeaders = append(hm.RemoveHeaders, "accept-encoding")
+	}
 	if p.Hooks != nil {
 		for _, name := range slices.Sorted(maps.Keys(p.Hooks.SetHeaders)) {
 			hm.SetHeaders = append(hm.SetHeaders, setHeader(name, p.Hooks.SetHeaders[name]))

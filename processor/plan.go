@@ -147,27 +147,44 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 }
 
 // planResponse decides whether the answer passes extproc: to count its
-// tokens (usage enabled, or the key has a token budget) or to translate it. A request with fallbacks is
-// not counted: its attempts pass their own filter.
+// tokens (usage enabled, or the key has a token budget) or to translate it.
+// A request without fallbacks goes to a response cluster for that; one with
+// fallbacks is counted by the filter of the attempt that answers.
 func (p *Plan) planResponse(router *routing.Router, req *Request, f *bodyFields) *apiError {
 	counted := router.Config().CountsUsage() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
-	if p.Fallback() || (!p.Response.Translate && !counted) {
+	if !p.Response.Translate && !counted {
 		return nil
 	}
 	p.Response.Usage, p.Response.Stream = true, f.stream
 	a := &p.Attempts[0]
-	a.SetHeaders[0].Value = p.Response.cluster(a.Cluster)
-	// Counted answers must come as they are, not compressed.
-	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"accept-encoding"})
+	if !p.Fallback() {
+		a.SetHeaders[0].Value = p.Response.cluster(a.Cluster)
+		// Counted and translated answers must come as they are, not compressed.
+		a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"accept-encoding"})
+	}
 	if f.stream && !f.includeUsage && !p.Response.Translate && a.API == config.APIOpenAI && isChatPath(req.Path) {
 		// Chat streams report usage only when asked: ask, and the client
 		// gets the usage chunk (no choices) before [DONE] too.
-		b, err := sjson.SetBytes(a.Body, "stream_options.include_usage", true)
-		if err != nil {
-			return newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+		if err := askUsage(&p.Body); err != nil {
+			return err
 		}
-		a.Body, a.BodyChanged = b, true
+		for i := range p.Attempts {
+			if err := askUsage(&p.Attempts[i].Body); err != nil {
+				return err
+			}
+			p.Attempts[i].BodyChanged = true
+		}
 	}
+	return nil
+}
+
+// askUsage sets stream_options.include_usage in a chat request body.
+func askUsage(body *[]byte) *apiError {
+	b, err := sjson.SetBytes(*body, "stream_options.include_usage", true)
+	if err != nil {
+		return newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+	}
+	*body = b
 	return nil
 }
 

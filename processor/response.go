@@ -234,14 +234,7 @@ func (r *responseStream) end(ctx context.Context) {
 	if r.tokens != nil {
 		t = r.tokens.Close()
 	}
-	m := r.srv.opts.Metrics
-	m.usage.count(j.principal.Name, j.provider, j.metricModel, t)
-	now := time.Now()
-	if !r.firstByte.IsZero() {
-		m.usage.firstToken.WithLabelValues(j.provider, j.metricModel).Observe(r.firstByte.Sub(r.sent).Seconds())
-	}
-	m.usage.duration.WithLabelValues(j.provider, j.metricModel).Observe(now.Sub(r.sent).Seconds())
-	r.srv.chargeTokens(ctx, j.principal, t.Total())
+	r.srv.recordAnswer(ctx, j, t, r.sent, r.firstByte)
 	if log := r.srv.opts.Logger; log.Enabled(ctx, slog.LevelDebug) {
 		log.LogAttrs(ctx, slog.LevelDebug, "routed",
 			slog.String("request_id", r.requestID), slog.String("path", pathOnly(j.path)),
@@ -253,4 +246,17 @@ func (r *responseStream) end(ctx context.Context) {
 			slog.Int64("cache_read_tokens", t.CacheRead), slog.Int64("cache_creation_tokens", t.CacheCreation),
 			slog.Int64("reasoning_tokens", t.Reasoning))
 	}
+}
+
+// recordAnswer counts an answer's tokens and timings and charges the
+// tokens to the key's budgets. sent is when the request left for the
+// provider, firstByte when the answer's body began (zero: it had none).
+func (s *Server) recordAnswer(ctx context.Context, j *responseJob, t usage.Tokens, sent, firstByte time.Time) {
+	m := s.opts.Metrics
+	m.usage.count(j.principal.Name, j.provider, j.metricModel, t)
+	if !firstByte.IsZero() {
+		m.usage.firstToken.WithLabelValues(j.provider, j.metricModel).Observe(firstByte.Sub(sent).Seconds())
+	}
+	m.usage.duration.WithLabelValues(j.provider, j.metricModel).Observe(time.Since(sent).Seconds())
+	s.chargeTokens(ctx, j.principal, t.Total())
 }

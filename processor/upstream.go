@@ -5,13 +5,16 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/envoy"
+	"switchyard/internal/usage"
 	"switchyard/routing"
 )
 
@@ -48,6 +51,22 @@ type attempt struct {
 	answered  bool // the upstream's response headers arrived
 	concluded bool // the request's answer is this attempt's
 	err       *apiError
+	// tokens reads a counted plan's successful answer (nil otherwise);
+	// firstByte is when its body began.
+	tokens    *usage.Reader
+	firstByte time.Time
+}
+
+// countingMode is the processing mode of a counted plan's attempts: as
+// rendered, and the response body streamed to extproc as well (Envoy's
+// allow_mode_override), so that the attempt that answers is counted.
+var countingMode = &filterv3.ProcessingMode{
+	RequestHeaderMode:   filterv3.ProcessingMode_SEND,
+	ResponseHeaderMode:  filterv3.ProcessingMode_SEND,
+	RequestBodyMode:     filterv3.ProcessingMode_BUFFERED,
+	ResponseBodyMode:    filterv3.ProcessingMode_STREAMED,
+	RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+	ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
 }
 
 func (u *attempt) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
@@ -57,7 +76,14 @@ func (u *attempt) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) 
 		if u.err != nil {
 			return immediate(u.err.status, u.err.body(u.plan.API), "switchyard_"+u.err.code)
 		}
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+		resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+		if u.plan.Usage {
+			resp.ModeOverride = countingMode
+		}
+		return resp
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		u.onResponseBody(ctx, v.ResponseBody.GetBody(), v.ResponseBody.GetEndOfStream())
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return u.onBody(v.RequestBody.GetBody())
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
@@ -128,14 +154,19 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 // provider; a success, a failure the policy does not retry, or the last
 // attempt answers the request.
 func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
-	code, retryAfter := 0, ""
+	code, retryAfter, contentType := 0, "", ""
 	for _, hv := range h.GetHeaders().GetHeaders() {
 		switch hv.Key {
 		case ":status":
 			code, _ = strconv.Atoi(headerValue(hv))
 		case "retry-after":
 			retryAfter = headerValue(hv)
+		case "content-type":
+			contentType = headerValue(hv)
 		}
+	}
+	if u.plan.Usage && code < 300 {
+		u.tokens = usage.NewReader(strings.HasPrefix(contentType, "text/event-stream"))
 	}
 	u.answered = true
 	u.srv.attempts.answered(u.requestID, code, time.Since(u.started))
@@ -187,6 +218,30 @@ func (u *attempt) finish() {
 			slog.String("request_id", u.requestID), slog.String("path", pathOnly(u.plan.Path)),
 			slog.String("model", u.plan.Model), slog.String("session", u.plan.Session), slog.Any("attempts", outcomes))
 	}
+}
+
+// onResponseBody counts the answer of a counted plan as it passes; at its
+// end the tokens are recorded and charged.
+func (u *attempt) onResponseBody(ctx context.Context, chunk []byte, eos bool) {
+	if u.tokens == nil {
+		return
+	}
+	if u.firstByte.IsZero() && len(chunk) > 0 {
+		u.firstByte = time.Now()
+	}
+	u.tokens.Write(chunk)
+	if !eos {
+		return
+	}
+	t := u.tokens.Close()
+	u.tokens = nil
+	j := u.srv.responses.take(u.requestID)
+	if j == nil {
+		return
+	}
+	ref := u.plan.Attempts[u.n-1]
+	j.provider, j.upstreamModel = ref.Provider, ref.Model
+	u.srv.recordAnswer(ctx, j, t, u.started, u.firstByte)
 }
 
 // attemptNumber reads Envoy's upstream.request_attempt_count attribute.
