@@ -54,7 +54,9 @@ func TestErrorsInTheAPIShape(t *testing.T) {
 			{"anthropic: unknown model", "POST", "/v1/messages", map[string]string{"x-api-key": clientKeyA}, `{"model":"nope","max_tokens":1}`, 404, "not_found_error", `"nope"`},
 			{"anthropic: invalid JSON", "POST", "/v1/messages", map[string]string{"x-api-key": clientKeyA}, `[1,2`, 400, "invalid_request_error", "JSON"},
 			{"anthropic: bad key", "POST", "/v1/messages", map[string]string{"x-api-key": "nope"}, `{"model":"claude-x"}`, 401, "authentication_error", "API key"},
-			{"anthropic: schema mismatch", "POST", "/v1/messages", map[string]string{"x-api-key": clientKeyA}, `{"model":"gpt-exact","max_tokens":1}`, 400, "invalid_request_error", "gpt-exact"},
+			// gpt-exact is served with the OpenAI API: translated, and the fake
+			// upstream's answer is no chat completion, so the translation fails.
+			{"anthropic: answer not in the upstream's API", "POST", "/v1/messages", map[string]string{"x-api-key": clientKeyA}, `{"model":"gpt-exact","max_tokens":1}`, 502, "api_error", "could not be translated"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -136,3 +136,27 @@ routes:
 		t.Errorf("a translated stream cut short: %d %s", r.status, r.body)
 	}
 }
+
+// TestTranslatedUnreachable: when a translated request's provider cannot be
+// reached, Envoy's own error reaches the client in the client's API shape,
+// not in the provider's.
+func TestTranslatedUnreachable(t *testing.T) {
+	t.Parallel()
+	closed := closedUpstream(t)
+	cfg := fmt.Sprintf(`providers:
+  - {name: anth, url: "http://%s", schema: anthropic}
+  - {name: oai, url: "http://%s", schema: openai}
+routes:
+  - {model: to-anthropic, provider: anth}
+  - {model: to-openai, provider: oai}
+`, closed.addr, closed.addr)
+	gw := startGateway(t, cfg, gatewayOptions{})
+	r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"to-anthropic","messages":[{"role":"user","content":"hi"}]}`)
+	if e, _ := r.json(t)["error"].(map[string]any); r.status != 503 || e["code"] != "upstream_error" {
+		t.Errorf("OpenAI client, Anthropic provider down: %d %s", r.status, r.body)
+	}
+	r = gw.do(t, "POST", "/v1/messages", nil, `{"model":"to-openai","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+	if m := r.json(t); r.status != 503 || m["type"] != "error" {
+		t.Errorf("Anthropic client, OpenAI provider down: %d %s", r.status, r.body)
+	}
+}

@@ -195,6 +195,8 @@ type templateData struct {
 	AttemptBufferBytes                       int64
 	PhaseMetadataKey, PhaseUpstream          string
 	PhaseResponse                            string
+	ClientNamespace                          string
+	ResponseBufferBytes                      int64
 	ResponseFilterHeaders                    []string
 	GoogleGRPC                               bool
 	ExtProcTarget                            string
@@ -211,7 +213,10 @@ var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.Clien
 // It matches either Envoy's response flags (upstream failures, whatever the
 // status) or one status.
 type localReply struct {
-	Name, Flags      string
+	Name, Flags string
+	// ClientAPI, when set, matches translated requests of this client API
+	// (by the metadata extproc sets) instead of matching by path.
+	ClientAPI        string
 	Status, Code     int // Code: status to send instead (0 keeps it)
 	Anthropic        bool
 	Type, OpenAICode string
@@ -242,14 +247,21 @@ func localReplies(maxBody int64) []localReply {
 		{"processor_timeout", "", 504, "server_error", "api_error", "processor_timeout", "the gateway's request processor did not answer in time"},
 	}
 	var out []localReply
-	for _, k := range kinds {
-		for _, anthropic := range []bool{true, false} {
-			lr := localReply{Name: k.name, Flags: k.flags, Status: k.status, Anthropic: anthropic,
-				Type: k.openAIType, OpenAICode: k.code, Message: k.message}
-			if anthropic {
-				lr.Type = k.anthropicType
+	// A translated request's path is the provider's API's: its client's API
+	// comes from the metadata, and those mappers go first.
+	for _, client := range []config.API{config.APIAnthropic, config.APIOpenAI, ""} {
+		for _, k := range kinds {
+			for _, anthropic := range []bool{true, false} {
+				if client != "" && anthropic != (client == config.APIAnthropic) {
+					continue
+				}
+				lr := localReply{Name: k.name, Flags: k.flags, Status: k.status, Anthropic: anthropic, ClientAPI: string(client),
+					Type: k.openAIType, OpenAICode: k.code, Message: k.message}
+				if anthropic {
+					lr.Type = k.anthropicType
+				}
+				out = append(out, lr)
 			}
-			out = append(out, lr)
 		}
 	}
 	return out
@@ -289,6 +301,7 @@ func (o Options) data() (templateData, error) {
 		maxBody = config.DefaultMaxBodyBytes
 	}
 	d.LocalReplies = localReplies(maxBody)
+	d.ClientNamespace = routing.ClientNamespace
 	d.ForwardedHeaders = ForwardedHeaders
 	switch d.BodyMode {
 	case BodyModeFullDuplex:
@@ -350,6 +363,7 @@ func (o Options) data() (templateData, error) {
 	if d.ExtProc {
 		d.addFallbacks(o.RetryRoutes, maxBody)
 		d.addResponseClusters(o.Providers, !o.UsageInline)
+		d.ResponseBufferBytes = ResponseBufferBytes
 	}
 	for _, c := range []string{d.DirectCluster, d.BaselineCluster} {
 		if c != "" && !seen[c] {
@@ -387,6 +401,10 @@ func (d *templateData) addFallbacks(routes []routing.RetryRoute, maxBody int64) 
 	}
 	d.DefaultAttemptCluster = d.Clusters[len(d.Clusters)-1].Name
 }
+
+// ResponseBufferBytes bounds a translated JSON answer, which Envoy buffers
+// whole for extproc.
+const ResponseBufferBytes = 32 << 20
 
 // addResponseClusters gives each provider its two response clusters. They
 // cost nothing until extproc sends a request there: only requests whose

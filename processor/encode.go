@@ -10,6 +10,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -30,10 +31,14 @@ func encodePlan(p *Plan, clientPath string, duplex bool) []*extprocv3.Processing
 	if a.Path != clientPath {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader(":path", a.Path))
 	}
+	var metadata *structpb.Struct
+	if p.Response.Translate {
+		metadata = clientMetadata[p.ClientAPI]
+	}
 	if duplex {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(a.Body))))
 		return []*extprocv3.ProcessingResponse{
-			{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{
+			{DynamicMetadata: metadata, Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{
 				Response: &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true},
 			}}},
 			{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
@@ -49,7 +54,20 @@ func encodePlan(p *Plan, clientPath string, duplex bool) []*extprocv3.Processing
 		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(a.Body))))
 		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: a.Body}}
 	}
-	return []*extprocv3.ProcessingResponse{{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}}
+	return []*extprocv3.ProcessingResponse{{DynamicMetadata: metadata, Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}}
+}
+
+// clientMetadata tells Envoy a translated request's client API
+// (routing.ClientNamespace): the errors Envoy answers itself then take the
+// client's shape. Built once; Envoy only reads them.
+var clientMetadata = map[config.API]*structpb.Struct{
+	config.APIOpenAI:    apiMetadata(config.APIOpenAI),
+	config.APIAnthropic: apiMetadata(config.APIAnthropic),
+}
+
+func apiMetadata(api config.API) *structpb.Struct {
+	s, _ := structpb.NewStruct(map[string]any{routing.ClientNamespace: map[string]any{"api": string(api)}}) // plain values: cannot fail
+	return s
 }
 
 func setHeader(name, value string) *corev3.HeaderValueOption {

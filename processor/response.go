@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
 
@@ -44,6 +45,19 @@ func (r ResponsePlan) cluster(c string) string {
 		return routing.UsageClusterPrefix + c
 	}
 	return c
+}
+
+// bufferedAnswer is the processing mode a translate cluster's filter
+// switches to at a JSON answer's headers: the body comes whole, and the
+// headers wait for it, so a translation that fails can still change the
+// status.
+var bufferedAnswer = &filterv3.ProcessingMode{
+	RequestHeaderMode:   filterv3.ProcessingMode_SEND,
+	ResponseHeaderMode:  filterv3.ProcessingMode_SEND,
+	RequestBodyMode:     filterv3.ProcessingMode_NONE,
+	ResponseBodyMode:    filterv3.ProcessingMode_BUFFERED,
+	RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+	ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
 }
 
 // isResponsePhase reports whether a stream comes from a response cluster's
@@ -139,11 +153,19 @@ func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRe
 		}
 		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{
 			Response: &extprocv3.CommonResponse{HeaderMutation: hm}}}}
+		if r.rewrite != nil && r.rewrite.whole() {
+			resp.ModeOverride = bufferedAnswer
+		}
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		body := r.onBody(ctx, v.ResponseBody.GetBody(), v.ResponseBody.GetEndOfStream())
 		common := &extprocv3.CommonResponse{}
 		if r.rewrite != nil {
 			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
+			if r.rewrite.whole() {
+				// Buffered: the headers wait for this answer.
+				common.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+					setHeader(":status", strconv.Itoa(r.rewrite.status)), setHeader("content-length", strconv.Itoa(len(body)))}}
+			}
 		}
 		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: common}}}
 	default:
@@ -170,8 +192,10 @@ func (r *responseStream) begin(h *extprocv3.HttpHeaders) {
 	}
 }
 
-// onHeaders reads the status and the body's format; a translated answer
-// loses its Content-Length (the body changes size) and may change status.
+// onHeaders reads the status and the body's format. A translated stream
+// loses its Content-Length (the body changes size); a translated JSON
+// answer or error is asked for whole (bufferedAnswer), and its status and
+// length are set with its body.
 func (r *responseStream) onHeaders(h *extprocv3.HttpHeaders) *extprocv3.HeaderMutation {
 	contentType := ""
 	for _, hv := range h.GetHeaders().GetHeaders() {
@@ -193,14 +217,10 @@ func (r *responseStream) onHeaders(h *extprocv3.HttpHeaders) *extprocv3.HeaderMu
 		return nil
 	}
 	r.rewrite = newRewriter(r.job, r.status, stream)
-	hm := &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
-	if r.rewrite.status != r.status {
-		hm.SetHeaders = append(hm.SetHeaders, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: ":status", RawValue: []byte(strconv.Itoa(r.rewrite.status))},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
+	if r.rewrite.whole() {
+		return nil // the body's answer sets the headers
 	}
-	return hm
+	return &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
 }
 
 // onBody counts a chunk and returns what the client gets in its place

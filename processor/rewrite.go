@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"net/http"
+
 	"switchyard/config"
 	"switchyard/routing"
 	"switchyard/translate"
@@ -31,6 +33,10 @@ func newRewriter(j *responseJob, status int, stream bool) *rewriter {
 	return w
 }
 
+// whole reports whether the answer is translated whole at its end (JSON
+// answers and errors), rather than chunk by chunk.
+func (w *rewriter) whole() bool { return w.stream == nil }
+
 // write takes the next chunk and returns the client's bytes in its place.
 func (w *rewriter) write(chunk []byte, eos bool) []byte {
 	if w.stream != nil {
@@ -58,7 +64,7 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 		out, err = translate.ChatResponseToMessages(w.buf, w.model)
 	}
 	if err != nil {
-		// The status is on its way already; the body says what went wrong.
+		w.status = http.StatusBadGateway
 		return newAPIError(routing.KindAPI, "translation_failed", "the provider's answer could not be translated: "+err.Error()).body(w.client)
 	}
 	return out

@@ -32,6 +32,11 @@ const AttemptsNamespace = "switchyard.attempts"
 // Provider clusters cannot contain "|", so the names never collide.
 const AttemptClusterPrefix = "attempt|"
 
+// ClientNamespace is the dynamic metadata namespace where extproc puts a
+// translated request's client API ({"api": "openai"}), so that the errors
+// Envoy answers itself take the client's shape, not the provider's.
+const ClientNamespace = "switchyard.client"
+
 // The response clusters: each provider's endpoint behind an upstream
 // ext_proc filter that sees the response body, for the requests that need
 // it and only those. UsageClusterPrefix's filter observes (Envoy does not
