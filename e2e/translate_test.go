@@ -160,3 +160,56 @@ routes:
 		t.Errorf("Anthropic client, OpenAI provider down: %d %s", r.status, r.body)
 	}
 }
+
+// TestTranslatedWithFallbacks: an OpenAI client on a route with fallbacks
+// whose providers speak the Messages API: the first answers 529, the
+// fallback's answer comes back translated, streamed or not, and counted for
+// the fallback; when every provider fails the client gets the last failure
+// in its own shape.
+func TestTranslatedWithFallbacks(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	down := upstreamFunc(t, "down", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/messages" || r.Header.Get("anthropic-version") == "" {
+			t.Errorf("the first provider got %s without the Messages API's headers", r.URL.Path)
+		}
+		w.Header().Set("content-type", "application/json")
+		w.WriteHeader(529)
+		fmt.Fprint(w, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
+	})
+	cfg := fmt.Sprintf(`providers:
+  - {name: down, url: "http://%s", schema: anthropic}
+  - {name: mock-anthropic, url: %q, schema: anthropic}
+routes:
+  - model: fbt
+    provider: down
+    fallbacks: [{provider: mock-anthropic, model: mock-claude}]
+  - model: allfail
+    provider: down
+    fallbacks: [{provider: down}]
+usage: {enabled: true}
+`, down.addr, mock.URL)
+	gw := startGateway(t, cfg, gatewayOptions{})
+
+	r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"fbt","messages":[{"role":"user","content":"hi"}]}`)
+	m := r.json(t)
+	choices, _ := m["choices"].([]any)
+	if r.status != 200 || m["object"] != "chat.completion" || m["model"] != "fbt" || len(choices) != 1 {
+		t.Fatalf("translated answer through a fallback: %d %s", r.status, r.body)
+	}
+	r = gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"fbt","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if r.status != 200 || !strings.Contains(string(r.body), `"object":"chat.completion.chunk"`) || !strings.HasSuffix(string(r.body), "data: [DONE]\n\n") {
+		t.Fatalf("translated stream through a fallback: %d %s", r.status, r.body)
+	}
+	waitMetric(t, gw, `switchyard_tokens_total{key="",model="fbt",provider="mock-anthropic",type="output"}`, 1)
+	for _, req := range mock.take() {
+		if req.URI != "/v1/messages" || gjson.GetBytes(req.Body, "model").String() != "mock-claude" || req.Header.Get("anthropic-version") == "" {
+			t.Errorf("the fallback got %s for %q", req.URI, gjson.GetBytes(req.Body, "model").String())
+		}
+	}
+
+	r = gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"allfail","messages":[{"role":"user","content":"hi"}]}`)
+	if e, _ := r.json(t)["error"].(map[string]any); r.status != 503 || e["code"] != "overloaded_error" {
+		t.Errorf("every provider failed: %d %s", r.status, r.body)
+	}
+}

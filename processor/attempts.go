@@ -24,7 +24,10 @@ type attemptsHeader struct {
 	Session string     `json:"s,omitempty"` // the session's log id (sessionLogID), for the log line
 	// Usage: the answer's tokens are counted (the attempt that answers
 	// reads its body).
-	Usage    bool         `json:"u,omitempty"`
+	Usage bool `json:"u,omitempty"`
+	// Upstream is the API the attempts speak when it is not the client's
+	// (API): the body is translated already, Path is the upstream API's.
+	Upstream config.API   `json:"up,omitempty"`
 	Attempts []attemptRef `json:"attempts"`
 }
 
@@ -32,6 +35,14 @@ type attemptRef struct {
 	Provider string `json:"p"`
 	Model    string `json:"m"`
 	Key      string `json:"k,omitempty"` // the pool key's source, never the key
+}
+
+// upstreamAPI is the API the attempts speak.
+func (h *attemptsHeader) upstreamAPI() config.API {
+	if h.Upstream != "" {
+		return h.Upstream
+	}
+	return h.API
 }
 
 func encodeAttempts(h attemptsHeader) string {

@@ -100,6 +100,9 @@ func immediate(code int, body []byte, details string, extra ...routing.Header) *
 func encodeFallback(p *Plan, clientPath string, duplex bool) []*extprocv3.ProcessingResponse {
 	h := attemptsHeader{Path: clientPath, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key, Session: sessionLogID(p.Session),
 		Usage: p.Response.Usage}
+	if p.Response.Translate {
+		h.Path, h.Upstream = p.Path, p.Attempts[0].API
+	}
 	groups := make([]any, 0, len(p.Attempts))
 	for i, a := range p.Attempts {
 		h.Attempts = append(h.Attempts, attemptRef{Provider: a.Provider, Model: a.Model, Key: a.Key})
@@ -107,7 +110,11 @@ func encodeFallback(p *Plan, clientPath string, duplex bool) []*extprocv3.Proces
 			map[string]any{"cluster_name": routing.AttemptClusterPrefix + a.Cluster, "weight": 1},
 		}})
 	}
-	metadata, _ := structpb.NewStruct(map[string]any{routing.AttemptsNamespace: map[string]any{"priority_groups": groups}}) // plain values: cannot fail
+	md := map[string]any{routing.AttemptsNamespace: map[string]any{"priority_groups": groups}}
+	if p.Response.Translate {
+		md[routing.ClientNamespace] = map[string]any{"api": string(p.ClientAPI)}
+	}
+	metadata, _ := structpb.NewStruct(md) // plain values: cannot fail
 	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
 		setHeader(routing.FallbackHeader, routing.RetryRouteKey(p.Retry.Key, len(p.Attempts))),
 		setHeader(routing.AttemptsHeader, encodeAttempts(h)),

@@ -52,6 +52,9 @@ type Plan struct {
 	Attempts []Attempt
 	// Retry says which failures move on to the next attempt; nil with one.
 	Retry *routing.RetryPolicy
+	// Path is the path every attempt calls, before its provider's prefix:
+	// the client's, or the upstream API's when translated.
+	Path string
 	// Response is what the gateway does with the answer (response.go).
 	Response ResponsePlan
 	// Answer, when set, is the gateway's own answer (200, JSON) in place of
@@ -140,8 +143,11 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	if err := p.addAttempts(d, st, path); err != nil {
 		return p, err
 	}
+	p.Path = path
 	if p.Response.Translate {
-		p.Attempts[0].translated()
+		for i := range p.Attempts {
+			p.Attempts[i].translated()
+		}
 	}
 	return p, p.planResponse(router, req, &fields)
 }

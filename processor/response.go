@@ -138,6 +138,8 @@ type responseStream struct {
 	tokens    *usage.Reader
 	rewrite   *rewriter // nil unless translating
 	ended     bool
+	// quiet: the request's log line is someone else's (an attempt's).
+	quiet bool
 }
 
 func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -147,27 +149,9 @@ func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRe
 		r.begin(v.RequestHeaders)
 		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		hm := r.onHeaders(v.ResponseHeaders)
-		if v.ResponseHeaders.GetEndOfStream() {
-			r.end(ctx)
-		}
-		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{
-			Response: &extprocv3.CommonResponse{HeaderMutation: hm}}}}
-		if r.rewrite != nil && r.rewrite.whole() {
-			resp.ModeOverride = bufferedAnswer
-		}
+		resp = r.headersAnswer(ctx, v.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
-		body := r.onBody(ctx, v.ResponseBody.GetBody(), v.ResponseBody.GetEndOfStream())
-		common := &extprocv3.CommonResponse{}
-		if r.rewrite != nil {
-			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
-			if r.rewrite.whole() {
-				// Buffered: the headers wait for this answer.
-				common.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-					setHeader(":status", strconv.Itoa(r.rewrite.status)), setHeader("content-length", strconv.Itoa(len(body)))}}
-			}
-		}
-		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: common}}}
+		resp = r.bodyAnswer(ctx, v.ResponseBody)
 	default:
 		return nil
 	}
@@ -175,6 +159,37 @@ func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRe
 		return nil
 	}
 	return []*extprocv3.ProcessingResponse{resp}
+}
+
+// headersAnswer reads the answer's headers (onHeaders) and answers them; a
+// translated JSON answer is asked for whole.
+func (r *responseStream) headersAnswer(ctx context.Context, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	hm := r.onHeaders(h)
+	if h.GetEndOfStream() {
+		r.end(ctx)
+	}
+	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{
+		Response: &extprocv3.CommonResponse{HeaderMutation: hm}}}}
+	if r.rewrite != nil && r.rewrite.whole() {
+		resp.ModeOverride = bufferedAnswer
+	}
+	return resp
+}
+
+// bodyAnswer reads a chunk (onBody) and answers it with the client's bytes
+// for it when translating; a whole answer also sets its status and length.
+func (r *responseStream) bodyAnswer(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	body := r.onBody(ctx, b.GetBody(), b.GetEndOfStream())
+	common := &extprocv3.CommonResponse{}
+	if r.rewrite != nil {
+		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
+		if r.rewrite.whole() {
+			// Buffered: the headers wait for this answer.
+			common.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+				setHeader(":status", strconv.Itoa(r.rewrite.status)), setHeader("content-length", strconv.Itoa(len(body)))}}
+		}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: common}}}
 }
 
 // begin finds the request's job by its id.
@@ -255,7 +270,7 @@ func (r *responseStream) end(ctx context.Context) {
 		t = r.tokens.Close()
 	}
 	r.srv.recordAnswer(ctx, j, t, r.sent, r.firstByte)
-	if log := r.srv.opts.Logger; log.Enabled(ctx, slog.LevelDebug) {
+	if log := r.srv.opts.Logger; !r.quiet && log.Enabled(ctx, slog.LevelDebug) {
 		log.LogAttrs(ctx, slog.LevelDebug, "routed",
 			slog.String("request_id", r.requestID), slog.String("path", pathOnly(j.path)),
 			slog.String("model", j.model), slog.String("provider", j.provider),

@@ -63,11 +63,8 @@ func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, e
 		p.Answer = estimateTokens(p.Body)
 		return req.Path, nil
 	}
-	if len(d.Attempts) > 1 {
-		return "", newAPIError(routing.KindInvalidRequest, "translation_unsupported",
-			"model "+strconv.Quote(p.Model)+" is served with the "+string(d.API)+" API through a route with fallbacks; "+
-				"the gateway translates only routes without fallbacks: call the "+string(d.API)+" endpoint")
-	}
+	// Every attempt of a chain speaks the API of the first (routing), so
+	// one translation serves them all.
 	body, path, err := translateRequest(req.API, p.Body, p.BodyModel)
 	if err != nil {
 		return "", err

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -14,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/envoy"
-	"switchyard/internal/usage"
 	"switchyard/routing"
 )
 
@@ -51,10 +49,9 @@ type attempt struct {
 	answered  bool // the upstream's response headers arrived
 	concluded bool // the request's answer is this attempt's
 	err       *apiError
-	// tokens reads a counted plan's successful answer (nil otherwise);
-	// firstByte is when its body began.
-	tokens    *usage.Reader
-	firstByte time.Time
+	// answer reads (counts, translates) the answer of a counted plan's
+	// concluding attempt; nil otherwise.
+	answer *responseStream
 }
 
 // countingMode is the processing mode of a counted plan's attempts: as
@@ -82,12 +79,17 @@ func (u *attempt) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) 
 		}
 		return resp
 	case *extprocv3.ProcessingRequest_ResponseBody:
-		u.onResponseBody(ctx, v.ResponseBody.GetBody(), v.ResponseBody.GetEndOfStream())
+		if u.answer != nil {
+			return u.answer.bodyAnswer(ctx, v.ResponseBody)
+		}
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
 	case *extprocv3.ProcessingRequest_RequestBody:
 		return u.onBody(v.RequestBody.GetBody())
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		u.onResponse(ctx, v.ResponseHeaders)
+		if u.answer != nil {
+			return u.answer.headersAnswer(ctx, v.ResponseHeaders)
+		}
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
 	case *extprocv3.ProcessingRequest_RequestTrailers:
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}
@@ -137,7 +139,7 @@ func (u *attempt) begin(h *extprocv3.HttpHeaders, attrs map[string]*structpb.Str
 // removed again.
 func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 	ref := u.plan.Attempts[u.n-1]
-	d, err := u.router.Attempt(ref.Provider, ref.Model, u.plan.API, ref.Key)
+	d, err := u.router.Attempt(ref.Provider, ref.Model, u.plan.upstreamAPI(), ref.Key)
 	if err != nil {
 		e := fromRouting(err)
 		return immediate(e.status, e.body(u.plan.API), "switchyard_"+e.code)
@@ -147,6 +149,9 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 	if aerr != nil {
 		return immediate(aerr.status, aerr.body(u.plan.API), "switchyard_"+aerr.code)
 	}
+	if u.plan.Upstream != "" {
+		a.translated()
+	}
 	return encodeAttempt(&a, u.router.CredentialHeaders())
 }
 
@@ -154,19 +159,14 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 // provider; a success, a failure the policy does not retry, or the last
 // attempt answers the request.
 func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
-	code, retryAfter, contentType := 0, "", ""
+	code, retryAfter := 0, ""
 	for _, hv := range h.GetHeaders().GetHeaders() {
 		switch hv.Key {
 		case ":status":
 			code, _ = strconv.Atoi(headerValue(hv))
 		case "retry-after":
 			retryAfter = headerValue(hv)
-		case "content-type":
-			contentType = headerValue(hv)
 		}
-	}
-	if u.plan.Usage && code < 300 {
-		u.tokens = usage.NewReader(strings.HasPrefix(contentType, "text/event-stream"))
 	}
 	u.answered = true
 	u.srv.attempts.answered(u.requestID, code, time.Since(u.started))
@@ -182,6 +182,22 @@ func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
 		u.recordHealth(ctx, failed, retryAfter)
 	}
 	u.concluded = u.n == len(u.plan.Attempts) || policy == nil || !policy.Fails(code)
+	if u.concluded && u.plan.Usage {
+		u.readAnswer()
+	}
+}
+
+// readAnswer sets up the reading of the answer that goes to the client: its
+// tokens counted, and translated when the plan is; the request's job names
+// this attempt's provider and model.
+func (u *attempt) readAnswer() {
+	j := u.srv.responses.take(u.requestID)
+	if j == nil {
+		return
+	}
+	ref := u.plan.Attempts[u.n-1]
+	j.provider, j.upstreamModel = ref.Provider, ref.Model
+	u.answer = &responseStream{srv: u.srv, job: j, requestID: u.requestID, sent: u.started, quiet: true}
 }
 
 // recordHealth counts the attempt for or against its provider and ejects
@@ -204,6 +220,9 @@ func (u *attempt) finish() {
 	if u.err != nil || u.n == 0 {
 		return
 	}
+	if u.answer != nil {
+		u.answer.end(context.Background()) // once: a whole answer has ended already
+	}
 	if !u.answered {
 		u.recordHealth(context.Background(), true, "")
 		u.concluded = u.n == len(u.plan.Attempts)
@@ -218,30 +237,6 @@ func (u *attempt) finish() {
 			slog.String("request_id", u.requestID), slog.String("path", pathOnly(u.plan.Path)),
 			slog.String("model", u.plan.Model), slog.String("session", u.plan.Session), slog.Any("attempts", outcomes))
 	}
-}
-
-// onResponseBody counts the answer of a counted plan as it passes; at its
-// end the tokens are recorded and charged.
-func (u *attempt) onResponseBody(ctx context.Context, chunk []byte, eos bool) {
-	if u.tokens == nil {
-		return
-	}
-	if u.firstByte.IsZero() && len(chunk) > 0 {
-		u.firstByte = time.Now()
-	}
-	u.tokens.Write(chunk)
-	if !eos {
-		return
-	}
-	t := u.tokens.Close()
-	u.tokens = nil
-	j := u.srv.responses.take(u.requestID)
-	if j == nil {
-		return
-	}
-	ref := u.plan.Attempts[u.n-1]
-	j.provider, j.upstreamModel = ref.Provider, ref.Model
-	u.srv.recordAnswer(ctx, j, t, u.started, u.firstByte)
 }
 
 // attemptNumber reads Envoy's upstream.request_attempt_count attribute.
