@@ -287,6 +287,7 @@ func (v *vm) setupAPI() {
 		"set_model":     v.reqSetModel,
 		"provider":      v.reqProvider,
 		"route":         v.reqRoute,
+		"upstream_api":  v.reqUpstreamAPI,
 		"set_session":   v.reqSetSession,
 		"tag":           v.reqTag,
 		"reject":        v.reqReject,
@@ -525,6 +526,24 @@ func (v *vm) reqProvider(L *lua.LState) int {
 	c.cur.provider = name
 	c.record("provider", "", name)
 	return 0
+}
+
+// reqUpstreamAPI answers the API of the provider the request would reach as
+// it stands (its model, or the provider or route a hook chose): "openai",
+// "anthropic", or nil when none would serve it. When it is not req.api the
+// gateway translates.
+func (v *vm) reqUpstreamAPI(L *lua.LState) int {
+	c := v.selfReq(L)
+	api := ""
+	if c.req.UpstreamAPI != nil {
+		api = c.req.UpstreamAPI(c.cur.model, c.cur.provider, c.cur.route)
+	}
+	if api == "" {
+		L.Push(lua.LNil)
+	} else {
+		L.Push(lua.LString(api))
+	}
+	return 1
 }
 
 // maxSessionLen bounds a session key set by a hook.

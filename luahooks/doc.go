@@ -35,6 +35,8 @@
 //	req:set_model(model)        change the model (also rewrites "model" in the body)
 //	req:provider(name)          send to this configured provider (unknown name: error)
 //	req:route(name)             resolve through this configured route (unknown name: error)
+//	req:upstream_api()          the API of the provider the request would reach as it stands
+//	                            ("openai", "anthropic", nil for none); not req.api: translated
 //	req:tag(key, value)         attach a tag for logs and metrics (bounded, see below)
 //	return req:reject(s, msg)   refuse the request: status s (400-599) and msg in the API's
 //	                            error shape; later hooks do not run

@@ -29,6 +29,10 @@ type Request struct {
 	// req:route; nil accepts every name.
 	IsProvider func(name string) bool
 	IsRoute    func(name string) bool
+	// UpstreamAPI tells req:upstream_api which API the provider serving a
+	// model (or the provider or route a hook chose) speaks, "" when none
+	// would; nil answers "".
+	UpstreamAPI func(model, provider, route string) string
 }
 
 // Reject is a refusal decided by a hook: the client gets Status and Message

@@ -30,6 +30,14 @@ func runRequestHooks(ctx context.Context, hooks *luahooks.Set, router *routing.R
 	}
 	if router != nil {
 		hreq.IsProvider, hreq.IsRoute = router.HasProvider, router.HasRoute
+		hreq.UpstreamAPI = func(model, provider, route string) string {
+			d, err := router.Decide(ctx, &routing.Request{API: req.API, Model: model, Provider: provider, Route: route,
+				Principal: req.Principal, Translate: translatable(req.Path)})
+			if err != nil {
+				return ""
+			}
+			return string(d.API)
+		}
 	}
 	res, err := hooks.OnRequest(ctx, hreq)
 	if err != nil {

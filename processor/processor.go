@@ -13,13 +13,21 @@
 // rides on the body answer) or FULL_DUPLEX_STREAMED (headers and body arrive
 // without waiting, and one answer carries the decision).
 //
+// Three kinds of stream reach it. The router-level filter's, one per
+// request, decides it. An attempt cluster's (upstream.go), one per attempt
+// of a request with fallbacks, gives the attempt its key, model and path.
+// A response cluster's (response.go), one per request whose answer is
+// counted or translated, reads the answer: observing it for its tokens, or
+// rewriting it into the client's API (rewrite.go, translate.go). Requests
+// that need neither never open one.
+//
 // Across requests the processor remembers provider health and pool keys
 // resting after a 429 (health.go) and the loop guard's windows
 // (loopguard.go); a request's session key (session.go) keeps it on one
 // target and key.
 //
-// This is the only package that imports the Envoy protos, and only the
-// stream handling and encode.go use them.
+// This is the only package that imports the Envoy ext_proc protos, and only
+// the stream handling and encode.go use them.
 package processor
 
 import (
