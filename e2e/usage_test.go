@@ -3,10 +3,12 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +106,8 @@ func TestUsageCounted(t *testing.T) {
 }
 
 // TestUsageChunksFlow: counting a stream's tokens holds no chunk back — the
-// client reads the first chunk while the provider has yet to send the last.
+// client reads the first chunk while the provider has yet to send the last —
+// and changes none: the client gets the provider's bytes.
 func TestUsageChunksFlow(t *testing.T) {
 	t.Parallel()
 	const interval = 150 * time.Millisecond
@@ -112,9 +115,11 @@ func TestUsageChunksFlow(t *testing.T) {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	gw := startGateway(t, exampleConfig(t, srv.URL)+"\nusage: {enabled: true}\n", gatewayOptions{})
-	for _, tt := range []struct{ path, body string }{
-		{"/v1/chat/completions", `{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
-		{"/v1/messages", `{"model":"mock-claude","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+	for _, tt := range []struct{ path, body, upstreamBody string }{
+		// The gateway asks a counted chat stream for its usage (README).
+		{"/v1/chat/completions", `{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
+			`{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}`},
+		{"/v1/messages", `{"model":"mock-claude","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, ""},
 	} {
 		req, _ := http.NewRequest("POST", gw.url+tt.path, strings.NewReader(tt.body))
 		start := time.Now()
@@ -123,7 +128,8 @@ func TestUsageChunksFlow(t *testing.T) {
 			t.Fatal(err)
 		}
 		br := bufio.NewReader(res.Body)
-		if _, err := br.ReadString('\n'); err != nil {
+		line, err := br.ReadString('\n')
+		if err != nil {
 			t.Fatalf("%s: reading the first line: %v", tt.path, err)
 		}
 		first := time.Since(start)
@@ -135,6 +141,19 @@ func TestUsageChunksFlow(t *testing.T) {
 		}
 		if !bytes.Contains(rest, []byte("usage")) {
 			t.Errorf("%s: the stream lost its usage: %s", tt.path, rest)
+		}
+		// Byte for byte what the provider sent (but for the mock's
+		// sequence numbers in ids).
+		upstreamBody := cmp.Or(tt.upstreamBody, tt.body)
+		direct, err := http.Post(srv.URL+tt.path, "application/json", strings.NewReader(upstreamBody))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := io.ReadAll(direct.Body)
+		direct.Body.Close()
+		mockSeq := regexp.MustCompile(`mock\d+`)
+		if got := append([]byte(line), rest...); !bytes.Equal(mockSeq.ReplaceAll(want, nil), mockSeq.ReplaceAll(got, nil)) {
+			t.Errorf("%s: the client's stream differs from the provider's:\n%s\nwant\n%s", tt.path, got, want)
 		}
 	}
 }
