@@ -12,6 +12,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/config"
 	"switchyard/envoy"
@@ -145,10 +146,10 @@ type responseStream struct {
 func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 	var resp *extprocv3.ProcessingResponse
 	switch v := msg.Request.(type) {
-	case *extprocv3.ProcessingRequest_RequestHeaders:
-		r.begin(v.RequestHeaders)
-		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		if r.requestID == "" {
+			r.beginAt(requestIDAttribute(msg.GetAttributes()))
+		}
 		resp = r.headersAnswer(ctx, v.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		resp = r.bodyAnswer(ctx, v.ResponseBody)
@@ -192,18 +193,24 @@ func (r *responseStream) bodyAnswer(ctx context.Context, b *extprocv3.HttpBody) 
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: common}}}
 }
 
-// begin finds the request's job by its id.
-func (r *responseStream) begin(h *extprocv3.HttpHeaders) {
+// requestIDAttribute reads Envoy's request.id attribute.
+func requestIDAttribute(attrs map[string]*structpb.Struct) string {
+	return attrs["envoy.filters.http.ext_proc"].GetFields()["request.id"].GetStringValue()
+}
+
+// beginAt finds the request's job by its id, which Envoy sends with the
+// response headers (the filter skips the request headers: one message and
+// one wait fewer).
+func (r *responseStream) beginAt(id string) {
 	r.sent = time.Now()
-	for _, hv := range h.GetHeaders().GetHeaders() {
-		if hv.Key == "x-request-id" {
-			r.requestID = headerValue(hv)
-		}
+	r.requestID = id
+	r.job = r.srv.responses.take(id)
+	if r.job != nil {
+		r.sent = r.job.queued // the request left with the decision
 	}
-	r.job = r.srv.responses.take(r.requestID)
 	if r.job == nil {
 		r.srv.opts.Logger.LogAttrs(context.Background(), slog.LevelWarn, "response of an unknown request passes as it is",
-			slog.String("request_id", r.requestID))
+			slog.String("request_id", id))
 	}
 }
 

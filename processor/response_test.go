@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/envoy"
 	"switchyard/routing"
@@ -39,8 +40,7 @@ func TestUsageCountedOnResponseStream(t *testing.T) {
 		return msg
 	}
 	st := newFakeStream(ctx,
-		observed(headersMsg(0, true, "x-request-id", "req-1")),
-		observed(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		observed(&extprocv3.ProcessingRequest{Attributes: requestIDAttrs("req-1"), Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 			Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("text/event-stream")}}}}}}),
 		observed(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
 			Body: []byte("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_")}}}),
@@ -80,6 +80,13 @@ func TestUsageOffChangesNothing(t *testing.T) {
 	}
 }
 
+// requestIDAttrs are the attributes a response cluster's filter sends with
+// the response headers.
+func requestIDAttrs(id string) map[string]*structpb.Struct {
+	s, _ := structpb.NewStruct(map[string]any{"request.id": id})
+	return map[string]*structpb.Struct{"envoy.filters.http.ext_proc": s}
+}
+
 func headerIn(hm *extprocv3.HeaderMutation, name string) string {
 	for _, h := range hm.GetSetHeaders() {
 		if h.GetHeader().GetKey() == name {
@@ -106,8 +113,7 @@ func TestTranslatedResponseStream(t *testing.T) {
 		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(b), EndOfStream: eos}}}
 	}
 	st := newFakeStream(ctx,
-		headersMsg(0, true, "x-request-id", "req-t"),
-		&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		&extprocv3.ProcessingRequest{Attributes: requestIDAttrs("req-t"), Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 			Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("text/event-stream")}}}}}},
 		body("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"x\",\"content\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel", false),
 		body("lo\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":4}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", true),
@@ -115,14 +121,14 @@ func TestTranslatedResponseStream(t *testing.T) {
 	if err := s.Process(st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.sent) != 4 {
+	if len(st.sent) != 3 {
 		t.Fatalf("sent %d answers, want one per message", len(st.sent))
 	}
-	if rm := st.sent[1].GetResponseHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(); len(rm) != 1 || rm[0] != "content-length" {
+	if rm := st.sent[0].GetResponseHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(); len(rm) != 1 || rm[0] != "content-length" {
 		t.Errorf("response headers remove %v, want content-length", rm)
 	}
-	first := string(st.sent[2].GetResponseBody().GetResponse().GetBodyMutation().GetBody())
-	last := string(st.sent[3].GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+	first := string(st.sent[1].GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+	last := string(st.sent[2].GetResponseBody().GetResponse().GetBodyMutation().GetBody())
 	if !strings.Contains(first, `"object":"chat.completion.chunk"`) || strings.Contains(first, "Hel") {
 		t.Errorf("first chunk's answer %q: want the role chunk, and no half event", first)
 	}

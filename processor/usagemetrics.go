@@ -25,12 +25,12 @@ func newUsageMetrics() usageMetrics {
 		}, []string{"key", "provider", "model", "type"}),
 		firstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_time_to_first_token_seconds",
-			Help:    "Time from the request leaving for the provider to the first byte of the response body, for counted requests.",
+			Help:    "Time from the gateway's decision (or, with fallbacks, the answering attempt's start) to the first byte of the answer's body, for counted requests.",
 			Buckets: buckets.LLM,
 		}, []string{"provider", "model"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_request_duration_seconds",
-			Help:    "Time from the request leaving for the provider to the end of the response body, for counted requests.",
+			Help:    "Time from the gateway's decision (or, with fallbacks, the answering attempt's start) to the end of the answer, for counted requests.",
 			Buckets: buckets.LLM,
 		}, []string{"provider", "model"}),
 	}
