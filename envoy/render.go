@@ -47,10 +47,11 @@ const (
 	PhaseResponse = "response"
 )
 
-// ResponseFilterHeaders are the response headers a response cluster's
-// filter sends extproc: what accounting and translation read. The request
-// id, which finds the request's plan, comes as an attribute.
-var ResponseFilterHeaders = []string{":status", "content-type", "content-length", "content-encoding", "retry-after"}
+// ResponseFilterHeaders are the headers a response cluster's filter sends
+// extproc: the request id that finds the request's plan (an observing
+// filter reads it from the request headers, a translating one from an
+// attribute of the response), and what accounting and translation read.
+var ResponseFilterHeaders = []string{"x-request-id", ":status", "content-type", "content-length", "content-encoding", "retry-after"}
 
 // DefaultIdleTimeout closes client connections, client streams and
 // upstream streams that stay silent this long. It must outlast the longest

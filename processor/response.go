@@ -146,6 +146,13 @@ type responseStream struct {
 func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 	var resp *extprocv3.ProcessingResponse
 	switch v := msg.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		for _, hv := range v.RequestHeaders.GetHeaders().GetHeaders() {
+			if hv.Key == "x-request-id" {
+				r.beginAt(headerValue(hv))
+			}
+		}
+		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		if r.requestID == "" {
 			r.beginAt(requestIDAttribute(msg.GetAttributes()))
@@ -198,9 +205,9 @@ func requestIDAttribute(attrs map[string]*structpb.Struct) string {
 	return attrs["envoy.filters.http.ext_proc"].GetFields()["request.id"].GetStringValue()
 }
 
-// beginAt finds the request's job by its id, which Envoy sends with the
-// response headers (the filter skips the request headers: one message and
-// one wait fewer).
+// beginAt finds the request's job by its id. An observing filter sends it
+// with the request headers, which Envoy does not wait for; a translating
+// one skips them (one wait fewer) and sends it with the response headers.
 func (r *responseStream) beginAt(id string) {
 	r.sent = time.Now()
 	r.requestID = id
