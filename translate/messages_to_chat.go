@@ -180,31 +180,7 @@ func messagesMessageToChat(m messagesMessage) ([]chatMessageOut, *Error) {
 	}
 	switch m.Role {
 	case "user":
-		var out []chatMessageOut
-		var parts []chatPart
-		for _, b := range blocks {
-			switch b.Type {
-			case "tool_result":
-				content, images, err := toolResultToChat(b.Content)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, chatMessageOut{Role: "tool", ToolCallID: b.ToolUseID, Content: content})
-				parts = append(parts, images...)
-			default:
-				p, err := blockToPart(b)
-				if err != nil {
-					return nil, err
-				}
-				if p != nil {
-					parts = append(parts, *p)
-				}
-			}
-		}
-		if len(parts) > 0 {
-			out = append(out, chatMessageOut{Role: "user", Content: userContent(parts)})
-		}
-		return out, nil
+		return userMessageToChat(blocks)
 	case "assistant":
 		msg := chatMessageOut{Role: "assistant"}
 		var text strings.Builder
@@ -232,21 +208,56 @@ func messagesMessageToChat(m messagesMessage) ([]chatMessageOut, *Error) {
 		}
 		return []chatMessageOut{msg}, nil
 	case "system":
-		// A system message inside the conversation (Claude Code sends
-		// them) stays where it is: OpenAI takes system messages anywhere.
-		var text strings.Builder
-		for _, b := range blocks {
-			if b.Type != "text" {
-				return nil, refuse("system message block type %q is not translated to OpenAI", b.Type)
-			}
-			text.WriteString(b.Text)
-		}
-		if text.Len() == 0 {
-			return nil, nil
-		}
-		return []chatMessageOut{{Role: "system", Content: text.String()}}, nil
+		return systemMessageToChat(blocks)
 	}
 	return nil, refuse("unknown role %q", m.Role)
+}
+
+// userMessageToChat maps a user message: each tool_result becomes a tool
+// message, in order, and the rest (with any images the results held) one
+// user message after them.
+func userMessageToChat(blocks []block) ([]chatMessageOut, *Error) {
+	var out []chatMessageOut
+	var parts []chatPart
+	for _, b := range blocks {
+		if b.Type == "tool_result" {
+			content, images, err := toolResultToChat(b.Content)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, chatMessageOut{Role: "tool", ToolCallID: b.ToolUseID, Content: content})
+			parts = append(parts, images...)
+			continue
+		}
+		p, err := blockToPart(b)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			parts = append(parts, *p)
+		}
+	}
+	if len(parts) > 0 {
+		out = append(out, chatMessageOut{Role: "user", Content: userContent(parts)})
+	}
+	return out, nil
+}
+
+// systemMessageToChat maps a system message inside the conversation
+// (Claude Code sends them): it stays where it is, as OpenAI takes system
+// messages anywhere.
+func systemMessageToChat(blocks []block) ([]chatMessageOut, *Error) {
+	var text strings.Builder
+	for _, b := range blocks {
+		if b.Type != "text" {
+			return nil, refuse("system message block type %q is not translated to OpenAI", b.Type)
+		}
+		text.WriteString(b.Text)
+	}
+	if text.Len() == 0 {
+		return nil, nil
+	}
+	return []chatMessageOut{{Role: "system", Content: text.String()}}, nil
 }
 
 // blockToPart maps a user content block; empty text gives nil.
