@@ -301,11 +301,14 @@ func (r *responseStream) end(ctx context.Context) {
 // tokens to the key's budgets. sent is when the request left for the
 // provider, firstByte when the answer's body began (zero: it had none).
 func (s *Server) recordAnswer(ctx context.Context, j *responseJob, t usage.Tokens, sent, firstByte time.Time) {
+	end := time.Now()
+	// Charged first: once the tokens show in the metrics, the budget has
+	// them (the tests wait for the metric).
+	s.chargeTokens(ctx, j.principal, t.Total())
 	m := s.opts.Metrics
 	m.usage.count(j.principal.Name, j.provider, j.metricModel, t)
 	if !firstByte.IsZero() {
 		m.usage.firstToken.WithLabelValues(j.provider, j.metricModel).Observe(firstByte.Sub(sent).Seconds())
 	}
-	m.usage.duration.WithLabelValues(j.provider, j.metricModel).Observe(time.Since(sent).Seconds())
-	s.chargeTokens(ctx, j.principal, t.Total())
+	m.usage.duration.WithLabelValues(j.provider, j.metricModel).Observe(end.Sub(sent).Seconds())
 }
