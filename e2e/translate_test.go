@@ -110,14 +110,7 @@ func TestTranslatedErrors(t *testing.T) {
 		w.WriteHeader(400)
 		fmt.Fprint(w, `{"error":{"message":"max_completion_tokens is too large","type":"invalid_request_error","param":null,"code":null}}`)
 	})
-	cfg := fmt.Sprintf(`providers:
-  - {name: anth, url: "http://%s", schema: anthropic}
-  - {name: oai, url: "http://%s", schema: openai}
-routes:
-  - {model: to-anthropic, provider: anth}
-  - {model: to-openai, provider: oai}
-`, anth.addr, oai.addr)
-	gw := startGateway(t, cfg, gatewayOptions{})
+	gw := startGateway(t, crossConfig(anth.addr, oai.addr), gatewayOptions{})
 
 	r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"to-anthropic","messages":[{"role":"user","content":"hi"}]}`)
 	e, _ := r.json(t)["error"].(map[string]any)
@@ -143,14 +136,7 @@ routes:
 func TestTranslatedUnreachable(t *testing.T) {
 	t.Parallel()
 	closed := closedUpstream(t)
-	cfg := fmt.Sprintf(`providers:
-  - {name: anth, url: "http://%s", schema: anthropic}
-  - {name: oai, url: "http://%s", schema: openai}
-routes:
-  - {model: to-anthropic, provider: anth}
-  - {model: to-openai, provider: oai}
-`, closed.addr, closed.addr)
-	gw := startGateway(t, cfg, gatewayOptions{})
+	gw := startGateway(t, crossConfig(closed.addr, closed.addr), gatewayOptions{})
 	r := gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"to-anthropic","messages":[{"role":"user","content":"hi"}]}`)
 	if e, _ := r.json(t)["error"].(map[string]any); r.status != 503 || e["code"] != "upstream_error" {
 		t.Errorf("OpenAI client, Anthropic provider down: %d %s", r.status, r.body)
@@ -212,4 +198,16 @@ usage: {enabled: true}
 	if e, _ := r.json(t)["error"].(map[string]any); r.status != 503 || e["code"] != "overloaded_error" {
 		t.Errorf("every provider failed: %d %s", r.status, r.body)
 	}
+}
+
+// crossConfig serves to-anthropic by an Anthropic provider at anthAddr and
+// to-openai by an OpenAI one at oaiAddr: each client API calls the other's.
+func crossConfig(anthAddr, oaiAddr string) string {
+	return fmt.Sprintf(`providers:
+  - {name: anth, url: "http://%s", schema: anthropic}
+  - {name: oai, url: "http://%s", schema: openai}
+routes:
+  - {model: to-anthropic, provider: anth}
+  - {model: to-openai, provider: oai}
+`, anthAddr, oaiAddr)
 }

@@ -189,12 +189,7 @@ func messagesMessageToChat(m messagesMessage) ([]chatMessageOut, *Error) {
 			case "text":
 				text.WriteString(b.Text)
 			case "tool_use":
-				args := compactJSON(b.Input)
-				if args == nil {
-					args = []byte(`{}`)
-				}
-				msg.ToolCalls = append(msg.ToolCalls, chatToolCall{ID: b.ID, Type: "function",
-					Function: chatFunctionCall{Name: b.Name, Arguments: string(args)}})
+				msg.ToolCalls = append(msg.ToolCalls, toolUseToChat(b))
 			case "thinking", "redacted_thinking":
 			default:
 				return nil, refuse("assistant block type %q is not translated to OpenAI", b.Type)
@@ -211,6 +206,16 @@ func messagesMessageToChat(m messagesMessage) ([]chatMessageOut, *Error) {
 		return systemMessageToChat(blocks)
 	}
 	return nil, refuse("unknown role %q", m.Role)
+}
+
+// toolUseToChat maps a tool_use block to an OpenAI tool call, in a
+// request's history and in an answer alike.
+func toolUseToChat(b block) chatToolCall {
+	args := compactJSON(b.Input)
+	if args == nil {
+		args = []byte(`{}`)
+	}
+	return chatToolCall{ID: b.ID, Type: "function", Function: chatFunctionCall{Name: b.Name, Arguments: string(args)}}
 }
 
 // userMessageToChat maps a user message: each tool_result becomes a tool

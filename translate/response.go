@@ -29,12 +29,7 @@ func messagesResponseToChat(e env, body []byte, clientModel string) ([]byte, err
 		case "text":
 			text.WriteString(b.Text)
 		case "tool_use":
-			args := compactJSON(b.Input)
-			if args == nil {
-				args = []byte(`{}`)
-			}
-			msg.ToolCalls = append(msg.ToolCalls, chatToolCall{ID: b.ID, Type: "function",
-				Function: chatFunctionCall{Name: b.Name, Arguments: string(args)}})
+			msg.ToolCalls = append(msg.ToolCalls, toolUseToChat(b))
 		}
 		// Thinking blocks and other types OpenAI cannot show are dropped.
 	}
