@@ -21,7 +21,7 @@ import (
 // it changed.
 func encodePlan(p *Plan, clientPath string, duplex bool) []*extprocv3.ProcessingResponse {
 	if p.Fallback() {
-		return encodeFallback(p, clientPath, duplex)
+		return encodeFallback(p, duplex)
 	}
 	a := &p.Attempts[0]
 	hm := &extprocv3.HeaderMutation{SetHeaders: make([]*corev3.HeaderValueOption, 0, len(a.SetHeaders)+2), RemoveHeaders: a.RemoveHeaders}
@@ -97,11 +97,11 @@ func immediate(code int, body []byte, details string, extra ...routing.Header) *
 // the dynamic metadata, one per attempt; the upstream filter of each gives
 // the attempt its key, model and path from the attempts header. Here the
 // request only loses the client's key and gains the hooks' changes.
-func encodeFallback(p *Plan, clientPath string, duplex bool) []*extprocv3.ProcessingResponse {
-	h := attemptsHeader{Path: clientPath, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key, Session: sessionLogID(p.Session),
+func encodeFallback(p *Plan, duplex bool) []*extprocv3.ProcessingResponse {
+	h := attemptsHeader{Path: p.Path, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key, Session: sessionLogID(p.Session),
 		Usage: p.Response.Usage}
 	if p.Response.Translate {
-		h.Path, h.Upstream = p.Path, p.Attempts[0].API
+		h.Upstream = p.Attempts[0].API
 	}
 	groups := make([]any, 0, len(p.Attempts))
 	for i, a := range p.Attempts {

@@ -61,6 +61,9 @@ type Plan struct {
 	// the provider's: a count_tokens estimate for a model served with the
 	// OpenAI API. The plan then has no attempts.
 	Answer []byte
+	// bodyChanged: Body differs from what the client sent (translated, or
+	// asking for usage), so every attempt carries its own length.
+	bodyChanged bool
 }
 
 // Fallback reports whether the plan has more than one attempt.
@@ -136,7 +139,7 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 			return p, loopRefusal(g)
 		}
 	}
-	path, err := p.planTranslation(d, req)
+	path, err := p.planUpstreamBody(router, d, req, &fields)
 	if err != nil || p.Answer != nil {
 		return p, err
 	}
@@ -144,54 +147,56 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 		return p, err
 	}
 	p.Path = path
-	if p.Response.Translate {
-		for i := range p.Attempts {
-			p.Attempts[i].translated()
-		}
-	}
-	return p, p.planResponse(router, req, &fields)
+	p.planResponse()
+	return p, nil
 }
 
-// planResponse decides whether the answer passes extproc: to count its
-// tokens (usage enabled, or the key has a token budget) or to translate it.
-// A request without fallbacks goes to a response cluster for that; one with
-// fallbacks is counted by the filter of the attempt that answers.
-func (p *Plan) planResponse(router *routing.Router, req *Request, f *bodyFields) *apiError {
+// planUpstreamBody makes the body every attempt starts from: translated
+// when the provider speaks the other API, and asking a chat stream for its
+// usage when the answer is counted (usage enabled, or the key has a token
+// budget). It decides what is done with the answer (p.Response) and
+// returns the path the attempts call.
+func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req *Request, f *bodyFields) (string, *apiError) {
+	path, err := p.planTranslation(d, req)
+	if err != nil || p.Answer != nil {
+		return path, err
+	}
 	counted := router.Config().CountsUsage() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
 	if !p.Response.Translate && !counted {
-		return nil
+		return path, nil
 	}
 	p.Response.Usage, p.Response.Stream = true, f.stream
-	a := &p.Attempts[0]
-	if !p.Fallback() {
-		a.SetHeaders[0].Value = p.Response.cluster(a.Cluster)
-		// Counted and translated answers must come as they are, not compressed.
-		a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"accept-encoding"})
-	}
-	if f.stream && !f.includeUsage && !p.Response.Translate && a.API == config.APIOpenAI && isChatPath(req.Path) {
+	if f.stream && !f.includeUsage && !p.Response.Translate && d.API == config.APIOpenAI && isChatPath(req.Path) {
 		// Chat streams report usage only when asked: ask, and the client
 		// gets the usage chunk (no choices) before [DONE] too.
-		if err := askUsage(&p.Body); err != nil {
-			return err
+		b, err := sjson.SetBytes(p.Body, "stream_options.include_usage", true)
+		if err != nil {
+			return path, newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
 		}
-		for i := range p.Attempts {
-			if err := askUsage(&p.Attempts[i].Body); err != nil {
-				return err
-			}
-			p.Attempts[i].BodyChanged = true
-		}
+		p.Body, p.bodyChanged = b, true
 	}
-	return nil
+	return path, nil
 }
 
-// askUsage sets stream_options.include_usage in a chat request body.
-func askUsage(body *[]byte) *apiError {
-	b, err := sjson.SetBytes(*body, "stream_options.include_usage", true)
-	if err != nil {
-		return newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+// planResponse finishes the attempts for what is done with the answer: a
+// translated attempt's headers, a changed body's length; and a request
+// without fallbacks whose answer is read goes to a response cluster (one
+// with fallbacks is read by the filter of the attempt that answers).
+func (p *Plan) planResponse() {
+	for i := range p.Attempts {
+		a := &p.Attempts[i]
+		a.BodyChanged = a.BodyChanged || p.bodyChanged
+		if p.Response.Translate {
+			a.translated()
+		}
 	}
-	*body = b
-	return nil
+	if !p.Response.needed() || p.Fallback() {
+		return
+	}
+	a := &p.Attempts[0]
+	a.SetHeaders[0].Value = p.Response.cluster(a.Cluster)
+	// Counted and translated answers must come as they are, not compressed.
+	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"accept-encoding"})
 }
 
 // runHooks runs the on_request hooks and applies what they chose to the

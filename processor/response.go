@@ -209,16 +209,14 @@ func requestIDAttribute(attrs map[string]*structpb.Struct) string {
 // with the request headers, which Envoy does not wait for; a translating
 // one skips them (one wait fewer) and sends it with the response headers.
 func (r *responseStream) beginAt(id string) {
-	r.sent = time.Now()
 	r.requestID = id
 	r.job = r.srv.responses.take(id)
-	if r.job != nil {
-		r.sent = r.job.queued // the request left with the decision
-	}
 	if r.job == nil {
 		r.srv.opts.Logger.LogAttrs(context.Background(), slog.LevelWarn, "response of an unknown request passes as it is",
 			slog.String("request_id", id))
+		return
 	}
+	r.sent = r.job.queued // the request left with the decision
 }
 
 // onHeaders reads the status and the body's format. A translated stream

@@ -23,8 +23,7 @@ type rewriter struct {
 func newRewriter(j *responseJob, status int, stream bool) *rewriter {
 	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model}
 	switch {
-	case status >= 400:
-		w.status, _ = w.errorBody(nil)
+	case status >= 400: // an error is translated whole, its status with it
 	case stream && w.client == config.APIOpenAI:
 		w.stream = translate.NewMessagesToChatStream(j.model)
 	case stream:
@@ -51,7 +50,8 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 		return []byte{}
 	}
 	if w.upstream >= 400 {
-		_, b := w.errorBody(w.buf)
+		var b []byte
+		w.status, b = w.errorBody(w.buf)
 		return b
 	}
 	var (

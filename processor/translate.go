@@ -69,7 +69,7 @@ func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, e
 	if err != nil {
 		return "", err
 	}
-	p.Body = body
+	p.Body, p.bodyChanged = body, true
 	p.Response.Translate = true
 	return path, nil
 }
@@ -77,7 +77,7 @@ func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, e
 // translated sets what a translated attempt carries beside its body: the
 // Messages API version for Anthropic, and a whole body length.
 func (a *Attempt) translated() {
-	a.BodyChanged = true
+	a.BodyChanged = true // the attempt filter's own body, translated already
 	if a.API == config.APIAnthropic {
 		a.SetHeaders = append(a.SetHeaders, routing.Header{Name: "anthropic-version", Value: anthropicVersion})
 	}
