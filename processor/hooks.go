@@ -30,9 +30,12 @@ func runRequestHooks(ctx context.Context, hooks *luahooks.Set, router *routing.R
 	}
 	if router != nil {
 		hreq.IsProvider, hreq.IsRoute = router.HasProvider, router.HasRoute
+		// Copies, not req: a closure holding req would move every request's
+		// exchange to the heap, hooks or not.
+		api, principal, translate := req.API, req.Principal, translatable(req.Path)
 		hreq.UpstreamAPI = func(model, provider, route string) string {
-			d, err := router.Decide(ctx, &routing.Request{API: req.API, Model: model, Provider: provider, Route: route,
-				Principal: req.Principal, Translate: translatable(req.Path)})
+			d, err := router.Decide(ctx, &routing.Request{API: api, Model: model, Provider: provider, Route: route,
+				Principal: principal, Translate: translate})
 			if err != nil {
 				return ""
 			}
