@@ -46,6 +46,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"switchyard/config"
+	"switchyard/envoy"
 	"switchyard/limits"
 	"switchyard/luahooks"
 	"switchyard/routing"
@@ -123,11 +124,11 @@ func (s *Server) Register(gs *grpc.Server) {
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	s.opts.Metrics.streams.Inc()
 	defer s.opts.Metrics.streams.Dec()
-	if isUpstreamPhase(stream.Context()) {
+	switch phase(stream.Context()) {
+	case envoy.PhaseUpstream:
 		// An attempt of a request already admitted: not capped again.
 		return s.processAttempt(stream)
-	}
-	if isResponsePhase(stream.Context()) {
+	case envoy.PhaseResponse:
 		// The answer of a request already admitted.
 		return s.processResponse(stream)
 	}

@@ -11,11 +11,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/config"
-	"switchyard/envoy"
 	"switchyard/internal/usage"
 	"switchyard/routing"
 )
@@ -59,14 +57,6 @@ var bufferedAnswer = &filterv3.ProcessingMode{
 	ResponseBodyMode:    filterv3.ProcessingMode_BUFFERED,
 	RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
 	ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
-}
-
-// isResponsePhase reports whether a stream comes from a response cluster's
-// filter.
-func isResponsePhase(ctx context.Context) bool {
-	md, _ := metadata.FromIncomingContext(ctx)
-	v := md.Get(envoy.PhaseMetadataKey)
-	return len(v) == 1 && v[0] == envoy.PhaseResponse
 }
 
 // responseJob is what a response stream needs of its request, handed over

@@ -16,13 +16,16 @@ import (
 	"switchyard/routing"
 )
 
-// isUpstreamPhase reports whether a stream comes from the upstream ext_proc
-// filter of an attempt cluster (one stream per attempt of a request with
-// fallbacks) rather than from the router-level filter.
-func isUpstreamPhase(ctx context.Context) bool {
+// phase names the filter a stream comes from: envoy.PhaseUpstream for an
+// attempt cluster's (one stream per attempt of a request with fallbacks),
+// envoy.PhaseResponse for a response cluster's, "" for the router-level
+// filter's.
+func phase(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
-	v := md.Get(envoy.PhaseMetadataKey)
-	return len(v) == 1 && v[0] == envoy.PhaseUpstream
+	if v := md.Get(envoy.PhaseMetadataKey); len(v) == 1 {
+		return v[0]
+	}
+	return ""
 }
 
 // processAttempt handles one attempt's stream: give the attempt its
