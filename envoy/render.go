@@ -48,10 +48,9 @@ const (
 )
 
 // ResponseFilterHeaders are the headers a response cluster's filter sends
-// extproc: the request id that finds the request's plan (an observing
-// filter reads it from the request headers, a translating one from an
-// attribute of the response), and what accounting and translation read.
-var ResponseFilterHeaders = []string{"x-request-id", ":status", "content-type", "content-length", "content-encoding", "retry-after"}
+// extproc: what accounting and translation read. The request's plan is
+// found by the gateway's own id, in the metadata (routing.RequestNamespace).
+var ResponseFilterHeaders = []string{":status", "content-type", "content-length", "content-encoding", "retry-after"}
 
 // DefaultIdleTimeout closes client connections, client streams and
 // upstream streams that stay silent this long. It must outlast the longest
@@ -191,12 +190,13 @@ type templateData struct {
 	// Fallbacks: the route entries, the internal headers and the metadata
 	// namespace that carry a request's attempts.
 	RetryRoutes                              []retryRouteData
-	FallbackHeader, AttemptsHeader           string
+	FallbackHeader                           string
 	AttemptsNamespace, DefaultAttemptCluster string
 	AttemptBufferBytes                       int64
 	PhaseMetadataKey, PhaseUpstream          string
 	PhaseResponse                            string
-	ClientNamespace                          string
+	ClientNamespace, RequestNamespace        string
+	InternalHeaders                          []string
 	ResponseBufferBytes                      int64
 	ResponseFilterHeaders                    []string
 	GoogleGRPC                               bool
@@ -208,7 +208,7 @@ type templateData struct {
 // run (hooks see every header): the ones the processor reads. A processor
 // test drives it with these alone.
 var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.ClientKeyHeaders,
-	[]string{"x-request-id", "content-length", "content-encoding"}, routing.SessionHeaders)
+	[]string{routing.RequestIDHeader, "content-length", "content-encoding"}, routing.SessionHeaders)
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
 // It matches either Envoy's response flags (upstream failures, whatever the
@@ -291,6 +291,7 @@ func (o Options) data() (templateData, error) {
 		ResponseHeaders: o.ResponseHeaders,
 		BodyMode:        or(o.BodyMode, BodyModeFullDuplex),
 		ClusterHeader:   routing.ClusterHeader,
+		InternalHeaders: routing.InternalHeaders,
 		CAFile:          or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
 	}
 	d.UpstreamIdleTimeout = durationString(orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout))
@@ -302,7 +303,7 @@ func (o Options) data() (templateData, error) {
 		maxBody = config.DefaultMaxBodyBytes
 	}
 	d.LocalReplies = localReplies(maxBody)
-	d.ClientNamespace = routing.ClientNamespace
+	d.ClientNamespace, d.RequestNamespace = routing.ClientNamespace, routing.RequestNamespace
 	d.ForwardedHeaders = ForwardedHeaders
 	switch d.BodyMode {
 	case BodyModeFullDuplex:
@@ -384,7 +385,7 @@ func (d *templateData) addFallbacks(routes []routing.RetryRoute, maxBody int64) 
 	if len(routes) == 0 {
 		return
 	}
-	d.FallbackHeader, d.AttemptsHeader = routing.FallbackHeader, routing.AttemptsHeader
+	d.FallbackHeader = routing.FallbackHeader
 	d.AttemptsNamespace = routing.AttemptsNamespace
 	d.PhaseMetadataKey, d.PhaseUpstream = PhaseMetadataKey, PhaseUpstream
 	// The router replays the body from its buffer on every attempt.

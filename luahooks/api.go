@@ -10,6 +10,8 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 	lua "github.com/yuin/gopher-lua"
+
+	"switchyard/routing"
 )
 
 // Bounds on what hooks may attach to a request.
@@ -446,7 +448,7 @@ func headerArg(L *lua.LState, fn string) string {
 	if !validHeaderName(name) && !strings.HasPrefix(name, ":") {
 		L.RaiseError("%s: %q is not a valid header name", fn, name)
 	}
-	if Protected(name) {
+	if routing.ProtectedHeader(name) {
 		L.RaiseError("%s: header %q is protected: hooks may not set or remove it", fn, name)
 	}
 	return name

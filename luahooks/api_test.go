@@ -198,7 +198,8 @@ func TestOnRequestErrors(t *testing.T) {
 
 func TestHeaderGuard(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"x-switchyard-cluster", "Authorization", "x-api-key", "api-key", "host", ":authority", ":path", "content-length"} {
+	for _, name := range []string{"x-switchyard-cluster", "x-switchyard-retry", "x-switchyard-anything", "X-Request-Id",
+		"x-envoy-max-retries", "x-envoy-retry-on", "Authorization", "x-api-key", "api-key", "host", ":authority", ":path", "content-length"} {
 		for _, op := range []string{`req:set_header(%q, "v")`, `req:remove_header(%q)`} {
 			code := strings.ReplaceAll(op, "%q", `"`+name+`"`)
 			t.Run(code, func(t *testing.T) {

@@ -54,9 +54,11 @@
 //	ctx                         per-script table filled by top-level code
 //	null                        JSON null (body:get and decode return it; body:set writes it)
 //
-// Hooks may not set or remove the routing header x-switchyard-cluster,
-// authorization, x-api-key, api-key, host, content-length, transfer-encoding
-// or any :pseudo header; trying is a hook error. Header values may not contain
+// Hooks may not set or remove a protected header (routing.ProtectedHeader):
+// the gateway's own x-switchyard-*, Envoy's x-envoy-*, the credentials
+// authorization, x-api-key and api-key, the request's identity x-request-id,
+// host, content-length, transfer-encoding or any :pseudo header; trying is a
+// hook error. Header values may not contain
 // CR, LF or NUL and are at most 8 KiB.
 //
 // Tags: at most MaxTags (8) per request; keys are 1-32 characters of a-z, 0-9

@@ -133,17 +133,6 @@ func (e *HookError) Error() string {
 
 func (e *HookError) Unwrap() error { return ErrHookFailed }
 
-// protectedHeaders are the headers hooks may neither set nor remove: the
-// routing header Envoy picks the cluster from, credentials, and headers Envoy
-// owns.
-var protectedHeaders = func() map[string]bool {
-	m := map[string]bool{routing.ClusterHeader: true, "host": true, "content-length": true, "transfer-encoding": true}
-	for _, h := range routing.ClientKeyHeaders {
-		m[h] = true
-	}
-	return m
-}()
-
 // credentialHeaders are hidden from scripts: req:header returns nil for them.
 var credentialHeaders = func() map[string]bool {
 	m := map[string]bool{}
@@ -152,9 +141,3 @@ var credentialHeaders = func() map[string]bool {
 	}
 	return m
 }()
-
-// Protected reports whether hooks are forbidden to set or remove the header
-// (name must be lower-case).
-func Protected(name string) bool {
-	return protectedHeaders[name] || strings.HasPrefix(name, ":")
-}

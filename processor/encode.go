@@ -10,7 +10,6 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -31,10 +30,7 @@ func encodePlan(p *Plan, clientPath string, duplex bool) []*extprocv3.Processing
 	if a.Path != clientPath {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader(":path", a.Path))
 	}
-	var metadata *structpb.Struct
-	if p.Response.Translate {
-		metadata = clientMetadata[p.ClientAPI]
-	}
+	metadata := planMetadata(p, nil)
 	if duplex {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(a.Body))))
 		return []*extprocv3.ProcessingResponse{
@@ -57,17 +53,30 @@ func encodePlan(p *Plan, clientPath string, duplex bool) []*extprocv3.Processing
 	return []*extprocv3.ProcessingResponse{{DynamicMetadata: metadata, Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}}
 }
 
-// clientMetadata tells Envoy a translated request's client API
-// (routing.ClientNamespace): the errors Envoy answers itself then take the
-// client's shape. Built once; Envoy only reads them.
-var clientMetadata = map[config.API]*structpb.Struct{
-	config.APIOpenAI:    apiMetadata(config.APIOpenAI),
-	config.APIAnthropic: apiMetadata(config.APIAnthropic),
+// planMetadata is the dynamic metadata of a plan's answer: the request's
+// own id for its later streams (routing.RequestNamespace); a translated
+// request's client API (routing.ClientNamespace), so that the errors Envoy
+// answers itself take the client's shape; and the attempt clusters of a
+// plan with fallbacks (attempts). Nil when there is none.
+func planMetadata(p *Plan, attempts *structpb.Value) *structpb.Struct {
+	if p.ID == "" && !p.Response.Translate && attempts == nil {
+		return nil
+	}
+	md := &structpb.Struct{Fields: make(map[string]*structpb.Value, 3)}
+	if p.ID != "" {
+		md.Fields[routing.RequestNamespace] = namespace("id", structpb.NewStringValue(p.ID))
+	}
+	if p.Response.Translate {
+		md.Fields[routing.ClientNamespace] = namespace("api", structpb.NewStringValue(string(p.ClientAPI)))
+	}
+	if attempts != nil {
+		md.Fields[routing.AttemptsNamespace] = namespace("priority_groups", attempts)
+	}
+	return md
 }
 
-func apiMetadata(api config.API) *structpb.Struct {
-	s, _ := structpb.NewStruct(map[string]any{routing.ClientNamespace: map[string]any{"api": string(api)}}) // plain values: cannot fail
-	return s
+func namespace(key string, v *structpb.Value) *structpb.Value {
+	return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{key: v}})
 }
 
 func setHeader(name, value string) *corev3.HeaderValueOption {
@@ -94,30 +103,26 @@ func immediate(code int, body []byte, details string, extra ...routing.Header) *
 // encodeFallback answers the request body of a plan with several attempts.
 // Envoy's route entry for the plan's retry policy and attempt count
 // (routing.FallbackHeader) retries it over the attempt clusters listed in
-// the dynamic metadata, one per attempt; the upstream filter of each gives
-// the attempt its key, model and path from the attempts header. Here the
-// request only loses the client's key and gains the hooks' changes.
+// the dynamic metadata, one per attempt; the upstream filter of each finds
+// the request's flight by its id and gives the attempt its key, model and
+// path. Here the request only loses the client's key and gains the hooks'
+// changes.
 func encodeFallback(p *Plan, duplex bool) []*extprocv3.ProcessingResponse {
-	h := attemptsHeader{Path: p.Path, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry.Key, Session: sessionLogID(p.Session),
-		Usage: p.Response.Usage}
-	if p.Response.Translate {
-		h.Upstream = p.Attempts[0].API
-	}
-	groups := make([]any, 0, len(p.Attempts))
+	groups := make([]*structpb.Value, 0, len(p.Attempts))
 	for i, a := range p.Attempts {
-		h.Attempts = append(h.Attempts, attemptRef{Provider: a.Provider, Model: a.Model, Key: a.Key})
-		groups = append(groups, map[string]any{"name": strconv.Itoa(i + 1), "clusters": []any{
-			map[string]any{"cluster_name": routing.AttemptClusterPrefix + a.Cluster, "weight": 1},
-		}})
+		groups = append(groups, structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"name": structpb.NewStringValue(strconv.Itoa(i + 1)),
+			"clusters": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{
+				structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+					"cluster_name": structpb.NewStringValue(routing.AttemptClusterPrefix + a.Cluster),
+					"weight":       structpb.NewNumberValue(1),
+				}}),
+			}}),
+		}}))
 	}
-	md := map[string]any{routing.AttemptsNamespace: map[string]any{"priority_groups": groups}}
-	if p.Response.Translate {
-		md[routing.ClientNamespace] = map[string]any{"api": string(p.ClientAPI)}
-	}
-	metadata, _ := structpb.NewStruct(md) // plain values: cannot fail
+	metadata := planMetadata(p, structpb.NewListValue(&structpb.ListValue{Values: groups}))
 	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
 		setHeader(routing.FallbackHeader, routing.RetryRouteKey(p.Retry.Key, len(p.Attempts))),
-		setHeader(routing.AttemptsHeader, encodeAttempts(h)),
 		setHeader("content-length", strconv.Itoa(len(p.Body))),
 	}, RemoveHeaders: slices.Clone(routing.ClientKeyHeaders)}
 	if p.Response.Usage {
@@ -149,12 +154,12 @@ func encodeFallback(p *Plan, duplex bool) []*extprocv3.ProcessingResponse {
 
 // encodeAttempt answers one attempt's buffered body (the upstream filter,
 // BUFFERED): its path, credential and length set, every other credential
-// header and the attempts header removed, and its body when it differs.
+// header removed, and its body.
 func encodeAttempt(a *Attempt, credentialHeaders []string) *extprocv3.ProcessingResponse {
 	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
 		setHeader(":path", a.Path),
 		setHeader("content-length", strconv.Itoa(len(a.Body))),
-	}, RemoveHeaders: []string{routing.AttemptsHeader}}
+	}}
 	for _, h := range a.SetHeaders {
 		if h.Name != routing.ClusterHeader {
 			hm.SetHeaders = append(hm.SetHeaders, setHeader(h.Name, h.Value))

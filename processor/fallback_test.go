@@ -43,19 +43,39 @@ func setHeaders(hm *extprocv3.HeaderMutation) map[string]string {
 	return out
 }
 
-// attemptScript is one attempt's stream as the upstream filter sends it.
-func attemptScript(n int, attempts string, body string, status string) []*extprocv3.ProcessingRequest {
+// attemptScript is one attempt's stream as the upstream filter sends it:
+// the request's flight id comes in the metadata, never from a header.
+func attemptScript(n int, flight string, body string, status string) []*extprocv3.ProcessingRequest {
 	kv := []string{":method", "POST", ":path", "/v1/chat/completions", "x-request-id", "req-1", "authorization", "Bearer from-an-earlier-attempt"}
-	if attempts != "" {
-		kv = append(kv, "x-switchyard-attempts", attempts)
-	}
 	headers := headersMsg(buffered, false, kv...)
 	headers.Attributes = map[string]*structpb.Struct{"envoy.filters.http.ext_proc": {Fields: map[string]*structpb.Value{
 		"upstream.request_attempt_count": structpb.NewNumberValue(float64(n)),
 	}}}
+	headers.MetadataContext = flightMetadata(flight)
 	return []*extprocv3.ProcessingRequest{headers, bodyMsg(body, true), {Request: &extprocv3.ProcessingRequest_ResponseHeaders{
 		ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte(status)}}}},
 	}}}
+}
+
+// flightMetadata is the metadata Envoy forwards to an upstream filter of a
+// request whose flight id is id ("" for none).
+func flightMetadata(id string) *corev3.Metadata {
+	if id == "" {
+		return nil
+	}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		routing.RequestNamespace: {Fields: map[string]*structpb.Value{"id": structpb.NewStringValue(id)}},
+	}}
+}
+
+// sentFlight is the flight id a router-level answer gives the request.
+func sentFlight(out []*extprocv3.ProcessingResponse) string {
+	for _, r := range out {
+		if md := r.GetDynamicMetadata(); md != nil {
+			return md.GetFields()[routing.RequestNamespace].GetStructValue().GetFields()["id"].GetStringValue()
+		}
+	}
+	return ""
 }
 
 func runAttempt(t *testing.T, s *Server, script []*extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -84,7 +104,7 @@ func TestFallbackPlanAndAttempts(t *testing.T) {
 	}
 	hm := out[0].GetRequestHeaders().GetResponse().GetHeaderMutation()
 	set := setHeaders(hm)
-	if set["x-switchyard-retry"] == "" || set["x-switchyard-attempts"] == "" || set["authorization"] != "" || set["x-switchyard-cluster"] != "" {
+	if set["x-switchyard-retry"] == "" || set["authorization"] != "" || set["x-switchyard-cluster"] != "" {
 		t.Errorf("router-level headers: %v", set)
 	}
 	if diff := cmp.Diff([]string{"authorization", "x-api-key", "api-key"}, hm.GetRemoveHeaders()); diff != "" {
@@ -102,18 +122,21 @@ func TestFallbackPlanAndAttempts(t *testing.T) {
 		t.Errorf("router-level body %s, want the client's", got)
 	}
 
-	first := runAttempt(t, s, attemptScript(1, set["x-switchyard-attempts"], body, "503"))
+	id := sentFlight(out)
+	if id == "" {
+		t.Fatal("no flight id in the router-level answer's metadata")
+	}
+	first := runAttempt(t, s, attemptScript(1, id, body, "503"))
 	fm := first[1].GetRequestBody().GetResponse().GetHeaderMutation()
 	if got := setHeaders(fm); got["authorization"] != "Bearer "+secretOpenAI || got[":path"] != "/v1/chat/completions" || got["content-length"] != "31" {
 		t.Errorf("first attempt sets %v", got)
 	}
-	if rm := strings.Join(fm.GetRemoveHeaders(), ","); !strings.Contains(rm, "x-switchyard-attempts") || !strings.Contains(rm, "api-key") || strings.Contains(rm, "authorization") {
+	if rm := strings.Join(fm.GetRemoveHeaders(), ","); !strings.Contains(rm, "api-key") || strings.Contains(rm, "authorization") {
 		t.Errorf("first attempt removes %s", rm)
 	}
 
-	// The second attempt finds the plan by request id: the first removed
-	// the attempts header, and Envoy keeps that change.
-	second := runAttempt(t, s, attemptScript(2, "", body, "200"))
+	// The second attempt finds the plan by the same flight id.
+	second := runAttempt(t, s, attemptScript(2, id, body, "200"))
 	sm := second[1].GetRequestBody().GetResponse()
 	got := setHeaders(sm.GetHeaderMutation())
 	wantBody := `{"model":"az-model","messages":[]}`
@@ -134,33 +157,15 @@ func TestFallbackPlanAndAttempts(t *testing.T) {
 	}
 }
 
-// TestAttemptWithoutPlanFails: an attempt stream that brings no plan and
-// finds none answers with an API-shaped 500 instead of guessing.
+// TestAttemptWithoutPlanFails: an attempt stream whose flight is unknown (or
+// missing) answers with an API-shaped 500 instead of guessing.
 func TestAttemptWithoutPlanFails(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, nil)
-	out := runAttempt(t, s, attemptScript(2, "", `{"model":"x"}`, "200")[:1])
-	if got := out[0].GetImmediateResponse().GetStatus().GetCode(); got != 500 {
-		t.Errorf("status %v, want 500", got)
+	for _, id := range []string{"", "no-such-flight"} {
+		out := runAttempt(t, s, attemptScript(2, id, `{"model":"x"}`, "200")[:1])
+		if got := out[0].GetImmediateResponse().GetStatus().GetCode(); got != 500 {
+			t.Errorf("flight %q: status %v, want 500", id, got)
+		}
 	}
-}
-
-func FuzzAttemptsHeader(f *testing.F) {
-	f.Add(encodeAttempts(attemptsHeader{Path: "/v1/messages?beta=true", API: "anthropic", Model: "m", Retry: "r1",
-		Attempts: []attemptRef{{Provider: "a", Model: "m"}, {Provider: "b", Model: "é"}}}))
-	f.Add("")
-	f.Add("e30")
-	f.Fuzz(func(t *testing.T, s string) {
-		h, err := decodeAttempts(s)
-		if err != nil {
-			return
-		}
-		if len(h.Attempts) == 0 {
-			t.Fatal("decoded a plan without attempts")
-		}
-		again, err := decodeAttempts(encodeAttempts(h))
-		if err != nil || !cmp.Equal(h, again) {
-			t.Fatalf("round trip: %+v, %v", again, err)
-		}
-	})
 }

@@ -42,7 +42,7 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			rh.xAPIKey = headerValue(hv)
 		case "api-key":
 			rh.apiKey = headerValue(hv)
-		case "x-request-id":
+		case routing.RequestIDHeader:
 			x.req.RequestID = headerValue(hv)
 		case "content-length":
 			rh.contentLength = headerValue(hv)

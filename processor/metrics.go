@@ -25,6 +25,9 @@ type Metrics struct {
 	decision prometheus.Histogram
 	streams  prometheus.Gauge
 	tagged   *prometheus.CounterVec
+	// flightsExpired counts requests dropped before their attempts or
+	// answer ended (flightTable).
+	flightsExpired prometheus.Counter
 
 	// Requests with fallbacks.
 	attempts  prometheus.Histogram
@@ -59,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.newSessionMetrics()
 	m.usage = newUsageMetrics()
 	if reg != nil {
-		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.attempts, m.fallbacks, m.ejections, m.limited, m.limiterErrors,
+		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.flightsExpired, m.attempts, m.fallbacks, m.ejections, m.limited, m.limiterErrors,
 			m.sessionsVec, m.sessionsSeen, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
 		reg.MustRegister(m.usage.collectors()...)
 	}
@@ -85,6 +88,10 @@ func (m *Metrics) newRequestMetrics() {
 		Name: "switchyard_tagged_requests_total",
 		Help: "Routed requests by tag set by a Lua hook (at most 16 keys and 64 values per key; the rest count as _other).",
 	}, []string{"tag", "value"})
+	m.flightsExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_request_records_expired_total",
+		Help: "Requests with fallbacks or a counted or translated answer whose record was dropped after 10 minutes because their attempts or answer never came or never ended.",
+	})
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_rate_limited_total",
 		Help: "Requests refused with 429 because their client key was over a limit, by key name and limit.",

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"time"
@@ -32,6 +33,9 @@ type Request struct {
 // Plan is what the gateway does with one request, as plain data. The
 // processor encodes it for Envoy (encode.go); the dry run prints it.
 type Plan struct {
+	// ID is the gateway's own id of the request when its attempts or its
+	// answer pass extproc again (flights.go), "" otherwise.
+	ID        string
 	ClientAPI config.API
 	Model     string // the model the client named
 	KeyName   string
@@ -118,10 +122,18 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	}
 	p.Session, p.SessionSource = sessionKey(sh, &fields)
 	rreq := routing.Request{API: req.API, Model: fields.model, Principal: req.Principal, Translate: translatable(req.Path)}
-	body := req.Body
+	body, sent := req.Body, fields
 	if hooks != nil && hooks.HasOnRequest() {
 		if body, err = p.runHooks(ctx, hooks, router, req, &rreq); err != nil {
 			return p, err
+		}
+		if p.Hooks.Body != nil {
+			// What the plan reads (stream, stream_options) comes from the
+			// body the upstream gets.
+			if fields, err = readHookedBody(body); err != nil {
+				p.HookErr = err.cause
+				return p, err
+			}
 		}
 	}
 	rreq.Session = p.Session
@@ -134,7 +146,8 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	}
 	p.Body, p.BodyModel = body, rreq.Model
 	if g := req.Principal.LoopGuard(); g != nil && st != nil {
-		fp := st.loops.fingerprint(req.Principal.Name, p.Session, req.API, &fields, req.Body)
+		// The loop guard compares what the client sent.
+		fp := st.loops.fingerprint(req.Principal.Name, p.Session, req.API, &sent, req.Body)
 		if !st.loops.allow(fp, g, time.Now()) {
 			return p, loopRefusal(g)
 		}
@@ -223,6 +236,19 @@ func (p *Plan) runHooks(ctx context.Context, hooks *luahooks.Set, router *routin
 		}
 	}
 	return body, nil
+}
+
+// readHookedBody reads the body on_request hooks left, which the gateway
+// checks as it checks a client's: a hook that breaks it fails the request
+// as a hook failure, never sends it on.
+func readHookedBody(body []byte) (bodyFields, *apiError) {
+	f, err := readBody(body)
+	if err != nil {
+		e := newAPIError(routing.KindAPI, "hook_failed", "the gateway could not process the request (request hook failed)")
+		e.cause = errors.New("on_request hooks left a body the gateway refuses: " + err.message)
+		return f, e
+	}
+	return f, nil
 }
 
 // addAttempts builds the plan's attempts from the decision: one, or for a

@@ -80,12 +80,11 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	opts     Options
 	inflight atomic.Int64
-	health   *health     // providers failing their attempts
-	attempts *attemptLog // attempts of requests with fallbacks, by request
-	// responses hands requests whose answer extproc reads to their
-	// response streams, by request id.
-	responses *responseLog
-	limiter   Limiter // client keys' request and token budgets
+	health   *health // providers failing their attempts
+	// flights are the requests whose attempts or answer pass extproc
+	// again, by the gateway's own id.
+	flights *flightTable
+	limiter Limiter // client keys' request and token budgets
 	// limiterWarned is when the last warning about a failing limiter
 	// was logged, in Unix nanoseconds.
 	limiterWarned atomic.Int64
@@ -103,7 +102,7 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	s := &Server{opts: opts, health: newHealth(), attempts: newAttemptLog(), responses: newResponseLog(),
+	s := &Server{opts: opts, health: newHealth(), flights: newFlightTable(opts.Metrics.flightsExpired.Inc),
 		sessions: newSessionSet(), limiter: opts.Limiter}
 	if s.limiter == nil {
 		s.limiter = limits.NewLocal()
@@ -261,13 +260,14 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	x.tags = p.Tags()
 	x.upstreamAPI = p.Attempts[0].API
 	x.record(ctx, &p)
-	if p.Response.needed() {
-		x.srv.responses.put(x.req.RequestID, x.job(&p))
+	if p.Fallback() || p.Response.needed() {
+		p.ID = x.fly(&p)
 	}
 	return encodePlan(&p, x.req.Path, x.duplex)
 }
 
-// record counts and logs a routed request.
+// record counts a routed request, and logs one that ends here (its answer
+// is neither read nor retried).
 func (x *exchange) record(ctx context.Context, p *Plan) {
 	a := &p.Attempts[0]
 	x.srv.opts.Metrics.requests.WithLabelValues(a.Provider, metricModel(a), "routed").Inc()
@@ -287,23 +287,51 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 		}
 	}
 	x.srv.opts.Metrics.decision.Observe(time.Since(x.bodyStart).Seconds())
-	// A request with fallbacks is logged once answered, with its attempts,
-	// and one whose answer is read once answered, with its tokens.
 	if log := x.srv.opts.Logger; !p.Fallback() && !p.Response.needed() && log.Enabled(ctx, slog.LevelDebug) {
-		log.LogAttrs(ctx, slog.LevelDebug, "routed",
-			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
-			slog.String("model", p.Model), slog.String("provider", a.Provider),
-			slog.String("upstream_model", a.Model), slog.String("route", a.Route),
-			slog.String("key_name", p.KeyName), slog.String("session", sessionLogID(p.Session)), slog.Any("tags", x.tags))
+		l := x.logRecord(p)
+		log.LogAttrs(ctx, slog.LevelDebug, "routed", slog.Any("", &l))
 	}
+}
+
+// logRecord is the request's log record as the decision leaves it.
+func (x *exchange) logRecord(p *Plan) requestLog {
+	a := &p.Attempts[0]
+	return requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: p.Model, KeyName: p.KeyName,
+		Session: p.Session, Provider: a.Provider, UpstreamModel: a.Model, Route: a.Route, Tags: x.tags,
+		Translated: p.Response.Translate}
+}
+
+// fly keeps what the request's later streams need, with the snapshot it
+// was planned with, and returns the id they will find it by.
+func (x *exchange) fly(p *Plan) string {
+	f := &flight{started: time.Now(), router: x.router, log: x.logRecord(p)}
+	if p.Fallback() {
+		f.attempts = attemptsOf(p)
+	}
+	if p.Response.needed() {
+		f.job = x.job(p)
+	}
+	x.srv.flights.add(f)
+	return f.id
+}
+
+// attemptsOf is what the attempts of a plan with fallbacks need of it.
+func attemptsOf(p *Plan) *attemptPlan {
+	h := &attemptPlan{Path: p.Path, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry, Usage: p.Response.Usage}
+	if p.Response.Translate {
+		h.Upstream = p.Attempts[0].API
+	}
+	for _, a := range p.Attempts {
+		h.Attempts = append(h.Attempts, attemptRef{Provider: a.Provider, Model: a.Model, Key: a.Key})
+	}
+	return h
 }
 
 // job is what the request's response stream needs of it.
 func (x *exchange) job(p *Plan) *responseJob {
 	a := &p.Attempts[0]
 	return &responseJob{queued: time.Now(), plan: p.Response, principal: x.req.Principal,
-		clientAPI: p.ClientAPI, upstream: a.API, path: x.req.Path, model: p.Model, provider: a.Provider,
-		upstreamModel: a.Model, route: a.Route, session: p.Session, metricModel: metricModel(a), tags: x.tags}
+		clientAPI: p.ClientAPI, upstream: a.API, model: p.Model, provider: a.Provider, metricModel: metricModel(a)}
 }
 
 // metricModel is the model label: the route that matched, or provider/* for
@@ -323,12 +351,10 @@ func (x *exchange) fail(e *apiError) *extprocv3.ProcessingResponse {
 func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingResponse {
 	x.decided = true
 	x.srv.opts.Metrics.requests.WithLabelValues("", "", strconv.Itoa(e.status)).Inc()
-	log := x.srv.opts.Logger
-	if log.Enabled(context.Background(), slog.LevelInfo) {
-		log.LogAttrs(context.Background(), slog.LevelInfo, "request refused",
-			slog.String("request_id", x.req.RequestID), slog.String("path", pathOnly(x.req.Path)),
-			slog.Int("status", e.status), slog.String("code", e.code), slog.String("model", truncate(model, 128)),
-			slog.String("key_name", x.req.Principal.Name), slog.String("session", sessionLogID(x.session)), slog.String("reason", e.message))
+	if log := x.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelInfo) {
+		l := requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: model, KeyName: x.req.Principal.Name,
+			Session: x.session, Status: e.status, Code: e.code, Reason: e.message}
+		log.LogAttrs(context.Background(), slog.LevelInfo, "request refused", slog.Any("", &l))
 	}
 	return immediate(e.status, e.body(x.req.API), "switchyard_"+e.code, e.headers...)
 }

@@ -5,13 +5,11 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/config"
 	"switchyard/internal/usage"
@@ -60,51 +58,17 @@ var bufferedAnswer = &filterv3.ProcessingMode{
 }
 
 // responseJob is what a response stream needs of its request, handed over
-// from the router-level filter's decision by request id.
+// from the router-level filter's decision in the request's flight.
 type responseJob struct {
 	queued    time.Time
 	plan      ResponsePlan
 	principal routing.Principal
 	clientAPI config.API
 	upstream  config.API
-	// For the metrics and the request's log line.
-	path, model, provider, upstreamModel, route, session string
-	metricModel                                          string
-	tags                                                 map[string]string
-}
-
-// responseLog holds the jobs of requests on their way to a response
-// cluster. A job is taken when its response stream starts; one whose
-// request never reached the provider (client gone, upstream refused) goes
-// after maxAttemptAge.
-type responseLog struct {
-	mu        sync.Mutex
-	jobs      map[string]*responseJob
-	lastSweep time.Time
-}
-
-func newResponseLog() *responseLog { return &responseLog{jobs: map[string]*responseJob{}} }
-
-func (l *responseLog) put(id string, j *responseJob) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if j.queued.Sub(l.lastSweep) > sweepInterval {
-		for k, old := range l.jobs {
-			if j.queued.Sub(old.queued) > maxAttemptAge {
-				delete(l.jobs, k)
-			}
-		}
-		l.lastSweep = j.queued
-	}
-	l.jobs[id] = j
-}
-
-func (l *responseLog) take(id string) *responseJob {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	j := l.jobs[id]
-	delete(l.jobs, id)
-	return j
+	model     string // the model the client named, which a translated answer names
+	// provider answers; with fallbacks, the attempt that reads the answer
+	// sets it. For the metrics.
+	provider, metricModel string
 }
 
 // processResponse handles one response cluster's stream: count the
@@ -121,8 +85,9 @@ func (s *Server) processResponse(stream extprocv3.ExternalProcessor_ProcessServe
 // responseStream is the state of one response stream.
 type responseStream struct {
 	srv       *Server
+	begun     bool
 	job       *responseJob // nil: the request is unknown, the answer passes as it is
-	requestID string
+	log       requestLog
 	sent      time.Time // the request left for the provider
 	firstByte time.Time
 	status    int
@@ -134,19 +99,14 @@ type responseStream struct {
 }
 
 func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
+	if !r.begun {
+		r.begin(flightID(msg))
+	}
 	var resp *extprocv3.ProcessingResponse
 	switch v := msg.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		for _, hv := range v.RequestHeaders.GetHeaders().GetHeaders() {
-			if hv.Key == "x-request-id" {
-				r.beginAt(headerValue(hv))
-			}
-		}
 		resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		if r.requestID == "" {
-			r.beginAt(requestIDAttribute(msg.GetAttributes()))
-		}
 		resp = r.headersAnswer(ctx, v.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		resp = r.bodyAnswer(ctx, v.ResponseBody)
@@ -190,23 +150,25 @@ func (r *responseStream) bodyAnswer(ctx context.Context, b *extprocv3.HttpBody) 
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: common}}}
 }
 
-// requestIDAttribute reads Envoy's request.id attribute.
-func requestIDAttribute(attrs map[string]*structpb.Struct) string {
-	return attrs["envoy.filters.http.ext_proc"].GetFields()["request.id"].GetStringValue()
+// flightID reads the gateway's own id of the request from the dynamic
+// metadata Envoy forwards (routing.RequestNamespace).
+func flightID(msg *extprocv3.ProcessingRequest) string {
+	return msg.GetMetadataContext().GetFilterMetadata()[routing.RequestNamespace].GetFields()["id"].GetStringValue()
 }
 
-// beginAt finds the request's job by its id. An observing filter sends it
-// with the request headers, which Envoy does not wait for; a translating
+// begin finds the request's job by its flight id. An observing filter sends
+// it with the request headers, which Envoy does not wait for; a translating
 // one skips them (one wait fewer) and sends it with the response headers.
-func (r *responseStream) beginAt(id string) {
-	r.requestID = id
-	r.job = r.srv.responses.take(id)
-	if r.job == nil {
+func (r *responseStream) begin(id string) {
+	r.begun = true
+	f, j := r.srv.flights.takeJob(id)
+	if j == nil {
 		r.srv.opts.Logger.LogAttrs(context.Background(), slog.LevelWarn, "response of an unknown request passes as it is",
-			slog.String("request_id", id))
+			slog.String("flight", id))
 		return
 	}
-	r.sent = r.job.queued // the request left with the decision
+	r.job, r.log = j, f.log
+	r.sent = j.queued // the request left with the decision
 }
 
 // onHeaders reads the status and the body's format. A translated stream
@@ -272,16 +234,9 @@ func (r *responseStream) end(ctx context.Context) {
 		t = r.tokens.Close()
 	}
 	r.srv.recordAnswer(ctx, j, t, r.sent, r.firstByte)
+	r.log.Status, r.log.Tokens = r.status, &t
 	if log := r.srv.opts.Logger; !r.quiet && log.Enabled(ctx, slog.LevelDebug) {
-		log.LogAttrs(ctx, slog.LevelDebug, "routed",
-			slog.String("request_id", r.requestID), slog.String("path", pathOnly(j.path)),
-			slog.String("model", j.model), slog.String("provider", j.provider),
-			slog.String("upstream_model", j.upstreamModel), slog.String("route", j.route),
-			slog.String("key_name", j.principal.Name), slog.String("session", sessionLogID(j.session)), slog.Any("tags", j.tags),
-			slog.Int("status", r.status), slog.Bool("translated", j.plan.Translate),
-			slog.Int64("input_tokens", t.Input), slog.Int64("output_tokens", t.Output),
-			slog.Int64("cache_read_tokens", t.CacheRead), slog.Int64("cache_creation_tokens", t.CacheCreation),
-			slog.Int64("reasoning_tokens", t.Reasoning))
+		log.LogAttrs(ctx, slog.LevelDebug, "routed", slog.Any("", &r.log))
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/envoy"
 	"switchyard/routing"
@@ -40,7 +39,7 @@ func TestUsageCountedOnResponseStream(t *testing.T) {
 		return msg
 	}
 	st := newFakeStream(ctx,
-		observed(&extprocv3.ProcessingRequest{Attributes: requestIDAttrs("req-1"), Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		observed(&extprocv3.ProcessingRequest{MetadataContext: flightMetadata(sentFlight(sent)), Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 			Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("text/event-stream")}}}}}}),
 		observed(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
 			Body: []byte("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_")}}}),
@@ -58,8 +57,8 @@ func TestUsageCountedOnResponseStream(t *testing.T) {
 			t.Errorf("%s tokens = %v, want %v", typ, got, want)
 		}
 	}
-	if s.responses.take("req-1") != nil {
-		t.Error("the request's job outlived its response stream")
+	if n := s.flights.len(); n != 0 {
+		t.Errorf("%d flights outlived the response stream", n)
 	}
 }
 
@@ -75,16 +74,9 @@ func TestUsageOffChangesNothing(t *testing.T) {
 	if got := string(sent[1].GetRequestBody().GetResponse().GetBodyMutation().GetStreamedResponse().GetBody()); got != body {
 		t.Errorf("upstream body %s, want it unchanged", got)
 	}
-	if s.responses.take("req-2") != nil {
-		t.Error("a job was queued for a request nobody counts")
+	if n := s.flights.len(); n != 0 || sentFlight(sent) != "" {
+		t.Errorf("%d flights kept for a request nobody counts (id %q)", n, sentFlight(sent))
 	}
-}
-
-// requestIDAttrs are the attributes a response cluster's filter sends with
-// the response headers.
-func requestIDAttrs(id string) map[string]*structpb.Struct {
-	s, _ := structpb.NewStruct(map[string]any{"request.id": id})
-	return map[string]*structpb.Struct{"envoy.filters.http.ext_proc": s}
 }
 
 func headerIn(hm *extprocv3.HeaderMutation, name string) string {
@@ -113,7 +105,7 @@ func TestTranslatedResponseStream(t *testing.T) {
 		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(b), EndOfStream: eos}}}
 	}
 	st := newFakeStream(ctx,
-		&extprocv3.ProcessingRequest{Attributes: requestIDAttrs("req-t"), Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		&extprocv3.ProcessingRequest{MetadataContext: flightMetadata(sentFlight(sent)), Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 			Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("text/event-stream")}}}}}},
 		body("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"x\",\"content\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel", false),
 		body("lo\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":4}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", true),

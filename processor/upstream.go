@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"switchyard/config"
 	"switchyard/envoy"
 	"switchyard/routing"
 )
@@ -31,7 +32,7 @@ func phase(ctx context.Context) string {
 // processAttempt handles one attempt's stream: give the attempt its
 // provider's key, model and path, then note how it went.
 func (s *Server) processAttempt(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	u := attempt{srv: s, router: s.opts.Router()}
+	u := attempt{srv: s}
 	defer u.finish()
 	return serveStream(stream, func(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 		if resp := u.handle(ctx, msg); resp != nil {
@@ -43,11 +44,12 @@ func (s *Server) processAttempt(stream extprocv3.ExternalProcessor_ProcessServer
 
 // attempt is the state of one attempt's stream.
 type attempt struct {
-	srv       *Server
-	router    *routing.Router
-	plan      attemptsHeader
+	srv *Server
+	// flight is the request's, with its plan and config snapshot; nil
+	// when none was found.
+	flight    *flight
+	plan      *attemptPlan
 	n         int // the attempt's number, from 1
-	requestID string
 	started   time.Time
 	answered  bool // the upstream's response headers arrived
 	concluded bool // the request's answer is this attempt's
@@ -72,9 +74,9 @@ var countingMode = &filterv3.ProcessingMode{
 func (u *attempt) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
 	switch v := msg.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		u.begin(v.RequestHeaders, msg.GetAttributes())
+		u.begin(flightID(msg), msg.GetAttributes())
 		if u.err != nil {
-			return immediate(u.err.status, u.err.body(u.plan.API), "switchyard_"+u.err.code)
+			return immediate(u.err.status, u.err.body(u.clientAPI()), "switchyard_"+u.err.code)
 		}
 		resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
 		if u.plan.Usage {
@@ -100,33 +102,17 @@ func (u *attempt) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) 
 	return nil
 }
 
-// begin reads which attempt this is: the plan from the attempts header, the
-// number from Envoy's attempt count. It counts the fallback that led here.
-func (u *attempt) begin(h *extprocv3.HttpHeaders, attrs map[string]*structpb.Struct) {
+// begin finds the request's flight by the gateway's id and which attempt
+// this is by Envoy's attempt count. It counts the fallback that led here.
+func (u *attempt) begin(id string, attrs map[string]*structpb.Struct) {
 	u.started = time.Now()
-	var encoded string
-	for _, hv := range h.GetHeaders().GetHeaders() {
-		switch hv.Key {
-		case routing.AttemptsHeader:
-			encoded = headerValue(hv)
-		case "x-request-id":
-			u.requestID = headerValue(hv)
-		}
-	}
 	u.n = attemptNumber(attrs)
-	if encoded != "" {
-		plan, err := decodeAttempts(encoded)
-		if err != nil {
-			u.err = newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
-			return
-		}
-		u.plan = plan
-	}
-	prev, hadPrev := u.srv.attempts.begin(u.requestID, u.n, &u.plan, u.started)
-	if u.n < 1 || u.n > len(u.plan.Attempts) {
+	f, prev, hadPrev := u.srv.flights.beginAttempt(id, u.n, u.started)
+	if f == nil || u.n < 1 || u.n > len(f.attempts.Attempts) {
 		u.err = newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
 		return
 	}
+	u.flight, u.plan = f, f.attempts
 	if hadPrev {
 		reason := "no_response"
 		if prev.Status != 0 {
@@ -136,13 +122,26 @@ func (u *attempt) begin(h *extprocv3.HttpHeaders, attrs map[string]*structpb.Str
 	}
 }
 
+// clientAPI is the API errors are answered in: the client's, OpenAI's
+// until the plan is known.
+func (u *attempt) clientAPI() config.API {
+	if u.plan == nil {
+		return config.APIOpenAI
+	}
+	return u.plan.API
+}
+
 // onBody answers the buffered body with this attempt's request: its
 // provider's credential in place of every other, its path and its model.
 // Headers an earlier attempt set are still there, so each is set or
 // removed again.
 func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
+	if u.plan == nil {
+		return nil // refused at the headers already
+	}
 	ref := u.plan.Attempts[u.n-1]
-	d, err := u.router.Attempt(ref.Provider, ref.Model, u.plan.upstreamAPI(), ref.Key)
+	router := u.flight.router
+	d, err := router.Attempt(ref.Provider, ref.Model, u.plan.upstreamAPI(), ref.Key)
 	if err != nil {
 		e := fromRouting(err)
 		return immediate(e.status, e.body(u.plan.API), "switchyard_"+e.code)
@@ -155,7 +154,7 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 	if u.plan.Upstream != "" {
 		a.translated()
 	}
-	return encodeAttempt(&a, u.router.CredentialHeaders())
+	return encodeAttempt(&a, router.CredentialHeaders())
 }
 
 // onResponse notes the attempt's status: a failure counts against the
@@ -171,9 +170,12 @@ func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
 			retryAfter = headerValue(hv)
 		}
 	}
+	if u.plan == nil {
+		return
+	}
 	u.answered = true
-	u.srv.attempts.answered(u.requestID, code, time.Since(u.started))
-	policy, _ := u.router.RetryPolicyByKey(u.plan.Retry)
+	u.srv.flights.answered(u.flight, code, time.Since(u.started))
+	policy := u.plan.Retry
 	failed := code >= 500 || (policy != nil && policy.Fails(code))
 	ref := u.plan.Attempts[u.n-1]
 	if ref.Key != "" && code == http.StatusTooManyRequests {
@@ -194,19 +196,20 @@ func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
 // tokens counted, and translated when the plan is; the request's job names
 // this attempt's provider and model.
 func (u *attempt) readAnswer() {
-	j := u.srv.responses.take(u.requestID)
+	_, j := u.srv.flights.takeJob(u.flight.id)
 	if j == nil {
 		return
 	}
 	ref := u.plan.Attempts[u.n-1]
-	j.provider, j.upstreamModel = ref.Provider, ref.Model
-	u.answer = &responseStream{srv: u.srv, job: j, requestID: u.requestID, sent: u.started, quiet: true}
+	j.provider = ref.Provider
+	u.answer = &responseStream{srv: u.srv, begun: true, job: j, log: u.flight.log, sent: u.started, quiet: true}
+	u.answer.log.Provider, u.answer.log.UpstreamModel = ref.Provider, ref.Model
 }
 
 // recordHealth counts the attempt for or against its provider and ejects
 // a provider that keeps failing.
 func (u *attempt) recordHealth(ctx context.Context, failed bool, retryAfter string) {
-	failures, duration := u.router.Config().EjectionPolicy()
+	failures, duration := u.flight.router.Config().EjectionPolicy()
 	provider := u.plan.Attempts[u.n-1].Provider
 	if !u.srv.health.record(provider, failed, retryAfter, ejection{failures, duration}) {
 		return
@@ -217,10 +220,10 @@ func (u *attempt) recordHealth(ctx context.Context, failed bool, retryAfter stri
 }
 
 // finish ends the stream: the last attempt, or one whose answer goes to the
-// client, logs the request's attempts. An attempt that never answered
-// (refused, reset, silent) counts against its provider.
+// client, logs the request with its attempts. An attempt that never
+// answered (refused, reset, silent) counts against its provider.
 func (u *attempt) finish() {
-	if u.err != nil || u.n == 0 {
+	if u.err != nil || u.plan == nil {
 		return
 	}
 	if u.answer != nil {
@@ -233,12 +236,19 @@ func (u *attempt) finish() {
 	if !u.concluded {
 		return
 	}
-	outcomes := u.srv.attempts.end(u.requestID, time.Now())
+	outcomes := u.srv.flights.endAttempts(u.flight, time.Now())
 	u.srv.opts.Metrics.attempts.Observe(float64(len(outcomes)))
 	if log := u.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelDebug) {
-		log.LogAttrs(context.Background(), slog.LevelDebug, "routed",
-			slog.String("request_id", u.requestID), slog.String("path", pathOnly(u.plan.Path)),
-			slog.String("model", u.plan.Model), slog.String("session", u.plan.Session), slog.Any("attempts", outcomes))
+		l := u.flight.log
+		if u.answer != nil {
+			l = u.answer.log // with the status and tokens
+		}
+		ref := u.plan.Attempts[u.n-1]
+		l.Provider, l.UpstreamModel, l.Attempts = ref.Provider, ref.Model, outcomes
+		if l.Status == 0 && len(outcomes) > 0 {
+			l.Status = outcomes[len(outcomes)-1].Status
+		}
+		log.LogAttrs(context.Background(), slog.LevelDebug, "routed", slog.Any("", &l))
 	}
 }
 

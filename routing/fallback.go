@@ -16,11 +16,6 @@ import (
 // attempts. Envoy strips any client-sent copy before ext_proc runs.
 const FallbackHeader = "x-switchyard-retry"
 
-// AttemptsHeader carries a request's attempts from extproc's router-level
-// filter to its upstream filter (encoded by the processor). Envoy strips any
-// client-sent copy; the upstream filter removes it.
-const AttemptsHeader = "x-switchyard-attempts"
-
 // AttemptsNamespace is the dynamic metadata namespace where extproc puts a
 // request's attempt clusters, in the shape Envoy's priority group cluster
 // specifier reads.
@@ -157,19 +152,6 @@ func (r *Router) RetryRoutes() []RetryRoute {
 		}
 	}
 	return out
-}
-
-// RetryPolicyByKey finds a route's retry policy by its key.
-func (r *Router) RetryPolicyByKey(key string) (*RetryPolicy, bool) {
-	for _, rt := range r.routes {
-		if rt.retry != nil && rt.retry.Key == key {
-			return rt.retry, true
-		}
-	}
-	if r.poolRetry != nil && r.poolRetry.Key == key {
-		return r.poolRetry, true
-	}
-	return nil, false
 }
 
 // chain is the ordered attempts of a request whose first target is first:

@@ -77,9 +77,6 @@ func TestRetryPolicies(t *testing.T) {
 	if len(ps) != 2 {
 		t.Fatalf("%d policies, want 2 (the default and short's)", len(ps))
 	}
-	if p, ok := r.RetryPolicyByKey(ps[0].Key); !ok || p.Key != ps[0].Key {
-		t.Fatal("policy not found by its key")
-	}
 	for _, p := range ps {
 		if p.FirstByteTimeout == 20*time.Second {
 			if p.RetryOn() != "reset,retriable-status-codes" || !p.Fails(503) || p.Fails(429) || p.Attempts != 2 {
@@ -88,9 +85,6 @@ func TestRetryPolicies(t *testing.T) {
 		} else if p.RetryOn() != "connect-failure,refused-stream,reset,retriable-status-codes" || !p.Fails(529) {
 			t.Errorf("default policy: %+v, retry_on %q", p, p.RetryOn())
 		}
-	}
-	if _, ok := r.RetryPolicyByKey("nope"); ok {
-		t.Error("an unknown key found a policy")
 	}
 	if got := r.CredentialHeaders(); !cmp.Equal(got, []string{"authorization", "x-api-key", "api-key"}) {
 		t.Errorf("CredentialHeaders = %v", got)

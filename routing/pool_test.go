@@ -157,9 +157,6 @@ func TestPoolRetryRoutesAndProblems(t *testing.T) {
 	if !strings.Contains(problems, `provider "pooled": a key is left out of its pool: environment variable POOL_UNSET is not set`) {
 		t.Errorf("credential problems %q do not name the missing pool key", problems)
 	}
-	if p, ok := r.RetryPolicyByKey(r.poolRetry.Key); !ok || p != r.poolRetry {
-		t.Error("the pool's retry policy is not found by its key")
-	}
 	d, err := r.Attempt("pooled", "m", config.APIOpenAI, "POOL_B")
 	if err != nil || d.Credential.Value != "Bearer "+secretPoolB || d.Key != "POOL_B" {
 		t.Errorf("Attempt(POOL_B) = %+v, %v", d, err)

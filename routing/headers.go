@@ -1,0 +1,43 @@
+package routing
+
+import "strings"
+
+// RequestIDHeader is the client's request id (Envoy makes one when the
+// client sends none). Logs and hooks show it; nothing inside the gateway
+// trusts it: a client or a hook can set it to anything, so the streams of a
+// request find each other by the gateway's own id (RequestNamespace).
+const RequestIDHeader = "x-request-id"
+
+// RequestNamespace is the dynamic metadata namespace where extproc puts the
+// gateway's own id of a request ({"id": "…"}) whose later streams (its
+// attempts, its answer) must find its plan. Envoy hands the metadata to the
+// upstream filters of the same request only; no client and no hook can set
+// or read it.
+const RequestNamespace = "switchyard.request"
+
+// InternalHeaders carry the gateway's decision to Envoy's route table.
+// Envoy strips every client-sent copy before any filter runs, and hooks may
+// neither set nor remove them.
+var InternalHeaders = []string{ClusterHeader, FallbackHeader}
+
+// protectedHeaders are the headers hooks may neither set nor remove:
+// the internal ones, the credentials, the request's identity, and headers
+// Envoy owns. Pseudo-headers and Envoy's own x-envoy-* (retries, timeouts)
+// are protected by prefix.
+var protectedHeaders = func() map[string]bool {
+	m := map[string]bool{RequestIDHeader: true, "host": true, "content-length": true, "transfer-encoding": true}
+	for _, h := range InternalHeaders {
+		m[h] = true
+	}
+	for _, h := range ClientKeyHeaders {
+		m[h] = true
+	}
+	return m
+}()
+
+// ProtectedHeader reports whether hooks are forbidden to set or remove the
+// header (name must be lower-case).
+func ProtectedHeader(name string) bool {
+	return protectedHeaders[name] || strings.HasPrefix(name, ":") || strings.HasPrefix(name, "x-envoy-") ||
+		strings.HasPrefix(name, "x-switchyard-")
+}
