@@ -97,6 +97,9 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	if e := checkBodyHeaders(rh, x.router.MaxBodyBytes()); e != nil {
 		return x.fail(e)
 	}
+	if n, err := strconv.Atoi(rh.contentLength); err == nil && n > 0 {
+		x.bodyLen = n // at most the limit: checkBodyHeaders refused more
+	}
 	if x.duplex {
 		return nil // the answer waits for the body
 	}

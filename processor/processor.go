@@ -172,6 +172,7 @@ type exchange struct {
 	tags      map[string]string
 	decided   bool
 	bodyStart time.Time
+	bodyLen   int    // the announced Content-Length, 0 when unknown
 	session   string // the session key once planned, for the refusal log
 	// upstreamAPI is the API the first attempt's provider speaks, for
 	// on_response hooks.
@@ -213,9 +214,13 @@ func (x *exchange) onRequestBody(ctx context.Context, b *extprocv3.HttpBody) []*
 	if x.bodyStart.IsZero() {
 		x.bodyStart = time.Now()
 	}
-	if x.req.Body == nil && b.GetEndOfStream() {
-		x.req.Body = b.GetBody() // common case: the whole body in one message, no copy
-	} else {
+	switch {
+	case x.req.Body == nil && b.GetEndOfStream():
+		x.req.Body = b.GetBody() // the whole body in one message: no copy
+	case x.req.Body == nil && x.bodyLen > 0:
+		// Chunks of an announced length: one buffer, no regrowth.
+		x.req.Body = append(make([]byte, 0, x.bodyLen), b.GetBody()...)
+	default:
 		x.req.Body = append(x.req.Body, b.GetBody()...)
 	}
 	if int64(len(x.req.Body)) > x.router.MaxBodyBytes() {
@@ -241,6 +246,9 @@ func (x *exchange) onRequestTrailers(ctx context.Context) []*extprocv3.Processin
 // Envoy's answer.
 func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	x.decided = true
+	// Once answered the body is Envoy's again: the stream may stay open as
+	// long as the request, and holds none of it.
+	defer func() { x.req.Body = nil }()
 	if x.router == nil { // trailers without headers: only a broken peer does this
 		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,8 @@ func sessionHeadersFrom(h map[string]string) sessionHeaders {
 // sessionKey derives a request's session key, in order: the explicit
 // x-session-id header; Claude Code's session header or the metadata.user_id
 // it sends; Codex's session header or prompt_cache_key; else none ("").
+// A key read from the body is a copy: kept in the session set, a string
+// pointing into the body would keep the whole body alive.
 func sessionKey(h sessionHeaders, f *bodyFields) (key, source string) {
 	switch {
 	case h.explicit != "":
@@ -44,14 +47,14 @@ func sessionKey(h sessionHeaders, f *bodyFields) (key, source string) {
 	}
 	if f.metadata.IsObject() {
 		if u := f.metadata.Get("user_id"); u.Type == gjson.String && u.Str != "" {
-			return u.Str, sessionFromClaude
+			return strings.Clone(u.Str), sessionFromClaude
 		}
 	}
 	if h.codex != "" {
 		return h.codex, sessionFromCodex
 	}
 	if k := f.promptCacheKey; k.Type == gjson.String && k.Str != "" {
-		return k.Str, sessionFromCodex
+		return strings.Clone(k.Str), sessionFromCodex
 	}
 	return "", ""
 }

@@ -394,3 +394,24 @@ func BenchmarkAffinityWork(b *testing.B) {
 		}
 	})
 }
+
+// TestSessionKeyOwnsItsBytes: a session key read from the body survives the
+// body's reuse, so the session set never pins a request body.
+func TestSessionKeyOwnsItsBytes(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"model":"m","metadata":{"user_id":"user-abc"},"messages":[]}`,
+		`{"model":"m","prompt_cache_key":"user-abc","input":"x"}`,
+	} {
+		b := []byte(body)
+		f, err := readBody(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := sessionKey(sessionHeaders{}, &f)
+		clear(b)
+		if key != "user-abc" {
+			t.Errorf("session key %q after the body was cleared, want user-abc", key)
+		}
+	}
+}
