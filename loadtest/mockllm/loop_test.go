@@ -1,6 +1,7 @@
 package mockllm
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -258,4 +259,52 @@ func readAnswer(t *testing.T, path string, stream bool, body []byte) ([]wantCall
 		}
 	}
 	return calls, text.String()
+}
+
+// FuzzToolLoop: whatever the user writes after `call:` and whatever a tool
+// returns, every answer of the three APIs, JSON or streamed, is valid JSON.
+func FuzzToolLoop(f *testing.F) {
+	f.Add(loopPrompt, "out-1")
+	f.Add(`call:lookup{"q":"{n}{n}\\{n}\u00e9"}`, "")
+	f.Add(`call:lookup*99999999999999999999{"q":1} call:get_weather*2{`, "世界")
+	f.Add(`call:lookup*1{"q":"x"}}}} call:lookup*2[1]`, `"quoted"`)
+	h := New(fast)
+	f.Fuzz(func(t *testing.T, prompt, result string) {
+		apis := []struct {
+			path string
+			user func(string) string
+			turn func(string, string) string
+		}{
+			{"/v1/chat/completions", userChat, turnChat},
+			{"/v1/messages", userMessages, turnMessages},
+			{"/v1/responses", userResponses, turnResponses},
+		}
+		for _, a := range apis {
+			for _, items := range [][]string{{a.user(prompt)}, {a.user(prompt), a.turn("t1", result)}} {
+				for _, stream := range []bool{false, true} {
+					body := conversationBody(a.path, stream, items...)
+					if !json.Valid([]byte(body)) {
+						return // the prompt or result is not valid UTF-8: not a request
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, a.path, strings.NewReader(body)))
+					if rec.Code != http.StatusOK {
+						t.Fatalf("%s: status %d: %s", a.path, rec.Code, rec.Body)
+					}
+					if !stream {
+						if !json.Valid(rec.Body.Bytes()) {
+							t.Fatalf("%s: the answer is not JSON: %s", a.path, rec.Body)
+						}
+						continue
+					}
+					for _, line := range strings.Split(rec.Body.String(), "\n") {
+						data, ok := strings.CutPrefix(line, "data: ")
+						if ok && data != "[DONE]" && !json.Valid([]byte(data)) {
+							t.Fatalf("%s: an event is not JSON: %s", a.path, data)
+						}
+					}
+				}
+			}
+		}
+	})
 }
