@@ -374,7 +374,7 @@ func startClaude(t *testing.T, model string, keyed func(string) string) claudeRu
 	// The gateway requires the token the settings send as its client key.
 	c.token = parsed.Env["ANTHROPIC_AUTH_TOKEN"]
 	c.gw = startGateway(t, keyed(exampleConfig(t, c.mock.URL)),
-		gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + parsed.Env["ANTHROPIC_AUTH_TOKEN"]}})
+		gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + c.token}})
 	c.guard = startEgressGuard(t)
 	home := t.TempDir()
 	c.settings = filepath.Join(home, "switchyard-claude.json")
