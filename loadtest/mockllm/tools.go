@@ -23,9 +23,9 @@ import (
 //     call:Bash").
 //
 // The last user message is the last message of role "user" that carries no
-// tool result; system-role entries (Claude Code ends its first request's
-// messages with one, Codex sends "developer" ones) are skipped wherever they
-// are.
+// tool result; system-role entries (Claude Code 2.1 ends every request's
+// messages with one: its environment block, then a token count after each
+// tool result; Codex sends "developer" ones) are skipped wherever they are.
 //
 // A trigger may ask for a loop and give the arguments:
 // `call:NAME*N{"command":"echo step-{n}"}` calls NAME in N turns in a row,
