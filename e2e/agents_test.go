@@ -119,10 +119,13 @@ func exampleConfig(t testing.TB, mockURL string) string {
 // the README's Claude Code settings send, so the gateway checks it.
 const agentKeyEnv = "SWY_TEST_AGENT_KEY"
 
+// agentKeyName names the agent tests' client key in metrics.
+const agentKeyName = "agents"
+
 // withAgentKey adds a client key to a config: a request without it is
 // refused, so a CLI that gets its answer has sent it.
 func withAgentKey(config string) string {
-	return config + "\nclient_keys:\n  - name: agents\n    key_env: " + agentKeyEnv + "\n"
+	return config + "\nclient_keys:\n  - name: " + agentKeyName + "\n    key_env: " + agentKeyEnv + "\n"
 }
 
 // readmeBlock returns the fenced code block that follows the line
@@ -319,7 +322,7 @@ func agentHeader(name string) bool {
 // tokens of each part of the context (POST /v1/messages/count_tokens).
 func TestClaudeCodeThroughGateway(t *testing.T) {
 	t.Parallel()
-	c := startClaude(t, "mock-claude")
+	c := startClaude(t, "mock-claude", withAgentKey)
 	claude, settings, env, mock, gw, guard := c.bin, c.settings, c.env, c.mock, c.gw, c.guard
 	total := 0
 	for _, tc := range []struct {
@@ -348,6 +351,7 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 // gateway of `make run` and the mock.
 type claudeRun struct {
 	bin, settings string
+	token         string // the client key the settings send
 	env           []string
 	mock          *recordingMock
 	gw            *gateway
@@ -355,8 +359,9 @@ type claudeRun struct {
 }
 
 // startClaude sets Claude Code up with the README's settings, every model
-// replaced by model.
-func startClaude(t *testing.T, model string) claudeRun {
+// replaced by model, against a gateway whose config keyed adds the client
+// key (withAgentKey or a variant of it) to the config of `make run`.
+func startClaude(t *testing.T, model string, keyed func(string) string) claudeRun {
 	t.Helper()
 	c := claudeRun{bin: agentCLI(t, "claude", "CLAUDE_CODE_VERSION"), mock: startMock(t)}
 	block := readmeBlock(t, "claude-settings")
@@ -367,8 +372,9 @@ func startClaude(t *testing.T, model string) claudeRun {
 		t.Fatalf("README's Claude Code settings: %v, no ANTHROPIC_AUTH_TOKEN in %s", err, block)
 	}
 	// The gateway requires the token the settings send as its client key.
-	c.gw = startGateway(t, withAgentKey(exampleConfig(t, c.mock.URL)),
-		gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + parsed.Env["ANTHROPIC_AUTH_TOKEN"]}})
+	c.token = parsed.Env["ANTHROPIC_AUTH_TOKEN"]
+	c.gw = startGateway(t, keyed(exampleConfig(t, c.mock.URL)),
+		gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + c.token}})
 	c.guard = startEgressGuard(t)
 	home := t.TempDir()
 	c.settings = filepath.Join(home, "switchyard-claude.json")
@@ -383,7 +389,7 @@ func startClaude(t *testing.T, model string) claudeRun {
 // estimates count_tokens (/context) itself.
 func TestClaudeCodeOnOpenAIModel(t *testing.T) {
 	t.Parallel()
-	c := startClaude(t, "mock-gpt")
+	c := startClaude(t, "mock-gpt", withAgentKey)
 	for _, tc := range []struct{ name, prompt, want string }{
 		{name: "prompt", prompt: "Reply with one short sentence.", want: mockllm.Answer},
 		{name: "context", prompt: "/context", want: "Context Usage"},
@@ -457,28 +463,11 @@ func dedupe(reqs []recordedRequest) []recordedRequest {
 // against the gateway of `make run` (examples/switchyard.yaml) and the mock.
 func TestCodexThroughGateway(t *testing.T) {
 	t.Parallel()
-	codex := agentCLI(t, "codex", "CODEX_VERSION")
-	mock := startMock(t)
-	const key = "swy-agent-key-3f9c2a7e51d8"
-	gw := startGateway(t, withAgentKey(exampleConfig(t, mock.URL)), gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + key}})
-	guard := startEgressGuard(t)
+	c := startCodex(t, withAgentKey)
+	mock, gw := c.mock, c.gw
 
-	// The README's config.toml, with the env_key line the README says to
-	// add when the gateway requires client keys.
-	config := strings.ReplaceAll(readmeBlock(t, "codex-config"), makeRunURL, gw.url)
-	const providerLine = `wire_api = "responses"` + "\n"
-	if !strings.Contains(config, providerLine) {
-		t.Fatalf("README's Codex config has no %q line in its provider section", strings.TrimSpace(providerLine))
-	}
-	config = strings.Replace(config, providerLine, providerLine+`env_key = "SWITCHYARD_KEY"`+"\n", 1)
-	// Codex refuses to put its helper links in a CODEX_HOME under TMPDIR,
-	// so TMPDIR is a directory of its own.
-	home, codexHome := t.TempDir(), t.TempDir()
-	writeFile(t, filepath.Join(codexHome, "config.toml"), config)
-	env := append([]string{"HOME=" + home, "CODEX_HOME=" + codexHome, "TMPDIR=" + t.TempDir(), "SWITCHYARD_KEY=" + key}, guard.env()...)
-
-	run := runAgent(t, codex, []string{"exec", "--skip-git-repo-check", "Reply with one short sentence."}, env)
-	checkAgentOutput(t, run, mockllm.Answer, guard)
+	run := runAgent(t, c.bin, []string{"exec", "--skip-git-repo-check", "Reply with one short sentence."}, c.env)
+	checkAgentOutput(t, run, mockllm.Answer, c.guard)
 
 	reqs := mock.take()
 	t.Logf("Codex sent:\n%s", describe(reqs))
@@ -506,4 +495,42 @@ func TestCodexThroughGateway(t *testing.T) {
 	}
 	// The gateway read Codex's session on every request.
 	waitMetric(t, gw, `switchyard_session_requests_total{source="codex"}`, float64(len(reqs)))
+}
+
+// codexRun is Codex set up with the README's config.toml against the
+// gateway of `make run` and the mock.
+type codexRun struct {
+	bin   string
+	env   []string
+	mock  *recordingMock
+	gw    *gateway
+	guard *egressGuard
+}
+
+// codexAgentKey is the client key Codex sends.
+const codexAgentKey = "swy-agent-key-3f9c2a7e51d8"
+
+// startCodex sets Codex up with the README's config.toml against a gateway
+// whose config keyed adds the client key (withAgentKey or a variant of it)
+// to the config of `make run`.
+func startCodex(t *testing.T, keyed func(string) string) codexRun {
+	t.Helper()
+	c := codexRun{bin: agentCLI(t, "codex", "CODEX_VERSION"), mock: startMock(t)}
+	c.gw = startGateway(t, keyed(exampleConfig(t, c.mock.URL)), gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + codexAgentKey}})
+	c.guard = startEgressGuard(t)
+
+	// The README's config.toml, with the env_key line the README says to
+	// add when the gateway requires client keys.
+	config := strings.ReplaceAll(readmeBlock(t, "codex-config"), makeRunURL, c.gw.url)
+	const providerLine = `wire_api = "responses"` + "\n"
+	if !strings.Contains(config, providerLine) {
+		t.Fatalf("README's Codex config has no %q line in its provider section", strings.TrimSpace(providerLine))
+	}
+	config = strings.Replace(config, providerLine, providerLine+`env_key = "SWITCHYARD_KEY"`+"\n", 1)
+	// Codex refuses to put its helper links in a CODEX_HOME under TMPDIR,
+	// so TMPDIR is a directory of its own.
+	home, codexHome := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(codexHome, "config.toml"), config)
+	c.env = append([]string{"HOME=" + home, "CODEX_HOME=" + codexHome, "TMPDIR=" + t.TempDir(), "SWITCHYARD_KEY=" + codexAgentKey}, c.guard.env()...)
+	return c
 }

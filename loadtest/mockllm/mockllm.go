@@ -32,7 +32,6 @@
 package mockllm
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -229,7 +228,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(HeaderEcho) == "1" {
 		rq.echo = echoJSON(r, len(body))
 	}
-	if (ep == epChat || ep == epMessages) && bytes.Contains(body, toolMarker) {
+	if mayUseTools(body, ep) {
 		planTools(body, ep, r.Header.Get(HeaderToolCalls), &rq)
 	}
 
@@ -251,7 +250,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case epEmbeddings:
 		out = appendEmbeddings(out, &rq)
 	case epResponses:
-		out = appendResponse(out, &rq, contentBytes, len(words))
+		text, n := contentBytes, len(words)
+		switch {
+		case rq.calls != nil:
+			n = toolOutputTokens(rq.calls)
+		case rq.answer != "":
+			text, n = []byte(rq.answer), len(answerPieces(rq.answer))
+		}
+		out = appendResponse(out, &rq, text, n)
 	case epMessages:
 		out = appendMessage(out, &rq)
 	case epCountTokens:
@@ -271,8 +277,9 @@ type reqInfo struct {
 	includeUsage bool
 	inputs       int    // embeddings: number of inputs
 	echo         []byte // encoded echo object, nil unless asked for
-	// Chat and Messages only (tools.go): the tool calls to answer with, or
-	// the text answer to a tool result; both empty for the fixed answer.
+	// Chat, Messages and Responses only (tools.go): the tool calls to
+	// answer with, or the text answer to a tool result; both empty for the
+	// fixed answer.
 	calls  []toolCall
 	answer string
 }

@@ -126,7 +126,8 @@ func appendEmbeddings(b []byte, rq *reqInfo) []byte {
 
 // appendResponse appends a Responses API response object. With text nil it
 // is the empty in-progress object of a stream's first events; otherwise it
-// is the completed object whose one output message holds text, with usage.
+// is the completed object whose one output message holds text (or whose
+// output is rq.calls' function calls, when there are any), with usage.
 // The fields are those the real API sends, so that SDK types and agent
 // clients that decode them strictly accept it.
 func appendResponse(b []byte, rq *reqInfo, text []byte, outputTokens int) []byte {
@@ -144,7 +145,15 @@ func appendResponse(b []byte, rq *reqInfo, text []byte, outputTokens int) []byte
 	b = append(b, `,"background":false,"error":null,"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":`...)
 	b = appendString(b, rq.model)
 	b = append(b, `,"output":[`...)
-	if done {
+	switch {
+	case done && rq.calls != nil:
+		for i := range rq.calls {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendFunctionCall(b, rq, i, true)
+		}
+	case done:
 		b = appendOutputMessage(b, rq, "completed", text)
 	}
 	b = append(b, `],"parallel_tool_calls":true,"previous_response_id":null,"reasoning":{"effort":null,"summary":null},"store":false,"temperature":1.0,"text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],"top_p":1.0,"truncation":"disabled","usage":`...)
@@ -408,10 +417,13 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 // response.content_part.done, response.output_item.done and
 // response.completed, numbered by sequence_number. Clients such as Codex
 // track the item and part the deltas belong to, so none may be left out.
+//
+// An answer with tool calls sends, after response.in_progress, the events of
+// each function call item (streamFunctionCalls) and response.completed.
 func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options) {
 	seq := 0
-	ev := func(typ string, fill func([]byte) []byte) bool {
-		return s.event(typ, func(b []byte) []byte {
+	evCut := func(typ string, fill func([]byte) []byte, cutRune bool) bool {
+		return s.eventCut(typ, func(b []byte) []byte {
 			b = append(b, `{"type":"`...)
 			b = append(b, typ...)
 			b = append(b, `","sequence_number":`...)
@@ -419,8 +431,9 @@ func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Option
 			seq++
 			b = fill(b)
 			return append(b, '}')
-		})
+		}, cutRune)
 	}
+	ev := func(typ string, fill func([]byte) []byte) bool { return evCut(typ, fill, false) }
 	partFields := func(b []byte) []byte {
 		b = append(b, `,"item_id":`...)
 		b = appendID(b, "msg_mock", rq.seq)
@@ -440,6 +453,17 @@ func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Option
 	}) {
 		return
 	}
+	if rq.calls != nil {
+		if !streamFunctionCalls(ctx, rq, opts, evCut) {
+			return
+		}
+		ev("response.completed", func(b []byte) []byte {
+			b = append(b, `,"response":`...)
+			done := &reqInfo{model: rq.model, seq: rq.seq, promptTokens: rq.promptTokens, calls: rq.calls}
+			return appendResponse(b, done, []byte{}, toolOutputTokens(rq.calls))
+		})
+		return
+	}
 	if !ev("response.output_item.added", func(b []byte) []byte {
 		b = append(b, `,"output_index":0,"item":`...)
 		return appendOutputMessage(b, rq, "in_progress", nil)
@@ -453,12 +477,13 @@ func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Option
 	}) {
 		return
 	}
+	pieces, n := rq.textPieces(opts)
 	text := make([]byte, 0, 128)
-	for i := 0; i < opts.StreamChunks; i++ {
+	for i := 0; i < n; i++ {
 		if !pause(ctx, opts.ChunkInterval, i == 0) {
 			return
 		}
-		w := words[i%len(words)]
+		w := pieces[i%len(pieces)]
 		text = append(text, w...)
 		if !ev("response.output_text.delta", func(b []byte) []byte {
 			b = partFields(b)
@@ -492,7 +517,7 @@ func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Option
 	}
 	ev("response.completed", func(b []byte) []byte {
 		b = append(b, `,"response":`...)
-		return appendResponse(b, &reqInfo{model: rq.model, seq: rq.seq, promptTokens: rq.promptTokens}, text, opts.StreamChunks)
+		return appendResponse(b, &reqInfo{model: rq.model, seq: rq.seq, promptTokens: rq.promptTokens}, text, n)
 	})
 }
 

@@ -33,7 +33,7 @@ func TestSDKToolCalls(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the SDKs rejected the mock's tool calls: %v", err)
 	}
-	if !strings.Contains(string(out), `{"passed": 2}`) {
+	if !strings.Contains(string(out), `{"passed": 3}`) {
 		t.Fatal("sdk_tools.py did not finish its checks")
 	}
 }

@@ -130,12 +130,18 @@ type outputText struct {
 	Logprobs    []json.RawMessage `json:"logprobs"`
 }
 
+// outputMessage is a Responses API output item: a message, or (with the
+// fields below Content) a function call.
 type outputMessage struct {
 	Type    string       `json:"type"`
 	ID      string       `json:"id"`
 	Status  string       `json:"status"`
 	Role    string       `json:"role"`
 	Content []outputText `json:"content"`
+
+	Arguments *string `json:"arguments,omitempty"`
+	CallID    string  `json:"call_id,omitempty"`
+	Name      string  `json:"name,omitempty"`
 }
 
 type responsesUsage struct {
@@ -207,6 +213,10 @@ type responseEvent struct {
 	// Part is the content part of response.content_part.added/done.
 	Part     *outputText       `json:"part,omitempty"`
 	Logprobs []json.RawMessage `json:"logprobs,omitempty"`
+	// Name and Arguments are a function call's, in
+	// response.function_call_arguments.done.
+	Name      string  `json:"name,omitempty"`
+	Arguments *string `json:"arguments,omitempty"`
 }
 
 type anthropicUsage struct {

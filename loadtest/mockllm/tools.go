@@ -1,7 +1,9 @@
 package mockllm
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -9,19 +11,33 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// Tool calls. A chat completions or Messages request that declares `tools`
-// is answered with calls of them when it asks for it, in one of two ways:
+// Tool calls. A chat completions, Messages or Responses request that
+// declares `tools` (Responses: function tools) is answered with calls of
+// them when it asks for it, in one of two ways:
 //
 //   - the header `x-mock-tool-calls: N` calls the first N declared tools
 //     (cycling through them when N is larger), N calls in parallel;
-//   - text the last user message (OpenAI role "user", Anthropic text
-//     content) holds: each `call:NAME` calls the declared tool NAME, in the
-//     order written. Clients that cannot set headers, such as Claude Code,
-//     ask this way ("list the files, call:Bash").
+//   - text the last user message holds: each `call:NAME` calls the
+//     declared tool NAME, in the order written. Clients that cannot set
+//     headers, such as Claude Code, ask this way ("list the files,
+//     call:Bash").
+//
+// The last user message is the last message of role "user" that carries no
+// tool result; system-role entries (Claude Code 2.1 ends every request's
+// messages with one: its environment block, then a token count after each
+// tool result; Codex sends "developer" ones) are skipped wherever they are.
+//
+// A trigger may ask for a loop and give the arguments:
+// `call:NAME*N{"command":"echo step-{n}"}` calls NAME in N turns in a row,
+// one call per turn, with that JSON object as arguments, `{n}` replaced by
+// the turn's number (1 to N). Without `*N` a tool is called in one turn;
+// without the object the arguments are built from the tool's schema (below).
 //
 // When the last message is a tool result (an OpenAI role "tool" message, an
-// Anthropic tool_result block), the answer is text quoting the result
-// (ToolResultPrefix + the result), so a client's tool loop ends.
+// Anthropic tool_result block, a Responses function_call_output item) and
+// the loop asked for has had its turns (a turn is a run of tool results),
+// the answer is text quoting the turn's results (ToolResultPrefix + the
+// results joined by "\n"), so a client's tool loop ends.
 //
 // The arguments are built from the tool's JSON schema, deterministically:
 // each required property (the first property when none is required) gets
@@ -31,8 +47,8 @@ import (
 // fragment that holds a multibyte character in two flushes cut inside that
 // character, so the wire splits a UTF-8 character as a real network may.
 //
-// A request whose body has no `"tool` anywhere pays one bytes.Index for
-// all this.
+// A request whose body has no `"tool` anywhere (Responses: nor `_call`)
+// pays one bytes.Index (two) for all this.
 
 // ToolArgString fills every string argument of a mock tool call.
 const ToolArgString = "héllo 世界"
@@ -43,9 +59,30 @@ const ToolResultPrefix = "Tool result: "
 // toolTrigger is the text that asks for a call of the tool named after it.
 const toolTrigger = "call:"
 
-// toolMarker is in every body that declares tools or carries a tool result
-// ("tools", "tool_result", "role":"tool"); bodies without it skip planTools.
-var toolMarker = []byte(`"tool`)
+// turnPlaceholder in a trigger's arguments is replaced by the turn number.
+const turnPlaceholder = "{n}"
+
+// maxTurns bounds the N of `call:NAME*N`.
+const maxTurns = 1000
+
+// toolMarker is in every body that declares tools or carries a chat or
+// Messages tool result ("tools", "tool_result", "role":"tool"), callMarker
+// in every Responses input that carries one ("function_call_output").
+var (
+	toolMarker = []byte(`"tool`)
+	callMarker = []byte(`_call`)
+)
+
+// mayUseTools reports whether planTools has anything to do with body.
+func mayUseTools(body []byte, ep endpoint) bool {
+	switch ep {
+	case epChat, epMessages:
+		return bytes.Contains(body, toolMarker)
+	case epResponses:
+		return bytes.Contains(body, toolMarker) || bytes.Contains(body, callMarker)
+	}
+	return false
+}
 
 // toolCall is one call the mock answers with.
 type toolCall struct {
@@ -57,35 +94,136 @@ type toolCall struct {
 // before it is moved back to a UTF-8 character boundary.
 const argFragment = 7
 
-// planTools sets rq.calls or rq.answer when the body asks for tool calls or
-// carries a tool result; it leaves rq alone otherwise.
-func planTools(body []byte, ep endpoint, header string, rq *reqInfo) {
-	res := gjson.GetManyBytes(body, "messages.@reverse.0", "tools")
-	last, tools := res[0], res[1]
-	if result, ok := toolResult(last, ep); ok {
-		rq.answer = ToolResultPrefix + result
-		return
+// itemKind is what a conversation item is to the tool loop.
+type itemKind uint8
+
+const (
+	itemSkipped itemKind = iota // system and developer messages
+	itemPrompt                  // a message the user wrote
+	itemResult                  // tool results
+	itemOther                   // the assistant's answers and calls
+)
+
+// conversation is what planTools needs to know of a request's messages.
+type conversation struct {
+	prompt  gjson.Result // the last user message; missing when none
+	turns   int          // runs of tool results after it
+	last    itemKind     // the last item that is not skipped
+	results []string     // the texts of the last run of tool results
+}
+
+// readConversation walks a request's messages (Responses: input).
+func readConversation(body []byte, ep endpoint) conversation {
+	path := "messages"
+	if ep == epResponses {
+		path = "input"
 	}
-	if !tools.IsArray() {
-		return
+	var c conversation
+	items := gjson.GetBytes(body, path)
+	if items.Type == gjson.String { // a Responses input that is one user message
+		c.prompt, c.last = items, itemPrompt
+		return c
 	}
-	type decl struct {
-		name   string
-		schema gjson.Result
+	items.ForEach(func(_, it gjson.Result) bool {
+		kind, result := classify(it, ep)
+		switch kind {
+		case itemSkipped:
+			return true
+		case itemPrompt:
+			c.prompt, c.turns = it, 0
+		case itemResult:
+			if c.last != itemResult {
+				c.turns++
+				c.results = c.results[:0]
+			}
+			c.results = append(c.results, result)
+		}
+		c.last = kind
+		return true
+	})
+	return c
+}
+
+// classify says what a message (Responses: input item) is and, for tool
+// results, returns their text.
+func classify(it gjson.Result, ep endpoint) (itemKind, string) {
+	if ep == epResponses {
+		switch it.Get("type").Str {
+		case "function_call_output", "custom_tool_call_output":
+			return itemResult, contentText(it.Get("output"))
+		case "", "message":
+		default:
+			return itemOther, ""
+		}
 	}
-	var decls []decl
+	switch it.Get("role").Str {
+	case "system", "developer":
+		return itemSkipped, ""
+	case "tool":
+		if ep == epChat {
+			return itemResult, contentText(it.Get("content"))
+		}
+	case "user":
+		if ep != epMessages {
+			return itemPrompt, ""
+		}
+		var parts []string
+		it.Get("content").ForEach(func(_, b gjson.Result) bool {
+			if b.Get("type").Str == "tool_result" {
+				parts = append(parts, contentText(b.Get("content")))
+			}
+			return true
+		})
+		if parts != nil {
+			return itemResult, strings.Join(parts, "\n")
+		}
+		return itemPrompt, ""
+	}
+	return itemOther, ""
+}
+
+// toolDecl is a declared tool.
+type toolDecl struct {
+	name   string
+	schema gjson.Result
+}
+
+// declaredTools lists a request's tools that the mock can call.
+func declaredTools(tools gjson.Result, ep endpoint) []toolDecl {
+	var decls []toolDecl
 	tools.ForEach(func(_, t gjson.Result) bool {
 		var name, schema gjson.Result
-		if ep == epMessages {
+		switch {
+		case ep == epMessages:
 			name, schema = t.Get("name"), t.Get("input_schema")
-		} else if t.Get("type").Str == "function" {
+		case t.Get("type").Str != "function":
+		case ep == epResponses:
+			name, schema = t.Get("name"), t.Get("parameters")
+		default:
 			name, schema = t.Get("function.name"), t.Get("function.parameters")
 		}
 		if name.Type == gjson.String && name.Str != "" {
-			decls = append(decls, decl{name.Str, schema})
+			decls = append(decls, toolDecl{name.Str, schema})
 		}
 		return true
 	})
+	return decls
+}
+
+// planTools sets rq.calls or rq.answer when the body asks for tool calls or
+// carries a tool result; it leaves rq alone otherwise.
+func planTools(body []byte, ep endpoint, header string, rq *reqInfo) {
+	c := readConversation(body, ep)
+	decls := declaredTools(gjson.GetBytes(body, "tools"), ep)
+	if c.last == itemResult {
+		if c.prompt.Exists() {
+			rq.calls = triggeredCalls(contentText(c.prompt.Get("content")), decls, c.turns)
+		}
+		if rq.calls == nil {
+			rq.answer = ToolResultPrefix + strings.Join(c.results, "\n")
+		}
+		return
+	}
 	if len(decls) == 0 {
 		return
 	}
@@ -96,14 +234,25 @@ func planTools(body []byte, ep endpoint, header string, rq *reqInfo) {
 		}
 		return
 	}
-	if last.Get("role").Str != "user" {
+	if c.last != itemPrompt {
 		return
 	}
-	text := contentText(last.Get("content"))
+	text := c.prompt.Get("content")
+	if c.prompt.Type == gjson.String { // a Responses input string
+		text = c.prompt
+	}
+	rq.calls = triggeredCalls(contentText(text), decls, 0)
+}
+
+// triggeredCalls returns the calls the triggers in text ask for in the turn
+// that follows `done` turns of tool results: one per trigger whose loop has
+// turns left, of a declared tool.
+func triggeredCalls(text string, decls []toolDecl, done int) []toolCall {
+	var calls []toolCall
 	for {
 		i := strings.Index(text, toolTrigger)
 		if i < 0 {
-			return
+			return calls
 		}
 		text = text[i+len(toolTrigger):]
 		end := strings.IndexFunc(text, func(r rune) bool {
@@ -113,35 +262,43 @@ func planTools(body []byte, ep endpoint, header string, rq *reqInfo) {
 			end = len(text)
 		}
 		name := text[:end]
-		for _, d := range decls {
-			if d.name == name {
-				rq.calls = append(rq.calls, toolCall{name: d.name, args: argsFor(d.schema)})
-				break
+		text = text[end:]
+		turns := 1
+		if rest, ok := strings.CutPrefix(text, "*"); ok {
+			j := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+			if j < 0 {
+				j = len(rest)
+			}
+			if n, err := strconv.Atoi(rest[:j]); err == nil {
+				turns = min(n, maxTurns)
+				text = rest[j:]
 			}
 		}
-	}
-}
-
-// toolResult returns the text of the tool results in the last message,
-// joined by "\n", and whether there were any.
-func toolResult(last gjson.Result, ep endpoint) (string, bool) {
-	if ep != epMessages {
-		if last.Get("role").Str != "tool" {
-			return "", false
+		var args []byte
+		if strings.HasPrefix(text, "{") {
+			dec := json.NewDecoder(strings.NewReader(text))
+			var raw json.RawMessage
+			if dec.Decode(&raw) == nil {
+				args = raw
+				text = text[dec.InputOffset():]
+			}
 		}
-		return contentText(last.Get("content")), true
-	}
-	if last.Get("role").Str != "user" {
-		return "", false
-	}
-	var parts []string
-	last.Get("content").ForEach(func(_, b gjson.Result) bool {
-		if b.Get("type").Str == "tool_result" {
-			parts = append(parts, contentText(b.Get("content")))
+		if done >= turns {
+			continue
 		}
-		return true
-	})
-	return strings.Join(parts, "\n"), parts != nil
+		for _, d := range decls {
+			if d.name != name {
+				continue
+			}
+			if args == nil {
+				args = argsFor(d.schema)
+			} else {
+				args = bytes.ReplaceAll(args, []byte(turnPlaceholder), strconv.AppendInt(nil, int64(done+1), 10))
+			}
+			calls = append(calls, toolCall{name: d.name, args: args})
+			break
+		}
+	}
 }
 
 // contentText is the text of a message content: a string, or the "text" of
@@ -407,4 +564,76 @@ func streamToolUse(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options)
 		}
 	}
 	endMessage(s, "tool_use", toolOutputTokens(rq.calls))
+}
+
+// appendFunctionCall appends the Responses API function_call output item of
+// call i; until done its arguments are still empty.
+func appendFunctionCall(b []byte, rq *reqInfo, i int, done bool) []byte {
+	c := rq.calls[i]
+	b = append(b, `{"id":`...)
+	b = appendToolCallID(b, "fc_mock", rq.seq, i)
+	b = append(b, `,"type":"function_call","status":`...)
+	if done {
+		b = append(b, `"completed","arguments":`...)
+		b = appendString(b, string(c.args))
+	} else {
+		b = append(b, `"in_progress","arguments":""`...)
+	}
+	b = append(b, `,"call_id":`...)
+	b = appendToolCallID(b, "call_mock", rq.seq, i)
+	b = append(b, `,"name":`...)
+	b = appendString(b, c.name)
+	return append(b, '}')
+}
+
+// streamFunctionCalls sends the Responses API events of each call, as the
+// real API streams them: response.output_item.added (the function_call item
+// with empty arguments), one response.function_call_arguments.delta per
+// argument fragment, response.function_call_arguments.done and
+// response.output_item.done; ev frames an event as in streamResponses. It
+// reports whether the client is still there.
+func streamFunctionCalls(ctx context.Context, rq *reqInfo, opts Options, ev func(string, func([]byte) []byte, bool) bool) bool {
+	for i, c := range rq.calls {
+		index := func(b []byte) []byte {
+			b = append(b, `,"output_index":`...)
+			return strconv.AppendInt(b, int64(i), 10)
+		}
+		itemFields := func(b []byte) []byte {
+			b = append(b, `,"item_id":`...)
+			b = appendToolCallID(b, "fc_mock", rq.seq, i)
+			return index(b)
+		}
+		if !ev("response.output_item.added", func(b []byte) []byte {
+			b = append(index(b), `,"item":`...)
+			return appendFunctionCall(b, rq, i, false)
+		}, false) {
+			return false
+		}
+		for _, f := range fragments(c.args) {
+			if !pause(ctx, opts.ChunkInterval, false) {
+				return false
+			}
+			if !ev("response.function_call_arguments.delta", func(b []byte) []byte {
+				b = append(itemFields(b), `,"delta":`...)
+				return appendString(b, string(f))
+			}, true) {
+				return false
+			}
+		}
+		if !ev("response.function_call_arguments.done", func(b []byte) []byte {
+			b = append(itemFields(b), `,"name":`...)
+			b = appendString(b, c.name)
+			b = append(b, `,"arguments":`...)
+			return appendString(b, string(c.args))
+		}, false) {
+			return false
+		}
+		if !ev("response.output_item.done", func(b []byte) []byte {
+			b = append(index(b), `,"item":`...)
+			return appendFunctionCall(b, rq, i, true)
+		}, false) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,9 +1,10 @@
 """Reads the mock LLM's tool-call answers with the official SDKs.
 
 Run by TestSDKToolCalls (tools_test.go) with the pinned `openai` and
-`anthropic` packages (`make sdks`). Each check uses the SDK's own stream
-helper, which accumulates tool-call argument fragments and input_json_delta
-events into the final message and raises on an event out of place, and
+`anthropic` packages (`make sdks`), for chat completions, Messages and the
+Responses API. Each check uses the SDK's own stream helper, which
+accumulates tool-call argument fragments and input_json_delta events into
+the final message and raises on an event out of place, and
 validates every raw event against the SDK's pydantic type. It then sends
 the tool result back and expects the text answer that quotes it, as an agent
 loop would. Prints one line per check; exits non-zero on the first failure.
@@ -20,6 +21,7 @@ import openai
 import pydantic
 from anthropic.types import Message, RawMessageStreamEvent
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response, ResponseStreamEvent
 
 
 def fail(msg):
@@ -143,6 +145,46 @@ def messages(base, arg, prefix):
     print(f"ok messages: {len(events)} events, calls {[n for n, _ in got]}, then {text!r}")
 
 
+def responses(base, arg, prefix):
+    client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+    tools = [{"type": "function", "name": "get_weather", "parameters": weather_schema(), "strict": False},
+             {"type": "function", "name": "lookup", "parameters": lookup_schema(), "strict": False}]
+    inp = [{"role": "user", "content": "call:get_weather and call:lookup*2"}]
+    want = [("get_weather", {"city": arg, "days": 1}), ("lookup", {"q": arg})]
+
+    with client.responses.stream(model="r", input=inp, tools=tools) as stream:
+        done = [ev.name for ev in stream if ev.type == "response.function_call_arguments.done"]
+        final = stream.get_final_response()
+    calls = [o for o in final.output if o.type == "function_call"]
+    got = [(c.name, json.loads(c.arguments)) for c in calls]
+    check(got == want, f"responses stream: calls {got}, want {want}")
+    check(done == ["get_weather", "lookup"], f"responses stream: arguments.done events {done}")
+    check(final.usage is not None and final.usage.output_tokens > 0, f"responses stream: final {final!r}")
+
+    events = raw_events(base, "/v1/responses", {"model": "r", "input": inp, "tools": tools, "stream": True}, {})
+    adapter = pydantic.TypeAdapter(ResponseStreamEvent)
+    for i, (name, data) in enumerate(events):
+        try:
+            ev = adapter.validate_json(data)
+        except pydantic.ValidationError as e:
+            fail(f"responses event {i} ({name}) does not validate: {e}\n{data}")
+        check(name == ev.type, f"responses event {i}: event line {name!r}, type {ev.type!r}")
+
+    # The loop: lookup asked for two turns, get_weather for one.
+    loop = inp + [c.to_dict() for c in calls] + [
+        {"type": "function_call_output", "call_id": c.call_id, "output": f"{c.name} done"} for c in calls]
+    second = client.responses.create(model="r", input=loop, tools=tools)
+    Response.model_validate(second.to_dict())
+    got2 = [(o.name, json.loads(o.arguments)) for o in second.output if o.type == "function_call"]
+    check(got2 == want[1:], f"responses: second turn's calls {got2}, want {want[1:]}")
+    loop += [o.to_dict() for o in second.output] + [
+        {"type": "function_call_output", "call_id": second.output[0].call_id, "output": "22 degrees"}]
+    answer = client.responses.create(model="r", input=loop, tools=tools)
+    check(answer.output_text == prefix + "22 degrees", f"responses: after the loop {answer!r}")
+    print(f"ok responses: {len(events)} events, calls {[n for n, _ in got]}, {[n for n, _ in got2]}, "
+          f"then {answer.output_text!r}")
+
+
 def main():
     if len(sys.argv) != 4:
         fail(__doc__)
@@ -150,7 +192,8 @@ def main():
     print(f"openai {openai.__version__}, anthropic {anthropic.__version__}")
     chat(base, arg, prefix)
     messages(base, arg, prefix)
-    print(json.dumps({"passed": 2}))
+    responses(base, arg, prefix)
+    print(json.dumps({"passed": 3}))
 
 
 if __name__ == "__main__":
