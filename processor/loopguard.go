@@ -56,7 +56,10 @@ func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *body
 	return h.Sum64()
 }
 
-// lastItem is the raw JSON of the conversation's last item.
+// lastItem is the raw JSON of the conversation's last item that is not a
+// system or developer entry: Claude Code ends each request with a system
+// reminder (the tokens left) that changes every turn, and would hide a
+// repeated tool result.
 func lastItem(f *bodyFields) (string, bool) {
 	conv := f.messages
 	if !conv.Exists() {
@@ -66,7 +69,9 @@ func lastItem(f *bodyFields) (string, bool) {
 	case conv.IsArray():
 		last := ""
 		conv.ForEach(func(_, v gjson.Result) bool {
-			last = v.Raw
+			if role := v.Get("role").Str; role != "system" && role != "developer" {
+				last = v.Raw
+			}
 			return true
 		})
 		return last, last != ""

@@ -46,6 +46,8 @@ func TestLoopGuardFingerprint(t *testing.T) {
 		{"only the last chat message counts", fp("k", "s", config.APIOpenAI, chat("m", "a", "z")), fp("k", "s", config.APIOpenAI, chat("m", "b", "z"))},
 		{"the same tool result", fp("k", "s", config.APIAnthropic, tool("t1", "exit 1")), fp("k", "s", config.APIAnthropic, tool("t1", "exit 1"))},
 		{"the same Responses tool output", fp("k", "", config.APIOpenAI, responses("x")), fp("k", "", config.APIOpenAI, `{"input":[{"role":"user","content":"other"},{"type":"function_call_output","call_id":"c1","output":"x"}],"model":"gpt-5"}`)},
+		{"a trailing system reminder does not count", fp("k", "s", config.APIAnthropic, strings.Replace(tool("t1", "exit 1"), `}]}]}`, `}]},{"role":"system","content":"<total_tokens>900 tokens left"}]}`, 1)),
+			fp("k", "s", config.APIAnthropic, strings.Replace(tool("t1", "exit 1"), `}]}]}`, `}]},{"role":"system","content":"<total_tokens>800 tokens left"}]}`, 1))},
 		{"the same Responses input string", fp("k", "", config.APIOpenAI, `{"model":"m","input":"hi"}`), fp("k", "", config.APIOpenAI, `{"input":"hi","model":"m","stream":true}`)},
 	}
 	for _, tc := range same {
