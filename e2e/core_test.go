@@ -78,7 +78,7 @@ func bearer(k string) map[string]string { return map[string]string{"authorizatio
 
 // bodyModes runs f against a gateway in each ext_proc body mode Switchyard supports.
 func bodyModes(t *testing.T, f func(t *testing.T, s standard)) {
-	for _, mode := range []string{"FULL_DUPLEX_STREAMED", "BUFFERED"} {
+	for _, mode := range []string{"FULL_DUPLEX_STREAMED", "BUFFERED", "BY_SIZE"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			f(t, startStandard(t, gatewayOptions{bodyMode: mode}))

@@ -34,6 +34,17 @@ const (
 const (
 	BodyModeFullDuplex = "FULL_DUPLEX_STREAMED"
 	BodyModeBuffered   = "BUFFERED"
+	// BodyModeBySize sends a body whose Content-Length announces at least
+	// BufferedFromBytes BUFFERED (it travels to extproc and back only when
+	// changed), any other FULL_DUPLEX_STREAMED (one round trip).
+	BodyModeBySize = "BY_SIZE"
+)
+
+// BufferedFromBytes is where BodyModeBySize switches to BUFFERED: a power
+// of ten, matched by the number of digits of the Content-Length.
+const (
+	BufferedFromBytes  = 10000
+	bufferedFromDigits = 5
 )
 
 // PhaseMetadataKey is the gRPC metadata by which extproc tells a stream of
@@ -83,7 +94,8 @@ type Options struct {
 	// FailOpen lets requests pass when extproc is unreachable. They still
 	// cannot pick a cluster: the routing header is stripped before ext_proc.
 	FailOpen bool
-	// BodyMode is BodyModeFullDuplex (default) or BodyModeBuffered.
+	// BodyMode is BodyModeFullDuplex (default), BodyModeBuffered or
+	// BodyModeBySize.
 	BodyMode string
 	// MessageTimeout bounds each wait for an extproc answer. Default 10s in
 	// full-duplex mode (the answer waits for the whole upload), 2s buffered.
@@ -177,16 +189,23 @@ type templateData struct {
 	BaselineCluster                       string
 	FailOpen, ResponseHeaders             bool
 	BodyMode, TrailerMode, MessageTimeout string
-	BufferLimitBytes                      int64
-	ClusterHeader                         string
-	UpstreamIdleTimeout                   string
-	StreamIdleTimeout                     string
-	ConnIdleTimeout                       string
-	ExtProcMaxStreams                     int
-	CAFile                                string
-	Clusters                              []clusterData
-	LocalReplies                          []localReply
-	ForwardedHeaders                      []string
+	// BySize: bodies announced at least BufferedFromBytes long are sent
+	// BUFFERED (a route's per-filter override), with BySizeBufferBytes
+	// of buffer; BySizeRegex matches their Content-Length.
+	BySize              bool
+	BySizeRegex         string
+	BySizeBufferBytes   int64
+	BySizeFrom          int
+	BufferLimitBytes    int64
+	ClusterHeader       string
+	UpstreamIdleTimeout string
+	StreamIdleTimeout   string
+	ConnIdleTimeout     string
+	ExtProcMaxStreams   int
+	CAFile              string
+	Clusters            []clusterData
+	LocalReplies        []localReply
+	ForwardedHeaders    []string
 	// Fallbacks: the route entries, the internal headers and the metadata
 	// namespace that carry a request's attempts.
 	RetryRoutes                              []retryRouteData
@@ -305,6 +324,11 @@ func (o Options) data() (templateData, error) {
 	d.LocalReplies = localReplies(maxBody)
 	d.ClientNamespace, d.RequestNamespace = routing.ClientNamespace, routing.RequestNamespace
 	d.ForwardedHeaders = ForwardedHeaders
+	if d.BodyMode == BodyModeBySize {
+		d.BodyMode, d.BySize = BodyModeFullDuplex, true
+		d.BySizeRegex = "^[0-9]{" + strconv.Itoa(bufferedFromDigits) + ",}$"
+		d.BySizeBufferBytes, d.BySizeFrom = maxBody+1, BufferedFromBytes
+	}
 	switch d.BodyMode {
 	case BodyModeFullDuplex:
 		// Full duplex hands the body to extproc chunk by chunk; the trailers
@@ -319,7 +343,7 @@ func (o Options) data() (templateData, error) {
 		// extproc see it is over and answer in the API's shape.
 		d.BufferLimitBytes = maxBody + 1
 	default:
-		return d, fmt.Errorf("unknown body mode %q: want %s or %s", d.BodyMode, BodyModeFullDuplex, BodyModeBuffered)
+		return d, fmt.Errorf("unknown body mode %q: want %s, %s or %s", d.BodyMode, BodyModeFullDuplex, BodyModeBuffered, BodyModeBySize)
 	}
 
 	switch o.GRPCClient {

@@ -28,6 +28,10 @@ type Metrics struct {
 	// flightsExpired counts requests dropped before their attempts or
 	// answer ended (flightTable).
 	flightsExpired prometheus.Counter
+	// bodyModes counts requests by the body mode Envoy used, resolved once:
+	// [true] full duplex, [false] buffered.
+	bodyModeVec *prometheus.CounterVec
+	bodyModes   map[bool]prometheus.Counter
 
 	// Requests with fallbacks.
 	attempts  prometheus.Histogram
@@ -62,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.newSessionMetrics()
 	m.usage = newUsageMetrics()
 	if reg != nil {
-		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.flightsExpired, m.attempts, m.fallbacks, m.ejections, m.limited, m.limiterErrors,
+		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.flightsExpired, m.bodyModeVec, m.attempts, m.fallbacks, m.ejections, m.limited, m.limiterErrors,
 			m.sessionsVec, m.sessionsSeen, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
 		reg.MustRegister(m.usage.collectors()...)
 	}
@@ -92,6 +96,11 @@ func (m *Metrics) newRequestMetrics() {
 		Name: "switchyard_request_records_expired_total",
 		Help: "Requests with fallbacks or a counted or translated answer whose record was dropped after 10 minutes because their attempts or answer never came or never ended.",
 	})
+	m.bodyModeVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_request_body_mode_total",
+		Help: "Requests by the ext_proc body mode Envoy sent them in: full_duplex (the body goes to extproc and back) or buffered (it comes back only when changed).",
+	}, []string{"mode"})
+	m.bodyModes = map[bool]prometheus.Counter{true: m.bodyModeVec.WithLabelValues("full_duplex"), false: m.bodyModeVec.WithLabelValues("buffered")}
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_rate_limited_total",
 		Help: "Requests refused with 429 because their client key was over a limit, by key name and limit.",

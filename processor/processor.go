@@ -182,6 +182,7 @@ type exchange struct {
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 	if pc := msg.GetProtocolConfig(); pc != nil {
 		x.duplex = pc.GetRequestBodyMode() == filterv3.ProcessingMode_FULL_DUPLEX_STREAMED
+		x.srv.opts.Metrics.bodyModes[x.duplex].Inc()
 	}
 	switch v := msg.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:

@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// agentBody is a chat request of about n bytes, model last as the OpenAI
+// SDK writes it.
+func agentBody(model string, n int) string {
+	msg := strings.Repeat("tool output line. ", n/18+1)[:n]
+	return fmt.Sprintf(`{"messages":[{"role":"user","content":%q}],"model":%q}`, msg, model)
+}
+
+// TestBodyModeBySize: with -body-mode BY_SIZE a body announced at 10,000
+// bytes or more reaches extproc BUFFERED (it stays in Envoy unless changed)
+// and a smaller or chunked one full duplex; in each, the upstream gets the
+// exact body (the client's, or the rewritten one) with its exact length,
+// and a body over the limit is refused in the API's shape.
+func TestBodyModeBySize(t *testing.T) {
+	t.Parallel()
+	s := startStandard(t, gatewayOptions{bodyMode: "BY_SIZE"})
+	mode := func(m string) float64 {
+		v, _ := metricValue(s.gw.metrics(t), `switchyard_request_body_mode_total{mode="`+m+`"}`)
+		return v
+	}
+	for _, tc := range []struct {
+		name, body, wantModel, wantMode string
+		chunked                          bool
+	}{
+		{"small, unchanged", agentBody("gpt-exact", 900), "gpt-exact", "full_duplex", false},
+		{"big, unchanged", agentBody("gpt-exact", 50000), "gpt-exact", "buffered", false},
+		{"big, model rewritten", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "buffered", false},
+		{"big, chunked", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "full_duplex", true},
+	} {
+		before := mode(tc.wantMode)
+		req, err := http.NewRequest("POST", s.gw.url+"/v1/chat/completions", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.chunked {
+			req.ContentLength = -1
+			req.Body = io.NopCloser(struct{ io.Reader }{strings.NewReader(tc.body)})
+		}
+		req.Header.Set("authorization", "Bearer "+clientKeyA)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := upstreamSaw(t, result{status: resp.StatusCode, header: resp.Header, body: b})
+		if got.Model != tc.wantModel || got.ContentLength != int64(got.BodyLen) ||
+			gjson.Get(got.Body, "messages.0.content").String() != gjson.Get(tc.body, "messages.0.content").String() {
+			t.Errorf("%s: upstream got model %q, content-length %d for %d bytes", tc.name, got.Model, got.ContentLength, got.BodyLen)
+		}
+		if tc.wantModel == "gpt-exact" && got.Body != tc.body {
+			t.Errorf("%s: the upstream body differs from the client's", tc.name)
+		}
+		if after := mode(tc.wantMode); after != before+1 {
+			t.Errorf("%s: %s requests %v -> %v, want one more", tc.name, tc.wantMode, before, after)
+		}
+	}
+	r := s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), agentBody("gpt-exact", 70000))
+	if e, _ := r.json(t)["error"].(map[string]any); r.status != 413 || e["code"] != "request_too_large" {
+		t.Errorf("body over the limit: %d %s", r.status, r.body)
+	}
+}
