@@ -31,7 +31,7 @@ func TestBodyModeBySize(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, body, wantModel, wantMode string
-		chunked                          bool
+		chunked                         bool
 	}{
 		{"small, unchanged", agentBody("gpt-exact", 900), "gpt-exact", "full_duplex", false},
 		{"big, unchanged", agentBody("gpt-exact", 50000), "gpt-exact", "buffered", false},
