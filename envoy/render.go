@@ -174,6 +174,7 @@ type retryRouteData struct {
 	Statuses      []int
 	NumRetries    int
 	PerTryTimeout string // "" for none
+	perTry        time.Duration
 }
 
 type templateData struct {
@@ -221,6 +222,9 @@ type templateData struct {
 	GoogleGRPC                               bool
 	ExtProcTarget                            string
 	AccessLog                                string
+
+	// The durations above, for the builder.
+	upstreamIdle, streamIdle, messageTimeout time.Duration
 }
 
 // ForwardedHeaders are the request headers Envoy sends extproc when no hooks
@@ -313,8 +317,10 @@ func (o Options) data() (templateData, error) {
 		InternalHeaders: routing.InternalHeaders,
 		CAFile:          or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
 	}
-	d.UpstreamIdleTimeout = durationString(orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout))
-	d.StreamIdleTimeout = durationString(orDuration(o.StreamIdleTimeout, DefaultIdleTimeout))
+	d.upstreamIdle = orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout)
+	d.streamIdle = orDuration(o.StreamIdleTimeout, DefaultIdleTimeout)
+	d.UpstreamIdleTimeout = durationString(d.upstreamIdle)
+	d.StreamIdleTimeout = durationString(d.streamIdle)
 	d.ConnIdleTimeout = durationString(DefaultIdleTimeout)
 	d.ExtProcMaxStreams = cmp.Or(o.ExtProcStreamsPerConnection, DefaultMaxStreams)
 	maxBody := o.MaxBodyBytes
@@ -334,11 +340,13 @@ func (o Options) data() (templateData, error) {
 		// Full duplex hands the body to extproc chunk by chunk; the trailers
 		// must be sent too so that a body ending in trailers is seen whole.
 		d.TrailerMode = "SEND"
-		d.MessageTimeout = durationString(orDuration(o.MessageTimeout, 10*time.Second))
+		d.messageTimeout = orDuration(o.MessageTimeout, 10*time.Second)
+		d.MessageTimeout = durationString(d.messageTimeout)
 		d.BufferLimitBytes = 1 << 20
 	case BodyModeBuffered:
 		d.TrailerMode = "SKIP"
-		d.MessageTimeout = durationString(orDuration(o.MessageTimeout, 2*time.Second))
+		d.messageTimeout = orDuration(o.MessageTimeout, 2*time.Second)
+		d.MessageTimeout = durationString(d.messageTimeout)
 		// Envoy must hold the whole body; one byte more than the limit lets
 		// extproc see it is over and answer in the API's shape.
 		d.BufferLimitBytes = maxBody + 1
@@ -418,6 +426,7 @@ func (d *templateData) addFallbacks(routes []routing.RetryRoute, maxBody int64) 
 		rd := retryRouteData{Key: rr.Key(), RetryOn: rr.Policy.RetryOn(), Statuses: rr.Policy.Statuses, NumRetries: rr.Attempts - 1}
 		if rr.Policy.FirstByteTimeout > 0 {
 			rd.PerTryTimeout = durationString(rr.Policy.FirstByteTimeout)
+			rd.perTry = rr.Policy.FirstByteTimeout
 		}
 		d.RetryRoutes = append(d.RetryRoutes, rd)
 	}
