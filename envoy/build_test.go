@@ -1,0 +1,147 @@
+package envoy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/testing/protocmp"
+	"gopkg.in/yaml.v3"
+
+	"switchyard/routing"
+)
+
+type buildCase struct {
+	name, config string
+	opts         Options
+}
+
+// withConfig fills o from a gateway config, as `extproc envoy-config` does.
+func withConfig(t *testing.T, config string, o Options) Options {
+	t.Helper()
+	r, err := routing.Load(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Providers, o.MaxBodyBytes, o.RetryRoutes = r.Providers(), r.MaxBodyBytes(), r.RetryRoutes()
+	return o
+}
+
+// buildCases are every config the tests render, and the combinations of
+// the options that change Envoy's shape.
+func buildCases(t *testing.T) []buildCase {
+	var cases []buildCase
+	for _, c := range committed {
+		cases = append(cases, buildCase{"committed " + c.file, c.config, c.opts})
+	}
+	cfg := "../examples/switchyard.yaml"
+	cases = append(cases,
+		buildCase{"no ext_proc", cfg, Options{DirectCluster: "mock"}},
+		buildCase{"no ext_proc, baseline", cfg, Options{DirectCluster: "mock", BaselinePort: 10001, BaselineCluster: "openai"}},
+		buildCase{"fail open, timeouts, ca file, port 0", cfg, Options{ExtProc: "127.0.0.1:9002", FailOpen: true,
+			UpstreamIdleTimeout: 7 * time.Second, StreamIdleTimeout: 1500 * time.Millisecond, MessageTimeout: 250 * time.Millisecond,
+			CAFile: "/etc/custom/ca.pem", ExtProcStreamsPerConnection: 100, ListenAddress: "0.0.0.0", AdminAddress: "0.0.0.0"}},
+		buildCase{"google grpc over tcp, access log", cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: "/tmp/access.log"}},
+	)
+	for _, config := range []string{cfg, "testdata/fallbacks.yaml", "testdata/pools.yaml"} {
+		for _, mode := range []string{"", BodyModeFullDuplex, BodyModeBuffered, BodyModeBySize} {
+			for _, extproc := range []string{"unix:/tmp/x.sock", "127.0.0.1:9002", "extproc.internal:9002"} {
+				for _, grpc := range []string{"", GRPCClientGoogle} {
+					for _, hooks := range []bool{false, true} {
+						for _, inline := range []bool{false, true} {
+							name := fmt.Sprintf("%s mode=%q extproc=%s grpc=%q hooks=%v usage_inline=%v", filepath.Base(config), mode, extproc, grpc, hooks, inline)
+							cases = append(cases, buildCase{name, config, Options{ExtProc: extproc, BodyMode: mode, GRPCClient: grpc, ResponseHeaders: hooks, UsageInline: inline,
+								BaselinePort: 10001}})
+						}
+					}
+				}
+			}
+		}
+	}
+	for i := range cases {
+		o := withConfig(t, cases[i].config, cases[i].opts)
+		if o.BaselinePort != 0 && o.BaselineCluster == "" {
+			o.BaselineCluster = o.Providers[len(o.Providers)-1].Cluster
+		}
+		cases[i].opts = o
+	}
+	return cases
+}
+
+// parseYAML reads an Envoy YAML config as Envoy does: YAML to JSON, then
+// the proto3 JSON mapping.
+func parseYAML(t *testing.T, b []byte) *bootstrapv3.Bootstrap {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatalf("parsing YAML: %v", err)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("YAML to JSON: %v", err)
+	}
+	bs := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal(j, bs); err != nil {
+		t.Fatalf("decoding the bootstrap: %v", err)
+	}
+	return bs
+}
+
+// diffBootstrap is cmp.Diff with protocmp, which takes a fifth of a second
+// for a bootstrap of this size; two equal protos have the same canonical
+// JSON (sorted map keys, every Any expanded), which is much faster to
+// compare, so the full comparison runs only to explain a difference.
+func diffBootstrap(want, got *bootstrapv3.Bootstrap) string {
+	w, err1 := protojson.Marshal(want)
+	g, err2 := protojson.Marshal(got)
+	if err1 == nil && err2 == nil && bytes.Equal(w, g) {
+		return ""
+	}
+	return cmp.Diff(want, got, protocmp.Transform())
+}
+
+// TestBuilderMatchesTemplate: for every config, the builder's bootstrap is
+// the template's, field for field.
+func TestBuilderMatchesTemplate(t *testing.T) {
+	for _, c := range buildCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var b bytes.Buffer
+			if err := Render(&b, c.opts); err != nil {
+				t.Fatal(err)
+			}
+			want := parseYAML(t, b.Bytes())
+			got, err := BuildBootstrap(c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := diffBootstrap(want, got); diff != "" {
+				t.Errorf("builder differs from the template (-template +builder):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBuildErrors: the builder refuses what the renderer refuses, and a
+// body limit that does not fit Envoy's 32-bit buffer limits.
+func TestBuildErrors(t *testing.T) {
+	for name, o := range map[string]Options{
+		"unknown body mode":           {ExtProc: "unix:/x", BodyMode: "STREAMED"},
+		"no ext_proc and no cluster":  {},
+		"bad extproc port":            {ExtProc: "127.0.0.1:http"},
+		"direct cluster not provided": {DirectCluster: "nope"},
+		"baseline without cluster":    {ExtProc: "unix:/x", BaselinePort: 10001},
+		"unknown grpc client":         {ExtProc: "unix:/x", GRPCClient: "grpc-go"},
+		"body over 4 GiB, buffered":   {ExtProc: "unix:/x", BodyMode: BodyModeBuffered, MaxBodyBytes: 1 << 32},
+	} {
+		if _, err := BuildBootstrap(o); err == nil {
+			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)
+		}
+	}
+}
