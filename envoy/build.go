@@ -41,7 +41,7 @@ const (
 // configuration inline (a static config). The same Routes are also
 // returned on their own.
 func Build(o Options) (*Resources, error) {
-	d, err := o.data()
+	d, err := o.settings()
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func Build(o Options) (*Resources, error) {
 // BuildBootstrap makes the whole static config for o: the admin interface
 // and every resource of Build.
 func BuildBootstrap(o Options) (*bootstrapv3.Bootstrap, error) {
-	d, err := o.data()
+	d, err := o.settings()
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func BuildBootstrap(o Options) (*bootstrapv3.Bootstrap, error) {
 		return nil, err
 	}
 	return &bootstrapv3.Bootstrap{
-		Admin: &bootstrapv3.Admin{Address: socketAddress(d.AdminAddress, d.AdminPort)},
+		Admin: &bootstrapv3.Admin{Address: socketAddress(d.adminAddress, d.adminPort)},
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Listeners: r.Listeners,
 			Clusters:  r.Clusters,
@@ -68,9 +68,9 @@ func BuildBootstrap(o Options) (*bootstrapv3.Bootstrap, error) {
 	}, nil
 }
 
-func (d *templateData) resources(src routeSource) (*Resources, error) {
+func (d *settings) resources(src routeSource) (*Resources, error) {
 	// Envoy's buffer limits are 32-bit.
-	for _, n := range []int64{d.BufferLimitBytes, d.AttemptBufferBytes, d.ResponseBufferBytes} {
+	for _, n := range []int64{d.bufferLimitBytes, d.attemptBufferBytes, d.responseBufferBytes} {
 		if n > math.MaxUint32 {
 			return nil, fmt.Errorf("building envoy config: a buffer of %d bytes is over Envoy's limit of %d (lower max_body_bytes)", n, uint32(math.MaxUint32))
 		}
@@ -79,15 +79,15 @@ func (d *templateData) resources(src routeSource) (*Resources, error) {
 	gateway := d.gatewayRoutes()
 	r.Listeners = append(r.Listeners, d.gatewayListener(gateway, src))
 	r.Routes = append(r.Routes, gateway)
-	if d.BaselinePort != 0 {
+	if d.baselinePort != 0 {
 		baseline := d.baselineRoutes()
 		r.Listeners = append(r.Listeners, d.baselineListener(baseline, src))
 		r.Routes = append(r.Routes, baseline)
 	}
-	if d.ExtProc {
+	if d.extProc {
 		r.Clusters = append(r.Clusters, d.extProcCluster())
 	}
-	for _, c := range d.Clusters {
+	for _, c := range d.clusters {
 		r.Clusters = append(r.Clusters, d.providerCluster(c))
 	}
 	return r, nil

@@ -14,21 +14,23 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"switchyard/routing"
 )
 
 // httpProtocolOptionsKey is where a cluster's upstream HTTP options go.
 const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 // extProcCluster is the way to extproc.
-func (d *templateData) extProcCluster() *clusterv3.Cluster {
-	addr := pipeAddress(d.ExtProcPipe)
-	if d.ExtProcPipe == "" {
-		addr = socketAddress(d.ExtProcHost, d.ExtProcPort)
+func (d *settings) extProcCluster() *clusterv3.Cluster {
+	addr := pipeAddress(d.extProcPipe)
+	if d.extProcPipe == "" {
+		addr = socketAddress(d.extProcHost, d.extProcPort)
 	}
-	max := wrapperspb.UInt32(uint32(d.ExtProcMaxStreams))
+	max := wrapperspb.UInt32(uint32(d.extProcMaxStreams))
 	return &clusterv3.Cluster{
 		Name:                 extProcClusterName,
-		ClusterDiscoveryType: discoveryType(d.ExtProcClusterType),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: d.extProcDiscovery},
 		ConnectTimeout:       duration(time.Second),
 		// Every request in flight holds an ext_proc stream (a counted or
 		// translated one two): Envoy's default of 1024 concurrent requests
@@ -51,26 +53,26 @@ func (d *templateData) extProcCluster() *clusterv3.Cluster {
 
 // providerCluster is one of a provider's clusters: its own, its attempt
 // cluster or one of its response clusters.
-func (d *templateData) providerCluster(c clusterData) *clusterv3.Cluster {
+func (d *settings) providerCluster(c clusterData) *clusterv3.Cluster {
 	cl := &clusterv3.Cluster{
-		Name:                 c.Name,
-		ClusterDiscoveryType: discoveryType(c.Type),
+		Name:                 c.name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: c.discovery},
 		DnsLookupFamily:      clusterv3.Cluster_V4_PREFERRED,
 		ConnectTimeout:       duration(5 * time.Second),
-		LoadAssignment:       loadAssignment(c.Name, socketAddress(c.Host, c.Port)),
+		LoadAssignment:       loadAssignment(c.name, socketAddress(c.host, c.port)),
 	}
 	switch {
-	case c.Attempt:
+	case c.attempt:
 		d.attemptFilter(cl)
-	case c.Response:
-		d.responseFilter(cl, c.Observe)
+	case c.response:
+		d.responseFilter(cl, c.observe)
 	}
-	if c.TLS {
+	if c.tls {
 		tls := &tlsv3.UpstreamTlsContext{
-			Sni: c.Host,
+			Sni: c.host,
 			CommonTlsContext: &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
 				ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: &corev3.DataSource{
-					Specifier: &corev3.DataSource_Filename{Filename: d.CAFile},
+					Specifier: &corev3.DataSource_Filename{Filename: d.caFile},
 				}},
 			}},
 		}
@@ -84,15 +86,15 @@ func (d *templateData) providerCluster(c clusterData) *clusterv3.Cluster {
 
 // attemptFilter makes cl an attempt cluster: each attempt's headers and body
 // pass extproc, which sets this attempt's key, model and path.
-func (d *templateData) attemptFilter(cl *clusterv3.Cluster) {
-	cl.PerConnectionBufferLimitBytes = wrapperspb.UInt32(uint32(d.AttemptBufferBytes))
+func (d *settings) attemptFilter(cl *clusterv3.Cluster) {
+	cl.PerConnectionBufferLimitBytes = wrapperspb.UInt32(uint32(d.attemptBufferBytes))
 	// Envoy allows 3 retries in flight per cluster by default; past that a
 	// failed attempt would reach the client instead of the next provider.
 	cl.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
 		Priority: corev3.RoutingPriority_DEFAULT, MaxRetries: wrapperspb.UInt32(100000),
 	}}}
 	ep := &extprocv3.ExternalProcessor{
-		GrpcService:              d.upstreamService(d.PhaseUpstream),
+		GrpcService:              d.upstreamService(PhaseUpstream),
 		FailureModeAllow:         false,
 		StatusOnError:            &typev3.HttpStatus{Code: typev3.StatusCode_BadGateway},
 		MessageTimeout:           duration(2 * time.Second),
@@ -120,10 +122,10 @@ func (d *templateData) attemptFilter(cl *clusterv3.Cluster) {
 // responseFilter makes cl a response cluster: the response body passes
 // extproc, observed for its token usage without Envoy waiting for extproc
 // (observe), or rewritten into the client's API, chunk by chunk.
-func (d *templateData) responseFilter(cl *clusterv3.Cluster, observe bool) {
+func (d *settings) responseFilter(cl *clusterv3.Cluster, observe bool) {
 	ep := &extprocv3.ExternalProcessor{
-		GrpcService:  d.upstreamService(d.PhaseResponse),
-		ForwardRules: allowedHeaders(d.ResponseFilterHeaders),
+		GrpcService:  d.upstreamService(PhaseResponse),
+		ForwardRules: allowedHeaders(ResponseFilterHeaders),
 		// The gateway's own id of the request finds its plan; it comes with
 		// the first message.
 		MetadataOptions: d.forwardRequestID(),
@@ -146,7 +148,7 @@ func (d *templateData) responseFilter(cl *clusterv3.Cluster, observe bool) {
 		ep.ProcessingMode.RequestHeaderMode = extprocv3.ProcessingMode_SEND
 	} else {
 		// A JSON answer is buffered whole to be translated.
-		cl.PerConnectionBufferLimitBytes = wrapperspb.UInt32(uint32(d.ResponseBufferBytes))
+		cl.PerConnectionBufferLimitBytes = wrapperspb.UInt32(uint32(d.responseBufferBytes))
 		ep.StatusOnError = &typev3.HttpStatus{Code: typev3.StatusCode_BadGateway}
 		ep.MessageTimeout = duration(2 * time.Second)
 		ep.AllowContentLengthHeader = true
@@ -160,17 +162,17 @@ func (d *templateData) responseFilter(cl *clusterv3.Cluster, observe bool) {
 
 // upstreamService reaches extproc from a cluster's filter, whose streams
 // carry the phase in their metadata.
-func (d *templateData) upstreamService(phase string) *corev3.GrpcService {
+func (d *settings) upstreamService(phase string) *corev3.GrpcService {
 	return &corev3.GrpcService{
 		TargetSpecifier: envoyGRPC(),
 		Timeout:         duration(10 * time.Second),
-		InitialMetadata: []*corev3.HeaderValue{{Key: d.PhaseMetadataKey, Value: phase}},
+		InitialMetadata: []*corev3.HeaderValue{{Key: PhaseMetadataKey, Value: phase}},
 	}
 }
 
-func (d *templateData) forwardRequestID() *extprocv3.MetadataOptions {
+func (d *settings) forwardRequestID() *extprocv3.MetadataOptions {
 	return &extprocv3.MetadataOptions{ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{
-		Untyped: []string{d.RequestNamespace},
+		Untyped: []string{routing.RequestNamespace},
 	}}
 }
 
@@ -194,8 +196,4 @@ func loadAssignment(cluster string, addr *corev3.Address) *endpointv3.ClusterLoa
 			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
 		}}}},
 	}
-}
-
-func discoveryType(t string) *clusterv3.Cluster_Type {
-	return &clusterv3.Cluster_Type{Type: clusterv3.Cluster_DiscoveryType(clusterv3.Cluster_DiscoveryType_value[t])}
 }

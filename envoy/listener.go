@@ -1,7 +1,6 @@
 package envoy
 
 import (
-	"strings"
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -18,6 +17,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"switchyard/routing"
 )
 
 // Names of the Envoy extensions the config uses.
@@ -30,7 +31,7 @@ const (
 )
 
 // gatewayListener is the listener agents talk to.
-func (d *templateData) gatewayListener(routes *routev3.RouteConfiguration, src routeSource) *listenerv3.Listener {
+func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src routeSource) *listenerv3.Listener {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix:        "switchyard",
 		CodecType:         hcmv3.HttpConnectionManager_AUTO,
@@ -42,30 +43,30 @@ func (d *templateData) gatewayListener(routes *routev3.RouteConfiguration, src r
 		MaxRequestHeadersKb:       wrapperspb.UInt32(64),
 		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{IdleTimeout: duration(DefaultIdleTimeout)},
 	}
-	if d.AccessLog != "" {
+	if d.accessLogPath != "" {
 		hcm.AccessLog = []*accesslogv3.AccessLog{d.accessLog()}
 	}
-	if d.ExtProc {
+	if d.extProc {
 		hcm.LocalReplyConfig = d.localReplyConfig()
 	}
 	setRoutes(hcm, routes, src)
-	if d.ExtProc {
+	if d.extProc {
 		hcm.HttpFilters = []*hcmv3.HttpFilter{d.stripInternalHeaders(), d.extProcFilter()}
 	}
 	hcm.HttpFilters = append(hcm.HttpFilters, routerFilter())
 	return &listenerv3.Listener{
 		Name:    gatewayListenerName,
-		Address: socketAddress(d.ListenAddress, d.ListenPort),
+		Address: socketAddress(d.listenAddress, d.listenPort),
 		// Bounds what Envoy buffers per connection; bodies above the
 		// gateway limit are refused with 413.
-		PerConnectionBufferLimitBytes: wrapperspb.UInt32(uint32(d.BufferLimitBytes)),
+		PerConnectionBufferLimitBytes: wrapperspb.UInt32(uint32(d.bufferLimitBytes)),
 		FilterChains:                  []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter(hcm)}}},
 	}
 }
 
 // baselineListener serves the same clients without ext_proc, for measuring
 // what the gateway adds.
-func (d *templateData) baselineListener(routes *routev3.RouteConfiguration, src routeSource) *listenerv3.Listener {
+func (d *settings) baselineListener(routes *routev3.RouteConfiguration, src routeSource) *listenerv3.Listener {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix:        "baseline",
 		CodecType:         hcmv3.HttpConnectionManager_AUTO,
@@ -76,7 +77,7 @@ func (d *templateData) baselineListener(routes *routev3.RouteConfiguration, src 
 	setRoutes(hcm, routes, src)
 	return &listenerv3.Listener{
 		Name:         "baseline",
-		Address:      socketAddress(d.ListenAddress, d.BaselinePort),
+		Address:      socketAddress(d.listenAddress, d.baselinePort),
 		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter(hcm)}}},
 	}
 }
@@ -106,12 +107,12 @@ func routerFilter() *hcmv3.HttpFilter {
 
 // accessLog is the diagnostic log (AccessLogFields): Envoy's phases and the
 // ext_proc call latencies.
-func (d *templateData) accessLog() *accesslogv3.AccessLog {
+func (d *settings) accessLog() *accesslogv3.AccessLog {
 	format := "%START_TIME(%s.%6f)% %FILTER_STATE(envoy.filters.http.ext_proc:FIELD:request_header_latency_us)% " +
 		"%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:request_body_total_latency_us)% %COMMON_DURATION(DS_RX_BEG:DS_RX_END:us)% " +
 		"%COMMON_DURATION(DS_RX_BEG:US_TX_BEG:us)% %COMMON_DURATION(US_TX_BEG:US_RX_BEG:us)% %DURATION% %RESPONSE_CODE%\n"
 	file := &filev3.FileAccessLog{
-		Path: d.AccessLog,
+		Path: d.accessLogPath,
 		AccessLogFormat: &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
 			Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
 				Specifier: &corev3.DataSource_InlineString{InlineString: format},
@@ -129,9 +130,9 @@ func (d *templateData) accessLog() *accesslogv3.AccessLog {
 // error shape too: Anthropic's for /v1/messages, else OpenAI's (also when
 // the request never got as far as having a path). Errors extproc sends
 // have other statuses or are already in that shape.
-func (d *templateData) localReplyConfig() *hcmv3.LocalReplyConfig {
+func (d *settings) localReplyConfig() *hcmv3.LocalReplyConfig {
 	lrc := &hcmv3.LocalReplyConfig{}
-	for _, lr := range d.LocalReplies {
+	for _, lr := range d.localReplies {
 		filter := lr.match()
 		switch {
 		case lr.ClientAPI != "":
@@ -140,7 +141,7 @@ func (d *templateData) localReplyConfig() *hcmv3.LocalReplyConfig {
 				MetadataFilter: &accesslogv3.MetadataFilter{
 					MatchIfKeyNotFound: wrapperspb.Bool(false),
 					Matcher: &matcherv3.MetadataMatcher{
-						Filter: d.ClientNamespace,
+						Filter: routing.ClientNamespace,
 						Path:   []*matcherv3.MetadataMatcher_PathSegment{{Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: "api"}}},
 						Value:  &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_StringMatch{StringMatch: exact(lr.ClientAPI)}},
 					},
@@ -161,9 +162,6 @@ func (d *templateData) localReplyConfig() *hcmv3.LocalReplyConfig {
 		m := &hcmv3.ResponseMapper{Filter: filter, BodyFormatOverride: &corev3.SubstitutionFormatString{
 			Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: lr.body()},
 		}}
-		if lr.Code != 0 {
-			m.StatusCode = wrapperspb.UInt32(uint32(lr.Code))
-		}
 		lrc.Mappers = append(lrc.Mappers, m)
 	}
 	return lrc
@@ -171,9 +169,9 @@ func (d *templateData) localReplyConfig() *hcmv3.LocalReplyConfig {
 
 // match selects the replies lr maps: by Envoy's response flags or by status.
 func (lr localReply) match() *accesslogv3.AccessLogFilter {
-	if lr.Flags != "" {
+	if len(lr.Flags) > 0 {
 		return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
-			ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: strings.Split(lr.Flags, ", ")},
+			ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: lr.Flags},
 		}}
 	}
 	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_StatusCodeFilter{
@@ -215,9 +213,9 @@ func exact(s string) *matcherv3.StringMatcher {
 // stripInternalHeaders is defence in depth beside internal_only_headers:
 // it drops any client copy of the routing headers before ext_proc runs, so
 // even a fail-open ext_proc cannot forward them.
-func (d *templateData) stripInternalHeaders() *hcmv3.HttpFilter {
+func (d *settings) stripInternalHeaders() *hcmv3.HttpFilter {
 	m := &headermutationv3.Mutations{}
-	for _, h := range d.InternalHeaders {
+	for _, h := range routing.InternalHeaders {
 		m.RequestMutations = append(m.RequestMutations, &mutationrulesv3.HeaderMutation{Action: &mutationrulesv3.HeaderMutation_Remove{Remove: h}})
 	}
 	return &hcmv3.HttpFilter{
@@ -228,11 +226,11 @@ func (d *templateData) stripInternalHeaders() *hcmv3.HttpFilter {
 
 // extProcFilter is the router-level ext_proc filter: one stream per
 // request, which decides where it goes.
-func (d *templateData) extProcFilter() *hcmv3.HttpFilter {
+func (d *settings) extProcFilter() *hcmv3.HttpFilter {
 	ep := &extprocv3.ExternalProcessor{
 		GrpcService: d.extProcService(),
 		// Fail closed: without extproc no request is forwarded.
-		FailureModeAllow: d.FailOpen,
+		FailureModeAllow: d.failOpen,
 		// 502 is the one status extproc itself never sends, so the local
 		// reply mapper can tell "extproc unreachable" apart from extproc's
 		// own errors.
@@ -245,9 +243,9 @@ func (d *templateData) extProcFilter() *hcmv3.HttpFilter {
 			// Response headers go to extproc only when Lua hooks are
 			// configured (on_response).
 			ResponseHeaderMode:  d.responseHeaderMode(),
-			RequestBodyMode:     extprocv3.ProcessingMode_BodySendMode(extprocv3.ProcessingMode_BodySendMode_value[d.BodyMode]),
+			RequestBodyMode:     d.bodyMode,
 			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
-			RequestTrailerMode:  extprocv3.ProcessingMode_HeaderSendMode(extprocv3.ProcessingMode_HeaderSendMode_value[d.TrailerMode]),
+			RequestTrailerMode:  d.trailerMode,
 			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 		},
 		MutationRules: allowAllRouting(),
@@ -260,36 +258,36 @@ func (d *templateData) extProcFilter() *hcmv3.HttpFilter {
 			Untyped: d.receivingNamespaces(),
 		}},
 	}
-	if !d.ResponseHeaders {
+	if !d.responseHeaders {
 		// Without hooks extproc reads only these request headers; sending
 		// no others saves Envoy the encoding and extproc the decoding of
 		// each request's headers.
-		ep.ForwardRules = allowedHeaders(d.ForwardedHeaders)
+		ep.ForwardRules = allowedHeaders(ForwardedHeaders)
 	}
 	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}}
 }
 
-func (d *templateData) receivingNamespaces() []string {
-	ns := []string{d.RequestNamespace}
-	if len(d.RetryRoutes) > 0 {
-		ns = append(ns, d.AttemptsNamespace)
+func (d *settings) receivingNamespaces() []string {
+	ns := []string{routing.RequestNamespace}
+	if len(d.retryRoutes) > 0 {
+		ns = append(ns, routing.AttemptsNamespace)
 	}
-	return append(ns, d.ClientNamespace)
+	return append(ns, routing.ClientNamespace)
 }
 
-func (d *templateData) responseHeaderMode() extprocv3.ProcessingMode_HeaderSendMode {
-	if d.ResponseHeaders {
+func (d *settings) responseHeaderMode() extprocv3.ProcessingMode_HeaderSendMode {
+	if d.responseHeaders {
 		return extprocv3.ProcessingMode_SEND
 	}
 	return extprocv3.ProcessingMode_SKIP
 }
 
 // extProcService is how the router-level filter reaches extproc.
-func (d *templateData) extProcService() *corev3.GrpcService {
+func (d *settings) extProcService() *corev3.GrpcService {
 	gs := &corev3.GrpcService{Timeout: duration(10 * time.Second)}
-	if d.GoogleGRPC {
+	if d.googleGRPC {
 		gs.TargetSpecifier = &corev3.GrpcService_GoogleGrpc_{GoogleGrpc: &corev3.GrpcService_GoogleGrpc{
-			TargetUri: d.ExtProcTarget, StatPrefix: "switchyard_extproc",
+			TargetUri: d.extProcTarget, StatPrefix: "switchyard_extproc",
 		}}
 	} else {
 		gs.TargetSpecifier = envoyGRPC()

@@ -10,21 +10,23 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"switchyard/routing"
 )
 
 // gatewayRoutes is the gateway listener's route configuration.
-func (d *templateData) gatewayRoutes() *routev3.RouteConfiguration {
+func (d *settings) gatewayRoutes() *routev3.RouteConfiguration {
 	rc := &routev3.RouteConfiguration{Name: gatewayListenerName}
 	var routes []*routev3.Route
-	if d.ExtProc {
+	if d.extProc {
 		// Stripped from every client request before any filter runs: a
 		// client never picks the cluster.
-		rc.InternalOnlyHeaders = d.InternalHeaders
+		rc.InternalOnlyHeaders = routing.InternalHeaders
 		routes = append(routes, d.decidedRoute())
-		for _, rr := range d.RetryRoutes {
+		for _, rr := range d.retryRoutes {
 			routes = append(routes, d.retryRoute(rr))
 		}
-		if d.BySize {
+		if d.bySize {
 			routes = append(routes, d.bySizeRoute())
 		}
 		// Without a decision (extproc unreachable in fail-open mode)
@@ -33,29 +35,29 @@ func (d *templateData) gatewayRoutes() *routev3.RouteConfiguration {
 	} else {
 		// Baseline without ext_proc (benchmarks): everything goes to one
 		// cluster.
-		routes = append(routes, d.clusterRoute(d.DirectCluster))
+		routes = append(routes, d.clusterRoute(d.directCluster))
 	}
 	rc.VirtualHosts = []*routev3.VirtualHost{{Name: "gateway", Domains: []string{"*"}, Routes: routes}}
 	return rc
 }
 
 // baselineRoutes send everything to the baseline cluster.
-func (d *templateData) baselineRoutes() *routev3.RouteConfiguration {
+func (d *settings) baselineRoutes() *routev3.RouteConfiguration {
 	return &routev3.RouteConfiguration{Name: "baseline", VirtualHosts: []*routev3.VirtualHost{{
-		Name: "baseline", Domains: []string{"*"}, Routes: []*routev3.Route{d.clusterRoute(d.BaselineCluster)},
+		Name: "baseline", Domains: []string{"*"}, Routes: []*routev3.Route{d.clusterRoute(d.baselineCluster)},
 	}}}
 }
 
 // decidedRoute: requests reach a provider only through the cluster extproc
 // chose.
-func (d *templateData) decidedRoute() *routev3.Route {
+func (d *settings) decidedRoute() *routev3.Route {
 	action := d.forward()
-	action.ClusterSpecifier = &routev3.RouteAction_ClusterHeader{ClusterHeader: d.ClusterHeader}
+	action.ClusterSpecifier = &routev3.RouteAction_ClusterHeader{ClusterHeader: routing.ClusterHeader}
 	return &routev3.Route{
-		Match:  prefixWithHeader(&routev3.HeaderMatcher{Name: d.ClusterHeader, HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}}),
+		Match:  prefixWithHeader(&routev3.HeaderMatcher{Name: routing.ClusterHeader, HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}}),
 		Action: &routev3.Route_Route{Route: action},
 		// The cluster name is Switchyard's business, not the provider's.
-		RequestHeadersToRemove: []string{d.ClusterHeader},
+		RequestHeadersToRemove: []string{routing.ClusterHeader},
 	}
 }
 
@@ -63,28 +65,28 @@ func (d *templateData) decidedRoute() *routev3.Route {
 // number of attempts: the cluster of each attempt comes from the metadata
 // extproc sets; the upstream filter of the attempt cluster gives it its key
 // and model.
-func (d *templateData) retryRoute(rr retryRouteData) *routev3.Route {
+func (d *settings) retryRoute(rr retryRouteData) *routev3.Route {
 	pg := &prioritygroupv3.PriorityGroupClusterSpecifier{
 		// Used only when the metadata is missing, which extproc never allows.
 		PriorityGroups: []*prioritygroupv3.PriorityGroup{{
 			Name:     "unset",
-			Clusters: []*prioritygroupv3.ClusterWeight{{ClusterName: d.DefaultAttemptCluster, Weight: wrapperspb.UInt32(1)}},
+			Clusters: []*prioritygroupv3.ClusterWeight{{ClusterName: d.defaultAttemptCluster, Weight: wrapperspb.UInt32(1)}},
 		}},
-		OverrideMetadataNamespace: d.AttemptsNamespace,
+		OverrideMetadataNamespace: routing.AttemptsNamespace,
 	}
 	action := d.forward()
 	action.ClusterSpecifier = &routev3.RouteAction_InlineClusterSpecifierPlugin{InlineClusterSpecifierPlugin: &routev3.ClusterSpecifierPlugin{
 		Extension: &corev3.TypedExtensionConfig{Name: "envoy.router.cluster_specifier_plugin.priority_group", TypedConfig: typed(pg)},
 	}}
 	rp := &routev3.RetryPolicy{
-		RetryOn:               rr.RetryOn,
-		NumRetries:            wrapperspb.UInt32(uint32(rr.NumRetries)),
+		RetryOn:               rr.retryOn,
+		NumRetries:            wrapperspb.UInt32(uint32(rr.numRetries)),
 		RefreshClusterOnRetry: true,
 		// Each retry goes to another provider: no reason to wait (Envoy's
 		// default back-off is 25 ms and more, with jitter).
 		RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: duration(time.Millisecond), MaxInterval: duration(time.Millisecond)},
 	}
-	for _, s := range rr.Statuses {
+	for _, s := range rr.statuses {
 		rp.RetriableStatusCodes = append(rp.RetriableStatusCodes, uint32(s))
 	}
 	if rr.perTry > 0 {
@@ -95,13 +97,13 @@ func (d *templateData) retryRoute(rr retryRouteData) *routev3.Route {
 	action.RetryPolicy = rp
 	return &routev3.Route{
 		Match: prefixWithHeader(&routev3.HeaderMatcher{
-			Name: d.FallbackHeader, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact(rr.Key)},
+			Name: routing.FallbackHeader, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact(rr.key)},
 		}),
 		Action: &routev3.Route_Route{Route: action},
 		// Every attempt replays the body from this buffer; it must hold the
 		// largest body.
-		RequestBodyBufferLimit: wrapperspb.UInt64(uint64(d.AttemptBufferBytes)),
-		RequestHeadersToRemove: []string{d.FallbackHeader},
+		RequestBodyBufferLimit: wrapperspb.UInt64(uint64(d.attemptBufferBytes)),
+		RequestHeadersToRemove: []string{routing.FallbackHeader},
 	}
 }
 
@@ -109,7 +111,7 @@ func (d *templateData) retryRoute(rr retryRouteData) *routev3.Route {
 // announced at BufferedFromBytes or more: it goes to extproc BUFFERED, so
 // that Envoy keeps it unless extproc changes it; other bodies go full
 // duplex. Once extproc has decided, the request matches an earlier route.
-func (d *templateData) bySizeRoute() *routev3.Route {
+func (d *settings) bySizeRoute() *routev3.Route {
 	override := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
 		ProcessingMode: &extprocv3.ProcessingMode{
 			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
@@ -122,9 +124,9 @@ func (d *templateData) bySizeRoute() *routev3.Route {
 	}}}
 	r := noDecisionRoute()
 	r.Match = prefixWithHeader(&routev3.HeaderMatcher{Name: "content-length", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
-		StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: d.BySizeRegex}}},
+		StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: d.bySizeRegex}}},
 	}})
-	r.RequestBodyBufferLimit = wrapperspb.UInt64(uint64(d.BySizeBufferBytes))
+	r.RequestBodyBufferLimit = wrapperspb.UInt64(uint64(d.bySizeBufferBytes))
 	r.TypedPerFilterConfig = map[string]*anypb.Any{extProcFilterName: typed(override)}
 	return r
 }
@@ -138,7 +140,7 @@ func noDecisionRoute() *routev3.Route {
 }
 
 // clusterRoute sends every request to one cluster.
-func (d *templateData) clusterRoute(cluster string) *routev3.Route {
+func (d *settings) clusterRoute(cluster string) *routev3.Route {
 	action := d.forward()
 	action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: cluster}
 	return &routev3.Route{
@@ -150,7 +152,7 @@ func (d *templateData) clusterRoute(cluster string) *routev3.Route {
 // forward is what every forwarding route shares: no overall timeout (an
 // answer may stream for minutes), the upstream idle timeout, and the
 // provider's own host name.
-func (d *templateData) forward() *routev3.RouteAction {
+func (d *settings) forward() *routev3.RouteAction {
 	return &routev3.RouteAction{
 		Timeout:              duration(0),
 		IdleTimeout:          duration(d.upstreamIdle),

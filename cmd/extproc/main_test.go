@@ -91,7 +91,7 @@ func TestEnvoyConfigCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-listen", "0", "-admin", "0"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(out.String(), "port_value: 0 }"); n != 2 {
+	if n := strings.Count(out.String(), "port_value: 0}"); n != 2 {
 		t.Errorf("-listen 0 -admin 0: %d ports rendered as 0, want the listener's and the admin's:\n%s", n, out.String())
 	}
 }
