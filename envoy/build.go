@@ -17,15 +17,20 @@ import (
 
 // Resources are what Envoy needs beside its admin interface: the listeners
 // (each with its HTTP connection manager and filters), their route
-// configurations and the clusters. They are the resources an xDS server
-// serves; Bootstrap wraps them into a static config.
+// configurations and the clusters. Build makes them as an xDS server
+// serves them; BuildBootstrap wraps them into a static config.
 type Resources struct {
 	Listeners []*listenerv3.Listener
 	// Routes are the listeners' route configurations, in listener order.
 	// Each listener's connection manager names its route configuration by
 	// RouteConfiguration.Name (RDS) or holds it inline (static).
-	Routes   []*routev3.RouteConfiguration
+	Routes []*routev3.RouteConfiguration
+	// Clusters are the providers' clusters. The way to extproc is not
+	// among them: it is in every bootstrap, and Envoy refuses to replace
+	// a static cluster over xDS.
 	Clusters []*clusterv3.Cluster
+	// ExtProc is the way to extproc; nil without ext_proc.
+	ExtProc *clusterv3.Cluster
 }
 
 // Route sources: a static config holds each route configuration inside its
@@ -37,15 +42,15 @@ const (
 	routesRDS
 )
 
-// Build makes the resources for o, with each listener's route
-// configuration inline (a static config). The same Routes are also
-// returned on their own.
+// Build makes the resources for o as an xDS server serves them: each
+// listener's connection manager fetches its route configuration by name
+// over ADS.
 func Build(o Options) (*Resources, error) {
 	d, err := o.settings()
 	if err != nil {
 		return nil, err
 	}
-	return d.resources(routesInline)
+	return d.resources(routesRDS)
 }
 
 // BuildBootstrap makes the whole static config for o: the admin interface
@@ -59,11 +64,15 @@ func BuildBootstrap(o Options) (*bootstrapv3.Bootstrap, error) {
 	if err != nil {
 		return nil, err
 	}
+	clusters := r.Clusters
+	if r.ExtProc != nil {
+		clusters = append([]*clusterv3.Cluster{r.ExtProc}, clusters...)
+	}
 	return &bootstrapv3.Bootstrap{
 		Admin: &bootstrapv3.Admin{Address: socketAddress(d.adminAddress, d.adminPort)},
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Listeners: r.Listeners,
-			Clusters:  r.Clusters,
+			Clusters:  clusters,
 		},
 	}, nil
 }
@@ -85,7 +94,7 @@ func (d *settings) resources(src routeSource) (*Resources, error) {
 		r.Routes = append(r.Routes, baseline)
 	}
 	if d.extProc {
-		r.Clusters = append(r.Clusters, d.extProcCluster())
+		r.ExtProc = d.extProcCluster(extProcClusterName)
 	}
 	for _, c := range d.clusters {
 		r.Clusters = append(r.Clusters, d.providerCluster(c))

@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -145,4 +150,62 @@ func TestBuildErrors(t *testing.T) {
 			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)
 		}
 	}
+}
+
+// TestXDSResourcesAreTheStaticOnes: what an xDS server serves is what the
+// static config holds, except that listeners fetch their routes by name
+// (RDS over ADS) and always receive the attempts namespace.
+func TestXDSResourcesAreTheStaticOnes(t *testing.T) {
+	for i, c := range buildCases(t) {
+		// A seventh of the combinations (cmp.Diff on a whole config is
+		// slow), which still meets every value of every option.
+		if c.opts.ExtProc == "" || i%7 != 0 && !strings.HasPrefix(c.name, "committed") {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			static, err := BuildBootstrap(c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Build(c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clusters := append([]*clusterv3.Cluster{res.ExtProc}, res.Clusters...)
+			if diff := cmp.Diff(static.GetStaticResources().GetClusters(), clusters, protocmp.Transform()); diff != "" {
+				t.Errorf("clusters (-static +xds):\n%s", diff)
+			}
+			listeners := static.GetStaticResources().GetListeners()
+			if len(listeners) != len(res.Listeners) || len(res.Routes) != len(res.Listeners) {
+				t.Fatalf("%d static listeners, %d xds listeners, %d route configurations", len(listeners), len(res.Listeners), len(res.Routes))
+			}
+			for i, l := range res.Listeners {
+				hcm := connectionManager(t, l)
+				if got := hcm.GetRds().GetRouteConfigName(); got != res.Routes[i].GetName() || hcm.GetRds().GetConfigSource().GetAds() == nil {
+					t.Errorf("listener %s fetches routes %q (ads: %v), want %q over ADS", l.GetName(), got, hcm.GetRds().GetConfigSource().GetAds() != nil, res.Routes[i].GetName())
+				}
+				want := connectionManager(t, listeners[i])
+				if diff := cmp.Diff(want.GetRouteConfig(), res.Routes[i], protocmp.Transform()); diff != "" {
+					t.Errorf("routes of %s (-static +xds):\n%s", l.GetName(), diff)
+				}
+				// The rest of the listener is the same, but for the
+				// attempts namespace, which over xDS is always received.
+				want.RouteSpecifier, hcm.RouteSpecifier = nil, nil
+				opts := []cmp.Option{protocmp.Transform(), protocmp.IgnoreFields(&extprocv3.MetadataOptions_MetadataNamespaces{}, "untyped")}
+				if diff := cmp.Diff(want, hcm, opts...); diff != "" {
+					t.Errorf("listener %s (-static +xds):\n%s", l.GetName(), diff)
+				}
+			}
+		})
+	}
+}
+
+func connectionManager(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnectionManager {
+	t.Helper()
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+		t.Fatal(err)
+	}
+	return hcm
 }

@@ -21,15 +21,15 @@ import (
 // httpProtocolOptionsKey is where a cluster's upstream HTTP options go.
 const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
-// extProcCluster is the way to extproc.
-func (d *settings) extProcCluster() *clusterv3.Cluster {
+// extProcCluster is the way to extproc, named name.
+func (d *settings) extProcCluster(name string) *clusterv3.Cluster {
 	addr := pipeAddress(d.extProcPipe)
 	if d.extProcPipe == "" {
 		addr = socketAddress(d.extProcHost, d.extProcPort)
 	}
 	max := wrapperspb.UInt32(uint32(d.extProcMaxStreams))
 	return &clusterv3.Cluster{
-		Name:                 extProcClusterName,
+		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: d.extProcDiscovery},
 		ConnectTimeout:       duration(time.Second),
 		// Every request in flight holds an ext_proc stream (a counted or
@@ -47,7 +47,7 @@ func (d *settings) extProcCluster() *clusterv3.Cluster {
 				},
 			}},
 		})},
-		LoadAssignment: loadAssignment(extProcClusterName, addr),
+		LoadAssignment: loadAssignment(name, addr),
 	}
 }
 
@@ -164,7 +164,7 @@ func (d *settings) responseFilter(cl *clusterv3.Cluster, observe bool) {
 // carry the phase in their metadata.
 func (d *settings) upstreamService(phase string) *corev3.GrpcService {
 	return &corev3.GrpcService{
-		TargetSpecifier: envoyGRPC(),
+		TargetSpecifier: envoyGRPC(extProcClusterName),
 		Timeout:         duration(10 * time.Second),
 		InitialMetadata: []*corev3.HeaderValue{{Key: PhaseMetadataKey, Value: phase}},
 	}

@@ -51,7 +51,7 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 	}
 	setRoutes(hcm, routes, src)
 	if d.extProc {
-		hcm.HttpFilters = []*hcmv3.HttpFilter{d.stripInternalHeaders(), d.extProcFilter()}
+		hcm.HttpFilters = []*hcmv3.HttpFilter{d.stripInternalHeaders(), d.extProcFilter(src)}
 	}
 	hcm.HttpFilters = append(hcm.HttpFilters, routerFilter())
 	return &listenerv3.Listener{
@@ -226,7 +226,7 @@ func (d *settings) stripInternalHeaders() *hcmv3.HttpFilter {
 
 // extProcFilter is the router-level ext_proc filter: one stream per
 // request, which decides where it goes.
-func (d *settings) extProcFilter() *hcmv3.HttpFilter {
+func (d *settings) extProcFilter(src routeSource) *hcmv3.HttpFilter {
 	ep := &extprocv3.ExternalProcessor{
 		GrpcService: d.extProcService(),
 		// Fail closed: without extproc no request is forwarded.
@@ -255,7 +255,7 @@ func (d *settings) extProcFilter() *hcmv3.HttpFilter {
 		// clusters; a translated request its client's API, for the shape of
 		// the errors Envoy answers itself.
 		MetadataOptions: &extprocv3.MetadataOptions{ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{
-			Untyped: d.receivingNamespaces(),
+			Untyped: d.receivingNamespaces(src),
 		}},
 	}
 	if !d.responseHeaders {
@@ -267,9 +267,12 @@ func (d *settings) extProcFilter() *hcmv3.HttpFilter {
 	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}}
 }
 
-func (d *settings) receivingNamespaces() []string {
+func (d *settings) receivingNamespaces(src routeSource) []string {
 	ns := []string{routing.RequestNamespace}
-	if len(d.retryRoutes) > 0 {
+	// Over xDS the first fallback chain arrives with a reload, and a
+	// changed listener would serve only new connections: the attempts
+	// namespace is always there.
+	if len(d.retryRoutes) > 0 || src == routesRDS {
 		ns = append(ns, routing.AttemptsNamespace)
 	}
 	return append(ns, routing.ClientNamespace)
@@ -290,13 +293,13 @@ func (d *settings) extProcService() *corev3.GrpcService {
 			TargetUri: d.extProcTarget, StatPrefix: "switchyard_extproc",
 		}}
 	} else {
-		gs.TargetSpecifier = envoyGRPC()
+		gs.TargetSpecifier = envoyGRPC(extProcClusterName)
 	}
 	return gs
 }
 
-func envoyGRPC() *corev3.GrpcService_EnvoyGrpc_ {
-	return &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: extProcClusterName}}
+func envoyGRPC(cluster string) *corev3.GrpcService_EnvoyGrpc_ {
+	return &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: cluster}}
 }
 
 func allowAllRouting() *mutationrulesv3.HeaderMutationRules {

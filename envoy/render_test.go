@@ -93,6 +93,11 @@ func TestConfigsValidate(t *testing.T) {
 	}
 	cases["by size with hooks, two retry policies and a key pool"] = render(t, "testdata/pools.yaml",
 		Options{ExtProc: "unix:/tmp/x.sock", BodyMode: BodyModeBySize, ResponseHeaders: true, UsageInline: true})
+	var ads bytes.Buffer
+	if err := RenderADS(&ads, withConfig(t, cfg, Options{ExtProc: "unix:/tmp/x.sock"}), []string{"-xds"}); err != nil {
+		t.Fatal(err)
+	}
+	cases["ads bootstrap"] = ads.Bytes()
 	cases["google grpc over unix"] = render(t, cfg, Options{ExtProc: "unix:/tmp/x.sock", GRPCClient: GRPCClientGoogle})
 	cases["google grpc over tcp, access log"] = render(t, cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: filepath.Join(dir, "access.log")})
 	for name, yaml := range cases {

@@ -22,6 +22,10 @@ func Render(w io.Writer, o Options) error {
 	if err != nil {
 		return err
 	}
+	return writeYAML(w, bs)
+}
+
+func writeYAML(w io.Writer, bs proto.Message) error {
 	b, err := marshalYAML(bs)
 	if err != nil {
 		return err
