@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -60,17 +62,19 @@ func build(args []string, r *routing.Router) (*envoy.Resources, error) {
 }
 
 // TestSnapshotsFollowReloads: an Envoy gets the snapshot of the running
-// config when it first asks; every Update brings a new version with the
-// new clusters; Envoys printed with other flags get their own snapshot.
+// config when it first asks; Update brings a new version with the new
+// clusters and returns once every Envoy has accepted it; Envoys printed
+// with other flags get their own snapshot; a rejected version is refused
+// and the running config's resources are served again.
 func TestSnapshotsFollowReloads(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := New(t.Context(), build, slog.New(slog.DiscardHandler), reg)
 	if err := s.Update(t.Context(), load(t, oneProvider)); err != nil {
 		t.Fatal(err)
 	}
-	first, second := node(t, "unix:/tmp/a.sock"), node(t, "unix:/tmp/b.sock")
-	for _, n := range []*corev3.Node{first, second} {
-		if err := s.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: n, TypeUrl: resource.ClusterType}); err != nil {
+	envoys := []*corev3.Node{node(t, "unix:/tmp/a.sock"), node(t, "unix:/tmp/b.sock")}
+	for i, n := range envoys {
+		if err := s.onRequest(int64(i), &discoverygrpc.DiscoveryRequest{Node: n, TypeUrl: resource.ClusterType}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,30 +86,67 @@ func TestSnapshotsFollowReloads(t *testing.T) {
 		}
 		return snap.GetVersion(resource.ClusterType), len(snap.GetResources(resource.ClusterType))
 	}
-	if v, n := clusters(first); v != "1" || n != 3 { // a, usage|a, translate|a
+	if v, n := clusters(envoys[0]); v != "1" || n != 3 { // a, usage|a, translate|a
 		t.Errorf("first snapshot: version %q with %d clusters, want 1 with 3", v, n)
 	}
-	if err := s.Update(t.Context(), load(t, twoProviders)); err != nil {
+	// update runs Update while the Envoys answer each new version as
+	// answer says.
+	update := func(r *routing.Router, answer func(version string) *discoverygrpc.DiscoveryRequest) error {
+		done := make(chan error, 1)
+		go func() { done <- s.Update(t.Context(), r) }()
+		answered := ""
+		for {
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(time.Millisecond):
+			}
+			v, _ := clusters(envoys[0])
+			if v == answered {
+				continue
+			}
+			answered = v
+			for i, n := range envoys {
+				req := answer(v)
+				req.Node, req.TypeUrl = n, resource.ClusterType
+				if err := s.onRequest(int64(i), req); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
+	accept := func(v string) *discoverygrpc.DiscoveryRequest { return &discoverygrpc.DiscoveryRequest{VersionInfo: v} }
+	if err := update(load(t, twoProviders), accept); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []*corev3.Node{first, second} {
+	for _, n := range envoys {
 		if v, c := clusters(n); v != "2" || c != 6 {
 			t.Errorf("after the update: version %q with %d clusters, want 2 with 6", v, c)
 		}
 	}
+	reject := func(v string) *discoverygrpc.DiscoveryRequest {
+		if v == "3" {
+			return &discoverygrpc.DiscoveryRequest{VersionInfo: "2", ErrorDetail: &status.Status{Message: "rejected"}}
+		}
+		return accept(v)
+	}
+	if err := update(load(t, oneProvider), reject); err == nil || !strings.Contains(err.Error(), "rejected") {
+		t.Fatalf("Update of a rejected version: %v, want the rejection", err)
+	}
+	if v, c := clusters(envoys[0]); v != "4" || c != 6 {
+		t.Errorf("after the rejection: version %q with %d clusters, want the running config's 6 again as 4", v, c)
+	}
+	if n := testutil.ToFloat64(s.nacks); n != 2 {
+		t.Errorf("switchyard_xds_rejected_total = %v after two Envoys rejected, want 2", n)
+	}
+
 	// A config the resources cannot be built for sets no snapshot.
 	bad := New(t.Context(), func([]string, *routing.Router) (*envoy.Resources, error) { return nil, errors.New("no") }, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	bad.current = load(t, oneProvider)
-	if err := bad.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: first}); err == nil {
+	if err := bad.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: envoys[0]}); err == nil {
 		t.Error("a node whose resources cannot be built was accepted")
 	}
-	if err := s.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "other"}}); err == nil {
+	if err := s.onRequest(9, &discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "other"}}); err == nil {
 		t.Error("a node without the envoy-config flags in its metadata was accepted")
-	}
-	if err := s.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: first, ErrorDetail: &status.Status{Message: "rejected"}}); err != nil {
-		t.Fatal(err)
-	}
-	if n := testutil.ToFloat64(s.nacks); n != 1 {
-		t.Errorf("switchyard_xds_rejected_total = %v after a NACK, want 1", n)
 	}
 }

@@ -55,8 +55,9 @@ type envoyUpdater interface {
 // is refused as a whole: the running config keeps serving and the log and
 // switchyard_config_restart_required say which field. With xds (nil: Envoy
 // runs a static config) Envoy's clusters and route entries are live: each
-// load hands them to Envoy before the new config serves requests, and a
-// config they cannot be built for is refused.
+// load hands them to Envoy and waits until Envoy has accepted them before
+// the new config serves requests; a config they cannot be built for, or
+// that Envoy rejects, is refused.
 func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, xds envoyUpdater) (*reload.Holder[routing.Router], error) {
 	m := newConfigMetrics(reg)
 	load := func(current *routing.Router) (*routing.Router, error) {
