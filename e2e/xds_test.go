@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,4 +81,77 @@ func envoyUptime(t *testing.T, g *gateway) int {
 		t.Fatalf("uptime %q: %v", info.UptimeAllEpochs, err)
 	}
 	return int(d.Seconds())
+}
+
+// TestXDSURLChangeUnderTraffic: a provider's url changed in the file moves
+// its traffic to the new upstream, live, while requests keep flowing: none
+// of them fails, and Envoy is the same process.
+func TestXDSURLChangeUnderTraffic(t *testing.T) {
+	t.Parallel()
+	a, b, c := startUpstream(t, "A"), startUpstream(t, "B"), startUpstream(t, "C")
+	base := standardConfig(a, b, "")
+	g := startGateway(t, base, gatewayOptions{extraEnv: testEnv, extprocArgs: []string{"-xds"}, envoyConfigArgs: []string{"-xds"}})
+	pid := g.envoyPID
+
+	var (
+		mu     sync.Mutex
+		counts = map[string]int{}
+		fails  []string
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, err := g.try(t.Context(), "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`)
+				mu.Lock()
+				var rep upstreamReply
+				switch {
+				case err != nil:
+					fails = append(fails, err.Error())
+				case r.status != 200 || json.Unmarshal(r.body, &rep) != nil:
+					fails = append(fails, fmt.Sprintf("%d %s", r.status, r.body))
+				default:
+					counts[rep.Seen.Upstream]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	served := func(upstream string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[upstream]
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5 s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("traffic to A", func() bool { return served("A") >= 50 })
+	replaceFile(t, g.configPath, strings.Replace(base, fmt.Sprintf("url: http://127.0.0.1:%d\n", a.port()), fmt.Sprintf("url: http://127.0.0.1:%d\n", c.port()), 1))
+	waitFor("traffic moved to C", func() bool { return served("C") >= 50 })
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("served: %v, failed: %d", counts, len(fails))
+	if len(fails) > 0 {
+		t.Errorf("%d requests failed across the url change, first: %s", len(fails), fails[0])
+	}
+	if g.envoyPID != pid || syscall.Kill(pid, 0) != nil {
+		t.Errorf("envoy was restarted")
+	}
 }
