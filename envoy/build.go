@@ -54,7 +54,8 @@ func Build(o Options) (*Resources, error) {
 }
 
 // BuildBootstrap makes the whole static config for o: the admin interface
-// and every resource of Build.
+// and the resources of Build, each listener holding its route
+// configuration inline.
 func BuildBootstrap(o Options) (*bootstrapv3.Bootstrap, error) {
 	d, err := o.settings()
 	if err != nil {
