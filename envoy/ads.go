@@ -8,11 +8,13 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"switchyard/config"
 )
 
 // XDSClusterName is the static cluster Envoy fetches its resources
 // through: extproc's gRPC address, which serves ADS beside ext_proc.
-const XDSClusterName = "switchyard_xds"
+const XDSClusterName = config.XDSClusterName
 
 // NodeID is the node name of an Envoy that takes its resources over ADS.
 const NodeID = "switchyard"

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -26,7 +27,7 @@ const (
 	hcmFilterName       = "envoy.filters.network.http_connection_manager"
 	extProcFilterName   = "envoy.filters.http.ext_proc"
 	routerFilterName    = "envoy.filters.http.router"
-	extProcClusterName  = "switchyard_extproc"
+	extProcClusterName  = config.ExtProcClusterName
 	gatewayListenerName = "switchyard"
 )
 
