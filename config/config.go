@@ -60,6 +60,15 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// Envoy's own clusters, both to extproc: ext_proc streams and, with -xds,
+// the ADS stream. A provider's cluster must not take either name (Envoy
+// would refuse two clusters of one name at start, and over xDS would keep
+// its own cluster, sending that provider's requests to extproc).
+const (
+	ExtProcClusterName = "switchyard_extproc"
+	XDSClusterName     = "switchyard_xds"
+)
+
 // DefaultMaxBodyBytes is the request body limit when max_body_bytes is not set.
 const DefaultMaxBodyBytes int64 = 10 << 20
 
@@ -562,6 +571,8 @@ func (c *Config) validate(v *validator) {
 			cluster := pc.ClusterName()
 			if !isClusterName(cluster) {
 				v.errf(p.key("cluster"), "%q must match [A-Za-z0-9_.-]+", cluster)
+			} else if cluster == ExtProcClusterName || cluster == XDSClusterName {
+				v.errf(p.key("cluster"), "%q is the name of Envoy's own cluster to extproc: choose another", cluster)
 			} else if j, dup := clusters[cluster]; dup {
 				v.errf(p.key("cluster"), "duplicate cluster %q (also providers[%d])", cluster, j)
 			} else {

@@ -16,6 +16,12 @@ import (
 // the Envoy retry entries that fallbacks and key pools need are checked
 // against the running config by routing.MissingRetryRoutes.
 func RestartNeeded(running, next *Config) []string {
+	return append(ProcessRestartNeeded(running, next), ClustersChanged(running, next)...)
+}
+
+// ProcessRestartNeeded is the part of RestartNeeded that holds even when
+// Envoy takes its clusters and routes from extproc over xDS.
+func ProcessRestartNeeded(running, next *Config) []string {
 	var fields []string
 	if running.BodyLimit() != next.BodyLimit() {
 		fields = append(fields, "max_body_bytes")
@@ -26,6 +32,13 @@ func RestartNeeded(running, next *Config) []string {
 	if rs, ns := running.GlobalLimits(), next.GlobalLimits(); (rs == nil) != (ns == nil) || (rs != nil && *rs != *ns) {
 		fields = append(fields, "rate_limit_service")
 	}
+	return fields
+}
+
+// ClustersChanged lists the providers whose Envoy clusters are new or
+// changed: a restart with a static Envoy config, live over xDS.
+func ClustersChanged(running, next *Config) []string {
+	var fields []string
 	for i, np := range next.Providers {
 		j := slices.IndexFunc(running.Providers, func(rp ProviderConfig) bool { return rp.Name == np.Name })
 		switch {

@@ -82,6 +82,10 @@ func (c *child) stop(sig os.Signal, grace time.Duration) {
 	}
 }
 
+// allXDS runs every gateway with Envoy on ADS (SWY_E2E_XDS=1): the suite
+// that must pass before -xds can become the default.
+var allXDS = os.Getenv("SWY_E2E_XDS") == "1"
+
 type gatewayOptions struct {
 	bodyMode   string // "" = default (full duplex)
 	failOpen   bool
@@ -173,6 +177,9 @@ func (g *gateway) startExtproc() {
 	cmd := exec.Command(extprocBin, "-config", g.configPath, "-grpc", "unix:"+g.sock,
 		"-metrics", "127.0.0.1:0", "-addr-file", addrFile, "-log-level", level, "-drain-timeout", "10s")
 	cmd.Args = append(cmd.Args, g.opts.extprocArgs...)
+	if allXDS {
+		cmd.Args = append(cmd.Args, "-xds")
+	}
 	cmd.Env = append(os.Environ(), g.opts.extraEnv...)
 	cmd.Stdout, cmd.Stderr = g.extprocOut, g.extprocOut
 	c, err := startChild(cmd)
@@ -279,6 +286,9 @@ func (g *gateway) startEnvoy() {
 		args = append(args, "-fail-open")
 	}
 	args = append(args, g.opts.envoyConfigArgs...)
+	if allXDS {
+		args = append(args, "-xds")
+	}
 	cmd := exec.Command(extprocBin, args...)
 	cmd.Env = append(os.Environ(), g.opts.extraEnv...)
 	out, err := cmd.Output()

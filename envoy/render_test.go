@@ -13,9 +13,9 @@ import (
 	"switchyard/routing"
 )
 
-var update = flag.Bool("update", false, "rewrite the rendered configs committed in envoy/")
+var update = flag.Bool("update", false, "rewrite the printed configs committed in envoy/")
 
-// committed are the rendered configs in the repository and how each is made.
+// committed are the printed configs in the repository and how each is made.
 // `make run` uses envoy.yaml; docker-compose.yaml mounts compose.yaml.
 var committed = []struct {
 	file, config string
@@ -43,7 +43,7 @@ func render(t *testing.T, config string, o Options) []byte {
 }
 
 // TestCommittedConfigsAreRendered keeps the committed configs identical to
-// what the renderer makes, so compose, `make run` and the tests share one setup.
+// what the builder prints, so compose, `make run` and the tests share one setup.
 func TestCommittedConfigsAreRendered(t *testing.T) {
 	for _, c := range committed {
 		t.Run(c.file, func(t *testing.T) {
@@ -65,7 +65,7 @@ func TestCommittedConfigsAreRendered(t *testing.T) {
 }
 
 // TestConfigsValidate runs `envoy --mode validate` on every committed config
-// and on each variant the renderer can produce.
+// and on each variant the builder can produce.
 func TestConfigsValidate(t *testing.T) {
 	bin, err := launch.FindEnvoy("", Version)
 	if err != nil {
@@ -91,6 +91,13 @@ func TestConfigsValidate(t *testing.T) {
 			t.Errorf("the fallback config lacks %q", want)
 		}
 	}
+	cases["by size with hooks, two retry policies and a key pool"] = render(t, "testdata/pools.yaml",
+		Options{ExtProc: "unix:/tmp/x.sock", BodyMode: BodyModeBySize, ResponseHeaders: true, UsageInline: true})
+	var ads bytes.Buffer
+	if err := RenderADS(&ads, withConfig(t, cfg, Options{ExtProc: "unix:/tmp/x.sock"}), []string{"-xds"}); err != nil {
+		t.Fatal(err)
+	}
+	cases["ads bootstrap"] = ads.Bytes()
 	cases["google grpc over unix"] = render(t, cfg, Options{ExtProc: "unix:/tmp/x.sock", GRPCClient: GRPCClientGoogle})
 	cases["google grpc over tcp, access log"] = render(t, cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: filepath.Join(dir, "access.log")})
 	for name, yaml := range cases {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -43,11 +44,21 @@ func newConfigMetrics(reg prometheus.Registerer) configMetrics {
 	return m
 }
 
+// envoyUpdater hands Envoy the clusters and routes of a config over xDS
+// (xds.Server).
+type envoyUpdater interface {
+	Update(ctx context.Context, r *routing.Router) error
+}
+
 // newConfigHolder loads the config at path and keeps the routing snapshot
 // new requests start with. A reload that changes a field needing a restart
 // is refused as a whole: the running config keeps serving and the log and
-// switchyard_config_restart_required say which field.
-func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer) (*reload.Holder[routing.Router], error) {
+// switchyard_config_restart_required say which field. With xds (nil: Envoy
+// runs a static config) Envoy's clusters and route entries are live: each
+// load hands them to Envoy and waits until Envoy has accepted them before
+// the new config serves requests; a config they cannot be built for, or
+// that Envoy rejects, is refused.
+func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, xds envoyUpdater) (*reload.Holder[routing.Router], error) {
 	m := newConfigMetrics(reg)
 	load := func(current *routing.Router) (*routing.Router, error) {
 		r, err := routing.Load(path)
@@ -55,11 +66,22 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer) (
 			return nil, err
 		}
 		if current != nil {
-			fields := append(config.RestartNeeded(current.Config(), r.Config()), routing.MissingRetryRoutes(current, r)...)
+			fields := config.ProcessRestartNeeded(current.Config(), r.Config())
+			if xds == nil {
+				fields = append(fields, config.ClustersChanged(current.Config(), r.Config())...)
+				fields = append(fields, routing.MissingRetryRoutes(current, r)...)
+			}
 			if len(fields) > 0 {
 				m.restartRequired.Set(1)
 				return nil, fmt.Errorf("%s changed in %s: these apply only after a restart", strings.Join(fields, ", "), path)
 			}
+		}
+		if xds != nil {
+			if err := xds.Update(context.Background(), r); err != nil {
+				return nil, err
+			}
+		}
+		if current != nil {
 			log.Info("config reloaded", "path", path)
 		}
 		m.restartRequired.Set(0)

@@ -31,9 +31,33 @@ type envoyConfigFlags struct {
 	accessLog      string
 	streamsPerConn int
 	usageInline    bool
+	xds            bool
 }
 
 func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
+	f, err := parseEnvoyConfigFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	r, err := routing.Load(f.config)
+	if err != nil {
+		return err
+	}
+	o, err := f.options(r)
+	if err != nil {
+		return err
+	}
+	if f.xds {
+		// extproc builds this Envoy's resources from the same flags, which
+		// travel in the node metadata.
+		return envoy.RenderADS(stdout, o, args)
+	}
+	return envoy.Render(stdout, o)
+}
+
+// parseEnvoyConfigFlags reads the flags of `extproc envoy-config`; extproc
+// -xds reads them again from an Envoy's node metadata.
+func parseEnvoyConfigFlags(args []string, stderr io.Writer) (envoyConfigFlags, error) {
 	var f envoyConfigFlags
 	fs := flag.NewFlagSet("envoy-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -56,16 +80,18 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.streamsPerConn, "extproc-streams-per-connection", 10000, "ext_proc streams per HTTP/2 connection to extproc before Envoy opens another")
 	fs.BoolVar(&f.usageInline, "usage-inline", false, "count usage with a filter Envoy waits for on every chunk instead of an observing one (for comparison: it adds latency)")
 	fs.StringVar(&f.accessLog, "access-log", "", "write a diagnostic access log with Envoy's phase and ext_proc timings to this file (empty: none)")
+	fs.BoolVar(&f.xds, "xds", false, "print a minimal bootstrap: Envoy takes its listeners, routes and clusters from extproc over ADS (extproc must run with -xds)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return f, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("envoy-config: unexpected arguments %q", fs.Args())
+		return f, fmt.Errorf("envoy-config: unexpected arguments %q", fs.Args())
 	}
-	r, err := routing.Load(f.config)
-	if err != nil {
-		return err
-	}
+	return f, nil
+}
+
+// options are the Envoy options for the flags and a gateway config.
+func (f envoyConfigFlags) options(r *routing.Router) (envoy.Options, error) {
 	o := envoy.Options{
 		ListenAddress:  f.listen,
 		ListenPort:     f.listenPort,
@@ -93,7 +119,7 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	direct := f.directCluster
 	if direct == "" && (f.noExtProc || f.baselinePort != 0) {
 		if len(o.Providers) == 0 {
-			return errors.New("envoy-config: -no-extproc and -baseline-listen need a provider")
+			return o, errors.New("envoy-config: -no-extproc and -baseline-listen need a provider")
 		}
 		direct = o.Providers[0].Cluster
 	}
@@ -104,5 +130,5 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	if f.baselinePort != 0 {
 		o.BaselinePort, o.BaselineCluster = f.baselinePort, direct
 	}
-	return envoy.Render(stdout, o)
+	return o, nil
 }

@@ -20,8 +20,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"switchyard/envoy"
 	"switchyard/internal/launch"
 	"switchyard/internal/testkit"
+	"switchyard/routing"
 )
 
 const minimalConfig = `providers:
@@ -91,8 +93,28 @@ func TestEnvoyConfigCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-listen", "0", "-admin", "0"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(out.String(), "port_value: 0 }"); n != 2 {
+	if n := strings.Count(out.String(), "port_value: 0}"); n != 2 {
 		t.Errorf("-listen 0 -admin 0: %d ports rendered as 0, want the listener's and the admin's:\n%s", n, out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-xds", "-body-mode", "BUFFERED"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"dynamic_resources:", "cluster_name: switchyard_xds", envoy.NodeArgsKey + ":", "- BUFFERED"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-xds: the bootstrap lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "name: mock") {
+		t.Errorf("-xds: the bootstrap holds a provider's cluster, which comes over ADS:\n%s", out.String())
+	}
+	// extproc builds this Envoy's resources from the flags in its metadata.
+	res, err := buildXDS([]string{"-config", path, "-xds", "-body-mode", "BUFFERED"}, mustLoad(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Listeners) != 1 || len(res.Routes) != 1 || len(res.Clusters) == 0 || res.ExtProc == nil {
+		t.Errorf("xds resources: %d listeners, %d routes, %d clusters, ext_proc %v", len(res.Listeners), len(res.Routes), len(res.Clusters), res.ExtProc != nil)
 	}
 }
 
@@ -105,7 +127,7 @@ func TestConfigReload(t *testing.T) {
 	os.WriteFile(path, []byte(minimalConfig), 0o600)
 	reg := prometheus.NewRegistry()
 	var logs testkit.SyncBuffer
-	h, err := newConfigHolder(path, slog.New(slog.NewJSONHandler(&logs, nil)), reg)
+	h, err := newConfigHolder(path, slog.New(slog.NewJSONHandler(&logs, nil)), reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,4 +350,13 @@ func TestRateLimitConfigCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"ratelimit-config", "-config", bad}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "rate_limit_service.address") {
 		t.Errorf("invalid config: %v", err)
 	}
+}
+
+func mustLoad(t *testing.T, path string) *routing.Router {
+	t.Helper()
+	r, err := routing.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -36,6 +36,7 @@ import (
 	"switchyard/luahooks"
 	"switchyard/processor"
 	"switchyard/routing"
+	"switchyard/xds"
 )
 
 type serveFlags struct {
@@ -51,6 +52,8 @@ type serveFlags struct {
 	// grpc-go tuning (docs/PERFORMANCE.md has the measurements).
 	streamWorkers     uint
 	sharedWriteBuffer bool
+	// xds serves Envoy its listeners, routes and clusters over ADS.
+	xds bool
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -68,6 +71,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
 	fs.BoolVar(&f.sharedWriteBuffer, "grpc-shared-write-buffer", false, "release each connection's write buffer when idle instead of keeping it (less memory, more allocation)")
+	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls and fallback chains then reload live")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -140,8 +144,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	var xs *xds.Server
+	var updater envoyUpdater
+	if f.xds {
+		xs = xds.New(ctx, buildXDS, log, reg)
+		updater = xs
+	}
 	// A failed first load is fatal; later reloads keep the running config.
-	cfg, err := newConfigHolder(f.config, log, reg)
+	cfg, err := newConfigHolder(f.config, log, reg, updater)
 	if err != nil {
 		return err
 	}
@@ -203,6 +213,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	gs := grpc.NewServer(opts...)
 	srv.Register(gs)
+	if xs != nil {
+		xs.Register(gs)
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -287,6 +300,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	shutdownAdmin(admin)
 	log.Info("extproc stopped")
 	return nil
+}
+
+// buildXDS makes the resources of an Envoy printed by `extproc envoy-config`
+// with args, for the gateway config r.
+func buildXDS(args []string, r *routing.Router) (*envoy.Resources, error) {
+	f, err := parseEnvoyConfigFlags(args, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	o, err := f.options(r)
+	if err != nil {
+		return nil, err
+	}
+	return envoy.Build(o)
 }
 
 func listen(addr string) (net.Listener, error) {

@@ -9,12 +9,14 @@ import (
 // owners maps an import path prefix to the only packages allowed to import it
 // directly; the longest matching prefix decides. limits talks to Envoy's
 // rate-limit service and needs its protos (and the type they share), no
-// other Envoy API.
+// other Envoy API; envoy builds Envoy's configuration as protos, and xds
+// serves it (the only user of go-control-plane's server and cache).
 var owners = map[string][]string{
-	"github.com/envoyproxy/go-control-plane":                                    {"switchyard/processor"},
+	"github.com/envoyproxy/go-control-plane":                                    {"switchyard/processor", "switchyard/envoy", "switchyard/xds"},
+	"github.com/envoyproxy/go-control-plane/pkg/":                               {"switchyard/xds"},
 	"github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/":           {"switchyard/limits"},
 	"github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/": {"switchyard/limits"},
-	"github.com/envoyproxy/go-control-plane/envoy/type/v3":                      {"switchyard/processor", "switchyard/limits"},
+	"github.com/envoyproxy/go-control-plane/envoy/type/v3":                      {"switchyard/processor", "switchyard/limits", "switchyard/envoy"},
 	"github.com/yuin/gopher-lua":                                                {"switchyard/luahooks"},
 }
 

@@ -1,21 +1,26 @@
-// Package envoy renders the Envoy configuration Switchyard runs behind, from
-// one template (envoy.yaml.tmpl) and the providers of a gateway config, so
-// that the native tests, `make run`, the benchmark and docker compose all use
-// the same Envoy setup. The rendered copies committed beside the template are
-// checked against the renderer by the tests.
+// Package envoy builds the Envoy configuration Switchyard runs behind, as
+// go-control-plane protos, from the providers and routes of a gateway
+// config: the listeners, route configurations and clusters (Build, the
+// resources an xDS server serves) and the static bootstrap around them
+// (BuildBootstrap), which Render prints as YAML. The native tests,
+// `make run`, the benchmark and docker compose all use that one builder;
+// the copies committed beside it are checked against it by the tests.
+//
+// Protos stay inside this package: the rest of the code hands it plain
+// data (Options) and gets YAML or resources back.
 package envoy
 
 import (
 	"cmp"
-	_ "embed"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 
 	"switchyard/config"
 	"switchyard/routing"
@@ -72,11 +77,6 @@ const DefaultIdleTimeout = 300 * time.Second
 // flight) Envoy opens on one connection to extproc; extproc's -max-streams
 // defaults to the same number.
 const DefaultMaxStreams = 10000
-
-//go:embed envoy.yaml.tmpl
-var templateText string
-
-var tmpl = template.Must(template.New("envoy").Parse(templateText))
 
 // Options describe one Envoy instance.
 type Options struct {
@@ -157,70 +157,72 @@ const (
 // upstream -> first byte back (µs), total duration (ms), status.
 var AccessLogFields = []string{"start_s", "extproc_header_us", "extproc_body_us", "rx_us", "to_upstream_us", "upstream_us", "duration_ms", "status"}
 
+// clusterData is one provider cluster.
 type clusterData struct {
-	Name, Type, Host string
-	Port             int
-	TLS              bool
+	name      string
+	discovery clusterv3.Cluster_DiscoveryType
+	host      string
+	port      int
+	tls       bool
 	// Attempt clusters run the upstream ext_proc filter on each attempt.
-	Attempt bool
+	attempt bool
 	// Response clusters run a filter that reads the response body:
-	// observing it (Observe) or rewriting it.
-	Response, Observe bool
+	// observing it (observe) or rewriting it.
+	response, observe bool
 }
 
 // retryRouteData is one route entry for requests with fallbacks.
 type retryRouteData struct {
-	Key, RetryOn  string
-	Statuses      []int
-	NumRetries    int
-	PerTryTimeout string // "" for none
+	key, retryOn string
+	statuses     []int
+	numRetries   int
+	perTry       time.Duration // 0: none
 }
 
-type templateData struct {
-	EnvoyVersion                          string
-	ListenAddress, AdminAddress           string
-	ListenPort, AdminPort                 int
-	ExtProc                               bool
-	ExtProcPipe, ExtProcHost              string
-	ExtProcPort                           int
-	ExtProcClusterType                    string
-	DirectCluster                         string
-	BaselinePort                          int
-	BaselineCluster                       string
-	FailOpen, ResponseHeaders             bool
-	BodyMode, TrailerMode, MessageTimeout string
-	// BySize: bodies announced at least BufferedFromBytes long are sent
-	// BUFFERED (a route's per-filter override), with BySizeBufferBytes
-	// of buffer; BySizeRegex matches their Content-Length.
-	BySize              bool
-	BySizeRegex         string
-	BySizeBufferBytes   int64
-	BySizeFrom          int
-	BufferLimitBytes    int64
-	ClusterHeader       string
-	UpstreamIdleTimeout string
-	StreamIdleTimeout   string
-	ConnIdleTimeout     string
-	ExtProcMaxStreams   int
-	CAFile              string
-	Clusters            []clusterData
-	LocalReplies        []localReply
-	ForwardedHeaders    []string
-	// Fallbacks: the route entries, the internal headers and the metadata
-	// namespace that carry a request's attempts.
-	RetryRoutes                              []retryRouteData
-	FallbackHeader                           string
-	AttemptsNamespace, DefaultAttemptCluster string
-	AttemptBufferBytes                       int64
-	PhaseMetadataKey, PhaseUpstream          string
-	PhaseResponse                            string
-	ClientNamespace, RequestNamespace        string
-	InternalHeaders                          []string
-	ResponseBufferBytes                      int64
-	ResponseFilterHeaders                    []string
-	GoogleGRPC                               bool
-	ExtProcTarget                            string
-	AccessLog                                string
+// settings are Options resolved: defaults applied, addresses parsed, the
+// clusters and route entries listed. Plain data; the builder turns it
+// into protos.
+type settings struct {
+	listenAddress, adminAddress string
+	listenPort, adminPort       int
+	// extProc is false for the baseline without ext_proc, which routes
+	// everything to directCluster.
+	extProc bool
+	// extproc's address: a Unix socket (extProcPipe), else host and port.
+	extProcPipe, extProcHost string
+	extProcPort              int
+	extProcDiscovery         clusterv3.Cluster_DiscoveryType
+	extProcTarget            string // as given, for Google gRPC
+	googleGRPC               bool
+	extProcMaxStreams        int
+	directCluster            string
+	baselinePort             int
+	baselineCluster          string
+	failOpen                 bool
+	responseHeaders          bool
+	bodyMode                 extprocv3.ProcessingMode_BodySendMode
+	trailerMode              extprocv3.ProcessingMode_HeaderSendMode
+	messageTimeout           time.Duration
+	// bySize: bodies announced at least BufferedFromBytes long are sent
+	// BUFFERED (a route's per-filter override), with bySizeBufferBytes
+	// of buffer; bySizeRegex matches their Content-Length.
+	bySize            bool
+	bySizeRegex       string
+	bySizeBufferBytes int64
+	bufferLimitBytes  int64
+	upstreamIdle      time.Duration
+	streamIdle        time.Duration
+	caFile            string
+	accessLogPath     string
+	clusters          []clusterData
+	localReplies      []localReply
+	// Fallbacks: the route entries, and the attempt cluster their
+	// specifier falls back on.
+	retryRoutes           []retryRouteData
+	defaultAttemptCluster string
+	attemptBufferBytes    int64
+	// Response clusters: how much a translated answer may hold.
+	responseBufferBytes int64
 }
 
 // ForwardedHeaders are the request headers Envoy sends extproc when no hooks
@@ -233,11 +235,12 @@ var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.Clien
 // It matches either Envoy's response flags (upstream failures, whatever the
 // status) or one status.
 type localReply struct {
-	Name, Flags string
+	Name  string
+	Flags []string
 	// ClientAPI, when set, matches translated requests of this client API
 	// (by the metadata extproc sets) instead of matching by path.
 	ClientAPI        string
-	Status, Code     int // Code: status to send instead (0 keeps it)
+	Status           int
 	Anthropic        bool
 	Type, OpenAICode string
 	Message          string
@@ -247,24 +250,25 @@ type localReply struct {
 // provider could not be reached or went silent: no healthy host, connect
 // failure, overflow, retries exhausted, no such cluster, timeouts, resets,
 // protocol errors, stream idle timeout, maximum duration.
-const upstreamFlags = "UH, UF, UO, URX, NC, UT, UC, UPE, SI, UMSDR"
+var upstreamFlags = []string{"UH", "UF", "UO", "URX", "NC", "UT", "UC", "UPE", "SI", "UMSDR"}
 
 // localReplies lists the errors Envoy answers without extproc, each for
 // both APIs: the Anthropic mapper matches /v1/messages paths, the OpenAI one
 // after it everything else. Order matters: the first matching mapper wins.
 func localReplies(maxBody int64) []localReply {
 	kinds := []struct {
-		name, flags   string
+		name          string
+		flags         []string
 		status        int
 		openAIType    string
 		anthropicType string
 		code, message string
 	}{
 		{"upstream", upstreamFlags, 0, "server_error", "api_error", "upstream_error", "upstream error: %LOCAL_REPLY_BODY%"},
-		{"too_large", "", 413, "invalid_request_error", "request_too_large", "request_too_large", "request body exceeds the gateway limit of " + strconv.FormatInt(maxBody, 10) + " bytes"},
-		{"headers_too_large", "", 431, "invalid_request_error", "invalid_request_error", "headers_too_large", "request headers are too large"},
-		{"processor_unavailable", "", 502, "server_error", "api_error", "processor_unavailable", "the gateway cannot route requests right now: its request processor is unavailable"},
-		{"processor_timeout", "", 504, "server_error", "api_error", "processor_timeout", "the gateway's request processor did not answer in time"},
+		{"too_large", nil, 413, "invalid_request_error", "request_too_large", "request_too_large", "request body exceeds the gateway limit of " + strconv.FormatInt(maxBody, 10) + " bytes"},
+		{"headers_too_large", nil, 431, "invalid_request_error", "invalid_request_error", "headers_too_large", "request headers are too large"},
+		{"processor_unavailable", nil, 502, "server_error", "api_error", "processor_unavailable", "the gateway cannot route requests right now: its request processor is unavailable"},
+		{"processor_timeout", nil, 504, "server_error", "api_error", "processor_timeout", "the gateway's request processor did not answer in time"},
 	}
 	var out []localReply
 	// A translated request's path is the provider's API's: its client's API
@@ -287,95 +291,77 @@ func localReplies(maxBody int64) []localReply {
 	return out
 }
 
-// Render writes the Envoy YAML for o.
-func Render(w io.Writer, o Options) error {
-	d, err := o.data()
-	if err != nil {
-		return err
+func (o Options) settings() (settings, error) {
+	d := settings{
+		listenAddress:   or(o.ListenAddress, "127.0.0.1"),
+		listenPort:      o.ListenPort,
+		adminAddress:    or(o.AdminAddress, "127.0.0.1"),
+		adminPort:       o.AdminPort,
+		failOpen:        o.FailOpen,
+		responseHeaders: o.ResponseHeaders,
+		caFile:          or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
+		upstreamIdle:    orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout),
+		streamIdle:      orDuration(o.StreamIdleTimeout, DefaultIdleTimeout),
 	}
-	if err := tmpl.Execute(w, d); err != nil {
-		return fmt.Errorf("rendering envoy config: %w", err)
-	}
-	return nil
-}
-
-func (o Options) data() (templateData, error) {
-	d := templateData{
-		EnvoyVersion:    Version,
-		ListenAddress:   or(o.ListenAddress, "127.0.0.1"),
-		ListenPort:      o.ListenPort,
-		AdminAddress:    or(o.AdminAddress, "127.0.0.1"),
-		AdminPort:       o.AdminPort,
-		FailOpen:        o.FailOpen,
-		ResponseHeaders: o.ResponseHeaders,
-		BodyMode:        or(o.BodyMode, BodyModeFullDuplex),
-		ClusterHeader:   routing.ClusterHeader,
-		InternalHeaders: routing.InternalHeaders,
-		CAFile:          or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
-	}
-	d.UpstreamIdleTimeout = durationString(orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout))
-	d.StreamIdleTimeout = durationString(orDuration(o.StreamIdleTimeout, DefaultIdleTimeout))
-	d.ConnIdleTimeout = durationString(DefaultIdleTimeout)
-	d.ExtProcMaxStreams = cmp.Or(o.ExtProcStreamsPerConnection, DefaultMaxStreams)
+	d.extProcMaxStreams = cmp.Or(o.ExtProcStreamsPerConnection, DefaultMaxStreams)
 	maxBody := o.MaxBodyBytes
 	if maxBody <= 0 {
 		maxBody = config.DefaultMaxBodyBytes
 	}
-	d.LocalReplies = localReplies(maxBody)
-	d.ClientNamespace, d.RequestNamespace = routing.ClientNamespace, routing.RequestNamespace
-	d.ForwardedHeaders = ForwardedHeaders
-	if d.BodyMode == BodyModeBySize {
-		d.BodyMode, d.BySize = BodyModeFullDuplex, true
-		d.BySizeRegex = "^[0-9]{" + strconv.Itoa(bufferedFromDigits) + ",}$"
-		d.BySizeBufferBytes, d.BySizeFrom = maxBody+1, BufferedFromBytes
+	d.localReplies = localReplies(maxBody)
+	bodyMode := or(o.BodyMode, BodyModeFullDuplex)
+	if bodyMode == BodyModeBySize {
+		bodyMode, d.bySize = BodyModeFullDuplex, true
+		d.bySizeRegex = "^[0-9]{" + strconv.Itoa(bufferedFromDigits) + ",}$"
+		d.bySizeBufferBytes = maxBody + 1
 	}
-	switch d.BodyMode {
+	switch bodyMode {
 	case BodyModeFullDuplex:
 		// Full duplex hands the body to extproc chunk by chunk; the trailers
 		// must be sent too so that a body ending in trailers is seen whole.
-		d.TrailerMode = "SEND"
-		d.MessageTimeout = durationString(orDuration(o.MessageTimeout, 10*time.Second))
-		d.BufferLimitBytes = 1 << 20
+		d.bodyMode, d.trailerMode = extprocv3.ProcessingMode_FULL_DUPLEX_STREAMED, extprocv3.ProcessingMode_SEND
+		d.messageTimeout = orDuration(o.MessageTimeout, 10*time.Second)
+		d.bufferLimitBytes = 1 << 20
 	case BodyModeBuffered:
-		d.TrailerMode = "SKIP"
-		d.MessageTimeout = durationString(orDuration(o.MessageTimeout, 2*time.Second))
+		d.bodyMode, d.trailerMode = extprocv3.ProcessingMode_BUFFERED, extprocv3.ProcessingMode_SKIP
+		d.messageTimeout = orDuration(o.MessageTimeout, 2*time.Second)
 		// Envoy must hold the whole body; one byte more than the limit lets
 		// extproc see it is over and answer in the API's shape.
-		d.BufferLimitBytes = maxBody + 1
+		d.bufferLimitBytes = maxBody + 1
 	default:
-		return d, fmt.Errorf("unknown body mode %q: want %s, %s or %s", d.BodyMode, BodyModeFullDuplex, BodyModeBuffered, BodyModeBySize)
+		return d, fmt.Errorf("unknown body mode %q: want %s, %s or %s", bodyMode, BodyModeFullDuplex, BodyModeBuffered, BodyModeBySize)
 	}
 
 	switch o.GRPCClient {
 	case "", GRPCClientEnvoy:
 	case GRPCClientGoogle:
-		d.GoogleGRPC = true
+		d.googleGRPC = true
 	default:
 		return d, fmt.Errorf("unknown gRPC client %q: want %s or %s", o.GRPCClient, GRPCClientEnvoy, GRPCClientGoogle)
 	}
-	d.AccessLog = o.AccessLog
+	d.accessLogPath = o.AccessLog
 	if o.ExtProc != "" {
-		d.ExtProc = true
-		d.ExtProcTarget = o.ExtProc
+		d.extProc = true
+		d.extProcTarget = o.ExtProc
 		if path, ok := strings.CutPrefix(o.ExtProc, "unix:"); ok {
-			d.ExtProcPipe = path
-			d.ExtProcClusterType = "STATIC"
+			d.extProcPipe = path
+			d.extProcDiscovery = clusterv3.Cluster_STATIC
 		} else {
 			host, port, err := splitHostPort(o.ExtProc)
 			if err != nil {
 				return d, fmt.Errorf("parsing extproc address: %w", err)
 			}
-			d.ExtProcHost, d.ExtProcPort = host, port
-			d.ExtProcClusterType = clusterType(host)
+			d.extProcHost, d.extProcPort = host, port
+			d.extProcDiscovery = discovery(host)
 		}
 	} else {
 		if o.DirectCluster == "" {
-			return d, fmt.Errorf("rendering envoy config without ext_proc: a direct cluster is required")
+			return d, fmt.Errorf("building envoy config without ext_proc: a direct cluster is required")
 		}
-		d.DirectCluster = o.DirectCluster
+		d.directCluster = o.DirectCluster
 	}
-	d.BaselinePort, d.BaselineCluster = o.BaselinePort, o.BaselineCluster
-	if d.BaselinePort != 0 && d.BaselineCluster == "" {
+	d.baselinePort, d.baselineCluster = o.BaselinePort, o.BaselineCluster
+	if d.baselinePort != 0 && d.baselineCluster == "" {
 		return d, fmt.Errorf("a baseline listener needs a baseline cluster")
 	}
 	seen := map[string]bool{}
@@ -384,14 +370,14 @@ func (o Options) data() (templateData, error) {
 			continue
 		}
 		seen[p.Cluster] = true
-		d.Clusters = append(d.Clusters, clusterData{Name: p.Cluster, Type: clusterType(p.Host), Host: p.Host, Port: p.Port, TLS: p.TLS})
+		d.clusters = append(d.clusters, clusterData{name: p.Cluster, discovery: discovery(p.Host), host: p.Host, port: p.Port, tls: p.TLS})
 	}
-	if d.ExtProc {
+	if d.extProc {
 		d.addFallbacks(o.RetryRoutes, maxBody)
 		d.addResponseClusters(o.Providers, !o.UsageInline)
-		d.ResponseBufferBytes = ResponseBufferBytes
+		d.responseBufferBytes = ResponseBufferBytes
 	}
-	for _, c := range []string{d.DirectCluster, d.BaselineCluster} {
+	for _, c := range []string{d.directCluster, d.baselineCluster} {
 		if c != "" && !seen[c] {
 			return d, fmt.Errorf("cluster %q is not a provider's cluster", c)
 		}
@@ -399,33 +385,27 @@ func (o Options) data() (templateData, error) {
 	return d, nil
 }
 
-// addFallbacks renders what requests with fallbacks need: a route entry
+// addFallbacks lists what requests with fallbacks need: a route entry
 // per retry route, selected by FallbackHeader, whose clusters come per
 // attempt from the metadata extproc sets; and for each provider an attempt
 // cluster whose upstream ext_proc filter gives each attempt its own key,
 // model and path. Without retry routes nothing is added, so requests
 // without fallbacks pass the same Envoy config as before.
-func (d *templateData) addFallbacks(routes []routing.RetryRoute, maxBody int64) {
+func (d *settings) addFallbacks(routes []routing.RetryRoute, maxBody int64) {
 	if len(routes) == 0 {
 		return
 	}
-	d.FallbackHeader = routing.FallbackHeader
-	d.AttemptsNamespace = routing.AttemptsNamespace
-	d.PhaseMetadataKey, d.PhaseUpstream = PhaseMetadataKey, PhaseUpstream
 	// The router replays the body from its buffer on every attempt.
-	d.AttemptBufferBytes = maxBody + 1
+	d.attemptBufferBytes = maxBody + 1
 	for _, rr := range routes {
-		rd := retryRouteData{Key: rr.Key(), RetryOn: rr.Policy.RetryOn(), Statuses: rr.Policy.Statuses, NumRetries: rr.Attempts - 1}
-		if rr.Policy.FirstByteTimeout > 0 {
-			rd.PerTryTimeout = durationString(rr.Policy.FirstByteTimeout)
-		}
-		d.RetryRoutes = append(d.RetryRoutes, rd)
+		d.retryRoutes = append(d.retryRoutes, retryRouteData{key: rr.Key(), retryOn: rr.Policy.RetryOn(), statuses: rr.Policy.Statuses,
+			numRetries: rr.Attempts - 1, perTry: rr.Policy.FirstByteTimeout})
 	}
-	for _, c := range slices.Clone(d.Clusters) {
-		c.Name, c.Attempt = routing.AttemptClusterPrefix+c.Name, true
-		d.Clusters = append(d.Clusters, c)
+	for _, c := range slices.Clone(d.clusters) {
+		c.name, c.attempt = routing.AttemptClusterPrefix+c.name, true
+		d.clusters = append(d.clusters, c)
 	}
-	d.DefaultAttemptCluster = d.Clusters[len(d.Clusters)-1].Name
+	d.defaultAttemptCluster = d.clusters[len(d.clusters)-1].name
 }
 
 // ResponseBufferBytes bounds a translated JSON answer, which Envoy buffers
@@ -435,29 +415,27 @@ const ResponseBufferBytes = 32 << 20
 // addResponseClusters gives each provider its two response clusters. They
 // cost nothing until extproc sends a request there: only requests whose
 // usage is counted or whose answer is translated.
-func (d *templateData) addResponseClusters(providers []routing.Provider, observe bool) {
-	d.PhaseMetadataKey, d.PhaseResponse = PhaseMetadataKey, PhaseResponse
-	d.ResponseFilterHeaders = ResponseFilterHeaders
+func (d *settings) addResponseClusters(providers []routing.Provider, observe bool) {
 	seen := map[string]bool{}
 	for _, p := range providers {
 		if seen[p.Cluster] {
 			continue
 		}
 		seen[p.Cluster] = true
-		c := clusterData{Type: clusterType(p.Host), Host: p.Host, Port: p.Port, TLS: p.TLS, Response: true}
-		c.Name, c.Observe = routing.UsageClusterPrefix+p.Cluster, observe
-		d.Clusters = append(d.Clusters, c)
-		c.Name, c.Observe = routing.TranslateClusterPrefix+p.Cluster, false
-		d.Clusters = append(d.Clusters, c)
+		c := clusterData{discovery: discovery(p.Host), host: p.Host, port: p.Port, tls: p.TLS, response: true}
+		c.name, c.observe = routing.UsageClusterPrefix+p.Cluster, observe
+		d.clusters = append(d.clusters, c)
+		c.name, c.observe = routing.TranslateClusterPrefix+p.Cluster, false
+		d.clusters = append(d.clusters, c)
 	}
 }
 
-// clusterType resolves names through DNS and uses literal addresses as they are.
-func clusterType(host string) string {
+// discovery resolves names through DNS and uses literal addresses as they are.
+func discovery(host string) clusterv3.Cluster_DiscoveryType {
 	if net.ParseIP(host) != nil {
-		return "STATIC"
+		return clusterv3.Cluster_STATIC
 	}
-	return "LOGICAL_DNS"
+	return clusterv3.Cluster_LOGICAL_DNS
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -470,10 +448,6 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("bad port in %q", addr)
 	}
 	return host, port, nil
-}
-
-func durationString(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }
 
 func or(s, def string) string {

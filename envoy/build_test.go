@@ -1,0 +1,219 @@
+package envoy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/testing/protocmp"
+	"gopkg.in/yaml.v3"
+
+	"switchyard/routing"
+)
+
+type buildCase struct {
+	name, config string
+	opts         Options
+}
+
+// withConfig fills o from a gateway config, as `extproc envoy-config` does.
+func withConfig(t *testing.T, config string, o Options) Options {
+	t.Helper()
+	r, err := routing.Load(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Providers, o.MaxBodyBytes, o.RetryRoutes = r.Providers(), r.MaxBodyBytes(), r.RetryRoutes()
+	return o
+}
+
+// buildCases are every config the tests render, and the combinations of
+// the options that change Envoy's shape; with every > 1, only one
+// combination in every.
+func buildCases(t *testing.T, every int) []buildCase {
+	var cases []buildCase
+	for _, c := range committed {
+		cases = append(cases, buildCase{"committed " + c.file, c.config, c.opts})
+	}
+	cfg := "../examples/switchyard.yaml"
+	cases = append(cases,
+		buildCase{"no ext_proc", cfg, Options{DirectCluster: "mock"}},
+		buildCase{"no ext_proc, baseline", cfg, Options{DirectCluster: "mock", BaselinePort: 10001, BaselineCluster: "openai"}},
+		buildCase{"fail open, timeouts, ca file, port 0", cfg, Options{ExtProc: "127.0.0.1:9002", FailOpen: true,
+			UpstreamIdleTimeout: 7 * time.Second, StreamIdleTimeout: 1500 * time.Millisecond, MessageTimeout: 250 * time.Millisecond,
+			CAFile: "/etc/custom/ca.pem", ExtProcStreamsPerConnection: 100, ListenAddress: "0.0.0.0", AdminAddress: "0.0.0.0"}},
+		buildCase{"google grpc over tcp, access log", cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: "/tmp/access.log"}},
+	)
+	combination := 0
+	for _, config := range []string{cfg, "testdata/fallbacks.yaml", "testdata/pools.yaml"} {
+		for _, mode := range []string{"", BodyModeFullDuplex, BodyModeBuffered, BodyModeBySize} {
+			for _, extproc := range []string{"unix:/tmp/x.sock", "127.0.0.1:9002", "extproc.internal:9002"} {
+				for _, grpc := range []string{"", GRPCClientGoogle} {
+					for _, hooks := range []bool{false, true} {
+						for _, inline := range []bool{false, true} {
+							combination++
+							if (combination-1)%every != 0 {
+								continue
+							}
+							name := fmt.Sprintf("%s mode=%q extproc=%s grpc=%q hooks=%v usage_inline=%v", filepath.Base(config), mode, extproc, grpc, hooks, inline)
+							cases = append(cases, buildCase{name, config, Options{ExtProc: extproc, BodyMode: mode, GRPCClient: grpc, ResponseHeaders: hooks, UsageInline: inline,
+								BaselinePort: 10001}})
+						}
+					}
+				}
+			}
+		}
+	}
+	for i := range cases {
+		o := withConfig(t, cases[i].config, cases[i].opts)
+		if o.BaselinePort != 0 && o.BaselineCluster == "" {
+			o.BaselineCluster = o.Providers[len(o.Providers)-1].Cluster
+		}
+		cases[i].opts = o
+	}
+	return cases
+}
+
+// sampleCases are the named cases and a seventh of the combinations,
+// which still meets every value of every option: printing and comparing a
+// whole config is slow, under the race detector above all.
+func sampleCases(t *testing.T) []buildCase { return buildCases(t, 7) }
+
+// parseYAML reads an Envoy YAML config as Envoy does: YAML to JSON, then
+// the proto3 JSON mapping.
+func parseYAML(t *testing.T, b []byte) *bootstrapv3.Bootstrap {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatalf("parsing YAML: %v", err)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("YAML to JSON: %v", err)
+	}
+	bs := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal(j, bs); err != nil {
+		t.Fatalf("decoding the bootstrap: %v", err)
+	}
+	return bs
+}
+
+// diffBootstrap is cmp.Diff with protocmp, which takes a fifth of a second
+// for a bootstrap of this size; two equal protos have the same canonical
+// JSON (sorted map keys, every Any expanded), which is much faster to
+// compare, so the full comparison runs only to explain a difference.
+func diffBootstrap(want, got *bootstrapv3.Bootstrap) string {
+	w, err1 := protojson.Marshal(want)
+	g, err2 := protojson.Marshal(got)
+	if err1 == nil && err2 == nil && bytes.Equal(w, g) {
+		return ""
+	}
+	return cmp.Diff(want, got, protocmp.Transform())
+}
+
+// TestRenderPrintsTheBootstrap: for every config, the YAML Render prints
+// reads back, as Envoy reads it, into exactly the builder's bootstrap.
+// (Until the template was removed, the same cases proved the builder equal
+// to it.)
+func TestRenderPrintsTheBootstrap(t *testing.T) {
+	for _, c := range sampleCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var b bytes.Buffer
+			if err := Render(&b, c.opts); err != nil {
+				t.Fatal(err)
+			}
+			want, err := BuildBootstrap(c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := diffBootstrap(want, parseYAML(t, b.Bytes())); diff != "" {
+				t.Errorf("the printed YAML differs from the bootstrap (-built +printed):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBuildErrors: the builder refuses what the renderer refuses, and a
+// body limit that does not fit Envoy's 32-bit buffer limits.
+func TestBuildErrors(t *testing.T) {
+	for name, o := range map[string]Options{
+		"unknown body mode":           {ExtProc: "unix:/x", BodyMode: "STREAMED"},
+		"no ext_proc and no cluster":  {},
+		"bad extproc port":            {ExtProc: "127.0.0.1:http"},
+		"direct cluster not provided": {DirectCluster: "nope"},
+		"baseline without cluster":    {ExtProc: "unix:/x", BaselinePort: 10001},
+		"unknown grpc client":         {ExtProc: "unix:/x", GRPCClient: "grpc-go"},
+		"body over 4 GiB, buffered":   {ExtProc: "unix:/x", BodyMode: BodyModeBuffered, MaxBodyBytes: 1 << 32},
+	} {
+		if _, err := BuildBootstrap(o); err == nil {
+			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)
+		}
+	}
+}
+
+// TestXDSResourcesAreTheStaticOnes: what an xDS server serves is what the
+// static config holds, except that listeners fetch their routes by name
+// (RDS over ADS) and always receive the attempts namespace.
+func TestXDSResourcesAreTheStaticOnes(t *testing.T) {
+	for _, c := range sampleCases(t) {
+		if c.opts.ExtProc == "" {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			static, err := BuildBootstrap(c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Build(c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clusters := append([]*clusterv3.Cluster{res.ExtProc}, res.Clusters...)
+			if diff := cmp.Diff(static.GetStaticResources().GetClusters(), clusters, protocmp.Transform()); diff != "" {
+				t.Errorf("clusters (-static +xds):\n%s", diff)
+			}
+			listeners := static.GetStaticResources().GetListeners()
+			if len(listeners) != len(res.Listeners) || len(res.Routes) != len(res.Listeners) {
+				t.Fatalf("%d static listeners, %d xds listeners, %d route configurations", len(listeners), len(res.Listeners), len(res.Routes))
+			}
+			for i, l := range res.Listeners {
+				hcm := connectionManager(t, l)
+				if got := hcm.GetRds().GetRouteConfigName(); got != res.Routes[i].GetName() || hcm.GetRds().GetConfigSource().GetAds() == nil {
+					t.Errorf("listener %s fetches routes %q (ads: %v), want %q over ADS", l.GetName(), got, hcm.GetRds().GetConfigSource().GetAds() != nil, res.Routes[i].GetName())
+				}
+				want := connectionManager(t, listeners[i])
+				if diff := cmp.Diff(want.GetRouteConfig(), res.Routes[i], protocmp.Transform()); diff != "" {
+					t.Errorf("routes of %s (-static +xds):\n%s", l.GetName(), diff)
+				}
+				// The rest of the listener is the same, but for the
+				// attempts namespace, which over xDS is always received.
+				want.RouteSpecifier, hcm.RouteSpecifier = nil, nil
+				opts := []cmp.Option{protocmp.Transform(), protocmp.IgnoreFields(&extprocv3.MetadataOptions_MetadataNamespaces{}, "untyped")}
+				if diff := cmp.Diff(want, hcm, opts...); diff != "" {
+					t.Errorf("listener %s (-static +xds):\n%s", l.GetName(), diff)
+				}
+			}
+		})
+	}
+}
+
+func connectionManager(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnectionManager {
+	t.Helper()
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+		t.Fatal(err)
+	}
+	return hcm
+}

@@ -1,0 +1,199 @@
+package envoy
+
+import (
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"switchyard/routing"
+)
+
+// httpProtocolOptionsKey is where a cluster's upstream HTTP options go.
+const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// extProcCluster is the way to extproc, named name.
+func (d *settings) extProcCluster(name string) *clusterv3.Cluster {
+	addr := pipeAddress(d.extProcPipe)
+	if d.extProcPipe == "" {
+		addr = socketAddress(d.extProcHost, d.extProcPort)
+	}
+	max := wrapperspb.UInt32(uint32(d.extProcMaxStreams))
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: d.extProcDiscovery},
+		ConnectTimeout:       duration(time.Second),
+		// Every request in flight holds an ext_proc stream (a counted or
+		// translated one two): Envoy's default of 1024 concurrent requests
+		// per cluster would refuse the rest.
+		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			Priority: corev3.RoutingPriority_DEFAULT, MaxRequests: max, MaxPendingRequests: max,
+		}}},
+		// ext_proc is gRPC: HTTP/2 to extproc, one connection multiplexing
+		// every request's stream.
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsKey: typed(&httpv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+					Http2ProtocolOptions: &corev3.Http2ProtocolOptions{MaxConcurrentStreams: max},
+				},
+			}},
+		})},
+		LoadAssignment: loadAssignment(name, addr),
+	}
+}
+
+// providerCluster is one of a provider's clusters: its own, its attempt
+// cluster or one of its response clusters.
+func (d *settings) providerCluster(c clusterData) *clusterv3.Cluster {
+	cl := &clusterv3.Cluster{
+		Name:                 c.name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: c.discovery},
+		DnsLookupFamily:      clusterv3.Cluster_V4_PREFERRED,
+		ConnectTimeout:       duration(5 * time.Second),
+		LoadAssignment:       loadAssignment(c.name, socketAddress(c.host, c.port)),
+	}
+	switch {
+	case c.attempt:
+		d.attemptFilter(cl)
+	case c.response:
+		d.responseFilter(cl, c.observe)
+	}
+	if c.tls {
+		tls := &tlsv3.UpstreamTlsContext{
+			Sni: c.host,
+			CommonTlsContext: &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
+				ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: &corev3.DataSource{
+					Specifier: &corev3.DataSource_Filename{Filename: d.caFile},
+				}},
+			}},
+		}
+		cl.TransportSocket = &corev3.TransportSocket{
+			Name:       "envoy.transport_sockets.tls",
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: typed(tls)},
+		}
+	}
+	return cl
+}
+
+// attemptFilter makes cl an attempt cluster: each attempt's headers and body
+// pass extproc, which sets this attempt's key, model and path.
+func (d *settings) attemptFilter(cl *clusterv3.Cluster) {
+	cl.PerConnectionBufferLimitBytes = wrapperspb.UInt32(uint32(d.attemptBufferBytes))
+	// Envoy allows 3 retries in flight per cluster by default; past that a
+	// failed attempt would reach the client instead of the next provider.
+	cl.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+		Priority: corev3.RoutingPriority_DEFAULT, MaxRetries: wrapperspb.UInt32(100000),
+	}}}
+	ep := &extprocv3.ExternalProcessor{
+		GrpcService:              d.upstreamService(PhaseUpstream),
+		FailureModeAllow:         false,
+		StatusOnError:            &typev3.HttpStatus{Code: typev3.StatusCode_BadGateway},
+		MessageTimeout:           duration(2 * time.Second),
+		AllowContentLengthHeader: true,
+		RequestAttributes:        []string{"upstream.request_attempt_count", "xds.cluster_name"},
+		// The gateway's own id of the request finds its plan.
+		MetadataOptions: d.forwardRequestID(),
+		// A counted request's attempts also stream their answer's body to
+		// extproc.
+		AllowModeOverride: true,
+		ProcessingMode: &extprocv3.ProcessingMode{
+			RequestHeaderMode: extprocv3.ProcessingMode_SEND,
+			// The attempt's status tells extproc which providers keep failing.
+			ResponseHeaderMode:  extprocv3.ProcessingMode_SEND,
+			RequestBodyMode:     extprocv3.ProcessingMode_BUFFERED,
+			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
+			RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
+			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+		},
+		MutationRules: allowAllRouting(),
+	}
+	cl.TypedExtensionProtocolOptions = upstreamFilters(ep)
+}
+
+// responseFilter makes cl a response cluster: the response body passes
+// extproc, observed for its token usage without Envoy waiting for extproc
+// (observe), or rewritten into the client's API, chunk by chunk.
+func (d *settings) responseFilter(cl *clusterv3.Cluster, observe bool) {
+	ep := &extprocv3.ExternalProcessor{
+		GrpcService:  d.upstreamService(PhaseResponse),
+		ForwardRules: allowedHeaders(ResponseFilterHeaders),
+		// The gateway's own id of the request finds its plan; it comes with
+		// the first message.
+		MetadataOptions: d.forwardRequestID(),
+		ProcessingMode: &extprocv3.ProcessingMode{
+			// One wait fewer: the id comes with the response headers.
+			RequestHeaderMode:   extprocv3.ProcessingMode_SKIP,
+			ResponseHeaderMode:  extprocv3.ProcessingMode_SEND,
+			RequestBodyMode:     extprocv3.ProcessingMode_NONE,
+			ResponseBodyMode:    extprocv3.ProcessingMode_STREAMED,
+			RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
+			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+		},
+	}
+	if observe {
+		ep.ObservabilityMode = true
+		// Counting tokens never fails a request.
+		ep.FailureModeAllow = true
+		// The request headers bring the id early (Envoy does not wait), so
+		// a request that never gets an answer still ends its record.
+		ep.ProcessingMode.RequestHeaderMode = extprocv3.ProcessingMode_SEND
+	} else {
+		// A JSON answer is buffered whole to be translated.
+		cl.PerConnectionBufferLimitBytes = wrapperspb.UInt32(uint32(d.responseBufferBytes))
+		ep.StatusOnError = &typev3.HttpStatus{Code: typev3.StatusCode_BadGateway}
+		ep.MessageTimeout = duration(2 * time.Second)
+		ep.AllowContentLengthHeader = true
+		// A JSON answer is translated whole: extproc asks for it BUFFERED
+		// at its headers.
+		ep.AllowModeOverride = true
+		ep.MutationRules = allowAllRouting()
+	}
+	cl.TypedExtensionProtocolOptions = upstreamFilters(ep)
+}
+
+// upstreamService reaches extproc from a cluster's filter, whose streams
+// carry the phase in their metadata.
+func (d *settings) upstreamService(phase string) *corev3.GrpcService {
+	return &corev3.GrpcService{
+		TargetSpecifier: envoyGRPC(extProcClusterName),
+		Timeout:         duration(10 * time.Second),
+		InitialMetadata: []*corev3.HeaderValue{{Key: PhaseMetadataKey, Value: phase}},
+	}
+}
+
+func (d *settings) forwardRequestID() *extprocv3.MetadataOptions {
+	return &extprocv3.MetadataOptions{ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{
+		Untyped: []string{routing.RequestNamespace},
+	}}
+}
+
+// upstreamFilters runs ep on each upstream request of an HTTP/1.1 cluster.
+func upstreamFilters(ep *extprocv3.ExternalProcessor) map[string]*anypb.Any {
+	return map[string]*anypb.Any{httpProtocolOptionsKey: typed(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}},
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{
+			{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}},
+			{Name: "envoy.filters.http.upstream_codec", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(&upstreamcodecv3.UpstreamCodec{})}},
+		},
+	})}
+}
+
+func loadAssignment(cluster string, addr *corev3.Address) *endpointv3.ClusterLoadAssignment {
+	return &endpointv3.ClusterLoadAssignment{
+		ClusterName: cluster,
+		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
+		}}}},
+	}
+}

@@ -1,0 +1,338 @@
+// Package xds serves Envoy its listeners, routes and clusters over ADS
+// (go-control-plane's server and snapshot cache), built by the envoy
+// package from the running gateway config, so that a reload that adds a
+// provider, changes its url or adds a fallback chain reaches Envoy without
+// a restart.
+//
+// Each Envoy names, in its node metadata, the `extproc envoy-config` flags
+// its bootstrap was printed with (envoy.NodeArgsKey); Envoys with the same
+// flags share one snapshot. A reload builds a new version of every
+// snapshot and waits until every connected Envoy has accepted it before the
+// new config serves requests; a version an Envoy rejects fails the reload.
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/log"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"switchyard/envoy"
+	"switchyard/routing"
+)
+
+// BuildFunc makes the resources of an Envoy printed with args, for the
+// gateway config r.
+type BuildFunc func(args []string, r *routing.Router) (*envoy.Resources, error)
+
+// AckTimeout bounds how long Update waits for every connected Envoy to
+// accept a new version.
+const AckTimeout = 5 * time.Second
+
+// Server is the ADS server and the snapshots it serves.
+type Server struct {
+	build BuildFunc
+	log   *slog.Logger
+	cache cachev3.SnapshotCache
+	ads   serverv3.Server
+	nacks prometheus.Counter
+
+	// update serializes Update; mu guards what follows. Update does not
+	// hold mu while it waits for Envoy, whose answers need it.
+	update  sync.Mutex
+	mu      sync.Mutex
+	current *routing.Router
+	version uint64
+	nodes   map[string][]string // snapshot key -> the flags it is built with
+	streams map[int64]*stream
+	// changed is closed, and replaced, whenever a stream acknowledges,
+	// rejects or closes.
+	changed chan struct{}
+}
+
+// stream is what one ADS stream has told the server.
+type stream struct {
+	key      string
+	acked    map[string]string // type URL -> last version accepted
+	rejected int               // NACKs so far
+	reason   string            // the last NACK's message
+}
+
+// New makes a server whose snapshots are built with build from the config
+// of the last Update, which must come before the server is registered.
+func New(ctx context.Context, build BuildFunc, logger *slog.Logger, reg prometheus.Registerer) *Server {
+	s := &Server{build: build, log: logger, nodes: map[string][]string{}, streams: map[int64]*stream{}, changed: make(chan struct{})}
+	s.nacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_xds_rejected_total",
+		Help: "Resources Envoy rejected (NACK), by update: the running Envoy keeps its previous resources.",
+	})
+	reg.MustRegister(s.nacks)
+	// ADS: a response waits until Envoy has named every resource it wants,
+	// so the versions it acknowledges are consistent.
+	s.cache = cachev3.NewSnapshotCache(true, argsHash{}, log.LoggerFuncs{
+		DebugFunc: func(f string, a ...any) { logger.Debug("xds: " + fmt.Sprintf(f, a...)) },
+		InfoFunc:  func(f string, a ...any) { logger.Debug("xds: " + fmt.Sprintf(f, a...)) },
+		WarnFunc:  func(f string, a ...any) { logger.Warn("xds: " + fmt.Sprintf(f, a...)) },
+		ErrorFunc: func(f string, a ...any) { logger.Error("xds: " + fmt.Sprintf(f, a...)) },
+	})
+	s.ads = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
+		StreamRequestFunc: s.onRequest,
+		StreamClosedFunc: func(id int64, _ *corev3.Node) {
+			s.mu.Lock()
+			delete(s.streams, id)
+			s.notifyLocked()
+			s.mu.Unlock()
+		},
+	})
+	return s
+}
+
+// Register adds the ADS service to gs, beside ext_proc.
+func (s *Server) Register(gs *grpc.Server) {
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, s.ads)
+}
+
+// Update builds a new version of every snapshot from r, sets them, and
+// waits until every connected Envoy has accepted it, so that r serves
+// requests only once Envoy has its clusters. If a snapshot cannot be
+// built, nothing changes; if an Envoy rejects it or does not answer within
+// AckTimeout, the resources of the running config are set again (under a
+// newer version) and the error says why: the reload must be refused.
+func (s *Server) Update(ctx context.Context, r *routing.Router) error {
+	s.update.Lock()
+	defer s.update.Unlock()
+	s.mu.Lock()
+	version := s.version + 1
+	snaps, err := s.snapshots(r, version)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	rejected := map[int64]int{}
+	for id, st := range s.streams {
+		rejected[id] = st.rejected
+	}
+	if err := s.setLocked(ctx, snaps); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+
+	waitErr := s.waitAccepted(ctx, version, rejected)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if waitErr != nil {
+		// Envoy keeps what it had: serve the running config's resources
+		// again, under a version it has not seen.
+		back, err := s.snapshots(s.current, version+1)
+		if err == nil {
+			err = s.setLocked(ctx, back)
+		}
+		s.version = version + 1
+		return errors.Join(waitErr, err)
+	}
+	s.current, s.version = r, version
+	// An Envoy that connected while this one waited got the old config.
+	late, err := s.snapshots(r, version)
+	if err != nil {
+		return err
+	}
+	for key := range snaps {
+		delete(late, key)
+	}
+	if err := s.setLocked(ctx, late); err != nil {
+		return err
+	}
+	if len(s.nodes) > 0 {
+		s.log.Info("xds snapshot accepted", "version", version, "envoys", len(s.nodes))
+	}
+	return nil
+}
+
+// snapshots builds a snapshot of r for every known Envoy. s.mu is held.
+func (s *Server) snapshots(r *routing.Router, version uint64) (map[string]*cachev3.Snapshot, error) {
+	snaps := map[string]*cachev3.Snapshot{}
+	if r == nil {
+		return snaps, nil
+	}
+	for key, args := range s.nodes {
+		snap, err := s.snapshot(args, r, version)
+		if err != nil {
+			return nil, err
+		}
+		snaps[key] = snap
+	}
+	return snaps, nil
+}
+
+func (s *Server) setLocked(ctx context.Context, snaps map[string]*cachev3.Snapshot) error {
+	for key, snap := range snaps {
+		if err := s.cache.SetSnapshot(ctx, key, snap); err != nil {
+			return fmt.Errorf("setting xds snapshot: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitAccepted waits until every open stream has accepted version for
+// each type it asked for, or one rejects something.
+func (s *Server) waitAccepted(ctx context.Context, version uint64, rejected map[int64]int) error {
+	want := strconv.FormatUint(version, 10)
+	timeout := time.NewTimer(AckTimeout)
+	defer timeout.Stop()
+	for {
+		s.mu.Lock()
+		done := true
+		for id, st := range s.streams {
+			if st.rejected > rejected[id] {
+				s.mu.Unlock()
+				return fmt.Errorf("envoy rejected xds version %d: %s", version, st.reason)
+			}
+			for _, v := range st.acked {
+				if v != want {
+					done = false
+				}
+			}
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return fmt.Errorf("envoy did not accept xds version %d within %s", version, AckTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// onRequest sees every discovery request: it records what the stream
+// accepted or rejected, and builds the snapshot of an Envoy it has not
+// seen yet, before its first watch.
+func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error {
+	node := req.GetNode()
+	if node == nil {
+		return errors.New("xds request without a node")
+	}
+	args, err := nodeArgs(node)
+	if err != nil {
+		return err
+	}
+	key := argsKey(args)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil {
+		st = &stream{key: key, acked: map[string]string{}}
+		s.streams[id] = st
+	}
+	if d := req.GetErrorDetail(); d != nil {
+		s.nacks.Inc()
+		st.rejected++
+		st.reason = d.GetMessage()
+		s.log.Error("envoy rejected xds resources; it keeps its previous ones", "type", req.GetTypeUrl(),
+			"version", req.GetVersionInfo(), "err", d.GetMessage())
+	} else {
+		// The first request of a type (no version yet) counts as wanting
+		// it: "" is never the version waited for.
+		st.acked[req.GetTypeUrl()] = req.GetVersionInfo()
+	}
+	s.notifyLocked()
+	if _, ok := s.nodes[key]; ok {
+		return nil
+	}
+	if s.current == nil {
+		return errors.New("xds request before the first config")
+	}
+	snap, err := s.snapshot(args, s.current, s.version)
+	if err != nil {
+		s.log.Error("building xds resources for a new envoy", "node", node.GetId(), "err", err)
+		return err
+	}
+	if err := s.cache.SetSnapshot(context.Background(), key, snap); err != nil {
+		return fmt.Errorf("setting xds snapshot: %w", err)
+	}
+	s.nodes[key] = args
+	s.log.Info("envoy connected for xds", "node", node.GetId(), "version", s.version)
+	return nil
+}
+
+func (s *Server) snapshot(args []string, r *routing.Router, version uint64) (*cachev3.Snapshot, error) {
+	res, err := s.build(args, r)
+	if err != nil {
+		return nil, fmt.Errorf("building xds resources: %w", err)
+	}
+	var listeners, routes, clusters []types.Resource
+	for _, l := range res.Listeners {
+		listeners = append(listeners, l)
+	}
+	for _, rc := range res.Routes {
+		routes = append(routes, rc)
+	}
+	for _, c := range res.Clusters {
+		clusters = append(clusters, c)
+	}
+	snap, err := cachev3.NewSnapshot(strconv.FormatUint(version, 10), map[resource.Type][]types.Resource{
+		resource.ListenerType: listeners,
+		resource.RouteType:    routes,
+		resource.ClusterType:  clusters,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("making xds snapshot: %w", err)
+	}
+	if err := snap.Consistent(); err != nil {
+		return nil, fmt.Errorf("making xds snapshot: %w", err)
+	}
+	return snap, nil
+}
+
+// nodeArgs reads the flags an Envoy's bootstrap was printed with.
+func nodeArgs(node *corev3.Node) ([]string, error) {
+	v, ok := node.GetMetadata().GetFields()[envoy.NodeArgsKey]
+	if !ok {
+		return nil, fmt.Errorf("envoy node %q has no %s in its metadata: print its bootstrap with `extproc envoy-config -xds`", node.GetId(), envoy.NodeArgsKey)
+	}
+	var args []string
+	for _, a := range v.GetListValue().GetValues() {
+		args = append(args, a.GetStringValue())
+	}
+	return args, nil
+}
+
+func argsKey(args []string) string { return strings.Join(args, "\x00") }
+
+// argsHash keys snapshots by the flags an Envoy was printed with.
+type argsHash struct{}
+
+func (argsHash) ID(node *corev3.Node) string {
+	args, err := nodeArgs(node)
+	if err != nil {
+		return ""
+	}
+	return argsKey(args)
+}
+
+var _ cachev3.NodeHash = argsHash{}
