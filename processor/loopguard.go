@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidwall/gjson"
-
 	"switchyard/config"
 	"switchyard/routing"
 )
@@ -56,19 +54,15 @@ func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *body
 	return h.Sum64()
 }
 
-// lastItem is the raw JSON of the conversation's last item.
+// lastItem is the raw JSON of the conversation's last item, as readBody
+// found it.
 func lastItem(f *bodyFields) (string, bool) {
-	conv := f.messages
+	conv, last := f.messages, f.messagesLast
 	if !conv.Exists() {
-		conv = f.input
+		conv, last = f.input, f.inputLast
 	}
 	switch {
 	case conv.IsArray():
-		last := ""
-		conv.ForEach(func(_, v gjson.Result) bool {
-			last = v.Raw
-			return true
-		})
 		return last, last != ""
 	case conv.Exists():
 		return conv.Raw, true
