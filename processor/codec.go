@@ -30,7 +30,8 @@ func VTProto() bool {
 // format, encoded by the generated vtprotobuf marshalers into a pooled
 // buffer that gRPC frees once written. Messages without them (health
 // checks) fall back to the protobuf library. go-control-plane ships no
-// vtprotobuf unmarshalers for ext_proc, so decoding is the library's.
+// vtprotobuf unmarshalers for ext_proc; Envoy's requests are decoded by
+// decodeRequest instead (Unmarshal).
 //
 // It registers under the name "proto", so the server uses it for every
 // stream (grpc.ForceServerCodecV2) and no peer can tell it apart.
@@ -69,9 +70,29 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 }
 
-// Unmarshal decodes data into v. A message that arrived in one frame is
-// decoded in place, without a copy.
+// Unmarshal decodes data into v. Envoy's ProcessingRequest is decoded
+// without reflection (decodeRequest), other messages by the protobuf
+// library.
+//
+// A message that arrived in one buffer is read in place and its body
+// copied out: gRPC returns that buffer to its pool after this call. A
+// message split across buffers (a body of more than one HTTP/2 frame) is
+// gathered into a buffer of its own, which nothing else uses, and the body
+// is left in it: the processor keeps the body past the message, and the
+// buffer lives exactly as long as the body does. The gathering is the one
+// copy of the body extproc makes; gRPC's pooled MaterializeToBuffer would
+// clear a buffer of the next pool size (1 MB for a 256 KB body) before
+// copying into it, and the library would copy the body again.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*extprocv3.ProcessingRequest); ok {
+		if len(data) == 1 {
+			if decodeRequest(data[0].ReadOnlyData(), m, false) {
+				return nil
+			}
+		} else if decodeRequest(data.Materialize(), m, true) {
+			return nil
+		}
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return fmt.Errorf("decoding into %T: not a protobuf message", v)
