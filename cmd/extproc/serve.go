@@ -51,6 +51,9 @@ type serveFlags struct {
 	// grpc-go tuning (docs/PERFORMANCE.md has the measurements).
 	streamWorkers     uint
 	sharedWriteBuffer bool
+	// nullRoute serves processor.NullServer instead of the gateway (the
+	// load benchmark's floor).
+	nullRoute string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -68,6 +71,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
 	fs.BoolVar(&f.sharedWriteBuffer, "grpc-shared-write-buffer", false, "release each connection's write buffer when idle instead of keeping it (less memory, more allocation)")
+	fs.StringVar(&f.nullRoute, "null-route", "", "benchmark floor: serve a processor that reads nothing and routes every request to this Envoy cluster, instead of the gateway")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -202,7 +206,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		opts = append(opts, grpc.SharedWriteBuffer(true))
 	}
 	gs := grpc.NewServer(opts...)
-	srv.Register(gs)
+	if f.nullRoute != "" {
+		(&processor.NullServer{Cluster: f.nullRoute}).Register(gs)
+	} else {
+		srv.Register(gs)
+	}
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
