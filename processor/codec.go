@@ -2,6 +2,8 @@ package processor
 
 import (
 	"fmt"
+	"math/bits"
+	"sync"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/encoding"
@@ -28,7 +30,7 @@ func VTProto() bool {
 
 // Codec is the gRPC codec extproc serves with: the standard protobuf wire
 // format, encoded by the generated vtprotobuf marshalers into a pooled
-// buffer that gRPC frees once written. Messages without them (health
+// buffer (marshalBuffers) that gRPC frees once written. Messages without them (health
 // checks) fall back to the protobuf library. go-control-plane ships no
 // vtprotobuf unmarshalers for ext_proc; Envoy's requests are decoded by
 // decodeRequest instead (Unmarshal).
@@ -46,7 +48,7 @@ func (Codec) Name() string { return "proto" }
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(vtMarshaler); ok {
 		size := m.SizeVT()
-		pool := mem.DefaultBufferPool()
+		pool := marshalBuffers
 		buf := pool.Get(size)
 		n, err := m.MarshalToSizedBufferVTStrict((*buf)[:size])
 		if err != nil {
@@ -68,6 +70,53 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 		return nil, err
 	}
 	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+// marshalBuffers are Marshal's buffers: pooled, and never cleared. The
+// encoder writes every byte of the size it is given (it fills the buffer
+// back to front, and Marshal checks it wrote exactly that size), so no
+// stale byte can go out. gRPC's default pool clears each buffer it hands
+// out, at the capacity of its size class: the 1 MB class for a 256 KB body
+// sent back in full-duplex mode, a clear of four times the body per
+// request.
+var marshalBuffers mem.BufferPool = &dirtyPool{}
+
+// dirtyPool is a BufferPool of power-of-two classes from 256 B to 16 MB
+// whose Get does not clear; larger buffers are not pooled.
+type dirtyPool struct {
+	classes [maxPoolClass + 1]sync.Pool
+}
+
+const (
+	minPoolClass = 8  // 256 B
+	maxPoolClass = 24 // 16 MB
+)
+
+var _ mem.BufferPool = (*dirtyPool)(nil)
+
+// Get returns a buffer of length n, its content undefined.
+func (p *dirtyPool) Get(n int) *[]byte {
+	c := max(minPoolClass, bits.Len(uint(max(n, 1)-1)))
+	if c > maxPoolClass {
+		b := make([]byte, n)
+		return &b
+	}
+	if b, ok := p.classes[c].Get().(*[]byte); ok {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, 1<<c)
+	return &b
+}
+
+// Put takes back a buffer Get returned.
+func (p *dirtyPool) Put(b *[]byte) {
+	n := cap(*b)
+	c := bits.Len(uint(n)) - 1
+	if n == 0 || n != 1<<c || c < minPoolClass || c > maxPoolClass {
+		return
+	}
+	p.classes[c].Put(b)
 }
 
 // Unmarshal decodes data into v. Envoy's ProcessingRequest is decoded
