@@ -81,23 +81,41 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // request.
 var marshalBuffers mem.BufferPool = &dirtyPool{}
 
-// dirtyPool is a BufferPool of power-of-two classes from 256 B to 16 MB
-// whose Get does not clear; larger buffers are not pooled.
+// dirtyPool is a BufferPool whose Get does not clear. Its size classes
+// are powers of two up to 64 KB, then multiples of 64 KB up to 16 MB, so
+// that a buffer held for a body of just over a power of two (a 1 MB body
+// and its framing) is not twice the body; larger buffers are not pooled.
 type dirtyPool struct {
-	classes [maxPoolClass + 1]sync.Pool
+	classes [linearClass0 + maxPooled/linearStep + 1]sync.Pool
 }
 
 const (
-	minPoolClass = 8  // 256 B
-	maxPoolClass = 24 // 16 MB
+	minPooled    = 256
+	linearStep   = 64 << 10
+	maxPooled    = 16 << 20
+	linearClass0 = 16 // classes 0..16 are the powers of two up to 64 KB
 )
 
 var _ mem.BufferPool = (*dirtyPool)(nil)
 
+// poolClass is the class of a buffer of n bytes and its capacity; ok is
+// false past the largest class.
+func poolClass(n int) (class, capacity int, ok bool) {
+	switch {
+	case n <= linearStep:
+		c := bits.Len(uint(max(n, minPooled) - 1))
+		return c, 1 << c, true
+	case n <= maxPooled:
+		k := (n + linearStep - 1) / linearStep
+		return linearClass0 + k, k * linearStep, true
+	}
+	return 0, 0, false
+}
+
 // Get returns a buffer of length n, its content undefined.
 func (p *dirtyPool) Get(n int) *[]byte {
-	c := max(minPoolClass, bits.Len(uint(max(n, 1)-1)))
-	if c > maxPoolClass {
+	c, capacity, ok := poolClass(n)
+	if !ok {
 		b := make([]byte, n)
 		return &b
 	}
@@ -105,15 +123,14 @@ func (p *dirtyPool) Get(n int) *[]byte {
 		*b = (*b)[:n]
 		return b
 	}
-	b := make([]byte, n, 1<<c)
+	b := make([]byte, n, capacity)
 	return &b
 }
 
 // Put takes back a buffer Get returned.
 func (p *dirtyPool) Put(b *[]byte) {
-	n := cap(*b)
-	c := bits.Len(uint(n)) - 1
-	if n == 0 || n != 1<<c || c < minPoolClass || c > maxPoolClass {
+	c, capacity, ok := poolClass(cap(*b))
+	if !ok || capacity != cap(*b) {
 		return
 	}
 	p.classes[c].Put(b)
