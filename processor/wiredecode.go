@@ -10,13 +10,14 @@ import (
 )
 
 // decodeRequest decodes the ProcessingRequest messages Envoy sends on the
-// request path without protobuf reflection: headers, body, trailers' absence,
-// the protocol configuration and observability mode. go-control-plane ships
+// request path without protobuf reflection: headers, body, the protocol
+// configuration, observability mode and the empty metadata context Envoy
+// sends with each of them. go-control-plane ships
 // vtprotobuf encoders for ext_proc but no decoders, so this is the decoding
 // half of the fast path, written for the fields Envoy fills.
 //
 // It reports false, having set nothing the caller keeps, for anything else
-// (attributes, metadata, trailers, unknown or repeated fields, a string
+// (attributes, metadata with content, trailers, unknown or repeated fields, a string
 // that is not UTF-8): the caller then decodes with the protobuf library,
 // which gives the same message or the same error.
 //
@@ -73,6 +74,15 @@ func decodeRequest(b []byte, m *extprocv3.ProcessingRequest, alias bool) bool {
 					out.Request = &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: body}
 				}
 			}
+		case typ == protowire.BytesType && num == 8:
+			// Envoy sends an empty metadata_context on every message; one
+			// with content is the library's to decode.
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 || len(v) > 0 {
+				return false
+			}
+			b = b[n:]
+			out.MetadataContext = &corev3.Metadata{}
 		case typ == protowire.VarintType && num == 10:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
@@ -85,7 +95,7 @@ func decodeRequest(b []byte, m *extprocv3.ProcessingRequest, alias bool) bool {
 		}
 	}
 	m.Reset()
-	m.Request, m.ProtocolConfig, m.ObservabilityMode = out.Request, out.ProtocolConfig, out.ObservabilityMode
+	m.Request, m.ProtocolConfig, m.ObservabilityMode, m.MetadataContext = out.Request, out.ProtocolConfig, out.ObservabilityMode, out.MetadataContext
 	return true
 }
 

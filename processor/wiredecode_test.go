@@ -25,8 +25,14 @@ func decodeSeeds(tb testing.TB) []*extprocv3.ProcessingRequest {
 	withValue := headersMsg(fullDuplex, true, bc.headers...)
 	withValue.GetRequestHeaders().Headers.Headers = append(withValue.GetRequestHeaders().Headers.Headers,
 		&corev3.HeaderValue{Key: "x-value", Value: "v"}, &corev3.HeaderValue{Key: "x-empty"})
+	withMetadata := headersMsg(fullDuplex, false, bc.headers...)
+	withMetadata.MetadataContext = &corev3.Metadata{}
+	filled := bodyMsg("{}", true)
+	filled.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"ns": {}}}
 	return []*extprocv3.ProcessingRequest{
 		headersMsg(fullDuplex, false, bc.headers...),
+		withMetadata,
+		filled,
 		headersMsg(buffered, true),
 		withValue,
 		bodyMsg(bc.body, true),
@@ -60,6 +66,34 @@ func TestDecodeRequestMatchesLibrary(t *testing.T) {
 				t.Errorf("message %d (-want +got):\n%s", i, diff)
 			}
 		}
+	}
+}
+
+// TestDecodeRequestTakesEnvoysMessages: what Envoy 1.40 sends on the
+// request path goes through the fast path, not the library. Envoy adds an
+// empty metadata_context to every message (a body's end as it arrived from
+// Envoy, byte for byte: request_body{end_of_stream: true},
+// metadata_context{}).
+func TestDecodeRequestTakesEnvoysMessages(t *testing.T) {
+	t.Parallel()
+	envoyEnd := []byte{0x22, 0x02, 0x10, 0x01, 0x42, 0x00}
+	headers := headersMsg(fullDuplex, false, benchCases()[0].headers...)
+	headers.MetadataContext = &corev3.Metadata{}
+	body := bodyMsg(string(agentBody(t, agentbody.OpenAIChat, 32<<10)), false)
+	body.MetadataContext = &corev3.Metadata{}
+	wires := [][]byte{envoyEnd}
+	for _, m := range []*extprocv3.ProcessingRequest{headers, body} {
+		w, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wires = append(wires, w)
+	}
+	for i, w := range wires {
+		if !decodeRequest(w, &extprocv3.ProcessingRequest{}, false) {
+			t.Errorf("message %d (%x...) left to the library", i, w[:min(16, len(w))])
+		}
+		checkDecode(t, w)
 	}
 }
 
