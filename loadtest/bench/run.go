@@ -1,5 +1,6 @@
 // Package bench measures what the gateway adds to an LLM call: it drives
-// the same chat request through several paths (direct to the upstream,
+// the same chat request (or, in agent stages, the same agent-shaped body)
+// through several paths (direct to the upstream,
 // Envoy alone, Envoy + extproc, Envoy + extproc + a Lua hook) under
 // closed-loop VU stages, open-loop constant rates (vegeta), concurrency 1
 // and streaming, samples the proxies' memory and CPU from /proc, and writes

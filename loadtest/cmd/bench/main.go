@@ -7,6 +7,7 @@
 //
 //	go run ./loadtest/cmd/bench            # quick mode, about 2 minutes
 //	go run ./loadtest/cmd/bench -full      # every VU stage, two rounds, about 27 minutes
+//	go run ./loadtest/cmd/bench -kinds agent -bodies 1KB,32KB,256KB,1MB   # agent-shaped bodies
 package main
 
 import (
