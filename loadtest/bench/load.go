@@ -300,7 +300,8 @@ func streamLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 		wg.Add(1)
 		go func(s *samples) {
 			defer wg.Done()
-			buf := make([]byte, 32<<10)
+			// Room for a long answer: 200 chunks of a few hundred bytes.
+			buf := make([]byte, 256<<10)
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				// Each VU records at least one request: a stall longer

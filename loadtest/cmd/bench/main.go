@@ -91,6 +91,10 @@ type flags struct {
 	// mockListen is where the mock upstream listens (a peer must be
 	// configured with it).
 	mockListen string
+	// streamChunks and streamInterval shape the mock's streamed answers
+	// (a long answer: -stream-chunks 200 -stream-interval 20ms).
+	streamChunks   int
+	streamInterval time.Duration
 }
 
 // checkLoad, checkTolerance: the stage make bench-check measures and how
@@ -180,6 +184,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return nil
 	})
 	fs.StringVar(&f.mockListen, "mock-listen", "127.0.0.1:0", "address of the mock upstream (fix it to point a -peer at the mock)")
+	fs.IntVar(&f.streamChunks, "stream-chunks", mockllm.DefaultStreamChunks, "content chunks of each streamed answer (a long answer: 200)")
+	fs.DurationVar(&f.streamInterval, "stream-interval", mockllm.DefaultChunkInterval, "time between two streamed chunks (a long answer: 20ms, 4 s in all)")
 	fs.StringVar(&f.check, "check", "", "guard mode (make bench-check): envoy and gateway at 300 VUs, three rounds of 10s; exit non-zero when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone, are more than 25 % above the figures in this file")
 	fs.BoolVar(&f.checkUpdate, "check-update", false, "with -check: write this run's figures to the file instead of comparing")
 	if err := fs.Parse(args); err != nil {
@@ -273,6 +279,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		if slices.Contains(knownPaths, p.Name) {
 			errs = append(errs, fmt.Errorf("-peer: %q is the name of one of the bench's own paths", p.Name))
 		}
+	}
+	if f.streamChunks < 1 {
+		errs = append(errs, errors.New("-stream-chunks must be at least 1"))
+	}
+	if f.streamInterval < 0 {
+		errs = append(errs, errors.New("-stream-interval must not be negative"))
 	}
 	if f.envoyConc < 1 {
 		errs = append(errs, errors.New("-envoy-concurrency must be at least 1"))
@@ -440,9 +452,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening for the mock: %w", err)
 	}
-	opts := mockllm.Options{Latency: f.latency}
+	opts := mockllm.Options{Latency: f.latency, StreamChunks: f.streamChunks, ChunkInterval: f.streamInterval}
 	if f.latency == 0 {
 		opts.Latency = -1
+	}
+	if f.streamInterval == 0 {
+		opts.ChunkInterval = -1
 	}
 	mock := &http.Server{Handler: mockllm.New(opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = mock.Serve(ln) }()
@@ -492,6 +507,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"envoy_concurrency": strconv.Itoa(f.envoyConc),
 		"hook_timeout":      bench.HookTimeout,
 		"mock_latency":      f.latency.String(),
+		"mock_stream":       fmt.Sprintf("%d chunks, %s apart", f.streamChunks, f.streamInterval),
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
 		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
 	}

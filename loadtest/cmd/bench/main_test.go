@@ -44,6 +44,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad body size", args: []string{"-bodies", "256KB,12,x"}, wantErr: "-bodies: size \"12\" is below the generator's minimum of 900 bytes\n-bodies: size \"x\""},
 		{name: "bad body api", args: []string{"-bodies", "1KB", "-body-apis", "openai_chat,grpc"}, wantErr: `-body-apis: unknown API "grpc"`},
 		{name: "bad agent vus", args: []string{"-agent-vus", "0"}, wantErr: `-agent-vus: "0" is not a positive number`},
+		{name: "bad stream shape", args: []string{"-stream-chunks", "0", "-stream-interval", "-1ms"}, wantErr: "-stream-chunks must be at least 1\n-stream-interval must not be negative"},
+		{name: "long answers", args: []string{"-kinds", "stream", "-stream-chunks", "200", "-stream-interval", "20ms"}, wantMode: "quick", wantRounds: 1},
 		{name: "bad peer", args: []string{"-peer", "other"}, wantErr: "want NAME=URL"},
 		{name: "peer without scheme", args: []string{"-peer", "other=localhost:8080"}, wantErr: "must start with http://"},
 		{name: "peer named as a path", args: []string{"-peer", "gateway=http://127.0.0.1:1"}, wantErr: "name of one of the bench's own paths"},
