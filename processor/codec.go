@@ -30,8 +30,8 @@ func VTProto() bool {
 
 // Codec is the gRPC codec extproc serves with: the standard protobuf wire
 // format, encoded by the generated vtprotobuf marshalers into a pooled
-// buffer (marshalBuffers) that gRPC frees once written. Messages without them (health
-// checks) fall back to the protobuf library. go-control-plane ships no
+// buffer (marshalBuffers) that gRPC frees once written. Messages without
+// them (health checks) fall back to the protobuf library. go-control-plane ships no
 // vtprotobuf unmarshalers for ext_proc; Envoy's requests are decoded by
 // decodeRequest instead (Unmarshal).
 //
@@ -151,11 +151,15 @@ func (p *dirtyPool) Put(b *[]byte) {
 // copying into it, and the library would copy the body again.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*extprocv3.ProcessingRequest); ok {
-		if len(data) == 1 {
-			if decodeRequest(data[0].ReadOnlyData(), m, false) {
+		if len(data) > 1 {
+			// Gathered once, for the fast path or the library.
+			b := data.Materialize()
+			if decodeRequest(b, m, true) {
 				return nil
 			}
-		} else if decodeRequest(data.Materialize(), m, true) {
+			return proto.Unmarshal(b, m)
+		}
+		if decodeRequest(data[0].ReadOnlyData(), m, false) {
 			return nil
 		}
 	}
