@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +15,9 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"switchyard/loadtest/agentbody"
+	"switchyard/routing"
 )
 
 // benchCase is one kind of request the benchmarks send.
@@ -44,7 +48,7 @@ func benchCases() []benchCase {
 }
 
 // startGRPC serves srv on a Unix socket and returns a client connected to it.
-func startGRPC(b *testing.B, srv *Server) extprocv3.ExternalProcessorClient {
+func startGRPC(b *testing.B, srv *Server, opts ...grpc.ServerOption) extprocv3.ExternalProcessorClient {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "extproc-bench") // short: socket paths are limited to ~100 bytes
 	if err != nil {
@@ -56,7 +60,7 @@ func startGRPC(b *testing.B, srv *Server) extprocv3.ExternalProcessorClient {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
 	b.Cleanup(gs.Stop)
@@ -186,6 +190,80 @@ func BenchmarkDecision(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					runDecision(b, srv, st)
+				}
+			})
+		}
+	}
+}
+
+// agentSizes are the body sizes of the agent-shaped benchmarks (issue 19):
+// a first turn, a conversation, an hour of one, a long session.
+var agentSizes = []struct {
+	name string
+	size int
+}{{"1KB", 1 << 10}, {"32KB", 32 << 10}, {"256KB", 256 << 10}, {"1MB", 1 << 20}}
+
+// agentBody is an agent-shaped body of size bytes in the shape of api.
+func agentBody(tb testing.TB, api agentbody.API, size int) []byte {
+	tb.Helper()
+	b, err := agentbody.Generate(agentbody.Spec{API: api, Model: "gpt-4o", Size: size})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// BenchmarkReadBody is the body's validation and field lookup on
+// agent-shaped bodies: the one-pass scan (readBody) against the four passes
+// it replaced (readBodyFourPass), in one run. SetBytes makes the MB/s
+// column the scan's speed.
+func BenchmarkReadBody(b *testing.B) {
+	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
+		for _, sz := range agentSizes {
+			body := agentBody(b, api, sz.size)
+			for _, impl := range []struct {
+				name string
+				read func([]byte) (bodyFields, *apiError)
+			}{{"one_scan", readBody}, {"four_passes", readBodyFourPass}} {
+				b.Run(string(api)+"/"+sz.name+"/"+impl.name, func(b *testing.B) {
+					b.SetBytes(int64(len(body)))
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := impl.read(body); err != nil {
+							b.Fatal(err.message)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkFullDuplexAgent is BenchmarkFullDuplex with agent-shaped bodies
+// (a chat with model last, as the OpenAI SDK sends it), with extproc's
+// codec and with gRPC's default one: the body crosses the socket to the
+// server, is decided on and comes back, as in full-duplex mode. Client and
+// server share the process, so ns/op is both sides; the codec only
+// changes the server's.
+func BenchmarkFullDuplexAgent(b *testing.B) {
+	cfg := strings.Replace(testConfigYAML, "max_body_bytes: 1024", "max_body_bytes: 4194304", 1)
+	r := compileRouter(b, cfg)
+	for _, codec := range []struct {
+		name string
+		opts []grpc.ServerOption
+	}{{"library", nil}, {"codec", []grpc.ServerOption{grpc.ForceServerCodecV2(Codec{})}}} {
+		client := startGRPC(b, New(Options{Router: func() *routing.Router { return r }}), codec.opts...)
+		for _, sz := range agentSizes {
+			body := agentBody(b, agentbody.OpenAIChat, sz.size)
+			hdr := headersMsg(fullDuplex, false, post("/v1/chat/completions", "authorization", "Bearer "+keyTeamB,
+				"content-length", strconv.Itoa(len(body)))...)
+			msg := bodyMsg(string(body), true)
+			b.Run(sz.name+"/"+codec.name, func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				ctx := context.Background()
+				for b.Loop() {
+					fullDuplexRequest(b, ctx, client, hdr, msg)
 				}
 			})
 		}

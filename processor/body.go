@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -35,66 +34,65 @@ func extractModel(body []byte) (string, *apiError) {
 // bodyFields are the top-level fields of a request body the gateway reads,
 // found in the one pass that validates the model: the model, and where
 // present the fields sessions and the loop guard need (raw, undecoded).
+// The raw values point into the body, which nothing changes while the
+// request lives (a rewrite makes a new slice); the model is copied out.
 type bodyFields struct {
 	model          string
 	metadata       gjson.Result // Messages API: metadata.user_id is a session key
 	promptCacheKey gjson.Result // OpenAI APIs: a session key
 	messages       gjson.Result // chat and Messages APIs: the conversation
 	input          gjson.Result // Responses API: the conversation
-	stream         bool         // the client asked for a stream
-	includeUsage   bool         // chat: stream_options.include_usage is true
+	// messagesLast and inputLast are the raw last item of messages and
+	// input when they are arrays ("" when empty or not arrays).
+	messagesLast, inputLast string
+	stream                  bool // the client asked for a stream
+	includeUsage            bool // chat: stream_options.include_usage is true
 }
 
-// readBody validates the body and reads its model; see extractModel.
+// readBody validates the body and reads its model and the other fields of
+// bodyFields in one pass over it (scanBody); see extractModel.
 func readBody(body []byte) (bodyFields, *apiError) {
 	var f bodyFields
 	if len(body) == 0 {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
 	}
-	if nestedDeeperThan(body, maxNesting) {
-		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than "+strconv.Itoa(maxNesting)+" levels")
-	}
-	if !gjson.ValidBytes(body) {
+	s := scanBody(body)
+	switch s.verdict {
+	case scanDeep:
+		return f, tooDeep()
+	case scanSyntax:
+		// Not JSON; a body that also nests too deep is refused for that,
+		// as before the scan was one pass. Only refused bodies pay this.
+		if nestedDeeperThan(body, maxNesting) {
+			return f, tooDeep()
+		}
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid JSON")
 	}
-	// gjson does not check encoding; parsers that do would read other
-	// strings (U+FFFD) than the ones the gateway checked, or refuse the body.
-	if !utf8.Valid(body) {
+	// Parsers that check encoding would read other strings (U+FFFD) than
+	// the ones the gateway checked, or refuse the body.
+	if s.badUTF8 {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid UTF-8")
 	}
-	// Parsed in place: ParseBytes would copy the whole body into a string.
-	// The results point into body, which nothing changes while the request
-	// lives (a rewrite makes a new slice); the model is copied out.
-	doc := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
-	if !doc.IsObject() {
+	if !s.object {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body must be a JSON object")
 	}
-	var model gjson.Result
-	count := 0
-	doc.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			count++
-			model = v
-		case "metadata":
-			f.metadata = v
-		case "prompt_cache_key":
-			f.promptCacheKey = v
-		case "messages":
-			f.messages = v
-		case "input":
-			f.input = v
-		case "stream":
-			f.stream = v.Type == gjson.True
-		case "stream_options":
-			f.includeUsage = v.Get("include_usage").Type == gjson.True
+	raw := func(v span) string {
+		if !v.ok() {
+			return ""
 		}
-		return true
-	})
+		return unsafe.String(&body[v.start], v.end-v.start)
+	}
+	value := func(v span) gjson.Result {
+		if !v.ok() {
+			return gjson.Result{}
+		}
+		return gjson.Parse(raw(v)) // an object or array is not walked, only framed
+	}
+	model := value(s.model)
 	switch {
-	case count == 0:
+	case s.models == 0:
 		return f, newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)
-	case count > 1:
+	case s.models > 1:
 		return f, newAPIError(routing.KindInvalidRequest, "duplicate_model", `request body names "model" more than once`)
 	case model.Type != gjson.String:
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must be a string`)
@@ -104,11 +102,20 @@ func readBody(body []byte) (bodyFields, *apiError) {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than `+strconv.Itoa(maxModelLen)+` bytes`)
 	}
 	f.model = strings.Clone(model.Str)
+	f.metadata, f.promptCacheKey = value(s.metadata), value(s.promptCacheKey)
+	f.messages, f.input = value(s.messages), value(s.input)
+	f.messagesLast, f.inputLast = raw(s.messagesLast), raw(s.inputLast)
+	f.stream, f.includeUsage = s.stream, s.includeUsage
 	return f, nil
 }
 
+// tooDeep refuses a body nesting deeper than maxNesting.
+func tooDeep() *apiError {
+	return newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than "+strconv.Itoa(maxNesting)+" levels")
+}
+
 // nestedDeeperThan reports whether arrays and objects in body nest deeper
-// than limit, without recursion. Brackets inside strings do not count; the
+// than limit, without recursion (for bodies scanBody found not to be JSON). Brackets inside strings do not count; the
 // body need not be valid JSON.
 func nestedDeeperThan(body []byte, limit int) bool {
 	depth := 0

@@ -183,3 +183,24 @@ func BenchmarkCodecMarshal(b *testing.B) {
 		}
 	})
 }
+
+// TestDirtyPool: buffers come back at the length asked for, in the
+// smallest class that holds it (powers of two to 64 KB, then steps of
+// 64 KB), and go back to it; sizes past the classes are not pooled.
+func TestDirtyPool(t *testing.T) {
+	t.Parallel()
+	p := &dirtyPool{}
+	for _, tc := range []struct{ n, cap int }{{0, 256}, {1, 256}, {256, 256}, {257, 512}, {64 << 10, 64 << 10},
+		{64<<10 + 1, 128 << 10}, {256 << 10, 256 << 10}, {256<<10 + 1, 320 << 10}, {1<<20 + 20, 1<<20 + 64<<10}, {16 << 20, 16 << 20}, {16<<20 + 1, 16<<20 + 1}} {
+		b := p.Get(tc.n)
+		if len(*b) != tc.n || cap(*b) != tc.cap {
+			t.Errorf("Get(%d): len %d cap %d, want cap %d", tc.n, len(*b), cap(*b), tc.cap)
+		}
+		p.Put(b)
+	}
+	odd := make([]byte, 300)
+	p.Put(&odd) // not a class's size: dropped, not handed out short
+	if b := p.Get(300); cap(*b) != 512 {
+		t.Errorf("Get(300) after Put of a 300-byte buffer: cap %d, want 512", cap(*b))
+	}
+}

@@ -59,27 +59,34 @@ func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *body
 // lastItem is the raw JSON of the conversation's last item that is not a
 // system or developer entry: Claude Code ends each request with a system
 // reminder (the tokens left) that changes every turn, and would hide a
-// repeated tool result.
+// repeated tool result. readBody found the last item; only when that one
+// is such an entry is the conversation walked again.
 func lastItem(f *bodyFields) (string, bool) {
-	conv := f.messages
+	conv, last := f.messages, f.messagesLast
 	if !conv.Exists() {
-		conv = f.input
+		conv, last = f.input, f.inputLast
 	}
 	switch {
 	case conv.IsArray():
-		last := ""
-		conv.ForEach(func(_, v gjson.Result) bool {
-			if role := v.Get("role").Str; role != "system" && role != "developer" {
-				last = v.Raw
-			}
-			return true
-		})
+		if instruction(gjson.Get(last, "role").Str) {
+			last = ""
+			conv.ForEach(func(_, v gjson.Result) bool {
+				if !instruction(v.Get("role").Str) {
+					last = v.Raw
+				}
+				return true
+			})
+		}
 		return last, last != ""
 	case conv.Exists():
 		return conv.Raw, true
 	}
 	return "", false
 }
+
+// instruction reports whether a conversation entry of this role is the
+// client's instructions rather than a turn.
+func instruction(role string) bool { return role == "system" || role == "developer" }
 
 // allow counts a request with this fingerprint and reports whether it may
 // pass under policy.

@@ -54,6 +54,9 @@ type serveFlags struct {
 	sharedWriteBuffer bool
 	// xds serves Envoy its listeners, routes and clusters over ADS.
 	xds bool
+	// nullRoute serves processor.NullServer instead of the gateway (the
+	// load benchmark's floor).
+	nullRoute string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -72,6 +75,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
 	fs.BoolVar(&f.sharedWriteBuffer, "grpc-shared-write-buffer", false, "release each connection's write buffer when idle instead of keeping it (less memory, more allocation)")
 	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls and fallback chains then reload live")
+	fs.StringVar(&f.nullRoute, "null-route", "", "benchmark floor: serve a processor that reads nothing and routes every request to this Envoy cluster, instead of the gateway")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -212,7 +216,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		opts = append(opts, grpc.SharedWriteBuffer(true))
 	}
 	gs := grpc.NewServer(opts...)
-	srv.Register(gs)
+	if f.nullRoute != "" {
+		(&processor.NullServer{Cluster: f.nullRoute}).Register(gs)
+	} else {
+		srv.Register(gs)
+	}
 	if xs != nil {
 		xs.Register(gs)
 	}

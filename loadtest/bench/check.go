@@ -27,6 +27,17 @@ type CheckFigures struct {
 	ExtprocRatio float64 `json:"extproc_per_envoy"`
 	// TaxRatio is TaxMicros / EnvoyMicros.
 	TaxRatio float64 `json:"tax_per_envoy"`
+
+	// The agent stage (an agent-shaped body, issue 19): the gateway
+	// path's CPU per request (Envoy and extproc) against the envoy path's,
+	// so that cost growing with the body cannot come back unseen. Zero
+	// when the run had no agent stage.
+	AgentBody          string  `json:"agent_body,omitempty"`
+	AgentLoad          int     `json:"agent_load,omitempty"`
+	AgentEnvoyMicros   float64 `json:"agent_envoy_us_per_request,omitempty"`
+	AgentExtprocMicros float64 `json:"agent_extproc_us_per_request,omitempty"`
+	AgentGatewayMicros float64 `json:"agent_gateway_us_per_request,omitempty"`
+	AgentGatewayRatio  float64 `json:"agent_gateway_per_envoy,omitempty"`
 }
 
 // MeasureCheck reads the figures from the closed-loop stage at load of a
@@ -60,7 +71,46 @@ func MeasureCheck(r *Result, load int) (CheckFigures, error) {
 	f := CheckFigures{Load: load, EnvoyMicros: envoyUS, ExtprocMicros: extprocUS, TaxMicros: gwUS - envoyUS}
 	f.ExtprocRatio = f.ExtprocMicros / envoyUS
 	f.TaxRatio = f.TaxMicros / envoyUS
-	return f, nil
+	return f, measureAgent(r, &f)
+}
+
+// measureAgent fills the agent figures from the run's first agent stage
+// on the envoy and gateway paths, if it has one.
+func measureAgent(r *Result, f *CheckFigures) error {
+	var envoy, gw *Stage
+	for i := range r.Stages {
+		s := &r.Stages[i]
+		if s.Kind != KindAgent || envoy != nil && (s.Body != envoy.Body || s.Load != envoy.Load) {
+			continue
+		}
+		switch s.Path {
+		case PathEnvoy:
+			envoy = s
+		case PathGateway:
+			gw = s
+		}
+	}
+	if envoy == nil && gw == nil {
+		return nil
+	}
+	if envoy == nil || gw == nil || envoy.Body != gw.Body || envoy.Load != gw.Load {
+		return errors.New("the agent stage must run on both the envoy and gateway paths")
+	}
+	for _, s := range []*Stage{envoy, gw} {
+		if s.Errors > 0 {
+			return fmt.Errorf("%s with %s at %d VUs: %d errors", s.Path, s.Body, s.Load, s.Errors)
+		}
+	}
+	envoyUS, ok1 := PathCPU(*envoy)
+	gwUS, ok2 := PathCPU(*gw)
+	_, extprocUS, _ := roleUse(*gw, roleExtproc)
+	if !ok1 || !ok2 || envoyUS <= 0 {
+		return errors.New("the agent stage's envoy and gateway paths must both have sampled CPU time")
+	}
+	f.AgentBody, f.AgentLoad = gw.Body, gw.Load
+	f.AgentEnvoyMicros, f.AgentExtprocMicros, f.AgentGatewayMicros = envoyUS, extprocUS, gwUS
+	f.AgentGatewayRatio = gwUS / envoyUS
+	return nil
 }
 
 // CheckResult is one guarded figure compared with its committed value.
@@ -82,6 +132,12 @@ func CompareCheck(committed, measured CheckFigures, tolerance float64) []CheckRe
 		{"extproc CPU per request / envoy's", committed.ExtprocRatio, measured.ExtprocRatio},
 		{"ext_proc tax per request / envoy's", committed.TaxRatio, measured.TaxRatio},
 	}
+	if committed.AgentGatewayRatio > 0 {
+		pairs = append(pairs, struct {
+			name string
+			c, m float64
+		}{"gateway CPU per " + committed.AgentBody + " request / envoy's", committed.AgentGatewayRatio, measured.AgentGatewayRatio})
+	}
 	out := make([]CheckResult, 0, len(pairs))
 	for _, p := range pairs {
 		limit := p.c * (1 + tolerance)
@@ -96,6 +152,11 @@ func CheckReport(committed, measured CheckFigures, results []CheckResult) (repor
 	fmt.Fprintf(&b, "bench-check at %d VUs: envoy %.1f µs/req, extproc %.1f µs/req, ext_proc tax %.1f µs/req (committed: %.1f, %.1f, %.1f)\n",
 		measured.Load, measured.EnvoyMicros, measured.ExtprocMicros, measured.TaxMicros,
 		committed.EnvoyMicros, committed.ExtprocMicros, committed.TaxMicros)
+	if measured.AgentGatewayRatio > 0 {
+		fmt.Fprintf(&b, "agent stage %s at %d VUs: envoy %.1f µs/req, gateway %.1f µs/req (extproc %.1f) (committed: %.1f, %.1f, %.1f)\n",
+			measured.AgentBody, measured.AgentLoad, measured.AgentEnvoyMicros, measured.AgentGatewayMicros, measured.AgentExtprocMicros,
+			committed.AgentEnvoyMicros, committed.AgentGatewayMicros, committed.AgentExtprocMicros)
+	}
 	for _, r := range results {
 		verdict := "ok"
 		if r.Fail {

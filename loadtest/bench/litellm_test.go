@@ -63,7 +63,7 @@ func TestKeysStayOutOfResults(t *testing.T) {
 	if !strings.Contains(md, "x-api-key: [redacted]") || !strings.Contains(md, "x-team: bench") {
 		t.Errorf("headers not listed as expected:\n%s", md)
 	}
-	req, err := newRequest(t.Context(), r.Paths[0].Target, nil)
+	req, err := newRequest(t.Context(), r.Paths[0].Target, "/v1/chat/completions", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"switchyard/loadtest/agentbody"
 )
 
 // Target is one path under test.
@@ -112,8 +114,8 @@ func newTransport(conns int) *http.Transport {
 	}
 }
 
-func newRequest(ctx context.Context, t Target, body []byte) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL+"/v1/chat/completions", bytes.NewReader(body))
+func newRequest(ctx context.Context, t Target, path string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -127,16 +129,33 @@ func newRequest(ctx context.Context, t Target, body []byte) (*http.Request, erro
 	return req, nil
 }
 
-// wantChat is a fragment every non-streamed answer must contain.
-var wantChat = []byte(`"object":"chat.completion"`)
+// wantChat is a fragment every non-streamed chat answer must contain, and
+// wantMessage every Messages answer.
+var (
+	wantChat    = []byte(`"object":"chat.completion"`)
+	wantMessage = []byte(`"type":"message"`)
+)
+
+// answerMark is what an answer to body must contain (nil: the small chat).
+func answerMark(body *Body) []byte {
+	if body != nil && body.API == agentbody.AnthropicMessages {
+		return wantMessage
+	}
+	return wantChat
+}
 
 // closedLoop runs vus workers, each sending one request after the other,
-// for warmup (not recorded) then d. It is what k6's VU model does.
-func closedLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration) *samples {
+// for warmup (not recorded) then d. It is what k6's VU model does. Each
+// request carries ab when not nil, else the small chat.
+func closedLoop(ctx context.Context, t Target, ab *Body, vus int, warmup, d time.Duration) *samples {
 	tr := newTransport(vus)
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
 	body := chatBody(false)
+	if ab != nil {
+		body = ab.Data
+	}
+	path, mark := ab.Path(), answerMark(ab)
 
 	start := time.Now()
 	recordFrom := start.Add(warmup)
@@ -155,7 +174,7 @@ func closedLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 				if !t0.Before(end) && s.requests > 0 {
 					return
 				}
-				ok, kind, detail := doChat(ctx, client, t, body, &buf)
+				ok, kind, detail := doChat(ctx, client, t, path, body, mark, &buf)
 				if t0.Before(recordFrom) {
 					continue
 				}
@@ -179,8 +198,8 @@ func closedLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 
 // doChat sends one chat request; on failure it returns the kind of error
 // and what came back (the body, or the error's text).
-func doChat(ctx context.Context, client *http.Client, t Target, body []byte, buf *[]byte) (ok bool, kind, detail string) {
-	req, err := newRequest(ctx, t, body)
+func doChat(ctx context.Context, client *http.Client, t Target, path string, body, mark []byte, buf *[]byte) (ok bool, kind, detail string) {
+	req, err := newRequest(ctx, t, path, body)
 	if err != nil {
 		return false, "request", err.Error()
 	}
@@ -198,7 +217,7 @@ func doChat(ctx context.Context, client *http.Client, t Target, body []byte, buf
 	if resp.StatusCode != http.StatusOK {
 		return false, fmt.Sprintf("status_%d", resp.StatusCode), string(*buf)
 	}
-	if !bytes.Contains(*buf, wantChat) {
+	if !bytes.Contains(*buf, mark) {
 		return false, "bad_body", string(*buf)
 	}
 	return true, "", ""
@@ -281,7 +300,8 @@ func streamLoop(ctx context.Context, t Target, vus int, warmup, d time.Duration)
 		wg.Add(1)
 		go func(s *samples) {
 			defer wg.Done()
-			buf := make([]byte, 32<<10)
+			// Room for a long answer: 200 chunks of a few hundred bytes.
+			buf := make([]byte, 256<<10)
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				// Each VU records at least one request: a stall longer
@@ -321,7 +341,7 @@ var (
 // returns the time to the first body byte or, on failure, the kind of error
 // and what came back.
 func doStream(ctx context.Context, client *http.Client, t Target, body, buf []byte) (ttfb time.Duration, ok bool, kind, detail string) {
-	req, err := newRequest(ctx, t, body)
+	req, err := newRequest(ctx, t, "/v1/chat/completions", body)
 	if err != nil {
 		return 0, false, "request", err.Error()
 	}

@@ -24,8 +24,10 @@ const (
 	MarkdownFile = "results.md"
 	LatencyChart = "latency_vs_vus.png"
 	RSSChart     = "rss.png"
-	roleEnvoy    = "envoy"
-	roleExtproc  = "extproc"
+	// BodyChart is drawn when the run has agent stages.
+	BodyChart   = "cost_vs_body.png"
+	roleEnvoy   = "envoy"
+	roleExtproc = "extproc"
 	// RoleGenerator marks the benchmark's own process (load generator and,
 	// in cmd/bench, the mock upstream) when it is sampled.
 	RoleGenerator  = "generator"
@@ -53,13 +55,18 @@ func Write(dir string, r *Result) error {
 	if err := rssChart(r, filepath.Join(dir, RSSChart)); err != nil {
 		return fmt.Errorf("drawing rss chart: %w", err)
 	}
+	if len(r.Bodies) > 0 {
+		if err := bodyChart(r, filepath.Join(dir, BodyChart)); err != nil {
+			return fmt.Errorf("drawing body chart: %w", err)
+		}
+	}
 	return nil
 }
 
 // baseline finds the direct path's stage with the same kind and load.
 func baseline(r *Result, s Stage) (Stage, bool) {
 	for _, b := range r.Stages {
-		if b.Kind == s.Kind && b.Load == s.Load && b.Path == BaselinePath {
+		if b.Kind == s.Kind && b.Load == s.Load && b.Body == s.Body && b.Path == BaselinePath {
 			return b, true
 		}
 	}
@@ -165,6 +172,7 @@ func Markdown(r *Result) string {
 		{KindClosed, "Closed loop (VU stages)", "VUs"},
 		{KindOpen, "Open loop (constant arrival rate, vegeta)", "rate/s"},
 		{KindStream, "Streaming: time to first byte", "VUs"},
+		{KindAgent, "Agent-shaped bodies (closed loop)", "VUs"},
 	}
 	for _, sec := range sections {
 		var rows []Stage
@@ -179,6 +187,10 @@ func Markdown(r *Result) string {
 		stream := sec.kind == KindStream
 		fmt.Fprintf(&b, "\n## %s\n\n", sec.title)
 		hdr := []string{sec.load, "path", "requests", "errors", "RPS", "×direct", "p50", "p90", "p99", "max", "Δp50", "Δp99"}
+		agent := sec.kind == KindAgent
+		if agent {
+			hdr = append([]string{"body"}, hdr...)
+		}
 		if stream {
 			hdr = append(hdr, "TTFB p50", "TTFB p99", "ΔTTFB p50", "ΔTTFB p99")
 		}
@@ -234,6 +246,9 @@ func Markdown(r *Result) string {
 					cell(func(x Stage) float64 { return ttfb(x).P50 }, true),
 					cell(func(x Stage) float64 { return ttfb(x).P99 }, true))
 			}
+			if agent {
+				row = append([]string{s.Body}, row...)
+			}
 			row = append(row, fmt.Sprintf("%.0f", s.MachineBusy*100))
 			for _, role := range roles {
 				if rss, us, ok := roleUse(s, role); ok {
@@ -257,8 +272,12 @@ func Markdown(r *Result) string {
 			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		}
 	}
+	writeBodyCost(&b, r)
 	writeErrors(&b, r)
 	fmt.Fprintf(&b, "\n![latency vs VUs](%s)\n\n![RSS over time](%s)\n", LatencyChart, RSSChart)
+	if len(r.Bodies) > 0 {
+		fmt.Fprintf(&b, "\n![cost vs body size](%s)\n", BodyChart)
+	}
 	return b.String()
 }
 
@@ -406,6 +425,136 @@ func rssChart(r *Result, file string) error {
 	if len(names) == 0 {
 		p.Title.Text += " (no processes sampled)"
 		p.X.Max, p.Y.Max = 1, 1
+	}
+	return p.Save(chartWidthInch*vg.Inch, 4.5*vg.Inch, file)
+}
+
+// writeBodyCost is the agent stages as the issue asks for them: per body
+// and path the CPU of the path per request, the latency added to direct
+// and the RPS against direct, and each process's peak RSS; with the
+// ratios to Envoy alone and, when the null path ran, the gateway's own
+// share (gateway minus null).
+func writeBodyCost(b *strings.Builder, r *Result) {
+	var rows []Stage
+	for _, s := range r.Stages {
+		if s.Kind == KindAgent {
+			rows = append(rows, s)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	find := func(s Stage, path string) (Stage, bool) {
+		for _, o := range r.Stages {
+			if o.Kind == s.Kind && o.Load == s.Load && o.Body == s.Body && o.Path == path {
+				return o, true
+			}
+		}
+		return Stage{}, false
+	}
+	b.WriteString("\n## Cost against body size\n\n" +
+		"CPU µs per request of every process serving the path (Envoy, extproc, a peer); ×envoy is that against `envoy` " +
+		"in the same stage; own is the path's CPU minus the `null` path's (the gateway's own work beyond the trip). " +
+		"Peak RSS in MB of each process.\n\n")
+	b.WriteString("| body | VUs | path | ×direct RPS | Δp50 ms | Δp99 ms | path µs/req | ×envoy | own µs/req | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, s := range rows {
+		if s.Path == BaselinePath {
+			continue
+		}
+		ratio, d50, d99 := "–", "–", "–"
+		if base, ok := baseline(r, s); ok {
+			if base.RPS > 0 {
+				ratio = fmt.Sprintf("%.3f", s.RPS/base.RPS)
+			}
+			d50, d99 = signed(s.Latency.P50-base.Latency.P50), signed(s.Latency.P99-base.Latency.P99)
+		}
+		us, ok := PathCPU(s)
+		cpu, xEnvoy, own := "–", "–", "–"
+		if ok {
+			cpu = fmt.Sprintf("%.0f", us)
+			if e, found := find(s, PathEnvoy); found {
+				if eu, ok := PathCPU(e); ok && eu > 0 {
+					xEnvoy = fmt.Sprintf("%.2f", us/eu)
+				}
+			}
+			if n, found := find(s, PathNull); found && s.Path != PathNull && s.Path != PathEnvoy {
+				if nu, ok := PathCPU(n); ok {
+					own = fmt.Sprintf("%+.0f", us-nu)
+				}
+			}
+		}
+		var rss []string
+		for _, p := range s.Procs {
+			if p.Role != RoleGenerator {
+				rss = append(rss, fmt.Sprintf("%s %.1f", p.Name, p.RSSMaxMB))
+			}
+		}
+		fmt.Fprintf(b, "| %s | %d | `%s` | %s | %s | %s | %s | %s | %s | %s |\n", s.Body, s.Load, s.Path, ratio, d50, d99, cpu, xEnvoy, own, strings.Join(rss, ", "))
+	}
+}
+
+// bodyChart draws each path's CPU per request against the body size, one
+// line per path and API shape (dashed: Messages), at the lowest VU stage.
+func bodyChart(r *Result, file string) error {
+	p := plot.New()
+	p.Title.Text = "CPU per request vs body size (agent stages)"
+	p.X.Label.Text = "body (KB, log scale)"
+	p.Y.Label.Text = "path CPU (µs per request)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	size := map[string]Body{}
+	for _, body := range r.Bodies {
+		size[body.Name] = body
+	}
+	load := 0
+	for _, s := range r.Stages {
+		if s.Kind == KindAgent && (load == 0 || s.Load < load) {
+			load = s.Load
+		}
+	}
+	for i, path := range r.Paths {
+		byAPI := map[string]plotter.XYs{}
+		var apis []string
+		for _, s := range r.Stages {
+			body, ok := size[s.Body]
+			if s.Kind != KindAgent || s.Load != load || s.Path != path.Name || !ok {
+				continue
+			}
+			us, ok := PathCPU(s)
+			if !ok {
+				continue
+			}
+			if _, seen := byAPI[string(body.API)]; !seen {
+				apis = append(apis, string(body.API))
+			}
+			byAPI[string(body.API)] = append(byAPI[string(body.API)], plotter.XY{X: float64(body.Size) / 1024, Y: us})
+		}
+		for j, api := range apis {
+			xys := byAPI[api]
+			slices.SortFunc(xys, func(a, b plotter.XY) int {
+				switch {
+				case a.X < b.X:
+					return -1
+				case a.X > b.X:
+					return 1
+				}
+				return 0
+			})
+			l, pts, err := plotter.NewLinePoints(xys)
+			if err != nil {
+				return err
+			}
+			c := palette[i%len(palette)]
+			l.Color, pts.Color = c, c
+			pts.Shape = draw.CircleGlyph{}
+			if j > 0 {
+				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			}
+			p.Add(l, pts)
+			p.Legend.Add(path.Name+" "+api, l)
+		}
 	}
 	return p.Save(chartWidthInch*vg.Inch, 4.5*vg.Inch, file)
 }

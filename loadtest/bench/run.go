@@ -1,5 +1,6 @@
 // Package bench measures what the gateway adds to an LLM call: it drives
-// the same chat request through several paths (direct to the upstream,
+// the same chat request (or, in agent stages, the same agent-shaped body)
+// through several paths (direct to the upstream,
 // Envoy alone, Envoy + extproc, Envoy + extproc + a Lua hook) under
 // closed-loop VU stages, open-loop constant rates (vegeta), concurrency 1
 // and streaming, samples the proxies' memory and CPU from /proc, and writes
@@ -30,6 +31,7 @@ const (
 	KindClosed = "closed" // VU stages, as k6 runs them
 	KindOpen   = "open"   // constant arrival rate (vegeta)
 	KindStream = "stream" // streamed answers: time to first byte
+	KindAgent  = "agent"  // closed loop with agent-shaped bodies (Plan.Bodies)
 )
 
 // Path is a Target plus the processes that serve it.
@@ -42,6 +44,9 @@ type Path struct {
 	// operator read Envoy stats or profile extproc during a run.
 	AdminURL   string `json:"admin_url,omitempty"`
 	MetricsURL string `json:"metrics_url,omitempty"`
+	// Peer marks another gateway (-peer): its answers are only checked
+	// for the mock's marks, as it need not pass x-mock-echo on.
+	Peer bool `json:"peer,omitempty"`
 }
 
 // Plan says what to measure.
@@ -61,6 +66,11 @@ type Plan struct {
 	RateDuration   time.Duration
 	StreamVUs      int // 0 skips the streaming stage
 	StreamDuration time.Duration
+	// Bodies are the agent-shaped bodies of the agent stages: each runs
+	// closed-loop at each of AgentVUs for AgentDuration (0: VUDuration).
+	Bodies        []Body
+	AgentVUs      []int
+	AgentDuration time.Duration
 
 	// SampleInterval is how often /proc is read (default 250ms).
 	SampleInterval time.Duration
@@ -76,6 +86,7 @@ type Result struct {
 	Finished time.Time         `json:"finished"`
 	Machine  Machine           `json:"machine"`
 	Settings map[string]string `json:"settings,omitempty"`
+	Bodies   []Body            `json:"bodies,omitempty"`
 	Paths    []Path            `json:"paths"`
 	Stages   []Stage           `json:"stages"`
 	RSS      []RSSPoint        `json:"rss"`
@@ -86,7 +97,9 @@ type Stage struct {
 	Kind string `json:"kind"`
 	// Load is the number of VUs (serial, closed, stream) or the rate in
 	// requests per second (open).
-	Load       int            `json:"load"`
+	Load int `json:"load"`
+	// Body is the agent-shaped body of an agent stage (Body.Name).
+	Body       string         `json:"body,omitempty"`
 	Path       string         `json:"path"`
 	Rounds     int            `json:"rounds"`
 	Seconds    float64        `json:"seconds"`
@@ -147,21 +160,31 @@ type step struct {
 	kind string
 	load int
 	d    time.Duration
+	body *Body // agent stages
 }
 
 func (p *Plan) steps() []step {
 	var s []step
 	if p.SerialDuration > 0 {
-		s = append(s, step{KindSerial, 1, p.SerialDuration})
+		s = append(s, step{KindSerial, 1, p.SerialDuration, nil})
 	}
 	for _, v := range p.VUs {
-		s = append(s, step{KindClosed, v, p.VUDuration})
+		s = append(s, step{KindClosed, v, p.VUDuration, nil})
 	}
 	for _, r := range p.Rates {
-		s = append(s, step{KindOpen, r, p.RateDuration})
+		s = append(s, step{KindOpen, r, p.RateDuration, nil})
 	}
 	if p.StreamVUs > 0 {
-		s = append(s, step{KindStream, p.StreamVUs, p.StreamDuration})
+		s = append(s, step{KindStream, p.StreamVUs, p.StreamDuration, nil})
+	}
+	d := p.AgentDuration
+	if d <= 0 {
+		d = p.VUDuration
+	}
+	for i := range p.Bodies {
+		for _, v := range p.AgentVUs {
+			s = append(s, step{KindAgent, v, d, &p.Bodies[i]})
+		}
 	}
 	return s
 }
@@ -189,7 +212,7 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 	if interval <= 0 {
 		interval = 250 * time.Millisecond
 	}
-	res := &Result{Mode: p.Mode, Started: time.Now().UTC(), Machine: machine(), Paths: p.Paths, Settings: p.Settings}
+	res := &Result{Mode: p.Mode, Started: time.Now().UTC(), Machine: machine(), Paths: p.Paths, Settings: p.Settings, Bodies: p.Bodies}
 	epoch := time.Now()
 	steps := p.steps()
 	total := len(steps) * rounds * len(p.Paths)
@@ -214,7 +237,11 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 				}
 				path := p.Paths[pi]
 				done++
-				fmt.Fprintf(progress, "[%d/%d] %-6s %5d %-16s round %d/%d ... ", done, total, st.kind, st.load, path.Name, round+1, rounds)
+				label := st.kind
+				if st.body != nil {
+					label += " " + st.body.Name
+				}
+				fmt.Fprintf(progress, "[%d/%d] %-6s %5d %-16s round %d/%d ... ", done, total, label, st.load, path.Name, round+1, rounds)
 
 				smp := newSampler(path.Procs, interval, epoch)
 				sctx, stop := context.WithCancel(ctx)
@@ -236,8 +263,8 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 				}()
 				var s *samples
 				switch st.kind {
-				case KindSerial, KindClosed:
-					s = closedLoop(ctx, path.Target, st.load, p.Warmup, st.d)
+				case KindSerial, KindClosed, KindAgent:
+					s = closedLoop(ctx, path.Target, st.body, st.load, p.Warmup, st.d)
 				case KindOpen:
 					s = openLoop(ctx, path.Target, st.load, st.d)
 				case KindStream:
@@ -275,6 +302,9 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 				Kind: st.kind, Load: st.load, Path: path.Name, Rounds: rounds,
 				Seconds: s.elapsed.Seconds(), Requests: s.requests, Successes: s.requests - s.errors,
 				Errors: s.errors, ErrorKinds: s.errorKind, ErrorBodies: s.errorBody, Latency: summarize(s.latencies), Procs: procs[pi],
+			}
+			if st.body != nil {
+				stage.Body = st.body.Name
 			}
 			if s.elapsed > 0 {
 				stage.RPS = float64(s.requests) / s.elapsed.Seconds()

@@ -58,6 +58,21 @@ type StackConfig struct {
 	// LiteLLM, when set, is the litellm executable: it adds the litellm
 	// path, a LiteLLM proxy in front of the same mock (a peer gateway).
 	LiteLLM string
+	// Null adds the null path: the gateway's Envoy config with a
+	// processor that reads nothing and only routes (the floor of the
+	// ext_proc hop, processor.NullServer).
+	Null bool
+	// Peers are gateways started by someone else, pointed at the mock:
+	// each a path of its own (no process sampled unless it names PIDs).
+	Peers []Peer
+}
+
+// Peer is another gateway to measure: its base URL, and the processes
+// serving it, sampled as role "peer" when given.
+type Peer struct {
+	Name string
+	URL  string
+	PIDs []int
 }
 
 // Variant is what a gateway_NAME path changes against gateway.
@@ -104,9 +119,17 @@ type process struct {
 // 500s would measure starvation, not the hook.
 const HookTimeout = "25ms"
 
+// NullCluster is the cluster the null path's processor routes every
+// request to: the mock's, as the gateway config names it.
+const NullCluster = "mock"
+
+// gatewayConfig routes every model to the mock's OpenAI endpoints, and
+// ModelAnthropic (the agent stages' Messages bodies) to its Messages
+// endpoint, so that neither is translated.
 func gatewayConfig(upstream, hooksDir string) string {
 	c := "providers:\n  - name: mock\n    url: " + upstream + "\n    schema: openai\n    auth:\n      type: none\n" +
-		"routes:\n  - model: \"*\"\n    provider: mock\n"
+		"  - name: mock_anthropic\n    url: " + upstream + "\n    schema: anthropic\n    auth:\n      type: none\n" +
+		"routes:\n  - model: " + ModelAnthropic + "\n    provider: mock_anthropic\n  - model: \"*\"\n    provider: mock\n"
 	if hooksDir != "" {
 		c += "hooks:\n  dir: " + strconv.Quote(hooksDir) + "\n  timeout: " + HookTimeout + "\n  failure_policy: fail_closed\n"
 	}
@@ -183,6 +206,7 @@ const (
 	PathEnvoyDefault = "envoy_default"
 	PathSession      = "gateway_session"
 	PathLiteLLM      = "litellm"
+	PathNull         = "null"
 )
 
 // VariantPath is the path name of the variant called name.
@@ -254,6 +278,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		}
 		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers,
 			renderArgs: f.renderArgs, extprocEnv: f.env})
+	}
+	if cfg.Null {
+		instances = append(instances, instance{name: PathNull, config: plain, extproc: true, extprocArgs: []string{"-null-route", NullCluster}})
 	}
 	for _, v := range cfg.Variants {
 		instances = append(instances, instance{name: VariantPath(v.Name), config: plain, extproc: true,
@@ -327,6 +354,13 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		p, err := s.startLiteLLM(ctx, cfg)
 		if err != nil {
 			return nil, err
+		}
+		s.Paths = append(s.Paths, p)
+	}
+	for _, peer := range cfg.Peers {
+		p := Path{Target: Target{Name: peer.Name, URL: strings.TrimSuffix(peer.URL, "/")}, Peer: true}
+		for i, pid := range peer.PIDs {
+			p.Procs = append(p.Procs, Proc{Name: peer.Name + "_" + strconv.Itoa(i), Role: RolePeer, PID: pid})
 		}
 		s.Paths = append(s.Paths, p)
 	}
@@ -445,7 +479,7 @@ func Preflight(ctx context.Context, paths []Path) error {
 func preflight(ctx context.Context, p Path) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := newRequest(ctx, p.Target, chatBody(false))
+	req, err := newRequest(ctx, p.Target, "/v1/chat/completions", chatBody(false))
 	if err != nil {
 		return err
 	}
@@ -473,7 +507,7 @@ func preflight(ctx context.Context, p Path) error {
 	if err := json.Unmarshal(body, &got); err != nil {
 		return fmt.Errorf("decoding answer: %w", err)
 	}
-	if p.Name == PathLiteLLM || p.Name == FeaturePath("translate") {
+	if p.Name == PathLiteLLM || p.Name == FeaturePath("translate") || p.Peer {
 		// A peer gateway does not pass x-mock-echo on, and a translated
 		// answer has only the fields of the client's API; the mock's answer
 		// (its id prefix and usage) shows the request reached it.

@@ -17,7 +17,10 @@ func TestGatewayConfigDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("hooks %q: %v", hooks, err)
 		}
-		if len(c.Providers) != 1 || c.Providers[0].URL != "http://127.0.0.1:8081" || c.Hooks.Dir != hooks {
+		// The mock's OpenAI endpoints, and its Messages endpoint for the
+		// agent stages' Messages bodies.
+		if len(c.Providers) != 2 || c.Providers[0].URL != "http://127.0.0.1:8081" || c.Providers[1].Schema != "anthropic" ||
+			c.Providers[1].URL != c.Providers[0].URL || c.Routes[0].Model != ModelAnthropic || c.Hooks.Dir != hooks {
 			t.Errorf("hooks %q: decoded %+v", hooks, c)
 		}
 		if hooks != "" && (c.Hooks.Timeout != HookTimeout || c.Hooks.FailurePolicy != "fail_closed") {

@@ -7,6 +7,7 @@
 //
 //	go run ./loadtest/cmd/bench            # quick mode, about 2 minutes
 //	go run ./loadtest/cmd/bench -full      # every VU stage, two rounds, about 27 minutes
+//	go run ./loadtest/cmd/bench -kinds agent -bodies 1KB,32KB,256KB,1MB   # agent-shaped bodies
 package main
 
 import (
@@ -33,6 +34,7 @@ import (
 
 	"switchyard/envoy"
 	"switchyard/internal/launch"
+	"switchyard/loadtest/agentbody"
 	"switchyard/loadtest/bench"
 	"switchyard/loadtest/mockllm"
 )
@@ -77,6 +79,22 @@ type flags struct {
 	checkUpdate bool
 	// kinds keeps only these kinds of stage (empty: all).
 	kinds []string
+	// bodySizes and bodyAPIs make the agent stages' bodies (every API at
+	// every size); agentVUs are their VU stages.
+	bodySizes []int
+	bodyAPIs  []agentbody.API
+	agentVUs  []int
+	// null adds the null path (a processor that only routes).
+	null bool
+	// peers are other gateways to measure (-peer NAME=URL[,PID...]).
+	peerURLs []bench.Peer
+	// mockListen is where the mock upstream listens (a peer must be
+	// configured with it).
+	mockListen string
+	// streamChunks and streamInterval shape the mock's streamed answers
+	// (a long answer: -stream-chunks 200 -stream-interval 20ms).
+	streamChunks   int
+	streamInterval time.Duration
 }
 
 // checkLoad, checkTolerance: the stage make bench-check measures and how
@@ -88,7 +106,17 @@ const (
 
 // knownPaths are the names -paths accepts, in the stack's order.
 var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook,
-	bench.PathEnvoyDefault, bench.PathLiteLLM, bench.PathSession}
+	bench.PathEnvoyDefault, bench.PathLiteLLM, bench.PathSession, bench.PathNull}
+
+// checkBody is the agent stage make bench-check guards: the 256 KB chat
+// body at 50 VUs, its CPU per request against Envoy alone's.
+var (
+	checkBody = struct {
+		api  agentbody.API
+		size int
+		vus  int
+	}{agentbody.OpenAIChat, 256 << 10, 50}
+)
 
 // knownPeers are the peer gateways -peers accepts.
 var knownPeers = []string{bench.PathLiteLLM}
@@ -130,7 +158,34 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return nil
 	})
 	features := fs.String("features", "", "comma-separated features to add as gateway_FEATURE paths: "+strings.Join(slices.Sorted(maps.Keys(bench.Features)), ", "))
-	kinds := fs.String("kinds", "", "comma-separated kinds of stage to run: serial, closed, open, stream (default all)")
+	kinds := fs.String("kinds", "", "comma-separated kinds of stage to run: serial, closed, open, stream, agent (default all)")
+	bodies := fs.String("bodies", "", "agent stages: comma-separated body sizes, e.g. 1KB,32KB,256KB,1MB (agent-shaped conversations, loadtest/agentbody; default none)")
+	bodyAPIs := fs.String("body-apis", string(agentbody.OpenAIChat)+","+string(agentbody.AnthropicMessages), "API shapes of the -bodies: openai_chat (model last), anthropic_messages (model first)")
+	agentVUs := fs.String("agent-vus", "50", "comma-separated VU stages of the agent stages")
+	fs.BoolVar(&f.null, "null", true, "add the null path: the gateway's Envoy config with a processor that reads nothing and only routes (the floor of the ext_proc hop)")
+	fs.Func("peer", "another gateway to measure as path NAME: `NAME=URL[,PID...]` (repeatable); it must route mock-gpt (and mock-claude for Messages bodies) to the mock at -mock-listen; PIDs are sampled for CPU and RSS", func(v string) error {
+		name, rest, ok := strings.Cut(v, "=")
+		if !ok || !validName(name) || rest == "" {
+			return fmt.Errorf("-peer %q: want NAME=URL[,PID...]", v)
+		}
+		fields := strings.Split(rest, ",")
+		p := bench.Peer{Name: name, URL: fields[0]}
+		if !strings.HasPrefix(p.URL, "http://") && !strings.HasPrefix(p.URL, "https://") {
+			return fmt.Errorf("-peer %q: URL must start with http:// or https://", v)
+		}
+		for _, pid := range fields[1:] {
+			n, err := strconv.Atoi(pid)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("-peer %q: %q is not a PID", v, pid)
+			}
+			p.PIDs = append(p.PIDs, n)
+		}
+		f.peerURLs = append(f.peerURLs, p)
+		return nil
+	})
+	fs.StringVar(&f.mockListen, "mock-listen", "127.0.0.1:0", "address of the mock upstream (fix it to point a -peer at the mock)")
+	fs.IntVar(&f.streamChunks, "stream-chunks", mockllm.DefaultStreamChunks, "content chunks of each streamed answer (a long answer: 200)")
+	fs.DurationVar(&f.streamInterval, "stream-interval", mockllm.DefaultChunkInterval, "time between two streamed chunks (a long answer: 20ms, 4 s in all)")
 	fs.StringVar(&f.check, "check", "", "guard mode (make bench-check): envoy and gateway at 300 VUs, three rounds of 10s; exit non-zero when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone, are more than 25 % above the figures in this file")
 	fs.BoolVar(&f.checkUpdate, "check-update", false, "with -check: write this run's figures to the file instead of comparing")
 	if err := fs.Parse(args); err != nil {
@@ -139,7 +194,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var errs []error
 	if *kinds != "" {
 		for _, k := range strings.Split(*kinds, ",") {
-			if !slices.Contains([]string{bench.KindSerial, bench.KindClosed, bench.KindOpen, bench.KindStream}, k) {
+			if !slices.Contains([]string{bench.KindSerial, bench.KindClosed, bench.KindOpen, bench.KindStream, bench.KindAgent}, k) {
 				errs = append(errs, fmt.Errorf("-kinds: unknown kind %q", k))
 				continue
 			}
@@ -173,7 +228,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 				f.paths = append(f.paths, p)
 				continue
 			}
-			if !slices.Contains(knownPaths, p) && !slices.ContainsFunc(f.variants, func(v bench.Variant) bool { return bench.VariantPath(v.Name) == p }) {
+			if !slices.Contains(knownPaths, p) && !slices.ContainsFunc(f.variants, func(v bench.Variant) bool { return bench.VariantPath(v.Name) == p }) &&
+				!slices.ContainsFunc(f.peerURLs, func(peer bench.Peer) bool { return peer.Name == p }) {
 				errs = append(errs, fmt.Errorf("-paths: unknown path %q (known: %s)", p, strings.Join(knownPaths, ", ")))
 				continue
 			}
@@ -189,6 +245,46 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 			}
 			f.vus = append(f.vus, n)
 		}
+	}
+	if *bodies != "" {
+		for _, v := range strings.Split(*bodies, ",") {
+			n, err := bench.ParseSize(v)
+			if err == nil && n < agentbody.MinSize {
+				err = fmt.Errorf("size %q is below the generator's minimum of %d bytes", v, agentbody.MinSize)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("-bodies: %w", err))
+				continue
+			}
+			f.bodySizes = append(f.bodySizes, n)
+		}
+	}
+	for _, v := range strings.Split(*bodyAPIs, ",") {
+		api := agentbody.API(v)
+		if api != agentbody.OpenAIChat && api != agentbody.AnthropicMessages {
+			errs = append(errs, fmt.Errorf("-body-apis: unknown API %q", v))
+			continue
+		}
+		f.bodyAPIs = append(f.bodyAPIs, api)
+	}
+	for _, v := range strings.Split(*agentVUs, ",") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("-agent-vus: %q is not a positive number", v))
+			continue
+		}
+		f.agentVUs = append(f.agentVUs, n)
+	}
+	for _, p := range f.peerURLs {
+		if slices.Contains(knownPaths, p.Name) {
+			errs = append(errs, fmt.Errorf("-peer: %q is the name of one of the bench's own paths", p.Name))
+		}
+	}
+	if f.streamChunks < 1 {
+		errs = append(errs, errors.New("-stream-chunks must be at least 1"))
+	}
+	if f.streamInterval < 0 {
+		errs = append(errs, errors.New("-stream-interval must not be negative"))
 	}
 	if f.envoyConc < 1 {
 		errs = append(errs, errors.New("-envoy-concurrency must be at least 1"))
@@ -273,8 +369,10 @@ func (f flags) plan() bench.Plan {
 			StreamDuration: 16 * time.Second,
 		}
 	}
+	p.AgentVUs = f.agentVUs
 	if f.check != "" {
-		p = bench.Plan{Mode: "check", Rounds: 3, Warmup: time.Second, VUs: []int{checkLoad}, VUDuration: 10 * time.Second}
+		p = bench.Plan{Mode: "check", Rounds: 3, Warmup: time.Second, VUs: []int{checkLoad}, VUDuration: 10 * time.Second,
+			AgentVUs: []int{checkBody.vus}}
 	}
 	if f.rounds > 0 {
 		p.Rounds = f.rounds
@@ -297,6 +395,9 @@ func (f flags) plan() bench.Plan {
 		}
 		if !slices.Contains(f.kinds, bench.KindStream) {
 			p.StreamVUs = 0
+		}
+		if !slices.Contains(f.kinds, bench.KindAgent) {
+			p.AgentVUs = nil
 		}
 	}
 	return p
@@ -347,13 +448,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", f.mockListen)
 	if err != nil {
 		return fmt.Errorf("listening for the mock: %w", err)
 	}
-	opts := mockllm.Options{Latency: f.latency}
+	opts := mockllm.Options{Latency: f.latency, StreamChunks: f.streamChunks, ChunkInterval: f.streamInterval}
 	if f.latency == 0 {
 		opts.Latency = -1
+	}
+	if f.streamInterval == 0 {
+		opts.ChunkInterval = -1
 	}
 	mock := &http.Server{Handler: mockllm.New(opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = mock.Serve(ln) }()
@@ -367,6 +471,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		EnvoyDefaultWorkers: f.envoyDefault && f.check == "",
 		Session:             f.session,
 		Features:            f.features,
+		Null:                f.null && f.check == "",
+		Peers:               f.peerURLs,
 	}
 	sc.Variants = f.variants
 	if slices.Contains(f.peers, bench.PathLiteLLM) {
@@ -389,6 +495,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("path", "name", p.Name, "url", p.URL, "envoy_admin", p.AdminURL, "extproc_metrics", p.MetricsURL)
 	}
 	plan := f.plan()
+	if plan.Bodies, err = f.agentBodies(); err != nil {
+		return err
+	}
 	names := f.paths
 	if f.check != "" {
 		names = []string{bench.PathEnvoy, bench.PathGateway}
@@ -398,6 +507,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"envoy_concurrency": strconv.Itoa(f.envoyConc),
 		"hook_timeout":      bench.HookTimeout,
 		"mock_latency":      f.latency.String(),
+		"mock_stream":       fmt.Sprintf("%d chunks, %s apart", f.streamChunks, f.streamInterval),
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
 		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
 	}
@@ -424,6 +534,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
+// agentBodies generates the agent stages' bodies: every -body-apis shape
+// at every -bodies size; in check mode the guarded 256 KB chat body.
+func (f flags) agentBodies() ([]bench.Body, error) {
+	var out []bench.Body
+	add := func(api agentbody.API, size int) error {
+		b, err := bench.NewBody(api, size)
+		if err != nil {
+			return fmt.Errorf("generating the agent bodies: %w", err)
+		}
+		out = append(out, b)
+		return nil
+	}
+	if f.check != "" {
+		return out, add(checkBody.api, checkBody.size)
+	}
+	for _, api := range f.bodyAPIs {
+		for _, size := range f.bodySizes {
+			if err := add(api, size); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
 // errCheckFailed: a guarded figure rose more than the tolerance.
 var errCheckFailed = errors.New("bench-check failed: the ext_proc hop got more expensive (run `make bench-check` again on a quiet machine before believing it; -check-update records new figures)")
 
@@ -436,7 +571,7 @@ func check(f flags, res *bench.Result, stdout io.Writer) error {
 		if err := bench.WriteCheck(f.check, measured); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "wrote %s: extproc/envoy %.3f, tax/envoy %.3f\n", f.check, measured.ExtprocRatio, measured.TaxRatio)
+		fmt.Fprintf(stdout, "wrote %s: extproc/envoy %.3f, tax/envoy %.3f, gateway/envoy with %s %.3f\n", f.check, measured.ExtprocRatio, measured.TaxRatio, measured.AgentBody, measured.AgentGatewayRatio)
 		return nil
 	}
 	committed, err := bench.ReadCheck(f.check)

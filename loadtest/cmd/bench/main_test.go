@@ -41,6 +41,15 @@ func TestParseFlags(t *testing.T) {
 		{name: "unknown peer", args: []string{"-peers", "litellm,bifrost"}, wantErr: `-peers: unknown peer "bifrost"`},
 		{name: "bad variant env", args: []string{"-variant", "gc env:GOGC"}, wantErr: `cannot read "env:GOGC"`},
 		{name: "variant without name", args: []string{"-variant", "env:GOGC=1"}, wantErr: "want NAME"},
+		{name: "bad body size", args: []string{"-bodies", "256KB,12,x"}, wantErr: "-bodies: size \"12\" is below the generator's minimum of 900 bytes\n-bodies: size \"x\""},
+		{name: "bad body api", args: []string{"-bodies", "1KB", "-body-apis", "openai_chat,grpc"}, wantErr: `-body-apis: unknown API "grpc"`},
+		{name: "bad agent vus", args: []string{"-agent-vus", "0"}, wantErr: `-agent-vus: "0" is not a positive number`},
+		{name: "bad stream shape", args: []string{"-stream-chunks", "0", "-stream-interval", "-1ms"}, wantErr: "-stream-chunks must be at least 1\n-stream-interval must not be negative"},
+		{name: "long answers", args: []string{"-kinds", "stream", "-stream-chunks", "200", "-stream-interval", "20ms"}, wantMode: "quick", wantRounds: 1},
+		{name: "bad peer", args: []string{"-peer", "other"}, wantErr: "want NAME=URL"},
+		{name: "peer without scheme", args: []string{"-peer", "other=localhost:8080"}, wantErr: "must start with http://"},
+		{name: "peer named as a path", args: []string{"-peer", "gateway=http://127.0.0.1:1"}, wantErr: "name of one of the bench's own paths"},
+		{name: "agent stages, a peer and null", args: []string{"-bodies", "1KB,32KB,256KB,1MB", "-kinds", "agent", "-peer", "other=http://127.0.0.1:8080,12,13", "-paths", "direct,envoy,gateway,null,other"}, wantMode: "quick", wantRounds: 1},
 		{name: "peer and variants", args: []string{"-peers", "litellm", "-variant", "gc env:GOGC=400 env:GOMAXPROCS=1", "-variant", "g render:-grpc-client=google", "-paths", "direct,gateway_gc"}, wantMode: "quick", wantRounds: 1},
 	}
 	for _, tt := range tests {
@@ -170,5 +179,51 @@ func TestRender(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-render", filepath.Join(dir, "missing.json")}, io.Discard, io.Discard); err == nil {
 		t.Errorf("rendering a missing file: no error")
+	}
+}
+
+func TestAgentFlags(t *testing.T) {
+	t.Parallel()
+	f, err := parseFlags([]string{"-bodies", "1KB,256KB", "-body-apis", "anthropic_messages", "-agent-vus", "50,300", "-kinds", "agent",
+		"-peer", "other=http://127.0.0.1:8080/,12"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.peerURLs) != 1 || f.peerURLs[0].Name != "other" || len(f.peerURLs[0].PIDs) != 1 || f.peerURLs[0].PIDs[0] != 12 {
+		t.Errorf("peers %+v", f.peerURLs)
+	}
+	p := f.plan()
+	if len(p.VUs) != 0 || p.SerialDuration != 0 || len(p.Rates) != 0 || p.StreamVUs != 0 {
+		t.Errorf("-kinds agent kept other stages: %+v", p)
+	}
+	if diff := cmp.Diff([]int{50, 300}, p.AgentVUs); diff != "" {
+		t.Errorf("agent VUs (-want +got):\n%s", diff)
+	}
+	bodies, err := f.agentBodies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range bodies {
+		names = append(names, b.Name)
+		if len(b.Data) != b.Size || b.Model != bench.ModelAnthropic {
+			t.Errorf("body %s: %d bytes for size %d, model %q", b.Name, len(b.Data), b.Size, b.Model)
+		}
+	}
+	if diff := cmp.Diff([]string{"anthropic_messages_1KB", "anthropic_messages_256KB"}, names); diff != "" {
+		t.Errorf("bodies (-want +got):\n%s", diff)
+	}
+
+	// make bench-check measures the 256 KB chat body at 50 VUs besides 300 VUs of the small one.
+	f, err = parseFlags([]string{"-check", "x.json"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies, err = f.agentBodies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := f.plan(); len(bodies) != 1 || bodies[0].Name != "openai_chat_256KB" || len(p.AgentVUs) != 1 || p.AgentVUs[0] != 50 {
+		t.Errorf("check mode: bodies %v, agent VUs %v", bodies, p.AgentVUs)
 	}
 }

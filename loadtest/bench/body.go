@@ -1,0 +1,75 @@
+package bench
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"switchyard/loadtest/agentbody"
+)
+
+// Body is an agent-shaped request body the agent stages send
+// (agentbody.Generate): every path gets the same bytes.
+type Body struct {
+	// Name is API_SIZE, e.g. "openai_chat_256KB".
+	Name  string        `json:"name"`
+	API   agentbody.API `json:"api"`
+	Size  int           `json:"size"`
+	Model string        `json:"model"`
+	Data  []byte        `json:"-"`
+}
+
+// ModelAnthropic is the model Messages-shaped bodies name; the gateway's
+// bench config sends it to the mock's Messages endpoint.
+const ModelAnthropic = "mock-claude"
+
+// Path is the endpoint the body is sent to.
+func (b *Body) Path() string {
+	if b == nil {
+		return "/v1/chat/completions"
+	}
+	return b.API.Path()
+}
+
+// NewBody generates the body of api at size bytes.
+func NewBody(api agentbody.API, size int) (Body, error) {
+	model := Model
+	if api == agentbody.AnthropicMessages {
+		model = ModelAnthropic
+	}
+	data, err := agentbody.Generate(agentbody.Spec{API: api, Model: model, Size: size})
+	if err != nil {
+		return Body{}, err
+	}
+	return Body{Name: string(api) + "_" + SizeName(size), API: api, Size: size, Model: model, Data: data}, nil
+}
+
+// SizeName writes a size as the flags take it: 256KB, 1MB, 900B.
+func SizeName(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KB"
+	}
+	return strconv.Itoa(n) + "B"
+}
+
+// ParseSize reads 256KB, 1MB or a number of bytes (KB and MB are binary).
+func ParseSize(s string) (int, error) {
+	mult := 1
+	num := s
+	switch {
+	case strings.HasSuffix(s, "MB"):
+		mult, num = 1<<20, strings.TrimSuffix(s, "MB")
+	case strings.HasSuffix(s, "KB"):
+		mult, num = 1<<10, strings.TrimSuffix(s, "KB")
+	case strings.HasSuffix(s, "B"):
+		num = strings.TrimSuffix(s, "B")
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive number of bytes, KB or MB", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,401 @@
+package processor
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+// bodyScan is what one pass over a request body finds: whether it is valid
+// JSON (RFC 8259, as encoding/json.Valid judges it), valid UTF-8 and nested
+// no deeper than maxNesting, and where the top-level fields the gateway
+// reads are. It reads the body in place: no copy, no buffer, nothing
+// allocated (an escaped key, "mod\u0065l", is unescaped to compare it).
+//
+// Of a field named more than once the last copy is kept, as a reader that
+// walks the object and overwrites does; "model" is counted so that a body
+// naming it twice can be refused.
+type bodyScan struct {
+	verdict scanVerdict
+	badUTF8 bool // a string holds bytes that are not UTF-8 (the JSON is otherwise judged)
+	object  bool // the top-level value is an object
+	models  int  // top-level "model" keys
+
+	model, metadata, promptCacheKey, messages, input span
+	// messagesLast and inputLast are the last element of messages and
+	// input when they are arrays (the loop guard's fingerprint).
+	messagesLast, inputLast span
+	stream                  bool // top-level "stream" is true
+	includeUsage            bool // the first "include_usage" of "stream_options" is true
+}
+
+// span is a value's bytes in the body, [start, end); end 0: absent.
+type span struct{ start, end int }
+
+func (s span) ok() bool { return s.end > 0 }
+
+type scanVerdict uint8
+
+const (
+	scanValid  scanVerdict = iota
+	scanSyntax             // not JSON
+	scanDeep               // a valid prefix nests deeper than maxNesting
+)
+
+// topField is a top-level key the gateway reads.
+type topField uint8
+
+const (
+	fieldOther topField = iota
+	fieldModel
+	fieldMetadata
+	fieldPromptCacheKey
+	fieldMessages
+	fieldInput
+	fieldStream
+	fieldStreamOptions
+)
+
+func classify(k []byte) topField {
+	switch string(k) {
+	case "model":
+		return fieldModel
+	case "metadata":
+		return fieldMetadata
+	case "prompt_cache_key":
+		return fieldPromptCacheKey
+	case "messages":
+		return fieldMessages
+	case "input":
+		return fieldInput
+	case "stream":
+		return fieldStream
+	case "stream_options":
+		return fieldStreamOptions
+	}
+	return fieldOther
+}
+
+// keyName is a key's name: its bytes between the quotes, unescaped when it
+// has escapes (raw includes the quotes).
+func keyName(raw []byte, escaped bool) []byte {
+	if !escaped {
+		return raw[1 : len(raw)-1]
+	}
+	return []byte(gjson.ParseBytes(raw).Str)
+}
+
+// scanBody scans body once; see bodyScan.
+func scanBody(body []byte) bodyScan {
+	var s bodyScan
+	s.verdict = s.scan(body)
+	return s
+}
+
+func (s *bodyScan) scan(b []byte) scanVerdict {
+	n := len(b)
+	var (
+		depth int
+		// objects has bit d set when the container at depth d is an
+		// object, clear for an array.
+		objects [maxNesting/64 + 1]uint64
+		field   topField // the top-level member being read
+		start1  int      // where the depth-1 value being read starts
+		start2  int      // where the depth-2 value being read starts
+		usage   bool     // the depth-2 value being read is stream_options.include_usage
+		usageOK bool     // this stream_options has had its include_usage
+	)
+	i := skipSpace(b, 0)
+	if i < n {
+		s.object = b[i] == '{'
+	}
+
+value: // a value starts at b[i]
+	if i >= n {
+		return scanSyntax
+	}
+	switch depth {
+	case 1:
+		start1 = i
+	case 2:
+		start2 = i
+	}
+	switch c := b[i]; c {
+	case '{', '[':
+		if depth++; depth > maxNesting {
+			return scanDeep
+		}
+		i = skipSpace(b, i+1)
+		if c == '{' {
+			objects[depth>>6] |= 1 << (depth & 63)
+			if i < n && b[i] == '}' {
+				i++
+				depth--
+				goto after
+			}
+			goto key
+		}
+		objects[depth>>6] &^= 1 << (depth & 63)
+		if i < n && b[i] == ']' {
+			i++
+			depth--
+			goto after
+		}
+		goto value
+	case '"':
+		end, _, ok := s.str(b, i+1)
+		if !ok {
+			return scanSyntax
+		}
+		i = end
+	case 't':
+		if n-i < 4 || string(b[i:i+4]) != "true" {
+			return scanSyntax
+		}
+		i += 4
+	case 'f':
+		if n-i < 5 || string(b[i:i+5]) != "false" {
+			return scanSyntax
+		}
+		i += 5
+	case 'n':
+		if n-i < 4 || string(b[i:i+4]) != "null" {
+			return scanSyntax
+		}
+		i += 4
+	default:
+		end, ok := number(b, i)
+		if !ok {
+			return scanSyntax
+		}
+		i = end
+	}
+
+after: // a value inside depth containers ends at i
+	switch depth {
+	case 0:
+		if skipSpace(b, i) != n {
+			return scanSyntax
+		}
+		return scanValid
+	case 1:
+		if s.object {
+			s.record(field, b, span{start1, i})
+		}
+	case 2:
+		if !s.object {
+			break
+		}
+		array := objects[0]&(1<<2) == 0
+		switch {
+		case field == fieldMessages && array:
+			s.messagesLast = span{start2, i}
+		case field == fieldInput && array:
+			s.inputLast = span{start2, i}
+		case usage:
+			s.includeUsage, usage = b[start2] == 't', false
+		}
+	}
+	i = skipSpace(b, i)
+	if i >= n {
+		return scanSyntax
+	}
+	{
+		inObject := objects[depth>>6]&(1<<(depth&63)) != 0
+		switch c := b[i]; {
+		case c == ',':
+			i = skipSpace(b, i+1)
+			if inObject {
+				goto key
+			}
+			goto value
+		case inObject && c == '}', !inObject && c == ']':
+			i++
+			depth--
+			goto after
+		}
+		return scanSyntax
+	}
+
+key: // an object's key starts at b[i]
+	if i >= n || b[i] != '"' {
+		return scanSyntax
+	}
+	{
+		end, escaped, ok := s.str(b, i+1)
+		if !ok {
+			return scanSyntax
+		}
+		switch {
+		case depth == 1 && s.object:
+			field = classify(keyName(b[i:end], escaped))
+			switch field {
+			case fieldModel:
+				s.models++
+			case fieldMessages:
+				s.messagesLast = span{}
+			case fieldInput:
+				s.inputLast = span{}
+			case fieldStreamOptions:
+				s.includeUsage, usageOK = false, false
+			}
+		case depth == 2 && field == fieldStreamOptions && !usageOK:
+			// The first include_usage decides, as a lookup by name finds it.
+			if string(keyName(b[i:end], escaped)) == "include_usage" {
+				usage, usageOK = true, true
+			}
+		}
+		i = skipSpace(b, end)
+	}
+	if i >= n || b[i] != ':' {
+		return scanSyntax
+	}
+	i = skipSpace(b, i+1)
+	goto value
+}
+
+// record keeps a top-level member's value.
+func (s *bodyScan) record(f topField, b []byte, v span) {
+	switch f {
+	case fieldModel:
+		s.model = v
+	case fieldMetadata:
+		s.metadata = v
+	case fieldPromptCacheKey:
+		s.promptCacheKey = v
+	case fieldMessages:
+		s.messages = v
+	case fieldInput:
+		s.input = v
+	case fieldStream:
+		s.stream = b[v.start] == 't'
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// number scans a JSON number starting at b[i] and returns where it ends.
+func number(b []byte, i int) (int, bool) {
+	n := len(b)
+	if i < n && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= n:
+		return i, false
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		i = digits(b, i+1)
+	default:
+		return i, false
+	}
+	if i < n && b[i] == '.' {
+		if i++; i >= n || b[i] < '0' || b[i] > '9' {
+			return i, false
+		}
+		i = digits(b, i+1)
+	}
+	if i < n && (b[i] == 'e' || b[i] == 'E') {
+		if i++; i < n && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= n || b[i] < '0' || b[i] > '9' {
+			return i, false
+		}
+		i = digits(b, i+1)
+	}
+	return i, true
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain flags (high bit of each byte) the bytes of x a string scan must
+// look at: '"', '\\', control characters and non-ASCII. The lowest flag is
+// exact; flags above it may be spurious.
+func plain(x uint64) uint64 {
+	q := x ^ (ones * '"')
+	e := x ^ (ones * '\\')
+	return ((q - ones) &^ q) | ((e - ones) &^ e) | ((x - ones*0x20) &^ x) | x&highs
+}
+
+// str scans a string whose opening quote is at b[i-1]; it returns the index
+// after the closing quote and whether the string has escapes. Bytes that
+// are not UTF-8 set s.badUTF8 and do not end the scan, so that a body
+// that is also not JSON is refused as such.
+func (s *bodyScan) str(b []byte, i int) (end int, escaped, ok bool) {
+	n := len(b)
+	for {
+		for i+8 <= n {
+			if m := plain(binary.LittleEndian.Uint64(b[i:])) & highs; m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= n {
+			return i, escaped, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, escaped, true
+		case c == '\\':
+			escaped = true
+			if i+1 >= n {
+				return i, escaped, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if n-i < 6 || !hex4(b[i+2:i+6]) {
+					return i, escaped, false
+				}
+				i += 6
+			default:
+				return i, escaped, false
+			}
+		case c < 0x20:
+			return i, escaped, false
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				s.badUTF8 = true
+			}
+			i += size
+		}
+	}
+}
+
+func hex4(h []byte) bool {
+	for _, c := range h {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
