@@ -94,8 +94,8 @@ type Options struct {
 	// FailOpen lets requests pass when extproc is unreachable. They still
 	// cannot pick a cluster: the routing header is stripped before ext_proc.
 	FailOpen bool
-	// BodyMode is BodyModeFullDuplex (default), BodyModeBuffered or
-	// BodyModeBySize.
+	// BodyMode is BodyModeBySize (default), BodyModeFullDuplex or
+	// BodyModeBuffered.
 	BodyMode string
 	// MessageTimeout bounds each wait for an extproc answer. Default 10s in
 	// full-duplex mode (the answer waits for the whole upload), 2s buffered.
@@ -309,7 +309,7 @@ func (o Options) settings() (settings, error) {
 		maxBody = config.DefaultMaxBodyBytes
 	}
 	d.localReplies = localReplies(maxBody)
-	bodyMode := or(o.BodyMode, BodyModeFullDuplex)
+	bodyMode := or(o.BodyMode, BodyModeBySize)
 	if bodyMode == BodyModeBySize {
 		bodyMode, d.bySize = BodyModeFullDuplex, true
 		d.bySizeRegex = "^[0-9]{" + strconv.Itoa(bufferedFromDigits) + ",}$"

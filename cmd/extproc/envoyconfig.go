@@ -68,7 +68,7 @@ func parseEnvoyConfigFlags(args []string, stderr io.Writer) (envoyConfigFlags, e
 	fs.StringVar(&f.extproc, "extproc", "unix:/tmp/switchyard-extproc.sock", "extproc gRPC address: unix:/path or host:port")
 	fs.BoolVar(&f.noExtProc, "no-extproc", false, "render Envoy without ext_proc, sending everything to -direct-cluster (benchmark baseline)")
 	fs.StringVar(&f.directCluster, "direct-cluster", "", "cluster for -no-extproc (default: the first provider's)")
-	fs.StringVar(&f.bodyMode, "body-mode", envoy.BodyModeFullDuplex, "ext_proc request body mode: FULL_DUPLEX_STREAMED or BUFFERED")
+	fs.StringVar(&f.bodyMode, "body-mode", envoy.BodyModeBySize, "ext_proc request body mode: BY_SIZE (BUFFERED for bodies announced at 10,000 bytes or more, else FULL_DUPLEX_STREAMED), FULL_DUPLEX_STREAMED or BUFFERED")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "let requests through when extproc is unreachable (they are still never routed)")
 	fs.DurationVar(&f.messageTimeout, "message-timeout", 0, "ext_proc message timeout (0: the mode's default)")
 	fs.IntVar(&f.baselinePort, "baseline-listen", 0, "also listen on this port without ext_proc, forwarding to -direct-cluster (0: off)")

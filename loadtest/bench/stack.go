@@ -94,7 +94,8 @@ type Variant struct {
 
 // Stack is the set of processes behind the five paths: one Envoy without
 // ext_proc, and three Envoy + extproc pairs: the gateway as shipped
-// (FULL_DUPLEX_STREAMED, one round trip for headers and body), the same
+// (BY_SIZE: a small body FULL_DUPLEX_STREAMED, one round trip for headers
+// and body; one of 10,000 bytes or more BUFFERED), the same
 // with the request body in BUFFERED mode (headers and body in two
 // sequential round trips), and the shipped one with a Lua hook. Only
 // gateway_hook runs a hook.
@@ -241,7 +242,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	type instance struct {
 		name, config string
 		extproc      bool
-		bodyMode     string // empty: the renderer's default (FULL_DUPLEX_STREAMED)
+		bodyMode     string // empty: the renderer's default (BY_SIZE)
 		headers      map[string]string
 		// defaultWorkers leaves Envoy's worker count to Envoy.
 		defaultWorkers bool
