@@ -80,6 +80,7 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	opts     Options
 	inflight atomic.Int64
+	opened   atomic.Uint64 // streams opened so far
 	health   *health // providers failing their attempts
 	// flights are the requests whose attempts or answer pass extproc
 	// again, by the gateway's own id.
@@ -121,6 +122,7 @@ func (s *Server) Register(gs *grpc.Server) {
 
 // Process handles one HTTP request's ext_proc stream.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	s.opened.Add(1)
 	s.opts.Metrics.streams.Inc()
 	defer s.opts.Metrics.streams.Dec()
 	switch phase(stream.Context()) {
@@ -137,6 +139,10 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
 	return serveStream(stream, r.handle, nil)
 }
+
+// Opened is how many ext_proc streams the server has opened: it stays the
+// same while no request arrives.
+func (s *Server) Opened() uint64 { return s.opened.Load() }
 
 // serveStream reads Envoy's messages until the stream ends, or done (when
 // not nil) says there is nothing more to do, and sends what handle answers

@@ -182,6 +182,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		Limiter:     limiter,
 	})
 
+	idle := time.NewTicker(idleRelease)
+	defer idle.Stop()
+	go releaseWhenIdle(ctx, idle.C, srv.Opened, debug.FreeOSMemory)
+
 	lis, err := listen(f.grpcAddr)
 	if err != nil {
 		return err
