@@ -81,7 +81,7 @@ type Server struct {
 	opts     Options
 	inflight atomic.Int64
 	opened   atomic.Uint64 // streams opened so far
-	health   *health // providers failing their attempts
+	health   *health       // providers failing their attempts
 	// flights are the requests whose attempts or answer pass extproc
 	// again, by the gateway's own id.
 	flights *flightTable
