@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"image/color"
@@ -401,15 +402,7 @@ func rssChart(r *Result, file string) error {
 	slices.Sort(names)
 	for i, name := range names {
 		xys := byProc[name]
-		slices.SortStableFunc(xys, func(a, b plotter.XY) int {
-			switch {
-			case a.X < b.X:
-				return -1
-			case a.X > b.X:
-				return 1
-			}
-			return 0
-		})
+		slices.SortStableFunc(xys, byX)
 		// Samples exist only while the process's path is under load, so
 		// draw points, not lines across the gaps.
 		sc, err := plotter.NewScatter(xys)
@@ -533,15 +526,7 @@ func bodyChart(r *Result, file string) error {
 		}
 		for j, api := range apis {
 			xys := byAPI[api]
-			slices.SortFunc(xys, func(a, b plotter.XY) int {
-				switch {
-				case a.X < b.X:
-					return -1
-				case a.X > b.X:
-					return 1
-				}
-				return 0
-			})
+			slices.SortStableFunc(xys, byX)
 			l, pts, err := plotter.NewLinePoints(xys)
 			if err != nil {
 				return err
@@ -558,3 +543,6 @@ func bodyChart(r *Result, file string) error {
 	}
 	return p.Save(chartWidthInch*vg.Inch, 4.5*vg.Inch, file)
 }
+
+// byX orders a line's points along the x axis.
+func byX(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) }
