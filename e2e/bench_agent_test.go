@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +23,9 @@ func TestBenchAgentStages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := &http.Server{Handler: mockllm.New(mockllm.Options{Latency: 5 * time.Millisecond}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = mock.Serve(ln) }()
-	t.Cleanup(func() { mock.Close() })
-
 	stack, err := bench.StartStack(ctx, bench.StackConfig{
-		Dir: t.TempDir(), ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: "http://" + ln.Addr().String(), Null: true,
+		Dir: t.TempDir(), ExtprocBin: extprocBin, EnvoyBin: envoyBin,
+		UpstreamURL: startBenchMock(t, mockllm.Options{Latency: 5 * time.Millisecond}), Null: true,
 	})
 	if err != nil {
 		t.Fatalf("starting the benchmark stack: %v", err)

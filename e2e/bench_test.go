@@ -19,6 +19,20 @@ import (
 	"switchyard/loadtest/mockllm"
 )
 
+// startBenchMock serves the benchmark's mock upstream on a port the kernel
+// picks, until the test ends, and returns its URL.
+func startBenchMock(t *testing.T, opts mockllm.Options) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock := &http.Server{Handler: mockllm.New(opts), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = mock.Serve(ln) }()
+	t.Cleanup(func() { mock.Close() })
+	return "http://" + ln.Addr().String()
+}
+
 // TestBenchFullStack runs the benchmark runner on tiny stages against the
 // real stack it measures: the mock upstream, Envoy (ENVOY_BIN) without
 // ext_proc, and three Envoy + extproc pairs (one round trip, BUFFERED, and
@@ -31,20 +45,10 @@ func TestBenchFullStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mock := &http.Server{
-		Handler:           mockllm.New(mockllm.Options{Latency: 5 * time.Millisecond, StreamChunks: 3, ChunkInterval: time.Millisecond}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	go func() { _ = mock.Serve(ln) }()
-	t.Cleanup(func() { mock.Close() })
-
+	mockURL := startBenchMock(t, mockllm.Options{Latency: 5 * time.Millisecond, StreamChunks: 3, ChunkInterval: time.Millisecond})
 	dir := t.TempDir()
 	stack, err := bench.StartStack(ctx, bench.StackConfig{
-		Dir: dir, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: "http://" + ln.Addr().String(),
+		Dir: dir, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: mockURL,
 	})
 	if err != nil {
 		t.Fatalf("starting the benchmark stack (Envoy %s, extproc %s): %v", envoyBin, extprocBin, err)

@@ -144,7 +144,7 @@ func TestRenderPrintsTheBootstrap(t *testing.T) {
 	}
 }
 
-// TestBuildErrors: the builder refuses what the renderer refuses, and a
+// TestBuildErrors: the builder refuses options it cannot render, and a
 // body limit that does not fit Envoy's 32-bit buffer limits.
 func TestBuildErrors(t *testing.T) {
 	for name, o := range map[string]Options{
