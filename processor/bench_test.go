@@ -165,6 +165,7 @@ func BenchmarkFullDuplex(b *testing.B) {
 func decisionStream(mode filterv3.ProcessingMode_BodySendMode, bc benchCase) *fakeStream {
 	st := newFakeStream(context.Background(), script(mode, bc.headers, bc.body)...)
 	st.sent = make([]*extprocv3.ProcessingResponse, 0, 4)
+	st.direct = true
 	return st
 }
 

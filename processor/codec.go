@@ -143,14 +143,18 @@ func (p *dirtyPool) Put(b *[]byte) {
 // A message that arrived in one buffer is read in place and its body
 // copied out: gRPC returns that buffer to its pool after this call. A
 // message split across buffers (a body of more than one HTTP/2 frame) is
-// gathered into a buffer of its own, which nothing else uses, and the body
-// is left in it: the processor keeps the body past the message, and the
-// buffer lives exactly as long as the body does. The gathering is the one
+// gathered into one buffer and its body is left there. Read into a
+// received (serveStream does), that buffer comes from bodyBuffers, is not
+// cleared, and goes back once the message has been answered; read into a
+// bare ProcessingRequest, it is the body's own. The gathering is the one
 // copy of the body extproc makes; gRPC's pooled MaterializeToBuffer would
 // clear a buffer of the next pool size (1 MB for a 256 KB body) before
 // copying into it, and the library would copy the body again.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
-	if m, ok := v.(*extprocv3.ProcessingRequest); ok {
+	switch m := v.(type) {
+	case *received:
+		return m.unmarshal(data)
+	case *extprocv3.ProcessingRequest:
 		if len(data) > 1 {
 			// Gathered once, for the fast path or the library.
 			b := data.Materialize()
@@ -171,3 +175,55 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	defer buf.Free()
 	return proto.Unmarshal(buf.ReadOnlyData(), m)
 }
+
+// received is one of Envoy's messages as serveStream reads it: the request,
+// and the pooled buffer its body lies in when it came in pieces. It is a
+// proto.Message itself (the request's methods), so that any other codec
+// decodes into the request.
+type received struct {
+	extprocv3.ProcessingRequest
+	buf *[]byte
+}
+
+func (r *received) unmarshal(data mem.BufferSlice) error {
+	if len(data) < 2 {
+		var b []byte
+		if len(data) == 1 {
+			b = data[0].ReadOnlyData()
+		}
+		if decodeRequest(b, &r.ProcessingRequest, false) {
+			return nil
+		}
+		return proto.Unmarshal(b, &r.ProcessingRequest)
+	}
+	buf := bodyBuffers.Get(data.Len())
+	data.CopyTo(*buf)
+	if decodeRequest(*buf, &r.ProcessingRequest, true) {
+		r.buf = buf
+		return nil
+	}
+	defer bodyBuffers.Put(buf) // the library copies what it keeps
+	return proto.Unmarshal(*buf, &r.ProcessingRequest)
+}
+
+// release gives the message's buffer back: nothing may read the message's
+// body after it.
+func (r *received) release() {
+	if r.buf == nil {
+		return
+	}
+	if poisonReleased {
+		clear(*r.buf)
+	}
+	bodyBuffers.Put(r.buf)
+	r.buf = nil
+}
+
+// bodyBuffers hold the bodies Envoy sends in more than one HTTP/2 frame
+// while they are decided on: a 256 KB body no longer costs a cleared
+// allocation and its garbage per request.
+var bodyBuffers = &dirtyPool{}
+
+// poisonReleased clears a buffer as it is released, so that a test that
+// reads a body after its message was answered sees zeros instead of it.
+var poisonReleased = false

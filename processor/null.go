@@ -69,5 +69,5 @@ func (s *NullServer) Process(stream extprocv3.ExternalProcessor_ProcessServer) e
 			return nil
 		}
 		return []*extprocv3.ProcessingResponse{&r}
-	}, nil)
+	}, nil, true)
 }

@@ -137,7 +137,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	defer s.inflight.Add(-1)
 
 	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
-	return serveStream(stream, r.handle, nil)
+	return serveStream(stream, r.handle, nil, true)
 }
 
 // Opened is how many ext_proc streams the server has opened: it stays the
@@ -146,21 +146,25 @@ func (s *Server) Opened() uint64 { return s.opened.Load() }
 
 // serveStream reads Envoy's messages until the stream ends, or done (when
 // not nil) says there is nothing more to do, and sends what handle answers
-// to each.
-func serveStream(stream extprocv3.ExternalProcessor_ProcessServer, handle func(context.Context, *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse, done func() bool) error {
+// to each. With recycle, a message's body is handed back to bodyBuffers
+// once its answers are sent: handle must then keep none of it.
+func serveStream(stream extprocv3.ExternalProcessor_ProcessServer, handle func(context.Context, *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse, done func() bool, recycle bool) error {
 	ctx := stream.Context()
 	for done == nil || !done() {
-		msg, err := stream.Recv()
-		if err != nil {
+		var r received
+		if err := stream.RecvMsg(&r); err != nil {
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled || ctx.Err() != nil {
 				return nil
 			}
 			return status.Errorf(codes.Unknown, "receiving from envoy: %v", err)
 		}
-		for _, resp := range handle(ctx, msg) {
+		for _, resp := range handle(ctx, &r.ProcessingRequest) {
 			if err := stream.Send(resp); err != nil {
 				return err
 			}
+		}
+		if recycle {
+			r.release()
 		}
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
@@ -127,6 +128,9 @@ type fakeStream struct {
 	next   int
 	sent   []*extprocv3.ProcessingResponse
 	onRecv func() // optional, called at every Recv
+	// direct: RecvMsg and Send pass the messages themselves, not encoded
+	// (allocation counts of the processor alone).
+	direct bool
 }
 
 var _ extprocv3.ExternalProcessor_ProcessServer = (*fakeStream)(nil)
@@ -147,8 +151,40 @@ func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	return m, nil
 }
 
+// RecvMsg is how serveStream reads: the next message, encoded and decoded
+// again by extproc's codec in 16 KB pieces, as gRPC hands over a message
+// that came in HTTP/2 DATA frames.
+func (f *fakeStream) RecvMsg(m any) error {
+	msg, err := f.Recv()
+	if err != nil {
+		return err
+	}
+	if f.direct { // the message itself, as Recv would give it
+		r := m.(*received)
+		r.Request, r.ProtocolConfig, r.MetadataContext = msg.Request, msg.ProtocolConfig, msg.MetadataContext
+		r.Attributes, r.ObservabilityMode = msg.Attributes, msg.ObservabilityMode
+		return nil
+	}
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	var data mem.BufferSlice
+	for len(b) > 16<<10 {
+		data, b = append(data, mem.SliceBuffer(b[:16<<10])), b[16<<10:]
+	}
+	return Codec{}.Unmarshal(append(data, mem.SliceBuffer(b)), m)
+}
+
+// Send keeps a copy of r, as gRPC encodes it before Send returns: what the
+// processor changes afterwards (a body buffer it releases) is not what was
+// sent.
 func (f *fakeStream) Send(r *extprocv3.ProcessingResponse) error {
-	f.sent = append(f.sent, r)
+	if f.direct {
+		f.sent = append(f.sent, r)
+		return nil
+	}
+	f.sent = append(f.sent, proto.Clone(r).(*extprocv3.ProcessingResponse))
 	return nil
 }
 
@@ -805,3 +841,8 @@ func TestProcessSnapshotPerRequest(t *testing.T) {
 		t.Errorf("responses (-want +got):\n%s", diff)
 	}
 }
+
+// Every test in this package reads its messages through extproc's codec
+// (fakeStream.RecvMsg) with released body buffers cleared: a body read
+// after its message was answered shows up as zeros.
+func init() { poisonReleased = true }

@@ -79,7 +79,7 @@ func (s *Server) processResponse(stream extprocv3.ExternalProcessor_ProcessServe
 	defer r.end(context.Background())
 	// The stream ends as soon as the answer is counted: in observability
 	// mode Envoy would keep it open for its deferred close (5 s) otherwise.
-	return serveStream(stream, r.handle, func() bool { return r.ended })
+	return serveStream(stream, r.handle, func() bool { return r.ended }, false)
 }
 
 // responseStream is the state of one response stream.

@@ -39,7 +39,7 @@ func (s *Server) processAttempt(stream extprocv3.ExternalProcessor_ProcessServer
 			return []*extprocv3.ProcessingResponse{resp}
 		}
 		return nil
-	}, nil)
+	}, nil, true)
 }
 
 // attempt is the state of one attempt's stream.
