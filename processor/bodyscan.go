@@ -334,11 +334,16 @@ const (
 
 // plain flags (high bit of each byte) the bytes of x a string scan must
 // look at: '"', '\\', control characters and non-ASCII. The lowest flag is
-// exact; flags above it may be spurious.
+// exact; flags above it may be spurious. For an ASCII byte, adding 0x60
+// sets its high bit unless it is a control character, and adding 0x7f to
+// its XOR with '"' (or '\\') unless it is that character; no sum carries
+// into the next byte. Only a non-ASCII byte, flagged itself, can carry,
+// and only upwards.
 func plain(x uint64) uint64 {
-	q := x ^ (ones * '"')
-	e := x ^ (ones * '\\')
-	return ((q - ones) &^ q) | ((e - ones) &^ e) | ((x - ones*0x20) &^ x) | x&highs
+	q := (x ^ (ones * '"')) + ones*0x7f
+	e := (x ^ (ones * '\\')) + ones*0x7f
+	c := x + ones*0x60
+	return (x | ^(q & e & c)) & highs
 }
 
 // str scans a string whose opening quote is at b[i-1]; it returns the index
@@ -349,7 +354,7 @@ func (s *bodyScan) str(b []byte, i int) (end int, escaped, ok bool) {
 	n := len(b)
 	for {
 		for i+8 <= n {
-			if m := plain(binary.LittleEndian.Uint64(b[i:])) & highs; m != 0 {
+			if m := plain(binary.LittleEndian.Uint64(b[i:])); m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
 			}

@@ -1,7 +1,10 @@
 package processor
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,5 +175,38 @@ func TestReadBodyAllocs(t *testing.T) {
 	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"` + strings.Repeat("word ", 2000) + `"}],"stream":true}`)
 	if n := testing.AllocsPerRun(100, func() { _, _ = readBody(body) }); n > 1 {
 		t.Errorf("readBody allocates %v times per body, want at most 1 (the model)", n)
+	}
+}
+
+// TestPlainLowestFlagExact: in any word, plain's lowest flag is on the first
+// byte a string scan must look at ('"', '\\', a control character or
+// non-ASCII), whatever the bytes around it.
+func TestPlainLowestFlagExact(t *testing.T) {
+	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			if rng.IntN(4) == 0 {
+				w[i] = byte(rng.IntN(256))
+			} else {
+				w[i] = byte(0x20 + rng.IntN(0x60))
+			}
+		}
+		want := 8
+		for i, c := range w {
+			if special(c) {
+				want = i
+				break
+			}
+		}
+		m := plain(binary.LittleEndian.Uint64(w[:]))
+		got := 8
+		if m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if got != want {
+			t.Fatalf("plain(%q): first flag at byte %d, want %d", w, got, want)
+		}
 	}
 }
