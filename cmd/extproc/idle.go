@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime/debug"
 	"time"
 )
 
@@ -46,4 +47,12 @@ func (w *idleWatch) tick(opened uint64) bool {
 	}
 	w.released = true
 	return true
+}
+
+// releaseMemory collects twice and returns every free page to the OS: the
+// body and answer buffers pooled in sync.Pools survive one collection (in
+// the pools' victim caches) and go with the second.
+func releaseMemory() {
+	debug.FreeOSMemory()
+	debug.FreeOSMemory()
 }

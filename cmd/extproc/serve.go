@@ -184,7 +184,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	idle := time.NewTicker(idleRelease)
 	defer idle.Stop()
-	go releaseWhenIdle(ctx, idle.C, srv.Opened, debug.FreeOSMemory)
+	go releaseWhenIdle(ctx, idle.C, srv.Opened, releaseMemory)
 
 	lis, err := listen(f.grpcAddr)
 	if err != nil {
