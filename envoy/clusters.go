@@ -11,6 +11,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -23,12 +24,12 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 
 // extProcCluster is the way to extproc, named name.
 func (d *settings) extProcCluster(name string) *clusterv3.Cluster {
-	addr := pipeAddress(d.extProcPipe)
-	if d.extProcPipe == "" {
-		addr = socketAddress(d.extProcHost, d.extProcPort)
+	addrs := make([]*corev3.Address, len(d.extProcEndpoints))
+	for i, e := range d.extProcEndpoints {
+		addrs[i] = e.address()
 	}
 	max := wrapperspb.UInt32(uint32(d.extProcMaxStreams))
-	return &clusterv3.Cluster{
+	cl := &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: d.extProcDiscovery},
 		ConnectTimeout:       duration(time.Second),
@@ -47,7 +48,60 @@ func (d *settings) extProcCluster(name string) *clusterv3.Cluster {
 				},
 			}},
 		})},
-		LoadAssignment: loadAssignment(name, addr),
+		LoadAssignment: loadAssignment(name, addrs...),
+	}
+	if len(addrs) > 1 {
+		slots(cl)
+	}
+	return cl
+}
+
+// ExtProcHealthInterval is how often Envoy asks each extproc slot for its
+// gRPC health. A new instance takes traffic, and a draining one stops
+// getting new streams, within about one interval; extproc's -drain-quiet
+// waits for two.
+const ExtProcHealthInterval = time.Second
+
+// slots makes cl's endpoints slots of extproc instances that replace one
+// another (docs/RELIABILITY.md has the measurements):
+//   - gRPC health checking sends new streams only to instances that answer
+//     SERVING: a free slot (no socket, connection refused) and a draining
+//     instance (NOT_SERVING) get none, and one answer flips a host either
+//     way. The check runs at the same pace whether or not the cluster has
+//     seen traffic, so an instance started in a free slot of an idle
+//     gateway is taken within an interval too.
+//   - Connections to a host that fails its check stay open: a draining
+//     instance finishes the streams it has.
+//   - Outlier detection ejects an instance whose connection is refused at
+//     once (a kill -9 between two checks), instead of failing every
+//     request sent there until the next check.
+func slots(cl *clusterv3.Cluster) {
+	interval := duration(ExtProcHealthInterval)
+	cl.HealthChecks = []*corev3.HealthCheck{{
+		Timeout:                  interval,
+		Interval:                 interval,
+		NoTrafficInterval:        interval,
+		NoTrafficHealthyInterval: interval,
+		UnhealthyInterval:        interval,
+		UnhealthyThreshold:       wrapperspb.UInt32(1),
+		HealthyThreshold:         wrapperspb.UInt32(1),
+		HealthChecker: &corev3.HealthCheck_GrpcHealthCheck_{GrpcHealthCheck: &corev3.HealthCheck_GrpcHealthCheck{
+			ServiceName: extprocsvc.ExternalProcessor_ServiceDesc.ServiceName,
+		}},
+	}}
+	cl.OutlierDetection = &clusterv3.OutlierDetection{
+		SplitExternalLocalOriginErrors:         true,
+		ConsecutiveLocalOriginFailure:          wrapperspb.UInt32(1),
+		EnforcingConsecutiveLocalOriginFailure: wrapperspb.UInt32(100),
+		// Only the local-origin (connect) detector: extproc answers no
+		// HTTP status to count.
+		EnforcingConsecutive_5Xx:           wrapperspb.UInt32(0),
+		EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(0),
+		EnforcingSuccessRate:               wrapperspb.UInt32(0),
+		EnforcingLocalOriginSuccessRate:    wrapperspb.UInt32(0),
+		// Health checking takes over once the ejection ends.
+		BaseEjectionTime:   duration(ExtProcHealthInterval),
+		MaxEjectionPercent: wrapperspb.UInt32(50),
 	}
 }
 
@@ -189,11 +243,20 @@ func upstreamFilters(ep *extprocv3.ExternalProcessor) map[string]*anypb.Any {
 	})}
 }
 
-func loadAssignment(cluster string, addr *corev3.Address) *endpointv3.ClusterLoadAssignment {
+func loadAssignment(cluster string, addrs ...*corev3.Address) *endpointv3.ClusterLoadAssignment {
+	eps := make([]*endpointv3.LbEndpoint, len(addrs))
+	for i, a := range addrs {
+		eps[i] = &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: a}}}
+	}
 	return &endpointv3.ClusterLoadAssignment{
 		ClusterName: cluster,
-		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
-		}}}},
+		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: eps}},
 	}
+}
+
+func (e endpoint) address() *corev3.Address {
+	if e.pipe != "" {
+		return pipeAddress(e.pipe)
+	}
+	return socketAddress(e.host, e.port)
 }
