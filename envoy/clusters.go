@@ -9,6 +9,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -103,6 +104,10 @@ func slots(cl *clusterv3.Cluster) {
 		BaseEjectionTime:   duration(ExtProcHealthInterval),
 		MaxEjectionPercent: wrapperspb.UInt32(50),
 	}
+	// Each stream refused by a killed instance is retried (extProcRetry),
+	// all at once: Envoy's default of 3 retries in flight would fail the rest.
+	th := cl.CircuitBreakers.Thresholds[0]
+	th.MaxRetries = th.MaxRequests
 }
 
 // providerCluster is one of a provider's clusters: its own, its attempt
@@ -221,6 +226,30 @@ func (d *settings) upstreamService(phase string) *corev3.GrpcService {
 		TargetSpecifier: envoyGRPC(extProcClusterName),
 		Timeout:         duration(10 * time.Second),
 		InitialMetadata: []*corev3.HeaderValue{{Key: PhaseMetadataKey, Value: phase}},
+		RetryPolicy:     d.extProcRetry(),
+	}
+}
+
+// extProcRetry opens a stream Envoy could not open on one extproc slot on
+// the other: a killed instance refuses connections until outlier detection
+// has ejected it on every worker, some milliseconds in which each request
+// sent there would fail. A stream that has sent anything is never retried.
+// Nil with one extproc: there is nowhere else to go.
+func (d *settings) extProcRetry() *corev3.RetryPolicy {
+	if len(d.extProcEndpoints) < 2 {
+		return nil
+	}
+	return &corev3.RetryPolicy{
+		RetryOn:    "connect-failure,refused-stream,reset-before-request",
+		NumRetries: wrapperspb.UInt32(uint32(len(d.extProcEndpoints) - 1)),
+		RetryBackOff: &corev3.BackoffStrategy{
+			BaseInterval: duration(time.Millisecond), MaxInterval: duration(10 * time.Millisecond),
+		},
+		RetryHostPredicate: []*corev3.RetryPolicy_RetryHostPredicate{{
+			Name:       "envoy.retry_host_predicates.previous_hosts",
+			ConfigType: &corev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: typed(&previoushostsv3.PreviousHostsPredicate{})},
+		}},
+		HostSelectionRetryMaxAttempts: 3,
 	}
 }
 
