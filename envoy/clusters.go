@@ -76,6 +76,10 @@ const ExtProcHealthInterval = time.Second
 //   - Outlier detection ejects an instance whose connection is refused at
 //     once (a kill -9 between two checks), instead of failing every
 //     request sent there until the next check.
+//   - Envoy's default panic threshold stays: with one slot of two healthy
+//     (50 %) it routes by health; with none it tries both, which can only
+//     help. ignore_health_on_host_removal concerns hosts that EDS removes;
+//     these are static.
 func slots(cl *clusterv3.Cluster) {
 	interval := duration(ExtProcHealthInterval)
 	cl.HealthChecks = []*corev3.HealthCheck{{
