@@ -57,20 +57,28 @@ func (d *settings) extProcCluster(name string) *clusterv3.Cluster {
 	return cl
 }
 
-// ExtProcHealthInterval is how often Envoy asks each extproc slot for its
-// gRPC health. A new instance takes traffic, and a draining one stops
-// getting new streams, within about one interval; extproc's -drain-quiet
-// waits for two.
-const ExtProcHealthInterval = time.Second
+// Envoy asks each extproc slot for its gRPC health every
+// extProcHealthInterval; one SERVING answer makes a slot healthy (a new
+// instance takes traffic within an interval), extProcUnhealthyChecks
+// failed ones in a row unhealthy, so that one slow answer on a busy host
+// does not flip it.
+const (
+	extProcHealthInterval  = 500 * time.Millisecond
+	extProcUnhealthyChecks = 2
+)
+
+// ExtProcUnhealthyAfter is how long Envoy may still send new streams to an
+// instance that answers NOT_SERVING; extproc's -drain-quiet waits for twice
+// as long without a new stream.
+const ExtProcUnhealthyAfter = extProcUnhealthyChecks * extProcHealthInterval
 
 // slots makes cl's endpoints slots of extproc instances that replace one
 // another (docs/RELIABILITY.md has the measurements):
 //   - gRPC health checking sends new streams only to instances that answer
 //     SERVING: a free slot (no socket, connection refused) and a draining
-//     instance (NOT_SERVING) get none, and one answer flips a host either
-//     way. The check runs at the same pace whether or not the cluster has
-//     seen traffic, so an instance started in a free slot of an idle
-//     gateway is taken within an interval too.
+//     instance (NOT_SERVING) get none. The check runs at the same pace
+//     whether or not the cluster has seen traffic, so an instance started
+//     in a free slot of an idle gateway is taken within an interval too.
 //   - Connections to a host that fails its check stay open: a draining
 //     instance finishes the streams it has.
 //   - Outlier detection ejects an instance whose connection is refused at
@@ -81,14 +89,14 @@ const ExtProcHealthInterval = time.Second
 //     help. ignore_health_on_host_removal concerns hosts that EDS removes;
 //     these are static.
 func slots(cl *clusterv3.Cluster) {
-	interval := duration(ExtProcHealthInterval)
+	interval := duration(extProcHealthInterval)
 	cl.HealthChecks = []*corev3.HealthCheck{{
-		Timeout:                  interval,
+		Timeout:                  duration(time.Second),
 		Interval:                 interval,
 		NoTrafficInterval:        interval,
 		NoTrafficHealthyInterval: interval,
 		UnhealthyInterval:        interval,
-		UnhealthyThreshold:       wrapperspb.UInt32(1),
+		UnhealthyThreshold:       wrapperspb.UInt32(extProcUnhealthyChecks),
 		HealthyThreshold:         wrapperspb.UInt32(1),
 		HealthChecker: &corev3.HealthCheck_GrpcHealthCheck_{GrpcHealthCheck: &corev3.HealthCheck_GrpcHealthCheck{
 			ServiceName: extprocsvc.ExternalProcessor_ServiceDesc.ServiceName,
@@ -105,7 +113,7 @@ func slots(cl *clusterv3.Cluster) {
 		EnforcingSuccessRate:               wrapperspb.UInt32(0),
 		EnforcingLocalOriginSuccessRate:    wrapperspb.UInt32(0),
 		// Health checking takes over once the ejection ends.
-		BaseEjectionTime:   duration(ExtProcHealthInterval),
+		BaseEjectionTime:   duration(ExtProcUnhealthyAfter),
 		MaxEjectionPercent: wrapperspb.UInt32(50),
 	}
 	// Each stream refused by a killed instance is retried (extProcRetry),

@@ -71,7 +71,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
-	fs.DurationVar(&f.drainQuiet, "drain-quiet", 2*envoy.ExtProcHealthInterval, "on shutdown while Envoy health-checks this instance: keep taking new streams until none came for this long (Envoy has seen NOT_SERVING), at most half of -drain-timeout; 0: refuse them at once")
+	fs.DurationVar(&f.drainQuiet, "drain-quiet", 2*envoy.ExtProcUnhealthyAfter, "on shutdown while Envoy health-checks this instance: keep taking new streams until none came for this long (Envoy has seen NOT_SERVING), at most half of -drain-timeout; 0: refuse them at once")
 	fs.UintVar(&f.maxStreams, "max-streams", envoy.DefaultMaxStreams, "concurrent ext_proc streams (one per in-flight request) before Envoy must wait")
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
