@@ -2,7 +2,7 @@
 # Replaces the running extproc without a failed request (`make restart-extproc`,
 # against a running `make run`):
 #   1. start the new extproc in the free slot (Envoy's ext_proc cluster has two,
-#      health-checked over gRPC every second);
+#      health-checked over gRPC every 0.5 s);
 #   2. wait until Envoy sees it healthy;
 #   3. SIGTERM the old one, which answers NOT_SERVING, takes new streams until
 #      Envoy has stopped sending them, finishes those in flight and exits;
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 STATE=${SWITCHYARD_RUN_DIR:-.tools/run}/extproc
 EXTPROC_BIN=${EXTPROC_BIN:-bin/extproc}
 # How long Envoy may take to see the new instance healthy: its check runs
-# every second.
+# every 0.5 s.
 HEALTHY_TIMEOUT=${SWITCHYARD_HEALTHY_TIMEOUT:-15}
 
 die() { echo "restart-extproc: $*" >&2; exit 1; }
