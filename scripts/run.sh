@@ -22,6 +22,7 @@ METRICS_B=${METRICS%:*}:$((${METRICS##*:} + 1))
 : "${ENVOY_BIN:?ENVOY_BIN is not set: run through make run}"
 
 mkdir -p "$RUN_DIR"
+rm -rf "$EXTPROC_STATE"
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -33,7 +34,7 @@ stop() {
     [ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
   done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  while scripts/restart-extproc.sh running 2>/dev/null; do sleep 0.1; done
+  for _ in $(seq 1 400); do scripts/restart-extproc.sh running 2>/dev/null || break; sleep 0.1; done
 }
 trap stop INT TERM EXIT
 
@@ -62,7 +63,7 @@ if [ "${SWITCHYARD_GLOBAL_LIMITS:-}" = 1 ]; then
 fi
 
 echo ">> extproc in slot a (config $CONFIG, metrics http://$METRICS/metrics)"
-rm -rf "$EXTPROC_STATE" && mkdir -p "$EXTPROC_STATE"
+mkdir -p "$EXTPROC_STATE"
 printf '%s\n' -config "$CONFIG" >"$EXTPROC_STATE/args"
 echo "$SLOT_A $METRICS" >"$EXTPROC_STATE/a.slot"
 echo "$SLOT_B $METRICS_B" >"$EXTPROC_STATE/b.slot"
