@@ -216,6 +216,7 @@ func TestRestartExtprocUnderLoad(t *testing.T) {
 	s := startSlotted(t)
 	first := s.first.cmd.Process.Pid
 	l := startLoad(load{workers: 50, timeout: 10 * time.Second}, mixedLoad(s.gw))
+	t.Cleanup(func() { l.stop() })
 	l.waitRequests(t, 100)
 	pids := []int{first}
 	start := time.Now()
@@ -270,6 +271,7 @@ func TestKillOneOfTwoExtprocs(t *testing.T) {
 	s.waitHealthy(t, "b")
 	const workers = 50
 	l := startLoad(load{workers: workers, timeout: 10 * time.Second}, mixedLoad(s.gw))
+	t.Cleanup(func() { l.stop() })
 	l.waitRequests(t, 200)
 	killAt := time.Now()
 	_ = s.first.cmd.Process.Kill()
