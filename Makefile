@@ -49,7 +49,7 @@ REDIS_BIN := $(TOOLS)/bin/redis-server
 REDIS_STAMP := $(TOOLS)/redis/.installed-redis-$(REDIS_VERSION)
 export RATELIMIT_BIN REDIS_BIN
 
-.PHONY: all tools envoy agents sdks ratelimit build run run-global test unit e2e vet bench bench-check fuzz fuzz-short soak clean
+.PHONY: all tools envoy agents sdks ratelimit build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
 
 all: build
 
@@ -120,6 +120,11 @@ build:
 
 run: tools build
 	./scripts/run.sh
+
+# Replaces the extproc of a running `make run` without a failed request: the new build starts in
+# the free slot, the old one drains once Envoy sends it nothing (scripts/restart-extproc.sh).
+restart-extproc: build
+	./scripts/restart-extproc.sh
 
 # The same with limits kept in envoyproxy/ratelimit and Redis, as more than one replica needs.
 run-global: tools ratelimit build

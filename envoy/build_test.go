@@ -155,6 +155,8 @@ func TestBuildErrors(t *testing.T) {
 		"baseline without cluster":    {ExtProc: "unix:/x", BaselinePort: 10001},
 		"unknown grpc client":         {ExtProc: "unix:/x", GRPCClient: "grpc-go"},
 		"body over 4 GiB, buffered":   {ExtProc: "unix:/x", BodyMode: BodyModeBuffered, MaxBodyBytes: 1 << 32},
+		"an empty extproc slot":       {ExtProc: "unix:/a,"},
+		"google grpc with two slots":  {ExtProc: "unix:/a,unix:/b", GRPCClient: GRPCClientGoogle},
 	} {
 		if _, err := BuildBootstrap(o); err == nil {
 			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)

@@ -9,8 +9,10 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	upstreamcodecv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	extprocsvc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -23,12 +25,12 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 
 // extProcCluster is the way to extproc, named name.
 func (d *settings) extProcCluster(name string) *clusterv3.Cluster {
-	addr := pipeAddress(d.extProcPipe)
-	if d.extProcPipe == "" {
-		addr = socketAddress(d.extProcHost, d.extProcPort)
+	addrs := make([]*corev3.Address, len(d.extProcEndpoints))
+	for i, e := range d.extProcEndpoints {
+		addrs[i] = e.address()
 	}
 	max := wrapperspb.UInt32(uint32(d.extProcMaxStreams))
-	return &clusterv3.Cluster{
+	cl := &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: d.extProcDiscovery},
 		ConnectTimeout:       duration(time.Second),
@@ -47,8 +49,77 @@ func (d *settings) extProcCluster(name string) *clusterv3.Cluster {
 				},
 			}},
 		})},
-		LoadAssignment: loadAssignment(name, addr),
+		LoadAssignment: loadAssignment(name, addrs...),
 	}
+	if len(addrs) > 1 {
+		slots(cl)
+	}
+	return cl
+}
+
+// Envoy asks each extproc slot for its gRPC health every
+// extProcHealthInterval; one SERVING answer makes a slot healthy (a new
+// instance takes traffic within an interval), extProcUnhealthyChecks
+// failed ones in a row unhealthy, so that one slow answer on a busy host
+// does not flip it.
+const (
+	extProcHealthInterval  = 500 * time.Millisecond
+	extProcUnhealthyChecks = 2
+)
+
+// ExtProcUnhealthyAfter is how long Envoy may still send new streams to an
+// instance that answers NOT_SERVING; extproc's -drain-quiet waits for twice
+// as long without a new stream.
+const ExtProcUnhealthyAfter = extProcUnhealthyChecks * extProcHealthInterval
+
+// slots makes cl's endpoints slots of extproc instances that replace one
+// another (docs/RELIABILITY.md has the measurements):
+//   - gRPC health checking sends new streams only to instances that answer
+//     SERVING: a free slot (no socket, connection refused) and a draining
+//     instance (NOT_SERVING) get none. The check runs at the same pace
+//     whether or not the cluster has seen traffic, so an instance started
+//     in a free slot of an idle gateway is taken within an interval too.
+//   - Connections to a host that fails its check stay open: a draining
+//     instance finishes the streams it has.
+//   - Outlier detection ejects an instance whose connection is refused at
+//     once (a kill -9 between two checks), instead of failing every
+//     request sent there until the next check.
+//   - Envoy's default panic threshold stays: with one slot of two healthy
+//     (50 %) it routes by health; with none it tries both, which can only
+//     help. ignore_health_on_host_removal concerns hosts that EDS removes;
+//     these are static.
+func slots(cl *clusterv3.Cluster) {
+	interval := duration(extProcHealthInterval)
+	cl.HealthChecks = []*corev3.HealthCheck{{
+		Timeout:                  duration(time.Second),
+		Interval:                 interval,
+		NoTrafficInterval:        interval,
+		NoTrafficHealthyInterval: interval,
+		UnhealthyInterval:        interval,
+		UnhealthyThreshold:       wrapperspb.UInt32(extProcUnhealthyChecks),
+		HealthyThreshold:         wrapperspb.UInt32(1),
+		HealthChecker: &corev3.HealthCheck_GrpcHealthCheck_{GrpcHealthCheck: &corev3.HealthCheck_GrpcHealthCheck{
+			ServiceName: extprocsvc.ExternalProcessor_ServiceDesc.ServiceName,
+		}},
+	}}
+	cl.OutlierDetection = &clusterv3.OutlierDetection{
+		SplitExternalLocalOriginErrors:         true,
+		ConsecutiveLocalOriginFailure:          wrapperspb.UInt32(1),
+		EnforcingConsecutiveLocalOriginFailure: wrapperspb.UInt32(100),
+		// Only the local-origin (connect) detector: extproc answers no
+		// HTTP status to count.
+		EnforcingConsecutive_5Xx:           wrapperspb.UInt32(0),
+		EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(0),
+		EnforcingSuccessRate:               wrapperspb.UInt32(0),
+		EnforcingLocalOriginSuccessRate:    wrapperspb.UInt32(0),
+		// Health checking takes over once the ejection ends.
+		BaseEjectionTime:   duration(ExtProcUnhealthyAfter),
+		MaxEjectionPercent: wrapperspb.UInt32(50),
+	}
+	// Each stream refused by a killed instance is retried (extProcRetry),
+	// all at once: Envoy's default of 3 retries in flight would fail the rest.
+	th := cl.CircuitBreakers.Thresholds[0]
+	th.MaxRetries = th.MaxRequests
 }
 
 // providerCluster is one of a provider's clusters: its own, its attempt
@@ -167,6 +238,30 @@ func (d *settings) upstreamService(phase string) *corev3.GrpcService {
 		TargetSpecifier: envoyGRPC(extProcClusterName),
 		Timeout:         duration(10 * time.Second),
 		InitialMetadata: []*corev3.HeaderValue{{Key: PhaseMetadataKey, Value: phase}},
+		RetryPolicy:     d.extProcRetry(),
+	}
+}
+
+// extProcRetry opens a stream Envoy could not open on one extproc slot on
+// the other: a killed instance refuses connections until outlier detection
+// has ejected it on every worker, some milliseconds in which each request
+// sent there would fail. A stream that has sent anything is never retried.
+// Nil with one extproc: there is nowhere else to go.
+func (d *settings) extProcRetry() *corev3.RetryPolicy {
+	if len(d.extProcEndpoints) < 2 {
+		return nil
+	}
+	return &corev3.RetryPolicy{
+		RetryOn:    "connect-failure,refused-stream,reset-before-request",
+		NumRetries: wrapperspb.UInt32(uint32(len(d.extProcEndpoints) - 1)),
+		RetryBackOff: &corev3.BackoffStrategy{
+			BaseInterval: duration(time.Millisecond), MaxInterval: duration(10 * time.Millisecond),
+		},
+		RetryHostPredicate: []*corev3.RetryPolicy_RetryHostPredicate{{
+			Name:       "envoy.retry_host_predicates.previous_hosts",
+			ConfigType: &corev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: typed(&previoushostsv3.PreviousHostsPredicate{})},
+		}},
+		HostSelectionRetryMaxAttempts: 3,
 	}
 }
 
@@ -189,11 +284,20 @@ func upstreamFilters(ep *extprocv3.ExternalProcessor) map[string]*anypb.Any {
 	})}
 }
 
-func loadAssignment(cluster string, addr *corev3.Address) *endpointv3.ClusterLoadAssignment {
+func loadAssignment(cluster string, addrs ...*corev3.Address) *endpointv3.ClusterLoadAssignment {
+	eps := make([]*endpointv3.LbEndpoint, len(addrs))
+	for i, a := range addrs {
+		eps[i] = &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: a}}}
+	}
 	return &endpointv3.ClusterLoadAssignment{
 		ClusterName: cluster,
-		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
-		}}}},
+		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: eps}},
 	}
+}
+
+func (e endpoint) address() *corev3.Address {
+	if e.pipe != "" {
+		return pipeAddress(e.pipe)
+	}
+	return socketAddress(e.host, e.port)
 }

@@ -295,6 +295,7 @@ func (d *settings) extProcService() *corev3.GrpcService {
 		}}
 	} else {
 		gs.TargetSpecifier = envoyGRPC(extProcClusterName)
+		gs.RetryPolicy = d.extProcRetry()
 	}
 	return gs
 }

@@ -12,6 +12,7 @@ package envoy
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -86,9 +87,11 @@ type Options struct {
 	// the admin interface; 0 lets the kernel pick free ones, which Envoy
 	// reports through --admin-address-path and its admin API.
 	ListenPort, AdminPort int
-	// ExtProc is the extproc gRPC address, "unix:/path" or "host:port".
-	// Empty renders Envoy without the ext_proc filter, routing every request
-	// to DirectCluster (the benchmark's baseline).
+	// ExtProc is the extproc gRPC address, "unix:/path" or "host:port",
+	// or several separated by commas: the slots of extproc instances that
+	// replace one another without a failed request (ExtProcSlots). Empty
+	// renders Envoy without the ext_proc filter, routing every request to
+	// DirectCluster (the benchmark's baseline).
 	ExtProc       string
 	DirectCluster string
 	// FailOpen lets requests pass when extproc is unreachable. They still
@@ -188,21 +191,21 @@ type settings struct {
 	// extProc is false for the baseline without ext_proc, which routes
 	// everything to directCluster.
 	extProc bool
-	// extproc's address: a Unix socket (extProcPipe), else host and port.
-	extProcPipe, extProcHost string
-	extProcPort              int
-	extProcDiscovery         clusterv3.Cluster_DiscoveryType
-	extProcTarget            string // as given, for Google gRPC
-	googleGRPC               bool
-	extProcMaxStreams        int
-	directCluster            string
-	baselinePort             int
-	baselineCluster          string
-	failOpen                 bool
-	responseHeaders          bool
-	bodyMode                 extprocv3.ProcessingMode_BodySendMode
-	trailerMode              extprocv3.ProcessingMode_HeaderSendMode
-	messageTimeout           time.Duration
+	// extproc's addresses: one, or the slots of instances that replace
+	// one another, health-checked.
+	extProcEndpoints  []endpoint
+	extProcDiscovery  clusterv3.Cluster_DiscoveryType
+	extProcTarget     string // as given, for Google gRPC
+	googleGRPC        bool
+	extProcMaxStreams int
+	directCluster     string
+	baselinePort      int
+	baselineCluster   string
+	failOpen          bool
+	responseHeaders   bool
+	bodyMode          extprocv3.ProcessingMode_BodySendMode
+	trailerMode       extprocv3.ProcessingMode_HeaderSendMode
+	messageTimeout    time.Duration
 	// bySize: bodies announced at least BufferedFromBytes long are sent
 	// BUFFERED (a route's per-filter override), with bySizeBufferBytes
 	// of buffer; bySizeRegex matches their Content-Length.
@@ -343,16 +346,8 @@ func (o Options) settings() (settings, error) {
 	if o.ExtProc != "" {
 		d.extProc = true
 		d.extProcTarget = o.ExtProc
-		if path, ok := strings.CutPrefix(o.ExtProc, "unix:"); ok {
-			d.extProcPipe = path
-			d.extProcDiscovery = clusterv3.Cluster_STATIC
-		} else {
-			host, port, err := splitHostPort(o.ExtProc)
-			if err != nil {
-				return d, fmt.Errorf("parsing extproc address: %w", err)
-			}
-			d.extProcHost, d.extProcPort = host, port
-			d.extProcDiscovery = discovery(host)
+		if err := d.parseExtProc(o.ExtProc); err != nil {
+			return d, err
 		}
 	} else {
 		if o.DirectCluster == "" {
@@ -383,6 +378,40 @@ func (o Options) settings() (settings, error) {
 		}
 	}
 	return d, nil
+}
+
+// endpoint is one address of a cluster: a Unix socket (pipe), else host
+// and port.
+type endpoint struct {
+	pipe, host string
+	port       int
+}
+
+// parseExtProc reads extproc's comma-separated addresses.
+func (d *settings) parseExtProc(list string) error {
+	d.extProcDiscovery = clusterv3.Cluster_STATIC
+	for _, addr := range strings.Split(list, ",") {
+		if path, ok := strings.CutPrefix(addr, "unix:"); ok && path != "" {
+			d.extProcEndpoints = append(d.extProcEndpoints, endpoint{pipe: path})
+			continue
+		}
+		host, port, err := splitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("parsing extproc address %q: %w", addr, err)
+		}
+		d.extProcEndpoints = append(d.extProcEndpoints, endpoint{host: host, port: port})
+		if discovery(host) != clusterv3.Cluster_STATIC {
+			// LOGICAL_DNS takes one endpoint only.
+			d.extProcDiscovery = clusterv3.Cluster_STRICT_DNS
+			if !strings.Contains(list, ",") {
+				d.extProcDiscovery = clusterv3.Cluster_LOGICAL_DNS
+			}
+		}
+	}
+	if len(d.extProcEndpoints) > 1 && d.googleGRPC {
+		return errors.New("the google gRPC client takes one extproc address, not a list of slots")
+	}
+	return nil
 }
 
 // addFallbacks lists what requests with fallbacks need: a route entry

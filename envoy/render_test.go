@@ -98,6 +98,22 @@ func TestConfigsValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases["ads bootstrap"] = ads.Bytes()
+	const slots = "unix:/tmp/a.sock,unix:/tmp/b.sock"
+	twoSlots := render(t, cfg, Options{ExtProc: slots})
+	cases["two extproc slots"] = twoSlots
+	for _, want := range []string{"path: /tmp/b.sock", "grpc_health_check", "consecutive_local_origin_failure: 1"} {
+		if !bytes.Contains(twoSlots, []byte(want)) {
+			t.Errorf("the two-slot config lacks %q", want)
+		}
+	}
+	if one := render(t, cfg, Options{ExtProc: "unix:/tmp/x.sock"}); bytes.Contains(one, []byte("health_checks")) {
+		t.Error("a single extproc is health-checked: the one-address config changed for its users")
+	}
+	ads.Reset()
+	if err := RenderADS(&ads, withConfig(t, cfg, Options{ExtProc: slots + ",127.0.0.1:9002,localhost:9003"}), []string{"-xds"}); err != nil {
+		t.Fatal(err)
+	}
+	cases["ads bootstrap, four slots over unix, ip and dns"] = ads.Bytes()
 	cases["google grpc over unix"] = render(t, cfg, Options{ExtProc: "unix:/tmp/x.sock", GRPCClient: GRPCClientGoogle})
 	cases["google grpc over tcp, access log"] = render(t, cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: filepath.Join(dir, "access.log")})
 	for name, yaml := range cases {

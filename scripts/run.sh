@@ -12,18 +12,29 @@ PORT=${SWITCHYARD_PORT:-10000}
 ADMIN_PORT=${SWITCHYARD_ADMIN_PORT:-9901}
 METRICS=${SWITCHYARD_METRICS:-127.0.0.1:9090}
 MOCK_ADDR=${SWITCHYARD_MOCK_ADDR:-127.0.0.1:8081}
-RUN_DIR=.tools/run
-SOCK=/tmp/switchyard-extproc.sock
+RUN_DIR=${SWITCHYARD_RUN_DIR:-.tools/run}
+SOCK=${SWITCHYARD_SOCK:-/tmp/switchyard-extproc.sock}
+# Two extproc slots, so that `make restart-extproc` replaces the one serving
+# without a failed request; the second's metrics port is the next one.
+EXTPROC_STATE=$RUN_DIR/extproc
+SLOT_A=unix:${SOCK%.sock}-a.sock SLOT_B=unix:${SOCK%.sock}-b.sock
+METRICS_B=${METRICS%:*}:$((${METRICS##*:} + 1))
 : "${ENVOY_BIN:?ENVOY_BIN is not set: run through make run}"
 
 mkdir -p "$RUN_DIR"
+rm -rf "$EXTPROC_STATE"
 pids=()
 stop() {
   trap - INT TERM EXIT
   echo
   echo ">> stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # extproc in either slot, restarted ones included.
+  for f in "$EXTPROC_STATE"/a.pid "$EXTPROC_STATE"/b.pid; do
+    [ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+  done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 400); do scripts/restart-extproc.sh running 2>/dev/null || break; sleep 0.1; done
 }
 trap stop INT TERM EXIT
 
@@ -51,11 +62,20 @@ if [ "${SWITCHYARD_GLOBAL_LIMITS:-}" = 1 ]; then
   pids+=($!)
 fi
 
-echo ">> extproc (config $CONFIG, metrics http://$METRICS/metrics)"
-bin/extproc -config "$CONFIG" -grpc "unix:$SOCK" -metrics "$METRICS" &
+echo ">> extproc in slot a (config $CONFIG, metrics http://$METRICS/metrics)"
+mkdir -p "$EXTPROC_STATE"
+printf '%s\n' -config "$CONFIG" >"$EXTPROC_STATE/args"
+echo "$SLOT_A $METRICS" >"$EXTPROC_STATE/a.slot"
+echo "$SLOT_B $METRICS_B" >"$EXTPROC_STATE/b.slot"
+echo "127.0.0.1:$ADMIN_PORT" >"$EXTPROC_STATE/envoy-admin"
+echo a >"$EXTPROC_STATE/current"
+scripts/restart-extproc.sh start a &
+echo $! >"$EXTPROC_STATE/a.pid"
+# Stands for extproc among the processes watched below, whichever slot serves.
+(while scripts/restart-extproc.sh serving; do sleep 0.5; done; echo ">> extproc exited") &
 pids+=($!)
 
-bin/extproc envoy-config -config "$CONFIG" -listen "$PORT" -admin "$ADMIN_PORT" -extproc "unix:$SOCK" >"$RUN_DIR/envoy.yaml"
+bin/extproc envoy-config -config "$CONFIG" -listen "$PORT" -admin "$ADMIN_PORT" -extproc "$SLOT_A,$SLOT_B" >"$RUN_DIR/envoy.yaml"
 echo ">> envoy on http://127.0.0.1:$PORT (admin 127.0.0.1:$ADMIN_PORT)"
 "$ENVOY_BIN" -c "$RUN_DIR/envoy.yaml" --log-level warn --disable-hot-restart 2>"$RUN_DIR/envoy.log" &
 pids+=($!)
@@ -70,7 +90,7 @@ Switchyard is up. Try:
   curl -s http://127.0.0.1:$PORT/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"mock-gpt","messages":[{"role":"user","content":"Hello"}]}'
 Claude Code and Codex: settings in README.md, "Using it with coding agents".
-Logs: extproc on this terminal, $RUN_DIR/envoy.log, $RUN_DIR/mockllm.log (and with run-global
+Logs: extproc on this terminal (after make restart-extproc: $EXTPROC_STATE/<slot>.log), $RUN_DIR/envoy.log, $RUN_DIR/mockllm.log (and with run-global
 $RUN_DIR/redis.log, $RUN_DIR/ratelimit.log). Ctrl-C stops everything.
 TXT
 # Exit (and stop the rest) as soon as any of them dies.

@@ -65,7 +65,7 @@ func parseEnvoyConfigFlags(args []string, stderr io.Writer) (envoyConfigFlags, e
 	fs.StringVar(&f.listen, "listen-address", "127.0.0.1", "address Envoy listens on")
 	fs.IntVar(&f.listenPort, "listen", envoy.DefaultListenPort, "port Envoy listens on (0: any free port; Envoy's admin API /listeners says which)")
 	fs.IntVar(&f.admin, "admin", envoy.DefaultAdminPort, "Envoy admin port (0: any free port; run Envoy with --admin-address-path to learn it)")
-	fs.StringVar(&f.extproc, "extproc", "unix:/tmp/switchyard-extproc.sock", "extproc gRPC address: unix:/path or host:port")
+	fs.StringVar(&f.extproc, "extproc", "unix:/tmp/switchyard-extproc.sock", "extproc gRPC address: unix:/path or host:port; several, comma-separated, are slots of instances that replace one another (health-checked; see make restart-extproc)")
 	fs.BoolVar(&f.noExtProc, "no-extproc", false, "render Envoy without ext_proc, sending everything to -direct-cluster (benchmark baseline)")
 	fs.StringVar(&f.directCluster, "direct-cluster", "", "cluster for -no-extproc (default: the first provider's)")
 	fs.StringVar(&f.bodyMode, "body-mode", envoy.BodyModeBySize, "ext_proc request body mode: BY_SIZE (BUFFERED for bodies announced at 10,000 bytes or more, else FULL_DUPLEX_STREAMED), FULL_DUPLEX_STREAMED or BUFFERED")

@@ -37,11 +37,11 @@ routes:
 
 func TestServeFlagErrorsAreCollected(t *testing.T) {
 	t.Parallel()
-	_, err := parseServeFlags([]string{"-config", "", "-grpc", "", "-log-level", "loud", "-log-format", "xml", "-drain-timeout", "0s", "extra"}, &bytes.Buffer{})
+	_, err := parseServeFlags([]string{"-config", "", "-grpc", "", "-log-level", "loud", "-log-format", "xml", "-drain-timeout", "0s", "-drain-quiet", "-1s", "extra"}, &bytes.Buffer{})
 	if err == nil {
 		t.Fatal("parseServeFlags accepted bad flags")
 	}
-	for _, want := range []string{"unexpected arguments", "-config is required", "-grpc is required", "-log-level", "-log-format", "-drain-timeout"} {
+	for _, want := range []string{"unexpected arguments", "-config is required", "-grpc is required", "-log-level", "-log-format", "-drain-timeout", "-drain-quiet"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

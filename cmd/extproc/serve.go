@@ -47,6 +47,7 @@ type serveFlags struct {
 	logLevel     string
 	logFormat    string
 	drainTimeout time.Duration
+	drainQuiet   time.Duration
 	maxStreams   uint
 	maxInflight  int64
 	// grpc-go tuning (docs/PERFORMANCE.md has the measurements).
@@ -70,6 +71,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	fs.DurationVar(&f.drainQuiet, "drain-quiet", 2*envoy.ExtProcUnhealthyAfter, "on shutdown while Envoy health-checks this instance: keep taking new streams until none came for this long (Envoy has seen NOT_SERVING), at most half of -drain-timeout; 0: refuse them at once")
 	fs.UintVar(&f.maxStreams, "max-streams", envoy.DefaultMaxStreams, "concurrent ext_proc streams (one per in-flight request) before Envoy must wait")
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
@@ -97,6 +99,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	}
 	if f.drainTimeout <= 0 {
 		errs = append(errs, errors.New("-drain-timeout must be positive"))
+	}
+	if f.drainQuiet < 0 {
+		errs = append(errs, errors.New("-drain-quiet must not be negative"))
 	}
 	if f.maxInflight < 0 {
 		errs = append(errs, errors.New("-max-inflight must not be negative"))
@@ -228,7 +233,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if xs != nil {
 		xs.Register(gs)
 	}
-	hs := health.NewServer()
+	hs := &checkedHealth{Server: health.NewServer()}
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(processor.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -294,17 +299,27 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 
-	// Shutdown: report NOT_SERVING, refuse new streams and let in-flight
-	// requests finish, bounded by the drain timeout.
+	// Shutdown: report NOT_SERVING; while Envoy health-checks this
+	// instance (it has another to send streams to), keep taking them until
+	// it stops; then refuse new streams and let in-flight requests finish,
+	// bounded by the drain timeout.
 	log.Info("extproc shutting down", "drain_timeout", f.drainTimeout.String())
+	start := time.Now()
 	ready.Store(false)
 	hs.Shutdown()
 	stopWatch()
+	if f.drainQuiet > 0 && hs.checkedWithin(f.drainQuiet) {
+		if waitQuiet(srv.Opened, f.drainQuiet, f.drainTimeout/2) {
+			log.Info("no new stream for the quiet period: Envoy sends them elsewhere", "waited", time.Since(start).String())
+		} else {
+			log.Warn("new streams still arrive at half the drain timeout; refusing them now", "waited", time.Since(start).String())
+		}
+	}
 	drained := make(chan struct{})
 	go func() { gs.GracefulStop(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(f.drainTimeout):
+	case <-time.After(f.drainTimeout - time.Since(start)):
 		log.Warn("drain timeout reached, closing remaining streams")
 		gs.Stop()
 		<-drained
