@@ -1,0 +1,185 @@
+package deploy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/envoy"
+	"switchyard/internal/launch"
+)
+
+// TestPodOnThisMachine runs the pod's two containers as local processes:
+// extproc with the pod's flags and config, Envoy with the pod's flags and a
+// bootstrap printed with the pod's envoy-config flags (its ports 0, its
+// paths under a temporary directory). Envoy must get its listener over
+// xDS and answer through extproc; the pod's own probe and preStop scripts
+// run against it: ready, then drained and no longer ready.
+func TestPodOnThisMachine(t *testing.T) {
+	t.Parallel()
+	envoyBin, err := launch.FindEnvoy("", envoy.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := mustRender(t, baseDir)
+	p := switchyardPod(t, o)
+	dir := t.TempDir()
+	// local moves the pod's paths under dir.
+	local := strings.NewReplacer("/etc/switchyard/", dir+"/etc/", "/run/switchyard/", dir+"/run/", "/etc/envoy/", dir+"/envoy/").Replace
+	for _, d := range []string{"etc/config", "etc/hooks", "run", "envoy"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, local(p.serve["-config"]), local(o.configMaps["switchyard-config"].Data["switchyard.yaml"]))
+	for name, script := range o.configMaps["switchyard-hooks"].Data {
+		write(t, local("/etc/switchyard/hooks/"+name), script)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	addrFile := filepath.Join(dir, "extproc.addr")
+	args := localArgs(p.extproc.Args, local, map[string]string{"-metrics": "127.0.0.1:0"})
+	ext := start(t, extprocBin, append(args, "-addr-file", addrFile))
+	ex, err := launch.WaitExtproc(ctx, addrFile, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bootstrap := configMapByPrefix(t, o, "switchyard-envoy-").Data["envoy.yaml"]
+	ecArgs := localArgs(bootstrapArgs(t, []byte(bootstrap)), local, map[string]string{"-listen": "0", "-admin": "0"})
+	envoyCfg := local(p.envoyArgs["-c"])
+	write(t, envoyCfg, string(extproc(t, baseDir, append([]string{"envoy-config"}, ecArgs...)...)))
+	adminFile := filepath.Join(dir, "envoy.admin")
+	envoyArgs := append(localArgs(p.envoy.Args, local, nil), "--admin-address-path", adminFile, "--use-dynamic-base-id")
+	env := start(t, envoyBin, envoyArgs)
+	admin, err := launch.WaitEnvoy(ctx, adminFile, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener, err := launch.EnvoyListener(ctx, admin, "switchyard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The provider's key file is not there: extproc answers, naming it.
+	status, body := post(t, "http://"+listener+"/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "key file") {
+		t.Errorf("a request through the pod's Envoy: %d %s, want extproc's 503 about the missing key file", status, body)
+	}
+	if status, _ := get(t, "http://"+ex.Metrics+p.extproc.ReadinessProbe.HTTPGet.Path); status != http.StatusOK {
+		t.Errorf("extproc readiness: %d", status)
+	}
+
+	_, port, _ := net.SplitHostPort(admin)
+	probe := p.envoy.ReadinessProbe.Exec.Command
+	if err := runScript(probe, port); err != nil {
+		t.Fatalf("envoy's readiness probe fails on a ready Envoy: %v", err)
+	}
+	began := time.Now()
+	if err := runScript(p.envoy.Lifecycle.PreStop.Exec.Command, port); err != nil {
+		t.Fatalf("envoy's preStop: %v", err)
+	}
+	if took, bound := time.Since(began), envoyPreStopBound(t, p.envoy); took > bound {
+		t.Errorf("envoy's preStop took %v with nothing in flight, more than its bound %v", took, bound)
+	}
+	if err := runScript(probe, port); err == nil {
+		t.Error("envoy's readiness probe still passes after the preStop drain")
+	}
+	select {
+	case <-env:
+		t.Error("envoy exited during its preStop drain: Kubernetes would not have sent SIGTERM yet")
+	default:
+	}
+}
+
+// localArgs is args with every path moved by local and the flags in set
+// given other values.
+func localArgs(args []string, local func(string) string, set map[string]string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = local(a)
+		if v, ok := set[args[max(i-1, 0)]]; ok && i > 0 {
+			out[i] = v
+		}
+	}
+	return out
+}
+
+// runScript runs a probe's or hook's command with the container's
+// ENVOY_ADMIN_PORT.
+func runScript(command []string, adminPort string) error {
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Env = append(os.Environ(), "ENVOY_ADMIN_PORT="+adminPort)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return &scriptError{err, string(out)}
+	}
+	return nil
+}
+
+type scriptError struct {
+	err error
+	out string
+}
+
+func (e *scriptError) Error() string { return e.err.Error() + ": " + e.out }
+
+// start runs bin with args until the test ends; the channel closes when it
+// has exited.
+func start(t *testing.T, bin string, args []string) <-chan struct{} {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	logs, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			b, _ := os.ReadFile(logs.Name())
+			t.Logf("%s:\n%s", filepath.Base(bin), tail(string(b), 20))
+		}
+	})
+	return done
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
+
+func post(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
