@@ -41,8 +41,7 @@ var (
 	podOnlyServe = []string{"-xds", "-drain-timeout"}
 	// -listen-address: a pod serves on its own IP, not loopback.
 	podOnlyEnvoyConfig = []string{"-xds", "-listen-address"}
-	// The graceful drain of the preStop hook.
-	podOnlyEnvoy = []string{"--drain-strategy", "--drain-time-s"}
+	podOnlyEnvoy       []string
 )
 
 // objects are one kustomization's output, decoded strictly by kind.
@@ -482,24 +481,38 @@ func TestPodSecurityProbesAndRollout(t *testing.T) {
 // sleep and the number of one-second polls after it.
 func envoyPreStopBound(t *testing.T, c *corev1.Container) time.Duration {
 	t.Helper()
+	first, polls := envoyPreStop(t, c)
+	return first + polls
+}
+
+// envoyPreStopFirstWait is the preStop's first sleep: the drain time.
+func envoyPreStopFirstWait(t *testing.T, c *corev1.Container) time.Duration {
+	t.Helper()
+	first, _ := envoyPreStop(t, c)
+	return first
+}
+
+// envoyPreStop reads the preStop script's first sleep and its polls.
+func envoyPreStop(t *testing.T, c *corev1.Container) (first, polls time.Duration) {
+	t.Helper()
 	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
 		t.Fatal("envoy has no preStop script")
 	}
 	script := strings.Join(c.Lifecycle.PreStop.Exec.Command, " ")
-	var first, polls int
+	var sleep, n int
 	for _, line := range strings.Split(script, "\n") {
 		line = strings.TrimSpace(line)
-		if s, ok := strings.CutPrefix(line, "sleep "); ok && first == 0 {
-			first, _ = strconv.Atoi(s)
+		if s, ok := strings.CutPrefix(line, "sleep "); ok && sleep == 0 {
+			sleep, _ = strconv.Atoi(s)
 		}
 		if s, ok := strings.CutPrefix(line, "for _ in $(seq 1 "); ok {
-			polls, _ = strconv.Atoi(strings.TrimSuffix(s, "); do"))
+			n, _ = strconv.Atoi(strings.TrimSuffix(s, "); do"))
 		}
 	}
-	if first == 0 || polls == 0 {
+	if sleep == 0 || n == 0 {
 		t.Fatalf("envoy's preStop script: no initial sleep or poll count found:\n%s", script)
 	}
-	return time.Duration(first+polls) * time.Second
+	return time.Duration(sleep) * time.Second, time.Duration(n) * time.Second
 }
 
 // checkLockedDown: non-root, no privilege escalation, a read-only root

@@ -129,7 +129,7 @@ func TestOwnEnvoyServesBesideItsListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, body := post(t, "http://"+listener+"/v1/chat/completions", `{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}`)
+	status, body, _ := post(t, "http://"+listener+"/v1/chat/completions", `{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}`)
 	if status != http.StatusNotFound || !strings.Contains(body, "model_not_found") {
 		t.Errorf("a request to Switchyard's listener: %d %s, want extproc's 404 model_not_found", status, body)
 	}

@@ -2,9 +2,11 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,9 +33,11 @@ func TestPodOnThisMachine(t *testing.T) {
 	o := mustRender(t, baseDir)
 	p := switchyardPod(t, o)
 	dir := t.TempDir()
-	// local moves the pod's paths under dir.
-	local := strings.NewReplacer("/etc/switchyard/", dir+"/etc/", "/run/switchyard/", dir+"/run/", "/etc/envoy/", dir+"/envoy/").Replace
-	for _, d := range []string{"etc/config", "etc/hooks", "run", "envoy"} {
+	up := newHeldUpstream(t)
+	// local moves the pod's paths under dir, and sends OpenAI's requests to up.
+	local := strings.NewReplacer("/etc/switchyard/", dir+"/etc/", "/run/switchyard/", dir+"/run/", "/etc/envoy/", dir+"/envoy/",
+		"https://api.openai.com", up.URL).Replace
+	for _, d := range []string{"etc/config", "etc/hooks", "etc/keys", "run", "envoy"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -42,6 +46,7 @@ func TestPodOnThisMachine(t *testing.T) {
 	for name, script := range o.configMaps["switchyard-hooks"].Data {
 		write(t, local("/etc/switchyard/hooks/"+name), script)
 	}
+	write(t, local("/etc/switchyard/keys/openai"), "sk-test\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -68,8 +73,9 @@ func TestPodOnThisMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The provider's key file is not there: extproc answers, naming it.
-	status, body := post(t, "http://"+listener+"/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+	url := "http://" + listener + "/v1/chat/completions"
+	// Anthropic's key file is not there: extproc answers, naming it.
+	status, body, _ := post(t, url, claudeRequest)
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "key file") {
 		t.Errorf("a request through the pod's Envoy: %d %s, want extproc's 503 about the missing key file", status, body)
 	}
@@ -82,15 +88,42 @@ func TestPodOnThisMachine(t *testing.T) {
 	if err := runScript(probe, port); err != nil {
 		t.Fatalf("envoy's readiness probe fails on a ready Envoy: %v", err)
 	}
+
+	// A request in flight when the pod is told to stop: the preStop must
+	// wait for it, and it must be answered.
+	held := make(chan string, 1)
+	go func() {
+		status, body, _ := post(t, url, `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+		held <- fmt.Sprint(status, " ", body)
+	}()
+	<-up.arrived
 	began := time.Now()
-	if err := runScript(p.envoy.Lifecycle.PreStop.Exec.Command, port); err != nil {
+	preStop := make(chan error, 1)
+	go func() { preStop <- runScript(p.envoy.Lifecycle.PreStop.Exec.Command, port) }()
+	waitFor(t, "envoy's readiness probe to fail after the preStop began", func() bool { return runScript(probe, port) != nil })
+	// Draining: each answer tells an HTTP/1.1 client to reconnect elsewhere.
+	if _, _, closed := post(t, url, claudeRequest); !closed {
+		t.Error("an answer during the drain does not close the connection")
+	}
+	// Past the preStop's first wait, the held request keeps it waiting.
+	time.Sleep(time.Until(began.Add(envoyPreStopFirstWait(t, p.envoy) + time.Second)))
+	select {
+	case err := <-preStop:
+		t.Fatalf("envoy's preStop ended (%v) with a request in flight", err)
+	default:
+	}
+	close(up.release)
+	if got := <-held; !strings.HasPrefix(got, "200 ") {
+		t.Errorf("the request in flight during the drain: %s, want 200", got)
+	}
+	if err := <-preStop; err != nil {
 		t.Fatalf("envoy's preStop: %v", err)
 	}
 	if took, bound := time.Since(began), envoyPreStopBound(t, p.envoy); took > bound {
-		t.Errorf("envoy's preStop took %v with nothing in flight, more than its bound %v", took, bound)
+		t.Errorf("envoy's preStop took %v, more than its bound %v", took, bound)
 	}
 	if err := runScript(probe, port); err == nil {
-		t.Error("envoy's readiness probe still passes after the preStop drain")
+		t.Error("envoy's readiness probe passes after the preStop drain")
 	}
 	select {
 	case <-env:
@@ -162,15 +195,56 @@ func tail(s string, n int) string {
 	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
-func post(t *testing.T, url, body string) (int, string) {
-	t.Helper()
+const claudeRequest = `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+
+// post sends body and returns the answer, and whether it closed the
+// connection. It may run on another goroutine than the test's.
+func post(t *testing.T, url, body string) (int, string, bool) {
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return 0, err.Error(), false
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Close
+}
+
+// heldUpstream answers a chat completion once release is closed; arrived
+// receives each request as it comes.
+type heldUpstream struct {
+	*httptest.Server
+	arrived chan struct{}
+	release chan struct{}
+}
+
+func newHeldUpstream(t *testing.T) *heldUpstream {
+	u := &heldUpstream{arrived: make(chan struct{}, 10), release: make(chan struct{})}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		u.arrived <- struct{}{}
+		select {
+		case <-u.release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, `{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func get(t *testing.T, url string) (int, string) {
