@@ -18,31 +18,45 @@ import (
 	"switchyard/internal/launch"
 )
 
-// TestPodOnThisMachine runs the pod's two containers as local processes:
-// extproc with the pod's flags and config, Envoy with the pod's flags and a
+// localPod is the pod's two containers run as local processes: extproc
+// with the pod's flags and config, Envoy with the pod's flags and a
 // bootstrap printed with the pod's envoy-config flags (its ports 0, its
-// paths under a temporary directory). Envoy must get its listener over
-// xDS and answer through extproc; the pod's own probe and preStop scripts
-// run against it: ready, then drained and no longer ready.
-func TestPodOnThisMachine(t *testing.T) {
-	t.Parallel()
+// paths under a temporary directory). The config directory is laid out
+// as the kubelet mounts a ConfigMap: the file links into ..data, itself a
+// link to a timestamped directory.
+type localPod struct {
+	pod
+	objects *objects
+	// local moves a path of the pod under the test's directory.
+	local func(string) string
+	// up answers OpenAI's requests.
+	up *heldUpstream
+	// url is the gateway's chat completions URL; admin Envoy's admin
+	// address, metrics extproc's.
+	url, admin, metrics string
+	// envoyExited closes if Envoy exits.
+	envoyExited <-chan struct{}
+}
+
+func startPod(t *testing.T) *localPod {
+	t.Helper()
 	envoyBin, err := launch.FindEnvoy("", envoy.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := mustRender(t, baseDir)
-	p := switchyardPod(t, o)
+	lp := &localPod{pod: switchyardPod(t, o), objects: o, up: newHeldUpstream(t)}
+	p := lp.pod
 	dir := t.TempDir()
-	up := newHeldUpstream(t)
-	// local moves the pod's paths under dir, and sends OpenAI's requests to up.
-	local := strings.NewReplacer("/etc/switchyard/", dir+"/etc/", "/run/switchyard/", dir+"/run/", "/etc/envoy/", dir+"/envoy/",
-		"https://api.openai.com", up.URL).Replace
+	lp.local = strings.NewReplacer("/etc/switchyard/", dir+"/etc/", "/run/switchyard/", dir+"/run/", "/etc/envoy/", dir+"/envoy/",
+		"https://api.openai.com", lp.up.URL).Replace
+	local := lp.local
 	for _, d := range []string{"etc/config", "etc/hooks", "etc/keys", "run", "envoy"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(t, local(p.serve["-config"]), local(o.configMaps["switchyard-config"].Data["switchyard.yaml"]))
+	lp.swapConfig(t, "..2026_12_04_00_00_00.1", local(o.configMaps["switchyard-config"].Data["switchyard.yaml"]))
 	for name, script := range o.configMaps["switchyard-hooks"].Data {
 		write(t, local("/etc/switchyard/hooks/"+name), script)
 	}
@@ -57,29 +71,63 @@ func TestPodOnThisMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lp.metrics = ex.Metrics
 
 	bootstrap := configMapByPrefix(t, o, "switchyard-envoy-").Data["envoy.yaml"]
 	ecArgs := localArgs(bootstrapArgs(t, []byte(bootstrap)), local, map[string]string{"-listen": "0", "-admin": "0"})
-	envoyCfg := local(p.envoyArgs["-c"])
-	write(t, envoyCfg, string(extproc(t, baseDir, append([]string{"envoy-config"}, ecArgs...)...)))
+	write(t, local(p.envoyArgs["-c"]), string(extproc(t, baseDir, append([]string{"envoy-config"}, ecArgs...)...)))
 	adminFile := filepath.Join(dir, "envoy.admin")
 	envoyArgs := append(localArgs(p.envoy.Args, local, nil), "--admin-address-path", adminFile, "--use-dynamic-base-id")
-	env := start(t, envoyBin, envoyArgs)
-	admin, err := launch.WaitEnvoy(ctx, adminFile, env)
+	lp.envoyExited = start(t, envoyBin, envoyArgs)
+	if lp.admin, err = launch.WaitEnvoy(ctx, adminFile, lp.envoyExited); err != nil {
+		t.Fatal(err)
+	}
+	listener, err := launch.EnvoyListener(ctx, lp.admin, "switchyard")
 	if err != nil {
 		t.Fatal(err)
 	}
-	listener, err := launch.EnvoyListener(ctx, admin, "switchyard")
-	if err != nil {
+	lp.url = "http://" + listener + "/v1/chat/completions"
+	return lp
+}
+
+// swapConfig puts config in the pod's config directory as the kubelet
+// updates a mounted ConfigMap: a new timestamped directory, a ..data_tmp
+// link to it renamed over ..data.
+func (lp *localPod) swapConfig(t *testing.T, stamp, config string) {
+	t.Helper()
+	file := lp.local(lp.serve["-config"])
+	dir, name := filepath.Dir(file), filepath.Base(file)
+	if err := os.Mkdir(filepath.Join(dir, stamp), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + listener + "/v1/chat/completions"
+	write(t, filepath.Join(dir, stamp, name), config)
+	if err := os.Symlink(stamp, filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(file); os.IsNotExist(err) {
+		if err := os.Symlink(filepath.Join("..data", name), file); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPodOnThisMachine runs the pod on this machine (startPod): Envoy must
+// get its listener over xDS and answer through extproc, and the pod's own
+// probe and preStop scripts run against it: ready, then drained, with a
+// request in flight answered, and no longer ready.
+func TestPodOnThisMachine(t *testing.T) {
+	t.Parallel()
+	lp := startPod(t)
+	p, url, admin := lp.pod, lp.url, lp.admin
 	// Anthropic's key file is not there: extproc answers, naming it.
 	status, body, _ := post(t, url, claudeRequest)
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "key file") {
 		t.Errorf("a request through the pod's Envoy: %d %s, want extproc's 503 about the missing key file", status, body)
 	}
-	if status, _ := get(t, "http://"+ex.Metrics+p.extproc.ReadinessProbe.HTTPGet.Path); status != http.StatusOK {
+	if status, _ := get(t, "http://"+lp.metrics+p.extproc.ReadinessProbe.HTTPGet.Path); status != http.StatusOK {
 		t.Errorf("extproc readiness: %d", status)
 	}
 
@@ -96,7 +144,7 @@ func TestPodOnThisMachine(t *testing.T) {
 		status, body, _ := post(t, url, `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
 		held <- fmt.Sprint(status, " ", body)
 	}()
-	<-up.arrived
+	<-lp.up.arrived
 	began := time.Now()
 	preStop := make(chan error, 1)
 	go func() { preStop <- runScript(p.envoy.Lifecycle.PreStop.Exec.Command, port) }()
@@ -112,7 +160,7 @@ func TestPodOnThisMachine(t *testing.T) {
 		t.Fatalf("envoy's preStop ended (%v) with a request in flight", err)
 	default:
 	}
-	close(up.release)
+	close(lp.up.release)
 	if got := <-held; !strings.HasPrefix(got, "200 ") {
 		t.Errorf("the request in flight during the drain: %s, want 200", got)
 	}
@@ -126,7 +174,7 @@ func TestPodOnThisMachine(t *testing.T) {
 		t.Error("envoy's readiness probe passes after the preStop drain")
 	}
 	select {
-	case <-env:
+	case <-lp.envoyExited:
 		t.Error("envoy exited during its preStop drain: Kubernetes would not have sent SIGTERM yet")
 	default:
 	}
@@ -256,4 +304,33 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestPodConfigMapUpdateIsLive updates the pod's config as the kubelet
+// does after `kubectl apply -k` (the ..data swap) with a new provider and
+// route: Envoy gets the provider's cluster over xDS without a restart, and
+// a request for the new route reaches it.
+func TestPodConfigMapUpdateIsLive(t *testing.T) {
+	t.Parallel()
+	lp := startPod(t)
+	extra := newHeldUpstream(t)
+	close(extra.release)
+	config := lp.local(lp.objects.configMaps["switchyard-config"].Data["switchyard.yaml"])
+	config = strings.Replace(config, "\nroutes:\n", "\nroutes:\n  - model: \"extra-*\"\n    provider: extra\n", 1)
+	config = strings.Replace(config, "\nproviders:\n", "\nproviders:\n  - name: extra\n    url: "+extra.URL+"\n    schema: openai\n", 1)
+	lp.swapConfig(t, "..2026_12_04_00_01_00.2", config)
+
+	waitFor(t, "Envoy to get the new provider's cluster", func() bool {
+		_, clusters := get(t, "http://"+lp.admin+"/clusters")
+		return strings.Contains(clusters, "\nextra::")
+	})
+	status, body, _ := post(t, lp.url, `{"model":"extra-1","messages":[{"role":"user","content":"hi"}]}`)
+	if status != http.StatusOK {
+		t.Errorf("a request for the new route: %d %s", status, body)
+	}
+	select {
+	case <-extra.arrived:
+	default:
+		t.Error("the new provider received nothing")
+	}
 }
