@@ -318,12 +318,14 @@ func TestPodConfigMapUpdateIsLive(t *testing.T) {
 	config := lp.local(lp.objects.configMaps["switchyard-config"].Data["switchyard.yaml"])
 	config = strings.Replace(config, "\nroutes:\n", "\nroutes:\n  - model: \"extra-*\"\n    provider: extra\n", 1)
 	config = strings.Replace(config, "\nproviders:\n", "\nproviders:\n  - name: extra\n    url: "+extra.URL+"\n    schema: openai\n", 1)
+	swapped := time.Now()
 	lp.swapConfig(t, "..2026_12_04_00_01_00.2", config)
 
 	waitFor(t, "Envoy to get the new provider's cluster", func() bool {
 		_, clusters := get(t, "http://"+lp.admin+"/clusters")
 		return strings.Contains(clusters, "\nextra::")
 	})
+	t.Logf("Envoy had the new cluster %v after the swap", time.Since(swapped).Round(time.Millisecond))
 	status, body, _ := post(t, lp.url, `{"model":"extra-1","messages":[{"role":"user","content":"hi"}]}`)
 	if status != http.StatusOK {
 		t.Errorf("a request for the new route: %d %s", status, body)
