@@ -48,6 +48,10 @@ func TestGlobalLimitsOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkServiceAddress(t, o, "ratelimit", cfg.RateLimitService.Address)
+	// A change of service takes a restart: the pod template names it.
+	if got := o.deployments["switchyard"].Spec.Template.Annotations["switchyard/rate-limit-service"]; got != cfg.RateLimitService.Address {
+		t.Errorf("the switchyard pods are annotated with rate-limit service %q, the config names %q", got, cfg.RateLimitService.Address)
+	}
 
 	d := o.deployments["ratelimit"]
 	if d == nil || len(d.Spec.Template.Spec.Containers) != 1 {

@@ -441,6 +441,7 @@ func TestPodSecurityProbesAndRollout(t *testing.T) {
 			t.Run(dir+"/"+name, func(t *testing.T) {
 				checkLockedDown(t, &d.Spec.Template.Spec)
 				checkSelectors(t, o, d)
+				checkConfigMapsExist(t, o, &d.Spec.Template.Spec)
 			})
 		}
 	}
@@ -579,6 +580,17 @@ func checkSelectors(t *testing.T, o *objects, d *appsv1.Deployment) {
 	if d.Name == "switchyard" || d.Name == "ratelimit" {
 		if o.pdbs[d.Name] == nil {
 			t.Errorf("%s has no PodDisruptionBudget", d.Name)
+		}
+	}
+}
+
+// checkConfigMapsExist: every ConfigMap a pod mounts is among the rendered
+// objects (kustomize renamed the references to generated ones).
+func checkConfigMapsExist(t *testing.T, o *objects, spec *corev1.PodSpec) {
+	t.Helper()
+	for _, v := range spec.Volumes {
+		if v.ConfigMap != nil && o.configMaps[v.ConfigMap.Name] == nil {
+			t.Errorf("volume %s mounts ConfigMap %s, which is not rendered", v.Name, v.ConfigMap.Name)
 		}
 	}
 }
