@@ -9,6 +9,12 @@
 // flags share one snapshot. A reload builds a new version of every
 // snapshot and waits until every connected Envoy has accepted it before the
 // new config serves requests; a version an Envoy rejects fails the reload.
+//
+// What a reload removes (a provider's clusters, a retry route entry) stays
+// in the snapshots for a grace period: requests the older config planned
+// may still be on their way to Envoy's router, or about to retry on an
+// attempt cluster, and must not meet a cluster Envoy has dropped. A later
+// version removes them, and Envoy drains them.
 package xds
 
 import (
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,8 +43,14 @@ import (
 )
 
 // BuildFunc makes the resources of an Envoy printed with args, for the
-// gateway config r.
-type BuildFunc func(args []string, r *routing.Router) (*envoy.Resources, error)
+// gateway config r, keeping what the older configs (newest first) need
+// that r does not have.
+type BuildFunc func(args []string, r *routing.Router, older []*routing.Router) (*envoy.Resources, error)
+
+// DefaultRemovalGrace is how long what a reload removes stays in Envoy: it
+// outlasts a request's planning and the fallback attempts it may still
+// make (each bounded by its route's first_byte_timeout).
+const DefaultRemovalGrace = 60 * time.Second
 
 // AckTimeout bounds how long Update waits for every connected Envoy to
 // accept a new version.
@@ -50,15 +63,20 @@ type Server struct {
 	cache cachev3.SnapshotCache
 	ads   serverv3.Server
 	nacks prometheus.Counter
+	grace time.Duration
 
 	// update serializes Update; mu guards what follows. Update does not
 	// hold mu while it waits for Envoy, whose answers need it.
 	update  sync.Mutex
 	mu      sync.Mutex
 	current *routing.Router
-	version uint64
-	nodes   map[string][]string // snapshot key -> the flags it is built with
-	streams map[int64]*stream
+	// retained are older configs whose resources Envoy keeps until their
+	// grace period ends, newest first; expire drops them.
+	retained []retainedConfig
+	expiry   *time.Timer
+	version  uint64
+	nodes    map[string][]string // snapshot key -> the flags it is built with
+	streams  map[int64]*stream
 	// changed is closed, and replaced, whenever a stream acknowledges,
 	// rejects or closes.
 	changed chan struct{}
@@ -72,10 +90,18 @@ type stream struct {
 	reason   string            // the last NACK's message
 }
 
+// retainedConfig is a config a reload replaced, kept in the snapshots
+// until its grace period ends.
+type retainedConfig struct {
+	r     *routing.Router
+	until time.Time
+}
+
 // New makes a server whose snapshots are built with build from the config
 // of the last Update, which must come before the server is registered.
-func New(ctx context.Context, build BuildFunc, logger *slog.Logger, reg prometheus.Registerer) *Server {
-	s := &Server{build: build, log: logger, nodes: map[string][]string{}, streams: map[int64]*stream{}, changed: make(chan struct{})}
+// What a reload removes stays in Envoy for grace (0: removed at once).
+func New(ctx context.Context, build BuildFunc, grace time.Duration, logger *slog.Logger, reg prometheus.Registerer) *Server {
+	s := &Server{build: build, log: logger, grace: grace, nodes: map[string][]string{}, streams: map[int64]*stream{}, changed: make(chan struct{})}
 	s.nacks = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchyard_xds_rejected_total",
 		Help: "Resources Envoy rejected (NACK), by update: the running Envoy keeps its previous resources.",
@@ -111,13 +137,16 @@ func (s *Server) Register(gs *grpc.Server) {
 // requests only once Envoy has its clusters. If a snapshot cannot be
 // built, nothing changes; if an Envoy rejects it or does not answer within
 // AckTimeout, the resources of the running config are set again (under a
-// newer version) and the error says why: the reload must be refused.
+// newer version) and the error says why: the reload must be refused. The
+// new version keeps what the running config had and r lacks; it goes once
+// the grace period has passed (expire).
 func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	s.update.Lock()
 	defer s.update.Unlock()
 	s.mu.Lock()
 	version := s.version + 1
-	snaps, err := s.snapshots(r, version)
+	older := s.olderLocked(s.current)
+	snaps, err := s.snapshots(r, older, version)
 	if err != nil {
 		s.mu.Unlock()
 		return err
@@ -139,16 +168,20 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	if waitErr != nil {
 		// Envoy keeps what it had: serve the running config's resources
 		// again, under a version it has not seen.
-		back, err := s.snapshots(s.current, version+1)
+		back, err := s.snapshots(s.current, s.olderLocked(nil), version+1)
 		if err == nil {
 			err = s.setLocked(ctx, back)
 		}
 		s.version = version + 1
 		return errors.Join(waitErr, err)
 	}
+	if s.current != nil {
+		s.retained = slices.Insert(s.retained, 0, retainedConfig{r: s.current, until: time.Now().Add(s.grace)})
+		s.scheduleExpiryLocked()
+	}
 	s.current, s.version = r, version
 	// An Envoy that connected while this one waited got the old config.
-	late, err := s.snapshots(r, version)
+	late, err := s.snapshots(r, s.olderLocked(nil), version)
 	if err != nil {
 		return err
 	}
@@ -164,14 +197,79 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	return nil
 }
 
-// snapshots builds a snapshot of r for every known Envoy. s.mu is held.
-func (s *Server) snapshots(r *routing.Router, version uint64) (map[string]*cachev3.Snapshot, error) {
+// olderLocked lists the configs whose resources the snapshots keep beside
+// the newest: the retained ones, after first (when not nil). s.mu is held.
+func (s *Server) olderLocked(first *routing.Router) []*routing.Router {
+	var older []*routing.Router
+	if first != nil {
+		older = append(older, first)
+	}
+	for _, rc := range s.retained {
+		older = append(older, rc.r)
+	}
+	return older
+}
+
+// scheduleExpiryLocked arms the timer for the first retained config's end
+// of grace. s.mu is held.
+func (s *Server) scheduleExpiryLocked() {
+	if len(s.retained) == 0 {
+		return
+	}
+	first := s.retained[0].until
+	for _, rc := range s.retained {
+		if rc.until.Before(first) {
+			first = rc.until
+		}
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.expiry = time.AfterFunc(time.Until(first), s.expire)
+}
+
+// expire drops the retained configs whose grace period has ended and sets
+// snapshots without what only they had: Envoy drains those clusters.
+func (s *Server) expire() {
+	s.update.Lock()
+	defer s.update.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	kept := s.retained[:0]
+	for _, rc := range s.retained {
+		if rc.until.After(now) {
+			kept = append(kept, rc)
+		}
+	}
+	if len(kept) == len(s.retained) {
+		s.scheduleExpiryLocked()
+		return
+	}
+	s.retained = kept
+	s.scheduleExpiryLocked()
+	version := s.version + 1
+	snaps, err := s.snapshots(s.current, s.olderLocked(nil), version)
+	if err == nil {
+		err = s.setLocked(context.Background(), snaps)
+	}
+	if err != nil {
+		s.log.Error("removing the xds resources of older configs", "err", err)
+		return
+	}
+	s.version = version
+	s.log.Info("xds resources of older configs removed", "version", version, "retained", len(kept))
+}
+
+// snapshots builds a snapshot of r, keeping what older need, for every
+// known Envoy. s.mu is held.
+func (s *Server) snapshots(r *routing.Router, older []*routing.Router, version uint64) (map[string]*cachev3.Snapshot, error) {
 	snaps := map[string]*cachev3.Snapshot{}
 	if r == nil {
 		return snaps, nil
 	}
 	for key, args := range s.nodes {
-		snap, err := s.snapshot(args, r, version)
+		snap, err := s.snapshot(args, r, older, version)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +365,7 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 	if s.current == nil {
 		return errors.New("xds request before the first config")
 	}
-	snap, err := s.snapshot(args, s.current, s.version)
+	snap, err := s.snapshot(args, s.current, s.olderLocked(nil), s.version)
 	if err != nil {
 		s.log.Error("building xds resources for a new envoy", "node", node.GetId(), "err", err)
 		return err
@@ -280,8 +378,8 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 	return nil
 }
 
-func (s *Server) snapshot(args []string, r *routing.Router, version uint64) (*cachev3.Snapshot, error) {
-	res, err := s.build(args, r)
+func (s *Server) snapshot(args []string, r *routing.Router, older []*routing.Router, version uint64) (*cachev3.Snapshot, error) {
+	res, err := s.build(args, r, older)
 	if err != nil {
 		return nil, fmt.Errorf("building xds resources: %w", err)
 	}
