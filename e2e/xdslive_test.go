@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// liveTarget is one kind of request the live-change load sends.
+type liveTarget struct {
+	model  string
+	stream bool
+}
+
+func (lt liveTarget) String() string {
+	if lt.stream {
+		return lt.model + " (SSE)"
+	}
+	return lt.model + " (JSON)"
+}
+
+// xdsLiveGrace is how long the clusters a reload removes stay in Envoy in
+// TestXDSLiveChangesUnderLoad (-xds-removal-grace).
+const xdsLiveGrace = 3 * time.Second
+
+// TestXDSLiveChangesUnderLoad: Envoy on ADS, 50 clients in a closed loop
+// sending JSON and SSE requests while the file changes four times: a new
+// provider and route, a provider's url, the config's first fallback chain
+// and first key pool, then a route and its provider removed. Each change is
+// served within 2 s; every request not aimed at what was removed gets a
+// 200 (a stream with its [DONE]); one aimed at the removed route gets a 200
+// or, once the removal serves, the gateway's 404, never a 5xx (a request
+// planned under the old config that met a cluster Envoy had dropped would
+// get a 503); the removed cluster stays until the grace period has passed;
+// and Envoy is the same process throughout.
+func TestXDSLiveChangesUnderLoad(t *testing.T) {
+	t.Parallel()
+	a, b, c, d, e := startUpstream(t, "A"), startUpstream(t, "B"), startUpstream(t, "C"), startUpstream(t, "D"), startUpstream(t, "E")
+	// slow fails each attempt after 150 ms: a request of the "chain" route
+	// planned under one config retries on doomed's attempt cluster that long
+	// after, which a reload removing doomed must not have dropped yet.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(150 * time.Millisecond)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(slow.Close)
+	doomed := fmt.Sprintf("  - {name: doomed, url: 'http://127.0.0.1:%d', schema: openai}\n", d.port())
+	// Always attempted first: slow is never ejected.
+	base := standardConfig(a, b, "  - {model: doomed-model, provider: doomed}\n") + "ejection: {consecutive_failures: 1000000}\n"
+	base = strings.Replace(base, "providers:\n", "providers:\n"+doomed, 1)
+	g := startGateway(t, base, gatewayOptions{extraEnv: testEnv,
+		extprocArgs: []string{"-xds", "-xds-removal-grace", xdsLiveGrace.String()}, envoyConfigArgs: []string{"-xds"}})
+	pid, uptime, began := g.envoyPID, envoyUptime(t, g), time.Now()
+
+	var targets atomic.Pointer[[]liveTarget]
+	addTargets := func(models ...string) {
+		ts := append([]liveTarget(nil), *targets.Load()...)
+		for _, m := range models {
+			ts = append(ts, liveTarget{m, false}, liveTarget{m, true})
+		}
+		targets.Store(&ts)
+	}
+	targets.Store(&[]liveTarget{})
+	addTargets("gpt-exact", "doomed-model")
+	// The routes the last change removes.
+	removed := map[string]bool{"doomed-model": true, "chain": true}
+	var removedOK, removedGone atomic.Int64
+	run := startLoad(load{workers: 50, timeout: 10 * time.Second}, func(ctx context.Context, i int64) (result, error) {
+		ts := *targets.Load()
+		lt := ts[int(i)%len(ts)]
+		h := bearer(clientKeyA)
+		if lt.stream {
+			// 5 chunks 20 ms apart: streams are in flight across each change.
+			h["x-test-chunks"], h["x-test-interval-ms"] = "5", "20"
+		}
+		r, err := g.try(ctx, "POST", "/v1/chat/completions", h, fmt.Sprintf(`{"model":%q,"stream":%t}`, lt.model, lt.stream))
+		switch {
+		case err != nil:
+			return r, fmt.Errorf("%s: %w", lt, err)
+		case removed[lt.model] && r.status == 404:
+			removedGone.Add(1)
+			return r, nil
+		case r.status != 200:
+			return r, fmt.Errorf("%s: status %d: %s", lt, r.status, r.body)
+		case lt.stream && !bytes.HasSuffix(r.body, []byte("data: [DONE]\n\n")):
+			return r, fmt.Errorf("%s: stream ended without [DONE]: %q", lt, tail(string(r.body), 200))
+		}
+		if removed[lt.model] {
+			removedOK.Add(1)
+		}
+		return r, nil
+	})
+	defer run.stop()
+	run.waitRequests(t, 300)
+
+	config := base
+	// change writes next and waits until each model's answers are the new
+	// config's (served says so), within 2 s of the write.
+	change := func(what, next string, served map[string]func(result) bool) {
+		t.Helper()
+		config = next
+		written := time.Now()
+		replaceFile(t, g.configPath, next)
+		for model, ok := range served {
+			took := servedWithin(t, g, written, 2*time.Second, model, ok)
+			t.Logf("%s: %s served %v after the file changed", what, model, took.Round(time.Millisecond))
+		}
+		run.waitRequests(t, 300)
+	}
+	from := func(upstream string) func(result) bool {
+		return func(r result) bool {
+			return r.status == 200 && strings.Contains(string(r.body), `"upstream":"`+upstream+`"`)
+		}
+	}
+
+	// A new provider and a route to it.
+	next := strings.Replace(config, "providers:\n", fmt.Sprintf("providers:\n  - {name: gamma, url: 'http://127.0.0.1:%d', schema: openai}\n", c.port()), 1)
+	next = strings.Replace(next, "routes:\n", "routes:\n  - {model: gamma-model, provider: gamma}\n", 1)
+	change("new provider and route", next, map[string]func(result) bool{"gamma-model": from("C")})
+	addTargets("gamma-model")
+
+	// alpha's url: from A to E.
+	next = strings.Replace(config, fmt.Sprintf("url: http://127.0.0.1:%d\n", a.port()), fmt.Sprintf("url: http://127.0.0.1:%d\n", e.port()), 1)
+	change("provider url changed", next, map[string]func(result) bool{"gpt-exact": from("E")})
+
+	// The first fallback chain and the first key pool.
+	next = strings.Replace(config, "providers:\n", "providers:\n  - {name: slow, url: '"+slow.URL+"', schema: openai}\n"+
+		fmt.Sprintf("  - {name: pooled, url: 'http://127.0.0.1:%d', schema: openai, auth: {type: bearer, keys: [{key_env: SWY_TEST_ALPHA_KEY}, {key_env: SWY_TEST_BETA_KEY}]}}\n", c.port()), 1)
+	next = strings.Replace(next, "routes:\n", "routes:\n  - {model: chain, provider: slow, fallbacks: [{provider: doomed}]}\n  - {model: pooled-model, provider: pooled}\n", 1)
+	change("first fallback chain and key pool", next, map[string]func(result) bool{"chain": from("D"), "pooled-model": from("C")})
+	addTargets("chain", "pooled-model")
+
+	// doomed and the routes to it removed: its clusters stay for the
+	// requests planned before (a chain's retry comes 150 ms after), then go.
+	next = strings.Replace(config, doomed, "", 1)
+	next = strings.Replace(next, "  - {model: doomed-model, provider: doomed}\n", "", 1)
+	next = strings.Replace(next, "  - {model: chain, provider: slow, fallbacks: [{provider: doomed}]}\n", "", 1)
+	gone := func(r result) bool { return r.status == 404 }
+	change("routes and provider removed", next, map[string]func(result) bool{"doomed-model": gone, "chain": gone})
+	removedAt := time.Now()
+	if !strings.Contains(g.envoyAdmin(t, "/clusters"), "\ndoomed::") && time.Since(removedAt) < xdsLiveGrace/2 {
+		t.Errorf("the removed provider's cluster left Envoy before the grace period of %v", xdsLiveGrace)
+	}
+	for strings.Contains(g.envoyAdmin(t, "/clusters"), "\ndoomed::") {
+		if time.Since(removedAt) > xdsLiveGrace+5*time.Second {
+			t.Fatalf("the removed provider's cluster is still in Envoy %v after the removal", time.Since(removedAt).Round(time.Second))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("removed cluster left Envoy %v after the removal served", time.Since(removedAt).Round(100*time.Millisecond))
+
+	events := run.stop()
+	var failures []error
+	for _, ev := range events {
+		if ev.err != nil {
+			failures = append(failures, ev.err)
+		}
+	}
+	t.Logf("%d requests, %d failed; to the removed routes: %d served before the removal, %d answered 404 after",
+		len(events), len(failures), removedOK.Load(), removedGone.Load())
+	if len(failures) > 0 {
+		t.Errorf("%d requests failed across the changes, the first: %v", len(failures), errors.Join(failures[:min(3, len(failures))]...))
+	}
+	if removedOK.Load() == 0 || removedGone.Load() == 0 {
+		t.Errorf("the removed routes answered %d before and %d after their removal: the load did not cross it", removedOK.Load(), removedGone.Load())
+	}
+	waitMetric(t, g, "switchyard_config_last_reload_successful", 1)
+	if err := syscall.Kill(pid, 0); err != nil || g.envoyPID != pid {
+		t.Errorf("envoy process %d is gone (%v): it was restarted", pid, err)
+	}
+	if now, want := envoyUptime(t, g), uptime+int(time.Since(began).Seconds())-1; now < want {
+		t.Errorf("envoy uptime is %d s, want at least %d s: it was restarted", now, want)
+	}
+	if strings.Contains(g.extprocOut.String(), "rejected xds resources") {
+		t.Errorf("envoy rejected a snapshot:\n%s", tail(g.extprocOut.String(), 3000))
+	}
+}
+
+// servedWithin sends model's requests until served says an answer is the
+// new config's, and returns how long after written that was; past within
+// it fails the test.
+func servedWithin(t *testing.T, g *gateway, written time.Time, within time.Duration, model string, served func(result) bool) time.Duration {
+	t.Helper()
+	for {
+		r, err := g.try(t.Context(), "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"`+model+`"}`)
+		if err == nil && served(r) {
+			return time.Since(written)
+		}
+		if time.Since(written) > within {
+			t.Fatalf("%s: the change is not served %v after the file changed: last answer %d %s (err %v)", model, within, r.status, r.body, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
