@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -198,5 +199,57 @@ func servedWithin(t *testing.T, g *gateway, written time.Time, within time.Durat
 			t.Fatalf("%s: the change is not served %v after the file changed: last answer %d %s (err %v)", model, within, r.status, r.body, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestXDSRejectedSnapshot: a config Switchyard accepts but Envoy rejects
+// (the first https provider, while the CA bundle Envoy's bootstrap names
+// does not exist on Envoy's host: Envoy NACKs the clusters) fails the
+// reload: switchyard_xds_rejected_total rises, last_reload_successful is
+// 0, and requests keep the old config (its url for alpha, no new route).
+// A next good file serves.
+func TestXDSRejectedSnapshot(t *testing.T) {
+	t.Parallel()
+	a, b, c := startUpstream(t, "A"), startUpstream(t, "B"), startUpstream(t, "C")
+	base := standardConfig(a, b, "")
+	g := startGateway(t, base, gatewayOptions{extraEnv: testEnv, extprocArgs: []string{"-xds"},
+		envoyConfigArgs: []string{"-xds", "-ca-file", filepath.Join(t.TempDir(), "missing-ca.pem")}})
+	moved := strings.Replace(base, fmt.Sprintf("url: http://127.0.0.1:%d\n", a.port()), fmt.Sprintf("url: http://127.0.0.1:%d\n", c.port()), 1)
+	rejected := strings.Replace(moved, "providers:\n", "providers:\n  - {name: secure, url: 'https://127.0.0.1:9', schema: openai}\n", 1)
+	rejected = strings.Replace(rejected, "routes:\n", "routes:\n  - {model: secure-model, provider: secure}\n", 1)
+
+	replaceFile(t, g.configPath, rejected)
+	waitMetricAtLeast(t, g, "switchyard_xds_rejected_total", 1)
+	waitMetric(t, g, "switchyard_config_last_reload_successful", 0)
+	if got := upstreamSaw(t, g.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`)); got.Upstream != "A" {
+		t.Errorf("after the rejected reload: gpt-exact routed to %q, want A (the old config's url)", got.Upstream)
+	}
+	if r := g.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"secure-model"}`); r.status != 404 {
+		t.Errorf("after the rejected reload: the rejected config's route answered %d, want 404 (unknown to the old config): %s", r.status, r.body)
+	}
+	if out := g.extprocOut.String(); !strings.Contains(out, "envoy rejected xds resources") || !strings.Contains(out, "missing-ca.pem") {
+		t.Errorf("the log does not say Envoy rejected the version and why:\n%s", tail(out, 3000))
+	}
+
+	replaceFile(t, g.configPath, moved)
+	waitMetric(t, g, "switchyard_config_last_reload_successful", 1)
+	if got := upstreamSaw(t, g.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`)); got.Upstream != "C" {
+		t.Errorf("after the next good file: gpt-exact routed to %q, want C", got.Upstream)
+	}
+}
+
+// waitMetricAtLeast waits up to 5 s until series reaches want.
+func waitMetricAtLeast(t *testing.T, g *gateway, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, _ := metricValue(g.metrics(t), series)
+		if v >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v after 5 s, want at least %v", series, v, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
