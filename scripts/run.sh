@@ -4,6 +4,8 @@
 # With SWITCHYARD_GLOBAL_LIMITS=1 (`make run-global`) it also starts Redis and
 # envoyproxy/ratelimit on unix sockets under .tools/run and points the config's
 # rate_limit_service at them, as every replica of a deployment would be.
+# Envoy takes its listeners, routes and clusters from extproc over ADS;
+# SWITCHYARD_STATIC_ENVOY=1 renders them into a static config instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,8 @@ METRICS=${SWITCHYARD_METRICS:-127.0.0.1:9090}
 MOCK_ADDR=${SWITCHYARD_MOCK_ADDR:-127.0.0.1:8081}
 RUN_DIR=.tools/run
 SOCK=/tmp/switchyard-extproc.sock
+XDS=-xds
+if [ "${SWITCHYARD_STATIC_ENVOY:-}" = 1 ]; then XDS=; fi
 : "${ENVOY_BIN:?ENVOY_BIN is not set: run through make run}"
 
 mkdir -p "$RUN_DIR"
@@ -52,10 +56,10 @@ if [ "${SWITCHYARD_GLOBAL_LIMITS:-}" = 1 ]; then
 fi
 
 echo ">> extproc (config $CONFIG, metrics http://$METRICS/metrics)"
-bin/extproc -config "$CONFIG" -grpc "unix:$SOCK" -metrics "$METRICS" &
+bin/extproc -config "$CONFIG" -grpc "unix:$SOCK" -metrics "$METRICS" $XDS &
 pids+=($!)
 
-bin/extproc envoy-config -config "$CONFIG" -listen "$PORT" -admin "$ADMIN_PORT" -extproc "unix:$SOCK" >"$RUN_DIR/envoy.yaml"
+bin/extproc envoy-config -config "$CONFIG" -listen "$PORT" -admin "$ADMIN_PORT" -extproc "unix:$SOCK" $XDS >"$RUN_DIR/envoy.yaml"
 echo ">> envoy on http://127.0.0.1:$PORT (admin 127.0.0.1:$ADMIN_PORT)"
 "$ENVOY_BIN" -c "$RUN_DIR/envoy.yaml" --log-level warn --disable-hot-restart 2>"$RUN_DIR/envoy.log" &
 pids+=($!)
