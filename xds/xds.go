@@ -86,8 +86,8 @@ type Server struct {
 type stream struct {
 	key      string
 	acked    map[string]string // type URL -> last version accepted
-	rejected int               // NACKs so far
-	reason   string            // the last NACK's message
+	sent     map[string]string // response nonce -> version, until answered
+	rejected map[string]string // version -> why Envoy rejected it
 }
 
 // retainedConfig is a config a reload replaced, kept in the snapshots
@@ -117,6 +117,9 @@ func New(ctx context.Context, build BuildFunc, grace time.Duration, logger *slog
 	})
 	s.ads = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
 		StreamRequestFunc: s.onRequest,
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
+			s.onResponse(id, resp)
+		},
 		StreamClosedFunc: func(id int64, _ *corev3.Node) {
 			s.mu.Lock()
 			delete(s.streams, id)
@@ -151,30 +154,18 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 		s.mu.Unlock()
 		return err
 	}
-	rejected := map[int64]int{}
-	for id, st := range s.streams {
-		rejected[id] = st.rejected
-	}
 	if err := s.setLocked(ctx, snaps); err != nil {
 		s.mu.Unlock()
 		return err
 	}
 	s.mu.Unlock()
 
-	waitErr := s.waitAccepted(ctx, version, rejected)
+	if err := s.waitAccepted(ctx, version); err != nil {
+		return errors.Join(err, s.restore(ctx, version+1))
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if waitErr != nil {
-		// Envoy keeps what it had: serve the running config's resources
-		// again, under a version it has not seen.
-		back, err := s.snapshots(s.current, s.olderLocked(nil), version+1)
-		if err == nil {
-			err = s.setLocked(ctx, back)
-		}
-		s.version = version + 1
-		return errors.Join(waitErr, err)
-	}
 	if s.current != nil {
 		s.retained = slices.Insert(s.retained, 0, retainedConfig{r: s.current, until: time.Now().Add(s.grace)})
 		s.scheduleExpiryLocked()
@@ -195,6 +186,24 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 		s.log.Info("xds snapshot accepted", "version", version, "envoys", len(s.nodes))
 	}
 	return nil
+}
+
+// restore sets the running config's resources again, under version, and
+// waits until Envoy has accepted them. Envoy applies the clusters of a
+// version it rejects that it could build (a changed url among them), so
+// the running config is not what it serves until then.
+func (s *Server) restore(ctx context.Context, version uint64) error {
+	s.mu.Lock()
+	back, err := s.snapshots(s.current, s.olderLocked(nil), version)
+	if err == nil {
+		err = s.setLocked(ctx, back)
+	}
+	s.version = version
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.waitAccepted(ctx, version)
 }
 
 // olderLocked lists the configs whose resources the snapshots keep beside
@@ -289,17 +298,17 @@ func (s *Server) setLocked(ctx context.Context, snaps map[string]*cachev3.Snapsh
 
 // waitAccepted waits until every open stream has accepted version for
 // each type it asked for, or one rejects something.
-func (s *Server) waitAccepted(ctx context.Context, version uint64, rejected map[int64]int) error {
+func (s *Server) waitAccepted(ctx context.Context, version uint64) error {
 	want := strconv.FormatUint(version, 10)
 	timeout := time.NewTimer(AckTimeout)
 	defer timeout.Stop()
 	for {
 		s.mu.Lock()
 		done := true
-		for id, st := range s.streams {
-			if st.rejected > rejected[id] {
+		for _, st := range s.streams {
+			if reason, ok := st.rejected[want]; ok {
 				s.mu.Unlock()
-				return fmt.Errorf("envoy rejected xds version %d: %s", version, st.reason)
+				return fmt.Errorf("envoy rejected xds version %d: %s", version, reason)
 			}
 			for _, v := range st.acked {
 				if v != want {
@@ -327,6 +336,16 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
+// onResponse records the version of each response about to be sent, by
+// nonce: a NACK names the response it rejects by its nonce.
+func (s *Server) onResponse(id int64, resp *discoverygrpc.DiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[id]; st != nil {
+		st.sent[resp.GetNonce()] = resp.GetVersionInfo()
+	}
+}
+
 // onRequest sees every discovery request: it records what the stream
 // accepted or rejected, and builds the snapshot of an Envoy it has not
 // seen yet, before its first watch.
@@ -344,20 +363,23 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 	defer s.mu.Unlock()
 	st := s.streams[id]
 	if st == nil {
-		st = &stream{key: key, acked: map[string]string{}}
+		st = &stream{key: key, acked: map[string]string{}, sent: map[string]string{}, rejected: map[string]string{}}
 		s.streams[id] = st
 	}
 	if d := req.GetErrorDetail(); d != nil {
+		// The nonce names the response rejected; VersionInfo is the last
+		// version Envoy accepted.
 		s.nacks.Inc()
-		st.rejected++
-		st.reason = d.GetMessage()
+		version := st.sent[req.GetResponseNonce()]
+		st.rejected[version] = d.GetMessage()
 		s.log.Error("envoy rejected xds resources; it keeps its previous ones", "type", req.GetTypeUrl(),
-			"version", req.GetVersionInfo(), "err", d.GetMessage())
+			"version", version, "err", d.GetMessage())
 	} else {
 		// The first request of a type (no version yet) counts as wanting
 		// it: "" is never the version waited for.
 		st.acked[req.GetTypeUrl()] = req.GetVersionInfo()
 	}
+	delete(st.sent, req.GetResponseNonce())
 	s.notifyLocked()
 	if _, ok := s.nodes[key]; ok {
 		return nil

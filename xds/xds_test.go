@@ -114,8 +114,9 @@ func TestSnapshotsFollowReloads(t *testing.T) {
 			}
 			answered = v
 			for i, n := range envoys {
+				s.onResponse(int64(i), &discoverygrpc.DiscoveryResponse{Nonce: "n" + v, VersionInfo: v})
 				req := answer(v)
-				req.Node, req.TypeUrl = n, resource.ClusterType
+				req.Node, req.TypeUrl, req.ResponseNonce = n, resource.ClusterType, "n"+v
 				if err := s.onRequest(int64(i), req); err != nil {
 					t.Error(err)
 				}
