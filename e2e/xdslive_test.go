@@ -192,8 +192,11 @@ func servedWithin(t *testing.T, g *gateway, written time.Time, within time.Durat
 	t.Helper()
 	for {
 		r, err := g.try(t.Context(), "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"`+model+`"}`)
-		if err == nil && served(r) {
-			return time.Since(written)
+		if took := time.Since(written); err == nil && served(r) {
+			if took > within {
+				t.Errorf("%s: the change served %v after the file changed, want within %v", model, took.Round(time.Millisecond), within)
+			}
+			return took
 		}
 		if time.Since(written) > within {
 			t.Fatalf("%s: the change is not served %v after the file changed: last answer %d %s (err %v)", model, within, r.status, r.body, err)
