@@ -256,3 +256,76 @@ func waitMetricAtLeast(t *testing.T, g *gateway, series string, want float64) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestXDSBodyLimitLive: on ADS, max_body_bytes reloads live: raised, a body
+// over the old limit passes whole (Envoy's buffers arrived over xDS before
+// extproc took the new limit); lowered, a body over the new one gets 413.
+// Requests sent meanwhile all succeed, and Envoy is the same process.
+// In BUFFERED mode the limit also sizes the listener's per-connection
+// buffer: Envoy gets a new listener and drains the old one's connections.
+func TestXDSBodyLimitLive(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"BY_SIZE", "BUFFERED"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testBodyLimitLive(t, mode)
+		})
+	}
+}
+
+func testBodyLimitLive(t *testing.T, mode string) {
+	a, b := startUpstream(t, "A"), startUpstream(t, "B")
+	base := standardConfig(a, b, "")
+	g := startGateway(t, base, gatewayOptions{extraEnv: testEnv, bodyMode: mode, extprocArgs: []string{"-xds"}, envoyConfigArgs: []string{"-xds"}})
+	pid := g.envoyPID
+	run := startLoad(load{workers: 8, timeout: 10 * time.Second}, func(ctx context.Context, i int64) (result, error) {
+		r, err := g.try(ctx, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`)
+		if err == nil && r.status != 200 {
+			err = fmt.Errorf("status %d: %s", r.status, r.body)
+		}
+		return r, err
+	})
+	defer run.stop()
+	body := func(n int) string { return `{"model":"gpt-exact","pad":"` + strings.Repeat("x", n) + `"}` }
+	big := body(100 << 10)
+	if r := g.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), big); r.status != 413 {
+		t.Fatalf("a 100 KB body under a 64 KB limit: %d, want 413", r.status)
+	}
+	// wantStatus sends payload until it gets status, within 2 s of written.
+	wantStatus := func(what string, written time.Time, payload string, status int) result {
+		t.Helper()
+		for {
+			r, err := g.try(t.Context(), "POST", "/v1/chat/completions", bearer(clientKeyA), payload)
+			if err == nil && r.status == status {
+				t.Logf("%s: %d %v after the file changed", what, status, time.Since(written).Round(time.Millisecond))
+				return r
+			}
+			if time.Since(written) > 2*time.Second {
+				t.Fatalf("%s: not %d 2 s after the file changed: %d (err %v)", what, status, r.status, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	written := time.Now()
+	replaceFile(t, g.configPath, strings.Replace(base, "max_body_bytes: 65536", "max_body_bytes: 262144", 1))
+	if got := upstreamSaw(t, wantStatus("raised to 256 KB", written, big, 200)); got.BodyLen != len(big) {
+		t.Errorf("upstream got %d bytes of %d", got.BodyLen, len(big))
+	}
+	run.waitRequests(t, 200)
+
+	written = time.Now()
+	replaceFile(t, g.configPath, strings.Replace(base, "max_body_bytes: 65536", "max_body_bytes: 1024", 1))
+	wantStatus("lowered to 1 KB", written, body(5<<10), 413)
+	run.waitRequests(t, 200)
+	waitMetric(t, g, "switchyard_config_restart_required", 0)
+	waitMetric(t, g, "switchyard_config_last_reload_successful", 1)
+
+	events := run.stop()
+	if n := reportFailures(t, events, "across the body limit changes"); n > 0 {
+		t.Errorf("%d of %d requests failed", n, len(events))
+	}
+	if err := syscall.Kill(pid, 0); err != nil || g.envoyPID != pid {
+		t.Errorf("envoy process %d is gone (%v): it was restarted", pid, err)
+	}
+}

@@ -196,10 +196,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	maxMsg := int(cfg.Current().MaxBodyBytes()) + 1<<20
-	if maxMsg < 16<<20 {
-		maxMsg = 16 << 20
-	}
+	maxMsg := grpcMaxMsg(maxBodyCeiling(cfg.Current().MaxBodyBytes(), f.xds))
 	opts := []grpc.ServerOption{
 		// Envoy opens one stream per HTTP request over a single HTTP/2
 		// connection; the cap bounds the memory a request flood can pin.
