@@ -76,7 +76,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
 	fs.BoolVar(&f.sharedWriteBuffer, "grpc-shared-write-buffer", false, "release each connection's write buffer when idle instead of keeping it (less memory, more allocation)")
-	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls and fallback chains then reload live")
+	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls, fallback chains and max_body_bytes then reload live")
 	fs.DurationVar(&f.xdsRemovalGrace, "xds-removal-grace", xds.DefaultRemovalGrace, "with -xds: how long the clusters and route entries a reload removes stay in Envoy, for the requests the older config planned (fallback attempts included)")
 	fs.StringVar(&f.nullRoute, "null-route", "", "benchmark floor: serve a processor that reads nothing and routes every request to this Envoy cluster, instead of the gateway")
 	if err := fs.Parse(args); err != nil {
