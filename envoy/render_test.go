@@ -16,16 +16,21 @@ import (
 var update = flag.Bool("update", false, "rewrite the printed configs committed in envoy/")
 
 // committed are the printed configs in the repository and how each is made.
-// `make run` uses envoy.yaml; docker-compose.yaml mounts compose.yaml.
+// envoy.yaml is the static config (`extproc envoy-config` without -xds);
+// docker-compose.yaml mounts compose.yaml, an ADS bootstrap: ads are the
+// `extproc envoy-config` flags it is printed with, which extproc reads back
+// from its node metadata (cmd/extproc checks the command prints it).
 var committed = []struct {
 	file, config string
 	opts         Options
+	ads          []string
 }{
-	{"envoy.yaml", "../examples/switchyard.yaml", Options{ListenPort: DefaultListenPort, AdminPort: DefaultAdminPort, ExtProc: "unix:/tmp/switchyard-extproc.sock"}},
+	{"envoy.yaml", "../examples/switchyard.yaml", Options{ListenPort: DefaultListenPort, AdminPort: DefaultAdminPort, ExtProc: "unix:/tmp/switchyard-extproc.sock"}, nil},
 	{"compose.yaml", "../examples/compose.switchyard.yaml", Options{
 		ListenAddress: "0.0.0.0", ListenPort: DefaultListenPort, AdminPort: DefaultAdminPort, ExtProc: "unix:/run/switchyard/extproc.sock",
 		BaselinePort: 10001, BaselineCluster: "mock",
-	}},
+	}, []string{"-config", "/etc/switchyard/switchyard.yaml", "-listen-address", "0.0.0.0", "-extproc", "unix:/run/switchyard/extproc.sock",
+		"-baseline-listen", "10001", "-direct-cluster", "mock", "-xds"}},
 }
 
 func render(t *testing.T, config string, o Options) []byte {
@@ -48,6 +53,13 @@ func TestCommittedConfigsAreRendered(t *testing.T) {
 	for _, c := range committed {
 		t.Run(c.file, func(t *testing.T) {
 			got := render(t, c.config, c.opts)
+			if c.ads != nil {
+				var b bytes.Buffer
+				if err := RenderADS(&b, withConfig(t, c.config, c.opts), c.ads); err != nil {
+					t.Fatal(err)
+				}
+				got = b.Bytes()
+			}
 			if *update {
 				if err := os.WriteFile(c.file, got, 0o644); err != nil {
 					t.Fatal(err)

@@ -4,6 +4,8 @@
 # With SWITCHYARD_GLOBAL_LIMITS=1 (`make run-global`) it also starts Redis and
 # envoyproxy/ratelimit on unix sockets under .tools/run and points the config's
 # rate_limit_service at them, as every replica of a deployment would be.
+# Envoy takes its listeners, routes and clusters from extproc over ADS;
+# SWITCHYARD_STATIC_ENVOY=1 renders them into a static config instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,10 @@ SOCK=${SWITCHYARD_SOCK:-/tmp/switchyard-extproc.sock}
 EXTPROC_STATE=$RUN_DIR/extproc
 SLOT_A=unix:${SOCK%.sock}-a.sock SLOT_B=unix:${SOCK%.sock}-b.sock
 METRICS_B=${METRICS%:*}:$((${METRICS##*:} + 1))
+# Envoy takes its listener, routes and clusters from extproc over ADS;
+# SWITCHYARD_STATIC_ENVOY=1 renders them into a static file instead.
+XDS=-xds
+if [ "${SWITCHYARD_STATIC_ENVOY:-}" = 1 ]; then XDS=; fi
 : "${ENVOY_BIN:?ENVOY_BIN is not set: run through make run}"
 
 mkdir -p "$RUN_DIR"
@@ -64,7 +70,7 @@ fi
 
 echo ">> extproc in slot a (config $CONFIG, metrics http://$METRICS/metrics)"
 mkdir -p "$EXTPROC_STATE"
-printf '%s\n' -config "$CONFIG" >"$EXTPROC_STATE/args"
+printf '%s\n' -config "$CONFIG" $XDS >"$EXTPROC_STATE/args"
 echo "$SLOT_A $METRICS" >"$EXTPROC_STATE/a.slot"
 echo "$SLOT_B $METRICS_B" >"$EXTPROC_STATE/b.slot"
 echo "127.0.0.1:$ADMIN_PORT" >"$EXTPROC_STATE/envoy-admin"
@@ -75,7 +81,7 @@ echo $! >"$EXTPROC_STATE/a.pid"
 (while scripts/restart-extproc.sh serving; do sleep 0.5; done; echo ">> extproc exited") &
 pids+=($!)
 
-bin/extproc envoy-config -config "$CONFIG" -listen "$PORT" -admin "$ADMIN_PORT" -extproc "$SLOT_A,$SLOT_B" >"$RUN_DIR/envoy.yaml"
+bin/extproc envoy-config -config "$CONFIG" -listen "$PORT" -admin "$ADMIN_PORT" -extproc "$SLOT_A,$SLOT_B" $XDS >"$RUN_DIR/envoy.yaml"
 echo ">> envoy on http://127.0.0.1:$PORT (admin 127.0.0.1:$ADMIN_PORT)"
 "$ENVOY_BIN" -c "$RUN_DIR/envoy.yaml" --log-level warn --disable-hot-restart 2>"$RUN_DIR/envoy.log" &
 pids+=($!)

@@ -9,6 +9,12 @@
 // flags share one snapshot. A reload builds a new version of every
 // snapshot and waits until every connected Envoy has accepted it before the
 // new config serves requests; a version an Envoy rejects fails the reload.
+//
+// What a reload removes (a provider's clusters, a retry route entry) stays
+// in the snapshots for a grace period: requests the older config planned
+// may still be on their way to Envoy's router, or about to retry on an
+// attempt cluster, and must not meet a cluster Envoy has dropped. A later
+// version removes them, and Envoy drains them.
 package xds
 
 import (
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,8 +43,14 @@ import (
 )
 
 // BuildFunc makes the resources of an Envoy printed with args, for the
-// gateway config r.
-type BuildFunc func(args []string, r *routing.Router) (*envoy.Resources, error)
+// gateway config r, keeping what the older configs (newest first) need
+// that r does not have.
+type BuildFunc func(args []string, r *routing.Router, older []*routing.Router) (*envoy.Resources, error)
+
+// DefaultRemovalGrace is how long what a reload removes stays in Envoy: it
+// outlasts a request's planning and the fallback attempts it may still
+// make (each bounded by its route's first_byte_timeout).
+const DefaultRemovalGrace = 60 * time.Second
 
 // AckTimeout bounds how long Update waits for every connected Envoy to
 // accept a new version.
@@ -50,15 +63,20 @@ type Server struct {
 	cache cachev3.SnapshotCache
 	ads   serverv3.Server
 	nacks prometheus.Counter
+	grace time.Duration
 
 	// update serializes Update; mu guards what follows. Update does not
 	// hold mu while it waits for Envoy, whose answers need it.
 	update  sync.Mutex
 	mu      sync.Mutex
 	current *routing.Router
-	version uint64
-	nodes   map[string][]string // snapshot key -> the flags it is built with
-	streams map[int64]*stream
+	// retained are older configs whose resources Envoy keeps until their
+	// grace period ends, newest first; expire drops them.
+	retained []retainedConfig
+	expiry   *time.Timer
+	version  uint64
+	nodes    map[string][]string // snapshot key -> the flags it is built with
+	streams  map[int64]*stream
 	// changed is closed, and replaced, whenever a stream acknowledges,
 	// rejects or closes.
 	changed chan struct{}
@@ -68,14 +86,22 @@ type Server struct {
 type stream struct {
 	key      string
 	acked    map[string]string // type URL -> last version accepted
-	rejected int               // NACKs so far
-	reason   string            // the last NACK's message
+	sent     map[string]string // response nonce -> version, until answered
+	rejected map[string]string // version -> why Envoy rejected it
+}
+
+// retainedConfig is a config a reload replaced, kept in the snapshots
+// until its grace period ends.
+type retainedConfig struct {
+	r     *routing.Router
+	until time.Time
 }
 
 // New makes a server whose snapshots are built with build from the config
 // of the last Update, which must come before the server is registered.
-func New(ctx context.Context, build BuildFunc, logger *slog.Logger, reg prometheus.Registerer) *Server {
-	s := &Server{build: build, log: logger, nodes: map[string][]string{}, streams: map[int64]*stream{}, changed: make(chan struct{})}
+// What a reload removes stays in Envoy for grace (0: removed at once).
+func New(ctx context.Context, build BuildFunc, grace time.Duration, logger *slog.Logger, reg prometheus.Registerer) *Server {
+	s := &Server{build: build, log: logger, grace: grace, nodes: map[string][]string{}, streams: map[int64]*stream{}, changed: make(chan struct{})}
 	s.nacks = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchyard_xds_rejected_total",
 		Help: "Resources Envoy rejected (NACK), by update: the running Envoy keeps its previous resources.",
@@ -91,6 +117,9 @@ func New(ctx context.Context, build BuildFunc, logger *slog.Logger, reg promethe
 	})
 	s.ads = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
 		StreamRequestFunc: s.onRequest,
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
+			s.onResponse(id, resp)
+		},
 		StreamClosedFunc: func(id int64, _ *corev3.Node) {
 			s.mu.Lock()
 			delete(s.streams, id)
@@ -111,20 +140,19 @@ func (s *Server) Register(gs *grpc.Server) {
 // requests only once Envoy has its clusters. If a snapshot cannot be
 // built, nothing changes; if an Envoy rejects it or does not answer within
 // AckTimeout, the resources of the running config are set again (under a
-// newer version) and the error says why: the reload must be refused.
+// newer version) and the error says why: the reload must be refused. The
+// new version keeps what the running config had and r lacks; it goes once
+// the grace period has passed (expire).
 func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	s.update.Lock()
 	defer s.update.Unlock()
 	s.mu.Lock()
 	version := s.version + 1
-	snaps, err := s.snapshots(r, version)
+	older := s.olderLocked(s.current)
+	snaps, err := s.snapshots(r, older, version)
 	if err != nil {
 		s.mu.Unlock()
 		return err
-	}
-	rejected := map[int64]int{}
-	for id, st := range s.streams {
-		rejected[id] = st.rejected
 	}
 	if err := s.setLocked(ctx, snaps); err != nil {
 		s.mu.Unlock()
@@ -132,23 +160,19 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	}
 	s.mu.Unlock()
 
-	waitErr := s.waitAccepted(ctx, version, rejected)
+	if err := s.waitAccepted(ctx, version); err != nil {
+		return errors.Join(err, s.restore(ctx, version+1))
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if waitErr != nil {
-		// Envoy keeps what it had: serve the running config's resources
-		// again, under a version it has not seen.
-		back, err := s.snapshots(s.current, version+1)
-		if err == nil {
-			err = s.setLocked(ctx, back)
-		}
-		s.version = version + 1
-		return errors.Join(waitErr, err)
+	if s.current != nil {
+		s.retained = slices.Insert(s.retained, 0, retainedConfig{r: s.current, until: time.Now().Add(s.grace)})
+		s.scheduleExpiryLocked()
 	}
 	s.current, s.version = r, version
 	// An Envoy that connected while this one waited got the old config.
-	late, err := s.snapshots(r, version)
+	late, err := s.snapshots(r, s.olderLocked(nil), version)
 	if err != nil {
 		return err
 	}
@@ -164,14 +188,97 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	return nil
 }
 
-// snapshots builds a snapshot of r for every known Envoy. s.mu is held.
-func (s *Server) snapshots(r *routing.Router, version uint64) (map[string]*cachev3.Snapshot, error) {
+// restore sets the running config's resources again, under version, and
+// waits until Envoy has accepted them. Envoy applies the clusters of a
+// version it rejects that it could build (a changed url among them), so
+// the running config is not what it serves until then.
+func (s *Server) restore(ctx context.Context, version uint64) error {
+	s.mu.Lock()
+	back, err := s.snapshots(s.current, s.olderLocked(nil), version)
+	if err == nil {
+		err = s.setLocked(ctx, back)
+	}
+	s.version = version
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.waitAccepted(ctx, version)
+}
+
+// olderLocked lists the configs whose resources the snapshots keep beside
+// the newest: the retained ones, after first (when not nil). s.mu is held.
+func (s *Server) olderLocked(first *routing.Router) []*routing.Router {
+	var older []*routing.Router
+	if first != nil {
+		older = append(older, first)
+	}
+	for _, rc := range s.retained {
+		older = append(older, rc.r)
+	}
+	return older
+}
+
+// scheduleExpiryLocked arms the timer for the first retained config's end
+// of grace. s.mu is held.
+func (s *Server) scheduleExpiryLocked() {
+	if len(s.retained) == 0 {
+		return
+	}
+	first := s.retained[0].until
+	for _, rc := range s.retained {
+		if rc.until.Before(first) {
+			first = rc.until
+		}
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.expiry = time.AfterFunc(time.Until(first), s.expire)
+}
+
+// expire drops the retained configs whose grace period has ended and sets
+// snapshots without what only they had: Envoy drains those clusters.
+func (s *Server) expire() {
+	s.update.Lock()
+	defer s.update.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	kept := s.retained[:0]
+	for _, rc := range s.retained {
+		if rc.until.After(now) {
+			kept = append(kept, rc)
+		}
+	}
+	if len(kept) == len(s.retained) {
+		s.scheduleExpiryLocked()
+		return
+	}
+	s.retained = kept
+	s.scheduleExpiryLocked()
+	version := s.version + 1
+	snaps, err := s.snapshots(s.current, s.olderLocked(nil), version)
+	if err == nil {
+		err = s.setLocked(context.Background(), snaps)
+	}
+	if err != nil {
+		s.log.Error("removing the xds resources of older configs", "err", err)
+		return
+	}
+	s.version = version
+	s.log.Info("xds resources of older configs removed", "version", version, "retained", len(kept))
+}
+
+// snapshots builds a snapshot of r, keeping what older need, for every
+// known Envoy. s.mu is held.
+func (s *Server) snapshots(r *routing.Router, older []*routing.Router, version uint64) (map[string]*cachev3.Snapshot, error) {
 	snaps := map[string]*cachev3.Snapshot{}
 	if r == nil {
 		return snaps, nil
 	}
 	for key, args := range s.nodes {
-		snap, err := s.snapshot(args, r, version)
+		snap, err := s.snapshot(args, r, older, version)
 		if err != nil {
 			return nil, err
 		}
@@ -191,17 +298,17 @@ func (s *Server) setLocked(ctx context.Context, snaps map[string]*cachev3.Snapsh
 
 // waitAccepted waits until every open stream has accepted version for
 // each type it asked for, or one rejects something.
-func (s *Server) waitAccepted(ctx context.Context, version uint64, rejected map[int64]int) error {
+func (s *Server) waitAccepted(ctx context.Context, version uint64) error {
 	want := strconv.FormatUint(version, 10)
 	timeout := time.NewTimer(AckTimeout)
 	defer timeout.Stop()
 	for {
 		s.mu.Lock()
 		done := true
-		for id, st := range s.streams {
-			if st.rejected > rejected[id] {
+		for _, st := range s.streams {
+			if reason, ok := st.rejected[want]; ok {
 				s.mu.Unlock()
-				return fmt.Errorf("envoy rejected xds version %d: %s", version, st.reason)
+				return fmt.Errorf("envoy rejected xds version %d: %s", version, reason)
 			}
 			for _, v := range st.acked {
 				if v != want {
@@ -229,6 +336,16 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
+// onResponse records the version of each response about to be sent, by
+// nonce: a NACK names the response it rejects by its nonce.
+func (s *Server) onResponse(id int64, resp *discoverygrpc.DiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[id]; st != nil {
+		st.sent[resp.GetNonce()] = resp.GetVersionInfo()
+	}
+}
+
 // onRequest sees every discovery request: it records what the stream
 // accepted or rejected, and builds the snapshot of an Envoy it has not
 // seen yet, before its first watch.
@@ -246,20 +363,23 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 	defer s.mu.Unlock()
 	st := s.streams[id]
 	if st == nil {
-		st = &stream{key: key, acked: map[string]string{}}
+		st = &stream{key: key, acked: map[string]string{}, sent: map[string]string{}, rejected: map[string]string{}}
 		s.streams[id] = st
 	}
 	if d := req.GetErrorDetail(); d != nil {
+		// The nonce names the response rejected; VersionInfo is the last
+		// version Envoy accepted.
 		s.nacks.Inc()
-		st.rejected++
-		st.reason = d.GetMessage()
+		version := st.sent[req.GetResponseNonce()]
+		st.rejected[version] = d.GetMessage()
 		s.log.Error("envoy rejected xds resources; it keeps its previous ones", "type", req.GetTypeUrl(),
-			"version", req.GetVersionInfo(), "err", d.GetMessage())
+			"version", version, "err", d.GetMessage())
 	} else {
 		// The first request of a type (no version yet) counts as wanting
 		// it: "" is never the version waited for.
 		st.acked[req.GetTypeUrl()] = req.GetVersionInfo()
 	}
+	delete(st.sent, req.GetResponseNonce())
 	s.notifyLocked()
 	if _, ok := s.nodes[key]; ok {
 		return nil
@@ -267,7 +387,7 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 	if s.current == nil {
 		return errors.New("xds request before the first config")
 	}
-	snap, err := s.snapshot(args, s.current, s.version)
+	snap, err := s.snapshot(args, s.current, s.olderLocked(nil), s.version)
 	if err != nil {
 		s.log.Error("building xds resources for a new envoy", "node", node.GetId(), "err", err)
 		return err
@@ -280,8 +400,8 @@ func (s *Server) onRequest(id int64, req *discoverygrpc.DiscoveryRequest) error 
 	return nil
 }
 
-func (s *Server) snapshot(args []string, r *routing.Router, version uint64) (*cachev3.Snapshot, error) {
-	res, err := s.build(args, r)
+func (s *Server) snapshot(args []string, r *routing.Router, older []*routing.Router, version uint64) (*cachev3.Snapshot, error) {
+	res, err := s.build(args, r, older)
 	if err != nil {
 		return nil, fmt.Errorf("building xds resources: %w", err)
 	}

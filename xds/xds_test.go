@@ -54,11 +54,18 @@ const (
 
 // build makes the resources of the flags' extproc address, as
 // `extproc -xds` does from the whole envoy-config flag set.
-func build(args []string, r *routing.Router) (*envoy.Resources, error) {
+func build(args []string, r *routing.Router, older []*routing.Router) (*envoy.Resources, error) {
 	if len(args) != 1 {
 		return nil, errors.New("want one argument, the extproc address")
 	}
-	return envoy.Build(envoy.Options{ExtProc: args[0], Providers: r.Providers(), RetryRoutes: r.RetryRoutes(), MaxBodyBytes: r.MaxBodyBytes()})
+	options := func(r *routing.Router) envoy.Options {
+		return envoy.Options{ExtProc: args[0], Providers: r.Providers(), RetryRoutes: r.RetryRoutes(), MaxBodyBytes: r.MaxBodyBytes()}
+	}
+	var olds []envoy.Options
+	for _, o := range older {
+		olds = append(olds, options(o))
+	}
+	return envoy.Build(options(r).Retaining(olds...))
 }
 
 // TestSnapshotsFollowReloads: an Envoy gets the snapshot of the running
@@ -68,7 +75,7 @@ func build(args []string, r *routing.Router) (*envoy.Resources, error) {
 // and the running config's resources are served again.
 func TestSnapshotsFollowReloads(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := New(t.Context(), build, slog.New(slog.DiscardHandler), reg)
+	s := New(t.Context(), build, time.Hour, slog.New(slog.DiscardHandler), reg)
 	if err := s.Update(t.Context(), load(t, oneProvider)); err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +114,9 @@ func TestSnapshotsFollowReloads(t *testing.T) {
 			}
 			answered = v
 			for i, n := range envoys {
+				s.onResponse(int64(i), &discoverygrpc.DiscoveryResponse{Nonce: "n" + v, VersionInfo: v})
 				req := answer(v)
-				req.Node, req.TypeUrl = n, resource.ClusterType
+				req.Node, req.TypeUrl, req.ResponseNonce = n, resource.ClusterType, "n"+v
 				if err := s.onRequest(int64(i), req); err != nil {
 					t.Error(err)
 				}
@@ -141,12 +149,70 @@ func TestSnapshotsFollowReloads(t *testing.T) {
 	}
 
 	// A config the resources cannot be built for sets no snapshot.
-	bad := New(t.Context(), func([]string, *routing.Router) (*envoy.Resources, error) { return nil, errors.New("no") }, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	bad := New(t.Context(), func([]string, *routing.Router, []*routing.Router) (*envoy.Resources, error) {
+		return nil, errors.New("no")
+	}, 0, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	bad.current = load(t, oneProvider)
 	if err := bad.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: envoys[0]}); err == nil {
 		t.Error("a node whose resources cannot be built was accepted")
 	}
 	if err := s.onRequest(9, &discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "other"}}); err == nil {
 		t.Error("a node without the envoy-config flags in its metadata was accepted")
+	}
+}
+
+// TestRemovedClustersStayForGrace: a reload that removes a provider keeps
+// its clusters in the version it pushes (requests the older config planned
+// may still reach them), and a later version, once the grace period has
+// passed, removes them.
+func TestRemovedClustersStayForGrace(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	s := New(t.Context(), build, grace, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err := s.Update(t.Context(), load(t, twoProviders)); err != nil {
+		t.Fatal(err)
+	}
+	n := node(t, "unix:/tmp/a.sock")
+	if err := s.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: n, TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	clusters := func() (string, int) {
+		snap, err := s.cache.GetSnapshot(argsHash{}.ID(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.GetVersion(resource.ClusterType), len(snap.GetResources(resource.ClusterType))
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Update(t.Context(), load(t, oneProvider)) }()
+	for acked := false; !acked; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			acked = true
+		case <-time.After(time.Millisecond):
+			if v, _ := clusters(); v == "2" {
+				_ = s.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: n, TypeUrl: resource.ClusterType, VersionInfo: v})
+			}
+		}
+	}
+	updated := time.Now()
+	if v, c := clusters(); v != "2" || c != 6 {
+		t.Errorf("the reload removing b: version %q with %d clusters, want 2 with b's still there (6)", v, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, c := clusters()
+		if v == "3" && c == 3 {
+			if since := time.Since(updated); since < grace/2 {
+				t.Errorf("b's clusters removed %v after the reload, before the grace period of %v", since, grace)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("version %q with %d clusters 5 s after the reload, want 3 without b's (3)", v, c)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,16 +58,27 @@ type envoyUpdater interface {
 // runs a static config) Envoy's clusters and route entries are live: each
 // load hands them to Envoy and waits until Envoy has accepted them before
 // the new config serves requests; a config they cannot be built for, or
-// that Envoy rejects, is refused.
+// that Envoy rejects, is refused. With xds max_body_bytes is live too, up
+// to the body limit extproc's gRPC server was sized for at start.
 func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, xds envoyUpdater) (*reload.Holder[routing.Router], error) {
 	m := newConfigMetrics(reg)
+	// The largest body limit extproc's gRPC server, sized at start, takes.
+	var bodyCeiling int64
 	load := func(current *routing.Router) (*routing.Router, error) {
 		r, err := routing.Load(path)
 		if err != nil {
 			return nil, err
 		}
+		if current == nil {
+			bodyCeiling = maxBodyCeiling(r.MaxBodyBytes(), xds != nil)
+		}
 		if current != nil {
 			fields := config.ProcessRestartNeeded(current.Config(), r.Config())
+			if xds != nil && r.MaxBodyBytes() <= bodyCeiling {
+				// Envoy's buffers come over xDS; extproc reads the limit
+				// per request.
+				fields = slices.DeleteFunc(fields, func(f string) bool { return f == "max_body_bytes" })
+			}
 			if xds == nil {
 				fields = append(fields, config.ClustersChanged(current.Config(), r.Config())...)
 				fields = append(fields, routing.MissingRetryRoutes(current, r)...)
@@ -98,4 +110,26 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, x
 		Succeeded: m.reloads.WithLabelValues("success"),
 		Failed:    m.reloads.WithLabelValues("failure"),
 	})
+}
+
+// xdsBodyCeiling is the body limit extproc's gRPC server is sized for with
+// -xds, whatever the config says at start: max_body_bytes then reloads live
+// up to it (the server's message limit is fixed when it starts). It costs
+// nothing until a message that large arrives, and only Envoy, which
+// enforces max_body_bytes itself, sends extproc messages.
+const xdsBodyCeiling = 1 << 30
+
+// maxBodyCeiling is the largest body limit a gRPC server sized at start for
+// startBody takes.
+func maxBodyCeiling(startBody int64, xds bool) int64 {
+	if xds {
+		return max(startBody, xdsBodyCeiling)
+	}
+	return startBody
+}
+
+// grpcMaxMsg is extproc's gRPC message limit for a body limit: a buffered
+// body arrives as one message, plus headroom for the protobuf framing.
+func grpcMaxMsg(maxBody int64) int {
+	return int(max(maxBody+1<<20, 16<<20))
 }

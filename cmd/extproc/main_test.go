@@ -109,7 +109,7 @@ func TestEnvoyConfigCommand(t *testing.T) {
 		t.Errorf("-xds: the bootstrap holds a provider's cluster, which comes over ADS:\n%s", out.String())
 	}
 	// extproc builds this Envoy's resources from the flags in its metadata.
-	res, err := buildXDS([]string{"-config", path, "-xds", "-body-mode", "BUFFERED"}, mustLoad(t, path))
+	res, err := buildXDS([]string{"-config", path, "-xds", "-body-mode", "BUFFERED"}, mustLoad(t, path), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,8 @@ type serveFlags struct {
 	sharedWriteBuffer bool
 	// xds serves Envoy its listeners, routes and clusters over ADS.
 	xds bool
+	// xdsRemovalGrace keeps what a reload removes in Envoy this long.
+	xdsRemovalGrace time.Duration
 	// nullRoute serves processor.NullServer instead of the gateway (the
 	// load benchmark's floor).
 	nullRoute string
@@ -76,7 +78,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
 	fs.BoolVar(&f.sharedWriteBuffer, "grpc-shared-write-buffer", false, "release each connection's write buffer when idle instead of keeping it (less memory, more allocation)")
-	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls and fallback chains then reload live")
+	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls, fallback chains and max_body_bytes then reload live")
+	fs.DurationVar(&f.xdsRemovalGrace, "xds-removal-grace", xds.DefaultRemovalGrace, "with -xds: how long the clusters and route entries a reload removes stay in Envoy, for the requests the older config planned (fallback attempts included)")
 	fs.StringVar(&f.nullRoute, "null-route", "", "benchmark floor: serve a processor that reads nothing and routes every request to this Envoy cluster, instead of the gateway")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -105,6 +108,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	}
 	if f.maxInflight < 0 {
 		errs = append(errs, errors.New("-max-inflight must not be negative"))
+	}
+	if f.xdsRemovalGrace < 0 {
+		errs = append(errs, errors.New("-xds-removal-grace must not be negative"))
 	}
 	if f.maxStreams == 0 {
 		errs = append(errs, errors.New("-max-streams must be positive"))
@@ -156,7 +162,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var xs *xds.Server
 	var updater envoyUpdater
 	if f.xds {
-		xs = xds.New(ctx, buildXDS, log, reg)
+		xs = xds.New(ctx, buildXDS, f.xdsRemovalGrace, log, reg)
 		updater = xs
 	}
 	// A failed first load is fatal; later reloads keep the running config.
@@ -195,10 +201,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	maxMsg := int(cfg.Current().MaxBodyBytes()) + 1<<20
-	if maxMsg < 16<<20 {
-		maxMsg = 16 << 20
-	}
+	maxMsg := grpcMaxMsg(maxBodyCeiling(cfg.Current().MaxBodyBytes(), f.xds))
 	opts := []grpc.ServerOption{
 		// Envoy opens one stream per HTTP request over a single HTTP/2
 		// connection; the cap bounds the memory a request flood can pin.
@@ -330,8 +333,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 // buildXDS makes the resources of an Envoy printed by `extproc envoy-config`
-// with args, for the gateway config r.
-func buildXDS(args []string, r *routing.Router) (*envoy.Resources, error) {
+// with args, for the gateway config r, keeping what the older configs'
+// requests may still need.
+func buildXDS(args []string, r *routing.Router, older []*routing.Router) (*envoy.Resources, error) {
 	f, err := parseEnvoyConfigFlags(args, io.Discard)
 	if err != nil {
 		return nil, err
@@ -340,7 +344,15 @@ func buildXDS(args []string, r *routing.Router) (*envoy.Resources, error) {
 	if err != nil {
 		return nil, err
 	}
-	return envoy.Build(o)
+	var olds []envoy.Options
+	for _, r := range older {
+		old, err := f.options(r)
+		if err != nil {
+			return nil, err
+		}
+		olds = append(olds, old)
+	}
+	return envoy.Build(o.Retaining(olds...))
 }
 
 func listen(addr string) (net.Listener, error) {

@@ -1,0 +1,47 @@
+package envoy
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestRetainingKeepsWhatOlderConfigsNeed: resources built retaining an
+// older config keep its providers' clusters and its retry entries (with
+// the attempt clusters they need) beside the newest config's; nothing is
+// kept twice.
+func TestRetainingKeepsWhatOlderConfigsNeed(t *testing.T) {
+	older := withConfig(t, "testdata/fallbacks.yaml", Options{ExtProc: "unix:/tmp/x.sock"})
+	newest := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock"})
+	if len(newest.RetryRoutes) != 0 || len(older.RetryRoutes) == 0 {
+		t.Fatalf("want fallbacks only in the older config: %d and %d retry routes", len(newest.RetryRoutes), len(older.RetryRoutes))
+	}
+	res := mustBuild(t, newest.Retaining(older, older))
+	var names []string
+	for _, c := range res.Clusters {
+		names = append(names, c.GetName())
+	}
+	for _, want := range []*Resources{mustBuild(t, newest), mustBuild(t, older)} {
+		for _, c := range want.Clusters {
+			if !slices.Contains(names, c.GetName()) {
+				t.Errorf("cluster %q is not retained", c.GetName())
+			}
+		}
+	}
+	slices.Sort(names)
+	if len(slices.Compact(slices.Clone(names))) != len(names) {
+		t.Errorf("a cluster is there twice: %v", names)
+	}
+	routes := res.Routes[0].GetVirtualHosts()[0].GetRoutes()
+	if got, want := len(routes), len(mustBuild(t, older).Routes[0].GetVirtualHosts()[0].GetRoutes()); got != want {
+		t.Errorf("%d route entries, want the older config's %d (its retry entries kept)", got, want)
+	}
+}
+
+func mustBuild(t *testing.T, o Options) *Resources {
+	t.Helper()
+	r, err := Build(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
