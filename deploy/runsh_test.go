@@ -17,6 +17,9 @@ type runSh struct {
 
 // readRunSh reads the commands out of scripts/run.sh: the lines that start
 // bin/extproc, "$ENVOY_BIN" and envoyproxy/ratelimit's `env ...` line.
+// extproc itself is started by scripts/restart-extproc.sh, in a slot, with
+// the flags run.sh writes to its args file and the slot's own (-grpc,
+// -metrics). $XDS stands for its default, -xds.
 func readRunSh(t *testing.T) runSh {
 	t.Helper()
 	b, err := os.ReadFile("../scripts/run.sh")
@@ -29,7 +32,15 @@ func readRunSh(t *testing.T) runSh {
 		if len(words) == 0 {
 			continue
 		}
+		for i, w := range words {
+			if w == "$XDS" {
+				words[i] = "-xds"
+			}
+		}
 		switch {
+		case words[0] == "printf" && strings.Contains(line, `"$EXTPROC_STATE/args"`):
+			r.serve = append(r.serve, words[2:]...)
+			r.serve = append(r.serve, slotFlags(t)...)
 		case words[0] == "bin/extproc" && len(words) > 1 && words[1] == "envoy-config":
 			r.envoyConfig = words[2:]
 		case words[0] == "bin/extproc" && len(words) > 1 && words[1] == "ratelimit-config":
@@ -146,4 +157,28 @@ func TestShellWords(t *testing.T) {
 			t.Errorf("shellWords(%q) = %q, want %q", c.line, got, c.want)
 		}
 	}
+}
+
+// slotFlags are the flags scripts/restart-extproc.sh starts extproc in a
+// slot with, beside the args file's.
+func slotFlags(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../scripts/restart-extproc.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range joinContinued(string(b)) {
+		words := shellWords(line)
+		if len(words) > 2 && words[0] == "exec" && words[1] == "$EXTPROC_BIN" {
+			flags := slices.DeleteFunc(words[2:], func(w string) bool { return w == "${args[@]}" })
+			// -addr-file tells the script which ports the slot bound; a
+			// pod's are fixed.
+			if i := slices.Index(flags, "-addr-file"); i >= 0 && i+1 < len(flags) {
+				flags = slices.Delete(flags, i, i+2)
+			}
+			return flags
+		}
+	}
+	t.Fatal(`scripts/restart-extproc.sh: no exec "$EXTPROC_BIN" line: update slotFlags`)
+	return nil
 }
