@@ -66,7 +66,7 @@ func TestComposeFile(t *testing.T) {
 	}
 	if ext, err := p.GetService("extproc"); err == nil {
 		cmd := strings.Join(ext.Command, " ")
-		if want := "extproc -config /etc/switchyard/switchyard.yaml -grpc unix:/run/switchyard/extproc.sock -metrics 0.0.0.0:9090"; cmd != want {
+		if want := "extproc -config /etc/switchyard/switchyard.yaml -grpc unix:/run/switchyard/extproc.sock -metrics 0.0.0.0:9090 -xds"; cmd != want {
 			t.Errorf("extproc command = %q, want %q", cmd, want)
 		}
 		if !sharesVolume(p, "extproc", "envoy", "/run/switchyard") {
