@@ -10,7 +10,8 @@
 //	  - name: openai                  # [a-z0-9_-]+, unique
 //	    url: https://api.openai.com   # http(s)://host[:port], no path
 //	    cluster: openai               # Envoy cluster, default name
-//	    schema: openai                # openai | anthropic
+//	    schema: openai                # openai | anthropic | azure-openai | gemini
+//	    api_version: 2024-10-21       # azure-openai only: deployments paths, or v1
 //	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
 //	    auth: {type: bearer, key_env: OPENAI_API_KEY}
 //	    # auth types: none (default), bearer (authorization: Bearer <key>),
@@ -78,6 +79,9 @@ type API string
 const (
 	APIOpenAI    API = "openai"
 	APIAnthropic API = "anthropic"
+	// Provider schemas no client speaks as such (clouds.go).
+	APIAzureOpenAI API = "azure-openai"
+	APIGemini      API = "gemini"
 )
 
 // DefaultHookTimeout is the per-hook time budget when hooks.timeout is not set.
@@ -128,6 +132,9 @@ type ProviderConfig struct {
 	Schema     API        `yaml:"schema"`
 	PathPrefix string     `yaml:"path_prefix"`
 	Auth       AuthConfig `yaml:"auth"`
+	// APIVersion is Azure OpenAI's api-version for the deployments paths,
+	// or "v1" for its v1 paths (clouds.go).
+	APIVersion string `yaml:"api_version"`
 }
 
 // AuthConfig says how the gateway authenticates to a provider.
@@ -579,16 +586,17 @@ func (c *Config) validate(v *validator) {
 				clusters[cluster] = i
 			}
 		}
-		if _, err := parseProviderURL(pc.URL); err != nil {
+		if _, err := parseProviderURL(pc.urlOrDefault()); err != nil {
 			v.errf(p.key("url"), "%v", err)
 		}
 		switch pc.Schema {
-		case APIOpenAI, APIAnthropic:
+		case APIOpenAI, APIAnthropic, APIAzureOpenAI, APIGemini:
 		case "":
-			v.errf(p.key("schema"), `is required: "openai" or "anthropic"`)
+			v.errf(p.key("schema"), `is required: %s`, schemaNames)
 		default:
-			v.errf(p.key("schema"), `must be "openai" or "anthropic", got %q`, pc.Schema)
+			v.errf(p.key("schema"), `must be %s, got %q`, schemaNames, pc.Schema)
 		}
+		pc.validateCloud(v, p)
 		if pp := pc.PathPrefix; pp != "" {
 			switch {
 			case !strings.HasPrefix(pp, "/"):
@@ -853,7 +861,7 @@ type URL struct {
 
 // ParsedURL returns the provider's url parsed; pc must be valid.
 func (pc ProviderConfig) ParsedURL() URL {
-	u, _ := parseProviderURL(pc.URL)
+	u, _ := parseProviderURL(pc.urlOrDefault())
 	return u
 }
 

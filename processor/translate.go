@@ -56,7 +56,7 @@ func translateRequest(client config.API, body []byte, model string) ([]byte, str
 // speaks the other API. A count_tokens call for such a model is answered
 // here with an estimate.
 func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, err *apiError) {
-	if d.API == req.API {
+	if d.API.Wire() == req.API {
 		return req.Path, nil
 	}
 	if pathOnly(req.Path) == countTokensPath {

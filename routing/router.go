@@ -33,6 +33,8 @@ type Provider struct {
 	Port       int    // explicit, or 443 for https and 80 for http
 	TLS        bool   // Scheme == "https"
 	PathPrefix string
+	// APIVersion is Azure OpenAI's api_version ("" for other schemas).
+	APIVersion string
 }
 
 // Router is a compiled configuration. It never changes after Compile and
@@ -92,7 +94,7 @@ type route struct {
 	name      string
 	pattern   pattern
 	targets   []target
-	byAPI     [2]candidates // indexed by apiIndex
+	byAPI     [3]candidates // indexed by apiIndex
 	fallbacks []target      // tried in order after the targets
 	retry     *RetryPolicy  // nil: one attempt
 }
@@ -109,12 +111,17 @@ func (k *clientKey) principal() Principal {
 	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard}
 }
 
+// apiIndex indexes a route's candidates by the client API a provider takes
+// bodies of as they are; 2 holds those no client speaks (Gemini), always
+// translated.
 func apiIndex(a config.API) int {
-	switch a {
+	switch a.Wire() {
 	case config.APIOpenAI:
 		return 0
 	case config.APIAnthropic:
 		return 1
+	case config.APIGemini:
+		return 2
 	}
 	return -1
 }
@@ -171,7 +178,11 @@ func (r *Router) compileProviders(env config.Env) {
 			Port:       u.Port,
 			TLS:        u.Scheme == "https",
 			PathPrefix: pc.PathPrefix,
+			APIVersion: pc.APIVersion,
 		}}
+		if p.info.PathPrefix == "" {
+			p.info.PathPrefix = pc.Schema.DefaultPathPrefix()
+		}
 		switch {
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
 		case pc.Auth.Keys != nil:
@@ -334,7 +345,7 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 		return Decision{}, Errorf(KindPermission, "model %q is not allowed for key %q", req.Model, req.Principal.Name)
 	}
 	api := apiIndex(req.API)
-	if api < 0 {
+	if api < 0 || api > 1 {
 		return Decision{}, Errorf(KindInvalidRequest, "unsupported API %q", req.API)
 	}
 	switch {
@@ -369,9 +380,11 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 
 func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 	c := &rt.byAPI[api]
-	if len(c.targets) == 0 && req.Translate {
-		api = 1 - api
-		c = &rt.byAPI[api]
+	for _, other := range [...]int{1 - api, 2} {
+		if len(c.targets) == 0 && req.Translate {
+			api = other
+			c = &rt.byAPI[api]
+		}
 	}
 	if len(c.targets) == 0 {
 		return Decision{}, Errorf(KindInvalidRequest, "model %q is served with the %s API, not the %s API; call the %s endpoint",
@@ -435,7 +448,7 @@ func (t *target) modelFor(req *Request) string {
 }
 
 func direct(p *provider, model string, req *Request, routeName string) (Decision, error) {
-	if p.info.Schema != req.API && !req.Translate {
+	if p.info.Schema.Wire() != req.API.Wire() && !req.Translate {
 		return Decision{}, Errorf(KindInvalidRequest, "provider %q serves the %s API, not the %s API; call the %s endpoint for model %q",
 			p.info.Name, p.info.Schema, req.API, p.info.Schema, req.Model)
 	}
@@ -449,6 +462,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		Model:        model,
 		RewriteModel: model != req.Model,
 		PathPrefix:   p.info.PathPrefix,
+		APIVersion:   p.info.APIVersion,
 		Credential:   p.credential,
 		Strip:        p.strip,
 		Route:        routeName,

@@ -1,0 +1,49 @@
+package processor
+
+import (
+	"net/url"
+	"strings"
+
+	"switchyard/config"
+	"switchyard/routing"
+)
+
+// upstreamPath is the path an attempt calls: the provider's path prefix
+// and the plan's path, laid out as the provider's schema wants it. path is
+// the client's (or, translated, the upstream API's) path; for Gemini it is
+// the method, ":generateContent" or ":streamGenerateContent?alt=sse".
+func upstreamPath(d *routing.Decision, path string) string {
+	switch d.API {
+	case config.APIAzureOpenAI:
+		return azurePath(d, path)
+	case config.APIGemini:
+		return d.PathPrefix + "/models/" + url.PathEscape(d.Model) + path
+	}
+	return d.PathPrefix + path
+}
+
+// azurePath maps an OpenAI path onto Azure OpenAI's: with api_version v1,
+// /openai/v1/... as it is (the model in the body); otherwise the
+// deployment named by the decision's model,
+// /openai/deployments/{model}/chat/completions?api-version=....
+func azurePath(d *routing.Decision, path string) string {
+	if d.APIVersion == config.AzureV1 {
+		return d.PathPrefix + path
+	}
+	p, query, _ := strings.Cut(path, "?")
+	q := "api-version=" + url.QueryEscape(d.APIVersion)
+	if query != "" {
+		q = query + "&" + q
+	}
+	return d.PathPrefix + "/deployments/" + url.PathEscape(d.Model) + strings.TrimPrefix(p, "/v1") + "?" + q
+}
+
+// bodyNamesModel reports whether the upstream reads the model from the
+// body: Gemini reads it from the path, and its bodies have no model field.
+func bodyNamesModel(api config.API) bool { return api != config.APIGemini }
+
+// The Gemini API's methods, the plan's path of a translated request.
+const (
+	geminiMethod       = ":generateContent"
+	geminiStreamMethod = ":streamGenerateContent?alt=sse"
+)

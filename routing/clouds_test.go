@@ -1,0 +1,87 @@
+package routing
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"switchyard/config"
+)
+
+const cloudsYAML = `
+providers:
+  - name: azure
+    url: https://x.openai.azure.com
+    schema: azure-openai
+    api_version: 2024-10-21
+    auth: {type: header, header: api-key, key_env: AZURE_KEY}
+  - name: azure-v1
+    url: https://x.openai.azure.com
+    schema: azure-openai
+    api_version: v1
+    auth: {type: header, header: api-key, key_env: AZURE_KEY}
+  - name: gemini
+    schema: gemini
+    auth: {type: header, header: x-goog-api-key, key_env: OPENAI_API_KEY}
+routes:
+  - model: gpt-4o
+    provider: azure
+    rewrite_model: my-deployment
+  - model: gpt-v1
+    provider: azure-v1
+  - model: gemini-*
+    provider: gemini
+`
+
+// TestDecideClouds: Azure OpenAI serves OpenAI clients untranslated and
+// Messages clients translated, with its api_version and /openai prefix;
+// Gemini serves both client APIs translated, at its default url and prefix.
+func TestDecideClouds(t *testing.T) {
+	r := mustRouter(t, cloudsYAML)
+	azureCred := &Header{Name: "api-key", Value: secretAzure}
+	geminiCred := &Header{Name: "x-goog-api-key", Value: secretOpenAI}
+	tests := []struct {
+		name string
+		req  Request
+		want Decision
+	}{
+		{"azure deployment", Request{API: config.APIOpenAI, Model: "gpt-4o"},
+			Decision{Provider: "azure", API: config.APIAzureOpenAI, Cluster: "azure", Model: "my-deployment", RewriteModel: true,
+				PathPrefix: "/openai", APIVersion: "2024-10-21", Credential: azureCred, Route: "gpt-4o"}},
+		{"azure from messages", Request{API: config.APIAnthropic, Model: "gpt-v1", Translate: true},
+			Decision{Provider: "azure-v1", API: config.APIAzureOpenAI, Cluster: "azure-v1", Model: "gpt-v1",
+				PathPrefix: "/openai", APIVersion: "v1", Credential: azureCred, Route: "gpt-v1"}},
+		{"gemini from chat", Request{API: config.APIOpenAI, Model: "gemini-2.5-flash", Translate: true},
+			Decision{Provider: "gemini", API: config.APIGemini, Cluster: "gemini", Model: "gemini-2.5-flash",
+				PathPrefix: "/v1beta", Credential: geminiCred, Route: "gemini-*"}},
+		{"gemini from messages", Request{API: config.APIAnthropic, Model: "gemini-x", Translate: true},
+			Decision{Provider: "gemini", API: config.APIGemini, Cluster: "gemini", Model: "gemini-x",
+				PathPrefix: "/v1beta", Credential: geminiCred, Route: "gemini-*"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := r.Decide(context.Background(), &tc.req)
+			if err != nil {
+				t.Fatalf("Decide: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(Decision{}, "Strip")); diff != "" {
+				t.Errorf("Decision (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// An endpoint without a translation cannot reach Gemini.
+	if _, err := r.Decide(context.Background(), &Request{API: config.APIOpenAI, Model: "gemini-x"}); err == nil {
+		t.Error("an untranslatable endpoint was routed to Gemini")
+	}
+	var gem Provider
+	for _, p := range r.Providers() {
+		if p.Name == "gemini" {
+			gem = p
+		}
+	}
+	if gem.Host != "generativelanguage.googleapis.com" || gem.Port != 443 || !gem.TLS {
+		t.Errorf("gemini provider without url = %+v, want the Gemini API's default url", gem)
+	}
+}
