@@ -4,8 +4,11 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"switchyard/config"
 	"switchyard/routing"
+	"switchyard/translate"
 )
 
 // upstreamPath is the path an attempt calls: the provider's path prefix
@@ -47,3 +50,42 @@ const (
 	geminiMethod       = ":generateContent"
 	geminiStreamMethod = ":streamGenerateContent?alt=sse"
 )
+
+// translateToGemini translates a chat or Messages body for Gemini and
+// returns the method the client's stream flag asks for.
+func translateToGemini(client config.API, body []byte) ([]byte, string, error) {
+	method := geminiMethod
+	if gjson.GetBytes(body, "stream").Bool() {
+		method = geminiStreamMethod
+	}
+	if client == config.APIOpenAI {
+		out, err := translate.ChatToGemini(body)
+		return out, method, err
+	}
+	out, err := translate.MessagesToGemini(body)
+	return out, method, err
+}
+
+// newGeminiStream translates a Gemini stream into the client's.
+func newGeminiStream(client config.API, model string) translate.Stream {
+	if client == config.APIOpenAI {
+		return translate.NewGeminiToChatStream(model)
+	}
+	return translate.NewGeminiToMessagesStream(model)
+}
+
+// geminiResponse translates a Gemini answer into the client's API.
+func geminiResponse(client config.API, body []byte, model string) ([]byte, error) {
+	if client == config.APIOpenAI {
+		return translate.GeminiResponseToChat(body, model)
+	}
+	return translate.GeminiResponseToMessages(body, model)
+}
+
+// geminiError translates a Gemini error into the client's API.
+func geminiError(client config.API, status int, body []byte) (int, []byte) {
+	if client == config.APIOpenAI {
+		return translate.GeminiErrorToChat(status, body)
+	}
+	return translate.GeminiErrorToMessages(status, body)
+}
