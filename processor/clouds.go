@@ -38,8 +38,16 @@ func azurePath(d *routing.Decision, path string) string {
 	if query != "" {
 		q = query + "&" + q
 	}
-	return d.PathPrefix + "/deployments/" + url.PathEscape(d.Model) + strings.TrimPrefix(p, "/v1") + "?" + q
+	op := strings.TrimPrefix(p, "/v1")
+	if !azureDeploymentOps[op] {
+		return d.PathPrefix + op + "?" + q // /openai/responses: the model in the body
+	}
+	return d.PathPrefix + "/deployments/" + url.PathEscape(d.Model) + op + "?" + q
 }
+
+// azureDeploymentOps are the operations Azure serves under a deployment's
+// path; the others (Responses) take the model in the body.
+var azureDeploymentOps = map[string]bool{"/chat/completions": true, "/completions": true, "/embeddings": true}
 
 // bodyNamesModel reports whether the upstream reads the model from the
 // body: Gemini reads it from the path, and its bodies have no model field.

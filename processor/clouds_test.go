@@ -22,6 +22,8 @@ func TestUpstreamPath(t *testing.T) {
 			"/v1/chat/completions", "/openai/deployments/gpt%204o/chat/completions?api-version=2024-10-21"},
 		{"azure deployment keeps the query", routing.Decision{API: config.APIAzureOpenAI, PathPrefix: "/openai", APIVersion: "2024-10-21", Model: "d"},
 			"/v1/embeddings?x=1", "/openai/deployments/d/embeddings?x=1&api-version=2024-10-21"},
+		{"azure responses", routing.Decision{API: config.APIAzureOpenAI, PathPrefix: "/openai", APIVersion: "2025-04-01-preview", Model: "d"},
+			"/v1/responses", "/openai/responses?api-version=2025-04-01-preview"},
 		{"azure v1", routing.Decision{API: config.APIAzureOpenAI, PathPrefix: "/openai", APIVersion: "v1", Model: "d"},
 			"/v1/chat/completions", "/openai/v1/chat/completions"},
 		{"gemini", routing.Decision{API: config.APIGemini, PathPrefix: "/v1beta", Model: "gemini-2.5-flash"},
