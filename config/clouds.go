@@ -53,4 +53,62 @@ func (pc ProviderConfig) validateCloud(v *validator, p path) {
 	case strings.ContainsAny(pc.APIVersion, "?#&=/ \t\r\n"):
 		v.errf(p.key("api_version"), "%q is not a valid api-version", pc.APIVersion)
 	}
+	if pc.Auth.Type == AuthEntra && pc.Schema != APIAzureOpenAI {
+		v.errf(p.key("auth").key("type"), `"entra" is only used with schema "azure-openai"`)
+	}
+}
+
+// AuthEntra is the auth type of Microsoft Entra bearer tokens (Azure
+// OpenAI), fetched and refreshed in the background (package azureauth).
+const AuthEntra = "entra"
+
+// EntraConfig says which Entra identity a provider's tokens are for: a
+// service principal's client secret when tenant_id, client_id and a secret
+// source are set; otherwise Azure's default credential chain (environment,
+// workload identity, managed identity, the Azure CLI).
+type EntraConfig struct {
+	TenantID         string `yaml:"tenant_id"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecretEnv  string `yaml:"client_secret_env"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// AuthorityHost is the Entra endpoint, https://login.microsoftonline.com/
+	// when empty (another for sovereign clouds, or a test's fake).
+	AuthorityHost string `yaml:"authority_host"`
+}
+
+// ClientSecret reports whether the config names a service principal.
+func (e *EntraConfig) ClientSecret() bool {
+	return e != nil && (e.TenantID != "" || e.ClientID != "" || e.ClientSecretEnv != "" || e.ClientSecretFile != "")
+}
+
+func (a AuthConfig) validateEntra(v *validator, p path) {
+	if a.Header != "" || a.KeyEnv != "" || a.KeyFile != "" || len(a.Keys) > 0 {
+		v.errf(p, `type "entra" takes no header, key_env, key_file or keys; its tokens come from entra`)
+	}
+	e := a.Entra
+	if e == nil {
+		return
+	}
+	ep := p.key("entra")
+	if e.ClientSecret() {
+		if e.TenantID == "" || e.ClientID == "" {
+			v.errf(ep, "a client secret credential needs tenant_id and client_id")
+		}
+		switch {
+		case (e.ClientSecretEnv == "") == (e.ClientSecretFile == ""):
+			v.errf(ep, "set one of client_secret_env and client_secret_file")
+		case e.ClientSecretEnv != "" && !isEnvName(e.ClientSecretEnv):
+			v.errf(ep.key("client_secret_env"), "%q is not a valid environment variable name", e.ClientSecretEnv)
+		}
+	}
+	if h := e.AuthorityHost; h != "" && (!strings.HasPrefix(h, "https://") || strings.ContainsAny(h, "?# ")) {
+		v.errf(ep.key("authority_host"), "%q must be an https URL", h)
+	}
+}
+
+// TokenSource is a bearer token kept fresh in the background (Entra's:
+// package azureauth). Bearer never waits: it returns the header value held
+// now, or why there is none.
+type TokenSource interface {
+	Bearer() (string, error)
 }

@@ -147,6 +147,9 @@ type AuthConfig struct {
 	// Keys is a key pool, instead of KeyEnv or KeyFile: requests spread
 	// over the keys by weight, and a key answered 429 rests a while.
 	Keys []PoolKeyConfig `yaml:"keys"`
+	// Entra configures type "entra" (Azure OpenAI; clouds.go); nil there
+	// means Azure's default credential chain.
+	Entra *EntraConfig `yaml:"entra"`
 }
 
 // PoolKeyConfig is one key of a provider's key pool.
@@ -716,9 +719,15 @@ func (a AuthConfig) validate(v *validator, p path) {
 		case reservedHeaders[strings.ToLower(a.Header)]:
 			v.errf(p.key("header"), "%q cannot carry a credential", a.Header)
 		}
-	default:
-		v.errf(p.key("type"), `must be "none", "bearer" or "header", got %q`, a.Type)
+	case AuthEntra:
+		a.validateEntra(v, p)
 		return
+	default:
+		v.errf(p.key("type"), `must be "none", "bearer", "header" or "entra", got %q`, a.Type)
+		return
+	}
+	if a.Entra != nil {
+		v.errf(p.key("entra"), `is only used with type "entra"`)
 	}
 	if a.Keys == nil {
 		validateKeySource(v, p, a.KeyEnv, a.KeyFile)

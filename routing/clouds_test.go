@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -83,5 +84,70 @@ func TestDecideClouds(t *testing.T) {
 	}
 	if gem.Host != "generativelanguage.googleapis.com" || gem.Port != 443 || !gem.TLS {
 		t.Errorf("gemini provider without url = %+v, want the Gemini API's default url", gem)
+	}
+}
+
+type fakeTokens struct {
+	bearer string
+	err    error
+}
+
+func (f *fakeTokens) Bearer() (string, error) { return f.bearer, f.err }
+
+// TestDecideEntra: an "entra" provider's decision carries the token its
+// source holds now as authorization, strips the client's other key
+// headers, and answers 503 while the source has none; the client secret
+// comes from the environment; without token sources it is unavailable.
+func TestDecideEntra(t *testing.T) {
+	cfg, err := config.Decode([]byte(`
+providers:
+  - name: az
+    url: https://x.openai.azure.com
+    schema: azure-openai
+    api_version: v1
+    auth: {type: entra, entra: {tenant_id: t, client_id: c, client_secret_env: AZURE_KEY}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeTokens{bearer: "Bearer tok-1"}
+	var gotSecret string
+	env := fakeEnv
+	env.EntraTokens = func(e *config.EntraConfig, secret string) (config.TokenSource, error) {
+		gotSecret = secret
+		return src, nil
+	}
+	r, err := Compile(cfg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotSecret != secretAzure {
+		t.Errorf("the token source got secret %q, want the trimmed AZURE_KEY", gotSecret)
+	}
+	req := &Request{API: config.APIOpenAI, Model: "az/gpt"}
+	d, err := r.Decide(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Credential == nil || *d.Credential != (Header{Name: "authorization", Value: "Bearer tok-1"}) {
+		t.Errorf("Credential = %+v, want authorization: Bearer tok-1", d.Credential)
+	}
+	if diff := cmp.Diff([]string{"x-api-key", "api-key"}, d.Strip); diff != "" {
+		t.Errorf("Strip (-want +got):\n%s", diff)
+	}
+	src.bearer = "Bearer tok-2"
+	if d, _ := r.Decide(context.Background(), req); d.Credential.Value != "Bearer tok-2" {
+		t.Errorf("after a refresh the decision carries %q", d.Credential.Value)
+	}
+	src.err = errors.New("no Entra token yet")
+	if _, err := r.Decide(context.Background(), req); err == nil || err.(*Error).Kind != KindUnavailable {
+		t.Errorf("without a token: %v, want unavailable", err)
+	}
+	r2, err := Compile(cfg, fakeEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Decide(context.Background(), req); err == nil || err.(*Error).Kind != KindUnavailable {
+		t.Errorf("without token sources: %v, want unavailable", err)
 	}
 }

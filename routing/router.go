@@ -75,6 +75,9 @@ type provider struct {
 	strip []string
 	// unavailable, when set, is why the provider cannot be used.
 	unavailable string
+	// entra, for auth type "entra", holds the provider's bearer token
+	// (entra.go); credential is then nil.
+	entra config.TokenSource
 }
 
 type target struct {
@@ -128,12 +131,15 @@ func apiIndex(a config.API) int {
 
 // Load reads, decodes and compiles the configuration file at path, taking
 // secrets from the process environment and file system.
-func Load(path string) (*Router, error) {
+func Load(path string) (*Router, error) { return LoadEnv(path, config.Env{}) }
+
+// LoadEnv is Load with secrets and token sources from env.
+func LoadEnv(path string, env config.Env) (*Router, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := Compile(cfg, config.Env{})
+	r, err := Compile(cfg, env)
 	if err != nil {
 		return nil, fmt.Errorf("compiling config %s: %w", path, err)
 	}
@@ -184,6 +190,8 @@ func (r *Router) compileProviders(env config.Env) {
 			p.info.PathPrefix = pc.Schema.DefaultPathPrefix()
 		}
 		switch {
+		case pc.Auth.Type == config.AuthEntra:
+			r.compileEntra(p, pc, env)
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
 		case pc.Auth.Keys != nil:
 			r.compilePool(p, pc, env)
@@ -196,7 +204,7 @@ func (r *Router) compileProviders(env config.Env) {
 			p.credential = credentialHeader(pc.Auth, key)
 		}
 		for _, h := range ClientKeyHeaders {
-			if p.credential == nil || p.credential.Name != h {
+			if (p.credential == nil || p.credential.Name != h) && (p.entra == nil || h != "authorization") {
 				p.strip = append(p.strip, h)
 			}
 		}
@@ -455,6 +463,13 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 	if p.unavailable != "" {
 		return Decision{}, Errorf(KindUnavailable, "%s", p.unavailable)
 	}
+	cred := p.credential
+	if p.entra != nil {
+		var err error
+		if cred, err = p.entraCredential(); err != nil {
+			return Decision{}, err
+		}
+	}
 	return Decision{
 		Provider:     p.info.Name,
 		API:          p.info.Schema,
@@ -463,7 +478,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		RewriteModel: model != req.Model,
 		PathPrefix:   p.info.PathPrefix,
 		APIVersion:   p.info.APIVersion,
-		Credential:   p.credential,
+		Credential:   cred,
 		Strip:        p.strip,
 		Route:        routeName,
 	}, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/config"
+	"switchyard/internal/azureauth"
 	"switchyard/reload"
 	"switchyard/routing"
 )
@@ -61,7 +62,7 @@ type envoyUpdater interface {
 func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, xds envoyUpdater) (*reload.Holder[routing.Router], error) {
 	m := newConfigMetrics(reg)
 	load := func(current *routing.Router) (*routing.Router, error) {
-		r, err := routing.Load(path)
+		r, err := routing.LoadEnv(path, config.Env{EntraTokens: azureauth.TokensLogged(log)})
 		if err != nil {
 			return nil, err
 		}
