@@ -34,6 +34,8 @@ var azureAPIVersions = map[string]bool{"2024-10-21": true, "2025-04-01-preview":
 type fakeAzure struct {
 	URL         string
 	deployments map[string]bool
+	// entra, when set, also admits the bearer tokens it issued.
+	entra *fakeEntra
 	mu          sync.Mutex
 	reqs        []recordedRequest
 }
@@ -74,7 +76,13 @@ func startFakeAzure(t testing.TB, deployments ...string) *fakeAzure {
 // check refuses what Azure refuses; otherwise it returns the OpenAI path
 // and the deployment (the model) the request is for.
 func (f *fakeAzure) check(r *http.Request, body []byte) (status int, code, msg, openaiPath, model string) {
-	if r.Header.Get("api-key") != azureKey {
+	bearer, isBearer := strings.CutPrefix(r.Header.Get("authorization"), "Bearer ")
+	switch {
+	case isBearer && f.entra != nil:
+		if !f.entra.valid(bearer) {
+			return http.StatusUnauthorized, "401", "Access denied due to invalid token or the token has expired.", "", ""
+		}
+	case r.Header.Get("api-key") != azureKey:
 		return http.StatusUnauthorized, "401", "Access denied due to invalid subscription key or wrong API endpoint. " +
 			"Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.", "", ""
 	}

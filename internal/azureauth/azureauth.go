@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,13 @@ const (
 	fetchTimeout = 30 * time.Second
 )
 
-// ErrNoToken is returned while a Source holds no valid token.
-var ErrNoToken = errors.New("no Entra token yet")
+// ErrNoToken is returned while a Source holds no valid token; errFetching
+// when, moreover, the last fetch failed. Neither says more: Entra's answer
+// names internal addresses, and goes to the log only.
+var (
+	ErrNoToken  = errors.New("no Entra token yet")
+	errFetching = fmt.Errorf("%w: fetching one failed (the gateway's log says why)", ErrNoToken)
+)
 
 // Source holds one identity's current token and refreshes it.
 type Source struct {
@@ -54,7 +60,7 @@ type Source struct {
 	log    *slog.Logger
 	now    func() time.Time
 	cur    atomic.Pointer[token]
-	failed atomic.Pointer[string] // why the last fetch failed; nil after a success
+	failed atomic.Bool // the last fetch failed (the log says why)
 }
 
 type token struct {
@@ -76,8 +82,8 @@ func NewSource(ctx context.Context, cred Credential, log *slog.Logger) *Source {
 func (s *Source) Bearer() (string, error) {
 	t := s.cur.Load()
 	if t == nil || !s.now().Before(t.expires) {
-		if why := s.failed.Load(); why != nil {
-			return "", errors.New(ErrNoToken.Error() + ": " + *why)
+		if s.failed.Load() {
+			return "", errFetching
 		}
 		return "", ErrNoToken
 	}
@@ -107,12 +113,11 @@ func (s *Source) fetch(ctx context.Context) (time.Duration, bool) {
 	defer cancel()
 	at, err := s.cred.GetToken(fctx, policy.TokenRequestOptions{Scopes: []string{Scope}})
 	if err != nil {
-		why := err.Error()
-		s.failed.Store(&why)
-		s.log.LogAttrs(ctx, slog.LevelWarn, "fetching an Entra token failed; retrying", slog.String("error", why))
+		s.failed.Store(true)
+		s.log.LogAttrs(ctx, slog.LevelWarn, "fetching an Entra token failed; retrying", slog.String("error", err.Error()))
 		return 0, false
 	}
-	s.failed.Store(nil)
+	s.failed.Store(false)
 	s.cur.Store(&token{bearer: "Bearer " + at.Token, expires: at.ExpiresOn})
 	return refreshIn(s.now(), at), true
 }
