@@ -36,8 +36,8 @@ type fakeAzure struct {
 	deployments map[string]bool
 	// entra, when set, also admits the bearer tokens it issued.
 	entra *fakeEntra
-	mu          sync.Mutex
-	reqs        []recordedRequest
+	mu    sync.Mutex
+	reqs  []recordedRequest
 }
 
 func startFakeAzure(t testing.TB, deployments ...string) *fakeAzure {
