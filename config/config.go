@@ -16,7 +16,8 @@
 //	    auth: {type: bearer, key_env: OPENAI_API_KEY}
 //	    # auth types: none (default), bearer (authorization: Bearer <key>),
 //	    # header (header: x-api-key); the key comes from key_env or key_file,
-//	    # or a pool: keys: [{key_env: K1, weight: 2}, {key_file: /run/k2}]
+//	    # or a pool: keys: [{key_env: K1, weight: 2}, {key_file: /run/k2}];
+//	    # entra (azure-openai): entra: {tenant_id, client_id, client_secret_env}
 //	routes:
 //	  - model: gpt-4o                 # exact name, or glob with * and ?
 //	    provider: openai
