@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -73,8 +74,11 @@ func TestDecideClouds(t *testing.T) {
 		})
 	}
 	// An endpoint without a translation cannot reach Gemini.
-	if _, err := r.Decide(context.Background(), &Request{API: config.APIOpenAI, Model: "gemini-x"}); err == nil {
-		t.Error("an untranslatable endpoint was routed to Gemini")
+	for _, model := range []string{"gemini-x", "gemini/gemini-x"} {
+		_, err := r.Decide(context.Background(), &Request{API: config.APIOpenAI, Model: model})
+		if err == nil || !strings.Contains(err.Error(), "reached only from chat completions and messages") {
+			t.Errorf("%s from an untranslatable endpoint: %v, want the Gemini refusal", model, err)
+		}
 	}
 	var gem Provider
 	for _, p := range r.Providers() {

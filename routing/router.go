@@ -394,6 +394,9 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 			c = &rt.byAPI[api]
 		}
 	}
+	if len(c.targets) == 0 && rt.targets[0].provider.info.Schema == config.APIGemini {
+		return Decision{}, errGeminiEndpoint(req.Model)
+	}
 	if len(c.targets) == 0 {
 		return Decision{}, Errorf(KindInvalidRequest, "model %q is served with the %s API, not the %s API; call the %s endpoint",
 			req.Model, rt.targets[0].provider.info.Schema, req.API, rt.targets[0].provider.info.Schema)
@@ -456,6 +459,9 @@ func (t *target) modelFor(req *Request) string {
 }
 
 func direct(p *provider, model string, req *Request, routeName string) (Decision, error) {
+	if p.info.Schema == config.APIGemini && !req.Translate {
+		return Decision{}, errGeminiEndpoint(req.Model)
+	}
 	if p.info.Schema.Wire() != req.API.Wire() && !req.Translate {
 		return Decision{}, Errorf(KindInvalidRequest, "provider %q serves the %s API, not the %s API; call the %s endpoint for model %q",
 			p.info.Name, p.info.Schema, req.API, p.info.Schema, req.Model)

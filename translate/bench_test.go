@@ -68,7 +68,7 @@ func BenchmarkGemini(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stream, err := os.ReadFile(filepath.Join("testdata", "gemini_stream_to_chat", "function_calls.in.sse"))
+	stream, err := os.ReadFile(filepath.Join("testdata", "gemini_stream_to_chat", "tool_calls_parallel.in.sse"))
 	if err != nil {
 		b.Fatal(err)
 	}
