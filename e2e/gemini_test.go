@@ -314,3 +314,43 @@ routes:
 		t.Error("a provider key appears in extproc's log")
 	}
 }
+
+// TestClaudeCodeOnGemini: Claude Code, with the README's settings, completes
+// a prompt on a model served by the Gemini API: its Messages requests (a
+// long system prompt, dozens of tools, thinking and context hints) reach the
+// fake Gemini as generateContent calls it accepts, and the answers come back
+// as Messages events.
+func TestClaudeCodeOnGemini(t *testing.T) {
+	t.Parallel()
+	gem := startFakeGemini(t)
+	keyFile := filepath.Join(t.TempDir(), "gemini-key")
+	writeFile(t, keyFile, geminiKey)
+	c := startClaude(t, "gem-cc", func(cfg string) string {
+		cfg = strings.Replace(cfg, "\nproviders:\n", fmt.Sprintf(`
+providers:
+  - name: gemini
+    url: %s
+    schema: gemini
+    auth: {type: header, header: x-goog-api-key, key_file: %s}
+`, gem.URL, keyFile), 1)
+		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: gem-cc, provider: gemini, rewrite_model: gemini-2.5-pro}\n", 1)
+		return withAgentKey(cfg)
+	})
+	run := runAgent(t, c.bin, []string{"--settings", c.settings, "-p", "Reply with one short sentence."}, c.env)
+	checkAgentOutput(t, run, geminiAnswer, c.guard)
+	reqs := gem.take()
+	if len(reqs) == 0 {
+		t.Fatal("the fake Gemini received nothing")
+	}
+	for i, r := range reqs {
+		if !strings.HasPrefix(r.URI, "/v1beta/models/gemini-2.5-pro:") {
+			t.Errorf("request %d: %s %s, want a gemini-2.5-pro method", i, r.Method, r.URI)
+		}
+		if n := len(gjson.GetBytes(r.Body, "tools.0.functionDeclarations").Array()); i == 0 && n == 0 {
+			t.Logf("request %d declared no functions", i)
+		}
+	}
+	if leaked := c.mock.take(); len(leaked) > 0 {
+		t.Errorf("%d requests reached the mock instead of Gemini", len(leaked))
+	}
+}

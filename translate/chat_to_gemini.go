@@ -117,13 +117,24 @@ func MessagesToGemini(body []byte) ([]byte, error) {
 // holds it) in Gemini's shape.
 func messagesToGemini(m *messagesRequestOut, topK *int) (*geminiRequest, *Error) {
 	out := &geminiRequest{}
-	if sys, err := geminiSystem(m.System); err != nil {
+	// System messages among the turns (Claude Code sends them) join the
+	// system instruction, in order, as the chat translation does.
+	system := m.System
+	for _, msg := range m.Messages {
+		if msg.Role == "system" {
+			system = append(system, msg.Content...)
+		}
+	}
+	if sys, err := geminiSystem(system); err != nil {
 		return nil, err
 	} else if sys != nil {
 		out.SystemInstruction = sys
 	}
 	names := map[string]string{} // tool call id -> function name
 	for i, msg := range m.Messages {
+		if msg.Role == "system" {
+			continue
+		}
 		c, err := geminiTurn(msg, names)
 		if err != nil {
 			err.Message = "messages[" + itoa(i) + "]: " + err.Message
