@@ -236,3 +236,37 @@ func metricSum(exposition, name string, labels ...string) float64 {
 	}
 	return total
 }
+
+// TestClaudeCodeOnAzure: Claude Code, with the README's settings, completes
+// a prompt on an Azure OpenAI deployment: its Messages requests are
+// translated to chat completions at the deployment's path with api-version
+// and the api-key, and the answers back.
+func TestClaudeCodeOnAzure(t *testing.T) {
+	t.Parallel()
+	az := startFakeAzure(t, "dep-cc")
+	keyFile := filepath.Join(t.TempDir(), "azure-key")
+	writeFile(t, keyFile, azureKey)
+	c := startClaude(t, "az-cc", func(cfg string) string {
+		cfg = strings.Replace(cfg, "\nproviders:\n", fmt.Sprintf(`
+providers:
+  - name: azure
+    url: %s
+    schema: azure-openai
+    api_version: 2024-10-21
+    auth: {type: header, header: api-key, key_file: %s}
+`, az.URL, keyFile), 1)
+		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: az-cc, provider: azure, rewrite_model: dep-cc}\n", 1)
+		return withAgentKey(cfg)
+	})
+	run := runAgent(t, c.bin, []string{"--settings", c.settings, "-p", "Reply with one short sentence."}, c.env)
+	checkAgentOutput(t, run, mockllm.Answer, c.guard)
+	reqs := az.take()
+	if len(reqs) == 0 {
+		t.Fatal("the fake Azure received nothing")
+	}
+	for i, r := range reqs {
+		if r.URI != "/openai/deployments/dep-cc/chat/completions?api-version=2024-10-21" {
+			t.Errorf("request %d: %s %s, want the deployment's chat completions", i, r.Method, r.URI)
+		}
+	}
+}

@@ -155,3 +155,42 @@ providers:
 		t.Errorf("without token sources: %v, want unavailable", err)
 	}
 }
+
+// TestChainAcrossOpenAIAndAzure: OpenAI and Azure OpenAI take the same
+// bodies, so one chain holds both, each attempt with its own path prefix,
+// api_version and key; Gemini, which takes other bodies, stays out of it.
+func TestChainAcrossOpenAIAndAzure(t *testing.T) {
+	r := mustRouter(t, `
+providers:
+  - name: openai
+    url: https://api.openai.com
+    schema: openai
+    auth: {type: bearer, key_env: OPENAI_API_KEY}
+  - name: azure
+    url: https://x.openai.azure.com
+    schema: azure-openai
+    api_version: 2024-10-21
+    auth: {type: header, header: api-key, key_env: AZURE_KEY}
+  - name: gemini
+    schema: gemini
+    auth: {type: header, header: x-goog-api-key, key_env: OPENAI_API_KEY}
+routes:
+  - model: gpt
+    provider: openai
+    fallbacks:
+      - {provider: gemini, model: gemini-2.5-flash}
+      - {provider: azure, model: my-deployment}
+`)
+	d, err := r.Decide(context.Background(), &Request{API: config.APIOpenAI, Model: "gpt", Translate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range d.Attempts {
+		got = append(got, a.Provider+" "+string(a.API)+" "+a.PathPrefix+" "+a.APIVersion+" "+a.Model+" "+a.Credential.Name)
+	}
+	want := []string{"openai openai   gpt authorization", "azure azure-openai /openai 2024-10-21 my-deployment api-key"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("attempts (-want +got):\n%s", diff)
+	}
+}
