@@ -93,16 +93,23 @@ func (f *fakeAzure) check(r *http.Request, body []byte) (status int, code, msg, 
 		}
 		return 0, "", "", "/v1/" + rest, model
 	}
-	rest, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/")
-	dep, op, _ := strings.Cut(rest, "/")
-	if !ok || (op != "chat/completions" && op != "embeddings") {
-		return http.StatusNotFound, "404", "Resource not found", "", ""
-	}
 	switch v := r.URL.Query().Get("api-version"); {
 	case v == "":
 		return http.StatusNotFound, "404", "Resource not found", "", ""
 	case !azureAPIVersions[v]:
 		return http.StatusBadRequest, "BadRequest", "API version not supported", "", ""
+	}
+	if r.URL.Path == "/openai/responses" { // the model (deployment) in the body
+		model = gjson.GetBytes(body, "model").String()
+		if !f.deployments[model] {
+			return http.StatusNotFound, "DeploymentNotFound", "The API deployment for this resource does not exist.", "", ""
+		}
+		return 0, "", "", "/v1/responses", model
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/")
+	dep, op, _ := strings.Cut(rest, "/")
+	if !ok || (op != "chat/completions" && op != "embeddings") {
+		return http.StatusNotFound, "404", "Resource not found", "", ""
 	}
 	if !f.deployments[dep] {
 		return http.StatusNotFound, "DeploymentNotFound", "The API deployment for this resource does not exist.", "", ""
@@ -268,5 +275,42 @@ providers:
 		if r.URI != "/openai/deployments/dep-cc/chat/completions?api-version=2024-10-21" {
 			t.Errorf("request %d: %s %s, want the deployment's chat completions", i, r.Method, r.URI)
 		}
+	}
+}
+
+// TestCodexOnAzure: Codex, with the README's config, completes a prompt
+// through the Responses API of an Azure OpenAI resource: its requests reach
+// /openai/responses?api-version= with the deployment as the model and the
+// api-key, untranslated.
+func TestCodexOnAzure(t *testing.T) {
+	t.Parallel()
+	az := startFakeAzure(t, "dep-codex")
+	keyFile := filepath.Join(t.TempDir(), "azure-key")
+	writeFile(t, keyFile, azureKey)
+	c := startCodex(t, func(cfg string) string {
+		cfg = strings.Replace(cfg, "\nproviders:\n", fmt.Sprintf(`
+providers:
+  - name: azure
+    url: %s
+    schema: azure-openai
+    api_version: 2025-04-01-preview
+    auth: {type: header, header: api-key, key_file: %s}
+`, az.URL, keyFile), 1)
+		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: mock-gpt, provider: azure, rewrite_model: dep-codex}\n", 1)
+		return withAgentKey(cfg)
+	})
+	run := runAgent(t, c.bin, []string{"exec", "--skip-git-repo-check", "Reply with one short sentence."}, c.env)
+	checkAgentOutput(t, run, mockllm.Answer, c.guard)
+	reqs := az.take()
+	if len(reqs) == 0 {
+		t.Fatal("the fake Azure received nothing")
+	}
+	for i, r := range reqs {
+		if r.URI != "/openai/responses?api-version=2025-04-01-preview" || gjson.GetBytes(r.Body, "model").String() != "dep-codex" {
+			t.Errorf("request %d: %s %s for %q, want /openai/responses for dep-codex", i, r.Method, r.URI, gjson.GetBytes(r.Body, "model").String())
+		}
+	}
+	if leaked := c.mock.take(); len(leaked) > 0 {
+		t.Errorf("%d requests reached the mock instead of Azure", len(leaked))
 	}
 }
