@@ -26,6 +26,9 @@ const (
 	// declared function.
 	geminiToolTrigger = "use tools"
 	geminiResultHead  = "Tool result: "
+	// geminiOverloaded is a model the fake answers 503, as Gemini does
+	// when a model is overloaded.
+	geminiOverloaded = "gemini-overloaded"
 )
 
 // fakeGemini is the Gemini API as far as generateContent goes: it checks
@@ -85,6 +88,10 @@ func (f *fakeGemini) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream := method == "streamGenerateContent"
+	if model == geminiOverloaded {
+		geminiError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "The model is overloaded. Please try again later.", "")
+		return
+	}
 	switch {
 	case method != "generateContent" && !stream:
 		geminiError(w, http.StatusNotFound, "NOT_FOUND", "unknown method "+method, "")
@@ -250,8 +257,15 @@ func TestGeminiAPI(t *testing.T) {
     url: %[1]s
     schema: gemini
     auth: {type: header, header: x-goog-api-key, key_env: GEMINI_E2E_WRONG}
+  - name: gemini-backup
+    url: %[1]s
+    schema: gemini
+    auth: {type: header, header: x-goog-api-key, key_env: GEMINI_E2E_KEY}
 usage: {enabled: true}
 routes:
+  - model: gemini-fb
+    targets: [{provider: gemini, model: gemini-overloaded}]
+    fallbacks: [{provider: gemini-backup, model: gemini-2.5-flash}]
   - {model: gemini-chat, provider: gemini, rewrite_model: gemini-2.5-flash}
   - {model: gemini-msgs, provider: gemini, rewrite_model: gemini-2.5-pro}
   - {model: bad-key, provider: gemini-wrong-key}
@@ -305,6 +319,38 @@ routes:
 		t.Errorf("n=3 to Gemini: %d %s, want the gateway's 400", res.status, res.body)
 	}
 
+	// A fallback chain of Gemini providers: the overloaded model's 503 moves
+	// the request on, translated once, and the backup's answer is translated
+	// for each client API, streamed or not.
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"gemini-fb","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/chat/completions", `{"model":"gemini-fb","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/messages", `{"model":"gemini-fb","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/messages", `{"model":"gemini-fb","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		res := gw.do(t, "POST", tc.path, map[string]string{"content-type": "application/json", "anthropic-version": "2023-06-01"}, tc.body)
+		text := gjson.GetBytes(res.body, "choices.0.message.content").String() + gjson.GetBytes(res.body, "content.0.text").String()
+		if strings.Contains(tc.body, `"stream":true`) {
+			text = sseText(res.body)
+		}
+		if res.status != http.StatusOK || text != geminiAnswer {
+			t.Errorf("%s %s through the fallback: %d %q\n%s", tc.path, tc.body, res.status, text, res.body)
+		}
+	}
+	fb := gem.take()
+	var overloaded, backup int
+	for _, r := range fb {
+		switch {
+		case strings.Contains(r.URI, geminiOverloaded):
+			overloaded++
+		case strings.Contains(r.URI, "gemini-2.5-flash"):
+			backup++
+		}
+	}
+	if overloaded != 4 || backup != 4 {
+		t.Errorf("the fallback requests reached the overloaded model %d times and the backup %d times, want 4 and 4", overloaded, backup)
+	}
+
 	waitFor(t, "Gemini's tokens counted", func() bool {
 		m := gw.metrics(t)
 		return metricSum(m, "switchyard_tokens_total", `provider="gemini"`, `type="input"`) > 0 &&
@@ -353,4 +399,18 @@ providers:
 	if leaked := c.mock.take(); len(leaked) > 0 {
 		t.Errorf("%d requests reached the mock instead of Gemini", len(leaked))
 	}
+}
+
+// sseText joins the text deltas of a chat or Messages stream.
+func sseText(body []byte) string {
+	var b strings.Builder
+	for _, line := range strings.Split(string(body), "\n") {
+		data, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), "data: ")
+		if !ok || !gjson.Valid(data) {
+			continue
+		}
+		b.WriteString(gjson.Get(data, "choices.0.delta.content").String())
+		b.WriteString(gjson.Get(data, "delta.text").String())
+	}
+	return b.String()
 }

@@ -194,3 +194,16 @@ routes:
 		t.Errorf("attempts (-want +got):\n%s", diff)
 	}
 }
+
+// TestAttemptGemini: an attempt of a translated chain to Gemini is decided
+// again with the upstream's API, as upstream.go does for each attempt.
+func TestAttemptGemini(t *testing.T) {
+	r := mustRouter(t, cloudsYAML)
+	d, err := r.Attempt("gemini", "gemini-2.5-pro", config.APIGemini, "")
+	if err != nil {
+		t.Fatalf("Attempt: %v", err)
+	}
+	if d.API != config.APIGemini || d.PathPrefix != "/v1beta" || d.Model != "gemini-2.5-pro" || d.Credential == nil {
+		t.Errorf("Attempt = %+v", d)
+	}
+}

@@ -459,7 +459,7 @@ func (t *target) modelFor(req *Request) string {
 }
 
 func direct(p *provider, model string, req *Request, routeName string) (Decision, error) {
-	if p.info.Schema == config.APIGemini && !req.Translate {
+	if p.info.Schema == config.APIGemini && req.API != config.APIGemini && !req.Translate {
 		return Decision{}, errGeminiEndpoint(req.Model)
 	}
 	if p.info.Schema.Wire() != req.API.Wire() && !req.Translate {
