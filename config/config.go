@@ -10,12 +10,14 @@
 //	  - name: openai                  # [a-z0-9_-]+, unique
 //	    url: https://api.openai.com   # http(s)://host[:port], no path
 //	    cluster: openai               # Envoy cluster, default name
-//	    schema: openai                # openai | anthropic
+//	    schema: openai                # openai | anthropic | azure-openai | gemini
+//	    api_version: 2024-10-21       # azure-openai only: deployments paths, or v1
 //	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
 //	    auth: {type: bearer, key_env: OPENAI_API_KEY}
 //	    # auth types: none (default), bearer (authorization: Bearer <key>),
 //	    # header (header: x-api-key); the key comes from key_env or key_file,
-//	    # or a pool: keys: [{key_env: K1, weight: 2}, {key_file: /run/k2}]
+//	    # or a pool: keys: [{key_env: K1, weight: 2}, {key_file: /run/k2}];
+//	    # entra (azure-openai): entra: {tenant_id, client_id, client_secret_env}
 //	routes:
 //	  - model: gpt-4o                 # exact name, or glob with * and ?
 //	    provider: openai
@@ -78,6 +80,9 @@ type API string
 const (
 	APIOpenAI    API = "openai"
 	APIAnthropic API = "anthropic"
+	// Provider schemas no client speaks as such (clouds.go).
+	APIAzureOpenAI API = "azure-openai"
+	APIGemini      API = "gemini"
 )
 
 // DefaultHookTimeout is the per-hook time budget when hooks.timeout is not set.
@@ -128,6 +133,9 @@ type ProviderConfig struct {
 	Schema     API        `yaml:"schema"`
 	PathPrefix string     `yaml:"path_prefix"`
 	Auth       AuthConfig `yaml:"auth"`
+	// APIVersion is Azure OpenAI's api-version for the deployments paths,
+	// or "v1" for its v1 paths (clouds.go).
+	APIVersion string `yaml:"api_version"`
 }
 
 // AuthConfig says how the gateway authenticates to a provider.
@@ -140,6 +148,9 @@ type AuthConfig struct {
 	// Keys is a key pool, instead of KeyEnv or KeyFile: requests spread
 	// over the keys by weight, and a key answered 429 rests a while.
 	Keys []PoolKeyConfig `yaml:"keys"`
+	// Entra configures type "entra" (Azure OpenAI; clouds.go); nil there
+	// means Azure's default credential chain.
+	Entra *EntraConfig `yaml:"entra"`
 }
 
 // PoolKeyConfig is one key of a provider's key pool.
@@ -579,16 +590,17 @@ func (c *Config) validate(v *validator) {
 				clusters[cluster] = i
 			}
 		}
-		if _, err := parseProviderURL(pc.URL); err != nil {
+		if _, err := parseProviderURL(pc.urlOrDefault()); err != nil {
 			v.errf(p.key("url"), "%v", err)
 		}
 		switch pc.Schema {
-		case APIOpenAI, APIAnthropic:
+		case APIOpenAI, APIAnthropic, APIAzureOpenAI, APIGemini:
 		case "":
-			v.errf(p.key("schema"), `is required: "openai" or "anthropic"`)
+			v.errf(p.key("schema"), `is required: %s`, schemaNames)
 		default:
-			v.errf(p.key("schema"), `must be "openai" or "anthropic", got %q`, pc.Schema)
+			v.errf(p.key("schema"), `must be %s, got %q`, schemaNames, pc.Schema)
 		}
+		pc.validateCloud(v, p)
 		if pp := pc.PathPrefix; pp != "" {
 			switch {
 			case !strings.HasPrefix(pp, "/"):
@@ -708,9 +720,15 @@ func (a AuthConfig) validate(v *validator, p path) {
 		case reservedHeaders[strings.ToLower(a.Header)]:
 			v.errf(p.key("header"), "%q cannot carry a credential", a.Header)
 		}
-	default:
-		v.errf(p.key("type"), `must be "none", "bearer" or "header", got %q`, a.Type)
+	case AuthEntra:
+		a.validateEntra(v, p)
 		return
+	default:
+		v.errf(p.key("type"), `must be "none", "bearer", "header" or "entra", got %q`, a.Type)
+		return
+	}
+	if a.Entra != nil {
+		v.errf(p.key("entra"), `is only used with type "entra"`)
 	}
 	if a.Keys == nil {
 		validateKeySource(v, p, a.KeyEnv, a.KeyFile)
@@ -853,7 +871,7 @@ type URL struct {
 
 // ParsedURL returns the provider's url parsed; pc must be valid.
 func (pc ProviderConfig) ParsedURL() URL {
-	u, _ := parseProviderURL(pc.URL)
+	u, _ := parseProviderURL(pc.urlOrDefault())
 	return u
 }
 

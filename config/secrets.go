@@ -11,6 +11,9 @@ import (
 type Env struct {
 	Getenv   func(string) (string, bool)
 	ReadFile func(string) ([]byte, error)
+	// EntraTokens gives an "entra" provider its token source; nil: such
+	// providers are unavailable (commands that send no requests).
+	EntraTokens func(e *EntraConfig, secret string) (TokenSource, error)
 }
 
 func (e Env) getenv(name string) (string, bool) {

@@ -36,13 +36,15 @@
 //	req:provider(name)          send to this configured provider (unknown name: error)
 //	req:route(name)             resolve through this configured route (unknown name: error)
 //	req:upstream_api()          the API of the provider the request would reach as it stands
-//	                            ("openai", "anthropic", nil for none); not req.api: translated
+//	                            (its schema: "openai", "anthropic", "azure-openai", "gemini";
+//	                            nil for none); not req.api: translated
 //	req:tag(key, value)         attach a tag for logs and metrics (bounded, see below)
 //	return req:reject(s, msg)   refuse the request: status s (400-599) and msg in the API's
 //	                            error shape; later hooks do not run
 //	res.status, res.request_id  upstream status; request id
-//	res.api, res.upstream_api   the client's API and the provider's ("openai" or "anthropic");
-//	                            they differ when the gateway translated the request
+//	res.api, res.upstream_api   the client's API ("openai" or "anthropic") and the provider's
+//	                            schema; they differ when the gateway translated the request
+//	                            (and for Azure OpenAI, which takes OpenAI bodies as they are)
 //	res.tags                    table of the tags set by on_request hooks
 //	res:header(name)            response header or nil
 //	res:headers()               table of all response headers

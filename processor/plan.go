@@ -179,7 +179,7 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 		return path, nil
 	}
 	p.Response.Usage, p.Response.Stream = true, f.stream
-	if f.stream && !f.includeUsage && !p.Response.Translate && d.API == config.APIOpenAI && isChatPath(req.Path) {
+	if f.stream && !f.includeUsage && !p.Response.Translate && d.API.Wire() == config.APIOpenAI && isChatPath(req.Path) {
 		// Chat streams report usage only when asked: ask, and the client
 		// gets the usage chunk (no choices) before [DONE] too.
 		b, err := sjson.SetBytes(p.Body, "stream_options.include_usage", true)
@@ -290,7 +290,7 @@ func (st *state) order(attempts []routing.Decision) []routing.Decision {
 // in place of the client's key, the path prefix and the model rewrite.
 func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result) (Attempt, *apiError) {
 	a := Attempt{Provider: d.Provider, Cluster: d.Cluster, Route: d.Route, Model: d.Model, API: d.API,
-		Path: d.PathPrefix + path, Body: body, Affinity: d.Affinity, Key: d.Key, KeyAffinity: d.KeyAffinity}
+		Path: upstreamPath(&d, path), Body: body, Affinity: d.Affinity, Key: d.Key, KeyAffinity: d.KeyAffinity}
 	a.SetHeaders = make([]routing.Header, 0, 2)
 	a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.ClusterHeader, Value: d.Cluster})
 	a.RemoveHeaders = d.Strip // shared and read-only, unless hooks add to it
@@ -305,7 +305,7 @@ func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.R
 		a.SetHeaders = append(a.SetHeaders, *d.Credential)
 		a.Credential = d.Credential.Name
 	}
-	if d.RewriteModel {
+	if d.RewriteModel && bodyNamesModel(d.API) {
 		b, err := rewriteModel(a.Body, d.Model)
 		if err != nil {
 			return a, newAPIError(routing.KindAPI, "internal_error", "internal gateway error")

@@ -208,12 +208,18 @@ func (r *responseStream) onBody(ctx context.Context, chunk []byte, eos bool) []b
 	if r.firstByte.IsZero() && len(chunk) > 0 {
 		r.firstByte = time.Now()
 	}
-	if r.tokens != nil {
-		r.tokens.Write(chunk)
-	}
 	var out []byte
 	if r.rewrite != nil {
 		out = r.rewrite.write(chunk, eos)
+	}
+	if r.tokens != nil {
+		// Gemini's usageMetadata is read from the client's translated
+		// answer; other upstreams' from their own.
+		if r.rewrite != nil && r.rewrite.gemini {
+			r.tokens.Write(out)
+		} else {
+			r.tokens.Write(chunk)
+		}
 	}
 	if eos {
 		r.end(ctx)

@@ -15,15 +15,18 @@ type rewriter struct {
 	status   int // the status the client gets
 	upstream int // the status the provider sent
 	client   config.API
+	gemini   bool   // the provider speaks Gemini's API (else the client's other one)
 	model    string // the model the client named
 	stream   translate.Stream
 	buf      []byte
 }
 
 func newRewriter(j *responseJob, status int, stream bool) *rewriter {
-	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model}
+	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model, gemini: j.upstream == config.APIGemini}
 	switch {
 	case status >= 400: // an error is translated whole, its status with it
+	case stream && w.gemini:
+		w.stream = newGeminiStream(w.client, j.model)
 	case stream && w.client == config.APIOpenAI:
 		w.stream = translate.NewMessagesToChatStream(j.model)
 	case stream:
@@ -58,7 +61,9 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 		out []byte
 		err error
 	)
-	if w.client == config.APIOpenAI {
+	if w.gemini {
+		out, err = geminiResponse(w.client, w.buf, w.model)
+	} else if w.client == config.APIOpenAI {
 		out, err = translate.MessagesResponseToChat(w.buf, w.model)
 	} else {
 		out, err = translate.ChatResponseToMessages(w.buf, w.model)
@@ -71,6 +76,9 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 }
 
 func (w *rewriter) errorBody(body []byte) (int, []byte) {
+	if w.gemini {
+		return geminiError(w.client, w.upstream, body)
+	}
 	if w.client == config.APIOpenAI {
 		return translate.ErrorToChat(w.upstream, body)
 	}

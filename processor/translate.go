@@ -27,13 +27,15 @@ func translatable(path string) bool {
 // translateRequest turns the body into the upstream's API and returns it
 // with the upstream's path. The body keeps the client's model name: each
 // attempt rewrites it as usual.
-func translateRequest(client config.API, body []byte, model string) ([]byte, string, *apiError) {
+func translateRequest(client, upstream config.API, body []byte, model string) ([]byte, string, *apiError) {
 	var (
 		out  []byte
 		err  error
 		path string
 	)
-	if client == config.APIOpenAI {
+	if upstream == config.APIGemini {
+		out, path, err = translateToGemini(client, body)
+	} else if client == config.APIOpenAI {
 		out, err = translate.ChatToMessages(body, model)
 		path = messagesPath
 	} else {
@@ -56,7 +58,7 @@ func translateRequest(client config.API, body []byte, model string) ([]byte, str
 // speaks the other API. A count_tokens call for such a model is answered
 // here with an estimate.
 func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, err *apiError) {
-	if d.API == req.API {
+	if d.API.Wire() == req.API {
 		return req.Path, nil
 	}
 	if pathOnly(req.Path) == countTokensPath {
@@ -65,7 +67,7 @@ func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, e
 	}
 	// Every attempt of a chain speaks the API of the first (routing), so
 	// one translation serves them all.
-	body, path, err := translateRequest(req.API, p.Body, p.BodyModel)
+	body, path, err := translateRequest(req.API, d.API, p.Body, p.BodyModel)
 	if err != nil {
 		return "", err
 	}
@@ -78,6 +80,10 @@ func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, e
 // Messages API version for Anthropic, and a whole body length.
 func (a *Attempt) translated() {
 	a.BodyChanged = true // the attempt filter's own body, translated already
+	if a.API == config.APIGemini {
+		a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"anthropic-beta", "anthropic-version"})
+		return
+	}
 	if a.API == config.APIAnthropic {
 		a.SetHeaders = append(a.SetHeaders, routing.Header{Name: "anthropic-version", Value: anthropicVersion})
 	}

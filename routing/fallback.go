@@ -164,7 +164,7 @@ func (rt *route) chain(first Decision, picked *target, req *Request, api int) []
 		if rt.retry.Attempts > 0 && len(out) >= rt.retry.Attempts {
 			return
 		}
-		if t.provider.info.Schema != first.API {
+		if t.provider.info.Schema.Wire() != first.API.Wire() {
 			return // a chain speaks one API: the body is translated once, if at all
 		}
 		if d, err := direct(t.provider, t.modelFor(req), req, rt.name); err == nil {

@@ -33,6 +33,8 @@ type Provider struct {
 	Port       int    // explicit, or 443 for https and 80 for http
 	TLS        bool   // Scheme == "https"
 	PathPrefix string
+	// APIVersion is Azure OpenAI's api_version ("" for other schemas).
+	APIVersion string
 }
 
 // Router is a compiled configuration. It never changes after Compile and
@@ -73,6 +75,9 @@ type provider struct {
 	strip []string
 	// unavailable, when set, is why the provider cannot be used.
 	unavailable string
+	// entra, for auth type "entra", holds the provider's bearer token
+	// (entra.go); credential is then nil.
+	entra config.TokenSource
 }
 
 type target struct {
@@ -92,7 +97,7 @@ type route struct {
 	name      string
 	pattern   pattern
 	targets   []target
-	byAPI     [2]candidates // indexed by apiIndex
+	byAPI     [3]candidates // indexed by apiIndex
 	fallbacks []target      // tried in order after the targets
 	retry     *RetryPolicy  // nil: one attempt
 }
@@ -109,24 +114,32 @@ func (k *clientKey) principal() Principal {
 	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard}
 }
 
+// apiIndex indexes a route's candidates by the client API a provider takes
+// bodies of as they are; 2 holds those no client speaks (Gemini), always
+// translated.
 func apiIndex(a config.API) int {
-	switch a {
+	switch a.Wire() {
 	case config.APIOpenAI:
 		return 0
 	case config.APIAnthropic:
 		return 1
+	case config.APIGemini:
+		return 2
 	}
 	return -1
 }
 
 // Load reads, decodes and compiles the configuration file at path, taking
 // secrets from the process environment and file system.
-func Load(path string) (*Router, error) {
+func Load(path string) (*Router, error) { return LoadEnv(path, config.Env{}) }
+
+// LoadEnv is Load with secrets and token sources from env.
+func LoadEnv(path string, env config.Env) (*Router, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := Compile(cfg, config.Env{})
+	r, err := Compile(cfg, env)
 	if err != nil {
 		return nil, fmt.Errorf("compiling config %s: %w", path, err)
 	}
@@ -171,8 +184,14 @@ func (r *Router) compileProviders(env config.Env) {
 			Port:       u.Port,
 			TLS:        u.Scheme == "https",
 			PathPrefix: pc.PathPrefix,
+			APIVersion: pc.APIVersion,
 		}}
+		if p.info.PathPrefix == "" {
+			p.info.PathPrefix = pc.Schema.DefaultPathPrefix()
+		}
 		switch {
+		case pc.Auth.Type == config.AuthEntra:
+			r.compileEntra(p, pc, env)
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
 		case pc.Auth.Keys != nil:
 			r.compilePool(p, pc, env)
@@ -185,7 +204,7 @@ func (r *Router) compileProviders(env config.Env) {
 			p.credential = credentialHeader(pc.Auth, key)
 		}
 		for _, h := range ClientKeyHeaders {
-			if p.credential == nil || p.credential.Name != h {
+			if (p.credential == nil || p.credential.Name != h) && (p.entra == nil || h != "authorization") {
 				p.strip = append(p.strip, h)
 			}
 		}
@@ -334,7 +353,7 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 		return Decision{}, Errorf(KindPermission, "model %q is not allowed for key %q", req.Model, req.Principal.Name)
 	}
 	api := apiIndex(req.API)
-	if api < 0 {
+	if api < 0 || api > 1 {
 		return Decision{}, Errorf(KindInvalidRequest, "unsupported API %q", req.API)
 	}
 	switch {
@@ -369,9 +388,14 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 
 func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 	c := &rt.byAPI[api]
-	if len(c.targets) == 0 && req.Translate {
-		api = 1 - api
-		c = &rt.byAPI[api]
+	for _, other := range [...]int{1 - api, 2} {
+		if len(c.targets) == 0 && req.Translate {
+			api = other
+			c = &rt.byAPI[api]
+		}
+	}
+	if len(c.targets) == 0 && rt.targets[0].provider.info.Schema == config.APIGemini {
+		return Decision{}, errGeminiEndpoint(req.Model)
 	}
 	if len(c.targets) == 0 {
 		return Decision{}, Errorf(KindInvalidRequest, "model %q is served with the %s API, not the %s API; call the %s endpoint",
@@ -435,12 +459,22 @@ func (t *target) modelFor(req *Request) string {
 }
 
 func direct(p *provider, model string, req *Request, routeName string) (Decision, error) {
-	if p.info.Schema != req.API && !req.Translate {
+	if p.info.Schema == config.APIGemini && req.API != config.APIGemini && !req.Translate {
+		return Decision{}, errGeminiEndpoint(req.Model)
+	}
+	if p.info.Schema.Wire() != req.API.Wire() && !req.Translate {
 		return Decision{}, Errorf(KindInvalidRequest, "provider %q serves the %s API, not the %s API; call the %s endpoint for model %q",
 			p.info.Name, p.info.Schema, req.API, p.info.Schema, req.Model)
 	}
 	if p.unavailable != "" {
 		return Decision{}, Errorf(KindUnavailable, "%s", p.unavailable)
+	}
+	cred := p.credential
+	if p.entra != nil {
+		var err error
+		if cred, err = p.entraCredential(); err != nil {
+			return Decision{}, err
+		}
 	}
 	return Decision{
 		Provider:     p.info.Name,
@@ -449,7 +483,8 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		Model:        model,
 		RewriteModel: model != req.Model,
 		PathPrefix:   p.info.PathPrefix,
-		Credential:   p.credential,
+		APIVersion:   p.info.APIVersion,
+		Credential:   cred,
 		Strip:        p.strip,
 		Route:        routeName,
 	}, nil

@@ -108,6 +108,8 @@ type Decision struct {
 	RewriteModel bool
 	// PathPrefix is prepended to the request path ("" for none).
 	PathPrefix string
+	// APIVersion is Azure OpenAI's api_version ("" for other schemas).
+	APIVersion string
 	// Credential is the provider credential header to set; nil when the
 	// provider takes no credential.
 	Credential *Header

@@ -1,8 +1,10 @@
 package translate
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -48,4 +50,95 @@ func BenchmarkRequests(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGemini is the Gemini translation's CPU per request: the request
+// (chat and Messages, a small body and a 256 KiB one), the JSON answer and a
+// streamed answer fed in 64-byte chunks, for each client API.
+func BenchmarkGemini(b *testing.B) {
+	small, err := os.ReadFile(filepath.Join("testdata", "chat_to_gemini", "tool_loop.in.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs, err := os.ReadFile(filepath.Join("testdata", "messages_to_gemini", "claude_code.in.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer, err := os.ReadFile(filepath.Join("testdata", "gemini_response_to_chat", "function_calls.in.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	stream, err := os.ReadFile(filepath.Join("testdata", "gemini_stream_to_chat", "tool_calls_parallel.in.sse"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	requests := []struct {
+		name string
+		body []byte
+		f    func([]byte) ([]byte, error)
+	}{
+		{"chat_request/small", small, ChatToGemini},
+		{"chat_request/256KiB", bigChat(256 << 10), ChatToGemini},
+		{"messages_request/small", msgs, MessagesToGemini},
+		// The baseline: the same 256 KiB body translated for Anthropic.
+		{"chat_to_messages/256KiB", bigChat(256 << 10), func(in []byte) ([]byte, error) { return ChatToMessages(in, upstreamModel) }},
+	}
+	for _, r := range requests {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(r.body)))
+			for b.Loop() {
+				if _, err := r.f(r.body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("chat_answer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := GeminiResponseToChat(answer, clientModel); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("messages_answer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := GeminiResponseToMessages(answer, clientModel); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for name, f := range map[string]func(string) Stream{"chat_stream": NewGeminiToChatStream, "messages_stream": NewGeminiToMessagesStream} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(stream)))
+			for b.Loop() {
+				s := f(clientModel)
+				for rest := stream; len(rest) > 0; {
+					n := min(64, len(rest))
+					s.Write(rest[:n])
+					rest = rest[n:]
+				}
+				s.Close()
+			}
+		})
+	}
+}
+
+// bigChat is a chat request of about n bytes: a conversation of 1 KiB turns.
+func bigChat(n int) []byte {
+	turn := strings.Repeat("lorem ipsum ", 85)
+	var b strings.Builder
+	b.WriteString(`{"model":"g","max_tokens":100,"messages":[{"role":"system","content":"Be brief."}`)
+	for i := 0; b.Len() < n; i++ {
+		role := "user"
+		if i%2 == 1 {
+			role = "assistant"
+		}
+		fmt.Fprintf(&b, `,{"role":%q,"content":%q}`, role, turn)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
 }

@@ -50,7 +50,17 @@ func ChatToMessages(body []byte, upstreamModel string) ([]byte, error) {
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, refuse("reading the request: %v", err)
 	}
-	out := messagesRequestOut{
+	out, err := chatToMessagesRequest(&in, upstreamModel)
+	if err != nil {
+		return nil, err
+	}
+	return mustMarshal(out), nil
+}
+
+// chatToMessagesRequest is ChatToMessages after the field checks; the
+// Gemini translation starts from its result too.
+func chatToMessagesRequest(in *chatRequest, upstreamModel string) (*messagesRequestOut, *Error) {
+	out := &messagesRequestOut{
 		Model:       upstreamModel,
 		MaxTokens:   DefaultMaxTokens,
 		Temperature: in.Temperature,
@@ -90,7 +100,7 @@ func ChatToMessages(body []byte, upstreamModel string) ([]byte, error) {
 	if out.ToolChoice, err = chatToolChoice(in.ToolChoice, parallel); err != nil {
 		return nil, err
 	}
-	return mustMarshal(out), nil
+	return out, nil
 }
 
 // messagesRequestOut is the Anthropic request this package writes: system

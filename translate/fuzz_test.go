@@ -38,8 +38,21 @@ func fuzzStream(f *testing.F, k streamKind) {
 	})
 }
 
-func FuzzMessagesToChatStream(f *testing.F) { fuzzStream(f, streamKinds[0]) }
-func FuzzChatToMessagesStream(f *testing.F) { fuzzStream(f, streamKinds[1]) }
+func FuzzMessagesToChatStream(f *testing.F)   { fuzzStream(f, streamKinds[0]) }
+func FuzzChatToMessagesStream(f *testing.F)   { fuzzStream(f, streamKinds[1]) }
+func FuzzGeminiToChatStream(f *testing.F)     { fuzzStream(f, streamKinds[2]) }
+func FuzzGeminiToMessagesStream(f *testing.F) { fuzzStream(f, streamKinds[3]) }
+
+// fuzzGeminiRequest: any body gives a JSON object or a 400 *Error.
+func fuzzGeminiRequest(f *testing.F, pattern string, there func([]byte) ([]byte, error)) {
+	fuzzRequest(f, pattern, func(b []byte, _ string) ([]byte, error) { return there(b) },
+		func([]byte, string) ([]byte, error) { return nil, nil })
+}
+
+func FuzzChatToGemini(f *testing.F) { fuzzGeminiRequest(f, "chat_to_gemini/*.in.json", ChatToGemini) }
+func FuzzMessagesToGemini(f *testing.F) {
+	fuzzGeminiRequest(f, "messages_to_gemini/*.in.json", MessagesToGemini)
+}
 
 // fuzzRequest: any body gives valid JSON or a 400 *Error, never a panic;
 // a translated request translates back without a panic either.
@@ -73,12 +86,12 @@ func FuzzMessagesToChat(f *testing.F) {
 func FuzzResponses(f *testing.F) {
 	addSeeds(f, "*_response_to_*/*.in.json")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, tr := range []func([]byte, string) ([]byte, error){MessagesResponseToChat, ChatResponseToMessages} {
+		for _, tr := range []func([]byte, string) ([]byte, error){MessagesResponseToChat, ChatResponseToMessages, GeminiResponseToChat, GeminiResponseToMessages} {
 			if out, err := tr(body, clientModel); err == nil && !gjson.ValidBytes(out) {
 				t.Fatalf("output is not JSON: %q", out)
 			}
 		}
-		for _, tr := range []func(int, []byte) (int, []byte){ErrorToChat, ErrorToMessages} {
+		for _, tr := range []func(int, []byte) (int, []byte){ErrorToChat, ErrorToMessages, GeminiErrorToChat, GeminiErrorToMessages} {
 			if _, out := tr(500, body); !gjson.ValidBytes(out) {
 				t.Fatalf("error body is not JSON: %q", out)
 			}

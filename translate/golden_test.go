@@ -93,6 +93,14 @@ var goldens = []golden{
 	{"error_to_messages", "json", errorDirection(ErrorToMessages)},
 	{"messages_stream_to_chat", "sse", streamDirection(func() Stream { return newMessagesToChatStream(testEnv, clientModel) })},
 	{"chat_stream_to_messages", "sse", streamDirection(func() Stream { return newChatToMessagesStream(testEnv, clientModel) })},
+	{"chat_to_gemini", "json", ChatToGemini},
+	{"messages_to_gemini", "json", MessagesToGemini},
+	{"gemini_response_to_chat", "json", func(in []byte) ([]byte, error) { return geminiResponseToChat(testEnv, in, clientModel) }},
+	{"gemini_response_to_messages", "json", func(in []byte) ([]byte, error) { return geminiResponseToMessages(testEnv, in, clientModel) }},
+	{"gemini_error_to_chat", "json", errorDirection(GeminiErrorToChat)},
+	{"gemini_error_to_messages", "json", errorDirection(GeminiErrorToMessages)},
+	{"gemini_stream_to_chat", "sse", streamDirection(func() Stream { return newGeminiToChatStream(testEnv, clientModel) })},
+	{"gemini_stream_to_messages", "sse", streamDirection(func() Stream { return newGeminiToMessagesStream(testEnv, clientModel) })},
 }
 
 func TestGolden(t *testing.T) {

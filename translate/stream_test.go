@@ -25,6 +25,8 @@ type streamKind struct {
 var streamKinds = []streamKind{
 	{"messages_stream_to_chat", func() Stream { return newMessagesToChatStream(testEnv, clientModel) }, checkChatStream},
 	{"chat_stream_to_messages", func() Stream { return newChatToMessagesStream(testEnv, clientModel) }, checkMessagesStream},
+	{"gemini_stream_to_chat", func() Stream { return newGeminiToChatStream(testEnv, clientModel) }, checkChatStream},
+	{"gemini_stream_to_messages", func() Stream { return newGeminiToMessagesStream(testEnv, clientModel) }, checkMessagesStream},
 }
 
 func events(out []byte) []sse.Event {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/config"
+	"switchyard/internal/azureauth"
 	"switchyard/reload"
 	"switchyard/routing"
 )
@@ -65,7 +66,7 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, x
 	// The largest body limit extproc's gRPC server, sized at start, takes.
 	var bodyCeiling int64
 	load := func(current *routing.Router) (*routing.Router, error) {
-		r, err := routing.Load(path)
+		r, err := routing.LoadEnv(path, config.Env{EntraTokens: azureauth.TokensLogged(log)})
 		if err != nil {
 			return nil, err
 		}

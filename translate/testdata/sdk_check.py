@@ -63,6 +63,14 @@ for p, t in wants("messages_response_to_chat", "json"):
     check(p, "ChatCompletion", lambda: oc.ChatCompletion.model_validate_json(t))
 for p, t in wants("chat_response_to_messages", "json"):
     check(p, "Message", lambda: at.Message.model_validate_json(t))
+for p, t in wants("gemini_response_to_chat", "json"):
+    check(p, "ChatCompletion", lambda: oc.ChatCompletion.model_validate_json(t))
+for p, t in wants("gemini_response_to_messages", "json"):
+    check(p, "Message", lambda: at.Message.model_validate_json(t))
+for p, t in wants("gemini_error_to_chat", "json"):
+    check(p, "ErrorObject", lambda: ErrorObject.model_validate(json.loads(t)["body"]["error"]))
+for p, t in wants("gemini_error_to_messages", "json"):
+    check(p, "ErrorResponse", lambda: at.ErrorResponse.model_validate(json.loads(t)["body"]))
 for p, t in wants("error_to_chat", "json"):
     check(p, "ErrorObject", lambda: ErrorObject.model_validate(json.loads(t)["body"]["error"]))
 for p, t in wants("error_to_messages", "json"):
@@ -101,6 +109,10 @@ def anthropic_stream(t):
 for p, t in wants("messages_stream_to_chat", "sse"):
     check(p, "ChatCompletionChunk stream", lambda: openai_stream(t))
 for p, t in wants("chat_stream_to_messages", "sse"):
+    check(p, "RawMessageStreamEvent stream", lambda: anthropic_stream(t))
+for p, t in wants("gemini_stream_to_chat", "sse"):
+    check(p, "ChatCompletionChunk stream", lambda: openai_stream(t))
+for p, t in wants("gemini_stream_to_messages", "sse"):
     check(p, "RawMessageStreamEvent stream", lambda: anthropic_stream(t))
 
 print(json.dumps({"checked": checked}))

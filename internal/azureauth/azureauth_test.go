@@ -1,0 +1,172 @@
+package azureauth
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"switchyard/config"
+)
+
+// fakeCred hands out tokens "t1", "t2", ... living life each, after
+// release lets a fetch through; fail makes fetches fail.
+type fakeCred struct {
+	n       atomic.Int64
+	life    time.Duration
+	fail    atomic.Bool
+	release chan struct{}
+	scopes  atomic.Pointer[[]string]
+}
+
+func (c *fakeCred) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	c.scopes.Store(&o.Scopes)
+	if c.release != nil {
+		select {
+		case <-c.release:
+		case <-ctx.Done():
+			return azcore.AccessToken{}, ctx.Err()
+		}
+	}
+	if c.fail.Load() {
+		return azcore.AccessToken{}, errors.New("entra said no")
+	}
+	n := c.n.Add(1)
+	return azcore.AccessToken{Token: "t" + strconv.FormatInt(n, 10), ExpiresOn: time.Now().Add(c.life)}, nil
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func waitBearer(t *testing.T, s *Source, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := s.Bearer()
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Bearer = %q, want %q", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSourceNeverWaits: while the first fetch hangs, Bearer answers at once
+// with ErrNoToken; once it lands, the token; the scope is Azure OpenAI's.
+func TestSourceNeverWaits(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &fakeCred{life: time.Hour, release: make(chan struct{})}
+	s := NewSource(ctx, c, quiet)
+	start := time.Now()
+	if _, err := s.Bearer(); !errors.Is(err, ErrNoToken) && err.Error() != ErrNoToken.Error() {
+		t.Fatalf("Bearer before the first token: %v, want ErrNoToken", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Bearer waited %v for a fetch", d)
+	}
+	close(c.release)
+	waitBearer(t, s, "Bearer t1")
+	if got := *c.scopes.Load(); len(got) != 1 || got[0] != Scope {
+		t.Errorf("scopes = %v, want [%s]", got, Scope)
+	}
+}
+
+// TestSourceRefreshesBeforeExpiry: a token living 2 s is replaced at half
+// its life, so Bearer never goes without one.
+func TestSourceRefreshesBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := NewSource(ctx, &fakeCred{life: 2 * time.Second}, quiet)
+	waitBearer(t, s, "Bearer t1")
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := s.Bearer(); err != nil {
+			t.Fatalf("Bearer during refreshes: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, _ := s.Bearer(); got == "Bearer t1" {
+		t.Errorf("after 3 s of a 2 s token, Bearer still = %q", got)
+	}
+}
+
+// TestSourceKeepsTokenWhileFailing: failed refreshes keep the token until it
+// expires; then Bearer says why there is none, without the token.
+func TestSourceKeepsTokenWhileFailing(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &fakeCred{life: 1500 * time.Millisecond}
+	s := NewSource(ctx, c, quiet)
+	waitBearer(t, s, "Bearer t1")
+	c.fail.Store(true)
+	if got, err := s.Bearer(); err != nil || got != "Bearer t1" {
+		t.Fatalf("Bearer right after a failure began = %q, %v", got, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.Bearer()
+		if err != nil {
+			if !errors.Is(err, ErrNoToken) || !contains(err.Error(), "failed") || contains(err.Error(), "entra said no") {
+				t.Errorf("Bearer after expiry: %v, want ErrNoToken saying a fetch failed, without Entra's answer", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an expired token was still served")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestRefreshIn(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		name string
+		at   azcore.AccessToken
+		want time.Duration
+	}{
+		{"an hour: 5 min before", azcore.AccessToken{ExpiresOn: now.Add(time.Hour)}, 55 * time.Minute},
+		{"short: half its life", azcore.AccessToken{ExpiresOn: now.Add(4 * time.Minute)}, 2 * time.Minute},
+		{"Entra's refresh time", azcore.AccessToken{ExpiresOn: now.Add(time.Hour), RefreshOn: now.Add(30 * time.Minute)}, 30 * time.Minute},
+		{"expired: soon, not at once", azcore.AccessToken{ExpiresOn: now.Add(-time.Minute)}, retryMin},
+	}
+	for _, tc := range tests {
+		if got := refreshIn(now, tc.at); got != tc.want {
+			t.Errorf("%s: refreshIn = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestSharedByIdentity: one Source per identity, a changed secret makes
+// another; the key holds no secret.
+func TestSharedByIdentity(t *testing.T) {
+	e := &config.EntraConfig{TenantID: "t", ClientID: "c", ClientSecretEnv: "S", AuthorityHost: "https://127.0.0.1:1/"}
+	a, err := Shared(e, "secret-1", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Shared(e, "secret-1", quiet)
+	c, _ := Shared(e, "secret-2", quiet)
+	if a != b || a == c {
+		t.Errorf("Shared: same identity gave %p and %p, another secret %p", a, b, c)
+	}
+	if k := identityKey(e, "secret-1"); contains(k, "secret-1") {
+		t.Errorf("identity key %q holds the secret", k)
+	}
+}
