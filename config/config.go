@@ -78,6 +78,9 @@ type API string
 const (
 	APIOpenAI    API = "openai"
 	APIAnthropic API = "anthropic"
+	// APIBedrock is a provider schema only: AWS Bedrock's runtime, which
+	// takes Messages bodies (config/bedrock.go).
+	APIBedrock API = "bedrock"
 )
 
 // DefaultHookTimeout is the per-hook time budget when hooks.timeout is not set.
@@ -140,6 +143,9 @@ type AuthConfig struct {
 	// Keys is a key pool, instead of KeyEnv or KeyFile: requests spread
 	// over the keys by weight, and a key answered 429 rests a while.
 	Keys []PoolKeyConfig `yaml:"keys"`
+	// Region and Profile are for type aws_sigv4 (config/bedrock.go).
+	Region  string `yaml:"region"`
+	Profile string `yaml:"profile"`
 }
 
 // PoolKeyConfig is one key of a provider's key pool.
@@ -579,15 +585,17 @@ func (c *Config) validate(v *validator) {
 				clusters[cluster] = i
 			}
 		}
-		if _, err := parseProviderURL(pc.URL); err != nil {
+		if _, err := parseProviderURL(pc.providerURL()); err != nil && (pc.URL != "" || pc.Schema != APIBedrock) {
 			v.errf(p.key("url"), "%v", err)
 		}
 		switch pc.Schema {
 		case APIOpenAI, APIAnthropic:
+		case APIBedrock:
+			pc.validateBedrock(v, p)
 		case "":
-			v.errf(p.key("schema"), `is required: "openai" or "anthropic"`)
+			v.errf(p.key("schema"), `is required: "openai", "anthropic" or "bedrock"`)
 		default:
-			v.errf(p.key("schema"), `must be "openai" or "anthropic", got %q`, pc.Schema)
+			v.errf(p.key("schema"), `must be "openai", "anthropic" or "bedrock", got %q`, pc.Schema)
 		}
 		if pp := pc.PathPrefix; pp != "" {
 			switch {
@@ -599,7 +607,9 @@ func (c *Config) validate(v *validator) {
 				v.errf(p.key("path_prefix"), `%q must be a plain path without "?", "#", "//", spaces or control characters`, pp)
 			}
 		}
-		pc.Auth.validate(v, p.key("auth"))
+		if pc.Schema != APIBedrock {
+			pc.Auth.validate(v, p.key("auth"))
+		}
 	}
 
 	routeNames := map[string]int{}
@@ -686,6 +696,9 @@ func (c *Config) validate(v *validator) {
 const maxWeight = 1_000_000
 
 func (a AuthConfig) validate(v *validator, p path) {
+	if (a.Region != "" || a.Profile != "") && a.Type != AuthAWSSigV4 {
+		v.errf(p, `region and profile are only used with type "aws_sigv4"`)
+	}
 	switch a.Type {
 	case "", "none":
 		if a.Header != "" {
@@ -699,6 +712,9 @@ func (a AuthConfig) validate(v *validator, p path) {
 		if a.Header != "" {
 			v.errf(p.key("header"), `is only used with type "header"; bearer always sets authorization`)
 		}
+	case AuthAWSSigV4:
+		v.errf(p.key("type"), `aws_sigv4 is for schema "bedrock" only`)
+		return
 	case "header":
 		switch {
 		case a.Header == "":
@@ -853,7 +869,7 @@ type URL struct {
 
 // ParsedURL returns the provider's url parsed; pc must be valid.
 func (pc ProviderConfig) ParsedURL() URL {
-	u, _ := parseProviderURL(pc.URL)
+	u, _ := parseProviderURL(pc.providerURL())
 	return u
 }
 

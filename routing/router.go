@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"switchyard/bedrock"
 
 	"switchyard/config"
 )
@@ -73,6 +74,8 @@ type provider struct {
 	strip []string
 	// unavailable, when set, is why the provider cannot be used.
 	unavailable string
+	// bedrock signs the requests of a Bedrock provider; nil for others.
+	bedrock *bedrock.Endpoint
 }
 
 type target struct {
@@ -165,7 +168,7 @@ func (r *Router) compileProviders(env config.Env) {
 		p := &provider{info: Provider{
 			Name:       pc.Name,
 			Cluster:    pc.ClusterName(),
-			Schema:     pc.Schema,
+			Schema:     pc.WireAPI(),
 			Scheme:     u.Scheme,
 			Host:       u.Host,
 			Port:       u.Port,
@@ -173,6 +176,8 @@ func (r *Router) compileProviders(env config.Env) {
 			PathPrefix: pc.PathPrefix,
 		}}
 		switch {
+		case pc.Schema == config.APIBedrock:
+			p.bedrock = bedrock.NewEndpoint(pc.Auth.Region, u.Host, u.Port, u.Scheme == "https", bedrock.For(pc.Auth.Region, pc.Auth.Profile))
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
 		case pc.Auth.Keys != nil:
 			r.compilePool(p, pc, env)
@@ -185,7 +190,7 @@ func (r *Router) compileProviders(env config.Env) {
 			p.credential = credentialHeader(pc.Auth, key)
 		}
 		for _, h := range ClientKeyHeaders {
-			if p.credential == nil || p.credential.Name != h {
+			if (p.credential == nil || p.credential.Name != h) && (p.bedrock == nil || h != BedrockCredential) {
 				p.strip = append(p.strip, h)
 			}
 		}
@@ -452,6 +457,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		Credential:   p.credential,
 		Strip:        p.strip,
 		Route:        routeName,
+		Bedrock:      p.bedrock,
 	}, nil
 }
 

@@ -1,0 +1,134 @@
+package bedrock
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+)
+
+// refreshBefore is how long before they expire credentials are replaced;
+// retryEvery how soon a failed fetch is tried again.
+const (
+	refreshBefore = 5 * time.Minute
+	retryEvery    = 5 * time.Second
+	firstFetch    = 2 * time.Second
+)
+
+// Credentials holds the current credentials of one region and profile,
+// fetched from the AWS default chain by a goroutine of its own: reading
+// them never waits for the network.
+type Credentials struct {
+	current  atomic.Pointer[aws.Credentials]
+	problem  atomic.Pointer[string]
+	provider aws.CredentialsProvider
+}
+
+var (
+	sourcesMu sync.Mutex
+	sources   = map[string]*Credentials{}
+)
+
+// For returns the credentials of region and profile ("" for the default
+// chain's choice), shared by every config that names them, so that a
+// reload keeps what was fetched. The first call waits briefly for a first
+// fetch (environment and files answer at once).
+func For(region, profile string) *Credentials {
+	key := region + "\x00" + profile
+	sourcesMu.Lock()
+	defer sourcesMu.Unlock()
+	if c, ok := sources[key]; ok {
+		return c
+	}
+	c := newCredentials(region, profile)
+	sources[key] = c
+	return c
+}
+
+func newCredentials(region, profile string) *Credentials {
+	c := &Credentials{}
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
+	if profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(profile))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		c.setProblem("loading the AWS configuration: " + err.Error())
+		return c
+	}
+	c.provider = cfg.Credentials
+	done := make(chan struct{})
+	go c.keepFresh(done)
+	select {
+	case <-done:
+	case <-time.After(firstFetch):
+	}
+	return c
+}
+
+// keepFresh fetches credentials now and again before they expire, for the
+// life of the process; done closes after the first attempt.
+func (c *Credentials) keepFresh(done chan struct{}) {
+	first := true
+	for {
+		wait := c.fetch()
+		if first {
+			close(done)
+			first = false
+		}
+		time.Sleep(wait)
+	}
+}
+
+// fetch gets credentials once and returns how long to wait before the next.
+func (c *Credentials) fetch() time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	creds, err := c.provider.Retrieve(ctx)
+	if err != nil {
+		c.setProblem("fetching AWS credentials: " + err.Error())
+		return retryEvery
+	}
+	c.current.Store(&creds)
+	c.problem.Store(nil)
+	if !creds.CanExpire {
+		return time.Hour // static ones: a long nap, then a look at the files again
+	}
+	return max(time.Until(creds.Expires)-refreshBefore, retryEvery)
+}
+
+func (c *Credentials) setProblem(p string) { c.problem.Store(&p) }
+
+// ErrNoCredentials is returned while no credentials could be fetched.
+var ErrNoCredentials = errors.New("no AWS credentials")
+
+// Get returns the current credentials, or an error saying why there are
+// none (it names sources, never a secret).
+func (c *Credentials) Get() (aws.Credentials, error) {
+	if cr := c.current.Load(); cr != nil && (!cr.CanExpire || time.Now().Before(cr.Expires)) {
+		return *cr, nil
+	}
+	if p := c.problem.Load(); p != nil {
+		return aws.Credentials{}, errors.Join(ErrNoCredentials, errors.New(*p))
+	}
+	return aws.Credentials{}, ErrNoCredentials
+}
+
+// Static returns credentials that never change, for tests and benchmarks.
+func Static(creds aws.Credentials) *Credentials {
+	c := &Credentials{}
+	c.current.Store(&creds)
+	return c
+}
+
+// Preset makes For return c for region and profile: for tests, and for
+// programs that bring credentials of their own.
+func Preset(region, profile string, c *Credentials) {
+	sourcesMu.Lock()
+	defer sourcesMu.Unlock()
+	sources[region+"\x00"+profile] = c
+}

@@ -1,0 +1,28 @@
+package bedrock
+
+import (
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// AnthropicVersion is the Messages API version Bedrock's Anthropic models
+// take in the body.
+const AnthropicVersion = "bedrock-2023-05-31"
+
+// InvokeBody turns a Messages request body into an InvokeModel body: the
+// model goes in the path and the stream in the operation, so both leave
+// the body, and anthropic_version joins it. Every other field stays. It
+// reports whether the client asked for a stream.
+func InvokeBody(messages []byte) (body []byte, stream bool, err error) {
+	stream = gjson.GetBytes(messages, "stream").Bool()
+	body = messages
+	for _, field := range []string{"model", "stream"} {
+		if gjson.GetBytes(body, field).Exists() {
+			if body, err = sjson.DeleteBytes(body, field); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	body, err = sjson.SetBytes(body, "anthropic_version", AnthropicVersion)
+	return body, stream, err
+}
