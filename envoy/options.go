@@ -67,7 +67,7 @@ const (
 // ResponseFilterHeaders are the headers a response cluster's filter sends
 // extproc: what accounting and translation read. The request's plan is
 // found by the gateway's own id, in the metadata (routing.RequestNamespace).
-var ResponseFilterHeaders = []string{":status", "content-type", "content-length", "content-encoding", "retry-after"}
+var ResponseFilterHeaders = []string{":status", "content-type", "content-length", "content-encoding", "retry-after", "x-amzn-errortype"}
 
 // DefaultIdleTimeout closes client connections, client streams and
 // upstream streams that stay silent this long. It must outlast the longest

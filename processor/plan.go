@@ -96,6 +96,8 @@ type Attempt struct {
 	// Key names the pool key the credential holds (its key_env or
 	// key_file), "" without a key pool.
 	Key string
+	// Bedrock: the attempt is an InvokeModel call, signed (bedrock.go).
+	Bedrock bool
 }
 
 // Tags are the request's tags set by hooks, or nil.
@@ -175,6 +177,9 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 		return path, err
 	}
 	counted := router.Config().CountsUsage() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
+	if d.Bedrock != nil || d.Attempts != nil && bedrockAttempts(d) {
+		p.Response.Bedrock, counted = d.Bedrock != nil, true
+	}
 	if !p.Response.Translate && !counted {
 		return path, nil
 	}
@@ -304,6 +309,10 @@ func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.R
 	if d.Credential != nil {
 		a.SetHeaders = append(a.SetHeaders, *d.Credential)
 		a.Credential = d.Credential.Name
+	}
+	if d.Bedrock != nil {
+		// The model goes in the path; the signature covers the final body.
+		return a, a.toBedrock(d.Bedrock, d.Model)
 	}
 	if d.RewriteModel {
 		b, err := rewriteModel(a.Body, d.Model)

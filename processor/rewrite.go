@@ -3,6 +3,7 @@ package processor
 import (
 	"net/http"
 
+	"switchyard/bedrock"
 	"switchyard/config"
 	"switchyard/routing"
 	"switchyard/translate"
@@ -18,10 +19,19 @@ type rewriter struct {
 	model    string // the model the client named
 	stream   translate.Stream
 	buf      []byte
+	// errorType is Bedrock's x-amzn-errortype; events converts Bedrock's
+	// event stream (nil for other providers).
+	errorType string
+	bedrock   bool
+	events    *bedrockEvents
 }
 
 func newRewriter(j *responseJob, status int, stream bool) *rewriter {
-	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model}
+	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model, bedrock: j.bedrock}
+	if j.bedrock {
+		w.bedrockStream(status, stream)
+		return w
+	}
 	switch {
 	case status >= 400: // an error is translated whole, its status with it
 	case stream && w.client == config.APIOpenAI:
@@ -54,6 +64,9 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 		w.status, b = w.errorBody(w.buf)
 		return b
 	}
+	if w.bedrock && w.client == config.APIAnthropic {
+		return w.buf // an InvokeModel answer is a Messages answer
+	}
 	var (
 		out []byte
 		err error
@@ -71,6 +84,13 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 }
 
 func (w *rewriter) errorBody(body []byte) (int, []byte) {
+	if w.bedrock {
+		status, b := bedrock.ErrorToMessages(w.errorType, w.upstream, body)
+		if w.client == config.APIAnthropic {
+			return status, b
+		}
+		return translate.ErrorToChat(status, b)
+	}
 	if w.client == config.APIOpenAI {
 		return translate.ErrorToChat(w.upstream, body)
 	}

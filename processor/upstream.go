@@ -57,6 +57,8 @@ type attempt struct {
 	// answer reads (counts, translates) the answer of a counted plan's
 	// concluding attempt; nil otherwise.
 	answer *responseStream
+	// bedrock: this attempt went to Bedrock.
+	bedrock bool
 }
 
 // countingMode is the processing mode of a counted plan's attempts: as
@@ -154,6 +156,7 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 	if u.plan.Upstream != "" {
 		a.translated()
 	}
+	u.bedrock = a.Bedrock
 	return encodeAttempt(&a, router.CredentialHeaders())
 }
 
@@ -201,7 +204,7 @@ func (u *attempt) readAnswer() {
 		return
 	}
 	ref := u.plan.Attempts[u.n-1]
-	j.provider = ref.Provider
+	j.provider, j.bedrock = ref.Provider, u.bedrock
 	u.answer = &responseStream{srv: u.srv, begun: true, job: j, log: u.flight.log, sent: u.started, quiet: true}
 	u.answer.log.Provider, u.answer.log.UpstreamModel = ref.Provider, ref.Model
 }

@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/loadtest/mockllm"
+)
+
+// The fake Bedrock's test credentials.
+const (
+	bedrockKeyID  = "AKIDSWITCHYARDTEST01"
+	bedrockSecret = "bedrock-test-secret-9f8e7d6c5b4a"
+	bedrockToken  = "bedrock-test-session-token-0a1b2c3d"
+	bedrockRegion = "us-east-1"
+	bedrockModel  = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+)
+
+// fakeBedrock is e2e/testdata/fake_bedrock.py, running.
+type fakeBedrock struct {
+	URL string
+}
+
+// startFakeBedrock starts the fake Bedrock, which checks every signature
+// for keyID/secret/token (token "-": none) and answers with the Go mock at
+// upstream.
+func startFakeBedrock(t *testing.T, upstream, keyID, secret, token string) *fakeBedrock {
+	t.Helper()
+	py := sdkPython(t)
+	if out, err := exec.Command(py, "-c", "import botocore").CombinedOutput(); err != nil {
+		t.Fatalf("the fake Bedrock needs botocore: run `make sdks`: %v\n%s", err, out)
+	}
+	cmd := exec.Command(py, filepath.Join("testdata", "fake_bedrock.py"), upstream, keyID, secret, token, bedrockRegion)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the fake Bedrock: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "LISTEN ")
+	if err != nil || !ok {
+		t.Fatalf("the fake Bedrock did not listen: %q %v", line, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return &fakeBedrock{URL: "http://" + addr}
+}
+
+// requests returns the InvokeModel requests the fake has had.
+func (f *fakeBedrock) requests(t *testing.T) []map[string]any {
+	t.Helper()
+	resp, err := http.Get(f.URL + "/_requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// bedrockConfig routes sdk_streams.py's and sdk_tools.py's models ("m" for
+// chat, "c" for Messages) to Bedrock's Anthropic model, and "throttled" to
+// a Bedrock model that is always throttled, falling back to the mock.
+func bedrockConfig(fakeURL, mockURL, auth string) string {
+	return fmt.Sprintf(`providers:
+  - name: bedrock
+    schema: bedrock
+    url: %[1]s
+    auth: %[3]s
+  - name: mock-anthropic
+    url: %[2]s
+    schema: anthropic
+routes:
+  - model: claude-bedrock
+    provider: bedrock
+    rewrite_model: %[4]s
+  - model: m
+    provider: bedrock
+    rewrite_model: %[4]s
+  - model: c
+    provider: bedrock
+    rewrite_model: %[4]s
+  - model: throttled
+    targets: [{provider: bedrock, model: "us.anthropic.throttled-v1:0"}]
+    fallbacks: [{provider: mock-anthropic, model: mock-claude}]
+usage: {enabled: true}
+`, fakeURL, mockURL, auth, bedrockModel)
+}
+
+// awsEnv isolates the AWS default chain from the machine's: no shared
+// files, no instance metadata; extra sets the credentials.
+func awsEnv(dir string, extra ...string) []string {
+	return append([]string{
+		"AWS_CONFIG_FILE=" + filepath.Join(dir, "no-config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "no-credentials"),
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=",
+	}, extra...)
+}
+
+// TestBedrockSDKs: the official OpenAI and Anthropic SDKs through Envoy to
+// a fake Bedrock that checks every signature with botocore: text and tool
+// calls, streamed (event-stream frames turned into SSE) and not, with
+// session credentials from the environment. Bedrock gets InvokeModel
+// bodies (no model or stream, anthropic_version), tokens are counted, and
+// no secret reaches the logs.
+func TestBedrockSDKs(t *testing.T) {
+	t.Parallel()
+	py := sdkPython(t)
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, bedrockToken)
+	env := awsEnv(t.TempDir(), "AWS_ACCESS_KEY_ID="+bedrockKeyID, "AWS_SECRET_ACCESS_KEY="+bedrockSecret, "AWS_SESSION_TOKEN="+bedrockToken)
+	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`),
+		gatewayOptions{extraEnv: env, logLevel: "debug"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tools := filepath.Join(repoRoot(t), "loadtest", "mockllm", "testdata")
+	out, err := exec.CommandContext(ctx, py, filepath.Join("testdata", "sdk_translate.py"),
+		gw.url, "claude-bedrock", "claude-bedrock", mockllm.Answer, tools, mockllm.ToolArgString, mockllm.ToolResultPrefix).CombinedOutput()
+	t.Logf("sdk_translate.py:\n%s", out)
+	if err != nil {
+		t.Fatalf("the SDKs rejected Bedrock's answers through the gateway: %v", err)
+	}
+	if !strings.Contains(string(out), `{"passed": 4}`) {
+		t.Fatal("sdk_translate.py did not finish its checks")
+	}
+
+	reqs := fake.requests(t)
+	streams := 0
+	for _, r := range reqs {
+		path, _ := r["path"].(string)
+		body, _ := r["body"].(map[string]any)
+		if !strings.HasPrefix(path, "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke") {
+			t.Errorf("Bedrock got %s", path)
+		}
+		if strings.HasSuffix(path, "-with-response-stream") {
+			streams++
+		}
+		if _, has := body["model"]; has || body["anthropic_version"] != "bedrock-2023-05-31" || body["max_tokens"] == nil {
+			t.Errorf("Bedrock got the body %v", body)
+		}
+	}
+	if len(reqs) < 8 || streams == 0 || streams == len(reqs) {
+		t.Errorf("Bedrock got %d requests, %d streamed", len(reqs), streams)
+	}
+	if n := len(mock.take()); n != len(reqs) {
+		t.Errorf("the mock behind the fake got %d requests, the fake %d", n, len(reqs))
+	}
+	waitMetric(t, gw, `switchyard_tokens_total{key="",model="claude-bedrock",provider="bedrock",type="output"}`, 1)
+	waitMetric(t, gw, `switchyard_tokens_total{key="",model="claude-bedrock",provider="bedrock",type="input"}`, 1)
+	assertNoSecrets(t, gw)
+}
+
+// assertNoSecrets fails when the gateway's logs or metrics hold a
+// credential of the fake.
+func assertNoSecrets(t *testing.T, gw *gateway) {
+	t.Helper()
+	for what, text := range map[string]string{"extproc's log": gw.extprocOut.String(), "envoy's log": gw.envoyOut.String(), "the metrics": gw.metrics(t)} {
+		for _, secret := range []string{bedrockSecret, bedrockToken, "other-secret"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s holds a credential", what)
+			}
+		}
+	}
+}
+
+// TestBedrockRefusesWrongSecret: with a wrong secret key the fake refuses
+// the signature as Bedrock does; the client gets a clear 502 in its own
+// API's shape that names the AWS error, and neither the answer nor the
+// logs hold the session token the refusal quoted back.
+func TestBedrockRefusesWrongSecret(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, bedrockToken)
+	env := awsEnv(t.TempDir(), "AWS_ACCESS_KEY_ID="+bedrockKeyID, "AWS_SECRET_ACCESS_KEY=other-secret", "AWS_SESSION_TOKEN="+bedrockToken)
+	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`), gatewayOptions{extraEnv: env})
+
+	for _, c := range []struct{ path, body, wantType string }{
+		{"/v1/messages", `{"model":"claude-bedrock","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, `"type":"error"`},
+		{"/v1/messages", `{"model":"claude-bedrock","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, `"type":"error"`},
+		{"/v1/chat/completions", `{"model":"claude-bedrock","messages":[{"role":"user","content":"hi"}]}`, `"error":{"message"`},
+	} {
+		r := gw.do(t, "POST", c.path, map[string]string{"anthropic-version": "2023-06-01"}, c.body)
+		body := string(r.body)
+		if r.status != 502 || !strings.Contains(body, c.wantType) || !strings.Contains(body, "InvalidSignatureException") ||
+			!strings.Contains(body, "signature we calculated does not match") {
+			t.Errorf("%s with a wrong secret: %d %s", c.path, r.status, body)
+		}
+		if strings.Contains(body, bedrockToken) || strings.Contains(body, "Canonical String") {
+			t.Errorf("%s: the client got AWS's canonical request: %s", c.path, body)
+		}
+	}
+	if len(fake.requests(t)) != 0 {
+		t.Error("the fake took a request signed with the wrong secret")
+	}
+	assertNoSecrets(t, gw)
+}
+
+// TestBedrockProfileFile: credentials from a shared credentials file and the
+// provider's profile (static keys, no session token).
+func TestBedrockProfileFile(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, "AKIDPROFILETEST00001", bedrockSecret, "-")
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	content := "[default]\naws_access_key_id = AKIDWRONGDEFAULT0001\naws_secret_access_key = wrong\n\n" +
+		"[team]\naws_access_key_id = AKIDPROFILETEST00001\naws_secret_access_key = " + bedrockSecret + "\n"
+	if err := os.WriteFile(creds, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(awsEnv(dir), "AWS_SHARED_CREDENTIALS_FILE="+creds)
+	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1, profile: team}`), gatewayOptions{extraEnv: env})
+	r := gw.do(t, "POST", "/v1/messages", map[string]string{"anthropic-version": "2023-06-01"},
+		`{"model":"claude-bedrock","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`)
+	if r.status != 200 || !strings.Contains(string(r.body), mockllm.Answer) {
+		t.Fatalf("Bedrock with a profile's credentials: %d %s", r.status, r.body)
+	}
+}
+
+// TestBedrockFallback: Bedrock throttles (429 ThrottlingException); the
+// request falls back to another provider, streamed and not, for both APIs.
+func TestBedrockFallback(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, "-")
+	env := awsEnv(t.TempDir(), "AWS_ACCESS_KEY_ID="+bedrockKeyID, "AWS_SECRET_ACCESS_KEY="+bedrockSecret)
+	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`), gatewayOptions{extraEnv: env})
+	hdr := map[string]string{"anthropic-version": "2023-06-01"}
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/messages", `{"model":"throttled","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, `"type":"message"`},
+		{"/v1/messages", `{"model":"throttled","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, "event: message_stop"},
+		{"/v1/chat/completions", `{"model":"throttled","messages":[{"role":"user","content":"hi"}]}`, `"object":"chat.completion"`},
+		{"/v1/chat/completions", `{"model":"throttled","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "data: [DONE]"},
+	} {
+		r := gw.do(t, "POST", c.path, hdr, c.body)
+		if r.status != 200 || !strings.Contains(string(r.body), c.want) || !strings.Contains(string(r.body), " mock") {
+			t.Errorf("%s %s after Bedrock's 429: %d %s", c.path, c.body, r.status, r.body)
+		}
+	}
+	waitMetric(t, gw, `switchyard_fallbacks_total{from="bedrock",reason="429",to="mock-anthropic"}`, 4)
+	if n := len(fake.requests(t)); n != 4 {
+		t.Errorf("Bedrock got %d requests, want 4 (each throttled once)", n)
+	}
+}
