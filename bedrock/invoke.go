@@ -1,6 +1,8 @@
 package bedrock
 
 import (
+	"strings"
+
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
@@ -25,4 +27,12 @@ func InvokeBody(messages []byte) (body []byte, stream bool, err error) {
 	}
 	body, err = sjson.SetBytes(body, "anthropic_version", AnthropicVersion)
 	return body, stream, err
+}
+
+// Anthropic reports whether model is one of Bedrock's Anthropic models
+// (anthropic.claude-…, or an inference profile such as us.anthropic.…), the
+// only ones the gateway reaches: others take Converse bodies. An ARN
+// cannot be told apart and is taken as it is.
+func Anthropic(model string) bool {
+	return strings.HasPrefix(model, "arn:") || strings.Contains(model, "anthropic.")
 }

@@ -121,6 +121,19 @@ func bedrockAnswerHeaders(kv ...string) *extprocv3.HttpHeaders {
 	return headersMsg(buffered, false, kv...).GetRequestHeaders()
 }
 
+// A Bedrock model of another maker is refused with a clear 400, not sent
+// with a body it would not take.
+func TestPlanBedrockOtherMaker(t *testing.T) {
+	t.Parallel()
+	r := bedrockRouter(t)
+	_, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: "/v1/chat/completions",
+		Body: []byte(`{"model":"bedrock/amazon.nova-pro-v1:0","messages":[{"role":"user","content":"hi"}]}`)}, "")
+	var e *apiError
+	if err == nil || !errorAs(err, &e) || e.status != 400 || !strings.Contains(e.message, "amazon.nova-pro-v1:0") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func errorAs(err error, e **apiError) bool {
 	a, ok := err.(*apiError)
 	*e = a
