@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,4 +260,62 @@ func TestBedrockFallback(t *testing.T) {
 	if n := len(fake.requests(t)); n != 4 {
 		t.Errorf("Bedrock got %d requests, want 4 (each throttled once)", n)
 	}
+}
+
+// TestClaudeCodeOnBedrock: Claude Code, with the README's settings, on a
+// model served by Bedrock: its Messages requests become signed InvokeModel
+// calls that keep Claude Code's fields, its streams come back from event
+// stream frames, and /context is answered with the gateway's estimate.
+func TestClaudeCodeOnBedrock(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, bedrockToken)
+	addBedrock := func(cfg string) string {
+		cfg = strings.Replace(cfg, "\nproviders:\n", "\nproviders:\n  - {name: bedrock, schema: bedrock, url: '"+fake.URL+"', auth: {type: aws_sigv4, region: us-east-1}}\n", 1)
+		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: claude-bedrock, provider: bedrock, rewrite_model: '"+bedrockModel+"'}\n", 1)
+		return withAgentKey(cfg)
+	}
+	c := startClaude(t, "claude-bedrock", addBedrock,
+		awsEnv(t.TempDir(), "AWS_ACCESS_KEY_ID="+bedrockKeyID, "AWS_SECRET_ACCESS_KEY="+bedrockSecret, "AWS_SESSION_TOKEN="+bedrockToken)...)
+	for _, tc := range []struct{ name, prompt, want string }{
+		{name: "prompt", prompt: "Reply with one short sentence.", want: mockllm.Answer},
+		{name: "context", prompt: "/context", want: "Context Usage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := runAgent(t, c.bin, []string{"--settings", c.settings, "-p", tc.prompt}, c.env)
+			checkAgentOutput(t, run, tc.want, c.guard)
+		})
+	}
+	reqs := fake.requests(t)
+	if len(reqs) == 0 {
+		t.Fatal("Bedrock received nothing")
+	}
+	for i, r := range reqs {
+		body, _ := r["body"].(map[string]any)
+		headers, _ := r["headers"].(map[string]any)
+		path, _ := r["path"].(string)
+		if !strings.HasPrefix(path, "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke") || body["messages"] == nil || body["model"] != nil {
+			t.Errorf("request %d: %s %v", i, path, body)
+		}
+		for name := range headers {
+			if n := strings.ToLower(name); n == "anthropic-beta" || n == "x-api-key" || n == "anthropic-version" {
+				t.Errorf("request %d carried %s", i, name)
+			}
+		}
+		if i == 0 {
+			t.Logf("Claude Code's first request reached Bedrock as %s with fields %v", path, keys(body))
+		}
+	}
+	if n := len(c.mock.take()); n != 0 {
+		t.Errorf("%d requests went to the example's mock instead of Bedrock", n)
+	}
+}
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
