@@ -97,7 +97,7 @@ func TestSignWithoutCredentials(t *testing.T) {
 
 func TestInvokeBody(t *testing.T) {
 	in := []byte(`{"model":"claude","stream":true,"max_tokens":5,"system":"s","metadata":{"user_id":"u"},"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"}]}`)
-	body, stream, err := InvokeBody(in)
+	body, stream, err := InvokeBody(in, " context-management-2025-06-27, interleaved-thinking-2025-05-14")
 	if err != nil || !stream {
 		t.Fatalf("stream %v err %v", stream, err)
 	}
@@ -108,6 +108,9 @@ func TestInvokeBody(t *testing.T) {
 		if !gjson.GetBytes(body, f).Exists() {
 			t.Errorf("%s dropped: %s", f, body)
 		}
+	}
+	if got := gjson.GetBytes(body, "anthropic_beta").String(); got != `["context-management-2025-06-27","interleaved-thinking-2025-05-14"]` {
+		t.Errorf("anthropic_beta %s", got)
 	}
 	if gjson.GetBytes(body, "anthropic_version").String() != AnthropicVersion {
 		t.Errorf("anthropic_version: %s", body)

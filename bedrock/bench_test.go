@@ -22,7 +22,7 @@ func BenchmarkInvoke(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				out, stream, err := InvokeBody(body)
+				out, stream, err := InvokeBody(body, "")
 				if err != nil {
 					b.Fatal(err)
 				}

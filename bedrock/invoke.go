@@ -14,8 +14,10 @@ const AnthropicVersion = "bedrock-2023-05-31"
 // InvokeBody turns a Messages request body into an InvokeModel body: the
 // model goes in the path and the stream in the operation, so both leave
 // the body, and anthropic_version joins it. Every other field stays. It
-// reports whether the client asked for a stream.
-func InvokeBody(messages []byte) (body []byte, stream bool, err error) {
+// reports whether the client asked for a stream. The betas of the client's
+// anthropic-beta header (comma-separated) go in anthropic_beta, where
+// Bedrock reads them, unless the body names its own.
+func InvokeBody(messages []byte, betas string) (body []byte, stream bool, err error) {
 	stream = gjson.GetBytes(messages, "stream").Bool()
 	body = messages
 	for _, field := range []string{"model", "stream"} {
@@ -25,8 +27,23 @@ func InvokeBody(messages []byte) (body []byte, stream bool, err error) {
 			}
 		}
 	}
-	body, err = sjson.SetBytes(body, "anthropic_version", AnthropicVersion)
+	if body, err = sjson.SetBytes(body, "anthropic_version", AnthropicVersion); err != nil {
+		return nil, false, err
+	}
+	if list := betaList(betas); list != nil && !gjson.GetBytes(body, "anthropic_beta").Exists() {
+		body, err = sjson.SetBytes(body, "anthropic_beta", list)
+	}
 	return body, stream, err
+}
+
+func betaList(header string) []string {
+	var out []string
+	for b := range strings.SplitSeq(header, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // Anthropic reports whether model is one of Bedrock's Anthropic models

@@ -290,9 +290,13 @@ func TestClaudeCodeOnBedrock(t *testing.T) {
 	if len(reqs) == 0 {
 		t.Fatal("Bedrock received nothing")
 	}
+	betas := 0
 	for i, r := range reqs {
 		body, _ := r["body"].(map[string]any)
 		headers, _ := r["headers"].(map[string]any)
+		if b, _ := body["anthropic_beta"].([]any); len(b) > 0 {
+			betas++
+		}
 		path, _ := r["path"].(string)
 		if !strings.HasPrefix(path, "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke") || body["messages"] == nil || body["model"] != nil {
 			t.Errorf("request %d: %s %v", i, path, body)
@@ -305,6 +309,9 @@ func TestClaudeCodeOnBedrock(t *testing.T) {
 		if i == 0 {
 			t.Logf("Claude Code's first request reached Bedrock as %s with fields %v", path, keys(body))
 		}
+	}
+	if betas == 0 {
+		t.Error("Claude Code's anthropic-beta header reached Bedrock's body in no request")
 	}
 	if n := len(c.mock.take()); n != 0 {
 		t.Errorf("%d requests went to the example's mock instead of Bedrock", n)

@@ -232,7 +232,7 @@ type settings struct {
 // run (hooks see every header): the ones the processor reads. A processor
 // test drives it with these alone.
 var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.ClientKeyHeaders,
-	[]string{routing.RequestIDHeader, "content-length", "content-encoding"}, routing.SessionHeaders)
+	[]string{routing.RequestIDHeader, "content-length", "content-encoding", routing.BetaHeader}, routing.SessionHeaders)
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
 // It matches either Envoy's response flags (upstream failures, whatever the

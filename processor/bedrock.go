@@ -13,12 +13,12 @@ import (
 // model: the Messages body without model and stream, the operation's
 // path, and the SigV4 signature over that path, body and the Host Envoy
 // sends. Called last, on the final body, for each attempt.
-func (a *Attempt) toBedrock(e *bedrock.Endpoint, model string) *apiError {
+func (a *Attempt) toBedrock(e *bedrock.Endpoint, model, beta string) *apiError {
 	if !bedrock.Anthropic(model) {
 		return newAPIError(routing.KindInvalidRequest, "model_not_supported", "model "+model+" of provider "+a.Provider+
 			" is not one of Bedrock's Anthropic models (anthropic.* or a profile of one such as us.anthropic.*); the gateway reaches only those on Bedrock")
 	}
-	body, stream, err := bedrock.InvokeBody(a.Body)
+	body, stream, err := bedrock.InvokeBody(a.Body, beta)
 	if err != nil {
 		return newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
 	}

@@ -64,7 +64,8 @@ func TestPlanBedrock(t *testing.T) {
 			"/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke-with-response-stream", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: c.path, Body: []byte(c.body)}, "")
+			p, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: c.path, Body: []byte(c.body),
+				Headers: map[string]string{"anthropic-beta": "context-management-2025-06-27"}}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,6 +76,9 @@ func TestPlanBedrock(t *testing.T) {
 			if gjson.GetBytes(a.Body, "model").Exists() || gjson.GetBytes(a.Body, "stream").Exists() ||
 				gjson.GetBytes(a.Body, "anthropic_version").String() != bedrock.AnthropicVersion || !gjson.GetBytes(a.Body, "max_tokens").Exists() {
 				t.Errorf("body %s", a.Body)
+			}
+			if gjson.GetBytes(a.Body, "anthropic_beta.0").String() != "context-management-2025-06-27" {
+				t.Errorf("the beta header did not reach the body: %s", a.Body)
 			}
 			if c.name == "messages stream" && !gjson.GetBytes(a.Body, "context_management").Exists() {
 				t.Errorf("a field Bedrock takes was dropped: %s", a.Body)

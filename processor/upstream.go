@@ -149,7 +149,7 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 		return immediate(e.status, e.body(u.plan.API), "switchyard_"+e.code)
 	}
 	d.RewriteModel = d.Model != u.plan.Model
-	a, aerr := newAttempt(d, u.plan.Path, body, nil)
+	a, aerr := newAttempt(d, u.plan.Path, body, nil, u.plan.Beta)
 	if aerr != nil {
 		return immediate(aerr.status, aerr.body(u.plan.API), "switchyard_"+aerr.code)
 	}

@@ -39,6 +39,10 @@ var ClientKeyHeaders = []string{"authorization", "x-api-key", "api-key"}
 // attempt to another provider removes.
 const BedrockCredential = "authorization"
 
+// BetaHeader names the Messages API betas a client asks for; Bedrock takes
+// them in the body instead (anthropic_beta).
+const BetaHeader = "anthropic-beta"
+
 var BedrockSigningHeaders = []string{"x-amz-date", "x-amz-security-token"}
 
 // Session headers, in the order a session key is looked for (the processor
