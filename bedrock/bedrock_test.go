@@ -2,6 +2,7 @@ package bedrock
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -237,5 +238,44 @@ func TestErrorToMessages(t *testing.T) {
 	}
 	if ErrorType("ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/") != "ThrottlingException" {
 		t.Error("ErrorType")
+	}
+}
+
+// scriptedProvider hands out the credentials it is given, one per call.
+type scriptedProvider struct{ creds []aws.Credentials }
+
+func (p *scriptedProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	c := p.creds[0]
+	p.creds = p.creds[1:]
+	return c, nil
+}
+
+// Expiring credentials are fetched again refreshBefore their expiry, and
+// the fresh ones replace them; reading never fetches.
+func TestCredentialsRefreshBeforeExpiry(t *testing.T) {
+	soon := time.Now().Add(time.Hour)
+	p := &scriptedProvider{creds: []aws.Credentials{
+		{AccessKeyID: "A1", SecretAccessKey: "s1", SessionToken: "t1", CanExpire: true, Expires: soon},
+		{AccessKeyID: "A2", SecretAccessKey: "s2", SessionToken: "t2", CanExpire: true, Expires: soon.Add(time.Hour)},
+	}}
+	c := &Credentials{provider: p}
+	if _, err := c.Get(); err == nil {
+		t.Fatal("credentials before any fetch")
+	}
+	wait := c.fetch()
+	if d := time.Until(soon) - refreshBefore - wait; d < -time.Second || d > time.Second {
+		t.Errorf("next fetch in %v, want %v before expiry", wait, refreshBefore)
+	}
+	if got, _ := c.Get(); got.AccessKeyID != "A1" {
+		t.Errorf("got %s", got.AccessKeyID)
+	}
+	c.fetch()
+	if got, _ := c.Get(); got.AccessKeyID != "A2" || got.SessionToken != "t2" {
+		t.Errorf("after the refresh: %s", got.AccessKeyID)
+	}
+	// Expired credentials are never used.
+	c.current.Store(&aws.Credentials{AccessKeyID: "old", CanExpire: true, Expires: time.Now().Add(-time.Second)})
+	if _, err := c.Get(); err == nil {
+		t.Error("expired credentials were handed out")
 	}
 }
