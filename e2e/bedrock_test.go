@@ -100,6 +100,9 @@ routes:
   - model: throttled
     targets: [{provider: bedrock, model: "us.anthropic.throttled-v1:0"}]
     fallbacks: [{provider: mock-anthropic, model: mock-claude}]
+  - model: throttled-bedrock
+    targets: [{provider: bedrock, model: "us.anthropic.throttled-v1:0"}]
+    fallbacks: [{provider: bedrock, model: "%[4]s"}]
 usage: {enabled: true}
 `, fakeURL, mockURL, auth, bedrockModel)
 }
@@ -260,6 +263,30 @@ func TestBedrockFallback(t *testing.T) {
 	if n := len(fake.requests(t)); n != 4 {
 		t.Errorf("Bedrock got %d requests, want 4 (each throttled once)", n)
 	}
+
+	// From one Bedrock model to another: the attempt filter signs the
+	// second attempt itself and converts its event stream.
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/messages", `{"model":"throttled-bedrock","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, "event: message_stop"},
+		{"/v1/chat/completions", `{"model":"throttled-bedrock","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "data: [DONE]"},
+		{"/v1/chat/completions", `{"model":"throttled-bedrock","messages":[{"role":"user","content":"hi"}]}`, `"object":"chat.completion"`},
+	} {
+		r := gw.do(t, "POST", c.path, hdr, c.body)
+		if r.status != 200 || !strings.Contains(string(r.body), c.want) || !strings.Contains(string(r.body), " mock") {
+			t.Errorf("%s %s, Bedrock after Bedrock: %d %s", c.path, c.body, r.status, r.body)
+		}
+	}
+	reqs := fake.requests(t)[4:]
+	if len(reqs) != 6 {
+		t.Fatalf("Bedrock got %d requests, want 6 (three throttled, three answered)", len(reqs))
+	}
+	for i, r := range reqs {
+		path, _ := r["path"].(string)
+		if throttled := strings.Contains(path, "throttled"); throttled != (i%2 == 0) {
+			t.Errorf("request %d went to %s", i, path)
+		}
+	}
+	waitMetric(t, gw, `switchyard_tokens_total{key="",model="throttled-bedrock",provider="bedrock",type="output"}`, 1)
 }
 
 // TestClaudeCodeOnBedrock: Claude Code, with the README's settings, on a
