@@ -100,6 +100,9 @@ routes:
   - model: throttled
     targets: [{provider: bedrock, model: "us.anthropic.throttled-v1:0"}]
     fallbacks: [{provider: mock-anthropic, model: mock-claude}]
+  - model: midstream
+    provider: bedrock
+    rewrite_model: us.anthropic.midstream-v1:0
   - model: throttled-bedrock
     targets: [{provider: bedrock, model: "us.anthropic.throttled-v1:0"}]
     fallbacks: [{provider: bedrock, model: "%[4]s"}]
@@ -352,4 +355,27 @@ func keys(m map[string]any) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestBedrockFailsMidStream: an exception message in the middle of
+// Bedrock's event stream reaches the client as its API's stream error, after
+// the events before it.
+func TestBedrockFailsMidStream(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, "-")
+	env := awsEnv(t.TempDir(), "AWS_ACCESS_KEY_ID="+bedrockKeyID, "AWS_SECRET_ACCESS_KEY="+bedrockSecret)
+	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`), gatewayOptions{extraEnv: env})
+	r := gw.do(t, "POST", "/v1/messages", map[string]string{"anthropic-version": "2023-06-01"},
+		`{"model":"midstream","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	body := string(r.body)
+	if r.status != 200 || !strings.HasPrefix(body, "event: message_start\n") || strings.Contains(body, "message_stop") ||
+		!strings.HasSuffix(body, `event: error`+"\n"+`data: {"type":"error","error":{"type":"rate_limit_error","message":"Too many tokens, please wait before trying again."}}`+"\n\n") {
+		t.Errorf("Messages client: %d %s", r.status, body)
+	}
+	r = gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"midstream","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	body = string(r.body)
+	if r.status != 200 || !strings.Contains(body, `"object":"chat.completion.chunk"`) || !strings.Contains(body, "Too many tokens") || strings.Contains(body, `"finish_reason":"stop"`) {
+		t.Errorf("chat client: %d %s", r.status, body)
+	}
 }

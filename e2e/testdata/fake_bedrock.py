@@ -12,7 +12,9 @@ by the Messages API of the Go mock at UPSTREAM (the model from the path,
 the stream from the operation), and a streamed answer goes back as AWS
 event-stream frames, one per event as it arrives, each read back with
 botocore's own event-stream parser before it is sent. A model id containing
-"throttled" is answered 429 ThrottlingException.
+"throttled" is answered 429 ThrottlingException; one containing "midstream"
+streams until its first text delta, then sends a throttlingException
+message in its place and ends, as Bedrock does when it fails mid-stream.
 
 Usage: fake_bedrock.py UPSTREAM ACCESS_KEY_ID SECRET_ACCESS_KEY SESSION_TOKEN REGION
 (SESSION_TOKEN "-" for none). Prints "LISTEN host:port" once it listens on
@@ -59,6 +61,11 @@ def frame(headers, payload):
     prelude += struct.pack("!I", binascii.crc32(prelude) & 0xFFFFFFFF)
     msg = prelude + hb + payload
     return msg + struct.pack("!I", binascii.crc32(msg) & 0xFFFFFFFF)
+
+
+def exception_frame(typ, message):
+    return frame([(":exception-type", typ), (":content-type", "application/json"), (":message-type", "exception")],
+                 json.dumps({"message": message}).encode())
 
 
 def chunk_frame(event_json):
@@ -161,7 +168,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         up = urllib.request.Request(UPSTREAM + "/v1/messages", data=json.dumps(req).encode(), headers=headers)
         with urllib.request.urlopen(up) as resp:
             if stream:
-                self.stream_answer(resp)
+                self.stream_answer(resp, "midstream" in model)
             else:
                 self.json_answer(resp.read())
 
@@ -175,7 +182,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def stream_answer(self, resp):
+    def stream_answer(self, resp, fail_midway):
         self.send_response(200)
         self.send_header("content-type", "application/vnd.amazon.eventstream")
         self.send_header("x-amzn-bedrock-content-type", "application/json")
@@ -186,8 +193,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not line.startswith(b"data:"):
                 continue
             msg = chunk_frame(line[len(b"data:"):].strip())
+            if fail_midway and b"content_block_delta" in line:
+                msg = exception_frame("throttlingException", "Too many tokens, please wait before trying again.")
             self.wfile.write(b"%x\r\n%s\r\n" % (len(msg), msg))
             self.wfile.flush()
+            if fail_midway and b"content_block_delta" in line:
+                break
         self.wfile.write(b"0\r\n\r\n")
 
 
