@@ -273,6 +273,20 @@ func TestCredentialsRefreshBeforeExpiry(t *testing.T) {
 	if got, _ := c.Get(); got.AccessKeyID != "A2" || got.SessionToken != "t2" {
 		t.Errorf("after the refresh: %s", got.AccessKeyID)
 	}
+	// Behind the SDK's cache, whose Expires is its expiry window early, the
+	// next fetch comes at that Expires and the credentials stay in use until
+	// their real expiry.
+	c.grace = refreshBefore
+	early := time.Now().Add(time.Minute)
+	p.creds = append(p.creds, aws.Credentials{AccessKeyID: "A3", SecretAccessKey: "s3", CanExpire: true, Expires: early})
+	if wait := c.fetch(); wait > time.Minute || wait < 55*time.Second {
+		t.Errorf("next fetch in %v, want at the cache's Expires", wait)
+	}
+	c.current.Store(&aws.Credentials{AccessKeyID: "A3", CanExpire: true, Expires: time.Now().Add(-time.Minute)})
+	if got, err := c.Get(); err != nil || got.AccessKeyID != "A3" {
+		t.Errorf("credentials within the window were refused: %v", err)
+	}
+	c.grace = 0
 	// Expired credentials are never used.
 	c.current.Store(&aws.Credentials{AccessKeyID: "old", CanExpire: true, Expires: time.Now().Add(-time.Second)})
 	if _, err := c.Get(); err == nil {

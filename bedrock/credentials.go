@@ -26,6 +26,10 @@ type Credentials struct {
 	current  atomic.Pointer[aws.Credentials]
 	problem  atomic.Pointer[string]
 	provider aws.CredentialsProvider
+	// grace is how much earlier than their real expiry the provider says
+	// credentials expire: the SDK's cache moves Expires back by its expiry
+	// window (refreshBefore), so that it fetches new ones that early.
+	grace time.Duration
 }
 
 var (
@@ -45,13 +49,18 @@ func For(region, profile string) *Credentials {
 		return c
 	}
 	c := newCredentials(region, profile)
-	sources[key] = c
+	if c.provider != nil {
+		// A configuration that could not be loaded (a profile not in the
+		// files yet) is tried again at the next reload.
+		sources[key] = c
+	}
 	return c
 }
 
 func newCredentials(region, profile string) *Credentials {
 	c := &Credentials{}
-	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region),
+		awsconfig.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = refreshBefore })}
 	if profile != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(profile))
 	}
@@ -60,7 +69,7 @@ func newCredentials(region, profile string) *Credentials {
 		c.setProblem("loading the AWS configuration: " + err.Error())
 		return c
 	}
-	c.provider = cfg.Credentials
+	c.provider, c.grace = cfg.Credentials, refreshBefore
 	done := make(chan struct{})
 	go c.keepFresh(done)
 	select {
@@ -98,7 +107,7 @@ func (c *Credentials) fetch() time.Duration {
 	if !creds.CanExpire {
 		return time.Hour // static ones: a long nap, then a look at the files again
 	}
-	return max(time.Until(creds.Expires)-refreshBefore, retryEvery)
+	return max(time.Until(creds.Expires.Add(c.grace-refreshBefore)), retryEvery)
 }
 
 func (c *Credentials) setProblem(p string) { c.problem.Store(&p) }
@@ -109,7 +118,7 @@ var ErrNoCredentials = errors.New("no AWS credentials")
 // Get returns the current credentials, or an error saying why there are
 // none (it names sources, never a secret).
 func (c *Credentials) Get() (aws.Credentials, error) {
-	if cr := c.current.Load(); cr != nil && (!cr.CanExpire || time.Now().Before(cr.Expires)) {
+	if cr := c.current.Load(); cr != nil && (!cr.CanExpire || time.Now().Before(cr.Expires.Add(c.grace))) {
 		return *cr, nil
 	}
 	if p := c.problem.Load(); p != nil {
