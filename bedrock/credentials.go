@@ -35,7 +35,16 @@ type Credentials struct {
 var (
 	sourcesMu sync.Mutex
 	sources   = map[string]*Credentials{}
+	noFetch   bool
 )
+
+// NoFetch makes For return credentials that are never fetched, for a
+// process that only reads the configuration (rendering Envoy's).
+func NoFetch() {
+	sourcesMu.Lock()
+	defer sourcesMu.Unlock()
+	noFetch = true
+}
 
 // For returns the credentials of region and profile ("" for the default
 // chain's choice), shared by every config that names them, so that a
@@ -47,6 +56,9 @@ func For(region, profile string) *Credentials {
 	defer sourcesMu.Unlock()
 	if c, ok := sources[key]; ok {
 		return c
+	}
+	if noFetch {
+		return &Credentials{}
 	}
 	c := newCredentials(region, profile)
 	if c.provider != nil {

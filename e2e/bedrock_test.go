@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -378,4 +380,100 @@ func TestBedrockFailsMidStream(t *testing.T) {
 	if r.status != 200 || !strings.Contains(body, `"object":"chat.completion.chunk"`) || !strings.Contains(body, "Too many tokens") || strings.Contains(body, `"finish_reason":"stop"`) {
 		t.Errorf("chat client: %d %s", r.status, body)
 	}
+}
+
+// fakeSTS answers AssumeRoleWithWebIdentity for the service account token
+// in token, with the fake Bedrock's keys and a new session token each time,
+// valid for lifetime.
+type fakeSTS struct {
+	mu     sync.Mutex
+	tokens []string // the session tokens handed out
+}
+
+func startFakeSTS(t *testing.T, token string, lifetime time.Duration) (*fakeSTS, string) {
+	s := &fakeSTS{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "AssumeRoleWithWebIdentity" || r.Form.Get("WebIdentityToken") != token {
+			t.Errorf("STS got %s %v", r.URL, r.Form)
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		session := fmt.Sprintf("web-identity-session-%d", len(s.tokens)+1)
+		s.tokens = append(s.tokens, session)
+		s.mu.Unlock()
+		w.Header().Set("content-type", "text/xml")
+		fmt.Fprintf(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+<AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>
+<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>
+<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/gateway/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>
+</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>`,
+			bedrockKeyID, bedrockSecret, session, time.Now().Add(lifetime).UTC().Format(time.RFC3339))
+	}))
+	t.Cleanup(srv.Close)
+	return s, srv.URL
+}
+
+func (s *fakeSTS) issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.tokens)
+}
+
+// TestBedrockWebIdentityRefresh: credentials from a Kubernetes service
+// account (web identity through STS) that expire in five minutes and two
+// seconds are replaced before they expire, off the request path: requests
+// before and after the rollover succeed, signed with the first session and
+// then the second.
+func TestBedrockWebIdentityRefresh(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, "-")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("service-account-jwt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sts, stsURL := startFakeSTS(t, "service-account-jwt", 5*time.Minute+2*time.Second)
+	env := awsEnv(dir, "AWS_WEB_IDENTITY_TOKEN_FILE="+tokenFile, "AWS_ROLE_ARN=arn:aws:iam::123456789012:role/gateway",
+		"AWS_ROLE_SESSION_NAME=gateway", "AWS_ENDPOINT_URL_STS="+stsURL)
+	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`), gatewayOptions{extraEnv: env})
+	ask := func() {
+		t.Helper()
+		r := gw.do(t, "POST", "/v1/messages", map[string]string{"anthropic-version": "2023-06-01"},
+			`{"model":"claude-bedrock","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`)
+		if r.status != 200 {
+			t.Fatalf("Bedrock with web identity credentials: %d %s", r.status, r.body)
+		}
+	}
+	// Requests go on, every one answered, until one is signed with the
+	// second session.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ask()
+		reqs := fake.requests(t)
+		if tokenOf(reqs[len(reqs)-1]["headers"].(map[string]any)) == "web-identity-session-2" {
+			if first := tokenOf(reqs[0]["headers"].(map[string]any)); first != "web-identity-session-1" {
+				t.Errorf("the first request was signed with %q", first)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the credentials were not refreshed: STS issued %v", sts.issued())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(sts.issued()); n != 2 {
+		t.Errorf("STS was asked %d times, want 2", n)
+	}
+}
+
+func tokenOf(headers map[string]any) string {
+	for k, v := range headers {
+		if strings.EqualFold(k, "x-amz-security-token") {
+			s, _ := v.(string)
+			return s
+		}
+	}
+	return ""
 }
