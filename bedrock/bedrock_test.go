@@ -293,3 +293,34 @@ func TestCredentialsRefreshBeforeExpiry(t *testing.T) {
 		t.Error("expired credentials were handed out")
 	}
 }
+
+// FuzzStream feeds arbitrary bytes, cut at an arbitrary point, as Bedrock's
+// event stream: the converter never panics, never emits after a failure,
+// and emits only whole SSE events.
+func FuzzStream(f *testing.F) {
+	var valid []byte
+	for _, e := range events {
+		valid = append(valid, chunk(f, e)...)
+	}
+	f.Add(valid, 7)
+	f.Add(valid[:40], 3)
+	f.Add([]byte{0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 1)
+	f.Fuzz(func(t *testing.T, data []byte, cut int) {
+		s := NewStream()
+		if cut < 0 || cut > len(data) {
+			cut = len(data) / 2
+		}
+		out := append(s.Write(data[:cut]), s.Write(data[cut:])...)
+		out = append(out, s.Close()...)
+		if len(out) > 0 && (!strings.HasPrefix(string(out), "event: ") || !strings.HasSuffix(string(out), "\n\n")) {
+			t.Fatalf("not whole events: %q", out)
+		}
+		for _, ev := range strings.Split(strings.TrimSuffix(string(out), "\n\n"), "\n\n") {
+			lines := strings.Split(ev, "\n")
+			if len(lines) != 2 || !strings.HasPrefix(lines[0], "event: ") || !strings.HasPrefix(lines[1], "data: ") ||
+				!json.Valid([]byte(strings.TrimPrefix(lines[1], "data: "))) {
+				t.Fatalf("not an SSE event with JSON data: %q", ev)
+			}
+		}
+	})
+}

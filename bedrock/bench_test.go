@@ -20,6 +20,7 @@ func BenchmarkInvoke(b *testing.B) {
 		text := strings.Repeat("x", max(c.size-150, 1))
 		body := []byte(`{"model":"claude-bedrock","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"` + text + `"}]}`)
 		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
 				out, stream, err := InvokeBody(body, "")
@@ -39,6 +40,7 @@ func BenchmarkInvoke(b *testing.B) {
 func BenchmarkStreamChunk(b *testing.B) {
 	f := chunk(b, `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello, world"}}`)
 	s := NewStream()
+	b.ReportAllocs()
 	for b.Loop() {
 		if out := s.Write(f); !bytes.HasPrefix(out, []byte("event: content_block_delta")) {
 			b.Fatalf("%q", out)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/tidwall/gjson"
@@ -80,11 +81,18 @@ func (s *Stream) message(out []byte, msg eventstream.Message) []byte {
 		if err != nil || !gjson.ValidBytes(data) {
 			return append(out, s.fail("the upstream sent an event that is not JSON")...)
 		}
+		if bytes.ContainsAny(data, "\r\n") {
+			// A line break would end the SSE data line: JSON allows it
+			// between tokens, SSE does not.
+			var b bytes.Buffer
+			_ = json.Compact(&b, data) // valid, checked above
+			data = b.Bytes()
+		}
 		typ := gjson.GetBytes(data, "type").String()
 		if typ == "message_stop" {
 			s.stopped = true
 		}
-		return appendEvent(out, typ, data)
+		return appendEvent(out, eventName(typ), data)
 	case "exception":
 		typ := header(msg, ":exception-type")
 		_, body := errorFor(exceptionType(typ), 0, msg.Payload)
@@ -98,6 +106,15 @@ func (s *Stream) message(out []byte, msg eventstream.Message) []byte {
 func (s *Stream) fail(message string) []byte {
 	s.failed, s.stopped = true, true
 	return appendEvent(nil, "error", anthropicError("api_error", message))
+}
+
+// eventName is the SSE event name of a Messages event type: a type that
+// could break the event's first line (a line break) names it "message".
+func eventName(typ string) string {
+	if strings.ContainsAny(typ, "\r\n") {
+		return "message"
+	}
+	return typ
 }
 
 func header(msg eventstream.Message, name string) string {

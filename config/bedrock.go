@@ -11,9 +11,6 @@ import (
 // container and instance metadata).
 const AuthAWSSigV4 = "aws_sigv4"
 
-// BedrockService is the SigV4 service name of Bedrock's runtime.
-const BedrockService = "bedrock"
-
 var (
 	awsRegion  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	awsProfile = regexp.MustCompile(`^[A-Za-z0-9_.+=,@-]+$`)
