@@ -3,6 +3,7 @@ package bedrock
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,13 +31,21 @@ type Credentials struct {
 	// credentials expire: the SDK's cache moves Expires back by its expiry
 	// window (refreshBefore), so that it fetches new ones that early.
 	grace time.Duration
+	// region and profile, for the log.
+	region, profile string
 }
 
 var (
 	sourcesMu sync.Mutex
 	sources   = map[string]*Credentials{}
 	noFetch   bool
+	logger    atomic.Pointer[slog.Logger]
 )
+
+// SetLogger is where failures to fetch credentials are logged (their
+// detail can name internal endpoints, so clients only learn that there are
+// none); nil: nowhere.
+func SetLogger(l *slog.Logger) { logger.Store(l) }
 
 // NoFetch makes For return credentials that are never fetched, for a
 // process that only reads the configuration (rendering Envoy's).
@@ -78,9 +87,10 @@ func newCredentials(region, profile string) *Credentials {
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), opts...)
 	if err != nil {
-		c.setProblem("loading the AWS configuration: " + err.Error())
+		c.setProblem(region, profile, "loading the AWS configuration: "+err.Error())
 		return c
 	}
+	c.region, c.profile = region, profile
 	c.provider, c.grace = cfg.Credentials, refreshBefore
 	done := make(chan struct{})
 	go c.keepFresh(done)
@@ -111,7 +121,7 @@ func (c *Credentials) fetch() time.Duration {
 	defer cancel()
 	creds, err := c.provider.Retrieve(ctx)
 	if err != nil {
-		c.setProblem("fetching AWS credentials: " + err.Error())
+		c.setProblem(c.region, c.profile, "fetching AWS credentials: "+err.Error())
 		return retryEvery
 	}
 	c.current.Store(&creds)
@@ -122,19 +132,25 @@ func (c *Credentials) fetch() time.Duration {
 	return max(time.Until(creds.Expires.Add(c.grace-refreshBefore)), retryEvery)
 }
 
-func (c *Credentials) setProblem(p string) { c.problem.Store(&p) }
+// setProblem notes that there are no credentials and logs why, once per
+// new reason.
+func (c *Credentials) setProblem(region, profile, p string) {
+	if old := c.problem.Swap(&p); old != nil && *old == p {
+		return
+	}
+	if l := logger.Load(); l != nil {
+		l.Warn("no AWS credentials for Bedrock", slog.String("region", region), slog.String("profile", profile), slog.String("reason", p))
+	}
+}
 
 // ErrNoCredentials is returned while no credentials could be fetched.
-var ErrNoCredentials = errors.New("no AWS credentials")
+var ErrNoCredentials = errors.New("no AWS credentials (the gateway's log says why)")
 
-// Get returns the current credentials, or an error saying why there are
-// none (it names sources, never a secret).
+// Get returns the current credentials, or ErrNoCredentials (the reason is
+// in the log).
 func (c *Credentials) Get() (aws.Credentials, error) {
 	if cr := c.current.Load(); cr != nil && (!cr.CanExpire || time.Now().Before(cr.Expires.Add(c.grace))) {
 		return *cr, nil
-	}
-	if p := c.problem.Load(); p != nil {
-		return aws.Credentials{}, errors.Join(ErrNoCredentials, errors.New(*p))
 	}
 	return aws.Credentials{}, ErrNoCredentials
 }

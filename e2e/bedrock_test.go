@@ -477,3 +477,24 @@ func tokenOf(headers map[string]any) string {
 	}
 	return ""
 }
+
+// TestBedrockWithoutCredentials: with nothing in the AWS default chain,
+// Bedrock requests get a clear 503 in the client's shape, and the log says
+// what the chain lacked.
+func TestBedrockWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, "-")
+	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`), gatewayOptions{extraEnv: awsEnv(t.TempDir())})
+	r := gw.do(t, "POST", "/v1/messages", map[string]string{"anthropic-version": "2023-06-01"},
+		`{"model":"claude-bedrock","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`)
+	if r.status != 503 || !strings.Contains(string(r.body), `"type":"error"`) || !strings.Contains(string(r.body), "no AWS credentials") {
+		t.Errorf("without credentials: %d %s", r.status, r.body)
+	}
+	if log := gw.extprocOut.String(); !strings.Contains(log, "no AWS credentials for Bedrock") {
+		t.Errorf("the log does not say why:\n%s", log)
+	}
+	if len(fake.requests(t)) != 0 {
+		t.Error("an unsigned request reached Bedrock")
+	}
+}
