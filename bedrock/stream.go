@@ -26,6 +26,8 @@ type Stream struct {
 	dec     *eventstream.Decoder
 	stopped bool // message_stop (or an error) has been sent
 	failed  bool
+	// converse converts ConverseStream's events; nil for InvokeModel's.
+	converse *converseEvents
 }
 
 // NewStream returns a converter for one answer.
@@ -67,6 +69,11 @@ func (s *Stream) Close() []byte {
 	if s.stopped || s.failed {
 		return nil
 	}
+	if c := s.converse; c != nil && c.stopped {
+		// Stopped without its metadata event: no usage to report.
+		s.stopped = true
+		return c.end(nil, msgUsage{})
+	}
 	return s.fail("the upstream stream ended before the response was complete")
 }
 
@@ -74,6 +81,12 @@ func (s *Stream) Close() []byte {
 func (s *Stream) message(out []byte, msg eventstream.Message) []byte {
 	switch header(msg, ":message-type") {
 	case "event":
+		if s.converse != nil {
+			var done bool
+			out, done = s.converse.event(out, header(msg, ":event-type"), msg.Payload)
+			s.stopped = s.stopped || done
+			return out
+		}
 		if header(msg, ":event-type") != "chunk" {
 			return out
 		}

@@ -81,6 +81,11 @@ func (f *fakeBedrock) requests(t *testing.T) []map[string]any {
 // chat, "c" for Messages) to Bedrock's Anthropic model, and "throttled" to
 // a Bedrock model that is always throttled, falling back to the mock.
 func bedrockConfig(fakeURL, mockURL, auth string) string {
+	return bedrockConfigFor(fakeURL, mockURL, auth, bedrockModel)
+}
+
+// bedrockConfigFor is bedrockConfig with its main routes on model.
+func bedrockConfigFor(fakeURL, mockURL, auth, model string) string {
 	return fmt.Sprintf(`providers:
   - name: bedrock
     schema: bedrock
@@ -105,11 +110,14 @@ routes:
   - model: midstream
     provider: bedrock
     rewrite_model: us.anthropic.midstream-v1:0
+  - model: nova
+    provider: bedrock
+    rewrite_model: us.amazon.nova-pro-v1:0
   - model: throttled-bedrock
     targets: [{provider: bedrock, model: "us.anthropic.throttled-v1:0"}]
     fallbacks: [{provider: bedrock, model: "%[4]s"}]
 usage: {enabled: true}
-`, fakeURL, mockURL, auth, bedrockModel)
+`, fakeURL, mockURL, auth, model)
 }
 
 // awsEnv isolates the AWS default chain from the machine's: no shared
@@ -496,5 +504,52 @@ func TestBedrockWithoutCredentials(t *testing.T) {
 	}
 	if len(fake.requests(t)) != 0 {
 		t.Error("an unsigned request reached Bedrock")
+	}
+}
+
+// TestBedrockConverseSDKs: the same SDK checks as TestBedrockSDKs on a model
+// of another maker (Amazon Nova), reached through Converse and
+// ConverseStream: text and tool calls, streamed and not, for both APIs.
+func TestBedrockConverseSDKs(t *testing.T) {
+	t.Parallel()
+	py := sdkPython(t)
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, "-")
+	env := awsEnv(t.TempDir(), "AWS_ACCESS_KEY_ID="+bedrockKeyID, "AWS_SECRET_ACCESS_KEY="+bedrockSecret)
+	gw := startGateway(t, bedrockConfigFor(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`, "us.amazon.nova-pro-v1:0"),
+		gatewayOptions{extraEnv: env})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tools := filepath.Join(repoRoot(t), "loadtest", "mockllm", "testdata")
+	out, err := exec.CommandContext(ctx, py, filepath.Join("testdata", "sdk_translate.py"),
+		gw.url, "claude-bedrock", "claude-bedrock", mockllm.Answer, tools, mockllm.ToolArgString, mockllm.ToolResultPrefix).CombinedOutput()
+	t.Logf("sdk_translate.py:\n%s", out)
+	if err != nil {
+		t.Fatalf("the SDKs rejected Converse answers through the gateway: %v", err)
+	}
+	if !strings.Contains(string(out), `{"passed": 4}`) {
+		t.Fatal("sdk_translate.py did not finish its checks")
+	}
+	streams := 0
+	for _, r := range fake.requests(t) {
+		path, _ := r["path"].(string)
+		if !strings.HasPrefix(path, "/model/us.amazon.nova-pro-v1%3A0/converse") {
+			t.Errorf("Bedrock got %s", path)
+		}
+		if strings.HasSuffix(path, "/converse-stream") {
+			streams++
+		}
+	}
+	if streams == 0 {
+		t.Error("no ConverseStream call")
+	}
+	waitMetric(t, gw, `switchyard_tokens_total{key="",model="claude-bedrock",provider="bedrock",type="output"}`, 1)
+
+	// What Converse cannot carry is refused, in the client's shape.
+	r := gw.do(t, "POST", "/v1/messages", map[string]string{"anthropic-version": "2023-06-01"},
+		`{"model":"claude-bedrock","max_tokens":16,"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"}]}`)
+	if r.status != 400 || !strings.Contains(string(r.body), "thinking is not supported") || !strings.Contains(string(r.body), `"type":"error"`) {
+		t.Errorf("thinking on Converse: %d %s", r.status, r.body)
 	}
 }

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"errors"
 	"time"
 
 	"switchyard/bedrock"
@@ -9,20 +10,32 @@ import (
 	"switchyard/translate"
 )
 
-// toBedrock makes a an InvokeModel request of Bedrock endpoint e for
-// model: the Messages body without model and stream, the operation's
-// path, and the SigV4 signature over that path, body and the Host Envoy
-// sends. Called last, on the final body, for each attempt.
+// toBedrock makes a a Bedrock request of endpoint e for model: for an
+// Anthropic model an InvokeModel call with the Messages body (without
+// model and stream), for another a Converse call; the operation's path;
+// and the SigV4 signature over that path, body and the Host Envoy sends.
+// Called last, on the final body, for each attempt.
 func (a *Attempt) toBedrock(e *bedrock.Endpoint, model, beta string) *apiError {
-	if !bedrock.Anthropic(model) {
-		return newAPIError(routing.KindInvalidRequest, "model_not_supported", "model "+model+" of provider "+a.Provider+
-			" is not one of Bedrock's Anthropic models (anthropic.* or a profile of one such as us.anthropic.*); the gateway reaches only those on Bedrock")
+	var (
+		body   []byte
+		stream bool
+		err    error
+	)
+	if bedrock.Anthropic(model) {
+		body, stream, err = bedrock.InvokeBody(a.Body, beta)
+		a.Path = bedrock.InvokePath(model, stream)
+	} else {
+		body, stream, err = bedrock.ConverseBody(a.Body)
+		a.Path, a.Converse = bedrock.ConversePath(model, stream), true
 	}
-	body, stream, err := bedrock.InvokeBody(a.Body, beta)
+	var refusal *bedrock.Refusal
+	if errors.As(err, &refusal) {
+		e := newAPIError(routing.KindInvalidRequest, "translation_refused", refusal.Message)
+		return e
+	}
 	if err != nil {
 		return newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
 	}
-	a.Path = bedrock.InvokePath(model, stream)
 	signed, err := e.Sign(a.Path, body, time.Now())
 	if err != nil {
 		// The reason names the credential sources, never a secret.
@@ -89,6 +102,9 @@ func (w *rewriter) bedrockStream(status int, stream bool) {
 		return
 	}
 	w.events = &bedrockEvents{events: bedrock.NewStream()}
+	if w.converse {
+		w.events.events = bedrock.NewConverseStream(w.model)
+	}
 	if w.client == config.APIOpenAI {
 		w.events.next = translate.NewMessagesToChatStream(w.model)
 	}

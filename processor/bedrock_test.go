@@ -125,16 +125,27 @@ func bedrockAnswerHeaders(kv ...string) *extprocv3.HttpHeaders {
 	return headersMsg(buffered, false, kv...).GetRequestHeaders()
 }
 
-// A Bedrock model of another maker is refused with a clear 400, not sent
-// with a body it would not take.
+// A Bedrock model of another maker is reached through Converse; what
+// Converse cannot carry is refused with a clear 400.
 func TestPlanBedrockOtherMaker(t *testing.T) {
 	t.Parallel()
 	r := bedrockRouter(t)
-	_, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: "/v1/chat/completions",
-		Body: []byte(`{"model":"bedrock/amazon.nova-pro-v1:0","messages":[{"role":"user","content":"hi"}]}`)}, "")
+	p, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: "/v1/chat/completions",
+		Body: []byte(`{"model":"bedrock/amazon.nova-pro-v1:0","stream":true,"max_tokens":7,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}`)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p.Attempts[0]
+	if a.Path != "/model/amazon.nova-pro-v1%3A0/converse-stream" || !a.Converse || !a.Bedrock ||
+		gjson.GetBytes(a.Body, "inferenceConfig.maxTokens").Int() != 7 || gjson.GetBytes(a.Body, "system.0.text").String() != "be brief" ||
+		gjson.GetBytes(a.Body, "messages.0.content.0.text").String() != "hi" || !strings.HasPrefix(header(a, "authorization"), "AWS4-HMAC-SHA256") {
+		t.Errorf("attempt %s converse %v body %s", a.Path, a.Converse, a.Body)
+	}
+	_, err = DryRun(context.Background(), r, nil, Request{Method: "POST", Path: "/v1/messages",
+		Body: []byte(`{"model":"bedrock/amazon.nova-pro-v1:0","max_tokens":9,"top_k":5,"messages":[{"role":"user","content":"hi"}]}`)}, "")
 	var e *apiError
-	if err == nil || !errorAs(err, &e) || e.status != 400 || !strings.Contains(e.message, "amazon.nova-pro-v1:0") {
-		t.Fatalf("got %v", err)
+	if err == nil || !errorAs(err, &e) || e.status != 400 || !strings.Contains(e.message, "top_k is not supported") {
+		t.Fatalf("top_k on Converse: %v", err)
 	}
 }
 

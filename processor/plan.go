@@ -101,8 +101,9 @@ type Attempt struct {
 	// Key names the pool key the credential holds (its key_env or
 	// key_file), "" without a key pool.
 	Key string
-	// Bedrock: the attempt is an InvokeModel call, signed (bedrock.go).
-	Bedrock bool
+	// Bedrock: the attempt is a Bedrock call, signed (bedrock.go);
+	// Converse: a Converse one, not InvokeModel.
+	Bedrock, Converse bool
 }
 
 // Tags are the request's tags set by hooks, or nil.

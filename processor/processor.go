@@ -351,7 +351,7 @@ func (x *exchange) job(p *Plan) *responseJob {
 	a := &p.Attempts[0]
 	return &responseJob{queued: time.Now(), plan: p.Response, principal: x.req.Principal,
 		clientAPI: p.ClientAPI, upstream: a.API, model: p.Model, provider: a.Provider, metricModel: metricModel(a),
-		bedrock: a.Bedrock && !p.Fallback()}
+		bedrock: a.Bedrock && !p.Fallback(), converse: a.Converse && !p.Fallback()}
 }
 
 // metricModel is the model label: the route that matched, or provider/* for

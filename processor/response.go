@@ -73,9 +73,9 @@ type responseJob struct {
 	// provider answers; with fallbacks, the attempt that reads the answer
 	// sets it. For the metrics.
 	provider, metricModel string
-	// bedrock: the answer comes from Bedrock (the attempt that reads it
-	// sets it with fallbacks).
-	bedrock bool
+	// bedrock: the answer comes from Bedrock, converse: from its Converse
+	// API (the attempt that reads it sets them with fallbacks).
+	bedrock, converse bool
 }
 
 // processResponse handles one response cluster's stream: count the

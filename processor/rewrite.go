@@ -21,13 +21,13 @@ type rewriter struct {
 	buf      []byte
 	// errorType is Bedrock's x-amzn-errortype; events converts Bedrock's
 	// event stream (nil for other providers).
-	errorType string
-	bedrock   bool
-	events    *bedrockEvents
+	errorType         string
+	bedrock, converse bool
+	events            *bedrockEvents
 }
 
 func newRewriter(j *responseJob, status int, stream bool) *rewriter {
-	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model, bedrock: j.bedrock}
+	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model, bedrock: j.bedrock, converse: j.converse}
 	if j.bedrock {
 		w.bedrockStream(status, stream)
 		return w
@@ -63,6 +63,14 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 		var b []byte
 		w.status, b = w.errorBody(w.buf)
 		return b
+	}
+	if w.converse {
+		b, err := bedrock.ConverseAnswerToMessages(w.buf, w.model)
+		if err != nil {
+			w.status = http.StatusBadGateway
+			return newAPIError(routing.KindAPI, "translation_failed", "the provider's answer could not be translated: "+err.Error()).body(w.client)
+		}
+		w.buf = b
 	}
 	if w.bedrock && w.client == config.APIAnthropic {
 		return w.buf // an InvokeModel answer is a Messages answer

@@ -57,8 +57,8 @@ type attempt struct {
 	// answer reads (counts, translates) the answer of a counted plan's
 	// concluding attempt; nil otherwise.
 	answer *responseStream
-	// bedrock: this attempt went to Bedrock.
-	bedrock bool
+	// bedrock: this attempt went to Bedrock, converse: to its Converse API.
+	bedrock, converse bool
 }
 
 // countingMode is the processing mode of a counted plan's attempts: as
@@ -156,7 +156,7 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 	if u.plan.Upstream != "" {
 		a.translated()
 	}
-	u.bedrock = a.Bedrock
+	u.bedrock, u.converse = a.Bedrock, a.Converse
 	return encodeAttempt(&a, router.CredentialHeaders())
 }
 
@@ -204,7 +204,7 @@ func (u *attempt) readAnswer() {
 		return
 	}
 	ref := u.plan.Attempts[u.n-1]
-	j.provider, j.bedrock = ref.Provider, u.bedrock
+	j.provider, j.bedrock, j.converse = ref.Provider, u.bedrock, u.converse
 	u.answer = &responseStream{srv: u.srv, begun: true, job: j, log: u.flight.log, sent: u.started, quiet: true}
 	u.answer.log.Provider, u.answer.log.UpstreamModel = ref.Provider, ref.Model
 }

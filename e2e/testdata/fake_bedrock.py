@@ -11,7 +11,9 @@ stream field, anthropic_version bedrock-2023-05-31); a valid one is answered
 by the Messages API of the Go mock at UPSTREAM (the model from the path,
 the stream from the operation), and a streamed answer goes back as AWS
 event-stream frames, one per event as it arrives, each read back with
-botocore's own event-stream parser before it is sent. A model id containing
+botocore's own event-stream parser before it is sent. Converse and
+ConverseStream (any model id) are answered the same way, through the inverse
+mapping, in Converse's own JSON and events. A model id containing
 "throttled" is answered 429 ThrottlingException; one containing "midstream"
 streams until its first text delta, then sends a throttlingException
 message in its place and ends, as Bedrock does when it fails mid-stream.
@@ -66,6 +68,22 @@ def frame(headers, payload):
 def exception_frame(typ, message):
     return frame([(":exception-type", typ), (":content-type", "application/json"), (":message-type", "exception")],
                  json.dumps({"message": message}).encode())
+
+
+def converse_to_block(b):
+    if "text" in b:
+        return {"type": "text", "text": b["text"]}
+    if "toolUse" in b:
+        t = b["toolUse"]
+        return {"type": "tool_use", "id": t["toolUseId"], "name": t["name"], "input": t["input"]}
+    if "toolResult" in b:
+        t = b["toolResult"]
+        return {"type": "tool_result", "tool_use_id": t["toolUseId"], "is_error": t.get("status") == "error",
+                "content": [{"type": "text", "text": c["text"]} for c in t["content"]]}
+    if "image" in b:
+        i = b["image"]
+        return {"type": "image", "source": {"type": "base64", "media_type": "image/" + i["format"], "data": i["source"]["bytes"]}}
+    raise ValueError("unknown Converse content block %r" % b)
 
 
 def chunk_frame(event_json):
@@ -143,9 +161,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if refusal:
             return self.error(*refusal)
         parts = self.path.split("/")
-        if len(parts) != 4 or parts[1] != "model" or parts[3] not in ("invoke", "invoke-with-response-stream"):
+        if len(parts) != 4 or parts[1] != "model" or parts[3] not in ("invoke", "invoke-with-response-stream", "converse", "converse-stream"):
             return self.error(404, "UnknownOperationException", "unknown operation " + self.path)
         model = urllib.parse.unquote(parts[2])
+        if parts[3].startswith("converse"):
+            return self.converse(model, parts[3] == "converse-stream", body)
         stream = parts[3] == "invoke-with-response-stream"
         try:
             req = json.loads(body)
@@ -171,6 +191,90 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.stream_answer(resp, "midstream" in model)
             else:
                 self.json_answer(resp.read())
+
+    def converse(self, model, stream, body):
+        """Converse: checked as Bedrock checks it, answered by the mock's
+        Messages API through the inverse mapping."""
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return self.error(400, "ValidationException", "Malformed input request, please reformat your input and try again.")
+        with recorded_lock:
+            recorded.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+        unknown = set(req) - {"messages", "system", "inferenceConfig", "toolConfig", "additionalModelRequestFields"}
+        if unknown or not isinstance(req.get("messages"), list):
+            return self.error(400, "ValidationException", f"Malformed input request: unknown or missing fields {sorted(unknown)}")
+        msgs = [{"role": m["role"], "content": [converse_to_block(b) for b in m["content"]]} for m in req["messages"]]
+        out = {"model": model, "stream": stream, "messages": msgs,
+               "max_tokens": req.get("inferenceConfig", {}).get("maxTokens", 1024)}
+        if req.get("system"):
+            out["system"] = [{"type": "text", "text": b["text"]} for b in req["system"]]
+        tc = req.get("toolConfig")
+        if tc:
+            out["tools"] = [{"name": t["toolSpec"]["name"], "input_schema": t["toolSpec"]["inputSchema"]["json"]} for t in tc["tools"]]
+        headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+        headers.update({k: v for k, v in self.headers.items() if k.lower().startswith("x-mock-")})
+        up = urllib.request.Request(UPSTREAM + "/v1/messages", data=json.dumps(out).encode(), headers=headers)
+        with urllib.request.urlopen(up) as resp:
+            if stream:
+                return self.converse_stream(resp)
+            ans = json.loads(resp.read())
+        content = []
+        for b in ans["content"]:
+            if b["type"] == "text":
+                content.append({"text": b["text"]})
+            elif b["type"] == "tool_use":
+                content.append({"toolUse": {"toolUseId": b["id"], "name": b["name"], "input": b["input"]}})
+        u = ans["usage"]
+        data = json.dumps({"output": {"message": {"role": "assistant", "content": content}}, "stopReason": ans["stop_reason"],
+                           "usage": {"inputTokens": u["input_tokens"], "outputTokens": u["output_tokens"],
+                                     "totalTokens": u["input_tokens"] + u["output_tokens"]},
+                           "metrics": {"latencyMs": 1}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def converse_stream(self, resp):
+        self.send_response(200)
+        self.send_header("content-type", "application/vnd.amazon.eventstream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        usage, stop = {"inputTokens": 0, "outputTokens": 0}, "end_turn"
+
+        def send(name, payload):
+            msg = frame([(":event-type", name), (":content-type", "application/json"), (":message-type", "event")],
+                        json.dumps(payload).encode())
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(msg), msg))
+            self.wfile.flush()
+
+        for line in resp:
+            line = line.strip()
+            if not line.startswith(b"data:"):
+                continue
+            ev = json.loads(line[len(b"data:"):])
+            t = ev["type"]
+            if t == "message_start":
+                usage["inputTokens"] = ev["message"]["usage"]["input_tokens"]
+                send("messageStart", {"role": "assistant"})
+            elif t == "content_block_start" and ev["content_block"]["type"] == "tool_use":
+                cb = ev["content_block"]
+                send("contentBlockStart", {"contentBlockIndex": ev["index"], "start": {"toolUse": {"toolUseId": cb["id"], "name": cb["name"]}}})
+            elif t == "content_block_delta":
+                d = ev["delta"]
+                delta = {"text": d["text"]} if d["type"] == "text_delta" else {"toolUse": {"input": d["partial_json"]}}
+                send("contentBlockDelta", {"contentBlockIndex": ev["index"], "delta": delta})
+            elif t == "content_block_stop":
+                send("contentBlockStop", {"contentBlockIndex": ev["index"]})
+            elif t == "message_delta":
+                stop = ev["delta"]["stop_reason"]
+                usage["outputTokens"] = ev["usage"]["output_tokens"]
+            elif t == "message_stop":
+                send("messageStop", {"stopReason": stop})
+                usage["totalTokens"] = usage["inputTokens"] + usage["outputTokens"]
+                send("metadata", {"usage": usage, "metrics": {"latencyMs": 1}})
+        self.wfile.write(b"0\r\n\r\n")
 
     def json_answer(self, data):
         usage = json.loads(data).get("usage", {})
