@@ -305,8 +305,12 @@ func FuzzStream(f *testing.F) {
 	f.Add(valid, 7)
 	f.Add(valid[:40], 3)
 	f.Add([]byte{0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 1)
+	f.Add(converseFrame(f, "contentBlockDelta", `{"contentBlockIndex":0,"delta":{"text":"x"}}`), 0)
 	f.Fuzz(func(t *testing.T, data []byte, cut int) {
 		s := NewStream()
+		if cut%2 == 1 {
+			s = NewConverseStream("m") // odd cuts: as ConverseStream's events
+		}
 		if cut < 0 || cut > len(data) {
 			cut = len(data) / 2
 		}
