@@ -21,10 +21,12 @@ CLAUDE_CODE_VERSION := 2.1.332
 CODEX_VERSION := 0.171.0
 OPENAI_PY_VERSION := 3.57.0
 ANTHROPIC_PY_VERSION := 2.14.0
+BOTOCORE_PY_VERSION := 1.44.8
 AGENTS := $(TOOLS)/agents
 PYSDK := $(TOOLS)/pysdk
 AGENTS_STAMP := $(AGENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
 PYSDK_STAMP := $(PYSDK)/.installed-openai-$(OPENAI_PY_VERSION)-anthropic-$(ANTHROPIC_PY_VERSION)
+BOTOCORE_STAMP := $(PYSDK)/.installed-botocore-$(BOTOCORE_PY_VERSION)
 
 # The vtprotobuf encoders go-control-plane ships are compiled only with this tag;
 # extproc encodes its answers with them (processor.Codec). Every go command below
@@ -105,7 +107,7 @@ $(AGENTS_STAMP):
 	$(AGENTS)/node_modules/.bin/codex --version
 	@touch $@
 
-sdks: $(PYSDK_STAMP)
+sdks: $(PYSDK_STAMP) $(BOTOCORE_STAMP)
 
 $(PYSDK_STAMP):
 	@echo ">> installing openai==$(OPENAI_PY_VERSION) and anthropic==$(ANTHROPIC_PY_VERSION) into $(PYSDK)"
@@ -113,6 +115,13 @@ $(PYSDK_STAMP):
 	rm -f $(PYSDK)/.installed-*
 	$(PYSDK)/bin/pip install --quiet --disable-pip-version-check openai==$(OPENAI_PY_VERSION) anthropic==$(ANTHROPIC_PY_VERSION) \
 	  || { echo ">> pip install failed: the end-to-end tests need these SDKs from PyPI (see above)"; exit 1; }
+	@touch $@
+
+# botocore signs like AWS: the fake Bedrock of the end-to-end tests checks every request's SigV4 with it.
+$(BOTOCORE_STAMP): $(PYSDK_STAMP)
+	@echo ">> installing botocore==$(BOTOCORE_PY_VERSION) into $(PYSDK)"
+	$(PYSDK)/bin/pip install --quiet --disable-pip-version-check botocore==$(BOTOCORE_PY_VERSION) \
+	  || { echo ">> pip install failed: the fake Bedrock of the end-to-end tests needs botocore from PyPI"; exit 1; }
 	@touch $@
 
 build:

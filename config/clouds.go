@@ -3,7 +3,7 @@ package config
 import "strings"
 
 // schemaNames lists the provider schemas, for errors.
-const schemaNames = `"openai", "anthropic", "azure-openai" or "gemini"`
+const schemaNames = `"openai", "anthropic", "azure-openai", "gemini" or "bedrock"`
 
 // GeminiDefaultURL is where a gemini provider without a url is reached.
 const GeminiDefaultURL = "https://generativelanguage.googleapis.com"
@@ -37,10 +37,15 @@ func (a API) DefaultPathPrefix() string {
 
 // urlOrDefault is the provider's url, or its schema's default.
 func (pc ProviderConfig) urlOrDefault() string {
-	if pc.URL == "" && pc.Schema == APIGemini {
+	switch {
+	case pc.URL != "":
+		return pc.URL
+	case pc.Schema == APIGemini:
 		return GeminiDefaultURL
+	case pc.Schema == APIBedrock:
+		return pc.bedrockURL()
 	}
-	return pc.URL
+	return ""
 }
 
 // validateCloud checks the fields of the cloud schemas.

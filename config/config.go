@@ -83,6 +83,9 @@ const (
 	// Provider schemas no client speaks as such (clouds.go).
 	APIAzureOpenAI API = "azure-openai"
 	APIGemini      API = "gemini"
+	// APIBedrock is a provider schema only: AWS Bedrock's runtime, which
+	// takes Messages bodies (config/bedrock.go).
+	APIBedrock API = "bedrock"
 )
 
 // DefaultHookTimeout is the per-hook time budget when hooks.timeout is not set.
@@ -151,6 +154,9 @@ type AuthConfig struct {
 	// Entra configures type "entra" (Azure OpenAI; clouds.go); nil there
 	// means Azure's default credential chain.
 	Entra *EntraConfig `yaml:"entra"`
+	// Region and Profile are for type aws_sigv4 (config/bedrock.go).
+	Region  string `yaml:"region"`
+	Profile string `yaml:"profile"`
 }
 
 // PoolKeyConfig is one key of a provider's key pool.
@@ -590,11 +596,13 @@ func (c *Config) validate(v *validator) {
 				clusters[cluster] = i
 			}
 		}
-		if _, err := parseProviderURL(pc.urlOrDefault()); err != nil {
+		if _, err := parseProviderURL(pc.urlOrDefault()); err != nil && (pc.URL != "" || pc.Schema != APIBedrock) {
 			v.errf(p.key("url"), "%v", err)
 		}
 		switch pc.Schema {
 		case APIOpenAI, APIAnthropic, APIAzureOpenAI, APIGemini:
+		case APIBedrock:
+			pc.validateBedrock(v, p)
 		case "":
 			v.errf(p.key("schema"), `is required: %s`, schemaNames)
 		default:
@@ -611,7 +619,9 @@ func (c *Config) validate(v *validator) {
 				v.errf(p.key("path_prefix"), `%q must be a plain path without "?", "#", "//", spaces or control characters`, pp)
 			}
 		}
-		pc.Auth.validate(v, p.key("auth"))
+		if pc.Schema != APIBedrock {
+			pc.Auth.validate(v, p.key("auth"))
+		}
 	}
 
 	routeNames := map[string]int{}
@@ -698,6 +708,9 @@ func (c *Config) validate(v *validator) {
 const maxWeight = 1_000_000
 
 func (a AuthConfig) validate(v *validator, p path) {
+	if (a.Region != "" || a.Profile != "") && a.Type != AuthAWSSigV4 {
+		v.errf(p, `region and profile are only used with type "aws_sigv4"`)
+	}
 	switch a.Type {
 	case "", "none":
 		if a.Header != "" {
@@ -711,6 +724,9 @@ func (a AuthConfig) validate(v *validator, p path) {
 		if a.Header != "" {
 			v.errf(p.key("header"), `is only used with type "header"; bearer always sets authorization`)
 		}
+	case AuthAWSSigV4:
+		v.errf(p.key("type"), `aws_sigv4 is for schema "bedrock" only`)
+		return
 	case "header":
 		switch {
 		case a.Header == "":

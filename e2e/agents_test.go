@@ -360,8 +360,9 @@ type claudeRun struct {
 
 // startClaude sets Claude Code up with the README's settings, every model
 // replaced by model, against a gateway whose config keyed adds the client
-// key (withAgentKey or a variant of it) to the config of `make run`.
-func startClaude(t *testing.T, model string, keyed func(string) string) claudeRun {
+// key (withAgentKey or a variant of it) to the config of `make run`;
+// extproc also gets env.
+func startClaude(t *testing.T, model string, keyed func(string) string, env ...string) claudeRun {
 	t.Helper()
 	c := claudeRun{bin: agentCLI(t, "claude", "CLAUDE_CODE_VERSION"), mock: startMock(t)}
 	block := readmeBlock(t, "claude-settings")
@@ -374,7 +375,7 @@ func startClaude(t *testing.T, model string, keyed func(string) string) claudeRu
 	// The gateway requires the token the settings send as its client key.
 	c.token = parsed.Env["ANTHROPIC_AUTH_TOKEN"]
 	c.gw = startGateway(t, keyed(exampleConfig(t, c.mock.URL)),
-		gatewayOptions{extraEnv: []string{agentKeyEnv + "=" + c.token}})
+		gatewayOptions{extraEnv: append([]string{agentKeyEnv + "=" + c.token}, env...)})
 	c.guard = startEgressGuard(t)
 	home := t.TempDir()
 	c.settings = filepath.Join(home, "switchyard-claude.json")

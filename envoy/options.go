@@ -67,7 +67,7 @@ const (
 // ResponseFilterHeaders are the headers a response cluster's filter sends
 // extproc: what accounting and translation read. The request's plan is
 // found by the gateway's own id, in the metadata (routing.RequestNamespace).
-var ResponseFilterHeaders = []string{":status", "content-type", "content-length", "content-encoding", "retry-after"}
+var ResponseFilterHeaders = []string{":status", "content-type", "content-length", "content-encoding", "retry-after", "x-amzn-errortype"}
 
 // DefaultIdleTimeout closes client connections, client streams and
 // upstream streams that stay silent this long. It must outlast the longest
@@ -232,7 +232,7 @@ type settings struct {
 // run (hooks see every header): the ones the processor reads. A processor
 // test drives it with these alone.
 var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.ClientKeyHeaders,
-	[]string{routing.RequestIDHeader, "content-length", "content-encoding"}, routing.SessionHeaders)
+	[]string{routing.RequestIDHeader, "content-length", "content-encoding", routing.BetaHeader}, routing.SessionHeaders)
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
 // It matches either Envoy's response flags (upstream failures, whatever the

@@ -166,7 +166,7 @@ func encodeAttempt(a *Attempt, credentialHeaders []string) *extprocv3.Processing
 		}
 	}
 	for _, name := range credentialHeaders {
-		if name != a.Credential {
+		if name != a.Credential && !a.sets(name) {
 			hm.RemoveHeaders = append(hm.RemoveHeaders, name)
 		}
 	}
@@ -175,4 +175,14 @@ func encodeAttempt(a *Attempt, credentialHeaders []string) *extprocv3.Processing
 	// this attempt's own rewrite is needed.
 	common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: a.Body}}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}
+}
+
+// sets reports whether the attempt sets header name.
+func (a *Attempt) sets(name string) bool {
+	for _, h := range a.SetHeaders {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
 }

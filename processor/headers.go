@@ -54,6 +54,8 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			x.req.session.claude = headerValue(hv)
 		case routing.CodexSessionHeader:
 			x.req.session.codex = headerValue(hv)
+		case routing.BetaHeader:
+			x.req.Beta = headerValue(hv)
 		}
 	}
 	return rh

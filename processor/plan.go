@@ -28,6 +28,9 @@ type Request struct {
 	Principal routing.Principal
 	// session holds the session headers when Headers is nil (no hooks).
 	session sessionHeaders
+	// Beta is the anthropic-beta header, which Bedrock attempts move into
+	// the body.
+	Beta string
 }
 
 // Plan is what the gateway does with one request, as plain data. The
@@ -68,6 +71,8 @@ type Plan struct {
 	// bodyChanged: Body differs from what the client sent (translated, or
 	// asking for usage), so every attempt carries its own length.
 	bodyChanged bool
+	// Beta is the client's anthropic-beta header (Bedrock attempts).
+	Beta string
 }
 
 // Fallback reports whether the plan has more than one attempt.
@@ -96,6 +101,9 @@ type Attempt struct {
 	// Key names the pool key the credential holds (its key_env or
 	// key_file), "" without a key pool.
 	Key string
+	// Bedrock: the attempt is a Bedrock call, signed (bedrock.go);
+	// Converse: a Converse one, not InvokeModel.
+	Bedrock, Converse bool
 }
 
 // Tags are the request's tags set by hooks, or nil.
@@ -115,7 +123,10 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{ClientAPI: req.API, Model: fields.model, KeyName: req.Principal.Name}
+	p := Plan{ClientAPI: req.API, Model: fields.model, KeyName: req.Principal.Name, Beta: req.Beta}
+	if req.Headers != nil {
+		p.Beta = req.Headers[routing.BetaHeader]
+	}
 	sh := req.session
 	if req.Headers != nil {
 		sh = sessionHeadersFrom(req.Headers)
@@ -175,6 +186,9 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 		return path, err
 	}
 	counted := router.Config().CountsUsage() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
+	if d.Bedrock != nil || d.Attempts != nil && bedrockAttempts(d) {
+		p.Response.Bedrock, counted = d.Bedrock != nil, true
+	}
 	if !p.Response.Translate && !counted {
 		return path, nil
 	}
@@ -255,13 +269,13 @@ func readHookedBody(body []byte) (bodyFields, *apiError) {
 // route with fallbacks or a key pool one per attempt, healthy first.
 func (p *Plan) addAttempts(d routing.Decision, st *state, path string) *apiError {
 	if len(d.Attempts) < 2 {
-		a, err := newAttempt(d, path, p.Body, p.Hooks)
+		a, err := newAttempt(d, path, p.Body, p.Hooks, p.Beta)
 		p.Attempts = []Attempt{a}
 		return err
 	}
 	p.Retry = d.Retry
 	for _, d := range st.order(d.Attempts) {
-		a, err := newAttempt(d, path, p.Body, p.Hooks)
+		a, err := newAttempt(d, path, p.Body, p.Hooks, p.Beta)
 		if err != nil {
 			return err
 		}
@@ -288,7 +302,7 @@ func (st *state) order(attempts []routing.Decision) []routing.Decision {
 // newAttempt turns a routing decision into what the upstream request
 // carries: the routing header, the hooks' headers, the provider credential
 // in place of the client's key, the path prefix and the model rewrite.
-func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result) (Attempt, *apiError) {
+func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result, beta string) (Attempt, *apiError) {
 	a := Attempt{Provider: d.Provider, Cluster: d.Cluster, Route: d.Route, Model: d.Model, API: d.API,
 		Path: upstreamPath(&d, path), Body: body, Affinity: d.Affinity, Key: d.Key, KeyAffinity: d.KeyAffinity}
 	a.SetHeaders = make([]routing.Header, 0, 2)
@@ -304,6 +318,10 @@ func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.R
 	if d.Credential != nil {
 		a.SetHeaders = append(a.SetHeaders, *d.Credential)
 		a.Credential = d.Credential.Name
+	}
+	if d.Bedrock != nil {
+		// The model goes in the path; the signature covers the final body.
+		return a, a.toBedrock(d.Bedrock, d.Model, beta)
 	}
 	if d.RewriteModel && bodyNamesModel(d.API) {
 		b, err := rewriteModel(a.Body, d.Model)

@@ -336,7 +336,7 @@ func (x *exchange) fly(p *Plan) string {
 
 // attemptsOf is what the attempts of a plan with fallbacks need of it.
 func attemptsOf(p *Plan) *attemptPlan {
-	h := &attemptPlan{Path: p.Path, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry, Usage: p.Response.Usage}
+	h := &attemptPlan{Path: p.Path, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry, Usage: p.Response.Usage, Beta: p.Beta}
 	if p.Response.Translate {
 		h.Upstream = p.Attempts[0].API
 	}
@@ -350,7 +350,8 @@ func attemptsOf(p *Plan) *attemptPlan {
 func (x *exchange) job(p *Plan) *responseJob {
 	a := &p.Attempts[0]
 	return &responseJob{queued: time.Now(), plan: p.Response, principal: x.req.Principal,
-		clientAPI: p.ClientAPI, upstream: a.API, model: p.Model, provider: a.Provider, metricModel: metricModel(a)}
+		clientAPI: p.ClientAPI, upstream: a.API, model: p.Model, provider: a.Provider, metricModel: metricModel(a),
+		bedrock: a.Bedrock && !p.Fallback(), converse: a.Converse && !p.Fallback()}
 }
 
 // metricModel is the model label: the route that matched, or provider/* for

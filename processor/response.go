@@ -11,6 +11,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"switchyard/bedrock"
 	"switchyard/config"
 	"switchyard/internal/usage"
 	"switchyard/routing"
@@ -27,16 +28,19 @@ type ResponsePlan struct {
 	Translate bool
 	// Stream is true when the client asked for a stream.
 	Stream bool
+	// Bedrock: the (first) attempt's answer comes from Bedrock, and is
+	// rewritten from its event stream and errors (processor/bedrock.go).
+	Bedrock bool
 }
 
 // needed reports whether the answer passes a response cluster.
-func (r ResponsePlan) needed() bool { return r.Usage || r.Translate }
+func (r ResponsePlan) needed() bool { return r.Usage || r.Translate || r.Bedrock }
 
 // cluster names the cluster the request goes to: the provider's own, or
 // one of its response clusters.
 func (r ResponsePlan) cluster(c string) string {
 	switch {
-	case r.Translate:
+	case r.Translate || r.Bedrock:
 		return routing.TranslateClusterPrefix + c
 	case r.Usage:
 		return routing.UsageClusterPrefix + c
@@ -69,6 +73,9 @@ type responseJob struct {
 	// provider answers; with fallbacks, the attempt that reads the answer
 	// sets it. For the metrics.
 	provider, metricModel string
+	// bedrock: the answer comes from Bedrock, converse: from its Converse
+	// API (the attempt that reads it sets them with fallbacks).
+	bedrock, converse bool
 }
 
 // processResponse handles one response cluster's stream: count the
@@ -176,30 +183,40 @@ func (r *responseStream) begin(id string) {
 // answer or error is asked for whole (bufferedAnswer), and its status and
 // length are set with its body.
 func (r *responseStream) onHeaders(h *extprocv3.HttpHeaders) *extprocv3.HeaderMutation {
-	contentType := ""
+	contentType, errorType := "", ""
 	for _, hv := range h.GetHeaders().GetHeaders() {
 		switch hv.Key {
 		case ":status":
 			r.status, _ = strconv.Atoi(headerValue(hv))
 		case "content-type":
 			contentType = headerValue(hv)
+		case bedrock.ErrorTypeHeader:
+			errorType = bedrock.ErrorType(headerValue(hv))
 		}
 	}
 	if r.job == nil {
 		return nil
 	}
 	stream := strings.HasPrefix(contentType, "text/event-stream")
+	if r.job.bedrock {
+		stream = strings.HasPrefix(contentType, bedrock.StreamContentType)
+	}
 	if r.status < 300 {
 		r.tokens = usage.NewReader(stream)
 	}
-	if !r.job.plan.Translate {
+	if !r.job.plan.Translate && !r.job.bedrock {
 		return nil
 	}
 	r.rewrite = newRewriter(r.job, r.status, stream)
+	r.rewrite.errorType = errorType
 	if r.rewrite.whole() {
 		return nil // the body's answer sets the headers
 	}
-	return &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
+	hm := &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
+	if r.job.bedrock {
+		hm.SetHeaders = []*corev3.HeaderValueOption{setHeader("content-type", "text/event-stream; charset=utf-8")}
+	}
+	return hm
 }
 
 // onBody counts a chunk and returns what the client gets in its place
@@ -213,11 +230,15 @@ func (r *responseStream) onBody(ctx context.Context, chunk []byte, eos bool) []b
 		out = r.rewrite.write(chunk, eos)
 	}
 	if r.tokens != nil {
-		// Gemini's usageMetadata is read from the client's translated
-		// answer; other upstreams' from their own.
-		if r.rewrite != nil && r.rewrite.gemini {
+		// What the usage is read from: Gemini's usageMetadata from the
+		// client's translated answer, Bedrock's from its events, other
+		// upstreams' from their own answer.
+		switch {
+		case r.rewrite != nil && r.rewrite.gemini:
 			r.tokens.Write(out)
-		} else {
+		case r.rewrite != nil && r.rewrite.events != nil:
+			r.tokens.Write(r.rewrite.events.last)
+		default:
 			r.tokens.Write(chunk)
 		}
 	}

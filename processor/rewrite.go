@@ -3,6 +3,7 @@ package processor
 import (
 	"net/http"
 
+	"switchyard/bedrock"
 	"switchyard/config"
 	"switchyard/routing"
 	"switchyard/translate"
@@ -19,10 +20,20 @@ type rewriter struct {
 	model    string // the model the client named
 	stream   translate.Stream
 	buf      []byte
+	// errorType is Bedrock's x-amzn-errortype; events converts Bedrock's
+	// event stream (nil for other providers).
+	errorType         string
+	bedrock, converse bool
+	events            *bedrockEvents
 }
 
 func newRewriter(j *responseJob, status int, stream bool) *rewriter {
-	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model, gemini: j.upstream == config.APIGemini}
+	w := &rewriter{status: status, upstream: status, client: j.clientAPI, model: j.model,
+		gemini: j.upstream == config.APIGemini, bedrock: j.bedrock, converse: j.converse}
+	if j.bedrock {
+		w.bedrockStream(status, stream)
+		return w
+	}
 	switch {
 	case status >= 400: // an error is translated whole, its status with it
 	case stream && w.gemini:
@@ -57,6 +68,17 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 		w.status, b = w.errorBody(w.buf)
 		return b
 	}
+	if w.converse {
+		b, err := bedrock.ConverseAnswerToMessages(w.buf, w.model)
+		if err != nil {
+			w.status = http.StatusBadGateway
+			return newAPIError(routing.KindAPI, "translation_failed", "the provider's answer could not be translated: "+err.Error()).body(w.client)
+		}
+		w.buf = b
+	}
+	if w.bedrock && w.client == config.APIAnthropic {
+		return w.buf // an InvokeModel answer is a Messages answer
+	}
 	var (
 		out []byte
 		err error
@@ -78,6 +100,13 @@ func (w *rewriter) write(chunk []byte, eos bool) []byte {
 func (w *rewriter) errorBody(body []byte) (int, []byte) {
 	if w.gemini {
 		return geminiError(w.client, w.upstream, body)
+	}
+	if w.bedrock {
+		status, b := bedrock.ErrorToMessages(w.errorType, w.upstream, body)
+		if w.client == config.APIAnthropic {
+			return status, b
+		}
+		return translate.ErrorToChat(status, b)
 	}
 	if w.client == config.APIOpenAI {
 		return translate.ErrorToChat(w.upstream, body)

@@ -58,12 +58,16 @@ func translateRequest(client, upstream config.API, body []byte, model string) ([
 // speaks the other API. A count_tokens call for such a model is answered
 // here with an estimate.
 func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, err *apiError) {
-	if d.API.Wire() == req.API {
+	if d.API.Wire() == req.API && d.Bedrock == nil {
 		return req.Path, nil
 	}
 	if pathOnly(req.Path) == countTokensPath {
+		// Neither chat completions nor InvokeModel count tokens.
 		p.Answer = estimateTokens(p.Body)
 		return req.Path, nil
+	}
+	if d.API.Wire() == req.API {
+		return req.Path, nil // Bedrock: the attempts make the body theirs
 	}
 	// Every attempt of a chain speaks the API of the first (routing), so
 	// one translation serves them all.

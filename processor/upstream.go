@@ -57,6 +57,8 @@ type attempt struct {
 	// answer reads (counts, translates) the answer of a counted plan's
 	// concluding attempt; nil otherwise.
 	answer *responseStream
+	// bedrock: this attempt went to Bedrock, converse: to its Converse API.
+	bedrock, converse bool
 }
 
 // countingMode is the processing mode of a counted plan's attempts: as
@@ -147,13 +149,14 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 		return immediate(e.status, e.body(u.plan.API), "switchyard_"+e.code)
 	}
 	d.RewriteModel = d.Model != u.plan.Model
-	a, aerr := newAttempt(d, u.plan.Path, body, nil)
+	a, aerr := newAttempt(d, u.plan.Path, body, nil, u.plan.Beta)
 	if aerr != nil {
 		return immediate(aerr.status, aerr.body(u.plan.API), "switchyard_"+aerr.code)
 	}
 	if u.plan.Upstream != "" {
 		a.translated()
 	}
+	u.bedrock, u.converse = a.Bedrock, a.Converse
 	return encodeAttempt(&a, router.CredentialHeaders())
 }
 
@@ -201,7 +204,7 @@ func (u *attempt) readAnswer() {
 		return
 	}
 	ref := u.plan.Attempts[u.n-1]
-	j.provider = ref.Provider
+	j.provider, j.bedrock, j.converse = ref.Provider, u.bedrock, u.converse
 	u.answer = &responseStream{srv: u.srv, begun: true, job: j, log: u.flight.log, sent: u.started, quiet: true}
 	u.answer.log.Provider, u.answer.log.UpstreamModel = ref.Provider, ref.Model
 }

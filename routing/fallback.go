@@ -211,6 +211,9 @@ func (r *Router) compileCredentialHeaders() {
 		if p.credential != nil && !slices.Contains(r.credentialHeaders, p.credential.Name) {
 			r.credentialHeaders = append(r.credentialHeaders, p.credential.Name)
 		}
+		if p.bedrock != nil && !slices.Contains(r.credentialHeaders, BedrockSigningHeaders[0]) {
+			r.credentialHeaders = append(r.credentialHeaders, BedrockSigningHeaders...)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"switchyard/bedrock"
 
 	"switchyard/config"
 )
@@ -78,6 +79,8 @@ type provider struct {
 	// entra, for auth type "entra", holds the provider's bearer token
 	// (entra.go); credential is then nil.
 	entra config.TokenSource
+	// bedrock signs the requests of a Bedrock provider; nil for others.
+	bedrock *bedrock.Endpoint
 }
 
 type target struct {
@@ -178,7 +181,7 @@ func (r *Router) compileProviders(env config.Env) {
 		p := &provider{info: Provider{
 			Name:       pc.Name,
 			Cluster:    pc.ClusterName(),
-			Schema:     pc.Schema,
+			Schema:     pc.WireAPI(),
 			Scheme:     u.Scheme,
 			Host:       u.Host,
 			Port:       u.Port,
@@ -192,6 +195,8 @@ func (r *Router) compileProviders(env config.Env) {
 		switch {
 		case pc.Auth.Type == config.AuthEntra:
 			r.compileEntra(p, pc, env)
+		case pc.Schema == config.APIBedrock:
+			p.bedrock = bedrock.NewEndpoint(pc.Auth.Region, u.Host, u.Port, u.Scheme == "https", bedrock.For(pc.Auth.Region, pc.Auth.Profile))
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
 		case pc.Auth.Keys != nil:
 			r.compilePool(p, pc, env)
@@ -204,7 +209,7 @@ func (r *Router) compileProviders(env config.Env) {
 			p.credential = credentialHeader(pc.Auth, key)
 		}
 		for _, h := range ClientKeyHeaders {
-			if (p.credential == nil || p.credential.Name != h) && (p.entra == nil || h != "authorization") {
+			if (p.credential == nil || p.credential.Name != h) && (p.entra == nil || h != "authorization") && (p.bedrock == nil || h != BedrockCredential) {
 				p.strip = append(p.strip, h)
 			}
 		}
@@ -487,6 +492,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		Credential:   cred,
 		Strip:        p.strip,
 		Route:        routeName,
+		Bedrock:      p.bedrock,
 	}, nil
 }
 

@@ -20,6 +20,7 @@ package routing
 import (
 	"fmt"
 	"net/http"
+	"switchyard/bedrock"
 
 	"switchyard/config"
 )
@@ -32,6 +33,17 @@ const ClusterHeader = "x-switchyard-cluster"
 // order they are looked at. None of them goes upstream unless it carries the
 // provider's own credential.
 var ClientKeyHeaders = []string{"authorization", "x-api-key", "api-key"}
+
+// BedrockCredential is the header a Bedrock signature travels in;
+// BedrockSigningHeaders the others a signed request carries, which an
+// attempt to another provider removes.
+const BedrockCredential = "authorization"
+
+// BetaHeader names the Messages API betas a client asks for; Bedrock takes
+// them in the body instead (anthropic_beta).
+const BetaHeader = "anthropic-beta"
+
+var BedrockSigningHeaders = []string{"x-amz-date", "x-amz-security-token"}
 
 // Session headers, in the order a session key is looked for (the processor
 // also reads the body's metadata.user_id after the Claude Code header and
@@ -131,6 +143,9 @@ type Decision struct {
 	// session key chose it.
 	Key         string
 	KeyAffinity bool
+	// Bedrock signs each attempt of a Bedrock provider (its body, path and
+	// host); nil for every other provider.
+	Bedrock *bedrock.Endpoint
 }
 
 // Error is a routing failure meant for the client. Message never contains a

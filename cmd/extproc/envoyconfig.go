@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"switchyard/bedrock"
 	"time"
 
 	"switchyard/envoy"
@@ -39,6 +40,8 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Rendering signs nothing: Bedrock providers' credentials stay unfetched.
+	bedrock.NoFetch()
 	r, err := routing.Load(f.config)
 	if err != nil {
 		return err

@@ -226,7 +226,7 @@ func writeAttempts(w io.Writer, attempts []processor.Attempt) {
 		}
 		for _, h := range a.SetHeaders {
 			value := h.Value
-			if h.Name == a.Credential {
+			if h.Name == a.Credential || h.Name == "x-amz-security-token" {
 				value = "[redacted]"
 			}
 			fmt.Fprintf(w, "    set header %s: %s\n", h.Name, value)

@@ -142,6 +142,23 @@ func TestWriteAttemptsRedactsTheProviderKey(t *testing.T) {
 	}
 }
 
+// A Bedrock attempt's signature and session token are redacted; its date
+// and host are not secrets.
+func TestWriteAttemptsRedactsBedrockSigning(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	writeAttempts(&out, []processor.Attempt{{
+		Provider: "bedrock", Cluster: "bedrock", Model: "anthropic.claude-x", API: "anthropic", Path: "/model/anthropic.claude-x/invoke",
+		SetHeaders: []routing.Header{{Name: ":authority", Value: "bedrock-runtime.us-east-1.amazonaws.com"}, {Name: "x-amz-date", Value: "20261204T210000Z"},
+			{Name: "x-amz-security-token", Value: "TOKEN-SECRET"}, {Name: "authorization", Value: "AWS4-HMAC-SHA256 Credential=AKID/x, Signature=SIG-SECRET"}},
+		Credential: "authorization", Bedrock: true,
+	}})
+	if strings.Contains(out.String(), "SECRET") || !strings.Contains(out.String(), "set header x-amz-security-token: [redacted]") ||
+		!strings.Contains(out.String(), "set header x-amz-date: 20261204T210000Z") {
+		t.Errorf("dry-run output:\n%s", &out)
+	}
+}
+
 // TestDryRunKeyPoolRedacted: the dry run of a request to a key pool prints
 // one attempt per key, each key redacted.
 func TestDryRunKeyPoolRedacted(t *testing.T) {

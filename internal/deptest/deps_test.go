@@ -18,6 +18,7 @@ var owners = map[string][]string{
 	"github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/": {"switchyard/limits"},
 	"github.com/envoyproxy/go-control-plane/envoy/type/v3":                      {"switchyard/processor", "switchyard/limits", "switchyard/envoy"},
 	"github.com/yuin/gopher-lua":                                                {"switchyard/luahooks"},
+	"github.com/aws/":                                                           {"switchyard/bedrock"},
 }
 
 // owner returns the packages allowed to import imp, and whether any rule
@@ -33,9 +34,11 @@ func owner(imp string) ([]string, bool) {
 }
 
 // plainDataImports are the only project packages routing and config may
-// import: neither knows Envoy, Lua or the processor.
+// import: neither knows Envoy, Lua or the processor. routing holds each
+// Bedrock provider's signer (bedrock knows neither either) as it holds
+// other providers' keys.
 var plainDataImports = map[string][]string{
-	"switchyard/routing": {"switchyard/config"},
+	"switchyard/routing": {"switchyard/config", "switchyard/bedrock"},
 	"switchyard/config":  nil,
 }
 

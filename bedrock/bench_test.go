@@ -1,0 +1,49 @@
+package bedrock
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkInvoke is what a Bedrock request adds on the request path: the
+// InvokeModel body, its path and the SigV4 signature (hashing the body).
+//
+//	go test -tags=vtprotobuf -run '^$' -bench 'Invoke|StreamChunk' -benchmem ./bedrock
+func BenchmarkInvoke(b *testing.B) {
+	e := NewEndpoint("us-east-1", "bedrock-runtime.us-east-1.amazonaws.com", 443, true, Static(testCreds))
+	for _, c := range []struct {
+		name string
+		size int
+	}{{"small", 200}, {"256KB", 256 << 10}} {
+		text := strings.Repeat("x", max(c.size-150, 1))
+		body := []byte(`{"model":"claude-bedrock","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"` + text + `"}]}`)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				out, stream, err := InvokeBody(body, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := e.Sign(InvokePath("us.anthropic.claude-sonnet-4-5-20250929-v1:0", stream), out, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStreamChunk is the event-stream conversion of one streamed text
+// delta (one frame, as Bedrock sends them).
+func BenchmarkStreamChunk(b *testing.B) {
+	f := chunk(b, `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello, world"}}`)
+	s := NewStream()
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := s.Write(f); !bytes.HasPrefix(out, []byte("event: content_block_delta")) {
+			b.Fatalf("%q", out)
+		}
+	}
+}
