@@ -3,7 +3,7 @@ package config
 import "strings"
 
 // schemaNames lists the provider schemas, for errors.
-const schemaNames = `"openai", "anthropic", "azure-openai" or "gemini"`
+const schemaNames = `"openai", "anthropic", "azure-openai", "gemini" or "vertex"`
 
 // GeminiDefaultURL is where a gemini provider without a url is reached.
 const GeminiDefaultURL = "https://generativelanguage.googleapis.com"
@@ -39,6 +39,9 @@ func (a API) DefaultPathPrefix() string {
 func (pc ProviderConfig) urlOrDefault() string {
 	if pc.URL == "" && pc.Schema == APIGemini {
 		return GeminiDefaultURL
+	}
+	if pc.URL == "" && pc.Schema == APIVertex {
+		return pc.vertexURL()
 	}
 	return pc.URL
 }

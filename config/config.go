@@ -136,6 +136,11 @@ type ProviderConfig struct {
 	// APIVersion is Azure OpenAI's api-version for the deployments paths,
 	// or "v1" for its v1 paths (clouds.go).
 	APIVersion string `yaml:"api_version"`
+	// Project, Region and Publisher place a vertex provider's models
+	// (vertex.go).
+	Project   string `yaml:"project"`
+	Region    string `yaml:"region"`
+	Publisher string `yaml:"publisher"`
 }
 
 // AuthConfig says how the gateway authenticates to a provider.
@@ -151,6 +156,9 @@ type AuthConfig struct {
 	// Entra configures type "entra" (Azure OpenAI; clouds.go); nil there
 	// means Azure's default credential chain.
 	Entra *EntraConfig `yaml:"entra"`
+	// CredentialsFile is type "gcp_oauth"'s service account key file;
+	// empty: Application Default Credentials (vertex.go).
+	CredentialsFile string `yaml:"credentials_file"`
 }
 
 // PoolKeyConfig is one key of a provider's key pool.
@@ -594,13 +602,14 @@ func (c *Config) validate(v *validator) {
 			v.errf(p.key("url"), "%v", err)
 		}
 		switch pc.Schema {
-		case APIOpenAI, APIAnthropic, APIAzureOpenAI, APIGemini:
+		case APIOpenAI, APIAnthropic, APIAzureOpenAI, APIGemini, APIVertex:
 		case "":
 			v.errf(p.key("schema"), `is required: %s`, schemaNames)
 		default:
 			v.errf(p.key("schema"), `must be %s, got %q`, schemaNames, pc.Schema)
 		}
 		pc.validateCloud(v, p)
+		pc.validateVertex(v, p)
 		if pp := pc.PathPrefix; pp != "" {
 			switch {
 			case !strings.HasPrefix(pp, "/"):
@@ -706,6 +715,9 @@ func (a AuthConfig) validate(v *validator, p path) {
 		if a.KeyEnv != "" || a.KeyFile != "" || len(a.Keys) > 0 {
 			v.errf(p, `key_env, key_file and keys need type "bearer" or "header"`)
 		}
+		if a.CredentialsFile != "" {
+			v.errf(p.key("credentials_file"), `is only used with type "gcp_oauth"`)
+		}
 		return
 	case "bearer":
 		if a.Header != "" {
@@ -723,9 +735,15 @@ func (a AuthConfig) validate(v *validator, p path) {
 	case AuthEntra:
 		a.validateEntra(v, p)
 		return
-	default:
-		v.errf(p.key("type"), `must be "none", "bearer", "header" or "entra", got %q`, a.Type)
+	case AuthGCP:
+		a.validateGCP(v, p)
 		return
+	default:
+		v.errf(p.key("type"), `must be "none", "bearer", "header", "entra" or "gcp_oauth", got %q`, a.Type)
+		return
+	}
+	if a.CredentialsFile != "" {
+		v.errf(p.key("credentials_file"), `is only used with type "gcp_oauth"`)
 	}
 	if a.Entra != nil {
 		v.errf(p.key("entra"), `is only used with type "entra"`)
