@@ -323,3 +323,50 @@ func TestVertexTokens(t *testing.T) {
 	}
 	t.Logf("%d requests over %v, %d tokens minted, %d seen by Vertex", n, 3*vertexTokenLife, s.Minted, len(tokens))
 }
+
+// TestClaudeCodeOnVertex: Claude Code, with the README's settings,
+// completes a prompt on Claude served by the fake Vertex AI: its Messages
+// requests (a long system prompt, dozens of tools, betas, thinking) reach
+// rawPredict or streamRawPredict as bodies Vertex accepts, with a Google
+// token, and the answers come back as they are.
+func TestClaudeCodeOnVertex(t *testing.T) {
+	t.Parallel()
+	f := startFakeVertex(t)
+	c := startClaude(t, "vx-cc", func(cfg string) string {
+		cfg = strings.Replace(cfg, "\nproviders:\n", fmt.Sprintf(`
+providers:
+  - name: vertex-claude
+    schema: vertex
+    url: %s
+    project: %s
+    region: %s
+    publisher: anthropic
+    auth: {type: gcp_oauth, credentials_file: %s}
+`, f.URL, vertexProject, vertexRegion, f.keyFile), 1)
+		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: vx-cc, provider: vertex-claude, rewrite_model: claude-sonnet-4-5@20250929}\n", 1)
+		return withAgentKey(cfg)
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for c.gw.do(t, "POST", "/v1/messages", map[string]string{"content-type": "application/json", "authorization": "Bearer " + c.token},
+		`{"model":"vx-cc","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`).status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request passed with a Google token: %+v", f.stats(t))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := len(f.stats(t).Requests)
+	run := runAgent(t, c.bin, []string{"--settings", c.settings, "-p", "Reply with one short sentence."}, c.env)
+	checkAgentOutput(t, run, vertexAnswer, c.guard)
+	reqs := f.stats(t).Requests[before:]
+	if len(reqs) == 0 {
+		t.Fatal("the fake Vertex received nothing from Claude Code")
+	}
+	for i, r := range reqs {
+		if r.Status != http.StatusOK || !strings.Contains(r.Path, "/publishers/anthropic/models/claude-sonnet-4-5@20250929:") {
+			t.Errorf("request %d: %s answered %d", i, r.Path, r.Status)
+		}
+	}
+	if leaked := c.mock.take(); len(leaked) > 0 {
+		t.Errorf("%d requests reached the mock instead of Vertex", len(leaked))
+	}
+}

@@ -128,8 +128,9 @@ def check_messages(body, stream):
     if bool(body.get("stream")) != stream:
         raise BadRequest("stream must be true with streamRawPredict and absent or false with rawPredict")
     for m in msgs:
-        if m.get("role") not in ("user", "assistant"):
-            raise BadRequest("messages: roles must be user or assistant")
+        # Claude Code sends system turns among the messages too.
+        if m.get("role") not in ("user", "assistant", "system"):
+            raise BadRequest("messages: roles must be user, assistant or system, got " + json.dumps(m.get("role")))
 
 
 def text_of(content):
