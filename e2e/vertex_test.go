@@ -184,6 +184,10 @@ routes:
   - {model: gemini-chat, provider: vertex-gemini, rewrite_model: gemini-2.5-flash}
   - {model: gemini-msgs, provider: vertex-gemini, rewrite_model: gemini-2.5-pro}
   - {model: wrong-key, provider: vertex-wrong-key, rewrite_model: claude-sonnet-4-5@20250929}
+  - {model: busy, provider: vertex-claude, rewrite_model: claude-sonnet-4-5-busy}
+  - model: claude-fb
+    targets: [{provider: vertex-claude, model: claude-sonnet-4-5-busy}]
+    fallbacks: [{provider: vertex-claude, model: claude-sonnet-4-5@20250929}]
 `, f.URL, vertexProject, vertexRegion, f.keyFile, f.wrongKeyFile)
 }
 
@@ -236,10 +240,12 @@ func TestVertexSDKs(t *testing.T) {
 		}
 	}
 
+	checkVertexErrors(t, gw)
+
 	s := f.stats(t)
 	methods := map[string]int{}
 	for _, r := range s.Requests {
-		if r.Status != http.StatusOK {
+		if r.Status != http.StatusOK && !strings.Contains(r.Path, "-busy:") {
 			t.Errorf("Vertex answered %d to %s", r.Status, r.Path)
 		}
 		if r.AnthropicVersion != nil || r.XAPIKey {
@@ -261,6 +267,36 @@ func TestVertexSDKs(t *testing.T) {
 	} {
 		if methods[want] == 0 {
 			t.Errorf("no request reached %s (got %v)", want, methods)
+		}
+	}
+}
+
+// checkVertexErrors: Vertex's 429 (a model over quota) reaches a chat
+// client in OpenAI's shape with Google's message and a Messages client with
+// its status; on a route with fallbacks it moves the request on to the next
+// model, streamed or not, from either client API.
+func checkVertexErrors(t *testing.T, gw *gateway) {
+	t.Helper()
+	hdr := map[string]string{"content-type": "application/json"}
+	res := gw.do(t, "POST", "/v1/chat/completions", hdr, `{"model":"busy","messages":[{"role":"user","content":"hi"}]}`)
+	if res.status != http.StatusTooManyRequests || gjson.GetBytes(res.body, "error.type").String() != "rate_limit_error" ||
+		!strings.Contains(gjson.GetBytes(res.body, "error.message").String(), "Quota exceeded") {
+		t.Errorf("chat to a model over quota: %d %s, want 429 rate_limit_error with Google's message", res.status, res.body)
+	}
+	res = gw.do(t, "POST", "/v1/messages", hdr, `{"model":"busy","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`)
+	if res.status != http.StatusTooManyRequests {
+		t.Errorf("Messages to a model over quota: %d %s, want 429", res.status, res.body)
+	}
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"claude-fb","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/chat/completions", `{"model":"claude-fb","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/messages", `{"model":"claude-fb","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/messages", `{"model":"claude-fb","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		res := gw.do(t, "POST", tc.path, hdr, tc.body)
+		text := sseText(res.body) + gjson.GetBytes(res.body, "choices.0.message.content").String() + gjson.GetBytes(res.body, "content.0.text").String()
+		if res.status != http.StatusOK || text != vertexAnswer {
+			t.Errorf("%s %s over a fallback: %d %s", tc.path, tc.body, res.status, res.body)
 		}
 	}
 }

@@ -59,11 +59,10 @@ func translateRequest(client, upstream config.API, body []byte, model string) ([
 // here with an estimate, as is one for Claude on Vertex (which has no such
 // endpoint under the model).
 func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, err *apiError) {
-	countTokens := pathOnly(req.Path) == countTokensPath
-	if d.API.Wire() == req.API && !(countTokens && d.Vertex) {
+	if d.API.Wire() == req.API && !(d.Vertex && pathOnly(req.Path) == countTokensPath) {
 		return req.Path, nil
 	}
-	if countTokens {
+	if pathOnly(req.Path) == countTokensPath {
 		p.Answer = estimateTokens(p.Body)
 		return req.Path, nil
 	}

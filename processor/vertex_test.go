@@ -127,3 +127,26 @@ func BenchmarkVertexMessagesBody(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVertexAttempt is a whole attempt to Claude on Vertex: the
+// stream flag read, the path laid out and the body rewritten.
+func BenchmarkVertexAttempt(b *testing.B) {
+	d := routing.Decision{Provider: "v", API: config.APIAnthropic, Vertex: true, Cluster: "v", Model: "claude-sonnet-4-5",
+		PathPrefix: "/v1/projects/p/locations/us-east5/publishers/anthropic"}
+	for _, size := range []int{0, 256 << 10} {
+		body := []byte(`{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"` +
+			strings.Repeat("x", size) + `hi"}],"stream":true}`)
+		name := "small"
+		if size > 0 {
+			name = "256KB"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := newAttempt(d, messagesPath, body, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ Google's error shape otherwise) and check what Vertex checks:
   Gemini:  POST .../publishers/google/models/M:generateContent
            (or :streamGenerateContent?alt=sse) with a Gemini body; answers
            Gemini JSON or SSE.
+A model whose name ends in "-busy" gets 429 RESOURCE_EXHAUSTED.
 Answers: the function results of the last turn quoted (RESULT_PREFIX +
 results joined by "|"), a call of every declared tool when the last user
 text holds TRIGGER (each string argument ARG, each integer 1), or ANSWER.
@@ -327,6 +328,9 @@ class Handler(BaseHTTPRequestHandler):
         project, region, publisher, model, method = m.groups()
         if project != cfg["project"] or region != cfg["region"]:
             return google_error(403, "PERMISSION_DENIED", "Permission denied on resource project " + project)
+        if model.endswith("-busy"):  # a model over the project's quota
+            return google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com/"
+                                "online_prediction_requests_per_base_model with base model: " + model)
         if publisher == "anthropic" and model.startswith("claude"):
             return claude(self, model, method, raw)
         if publisher == "google" and model.startswith("gemini"):
