@@ -10,14 +10,17 @@
 //	  - name: openai                  # [a-z0-9_-]+, unique
 //	    url: https://api.openai.com   # http(s)://host[:port], no path
 //	    cluster: openai               # Envoy cluster, default name
-//	    schema: openai                # openai | anthropic | azure-openai | gemini
+//	    schema: openai                # openai | anthropic | azure-openai | gemini | vertex
 //	    api_version: 2024-10-21       # azure-openai only: deployments paths, or v1
+//	    project: my-project           # vertex only, with region (us-east5, global...)
+//	    publisher: anthropic          # vertex only: anthropic (Claude) or google (Gemini)
 //	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
 //	    auth: {type: bearer, key_env: OPENAI_API_KEY}
 //	    # auth types: none (default), bearer (authorization: Bearer <key>),
 //	    # header (header: x-api-key); the key comes from key_env or key_file,
 //	    # or a pool: keys: [{key_env: K1, weight: 2}, {key_file: /run/k2}];
 //	    # entra (azure-openai): entra: {tenant_id, client_id, client_secret_env}
+//	    # gcp_oauth (vertex): credentials_file, or Application Default Credentials
 //	routes:
 //	  - model: gpt-4o                 # exact name, or glob with * and ?
 //	    provider: openai
