@@ -27,6 +27,11 @@ PYSDK := $(TOOLS)/pysdk
 AGENTS_STAMP := $(AGENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
 PYSDK_STAMP := $(PYSDK)/.installed-openai-$(OPENAI_PY_VERSION)-anthropic-$(ANTHROPIC_PY_VERSION)
 BOTOCORE_STAMP := $(PYSDK)/.installed-botocore-$(BOTOCORE_PY_VERSION)
+# google-auth verifies service account assertions in the fake Vertex AI (e2e/testdata/fake_vertex.py);
+# cryptography is its RS256 backend.
+GOOGLE_AUTH_PY_VERSION := 2.62.2
+CRYPTOGRAPHY_PY_VERSION := 50.0.2
+GOOGLE_AUTH_STAMP := $(PYSDK)/.google-auth-$(GOOGLE_AUTH_PY_VERSION)-cryptography-$(CRYPTOGRAPHY_PY_VERSION)
 
 # The vtprotobuf encoders go-control-plane ships are compiled only with this tag;
 # extproc encodes its answers with them (processor.Codec). Every go command below
@@ -51,7 +56,7 @@ REDIS_BIN := $(TOOLS)/bin/redis-server
 REDIS_STAMP := $(TOOLS)/redis/.installed-redis-$(REDIS_VERSION)
 export RATELIMIT_BIN REDIS_BIN
 
-.PHONY: all tools envoy agents sdks ratelimit build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
+.PHONY: all tools envoy agents sdks google-auth-py ratelimit build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
 
 all: build
 
@@ -122,6 +127,14 @@ $(BOTOCORE_STAMP): $(PYSDK_STAMP)
 	@echo ">> installing botocore==$(BOTOCORE_PY_VERSION) into $(PYSDK)"
 	$(PYSDK)/bin/pip install --quiet --disable-pip-version-check botocore==$(BOTOCORE_PY_VERSION) \
 	  || { echo ">> pip install failed: the fake Bedrock of the end-to-end tests needs botocore from PyPI"; exit 1; }
+
+google-auth-py: $(GOOGLE_AUTH_STAMP)
+
+$(GOOGLE_AUTH_STAMP): $(PYSDK_STAMP)
+	@echo ">> installing google-auth==$(GOOGLE_AUTH_PY_VERSION) and cryptography==$(CRYPTOGRAPHY_PY_VERSION) into $(PYSDK)"
+	rm -f $(PYSDK)/.google-auth-*
+	$(PYSDK)/bin/pip install --quiet --disable-pip-version-check google-auth==$(GOOGLE_AUTH_PY_VERSION) cryptography==$(CRYPTOGRAPHY_PY_VERSION) \
+	  || { echo ">> pip install failed: the fake Vertex AI of the end-to-end tests needs google-auth from PyPI (see above)"; exit 1; }
 	@touch $@
 
 build:
@@ -149,7 +162,7 @@ vet:
 unit: sdks
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
 
-e2e: tools agents sdks ratelimit
+e2e: tools agents sdks google-auth-py ratelimit
 	$(GO) test -count=1 -timeout 20m $(GOFLAGS_TEST) ./e2e/...
 
 test: tools vet unit fuzz-short e2e

@@ -3,7 +3,7 @@ package config
 import "strings"
 
 // schemaNames lists the provider schemas, for errors.
-const schemaNames = `"openai", "anthropic", "azure-openai", "gemini" or "bedrock"`
+const schemaNames = `"openai", "anthropic", "azure-openai", "gemini", "bedrock" or "vertex"`
 
 // GeminiDefaultURL is where a gemini provider without a url is reached.
 const GeminiDefaultURL = "https://generativelanguage.googleapis.com"
@@ -44,6 +44,8 @@ func (pc ProviderConfig) urlOrDefault() string {
 		return GeminiDefaultURL
 	case pc.Schema == APIBedrock:
 		return pc.bedrockURL()
+	case pc.Schema == APIVertex:
+		return pc.vertexURL()
 	}
 	return ""
 }

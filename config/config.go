@@ -10,14 +10,17 @@
 //	  - name: openai                  # [a-z0-9_-]+, unique
 //	    url: https://api.openai.com   # http(s)://host[:port], no path
 //	    cluster: openai               # Envoy cluster, default name
-//	    schema: openai                # openai | anthropic | azure-openai | gemini
+//	    schema: openai                # openai | anthropic | azure-openai | gemini | vertex
 //	    api_version: 2024-10-21       # azure-openai only: deployments paths, or v1
+//	    project: my-project           # vertex only, with region (us-east5, global...)
+//	    publisher: anthropic          # vertex only: anthropic (Claude) or google (Gemini)
 //	    path_prefix: /v1beta          # optional, "/x" without trailing "/"
 //	    auth: {type: bearer, key_env: OPENAI_API_KEY}
 //	    # auth types: none (default), bearer (authorization: Bearer <key>),
 //	    # header (header: x-api-key); the key comes from key_env or key_file,
 //	    # or a pool: keys: [{key_env: K1, weight: 2}, {key_file: /run/k2}];
 //	    # entra (azure-openai): entra: {tenant_id, client_id, client_secret_env}
+//	    # gcp_oauth (vertex): credentials_file, or Application Default Credentials
 //	routes:
 //	  - model: gpt-4o                 # exact name, or glob with * and ?
 //	    provider: openai
@@ -139,6 +142,11 @@ type ProviderConfig struct {
 	// APIVersion is Azure OpenAI's api-version for the deployments paths,
 	// or "v1" for its v1 paths (clouds.go).
 	APIVersion string `yaml:"api_version"`
+	// Project, Region and Publisher place a vertex provider's models
+	// (vertex.go).
+	Project   string `yaml:"project"`
+	Region    string `yaml:"region"`
+	Publisher string `yaml:"publisher"`
 }
 
 // AuthConfig says how the gateway authenticates to a provider.
@@ -157,6 +165,9 @@ type AuthConfig struct {
 	// Region and Profile are for type aws_sigv4 (config/bedrock.go).
 	Region  string `yaml:"region"`
 	Profile string `yaml:"profile"`
+	// CredentialsFile is type "gcp_oauth"'s service account key file;
+	// empty: Application Default Credentials (vertex.go).
+	CredentialsFile string `yaml:"credentials_file"`
 }
 
 // PoolKeyConfig is one key of a provider's key pool.
@@ -600,7 +611,7 @@ func (c *Config) validate(v *validator) {
 			v.errf(p.key("url"), "%v", err)
 		}
 		switch pc.Schema {
-		case APIOpenAI, APIAnthropic, APIAzureOpenAI, APIGemini:
+		case APIOpenAI, APIAnthropic, APIAzureOpenAI, APIGemini, APIVertex:
 		case APIBedrock:
 			pc.validateBedrock(v, p)
 		case "":
@@ -609,6 +620,7 @@ func (c *Config) validate(v *validator) {
 			v.errf(p.key("schema"), `must be %s, got %q`, schemaNames, pc.Schema)
 		}
 		pc.validateCloud(v, p)
+		pc.validateVertex(v, p)
 		if pp := pc.PathPrefix; pp != "" {
 			switch {
 			case !strings.HasPrefix(pp, "/"):
@@ -719,6 +731,9 @@ func (a AuthConfig) validate(v *validator, p path) {
 		if a.KeyEnv != "" || a.KeyFile != "" || len(a.Keys) > 0 {
 			v.errf(p, `key_env, key_file and keys need type "bearer" or "header"`)
 		}
+		if a.CredentialsFile != "" {
+			v.errf(p.key("credentials_file"), `is only used with type "gcp_oauth"`)
+		}
 		return
 	case "bearer":
 		if a.Header != "" {
@@ -739,9 +754,15 @@ func (a AuthConfig) validate(v *validator, p path) {
 	case AuthEntra:
 		a.validateEntra(v, p)
 		return
-	default:
-		v.errf(p.key("type"), `must be "none", "bearer", "header" or "entra", got %q`, a.Type)
+	case AuthGCP:
+		a.validateGCP(v, p)
 		return
+	default:
+		v.errf(p.key("type"), `must be "none", "bearer", "header", "entra" or "gcp_oauth", got %q`, a.Type)
+		return
+	}
+	if a.CredentialsFile != "" {
+		v.errf(p.key("credentials_file"), `is only used with type "gcp_oauth"`)
 	}
 	if a.Entra != nil {
 		v.errf(p.key("entra"), `is only used with type "entra"`)

@@ -14,6 +14,10 @@ type Env struct {
 	// EntraTokens gives an "entra" provider its token source; nil: such
 	// providers are unavailable (commands that send no requests).
 	EntraTokens func(e *EntraConfig, secret string) (TokenSource, error)
+	// GCPTokens gives a "gcp_oauth" provider its token source from a
+	// service account key file, or Application Default Credentials when
+	// empty; nil: such providers are unavailable.
+	GCPTokens func(credentialsFile string) (TokenSource, error)
 }
 
 func (e Env) getenv(name string) (string, bool) {

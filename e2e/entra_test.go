@@ -23,7 +23,7 @@ const (
 	entraSecret   = "entra-SECRET-e2e-0001"
 	// entraTokenLife is short so that the test sees the gateway replace
 	// tokens in the background: the fake Azure refuses an expired one.
-	entraTokenLife = 4 * time.Second
+	entraTokenLife = 6 * time.Second
 )
 
 // fakeEntra is the part of Microsoft Entra ID that azidentity's client
@@ -168,7 +168,7 @@ routes:
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Requests for three token lives: every one passes.
-	end := time.Now().Add(3 * entraTokenLife)
+	end := time.Now().Add(2 * entraTokenLife)
 	n := 0
 	for time.Now().Before(end) {
 		if res := gw.do(t, "POST", "/v1/chat/completions", hdr, chat); res.status != http.StatusOK {

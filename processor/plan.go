@@ -98,6 +98,8 @@ type Attempt struct {
 	// Affinity is true when the session key chose this attempt's target
 	// among several, KeyAffinity when it chose its pool key.
 	Affinity, KeyAffinity bool
+	// Vertex is true for an attempt to Vertex AI (vertex.go).
+	Vertex bool
 	// Key names the pool key the credential holds (its key_env or
 	// key_file), "" without a key pool.
 	Key string
@@ -304,7 +306,7 @@ func (st *state) order(attempts []routing.Decision) []routing.Decision {
 // in place of the client's key, the path prefix and the model rewrite.
 func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.Result, beta string) (Attempt, *apiError) {
 	a := Attempt{Provider: d.Provider, Cluster: d.Cluster, Route: d.Route, Model: d.Model, API: d.API,
-		Path: upstreamPath(&d, path), Body: body, Affinity: d.Affinity, Key: d.Key, KeyAffinity: d.KeyAffinity}
+		Path: upstreamPath(&d, path), Body: body, Affinity: d.Affinity, Key: d.Key, KeyAffinity: d.KeyAffinity, Vertex: d.Vertex}
 	a.SetHeaders = make([]routing.Header, 0, 2)
 	a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.ClusterHeader, Value: d.Cluster})
 	a.RemoveHeaders = d.Strip // shared and read-only, unless hooks add to it
@@ -322,6 +324,9 @@ func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.R
 	if d.Bedrock != nil {
 		// The model goes in the path; the signature covers the final body.
 		return a, a.toBedrock(d.Bedrock, d.Model, beta)
+	}
+	if vertexClaudeAttempt(&d) {
+		return a, a.vertexClaude(&d, path)
 	}
 	if d.RewriteModel && bodyNamesModel(d.API) {
 		b, err := rewriteModel(a.Body, d.Model)

@@ -56,9 +56,10 @@ func translateRequest(client, upstream config.API, body []byte, model string) ([
 
 // planTranslation translates the plan's body when the decision's provider
 // speaks the other API. A count_tokens call for such a model is answered
-// here with an estimate.
+// here with an estimate, as is one for Claude on Vertex (which has no such
+// endpoint under the model).
 func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, err *apiError) {
-	if d.API.Wire() == req.API && d.Bedrock == nil {
+	if d.API.Wire() == req.API && d.Bedrock == nil && !(d.Vertex && pathOnly(req.Path) == countTokensPath) {
 		return req.Path, nil
 	}
 	if pathOnly(req.Path) == countTokensPath {
@@ -88,7 +89,7 @@ func (a *Attempt) translated() {
 		a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"anthropic-beta", "anthropic-version"})
 		return
 	}
-	if a.API == config.APIAnthropic {
+	if a.API == config.APIAnthropic && !a.Vertex {
 		a.SetHeaders = append(a.SetHeaders, routing.Header{Name: "anthropic-version", Value: anthropicVersion})
 	}
 	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"anthropic-beta"})

@@ -36,6 +36,9 @@ type Provider struct {
 	PathPrefix string
 	// APIVersion is Azure OpenAI's api_version ("" for other schemas).
 	APIVersion string
+	// Vertex is true for a vertex provider; Schema is then the API of its
+	// publisher's models (vertex.go).
+	Vertex bool `json:",omitempty"`
 }
 
 // Router is a compiled configuration. It never changes after Compile and
@@ -76,8 +79,8 @@ type provider struct {
 	strip []string
 	// unavailable, when set, is why the provider cannot be used.
 	unavailable string
-	// entra, for auth type "entra", holds the provider's bearer token
-	// (entra.go); credential is then nil.
+	// entra, for auth types "entra" and "gcp_oauth", holds the provider's
+	// bearer token (entra.go, vertex.go); credential is then nil.
 	entra config.TokenSource
 	// bedrock signs the requests of a Bedrock provider; nil for others.
 	bedrock *bedrock.Endpoint
@@ -189,10 +192,10 @@ func (r *Router) compileProviders(env config.Env) {
 			PathPrefix: pc.PathPrefix,
 			APIVersion: pc.APIVersion,
 		}}
-		if p.info.PathPrefix == "" {
-			p.info.PathPrefix = pc.Schema.DefaultPathPrefix()
-		}
+		p.info.PathPrefix = pc.PathPrefixOrDefault()
 		switch {
+		case pc.Schema == config.APIVertex:
+			r.compileVertex(p, pc, env)
 		case pc.Auth.Type == config.AuthEntra:
 			r.compileEntra(p, pc, env)
 		case pc.Schema == config.APIBedrock:
@@ -489,6 +492,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		RewriteModel: model != req.Model,
 		PathPrefix:   p.info.PathPrefix,
 		APIVersion:   p.info.APIVersion,
+		Vertex:       p.info.Vertex,
 		Credential:   cred,
 		Strip:        p.strip,
 		Route:        routeName,

@@ -122,6 +122,9 @@ type Decision struct {
 	PathPrefix string
 	// APIVersion is Azure OpenAI's api_version ("" for other schemas).
 	APIVersion string
+	// Vertex is true when the provider is Vertex AI: API is then its
+	// models' (Anthropic's or Gemini's), reached by Vertex's paths.
+	Vertex bool
 	// Credential is the provider credential header to set; nil when the
 	// provider takes no credential.
 	Credential *Header

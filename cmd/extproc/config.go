@@ -12,6 +12,7 @@ import (
 
 	"switchyard/config"
 	"switchyard/internal/azureauth"
+	"switchyard/internal/gcpauth"
 	"switchyard/reload"
 	"switchyard/routing"
 )
@@ -66,7 +67,7 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, x
 	// The largest body limit extproc's gRPC server, sized at start, takes.
 	var bodyCeiling int64
 	load := func(current *routing.Router) (*routing.Router, error) {
-		r, err := routing.LoadEnv(path, config.Env{EntraTokens: azureauth.TokensLogged(log)})
+		r, err := routing.LoadEnv(path, config.Env{EntraTokens: azureauth.TokensLogged(log), GCPTokens: gcpauth.TokensLogged(log)})
 		if err != nil {
 			return nil, err
 		}

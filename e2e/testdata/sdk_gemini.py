@@ -2,7 +2,8 @@
 official SDKs: every request is translated to generateContent (or
 streamGenerateContent?alt=sse) and every answer back.
 
-Run by e2e/gemini_test.go. Text, streamed and not, reuses the checks of
+Run by e2e/gemini_test.go, and by e2e/vertex_test.go for Claude and Gemini
+on Vertex AI (whose fake answers the same way). Text, streamed and not, reuses the checks of
 sdk_streams.py (the SDKs' stream helpers, every raw event validated against
 the SDK's types, count_tokens). Tools: the fake Gemini calls every declared
 function when the user text holds TRIGGER, each string argument ARG, and
@@ -89,6 +90,8 @@ def messages_tools(base, model, trigger, arg, prefix):
     events = raw_events(base, "/v1/messages", {"model": model, "max_tokens": 64, "messages": msgs, "tools": tools,
                                                "stream": True}, hdr)
     adapter = pydantic.TypeAdapter(RawMessageStreamEvent)
+    # ping may come anywhere (Claude on Vertex sends it) and is not a message event.
+    events = [e for e in events if e[0] != "ping"]
     for i, (name, data) in enumerate(events):
         try:
             ev = adapter.validate_json(data)

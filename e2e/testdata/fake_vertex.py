@@ -1,0 +1,354 @@
+"""A fake Google Vertex AI and Google OAuth token endpoint, for e2e/vertex_test.go.
+
+The token endpoint takes the JWT bearer grant a service account makes (what
+golang.org/x/oauth2/google sends for a key file) and verifies the assertion
+with google-auth: its RS256 signature against the service account's
+certificate, its audience (this token endpoint), issuer and scope. It mints
+opaque access tokens that live TOKEN_LIFE seconds.
+
+The Vertex endpoints accept only live minted tokens (401 UNAUTHENTICATED in
+Google's error shape otherwise) and check what Vertex checks:
+  Claude:  POST /v1/projects/P/locations/R/publishers/anthropic/models/M:rawPredict
+           (or :streamRawPredict, which needs "stream": true) with a Messages
+           body without "model" and with anthropic_version vertex-2023-10-16;
+           answers Messages JSON or SSE.
+  Gemini:  POST .../publishers/google/models/M:generateContent
+           (or :streamGenerateContent?alt=sse) with a Gemini body; answers
+           Gemini JSON or SSE.
+A model whose name ends in "-busy" gets 429 RESOURCE_EXHAUSTED.
+Answers: the function results of the last turn quoted (RESULT_PREFIX +
+results joined by "|"), a call of every declared tool when the last user
+text holds TRIGGER (each string argument ARG, each integer 1), or ANSWER.
+
+GET /_stats reports what it saw (tokens minted, grants refused, requests).
+
+Usage: fake_vertex.py CONFIG_JSON  (keys: cert_file, client_email, project,
+region, token_life, answer, trigger, arg, result_prefix). Prints
+"listening PORT" once it serves on 127.0.0.1:PORT (port 0 bound).
+"""
+
+import json
+import re
+import secrets
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from google.auth import jwt
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+VERSION = "vertex-2023-10-16"
+PATH_RE = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/([^/:]+):([A-Za-z]+)$")
+
+cfg = {}
+lock = threading.Lock()
+tokens = {}  # token -> expiry (epoch seconds)
+stats = {"minted": 0, "refused_grants": [], "requests": [], "unauthorized": 0}
+
+
+class BadRequest(Exception):
+    pass
+
+
+def google_error(code, status, message):
+    return code, "application/json; charset=UTF-8", json.dumps(
+        {"error": {"code": code, "message": message, "status": status}}).encode()
+
+
+def anthropic_error(code, typ, message):
+    return code, "application/json", json.dumps({"type": "error", "error": {"type": typ, "message": message}}).encode()
+
+
+def tool_args(schema):
+    args = {}
+    for name, prop in (schema or {}).get("properties", {}).items():
+        args[name] = 1 if prop.get("type") == "integer" else cfg["arg"]
+    return args
+
+
+# ---- the token endpoint
+
+
+def token_endpoint(handler, body, token_url):
+    form = parse_qs(body.decode())
+    grant = form.get("grant_type", [""])[0]
+    assertion = form.get("assertion", [""])[0]
+    if grant != JWT_GRANT:
+        return refuse_grant("unsupported_grant_type", "grant_type " + grant)
+    try:
+        with open(cfg["cert_file"]) as f:
+            cert = f.read()
+        claims = jwt.decode(assertion, certs=cert, audience=token_url)
+    except Exception as e:  # google-auth raises ValueError and its own errors
+        return refuse_grant("invalid_grant", "Invalid JWT Signature. (" + type(e).__name__ + ": " + str(e)[:120] + ")")
+    if claims.get("iss") != cfg["client_email"]:
+        return refuse_grant("invalid_grant", "Invalid JWT: iss " + str(claims.get("iss")))
+    if SCOPE not in str(claims.get("scope", "")).split():
+        return refuse_grant("invalid_scope", "scope " + str(claims.get("scope")))
+    tok = "ya29.fake-" + secrets.token_urlsafe(24)
+    life = int(cfg["token_life"])
+    with lock:
+        tokens[tok] = time.time() + life
+        stats["minted"] += 1
+    return 200, "application/json", json.dumps(
+        {"access_token": tok, "expires_in": life, "token_type": "Bearer"}).encode()
+
+
+def refuse_grant(err, desc):
+    with lock:
+        stats["refused_grants"].append(err + ": " + desc)
+    return 400, "application/json", json.dumps({"error": err, "error_description": desc}).encode()
+
+
+def live(auth):
+    if not auth.startswith("Bearer "):
+        return False
+    with lock:
+        exp = tokens.get(auth[len("Bearer "):])
+    return exp is not None and time.time() < exp
+
+
+# ---- Claude on Vertex
+
+
+def check_messages(body, stream):
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    if "model" in body:
+        raise BadRequest("model: Extra inputs are not permitted")
+    if body.get("anthropic_version") != VERSION:
+        raise BadRequest("anthropic_version: must be " + VERSION + ", got " + repr(body.get("anthropic_version")))
+    if not isinstance(body.get("max_tokens"), int):
+        raise BadRequest("max_tokens: Field required")
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise BadRequest("messages: at least one message is required")
+    if bool(body.get("stream")) != stream:
+        raise BadRequest("stream must be true with streamRawPredict and absent or false with rawPredict")
+    for m in msgs:
+        # Claude Code sends system turns among the messages too.
+        if m.get("role") not in ("user", "assistant", "system"):
+            raise BadRequest("messages: roles must be user, assistant or system, got " + json.dumps(m.get("role")))
+
+
+def text_of(content):
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+
+
+def claude_blocks(body):
+    last = body["messages"][-1]
+    content = last.get("content")
+    results = []
+    if isinstance(content, list):
+        for b in content:
+            if b.get("type") == "tool_result":
+                results.append(text_of(b.get("content", "")))
+    if results:
+        return [{"type": "text", "text": cfg["result_prefix"] + "|".join(results)}], "end_turn"
+    tools = body.get("tools") or []
+    if cfg["trigger"] in text_of(content) and tools:
+        return [{"type": "tool_use", "id": "toolu_" + secrets.token_hex(8), "name": t["name"],
+                 "input": tool_args(t.get("input_schema"))} for t in tools], "tool_use"
+    return [{"type": "text", "text": cfg["answer"]}], "end_turn"
+
+
+def claude(handler, model, method, raw):
+    stream = method == "streamRawPredict"
+    if method not in ("rawPredict", "streamRawPredict"):
+        return google_error(404, "NOT_FOUND", "unknown method " + method)
+    try:
+        body = json.loads(raw)
+        check_messages(body, stream)
+    except (ValueError, BadRequest) as e:
+        return anthropic_error(400, "invalid_request_error", str(e))
+    blocks, stop = claude_blocks(body)
+    usage_in = max(1, len(raw) // 4)
+    msg_id = "msg_vrtx_" + secrets.token_hex(8)
+    if not stream:
+        return 200, "application/json", json.dumps({
+            "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": blocks,
+            "stop_reason": stop, "stop_sequence": None,
+            "usage": {"input_tokens": usage_in, "output_tokens": 7}}).encode()
+    events = [("message_start", {"type": "message_start", "message": {
+        "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": usage_in, "output_tokens": 1}}}),
+        ("ping", {"type": "ping"})]
+    for i, b in enumerate(blocks):
+        if b["type"] == "text":
+            events.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": {"type": "text", "text": ""}}))
+            for piece in re.findall(r"\S+\s*", b["text"]):
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                       "delta": {"type": "text_delta", "text": piece}}))
+        else:
+            events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": {
+                "type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}}))
+            js = json.dumps(b["input"])
+            for piece in (js[:len(js) // 2], js[len(js) // 2:]):
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                       "delta": {"type": "input_json_delta", "partial_json": piece}}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                                     "usage": {"output_tokens": 7}}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return 200, "text/event-stream", [
+        ("event: %s\ndata: %s\n\n" % (name, json.dumps(data))).encode() for name, data in events]
+
+
+# ---- Gemini on Vertex
+
+GEMINI_FIELDS = {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings",
+                 "cachedContent", "labels"}
+
+
+def check_gemini(body):
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid JSON payload received.")
+    for k in body:
+        if k not in GEMINI_FIELDS:
+            raise BadRequest('Invalid JSON payload received. Unknown name "%s": Cannot find field.' % k)
+    contents = body.get("contents")
+    if not contents:
+        raise BadRequest("contents is not specified")
+    for i, c in enumerate(contents):
+        if c.get("role") not in ("user", "model"):
+            raise BadRequest("Please use a valid role: user, model. (contents[%d])" % i)
+        if not c.get("parts"):
+            raise BadRequest("contents[%d].parts must not be empty." % i)
+
+
+def gemini_parts(body):
+    last = body["contents"][-1].get("parts", [])
+    results = [p["functionResponse"]["response"].get("content") for p in last
+               if "functionResponse" in p and isinstance(p["functionResponse"].get("response"), dict)]
+    if results:
+        return [{"text": cfg["result_prefix"] + "|".join(str(r) for r in results)}]
+    text = "".join(p.get("text", "") for p in last)
+    decls = [d for t in body.get("tools") or [] for d in t.get("functionDeclarations") or []]
+    if cfg["trigger"] in text and decls:
+        return [{"functionCall": {"name": d["name"], "args": tool_args(d.get("parametersJsonSchema") or d.get("parameters"))}}
+                for d in decls]
+    return [{"text": cfg["answer"]}]
+
+
+def gemini(handler, model, method, query, raw):
+    stream = method == "streamGenerateContent"
+    if method not in ("generateContent", "streamGenerateContent"):
+        return google_error(404, "NOT_FOUND", "unknown method " + method)
+    if stream and query.get("alt") != ["sse"]:
+        return google_error(400, "INVALID_ARGUMENT", "the fake streams only with alt=sse")
+    try:
+        body = json.loads(raw)
+        check_gemini(body)
+    except (ValueError, BadRequest) as e:
+        return google_error(400, "INVALID_ARGUMENT", str(e))
+    parts = gemini_parts(body)
+    n = max(1, len(raw) // 4)
+    usage = {"promptTokenCount": n, "candidatesTokenCount": 7, "totalTokenCount": n + 7}
+    if not stream:
+        return 200, "application/json; charset=UTF-8", json.dumps({
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": usage, "modelVersion": model, "responseId": "vrtx-1"}).encode()
+    pieces = []
+    for p in parts:
+        if "text" in p:
+            pieces += [[{"text": t}] for t in re.findall(r"\S+\s*", p["text"])]
+        else:
+            pieces.append([p])
+    chunks = []
+    for i, ps in enumerate(pieces):
+        cand = {"content": {"role": "model", "parts": ps}, "index": 0}
+        if i == len(pieces) - 1:
+            cand["finishReason"] = "STOP"
+        chunks.append(("data: %s\r\n\r\n" % json.dumps({"candidates": [cand], "usageMetadata": usage,
+                                                          "modelVersion": model})).encode())
+    return 200, "text/event-stream", chunks
+
+
+# ---- the server
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, ctype, payload):
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        if isinstance(payload, list):  # SSE events, one write each
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for chunk in payload:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self):
+        if self.path != "/_stats":
+            return self.reply(*google_error(404, "NOT_FOUND", "not found"))
+        with lock:
+            out = json.dumps(stats).encode()
+        self.reply(200, "application/json", out)
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        url = urlsplit(self.path)
+        if url.path == "/token":
+            return self.reply(*token_endpoint(self, raw, "http://%s/token" % self.headers.get("host")))
+        auth = self.headers.get("authorization", "")
+        rec = {"path": self.path, "token": auth[len("Bearer "):] if auth.startswith("Bearer ") else "",
+               "anthropic_version_header": self.headers.get("anthropic-version"),
+               "x_api_key": self.headers.get("x-api-key") is not None}
+        result = self.route(url, auth, raw)
+        rec["status"] = result[0]
+        with lock:
+            stats["requests"].append(rec)
+        self.reply(*result)
+
+    def route(self, url, auth, raw):
+        if not live(auth):
+            with lock:
+                stats["unauthorized"] += 1
+            return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 "
+                                "access token, login cookie or other valid authentication credential.")
+        m = PATH_RE.match(url.path)
+        if not m:
+            return google_error(404, "NOT_FOUND", "The requested URL " + url.path + " was not found on this server.")
+        project, region, publisher, model, method = m.groups()
+        if project != cfg["project"] or region != cfg["region"]:
+            return google_error(403, "PERMISSION_DENIED", "Permission denied on resource project " + project)
+        if model.endswith("-busy"):  # a model over the project's quota
+            return google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com/"
+                                "online_prediction_requests_per_base_model with base model: " + model)
+        if publisher == "anthropic" and model.startswith("claude"):
+            return claude(self, model, method, raw)
+        if publisher == "google" and model.startswith("gemini"):
+            return gemini(self, model, method, parse_qs(url.query), raw)
+        return google_error(404, "NOT_FOUND", "Publisher Model projects/%s/locations/%s/publishers/%s/models/%s not found."
+                            % (project, region, publisher, model))
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    with open(sys.argv[1]) as f:
+        cfg.update(json.load(f))
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    print("listening %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+package routing
+
+import (
+	"fmt"
+
+	"switchyard/config"
+)
+
+// compileVertex makes a vertex provider: it speaks its publisher's API
+// (Anthropic's Messages for Claude, Gemini's), under the project's and
+// region's path, with Google tokens when its auth is "gcp_oauth".
+func (r *Router) compileVertex(p *provider, pc config.ProviderConfig, env config.Env) {
+	p.info.Schema, p.info.Vertex = pc.VertexAPI(), true
+	if pc.Auth.Type != config.AuthGCP {
+		return
+	}
+	if env.GCPTokens == nil {
+		p.unavailable = fmt.Sprintf("provider %q: Google tokens are not fetched by this command", pc.Name)
+		return
+	}
+	src, err := env.GCPTokens(pc.Auth.CredentialsFile)
+	if err != nil {
+		p.unavailable = fmt.Sprintf("provider %q: setting up its Google credentials: %v", pc.Name, err)
+		return
+	}
+	p.entra = src // a background token source, as Entra's
+}
