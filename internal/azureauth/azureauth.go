@@ -12,10 +12,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -24,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"switchyard/config"
+	"switchyard/internal/bearer"
 )
 
 // Scope is the token scope of Azure OpenAI (Cognitive Services).
@@ -34,104 +33,25 @@ type Credential interface {
 	GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error)
 }
 
-// Timing of the background refresh.
-const (
-	// refreshBefore is how long before expiry a token is replaced (a
-	// shorter-lived one at half its life).
-	refreshBefore = 5 * time.Minute
-	// retryMin and retryMax bound the wait after a failed fetch.
-	retryMin = time.Second
-	retryMax = 30 * time.Second
-	// fetchTimeout bounds one fetch.
-	fetchTimeout = 30 * time.Second
-)
-
-// ErrNoToken is returned while a Source holds no valid token; errFetching
-// when, moreover, the last fetch failed. Neither says more: Entra's answer
-// names internal addresses, and goes to the log only.
-var (
-	ErrNoToken  = errors.New("no Entra token yet")
-	errFetching = fmt.Errorf("%w: fetching one failed (the gateway's log says why)", ErrNoToken)
-)
+// ErrNoToken is returned while a Source holds no valid token (wrapped,
+// when the last fetch failed).
+var ErrNoToken = errors.New("no Entra token yet")
 
 // Source holds one identity's current token and refreshes it.
-type Source struct {
-	cred   Credential
-	log    *slog.Logger
-	now    func() time.Time
-	cur    atomic.Pointer[token]
-	failed atomic.Bool // the last fetch failed (the log says why)
-}
-
-type token struct {
-	bearer  string // "Bearer <token>", the authorization header's value
-	expires time.Time
-}
+type Source = bearer.Source
 
 // NewSource starts a Source that keeps cred's token for Scope until ctx
 // ends. The first fetch runs in the background too: Bearer reports
 // ErrNoToken until it succeeds.
 func NewSource(ctx context.Context, cred Credential, log *slog.Logger) *Source {
-	s := &Source{cred: cred, log: log, now: time.Now}
-	go s.run(ctx)
-	return s
-}
-
-// Bearer returns the authorization header's value, or why there is none.
-// It never waits: it reads what the background refresh left.
-func (s *Source) Bearer() (string, error) {
-	t := s.cur.Load()
-	if t == nil || !s.now().Before(t.expires) {
-		if s.failed.Load() {
-			return "", errFetching
+	fetch := func(ctx context.Context) (bearer.Token, error) {
+		at, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{Scope}})
+		if err != nil {
+			return bearer.Token{}, err
 		}
-		return "", ErrNoToken
+		return bearer.Token{Value: at.Token, Expires: at.ExpiresOn, RefreshOn: at.RefreshOn}, nil
 	}
-	return t.bearer, nil
-}
-
-func (s *Source) run(ctx context.Context) {
-	retry := retryMin
-	for {
-		wait, ok := s.fetch(ctx)
-		if ok {
-			retry = retryMin
-		} else {
-			wait, retry = retry, min(2*retry, retryMax)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-	}
-}
-
-// fetch gets a new token and returns when to fetch the next one.
-func (s *Source) fetch(ctx context.Context) (time.Duration, bool) {
-	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	at, err := s.cred.GetToken(fctx, policy.TokenRequestOptions{Scopes: []string{Scope}})
-	if err != nil {
-		s.failed.Store(true)
-		s.log.LogAttrs(ctx, slog.LevelWarn, "fetching an Entra token failed; retrying", slog.String("error", err.Error()))
-		return 0, false
-	}
-	s.failed.Store(false)
-	s.cur.Store(&token{bearer: "Bearer " + at.Token, expires: at.ExpiresOn})
-	return refreshIn(s.now(), at), true
-}
-
-// refreshIn is when to replace a token: refreshBefore its expiry, or at
-// half its life for a token that lives less than twice that, and no later
-// than Entra's suggested refresh time when it gave one.
-func refreshIn(now time.Time, at azcore.AccessToken) time.Duration {
-	life := at.ExpiresOn.Sub(now)
-	d := max(life-refreshBefore, life/2)
-	if !at.RefreshOn.IsZero() {
-		d = min(d, at.RefreshOn.Sub(now))
-	}
-	return max(d, retryMin)
+	return bearer.New(ctx, fetch, bearer.Options{NoToken: ErrNoToken, What: "an Entra token", RetryMin: time.Second, Log: log})
 }
 
 // NewCredential builds the azidentity credential an entra config names;

@@ -133,26 +133,6 @@ func TestSourceKeepsTokenWhileFailing(t *testing.T) {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-func TestRefreshIn(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1_700_000_000, 0)
-	tests := []struct {
-		name string
-		at   azcore.AccessToken
-		want time.Duration
-	}{
-		{"an hour: 5 min before", azcore.AccessToken{ExpiresOn: now.Add(time.Hour)}, 55 * time.Minute},
-		{"short: half its life", azcore.AccessToken{ExpiresOn: now.Add(4 * time.Minute)}, 2 * time.Minute},
-		{"Entra's refresh time", azcore.AccessToken{ExpiresOn: now.Add(time.Hour), RefreshOn: now.Add(30 * time.Minute)}, 30 * time.Minute},
-		{"expired: soon, not at once", azcore.AccessToken{ExpiresOn: now.Add(-time.Minute)}, retryMin},
-	}
-	for _, tc := range tests {
-		if got := refreshIn(now, tc.at); got != tc.want {
-			t.Errorf("%s: refreshIn = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
 // TestSharedByIdentity: one Source per identity, a changed secret makes
 // another; the key holds no secret.
 func TestSharedByIdentity(t *testing.T) {

@@ -134,20 +134,6 @@ func TestSourceFetchFails(t *testing.T) {
 	waitBearer(t, s, "Bearer t1")
 }
 
-func TestRefreshIn(t *testing.T) {
-	now := time.Now()
-	for _, tc := range []struct{ life, want time.Duration }{
-		{time.Hour, 55 * time.Minute},
-		{4 * time.Minute, 2 * time.Minute},
-		{4 * time.Second, 2 * time.Second},
-		{-time.Second, retryMin},
-	} {
-		if got := refreshIn(now, now.Add(tc.life)); got != tc.want {
-			t.Errorf("refreshIn(%v) = %v, want %v", tc.life, got, tc.want)
-		}
-	}
-}
-
 // TestServiceAccountFile: a key file's tokens come from its token_uri with
 // a JWT assertion signed by its key (checked here with its public key);
 // each fetch is a new token; a missing or malformed file is refused at
