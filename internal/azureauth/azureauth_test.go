@@ -82,55 +82,6 @@ func TestSourceNeverWaits(t *testing.T) {
 	}
 }
 
-// TestSourceRefreshesBeforeExpiry: a token living 2 s is replaced at half
-// its life, so Bearer never goes without one.
-func TestSourceRefreshesBeforeExpiry(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s := NewSource(ctx, &fakeCred{life: 2 * time.Second}, quiet)
-	waitBearer(t, s, "Bearer t1")
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := s.Bearer(); err != nil {
-			t.Fatalf("Bearer during refreshes: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if got, _ := s.Bearer(); got == "Bearer t1" {
-		t.Errorf("after 3 s of a 2 s token, Bearer still = %q", got)
-	}
-}
-
-// TestSourceKeepsTokenWhileFailing: failed refreshes keep the token until it
-// expires; then Bearer says why there is none, without the token.
-func TestSourceKeepsTokenWhileFailing(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c := &fakeCred{life: 1500 * time.Millisecond}
-	s := NewSource(ctx, c, quiet)
-	waitBearer(t, s, "Bearer t1")
-	c.fail.Store(true)
-	if got, err := s.Bearer(); err != nil || got != "Bearer t1" {
-		t.Fatalf("Bearer right after a failure began = %q, %v", got, err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := s.Bearer()
-		if err != nil {
-			if !errors.Is(err, ErrNoToken) || !contains(err.Error(), "failed") || contains(err.Error(), "entra said no") {
-				t.Errorf("Bearer after expiry: %v, want ErrNoToken saying a fetch failed, without Entra's answer", err)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("an expired token was still served")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // TestSharedByIdentity: one Source per identity, a changed secret makes

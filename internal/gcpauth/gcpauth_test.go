@@ -88,27 +88,6 @@ func TestSourceNeverWaits(t *testing.T) {
 	waitBearer(t, s, "Bearer t1")
 }
 
-// TestSourceRefreshesBeforeExpiry: a short-lived token is replaced at half
-// its life, so the Source holds a valid one throughout.
-func TestSourceRefreshesBeforeExpiry(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := &fakeFinder{life: 600 * time.Millisecond}
-	s := NewSource(ctx, f.find, quiet)
-	waitBearer(t, s, "Bearer t1")
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := s.Bearer(); err != nil {
-			t.Fatalf("Bearer between refreshes: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := f.n.Load(); n < 4 {
-		t.Errorf("%d tokens fetched over 2s of 600ms tokens, want 4 or more", n)
-	}
-}
-
 // TestSourceFetchFails: a failed fetch is logged and retried; Bearer says
 // it failed without Google's words, and a later fetch recovers.
 func TestSourceFetchFails(t *testing.T) {
