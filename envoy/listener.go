@@ -240,7 +240,7 @@ func (d *settings) extProcFilter(src routeSource) *hcmv3.HttpFilter {
 		// extproc sets Content-Length to the length of the body it sends back.
 		AllowContentLengthHeader: true,
 		// Response headers go to extproc only when Lua hooks are
-		// configured (on_response): the routes say so (hooksMode), so that
+		// configured (on_response): the routes say so (withHooksMode), so that
 		// over xDS turning hooks on or off reaches open connections too.
 		ProcessingMode: d.processingMode(extprocv3.ProcessingMode_SKIP),
 		MutationRules:  allowAllRouting(),
