@@ -12,8 +12,9 @@ import (
 // TestXDSHooksSectionLive: on ADS the hooks section reloads live: hooks
 // turned on from none (on_request and on_response), their failure policy
 // and timeout changed, and turned off again, each seen by requests within
-// 2 s of the file changing, while 8 clients send requests on kept-alive
-// connections: none fails, and Envoy is the same process throughout.
+// 2 s of the file changing, and one that cannot be built refused, while 8
+// clients send requests on kept-alive connections: none fails, and Envoy is
+// the same process throughout.
 func TestXDSHooksSectionLive(t *testing.T) {
 	t.Parallel()
 	a, b := startUpstream(t, "A"), startUpstream(t, "B")
@@ -78,6 +79,14 @@ end
 	within("fail_open", written, failing, func(r result) bool { return r.status == 200 })
 	waitMetric(t, g, "switchyard_hooks_version", 2)
 	run.waitRequests(t, 100)
+
+	// A hooks section that cannot be built refuses the reload: the running
+	// hooks keep serving.
+	replaceFile(t, g.configPath, base+"hooks:\n  dir: "+filepath.Join(dir, "missing")+"\n")
+	waitMetric(t, g, "switchyard_config_last_reload_successful", 0)
+	if r := g.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), `{"model":"gpt-exact"}`); !hooked(r) {
+		t.Errorf("after a refused hooks section: status %d, upstream saw x-live-hook %q, x-live-resp %q", r.status, upstreamSaw(t, r).Headers["x-live-hook"], r.header.Get("x-live-resp"))
+	}
 
 	written = time.Now()
 	replaceFile(t, g.configPath, base)
