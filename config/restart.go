@@ -20,7 +20,9 @@ func RestartNeeded(running, next *Config) []string {
 }
 
 // ProcessRestartNeeded is the part of RestartNeeded that holds even when
-// Envoy takes its clusters and routes from extproc over xDS.
+// Envoy takes its clusters and routes from extproc over xDS, but for what
+// extproc -xds applies live itself (max_body_bytes up to its ceiling, the
+// hooks section).
 func ProcessRestartNeeded(running, next *Config) []string {
 	var fields []string
 	if running.BodyLimit() != next.BodyLimit() {

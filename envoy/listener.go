@@ -239,17 +239,11 @@ func (d *settings) extProcFilter(src routeSource) *hcmv3.HttpFilter {
 		MessageTimeout: duration(d.messageTimeout),
 		// extproc sets Content-Length to the length of the body it sends back.
 		AllowContentLengthHeader: true,
-		ProcessingMode: &extprocv3.ProcessingMode{
-			RequestHeaderMode: extprocv3.ProcessingMode_SEND,
-			// Response headers go to extproc only when Lua hooks are
-			// configured (on_response).
-			ResponseHeaderMode:  d.responseHeaderMode(),
-			RequestBodyMode:     d.bodyMode,
-			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
-			RequestTrailerMode:  d.trailerMode,
-			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
-		},
-		MutationRules: allowAllRouting(),
+		// Response headers go to extproc only when Lua hooks are
+		// configured (on_response): the routes say so (withHooksMode), so that
+		// over xDS turning hooks on or off reaches open connections too.
+		ProcessingMode: d.processingMode(extprocv3.ProcessingMode_SKIP),
+		MutationRules:  allowAllRouting(),
 		// A request whose attempts or answer pass extproc again gets the
 		// gateway's own id here, which only Envoy hands on (never a header
 		// a client or a hook can set); a request with fallbacks its attempt
@@ -259,10 +253,11 @@ func (d *settings) extProcFilter(src routeSource) *hcmv3.HttpFilter {
 			Untyped: d.receivingNamespaces(src),
 		}},
 	}
-	if !d.responseHeaders {
+	if !d.responseHeaders && src != routesRDS {
 		// Without hooks extproc reads only these request headers; sending
 		// no others saves Envoy the encoding and extproc the decoding of
-		// each request's headers.
+		// each request's headers. Over xDS hooks may be turned on at any
+		// reload, and a route cannot widen these rules: every header goes.
 		ep.ForwardRules = allowedHeaders(ForwardedHeaders)
 	}
 	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}}
@@ -277,6 +272,19 @@ func (d *settings) receivingNamespaces(src routeSource) []string {
 		ns = append(ns, routing.AttemptsNamespace)
 	}
 	return append(ns, routing.ClientNamespace)
+}
+
+// processingMode is what the ext_proc filter sends extproc, with the
+// given response header mode.
+func (d *settings) processingMode(responseHeaders extprocv3.ProcessingMode_HeaderSendMode) *extprocv3.ProcessingMode {
+	return &extprocv3.ProcessingMode{
+		RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
+		ResponseHeaderMode:  responseHeaders,
+		RequestBodyMode:     d.bodyMode,
+		ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
+		RequestTrailerMode:  d.trailerMode,
+		ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+	}
 }
 
 func (d *settings) responseHeaderMode() extprocv3.ProcessingMode_HeaderSendMode {

@@ -30,8 +30,10 @@ func (d *settings) gatewayRoutes() *routev3.RouteConfiguration {
 			routes = append(routes, d.bySizeRoute())
 		}
 		// Without a decision (extproc unreachable in fail-open mode)
-		// nothing is forwarded.
-		routes = append(routes, noDecisionRoute())
+		// nothing is forwarded. Every request matches it (or the by-size
+		// route) first, when ext_proc reads its per-route config: with
+		// hooks it also sends extproc the response headers.
+		routes = append(routes, d.withHooksMode(noDecisionRoute()))
 	} else {
 		// Baseline without ext_proc (benchmarks): everything goes to one
 		// cluster.
@@ -113,6 +115,8 @@ func (d *settings) retryRoute(rr retryRouteData) *routev3.Route {
 // duplex. Once extproc has decided, the request matches an earlier route.
 func (d *settings) bySizeRoute() *routev3.Route {
 	override := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
+		// One override carries both: the body buffered and, with hooks,
+		// the response headers.
 		ProcessingMode: &extprocv3.ProcessingMode{
 			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
 			ResponseHeaderMode:  d.responseHeaderMode(),
@@ -128,6 +132,19 @@ func (d *settings) bySizeRoute() *routev3.Route {
 	}})
 	r.RequestBodyBufferLimit = wrapperspb.UInt64(uint64(d.bySizeBufferBytes))
 	r.TypedPerFilterConfig = map[string]*anypb.Any{extProcFilterName: typed(override)}
+	return r
+}
+
+// withHooksMode has the ext_proc filter send extproc the response headers
+// of the requests that first match r, when hooks are configured. A route
+// reaches open connections over xDS, where a listener would not.
+func (d *settings) withHooksMode(r *routev3.Route) *routev3.Route {
+	if d.responseHeaders {
+		override := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
+			ProcessingMode: d.processingMode(extprocv3.ProcessingMode_SEND),
+		}}}
+		r.TypedPerFilterConfig = map[string]*anypb.Any{extProcFilterName: typed(override)}
+	}
 	return r
 }
 

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,12 +75,22 @@ func (o Options) config() (setConfig, error) {
 }
 
 // Manager holds the Set that serves new requests and replaces it when the
-// scripts change.
+// scripts change, or when Reconfigure gives it other options.
 type Manager struct {
-	opts    Options
-	cfg     setConfig
+	// state is the options the running set was built with; it changes
+	// only inside a reload of sets, which serializes them.
+	state   atomic.Pointer[managerState]
 	metrics *metrics
 	sets    *reload.Holder[Set]
+	// rewatch tells Watch that the directory changed.
+	rewatch chan struct{}
+	closed  context.Context
+	close   context.CancelFunc
+}
+
+type managerState struct {
+	opts Options
+	cfg  setConfig
 }
 
 // NewManager loads the scripts in opts.Dir. A failure here is fatal for the
@@ -89,11 +100,13 @@ func NewManager(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring hooks: %w", err)
 	}
-	m := &Manager{opts: opts, cfg: cfg}
+	m := &Manager{rewatch: make(chan struct{}, 1)}
+	m.closed, m.close = context.WithCancel(context.Background())
 	if m.metrics, err = newMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
-	m.cfg.metrics = m.metrics
+	cfg.metrics = m.metrics
+	m.state.Store(&managerState{opts: opts, cfg: cfg})
 	m.sets, err = reload.New(reload.Options[Set]{
 		Name:   "hooks",
 		Load:   m.load,
@@ -119,52 +132,133 @@ func (m *Manager) Reload() error { return m.sets.Reload() }
 // load builds the next version from the directory, or reports that the
 // scripts are the ones running.
 func (m *Manager) load(current *Set) (*Set, error) {
-	if m.opts.Dir == "" {
+	st := m.state.Load()
+	if st.opts.Dir == "" {
 		if current != nil {
 			return nil, reload.ErrUnchanged
 		}
 		return emptySet, nil
 	}
-	sources, err := ReadDir(m.opts.Dir, m.opts.Files)
+	sources, err := ReadDir(st.opts.Dir, st.opts.Files)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", m.opts.Dir, err)
+		return nil, fmt.Errorf("reading %s: %w", st.opts.Dir, err)
 	}
 	digest := digestOf(sources)
 	var version uint64
 	if current != nil {
 		if digest == current.digest {
-			m.cfg.logger.Debug("hooks unchanged", "dir", m.opts.Dir, "hooks_version", current.version)
+			st.cfg.logger.Debug("hooks unchanged", "dir", st.opts.Dir, "hooks_version", current.version)
 			return nil, reload.ErrUnchanged
 		}
 		version = current.version
 	}
-	set, err := buildSet(m.cfg, version+1, sources)
+	set, err := buildSet(st.cfg, version+1, sources)
 	if err != nil {
-		return nil, fmt.Errorf("loading %s as version %d: %w", m.opts.Dir, version+1, err)
+		return nil, fmt.Errorf("loading %s as version %d: %w", st.opts.Dir, version+1, err)
 	}
 	set.digest = digest
-	m.metrics.version.Set(float64(set.version))
-	m.cfg.logger.Info("hooks loaded", "dir", m.opts.Dir, "hooks_version", set.version,
-		"scripts", set.Scripts(), "on_response", set.HasOnResponse())
+	m.loaded(st, set)
 	return set, nil
+}
+
+func (m *Manager) loaded(st *managerState, set *Set) {
+	m.metrics.version.Set(float64(set.version))
+	st.cfg.logger.Info("hooks loaded", "dir", st.opts.Dir, "hooks_version", set.version,
+		"scripts", set.Scripts(), "on_response", set.HasOnResponse(), "timeout", st.cfg.timeout, "fail_open", st.cfg.failOpen)
+}
+
+// Reconfigure reads, compiles and validates the scripts opts names (the
+// same checks as NewManager; Registerer is ignored, the metrics stay)
+// without changing anything: on success, commit swaps the new set in for
+// new requests (requests in flight keep theirs) and Watch follows the new
+// directory. A caller that must also make other changes succeed first (for
+// Envoy to send what the hooks need) calls commit after them.
+func (m *Manager) Reconfigure(opts Options) (commit func(), err error) {
+	cfg, err := opts.config()
+	if err != nil {
+		return nil, fmt.Errorf("configuring hooks: %w", err)
+	}
+	cfg.metrics = m.metrics
+	st := &managerState{opts: opts, cfg: cfg}
+	var sources []Source
+	if opts.Dir != "" {
+		if sources, err = ReadDir(opts.Dir, opts.Files); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", opts.Dir, err)
+		}
+	}
+	// The number is set at commit; scripts never see it before.
+	set, err := buildSet(cfg, 0, sources)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", opts.Dir, err)
+	}
+	set.digest = digestOf(sources)
+	return func() {
+		_ = m.sets.Apply(func(current *Set) (*Set, error) {
+			set.version = current.version + 1
+			old := m.state.Swap(st)
+			m.loaded(st, set)
+			if old.opts.Dir != opts.Dir {
+				select {
+				case m.rewatch <- struct{}{}:
+				default:
+				}
+			}
+			return set, nil
+		})
+	}, nil
 }
 
 // Watch reloads whenever the hooks directory changes, until ctx ends or the
 // Manager is closed. It survives editors that rename temporary files, cp,
 // deletes and Kubernetes ConfigMap symlink swaps.
+// After Reconfigure commits another directory, it watches that one.
 func (m *Manager) Watch(ctx context.Context) error {
-	if m.opts.Dir == "" {
-		return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(m.closed, cancel)
+	defer stop()
+	for {
+		rewatch, err := m.watchOnce(ctx)
+		if !rewatch {
+			return err
+		}
 	}
-	debounce := m.opts.Debounce
-	if debounce <= 0 {
-		debounce = 100 * time.Millisecond
+}
+
+// watchOnce watches the current directory until ctx ends or the directory
+// changes (rewatch).
+func (m *Manager) watchOnce(ctx context.Context) (rewatch bool, err error) {
+	st := m.state.Load()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		if st.opts.Dir == "" {
+			<-wctx.Done()
+			done <- nil
+			return
+		}
+		debounce := st.opts.Debounce
+		if debounce <= 0 {
+			debounce = 100 * time.Millisecond
+		}
+		done <- m.sets.WatchDir(wctx, st.opts.Dir, debounce)
+	}()
+	select {
+	case <-m.rewatch:
+		cancel()
+		<-done
+		return true, nil
+	case err := <-done:
+		return false, err
 	}
-	return m.sets.WatchDir(ctx, m.opts.Dir, debounce)
 }
 
 // Close stops Watch. Sets already handed out keep working.
-func (m *Manager) Close() error { return m.sets.Close() }
+func (m *Manager) Close() error {
+	m.close()
+	return m.sets.Close()
+}
 
 // ReadDir reads the scripts of a hooks directory: the listed files in that
 // order, or every *.lua file not starting with "." in name order. When dir is

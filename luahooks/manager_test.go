@@ -169,7 +169,11 @@ func TestManagerOptions(t *testing.T) {
 		if err := m.Reload(); err != nil {
 			t.Error(err)
 		}
-		if err := m.Watch(context.Background()); err != nil {
+		// Watch waits for a directory a reconfiguration may bring, until
+		// its context ends.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := m.Watch(ctx); err != nil {
 			t.Error(err)
 		}
 	})
@@ -392,5 +396,85 @@ function on_response(res) res:set_header("x-r", "`+v+`") end`)
 	}
 	if v := m.Current().Version(); v != 21 {
 		t.Errorf("version = %d, want 21 (20 good reloads after the first load)", v)
+	}
+}
+
+// TestManagerReconfigure: a changed hooks section (on from none, another
+// policy, another directory, off) applies only at commit, a bad one changes
+// nothing, and Watch follows the directory committed last.
+func TestManagerReconfigure(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m, err := NewManager(Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	watched := make(chan error, 1)
+	go func() { watched <- m.Watch(context.Background()) }()
+	header := func() string {
+		t.Helper()
+		res, err := m.Current().OnRequest(context.Background(), chatRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.SetHeaders["x-hooks"]
+	}
+
+	a, b := t.TempDir(), t.TempDir()
+	writeHook(t, a, "v.lua", versionHook("a1"))
+	writeHook(t, b, "v.lua", versionHook("b1"))
+	commit, err := m.Reconfigure(Options{Dir: a, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := header(); got != "" {
+		t.Fatalf("before commit the hooks ran: x-hooks %q", got)
+	}
+	commit()
+	if got, v := header(), m.Current().Version(); got != "a1" || v != 1 {
+		t.Fatalf("after commit: x-hooks %q, version %d; want a1, 1", got, v)
+	}
+
+	writeHook(t, b, "bad.lua", "function on_request(req) ")
+	if _, err := m.Reconfigure(Options{Dir: b}); err == nil {
+		t.Fatal("a directory with a script that does not compile was accepted")
+	}
+	if _, err := m.Reconfigure(Options{Dir: a, Timeout: -time.Second}); err == nil {
+		t.Fatal("a negative timeout was accepted")
+	}
+	if err := os.Remove(filepath.Join(b, "bad.lua")); err != nil {
+		t.Fatal(err)
+	}
+	commit, err = m.Reconfigure(Options{Dir: b, FailOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	if got, v := header(), m.Current().Version(); got != "b1" || v != 2 || !m.Current().cfg.failOpen {
+		t.Fatalf("after the second commit: x-hooks %q, version %d, fail open %v", got, v, m.Current().cfg.failOpen)
+	}
+	// The new directory is watched, the old one no longer.
+	writeHook(t, b, "v.lua", versionHook("b2"))
+	waitVersion(t, m, 3)
+	if got := header(); got != "b2" {
+		t.Fatalf("after editing the new directory: x-hooks %q", got)
+	}
+	writeHook(t, a, "v.lua", versionHook("a2"))
+
+	commit, err = m.Reconfigure(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	if got, v := header(), m.Current().Version(); got != "" || v != 4 {
+		t.Fatalf("hooks turned off: x-hooks %q, version %d", got, v)
+	}
+	if got := metricValues(t, reg)["switchyard_hooks_version"]; got != 4 {
+		t.Errorf("switchyard_hooks_version %v, want 4", got)
+	}
+	m.Close()
+	if err := <-watched; err != nil {
+		t.Fatal(err)
 	}
 }

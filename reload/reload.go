@@ -74,7 +74,11 @@ func (h *Holder[T]) Current() *T { return h.current.Load() }
 func (h *Holder[T]) Reload() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v, err := h.opts.Load(h.current.Load())
+	return h.swap(h.opts.Load)
+}
+
+func (h *Holder[T]) swap(load func(current *T) (*T, error)) error {
+	v, err := load(h.current.Load())
 	switch {
 	case errors.Is(err, ErrUnchanged):
 		if h.opts.LastOK != nil {
@@ -89,6 +93,15 @@ func (h *Holder[T]) Reload() error {
 	h.current.Store(v)
 	h.record(true)
 	return nil
+}
+
+// Apply is Reload with another load function, for a value built from
+// other sources than Load's: it runs under the same lock, and is logged and
+// counted the same way.
+func (h *Holder[T]) Apply(load func(current *T) (*T, error)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.swap(load)
 }
 
 func (h *Holder[T]) record(ok bool) {

@@ -61,8 +61,10 @@ type envoyUpdater interface {
 // load hands them to Envoy and waits until Envoy has accepted them before
 // the new config serves requests; a config they cannot be built for, or
 // that Envoy rejects, is refused. With xds max_body_bytes is live too, up
-// to the body limit extproc's gRPC server was sized for at start.
-func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, xds envoyUpdater) (*reload.Holder[routing.Router], error) {
+// to the body limit extproc's gRPC server was sized for at start, and so is
+// the hooks section: the new hooks are built and checked first, and serve
+// once Envoy has what they need (response headers, sent per route).
+func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, xds envoyUpdater, hooks *liveHooks) (*reload.Holder[routing.Router], error) {
 	m := newConfigMetrics(reg)
 	// The largest body limit extproc's gRPC server, sized at start, takes.
 	var bodyCeiling int64
@@ -74,12 +76,21 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, x
 		if current == nil {
 			bodyCeiling = maxBodyCeiling(r.MaxBodyBytes(), xds != nil)
 		}
+		commitHooks := func() {}
 		if current != nil {
 			fields := config.ProcessRestartNeeded(current.Config(), r.Config())
 			if xds != nil && r.MaxBodyBytes() <= bodyCeiling {
 				// Envoy's buffers come over xDS; extproc reads the limit
 				// per request.
 				fields = slices.DeleteFunc(fields, func(f string) bool { return f == "max_body_bytes" })
+			}
+			if xds != nil && slices.Contains(fields, "hooks") {
+				fields = slices.DeleteFunc(fields, func(f string) bool { return f == "hooks" })
+				if len(fields) == 0 {
+					if commitHooks, err = hooks.prepare(r.Hooks()); err != nil {
+						return nil, err
+					}
+				}
 			}
 			if xds == nil {
 				fields = append(fields, config.ClustersChanged(current.Config(), r.Config())...)
@@ -95,6 +106,7 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, x
 				return nil, err
 			}
 		}
+		commitHooks()
 		if current != nil {
 			log.Info("config reloaded", "path", path)
 		}

@@ -127,7 +127,7 @@ func TestConfigReload(t *testing.T) {
 	os.WriteFile(path, []byte(minimalConfig), 0o600)
 	reg := prometheus.NewRegistry()
 	var logs testkit.SyncBuffer
-	h, err := newConfigHolder(path, slog.New(slog.NewJSONHandler(&logs, nil)), reg, nil)
+	h, err := newConfigHolder(path, slog.New(slog.NewJSONHandler(&logs, nil)), reg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		updater = xs
 	}
 	// A failed first load is fatal; later reloads keep the running config.
-	cfg, err := newConfigHolder(f.config, log, reg, updater)
+	live := &liveHooks{configPath: f.config, log: log}
+	cfg, err := newConfigHolder(f.config, log, reg, updater, live)
 	if err != nil {
 		return err
 	}
@@ -179,6 +180,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer hooks.Close()
+	// Before any reload: the watch and SIGHUP start below.
+	live.m = hooks
 
 	limiter, closeLimiter, err := newLimiter(cfg.Current().Config().GlobalLimits(), log)
 	if err != nil {
@@ -446,27 +449,45 @@ func shutdownAdmin(s *http.Server) {
 	_ = s.Shutdown(ctx)
 }
 
-// newHooks loads the Lua hooks the config names. A relative hooks directory
-// is taken relative to the config file. Changing the hooks section itself
-// (directory, files, timeout, policy) takes a restart; the scripts in the
-// directory reload live.
+// newHooks loads the Lua hooks the config names. The scripts in the
+// directory reload live; the hooks section itself (directory, files,
+// timeout, policy) reloads live with Envoy on xDS (liveHooks), else takes a
+// restart.
 func newHooks(configPath string, hc config.HooksConfig, log *slog.Logger, reg prometheus.Registerer) (*luahooks.Manager, error) {
-	dir := hc.Dir
-	if dir != "" && !filepath.IsAbs(dir) {
-		dir = filepath.Join(filepath.Dir(configPath), dir)
-	}
-	m, err := luahooks.NewManager(luahooks.Options{
-		Dir:        dir,
-		Files:      hc.Files,
-		Timeout:    hc.Timeout,
-		FailOpen:   hc.FailOpen,
-		Logger:     log,
-		Registerer: reg,
-	})
+	opts := hooksOptions(configPath, hc, log)
+	opts.Registerer = reg
+	m, err := luahooks.NewManager(opts)
 	if err != nil {
 		return nil, fmt.Errorf("loading hooks: %w", err)
 	}
 	return m, nil
+}
+
+// hooksOptions are the hook engine's options for a hooks section. A
+// relative hooks directory is taken relative to the config file.
+func hooksOptions(configPath string, hc config.HooksConfig, log *slog.Logger) luahooks.Options {
+	dir := hc.Dir
+	if dir != "" && !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(configPath), dir)
+	}
+	return luahooks.Options{Dir: dir, Files: hc.Files, Timeout: hc.Timeout, FailOpen: hc.FailOpen, Logger: log}
+}
+
+// liveHooks applies a reloaded config's changed hooks section to the
+// running hook engine (m, set once it is built, before any reload).
+type liveHooks struct {
+	configPath string
+	log        *slog.Logger
+	m          *luahooks.Manager
+}
+
+// prepare builds and validates the hooks of hc; commit swaps them in.
+func (h *liveHooks) prepare(hc config.HooksConfig) (commit func(), err error) {
+	commit, err = h.m.Reconfigure(hooksOptions(h.configPath, hc, h.log))
+	if err != nil {
+		return nil, fmt.Errorf("hooks: %w", err)
+	}
+	return commit, nil
 }
 
 // newLimiter returns the limiter client keys' budgets are counted in: the

@@ -80,7 +80,7 @@ func TestBodyLimitReloadsOverXDS(t *testing.T) {
 	}
 	write(1 << 20)
 	envoy := &acceptAll{}
-	h, err := newConfigHolder(path, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), envoy)
+	h, err := newConfigHolder(path, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), envoy, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
