@@ -37,7 +37,7 @@ func TestFailuresAreCountedAndLogged(t *testing.T) {
 	var logs testkit.SyncBuffer
 	reg := prometheus.NewRegistry()
 	m, err := NewManager(Options{
-		Dir: dir, FailOpen: true, Timeout: 20 * time.Millisecond, Registerer: reg,
+		Dir: dir, FailOpen: true, Timeout: 200 * time.Millisecond, Registerer: reg, // the log and print before the loop fit in it under -race on a busy machine
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
