@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit"
 )
 
 func TestRefreshIn(t *testing.T) {
@@ -62,17 +64,7 @@ func start(t *testing.T, f *fakeIssuer) *Source {
 
 func waitBearer(t *testing.T, s *Source, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, _ := s.Bearer()
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Bearer = %q, want %q", got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitBearer(t, s.Bearer, want)
 }
 
 // TestSourceRefreshesBeforeExpiry: a token living 2 s is replaced at half

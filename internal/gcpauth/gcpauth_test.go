@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"switchyard/internal/testkit"
 )
 
 // fakeFinder hands out tokens "t1", "t2", ... living life each, after
@@ -56,17 +58,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func waitBearer(t *testing.T, s *Source, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, _ := s.Bearer()
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Bearer = %q, want %q", got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitBearer(t, s.Bearer, want)
 }
 
 // TestSourceNeverWaits: while the first fetch hangs, Bearer answers at once

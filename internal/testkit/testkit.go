@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // SyncBuffer collects output written from several goroutines (a logger, a
@@ -66,4 +67,21 @@ func RefusingAddr(t testing.TB) string {
 		t.Fatalf("reading the bound address: %v", err)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+}
+
+// WaitBearer polls bearer (a token source's Bearer) until it returns want,
+// failing t after 10 s.
+func WaitBearer(t testing.TB, bearer func() (string, error), want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := bearer()
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Bearer = %q, want %q", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
