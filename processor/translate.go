@@ -59,16 +59,14 @@ func translateRequest(client, upstream config.API, body []byte, model string) ([
 // here with an estimate, as is one for Claude on Vertex (which has no such
 // endpoint under the model).
 func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, err *apiError) {
-	if d.API.Wire() == req.API && d.Bedrock == nil && !(d.Vertex && pathOnly(req.Path) == countTokensPath) {
-		return req.Path, nil
-	}
-	if pathOnly(req.Path) == countTokensPath {
-		// Neither chat completions nor InvokeModel count tokens.
+	native := d.API.Wire() == req.API
+	if pathOnly(req.Path) == countTokensPath && (!native || d.Bedrock != nil || d.Vertex) {
+		// Neither chat completions, InvokeModel nor rawPredict count tokens.
 		p.Answer = estimateTokens(p.Body)
 		return req.Path, nil
 	}
-	if d.API.Wire() == req.API {
-		return req.Path, nil // Bedrock: the attempts make the body theirs
+	if native {
+		return req.Path, nil // Bedrock's and Vertex's attempts make the body theirs
 	}
 	// Every attempt of a chain speaks the API of the first (routing), so
 	// one translation serves them all.
