@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"switchyard/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "print the committed Envoy bootstrap and rate-limit config again")
@@ -29,11 +30,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	extprocBin = filepath.Join(dir, "extproc")
-	build := exec.Command("go", "build", "-o", extprocBin, "switchyard/cmd/extproc")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "deploy: building extproc:", err)
+	if extprocBin, err = testkit.BuildExtproc(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "deploy:", err)
 		return 1
 	}
 	return m.Run()

@@ -44,11 +44,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	extprocBin = filepath.Join(dir, "extproc")
-	build := exec.Command("go", "build", "-o", extprocBin, "switchyard/cmd/extproc")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building extproc:", err)
+	if extprocBin, err = testkit.BuildExtproc(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	return m.Run()

@@ -5,7 +5,11 @@ package testkit
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -84,4 +88,17 @@ func WaitBearer(t testing.TB, bearer func() (string, error), want string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// BuildExtproc builds extproc (with the GOFLAGS of the environment, so the
+// Makefile's -tags) into dir and returns the binary's path; its output goes
+// to standard error.
+func BuildExtproc(dir string) (string, error) {
+	bin := filepath.Join(dir, "extproc")
+	build := exec.Command("go", "build", "-o", bin, "switchyard/cmd/extproc")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building extproc: %w", err)
+	}
+	return bin, nil
 }
