@@ -212,21 +212,7 @@ func checkCounted(t *testing.T, gw *gateway, reqs []recordedRequest, probePath, 
 		t.Fatalf("the mock reported no usage for the loop: %v", want)
 	}
 	sum := func(metric string, labels ...string) float64 {
-		total := 0.0
-		for _, line := range strings.Split(gw.metrics(t), "\n") {
-			if !strings.HasPrefix(line, metric+"{") {
-				continue
-			}
-			match := true
-			for _, l := range labels {
-				match = match && strings.Contains(line, l)
-			}
-			if i := strings.LastIndexByte(line, ' '); match && i > 0 {
-				v, _ := strconv.ParseFloat(line[i+1:], 64)
-				total += v
-			}
-		}
-		return total
+		return metricSum(gw.metrics(t), metric, labels...)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {

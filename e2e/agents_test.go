@@ -61,13 +61,32 @@ type recordedRequest struct {
 	Body   []byte
 }
 
+// requestLog records what an upstream received, for the tests to assert on.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []recordedRequest
+}
+
+func (l *requestLog) record(r *http.Request, body []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reqs = append(l.reqs, recordedRequest{Method: r.Method, URI: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
+}
+
+// take returns the requests recorded so far and forgets them.
+func (l *requestLog) take() []recordedRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reqs
+	l.reqs = nil
+	return r
+}
+
 // recordingMock is the mock LLM behind a recorder: the tests assert on what
 // the upstream actually received.
 type recordingMock struct {
 	URL string
-
-	mu   sync.Mutex
-	reqs []recordedRequest
+	requestLog
 }
 
 // startMock serves the mock LLM (no latency) on a loopback port of its own.
@@ -81,24 +100,13 @@ func startMock(t testing.TB) *recordingMock {
 			http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		m.mu.Lock()
-		m.reqs = append(m.reqs, recordedRequest{Method: r.Method, URI: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
-		m.mu.Unlock()
+		m.record(r, body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	m.URL = srv.URL
 	return m
-}
-
-// take returns the requests recorded so far and forgets them.
-func (m *recordingMock) take() []recordedRequest {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.reqs
-	m.reqs = nil
-	return r
 }
 
 // exampleConfig is examples/switchyard.yaml (the config of `make run`) with

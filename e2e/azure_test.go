@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,8 +35,7 @@ type fakeAzure struct {
 	deployments map[string]bool
 	// entra, when set, also admits the bearer tokens it issued.
 	entra *fakeEntra
-	mu    sync.Mutex
-	reqs  []recordedRequest
+	requestLog
 }
 
 func startFakeAzure(t testing.TB, deployments ...string) *fakeAzure {
@@ -52,9 +50,7 @@ func startFakeAzure(t testing.TB, deployments ...string) *fakeAzure {
 		if err != nil {
 			return
 		}
-		f.mu.Lock()
-		f.reqs = append(f.reqs, recordedRequest{Method: r.Method, URI: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
-		f.mu.Unlock()
+		f.record(r, body)
 		status, code, msg, openaiPath, model := f.check(r, body)
 		if status != 0 {
 			w.Header().Set("content-type", "application/json")
@@ -115,14 +111,6 @@ func (f *fakeAzure) check(r *http.Request, body []byte) (status int, code, msg, 
 		return http.StatusNotFound, "DeploymentNotFound", "The API deployment for this resource does not exist.", "", ""
 	}
 	return 0, "", "", "/v1/" + op, dep
-}
-
-func (f *fakeAzure) take() []recordedRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r := f.reqs
-	f.reqs = nil
-	return r
 }
 
 // azureConfig serves the OpenAI SDK's models through the deployments paths

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,9 +37,8 @@ const (
 // it answers text or function calls, streamed or not. It records what it
 // received.
 type fakeGemini struct {
-	URL  string
-	mu   sync.Mutex
-	reqs []recordedRequest
+	URL string
+	requestLog
 }
 
 func startFakeGemini(t testing.TB) *fakeGemini {
@@ -50,14 +48,6 @@ func startFakeGemini(t testing.TB) *fakeGemini {
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
 	return f
-}
-
-func (f *fakeGemini) take() []recordedRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r := f.reqs
-	f.reqs = nil
-	return r
 }
 
 func geminiError(w http.ResponseWriter, status int, state, msg string, reason string) {
@@ -75,9 +65,7 @@ func (f *fakeGemini) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	f.mu.Lock()
-	f.reqs = append(f.reqs, recordedRequest{Method: r.Method, URI: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
-	f.mu.Unlock()
+	f.record(r, body)
 	if r.Header.Get("x-goog-api-key") != geminiKey {
 		geminiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", "API_KEY_INVALID")
 		return
