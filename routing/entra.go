@@ -27,13 +27,14 @@ func (r *Router) compileEntra(p *provider, pc config.ProviderConfig, env config.
 		p.unavailable = fmt.Sprintf("provider %q: setting up its Entra credential: %v", pc.Name, err)
 		return
 	}
-	p.entra = src
+	p.tokens = src
 }
 
-// entraCredential is the provider's current bearer token as a header, read
-// from what the background refresh holds (never fetched here).
-func (p *provider) entraCredential() (*Header, error) {
-	v, err := p.entra.Bearer()
+// tokenCredential is the provider's current bearer token (Entra's or
+// Google's) as a header, read from what the background refresh holds
+// (never fetched here).
+func (p *provider) tokenCredential() (*Header, error) {
+	v, err := p.tokens.Bearer()
 	if err != nil {
 		return nil, Errorf(KindUnavailable, "provider %q: %v", p.info.Name, err)
 	}

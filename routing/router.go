@@ -79,9 +79,10 @@ type provider struct {
 	strip []string
 	// unavailable, when set, is why the provider cannot be used.
 	unavailable string
-	// entra, for auth types "entra" and "gcp_oauth", holds the provider's
-	// bearer token (entra.go, vertex.go); credential is then nil.
-	entra config.TokenSource
+	// tokens, for auth types "entra" and "gcp_oauth", holds the provider's
+	// bearer token, refreshed in the background (entra.go, vertex.go);
+	// credential is then nil.
+	tokens config.TokenSource
 	// bedrock signs the requests of a Bedrock provider; nil for others.
 	bedrock *bedrock.Endpoint
 }
@@ -212,7 +213,7 @@ func (r *Router) compileProviders(env config.Env) {
 			p.credential = credentialHeader(pc.Auth, key)
 		}
 		for _, h := range ClientKeyHeaders {
-			if (p.credential == nil || p.credential.Name != h) && (p.entra == nil || h != "authorization") && (p.bedrock == nil || h != BedrockCredential) {
+			if (p.credential == nil || p.credential.Name != h) && (p.tokens == nil || h != "authorization") && (p.bedrock == nil || h != BedrockCredential) {
 				p.strip = append(p.strip, h)
 			}
 		}
@@ -478,9 +479,9 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		return Decision{}, Errorf(KindUnavailable, "%s", p.unavailable)
 	}
 	cred := p.credential
-	if p.entra != nil {
+	if p.tokens != nil {
 		var err error
-		if cred, err = p.entraCredential(); err != nil {
+		if cred, err = p.tokenCredential(); err != nil {
 			return Decision{}, err
 		}
 	}

@@ -23,5 +23,5 @@ func (r *Router) compileVertex(p *provider, pc config.ProviderConfig, env config
 		p.unavailable = fmt.Sprintf("provider %q: setting up its Google credentials: %v", pc.Name, err)
 		return
 	}
-	p.entra = src // a background token source, as Entra's
+	p.tokens = src
 }
