@@ -25,15 +25,6 @@ func (pc ProviderConfig) bedrockURL() string {
 	return ""
 }
 
-// WireAPI is the API of the bodies the provider takes: Bedrock's Anthropic
-// models take Messages bodies.
-func (pc ProviderConfig) WireAPI() API {
-	if pc.Schema == APIBedrock {
-		return APIAnthropic
-	}
-	return pc.Schema
-}
-
 // validateBedrock checks a Bedrock provider's auth: aws_sigv4 with a
 // region, an optional profile, and no static key.
 func (pc ProviderConfig) validateBedrock(v *validator, p path) {

@@ -119,3 +119,19 @@ func (a AuthConfig) validateEntra(v *validator, p path) {
 type TokenSource interface {
 	Bearer() (string, error)
 }
+
+// WireAPI is the API a provider is called with, as routing sees it: its
+// schema's, but Messages for Bedrock (its Anthropic models take Messages
+// bodies; attempts make them InvokeModel or Converse calls) and the
+// publisher's for Vertex (Claude's Messages, or Gemini's API).
+func (pc ProviderConfig) WireAPI() API {
+	switch {
+	case pc.Schema == APIBedrock:
+		return APIAnthropic
+	case pc.Schema == APIVertex && pc.Publisher == VertexAnthropic:
+		return APIAnthropic
+	case pc.Schema == APIVertex:
+		return APIGemini
+	}
+	return pc.Schema
+}

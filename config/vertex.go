@@ -20,15 +20,6 @@ const (
 	VertexGoogle    = "google"
 )
 
-// VertexAPI is the API a vertex provider's models speak: Anthropic's
-// Messages for Claude, Gemini's for Gemini.
-func (pc ProviderConfig) VertexAPI() API {
-	if pc.Publisher == VertexAnthropic {
-		return APIAnthropic
-	}
-	return APIGemini
-}
-
 // vertexURL is where a vertex provider without a url is reached: the
 // region's endpoint, or the global one.
 func (pc ProviderConfig) vertexURL() string {

@@ -7,10 +7,10 @@ import (
 )
 
 // compileVertex makes a vertex provider: it speaks its publisher's API
-// (Anthropic's Messages for Claude, Gemini's), under the project's and
-// region's path, with Google tokens when its auth is "gcp_oauth".
+// (config's WireAPI) under the project's and region's path, with Google
+// tokens when its auth is "gcp_oauth".
 func (r *Router) compileVertex(p *provider, pc config.ProviderConfig, env config.Env) {
-	p.info.Schema, p.info.Vertex = pc.VertexAPI(), true
+	p.info.Vertex = true
 	if pc.Auth.Type != config.AuthGCP {
 		return
 	}
