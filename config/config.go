@@ -42,6 +42,7 @@
 //	  failure_mode: allow             # allow (default) or deny when it cannot answer
 //	  timeout: 100ms                  # per call, default 100ms
 //	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
+//	tracing: {enabled: true, envoy_collector: 127.0.0.1:4317, capture_content: false}
 //
 // Decoding is strict: unknown fields and every validation problem are
 // reported together, each with its line.
@@ -115,6 +116,8 @@ type Config struct {
 	// RateLimitService keeps client keys' limits in Envoy's rate-limit
 	// service, shared by every replica; nil: in this process.
 	RateLimitService *RateLimitServiceConfig `yaml:"rate_limit_service"`
+	// Tracing exports OpenTelemetry traces (tracing.go); nil: off.
+	Tracing *TracingConfig `yaml:"tracing"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
@@ -599,8 +602,8 @@ func (c *Config) validate(v *validator) {
 			cluster := pc.ClusterName()
 			if !isClusterName(cluster) {
 				v.errf(p.key("cluster"), "%q must match [A-Za-z0-9_.-]+", cluster)
-			} else if cluster == ExtProcClusterName || cluster == XDSClusterName {
-				v.errf(p.key("cluster"), "%q is the name of Envoy's own cluster to extproc: choose another", cluster)
+			} else if cluster == ExtProcClusterName || cluster == XDSClusterName || cluster == TraceCollectorClusterName {
+				v.errf(p.key("cluster"), "%q is the name of one of Envoy's own clusters: choose another", cluster)
 			} else if j, dup := clusters[cluster]; dup {
 				v.errf(p.key("cluster"), "duplicate cluster %q (also providers[%d])", cluster, j)
 			} else {
@@ -712,6 +715,7 @@ func (c *Config) validate(v *validator) {
 	}
 	c.LoopGuard.validate(v, path{"loop_guard"})
 	c.RateLimitService.validate(v)
+	c.Tracing.validate(v)
 
 	c.Hooks.validate(v)
 }

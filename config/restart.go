@@ -10,7 +10,8 @@ import (
 // gRPC messages and Envoy's buffers), the hooks section (it decides whether
 // Envoy sends response headers, and builds the hook engine), and a provider's
 // url or cluster, or a new provider (Envoy's clusters are rendered at start),
-// and rate_limit_service (it picks the limiter, whose counts would be lost).
+// rate_limit_service (it picks the limiter, whose counts would be lost)
+// and tracing (the exporter and Envoy's tracer are set up at start).
 // Everything else — routes, client keys, auth (key pools included), schema
 // and path prefixes, loop_guard, removing a provider — applies on reload;
 // the Envoy retry entries that fallbacks and key pools need are checked
@@ -33,6 +34,10 @@ func ProcessRestartNeeded(running, next *Config) []string {
 	}
 	if rs, ns := running.GlobalLimits(), next.GlobalLimits(); (rs == nil) != (ns == nil) || (rs != nil && *rs != *ns) {
 		fields = append(fields, "rate_limit_service")
+	}
+	if !tracingEqual(running.Tracing, next.Tracing) {
+		// The exporter and Envoy's tracing are set up at start.
+		fields = append(fields, "tracing")
 	}
 	return fields
 }

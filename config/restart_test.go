@@ -31,6 +31,7 @@ client_keys: [{name: k, key_env: K, limits: {requests_per_minute: 5, tokens_per_
 hooks: {dir: h, timeout: 5ms}
 `, nil},
 		{"rate-limit service added", base + "rate_limit_service: {address: 'unix:/run/rls.sock'}\n", []string{"rate_limit_service"}},
+		{"tracing turned on", base + "tracing: {enabled: true}\n", []string{"tracing"}},
 		{"restart fields", `
 providers:
   - {name: a, url: 'http://a:2', schema: openai}

@@ -97,6 +97,7 @@ type Reader struct {
 	emit      func(sse.Event) // r.event, bound once
 	body      []byte          // JSON body so far
 	got       reported
+	answer    *Answer // nil unless ReadAnswer asked
 }
 
 // reported holds the numbers under the provider's names; see Tokens for
@@ -156,6 +157,12 @@ func (r *Reader) Close() Tokens {
 			r.got.merge(u)
 		}
 	}
+	if a := r.answer; a != nil {
+		a.read(r.body)
+		if a.KeepBody {
+			a.Body = r.body
+		}
+	}
 	r.body = nil
 	return r.Tokens()
 }
@@ -187,6 +194,9 @@ func (r *Reader) Truncated() bool { return r.truncated || r.sc.Overflowed }
 var usagePaths = [...]string{"usage", "message.usage", "response.usage"}
 
 func (r *Reader) event(e sse.Event) {
+	if r.answer != nil {
+		r.answer.read(e.Data)
+	}
 	if !hasUsageObject(e.Data) || !gjson.ValidBytes(e.Data) {
 		return
 	}
