@@ -100,6 +100,10 @@ func (d *settings) resources(src routeSource) (*Resources, error) {
 	for _, c := range d.clusters {
 		r.Clusters = append(r.Clusters, d.providerCluster(c))
 	}
+	if d.traceHost != "" {
+		// Over ADS it comes with the listener that names it.
+		r.Clusters = append(r.Clusters, d.traceCollectorCluster())
+	}
 	return r, nil
 }
 

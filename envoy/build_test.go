@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/google/go-cmp/cmp"
@@ -53,6 +55,8 @@ func buildCases(t *testing.T, every int) []buildCase {
 			UpstreamIdleTimeout: 7 * time.Second, StreamIdleTimeout: 1500 * time.Millisecond, MessageTimeout: 250 * time.Millisecond,
 			CAFile: "/etc/custom/ca.pem", ExtProcStreamsPerConnection: 100, ListenAddress: "0.0.0.0", AdminAddress: "0.0.0.0"}},
 		buildCase{"google grpc over tcp, access log", cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: "/tmp/access.log"}},
+		buildCase{"traced, collector by address", cfg, Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "127.0.0.1:4317"}},
+		buildCase{"traced, collector by name, fallbacks", "testdata/fallbacks.yaml", Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "otel-collector:4317"}},
 	)
 	combination := 0
 	for _, config := range []string{cfg, "testdata/fallbacks.yaml", "testdata/pools.yaml"} {
@@ -148,15 +152,16 @@ func TestRenderPrintsTheBootstrap(t *testing.T) {
 // body limit that does not fit Envoy's 32-bit buffer limits.
 func TestBuildErrors(t *testing.T) {
 	for name, o := range map[string]Options{
-		"unknown body mode":           {ExtProc: "unix:/x", BodyMode: "STREAMED"},
-		"no ext_proc and no cluster":  {},
-		"bad extproc port":            {ExtProc: "127.0.0.1:http"},
-		"direct cluster not provided": {DirectCluster: "nope"},
-		"baseline without cluster":    {ExtProc: "unix:/x", BaselinePort: 10001},
-		"unknown grpc client":         {ExtProc: "unix:/x", GRPCClient: "grpc-go"},
-		"body over 4 GiB, buffered":   {ExtProc: "unix:/x", BodyMode: BodyModeBuffered, MaxBodyBytes: 1 << 32},
-		"an empty extproc slot":       {ExtProc: "unix:/a,"},
-		"google grpc with two slots":  {ExtProc: "unix:/a,unix:/b", GRPCClient: GRPCClientGoogle},
+		"unknown body mode":            {ExtProc: "unix:/x", BodyMode: "STREAMED"},
+		"no ext_proc and no cluster":   {},
+		"bad extproc port":             {ExtProc: "127.0.0.1:http"},
+		"direct cluster not provided":  {DirectCluster: "nope"},
+		"baseline without cluster":     {ExtProc: "unix:/x", BaselinePort: 10001},
+		"unknown grpc client":          {ExtProc: "unix:/x", GRPCClient: "grpc-go"},
+		"body over 4 GiB, buffered":    {ExtProc: "unix:/x", BodyMode: BodyModeBuffered, MaxBodyBytes: 1 << 32},
+		"an empty extproc slot":        {ExtProc: "unix:/a,"},
+		"google grpc with two slots":   {ExtProc: "unix:/a,unix:/b", GRPCClient: GRPCClientGoogle},
+		"trace collector without port": {ExtProc: "unix:/x", TraceCollector: "127.0.0.1"},
 	} {
 		if _, err := BuildBootstrap(o); err == nil {
 			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)
@@ -220,4 +225,54 @@ func connectionManager(t *testing.T, l *listenerv3.Listener) *hcmv3.HttpConnecti
 		t.Fatal(err)
 	}
 	return hcm
+}
+
+// TestTracingOnlyWhenConfigured: with a trace collector the gateway
+// listener traces with Envoy's OpenTelemetry tracer, exporting over gRPC
+// (HTTP/2) to the collector's cluster, statically and over ADS alike;
+// without one nothing about tracing is rendered.
+func TestTracingOnlyWhenConfigured(t *testing.T) {
+	for _, collector := range []string{"", "127.0.0.1:4317"} {
+		o := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: collector})
+		static, err := BuildBootstrap(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Build(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, l := range map[string]*listenerv3.Listener{"static": static.GetStaticResources().GetListeners()[0], "ads": res.Listeners[0]} {
+			tr := connectionManager(t, l).GetTracing()
+			if (tr != nil) != (collector != "") {
+				t.Fatalf("%s, collector %q: tracing %v", name, collector, tr)
+			}
+			if tr == nil {
+				continue
+			}
+			otel := &tracev3.OpenTelemetryConfig{}
+			if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(otel); err != nil || tr.GetProvider().GetName() != "envoy.tracers.opentelemetry" {
+				t.Fatalf("%s: provider %v: %v", name, tr.GetProvider(), err)
+			}
+			if got := otel.GetGrpcService().GetEnvoyGrpc().GetClusterName(); got != TraceCollectorCluster {
+				t.Errorf("%s: spans go to cluster %q", name, got)
+			}
+		}
+		for name, clusters := range map[string][]*clusterv3.Cluster{"static": static.GetStaticResources().GetClusters(), "ads": res.Clusters} {
+			i := slices.IndexFunc(clusters, func(c *clusterv3.Cluster) bool { return c.GetName() == TraceCollectorCluster })
+			if (i >= 0) != (collector != "") {
+				t.Fatalf("%s, collector %q: collector cluster at %d", name, collector, i)
+			}
+			if i < 0 {
+				continue
+			}
+			sa := clusters[i].GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+			if sa.GetAddress() != "127.0.0.1" || sa.GetPortValue() != 4317 {
+				t.Errorf("%s: collector at %v", name, sa)
+			}
+			if _, ok := clusters[i].GetTypedExtensionProtocolOptions()[httpProtocolOptionsKey]; !ok {
+				t.Errorf("%s: the collector cluster does not speak HTTP/2 (gRPC)", name)
+			}
+		}
+	}
 }

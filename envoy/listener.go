@@ -47,6 +47,9 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 	if d.accessLogPath != "" {
 		hcm.AccessLog = []*accesslogv3.AccessLog{d.accessLog()}
 	}
+	if d.traceHost != "" {
+		hcm.Tracing = d.tracing()
+	}
 	if d.extProc {
 		hcm.LocalReplyConfig = d.localReplyConfig()
 	}

@@ -145,6 +145,9 @@ type Options struct {
 	// with its own phase timings and the ext_proc filter's per-call
 	// latencies (diagnosis; see docs/PERFORMANCE.md for the fields).
 	AccessLog string
+	// TraceCollector, host:port of an OTLP gRPC collector, has Envoy trace
+	// every request and send its spans there (tracing.go); empty: none.
+	TraceCollector string
 }
 
 // Envoy gRPC clients for ext_proc.
@@ -217,8 +220,12 @@ type settings struct {
 	streamIdle        time.Duration
 	caFile            string
 	accessLogPath     string
-	clusters          []clusterData
-	localReplies      []localReply
+	// traceHost and tracePort are the OTLP collector's; "" when Envoy
+	// does not trace.
+	traceHost    string
+	tracePort    int
+	clusters     []clusterData
+	localReplies []localReply
 	// Fallbacks: the route entries, and the attempt cluster their
 	// specifier falls back on.
 	retryRoutes           []retryRouteData
@@ -343,6 +350,13 @@ func (o Options) settings() (settings, error) {
 		return d, fmt.Errorf("unknown gRPC client %q: want %s or %s", o.GRPCClient, GRPCClientEnvoy, GRPCClientGoogle)
 	}
 	d.accessLogPath = o.AccessLog
+	if o.TraceCollector != "" {
+		host, port, err := splitHostPort(o.TraceCollector)
+		if err != nil {
+			return d, fmt.Errorf("parsing the trace collector address %q: %w", o.TraceCollector, err)
+		}
+		d.traceHost, d.tracePort = host, port
+	}
 	if o.ExtProc != "" {
 		d.extProc = true
 		d.extProcTarget = o.ExtProc

@@ -31,6 +31,9 @@ type flight struct {
 	// log is the request's log record as the decision left it; the stream
 	// that ends the request completes and writes it.
 	log requestLog
+	// trace is the request's span, which that stream ends too; nil when
+	// not traced.
+	trace *requestTrace
 
 	// Guarded by the flight table's lock.
 	job      *responseJob // the answer's reading, taken once; nil when not read

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -17,7 +18,9 @@ import (
 type requestHeaders struct {
 	authorization, xAPIKey, apiKey string
 	contentLength, contentEncoding string
-	endOfStream                    bool
+	// The client's W3C trace context, read only when tracing.
+	traceparent, tracestate string
+	endOfStream             bool
 }
 
 // readRequestHeaders fills x.req from Envoy's request headers and returns
@@ -56,6 +59,14 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			x.req.session.codex = headerValue(hv)
 		case routing.BetaHeader:
 			x.req.Beta = headerValue(hv)
+		case traceparentHeader:
+			if x.srv.opts.Tracer != nil {
+				rh.traceparent = headerValue(hv)
+			}
+		case tracestateHeader:
+			if x.srv.opts.Tracer != nil {
+				rh.tracestate = headerValue(hv)
+			}
 		}
 	}
 	return rh
@@ -76,6 +87,9 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 		}
 	}
 	rh := x.readRequestHeaders(h)
+	if x.srv.opts.Tracer != nil {
+		x.startTrace(ctx, &rh)
+	}
 	ep, api := lookupEndpoint(x.req.Path)
 	x.req.API = api
 	if x.overloaded {
@@ -91,6 +105,9 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	x.req.Principal = p
 	if ep.local {
 		x.decided = true
+		if x.trace != nil {
+			x.trace.span.Local(200, time.Now())
+		}
 		return immediate(200, modelsList(x.router, p), "switchyard_models")
 	}
 	if e := x.srv.checkRequestLimit(ctx, p); e != nil {

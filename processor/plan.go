@@ -50,6 +50,10 @@ type Plan struct {
 	// HookErr is the hook failure that failed the request (fail_closed), or
 	// nil. The client only learns that a hook failed; this has file and line.
 	HookErr error
+	// HooksStart is when the on_request hooks began and HooksTook how long
+	// they ran; zero when none ran.
+	HooksStart time.Time
+	HooksTook  time.Duration
 	// Body is the body after the hooks, before any attempt's model rewrite,
 	// and BodyModel the model it names.
 	Body      []byte
@@ -187,7 +191,8 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 	if err != nil || p.Answer != nil {
 		return path, err
 	}
-	counted := router.Config().CountsUsage() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
+	// A traced request is counted: its span carries its tokens.
+	counted := router.Config().CountsUsage() || router.Config().Traced() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
 	if d.Bedrock != nil || d.Attempts != nil && bedrockAttempts(d) {
 		p.Response.Bedrock, counted = d.Bedrock != nil, true
 	}
@@ -231,7 +236,9 @@ func (p *Plan) planResponse() {
 // runHooks runs the on_request hooks and applies what they chose to the
 // plan and the routing request; it returns the body the upstream gets.
 func (p *Plan) runHooks(ctx context.Context, hooks *luahooks.Set, router *routing.Router, req *Request, rreq *routing.Request) ([]byte, *apiError) {
+	p.HooksStart = time.Now()
 	res, err := runRequestHooks(ctx, hooks, router, req, p.Model, p.Session)
+	p.HooksTook = time.Since(p.HooksStart)
 	p.Hooks = &res
 	if err != nil {
 		p.HookErr = err.cause

@@ -50,6 +50,7 @@ import (
 	"switchyard/limits"
 	"switchyard/luahooks"
 	"switchyard/routing"
+	"switchyard/tracing"
 )
 
 // Options configure a Server.
@@ -73,6 +74,9 @@ type Options struct {
 	// Limiter counts client keys' requests and tokens; nil means a
 	// limits.Local of this server's own.
 	Limiter Limiter
+	// Tracer records each request as a trace (trace.go); nil: no tracing,
+	// and nothing recorded per request.
+	Tracer *tracing.Tracer
 }
 
 // Server implements the ext_proc gRPC service.
@@ -137,7 +141,9 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	defer s.inflight.Add(-1)
 
 	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
-	return serveStream(stream, r.handle, nil, true)
+	err := serveStream(stream, r.handle, nil, true)
+	r.closeTrace()
+	return err
 }
 
 // Opened is how many ext_proc streams the server has opened: it stays the
@@ -187,6 +193,9 @@ type exchange struct {
 	// upstreamAPI is the API the first attempt's provider speaks, for
 	// on_response hooks.
 	upstreamAPI config.API
+	// trace is the request's span while this stream owns it; nil when
+	// not traced, or once handed to the request's flight.
+	trace *requestTrace
 }
 
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -265,6 +274,9 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	}
 	p, err := plan(ctx, x.router, x.hooks, &x.srv.state, &x.req)
 	x.session = p.Session
+	if x.trace != nil {
+		x.traceDecision(&p)
+	}
 	if err != nil {
 		if err.code == loopDetected {
 			x.srv.opts.Metrics.loopGuardVec.WithLabelValues(p.KeyName).Inc()
@@ -272,6 +284,9 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
 	}
 	if p.Answer != nil {
+		if x.trace != nil {
+			x.trace.span.Local(200, time.Now())
+		}
 		x.srv.opts.Metrics.requests.WithLabelValues("", "", "estimated").Inc()
 		return []*extprocv3.ProcessingResponse{immediate(200, p.Answer, "switchyard_token_estimate",
 			routing.Header{Name: EstimateHeader, Value: "bytes/4"})}
@@ -323,7 +338,8 @@ func (x *exchange) logRecord(p *Plan) requestLog {
 // fly keeps what the request's later streams need, with the snapshot it
 // was planned with, and returns the id they will find it by.
 func (x *exchange) fly(p *Plan) string {
-	f := &flight{started: time.Now(), router: x.router, log: x.logRecord(p)}
+	f := &flight{started: time.Now(), router: x.router, log: x.logRecord(p), trace: x.trace}
+	x.trace = nil // the streams that end the request end its span
 	if p.Fallback() {
 		f.attempts = attemptsOf(p)
 	}
@@ -370,6 +386,9 @@ func (x *exchange) fail(e *apiError) *extprocv3.ProcessingResponse {
 
 func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingResponse {
 	x.decided = true
+	if x.trace != nil {
+		x.trace.span.Refused(e.status, e.code, time.Now())
+	}
 	x.srv.opts.Metrics.requests.WithLabelValues("", "", strconv.Itoa(e.status)).Inc()
 	if log := x.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelInfo) {
 		l := requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: model, KeyName: x.req.Principal.Name,

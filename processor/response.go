@@ -15,6 +15,7 @@ import (
 	"switchyard/config"
 	"switchyard/internal/usage"
 	"switchyard/routing"
+	"switchyard/tracing"
 )
 
 // ResponsePlan is what the gateway does with the upstream's answer, as
@@ -103,6 +104,12 @@ type responseStream struct {
 	ended     bool
 	// quiet: the request's log line is someone else's (an attempt's).
 	quiet bool
+	// trace is the request's span (trace.go), nil when not traced; answer
+	// is what the answer says beside its tokens, and traced what the span
+	// gets of it once the answer ended.
+	trace  *requestTrace
+	answer usage.Answer
+	traced tracing.Answer
 }
 
 func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -174,7 +181,7 @@ func (r *responseStream) begin(id string) {
 			slog.String("flight", id))
 		return
 	}
-	r.job, r.log = j, f.log
+	r.job, r.log, r.trace = j, f.log, f.trace
 	r.sent = j.queued // the request left with the decision
 }
 
@@ -203,6 +210,10 @@ func (r *responseStream) onHeaders(h *extprocv3.HttpHeaders) *extprocv3.HeaderMu
 	}
 	if r.status < 300 {
 		r.tokens = usage.NewReader(stream)
+		if r.trace != nil {
+			r.answer.KeepBody = r.srv.opts.Tracer.CapturesContent()
+			r.tokens.ReadAnswer(&r.answer)
+		}
 	}
 	if !r.job.plan.Translate && !r.job.bedrock {
 		return nil
@@ -261,6 +272,9 @@ func (r *responseStream) end(ctx context.Context) {
 		t = r.tokens.Close()
 	}
 	r.srv.recordAnswer(ctx, j, t, r.sent, r.firstByte)
+	if r.trace != nil {
+		r.endTrace(t)
+	}
 	r.log.Status, r.log.Tokens = r.status, &t
 	if log := r.srv.opts.Logger; !r.quiet && log.Enabled(ctx, slog.LevelDebug) {
 		log.LogAttrs(ctx, slog.LevelDebug, "routed", slog.Any("", &r.log))

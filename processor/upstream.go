@@ -15,6 +15,7 @@ import (
 	"switchyard/config"
 	"switchyard/envoy"
 	"switchyard/routing"
+	"switchyard/tracing"
 )
 
 // phase names the filter a stream comes from: envoy.PhaseUpstream for an
@@ -59,6 +60,10 @@ type attempt struct {
 	answer *responseStream
 	// bedrock: this attempt went to Bedrock, converse: to its Converse API.
 	bedrock, converse bool
+	// status is what the upstream answered, 0 before (or without) it.
+	status int
+	// span is the attempt's, when the request is traced.
+	span *tracing.Attempt
 }
 
 // countingMode is the processing mode of a counted plan's attempts: as
@@ -115,12 +120,15 @@ func (u *attempt) begin(id string, attrs map[string]*structpb.Struct) {
 		return
 	}
 	u.flight, u.plan = f, f.attempts
+	reason := ""
 	if hadPrev {
-		reason := "no_response"
-		if prev.Status != 0 {
-			reason = strconv.Itoa(prev.Status)
-		}
+		reason = retryReason(prev)
 		u.srv.opts.Metrics.fallbacks.WithLabelValues(prev.Provider, u.plan.Attempts[u.n-1].Provider, reason).Inc()
+	}
+	if f.trace != nil {
+		ref := u.plan.Attempts[u.n-1]
+		u.span = f.trace.span.StartAttempt(&tracing.AttemptStart{N: u.n, Provider: ref.Provider, Model: ref.Model,
+			API: string(u.plan.upstreamAPI()), RetryReason: reason}, u.started)
 	}
 }
 
@@ -157,6 +165,9 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 		a.translated()
 	}
 	u.bedrock, u.converse = a.Bedrock, a.Converse
+	if u.span != nil {
+		u.span.Cloud(string(a.API), a.Vertex, a.Bedrock)
+	}
 	return encodeAttempt(&a, router.CredentialHeaders())
 }
 
@@ -176,7 +187,7 @@ func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
 	if u.plan == nil {
 		return
 	}
-	u.answered = true
+	u.answered, u.status = true, code
 	u.srv.flights.answered(u.flight, code, time.Since(u.started))
 	policy := u.plan.Retry
 	failed := code >= 500 || (policy != nil && policy.Fails(code))
@@ -205,7 +216,7 @@ func (u *attempt) readAnswer() {
 	}
 	ref := u.plan.Attempts[u.n-1]
 	j.provider, j.bedrock, j.converse = ref.Provider, u.bedrock, u.converse
-	u.answer = &responseStream{srv: u.srv, begun: true, job: j, log: u.flight.log, sent: u.started, quiet: true}
+	u.answer = &responseStream{srv: u.srv, begun: true, job: j, log: u.flight.log, sent: u.started, quiet: true, trace: u.flight.trace}
 	u.answer.log.Provider, u.answer.log.UpstreamModel = ref.Provider, ref.Model
 }
 
@@ -232,6 +243,9 @@ func (u *attempt) finish() {
 	if u.answer != nil {
 		u.answer.end(context.Background()) // once: a whole answer has ended already
 	}
+	if u.span != nil {
+		u.span.End(u.status, time.Now())
+	}
 	if !u.answered {
 		u.recordHealth(context.Background(), true, "")
 		u.concluded = u.n == len(u.plan.Attempts)
@@ -241,6 +255,9 @@ func (u *attempt) finish() {
 	}
 	outcomes := u.srv.flights.endAttempts(u.flight, time.Now())
 	u.srv.opts.Metrics.attempts.Observe(float64(len(outcomes)))
+	if t := u.flight.trace; t != nil {
+		u.endTrace(t)
+	}
 	if log := u.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelDebug) {
 		l := u.flight.log
 		if u.answer != nil {

@@ -116,6 +116,7 @@ func (f envoyConfigFlags) options(r *routing.Router) (envoy.Options, error) {
 		GRPCClient:          f.grpcClient,
 		AccessLog:           f.accessLog,
 		UsageInline:         f.usageInline,
+		TraceCollector:      r.Config().TraceCollector(),
 
 		ExtProcStreamsPerConnection: f.streamsPerConn,
 	}

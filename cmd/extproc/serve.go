@@ -189,6 +189,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer closeLimiter()
 
+	tracer, flushTraces, err := newTracer(ctx, cfg.Current().Config().Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces()
+
 	srv := processor.New(processor.Options{
 		Router:      cfg.Current,
 		Hooks:       hooks.Current,
@@ -196,6 +202,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		Metrics:     processor.NewMetrics(reg),
 		MaxInflight: f.maxInflight,
 		Limiter:     limiter,
+		Tracer:      tracer,
 	})
 
 	idle := time.NewTicker(idleRelease)

@@ -1,0 +1,120 @@
+package processor
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"switchyard/internal/usage"
+	"switchyard/tracing"
+)
+
+// Tracing (Options.Tracer): a request's span begins at its headers on the
+// router-level stream and is ended by the stream that ends the request,
+// the one that writes its log line: the router-level stream for a request
+// answered there, the response stream for one without fallbacks, the
+// concluding attempt's for one with. Every branch below is taken only
+// with a Tracer: an untraced request records and allocates nothing more.
+
+// W3C trace context headers, on Envoy's ext_proc gRPC call when Envoy
+// traces and on the client's request when the client does.
+const (
+	traceparentHeader = "traceparent"
+	tracestateHeader  = "tracestate"
+)
+
+// requestTrace is a traced request's span, kept in its flight for the
+// streams that end it.
+type requestTrace struct {
+	span *tracing.Request
+	// first is the first attempt, whose span a response stream records
+	// for a request without fallbacks.
+	first tracing.AttemptStart
+}
+
+// startTrace begins the request's span, continuing Envoy's span of this
+// ext_proc call (Envoy's tracer puts it in the gRPC metadata), else the
+// client's own traceparent.
+func (x *exchange) startTrace(ctx context.Context, rh *requestHeaders) {
+	tp, ts := rh.traceparent, rh.tracestate
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(traceparentHeader); len(v) == 1 {
+			tp, ts = v[0], ""
+			if s := md.Get(tracestateHeader); len(s) == 1 {
+				ts = s[0]
+			}
+		}
+	}
+	x.trace = &requestTrace{span: x.srv.opts.Tracer.Start(tp, ts, time.Now())}
+}
+
+// traceDecision records the plan: its hooks, where it goes, and the first
+// attempt for the stream that reads the answer.
+func (x *exchange) traceDecision(p *Plan) {
+	if p.Hooks != nil && !p.HooksStart.IsZero() {
+		x.trace.span.Hooks(p.HooksStart, p.HooksTook, p.HookErr)
+	}
+	if len(p.Attempts) == 0 {
+		return
+	}
+	a := &p.Attempts[0]
+	d := tracing.Decision{Path: x.req.Path, Model: p.Model, Provider: a.Provider, API: string(a.API), Vertex: a.Vertex,
+		Bedrock: a.Bedrock, UpstreamModel: a.Model, Route: a.Route, KeyName: p.KeyName, Stream: p.Response.Stream}
+	if x.srv.opts.Tracer.CapturesContent() {
+		d.Body = p.Body
+	}
+	x.trace.span.Decided(&d)
+	x.trace.first = tracing.AttemptStart{N: 1, Provider: a.Provider, Model: a.Model, API: string(a.API), Vertex: a.Vertex, Bedrock: a.Bedrock}
+}
+
+// closeTrace ends the span of a request whose stream closed with the
+// span still its own: forwarded without its answer being read, or left
+// before it was decided.
+func (x *exchange) closeTrace() {
+	if x.trace != nil {
+		x.trace.span.Local(0, time.Now())
+	}
+}
+
+// traceAnswer is what a response stream read of the answer, for the span.
+func (r *responseStream) traceAnswer(t usage.Tokens) tracing.Answer {
+	a := tracing.Answer{Status: r.status, Counted: r.tokens != nil, Input: t.Input + t.CacheRead + t.CacheCreation,
+		Output: t.Output, Model: r.answer.Model, FinishReasons: r.answer.FinishReasons, Body: r.answer.Body}
+	if !r.firstByte.IsZero() {
+		a.FirstToken = r.firstByte.Sub(r.sent)
+	}
+	return a
+}
+
+// endTrace ends the span of a request without fallbacks at its answer's
+// end, with its one attempt.
+func (r *responseStream) endTrace(t usage.Tokens) {
+	now := time.Now()
+	r.traced = r.traceAnswer(t)
+	if r.quiet {
+		return // the concluding attempt ends the span
+	}
+	r.trace.span.StartAttempt(&r.trace.first, r.sent).End(r.status, now)
+	r.trace.span.End(&r.traced, now)
+}
+
+// retryReason is why an attempt failed over to the next: its status, or
+// no_response.
+func retryReason(prev attemptOutcome) string {
+	if prev.Status != 0 {
+		return strconv.Itoa(prev.Status)
+	}
+	return "no_response"
+}
+
+// endTrace ends the span of a request with fallbacks, at the end of its
+// concluding attempt: with the answer it read, else the attempt's status.
+func (u *attempt) endTrace(t *requestTrace) {
+	a := tracing.Answer{Status: u.status}
+	if u.answer != nil {
+		a = u.answer.traced
+	}
+	t.span.End(&a, time.Now())
+}
