@@ -56,7 +56,16 @@ REDIS_BIN := $(TOOLS)/bin/redis-server
 REDIS_STAMP := $(TOOLS)/redis/.installed-redis-$(REDIS_VERSION)
 export RATELIMIT_BIN REDIS_BIN
 
-.PHONY: all tools envoy agents sdks google-auth-py ratelimit build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
+# Jaeger, the trace backend of the tracing tests (e2e/tracing_test.go): it takes OTLP (gRPC and HTTP)
+# and answers queries at /api/traces. `go install ...@v1.75.0` refuses it: its go.mod has a replace
+# directive (github.com/Shopify/sarama), which go install allows only in a main module. So the module
+# is downloaded and built as its own main module, with its own go.sum: the build its release makes.
+JAEGER_VERSION := v1.75.0
+JAEGER_BIN := $(TOOLS)/bin/jaeger
+JAEGER_STAMP := $(TOOLS)/bin/.installed-jaeger-$(JAEGER_VERSION)
+export JAEGER_BIN
+
+.PHONY: all tools envoy agents sdks google-auth-py ratelimit jaeger build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
 
 all: build
 
@@ -95,6 +104,20 @@ $(REDIS_STAMP):
 	chmod +x $(REDIS_BIN)
 	$(REDIS_BIN) --version | grep -q 'v=$(REDIS_VERSION) ' || { $(REDIS_BIN) --version; echo ">> Debian now ships another Redis: update REDIS_VERSION in the Makefile"; exit 1; }
 	@$(REDIS_BIN) --version
+	@touch $@
+
+jaeger: $(JAEGER_STAMP)
+
+# Built outside any module (a temporary directory), so that nothing here changes go.mod.
+$(JAEGER_STAMP):
+	@echo ">> building github.com/jaegertracing/jaeger/cmd/jaeger@$(JAEGER_VERSION) into $(TOOLS)/bin"
+	mkdir -p $(TOOLS)/bin
+	tmp=$$(mktemp -d) && cd $$tmp && \
+	  dir=$$(GOFLAGS= $(GO) mod download -json github.com/jaegertracing/jaeger@$(JAEGER_VERSION) | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	  cd "$$dir" && GOFLAGS= $(GO) build -trimpath -o $(JAEGER_BIN).tmp ./cmd/jaeger; \
+	  rc=$$?; rm -rf $$tmp; [ $$rc -eq 0 ] || { echo ">> building jaeger failed (see above): the tracing tests need it"; exit 1; }
+	mv $(JAEGER_BIN).tmp $(JAEGER_BIN)
+	rm -f $(TOOLS)/bin/.installed-jaeger-*
 	@touch $@
 
 agents: $(AGENTS_STAMP)
@@ -162,7 +185,7 @@ vet:
 unit: sdks
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
 
-e2e: tools agents sdks google-auth-py ratelimit
+e2e: tools agents sdks google-auth-py ratelimit jaeger
 	$(GO) test -count=1 -timeout 20m $(GOFLAGS_TEST) ./e2e/...
 
 test: tools vet unit fuzz-short e2e

@@ -29,7 +29,7 @@ func toolBin(t testing.TB, env, name string) string {
 		p = abs
 	}
 	if fi, err := os.Stat(p); err != nil || fi.IsDir() {
-		t.Fatalf("%s not found at %s: run `make ratelimit` (the end-to-end tests never skip)", name, p)
+		t.Fatalf("%s not found at %s: run `make e2e`, which installs it (the end-to-end tests never skip)", name, p)
 	}
 	return p
 }
