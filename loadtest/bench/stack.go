@@ -153,6 +153,8 @@ type feature struct {
 	headers    map[string]string
 	renderArgs []string // added to `extproc envoy-config`
 	env        []string // added to extproc's environment
+	// upstreamEnv is added to extproc's environment too, for the upstream.
+	upstreamEnv func(upstream string) []string
 }
 
 // benchKey is the client key of the paths with limits.
@@ -187,6 +189,13 @@ var Features = map[string]feature{
 	"limits_rpm": {config: limitsConfig("{requests_per_minute: 4000000000}"), headers: limitsFeature.headers, env: limitsFeature.env},
 	"limits": {config: limitsConfig("{requests_per_minute: 4000000000, tokens_per_minute: 4000000000}"),
 		headers: limitsFeature.headers, env: limitsFeature.env},
+	// tracing: every request traced (and so counted), its spans exported
+	// over OTLP/HTTP to the mock, which drops them; against usage, the
+	// cost of the spans alone.
+	"tracing": {config: func(u string) string { return usageConfig(u) + "tracing: {enabled: true}\n" },
+		upstreamEnv: func(u string) []string {
+			return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + u, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"}
+		}},
 }
 
 func usageConfig(upstream string) string {
@@ -277,8 +286,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err := os.WriteFile(file, []byte(f.config(cfg.UpstreamURL)), 0o644); err != nil {
 			return nil, fmt.Errorf("writing config: %w", err)
 		}
+		env := f.env
+		if f.upstreamEnv != nil {
+			env = append(slices.Clip(env), f.upstreamEnv(cfg.UpstreamURL)...)
+		}
 		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers,
-			renderArgs: f.renderArgs, extprocEnv: f.env})
+			renderArgs: f.renderArgs, extprocEnv: env})
 	}
 	if cfg.Null {
 		instances = append(instances, instance{name: PathNull, config: plain, extproc: true, extprocArgs: []string{"-null-route", NullCluster}})

@@ -136,10 +136,16 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 
 // Shared header values; net/http only reads them.
 var (
-	ctJSON  = []string{"application/json"}
-	ctSSE   = []string{"text/event-stream"}
-	noCache = []string{"no-cache"}
+	ctJSON = []string{"application/json"}
+	ctSSE  = []string{"text/event-stream"}
+	// ctProtobuf answers OTLP/HTTP exports (an empty response message).
+	ctProtobuf = []string{"application/x-protobuf"}
+	noCache    = []string{"no-cache"}
 )
+
+// TracesPath takes OTLP/HTTP trace exports (OTEL_EXPORTER_OTLP_ENDPOINT
+// set to the mock's URL) and drops them.
+const TracesPath = "/v1/traces"
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -163,6 +169,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.serveModels(w, r)
+		return
+	case TracesPath:
+		// OTLP/HTTP trace exports, dropped: a benchmark of a traced
+		// gateway needs somewhere to send its spans.
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header()["Content-Type"] = ctProtobuf
 		return
 	default:
 		writeError(w, apiOf(r.URL.Path), http.StatusNotFound, "unknown path")

@@ -716,3 +716,20 @@ func BenchmarkChatCompletionHTTP(b *testing.B) {
 		}
 	})
 }
+
+// The mock takes OTLP/HTTP trace exports and drops them: a traced
+// gateway's benchmark sends its spans there.
+func TestTracesDropped(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(New(fast))
+	t.Cleanup(srv.Close)
+	resp, err := srv.Client().Post(srv.URL+TracesPath, "application/x-protobuf", strings.NewReader("\x0a\x00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-protobuf" || len(body) != 0 {
+		t.Errorf("status %d, %q, body %q: want an empty OTLP answer", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}
