@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"bytes"
 	"slices"
 
 	"github.com/tidwall/gjson"
@@ -30,10 +31,44 @@ var (
 	reasonPaths = []string{"choices.#.finish_reason", "stop_reason", "delta.stop_reason", "response.status", "candidates.#.finishReason"}
 )
 
+// Keys whose string value read parses an event for: the rest of a
+// stream's events (text deltas, with "finish_reason":null) are skipped
+// once the model is known.
+var answerKeys = [][]byte{[]byte(`"finish_reason"`), []byte(`"stop_reason"`), []byte(`"finishReason"`), []byte(`"status"`)}
+
+// worthReading is the cheap test run on every event.
+func (a *Answer) worthReading(data []byte) bool {
+	if a.Model == "" && bytes.Contains(data, []byte(`"model`)) {
+		return true
+	}
+	for _, k := range answerKeys {
+		if stringFollows(data, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// stringFollows reports whether key occurs with a string value.
+func stringFollows(data, key []byte) bool {
+	for {
+		i := bytes.Index(data, key)
+		if i < 0 {
+			return false
+		}
+		data = skipSpace(data[i+len(key):])
+		if len(data) > 0 && data[0] == ':' {
+			if d := skipSpace(data[1:]); len(d) > 0 && d[0] == '"' {
+				return true
+			}
+		}
+	}
+}
+
 // read takes the model and finish reasons a JSON document (an answer or
 // one event) names.
 func (a *Answer) read(data []byte) {
-	if !gjson.ValidBytes(data) {
+	if !a.worthReading(data) || !gjson.ValidBytes(data) {
 		return
 	}
 	doc := gjson.ParseBytes(data)
