@@ -3,15 +3,19 @@ package processor
 import (
 	"context"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 
 	"switchyard/envoy"
+	"switchyard/luahooks"
 	"switchyard/routing"
 	"switchyard/tracing"
 )
@@ -183,16 +187,68 @@ func TestTracedFallback(t *testing.T) {
 	}
 }
 
+// The on_request hooks are a child span from when they began to when they
+// ended; a failing hook marks it, and the refused request, an error.
+func TestTracedHooks(t *testing.T) {
+	t.Parallel()
+	set, err := luahooks.NewSet([]luahooks.Source{{Name: "h.lua", Code: []byte(`
+function on_request(req)
+  if req:header("x-fail") then error("boom") end
+end`)}}, luahooks.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, rec := tracedServer(t, testConfigYAML+tracingYAML)
+	s.opts.Hooks = func() *luahooks.Set { return set }
+	body := `{"model":"gpt-4o","messages":[]}`
+	for _, fail := range []bool{false, true} {
+		headers := post("/v1/chat/completions", bearer(keyTeamB)...)
+		if fail {
+			headers = append(headers, "x-fail", "1")
+		}
+		before := len(rec.Ended())
+		out := routerStream(t, s, headers, body)
+		if !fail {
+			answerStream(t, s, sentFlight(out), "application/json", `{"model":"gpt-4o","choices":[{"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}`)
+		}
+		spans := rec.Ended()[before:]
+		var hooks, req sdktrace.ReadOnlySpan
+		for _, sp := range spans {
+			switch {
+			case sp.Name() == "hooks on_request":
+				hooks = sp
+			case sp.SpanKind() == trace.SpanKindServer:
+				req = sp
+			}
+		}
+		if hooks == nil || req == nil {
+			t.Fatalf("fail=%v: spans %d, want the hooks' and the request's", fail, len(spans))
+		}
+		if hooks.Parent().SpanID() != req.SpanContext().SpanID() || !hooks.EndTime().After(hooks.StartTime()) {
+			t.Errorf("fail=%v: hooks span under %s from %v to %v", fail, hooks.Parent().SpanID(), hooks.StartTime(), hooks.EndTime())
+		}
+		if got := hooks.Status().Code == codes.Error; got != fail {
+			t.Errorf("fail=%v: hooks span an error: %v", fail, got)
+		}
+		if fail && spanAttrs(req)["error.type"] != "hook_failed" {
+			t.Errorf("request span of a failed hook: %v", spanAttrs(req))
+		}
+	}
+}
+
 // BenchmarkTracedRequest is one counted request, decision and answer, with
 // tracing off and on (spans exported to nowhere by a batcher): the cost per
 // request of tracing (docs/PERFORMANCE.md).
 func BenchmarkTracedRequest(b *testing.B) {
 	body := benchChat("gpt-4o")
-	answer := []string{
-		"data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"delta\":{\"content\":\"Hamlet\"}}],\"usage\":null}\n\n",
-		"data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n" +
-			"data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[],\"usage\":{\"prompt_tokens\":60,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+	// A chat stream of ten content chunks, as the mock sends (the load
+	// benchmark's stream stage).
+	var answer []string
+	for range 10 {
+		answer = append(answer, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hamlet \"},\"finish_reason\":null}],\"usage\":null}\n\n")
 	}
+	answer = append(answer, "data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"+
+		"data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[],\"usage\":{\"prompt_tokens\":60,\"completion_tokens\":10}}\n\ndata: [DONE]\n\n")
 	for _, traced := range []bool{false, true} {
 		name := "usage"
 		yamlText := testConfigYAML + "usage: {enabled: true}\n"

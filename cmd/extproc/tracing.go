@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -22,6 +24,11 @@ const traceFlushTimeout = 5 * time.Second
 // record nothing. The returned func flushes the spans still batched.
 func newTracer(ctx context.Context, tc *config.TracingConfig, log *slog.Logger) (*tracing.Tracer, func(), error) {
 	if tc == nil || !tc.Enabled {
+		return nil, func() {}, nil
+	}
+	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
+		// The standard switch to turn OpenTelemetry off without a config change.
+		log.Info("tracing is on in the config but OTEL_SDK_DISABLED=true: no traces")
 		return nil, func() {}, nil
 	}
 	t, shutdown, err := export.Setup(ctx, tc.CaptureContent)
