@@ -15,7 +15,6 @@ import (
 	"switchyard/config"
 	"switchyard/internal/usage"
 	"switchyard/routing"
-	"switchyard/tracing"
 )
 
 // ResponsePlan is what the gateway does with the upstream's answer, as
@@ -104,12 +103,10 @@ type responseStream struct {
 	ended     bool
 	// quiet: the request's log line is someone else's (an attempt's).
 	quiet bool
-	// trace is the request's span (trace.go), nil when not traced; answer
-	// is what the answer says beside its tokens, and traced what the span
-	// gets of it once the answer ended.
-	trace  *requestTrace
-	answer usage.Answer
-	traced tracing.Answer
+	// trace is the request's span (trace.go), nil when not traced; read
+	// is what the span gets of the answer, nil until the answer came.
+	trace *requestTrace
+	read  *answerRead
 }
 
 func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -211,8 +208,7 @@ func (r *responseStream) onHeaders(h *extprocv3.HttpHeaders) *extprocv3.HeaderMu
 	if r.status < 300 {
 		r.tokens = usage.NewReader(stream)
 		if r.trace != nil {
-			r.answer.KeepBody = r.srv.opts.Tracer.CapturesContent()
-			r.tokens.ReadAnswer(&r.answer)
+			r.readAnswer()
 		}
 	}
 	if !r.job.plan.Translate && !r.job.bedrock {

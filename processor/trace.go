@@ -78,10 +78,26 @@ func (x *exchange) closeTrace() {
 	}
 }
 
-// traceAnswer is what a response stream read of the answer, for the span.
+// answerRead is what a traced request's response stream reads of the
+// answer for its span: what the answer says beside its tokens while it
+// passes, and the span's Answer once it ended.
+type answerRead struct {
+	says usage.Answer
+	span tracing.Answer
+}
+
+// readAnswer has the token reader read the answer for the span too.
+func (r *responseStream) readAnswer() {
+	r.read = &answerRead{says: usage.Answer{KeepBody: r.srv.opts.Tracer.CapturesContent()}}
+	r.tokens.ReadAnswer(&r.read.says)
+}
+
+// traceAnswer is what the span gets of the answer that ended.
 func (r *responseStream) traceAnswer(t usage.Tokens) tracing.Answer {
-	a := tracing.Answer{Status: r.status, Counted: r.tokens != nil, Input: t.Input + t.CacheRead + t.CacheCreation,
-		Output: t.Output, Model: r.answer.Model, FinishReasons: r.answer.FinishReasons, Body: r.answer.Body}
+	a := tracing.Answer{Status: r.status, Counted: r.tokens != nil, Input: t.Input + t.CacheRead + t.CacheCreation, Output: t.Output}
+	if r.read != nil {
+		a.Model, a.FinishReasons, a.Body = r.read.says.Model, r.read.says.FinishReasons, r.read.says.Body
+	}
 	if !r.firstByte.IsZero() {
 		a.FirstToken = r.firstByte.Sub(r.sent)
 	}
@@ -89,15 +105,20 @@ func (r *responseStream) traceAnswer(t usage.Tokens) tracing.Answer {
 }
 
 // endTrace ends the span of a request without fallbacks at its answer's
-// end, with its one attempt.
+// end, with its one attempt; with fallbacks it keeps the answer for the
+// concluding attempt, which ends the span.
 func (r *responseStream) endTrace(t usage.Tokens) {
 	now := time.Now()
-	r.traced = r.traceAnswer(t)
+	a := r.traceAnswer(t)
 	if r.quiet {
-		return // the concluding attempt ends the span
+		if r.read == nil {
+			r.read = &answerRead{}
+		}
+		r.read.span = a
+		return
 	}
 	r.trace.span.StartAttempt(&r.trace.first, r.sent).End(r.status, now)
-	r.trace.span.End(&r.traced, now)
+	r.trace.span.End(&a, now)
 }
 
 // retryReason is why an attempt failed over to the next: its status, or
@@ -113,8 +134,8 @@ func retryReason(prev attemptOutcome) string {
 // concluding attempt: with the answer it read, else the attempt's status.
 func (u *attempt) endTrace(t *requestTrace) {
 	a := tracing.Answer{Status: u.status}
-	if u.answer != nil {
-		a = u.answer.traced
+	if u.answer != nil && u.answer.read != nil {
+		a = u.answer.read.span
 	}
 	t.span.End(&a, time.Now())
 }
