@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -9,20 +11,58 @@ import (
 	"switchyard/loadtest/mockllm"
 )
 
-// TestTracesInJaeger: with tracing on, a streamed and a non-streamed
-// request each become one trace in Jaeger under the client's trace id:
-// Envoy's spans and extproc's, extproc's request span (GenAI attributes)
-// a child of Envoy's span of the ext_proc call, and its attempt a child of
-// it. With Envoy rendered statically and on ADS alike.
+// tracingConfig: the mock behind an OpenAI and an Anthropic provider, and a
+// provider that always answers 503 whose route falls back to the mock.
+func tracingConfig(mock, down, collector string, capture bool) string {
+	return fmt.Sprintf(`providers:
+  - {name: mock, url: %q, schema: openai}
+  - {name: mock-anthropic, url: %q, cluster: mock_anthropic, schema: anthropic}
+  - {name: down, url: %q, schema: openai}
+routes:
+  - {model: mock-gpt, provider: mock}
+  - {model: mock-claude, provider: mock-anthropic}
+  - model: fallback-gpt
+    provider: down
+    fallbacks: [{provider: mock, model: mock-gpt}]
+tracing: {enabled: true, envoy_collector: %q, capture_content: %t}
+`, mock, mock, down, collector, capture)
+}
+
+// tracedRequest is one request of TestTracesInJaeger and what its trace
+// must show.
+type tracedRequest struct {
+	name, path, body, model string
+	stream                  bool
+	finish                  string
+	// attempts are the providers tried, in order; the last one answers.
+	attempts []string
+}
+
+var tracedRequests = []tracedRequest{
+	{"chat", "/v1/chat/completions", `{"model":"mock-gpt","messages":[{"role":"user","content":"secret prompt"}]}`, "mock-gpt", false, "stop", []string{"mock"}},
+	{"messages stream", "/v1/messages", `{"model":"mock-claude","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"secret prompt"}]}`, "mock-claude", true, "end_turn", []string{"mock-anthropic"}},
+	{"fallback", "/v1/chat/completions", `{"model":"fallback-gpt","messages":[{"role":"user","content":"secret prompt"}]}`, "fallback-gpt", false, "stop", []string{"down", "mock"}},
+}
+
+// TestTracesInJaeger: with tracing on, each request becomes one trace in
+// Jaeger under the client's trace id: Envoy's spans and extproc's,
+// extproc's request span (GenAI attributes) a child of Envoy's span of the
+// ext_proc call, and one child span per upstream attempt (a fallback's
+// first saying 503, the second why it was tried). With Envoy rendered
+// statically, without capturing content, and on ADS, capturing it.
 func TestTracesInJaeger(t *testing.T) {
 	t.Parallel()
 	j := startJaeger(t)
 	mock := httptest.NewServer(mockllm.New(mockllm.Options{Latency: -1, StreamChunks: 3, ChunkInterval: 10 * time.Millisecond}))
 	t.Cleanup(mock.Close)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"down"}}`, http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
 	for _, xds := range []bool{false, true} {
-		name := "static"
+		name, capture := "static", false
 		if xds {
-			name = "ads"
+			name, capture = "ads", true
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -33,31 +73,30 @@ func TestTracesInJaeger(t *testing.T) {
 			if xds {
 				opts.envoyConfigArgs, opts.extprocArgs = []string{"-xds"}, []string{"-xds"}
 			}
-			config := exampleConfig(t, mock.URL) + "\ntracing: {enabled: true, envoy_collector: \"" + j.otlp + "\"}\n"
-			gw := startGateway(t, config, opts)
-			for _, tc := range []struct {
-				name, path, body, model string
-				stream                  bool
-				finish                  string
-			}{
-				{"chat", "/v1/chat/completions", `{"model":"mock-gpt","messages":[{"role":"user","content":"secret prompt"}]}`, "mock-gpt", false, "stop"},
-				{"messages stream", "/v1/messages", `{"model":"mock-claude","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"secret prompt"}]}`, "mock-claude", true, "end_turn"},
-			} {
+			gw := startGateway(t, tracingConfig(mock.URL, down.URL, j.otlp, capture), opts)
+			// Every request first, then every trace: Envoy sends its spans
+			// every few seconds.
+			traceIDs, clientSpans := make([]string, len(tracedRequests)), make([]string, len(tracedRequests))
+			for i, tc := range tracedRequests {
+				traceIDs[i], clientSpans[i] = randomHex(t, 16), randomHex(t, 8)
+				res := gw.do(t, "POST", tc.path, map[string]string{"traceparent": "00-" + traceIDs[i] + "-" + clientSpans[i] + "-01"}, tc.body)
+				if res.status != 200 {
+					t.Fatalf("%s: status %d: %s", tc.name, res.status, res.body)
+				}
+			}
+			for i, tc := range tracedRequests {
 				t.Run(tc.name, func(t *testing.T) {
-					traceID, clientSpan := randomHex(t, 16), randomHex(t, 8)
-					res := gw.do(t, "POST", tc.path, map[string]string{"traceparent": "00-" + traceID + "-" + clientSpan + "-01"}, tc.body)
-					if res.status != 200 {
-						t.Fatalf("status %d: %s", res.status, res.body)
-					}
-					spans := j.waitTrace(t, traceID, func(spans []traceSpan) bool {
+					// Whole once Envoy's first span (it ends last) and
+					// extproc's request span (with its tokens) are in.
+					spans := j.waitTrace(t, traceIDs[i], func(spans []traceSpan) bool {
 						var envoy, extproc bool
 						for _, s := range spans {
-							envoy = envoy || s.service == "switchyard-envoy"
+							envoy = envoy || s.parent == clientSpans[i]
 							extproc = extproc || s.tags["gen_ai.usage.output_tokens"] != ""
 						}
 						return envoy && extproc
 					})
-					checkTrace(t, spans, "switchyard-"+name, clientSpan, tc.model, tc.stream, tc.finish)
+					checkTrace(t, spans, "switchyard-"+name, clientSpans[i], tc, capture)
 				})
 			}
 		})
@@ -65,29 +104,40 @@ func TestTracesInJaeger(t *testing.T) {
 }
 
 // checkTrace checks one request's trace: extproc's request span with its
-// GenAI attributes under Envoy's span of the ext_proc call, its attempt
-// under it, Envoy's first span under the client's, and no prompt text.
-func checkTrace(t *testing.T, spans []traceSpan, service, clientSpan, model string, stream bool, finish string) {
+// GenAI attributes under Envoy's span of the ext_proc call, its attempts
+// under it, Envoy's first span under the client's, and the prompt only
+// when content is captured.
+func checkTrace(t *testing.T, spans []traceSpan, service, clientSpan string, tc tracedRequest, capture bool) {
 	t.Helper()
 	byID := map[string]traceSpan{}
 	var req traceSpan
 	for _, s := range spans {
 		byID[s.id] = s
-		if s.service == service && s.name == "chat "+model {
+		if s.service == service && s.name == "chat "+tc.model {
 			req = s
 		}
 		for k, v := range s.tags {
-			if strings.Contains(v, "secret prompt") {
-				t.Errorf("span %q exports the prompt in %s without capture_content", s.name, k)
+			if strings.Contains(v, "secret prompt") && (!capture || k != "gen_ai.input.messages") {
+				t.Errorf("span %q exports the prompt in %s", s.name, k)
 			}
 		}
 	}
 	if req.id == "" {
-		t.Fatalf("no span %q of %s", "chat "+model, service)
+		t.Fatalf("no span %q of %s", "chat "+tc.model, service)
 	}
-	want := map[string]string{"gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.response.model": model,
-		"gen_ai.provider.name": map[bool]string{false: "openai", true: "anthropic"}[stream], "http.response.status_code": "200",
-		"switchyard.stream": map[bool]string{false: "false", true: "true"}[stream]}
+	if got := strings.Contains(req.tags["gen_ai.input.messages"], "secret prompt"); got != capture {
+		t.Errorf("prompt on the request span: %v, want %v (capture_content)", got, capture)
+	}
+	if got := req.tags["gen_ai.output.messages"] != ""; got != (capture && !tc.stream) {
+		t.Errorf("answer on the request span: %v, want %v (a JSON answer, capture_content)", got, capture && !tc.stream)
+	}
+	responseModel := strings.TrimPrefix(tc.model, "fallback-")
+	if responseModel != tc.model {
+		responseModel = "mock-" + responseModel
+	}
+	want := map[string]string{"gen_ai.operation.name": "chat", "gen_ai.request.model": tc.model, "gen_ai.response.model": responseModel,
+		"gen_ai.provider.name": map[bool]string{false: "openai", true: "anthropic"}[tc.stream], "http.response.status_code": "200",
+		"switchyard.stream": fmt.Sprint(tc.stream)}
 	for k, v := range want {
 		if req.tags[k] != v {
 			t.Errorf("request span %s = %q, want %q", k, req.tags[k], v)
@@ -98,25 +148,14 @@ func checkTrace(t *testing.T, spans []traceSpan, service, clientSpan, model stri
 			t.Errorf("request span %s = %q, want a positive number", k, v)
 		}
 	}
-	if !strings.Contains(req.tags["gen_ai.response.finish_reasons"], finish) {
-		t.Errorf("finish reasons %q, want %q", req.tags["gen_ai.response.finish_reasons"], finish)
+	if !strings.Contains(req.tags["gen_ai.response.finish_reasons"], tc.finish) {
+		t.Errorf("finish reasons %q, want %q", req.tags["gen_ai.response.finish_reasons"], tc.finish)
 	}
 	parent, ok := byID[req.parent]
 	if !ok || parent.service != "switchyard-envoy" || !strings.Contains(parent.name, "ext_proc") {
 		t.Errorf("request span's parent %q is %+v, want Envoy's span of the ext_proc call", req.parent, parent)
 	}
-	var attempts int
-	for _, s := range spans {
-		if s.parent == req.id && strings.HasPrefix(s.name, "attempt ") {
-			attempts++
-			if s.tags["http.response.status_code"] != "200" {
-				t.Errorf("attempt span %v", s.tags)
-			}
-		}
-	}
-	if attempts != 1 {
-		t.Errorf("%d attempt spans under the request span, want 1", attempts)
-	}
+	checkAttempts(t, spans, req.id, tc.attempts)
 	var underClient int
 	for _, s := range spans {
 		if s.parent == clientSpan {
@@ -128,5 +167,34 @@ func checkTrace(t *testing.T, spans []traceSpan, service, clientSpan, model stri
 	}
 	if underClient != 1 {
 		t.Errorf("%d spans continue the client's span, want Envoy's one", underClient)
+	}
+}
+
+// checkAttempts checks the attempt spans under the request span: one per
+// provider tried, in order; every one but the last failed with 503, and
+// each after the first says it was tried because of that 503.
+func checkAttempts(t *testing.T, spans []traceSpan, req string, providers []string) {
+	t.Helper()
+	byNumber := map[string]traceSpan{}
+	for _, s := range spans {
+		if s.parent == req && strings.HasPrefix(s.name, "attempt ") {
+			byNumber[s.tags["switchyard.attempt"]] = s
+		}
+	}
+	if len(byNumber) != len(providers) {
+		t.Fatalf("%d attempt spans under the request span, want %d", len(byNumber), len(providers))
+	}
+	for i, p := range providers {
+		a := byNumber[fmt.Sprint(i+1)]
+		status, reason := "503", ""
+		if i == len(providers)-1 {
+			status = "200"
+		}
+		if i > 0 {
+			reason = "503"
+		}
+		if a.tags["switchyard.provider"] != p || a.tags["http.response.status_code"] != status || a.tags["switchyard.retry_reason"] != reason {
+			t.Errorf("attempt %d: %v, want provider %s, status %s, retry reason %q", i+1, a.tags, p, status, reason)
+		}
 	}
 }
