@@ -14,6 +14,10 @@ import (
 // tracingConfig: the mock behind an OpenAI and an Anthropic provider, and a
 // provider that always answers 503 whose route falls back to the mock.
 func tracingConfig(mock, down, collector string, capture bool) string {
+	tracing := fmt.Sprintf("{enabled: true, capture_content: %t}", capture)
+	if collector != "" {
+		tracing = fmt.Sprintf("{enabled: true, envoy_collector: %q, capture_content: %t}", collector, capture)
+	}
 	return fmt.Sprintf(`providers:
   - {name: mock, url: %q, schema: openai}
   - {name: mock-anthropic, url: %q, cluster: mock_anthropic, schema: anthropic}
@@ -24,8 +28,8 @@ routes:
   - model: fallback-gpt
     provider: down
     fallbacks: [{provider: mock, model: mock-gpt}]
-tracing: {enabled: true, envoy_collector: %q, capture_content: %t}
-`, mock, mock, down, collector, capture)
+tracing: %s
+`, mock, mock, down, tracing)
 }
 
 // tracedRequest is one request of TestTracesInJaeger and what its trace
@@ -49,7 +53,9 @@ var tracedRequests = []tracedRequest{
 // extproc's request span (GenAI attributes) a child of Envoy's span of the
 // ext_proc call, and one child span per upstream attempt (a fallback's
 // first saying 503, the second why it was tried). With Envoy rendered
-// statically, without capturing content, and on ADS, capturing it.
+// statically, without capturing content, and on ADS, capturing it; and
+// with only extproc tracing, which then continues the client's span
+// itself (Envoy forwards it the client's traceparent).
 func TestTracesInJaeger(t *testing.T) {
 	t.Parallel()
 	j := startJaeger(t)
@@ -59,21 +65,26 @@ func TestTracesInJaeger(t *testing.T) {
 		http.Error(w, `{"error":{"message":"down"}}`, http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(down.Close)
-	for _, xds := range []bool{false, true} {
-		name, capture := "static", false
-		if xds {
-			name, capture = "ads", true
-		}
+	for _, v := range []struct {
+		name         string
+		xds, capture bool
+		envoyTracing bool
+	}{{"static", false, false, true}, {"ads", true, true, true}, {"extproc-only", false, false, false}} {
+		name := v.name
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			opts := gatewayOptions{extraEnv: []string{
 				"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=http://" + j.otlp,
 				"OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_SERVICE_NAME=switchyard-" + name,
 			}}
-			if xds {
+			if v.xds {
 				opts.envoyConfigArgs, opts.extprocArgs = []string{"-xds"}, []string{"-xds"}
 			}
-			gw := startGateway(t, tracingConfig(mock.URL, down.URL, j.otlp, capture), opts)
+			collector := ""
+			if v.envoyTracing {
+				collector = j.otlp
+			}
+			gw := startGateway(t, tracingConfig(mock.URL, down.URL, collector, v.capture), opts)
 			// Every request first, then every trace: Envoy sends its spans
 			// every few seconds.
 			traceIDs, clientSpans := make([]string, len(tracedRequests)), make([]string, len(tracedRequests))
@@ -96,7 +107,7 @@ func TestTracesInJaeger(t *testing.T) {
 						}
 						return envoy && extproc
 					})
-					checkTrace(t, spans, "switchyard-"+name, clientSpans[i], tc, capture)
+					checkTrace(t, spans, "switchyard-"+name, clientSpans[i], tc, v.capture, v.envoyTracing)
 				})
 			}
 		})
@@ -107,7 +118,7 @@ func TestTracesInJaeger(t *testing.T) {
 // GenAI attributes under Envoy's span of the ext_proc call, its attempts
 // under it, Envoy's first span under the client's, and the prompt only
 // when content is captured.
-func checkTrace(t *testing.T, spans []traceSpan, service, clientSpan string, tc tracedRequest, capture bool) {
+func checkTrace(t *testing.T, spans []traceSpan, service, clientSpan string, tc tracedRequest, capture, envoyTracing bool) {
 	t.Helper()
 	byID := map[string]traceSpan{}
 	var req traceSpan
@@ -151,11 +162,22 @@ func checkTrace(t *testing.T, spans []traceSpan, service, clientSpan string, tc 
 	if !strings.Contains(req.tags["gen_ai.response.finish_reasons"], tc.finish) {
 		t.Errorf("finish reasons %q, want %q", req.tags["gen_ai.response.finish_reasons"], tc.finish)
 	}
+	checkAttempts(t, spans, req.id, tc.attempts)
+	if !envoyTracing {
+		if req.parent != clientSpan {
+			t.Errorf("request span's parent %q, want the client's span %s", req.parent, clientSpan)
+		}
+		for _, s := range spans {
+			if s.service != service {
+				t.Errorf("span %q of %s: Envoy does not trace here", s.name, s.service)
+			}
+		}
+		return
+	}
 	parent, ok := byID[req.parent]
 	if !ok || parent.service != "switchyard-envoy" || !strings.Contains(parent.name, "ext_proc") {
 		t.Errorf("request span's parent %q is %+v, want Envoy's span of the ext_proc call", req.parent, parent)
 	}
-	checkAttempts(t, spans, req.id, tc.attempts)
 	var underClient int
 	for _, s := range spans {
 		if s.parent == clientSpan {

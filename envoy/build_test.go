@@ -55,7 +55,8 @@ func buildCases(t *testing.T, every int) []buildCase {
 			UpstreamIdleTimeout: 7 * time.Second, StreamIdleTimeout: 1500 * time.Millisecond, MessageTimeout: 250 * time.Millisecond,
 			CAFile: "/etc/custom/ca.pem", ExtProcStreamsPerConnection: 100, ListenAddress: "0.0.0.0", AdminAddress: "0.0.0.0"}},
 		buildCase{"google grpc over tcp, access log", cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: "/tmp/access.log"}},
-		buildCase{"traced, collector by address", cfg, Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "127.0.0.1:4317"}},
+		buildCase{"traced, collector by address", cfg, Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "127.0.0.1:4317", Traced: true}},
+		buildCase{"traced by extproc only", cfg, Options{ExtProc: "unix:/tmp/x.sock", Traced: true}},
 		buildCase{"traced, collector by name, fallbacks", "testdata/fallbacks.yaml", Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "otel-collector:4317"}},
 	)
 	combination := 0
@@ -273,6 +274,39 @@ func TestTracingOnlyWhenConfigured(t *testing.T) {
 			if _, ok := clusters[i].GetTypedExtensionProtocolOptions()[httpProtocolOptionsKey]; !ok {
 				t.Errorf("%s: the collector cluster does not speak HTTP/2 (gRPC)", name)
 			}
+		}
+	}
+}
+
+// TestTraceContextForwardedWhenTraced: without hooks the static ext_proc
+// filter forwards only the headers extproc reads; the client's trace
+// context is among them when extproc traces, and only then.
+func TestTraceContextForwardedWhenTraced(t *testing.T) {
+	for _, traced := range []bool{false, true} {
+		o := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock", Traced: traced})
+		bs, err := BuildBootstrap(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ep extprocv3.ExternalProcessor
+		for _, f := range connectionManager(t, bs.GetStaticResources().GetListeners()[0]).GetHttpFilters() {
+			if f.GetName() == extProcFilterName {
+				if err := f.GetTypedConfig().UnmarshalTo(&ep); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var allowed []string
+		for _, m := range ep.GetForwardRules().GetAllowedHeaders().GetPatterns() {
+			allowed = append(allowed, m.GetExact())
+		}
+		for _, h := range TraceContextHeaders {
+			if slices.Contains(allowed, h) != traced {
+				t.Errorf("traced %v: %s forwarded: %v (%v)", traced, h, !traced, allowed)
+			}
+		}
+		if !slices.Contains(allowed, ":path") {
+			t.Fatalf("traced %v: forward rules %v lack :path", traced, allowed)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"slices"
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -261,7 +262,11 @@ func (d *settings) extProcFilter(src routeSource) *hcmv3.HttpFilter {
 		// no others saves Envoy the encoding and extproc the decoding of
 		// each request's headers. Over xDS hooks may be turned on at any
 		// reload, and a route cannot widen these rules: every header goes.
-		ep.ForwardRules = allowedHeaders(ForwardedHeaders)
+		forwarded := ForwardedHeaders
+		if d.traced {
+			forwarded = slices.Concat(forwarded, TraceContextHeaders)
+		}
+		ep.ForwardRules = allowedHeaders(forwarded)
 	}
 	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}}
 }

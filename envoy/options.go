@@ -148,6 +148,9 @@ type Options struct {
 	// TraceCollector, host:port of an OTLP gRPC collector, has Envoy trace
 	// every request and send its spans there (tracing.go); empty: none.
 	TraceCollector string
+	// Traced: extproc traces requests, and reads the client's W3C trace
+	// context (TraceContextHeaders) when Envoy does not trace.
+	Traced bool
 }
 
 // Envoy gRPC clients for ext_proc.
@@ -221,9 +224,10 @@ type settings struct {
 	caFile            string
 	accessLogPath     string
 	// traceHost and tracePort are the OTLP collector's; "" when Envoy
-	// does not trace.
+	// does not trace. traced: extproc traces.
 	traceHost    string
 	tracePort    int
+	traced       bool
 	clusters     []clusterData
 	localReplies []localReply
 	// Fallbacks: the route entries, and the attempt cluster their
@@ -350,6 +354,7 @@ func (o Options) settings() (settings, error) {
 		return d, fmt.Errorf("unknown gRPC client %q: want %s or %s", o.GRPCClient, GRPCClientEnvoy, GRPCClientGoogle)
 	}
 	d.accessLogPath = o.AccessLog
+	d.traced = o.Traced
 	if o.TraceCollector != "" {
 		host, port, err := splitHostPort(o.TraceCollector)
 		if err != nil {

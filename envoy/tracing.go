@@ -29,6 +29,17 @@ const (
 	openTelemetryTracer = "envoy.tracers.opentelemetry"
 )
 
+// The W3C trace context headers: on a client's request, and on the gRPC
+// call of Envoy's ext_proc filter when Envoy traces.
+const (
+	TraceparentHeader = "traceparent"
+	TracestateHeader  = "tracestate"
+)
+
+// TraceContextHeaders are forwarded to extproc beside ForwardedHeaders when
+// extproc traces.
+var TraceContextHeaders = []string{TraceparentHeader, TracestateHeader}
+
 // tracing is the connection manager's tracing: every request sampled
 // unless its traceparent says it is not (the sampling decision is the
 // client's, or OTEL_TRACES_SAMPLER's in extproc), a child span per

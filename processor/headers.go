@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"switchyard/envoy"
 	"switchyard/routing"
 )
 
@@ -59,11 +60,11 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			x.req.session.codex = headerValue(hv)
 		case routing.BetaHeader:
 			x.req.Beta = headerValue(hv)
-		case traceparentHeader:
+		case envoy.TraceparentHeader:
 			if x.srv.opts.Tracer != nil {
 				rh.traceparent = headerValue(hv)
 			}
-		case tracestateHeader:
+		case envoy.TracestateHeader:
 			if x.srv.opts.Tracer != nil {
 				rh.tracestate = headerValue(hv)
 			}

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"switchyard/envoy"
 	"switchyard/internal/usage"
 	"switchyard/tracing"
 )
@@ -17,13 +18,6 @@ import (
 // answered there, the response stream for one without fallbacks, the
 // concluding attempt's for one with. Every branch below is taken only
 // with a Tracer: an untraced request records and allocates nothing more.
-
-// W3C trace context headers, on Envoy's ext_proc gRPC call when Envoy
-// traces and on the client's request when the client does.
-const (
-	traceparentHeader = "traceparent"
-	tracestateHeader  = "tracestate"
-)
 
 // requestTrace is a traced request's span, kept in its flight for the
 // streams that end it.
@@ -40,9 +34,9 @@ type requestTrace struct {
 func (x *exchange) startTrace(ctx context.Context, rh *requestHeaders) {
 	tp, ts := rh.traceparent, rh.tracestate
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(traceparentHeader); len(v) == 1 {
+		if v := md.Get(envoy.TraceparentHeader); len(v) == 1 {
 			tp, ts = v[0], ""
-			if s := md.Get(tracestateHeader); len(s) == 1 {
+			if s := md.Get(envoy.TracestateHeader); len(s) == 1 {
 				ts = s[0]
 			}
 		}

@@ -117,6 +117,7 @@ func (f envoyConfigFlags) options(r *routing.Router) (envoy.Options, error) {
 		AccessLog:           f.accessLog,
 		UsageInline:         f.usageInline,
 		TraceCollector:      r.Config().TraceCollector(),
+		Traced:              r.Config().Traced(),
 
 		ExtProcStreamsPerConnection: f.streamsPerConn,
 	}
