@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel"
-
 	"switchyard/config"
 	"switchyard/tracing"
 	"switchyard/tracing/export"
@@ -31,14 +29,13 @@ func newTracer(ctx context.Context, tc *config.TracingConfig, log *slog.Logger) 
 		log.Info("tracing is on in the config but OTEL_SDK_DISABLED=true: no traces")
 		return nil, func() {}, nil
 	}
-	t, shutdown, err := export.Setup(ctx, tc.CaptureContent)
+	// Spans that cannot be sent are dropped, never a request's failure.
+	t, shutdown, err := export.Setup(ctx, tc.CaptureContent, func(err error) {
+		log.Warn("exporting traces", slog.String("error", err.Error()))
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("setting up tracing: %w", err)
 	}
-	// Spans that cannot be sent are dropped, never a request's failure.
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		log.Warn("exporting traces", slog.String("error", err.Error()))
-	}))
 	log.Info("tracing requests", slog.Bool("capture_content", tc.CaptureContent))
 	return t, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), traceFlushTimeout)

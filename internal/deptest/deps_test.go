@@ -11,6 +11,7 @@ import (
 // rate-limit service and needs its protos (and the type they share), no
 // other Envoy API; envoy builds Envoy's configuration as protos, and xds
 // serves it (the only user of go-control-plane's server and cache).
+// OpenTelemetry stays inside tracing.
 var owners = map[string][]string{
 	"github.com/envoyproxy/go-control-plane":                                    {"switchyard/processor", "switchyard/envoy", "switchyard/xds"},
 	"github.com/envoyproxy/go-control-plane/pkg/":                               {"switchyard/xds"},
@@ -19,6 +20,10 @@ var owners = map[string][]string{
 	"github.com/envoyproxy/go-control-plane/envoy/type/v3":                      {"switchyard/processor", "switchyard/limits", "switchyard/envoy"},
 	"github.com/yuin/gopher-lua":                                                {"switchyard/luahooks"},
 	"github.com/aws/":                                                           {"switchyard/bedrock"},
+	// The rest of the gateway hands tracing plain data; only the binary's
+	// export links the exporters (and the gRPC compressor they register).
+	"go.opentelemetry.io/":                {"switchyard/tracing", "switchyard/tracing/export"},
+	"go.opentelemetry.io/otel/exporters/": {"switchyard/tracing/export"},
 }
 
 // owner returns the packages allowed to import imp, and whether any rule

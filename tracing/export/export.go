@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -29,8 +30,9 @@ const ServiceName = "switchyard"
 // (grpc, or http/protobuf, the default), sending where the OTEL_EXPORTER_OTLP_*
 // variables say, behind a batching processor (OTEL_BSP_*), sampling as
 // OTEL_TRACES_SAMPLER says (default: the parent's decision, else always).
-// shutdown flushes the spans still batched.
-func Setup(ctx context.Context, content bool) (t *tracing.Tracer, shutdown func(context.Context) error, err error) {
+// shutdown flushes the spans still batched. onError hears of spans that
+// could not be sent (they are dropped); nil leaves OpenTelemetry's default.
+func Setup(ctx context.Context, content bool, onError func(error)) (t *tracing.Tracer, shutdown func(context.Context) error, err error) {
 	exp, err := newExporter(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -40,6 +42,9 @@ func Setup(ctx context.Context, content bool) (t *tracing.Tracer, shutdown func(
 		resource.WithFromEnv(), resource.WithTelemetrySDK())
 	if err != nil {
 		return nil, nil, fmt.Errorf("describing the service for traces: %w", err)
+	}
+	if onError != nil {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(onError))
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return tracing.New(tp, content), tp.Shutdown, nil

@@ -29,7 +29,7 @@ func TestSetupExportsWhereTheEnvironmentSays(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "")
 	t.Setenv("OTEL_SERVICE_NAME", "gw-test")
 
-	tr, shutdown, err := Setup(t.Context(), false)
+	tr, shutdown, err := Setup(t.Context(), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestSetupExportsWhereTheEnvironmentSays(t *testing.T) {
 
 func TestSetupRefusesAnUnknownProtocol(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
-	if _, _, err := Setup(t.Context(), false); err == nil {
+	if _, _, err := Setup(t.Context(), false, nil); err == nil {
 		t.Fatal("Setup accepted http/json")
 	}
 }
