@@ -3,6 +3,7 @@ package usage
 import (
 	"io"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -52,4 +53,39 @@ func TestAnswerOnMockAnswers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readAnswer reads body in the pieces cuts make, asking for the answer.
+func readAnswer(stream bool, body []byte, cuts ...int) (Tokens, Answer) {
+	r := NewReader(stream)
+	a := Answer{}
+	r.ReadAnswer(&a)
+	prev := 0
+	for _, c := range append(cuts, len(body)) {
+		r.Write(body[prev:c])
+		prev = c
+	}
+	return r.Close(), a
+}
+
+// FuzzAnswer: where the body is cut changes nothing the Answer says, and
+// asking for it changes no token count.
+func FuzzAnswer(f *testing.F) {
+	for _, c := range cases {
+		f.Add([]byte(c.body), c.stream, uint16(len(c.body)/2), uint16(len(c.body)/3))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, stream bool, cut1, cut2 uint16) {
+		i, j := int(cut1)%(len(body)+1), int(cut2)%(len(body)+1)
+		if i > j {
+			i, j = j, i
+		}
+		wholeTokens, whole := readAnswer(stream, body)
+		tokens, got := readAnswer(stream, body, i, j)
+		if !reflect.DeepEqual(got, whole) {
+			t.Fatalf("cuts at %d,%d: %+v, whole body: %+v", i, j, got, whole)
+		}
+		if plain, _ := read(stream, string(body)); tokens != plain || wholeTokens != plain {
+			t.Fatalf("tokens %+v with the answer read, %+v without", tokens, plain)
+		}
+	})
 }
