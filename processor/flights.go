@@ -215,6 +215,10 @@ func (t *flightTable) sweepLocked(now time.Time) {
 			if t.expired != nil {
 				t.expired()
 			}
+			if f.trace != nil {
+				// No stream will end it: it ends here, so it is exported.
+				f.trace.span.Abandoned(now)
+			}
 		}
 	}
 }

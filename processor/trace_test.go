@@ -287,3 +287,21 @@ func BenchmarkTracedRequest(b *testing.B) {
 		})
 	}
 }
+
+// A traced request whose later streams never come has its span ended
+// when its flight expires, an error, so that it is still exported.
+func TestTracedFlightExpires(t *testing.T) {
+	t.Parallel()
+	s, rec := tracedServer(t, testConfigYAML+tracingYAML)
+	out := routerStream(t, s, post("/v1/chat/completions", bearer(keyTeamB)...), `{"model":"gpt-4o","messages":[]}`)
+	if sentFlight(out) == "" || len(rec.Ended()) != 0 {
+		t.Fatalf("flight %q, %d spans ended", sentFlight(out), len(rec.Ended()))
+	}
+	s.flights.mu.Lock()
+	s.flights.sweepLocked(time.Now().Add(maxFlightAge + time.Minute))
+	s.flights.mu.Unlock()
+	spans := rec.Ended()
+	if len(spans) != 1 || spanAttrs(spans[0])["error.type"] != "abandoned" {
+		t.Fatalf("spans after the flight expired: %d, %v", len(spans), spans)
+	}
+}

@@ -157,6 +157,16 @@ func (r *Request) Local(status int, end time.Time) {
 	})
 }
 
+// Abandoned ends the span of a request whose end the gateway never saw
+// (its later streams never came or never ended), at end.
+func (r *Request) Abandoned(end time.Time) {
+	r.end.Do(func() {
+		r.span.SetAttributes(attribute.String(errorType, "abandoned"))
+		r.span.SetStatus(codes.Error, "abandoned")
+		r.span.End(trace.WithTimestamp(end))
+	})
+}
+
 func errorOf(status int) string {
 	if status == 0 {
 		return "no_response"
