@@ -1,0 +1,35 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/limits"
+	"switchyard/luahooks"
+	"switchyard/processor"
+	"switchyard/reload"
+	"switchyard/routing"
+	"switchyard/statuspage"
+)
+
+// newStatusPage is the admin address's "/" (package statuspage), read from
+// the running components.
+func newStatusPage(cfg *reload.Holder[routing.Router], hooks *luahooks.Manager, srv *processor.Server, limiter processor.Limiter, reg prometheus.Gatherer, log *slog.Logger) http.Handler {
+	src := statuspage.Sources{
+		Router:       cfg.Current,
+		Health:       srv.Health,
+		ConfigReload: cfg.LastReload,
+		Hooks:        hooks.Current,
+		HooksReload:  hooks.LastReload,
+		Metrics:      reg,
+		Logger:       log,
+	}
+	// Counts kept in this process can be read; the rate-limit service's
+	// are not.
+	if l, ok := limiter.(interface{ Spent(string) limits.Spent }); ok {
+		src.Spent = l.Spent
+	}
+	return statuspage.New(src)
+}

@@ -1,0 +1,229 @@
+package statuspage
+
+import (
+	"fmt"
+	"html/template"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"switchyard/config"
+	"switchyard/processor"
+)
+
+// view is what the template renders.
+type view struct {
+	Now     time.Time
+	Refresh int
+	Traffic trafficView
+	// Providers in config order, then any provider only the counters know.
+	Providers []providerView
+	Routes    []routeView
+	Keys      []keyView
+	// BudgetsElsewhere: the counts are in the rate-limit service.
+	BudgetsElsewhere bool
+	Config           reloadView
+	Hooks            hooksView
+}
+
+type trafficView struct {
+	Requests, Errors, Tokens float64
+	// RequestRate and TokenRate are per second over Window; Window is 0
+	// before there is an older sample.
+	RequestRate, TokenRate float64
+	Window                 time.Duration
+}
+
+type providerView struct {
+	Name, Schema, Address string
+	Requests, Errors      float64
+	Failures              int
+	EjectedUntil          time.Time // zero: in rotation
+	Resting               []processor.RestingKey
+}
+
+type routeView struct {
+	Model, Targets, Fallbacks string
+}
+
+type keyView struct {
+	Name    string
+	Tokens  float64 // billed tokens counted so far, every route
+	Budgets []budgetView
+}
+
+type budgetView struct {
+	Name         string // "requests per minute"
+	Limit, Spent int64
+	Known        bool // Spent is known (counted in this process)
+}
+
+// Left is what the budget has left, never negative (the request that
+// crosses a token budget finishes over it).
+func (b budgetView) Left() int64 { return max(b.Limit-b.Spent, 0) }
+
+// reloadView has reload.Status's fields, so it converts from one.
+type reloadView struct {
+	At time.Time
+	OK bool
+}
+
+type hooksView struct {
+	Version uint64
+	Scripts []string
+	Reload  reloadView
+}
+
+func (p *Page) view() view {
+	now := p.src.Now()
+	t := p.totals()
+	v := view{Now: now, Refresh: Refresh}
+	v.Traffic = trafficView{Requests: t.requests(), Errors: t.errors(), Tokens: t.tokens()}
+	v.Traffic.RequestRate, v.Traffic.TokenRate, v.Traffic.Window = p.rates(now, t)
+	r := p.src.Router()
+	cfg := r.Config()
+	v.Providers = p.providers(now, t)
+	v.Routes = routes(cfg)
+	v.Keys, v.BudgetsElsewhere = p.keys(cfg, t)
+	if p.src.ConfigReload != nil {
+		v.Config = reloadView(p.src.ConfigReload())
+	}
+	if p.src.Hooks != nil {
+		if set := p.src.Hooks(); set != nil {
+			v.Hooks.Version, v.Hooks.Scripts = set.Version(), set.Scripts()
+		}
+	}
+	if p.src.HooksReload != nil {
+		v.Hooks.Reload = reloadView(p.src.HooksReload())
+	}
+	return v
+}
+
+// providers joins the configured providers with their health and counts.
+func (p *Page) providers(now time.Time, t totals) []providerView {
+	var health processor.HealthSnapshot
+	if p.src.Health != nil {
+		health = p.src.Health()
+	}
+	var out []providerView
+	seen := map[string]bool{}
+	for _, pr := range p.src.Router().Providers() {
+		seen[pr.Name] = true
+		pv := providerView{Name: pr.Name, Schema: string(pr.Schema),
+			Address: pr.Scheme + "://" + hostPort(pr.Host, pr.Port) + pr.PathPrefix}
+		out = append(out, pv)
+	}
+	// Providers a reload removed may still have counts.
+	for _, name := range slices.Sorted(maps.Keys(t.byProvider)) {
+		if name != "" && !seen[name] {
+			out = append(out, providerView{Name: name, Schema: "(no longer configured)"})
+		}
+	}
+	for i := range out {
+		pv := &out[i]
+		if c := t.byProvider[pv.Name]; c != nil {
+			pv.Requests, pv.Errors = c.requests, c.errors
+		}
+		for _, h := range health.Providers {
+			if h.Provider == pv.Name {
+				pv.Failures = h.Failures
+				if now.Before(h.Until) {
+					pv.EjectedUntil = h.Until
+				}
+			}
+		}
+		for _, k := range health.Keys {
+			if k.Provider == pv.Name {
+				pv.Resting = append(pv.Resting, k)
+			}
+		}
+	}
+	return out
+}
+
+func hostPort(host string, port int) string {
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+func routes(cfg *config.Config) []routeView {
+	var out []routeView
+	for _, rt := range cfg.Routes {
+		model := rt.Model
+		if rt.Name != "" {
+			model += " (" + rt.Name + ")"
+		}
+		targets := rt.Targets
+		if rt.Provider != "" {
+			targets = []config.TargetConfig{{Provider: rt.Provider, Model: rt.RewriteModel}}
+		}
+		out = append(out, routeView{Model: model, Targets: targetList(targets), Fallbacks: targetList(rt.Fallbacks)})
+	}
+	return out
+}
+
+func targetList(ts []config.TargetConfig) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		s := t.Provider
+		if t.Model != "" {
+			s += " as " + t.Model
+		}
+		if t.Weight != nil {
+			s += fmt.Sprintf(" (weight %d)", *t.Weight)
+		}
+		parts[i] = s
+	}
+	return strings.Join(parts, ", ")
+}
+
+// keys lists the client keys by configured name with their budgets, and
+// says whether the budgets' counts are kept elsewhere.
+func (p *Page) keys(cfg *config.Config, t totals) ([]keyView, bool) {
+	var out []keyView
+	for _, k := range cfg.ClientKeys {
+		kv := keyView{Name: k.Name, Tokens: t.byKey[k.Name]}
+		if l := k.Limits; l != nil {
+			var spent struct{ rpm, tpm, tpd int64 }
+			known := p.src.Spent != nil
+			if known {
+				s := p.src.Spent(k.Name)
+				spent.rpm, spent.tpm, spent.tpd = s.RequestsThisMinute, s.TokensThisMinute, s.TokensToday
+			}
+			for _, b := range []budgetView{
+				{Name: "requests this minute", Limit: l.RequestsPerMinute, Spent: spent.rpm},
+				{Name: "tokens this minute", Limit: l.TokensPerMinute, Spent: spent.tpm},
+				{Name: "tokens today (UTC)", Limit: l.TokensPerDay, Spent: spent.tpd},
+			} {
+				if b.Limit > 0 {
+					b.Known = known
+					kv.Budgets = append(kv.Budgets, b)
+				}
+			}
+		}
+		out = append(out, kv)
+	}
+	return out, p.src.Spent == nil
+}
+
+var funcs = template.FuncMap{
+	// num formats a counter for people: whole numbers without exponent.
+	"num": func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) },
+	// raw is a counter as /metrics writes it, for the data-value attributes.
+	"raw":  func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) },
+	"rate": func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
+	"clock": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("15:04:05 UTC")
+	},
+	"in": func(now, t time.Time) string { return t.Sub(now).Round(time.Second).String() },
+	"secs": func(d time.Duration) string {
+		return d.Round(time.Second).String()
+	},
+}
