@@ -41,6 +41,9 @@ function on_request(req)
   if req:header("x-crash") then error("deliberate failure") end
 end
 `)
+	// COST PLACEHOLDER: when the dashboard queries switchyard_cost_usd_total,
+	// the config below must price mock-gpt (the price table's override) so
+	// the counted answers add to it.
 	config := fmt.Sprintf(`usage: {enabled: true}
 providers:
   - {name: mock, url: '%s', schema: openai}

@@ -72,6 +72,9 @@ func (p *Page) totals() totals {
 					c.errors += m.GetCounter().GetValue()
 				}
 			}
+		// COST PLACEHOLDER: once switchyard_cost_usd_total{key,provider,model}
+		// exists, sum it by key here (a usd map beside byKey) and show it in
+		// the client keys' table and the traffic tiles.
 		case tokensMetric:
 			for _, m := range mf.GetMetric() {
 				if label(m, "type") != reasoningType {
