@@ -221,3 +221,54 @@ func textOf(n *html.Node) string {
 	walk(n)
 	return fmt.Sprint(strings.Join(strings.Fields(b.String()), " "))
 }
+
+// TestStatusPageGlobalBudgets: with the budgets in the rate-limit service
+// the status page reads them from there, adding nothing: a key's requests
+// this minute and tokens today are those its answers spent.
+func TestStatusPageGlobalBudgets(t *testing.T) {
+	t.Parallel()
+	rls := startRateLimit(t, startRedis(t))
+	mock := startMock(t)
+	gw := startGateway(t, tokensConfig(t, mock.URL, "{requests_per_minute: 100, tokens_per_day: 1000000}", rls),
+		gatewayOptions{extraEnv: []string{tokensKeyEnv + "=" + tokensKey}})
+	waitMinuteHead(45)
+	minute := time.Now().Truncate(time.Minute)
+	var tokens float64
+	for range 2 {
+		status, n := spend(t, gw)
+		if status != 200 || n == 0 {
+			t.Fatalf("request: %d with %v tokens", status, n)
+		}
+		tokens += n
+	}
+	spent := func(budget string) string {
+		doc := statusDoc(t, gw)
+		row := find(doc, func(n *html.Node) bool { return attr(n, "data-key") == "team-t" && attr(n, "data-budget") == budget })
+		return attr(find(row, hasAttr("data-spent")), "data-spent")
+	}
+	want := strconv.FormatFloat(tokens, 'f', -1, 64)
+	// The tokens are charged to the service beside the answer.
+	waitFor(t, "the page to show the tokens charged", func() bool { return spent("tokens today (UTC)") == want })
+	// Rendering twice counted nothing.
+	if got := spent("requests this minute"); got != "2" && time.Now().Truncate(time.Minute) == minute {
+		t.Errorf("requests this minute: the page shows %q, want 2", got)
+	}
+	if text := textOf(statusDoc(t, gw)); !strings.Contains(text, "counted in the rate-limit service") || strings.Contains(text, "could not be read") {
+		t.Errorf("the page should read the budgets from the rate-limit service:\n%s", text)
+	}
+}
+
+// statusDoc fetches and parses extproc's status page.
+func statusDoc(t *testing.T, gw *gateway) *html.Node {
+	t.Helper()
+	res, err := http.Get(gw.metricsURL() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	doc, err := html.Parse(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /: %d %v", res.StatusCode, err)
+	}
+	return doc
+}

@@ -14,6 +14,7 @@ package statuspage
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"html/template"
 	"log/slog"
@@ -36,9 +37,13 @@ type Sources struct {
 	Router func() *routing.Router
 	// Health is the processor's provider health (processor.Server.Health).
 	Health func() processor.HealthSnapshot
-	// Spent is what a client key has used of its current windows; nil when
-	// the counts are kept in the rate-limit service (not shown then).
-	Spent func(key string) limits.Spent
+	// Spent is what a client key has used of the budgets l sets, in this
+	// process or in the rate-limit service (limits.Local, limits.Global);
+	// nil: not shown.
+	Spent func(ctx context.Context, key string, l limits.Limits) (limits.Spent, error)
+	// SharedBudgets says the budgets are counted in the rate-limit
+	// service, shared by every replica.
+	SharedBudgets bool
 	// ConfigReload and HooksReload are the outcomes of the latest loads.
 	ConfigReload, HooksReload func() reload.Status
 	// Hooks is the hook set new requests start with; it may return nil.
@@ -99,7 +104,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, p.view()); err != nil {
+	if err := page.Execute(&buf, p.view(r.Context())); err != nil {
 		p.src.Logger.Error("rendering the status page", "err", err)
 		http.Error(w, "rendering the status page failed", http.StatusInternalServerError)
 		return

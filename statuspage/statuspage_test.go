@@ -1,6 +1,8 @@
 package statuspage
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -97,7 +99,12 @@ func TestPage(t *testing.T) {
 				Keys:      []processor.RestingKey{{Provider: "pool", Key: "POOL_KEY_A", Until: start.Add(15 * time.Second)}},
 			}
 		},
-		Spent:        func(key string) limits.Spent { return limits.Spent{RequestsThisMinute: 3, TokensToday: 1200} },
+		Spent: func(_ context.Context, key string, l limits.Limits) (limits.Spent, error) {
+			if key != "team-a" || l != (limits.Limits{RequestsPerMinute: 10, TokensPerDay: 1000}) {
+				t.Errorf("asked for the budgets of %q %+v", key, l)
+			}
+			return limits.Spent{RequestsThisMinute: 3, TokensToday: 1200}, nil
+		},
 		ConfigReload: func() reload.Status { return reload.Status{At: start.Add(-time.Minute), OK: false} },
 		HooksReload:  func() reload.Status { return reload.Status{At: start.Add(-time.Hour), OK: true} },
 		Metrics:      reg,
@@ -128,6 +135,7 @@ func TestPage(t *testing.T) {
 		`data-metric="tokens" data-value="140"`,
 		`no budget`,
 		`refused: the running config is older than the file`,
+		`Budgets are counted in this process.`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)
@@ -162,15 +170,18 @@ func TestPageReadOnly(t *testing.T) {
 	}
 }
 
-// TestPageBudgetsElsewhere: with the counts in the rate-limit service the
-// page shows the limits and says where the counts are.
-func TestPageBudgetsElsewhere(t *testing.T) {
+// TestPageBudgetsUnread: when the budgets cannot be read (the rate-limit
+// service is down) the page shows the limits, says so, and still renders.
+func TestPageBudgetsUnread(t *testing.T) {
 	t.Parallel()
 	reg, _, _ := testCounters(t)
-	p := New(Sources{Router: func() *routing.Router { return testRouter(t) }, Metrics: reg})
-	_, body := render(t, p, http.MethodGet)
-	if !strings.Contains(body, "Budgets are counted in the rate-limit service") || strings.Contains(body, "data-spent") {
-		t.Errorf("without Spent the page should say where budgets are counted and show no spent counts:\n%s", body)
+	p := New(Sources{Router: func() *routing.Router { return testRouter(t) }, Metrics: reg, SharedBudgets: true,
+		Spent: func(context.Context, string, limits.Limits) (limits.Spent, error) {
+			return limits.Spent{}, errors.New("rate-limit service unreachable")
+		}})
+	res, body := render(t, p, http.MethodGet)
+	if res.StatusCode != 200 || !strings.Contains(body, "Some budgets could not be read") || !strings.Contains(body, "counted in the rate-limit service") || strings.Contains(body, "data-spent") {
+		t.Errorf("with the budgets unreadable: %d\n%s", res.StatusCode, body)
 	}
 	if !strings.Contains(body, `id="request-rate">—<`) {
 		t.Error("a first render at once should show no rate yet")

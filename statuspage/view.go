@@ -1,6 +1,7 @@
 package statuspage
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"switchyard/config"
+	"switchyard/limits"
 	"switchyard/processor"
 )
 
@@ -22,10 +24,14 @@ type view struct {
 	Providers []providerView
 	Routes    []routeView
 	Keys      []keyView
-	// BudgetsElsewhere: the counts are in the rate-limit service.
-	BudgetsElsewhere bool
-	Config           reloadView
-	Hooks            hooksView
+	// MoreKeys is how many client keys are not listed (past maxKeys).
+	MoreKeys int
+	// SharedBudgets: the counts are in the rate-limit service.
+	SharedBudgets bool
+	// BudgetsUnread: some budget's counts could not be read in time.
+	BudgetsUnread bool
+	Config        reloadView
+	Hooks         hooksView
 }
 
 type trafficView struct {
@@ -76,7 +82,7 @@ type hooksView struct {
 	Reload  reloadView
 }
 
-func (p *Page) view() view {
+func (p *Page) view(ctx context.Context) view {
 	now := p.src.Now()
 	t := p.totals()
 	v := view{Now: now, Refresh: Refresh}
@@ -86,7 +92,8 @@ func (p *Page) view() view {
 	cfg := r.Config()
 	v.Providers = p.providers(now, t)
 	v.Routes = routes(cfg)
-	v.Keys, v.BudgetsElsewhere = p.keys(cfg, t)
+	v.Keys, v.MoreKeys, v.BudgetsUnread = p.keys(ctx, cfg, t)
+	v.SharedBudgets = p.src.SharedBudgets
 	if p.src.ConfigReload != nil {
 		v.Config = reloadView(p.src.ConfigReload())
 	}
@@ -181,33 +188,59 @@ func targetList(ts []config.TargetConfig) string {
 	return strings.Join(parts, ", ")
 }
 
-// keys lists the client keys by configured name with their budgets, and
-// says whether the budgets' counts are kept elsewhere.
-func (p *Page) keys(cfg *config.Config, t totals) ([]keyView, bool) {
-	var out []keyView
-	for _, k := range cfg.ClientKeys {
+// maxKeys bounds the client keys the page lists.
+const maxKeys = 200
+
+// budgetReadTimeout bounds the time one render spends reading budgets from
+// the rate-limit service; keys past it show their limits only.
+const budgetReadTimeout = time.Second
+
+// keys lists the first maxKeys client keys by configured name with their
+// budgets, how many more there are, and whether some budget could not be
+// read.
+func (p *Page) keys(ctx context.Context, cfg *config.Config, t totals) (out []keyView, more int, unread bool) {
+	ctx, cancel := context.WithTimeout(ctx, budgetReadTimeout)
+	defer cancel()
+	for i, k := range cfg.ClientKeys {
+		if i == maxKeys {
+			return out, len(cfg.ClientKeys) - maxKeys, unread
+		}
 		kv := keyView{Name: k.Name, Tokens: t.byKey[k.Name]}
-		if l := k.Limits; l != nil {
-			var spent struct{ rpm, tpm, tpd int64 }
-			known := p.src.Spent != nil
-			if known {
-				s := p.src.Spent(k.Name)
-				spent.rpm, spent.tpm, spent.tpd = s.RequestsThisMinute, s.TokensThisMinute, s.TokensToday
-			}
-			for _, b := range []budgetView{
-				{Name: "requests this minute", Limit: l.RequestsPerMinute, Spent: spent.rpm},
-				{Name: "tokens this minute", Limit: l.TokensPerMinute, Spent: spent.tpm},
-				{Name: "tokens today (UTC)", Limit: l.TokensPerDay, Spent: spent.tpd},
-			} {
-				if b.Limit > 0 {
-					b.Known = known
-					kv.Budgets = append(kv.Budgets, b)
-				}
-			}
+		if k.Limits != nil {
+			var ok bool
+			kv.Budgets, ok = p.budgets(ctx, k.Name, *k.Limits)
+			unread = unread || !ok
 		}
 		out = append(out, kv)
 	}
-	return out, p.src.Spent == nil
+	return out, 0, unread
+}
+
+// budgets lists the budgets l sets with what key has spent of them, and
+// whether that could be read.
+func (p *Page) budgets(ctx context.Context, key string, l config.LimitsConfig) ([]budgetView, bool) {
+	var spent limits.Spent
+	known := p.src.Spent != nil && ctx.Err() == nil
+	if known {
+		var err error
+		spent, err = p.src.Spent(ctx, key, limits.Limits{RequestsPerMinute: l.RequestsPerMinute, TokensPerMinute: l.TokensPerMinute, TokensPerDay: l.TokensPerDay})
+		if err != nil {
+			p.src.Logger.Warn("reading a client key's budgets for the status page", "key_name", key, "err", err)
+			known = false
+		}
+	}
+	var out []budgetView
+	for _, b := range []budgetView{
+		{Name: "requests this minute", Limit: l.RequestsPerMinute, Spent: spent.RequestsThisMinute},
+		{Name: "tokens this minute", Limit: l.TokensPerMinute, Spent: spent.TokensThisMinute},
+		{Name: "tokens today (UTC)", Limit: l.TokensPerDay, Spent: spent.TokensToday},
+	} {
+		if b.Limit > 0 {
+			b.Known = known
+			out = append(out, b)
+		}
+	}
+	return out, known || p.src.Spent == nil
 }
 
 var funcs = template.FuncMap{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -26,10 +27,12 @@ func newStatusPage(cfg *reload.Holder[routing.Router], hooks *luahooks.Manager, 
 		Metrics:      reg,
 		Logger:       log,
 	}
-	// Counts kept in this process can be read; the rate-limit service's
-	// are not.
-	if l, ok := limiter.(interface{ Spent(string) limits.Spent }); ok {
+	// limits.Local and limits.Global both tell what a key has spent.
+	if l, ok := limiter.(interface {
+		Spent(context.Context, string, limits.Limits) (limits.Spent, error)
+	}); ok {
 		src.Spent = l.Spent
 	}
+	_, src.SharedBudgets = limiter.(*limits.Global)
 	return statuspage.New(src)
 }
