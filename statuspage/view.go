@@ -13,6 +13,7 @@ import (
 	"switchyard/config"
 	"switchyard/limits"
 	"switchyard/processor"
+	"switchyard/routing"
 )
 
 // view is what the template renders.
@@ -90,7 +91,7 @@ func (p *Page) view(ctx context.Context) view {
 	v.Traffic.RequestRate, v.Traffic.TokenRate, v.Traffic.Window = p.rates(now, t)
 	r := p.src.Router()
 	cfg := r.Config()
-	v.Providers = p.providers(now, t)
+	v.Providers = p.providers(r, now, t)
 	v.Routes = routes(cfg)
 	v.Keys, v.MoreKeys, v.BudgetsUnread = p.keys(ctx, cfg, t)
 	v.SharedBudgets = p.src.SharedBudgets
@@ -109,14 +110,14 @@ func (p *Page) view(ctx context.Context) view {
 }
 
 // providers joins the configured providers with their health and counts.
-func (p *Page) providers(now time.Time, t totals) []providerView {
+func (p *Page) providers(r *routing.Router, now time.Time, t totals) []providerView {
 	var health processor.HealthSnapshot
 	if p.src.Health != nil {
 		health = p.src.Health()
 	}
 	var out []providerView
 	seen := map[string]bool{}
-	for _, pr := range p.src.Router().Providers() {
+	for _, pr := range r.Providers() {
 		seen[pr.Name] = true
 		pv := providerView{Name: pr.Name, Schema: string(pr.Schema),
 			Address: pr.Scheme + "://" + hostPort(pr.Host, pr.Port) + pr.PathPrefix}
