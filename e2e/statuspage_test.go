@@ -53,8 +53,8 @@ func chromium(t *testing.T, url string, args ...string) []byte {
 
 // TestStatusPageInBrowser: extproc's admin address serves the status page
 // at /; headless Chromium renders it, and the numbers on it are those of
-// /metrics: requests, errors and tokens in total, by provider and by client
-// key, and a key's tokens spent today equal its tokens counted. The page
+// /metrics: requests, errors and tokens in total, requests and failed
+// attempts by provider, tokens by client key, and a key's tokens spent today equal its tokens counted. The page
 // shows the ejected provider and the resting pool key by name, the hooks
 // version, and no credential. The screenshot goes to SWY_STATUS_SCREENSHOT
 // when set (docs/status-page.png is one).
@@ -92,9 +92,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 		want     float64
 	}{
 		{"requests", byID("requests-total"), all},
-		{"errors", byID("errors-total"), all - routed},
+		{"errors", byID("errors-total"), all - routed - metricSum(m, "switchyard_requests_total", `status="estimated"`)},
 		{"tokens", byID("tokens-total"), billed()},
 		{"mock's requests", cell("data-provider", "mock", "requests"), metricSum(m, "switchyard_requests_total", `provider="mock"`)},
+		{"flaky's failed attempts", cell("data-provider", "flaky", "failed-attempts"), metricSum(m, "switchyard_fallbacks_total", `from="flaky"`)},
+		{"broken's failed attempts", cell("data-provider", "broken", "failed-attempts"), metricSum(m, "switchyard_fallbacks_total", `from="broken"`)},
 		{"team-obs's tokens", cell("data-key", "team-obs", "tokens"), billed(`key="team-obs"`)},
 		{"team-tight's tokens", cell("data-key", "team-tight", "tokens"), billed(`key="team-tight"`)},
 	} {

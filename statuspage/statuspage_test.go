@@ -57,13 +57,16 @@ func testRouter(t *testing.T) *routing.Router {
 	return r
 }
 
-// testCounters registers the two counters the page reads, with a few
+// testCounters registers the counters the page reads, with a few
 // series, on a registry of their own.
 func testCounters(t *testing.T) (*prometheus.Registry, *prometheus.CounterVec, *prometheus.CounterVec) {
 	reg := prometheus.NewRegistry()
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: requestsMetric}, []string{"provider", "model", "status"})
 	toks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: tokensMetric}, []string{"key", "provider", "model", "type"})
-	reg.MustRegister(reqs, toks)
+	falls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: fallbacksMetric}, []string{"from", "to", "reason"})
+	falls.WithLabelValues("alpha", "pool", "503").Add(2)
+	falls.WithLabelValues("alpha", "pool", "no_response").Add(1)
+	reg.MustRegister(reqs, toks, falls)
 	return reg, reqs, toks
 }
 
@@ -86,8 +89,9 @@ func TestPage(t *testing.T) {
 	now := start
 	reg, reqs, toks := testCounters(t)
 	reqs.WithLabelValues("alpha", "gpt-4o", "routed").Add(7)
-	reqs.WithLabelValues("alpha", "gpt-4o", "503").Add(2)
+	reqs.WithLabelValues("", "", "503").Add(2)
 	reqs.WithLabelValues("", "", "401").Add(1)
+	reqs.WithLabelValues("", "", "estimated").Add(4) // answered, not an error
 	toks.WithLabelValues("team-a", "alpha", "gpt-4o", "input").Add(100)
 	toks.WithLabelValues("team-a", "alpha", "gpt-4o", "output").Add(40)
 	toks.WithLabelValues("team-a", "alpha", "gpt-4o", "reasoning").Add(30) // part of output
@@ -118,12 +122,13 @@ func TestPage(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<meta http-equiv="refresh" content="5">`,
-		`id="requests-total" data-value="20"`,
+		`id="requests-total" data-value="24"`,
 		`id="errors-total" data-value="3"`,
 		`id="tokens-total" data-value="140"`,
 		`id="request-rate">1.00<`, // 10 requests in 10s
 		`requests/s over 10s`,
 		`<tr data-provider="alpha">`,
+		`data-metric="failed-attempts" data-value="3"`,
 		`https://alpha.example:8443`,
 		`ejected until 10:00:30 UTC (in 20s)`,
 		`(2 failed in a row)`,

@@ -1,28 +1,48 @@
 package statuspage
 
 import (
+	"strconv"
+
 	dto "github.com/prometheus/client_model/go"
 )
 
 // The series the totals are read from (processor/metrics.go and
 // processor/usagemetrics.go declare them).
 const (
-	requestsMetric = "switchyard_requests_total"
-	tokensMetric   = "switchyard_tokens_total"
-	// routedStatus is requestsMetric's status of a request sent upstream;
-	// any other is the error status the client got.
-	routedStatus = "routed"
+	requestsMetric  = "switchyard_requests_total"
+	tokensMetric    = "switchyard_tokens_total"
+	fallbacksMetric = "switchyard_fallbacks_total"
 	// reasoningType is a token type already part of output.
 	reasoningType = "reasoning"
 )
 
 // totals are the request and token counters at one moment.
 type totals struct {
-	byProvider map[string]*counts // "" : refused before a provider was chosen
+	byProvider map[string]*counts // "" : answered by the gateway itself
 	byKey      map[string]float64 // tokens billed, "" for requests without a client key
 }
 
-type counts struct{ requests, errors float64 }
+// counts are a provider's requests, those answered with an error status
+// (the gateway's own answers: provider ""), and its attempts that failed
+// and moved their request to the next provider.
+type counts struct{ requests, errors, failedAttempts float64 }
+
+// isError says whether requestsMetric's status is an error status: the
+// others are "routed" and answers of the gateway's own that are not
+// errors (a token estimate).
+func isError(status string) bool {
+	n, err := strconv.Atoi(status)
+	return err == nil && n >= 400
+}
+
+func (t totals) provider(name string) *counts {
+	c := t.byProvider[name]
+	if c == nil {
+		c = &counts{}
+		t.byProvider[name] = c
+	}
+	return c
+}
 
 func (t totals) requests() float64 {
 	var n float64
@@ -62,15 +82,15 @@ func (p *Page) totals() totals {
 		switch mf.GetName() {
 		case requestsMetric:
 			for _, m := range mf.GetMetric() {
-				c := t.byProvider[label(m, "provider")]
-				if c == nil {
-					c = &counts{}
-					t.byProvider[label(m, "provider")] = c
-				}
+				c := t.provider(label(m, "provider"))
 				c.requests += m.GetCounter().GetValue()
-				if label(m, "status") != routedStatus {
+				if isError(label(m, "status")) {
 					c.errors += m.GetCounter().GetValue()
 				}
+			}
+		case fallbacksMetric:
+			for _, m := range mf.GetMetric() {
+				t.provider(label(m, "from")).failedAttempts += m.GetCounter().GetValue()
 			}
 		// COST PLACEHOLDER: once switchyard_cost_usd_total{key,provider,model}
 		// exists, sum it by key here (a usd map beside byKey) and show it in

@@ -45,10 +45,12 @@ type trafficView struct {
 
 type providerView struct {
 	Name, Schema, Address string
-	Requests, Errors      float64
-	Failures              int
-	EjectedUntil          time.Time // zero: in rotation
-	Resting               []processor.RestingKey
+	// Requests that chose this provider first, and its attempts that
+	// failed and moved a request on.
+	Requests, FailedAttempts float64
+	Failures                 int
+	EjectedUntil             time.Time // zero: in rotation
+	Resting                  []processor.RestingKey
 }
 
 type routeView struct {
@@ -132,7 +134,7 @@ func (p *Page) providers(r *routing.Router, now time.Time, t totals) []providerV
 	for i := range out {
 		pv := &out[i]
 		if c := t.byProvider[pv.Name]; c != nil {
-			pv.Requests, pv.Errors = c.requests, c.errors
+			pv.Requests, pv.FailedAttempts = c.requests, c.failedAttempts
 		}
 		for _, h := range health.Providers {
 			if h.Provider == pv.Name {
