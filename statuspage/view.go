@@ -64,9 +64,9 @@ type keyView struct {
 }
 
 type budgetView struct {
-	Name         string // "requests per minute"
+	Name         string // "requests this minute"
 	Limit, Spent int64
-	Known        bool // Spent is known (counted in this process)
+	Known        bool // Spent could be read
 }
 
 // Left is what the budget has left, never negative (the request that
