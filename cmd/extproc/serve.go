@@ -69,7 +69,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "switchyard.yaml", "gateway config file (watched and hot-reloaded)")
 	fs.StringVar(&f.grpcAddr, "grpc", "unix:/tmp/switchyard-extproc.sock", "ext_proc gRPC listen address: unix:/path or host:port")
-	fs.StringVar(&f.metricsAddr, "metrics", "127.0.0.1:9090", "admin HTTP address for /metrics, /healthz and /debug/pprof (empty: off)")
+	fs.StringVar(&f.metricsAddr, "metrics", "127.0.0.1:9090", "admin HTTP address for the status page at /, /metrics, /healthz and /debug/pprof (empty: off); keep it on loopback or a private network")
 	fs.StringVar(&f.addrFile, "addr-file", "", "once listening, write the bound -grpc and -metrics addresses to this file as JSON (for port 0)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
@@ -251,7 +251,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var admin *http.Server
 	bound := boundAddrs{GRPC: addrString(lis.Addr())}
 	if f.metricsAddr != "" {
-		admin, bound.Metrics, err = startAdmin(f.metricsAddr, reg, &ready, log)
+		status := newStatusPage(cfg, hooks, srv, limiter, reg, log)
+		admin, bound.Metrics, err = startAdmin(f.metricsAddr, reg, status, &ready, log)
 		if err != nil {
 			gs.Stop()
 			return err
@@ -411,10 +412,11 @@ func writeAddrFile(path string, a boundAddrs) error {
 	return nil
 }
 
-// startAdmin serves /metrics, /healthz and /debug/pprof on addr and
-// returns the address it bound.
-func startAdmin(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, string, error) {
+// startAdmin serves the status page at /, /metrics, /healthz and
+// /debug/pprof on addr and returns the address it bound.
+func startAdmin(addr string, reg *prometheus.Registry, status http.Handler, ready *atomic.Bool, log *slog.Logger) (*http.Server, string, error) {
 	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", status)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready.Load() {
