@@ -132,15 +132,39 @@ func newLayer(entries []Entry) layer {
 }
 
 func (l *layer) lookup(model string) (Price, bool) {
+	_, p, ok := l.find(model)
+	return p, ok
+}
+
+// find returns the entry that prices model: its pattern and price.
+func (l *layer) find(model string) (string, Price, bool) {
 	if p, ok := l.exact[model]; ok {
-		return p, true
+		return model, p, true
 	}
 	for i := range l.globs {
 		if l.globs[i].match(model) {
-			return l.globs[i].price, true
+			return l.globs[i].pattern, l.globs[i].price, true
 		}
 	}
-	return Price{}, false
+	return "", Price{}, false
+}
+
+// Match is the entry that prices a model, as Explain finds it.
+type Match struct {
+	Pattern    string // the entry's model: the name, or the glob that matched
+	Price      Price
+	FromConfig bool // the config's prices: section, else the shipped table
+}
+
+// Explain says which entry prices model, for people checking a table;
+// false when none does. It does not use or fill Lookup's memory.
+func (t *Table) Explain(model string) (Match, bool) {
+	for i := range t.layers {
+		if pat, p, ok := t.layers[i].find(model); ok {
+			return Match{Pattern: pat, Price: p, FromConfig: i == 0}, true
+		}
+	}
+	return Match{}, false
 }
 
 // New returns the shipped table with overrides in front of it. The

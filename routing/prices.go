@@ -5,8 +5,9 @@ import (
 	"switchyard/pricing"
 )
 
-// compilePrices puts the config's prices in front of the shipped table.
-func compilePrices(pcs []config.PriceConfig) *pricing.Table {
+// CompilePrices puts a config's prices (valid ones) in front of the shipped
+// table.
+func CompilePrices(pcs []config.PriceConfig) *pricing.Table {
 	entries := make([]pricing.Entry, 0, len(pcs))
 	for _, pc := range pcs {
 		entries = append(entries, pricing.Entry{Model: pc.Model, Input: *pc.Input, Output: *pc.Output,

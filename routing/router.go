@@ -175,7 +175,7 @@ func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 	r.compileProviders(env)
 	r.compileCredentialHeaders()
 	r.compileRoutes()
-	r.prices = compilePrices(cfg.Prices)
+	r.prices = CompilePrices(cfg.Prices)
 	if err := r.compileClientKeys(env); err != nil {
 		return nil, err
 	}
