@@ -121,6 +121,37 @@ func TestSpendAcrossReplicas(t *testing.T) {
 	}
 }
 
+// TestSpendInProcess (one replica, the embedded limiter): the answer that
+// reaches usd_per_day finishes, the next request is refused on either API,
+// and the refusal says which budget and its amount.
+func TestSpendInProcess(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	gw := startGateway(t, spendConfig(t, mock.URL, "{usd_per_day: 1000}", nil),
+		gatewayOptions{extraEnv: []string{tokensKeyEnv + "=" + tokensKey}})
+	r := gw.do(t, "POST", "/v1/chat/completions", bearer(tokensKey), tokensBody)
+	if r.status != 200 {
+		t.Fatalf("first request: %d %s", r.status, r.body)
+	}
+	u := reportedUsage(t, r.body)
+	cost := (u["input"]*100 + u["output"]*300) / 1e6
+	waitMetricNear(t, gw, costSeries, cost)
+	// A budget of 1.5 answers, 1 spent: one more passes and goes over it.
+	reloads := gw.metricOrFail(t, `switchyard_config_reloads_total{result="success"}`)
+	replaceFile(t, gw.configPath, spendConfig(t, mock.URL, fmt.Sprintf("{usd_per_day: %v}", 1.5*cost), nil))
+	waitMetric(t, gw, `switchyard_config_reloads_total{result="success"}`, reloads+1)
+	if r := gw.do(t, "POST", "/v1/chat/completions", bearer(tokensKey), tokensBody); r.status != 200 {
+		t.Fatalf("second request, half a budget left: %d %s", r.status, r.body)
+	}
+	waitMetricNear(t, gw, costSeries, 2*cost)
+	r = gw.do(t, "POST", "/v1/chat/completions", bearer(tokensKey), tokensBody)
+	want := fmt.Sprintf("spend limit of $%v per day reached", 1.5*cost)
+	if r.status != 429 || gjson.GetBytes(r.body, "error.type").String() != "rate_limit_error" ||
+		!strings.Contains(gjson.GetBytes(r.body, "error.message").String(), want) {
+		t.Errorf("over the budget: %d %s, want 429 saying %q", r.status, r.body, want)
+	}
+}
+
 // TestAbandonedStreamsCharged: a client that goes away mid-stream is still
 // charged. A Messages stream is charged the input tokens its message_start
 // reported; a chat stream, which reports usage only at its end, is charged
