@@ -84,11 +84,15 @@ func (l *Local) Admit(_ context.Context, key string, lim Limits) (Decision, erro
 	if spent, reset := k.tokensDay.at(now, 24*time.Hour); lim.TokensPerDay > 0 && spent >= lim.TokensPerDay {
 		return Decision{Which: TokensPerDay, Limit: lim.TokensPerDay, Reset: reset}, nil
 	}
-	if spent, reset := k.usdDay.at(now, 24*time.Hour); lim.MicroUSDPerDay > 0 && spent >= lim.MicroUSDPerDay {
-		return Decision{Which: USDPerDay, Limit: lim.MicroUSDPerDay, Reset: reset}, nil
+	if lim.MicroUSDPerDay > 0 {
+		if spent, reset := k.usdDay.at(now, 24*time.Hour); spent >= lim.MicroUSDPerDay {
+			return Decision{Which: USDPerDay, Limit: lim.MicroUSDPerDay, Reset: reset}, nil
+		}
 	}
-	if spent, reset := k.usdMonth.atMonth(now); lim.MicroUSDPerMonth > 0 && spent >= lim.MicroUSDPerMonth {
-		return Decision{Which: USDPerMonth, Limit: lim.MicroUSDPerMonth, Reset: reset}, nil
+	if lim.MicroUSDPerMonth > 0 { // the calendar is only read for a month budget
+		if spent, reset := k.usdMonth.atMonth(now); spent >= lim.MicroUSDPerMonth {
+			return Decision{Which: USDPerMonth, Limit: lim.MicroUSDPerMonth, Reset: reset}, nil
+		}
 	}
 	k.requests.n++
 	d := Decision{OK: true}
@@ -110,11 +114,13 @@ func (l *Local) Charge(_ context.Context, key string, lim Limits, s Spent) error
 	k := l.key(key)
 	k.tokensMinute.at(now, time.Minute)
 	k.tokensDay.at(now, 24*time.Hour)
-	k.usdDay.at(now, 24*time.Hour)
-	k.usdMonth.atMonth(now)
 	k.tokensMinute.n += s.Tokens
 	k.tokensDay.n += s.Tokens
-	k.usdDay.n += s.MicroUSD
-	k.usdMonth.n += s.MicroUSD
+	if s.MicroUSD > 0 {
+		k.usdDay.at(now, 24*time.Hour)
+		k.usdMonth.atMonth(now)
+		k.usdDay.n += s.MicroUSD
+		k.usdMonth.n += s.MicroUSD
+	}
 	return nil
 }
