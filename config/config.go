@@ -36,11 +36,14 @@
 //	    models: ["gpt-4*"]            # optional allow-list
 //	    loop_guard: {max_repeats: 5, window: 60s}   # optional, replaces the top-level one
 //	    limits: {requests_per_minute: 600, tokens_per_minute: 200000, tokens_per_day: 5000000}
+//	    # money: limits: {usd_per_day: 50, usd_per_month: 1000}, priced by the price table
 //	loop_guard: {max_repeats: 5, window: 60s}     # optional, off by default
 //	rate_limit_service:               # optional: limits shared by every replica
 //	  address: 127.0.0.1:8081         # envoyproxy/ratelimit gRPC: host:port or unix:/path
 //	  failure_mode: allow             # allow (default) or deny when it cannot answer
 //	  timeout: 100ms                  # per call, default 100ms
+//	prices:                           # optional: override the shipped price table (prices.go)
+//	  - {model: "gpt-4o*", input: 2.50, output: 10, cache_read: 1.25}
 //	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
 //
 // Decoding is strict: unknown fields and every validation problem are
@@ -115,6 +118,8 @@ type Config struct {
 	// RateLimitService keeps client keys' limits in Envoy's rate-limit
 	// service, shared by every replica; nil: in this process.
 	RateLimitService *RateLimitServiceConfig `yaml:"rate_limit_service"`
+	// Prices override and extend the shipped price table (prices.go).
+	Prices []PriceConfig `yaml:"prices"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
@@ -229,6 +234,10 @@ type LimitsConfig struct {
 	RequestsPerMinute int64 `yaml:"requests_per_minute"`
 	TokensPerMinute   int64 `yaml:"tokens_per_minute"`
 	TokensPerDay      int64 `yaml:"tokens_per_day"`
+	// USDPerDay and USDPerMonth bound the key's spend in US dollars per UTC
+	// day and calendar month, priced by the price table (prices.go).
+	USDPerDay   float64 `yaml:"usd_per_day"`
+	USDPerMonth float64 `yaml:"usd_per_month"`
 }
 
 // maxLimit is the largest limit: the rate-limit service takes limits as
@@ -247,6 +256,7 @@ func (l *LimitsConfig) validate(v *validator, p path) {
 			v.errf(p.key(f.name), "must be from 0 (no limit) to %d, got %d", int64(maxLimit), f.n)
 		}
 	}
+	l.validateUSD(v, p)
 }
 
 // DefaultRateLimitTimeout bounds one call to the rate-limit service when
@@ -712,6 +722,7 @@ func (c *Config) validate(v *validator) {
 	}
 	c.LoopGuard.validate(v, path{"loop_guard"})
 	c.RateLimitService.validate(v)
+	c.validatePrices(v)
 
 	c.Hooks.validate(v)
 }

@@ -6,19 +6,21 @@ import (
 	"strconv"
 	"time"
 
+	"switchyard/config"
 	"switchyard/limits"
 	"switchyard/routing"
 )
 
-// Limiter counts client keys' requests and tokens against their budgets:
-// limits.Local in this process, limits.Global in Envoy's rate-limit service
-// shared by every replica. Admit counts one request and checks that no token
-// budget is spent; Charge adds a finished response's tokens. An error means
+// Limiter counts client keys' requests, tokens and spend against their
+// budgets: limits.Local in this process, limits.Global in Envoy's
+// rate-limit service shared by every replica. Admit counts one request and
+// checks that no token or money budget is spent; Charge adds a finished
+// response's tokens and cost. An error means
 // the counts could not be reached; the decision returned with it is the
 // configured failure mode's.
 type Limiter interface {
 	Admit(ctx context.Context, key string, l limits.Limits) (limits.Decision, error)
-	Charge(ctx context.Context, key string, l limits.Limits, tokens int64) error
+	Charge(ctx context.Context, key string, l limits.Limits, s limits.Spent) error
 }
 
 var (
@@ -36,7 +38,15 @@ func budgets(p routing.Principal) limits.Limits {
 		RequestsPerMinute: p.Limits.RequestsPerMinute,
 		TokensPerMinute:   p.Limits.TokensPerMinute,
 		TokensPerDay:      p.Limits.TokensPerDay,
+		MicroUSDPerDay:    config.MicroUSD(p.Limits.USDPerDay),
+		MicroUSDPerMonth:  config.MicroUSD(p.Limits.USDPerMonth),
 	}
+}
+
+// charged reports whether a key has a budget charged after the answer
+// (tokens or money): its answers must be counted.
+func charged(l config.LimitsConfig) bool {
+	return l.TokensPerMinute > 0 || l.TokensPerDay > 0 || l.USDPerDay > 0 || l.USDPerMonth > 0
 }
 
 // checkRequestLimit counts the request against its key's budgets and
@@ -67,6 +77,9 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 		secs = "1"
 	}
 	limit := strconv.FormatInt(d.Limit, 10)
+	if d.Which == limits.USDPerDay || d.Which == limits.USDPerMonth {
+		return spendRefusal(p.Name, d, secs)
+	}
 	var what, suffix string
 	switch d.Which {
 	case limits.RequestsPerMinute:
@@ -86,15 +99,14 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 	return e
 }
 
-// chargeTokens adds a finished response's tokens to its key's token
+// charge adds a finished response's tokens and cost to its key's
 // budgets. The request was admitted under them, so it may finish over them;
 // the next request of the key is refused then.
-func (s *Server) chargeTokens(ctx context.Context, p routing.Principal, tokens int64) {
-	lim := budgets(p)
-	if tokens <= 0 || (lim.TokensPerMinute <= 0 && lim.TokensPerDay <= 0) {
+func (s *Server) charge(ctx context.Context, p routing.Principal, spent limits.Spent) {
+	if (spent.Tokens <= 0 && spent.MicroUSD <= 0) || !charged(p.Limits) {
 		return
 	}
-	if err := s.limiter.Charge(ctx, p.Name, lim, tokens); err != nil {
+	if err := s.limiter.Charge(ctx, p.Name, budgets(p), spent); err != nil {
 		s.limiterFailed(ctx, "charge", err)
 	}
 }

@@ -29,7 +29,7 @@ func (l *scriptedLimiter) Admit(context.Context, string, limits.Limits) (limits.
 	return l.d, l.err
 }
 
-func (l *scriptedLimiter) Charge(_ context.Context, key string, lim limits.Limits, tokens int64) error {
+func (l *scriptedLimiter) Charge(_ context.Context, key string, lim limits.Limits, s limits.Spent) error {
 	l.charged = append(l.charged, key)
 	return l.err
 }
@@ -133,7 +133,7 @@ func TestRequestLimitWithLocalLimiter(t *testing.T) {
 		}
 	}
 	tokens := routing.Principal{Name: "team-b", Limits: config.LimitsConfig{TokensPerMinute: 50}}
-	s.chargeTokens(ctx, tokens, 80)
+	s.charge(ctx, tokens, limits.Spent{Tokens: 80})
 	if e := s.checkRequestLimit(ctx, tokens); (e == nil || !strings.Contains(e.message, "tokens per minute")) && time.Now().Second() != 0 {
 		t.Fatalf("after 80 of 50 tokens: %v", e)
 	}
@@ -142,20 +142,22 @@ func TestRequestLimitWithLocalLimiter(t *testing.T) {
 	}
 }
 
-func TestChargeTokens(t *testing.T) {
+func TestCharge(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics(nil)
 	l := &scriptedLimiter{}
 	r := compileRouter(t, testConfigYAML)
 	s := New(Options{Router: func() *routing.Router { return r }, Metrics: m, Limiter: l})
-	s.chargeTokens(t.Context(), routing.Principal{Name: "requests-only", Limits: config.LimitsConfig{RequestsPerMinute: 5}}, 10)
-	s.chargeTokens(t.Context(), routing.Principal{Name: "a", Limits: config.LimitsConfig{TokensPerDay: 5}}, 0)
-	s.chargeTokens(t.Context(), routing.Principal{Name: "b", Limits: config.LimitsConfig{TokensPerDay: 5}}, 7)
-	if diff := cmp.Diff([]string{"b"}, l.charged); diff != "" {
+	s.charge(t.Context(), routing.Principal{Name: "requests-only", Limits: config.LimitsConfig{RequestsPerMinute: 5}}, limits.Spent{Tokens: 10})
+	s.charge(t.Context(), routing.Principal{Name: "a", Limits: config.LimitsConfig{TokensPerDay: 5}}, limits.Spent{Tokens: 0})
+	s.charge(t.Context(), routing.Principal{Name: "b", Limits: config.LimitsConfig{TokensPerDay: 5}}, limits.Spent{Tokens: 7})
+	s.charge(t.Context(), routing.Principal{Name: "usd", Limits: config.LimitsConfig{USDPerDay: 1}}, limits.Spent{MicroUSD: 3})
+	s.charge(t.Context(), routing.Principal{Name: "usd-no-cost", Limits: config.LimitsConfig{USDPerMonth: 1}}, limits.Spent{})
+	if diff := cmp.Diff([]string{"b", "usd"}, l.charged); diff != "" {
 		t.Errorf("charged (-want +got):\n%s", diff)
 	}
 	l.err = errors.New("down")
-	s.chargeTokens(t.Context(), routing.Principal{Name: "c", Limits: config.LimitsConfig{TokensPerMinute: 5}}, 7)
+	s.charge(t.Context(), routing.Principal{Name: "c", Limits: config.LimitsConfig{TokensPerMinute: 5}}, limits.Spent{Tokens: 7})
 	if got := testutil.ToFloat64(m.limiterErrors.WithLabelValues("charge")); got != 1 {
 		t.Errorf("charge errors %v, want 1", got)
 	}

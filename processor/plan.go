@@ -180,14 +180,14 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 // planUpstreamBody makes the body every attempt starts from: translated
 // when the provider speaks the other API, and asking a chat stream for its
 // usage when the answer is counted (usage enabled, or the key has a token
-// budget). It decides what is done with the answer (p.Response) and
+// or money budget). It decides what is done with the answer (p.Response) and
 // returns the path the attempts call.
 func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req *Request, f *bodyFields) (string, *apiError) {
 	path, err := p.planTranslation(d, req)
 	if err != nil || p.Answer != nil {
 		return path, err
 	}
-	counted := router.Config().CountsUsage() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
+	counted := router.Config().CountsUsage() || charged(req.Principal.Limits)
 	if d.Bedrock != nil || d.Attempts != nil && bedrockAttempts(d) {
 		p.Response.Bedrock, counted = d.Bedrock != nil, true
 	}

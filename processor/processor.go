@@ -351,6 +351,7 @@ func (x *exchange) job(p *Plan) *responseJob {
 	a := &p.Attempts[0]
 	return &responseJob{queued: time.Now(), plan: p.Response, principal: x.req.Principal,
 		clientAPI: p.ClientAPI, upstream: a.API, model: p.Model, provider: a.Provider, metricModel: metricModel(a),
+		upstreamModel: a.Model, prices: x.router.Prices(), bodyBytes: len(p.Body),
 		bedrock: a.Bedrock && !p.Fallback(), converse: a.Converse && !p.Fallback()}
 }
 

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"switchyard/internal/usage"
+	"switchyard/pricing"
 )
 
 // requestLog is a request's log record: one line per request, written once
@@ -21,9 +22,14 @@ type requestLog struct {
 	// refusal's also has its error code and reason.
 	Status       int
 	Code, Reason string
-	// Tokens are set when the answer was counted.
-	Tokens   *usage.Tokens
-	Attempts []attemptOutcome // requests with fallbacks
+	// Tokens are set when the answer was counted; UsageEstimated when
+	// they were estimated (an answer cut before it reported usage: see
+	// Server.unfinished). Cost is what they cost when Priced.
+	Tokens         *usage.Tokens
+	UsageEstimated bool
+	Cost           pricing.Cost
+	Priced         bool
+	Attempts       []attemptOutcome // requests with fallbacks
 }
 
 // LogValue renders the record inline: slog.Any("", &record).
@@ -42,6 +48,14 @@ func (l *requestLog) LogValue() slog.Value {
 		attrs = append(attrs, slog.Int64("input_tokens", t.Input), slog.Int64("output_tokens", t.Output),
 			slog.Int64("cache_read_tokens", t.CacheRead), slog.Int64("cache_creation_tokens", t.CacheCreation),
 			slog.Int64("reasoning_tokens", t.Reasoning))
+		if l.Priced {
+			attrs = append(attrs, slog.Float64("cost_usd", l.Cost.USD()))
+		} else {
+			attrs = append(attrs, slog.Bool("unpriced", true))
+		}
+		if l.UsageEstimated {
+			attrs = append(attrs, slog.Bool("usage_estimated", true))
+		}
 	}
 	if l.Attempts != nil {
 		attrs = append(attrs, slog.Any("attempts", l.Attempts))

@@ -15,6 +15,7 @@ import (
 	"switchyard/bedrock"
 
 	"switchyard/config"
+	"switchyard/pricing"
 )
 
 // Model is one entry of the OpenAI /v1/models list.
@@ -60,6 +61,7 @@ type Router struct {
 	config    *config.Config
 	// credentialHeaders: see CredentialHeaders.
 	credentialHeaders []string
+	prices            *pricing.Table // see Prices
 }
 
 type provider struct {
@@ -173,6 +175,7 @@ func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 	r.compileProviders(env)
 	r.compileCredentialHeaders()
 	r.compileRoutes()
+	r.prices = CompilePrices(cfg.Prices)
 	if err := r.compileClientKeys(env); err != nil {
 		return nil, err
 	}

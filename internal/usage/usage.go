@@ -97,6 +97,7 @@ type Reader struct {
 	emit      func(sse.Event) // r.event, bound once
 	body      []byte          // JSON body so far
 	got       reported
+	events    int // stream events read
 }
 
 // reported holds the numbers under the provider's names; see Tokens for
@@ -186,7 +187,13 @@ func (r *Reader) Truncated() bool { return r.truncated || r.sc.Overflowed }
 // chunk or message_delta, message_start, a Responses API response.* event.
 var usagePaths = [...]string{"usage", "message.usage", "response.usage"}
 
+// Events is how many events of a stream were read so far: about one a
+// token in OpenAI's chat and Responses streams, what an estimate of an
+// unfinished stream's output can go by.
+func (r *Reader) Events() int { return r.events }
+
 func (r *Reader) event(e sse.Event) {
+	r.events++
 	if !hasUsageObject(e.Data) || !gjson.ValidBytes(e.Data) {
 		return
 	}
