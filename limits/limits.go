@@ -18,6 +18,8 @@ package limits
 
 import (
 	"time"
+
+	"switchyard/config"
 )
 
 // Limits are one key's budgets; 0 means no budget of that kind.
@@ -28,6 +30,17 @@ type Limits struct {
 	// Money budgets in micro-dollars.
 	MicroUSDPerDay   int64
 	MicroUSDPerMonth int64
+}
+
+// Of are the budgets a key's config sets.
+func Of(c config.LimitsConfig) Limits {
+	return Limits{
+		RequestsPerMinute: c.RequestsPerMinute,
+		TokensPerMinute:   c.TokensPerMinute,
+		TokensPerDay:      c.TokensPerDay,
+		MicroUSDPerDay:    config.MicroUSD(c.USDPerDay),
+		MicroUSDPerMonth:  config.MicroUSD(c.USDPerMonth),
+	}
 }
 
 // Any says whether some budget is set.

@@ -33,15 +33,7 @@ var (
 // counts them all).
 const limiterWarnEvery = 10 * time.Second
 
-func budgets(p routing.Principal) limits.Limits {
-	return limits.Limits{
-		RequestsPerMinute: p.Limits.RequestsPerMinute,
-		TokensPerMinute:   p.Limits.TokensPerMinute,
-		TokensPerDay:      p.Limits.TokensPerDay,
-		MicroUSDPerDay:    config.MicroUSD(p.Limits.USDPerDay),
-		MicroUSDPerMonth:  config.MicroUSD(p.Limits.USDPerMonth),
-	}
-}
+func budgets(p routing.Principal) limits.Limits { return limits.Of(p.Limits) }
 
 // charged reports whether a key has a budget charged after the answer
 // (tokens or money): its answers must be counted.

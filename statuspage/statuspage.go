@@ -40,7 +40,7 @@ type Sources struct {
 	// Spent is what a client key has used of the budgets l sets, in this
 	// process or in the rate-limit service (limits.Local, limits.Global);
 	// nil: not shown.
-	Spent func(ctx context.Context, key string, l limits.Limits) (limits.Spent, error)
+	Spent func(ctx context.Context, key string, l limits.Limits) (limits.Usage, error)
 	// SharedBudgets says the budgets are counted in the rate-limit
 	// service, shared by every replica.
 	SharedBudgets bool

@@ -103,11 +103,11 @@ func TestPage(t *testing.T) {
 				Keys:      []processor.RestingKey{{Provider: "pool", Key: "POOL_KEY_A", Until: start.Add(15 * time.Second)}},
 			}
 		},
-		Spent: func(_ context.Context, key string, l limits.Limits) (limits.Spent, error) {
+		Spent: func(_ context.Context, key string, l limits.Limits) (limits.Usage, error) {
 			if key != "team-a" || l != (limits.Limits{RequestsPerMinute: 10, TokensPerDay: 1000}) {
 				t.Errorf("asked for the budgets of %q %+v", key, l)
 			}
-			return limits.Spent{RequestsThisMinute: 3, TokensToday: 1200}, nil
+			return limits.Usage{RequestsThisMinute: 3, TokensToday: 1200}, nil
 		},
 		ConfigReload: func() reload.Status { return reload.Status{At: start.Add(-time.Minute), OK: false} },
 		HooksReload:  func() reload.Status { return reload.Status{At: start.Add(-time.Hour), OK: true} },
@@ -181,8 +181,8 @@ func TestPageBudgetsUnread(t *testing.T) {
 	t.Parallel()
 	reg, _, _ := testCounters(t)
 	p := New(Sources{Router: func() *routing.Router { return testRouter(t) }, Metrics: reg, SharedBudgets: true,
-		Spent: func(context.Context, string, limits.Limits) (limits.Spent, error) {
-			return limits.Spent{}, errors.New("rate-limit service unreachable")
+		Spent: func(context.Context, string, limits.Limits) (limits.Usage, error) {
+			return limits.Usage{}, errors.New("rate-limit service unreachable")
 		}})
 	res, body := render(t, p, http.MethodGet)
 	if res.StatusCode != 200 || !strings.Contains(body, "Some budgets could not be read") || !strings.Contains(body, "counted in the rate-limit service") || strings.Contains(body, "data-spent") {

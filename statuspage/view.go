@@ -65,8 +65,18 @@ type keyView struct {
 
 type budgetView struct {
 	Name         string // "requests this minute"
-	Limit, Spent int64
-	Known        bool // Spent could be read
+	Limit, Spent int64  // money in micro-dollars
+	Money        bool   // a budget in US dollars
+	Known        bool   // Spent could be read
+}
+
+// Show formats an amount of this budget for people: dollars to the cent
+// for money (the data attributes keep micro-dollars).
+func (b budgetView) Show(n int64) string {
+	if b.Money {
+		return "$" + strconv.FormatFloat(float64(n)/1e6, 'f', 2, 64)
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // Left is what the budget has left, never negative (the request that
@@ -222,11 +232,11 @@ func (p *Page) keys(ctx context.Context, cfg *config.Config, t totals) (out []ke
 // budgets lists the budgets l sets with what key has spent of them, and
 // whether that could be read.
 func (p *Page) budgets(ctx context.Context, key string, l config.LimitsConfig) ([]budgetView, bool) {
-	var spent limits.Spent
+	var spent limits.Usage
 	known := p.src.Spent != nil && ctx.Err() == nil
 	if known {
 		var err error
-		spent, err = p.src.Spent(ctx, key, limits.Limits{RequestsPerMinute: l.RequestsPerMinute, TokensPerMinute: l.TokensPerMinute, TokensPerDay: l.TokensPerDay})
+		spent, err = p.src.Spent(ctx, key, limits.Of(l))
 		if err != nil {
 			p.src.Logger.Warn("reading a client key's budgets for the status page", "key_name", key, "err", err)
 			known = false
@@ -237,6 +247,8 @@ func (p *Page) budgets(ctx context.Context, key string, l config.LimitsConfig) (
 		{Name: "requests this minute", Limit: l.RequestsPerMinute, Spent: spent.RequestsThisMinute},
 		{Name: "tokens this minute", Limit: l.TokensPerMinute, Spent: spent.TokensThisMinute},
 		{Name: "tokens today (UTC)", Limit: l.TokensPerDay, Spent: spent.TokensToday},
+		{Name: "USD today (UTC)", Limit: config.MicroUSD(l.USDPerDay), Spent: spent.MicroUSDToday, Money: true},
+		{Name: "USD this month (UTC)", Limit: config.MicroUSD(l.USDPerMonth), Spent: spent.MicroUSDThisMonth, Money: true},
 	} {
 		if b.Limit > 0 {
 			b.Known = known

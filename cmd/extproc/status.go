@@ -29,9 +29,9 @@ func newStatusPage(cfg *reload.Holder[routing.Router], hooks *luahooks.Manager, 
 	}
 	// limits.Local and limits.Global both tell what a key has spent.
 	if l, ok := limiter.(interface {
-		Spent(context.Context, string, limits.Limits) (limits.Spent, error)
+		Usage(context.Context, string, limits.Limits) (limits.Usage, error)
 	}); ok {
-		src.Spent = l.Spent
+		src.Spent = l.Usage
 	}
 	_, src.SharedBudgets = limiter.(*limits.Global)
 	return statuspage.New(src)
