@@ -169,3 +169,9 @@ func Preset(region, profile string, c *Credentials) {
 	defer sourcesMu.Unlock()
 	sources[region+"\x00"+profile] = c
 }
+
+// StaticKeys returns the credentials of a static key pair (token "" for
+// none), as a credential pool names them.
+func StaticKeys(accessKeyID, secret, token string) *Credentials {
+	return Static(aws.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secret, SessionToken: token, Source: "switchyard"})
+}
