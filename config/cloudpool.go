@@ -1,5 +1,7 @@
 package config
 
+import "regexp"
+
 // Credential pools of the clouds: auth.credentials lists several
 // credentials of a Bedrock provider (AWS profiles or static key pairs) or
 // of a Vertex provider (service account key files, or Application Default
@@ -10,9 +12,11 @@ package config
 // CloudCredentialConfig is one credential of auth.credentials.
 type CloudCredentialConfig struct {
 	// Bedrock: a profile of the shared AWS files (which may itself assume
-	// a role), or a static key pair, each part from an environment
-	// variable or a file.
+	// a role), a role to assume through STS (with the profile's
+	// credentials, or the default chain's), or a static key pair, each
+	// part from an environment variable or a file.
 	Profile             string `yaml:"profile"`
+	RoleARN             string `yaml:"role_arn"`
 	AccessKeyIDEnv      string `yaml:"access_key_id_env"`
 	AccessKeyIDFile     string `yaml:"access_key_id_file"`
 	SecretAccessKeyEnv  string `yaml:"secret_access_key_env"`
@@ -31,6 +35,8 @@ type CloudCredentialConfig struct {
 // profile, the access key id's variable or file, the key file, or "adc".
 func (c CloudCredentialConfig) Source() string {
 	switch {
+	case c.RoleARN != "":
+		return "role:" + c.RoleARN
 	case c.Profile != "":
 		return "profile:" + c.Profile
 	case c.AccessKeyIDEnv != "":
@@ -93,15 +99,19 @@ func (c CloudCredentialConfig) validateAWS(v *validator, p path) {
 	if c.google() {
 		v.errf(p, "credentials_file and adc are for gcp_oauth; aws_sigv4 takes a profile or a static key pair")
 	}
+	if c.RoleARN != "" && !awsRoleARN.MatchString(c.RoleARN) {
+		v.errf(p.key("role_arn"), "%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", c.RoleARN)
+	}
 	switch {
-	case c.Profile != "" && c.static():
-		v.errf(p, "set a profile or a static key pair, not both")
+	case (c.Profile != "" || c.RoleARN != "") && c.static():
+		v.errf(p, "set a profile or role_arn, or a static key pair, not both")
 	case c.Profile != "":
 		if !awsProfile.MatchString(c.Profile) {
 			v.errf(p.key("profile"), "%q is not a valid profile name", c.Profile)
 		}
+	case c.RoleARN != "":
 	case !c.static():
-		v.errf(p, "needs a profile, or access_key_id_env/_file with secret_access_key_env/_file")
+		v.errf(p, "needs a profile, a role_arn, or access_key_id_env/_file with secret_access_key_env/_file")
 	default:
 		validateSecretSource(v, p, "access_key_id", c.AccessKeyIDEnv, c.AccessKeyIDFile, true)
 		validateSecretSource(v, p, "secret_access_key", c.SecretAccessKeyEnv, c.SecretAccessKeyFile, true)
@@ -110,8 +120,8 @@ func (c CloudCredentialConfig) validateAWS(v *validator, p path) {
 }
 
 func (c CloudCredentialConfig) validateGoogle(v *validator, p path) {
-	if c.Profile != "" || c.static() {
-		v.errf(p, "profiles and key pairs are for aws_sigv4; gcp_oauth takes credentials_file or adc: true")
+	if c.Profile != "" || c.RoleARN != "" || c.static() {
+		v.errf(p, "profiles, roles and key pairs are for aws_sigv4; gcp_oauth takes credentials_file or adc: true")
 	}
 	switch {
 	case c.CredentialsFile != "" && c.ADC:
@@ -137,3 +147,5 @@ func validateSecretSource(v *validator, p path, name, env, file string, required
 		v.errf(p.key(name+"_file"), "must not contain control characters")
 	}
 }
+
+var awsRoleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$`)

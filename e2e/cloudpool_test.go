@@ -6,9 +6,11 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,28 +31,59 @@ func signedBy(r map[string]any) string {
 	return id
 }
 
-// TestBedrockCredentialPool: a Bedrock provider with two credentials (a
-// static key pair from the environment, weighted to be tried first, and a
-// profile of the shared credentials file with a session token) against a
-// fake that checks every signature with botocore for either and throttles
-// the first account. The first request is signed with the first
-// credential, throttled, and answered on the second, each attempt signed
-// with its own keys; the first credential then rests, so the next
-// requests (streamed and not, from both client APIs) go straight to the
-// second. No secret reaches the logs or metrics.
+// startFakeAssumeRole is an STS that answers AssumeRole for role, signed
+// by the base key id, with keyID/secret/token; it counts the calls.
+func startFakeAssumeRole(t *testing.T, role, base, keyID, secret, token string) (url string, calls *atomic.Int32) {
+	calls = &atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "AssumeRole" || r.Form.Get("RoleArn") != role ||
+			!strings.Contains(r.Header.Get("authorization"), "Credential="+base+"/") {
+			t.Errorf("STS got %v signed %q", r.Form, r.Header.Get("authorization"))
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		calls.Add(1)
+		w.Header().Set("content-type", "text/xml")
+		fmt.Fprintf(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>
+<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>
+<AssumedRoleUser><Arn>%s/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>
+</AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+			keyID, secret, token, time.Now().Add(time.Hour).UTC().Format(time.RFC3339), role)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, calls
+}
+
+// TestBedrockCredentialPool: a Bedrock provider with three credentials, a
+// static key pair from the environment (weighted to be tried first), a
+// profile of the shared credentials file and a role assumed through STS
+// with the default chain's keys, against a fake that checks every
+// signature with botocore for each and throttles the first two accounts.
+// The first request is signed with each credential in turn, each attempt
+// with its own keys and session token, throttled twice and answered on
+// the role; the throttled two then rest, so the next requests (streamed
+// and not, from both client APIs) go straight to the role. No secret
+// reaches the logs or metrics.
 func TestBedrockCredentialPool(t *testing.T) {
 	t.Parallel()
-	const keyA, keyB, secretB, tokenB = "AKIDPOOLSTATIC000001", "AKIDPOOLPROFILE00002", "other-secret-pool-b", "other-secret-token-b"
+	const (
+		keyA, keyB, secretB, tokenB = "AKIDPOOLSTATIC000001", "AKIDPOOLPROFILE00002", "other-secret-pool-b", "other-secret-token-b"
+		keyC, secretC, tokenC       = "ASIAPOOLROLE00000003", "other-secret-pool-c", "other-secret-token-c"
+		keyBase, role               = "AKIDPOOLBASE00000004", "arn:aws:iam::123456789012:role/bedrock-pool"
+	)
 	mock := startMock(t)
-	fake := startFakeBedrock(t, mock.URL, keyA+","+keyB, bedrockSecret+","+secretB, "-,"+tokenB, keyA)
+	fake := startFakeBedrock(t, mock.URL, keyA+","+keyB+","+keyC, bedrockSecret+","+secretB+","+secretC, "-,"+tokenB+","+tokenC, keyA, keyB)
+	stsURL, assumed := startFakeAssumeRole(t, role, keyBase, keyC, secretC, tokenC)
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials")
 	if err := os.WriteFile(creds, []byte("[team-b]\naws_access_key_id = "+keyB+"\naws_secret_access_key = "+secretB+
 		"\naws_session_token = "+tokenB+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(awsEnv(dir, "POOL_AK_A="+keyA, "POOL_SK_A="+bedrockSecret), "AWS_SHARED_CREDENTIALS_FILE="+creds)
-	auth := `{type: aws_sigv4, region: us-east-1, credentials: [{access_key_id_env: POOL_AK_A, secret_access_key_env: POOL_SK_A, weight: 1000000}, {profile: team-b}]}`
+	env := append(awsEnv(dir, "POOL_AK_A="+keyA, "POOL_SK_A="+bedrockSecret), "AWS_SHARED_CREDENTIALS_FILE="+creds,
+		"AWS_ACCESS_KEY_ID="+keyBase, "AWS_SECRET_ACCESS_KEY=other-secret-base", "AWS_ENDPOINT_URL_STS="+stsURL)
+	auth := `{type: aws_sigv4, region: us-east-1, credentials: [{access_key_id_env: POOL_AK_A, secret_access_key_env: POOL_SK_A, weight: 1000000},
+    {profile: team-b}, {role_arn: "` + role + `"}]}`
 	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, auth), gatewayOptions{extraEnv: env})
 
 	hdr := map[string]string{"anthropic-version": "2023-06-01"}
@@ -58,11 +91,14 @@ func TestBedrockCredentialPool(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), mockllm.Answer) {
 		t.Fatalf("first request over the pool: %d %s", r.status, r.body)
 	}
-	reqs := fake.requests(t)
-	if len(reqs) != 2 || signedBy(reqs[0]) != keyA || signedBy(reqs[1]) != keyB {
-		t.Fatalf("Bedrock got %d requests signed by %v, want the first credential's then the second's", len(reqs), signers(reqs))
+	if got := strings.Join(signers(fake.requests(t)), ","); got != keyA+","+keyB+","+keyC {
+		t.Fatalf("Bedrock got requests signed by %s, want each credential's in turn", got)
+	}
+	if assumed.Load() == 0 {
+		t.Error("the role was never assumed")
 	}
 	waitMetric(t, gw, `switchyard_key_cooldowns_total{key="POOL_AK_A",provider="bedrock"}`, 1)
+	waitMetric(t, gw, `switchyard_key_cooldowns_total{key="profile:team-b",provider="bedrock"}`, 1)
 
 	for _, c := range []struct{ path, body, want string }{
 		{"/v1/messages", `{"model":"claude-bedrock","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, "event: message_stop"},
@@ -71,15 +107,17 @@ func TestBedrockCredentialPool(t *testing.T) {
 	} {
 		r := gw.do(t, "POST", c.path, hdr, c.body)
 		if r.status != http.StatusOK || !strings.Contains(string(r.body), c.want) {
-			t.Errorf("%s %s with the first credential resting: %d %s", c.path, c.body, r.status, r.body)
+			t.Errorf("%s %s with the first credentials resting: %d %s", c.path, c.body, r.status, r.body)
 		}
 	}
-	if got := signers(fake.requests(t)[2:]); strings.Join(got, ",") != keyB+","+keyB+","+keyB {
-		t.Errorf("with the first credential resting Bedrock got requests signed by %v, want the second's only", got)
+	if got := signers(fake.requests(t)[3:]); strings.Join(got, ",") != keyC+","+keyC+","+keyC {
+		t.Errorf("with the first credentials resting Bedrock got requests signed by %v, want the role's only", got)
 	}
 	for what, text := range map[string]string{"extproc's log": gw.extprocOut.String(), "envoy's log": gw.envoyOut.String(), "the metrics": gw.metrics(t)} {
-		if strings.Contains(text, secretB) || strings.Contains(text, tokenB) || strings.Contains(text, bedrockSecret) {
-			t.Errorf("%s holds a credential", what)
+		for _, secret := range []string{secretB, tokenB, secretC, tokenC, bedrockSecret, "other-secret-base"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s holds a credential", what)
+			}
 		}
 	}
 }

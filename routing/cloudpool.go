@@ -39,11 +39,11 @@ func (r *Router) compileCloudPool(p *provider, pc config.ProviderConfig, env con
 	p.finishPool(pc.Name, problems)
 }
 
-// awsCredentials are a Bedrock credential's: its profile's, kept fresh
-// from the AWS files (bedrock.For), or its static key pair.
+// awsCredentials are a Bedrock credential's: its profile's or its role's,
+// kept fresh (bedrock.ForRole), or its static key pair.
 func awsCredentials(region string, cc config.CloudCredentialConfig, env config.Env) (*bedrock.Credentials, string) {
-	if cc.Profile != "" {
-		return bedrock.For(region, cc.Profile), ""
+	if cc.Profile != "" || cc.RoleARN != "" {
+		return bedrock.ForRole(region, cc.Profile, cc.RoleARN), ""
 	}
 	id, problem := env.Key(cc.AccessKeyIDEnv, cc.AccessKeyIDFile)
 	if problem != "" {
