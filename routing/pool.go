@@ -77,16 +77,15 @@ func (r *Router) poolSized(p *provider, configured int) {
 // only one, with no pool left, when one loaded); with none the provider
 // is unavailable. problems are the keys that could not be loaded.
 func (p *provider) finishPool(name string, problems []string) {
-	switch len(p.keys) {
-	case 0:
+	if len(p.keys) == 0 {
 		p.unavailable = fmt.Sprintf("provider %q has no credentials: %s", name, strings.Join(problems, "; "))
 		return
-	case 1:
-		p.keysTotal = 0
-		defer func() { p.keys = nil }()
 	}
-	k := &p.keys[0]
+	k := p.keys[0]
 	p.credential, p.tokens, p.bedrock = k.credential, k.tokens, k.bedrock
+	if len(p.keys) == 1 {
+		p.keys, p.keysTotal = nil, 0
+	}
 	for _, problem := range problems {
 		p.keyProblems = append(p.keyProblems, fmt.Sprintf("provider %q: a key is left out of its pool: %s", name, problem))
 	}
