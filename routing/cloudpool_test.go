@@ -74,9 +74,18 @@ providers:
         - {profile: pool-team-a, weight: 3}
         - {access_key_id_env: AK_B, secret_access_key_env: SK_B}
         - {access_key_id_env: AK_UNSET, secret_access_key_env: SK_B}
+  - name: one
+    schema: bedrock
+    url: http://127.0.0.1:9
+    auth: {type: aws_sigv4, region: us-west-2, credentials: [{access_key_id_env: AK_B, secret_access_key_env: SK_B}]}
 routes:
   - {model: claude, provider: br, rewrite_model: anthropic.claude-v1}
+  - {model: single, provider: one}
 `, env)
+	// One credential is a provider with one credential: no pool.
+	if d, err := r.Decide(context.Background(), &Request{API: config.APIAnthropic, Model: "single"}); err != nil || d.Attempts != nil || d.Key != "" || signedKey(t, d) != poolAWSKeyB {
+		t.Errorf("one credential: %+v %v, want a plain decision signed as %s", d, err, poolAWSKeyB)
+	}
 	if p := r.CredentialProblems(); len(p) != 1 || !strings.Contains(p[0], "AK_UNSET") || strings.Contains(p[0], poolAWSSecretB) {
 		t.Errorf("credential problems %q, want the unset credential named, no secret", p)
 	}
