@@ -173,6 +173,9 @@ type AuthConfig struct {
 	// CredentialsFile is type "gcp_oauth"'s service account key file;
 	// empty: Application Default Credentials (vertex.go).
 	CredentialsFile string `yaml:"credentials_file"`
+	// Credentials is a pool of aws_sigv4 or gcp_oauth credentials, as Keys
+	// is of API keys (cloudpool.go).
+	Credentials []CloudCredentialConfig `yaml:"credentials"`
 }
 
 // PoolKeyConfig is one key of a provider's key pool.
@@ -731,6 +734,7 @@ func (c *Config) validate(v *validator) {
 const maxWeight = 1_000_000
 
 func (a AuthConfig) validate(v *validator, p path) {
+	a.validateCredentials(v, p)
 	if (a.Region != "" || a.Profile != "") && a.Type != AuthAWSSigV4 {
 		v.errf(p, `region and profile are only used with type "aws_sigv4"`)
 	}

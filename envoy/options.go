@@ -172,6 +172,8 @@ type clusterData struct {
 	// Response clusters run a filter that reads the response body:
 	// observing it (observe) or rewriting it.
 	response, observe bool
+	// googleErrors: the Google errors filter too (googleerrors.go).
+	googleErrors bool
 }
 
 // retryRouteData is one route entry for requests with fallbacks.
@@ -365,7 +367,8 @@ func (o Options) settings() (settings, error) {
 			continue
 		}
 		seen[p.Cluster] = true
-		d.clusters = append(d.clusters, clusterData{name: p.Cluster, discovery: discovery(p.Host), host: p.Host, port: p.Port, tls: p.TLS})
+		d.clusters = append(d.clusters, clusterData{name: p.Cluster, discovery: discovery(p.Host), host: p.Host, port: p.Port, tls: p.TLS,
+			googleErrors: googleErrors(p)})
 	}
 	if d.extProc {
 		d.addFallbacks(o.RetryRoutes, maxBody)
@@ -452,9 +455,10 @@ func (d *settings) addResponseClusters(providers []routing.Provider, observe boo
 		}
 		seen[p.Cluster] = true
 		c := clusterData{discovery: discovery(p.Host), host: p.Host, port: p.Port, tls: p.TLS, response: true}
-		c.name, c.observe = routing.UsageClusterPrefix+p.Cluster, observe
+		c.name, c.observe, c.googleErrors = routing.UsageClusterPrefix+p.Cluster, observe, googleErrors(p)
 		d.clusters = append(d.clusters, c)
-		c.name, c.observe = routing.TranslateClusterPrefix+p.Cluster, false
+		// Translated answers' errors are rewritten with them.
+		c.name, c.observe, c.googleErrors = routing.TranslateClusterPrefix+p.Cluster, false, false
 		d.clusters = append(d.clusters, c)
 	}
 }

@@ -132,6 +132,8 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	case envoy.PhaseResponse:
 		// The answer of a request already admitted.
 		return s.processResponse(stream)
+	case envoy.PhaseGoogleErrors:
+		return s.processGoogleErrors(stream)
 	}
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)

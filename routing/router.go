@@ -202,6 +202,8 @@ func (r *Router) compileProviders(env config.Env) {
 			r.compileVertex(p, pc, env)
 		case pc.Auth.Type == config.AuthEntra:
 			r.compileEntra(p, pc, env)
+		case pc.Schema == config.APIBedrock && pc.Auth.Credentials != nil:
+			r.compileCloudPool(p, pc, env)
 		case pc.Schema == config.APIBedrock:
 			p.bedrock = bedrock.NewEndpoint(pc.Auth.Region, u.Host, u.Port, u.Scheme == "https", bedrock.For(pc.Auth.Region, pc.Auth.Profile))
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
@@ -441,12 +443,14 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 		return d, err
 	}
 	if rt.retry == nil {
-		return r.withPool(d, t.provider, req), nil
+		return r.withPool(d, t.provider, req)
 	}
 	d.Retry = rt.retry
 	d.Attempts = rt.chain(d, t, req, api)
 	if r.pooled {
-		d.Attempts = r.expandPools(d.Attempts, req, rt.retry.Attempts)
+		if d.Attempts, err = r.expandPools(d.Attempts, req, rt.retry.Attempts); err != nil {
+			return Decision{}, err
+		}
 		d.Credential, d.Key, d.KeyAffinity = d.Attempts[0].Credential, d.Attempts[0].Key, d.Attempts[0].KeyAffinity
 	}
 	return d, nil
@@ -482,7 +486,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		return Decision{}, Errorf(KindUnavailable, "%s", p.unavailable)
 	}
 	cred := p.credential
-	if p.tokens != nil {
+	if p.tokens != nil && len(p.keys) < 2 { // a pool's tokens: keyAttempts
 		var err error
 		if cred, err = p.tokenCredential(); err != nil {
 			return Decision{}, err
