@@ -63,8 +63,7 @@ func TestDashboardShape(t *testing.T) {
 		"switchyard_provider_ejections_total",
 		"switchyard_hooks_errors_total",
 		"switchyard_config_reloads_total",
-		// COST PLACEHOLDER: "switchyard_cost_usd_total" once the spend
-		// panels replace the dashboard's placeholder text panel.
+		"switchyard_cost_usd_total", // spend by key and model
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("the dashboard charts no %s", want)

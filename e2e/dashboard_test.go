@@ -41,9 +41,8 @@ function on_request(req)
   if req:header("x-crash") then error("deliberate failure") end
 end
 `)
-	// COST PLACEHOLDER: when the dashboard queries switchyard_cost_usd_total,
-	// the config below must price mock-gpt (the price table's override) so
-	// the counted answers add to it.
+	// mock-gpt is priced so that the counted answers add to
+	// switchyard_cost_usd_total, which the spend panels chart.
 	config := fmt.Sprintf(`usage: {enabled: true}
 providers:
   - {name: mock, url: '%s', schema: openai}
@@ -55,10 +54,11 @@ routes:
     fallbacks: [{provider: broken}, {provider: mock, model: mock-gpt}]
   - model: "mock-*"
     provider: mock
+prices: [{model: "mock-*", input: 3, output: 15}]
 ejection: {consecutive_failures: 1, duration: 60s}
 hooks: {dir: '%s', timeout: 250ms, failure_policy: fail_open}
 client_keys:
-  - {name: team-obs, key_env: SWY_OBS_CLIENT, limits: {requests_per_minute: 1000, tokens_per_day: 10000000}}
+  - {name: team-obs, key_env: SWY_OBS_CLIENT, limits: {requests_per_minute: 1000, tokens_per_day: 10000000, usd_per_day: 100}}
   - {name: team-tight, key_env: SWY_OBS_TIGHT, limits: {requests_per_minute: 1}}
 `, mock.URL, o.flaky.port(), o.broken.port(), dir)
 	o.gw = startGateway(t, config, gatewayOptions{extraEnv: []string{

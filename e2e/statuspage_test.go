@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,6 +120,28 @@ func TestStatusPageInBrowser(t *testing.T) {
 	})
 	if got := attr(find(spent, hasAttr("data-spent")), "data-spent"); got != strconv.FormatFloat(billed(`key="team-obs"`), 'f', -1, 64) {
 		t.Errorf("team-obs's tokens spent today: the page shows %q, its tokens counted are %v", got, billed(`key="team-obs"`))
+	}
+
+	// Money: the page adds the same float counters in another order, so
+	// the sums agree to rounding.
+	for _, c := range []struct {
+		what     string
+		selector func(*html.Node) bool
+		want     float64
+	}{
+		{"spend", byID("usd-total"), metricSum(m, "switchyard_cost_usd_total")},
+		{"team-obs's spend", cell("data-key", "team-obs", "usd"), metricSum(m, "switchyard_cost_usd_total", `key="team-obs"`)},
+	} {
+		got, err := strconv.ParseFloat(attr(find(doc, c.selector), "data-value"), 64)
+		if err != nil || c.want <= 0 || math.Abs(got-c.want) > 1e-9*c.want {
+			t.Errorf("%s: the page shows %v (%v), /metrics has %v", c.what, got, err, c.want)
+		}
+	}
+	usd := find(doc, func(n *html.Node) bool {
+		return attr(n, "data-key") == "team-obs" && attr(n, "data-budget") == "USD today (UTC)"
+	})
+	if got, _ := strconv.ParseFloat(attr(find(usd, hasAttr("data-spent")), "data-spent"), 64); got < metricSum(m, "switchyard_cost_usd_total", `key="team-obs"`)*1e6 {
+		t.Errorf("team-obs's money spent today: %v micro-dollars on the page, less than its cost counted", got)
 	}
 
 	text := textOf(doc)

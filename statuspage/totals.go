@@ -12,6 +12,7 @@ const (
 	requestsMetric  = "switchyard_requests_total"
 	tokensMetric    = "switchyard_tokens_total"
 	fallbacksMetric = "switchyard_fallbacks_total"
+	costMetric      = "switchyard_cost_usd_total"
 	// reasoningType is a token type already part of output.
 	reasoningType = "reasoning"
 )
@@ -20,6 +21,7 @@ const (
 type totals struct {
 	byProvider map[string]*counts // "" : answered by the gateway itself
 	byKey      map[string]float64 // tokens billed, "" for requests without a client key
+	usdByKey   map[string]float64 // US dollars spent, by the same keys
 }
 
 // counts are a provider's requests, those answered with an error status
@@ -60,9 +62,13 @@ func (t totals) errors() float64 {
 	return n
 }
 
-func (t totals) tokens() float64 {
+func (t totals) tokens() float64 { return sum(t.byKey) }
+
+func (t totals) usd() float64 { return sum(t.usdByKey) }
+
+func sum(m map[string]float64) float64 {
 	var n float64
-	for _, v := range t.byKey {
+	for _, v := range m {
 		n += v
 	}
 	return n
@@ -70,7 +76,7 @@ func (t totals) tokens() float64 {
 
 // totals reads the counters from the registry /metrics serves.
 func (p *Page) totals() totals {
-	t := totals{byProvider: map[string]*counts{}, byKey: map[string]float64{}}
+	t := totals{byProvider: map[string]*counts{}, byKey: map[string]float64{}, usdByKey: map[string]float64{}}
 	if p.src.Metrics == nil {
 		return t
 	}
@@ -92,9 +98,10 @@ func (p *Page) totals() totals {
 			for _, m := range mf.GetMetric() {
 				t.provider(label(m, "from")).failedAttempts += m.GetCounter().GetValue()
 			}
-		// COST PLACEHOLDER: once switchyard_cost_usd_total{key,provider,model}
-		// exists, sum it by key here (a usd map beside byKey) and show it in
-		// the client keys' table and the traffic tiles.
+		case costMetric:
+			for _, m := range mf.GetMetric() {
+				t.usdByKey[label(m, "key")] += m.GetCounter().GetValue()
+			}
 		case tokensMetric:
 			for _, m := range mf.GetMetric() {
 				if label(m, "type") != reasoningType {

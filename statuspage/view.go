@@ -37,6 +37,7 @@ type view struct {
 
 type trafficView struct {
 	Requests, Errors, Tokens float64
+	USD                      float64 // spent at the price table's prices
 	// RequestRate and TokenRate are per second over Window; Window is 0
 	// before there is an older sample.
 	RequestRate, TokenRate float64
@@ -60,6 +61,7 @@ type routeView struct {
 type keyView struct {
 	Name    string
 	Tokens  float64 // billed tokens counted so far, every route
+	USD     float64 // US dollars spent so far
 	Budgets []budgetView
 }
 
@@ -71,10 +73,15 @@ type budgetView struct {
 }
 
 // Show formats an amount of this budget for people: dollars to the cent
-// for money (the data attributes keep micro-dollars).
+// for money, to a hundredth of a cent below a dollar (the data attributes
+// keep micro-dollars).
 func (b budgetView) Show(n int64) string {
 	if b.Money {
-		return "$" + strconv.FormatFloat(float64(n)/1e6, 'f', 2, 64)
+		digits := 2
+		if n < 1e6 {
+			digits = 4
+		}
+		return "$" + strconv.FormatFloat(float64(n)/1e6, 'f', digits, 64)
 	}
 	return strconv.FormatInt(n, 10)
 }
@@ -99,7 +106,7 @@ func (p *Page) view(ctx context.Context) view {
 	now := p.src.Now()
 	t := p.totals()
 	v := view{Now: now, Refresh: Refresh}
-	v.Traffic = trafficView{Requests: t.requests(), Errors: t.errors(), Tokens: t.tokens()}
+	v.Traffic = trafficView{Requests: t.requests(), Errors: t.errors(), Tokens: t.tokens(), USD: t.usd()}
 	v.Traffic.RequestRate, v.Traffic.TokenRate, v.Traffic.Window = p.rates(now, t)
 	r := p.src.Router()
 	cfg := r.Config()
@@ -218,7 +225,7 @@ func (p *Page) keys(ctx context.Context, cfg *config.Config, t totals) (out []ke
 		if i == maxKeys {
 			return out, len(cfg.ClientKeys) - maxKeys, unread
 		}
-		kv := keyView{Name: k.Name, Tokens: t.byKey[k.Name]}
+		kv := keyView{Name: k.Name, Tokens: t.byKey[k.Name], USD: t.usdByKey[k.Name]}
 		if k.Limits != nil {
 			var ok bool
 			kv.Budgets, ok = p.budgets(ctx, k.Name, *k.Limits)
@@ -264,6 +271,9 @@ var funcs = template.FuncMap{
 	// raw is a counter as /metrics writes it, for the data-value attributes.
 	"raw":  func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) },
 	"rate": func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
+	// usd is dollars to a hundredth of a cent: one small request costs less
+	// than a cent.
+	"usd": func(f float64) string { return "$" + strconv.FormatFloat(f, 'f', 4, 64) },
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
