@@ -2,8 +2,6 @@ package routing
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
+
 	"switchyard/bedrock"
 
 	"switchyard/config"
@@ -49,9 +49,9 @@ type Router struct {
 	byProvider map[string]*provider
 	routes     []*route // config order
 	exact      map[string]*route
-	globs      []*route // config order
+	globs      globIndex
 	byName     map[string]*route
-	clientKeys []clientKey
+	keys       *KeySet           // the config's client keys
 	loopGuard  *config.LoopGuard // the top-level loop_guard; nil: off
 	// pooled is true when a provider has a key pool; poolRetry then moves
 	// a request on to the pool's next key when a key answers 429.
@@ -111,14 +111,22 @@ type route struct {
 
 type clientKey struct {
 	name      string
-	hash      [sha256.Size]byte
+	hash      Digest
 	models    []pattern
 	limits    config.LimitsConfig
 	loopGuard *config.LoopGuard
+	// Keys of a key store (keys.go) may have a team, an expiry and be
+	// disabled; the config's have none of these.
+	team       string
+	teamBudget string // TeamBudgetPrefix + team
+	teamLimits config.LimitsConfig
+	expires    time.Time
+	disabled   bool
 }
 
 func (k *clientKey) principal() Principal {
-	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard}
+	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard,
+		Team: k.team, TeamBudget: k.teamBudget, TeamLimits: k.teamLimits}
 }
 
 // apiIndex indexes a route's candidates by the client API a provider takes
@@ -257,7 +265,7 @@ func (r *Router) compileRoutes() {
 		r.routes = append(r.routes, rt)
 		r.byName[rt.name] = rt
 		if rt.pattern.glob {
-			r.globs = append(r.globs, rt)
+			r.globs.add(rt)
 		} else if _, seen := r.exact[rc.Model]; !seen {
 			// The first route wins; later ones are reachable by name.
 			r.exact[rc.Model] = rt
@@ -270,6 +278,7 @@ func (r *Router) compileRoutes() {
 // an error, so the gateway never opens by accident.
 func (r *Router) compileClientKeys(env config.Env) error {
 	var errs []error
+	r.keys = NewKeySet(nil)
 	for i, kc := range r.config.ClientKeys {
 		key, problem := env.Key(kc.KeyEnv, kc.KeyFile)
 		if problem != "" {
@@ -280,7 +289,7 @@ func (r *Router) compileClientKeys(env config.Env) error {
 			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q: %s", kc.Name, problem), "client_keys", i, field))
 			continue
 		}
-		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key)), loopGuard: r.loopGuard}
+		ck := &clientKey{name: kc.Name, hash: DigestOf(key), loopGuard: r.loopGuard}
 		if kc.LoopGuard != nil {
 			ck.loopGuard = kc.LoopGuard.Compile()
 		}
@@ -290,49 +299,14 @@ func (r *Router) compileClientKeys(env config.Env) error {
 		for _, m := range kc.Models {
 			ck.models = append(ck.models, newPattern(m))
 		}
-		for _, other := range r.clientKeys {
-			if other.hash == ck.hash {
-				errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q has the same value as client key %q", kc.Name, other.name), "client_keys", i))
-			}
+		if other := r.keys.byDigest[ck.hash]; other != nil {
+			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q has the same value as client key %q", kc.Name, other.name), "client_keys", i))
+			continue
 		}
-		r.clientKeys = append(r.clientKeys, ck)
+		r.keys.add(ck)
 	}
 
 	return errors.Join(errs...)
-}
-
-// Authenticate maps the key a client presented to its Principal. With no
-// client keys configured everyone is the anonymous zero Principal. The
-// comparison takes the same time whichever key matches, or none.
-func (r *Router) Authenticate(presented string) (Principal, error) {
-	if len(r.clientKeys) == 0 {
-		return Principal{loopGuard: r.loopGuard}, nil
-	}
-	if presented == "" {
-		return Principal{}, Errorf(KindAuthentication, "missing API key: send it as a bearer token or in the x-api-key header")
-	}
-	h := sha256.Sum256([]byte(presented))
-	found, idx := 0, 0
-	for i := range r.clientKeys {
-		eq := subtle.ConstantTimeCompare(h[:], r.clientKeys[i].hash[:])
-		idx = subtle.ConstantTimeSelect(eq, i, idx)
-		found |= eq
-	}
-	if found == 0 {
-		return Principal{}, Errorf(KindAuthentication, "invalid API key")
-	}
-	return r.clientKeys[idx].principal(), nil
-}
-
-// PrincipalNamed returns the principal of the client key with this name, as
-// Authenticate would for its key.
-func (r *Router) PrincipalNamed(name string) (Principal, bool) {
-	for _, k := range r.clientKeys {
-		if k.name == name {
-			return k.principal(), true
-		}
-	}
-	return Principal{}, false
 }
 
 // LoopGuard is the loop guard that applies to the principal; nil: off.
@@ -387,10 +361,8 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 			return r.directPool(p, model, req)
 		}
 	}
-	for _, rt := range r.globs {
-		if rt.pattern.match(req.Model) {
-			return r.viaRoute(rt, req, api)
-		}
+	if rt := r.globs.match(req.Model); rt != nil {
+		return r.viaRoute(rt, req, api)
 	}
 	return Decision{}, Errorf(KindNotFound, "model %q is not served by this gateway", req.Model)
 }
@@ -542,7 +514,7 @@ func (r *Router) CredentialProblems() []string {
 func (r *Router) MaxBodyBytes() int64 { return r.config.BodyLimit() }
 
 // ClientKeysEnabled reports whether every request must carry a client key.
-func (r *Router) ClientKeysEnabled() bool { return len(r.clientKeys) > 0 }
+func (r *Router) ClientKeysEnabled() bool { return r.keys.Len() > 0 }
 
 // Hooks returns the hooks configuration.
 func (r *Router) Hooks() config.HooksConfig { return r.config.HooksConfig() }
@@ -563,7 +535,7 @@ func (r *Router) String() string {
 		return "routing.Router(nil)"
 	}
 	return fmt.Sprintf("routing.Router{providers: %d, routes: %d, client_keys: %d}",
-		len(r.providers), len(r.routes), len(r.clientKeys))
+		len(r.providers), len(r.routes), r.keys.Len())
 }
 
 // Format prints String for every verb, so no verb can reach the
