@@ -1,0 +1,148 @@
+package keys
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/routing"
+)
+
+// DefaultPoll is how often a store asks its backend whether anything
+// changed: a change made on one replica reaches the others within it.
+const DefaultPoll = 200 * time.Millisecond
+
+// Options configure a Store.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer takes the store's and the admin API's metrics; nil: none.
+	Registerer prometheus.Registerer
+	// Poll is how often the backend's version is read; 0: DefaultPoll.
+	Poll time.Duration
+	// StartDown opens the store even when the backend cannot be read yet
+	// (no keys until it can); otherwise Open fails.
+	StartDown bool
+}
+
+// Store serves the keys of a Backend to the request path. Keys returns an
+// immutable snapshot swapped in after each change; when the backend cannot
+// be read, the store keeps serving the keys it last saw and reports it in
+// switchyard_key_store_up.
+type Store struct {
+	backend Backend
+	log     *slog.Logger
+	m       *metrics
+	poll    time.Duration
+
+	set     atomic.Pointer[routing.KeySet]
+	state   atomic.Pointer[State]
+	version atomic.Int64
+	down    atomic.Bool
+}
+
+// Open loads the backend's keys.
+func Open(ctx context.Context, b Backend, o Options) (*Store, error) {
+	s := &Store{backend: b, log: o.Logger, m: newMetrics(o.Registerer), poll: o.Poll}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.poll <= 0 {
+		s.poll = DefaultPoll
+	}
+	empty := newState()
+	s.swap(empty, -1)
+	st, v, err := b.Load(ctx)
+	if err != nil {
+		if !o.StartDown {
+			return nil, err
+		}
+		s.failed(err)
+		return s, nil
+	}
+	s.ok()
+	s.swap(st, v)
+	return s, nil
+}
+
+// Keys is the current snapshot; never nil.
+func (s *Store) Keys() *routing.KeySet { return s.set.Load() }
+
+// State is the state the snapshot was built from; it must not be modified.
+func (s *Store) State() State { return *s.state.Load() }
+
+func (s *Store) swap(st State, version int64) {
+	set, skipped := st.KeySet()
+	if skipped > 0 {
+		s.log.Warn("key store holds keys that cannot be used; they are refused", "count", skipped)
+	}
+	s.state.Store(&st)
+	s.set.Store(set)
+	s.version.Store(version)
+	s.m.keys.Set(float64(set.Len()))
+	s.m.teams.Set(float64(len(st.Teams)))
+}
+
+// Run polls the backend until ctx ends, reloading after every change.
+func (s *Store) Run(ctx context.Context) {
+	t := time.NewTicker(s.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Refresh(ctx)
+		}
+	}
+}
+
+// Refresh reloads the keys if the backend's version moved.
+func (s *Store) Refresh(ctx context.Context) {
+	v, err := s.backend.Version(ctx)
+	if err == nil && v == s.version.Load() && !s.down.Load() {
+		return
+	}
+	var st State
+	if err == nil {
+		st, v, err = s.backend.Load(ctx)
+	}
+	if err != nil {
+		s.failed(err)
+		return
+	}
+	s.ok()
+	s.swap(st, v)
+	s.m.reloads.Inc()
+}
+
+// Update changes the backend through fn and serves the result at once on
+// this replica (the others see it at their next poll).
+func (s *Store) Update(ctx context.Context, fn func(*State) error) (State, error) {
+	st, v, err := s.backend.Update(ctx, fn)
+	if err != nil {
+		return State{}, err
+	}
+	s.swap(st, v)
+	return st, nil
+}
+
+func (s *Store) failed(err error) {
+	s.m.up.Set(0)
+	s.m.errors.Inc()
+	if !s.down.Swap(true) {
+		s.log.Warn("key store unreachable; serving the keys last seen", "keys", s.Keys().Len(), "err", err.Error())
+	}
+}
+
+func (s *Store) ok() {
+	s.m.up.Set(1)
+	if s.down.Swap(false) {
+		s.log.Info("key store reachable again")
+	}
+}
+
+// Close closes the backend.
+func (s *Store) Close() error { return s.backend.Close() }
