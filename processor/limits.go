@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
+	"switchyard/config"
 	"switchyard/limits"
 	"switchyard/routing"
 )
@@ -31,24 +33,35 @@ var (
 // counts them all).
 const limiterWarnEvery = 10 * time.Second
 
-func budgets(p routing.Principal) limits.Limits {
+func budgets(p routing.Principal) limits.Limits { return toLimits(p.Limits) }
+
+func toLimits(l config.LimitsConfig) limits.Limits {
 	return limits.Limits{
-		RequestsPerMinute: p.Limits.RequestsPerMinute,
-		TokensPerMinute:   p.Limits.TokensPerMinute,
-		TokensPerDay:      p.Limits.TokensPerDay,
+		RequestsPerMinute: l.RequestsPerMinute,
+		TokensPerMinute:   l.TokensPerMinute,
+		TokensPerDay:      l.TokensPerDay,
 	}
 }
 
-// checkRequestLimit counts the request against its key's budgets and
-// refuses it when one is spent: 429 with Retry-After and OpenAI's
-// x-ratelimit-* headers, or 503 when the rate-limit service cannot answer
-// and failure_mode is deny.
+// checkRequestLimit counts the request against its key's budgets, then its
+// team's (a budget under routing.TeamBudgetPrefix + the team's name, shared
+// by the team's keys), and refuses it when one is spent.
 func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *apiError {
-	lim := budgets(p)
+	if e := s.checkBudget(ctx, p.Name, "key", budgets(p)); e != nil || p.TeamBudget == "" {
+		return e
+	}
+	return s.checkBudget(ctx, p.TeamBudget, "team", toLimits(p.TeamLimits))
+}
+
+// checkBudget counts the request against the budget named name and refuses
+// it when one is spent: 429 with Retry-After and OpenAI's x-ratelimit-*
+// headers, or 503 when the rate-limit service cannot answer and
+// failure_mode is deny.
+func (s *Server) checkBudget(ctx context.Context, name, whose string, lim limits.Limits) *apiError {
 	if !lim.Any() {
 		return nil
 	}
-	d, err := s.limiter.Admit(ctx, p.Name, lim)
+	d, err := s.limiter.Admit(ctx, name, lim)
 	if err != nil {
 		s.limiterFailed(ctx, "admit", err)
 		if !d.OK {
@@ -61,7 +74,7 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 	if d.OK {
 		return nil
 	}
-	s.opts.Metrics.limited.WithLabelValues(p.Name, d.Which).Inc()
+	s.opts.Metrics.limited.WithLabelValues(name, d.Which).Inc()
 	secs := strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10) // whole seconds, rounded up
 	if secs == "0" {
 		secs = "1"
@@ -76,7 +89,7 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 	default:
 		what, suffix = "token limit of "+limit+" tokens per day", "tokens"
 	}
-	e := newAPIError(routing.KindRateLimit, "rate_limit_exceeded", what+" reached for key "+strconv.Quote(p.Name)+"; retry in "+secs+"s")
+	e := newAPIError(routing.KindRateLimit, "rate_limit_exceeded", what+" reached for "+whose+" "+strconv.Quote(strings.TrimPrefix(name, routing.TeamBudgetPrefix))+"; retry in "+secs+"s")
 	e.headers = []routing.Header{
 		{Name: "retry-after", Value: secs},
 		{Name: "x-ratelimit-limit-" + suffix, Value: limit},
@@ -90,11 +103,17 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 // budgets. The request was admitted under them, so it may finish over them;
 // the next request of the key is refused then.
 func (s *Server) chargeTokens(ctx context.Context, p routing.Principal, tokens int64) {
-	lim := budgets(p)
+	s.charge(ctx, p.Name, budgets(p), tokens)
+	if p.TeamBudget != "" {
+		s.charge(ctx, p.TeamBudget, toLimits(p.TeamLimits), tokens)
+	}
+}
+
+func (s *Server) charge(ctx context.Context, name string, lim limits.Limits, tokens int64) {
 	if tokens <= 0 || (lim.TokensPerMinute <= 0 && lim.TokensPerDay <= 0) {
 		return
 	}
-	if err := s.limiter.Charge(ctx, p.Name, lim, tokens); err != nil {
+	if err := s.limiter.Charge(ctx, name, lim, tokens); err != nil {
 		s.limiterFailed(ctx, "charge", err)
 	}
 }

@@ -73,6 +73,9 @@ type Options struct {
 	// Limiter counts client keys' requests and tokens; nil means a
 	// limits.Local of this server's own.
 	Limiter Limiter
+	// Keys returns the key store's current keys, looked up after the
+	// config's; nil: no key store.
+	Keys func() *routing.KeySet
 }
 
 // Server implements the ext_proc gRPC service.
