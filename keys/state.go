@@ -98,7 +98,7 @@ func (g *LoopGuard) compile() (*config.LoopGuard, error) {
 	if g.Window != "" {
 		d, err := time.ParseDuration(g.Window)
 		if err != nil || d <= 0 || d > 24*time.Hour {
-			return nil, fmt.Errorf("loop_guard.window must be a duration from 1s to 24h, like \"1m\"")
+			return nil, fmt.Errorf("loop_guard.window must be a positive duration of at most 24h, like \"1m\"")
 		}
 		w = d
 	}
