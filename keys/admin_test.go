@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -149,6 +150,18 @@ func TestAdminKeyLifecycle(t *testing.T) {
 		t.Errorf("list = %s", b)
 	}
 
+	// A loop guard replaces the config's; an expiry in the past refuses the key.
+	if code, out := f.do("PATCH", "/admin/v1/keys/ci-1", `{"loop_guard":{"max_repeats":4,"window":"30s"}}`, adminKey); code != 200 {
+		t.Fatalf("loop guard: %d %v", code, out)
+	}
+	if p, _ := f.auth(rotated); p.LoopGuard() == nil || p.LoopGuard().MaxRepeats != 4 || p.LoopGuard().Window != 30*time.Second {
+		t.Errorf("loop guard = %+v", p.LoopGuard())
+	}
+	f.do("PATCH", "/admin/v1/keys/ci-1", `{"expires_at":"2001-01-01T00:00:00Z"}`, adminKey)
+	if _, err := f.auth(rotated); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired key: %v", err)
+	}
+
 	// Revoke.
 	if code, _ := f.do("DELETE", "/admin/v1/keys/ci-1", "", adminKey); code != 200 {
 		t.Fatalf("revoke: %d", code)
@@ -236,4 +249,30 @@ func TestConfigKeyWinsOnNameClash(t *testing.T) {
 	if _, err := f.auth(secret); err == nil {
 		t.Error("a store key with a config key's name was accepted")
 	}
+}
+
+// FuzzAdminCreate: whatever body a create request carries, the answer is
+// JSON with a 2xx or 4xx status, and a refused request changes nothing.
+func FuzzAdminCreate(f *testing.F) {
+	for _, seed := range []string{`{"name":"a"}`, `{"name":"a","team":"t","models":["x*"],"limits":{"requests_per_minute":1}}`,
+		`{"name":`, `[]`, `{"name":"a","loop_guard":{"max_repeats":2,"window":"-1s"}}`, `{"name":"a","expires_at":"x"}`, ``} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		s, err := Open(context.Background(), NewFile(filepath.Join(t.TempDir(), "keys.json")), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := s.Handler(AdminOptions{Credential: adminKey, Logger: slog.New(slog.DiscardHandler)})
+		req := httptest.NewRequest("POST", "/admin/v1/keys", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code >= 500 || !json.Valid(w.Body.Bytes()) {
+			t.Fatalf("%d %q", w.Code, w.Body.String())
+		}
+		if w.Code >= 400 && len(s.State().Keys) != 0 {
+			t.Fatalf("a refused create (%d) stored a key", w.Code)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,9 @@ type Store struct {
 	m       *metrics
 	poll    time.Duration
 
+	// mu serializes Refresh and Update, so a reload that read the backend
+	// before a change cannot swap in its older state after it.
+	mu      sync.Mutex
 	set     atomic.Pointer[routing.KeySet]
 	state   atomic.Pointer[State]
 	version atomic.Int64
@@ -101,6 +105,8 @@ func (s *Store) Run(ctx context.Context) {
 
 // Refresh reloads the keys if the backend's version moved.
 func (s *Store) Refresh(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	v, err := s.backend.Version(ctx)
 	if err == nil && v == s.version.Load() && !s.down.Load() {
 		return
@@ -121,6 +127,8 @@ func (s *Store) Refresh(ctx context.Context) {
 // Update changes the backend through fn and serves the result at once on
 // this replica (the others see it at their next poll).
 func (s *Store) Update(ctx context.Context, fn func(*State) error) (State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	st, v, err := s.backend.Update(ctx, fn)
 	if err != nil {
 		return State{}, err
