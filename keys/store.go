@@ -26,6 +26,9 @@ type Options struct {
 	// StartDown opens the store even when the backend cannot be read yet
 	// (no keys until it can); otherwise Open fails.
 	StartDown bool
+	// OnChange, when set, is called with the number of keys after each
+	// change of the served keys (extproc sizes its memory limit by it).
+	OnChange func(keys int)
 }
 
 // Store serves the keys of a Backend to the request path. Keys returns an
@@ -33,10 +36,11 @@ type Options struct {
 // be read, the store keeps serving the keys it last saw and reports it in
 // switchyard_key_store_up.
 type Store struct {
-	backend Backend
-	log     *slog.Logger
-	m       *metrics
-	poll    time.Duration
+	backend  Backend
+	log      *slog.Logger
+	m        *metrics
+	poll     time.Duration
+	onChange func(int)
 
 	// mu serializes Refresh and Update, so a reload that read the backend
 	// before a change cannot swap in its older state after it.
@@ -49,7 +53,7 @@ type Store struct {
 
 // Open loads the backend's keys.
 func Open(ctx context.Context, b Backend, o Options) (*Store, error) {
-	s := &Store{backend: b, log: o.Logger, m: newMetrics(o.Registerer), poll: o.Poll}
+	s := &Store{backend: b, log: o.Logger, m: newMetrics(o.Registerer), poll: o.Poll, onChange: o.OnChange}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -87,6 +91,9 @@ func (s *Store) swap(st State, version int64) {
 	s.version.Store(version)
 	s.m.keys.Set(float64(set.Len()))
 	s.m.teams.Set(float64(len(st.Teams)))
+	if s.onChange != nil {
+		s.onChange(set.Len())
+	}
 }
 
 // Run polls the backend until ctx ends, reloading after every change.

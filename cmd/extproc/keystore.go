@@ -74,7 +74,8 @@ func openKeyStore(ctx context.Context, k keyStoreFlags, cfg func() *routing.Rout
 	default:
 		return nil, nil
 	}
-	s, err := keys.Open(ctx, b, keys.Options{Logger: log, Registerer: reg, StartDown: k.redis != ""})
+	s, err := keys.Open(ctx, b, keys.Options{Logger: log, Registerer: reg, StartDown: k.redis != "",
+		OnChange: memoryLimitForKeys(os.Getenv)})
 	if err != nil {
 		return nil, fmt.Errorf("opening the key store: %w", err)
 	}
