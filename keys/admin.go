@@ -420,8 +420,22 @@ func (a *admin) revokeKey(r *http.Request) (int, any, string, error) {
 	return http.StatusOK, map[string]any{"revoked": name}, name, nil
 }
 
+// state reads the store for a list; an error has been answered.
+func (a *admin) state(w http.ResponseWriter, r *http.Request) (State, bool) {
+	st, err := a.s.State(r.Context())
+	if err != nil {
+		a.o.Logger.Warn("admin read failed", "err", err.Error())
+		writeError(w, &apiError{http.StatusServiceUnavailable, "store_unavailable", "the key store cannot be read right now"})
+		return State{}, false
+	}
+	return st, true
+}
+
 func (a *admin) listKeys(w http.ResponseWriter, r *http.Request) {
-	st := a.s.State()
+	st, ok := a.state(w, r)
+	if !ok {
+		return
+	}
 	out := make([]KeyView, 0, len(st.Keys))
 	for _, k := range st.Keys {
 		out = append(out, view(k))
@@ -432,7 +446,11 @@ func (a *admin) listKeys(w http.ResponseWriter, r *http.Request) {
 
 func (a *admin) getKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	k, ok := a.s.State().Keys[name]
+	st, ok := a.state(w, r)
+	if !ok {
+		return
+	}
+	k, ok := st.Keys[name]
 	if !ok {
 		writeError(w, notFound("key", truncate(name, maxName)))
 		return
@@ -447,7 +465,10 @@ type TeamView struct {
 }
 
 func (a *admin) listTeams(w http.ResponseWriter, r *http.Request) {
-	st := a.s.State()
+	st, ok := a.state(w, r)
+	if !ok {
+		return
+	}
 	out := make([]TeamView, 0, len(st.Teams))
 	for _, t := range st.Teams {
 		out = append(out, teamView(st, t))

@@ -46,7 +46,6 @@ type Store struct {
 	// before a change cannot swap in its older state after it.
 	mu      sync.Mutex
 	set     atomic.Pointer[routing.KeySet]
-	state   atomic.Pointer[State]
 	version atomic.Int64
 	down    atomic.Bool
 }
@@ -78,15 +77,19 @@ func Open(ctx context.Context, b Backend, o Options) (*Store, error) {
 // Keys is the current snapshot; never nil.
 func (s *Store) Keys() *routing.KeySet { return s.set.Load() }
 
-// State is the state the snapshot was built from; it must not be modified.
-func (s *Store) State() State { return *s.state.Load() }
+// State reads the whole state from the backend, for the admin API's
+// lists: the store keeps only the compiled keys in memory (half the
+// memory per key).
+func (s *Store) State(ctx context.Context) (State, error) {
+	st, _, err := s.backend.Load(ctx)
+	return st, err
+}
 
 func (s *Store) swap(st State, version int64) {
 	set, skipped := st.KeySet()
 	if skipped > 0 {
 		s.log.Warn("key store holds keys that cannot be used; they are refused", "count", skipped)
 	}
-	s.state.Store(&st)
 	s.set.Store(set)
 	s.version.Store(version)
 	s.m.keys.Set(float64(set.Len()))

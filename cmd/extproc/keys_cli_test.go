@@ -44,7 +44,7 @@ func TestKeysCLI(t *testing.T) {
 	if _, err := keysCmd("update", "dev-1", "-rpm", "3"); err != nil {
 		t.Fatal(err)
 	}
-	got := s.State().Keys["dev-1"]
+	got := mustState(t, s).Keys["dev-1"]
 	if got.Limits.RequestsPerMinute != 3 || got.Team != "ml" || len(got.Models) != 2 {
 		t.Errorf("update changed more than -rpm: %+v", got)
 	}
@@ -57,11 +57,20 @@ func TestKeysCLI(t *testing.T) {
 	if _, err := keysCmd("revoke", "dev-1"); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.State().Keys) != 0 {
+	if len(mustState(t, s).Keys) != 0 {
 		t.Error("revoke left the key")
 	}
 	t.Setenv(DefaultAdminKeyEnv, "wrong")
 	if _, err := keysCmd("list"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong credential: %v", err)
 	}
+}
+
+func mustState(t testing.TB, s *keys.Store) keys.State {
+	t.Helper()
+	st, err := s.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
