@@ -232,3 +232,41 @@ func TestKeyStoreReplicas(t *testing.T) {
 		t.Errorf("creating a key with Redis down: %d %v", code, out)
 	}
 }
+
+// TestTeamBudgetAcrossReplicas: with the key store and the rate-limit
+// service both on one Redis, a team budget spent by one member's key on
+// one replica refuses another member's key on the other replica.
+func TestTeamBudgetAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	redis := startRedis(t)
+	rls := startRateLimit(t, redis)
+	a, b := startUpstream(t, "A"), startUpstream(t, "B")
+	cfg := globalConfig(t, a, b, rls, "deny", "{requests_per_minute: 100}", "")
+	opts := keyStoreOptions("-keys-redis", "unix:"+redis.sock)
+	opts.extraEnv = append(opts.extraEnv, testEnv...)
+	gw1, gw2 := startGateway(t, cfg, opts), startGateway(t, cfg, opts)
+	waitMinuteHead(45)
+	if code, out := adminCall(t, gw1, e2eAdminKey, "POST", "/admin/v1/teams", `{"name":"infra","limits":{"requests_per_minute":4}}`); code != 201 {
+		t.Fatalf("creating team: %d %v", code, out)
+	}
+	dev1 := createKey(t, gw1, `{"name":"infra-1","team":"infra"}`)
+	dev2 := createKey(t, gw1, `{"name":"infra-2","team":"infra"}`)
+	var got []int
+	for range 4 {
+		got = append(got, chat(t, gw1, dev1).status)
+	}
+	// gw2 learns the keys within a second; the budget is already spent there.
+	deadline := time.Now().Add(time.Second)
+	r := chat(t, gw2, dev2)
+	for r.status == 401 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		r = chat(t, gw2, dev2)
+	}
+	got = append(got, r.status)
+	if fmtInts(got) != "[200 200 200 200 429]" {
+		t.Errorf("infra-1 four times on one replica, then infra-2 on the other: %v (%s)", got, r.body)
+	}
+	if n := gw2.metricOrFail(t, `switchyard_rate_limited_total{key="team:infra",limit="requests_per_minute"}`); n != 1 {
+		t.Errorf("team refusals on the second replica = %v, want 1", n)
+	}
+}
