@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -219,6 +221,24 @@ func TestKeyStoreReplicas(t *testing.T) {
 	}
 	gone := within(gw1, secret, 401)
 	t.Logf("a new key reached the other replica in %v, a revocation in %v", seen, gone)
+
+	// Changes made on both replicas at once all land (WATCH/MULTI/EXEC).
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := []*gateway{gw1, gw2}[i%2]
+			if code, out := adminCall(t, g, e2eAdminKey, "POST", "/admin/v1/keys", fmt.Sprintf(`{"name":"burst-%d"}`, i)); code != 201 {
+				t.Errorf("concurrent create %d: %d %v", i, code, out)
+			}
+		}()
+	}
+	wg.Wait()
+	_, list := adminCall(t, gw1, e2eAdminKey, "GET", "/admin/v1/keys", "")
+	if n := len(list["keys"].([]any)); n != 10 {
+		t.Errorf("after 10 concurrent creates on two replicas the store lists %d keys", n)
+	}
 
 	// Redis down: the keys last seen keep working; the metric says so.
 	kept := createKey(t, gw1, `{"name":"kept"}`)

@@ -50,6 +50,26 @@ func (r *Redis) load(ctx context.Context, c *redisConn) (State, int64, error) {
 	if !ok || len(res) != 3 {
 		return State{}, 0, fmt.Errorf("reading key store from redis: unexpected reply %v", out[4])
 	}
+	return decodeState(res)
+}
+
+// loadWatched watches the version and reads the state on the write
+// connection, in one pipeline: plain reads, since an EXEC here would end
+// the WATCH; the EXEC that writes fails if anything changed since.
+func (r *Redis) loadWatched(ctx context.Context) (State, int64, error) {
+	res, err := r.write.pipeline(ctx, []string{"WATCH", redisVersion}, []string{"GET", redisVersion}, []string{"HGETALL", redisKeys}, []string{"HGETALL", redisTeams})
+	if err != nil {
+		return State{}, 0, err
+	}
+	if e, ok := res[0].(redisError); ok {
+		return State{}, 0, e
+	}
+	return decodeState(res[1:])
+}
+
+// decodeState decodes the replies to GET version, HGETALL keys and
+// HGETALL teams.
+func decodeState(res []any) (State, int64, error) {
 	for _, v := range res {
 		if e, ok := v.(redisError); ok {
 			return State{}, 0, e
@@ -115,12 +135,8 @@ func (r *Redis) Update(ctx context.Context, fn func(*State) error) (State, int64
 }
 
 func (r *Redis) tryUpdate(ctx context.Context, fn func(*State) error) (State, int64, error) {
-	if _, err := r.write.do(ctx, "WATCH", redisVersion); err != nil {
-		return State{}, 0, err
-	}
-	old, _, err := r.load(ctx, r.write)
+	old, _, err := r.loadWatched(ctx)
 	if err != nil {
-		_, _ = r.write.do(ctx, "UNWATCH")
 		return State{}, 0, err
 	}
 	s := old.clone()
@@ -132,7 +148,7 @@ func (r *Redis) tryUpdate(ctx context.Context, fn func(*State) error) (State, in
 	cmds = appendDiff(cmds, redisKeys, old.Keys, s.Keys)
 	cmds = appendDiff(cmds, redisTeams, old.Teams, s.Teams)
 	cmds = append(cmds, []string{"INCR", redisVersion}, []string{"EXEC"})
-	out, err := r.write.pipeline(ctx, cmds...)
+	out, err := r.write.pipelineWatched(ctx, cmds...)
 	if err != nil {
 		return State{}, 0, err
 	}

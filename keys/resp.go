@@ -64,10 +64,21 @@ func (c *redisConn) drop() {
 	}
 }
 
-// pipeline sends the commands and reads one reply each, on one connection
-// (WATCH ... EXEC need that). Any error but an error reply drops the
-// connection; the next call dials again.
+// pipeline sends the commands and reads one reply each, on one connection.
+// Any error but an error reply drops the connection; the next call dials
+// again.
 func (c *redisConn) pipeline(ctx context.Context, cmds ...[]string) ([]any, error) {
+	return c.send(ctx, true, cmds)
+}
+
+// pipelineWatched is pipeline for commands that rely on an earlier WATCH
+// on this connection: a failed write is not tried again on a new
+// connection, which would have lost the WATCH.
+func (c *redisConn) pipelineWatched(ctx context.Context, cmds ...[]string) ([]any, error) {
+	return c.send(ctx, false, cmds)
+}
+
+func (c *redisConn) send(ctx context.Context, redial bool, cmds [][]string) ([]any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.dial(ctx); err != nil {
@@ -88,8 +99,22 @@ func (c *redisConn) pipeline(ctx context.Context, cmds ...[]string) ([]any, erro
 		}
 	}
 	if _, err := c.conn.Write(b); err != nil {
+		if !redial {
+			c.drop()
+			return nil, fmt.Errorf("writing to redis: %w", err)
+		}
+		// A connection the server closed while idle fails on its first
+		// write; nothing of it ran (a MULTI without its EXEC is dropped
+		// with the connection), so dial once more and write again.
 		c.drop()
-		return nil, fmt.Errorf("writing to redis: %w", err)
+		if err := c.dial(ctx); err != nil {
+			return nil, err
+		}
+		_ = c.conn.SetDeadline(time.Now().Add(c.timeout))
+		if _, err := c.conn.Write(b); err != nil {
+			c.drop()
+			return nil, fmt.Errorf("writing to redis: %w", err)
+		}
 	}
 	out := make([]any, len(cmds))
 	for i := range cmds {
