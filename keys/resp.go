@@ -140,6 +140,13 @@ func (c *redisConn) do(ctx context.Context, args ...string) (any, error) {
 	return out[0], nil
 }
 
+// Bounds on what a reply may announce: Redis's own bulk limit, and more
+// elements than any store holds.
+const (
+	maxBulk  = 512 << 20
+	maxArray = 1 << 26
+)
+
 // readReply reads one RESP2 reply: string, int64, []any, redisError, or
 // nil for a nil bulk string or array.
 func readReply(r *bufio.Reader) (any, error) {
@@ -160,7 +167,7 @@ func readReply(r *bufio.Reader) (any, error) {
 		return strconv.ParseInt(body, 10, 64)
 	case '$':
 		n, err := strconv.Atoi(body)
-		if err != nil || n < -1 {
+		if err != nil || n < -1 || n > maxBulk {
 			return nil, fmt.Errorf("malformed bulk length %q", body)
 		}
 		if n == -1 {
@@ -173,7 +180,7 @@ func readReply(r *bufio.Reader) (any, error) {
 		return string(buf[:n]), nil
 	case '*':
 		n, err := strconv.Atoi(body)
-		if err != nil || n < -1 {
+		if err != nil || n < -1 || n > maxArray {
 			return nil, fmt.Errorf("malformed array length %q", body)
 		}
 		if n == -1 {
