@@ -130,6 +130,10 @@ func (s *Store) Refresh(ctx context.Context) {
 		return
 	}
 	s.ok()
+	if v < s.version.Load() {
+		s.log.Warn("key store version went backwards: the store lost changes (a Redis without persistence restarted?); serving what it holds now",
+			"was", s.version.Load(), "now", v)
+	}
 	s.swap(st, v)
 	s.m.reloads.Inc()
 }
