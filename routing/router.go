@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"time"
 
 	"switchyard/bedrock"
 
@@ -107,26 +106,6 @@ type route struct {
 	byAPI     [3]candidates // indexed by apiIndex
 	fallbacks []target      // tried in order after the targets
 	retry     *RetryPolicy  // nil: one attempt
-}
-
-type clientKey struct {
-	name      string
-	hash      Digest
-	models    []pattern
-	limits    config.LimitsConfig
-	loopGuard *config.LoopGuard
-	// Keys of a key store (keys.go) may have a team, an expiry and be
-	// disabled; the config's have none of these.
-	team       string
-	teamBudget string // TeamBudgetPrefix + team
-	teamLimits config.LimitsConfig
-	expires    time.Time
-	disabled   bool
-}
-
-func (k *clientKey) principal() Principal {
-	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard,
-		Team: k.team, TeamBudget: k.teamBudget, TeamLimits: k.teamLimits}
 }
 
 // apiIndex indexes a route's candidates by the client API a provider takes
@@ -278,7 +257,8 @@ func (r *Router) compileRoutes() {
 // an error, so the gateway never opens by accident.
 func (r *Router) compileClientKeys(env config.Env) error {
 	var errs []error
-	r.keys = NewKeySet(nil)
+	keys := make([]ClientKey, 0, len(r.config.ClientKeys))
+	var at []int // each key's index in the config
 	for i, kc := range r.config.ClientKeys {
 		key, problem := env.Key(kc.KeyEnv, kc.KeyFile)
 		if problem != "" {
@@ -289,23 +269,20 @@ func (r *Router) compileClientKeys(env config.Env) error {
 			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q: %s", kc.Name, problem), "client_keys", i, field))
 			continue
 		}
-		ck := &clientKey{name: kc.Name, hash: DigestOf(key), loopGuard: r.loopGuard}
-		if kc.LoopGuard != nil {
-			ck.loopGuard = kc.LoopGuard.Compile()
-		}
+		ck := ClientKey{Name: kc.Name, Digest: DigestOf(key), Models: kc.Models, LoopGuard: kc.LoopGuard.Compile()}
 		if kc.Limits != nil {
-			ck.limits = *kc.Limits
+			ck.Limits = *kc.Limits
 		}
-		for _, m := range kc.Models {
-			ck.models = append(ck.models, newPattern(m))
-		}
-		if other := r.keys.byDigest[ck.hash]; other != nil {
-			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q has the same value as client key %q", kc.Name, other.name), "client_keys", i))
-			continue
-		}
-		r.keys.add(ck)
+		keys = append(keys, ck)
+		at = append(at, i)
 	}
-
+	b := newKeySetBuilder(keys)
+	for j := range keys {
+		if other, ok := b.add(&keys[j]); !ok {
+			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q has the same value as client key %q", keys[j].Name, other), "client_keys", at[j]))
+		}
+	}
+	r.keys = b.set
 	return errors.Join(errs...)
 }
 
