@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -288,5 +289,34 @@ func TestTeamBudgetAcrossReplicas(t *testing.T) {
 	}
 	if n := gw2.metricOrFail(t, `switchyard_rate_limited_total{key="team:infra",limit="requests_per_minute"}`); n != 1 {
 		t.Errorf("team refusals on the second replica = %v, want 1", n)
+	}
+}
+
+// TestKeyStoreRedisPassword: a Redis that requires a password serves the
+// key store when extproc has it, and a wrong one shows in the metric and
+// the log without the password.
+func TestKeyStoreRedisPassword(t *testing.T) {
+	t.Parallel()
+	const password = "e2e-redis-password"
+	redis := startRedis(t, password)
+	a, b := startUpstream(t, "A"), startUpstream(t, "B")
+	opts := keyStoreOptions("-keys-redis", "unix:"+redis.sock)
+	opts.extraEnv = append(opts.extraEnv, testEnv...)
+	good := opts
+	good.extraEnv = append(slices.Clip(opts.extraEnv), "SWITCHYARD_KEYS_REDIS_PASSWORD="+password)
+	gw := startGateway(t, standardConfig(a, b, ""), good)
+	secret := createKey(t, gw, `{"name":"authed"}`)
+	if r := chat(t, gw, secret); r.status != 200 {
+		t.Fatalf("a key in a password-protected Redis: %d %s", r.status, r.body)
+	}
+	bad := opts
+	bad.extraEnv = append(slices.Clip(opts.extraEnv), "SWITCHYARD_KEYS_REDIS_PASSWORD=wrong-password")
+	wrong := startGateway(t, standardConfig(a, b, ""), bad)
+	waitMetric(t, wrong, "switchyard_key_store_up", 0)
+	if r := chat(t, wrong, secret); r.status != 401 {
+		t.Errorf("with a wrong Redis password a key was accepted: %d", r.status)
+	}
+	if out := wrong.extprocOut.String(); !strings.Contains(out, "key store unreachable") || strings.Contains(out, "wrong-password") {
+		t.Errorf("extproc log should say the store is unreachable, without the password:\n%s", tail(out, 2000))
 	}
 }

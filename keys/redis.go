@@ -29,10 +29,19 @@ type Redis struct {
 	write   *redisConn
 }
 
+// RedisOptions configure a Redis backend.
+type RedisOptions struct {
+	// Timeout bounds each call.
+	Timeout time.Duration
+	// Password is sent with AUTH on each connection; "" for none.
+	Password string
+}
+
 // NewRedis returns a backend over the Redis at addr (host:port or
 // unix:/path). It connects on first use.
-func NewRedis(addr string, timeout time.Duration) *Redis {
-	return &Redis{read: &redisConn{addr: addr, timeout: timeout}, write: &redisConn{addr: addr, timeout: timeout}}
+func NewRedis(addr string, o RedisOptions) *Redis {
+	conn := func() *redisConn { return &redisConn{addr: addr, timeout: o.Timeout, password: o.Password} }
+	return &Redis{read: conn(), write: conn()}
 }
 
 // Load reads the state in one transaction, so keys and teams agree with

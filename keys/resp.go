@@ -18,8 +18,9 @@ import (
 // limits reach Redis through envoyproxy/ratelimit), and these few commands
 // do not justify one.
 type redisConn struct {
-	addr    string // host:port or unix:/path
-	timeout time.Duration
+	addr     string // host:port or unix:/path
+	timeout  time.Duration
+	password string // sent with AUTH on each new connection; "" for none
 
 	mu   sync.Mutex
 	conn net.Conn
@@ -48,6 +49,25 @@ func (c *redisConn) dial(ctx context.Context) error {
 		return fmt.Errorf("connecting to redis %s: %w", c.addr, err)
 	}
 	c.conn, c.r = conn, bufio.NewReader(conn)
+	if c.password == "" {
+		return nil
+	}
+	_ = conn.SetDeadline(time.Now().Add(c.timeout))
+	auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(c.password), c.password)
+	if _, err := io.WriteString(conn, auth); err != nil {
+		c.drop()
+		return fmt.Errorf("authenticating to redis %s: %w", c.addr, err)
+	}
+	reply, err := readReply(c.r)
+	if err == nil {
+		if e, ok := reply.(redisError); ok {
+			err = e // never the password: Redis does not echo it
+		}
+	}
+	if err != nil {
+		c.drop()
+		return fmt.Errorf("authenticating to redis %s: %w", c.addr, err)
+	}
 	return nil
 }
 

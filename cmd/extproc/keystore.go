@@ -17,6 +17,10 @@ import (
 	"switchyard/routing"
 )
 
+// DefaultRedisPasswordEnv holds the password of the key store's Redis, if
+// it has one.
+const DefaultRedisPasswordEnv = "SWITCHYARD_KEYS_REDIS_PASSWORD"
+
 // DefaultAdminKeyEnv holds the admin API's credential unless
 // -admin-key-file names a file.
 const DefaultAdminKeyEnv = "SWITCHYARD_ADMIN_KEY"
@@ -25,6 +29,7 @@ const DefaultAdminKeyEnv = "SWITCHYARD_ADMIN_KEY"
 type keyStoreFlags struct {
 	file         string
 	redis        string
+	redisPwEnv   string
 	adminKeyEnv  string
 	adminKeyFile string
 }
@@ -32,6 +37,7 @@ type keyStoreFlags struct {
 func (k *keyStoreFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.file, "keys-file", "", "key store in this JSON file (one replica; created on the first change): client keys and teams managed with the admin API")
 	fs.StringVar(&k.redis, "keys-redis", "", "key store in this Redis (host:port or unix:/path), shared by every replica")
+	fs.StringVar(&k.redisPwEnv, "keys-redis-password-env", DefaultRedisPasswordEnv, "environment variable holding the password of the -keys-redis Redis (unset or empty: none)")
 	fs.StringVar(&k.adminKeyEnv, "admin-key-env", DefaultAdminKeyEnv, "environment variable holding the admin API's credential")
 	fs.StringVar(&k.adminKeyFile, "admin-key-file", "", "file holding the admin API's credential (instead of -admin-key-env)")
 }
@@ -70,7 +76,7 @@ func openKeyStore(ctx context.Context, k keyStoreFlags, cfg func() *routing.Rout
 	case k.file != "":
 		b = keys.NewFile(k.file)
 	case k.redis != "":
-		b = keys.NewRedis(k.redis, time.Second)
+		b = keys.NewRedis(k.redis, keys.RedisOptions{Timeout: time.Second, Password: os.Getenv(k.redisPwEnv)})
 	default:
 		return nil, nil
 	}
