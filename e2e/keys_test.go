@@ -104,6 +104,12 @@ func TestKeyStore(t *testing.T) {
 	if r := chat(t, gw, solo); r.status != 200 {
 		t.Errorf("a key outside the team is limited too: %d", r.status)
 	}
+	// The refusal's log line names the key and its team.
+	if !slices.ContainsFunc(strings.Split(gw.extprocOut.String(), "\n"), func(line string) bool {
+		return strings.Contains(line, `"request refused"`) && strings.Contains(line, `"key_name":"dev-2"`) && strings.Contains(line, `"team":"ml"`)
+	}) {
+		t.Error("no request log line names dev-2 and its team ml")
+	}
 
 	// Revoked: 401 on the next request.
 	if code, _ := adminCall(t, gw, e2eAdminKey, "DELETE", "/admin/v1/keys/solo", ""); code != 200 {
