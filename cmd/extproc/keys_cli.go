@@ -75,11 +75,62 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if cmd == "update" || cmd == "team-update" {
+		// The API replaces a limits object whole: start from the current
+		// one, so that -rpm alone leaves the token budgets as they are.
+		if err := f.currentLimits(ctx, cmd, name); err != nil {
+			return err
+		}
+	}
 	method, path, body, err := f.request(cmd, name)
 	if err != nil {
 		return err
 	}
 	return f.call(ctx, method, path, body, stdout)
+}
+
+// currentLimits fills the limit flags not given from the key's or team's
+// current limits.
+func (f *keysFlags) currentLimits(ctx context.Context, cmd, name string) error {
+	if name == "" || !(f.set["rpm"] || f.set["tpm"] || f.set["tpd"]) {
+		return nil
+	}
+	var cur struct {
+		Key   *keys.KeyView `json:"key"`
+		Teams []keys.TeamView
+	}
+	path := "/admin/v1/keys/" + name
+	if cmd == "team-update" {
+		path = "/admin/v1/teams"
+	}
+	var out bytes.Buffer
+	if err := f.call(ctx, "GET", path, nil, &out); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(out.Bytes(), &cur); err != nil {
+		return fmt.Errorf("reading the current limits: %w", err)
+	}
+	var l keys.Limits
+	switch {
+	case cur.Key != nil:
+		l = cur.Key.Limits
+	default:
+		for _, t := range cur.Teams {
+			if t.Name == name {
+				l = t.Limits
+			}
+		}
+	}
+	if !f.set["rpm"] {
+		f.rpm = l.RequestsPerMinute
+	}
+	if !f.set["tpm"] {
+		f.tpm = l.TokensPerMinute
+	}
+	if !f.set["tpd"] {
+		f.tpd = l.TokensPerDay
+	}
+	return nil
 }
 
 // request maps a command to its admin API call.

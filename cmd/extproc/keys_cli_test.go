@@ -45,8 +45,14 @@ func TestKeysCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := mustState(t, s).Keys["dev-1"]
-	if got.Limits.RequestsPerMinute != 3 || got.Team != "ml" || len(got.Models) != 2 {
+	if got.Limits.RequestsPerMinute != 3 || got.Limits.TokensPerDay != 5000 || got.Team != "ml" || len(got.Models) != 2 {
 		t.Errorf("update changed more than -rpm: %+v", got)
+	}
+	if _, err := keysCmd("team-update", "ml", "-tpm", "100"); err != nil {
+		t.Fatal(err)
+	}
+	if l := mustState(t, s).Teams["ml"].Limits; l.RequestsPerMinute != 10 || l.TokensPerMinute != 100 {
+		t.Errorf("team-update -tpm changed the other limits: %+v", l)
 	}
 	if out, _ := keysCmd("list"); strings.Contains(out, created.Secret) || !strings.Contains(out, "dev-1") {
 		t.Errorf("list = %s", out)
