@@ -166,6 +166,7 @@ func TestKeyStoreBadAdminInput(t *testing.T) {
 		{"config key's name", e2eAdminKey, "POST", "/admin/v1/keys", `{"name":"team-a"}`, 409, "duplicate_name"},
 		{"million-character name", e2eAdminKey, "POST", "/admin/v1/keys", `{"name":"` + huge + `"}`, 400, "invalid_request"},
 		{"million-character team", e2eAdminKey, "POST", "/admin/v1/teams", `{"name":"` + huge + `"}`, 400, "invalid_request"},
+		{"million-character name in the path", e2eAdminKey, "DELETE", "/admin/v1/keys/" + huge, "", 400, "invalid_request"},
 	} {
 		code, out := adminCall(t, gw, tc.cred, tc.method, tc.path, tc.body)
 		e, _ := out["error"].(map[string]any)
