@@ -84,7 +84,11 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	if e := checkEndpoint(ep, x.req.Method, x.req.Path); e != nil {
 		return x.fail(e)
 	}
-	p, err := x.router.Authenticate(presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
+	var store *routing.KeySet
+	if x.srv.opts.Keys != nil {
+		store = x.srv.opts.Keys()
+	}
+	p, err := x.router.AuthenticateWith(store, presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
 	if err != nil {
 		return x.fail(fromRouting(err))
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
-	"switchyard/config"
 	"switchyard/limits"
 	"switchyard/routing"
 )
@@ -35,22 +35,34 @@ const limiterWarnEvery = 10 * time.Second
 
 func budgets(p routing.Principal) limits.Limits { return limits.Of(p.Limits) }
 
-// charged reports whether a key has a budget charged after the answer
-// (tokens or money): its answers must be counted.
-func charged(l config.LimitsConfig) bool {
-	return l.TokensPerMinute > 0 || l.TokensPerDay > 0 || l.USDPerDay > 0 || l.USDPerMonth > 0
+// teamBudgets are the budgets the principal's team shares (none without a
+// team).
+func teamBudgets(p routing.Principal) limits.Limits {
+	if p.TeamBudget == "" {
+		return limits.Limits{}
+	}
+	return limits.Of(p.TeamLimits)
 }
 
-// checkRequestLimit counts the request against its key's budgets and
-// refuses it when one is spent: 429 with Retry-After and OpenAI's
-// x-ratelimit-* headers, or 503 when the rate-limit service cannot answer
-// and failure_mode is deny.
+// checkRequestLimit counts the request against its key's budgets, then its
+// team's (a budget under routing.TeamBudgetPrefix + the team's name, shared
+// by the team's keys), and refuses it when one is spent.
 func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *apiError {
-	lim := budgets(p)
+	if e := s.checkBudget(ctx, p.Name, "key", budgets(p)); e != nil || p.TeamBudget == "" {
+		return e
+	}
+	return s.checkBudget(ctx, p.TeamBudget, "team", teamBudgets(p))
+}
+
+// checkBudget counts the request against the budget named name and refuses
+// it when one is spent: 429 with Retry-After and OpenAI's x-ratelimit-*
+// headers, or 503 when the rate-limit service cannot answer and
+// failure_mode is deny.
+func (s *Server) checkBudget(ctx context.Context, name, whose string, lim limits.Limits) *apiError {
 	if !lim.Any() {
 		return nil
 	}
-	d, err := s.limiter.Admit(ctx, p.Name, lim)
+	d, err := s.limiter.Admit(ctx, name, lim)
 	if err != nil {
 		s.limiterFailed(ctx, "admit", err)
 		if !d.OK {
@@ -63,14 +75,14 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 	if d.OK {
 		return nil
 	}
-	s.opts.Metrics.limited.WithLabelValues(p.Name, d.Which).Inc()
+	s.opts.Metrics.limited.WithLabelValues(name, d.Which).Inc()
 	secs := strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10) // whole seconds, rounded up
 	if secs == "0" {
 		secs = "1"
 	}
 	limit := strconv.FormatInt(d.Limit, 10)
 	if d.Which == limits.USDPerDay || d.Which == limits.USDPerMonth {
-		return spendRefusal(p.Name, d, secs)
+		return spendRefusal(whose, name, d, secs)
 	}
 	var what, suffix string
 	switch d.Which {
@@ -81,7 +93,7 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 	default:
 		what, suffix = "token limit of "+limit+" tokens per day", "tokens"
 	}
-	e := newAPIError(routing.KindRateLimit, "rate_limit_exceeded", what+" reached for key "+strconv.Quote(p.Name)+"; retry in "+secs+"s")
+	e := newAPIError(routing.KindRateLimit, "rate_limit_exceeded", what+" reached for "+whose+" "+strconv.Quote(strings.TrimPrefix(name, routing.TeamBudgetPrefix))+"; retry in "+secs+"s")
 	e.headers = []routing.Header{
 		{Name: "retry-after", Value: secs},
 		{Name: "x-ratelimit-limit-" + suffix, Value: limit},
@@ -95,10 +107,21 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 // budgets. The request was admitted under them, so it may finish over them;
 // the next request of the key is refused then.
 func (s *Server) charge(ctx context.Context, p routing.Principal, spent limits.Spent) {
-	if (spent.Tokens <= 0 && spent.MicroUSD <= 0) || !charged(p.Limits) {
+	s.chargeBudget(ctx, p.Name, budgets(p), spent)
+	s.chargeBudget(ctx, p.TeamBudget, teamBudgets(p), spent)
+}
+
+// charged reports whether the principal or its team has a budget charged
+// after the answer (tokens or money): its answers must be counted.
+func charged(p routing.Principal) bool {
+	return budgets(p).Charged() || teamBudgets(p).Charged()
+}
+
+func (s *Server) chargeBudget(ctx context.Context, name string, lim limits.Limits, spent limits.Spent) {
+	if (spent.Tokens <= 0 && spent.MicroUSD <= 0) || !lim.Charged() {
 		return
 	}
-	if err := s.limiter.Charge(ctx, p.Name, budgets(p), spent); err != nil {
+	if err := s.limiter.Charge(ctx, name, lim, spent); err != nil {
 		s.limiterFailed(ctx, "charge", err)
 	}
 }

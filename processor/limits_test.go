@@ -162,3 +162,65 @@ func TestCharge(t *testing.T) {
 		t.Errorf("charge errors %v, want 1", got)
 	}
 }
+
+// TestTeamBudget: a team's budget is counted under its budget name for
+// every member key, on top of each key's own, and tokens are charged to
+// both; keys without a team pay nothing for teams.
+func TestTeamBudget(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	ctx := t.Context()
+	member := func(name string) routing.Principal {
+		return routing.Principal{Name: name, Team: "ml", TeamBudget: routing.TeamBudgetPrefix + "ml",
+			TeamLimits: config.LimitsConfig{RequestsPerMinute: 3, TokensPerMinute: 1000}}
+	}
+	a, b := member("dev-a"), member("dev-b")
+	for time.Now().Second() >= 58 { // the counts are per calendar minute
+		time.Sleep(50 * time.Millisecond)
+	}
+	minute := time.Now().Truncate(time.Minute)
+	var refused []string
+	for _, p := range []routing.Principal{a, a, b, b} {
+		if e := s.checkRequestLimit(ctx, p); e != nil {
+			refused = append(refused, p.Name+": "+e.message)
+		}
+	}
+	if time.Now().Truncate(time.Minute) != minute {
+		t.Fatal("the minute turned during the test: the counts restarted")
+	}
+	if len(refused) != 1 || !strings.HasPrefix(refused[0], `dev-b: rate limit of 3 requests per minute reached for team "ml"`) {
+		t.Errorf("refused %q, want only dev-b's fourth request of the team", refused)
+	}
+	lim := &scriptedLimiter{d: limits.Decision{OK: true}}
+	s2 := New(Options{Router: s.opts.Router, Limiter: lim})
+	s2.charge(ctx, a, limits.Spent{Tokens: 10})
+	s2.charge(ctx, routing.Principal{Name: "solo", Limits: config.LimitsConfig{TokensPerMinute: 5}}, limits.Spent{Tokens: 10})
+	if diff := cmp.Diff([]string{"team:ml", "solo"}, lim.charged); diff != "" {
+		t.Errorf("charged (-want +got)\n%s", diff)
+	}
+}
+
+// TestTeamMoneyBudget: a team's money budget is charged with each member's
+// answer, counts the answers of a member without budgets of its own, and
+// refuses the other members once spent, naming the team.
+func TestTeamMoneyBudget(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	ctx := t.Context()
+	member := func(name string) routing.Principal {
+		return routing.Principal{Name: name, Team: "ml", TeamBudget: routing.TeamBudgetPrefix + "ml",
+			TeamLimits: config.LimitsConfig{USDPerDay: 1}}
+	}
+	a, b := member("dev-a"), member("dev-b")
+	if !charged(a) {
+		t.Fatal("a member of a team with a money budget: answers not counted")
+	}
+	if e := s.checkRequestLimit(ctx, a); e != nil {
+		t.Fatalf("first request refused: %s", e.message)
+	}
+	s.charge(ctx, a, limits.Spent{MicroUSD: 1_000_000})
+	e := s.checkRequestLimit(ctx, b)
+	if e == nil || e.status != 429 || !strings.Contains(e.message, `spend limit of $1 per day reached for team "ml"`) {
+		t.Fatalf("the other member after the team's dollar: %+v", e)
+	}
+}

@@ -187,7 +187,7 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 	if err != nil || p.Answer != nil {
 		return path, err
 	}
-	counted := router.Config().CountsUsage() || charged(req.Principal.Limits)
+	counted := router.Config().CountsUsage() || charged(req.Principal)
 	if d.Bedrock != nil || d.Attempts != nil && bedrockAttempts(d) {
 		p.Response.Bedrock, counted = d.Bedrock != nil, true
 	}

@@ -73,6 +73,9 @@ type Options struct {
 	// Limiter counts client keys' requests and tokens; nil means a
 	// limits.Local of this server's own.
 	Limiter Limiter
+	// Keys returns the key store's current keys, looked up after the
+	// config's; nil: no key store.
+	Keys func() *routing.KeySet
 }
 
 // Server implements the ext_proc gRPC service.
@@ -317,7 +320,7 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 // logRecord is the request's log record as the decision leaves it.
 func (x *exchange) logRecord(p *Plan) requestLog {
 	a := &p.Attempts[0]
-	return requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: p.Model, KeyName: p.KeyName,
+	return requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: p.Model, KeyName: p.KeyName, Team: x.req.Principal.Team,
 		Session: p.Session, Provider: a.Provider, UpstreamModel: a.Model, Route: a.Route, Tags: x.tags,
 		Translated: p.Response.Translate}
 }
@@ -376,7 +379,7 @@ func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingRes
 	x.srv.opts.Metrics.requests.WithLabelValues("", "", strconv.Itoa(e.status)).Inc()
 	if log := x.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelInfo) {
 		l := requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: model, KeyName: x.req.Principal.Name,
-			Session: x.session, Status: e.status, Code: e.code, Reason: e.message}
+			Team: x.req.Principal.Team, Session: x.session, Status: e.status, Code: e.code, Reason: e.message}
 		log.LogAttrs(context.Background(), slog.LevelInfo, "request refused", slog.Any("", &l))
 	}
 	return immediate(e.status, e.body(x.req.API), "switchyard_"+e.code, e.headers...)

@@ -13,6 +13,8 @@ import (
 // x-request-id, as the client and hooks know the request.
 type requestLog struct {
 	RequestID, Path, Model, KeyName, Session string
+	// Team is the key's team, "" for none (logged only when set).
+	Team string
 	// The provider that answered (the last attempt's with fallbacks), the
 	// model it was sent and the route that matched.
 	Provider, UpstreamModel, Route string
@@ -41,6 +43,9 @@ func (l *requestLog) LogValue() slog.Value {
 		slog.String("session", sessionLogID(l.Session)), slog.String("provider", l.Provider),
 		slog.String("upstream_model", l.UpstreamModel), slog.String("route", l.Route),
 		slog.Any("tags", l.Tags), slog.Bool("translated", l.Translated), slog.Int("status", l.Status))
+	if l.Team != "" {
+		attrs = append(attrs, slog.String("team", l.Team))
+	}
 	if l.Code != "" {
 		attrs = append(attrs, slog.String("code", l.Code), slog.String("reason", l.Reason))
 	}

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -68,14 +69,14 @@ func (s *Server) unfinished(j *responseJob, r *usage.Reader, reported usage.Toke
 
 // spendRefusal is the answer to a request of a key whose money budget is
 // spent: 429 with Retry-After.
-func spendRefusal(key string, d limits.Decision, secs string) *apiError {
+func spendRefusal(whose, name string, d limits.Decision, secs string) *apiError {
 	per := "day"
 	if d.Which == limits.USDPerMonth {
 		per = "month"
 	}
 	usd := strconv.FormatFloat(float64(d.Limit)/1e6, 'f', -1, 64)
 	e := newAPIError(routing.KindRateLimit, "spend_limit_exceeded",
-		"spend limit of $"+usd+" per "+per+" reached for key "+strconv.Quote(key)+"; retry in "+secs+"s")
+		"spend limit of $"+usd+" per "+per+" reached for "+whose+" "+strconv.Quote(strings.TrimPrefix(name, routing.TeamBudgetPrefix))+"; retry in "+secs+"s")
 	e.headers = []routing.Header{{Name: "retry-after", Value: secs}}
 	return e
 }

@@ -38,6 +38,7 @@ const usage = `usage:
   extproc hooks check DIR           compile and validate Lua hooks
   extproc hooks test DIR --request FILE.json [--header k:v ...] [--config FILE]
                                     show what the hooks do to one request
+  extproc keys COMMAND [flags]      manage client keys and teams over the admin API (extproc keys help)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runHooks(ctx, args[1:], stdout, stderr)
 		case "prices":
 			return runPrices(args[1:], stdout, stderr)
+		case "keys":
+			return runKeys(ctx, args[1:], stdout, stderr)
 		case "serve":
 			args = args[1:]
 		case "help", "-h", "--help":

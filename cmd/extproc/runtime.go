@@ -59,3 +59,20 @@ func applyRuntimeDefaults(getenv func(string) string) {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 }
+
+// keyMemory is the heap one key of the key store holds, doubled: 193 bytes
+// measured (its compiled lookup entry; the stored records are read,
+// compiled and dropped), and as much again while a change builds the next
+// set beside the current one.
+const keyMemory = 400
+
+// memoryLimitForKeys raises the default memory limit by what the key
+// store's keys hold, unless the user chose the limit with GOMEMLIMIT: the
+// limit is sized for bodies in flight, and 100,000 keys (19 MB) beside a
+// 40 MB limit would keep the collector running all the time.
+func memoryLimitForKeys(getenv func(string) string) func(keys int) {
+	if getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	return func(keys int) { debug.SetMemoryLimit(defaultMemoryLimit + int64(keys)*keyMemory) }
+}

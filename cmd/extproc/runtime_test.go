@@ -68,3 +68,15 @@ func TestApplyRuntimeDefaultsProcs(t *testing.T) {
 		t.Errorf("GOMAXPROCS %d, want %d of %d CPUs", got, want, runtime.NumCPU())
 	}
 }
+
+func TestMemoryLimitForKeys(t *testing.T) {
+	if memoryLimitForKeys(func(k string) string { return map[string]string{"GOMEMLIMIT": "1GiB"}[k] }) != nil {
+		t.Error("a GOMEMLIMIT the user set is overridden")
+	}
+	old := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(old)
+	memoryLimitForKeys(func(string) string { return "" })(100_000)
+	if got, want := debug.SetMemoryLimit(-1), int64(defaultMemoryLimit+100_000*keyMemory); got != want {
+		t.Errorf("memory limit with 100,000 keys = %d, want %d", got, want)
+	}
+}

@@ -153,6 +153,9 @@ type feature struct {
 	headers    map[string]string
 	renderArgs []string // added to `extproc envoy-config`
 	env        []string // added to extproc's environment
+	// storeKeys, when set, runs extproc with a key store (-keys-file) of
+	// this many keys, benchKey among them, and sends benchKey.
+	storeKeys int
 }
 
 // benchKey is the client key of the paths with limits.
@@ -187,7 +190,13 @@ var Features = map[string]feature{
 	"limits_rpm": {config: limitsConfig("{requests_per_minute: 4000000000}"), headers: limitsFeature.headers, env: limitsFeature.env},
 	"limits": {config: limitsConfig("{requests_per_minute: 4000000000, tokens_per_minute: 4000000000}"),
 		headers: limitsFeature.headers, env: limitsFeature.env},
+	// keys_1, keys_100k: the client key is found in a key store of 1 or
+	// 100,000 keys (issue 22: the lookup must not grow with the keys).
+	"keys_1":    {config: plainConfig, headers: limitsFeature.headers, storeKeys: 1},
+	"keys_100k": {config: plainConfig, headers: limitsFeature.headers, storeKeys: 100_000},
 }
+
+func plainConfig(upstream string) string { return gatewayConfig(upstream, "") }
 
 func usageConfig(upstream string) string {
 	return gatewayConfig(upstream, "") + "usage: {enabled: true}\n"
@@ -277,8 +286,16 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if err := os.WriteFile(file, []byte(f.config(cfg.UpstreamURL)), 0o644); err != nil {
 			return nil, fmt.Errorf("writing config: %w", err)
 		}
-		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers,
-			renderArgs: f.renderArgs, extprocEnv: f.env})
+		in := instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers,
+			renderArgs: f.renderArgs, extprocEnv: f.env}
+		if f.storeKeys > 0 {
+			store := filepath.Join(cfg.Dir, FeaturePath(name)+".keys.json")
+			if err := writeKeyStore(store, f.storeKeys); err != nil {
+				return nil, err
+			}
+			in.extprocArgs = []string{"-keys-file", store}
+		}
+		instances = append(instances, in)
 	}
 	if cfg.Null {
 		instances = append(instances, instance{name: PathNull, config: plain, extproc: true, extprocArgs: []string{"-null-route", NullCluster}})
