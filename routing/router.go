@@ -60,6 +60,9 @@ type Router struct {
 	config    *config.Config
 	// credentialHeaders: see CredentialHeaders.
 	credentialHeaders []string
+	// MCP servers by name and in config order (mcp.go).
+	mcpServers map[string]*MCPServer
+	mcpOrder   []*MCPServer
 }
 
 type provider struct {
@@ -115,10 +118,11 @@ type clientKey struct {
 	models    []pattern
 	limits    config.LimitsConfig
 	loopGuard *config.LoopGuard
+	mcpTools  []mcpToolPattern
 }
 
 func (k *clientKey) principal() Principal {
-	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard}
+	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard, mcpTools: k.mcpTools}
 }
 
 // apiIndex indexes a route's candidates by the client API a provider takes
@@ -173,6 +177,7 @@ func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 	r.compileProviders(env)
 	r.compileCredentialHeaders()
 	r.compileRoutes()
+	r.compileMCP(env)
 	if err := r.compileClientKeys(env); err != nil {
 		return nil, err
 	}
@@ -290,6 +295,7 @@ func (r *Router) compileClientKeys(env config.Env) error {
 		for _, m := range kc.Models {
 			ck.models = append(ck.models, newPattern(m))
 		}
+		ck.mcpTools = compileMCPTools(kc.MCPTools)
 		for _, other := range r.clientKeys {
 			if other.hash == ck.hash {
 				errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q has the same value as client key %q", kc.Name, other.name), "client_keys", i))
