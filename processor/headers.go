@@ -17,6 +17,7 @@ import (
 type requestHeaders struct {
 	authorization, xAPIKey, apiKey string
 	contentLength, contentEncoding string
+	mcpSession                     string
 	endOfStream                    bool
 }
 
@@ -56,6 +57,8 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			x.req.session.codex = headerValue(hv)
 		case routing.BetaHeader:
 			x.req.Beta = headerValue(hv)
+		case routing.MCPSessionHeader:
+			rh.mcpSession = headerValue(hv)
 		}
 	}
 	return rh
@@ -80,6 +83,9 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	x.req.API = api
 	if x.overloaded {
 		return x.fail(newAPIError(routing.KindRateLimit, "gateway_overloaded", "the gateway is handling too many requests; retry shortly"))
+	}
+	if ep == nil && isMCPPath(x.req.Path) {
+		return x.startMCP(ctx, rh)
 	}
 	if e := checkEndpoint(ep, x.req.Method, x.req.Path); e != nil {
 		return x.fail(e)

@@ -1,0 +1,275 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mcpPy is the venv `make mcp-py` fills with the pinned MCP Python SDK.
+const mcpPy = ".tools/mcppy"
+
+// MCP keys: the gateway's client keys and each server's own token.
+const (
+	mcpKeyFull   = "sk-mcp-full-0123456789"
+	mcpKeyNarrow = "sk-mcp-narrow-0123456789"
+	mcpKeyLoop   = "sk-mcp-loop-0123456789"
+	mcpTokenA    = "alpha-server-token-xyz"
+	mcpTokenB    = "beta-server-token-xyz"
+)
+
+// mcpPython is the venv's python once it can import the MCP SDK.
+func mcpPython(t *testing.T) string {
+	t.Helper()
+	py := filepath.Join(repoRoot(t), mcpPy, "bin", "python")
+	if out, err := exec.Command(py, "-c", "import mcp, uvicorn").CombinedOutput(); err != nil {
+		t.Fatalf("the MCP Python SDK is required: run `make mcp-py` (installs the pinned version from PyPI into %s): %v\n%s", mcpPy, err, out)
+	}
+	return py
+}
+
+// mcpServer is one MCP server written with the SDK (testdata/mcp_server.py).
+type mcpServer struct {
+	url  string // its MCP endpoint
+	seen string // the file it appends each request's credential headers to
+}
+
+func startMCPServer(t *testing.T, py, name, token string) mcpServer {
+	t.Helper()
+	seen := filepath.Join(t.TempDir(), "seen.jsonl")
+	cmd := exec.Command(py, filepath.Join("testdata", "mcp_server.py"), name, token, seen)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	port, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		t.Fatalf("mcp_server.py %s did not start: %q %v", name, line, err)
+	}
+	return mcpServer{url: "http://127.0.0.1:" + port + "/rpc", seen: seen}
+}
+
+// mcpGateway is a gateway in front of two MCP servers, alpha and beta.
+type mcpGateway struct {
+	gw          *gateway
+	py          string
+	alpha, beta mcpServer
+}
+
+func startMCPGateway(t *testing.T, opts gatewayOptions) mcpGateway {
+	t.Helper()
+	py := mcpPython(t)
+	m := mcpGateway{py: py, alpha: startMCPServer(t, py, "alpha", mcpTokenA), beta: startMCPServer(t, py, "beta", mcpTokenB)}
+	cfg := fmt.Sprintf(`
+providers:
+  - {name: unused, url: "http://127.0.0.1:9", schema: openai}
+routes:
+  - {model: unused, provider: unused}
+mcp_servers:
+  - {name: alpha, url: %q, auth: {type: bearer, key_env: SWY_MCP_ALPHA}}
+  - {name: beta, url: %q, auth: {type: bearer, key_env: SWY_MCP_BETA}}
+client_keys:
+  - {name: full, key_env: SWY_MCP_KEY_FULL}
+  - {name: narrow, key_env: SWY_MCP_KEY_NARROW, mcp_tools: ["alpha/search_*", "alpha/echo"]}
+  - {name: looped, key_env: SWY_MCP_KEY_LOOP, loop_guard: {max_repeats: 2, window: 60s}}
+max_body_bytes: 65536
+`, m.alpha.url, m.beta.url)
+	if opts.hooksDir != "" {
+		cfg += "hooks: {dir: " + opts.hooksDir + "}\n"
+	}
+	opts.extraEnv = append(opts.extraEnv, "SWY_MCP_ALPHA="+mcpTokenA, "SWY_MCP_BETA="+mcpTokenB,
+		"SWY_MCP_KEY_FULL="+mcpKeyFull, "SWY_MCP_KEY_NARROW="+mcpKeyNarrow, "SWY_MCP_KEY_LOOP="+mcpKeyLoop)
+	m.gw = startGateway(t, cfg, opts)
+	return m
+}
+
+// run runs a scenario of testdata/mcp_client.py and returns what it saw.
+func (m mcpGateway) run(t *testing.T, key, mode, scenario string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, m.py, filepath.Join("testdata", "mcp_client.py"), m.gw.url, key, mode, scenario).Output()
+	if err != nil {
+		t.Fatalf("mcp_client.py %s: %v\n%s", scenario, err, out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("mcp_client.py %s printed %q: %v", scenario, out, err)
+	}
+	if e, ok := got["exception"]; ok {
+		t.Fatalf("mcp_client.py %s failed: %v", scenario, e)
+	}
+	return got
+}
+
+func jsonOf(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestMCPThroughGateway: the official SDK's client reaches two servers
+// written with the SDK through /mcp/<name>, in the handshake protocol and
+// in the newest one the SDK discovers, with progress notifications
+// streamed; each server sees its own credential, never the client's key.
+func TestMCPThroughGateway(t *testing.T) {
+	t.Parallel()
+	m := startMCPGateway(t, gatewayOptions{})
+	for _, mode := range []string{"legacy", "auto"} {
+		t.Run(mode, func(t *testing.T) {
+			got := m.run(t, mcpKeyFull, mode, "basic")
+			want := `["crash","delete_repo","echo","search_code"]`
+			if jsonOf(got["alpha_tools"]) != want || jsonOf(got["beta_tools"]) != want {
+				t.Errorf("tools: alpha %v, beta %v, want %s each", got["alpha_tools"], got["beta_tools"], want)
+			}
+			if s := jsonOf(got["search"]); s != `{"ok":true,"text":"alpha found needle"}` {
+				t.Errorf("search_code through /mcp/alpha = %s", s)
+			}
+			if s := jsonOf(got["echo"]); s != `{"ok":true,"text":"beta echo hi"}` {
+				t.Errorf("echo through /mcp/beta = %s", s)
+			}
+			if s := jsonOf(got["progress"]); s != `["alpha step 1","alpha step 2","alpha step 3"]` {
+				t.Errorf("progress notifications = %s, want the three steps", s)
+			}
+		})
+	}
+	for _, s := range []mcpServer{m.alpha, m.beta} {
+		seen, err := os.ReadFile(s.seen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) == 0 {
+			t.Fatalf("%s saw no request", s.url)
+		}
+		for _, k := range []string{mcpKeyFull, mcpKeyNarrow, mcpKeyLoop} {
+			if strings.Contains(string(seen), k) {
+				t.Errorf("%s saw a client key:\n%s", s.url, seen)
+			}
+		}
+	}
+	metrics := m.gw.metrics(t)
+	for _, series := range []string{
+		`switchyard_mcp_calls_total{key="full",outcome="ok",server="alpha",tool="search_code"} 2`,
+		`switchyard_mcp_calls_total{key="full",outcome="ok",server="beta",tool="echo"} 2`,
+	} {
+		if !strings.Contains(metrics, series) {
+			t.Errorf("metrics lack %s\n%s", series, grep(metrics, "switchyard_mcp"))
+		}
+	}
+	if strings.Contains(m.gw.extprocOut.String(), "needle") {
+		t.Errorf("extproc logged an argument value:\n%s", grep(m.gw.extprocOut.String(), "mcp"))
+	}
+}
+
+// TestMCPAllowList: a key's mcp_tools hides the other tools from tools/list
+// and refuses a tools/call outside it with a JSON-RPC error that never
+// reaches the server; a server none of its patterns names is out of reach.
+func TestMCPAllowList(t *testing.T) {
+	t.Parallel()
+	m := startMCPGateway(t, gatewayOptions{})
+	for _, mode := range []string{"legacy", "auto"} {
+		t.Run(mode, func(t *testing.T) {
+			got := m.run(t, mcpKeyNarrow, mode, "restricted")
+			if s := jsonOf(got["alpha_tools"]); s != `["echo","search_code"]` {
+				t.Errorf("tools/list for the narrow key = %s, want only the allowed tools", s)
+			}
+			if s := jsonOf(got["search"]); s != `{"ok":true,"text":"alpha found x"}` {
+				t.Errorf("allowed call = %s", s)
+			}
+			del, _ := got["delete"].(map[string]any)
+			if del["ok"] != false || del["code"] != float64(-32001) || !strings.Contains(fmt.Sprint(del["error"]), `"alpha/delete_repo" is not allowed`) {
+				t.Errorf("refused call = %s, want JSON-RPC error -32001 naming the tool", jsonOf(del))
+			}
+			if b := fmt.Sprint(got["beta"]); !strings.HasPrefix(b, "refused") || !strings.Contains(b, `may not use MCP server "beta"`) {
+				t.Errorf("beta for the narrow key: %s, want refused", b)
+			}
+		})
+	}
+	if seen, _ := os.ReadFile(m.alpha.seen); strings.Contains(string(seen), "delete_repo") {
+		t.Errorf("the refused call reached the server")
+	}
+	waitMetric(t, m.gw, `switchyard_mcp_refused_total{reason="not_allowed",server="alpha"}`, 2)
+}
+
+// TestMCPLoopGuard: the third identical tool call within the window is
+// refused; a call with other arguments passes.
+func TestMCPLoopGuard(t *testing.T) {
+	t.Parallel()
+	m := startMCPGateway(t, gatewayOptions{})
+	got := m.run(t, mcpKeyLoop, "legacy", "loop")
+	calls, _ := got["calls"].([]any)
+	if len(calls) != 3 || jsonOf(calls[0]) != `{"ok":true,"text":"alpha echo same"}` || jsonOf(calls[1]) != jsonOf(calls[0]) {
+		t.Fatalf("calls = %s, want two answered", jsonOf(calls))
+	}
+	third, _ := calls[2].(map[string]any)
+	if third["code"] != float64(-32001) || !strings.Contains(fmt.Sprint(third["error"]), "repeated 2 times") {
+		t.Errorf("third identical call = %s, want the loop guard's JSON-RPC error", jsonOf(third))
+	}
+	if s := jsonOf(got["other"]); s != `{"ok":true,"text":"alpha echo different"}` {
+		t.Errorf("call with other arguments = %s", s)
+	}
+}
+
+// TestMCPBadInput: malformed JSON-RPC, an unknown server, an oversized
+// message, a wrong method and a server that dies mid-answer each get a
+// clear error, and the gateway keeps serving.
+func TestMCPBadInput(t *testing.T) {
+	t.Parallel()
+	m := startMCPGateway(t, gatewayOptions{})
+	h := map[string]string{"authorization": "Bearer " + mcpKeyFull, "content-type": "application/json", "accept": "application/json, text/event-stream"}
+	tests := []struct {
+		name, method, path, body string
+		headers                  map[string]string
+		status                   int
+		code                     float64 // 0: -32600 from extproc or -32000 from Envoy, whichever refused first
+		message                  string
+	}{
+		{"malformed JSON", "POST", "/mcp/alpha", `{"jsonrpc":"2.0","id":1,`, h, 400, -32700, "parse error"},
+		{"not JSON-RPC", "POST", "/mcp/alpha", `{"id":1,"method":"tools/list"}`, h, 400, -32600, "JSON-RPC 2.0"},
+		{"tools/call without a name", "POST", "/mcp/alpha", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}`, h, 400, -32602, "params.name"},
+		{"unknown server", "POST", "/mcp/nosuch", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, h, 404, -32600, `unknown MCP server "nosuch"`},
+		{"oversized message", "POST", "/mcp/alpha", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 70000) + `"}}`, h, 413, 0, "65536 bytes"},
+		{"no key", "POST", "/mcp/alpha", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, map[string]string{"content-type": "application/json"}, 401, -32001, "missing API key"},
+		{"wrong method", "PUT", "/mcp/alpha", `{}`, h, 405, -32600, "use POST, GET or DELETE"},
+		{"path below a server", "POST", "/mcp/alpha/x", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, h, 404, -32600, "unknown MCP endpoint"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := m.gw.do(t, tc.method, tc.path, tc.headers, tc.body)
+			var e struct {
+				JSONRPC string `json:"jsonrpc"`
+				Error   struct {
+					Code    float64 `json:"code"`
+					Message string  `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(r.body), &e); err != nil || r.status != tc.status || e.JSONRPC != "2.0" ||
+				(tc.code != 0 && e.Error.Code != tc.code) || !strings.Contains(e.Error.Message, tc.message) {
+				t.Errorf("%s %s: %d %s, want %d with JSON-RPC error %v containing %q", tc.method, tc.path, r.status, r.body, tc.status, tc.code, tc.message)
+			}
+		})
+	}
+	got := m.run(t, mcpKeyFull, "legacy", "crash")
+	if c, _ := got["crash"].(map[string]any); c["ok"] != false {
+		t.Errorf("a call whose server died mid-answer = %s, want an error", jsonOf(got["crash"]))
+	}
+	// A call to the dead server gets Envoy's own reply, as a JSON-RPC error.
+	r := m.gw.do(t, "POST", "/mcp/beta", h, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	if r.status != 503 || !strings.Contains(string(r.body), `"jsonrpc":"2.0"`) || !strings.Contains(string(r.body), "upstream error") {
+		t.Errorf("POST to a dead server: %d %s, want 503 with a JSON-RPC error", r.status, r.body)
+	}
+	// alpha still answers through the same gateway.
+	if s := jsonOf(m.run(t, mcpKeyFull, "legacy", "loop")["other"]); s != `{"ok":true,"text":"alpha echo different"}` {
+		t.Errorf("after beta died, alpha answered %s", s)
+	}
+	waitMetric(t, m.gw, `switchyard_mcp_calls_total{key="full",outcome="aborted",server="beta",tool="crash"}`, 1)
+}

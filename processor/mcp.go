@@ -1,0 +1,353 @@
+package processor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/maphash"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"switchyard/envoy"
+	"switchyard/routing"
+)
+
+// MCP (Model Context Protocol) requests: /mcp/<name> reaches the MCP
+// server of that name (JSON-RPC over streamable HTTP: POST a message, GET
+// the server's stream, DELETE the session). Envoy sends extproc the
+// request body buffered and the answer streamed (envoy/mcp.go). The client
+// key is checked as for model calls; the client's credential is removed
+// and the server's set. A tools/call outside the key's mcp_tools, over its
+// request budget or repeated past the loop guard is answered with a
+// JSON-RPC error and never sent; a tools/list answer is narrowed to the
+// key's tools. Requests to other paths never reach this file: the
+// exchange hands a request over only when no model endpoint matched.
+
+// isMCPPath reports whether path is under /mcp.
+func isMCPPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, envoy.MCPPathPrefix)
+	return ok && (rest == "" || rest[0] == '/' || rest[0] == '?')
+}
+
+// mcpExchange is one MCP request across its ext_proc messages.
+type mcpExchange struct {
+	srv       *Server
+	x         *exchange
+	server    *routing.MCPServer
+	principal routing.Principal
+	session   string // the client's Mcp-Session-Id, "" before initialize
+	start     time.Time
+	rpc       rpcMessage
+	status    int           // the answer's HTTP status
+	answer    *answerReader // nil when the answer is not read
+	outcome   string        // a tools/call's outcome, once known
+	decided   bool
+	done      bool
+}
+
+// startMCP takes over an exchange whose path is under /mcp.
+func (x *exchange) startMCP(ctx context.Context, rh requestHeaders) *extprocv3.ProcessingResponse {
+	m := &mcpExchange{srv: x.srv, x: x, session: rh.mcpSession, start: time.Now()}
+	x.mcp = m
+	if e := m.admit(ctx, rh); e != nil {
+		return m.fail(e)
+	}
+	if rh.endOfStream { // GET and DELETE: decided now
+		return m.forward(nil)
+	}
+	if x.duplex {
+		return nil
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
+}
+
+// admit checks what the headers tell: the server, the method, the key, the
+// announced length.
+func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
+	name, ok := mcpServerName(m.x.req.Path)
+	if !ok {
+		return &rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_endpoint",
+			message: "unknown MCP endpoint " + strconv.Quote(pathOnly(m.x.req.Path)) + ": use /mcp/<server>"}
+	}
+	switch m.x.req.Method {
+	case "POST", "GET", "DELETE":
+	default:
+		return &rpcError{status: 405, code: rpcInvalidRequest, reason: "method_not_allowed",
+			message: "method " + m.x.req.Method + " is not allowed on an MCP endpoint; use POST, GET or DELETE"}
+	}
+	p, err := m.x.router.Authenticate(presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
+	if err != nil {
+		return &rpcError{status: 401, code: rpcRefused, reason: "unauthenticated", message: err.(*routing.Error).Message}
+	}
+	m.principal = p
+	m.server = m.x.router.MCPServer(name)
+	switch {
+	case m.server == nil:
+		return &rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_server", message: "unknown MCP server " + strconv.Quote(name)}
+	case !p.AllowsMCPServer(name):
+		return &rpcError{status: 403, code: rpcRefused, reason: "not_allowed", message: "key " + strconv.Quote(p.Name) + " may not use MCP server " + strconv.Quote(name)}
+	case m.server.Unavailable != "":
+		return &rpcError{status: 503, code: rpcRefused, reason: "unavailable", message: "MCP server " + strconv.Quote(name) + " has no credentials configured"}
+	}
+	if n, err := strconv.ParseInt(rh.contentLength, 10, 64); err == nil && n > m.x.router.MaxBodyBytes() {
+		return &rpcError{status: 413, code: rpcInvalidRequest, reason: "too_large",
+			message: "message exceeds the gateway limit of " + strconv.FormatInt(m.x.router.MaxBodyBytes(), 10) + " bytes"}
+	}
+	if rh.endOfStream && m.x.req.Method == "POST" {
+		return &rpcError{status: 400, code: rpcParseError, reason: "parse_error", message: "parse error: the body is empty"}
+	}
+	return nil
+}
+
+// mcpServerName is <name> of /mcp/<name>[?query].
+func mcpServerName(path string) (string, bool) {
+	rest, _ := strings.CutPrefix(pathOnly(path), envoy.MCPPathPrefix+"/")
+	if rest == "" || strings.Contains(rest, "/") || rest == pathOnly(path) {
+		return "", false
+	}
+	return rest, true
+}
+
+// handle answers one ext_proc message of the MCP request.
+func (m *mcpExchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
+	switch v := msg.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return m.onBody(ctx, v.RequestBody)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return []*extprocv3.ProcessingResponse{{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}}
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return []*extprocv3.ProcessingResponse{m.onResponseHeaders(v.ResponseHeaders)}
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return []*extprocv3.ProcessingResponse{m.onResponseBody(ctx, v.ResponseBody)}
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return []*extprocv3.ProcessingResponse{{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}}
+	}
+	return nil
+}
+
+func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extprocv3.ProcessingResponse {
+	if m.decided {
+		return nil
+	}
+	x := m.x
+	x.req.Body = append(x.req.Body, b.GetBody()...)
+	if int64(len(x.req.Body)) > x.router.MaxBodyBytes() {
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 413, code: rpcInvalidRequest, reason: "too_large",
+			message: "message exceeds the gateway limit of " + strconv.FormatInt(x.router.MaxBodyBytes(), 10) + " bytes"})}
+	}
+	if !b.GetEndOfStream() {
+		return nil
+	}
+	body := x.req.Body
+	x.req.Body = nil
+	rpc, e := readRPC(body)
+	m.rpc = rpc
+	if e == nil {
+		e = m.check(ctx, body)
+	}
+	if e != nil {
+		return []*extprocv3.ProcessingResponse{m.fail(e)}
+	}
+	m.readAnswer()
+	resp := m.forward(nil)
+	if x.duplex {
+		return []*extprocv3.ProcessingResponse{resp, {Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
+			Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
+				Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{Body: body, EndOfStream: true}},
+			}},
+		}}}}
+	}
+	return []*extprocv3.ProcessingResponse{resp}
+}
+
+// check applies the key's policy to a tools/call: its allow-list, its
+// request budget and the loop guard.
+func (m *mcpExchange) check(ctx context.Context, body []byte) *rpcError {
+	if m.rpc.method != "tools/call" {
+		return nil
+	}
+	server, tool := m.server.Name, m.rpc.tool
+	if !m.principal.AllowsMCPTool(server, tool) {
+		return refused("not_allowed", "tool "+strconv.Quote(server+"/"+tool)+" is not allowed for key "+strconv.Quote(m.principal.Name))
+	}
+	if e := m.srv.checkRequestLimit(ctx, m.principal); e != nil {
+		r := refused("rate_limited", e.message)
+		for _, h := range e.headers {
+			r.headers = append(r.headers, h.Name, h.Value)
+		}
+		return r
+	}
+	if g := m.principal.LoopGuard(); g != nil {
+		if !m.srv.state.loops.allow(m.srv.state.loops.toolFingerprint(m.principal.Name, m.session, server, tool, m.rpc.args), g, time.Now()) {
+			return refused(loopDetected, "an identical call of "+strconv.Quote(server+"/"+tool)+" (same arguments) was repeated "+
+				strconv.Itoa(g.MaxRepeats)+" times within "+seconds(g.Window)+"; the gateway refuses further repeats until the window has passed")
+		}
+	}
+	return nil
+}
+
+// toolFingerprint identifies a tool call for the loop guard: the key, the
+// session, the server, the tool and its arguments as sent.
+func (g *loopGuard) toolFingerprint(keyName, session, server, tool, args string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(g.seed)
+	for _, s := range []string{"mcp", keyName, session, server, tool, args} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
+// readAnswer decides what is read of the answer: a tools/list reply is
+// narrowed to the key's tools, a tools/call reply's outcome is noted.
+func (m *mcpExchange) readAnswer() {
+	switch m.rpc.method {
+	case "tools/list":
+		server, p := m.server.Name, m.principal
+		m.answer = &answerReader{id: m.rpc.id, hold: true, onReply: func(msg []byte) []byte {
+			return narrowTools(msg, func(tool string) bool { return p.AllowsMCPTool(server, tool) })
+		}}
+	case "tools/call":
+		m.answer = &answerReader{id: m.rpc.id, onReply: func(msg []byte) []byte {
+			m.outcome = replyOutcome(msg)
+			return msg
+		}}
+	}
+}
+
+// forward sends the request on to its server: the routing header, the
+// server's path, the client's key out and the server's in.
+func (m *mcpExchange) forward(_ []byte) *extprocv3.ProcessingResponse {
+	m.decided = true
+	s := m.server
+	hm := &extprocv3.HeaderMutation{
+		SetHeaders:    []*corev3.HeaderValueOption{setHeader(routing.ClusterHeader, s.Cluster), setHeader(":path", s.Path)},
+		RemoveHeaders: s.Strip,
+	}
+	if s.Credential != nil {
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(s.Credential.Name, s.Credential.Value))
+	}
+	m.srv.opts.Metrics.mcp.requests.WithLabelValues(s.Name, m.x.req.Method).Inc()
+	common := &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true}
+	if m.x.req.Method != "POST" || m.x.duplex {
+		return &extprocv3.ProcessingResponse{DynamicMetadata: mcpMetadata, Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{Response: common}}}
+	}
+	return &extprocv3.ProcessingResponse{DynamicMetadata: mcpMetadata, Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}
+}
+
+// mcpMetadata marks a forwarded MCP request, so that the errors Envoy
+// answers itself (the server unreachable) are JSON-RPC's. Read only.
+var mcpMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+	routing.ClientNamespace: namespace("api", structpb.NewStringValue(routing.MCPClientAPI)),
+}}
+
+func (m *mcpExchange) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		if hv.Key == ":status" {
+			m.status, _ = strconv.Atoi(headerValue(hv))
+		}
+	}
+	common := &extprocv3.CommonResponse{}
+	if m.status != 200 {
+		m.answer = nil
+		if m.rpc.method == "tools/call" {
+			m.outcome = "http_error"
+		}
+	} else if m.answer != nil && m.answer.hold {
+		// The narrowed reply is shorter than the one announced.
+		common.HeaderMutation = &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
+	}
+	if h.GetEndOfStream() {
+		m.finish(context.Background())
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{Response: common}}}
+}
+
+func (m *mcpExchange) onResponseBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
+	common := &extprocv3.CommonResponse{}
+	if m.answer != nil {
+		if out, changed := m.answer.feed(b.GetBody(), b.GetEndOfStream()); changed {
+			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+		}
+	}
+	if b.GetEndOfStream() {
+		m.finish(ctx)
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: common}}}
+}
+
+// fail answers the request with the gateway's JSON-RPC error.
+func (m *mcpExchange) fail(e *rpcError) *extprocv3.ProcessingResponse {
+	m.decided = true
+	server := ""
+	if m.server != nil {
+		server = m.server.Name
+	}
+	m.srv.opts.Metrics.mcp.refused.WithLabelValues(server, e.reason).Inc()
+	if m.rpc.method == "tools/call" && server != "" {
+		m.srv.opts.Metrics.mcp.calls.WithLabelValues(server, "", m.principal.Name, "refused").Inc()
+	}
+	m.done = true
+	if log := m.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelInfo) {
+		log.LogAttrs(context.Background(), slog.LevelInfo, "mcp request refused", m.logAttrs(server, e.status, e.reason)...)
+	}
+	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}}
+	for i := 0; i+1 < len(e.headers); i += 2 {
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(e.headers[i], e.headers[i+1]))
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(e.status)},
+		Headers: hm,
+		Body:    e.body(m.rpc.id),
+		Details: "switchyard_mcp_" + e.reason,
+	}}}
+}
+
+// finish counts and logs a forwarded request once its answer has ended
+// (or its stream closed first: a server that died mid-answer).
+func (m *mcpExchange) finish(ctx context.Context) {
+	if m.done || !m.decided {
+		return
+	}
+	m.done = true
+	if m.rpc.method != "tools/call" {
+		return
+	}
+	outcome := m.outcome
+	if outcome == "" {
+		outcome = "aborted" // the answer ended without the reply
+	}
+	s := m.server.Name
+	m.srv.opts.Metrics.mcp.calls.WithLabelValues(s, m.rpc.tool, m.principal.Name, outcome).Inc()
+	m.srv.opts.Metrics.mcp.duration.WithLabelValues(s).Observe(time.Since(m.start).Seconds())
+	if log := m.srv.opts.Logger; log.Enabled(ctx, slog.LevelInfo) {
+		attrs := m.logAttrs(s, m.status, outcome)
+		if m.answer != nil {
+			attrs = append(attrs, slog.Int("result_bytes", m.answer.size))
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "mcp call", attrs...)
+	}
+}
+
+// logAttrs describe the request without any argument value: the arguments'
+// size only, and the session as a hash.
+func (m *mcpExchange) logAttrs(server string, status int, outcome string) []slog.Attr {
+	attrs := []slog.Attr{slog.String("request_id", m.x.req.RequestID), slog.String("key", m.principal.Name),
+		slog.String("server", server), slog.String("method", m.rpc.method), slog.Int("status", status), slog.String("outcome", outcome),
+		slog.Float64("duration_ms", float64(time.Since(m.start).Microseconds())/1000)}
+	if m.rpc.tool != "" {
+		attrs = append(attrs, slog.String("tool", m.rpc.tool), slog.Int("arguments_bytes", len(m.rpc.args)))
+	}
+	if m.session != "" {
+		h := sha256.Sum256([]byte(m.session))
+		attrs = append(attrs, slog.String("session_hash", hex.EncodeToString(h[:6])))
+	}
+	return attrs
+}
