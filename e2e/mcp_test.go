@@ -175,7 +175,8 @@ func TestMCPThroughGateway(t *testing.T) {
 // reaches the server; a server none of its patterns names is out of reach.
 func TestMCPAllowList(t *testing.T) {
 	t.Parallel()
-	m := startMCPGateway(t, gatewayOptions{})
+	// On ADS: the MCP clusters and routes reach Envoy over xDS too.
+	m := startMCPGateway(t, gatewayOptions{extprocArgs: []string{"-xds"}, envoyConfigArgs: []string{"-xds"}})
 	for _, mode := range []string{"legacy", "auto"} {
 		t.Run(mode, func(t *testing.T) {
 			got := m.run(t, mcpKeyNarrow, mode, "restricted")
@@ -272,4 +273,52 @@ func TestMCPBadInput(t *testing.T) {
 		t.Errorf("after beta died, alpha answered %s", s)
 	}
 	waitMetric(t, m.gw, `switchyard_mcp_calls_total{key="full",outcome="aborted",server="beta",tool="crash"}`, 1)
+}
+
+// mcpHook refuses echo calls with a forbidden word, rewrites one argument
+// of search_code, and logs each result's size and error flag.
+const mcpHook = `
+function on_tool_call(call)
+  if call.tool == "echo" and call.arguments.text:find("forbidden") then
+    return call:reject("the word is not allowed through the gateway")
+  end
+  if call.tool == "search_code" and call.arguments.query == "rewrite-me" then
+    call.arguments.query = "rewritten by " .. call.key
+  end
+end
+
+function on_tool_result(result)
+  log("info", "tool result seen", {tool = result.tool, size = result.size, is_error = result.is_error, outcome = result.outcome})
+end
+`
+
+// TestMCPHooks: on_tool_call refuses a call (never sent) and changes an
+// argument the server then sees; on_tool_result sees each answer's size.
+func TestMCPHooks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "tools.lua"), mcpHook)
+	m := startMCPGateway(t, gatewayOptions{hooksDir: dir})
+	got := m.run(t, mcpKeyFull, "legacy", "hooked")
+	rej, _ := got["rejected"].(map[string]any)
+	if rej["code"] != float64(-32001) || !strings.Contains(fmt.Sprint(rej["error"]), "the word is not allowed through the gateway") {
+		t.Errorf("rejected call = %s, want the hook's message as a JSON-RPC error", jsonOf(rej))
+	}
+	if s := jsonOf(got["rewritten"]); s != `{"ok":true,"text":"alpha found rewritten by full"}` {
+		t.Errorf("rewritten call = %s, want the hook's argument at the server", s)
+	}
+	if s := jsonOf(got["plain"]); s != `{"ok":true,"text":"alpha echo fine"}` {
+		t.Errorf("plain call = %s", s)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(m.gw.extprocOut.String(), `"msg":"tool result seen"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("on_tool_result never logged:\n%s", m.gw.extprocOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if log := m.gw.extprocOut.String(); !strings.Contains(log, `"outcome":"ok","size":`) || strings.Contains(log, "forbidden") {
+		t.Errorf("tool result log lacks the size, or a log holds an argument value:\n%s", grep(log, "tool"))
+	}
+	waitMetric(t, m.gw, `switchyard_mcp_refused_total{reason="hook",server="alpha"}`, 1)
 }

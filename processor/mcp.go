@@ -13,9 +13,11 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/tidwall/sjson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/envoy"
+	"switchyard/luahooks"
 	"switchyard/routing"
 )
 
@@ -40,6 +42,7 @@ func isMCPPath(path string) bool {
 type mcpExchange struct {
 	srv       *Server
 	x         *exchange
+	hooks     *luahooks.Set // nil when no tool hook runs
 	server    *routing.MCPServer
 	principal routing.Principal
 	session   string // the client's Mcp-Session-Id, "" before initialize
@@ -56,6 +59,11 @@ type mcpExchange struct {
 func (x *exchange) startMCP(ctx context.Context, rh requestHeaders) *extprocv3.ProcessingResponse {
 	m := &mcpExchange{srv: x.srv, x: x, session: rh.mcpSession, start: time.Now()}
 	x.mcp = m
+	if x.srv.opts.Hooks != nil {
+		if set := x.srv.opts.Hooks(); set != nil && (set.HasOnToolCall() || set.HasOnToolResult()) {
+			m.hooks = set
+		}
+	}
 	if e := m.admit(ctx, rh); e != nil {
 		return m.fail(e)
 	}
@@ -149,14 +157,18 @@ func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extp
 	x.req.Body = nil
 	rpc, e := readRPC(body)
 	m.rpc = rpc
+	var changed []byte
 	if e == nil {
-		e = m.check(ctx, body)
+		changed, e = m.check(ctx, body)
 	}
 	if e != nil {
 		return []*extprocv3.ProcessingResponse{m.fail(e)}
 	}
 	m.readAnswer()
-	resp := m.forward(nil)
+	if changed != nil {
+		body = changed
+	}
+	resp := m.forward(changed)
 	if x.duplex {
 		return []*extprocv3.ProcessingResponse{resp, {Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
 			Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
@@ -167,16 +179,51 @@ func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extp
 	return []*extprocv3.ProcessingResponse{resp}
 }
 
-// check applies the key's policy to a tools/call: its allow-list, its
-// request budget and the loop guard.
-func (m *mcpExchange) check(ctx context.Context, body []byte) *rpcError {
+// check applies the key's policy to a tools/call: its allow-list, the
+// on_tool_call hooks, the loop guard and its request budget. It returns the
+// body with the hooks' arguments when they changed them.
+func (m *mcpExchange) check(ctx context.Context, body []byte) ([]byte, *rpcError) {
 	if m.rpc.method != "tools/call" {
-		return nil
+		return nil, nil
 	}
 	server, tool := m.server.Name, m.rpc.tool
 	if !m.principal.AllowsMCPTool(server, tool) {
-		return refused("not_allowed", "tool "+strconv.Quote(server+"/"+tool)+" is not allowed for key "+strconv.Quote(m.principal.Name))
+		return nil, refused("not_allowed", "tool "+strconv.Quote(server+"/"+tool)+" is not allowed for key "+strconv.Quote(m.principal.Name))
 	}
+	changed, e := m.runToolHooks(ctx, body)
+	if e == nil {
+		e = m.checkLimits(ctx)
+	}
+	return changed, e
+}
+
+// runToolHooks runs the on_tool_call hooks: they may refuse the call or
+// change its arguments.
+func (m *mcpExchange) runToolHooks(ctx context.Context, body []byte) ([]byte, *rpcError) {
+	if m.hooks == nil || !m.hooks.HasOnToolCall() {
+		return nil, nil
+	}
+	res, err := m.hooks.OnToolCall(ctx, &luahooks.ToolCall{Server: m.server.Name, Tool: m.rpc.tool, Arguments: []byte(m.rpc.args),
+		KeyName: m.principal.Name, Session: m.session, RequestID: m.x.req.RequestID})
+	switch {
+	case err != nil:
+		// fail_closed: the set returned the failure (fail_open skips it).
+		return nil, &rpcError{status: 500, code: rpcRefused, reason: "hook_failed", message: "a gateway hook failed; the call was not sent"}
+	case res.Reject != nil:
+		return nil, refused("hook", *res.Reject)
+	case res.Arguments != nil:
+		out, err := sjson.SetRawBytes(body, "params.arguments", res.Arguments)
+		if err != nil {
+			return nil, &rpcError{status: 500, code: rpcRefused, reason: "hook_failed", message: "a gateway hook failed; the call was not sent"}
+		}
+		return out, nil
+	}
+	return nil, nil
+}
+
+// checkLimits applies the key's request budget and the loop guard.
+func (m *mcpExchange) checkLimits(ctx context.Context) *rpcError {
+	server, tool := m.server.Name, m.rpc.tool
 	if e := m.srv.checkRequestLimit(ctx, m.principal); e != nil {
 		r := refused("rate_limited", e.message)
 		for _, h := range e.headers {
@@ -223,8 +270,9 @@ func (m *mcpExchange) readAnswer() {
 }
 
 // forward sends the request on to its server: the routing header, the
-// server's path, the client's key out and the server's in.
-func (m *mcpExchange) forward(_ []byte) *extprocv3.ProcessingResponse {
+// server's path, the client's key out and the server's in, and the body a
+// hook changed (nil: the client's).
+func (m *mcpExchange) forward(body []byte) *extprocv3.ProcessingResponse {
 	m.decided = true
 	s := m.server
 	hm := &extprocv3.HeaderMutation{
@@ -236,6 +284,12 @@ func (m *mcpExchange) forward(_ []byte) *extprocv3.ProcessingResponse {
 	}
 	m.srv.opts.Metrics.mcp.requests.WithLabelValues(s.Name, m.x.req.Method).Inc()
 	common := &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true}
+	if body != nil {
+		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(body))))
+		if !m.x.duplex {
+			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
+		}
+	}
 	if m.x.req.Method != "POST" || m.x.duplex {
 		return &extprocv3.ProcessingResponse{DynamicMetadata: mcpMetadata, Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{Response: common}}}
 	}
@@ -327,6 +381,15 @@ func (m *mcpExchange) finish(ctx context.Context) {
 	s := m.server.Name
 	m.srv.opts.Metrics.mcp.calls.WithLabelValues(s, m.rpc.tool, m.principal.Name, outcome).Inc()
 	m.srv.opts.Metrics.mcp.duration.WithLabelValues(s).Observe(time.Since(m.start).Seconds())
+	if m.hooks != nil && m.hooks.HasOnToolResult() {
+		size := 0
+		if m.answer != nil {
+			size = m.answer.size
+		}
+		// Failures are counted and logged by the set; the answer is gone.
+		_ = m.hooks.OnToolResult(context.WithoutCancel(ctx), &luahooks.ToolResult{Server: s, Tool: m.rpc.tool, KeyName: m.principal.Name,
+			Session: m.session, RequestID: m.x.req.RequestID, Size: size, IsError: outcome != "ok", Outcome: outcome})
+	}
 	if log := m.srv.opts.Logger; log.Enabled(ctx, slog.LevelInfo) {
 		attrs := m.logAttrs(s, m.status, outcome)
 		if m.answer != nil {

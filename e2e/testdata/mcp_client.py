@@ -6,7 +6,7 @@ key and prints one JSON line of what it saw; the Go test asserts on it.
 Usage: mcp_client.py GATEWAY_URL KEY MODE SCENARIO
   MODE: legacy (initialize handshake, Mcp-Session-Id) or auto (the SDK's
   default: discovers the newest protocol the server speaks)
-  SCENARIO: basic | restricted | loop | crash
+  SCENARIO: basic | restricted | hooked | loop | crash
 """
 
 import asyncio
@@ -60,7 +60,6 @@ async def restricted():
         out["alpha_tools"] = sorted(t.name for t in (await c.list_tools()).tools)
         out["search"] = await call(c, "search_code", {"query": "x"})
         out["delete"] = await call(c, "delete_repo", {"repo": "prod"})
-        out["hooked"] = await call(c, "echo", {"text": "forbidden word"})
     try:
         async with connect("beta") as c:
             await c.list_tools()
@@ -68,6 +67,13 @@ async def restricted():
     except Exception as e:
         out["beta"] = "refused: " + repr(e)
     return out
+
+
+async def hooked():
+    async with connect("alpha") as c:
+        return {"rejected": await call(c, "echo", {"text": "a forbidden word"}),
+                "rewritten": await call(c, "search_code", {"query": "rewrite-me"}),
+                "plain": await call(c, "echo", {"text": "fine"})}
 
 
 async def loop():
@@ -87,7 +93,7 @@ async def crash():
 
 
 async def main():
-    fn = {"basic": basic, "restricted": restricted, "loop": loop, "crash": crash}[scenario]
+    fn = {"basic": basic, "restricted": restricted, "hooked": hooked, "loop": loop, "crash": crash}[scenario]
     try:
         out = await asyncio.wait_for(fn(), 25)
     except BaseException as e:  # report, so the test shows what failed
