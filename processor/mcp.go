@@ -41,7 +41,13 @@ func isMCPPath(path string) bool {
 // mcpExchange is one MCP request across its ext_proc messages.
 type mcpExchange struct {
 	srv       *Server
-	x         *exchange
+	router    *routing.Router
+	// method, path and requestID are the request's; body its message so
+	// far. Copied: a pointer back to the exchange would move every
+	// exchange to the heap.
+	method, path, requestID string
+	body                    []byte
+	duplex                  bool
 	hooks     *luahooks.Set // nil when no tool hook runs
 	server    *routing.MCPServer
 	principal routing.Principal
@@ -57,7 +63,8 @@ type mcpExchange struct {
 
 // startMCP takes over an exchange whose path is under /mcp.
 func (x *exchange) startMCP(ctx context.Context, rh requestHeaders) *extprocv3.ProcessingResponse {
-	m := &mcpExchange{srv: x.srv, x: x, session: rh.mcpSession, start: time.Now()}
+	m := &mcpExchange{srv: x.srv, router: x.router, method: x.req.Method, path: x.req.Path, requestID: x.req.RequestID,
+		duplex: x.duplex, session: rh.mcpSession, start: time.Now()}
 	x.mcp = m
 	if x.srv.opts.Hooks != nil {
 		if set := x.srv.opts.Hooks(); set != nil && (set.HasOnToolCall() || set.HasOnToolResult()) {
@@ -79,23 +86,23 @@ func (x *exchange) startMCP(ctx context.Context, rh requestHeaders) *extprocv3.P
 // admit checks what the headers tell: the server, the method, the key, the
 // announced length.
 func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
-	name, ok := mcpServerName(m.x.req.Path)
+	name, ok := mcpServerName(m.path)
 	if !ok {
 		return &rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_endpoint",
-			message: "unknown MCP endpoint " + strconv.Quote(pathOnly(m.x.req.Path)) + ": use /mcp/<server>"}
+			message: "unknown MCP endpoint " + strconv.Quote(pathOnly(m.path)) + ": use /mcp/<server>"}
 	}
-	switch m.x.req.Method {
+	switch m.method {
 	case "POST", "GET", "DELETE":
 	default:
 		return &rpcError{status: 405, code: rpcInvalidRequest, reason: "method_not_allowed",
-			message: "method " + m.x.req.Method + " is not allowed on an MCP endpoint; use POST, GET or DELETE"}
+			message: "method " + m.method + " is not allowed on an MCP endpoint; use POST, GET or DELETE"}
 	}
-	p, err := m.x.router.Authenticate(presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
+	p, err := m.router.Authenticate(presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
 	if err != nil {
 		return &rpcError{status: 401, code: rpcRefused, reason: "unauthenticated", message: err.(*routing.Error).Message}
 	}
 	m.principal = p
-	m.server = m.x.router.MCPServer(name)
+	m.server = m.router.MCPServer(name)
 	switch {
 	case m.server == nil:
 		return &rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_server", message: "unknown MCP server " + strconv.Quote(name)}
@@ -104,11 +111,11 @@ func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
 	case m.server.Unavailable != "":
 		return &rpcError{status: 503, code: rpcRefused, reason: "unavailable", message: "MCP server " + strconv.Quote(name) + " has no credentials configured"}
 	}
-	if n, err := strconv.ParseInt(rh.contentLength, 10, 64); err == nil && n > m.x.router.MaxBodyBytes() {
+	if n, err := strconv.ParseInt(rh.contentLength, 10, 64); err == nil && n > m.router.MaxBodyBytes() {
 		return &rpcError{status: 413, code: rpcInvalidRequest, reason: "too_large",
-			message: "message exceeds the gateway limit of " + strconv.FormatInt(m.x.router.MaxBodyBytes(), 10) + " bytes"}
+			message: "message exceeds the gateway limit of " + strconv.FormatInt(m.router.MaxBodyBytes(), 10) + " bytes"}
 	}
-	if rh.endOfStream && m.x.req.Method == "POST" {
+	if rh.endOfStream && m.method == "POST" {
 		return &rpcError{status: 400, code: rpcParseError, reason: "parse_error", message: "parse error: the body is empty"}
 	}
 	return nil
@@ -144,17 +151,16 @@ func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extp
 	if m.decided {
 		return nil
 	}
-	x := m.x
-	x.req.Body = append(x.req.Body, b.GetBody()...)
-	if int64(len(x.req.Body)) > x.router.MaxBodyBytes() {
+	m.body = append(m.body, b.GetBody()...)
+	if int64(len(m.body)) > m.router.MaxBodyBytes() {
 		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 413, code: rpcInvalidRequest, reason: "too_large",
-			message: "message exceeds the gateway limit of " + strconv.FormatInt(x.router.MaxBodyBytes(), 10) + " bytes"})}
+			message: "message exceeds the gateway limit of " + strconv.FormatInt(m.router.MaxBodyBytes(), 10) + " bytes"})}
 	}
 	if !b.GetEndOfStream() {
 		return nil
 	}
-	body := x.req.Body
-	x.req.Body = nil
+	body := m.body
+	m.body = nil
 	rpc, e := readRPC(body)
 	m.rpc = rpc
 	var changed []byte
@@ -169,7 +175,7 @@ func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extp
 		body = changed
 	}
 	resp := m.forward(changed)
-	if x.duplex {
+	if m.duplex {
 		return []*extprocv3.ProcessingResponse{resp, {Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
 			Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
 				Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{Body: body, EndOfStream: true}},
@@ -204,7 +210,7 @@ func (m *mcpExchange) runToolHooks(ctx context.Context, body []byte) ([]byte, *r
 		return nil, nil
 	}
 	res, err := m.hooks.OnToolCall(ctx, &luahooks.ToolCall{Server: m.server.Name, Tool: m.rpc.tool, Arguments: []byte(m.rpc.args),
-		KeyName: m.principal.Name, Session: m.session, RequestID: m.x.req.RequestID})
+		KeyName: m.principal.Name, Session: m.session, RequestID: m.requestID})
 	switch {
 	case err != nil:
 		// fail_closed: the set returned the failure (fail_open skips it).
@@ -282,15 +288,15 @@ func (m *mcpExchange) forward(body []byte) *extprocv3.ProcessingResponse {
 	if s.Credential != nil {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader(s.Credential.Name, s.Credential.Value))
 	}
-	m.srv.opts.Metrics.mcp.requests.WithLabelValues(s.Name, m.x.req.Method).Inc()
+	m.srv.opts.Metrics.mcp.requests.WithLabelValues(s.Name, m.method).Inc()
 	common := &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true}
 	if body != nil {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(body))))
-		if !m.x.duplex {
+		if !m.duplex {
 			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
 		}
 	}
-	if m.x.req.Method != "POST" || m.x.duplex {
+	if m.method != "POST" || m.duplex {
 		return &extprocv3.ProcessingResponse{DynamicMetadata: mcpMetadata, Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{Response: common}}}
 	}
 	return &extprocv3.ProcessingResponse{DynamicMetadata: mcpMetadata, Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}
@@ -388,7 +394,7 @@ func (m *mcpExchange) finish(ctx context.Context) {
 		}
 		// Failures are counted and logged by the set; the answer is gone.
 		_ = m.hooks.OnToolResult(context.WithoutCancel(ctx), &luahooks.ToolResult{Server: s, Tool: m.rpc.tool, KeyName: m.principal.Name,
-			Session: m.session, RequestID: m.x.req.RequestID, Size: size, IsError: outcome != "ok", Outcome: outcome})
+			Session: m.session, RequestID: m.requestID, Size: size, IsError: outcome != "ok", Outcome: outcome})
 	}
 	if log := m.srv.opts.Logger; log.Enabled(ctx, slog.LevelInfo) {
 		attrs := m.logAttrs(s, m.status, outcome)
@@ -402,7 +408,7 @@ func (m *mcpExchange) finish(ctx context.Context) {
 // logAttrs describe the request without any argument value: the arguments'
 // size only, and the session as a hash.
 func (m *mcpExchange) logAttrs(server string, status int, outcome string) []slog.Attr {
-	attrs := []slog.Attr{slog.String("request_id", m.x.req.RequestID), slog.String("key", m.principal.Name),
+	attrs := []slog.Attr{slog.String("request_id", m.requestID), slog.String("key", m.principal.Name),
 		slog.String("server", server), slog.String("method", m.rpc.method), slog.Int("status", status), slog.String("outcome", outcome),
 		slog.Float64("duration_ms", float64(time.Since(m.start).Microseconds())/1000)}
 	if m.rpc.tool != "" {
