@@ -5,12 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidwall/gjson"
+
+	"switchyard/loadtest/mockllm"
 )
 
 // mcpPy is the venv `make mcp-py` fills with the pinned MCP Python SDK.
@@ -26,7 +34,7 @@ const (
 )
 
 // mcpPython is the venv's python once it can import the MCP SDK.
-func mcpPython(t *testing.T) string {
+func mcpPython(t testing.TB) string {
 	t.Helper()
 	py := filepath.Join(repoRoot(t), mcpPy, "bin", "python")
 	if out, err := exec.Command(py, "-c", "import mcp, uvicorn").CombinedOutput(); err != nil {
@@ -41,7 +49,7 @@ type mcpServer struct {
 	seen string // the file it appends each request's credential headers to
 }
 
-func startMCPServer(t *testing.T, py, name, token string) mcpServer {
+func startMCPServer(t testing.TB, py, name, token string) mcpServer {
 	t.Helper()
 	seen := filepath.Join(t.TempDir(), "seen.jsonl")
 	cmd := exec.Command(py, filepath.Join("testdata", "mcp_server.py"), name, token, seen)
@@ -321,4 +329,124 @@ func TestMCPHooks(t *testing.T) {
 		t.Errorf("tool result log lacks the size, or a log holds an argument value:\n%s", grep(log, "tool"))
 	}
 	waitMetric(t, m.gw, `switchyard_mcp_refused_total{reason="hook",server="alpha"}`, 1)
+}
+
+// mcpSession is a raw streamable-HTTP session (the handshake protocol) for
+// the timing loop: initialize, then one POST per tool call.
+type mcpSession struct {
+	url, auth, id string
+}
+
+func (s *mcpSession) post(tb testing.TB, body string) (int, string) {
+	tb.Helper()
+	req, err := http.NewRequest("POST", s.url, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("content-type", "application/json")
+	req.Header.Set("accept", "application/json, text/event-stream")
+	req.Header.Set("authorization", s.auth)
+	req.Header.Set("mcp-protocol-version", "2025-06-18")
+	if s.id != "" {
+		req.Header.Set("mcp-session-id", s.id)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if id := resp.Header.Get("mcp-session-id"); id != "" {
+		s.id = id
+	}
+	return resp.StatusCode, string(b)
+}
+
+func openMCPSession(tb testing.TB, url, auth string) *mcpSession {
+	s := &mcpSession{url: url, auth: auth}
+	if st, b := s.post(tb, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`); st != 200 || s.id == "" {
+		tb.Fatalf("initialize: %d %s", st, b)
+	}
+	if st, b := s.post(tb, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); st != 202 {
+		tb.Fatalf("initialized: %d %s", st, b)
+	}
+	return s
+}
+
+// BenchmarkMCPToolCall times one tools/call (echo, answered as SSE) on an
+// open session, straight to the server and through the gateway, in one run
+// (docs/PERFORMANCE.md): go test -run x -bench BenchmarkMCPToolCall ./e2e
+func BenchmarkMCPToolCall(b *testing.B) {
+	py := mcpPython(b)
+	alpha := startMCPServer(b, py, "alpha", mcpTokenA)
+	gw := startGateway(b, fmt.Sprintf(`
+providers: [{name: unused, url: "http://127.0.0.1:9", schema: openai}]
+routes: [{model: unused, provider: unused}]
+mcp_servers: [{name: alpha, url: %q, auth: {type: bearer, key_env: SWY_MCP_ALPHA}}]
+client_keys: [{name: full, key_env: SWY_MCP_KEY_FULL}]
+`, alpha.url), gatewayOptions{extraEnv: []string{"SWY_MCP_ALPHA=" + mcpTokenA, "SWY_MCP_KEY_FULL=" + mcpKeyFull}})
+	for _, path := range []struct{ name, url, auth string }{
+		{"direct", alpha.url, "Bearer " + mcpTokenA},
+		{"gateway", gw.url + "/mcp/alpha", "Bearer " + mcpKeyFull},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			s := openMCPSession(b, path.url, path.auth)
+			lat := make([]time.Duration, 0, b.N)
+			i := 0
+			for b.Loop() {
+				i++
+				start := time.Now()
+				st, body := s.post(b, `{"jsonrpc":"2.0","id":`+strconv.Itoa(i)+`,"method":"tools/call","params":{"name":"echo","arguments":{"text":"t`+strconv.Itoa(i)+`"}}}`)
+				if st != 200 || !strings.Contains(body, "alpha echo t") {
+					b.Fatalf("tools/call: %d %s", st, body)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// TestClaudeCodeMCPTool: `claude -p` with the README's --mcp-config calls a
+// tool of an MCP server through the gateway (the mock model asks for the
+// call); the tool's answer reaches the model, the server sees its own
+// credential and never the client key, and the call is counted.
+func TestClaudeCodeMCPTool(t *testing.T) {
+	t.Parallel()
+	py := mcpPython(t)
+	alpha := startMCPServer(t, py, "alpha", mcpTokenA)
+	withMCP := func(config string) string {
+		return withAgentKey(config) + fmt.Sprintf("mcp_servers:\n  - {name: alpha, url: %q, auth: {type: bearer, key_env: SWY_MCP_ALPHA}}\n", alpha.url)
+	}
+	c := startClaude(t, "mock-claude", withMCP, "SWY_MCP_ALPHA="+mcpTokenA)
+	block := readmeBlock(t, "claude-mcp")
+	const readmeURL = makeRunURL + "/mcp/github"
+	if !strings.Contains(block, readmeURL) || !strings.Contains(block, "Bearer "+c.token) {
+		t.Fatalf("README's --mcp-config no longer names %s with the client key:\n%s", readmeURL, block)
+	}
+	mcpConfig := filepath.Join(t.TempDir(), "switchyard-mcp.json")
+	writeFile(t, mcpConfig, strings.ReplaceAll(block, readmeURL, c.gw.url+"/mcp/alpha"))
+	const tool = "mcp__github__echo"
+	run := runAgent(t, c.bin, []string{"--settings", c.settings, "--mcp-config", mcpConfig, "--strict-mcp-config",
+		"--allowedTools", tool, "-p", `Echo it. call:` + tool + `*1{"text":"swy-mcp-hello"}`},
+		// Claude Code defers MCP tools behind its ToolSearch tool, which the
+		// mock model does not drive: it declares them directly this way.
+		append(c.env, "ENABLE_TOOL_SEARCH=false"))
+	for _, r := range c.mock.take() {
+		t.Logf("%s declared tools %s", r.URI, gjson.GetBytes(r.Body, "tools.#.name").Raw)
+	}
+	checkAgentOutput(t, run, mockllm.ToolResultPrefix, c.guard)
+	if !strings.Contains(run.stdout, "alpha echo swy-mcp-hello") {
+		t.Errorf("the final answer does not quote the tool's result %q", "alpha echo swy-mcp-hello")
+	}
+	seen, err := os.ReadFile(alpha.seen)
+	if err != nil || len(seen) == 0 || strings.Contains(string(seen), c.token) {
+		t.Errorf("the server saw (err %v):\n%s\nwant requests, none with the client key", err, seen)
+	}
+	waitMetric(t, c.gw, `switchyard_mcp_calls_total{key="`+agentKeyName+`",outcome="ok",server="alpha",tool="echo"}`, 1)
 }
