@@ -82,6 +82,8 @@ func (c *Config) validateMCP(v *validator) {
 			v.errf(p.key("name"), "is required")
 		case !isName(mc.Name):
 			v.errf(p.key("name"), "%q must match [a-z0-9_-]+", mc.Name)
+		case strings.Contains(mc.Name, "__"):
+			v.errf(p.key("name"), `%q must not hold "__": /mcp names tools <server>__<tool>`, mc.Name)
 		default:
 			if j, dup := names[mc.Name]; dup {
 				v.errf(p.key("name"), "duplicate MCP server name %q (also mcp_servers[%d])", mc.Name, j)

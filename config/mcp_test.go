@@ -17,6 +17,7 @@ func TestMCPServersConfig(t *testing.T) {
   - {name: db, url: "http://127.0.0.1:8080/"}
 client_keys: [{name: a, key_env: A, mcp_tools: ["github/search_*", "db/*"]}]`, ""},
 		{"name", `mcp_servers: [{name: Git Hub, url: "http://h/mcp"}]`, `line 2: mcp_servers[0].name: "Git Hub" must match [a-z0-9_-]+`},
+		{"separator", `mcp_servers: [{name: a__b, url: "http://h/mcp"}]`, `"a__b" must not hold "__"`},
 		{"duplicate", `mcp_servers: [{name: a, url: "http://h/mcp"}, {name: a, url: "http://h/mcp"}]`, `duplicate MCP server name "a"`},
 		{"url", `mcp_servers: [{name: a, url: "ftp://h/mcp"}]`, `must start with http:// or https://`},
 		{"user info", `mcp_servers: [{name: a, url: "http://u:p@h/mcp"}]`, `must not hold user info`},

@@ -249,6 +249,8 @@ func TestMCPBadInput(t *testing.T) {
 		{"oversized message", "POST", "/mcp/alpha", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 70000) + `"}}`, h, 413, 0, "65536 bytes"},
 		{"no key", "POST", "/mcp/alpha", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, map[string]string{"content-type": "application/json"}, 401, -32001, "missing API key"},
 		{"wrong method", "PUT", "/mcp/alpha", `{}`, h, 405, -32600, "use POST, GET or DELETE"},
+		{"GET on /mcp", "GET", "/mcp", "", h, 405, -32600, "no stream of server messages"},
+		{"/mcp without a session", "POST", "/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, h, 404, -32600, "send initialize to /mcp first"},
 		{"path below a server", "POST", "/mcp/alpha/x", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, h, 404, -32600, "unknown MCP endpoint"},
 	}
 	for _, tc := range tests {
@@ -449,4 +451,47 @@ func TestClaudeCodeMCPTool(t *testing.T) {
 		t.Errorf("the server saw (err %v):\n%s\nwant requests, none with the client key", err, seen)
 	}
 	waitMetric(t, c.gw, `switchyard_mcp_calls_total{key="`+agentKeyName+`",outcome="ok",server="alpha",tool="echo"}`, 1)
+}
+
+// TestMCPAggregate: /mcp serves both servers as one: the gateway answers
+// initialize, lists every allowed tool as <server>__<tool>, and routes each
+// call to its server (progress streamed) on a server session it keeps.
+func TestMCPAggregate(t *testing.T) {
+	t.Parallel()
+	m := startMCPGateway(t, gatewayOptions{})
+	for _, mode := range []string{"legacy", "auto"} {
+		t.Run(mode, func(t *testing.T) {
+			got := m.run(t, mcpKeyFull, mode, "aggregate")
+			want := `["alpha__crash","alpha__delete_repo","alpha__echo","alpha__search_code","beta__crash","beta__delete_repo","beta__echo","beta__search_code"]`
+			if s := jsonOf(got["tools"]); s != want {
+				t.Errorf("tools = %s\nwant %s", s, want)
+			}
+			for field, want := range map[string]string{
+				"search":   `{"ok":true,"text":"alpha found agg"}`,
+				"echo":     `{"ok":true,"text":"beta echo agg"}`,
+				"again":    `{"ok":true,"text":"beta echo agg2"}`,
+				"progress": `["alpha step 1","alpha step 2","alpha step 3"]`,
+			} {
+				if s := jsonOf(got[field]); s != want {
+					t.Errorf("%s = %s, want %s", field, s, want)
+				}
+			}
+			if u, _ := got["unknown"].(map[string]any); u["code"] != float64(-32602) {
+				t.Errorf("unknown tool = %s, want JSON-RPC error -32602", jsonOf(u))
+			}
+			narrow := m.run(t, mcpKeyNarrow, mode, "aggregate")
+			if s := jsonOf(narrow["tools"]); s != `["alpha__echo","alpha__search_code"]` {
+				t.Errorf("tools for the narrow key = %s", s)
+			}
+			if e, _ := narrow["echo"].(map[string]any); e["code"] != float64(-32001) {
+				t.Errorf("beta__echo for the narrow key = %s, want refused", jsonOf(e))
+			}
+		})
+	}
+	for _, s := range []mcpServer{m.alpha, m.beta} {
+		if seen, _ := os.ReadFile(s.seen); strings.Contains(string(seen), mcpKeyFull) || strings.Contains(string(seen), mcpKeyNarrow) {
+			t.Errorf("%s saw a client key", s.url)
+		}
+	}
+	waitMetric(t, m.gw, `switchyard_mcp_calls_total{key="full",outcome="ok",server="beta",tool="echo"}`, 4)
 }

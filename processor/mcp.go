@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,25 +41,29 @@ func isMCPPath(path string) bool {
 
 // mcpExchange is one MCP request across its ext_proc messages.
 type mcpExchange struct {
-	srv       *Server
-	router    *routing.Router
+	srv    *Server
+	router *routing.Router
 	// method, path and requestID are the request's; body its message so
 	// far. Copied: a pointer back to the exchange would move every
 	// exchange to the heap.
 	method, path, requestID string
 	body                    []byte
 	duplex                  bool
-	hooks     *luahooks.Set // nil when no tool hook runs
-	server    *routing.MCPServer
-	principal routing.Principal
-	session   string // the client's Mcp-Session-Id, "" before initialize
-	start     time.Time
-	rpc       rpcMessage
-	status    int           // the answer's HTTP status
-	answer    *answerReader // nil when the answer is not read
-	outcome   string        // a tools/call's outcome, once known
-	decided   bool
-	done      bool
+	hooks                   *luahooks.Set // nil when no tool hook runs
+	server                  *routing.MCPServer
+	principal               routing.Principal
+	session                 string // the client's Mcp-Session-Id, "" before initialize
+	start                   time.Time
+	rpc                     rpcMessage
+	status                  int           // the answer's HTTP status
+	answer                  *answerReader // nil when the answer is not read
+	outcome                 string        // a tools/call's outcome, once known
+	// agg: the request is to /mcp itself (mcp_aggregate.go);
+	// upstreamSession its server session once a tools/call is routed.
+	agg             bool
+	upstreamSession serverSession
+	decided         bool
+	done            bool
 }
 
 // startMCP takes over an exchange whose path is under /mcp.
@@ -74,6 +79,14 @@ func (x *exchange) startMCP(ctx context.Context, rh requestHeaders) *extprocv3.P
 	if e := m.admit(ctx, rh); e != nil {
 		return m.fail(e)
 	}
+	if m.agg {
+		switch m.method {
+		case "GET":
+			return m.fail(&rpcError{status: 405, code: rpcInvalidRequest, reason: "method_not_allowed", message: "/mcp offers no stream of server messages; POST messages"})
+		case "DELETE":
+			return m.endAggregate(ctx)
+		}
+	}
 	if rh.endOfStream { // GET and DELETE: decided now
 		return m.forward(nil)
 	}
@@ -87,7 +100,8 @@ func (x *exchange) startMCP(ctx context.Context, rh requestHeaders) *extprocv3.P
 // announced length.
 func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
 	name, ok := mcpServerName(m.path)
-	if !ok {
+	m.agg = !ok && isAggregatePath(m.path)
+	if !ok && !m.agg {
 		return &rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_endpoint",
 			message: "unknown MCP endpoint " + strconv.Quote(pathOnly(m.path)) + ": use /mcp/<server>"}
 	}
@@ -102,6 +116,9 @@ func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
 		return &rpcError{status: 401, code: rpcRefused, reason: "unauthenticated", message: err.(*routing.Error).Message}
 	}
 	m.principal = p
+	if m.agg {
+		return m.checkLength(rh)
+	}
 	m.server = m.router.MCPServer(name)
 	switch {
 	case m.server == nil:
@@ -111,6 +128,12 @@ func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
 	case m.server.Unavailable != "":
 		return &rpcError{status: 503, code: rpcRefused, reason: "unavailable", message: "MCP server " + strconv.Quote(name) + " has no credentials configured"}
 	}
+	return m.checkLength(rh)
+}
+
+// checkLength refuses an announced message over the body limit, and a POST
+// without one.
+func (m *mcpExchange) checkLength(rh requestHeaders) *rpcError {
 	if n, err := strconv.ParseInt(rh.contentLength, 10, 64); err == nil && n > m.router.MaxBodyBytes() {
 		return &rpcError{status: 413, code: rpcInvalidRequest, reason: "too_large",
 			message: "message exceeds the gateway limit of " + strconv.FormatInt(m.router.MaxBodyBytes(), 10) + " bytes"}
@@ -161,6 +184,9 @@ func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extp
 	}
 	body := m.body
 	m.body = nil
+	if m.agg {
+		return m.aggregate(ctx, body)
+	}
 	rpc, e := readRPC(body)
 	m.rpc = rpc
 	var changed []byte
@@ -287,6 +313,15 @@ func (m *mcpExchange) forward(body []byte) *extprocv3.ProcessingResponse {
 	}
 	if s.Credential != nil {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader(s.Credential.Name, s.Credential.Value))
+	}
+	if m.agg {
+		// The client's session is the gateway's; the server knows its own.
+		if ss := m.upstreamSession; ss.id != "" {
+			hm.SetHeaders = append(hm.SetHeaders, setHeader(routing.MCPSessionHeader, ss.id))
+		} else {
+			hm.RemoveHeaders = append(slices.Clip(hm.RemoveHeaders), routing.MCPSessionHeader)
+		}
+		hm.SetHeaders = append(hm.SetHeaders, setHeader("mcp-protocol-version", or(m.upstreamSession.version, mcpHandshakeVersion)))
 	}
 	m.srv.opts.Metrics.mcp.requests.WithLabelValues(s.Name, m.method).Inc()
 	common := &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true}

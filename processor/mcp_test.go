@@ -3,6 +3,9 @@ package processor
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 func TestReadRPC(t *testing.T) {
@@ -133,4 +136,52 @@ func FuzzMCPAnswer(f *testing.F) {
 			t.Fatalf("the reader kept %d bytes after the end", len(r.pending))
 		}
 	})
+}
+
+// TestAggSessions: a /mcp session belongs to the key that opened it, and
+// expires when idle.
+func TestAggSessions(t *testing.T) {
+	t.Parallel()
+	tab := &aggSessions{m: map[string]*aggSession{}}
+	now := time.Now()
+	id := tab.open("team-a", now)
+	if len(id) != 32 || tab.get(id, "team-a", now) == nil {
+		t.Fatalf("session %q not found by its key", id)
+	}
+	if tab.get(id, "team-b", now) != nil {
+		t.Error("another key used the session")
+	}
+	if tab.get(id, "team-a", now.Add(aggSessionIdle+time.Second)) != nil {
+		t.Error("an idle session was still served")
+	}
+	if other := tab.open("team-a", now); other == id {
+		t.Error("two sessions share an id")
+	}
+	if tab.close(id) == nil || tab.get(id, "team-a", now) != nil {
+		t.Error("a closed session was still served")
+	}
+}
+
+func TestAggregateInitialize(t *testing.T) {
+	t.Parallel()
+	m := &mcpExchange{}
+	for asked, want := range map[string]string{"2025-06-18": "2025-06-18", "2024-11-05": "2024-11-05", "2030-01-01": "2025-11-25", "": "2025-11-25"} {
+		got := gjson.Get(m.initializeResult([]byte(`{"params":{"protocolVersion":"`+asked+`"}}`)), "protocolVersion").Str
+		if got != want {
+			t.Errorf("asked %q: answered %q, want %q", asked, got, want)
+		}
+	}
+}
+
+func TestReadSSEReply(t *testing.T) {
+	t.Parallel()
+	stream := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n" +
+		"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[]}}\n\n"
+	got, err := readSSEReply(strings.NewReader(stream), "1")
+	if err != nil || string(got) != `{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}` {
+		t.Errorf("reply = %s, %v", got, err)
+	}
+	if _, err := readSSEReply(strings.NewReader(stream), "2"); err == nil {
+		t.Error("a stream without the reply gave one")
+	}
 }

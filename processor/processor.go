@@ -36,6 +36,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +92,9 @@ type Server struct {
 	limiterWarned atomic.Int64
 	state         state       // what plans read across requests
 	sessions      *sessionSet // sessions seen lately, for the metric
+	// The aggregated /mcp endpoint's sessions (mcp_aggregate.go).
+	mcpAggOnce sync.Once
+	mcpAgg     *aggSessions
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)

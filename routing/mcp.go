@@ -119,3 +119,8 @@ func (p Principal) AllowsMCPTool(server, tool string) bool {
 	}
 	return false
 }
+
+// MCPServerList lists the MCP servers in config order, with their
+// credentials, for the aggregated /mcp endpoint. Shared: callers must not
+// modify them.
+func (r *Router) MCPServerList() []*MCPServer { return r.mcpOrder }

@@ -6,7 +6,8 @@ key and prints one JSON line of what it saw; the Go test asserts on it.
 Usage: mcp_client.py GATEWAY_URL KEY MODE SCENARIO
   MODE: legacy (initialize handshake, Mcp-Session-Id) or auto (the SDK's
   default: discovers the newest protocol the server speaks)
-  SCENARIO: basic | restricted | hooked | loop | crash
+  SCENARIO: basic | restricted | hooked | aggregate | loop | crash
+  (aggregate talks to /mcp, the others to /mcp/<server>)
 """
 
 import asyncio
@@ -22,7 +23,8 @@ base, key, mode, scenario = sys.argv[1:5]
 
 def connect(server):
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
-    return Client(streamable_http_client(f"{base}/mcp/{server}", http_client=http), mode=mode, raise_exceptions=True)
+    url = f"{base}/mcp/{server}" if server else f"{base}/mcp"
+    return Client(streamable_http_client(url, http_client=http), mode=mode, raise_exceptions=True)
 
 
 def text(result):
@@ -76,6 +78,22 @@ async def hooked():
                 "plain": await call(c, "echo", {"text": "fine"})}
 
 
+async def aggregate():
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append(message)
+
+    async with connect(None) as c:
+        tools = sorted(t.name for t in (await c.list_tools()).tools)
+        return {"tools": tools,
+                "search": await call(c, "alpha__search_code", {"query": "agg"}, on_progress),
+                "echo": await call(c, "beta__echo", {"text": "agg"}),
+                "again": await call(c, "beta__echo", {"text": "agg2"}),
+                "unknown": await call(c, "nosuch__x", {}),
+                "progress": progress}
+
+
 async def loop():
     async with connect("alpha") as c:
         return {"calls": [await call(c, "echo", {"text": "same"}) for _ in range(3)],
@@ -93,7 +111,7 @@ async def crash():
 
 
 async def main():
-    fn = {"basic": basic, "restricted": restricted, "hooked": hooked, "loop": loop, "crash": crash}[scenario]
+    fn = {"basic": basic, "restricted": restricted, "hooked": hooked, "aggregate": aggregate, "loop": loop, "crash": crash}[scenario]
     try:
         out = await asyncio.wait_for(fn(), 25)
     except BaseException as e:  # report, so the test shows what failed
