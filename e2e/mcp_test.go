@@ -29,6 +29,7 @@ const (
 	mcpKeyFull   = "sk-mcp-full-0123456789"
 	mcpKeyNarrow = "sk-mcp-narrow-0123456789"
 	mcpKeyLoop   = "sk-mcp-loop-0123456789"
+	mcpKeyBudget = "sk-mcp-budget-0123456789"
 	mcpTokenA    = "alpha-server-token-xyz"
 	mcpTokenB    = "beta-server-token-xyz"
 )
@@ -93,13 +94,14 @@ client_keys:
   - {name: full, key_env: SWY_MCP_KEY_FULL}
   - {name: narrow, key_env: SWY_MCP_KEY_NARROW, mcp_tools: ["alpha/search_*", "alpha/echo"]}
   - {name: looped, key_env: SWY_MCP_KEY_LOOP, loop_guard: {max_repeats: 2, window: 60s}}
+  - {name: budget, key_env: SWY_MCP_KEY_BUDGET, limits: {requests_per_minute: 2}}
 max_body_bytes: 65536
 `, m.alpha.url, m.beta.url)
 	if opts.hooksDir != "" {
 		cfg += "hooks: {dir: " + opts.hooksDir + "}\n"
 	}
 	opts.extraEnv = append(opts.extraEnv, "SWY_MCP_ALPHA="+mcpTokenA, "SWY_MCP_BETA="+mcpTokenB,
-		"SWY_MCP_KEY_FULL="+mcpKeyFull, "SWY_MCP_KEY_NARROW="+mcpKeyNarrow, "SWY_MCP_KEY_LOOP="+mcpKeyLoop)
+		"SWY_MCP_KEY_FULL="+mcpKeyFull, "SWY_MCP_KEY_NARROW="+mcpKeyNarrow, "SWY_MCP_KEY_LOOP="+mcpKeyLoop, "SWY_MCP_KEY_BUDGET="+mcpKeyBudget)
 	m.gw = startGateway(t, cfg, opts)
 	return m
 }
@@ -210,7 +212,8 @@ func TestMCPAllowList(t *testing.T) {
 }
 
 // TestMCPLoopGuard: the third identical tool call within the window is
-// refused; a call with other arguments passes.
+// refused; a call with other arguments passes. A key's request budget
+// counts tool calls.
 func TestMCPLoopGuard(t *testing.T) {
 	t.Parallel()
 	m := startMCPGateway(t, gatewayOptions{})
@@ -226,6 +229,17 @@ func TestMCPLoopGuard(t *testing.T) {
 	if s := jsonOf(got["other"]); s != `{"ok":true,"text":"alpha echo different"}` {
 		t.Errorf("call with other arguments = %s", s)
 	}
+	// A key with a budget of two requests a minute: its third tool call is
+	// refused, whatever its arguments (initialize and tools/list do not count).
+	got = m.run(t, mcpKeyBudget, "legacy", "loop")
+	calls, _ = got["calls"].([]any)
+	third, _ = calls[2].(map[string]any)
+	other, _ := got["other"].(map[string]any)
+	if jsonOf(calls[1]) != `{"ok":true,"text":"alpha echo same"}` || third["code"] != float64(-32001) ||
+		!strings.Contains(fmt.Sprint(third["error"]), "rate limit of 2 requests per minute") || other["ok"] != false {
+		t.Errorf("calls over the budget: %s, then %s; want two answered, then refused", jsonOf(calls), jsonOf(other))
+	}
+	waitMetric(t, m.gw, `switchyard_mcp_refused_total{reason="rate_limited",server="alpha"}`, 2)
 }
 
 // TestMCPBadInput: malformed JSON-RPC, an unknown server, an oversized
@@ -331,6 +345,17 @@ func TestMCPHooks(t *testing.T) {
 		t.Errorf("tool result log lacks the size, or a log holds an argument value:\n%s", grep(log, "tool"))
 	}
 	waitMetric(t, m.gw, `switchyard_mcp_refused_total{reason="hook",server="alpha"}`, 1)
+
+	// The hooks swap live: the new version refuses every echo.
+	replaceFile(t, filepath.Join(dir, "tools.lua"), `function on_tool_call(call) if call.tool == "echo" then return call:reject("swapped") end end`)
+	waitMetric(t, m.gw, "switchyard_hooks_version", 2)
+	got = m.run(t, mcpKeyFull, "legacy", "hooked")
+	if p, _ := got["plain"].(map[string]any); !strings.Contains(fmt.Sprint(p["error"]), "swapped") {
+		t.Errorf("after the swap the plain call = %s, want the new hook's refusal", jsonOf(p))
+	}
+	if s := jsonOf(got["rewritten"]); s != `{"ok":true,"text":"alpha found rewrite-me"}` {
+		t.Errorf("after the swap the old hook still rewrote: %s", s)
+	}
 }
 
 // mcpSession is a raw streamable-HTTP session (the handshake protocol) for
