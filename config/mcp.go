@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -115,4 +116,22 @@ func (c *Config) validateMCP(v *validator) {
 			}
 		}
 	}
+}
+
+// mcpClustersChanged lists the MCP servers whose Envoy clusters are new or
+// changed (ClustersChanged): a new server, or another url. A url whose
+// origin stays the same changes only the path extproc sets, but one rule is
+// simpler to state than two.
+func mcpClustersChanged(running, next *Config) []string {
+	var fields []string
+	for i, nm := range next.MCPServers {
+		j := slices.IndexFunc(running.MCPServers, func(rm MCPServerConfig) bool { return rm.Name == nm.Name })
+		switch {
+		case j < 0:
+			fields = append(fields, fmt.Sprintf("mcp_servers[%d] (new MCP server %q)", i, nm.Name))
+		case running.MCPServers[j].URL != nm.URL:
+			fields = append(fields, fmt.Sprintf("mcp_servers[%d].url", i))
+		}
+	}
+	return fields
 }

@@ -53,3 +53,23 @@ func TestMCPServerURL(t *testing.T) {
 		}
 	}
 }
+
+func TestMCPServersNeedClusters(t *testing.T) {
+	t.Parallel()
+	const base = "providers: [{name: p, url: \"http://127.0.0.1:1\", schema: openai}]\n"
+	running, err := Decode([]byte(base + `mcp_servers: [{name: a, url: "http://h/mcp"}, {name: b, url: "http://h/mcp"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := Decode([]byte(base + `mcp_servers: [{name: a, url: "http://h:81/mcp"}, {name: c, url: "http://h/mcp"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(ClustersChanged(running, next), "; ")
+	if want := `mcp_servers[0].url; mcp_servers[1] (new MCP server "c")`; got != want {
+		t.Errorf("ClustersChanged = %q, want %q", got, want)
+	}
+	if got := ClustersChanged(next, next); len(got) != 0 {
+		t.Errorf("an unchanged config changed clusters: %v", got)
+	}
+}

@@ -520,3 +520,39 @@ func TestMCPAggregate(t *testing.T) {
 	}
 	waitMetric(t, m.gw, `switchyard_mcp_calls_total{key="full",outcome="ok",server="beta",tool="echo"}`, 4)
 }
+
+// TestMCPServerAddedLiveOverXDS: with Envoy on ADS, an MCP server added to
+// the file is reachable at /mcp/<name> within 2 s, with the same Envoy.
+func TestMCPServerAddedLiveOverXDS(t *testing.T) {
+	t.Parallel()
+	alpha := startMCPServer(t, mcpPython(t), "alpha", mcpTokenA)
+	base := `
+providers: [{name: unused, url: "http://127.0.0.1:9", schema: openai}]
+routes: [{model: unused, provider: unused}]
+client_keys: [{name: full, key_env: SWY_MCP_KEY_FULL}]
+`
+	g := startGateway(t, base, gatewayOptions{extprocArgs: []string{"-xds"}, envoyConfigArgs: []string{"-xds"},
+		extraEnv: []string{"SWY_MCP_ALPHA=" + mcpTokenA, "SWY_MCP_KEY_FULL=" + mcpKeyFull}})
+	s := &mcpSession{url: g.url + "/mcp/alpha", auth: "Bearer " + mcpKeyFull}
+	initialize := `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	if st, body := s.post(t, initialize); st != 404 || !strings.Contains(body, `unknown MCP server \"alpha\"`) {
+		t.Fatalf("before the change: %d %s, want 404 unknown server", st, body)
+	}
+	pid := g.envoyPID
+	written := time.Now()
+	replaceFile(t, g.configPath, base+fmt.Sprintf("mcp_servers: [{name: alpha, url: %q, auth: {type: bearer, key_env: SWY_MCP_ALPHA}}]\n", alpha.url))
+	for {
+		st, body := s.post(t, initialize)
+		if st == 200 && s.id != "" {
+			break
+		}
+		if time.Since(written) > 2*time.Second {
+			t.Fatalf("alpha not served 2 s after the change: %d %s", st, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("alpha served %v after the change", time.Since(written).Round(time.Millisecond))
+	if g.envoyPID != pid {
+		t.Error("envoy was restarted")
+	}
+}
