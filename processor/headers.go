@@ -81,11 +81,11 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	rh := x.readRequestHeaders(h)
 	ep, api := lookupEndpoint(x.req.Path)
 	x.req.API = api
-	if x.overloaded {
-		return x.fail(newAPIError(routing.KindRateLimit, "gateway_overloaded", "the gateway is handling too many requests; retry shortly"))
-	}
 	if ep == nil && isMCPPath(x.req.Path) {
 		return x.startMCP(ctx, rh)
+	}
+	if x.overloaded {
+		return x.fail(newAPIError(routing.KindRateLimit, "gateway_overloaded", "the gateway is handling too many requests; retry shortly"))
 	}
 	if e := checkEndpoint(ep, x.req.Method, x.req.Path); e != nil {
 		return x.fail(e)

@@ -76,6 +76,9 @@ func (x *exchange) startMCP(ctx context.Context, rh requestHeaders) *extprocv3.P
 			m.hooks = set
 		}
 	}
+	if x.overloaded {
+		return m.fail(&rpcError{status: 429, code: rpcRefused, reason: "gateway_overloaded", message: "the gateway is handling too many requests; retry shortly"})
+	}
 	if e := m.admit(ctx, rh); e != nil {
 		return m.fail(e)
 	}

@@ -69,10 +69,20 @@ func TestMCPStreamRefuses(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sent := run(t, mcpServerUnderTest(t), tc.script...)
-			ir := sent[len(sent)-1].GetImmediateResponse()
-			if ir == nil || int(ir.GetStatus().GetCode()) != tc.status || !strings.Contains(string(ir.GetBody()), tc.want) {
-				t.Errorf("answer %v, want %d with %s", sent[len(sent)-1], tc.status, tc.want)
-			}
+			checkMCPRefusal(t, sent, tc.status, tc.want)
 		})
+	}
+	// Over MaxInflight: the same answer shape.
+	r := compileRouter(t, mcpTestConfig)
+	s := New(Options{Router: func() *routing.Router { return r }, MaxInflight: 1})
+	s.inflight.Add(1)
+	checkMCPRefusal(t, run(t, s, mcpPost("/mcp/github", keyTeamA)), 429, `"reason":"gateway_overloaded"`)
+}
+
+func checkMCPRefusal(t *testing.T, sent []*extprocv3.ProcessingResponse, status int, want string) {
+	t.Helper()
+	ir := sent[len(sent)-1].GetImmediateResponse()
+	if ir == nil || int(ir.GetStatus().GetCode()) != status || !strings.Contains(string(ir.GetBody()), want) {
+		t.Errorf("answer %v, want %d with %s", sent[len(sent)-1], status, want)
 	}
 }
