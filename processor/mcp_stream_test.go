@@ -1,10 +1,15 @@
 package processor
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"switchyard/routing"
 )
@@ -84,5 +89,57 @@ func checkMCPRefusal(t *testing.T, sent []*extprocv3.ProcessingResponse, status 
 	ir := sent[len(sent)-1].GetImmediateResponse()
 	if ir == nil || int(ir.GetStatus().GetCode()) != status || !strings.Contains(string(ir.GetBody()), want) {
 		t.Errorf("answer %v, want %d with %s", sent[len(sent)-1], status, want)
+	}
+}
+
+func responseHeadersMsg(status string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte(status)}}},
+	}}}
+}
+
+func responseBodyMsg(body string, eos bool) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: eos}}}
+}
+
+// TestMCPMetricsExposition: calls answered ok, with a tool error, with an
+// HTTP error and cut off, and refused ones, compared with
+// testdata/metrics/mcp.golden.
+func TestMCPMetricsExposition(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	r := compileRouter(t, mcpTestConfig)
+	srv := New(Options{Router: func() *routing.Router { return r }, Metrics: m})
+	call := func(id string) *extprocv3.ProcessingRequest {
+		return bodyMsg(`{"jsonrpc":"2.0","id":`+id+`,"method":"tools/call","params":{"name":"search_code","arguments":{"q":"x"}}}`, true)
+	}
+	for _, script := range [][]*extprocv3.ProcessingRequest{
+		{mcpPost("/mcp/github", keyTeamA), call("1"), responseHeadersMsg("200"),
+			responseBodyMsg("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nevent: message\ndata: {\"jsonrpc\":", false),
+			responseBodyMsg("\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n", true)},
+		{mcpPost("/mcp/github", keyTeamA), call("2"), responseHeadersMsg("200"),
+			responseBodyMsg(`{"jsonrpc":"2.0","id":2,"result":{"content":[],"isError":true}}`, true)},
+		{mcpPost("/mcp/github", keyTeamA), call("3"), responseHeadersMsg("500"), responseBodyMsg("oops", true)},
+		{mcpPost("/mcp/github", keyTeamA), call("4"), responseHeadersMsg("200"), responseBodyMsg("event: message\n", false)}, // cut off
+		{mcpPost("/mcp/github", keyTeamA), bodyMsg(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"delete_repo"}}`, true)},
+		{mcpPost("/mcp/gitlab", keyTeamA)},
+	} {
+		run(t, srv, script...)
+	}
+	golden := filepath.Join("testdata", "metrics", "mcp.golden")
+	names := []string{"switchyard_mcp_calls_total", "switchyard_mcp_refused_total", "switchyard_mcp_requests_total"}
+	if *update {
+		writeExposition(t, reg, golden, names)
+	}
+	f, err := os.Open(golden)
+	if err != nil {
+		t.Fatalf("opening golden file (run with -update to create it): %v", err)
+	}
+	defer f.Close()
+	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
+		t.Errorf("exposition differs from %s (run with -update if intended):\n%v", golden, err)
+	}
+	if n := testutil.CollectAndCount(m.mcp.duration); n != 1 {
+		t.Errorf("duration series: %d, want one (server github)", n)
 	}
 }
