@@ -116,7 +116,7 @@ func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
 	}
 	p, err := m.router.Authenticate(presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
 	if err != nil {
-		return &rpcError{status: 401, code: rpcRefused, reason: "unauthenticated", message: err.(*routing.Error).Message}
+		return &rpcError{status: 401, code: rpcRefused, reason: "unauthenticated", message: fromRouting(err).message}
 	}
 	m.principal = p
 	if m.agg {
