@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -405,19 +406,27 @@ func openMCPSession(tb testing.TB, url, auth string) *mcpSession {
 
 // BenchmarkMCPToolCall times one tools/call (echo, answered as SSE) on an
 // open session, straight to the server and through the gateway, in one run
-// (docs/PERFORMANCE.md): go test -run x -bench BenchmarkMCPToolCall ./e2e
+// (docs/PERFORMANCE.md): go test -run x -bench BenchmarkMCPToolCall ./e2e.
+// Two servers: the SDK's (Python), and a minimal one in Go that answers at
+// once, which leaves the gateway's own share in view.
 func BenchmarkMCPToolCall(b *testing.B) {
 	py := mcpPython(b)
 	alpha := startMCPServer(b, py, "alpha", mcpTokenA)
+	fast := httptest.NewServer(http.HandlerFunc(fastMCP))
+	b.Cleanup(fast.Close)
 	gw := startGateway(b, fmt.Sprintf(`
 providers: [{name: unused, url: "http://127.0.0.1:9", schema: openai}]
 routes: [{model: unused, provider: unused}]
-mcp_servers: [{name: alpha, url: %q, auth: {type: bearer, key_env: SWY_MCP_ALPHA}}]
+mcp_servers:
+  - {name: alpha, url: %q, auth: {type: bearer, key_env: SWY_MCP_ALPHA}}
+  - {name: fast, url: %q, auth: {type: bearer, key_env: SWY_MCP_ALPHA}}
 client_keys: [{name: full, key_env: SWY_MCP_KEY_FULL}]
-`, alpha.url), gatewayOptions{extraEnv: []string{"SWY_MCP_ALPHA=" + mcpTokenA, "SWY_MCP_KEY_FULL=" + mcpKeyFull}})
-	for _, path := range []struct{ name, url, auth string }{
-		{"direct", alpha.url, "Bearer " + mcpTokenA},
-		{"gateway", gw.url + "/mcp/alpha", "Bearer " + mcpKeyFull},
+`, alpha.url, fast.URL+"/rpc"), gatewayOptions{extraEnv: []string{"SWY_MCP_ALPHA=" + mcpTokenA, "SWY_MCP_KEY_FULL=" + mcpKeyFull}})
+	for _, path := range []struct{ name, url, auth, want string }{
+		{"sdk_server/direct", alpha.url, "Bearer " + mcpTokenA, "alpha echo t"},
+		{"sdk_server/gateway", gw.url + "/mcp/alpha", "Bearer " + mcpKeyFull, "alpha echo t"},
+		{"go_server/direct", fast.URL + "/rpc", "Bearer " + mcpTokenA, "fast echo t"},
+		{"go_server/gateway", gw.url + "/mcp/fast", "Bearer " + mcpKeyFull, "fast echo t"},
 	} {
 		b.Run(path.name, func(b *testing.B) {
 			s := openMCPSession(b, path.url, path.auth)
@@ -427,7 +436,7 @@ client_keys: [{name: full, key_env: SWY_MCP_KEY_FULL}]
 				i++
 				start := time.Now()
 				st, body := s.post(b, `{"jsonrpc":"2.0","id":`+strconv.Itoa(i)+`,"method":"tools/call","params":{"name":"echo","arguments":{"text":"t`+strconv.Itoa(i)+`"}}}`)
-				if st != 200 || !strings.Contains(body, "alpha echo t") {
+				if st != 200 || !strings.Contains(body, path.want) {
 					b.Fatalf("tools/call: %d %s", st, body)
 				}
 				lat = append(lat, time.Since(start))
@@ -436,6 +445,29 @@ client_keys: [{name: full, key_env: SWY_MCP_KEY_FULL}]
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
+	}
+}
+
+// fastMCP is the least an MCP server answers: a session at initialize, 202
+// to notifications, and a tools/call's echo as one SSE event.
+func fastMCP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if r.Header.Get("authorization") != "Bearer "+mcpTokenA {
+		http.Error(w, "wrong credential", http.StatusUnauthorized)
+		return
+	}
+	id := gjson.GetBytes(body, "id").Raw
+	switch gjson.GetBytes(body, "method").Str {
+	case "initialize":
+		w.Header().Set("mcp-session-id", "fast-session")
+		w.Header().Set("content-type", "application/json")
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"fast","version":"1"}}}`, id)
+	case "tools/call":
+		w.Header().Set("content-type", "text/event-stream")
+		text, _ := json.Marshal("fast echo " + gjson.GetBytes(body, "params.arguments.text").Str)
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\",\"text\":%s}]}}\n\n", id, text)
+	default:
+		w.WriteHeader(http.StatusAccepted)
 	}
 }
 
