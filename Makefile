@@ -32,6 +32,11 @@ BOTOCORE_STAMP := $(PYSDK)/.installed-botocore-$(BOTOCORE_PY_VERSION)
 GOOGLE_AUTH_PY_VERSION := 2.62.2
 CRYPTOGRAPHY_PY_VERSION := 50.0.2
 GOOGLE_AUTH_STAMP := $(PYSDK)/.google-auth-$(GOOGLE_AUTH_PY_VERSION)-cryptography-$(CRYPTOGRAPHY_PY_VERSION)
+# The official MCP Python SDK: client and servers of the MCP end-to-end tests (e2e/mcp_test.go), in a
+# venv of its own (its HTTP stack pins versions the API SDKs' venv must not take).
+MCP_PY_VERSION := 2.3.0
+MCPPY := $(TOOLS)/mcppy
+MCP_PY_STAMP := $(MCPPY)/.installed-mcp-$(MCP_PY_VERSION)
 
 # The vtprotobuf encoders go-control-plane ships are compiled only with this tag;
 # extproc encodes its answers with them (processor.Codec). Every go command below
@@ -69,7 +74,7 @@ CHROMIUM_LIBS := libflac12 libxnvctrl0 libdouble-conversion3 libharfbuzz-subset0
   libopenjp2-7 libopus0 libpulse0 libogg0 libsndfile1 libasyncns0 libvorbis0a libvorbisenc2 libmpg123-0 libmp3lame0
 export CHROMIUM_BIN
 
-.PHONY: all tools envoy agents sdks google-auth-py ratelimit chromium build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
+.PHONY: all tools envoy agents sdks google-auth-py mcp-py ratelimit chromium build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
 
 all: build
 
@@ -170,6 +175,16 @@ $(GOOGLE_AUTH_STAMP): $(PYSDK_STAMP)
 	  || { echo ">> pip install failed: the fake Vertex AI of the end-to-end tests needs google-auth from PyPI (see above)"; exit 1; }
 	@touch $@
 
+mcp-py: $(MCP_PY_STAMP)
+
+$(MCP_PY_STAMP):
+	@echo ">> installing mcp==$(MCP_PY_VERSION) into $(MCPPY)"
+	python3 -m venv $(MCPPY)
+	rm -f $(MCPPY)/.installed-*
+	$(MCPPY)/bin/pip install --quiet --disable-pip-version-check mcp==$(MCP_PY_VERSION) \
+	  || { echo ">> pip install failed: the MCP end-to-end tests need the MCP SDK from PyPI (see above)"; exit 1; }
+	@touch $@
+
 build:
 	$(GO) build -o $(BIN)/ ./cmd/extproc ./loadtest/cmd/mockllm
 
@@ -195,7 +210,7 @@ vet:
 unit: sdks
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
 
-e2e: tools agents sdks google-auth-py ratelimit chromium
+e2e: tools agents sdks google-auth-py mcp-py ratelimit chromium
 	$(GO) test -count=1 -timeout 20m $(GOFLAGS_TEST) ./e2e/...
 
 test: tools vet unit fuzz-short e2e

@@ -45,6 +45,8 @@
 //	prices:                           # optional: override the shipped price table (prices.go)
 //	  - {model: "gpt-4o*", input: 2.50, output: 10, cache_read: 1.25}
 //	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
+//	mcp_servers:                      # optional MCP tool servers, at /mcp/<name> (mcp.go)
+//	  - {name: github, url: https://mcp.example.com/mcp, auth: {type: bearer, key_env: GH_TOKEN}}
 //
 // Decoding is strict: unknown fields and every validation problem are
 // reported together, each with its line.
@@ -120,6 +122,8 @@ type Config struct {
 	RateLimitService *RateLimitServiceConfig `yaml:"rate_limit_service"`
 	// Prices override and extend the shipped price table (prices.go).
 	Prices []PriceConfig `yaml:"prices"`
+	// MCPServers are the MCP tool servers reached at /mcp/<name> (mcp.go).
+	MCPServers []MCPServerConfig `yaml:"mcp_servers"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
@@ -228,6 +232,9 @@ type ClientKeyConfig struct {
 	Limits *LimitsConfig `yaml:"limits"`
 	// LoopGuard, when set, replaces the top-level loop_guard for this key.
 	LoopGuard *LoopGuardConfig `yaml:"loop_guard"`
+	// MCPTools is the allow-list of MCP tools as "server/tool" globs
+	// (mcp.go); empty allows every tool of every MCP server.
+	MCPTools []string `yaml:"mcp_tools"`
 }
 
 // LimitsConfig bounds a client key's use per calendar minute or UTC day;
@@ -726,6 +733,7 @@ func (c *Config) validate(v *validator) {
 	c.LoopGuard.validate(v, path{"loop_guard"})
 	c.RateLimitService.validate(v)
 	c.validatePrices(v)
+	c.validateMCP(v)
 
 	c.Hooks.validate(v)
 }

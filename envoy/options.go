@@ -110,6 +110,8 @@ type Options struct {
 	// MaxBodyBytes is the gateway's body limit (routing.Router.MaxBodyBytes).
 	MaxBodyBytes int64
 	Providers    []routing.Provider
+	// MCPServers each get a cluster, and /mcp/... its routes (mcp.go).
+	MCPServers []routing.MCPServer
 	// RetryRoutes are the route entries for requests with fallbacks; with
 	// any, each provider also gets an attempt cluster (see routing).
 	RetryRoutes []routing.RetryRoute
@@ -220,6 +222,7 @@ type settings struct {
 	caFile            string
 	accessLogPath     string
 	clusters          []clusterData
+	mcp               bool // MCP servers are configured
 	localReplies      []localReply
 	// Fallbacks: the route entries, and the attempt cluster their
 	// specifier falls back on.
@@ -234,7 +237,10 @@ type settings struct {
 // run (hooks see every header): the ones the processor reads. A processor
 // test drives it with these alone.
 var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.ClientKeyHeaders,
-	[]string{routing.RequestIDHeader, "content-length", "content-encoding", routing.BetaHeader}, routing.SessionHeaders)
+	[]string{routing.RequestIDHeader, "content-length", "content-encoding", routing.BetaHeader}, routing.SessionHeaders,
+	// Only MCP requests carry the first, and only MCP answers (the one
+	// route whose response headers extproc reads without hooks) the second.
+	[]string{routing.MCPSessionHeader, ":status"})
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
 // It matches either Envoy's response flags (upstream failures, whatever the
@@ -249,6 +255,8 @@ type localReply struct {
 	Anthropic        bool
 	Type, OpenAICode string
 	Message          string
+	// MCP replies are JSON-RPC errors, for MCP requests (mcp.go).
+	MCP bool
 }
 
 // upstreamFlags are the response flags of replies Envoy makes because the
@@ -371,6 +379,10 @@ func (o Options) settings() (settings, error) {
 			googleErrors: googleErrors(p)})
 	}
 	if d.extProc {
+		d.addMCPClusters(o.MCPServers)
+		if d.mcp {
+			d.localReplies = append(mcpLocalReplies(d.localReplies), d.localReplies...)
+		}
 		d.addFallbacks(o.RetryRoutes, maxBody)
 		d.addResponseClusters(o.Providers, !o.UsageInline)
 		d.responseBufferBytes = ResponseBufferBytes

@@ -17,6 +17,7 @@ import (
 type requestHeaders struct {
 	authorization, xAPIKey, apiKey string
 	contentLength, contentEncoding string
+	mcpSession                     string
 	endOfStream                    bool
 }
 
@@ -56,6 +57,8 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			x.req.session.codex = headerValue(hv)
 		case routing.BetaHeader:
 			x.req.Beta = headerValue(hv)
+		case routing.MCPSessionHeader:
+			rh.mcpSession = headerValue(hv)
 		}
 	}
 	return rh
@@ -78,6 +81,9 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	rh := x.readRequestHeaders(h)
 	ep, api := lookupEndpoint(x.req.Path)
 	x.req.API = api
+	if ep == nil && isMCPPath(x.req.Path) {
+		return x.startMCP(ctx, rh)
+	}
 	if x.overloaded {
 		return x.fail(newAPIError(routing.KindRateLimit, "gateway_overloaded", "the gateway is handling too many requests; retry shortly"))
 	}

@@ -36,6 +36,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -94,6 +95,9 @@ type Server struct {
 	limiterWarned atomic.Int64
 	state         state       // what plans read across requests
 	sessions      *sessionSet // sessions seen lately, for the metric
+	// The aggregated /mcp endpoint's sessions (mcp_aggregate.go).
+	mcpAggOnce sync.Once
+	mcpAgg     *aggSessions
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -142,7 +146,11 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	defer s.inflight.Add(-1)
 
 	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
-	return serveStream(stream, r.handle, nil, true)
+	err := serveStream(stream, r.handle, nil, true)
+	if r.mcp != nil {
+		r.mcp.finish(stream.Context())
+	}
+	return err
 }
 
 // Opened is how many ext_proc streams the server has opened: it stays the
@@ -192,12 +200,18 @@ type exchange struct {
 	// upstreamAPI is the API the first attempt's provider speaks, for
 	// on_response hooks.
 	upstreamAPI config.API
+	// mcp takes the request's messages once it is known to be an MCP
+	// request (mcp.go); nil for every other request.
+	mcp *mcpExchange
 }
 
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 	if pc := msg.GetProtocolConfig(); pc != nil {
 		x.duplex = pc.GetRequestBodyMode() == filterv3.ProcessingMode_FULL_DUPLEX_STREAMED
 		x.srv.opts.Metrics.bodyModes[x.duplex].Inc()
+	}
+	if x.mcp != nil {
+		return x.mcp.handle(ctx, msg)
 	}
 	switch v := msg.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:

@@ -40,6 +40,9 @@ type ClientKey struct {
 	Limits config.LimitsConfig
 	// LoopGuard replaces the config's top-level loop guard; nil keeps it.
 	LoopGuard *config.LoopGuard
+	// MCPTools are the allowed MCP tools, "server/tool" patterns; empty
+	// allows every tool.
+	MCPTools []string
 	// Expires is when the key stops working; zero: never.
 	Expires  time.Time
 	Disabled bool
@@ -64,6 +67,7 @@ type KeySet struct {
 	byName   map[string]int32 // keys are slices of names
 	names    []byte
 	models   [][]pattern
+	mcpTools [][]mcpToolPattern
 	guards   []*config.LoopGuard
 	teams    []keyTeam
 }
@@ -75,6 +79,7 @@ type clientKey struct {
 	hash             Digest
 	limits           config.LimitsConfig
 	models           int32
+	mcpTools         int32
 	loopGuard        int32 // -1: the config's top-level loop guard
 	team             int32
 	expires          int64 // Unix nanoseconds; 0: never
@@ -98,10 +103,11 @@ func NewKeySet(keys []ClientKey) *KeySet {
 
 // keySetBuilder fills a KeySet, sharing what keys have in common.
 type keySetBuilder struct {
-	set    *KeySet
-	models map[string]int32
-	guards map[config.LoopGuard]int32
-	teams  map[keyTeam]int32
+	set      *KeySet
+	models   map[string]int32
+	mcpTools map[string]int32
+	guards   map[config.LoopGuard]int32
+	teams    map[keyTeam]int32
 }
 
 func newKeySetBuilder(keys []ClientKey) *keySetBuilder {
@@ -113,7 +119,7 @@ func newKeySetBuilder(keys []ClientKey) *keySetBuilder {
 		// The arena is sized once: the names in byName point into it.
 		set: &KeySet{keys: make([]clientKey, 0, len(keys)), byDigest: make(map[Digest]int32, len(keys)),
 			byName: make(map[string]int32, len(keys)), names: make([]byte, 0, size)},
-		models: map[string]int32{}, guards: map[config.LoopGuard]int32{}, teams: map[keyTeam]int32{},
+		models: map[string]int32{}, mcpTools: map[string]int32{}, guards: map[config.LoopGuard]int32{}, teams: map[keyTeam]int32{},
 	}
 }
 
@@ -131,7 +137,7 @@ func (b *keySetBuilder) add(k *ClientKey) (dupOf string, ok bool) {
 		panic("routing: KeySet name arena too small") // sized in newKeySetBuilder
 	}
 	ck := clientKey{nameOff: uint32(len(s.names)), nameLen: uint32(len(k.Name)), hash: k.Digest, limits: k.Limits,
-		models: b.modelsIndex(k.Models), loopGuard: b.guardIndex(k.LoopGuard), team: b.teamIndex(k), disabled: k.Disabled}
+		models: b.modelsIndex(k.Models), mcpTools: b.mcpToolsIndex(k.MCPTools), loopGuard: b.guardIndex(k.LoopGuard), team: b.teamIndex(k), disabled: k.Disabled}
 	if !k.Expires.IsZero() {
 		ck.expires = k.Expires.UnixNano()
 	}
@@ -158,6 +164,21 @@ func (b *keySetBuilder) modelsIndex(models []string) int32 {
 	i := int32(len(b.set.models))
 	b.set.models = append(b.set.models, ps)
 	b.models[id] = i
+	return i
+}
+
+// mcpToolsIndex is modelsIndex for MCP tool allow-lists.
+func (b *keySetBuilder) mcpToolsIndex(tools []string) int32 {
+	if len(tools) == 0 {
+		return -1
+	}
+	id := strings.Join(tools, "\x00")
+	if i, ok := b.mcpTools[id]; ok {
+		return i
+	}
+	i := int32(len(b.set.mcpTools))
+	b.set.mcpTools = append(b.set.mcpTools, compileMCPTools(tools))
+	b.mcpTools[id] = i
 	return i
 }
 
@@ -199,6 +220,9 @@ func (s *KeySet) principal(k *clientKey) Principal {
 	p := Principal{Name: s.name(k), Limits: k.limits}
 	if k.models >= 0 {
 		p.models = s.models[k.models]
+	}
+	if k.mcpTools >= 0 {
+		p.mcpTools = s.mcpTools[k.mcpTools]
 	}
 	if k.loopGuard >= 0 {
 		p.loopGuard = s.guards[k.loopGuard]

@@ -61,6 +61,9 @@ type Router struct {
 	// credentialHeaders: see CredentialHeaders.
 	credentialHeaders []string
 	prices            *pricing.Table // see Prices
+	// MCP servers by name and in config order (mcp.go).
+	mcpServers map[string]*MCPServer
+	mcpOrder   []*MCPServer
 }
 
 type provider struct {
@@ -163,6 +166,7 @@ func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 	r.compileCredentialHeaders()
 	r.compileRoutes()
 	r.prices = CompilePrices(cfg.Prices)
+	r.compileMCP(env)
 	if err := r.compileClientKeys(env); err != nil {
 		return nil, err
 	}
@@ -278,6 +282,7 @@ func (r *Router) compileClientKeys(env config.Env) error {
 		if kc.Limits != nil {
 			ck.Limits = *kc.Limits
 		}
+		ck.MCPTools = kc.MCPTools
 		keys = append(keys, ck)
 		at = append(at, i)
 	}

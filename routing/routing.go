@@ -80,6 +80,8 @@ type Principal struct {
 	models []pattern
 	// loopGuard is the key's loop guard (or the top-level one); nil: off.
 	loopGuard *config.LoopGuard
+	// mcpTools is the allow-list of MCP tools; empty allows every tool.
+	mcpTools []mcpToolPattern
 }
 
 // Request is what the processor knows about a request when it asks for a
