@@ -192,3 +192,43 @@ func TestPageBudgetsUnread(t *testing.T) {
 		t.Error("a first render at once should show no rate yet")
 	}
 }
+
+// TestPageMCP: the MCP servers are listed with their address (never a
+// query, which may hold a token) and their tool calls and refusals.
+func TestPageMCP(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Decode([]byte(`
+providers: [{name: p, url: 'http://127.0.0.1:9', schema: openai}]
+routes: [{model: "*", provider: p}]
+mcp_servers:
+  - {name: github, url: 'https://mcp.example:8443/mcp?token=SECRET-in-query'}
+  - {name: db, url: 'http://127.0.0.1:9/mcp'}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := routing.Compile(cfg, config.Env{Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: mcpCallsMetric}, []string{"server", "tool", "key", "outcome"})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: mcpRefusedMetric}, []string{"server", "reason"})
+	reg.MustRegister(calls, refused)
+	calls.WithLabelValues("github", "search", "a", "ok").Add(5)
+	calls.WithLabelValues("github", "", "a", "refused").Add(2)
+	refused.WithLabelValues("github", "tool_not_allowed").Add(2)
+	_, body := render(t, New(Sources{Router: func() *routing.Router { return r }, Metrics: reg}), http.MethodGet)
+	for _, want := range []string{
+		`<tr data-mcp="github"><td>github</td><td>https://mcp.example:8443/mcp</td>`,
+		`data-metric="calls" data-value="7"`, `data-metric="refused" data-value="2"`,
+		`<tr data-mcp="db"><td>db</td><td>http://127.0.0.1:9/mcp</td>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "SECRET-in-query") {
+		t.Error("the page shows the server's query")
+	}
+}

@@ -9,10 +9,12 @@ import (
 // The series the totals are read from (processor/metrics.go and
 // processor/usagemetrics.go declare them).
 const (
-	requestsMetric  = "switchyard_requests_total"
-	tokensMetric    = "switchyard_tokens_total"
-	fallbacksMetric = "switchyard_fallbacks_total"
-	costMetric      = "switchyard_cost_usd_total"
+	requestsMetric   = "switchyard_requests_total"
+	tokensMetric     = "switchyard_tokens_total"
+	fallbacksMetric  = "switchyard_fallbacks_total"
+	costMetric       = "switchyard_cost_usd_total"
+	mcpCallsMetric   = "switchyard_mcp_calls_total"
+	mcpRefusedMetric = "switchyard_mcp_refused_total"
 	// reasoningType is a token type already part of output.
 	reasoningType = "reasoning"
 )
@@ -22,6 +24,8 @@ type totals struct {
 	byProvider map[string]*counts // "" : answered by the gateway itself
 	byKey      map[string]float64 // tokens billed, "" for requests without a client key
 	usdByKey   map[string]float64 // US dollars spent, by the same keys
+	mcpCalls   map[string]float64 // MCP tool calls by server
+	mcpRefused map[string]float64 // MCP requests refused by server
 }
 
 // counts are a provider's requests, those answered with an error status
@@ -76,7 +80,8 @@ func sum(m map[string]float64) float64 {
 
 // totals reads the counters from the registry /metrics serves.
 func (p *Page) totals() totals {
-	t := totals{byProvider: map[string]*counts{}, byKey: map[string]float64{}, usdByKey: map[string]float64{}}
+	t := totals{byProvider: map[string]*counts{}, byKey: map[string]float64{}, usdByKey: map[string]float64{},
+		mcpCalls: map[string]float64{}, mcpRefused: map[string]float64{}}
 	if p.src.Metrics == nil {
 		return t
 	}
@@ -97,6 +102,14 @@ func (p *Page) totals() totals {
 		case fallbacksMetric:
 			for _, m := range mf.GetMetric() {
 				t.provider(label(m, "from")).failedAttempts += m.GetCounter().GetValue()
+			}
+		case mcpCallsMetric:
+			for _, m := range mf.GetMetric() {
+				t.mcpCalls[label(m, "server")] += m.GetCounter().GetValue()
+			}
+		case mcpRefusedMetric:
+			for _, m := range mf.GetMetric() {
+				t.mcpRefused[label(m, "server")] += m.GetCounter().GetValue()
 			}
 		case costMetric:
 			for _, m := range mf.GetMetric() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ type view struct {
 	// Providers in config order, then any provider only the counters know.
 	Providers []providerView
 	Routes    []routeView
+	MCP       []mcpView // MCP servers in config order
 	Keys      []keyView
 	// MoreKeys is how many client keys are not listed (past maxKeys).
 	MoreKeys int
@@ -33,6 +35,11 @@ type view struct {
 	BudgetsUnread bool
 	Config        reloadView
 	Hooks         hooksView
+}
+
+type mcpView struct {
+	Name, Address  string // the endpoint's URL, path included
+	Calls, Refused float64
 }
 
 type trafficView struct {
@@ -112,6 +119,7 @@ func (p *Page) view(ctx context.Context) view {
 	cfg := r.Config()
 	v.Providers = p.providers(r, now, t)
 	v.Routes = routes(cfg)
+	v.MCP = mcpServers(r, t)
 	v.Keys, v.MoreKeys, v.BudgetsUnread = p.keys(ctx, cfg, t)
 	v.SharedBudgets = p.src.SharedBudgets
 	if p.src.ConfigReload != nil {
@@ -129,6 +137,17 @@ func (p *Page) view(ctx context.Context) view {
 }
 
 // providers joins the configured providers with their health and counts.
+// mcpServers lists the MCP servers with their tool calls and refusals.
+func mcpServers(r *routing.Router, t totals) []mcpView {
+	var out []mcpView
+	for _, s := range r.MCPServers() {
+		path, _, _ := strings.Cut(s.Path, "?") // a query may hold a token
+		addr := s.Scheme + "://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) + path
+		out = append(out, mcpView{Name: s.Name, Address: addr, Calls: t.mcpCalls[s.Name], Refused: t.mcpRefused[s.Name]})
+	}
+	return out
+}
+
 func (p *Page) providers(r *routing.Router, now time.Time, t totals) []providerView {
 	var health processor.HealthSnapshot
 	if p.src.Health != nil {
