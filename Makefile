@@ -32,6 +32,11 @@ BOTOCORE_STAMP := $(PYSDK)/.installed-botocore-$(BOTOCORE_PY_VERSION)
 GOOGLE_AUTH_PY_VERSION := 2.62.2
 CRYPTOGRAPHY_PY_VERSION := 50.0.2
 GOOGLE_AUTH_STAMP := $(PYSDK)/.google-auth-$(GOOGLE_AUTH_PY_VERSION)-cryptography-$(CRYPTOGRAPHY_PY_VERSION)
+# The official MCP Python SDK: client and servers of the MCP end-to-end tests (e2e/mcp_test.go), in a
+# venv of its own (its HTTP stack pins versions the API SDKs' venv must not take).
+MCP_PY_VERSION := 2.3.0
+MCPPY := $(TOOLS)/mcppy
+MCP_PY_STAMP := $(MCPPY)/.installed-mcp-$(MCP_PY_VERSION)
 
 # The vtprotobuf encoders go-control-plane ships are compiled only with this tag;
 # extproc encodes its answers with them (processor.Codec). Every go command below
@@ -65,7 +70,20 @@ JAEGER_BIN := $(TOOLS)/bin/jaeger
 JAEGER_STAMP := $(TOOLS)/bin/.installed-jaeger-$(JAEGER_VERSION)
 export JAEGER_BIN
 
-.PHONY: all tools envoy agents sdks google-auth-py ratelimit jaeger build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
+# Debian's Chromium, unpacked into .tools/chromium with dpkg-deb like Redis: the status page's
+# browser test (e2e/statuspage_test.go) renders the page in it headless. The pin is Debian's
+# version (bookworm-security keeps only the newest: when it is gone, apt-cache policy chromium
+# shows the one to pin). CHROMIUM_LIBS are the libraries chromium needs that a bookworm
+# machine without a desktop lacks (found with ldd, which the install runs again to check).
+CHROMIUM_VERSION := 156.0.8078.114-1~deb12u1
+CHROMIUM_DIR := $(TOOLS)/chromium
+CHROMIUM_BIN := $(TOOLS)/bin/chromium
+CHROMIUM_STAMP := $(CHROMIUM_DIR)/.installed-chromium-$(CHROMIUM_VERSION)
+CHROMIUM_LIBS := libflac12 libxnvctrl0 libdouble-conversion3 libharfbuzz-subset0 libminizip1 libopenh264-7 \
+  libopenjp2-7 libopus0 libpulse0 libogg0 libsndfile1 libasyncns0 libvorbis0a libvorbisenc2 libmpg123-0 libmp3lame0
+export CHROMIUM_BIN
+
+.PHONY: all tools envoy agents sdks google-auth-py mcp-py ratelimit chromium jaeger build run run-global restart-extproc test unit e2e vet bench bench-check fuzz fuzz-short soak clean
 
 all: build
 
@@ -118,6 +136,25 @@ $(JAEGER_STAMP):
 	  rc=$$?; rm -rf $$tmp; [ $$rc -eq 0 ] || { echo ">> building jaeger failed (see above): the tracing tests need it"; exit 1; }
 	mv $(JAEGER_BIN).tmp $(JAEGER_BIN)
 	rm -f $(TOOLS)/bin/.installed-jaeger-*
+
+chromium: $(CHROMIUM_STAMP)
+
+# The wrapper in .tools/bin puts the unpacked libraries on LD_LIBRARY_PATH.
+$(CHROMIUM_STAMP):
+	@echo ">> unpacking Debian's chromium $(CHROMIUM_VERSION) into $(CHROMIUM_DIR)"
+	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { echo "make chromium needs apt-get and dpkg-deb (a Debian machine) to fetch chromium"; exit 1; }
+	rm -rf $(CHROMIUM_DIR) && mkdir -p $(CHROMIUM_DIR)/debs $(TOOLS)/bin
+	cd $(CHROMIUM_DIR)/debs && { apt-get download chromium=$(CHROMIUM_VERSION) chromium-common=$(CHROMIUM_VERSION) $(CHROMIUM_LIBS) 2>/dev/null \
+	  || { apt-get update -qq && apt-get download chromium=$(CHROMIUM_VERSION) chromium-common=$(CHROMIUM_VERSION) $(CHROMIUM_LIBS); }; } \
+	  || { echo ">> apt-get download failed: is chromium $(CHROMIUM_VERSION) still in Debian? apt-cache policy chromium shows the version to pin"; exit 1; }
+	for d in $(CHROMIUM_DIR)/debs/*.deb; do dpkg-deb -x $$d $(CHROMIUM_DIR); done
+	rm -rf $(CHROMIUM_DIR)/debs
+	printf '#!/bin/sh\n# Debian'"'"'s chromium unpacked by make chromium, with its libraries.\nd="$$(dirname "$$0")/../chromium"\nl="$$(echo "$$d"/usr/lib/*-linux-gnu)"\nLD_LIBRARY_PATH="$$l:$$l/pulseaudio$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" exec "$$d/usr/lib/chromium/chromium" "$$@"\n' > $(CHROMIUM_BIN)
+	chmod +x $(CHROMIUM_BIN)
+	l="$$(echo $(CHROMIUM_DIR)/usr/lib/*-linux-gnu)"; missing="$$(LD_LIBRARY_PATH="$$l:$$l/pulseaudio" ldd $(CHROMIUM_DIR)/usr/lib/chromium/chromium | grep 'not found')"; \
+	  [ -z "$$missing" ] || { echo "$$missing"; echo ">> chromium lacks these libraries: add their Debian packages to CHROMIUM_LIBS"; exit 1; }
+	$(CHROMIUM_BIN) --version | grep -q '^Chromium $(firstword $(subst -, ,$(CHROMIUM_VERSION))) ' || { $(CHROMIUM_BIN) --version; echo ">> unexpected chromium version"; exit 1; }
+	@$(CHROMIUM_BIN) --version
 	@touch $@
 
 agents: $(AGENTS_STAMP)
@@ -160,6 +197,16 @@ $(GOOGLE_AUTH_STAMP): $(PYSDK_STAMP)
 	  || { echo ">> pip install failed: the fake Vertex AI of the end-to-end tests needs google-auth from PyPI (see above)"; exit 1; }
 	@touch $@
 
+mcp-py: $(MCP_PY_STAMP)
+
+$(MCP_PY_STAMP):
+	@echo ">> installing mcp==$(MCP_PY_VERSION) into $(MCPPY)"
+	python3 -m venv $(MCPPY)
+	rm -f $(MCPPY)/.installed-*
+	$(MCPPY)/bin/pip install --quiet --disable-pip-version-check mcp==$(MCP_PY_VERSION) \
+	  || { echo ">> pip install failed: the MCP end-to-end tests need the MCP SDK from PyPI (see above)"; exit 1; }
+	@touch $@
+
 build:
 	$(GO) build -o $(BIN)/ ./cmd/extproc ./loadtest/cmd/mockllm
 
@@ -185,7 +232,7 @@ vet:
 unit: sdks
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
 
-e2e: tools agents sdks google-auth-py ratelimit jaeger
+e2e: tools agents sdks google-auth-py mcp-py ratelimit chromium jaeger
 	$(GO) test -count=1 -timeout 20m $(GOFLAGS_TEST) ./e2e/...
 
 test: tools vet unit fuzz-short e2e

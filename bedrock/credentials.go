@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // refreshBefore is how long before they expire credentials are replaced;
@@ -59,8 +61,12 @@ func NoFetch() {
 // chain's choice), shared by every config that names them, so that a
 // reload keeps what was fetched. The first call waits briefly for a first
 // fetch (environment and files answer at once).
-func For(region, profile string) *Credentials {
-	key := region + "\x00" + profile
+func For(region, profile string) *Credentials { return ForRole(region, profile, "") }
+
+// ForRole is For with the role roleARN assumed through STS ("" for none)
+// with the credentials of region and profile, kept fresh the same way.
+func ForRole(region, profile, roleARN string) *Credentials {
+	key := region + "\x00" + profile + "\x00" + roleARN
 	sourcesMu.Lock()
 	defer sourcesMu.Unlock()
 	if c, ok := sources[key]; ok {
@@ -69,7 +75,7 @@ func For(region, profile string) *Credentials {
 	if noFetch {
 		return &Credentials{}
 	}
-	c := newCredentials(region, profile)
+	c := newCredentials(region, profile, roleARN)
 	if c.provider != nil {
 		// A configuration that could not be loaded (a profile not in the
 		// files yet) is tried again at the next reload.
@@ -78,7 +84,7 @@ func For(region, profile string) *Credentials {
 	return c
 }
 
-func newCredentials(region, profile string) *Credentials {
+func newCredentials(region, profile, roleARN string) *Credentials {
 	c := &Credentials{}
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region),
 		awsconfig.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = refreshBefore })}
@@ -92,6 +98,10 @@ func newCredentials(region, profile string) *Credentials {
 	}
 	c.region, c.profile = region, profile
 	c.provider, c.grace = cfg.Credentials, refreshBefore
+	if roleARN != "" {
+		c.provider = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), roleARN),
+			func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = refreshBefore })
+	}
 	done := make(chan struct{})
 	go c.keepFresh(done)
 	select {
@@ -167,5 +177,11 @@ func Static(creds aws.Credentials) *Credentials {
 func Preset(region, profile string, c *Credentials) {
 	sourcesMu.Lock()
 	defer sourcesMu.Unlock()
-	sources[region+"\x00"+profile] = c
+	sources[region+"\x00"+profile+"\x00"] = c
+}
+
+// StaticKeys returns the credentials of a static key pair (token "" for
+// none), as a credential pool names them.
+func StaticKeys(accessKeyID, secret, token string) *Credentials {
+	return Static(aws.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secret, SessionToken: token, Source: "switchyard"})
 }

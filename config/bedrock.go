@@ -41,6 +41,7 @@ func (pc ProviderConfig) validateBedrock(v *validator, p path) {
 	if a.Profile != "" && !awsProfile.MatchString(a.Profile) {
 		v.errf(ap.key("profile"), "%q is not a valid profile name", a.Profile)
 	}
+	a.validateCredentials(v, ap)
 	if a.Header != "" || a.KeyEnv != "" || a.KeyFile != "" || a.Keys != nil {
 		v.errf(ap, "aws_sigv4 takes its credentials from the AWS default chain: header, key_env, key_file and keys are not used")
 	}

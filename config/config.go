@@ -36,13 +36,18 @@
 //	    models: ["gpt-4*"]            # optional allow-list
 //	    loop_guard: {max_repeats: 5, window: 60s}   # optional, replaces the top-level one
 //	    limits: {requests_per_minute: 600, tokens_per_minute: 200000, tokens_per_day: 5000000}
+//	    # money: limits: {usd_per_day: 50, usd_per_month: 1000}, priced by the price table
 //	loop_guard: {max_repeats: 5, window: 60s}     # optional, off by default
 //	rate_limit_service:               # optional: limits shared by every replica
 //	  address: 127.0.0.1:8081         # envoyproxy/ratelimit gRPC: host:port or unix:/path
 //	  failure_mode: allow             # allow (default) or deny when it cannot answer
 //	  timeout: 100ms                  # per call, default 100ms
+//	prices:                           # optional: override the shipped price table (prices.go)
+//	  - {model: "gpt-4o*", input: 2.50, output: 10, cache_read: 1.25}
 //	hooks: {dir: ./hooks, files: [a.lua], timeout: 5ms, failure_policy: fail_closed}
 //	tracing: {enabled: true, envoy_collector: 127.0.0.1:4317, capture_content: false}
+//	mcp_servers:                      # optional MCP tool servers, at /mcp/<name> (mcp.go)
+//	  - {name: github, url: https://mcp.example.com/mcp, auth: {type: bearer, key_env: GH_TOKEN}}
 //
 // Decoding is strict: unknown fields and every validation problem are
 // reported together, each with its line.
@@ -118,6 +123,10 @@ type Config struct {
 	RateLimitService *RateLimitServiceConfig `yaml:"rate_limit_service"`
 	// Tracing exports OpenTelemetry traces (tracing.go); nil: off.
 	Tracing *TracingConfig `yaml:"tracing"`
+	// Prices override and extend the shipped price table (prices.go).
+	Prices []PriceConfig `yaml:"prices"`
+	// MCPServers are the MCP tool servers reached at /mcp/<name> (mcp.go).
+	MCPServers []MCPServerConfig `yaml:"mcp_servers"`
 
 	// root is the parsed document, kept to give validation errors a line.
 	root *yaml.Node
@@ -171,6 +180,9 @@ type AuthConfig struct {
 	// CredentialsFile is type "gcp_oauth"'s service account key file;
 	// empty: Application Default Credentials (vertex.go).
 	CredentialsFile string `yaml:"credentials_file"`
+	// Credentials is a pool of aws_sigv4 or gcp_oauth credentials, as Keys
+	// is of API keys (cloudpool.go).
+	Credentials []CloudCredentialConfig `yaml:"credentials"`
 }
 
 // PoolKeyConfig is one key of a provider's key pool.
@@ -223,6 +235,9 @@ type ClientKeyConfig struct {
 	Limits *LimitsConfig `yaml:"limits"`
 	// LoopGuard, when set, replaces the top-level loop_guard for this key.
 	LoopGuard *LoopGuardConfig `yaml:"loop_guard"`
+	// MCPTools is the allow-list of MCP tools as "server/tool" globs
+	// (mcp.go); empty allows every tool of every MCP server.
+	MCPTools []string `yaml:"mcp_tools"`
 }
 
 // LimitsConfig bounds a client key's use per calendar minute or UTC day;
@@ -232,6 +247,10 @@ type LimitsConfig struct {
 	RequestsPerMinute int64 `yaml:"requests_per_minute"`
 	TokensPerMinute   int64 `yaml:"tokens_per_minute"`
 	TokensPerDay      int64 `yaml:"tokens_per_day"`
+	// USDPerDay and USDPerMonth bound the key's spend in US dollars per UTC
+	// day and calendar month, priced by the price table (prices.go).
+	USDPerDay   float64 `yaml:"usd_per_day"`
+	USDPerMonth float64 `yaml:"usd_per_month"`
 }
 
 // maxLimit is the largest limit: the rate-limit service takes limits as
@@ -250,6 +269,7 @@ func (l *LimitsConfig) validate(v *validator, p path) {
 			v.errf(p.key(f.name), "must be from 0 (no limit) to %d, got %d", int64(maxLimit), f.n)
 		}
 	}
+	l.validateUSD(v, p)
 }
 
 // DefaultRateLimitTimeout bounds one call to the rate-limit service when
@@ -716,6 +736,8 @@ func (c *Config) validate(v *validator) {
 	c.LoopGuard.validate(v, path{"loop_guard"})
 	c.RateLimitService.validate(v)
 	c.Tracing.validate(v)
+	c.validatePrices(v)
+	c.validateMCP(v)
 
 	c.Hooks.validate(v)
 }
@@ -724,6 +746,7 @@ func (c *Config) validate(v *validator) {
 const maxWeight = 1_000_000
 
 func (a AuthConfig) validate(v *validator, p path) {
+	a.validateCredentials(v, p)
 	if (a.Region != "" || a.Profile != "") && a.Type != AuthAWSSigV4 {
 		v.errf(p, `region and profile are only used with type "aws_sigv4"`)
 	}

@@ -42,8 +42,8 @@ func ProcessRestartNeeded(running, next *Config) []string {
 	return fields
 }
 
-// ClustersChanged lists the providers whose Envoy clusters are new or
-// changed: a restart with a static Envoy config, live over xDS.
+// ClustersChanged lists the providers and MCP servers whose Envoy clusters
+// are new or changed: a restart with a static Envoy config, live over xDS.
 func ClustersChanged(running, next *Config) []string {
 	var fields []string
 	for i, np := range next.Providers {
@@ -57,7 +57,7 @@ func ClustersChanged(running, next *Config) []string {
 			fields = append(fields, fmt.Sprintf("providers[%d].cluster", i))
 		}
 	}
-	return fields
+	return append(fields, mcpClustersChanged(running, next)...)
 }
 
 func hooksEqual(a, b HooksSection) bool {

@@ -35,15 +35,16 @@ type fakeBedrock struct {
 }
 
 // startFakeBedrock starts the fake Bedrock, which checks every signature
-// for keyID/secret/token (token "-": none) and answers with the Go mock at
-// upstream.
-func startFakeBedrock(t *testing.T, upstream, keyID, secret, token string) *fakeBedrock {
+// for keyID/secret/token (token "-": none; several credentials as
+// comma-separated lists) and answers with the Go mock at upstream; the
+// requests signed by a throttled key id get 429 ThrottlingException.
+func startFakeBedrock(t *testing.T, upstream, keyID, secret, token string, throttled ...string) *fakeBedrock {
 	t.Helper()
 	py := sdkPython(t)
 	if out, err := exec.Command(py, "-c", "import botocore").CombinedOutput(); err != nil {
 		t.Fatalf("the fake Bedrock needs botocore: run `make sdks`: %v\n%s", err, out)
 	}
-	cmd := exec.Command(py, filepath.Join("testdata", "fake_bedrock.py"), upstream, keyID, secret, token, bedrockRegion)
+	cmd := exec.Command(py, filepath.Join("testdata", "fake_bedrock.py"), upstream, keyID, secret, token, bedrockRegion, strings.Join(throttled, ","))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -42,11 +42,18 @@ type redisServer struct {
 	sock string
 	out  *testkit.SyncBuffer
 	proc *child
+	// password, when set, is required of every client (--requirepass).
+	password string
 }
 
-func startRedis(t testing.TB) *redisServer {
+// startRedis starts Redis; a password, when given, is required of every
+// client.
+func startRedis(t testing.TB, password ...string) *redisServer {
 	t.Helper()
 	r := &redisServer{t: t, bin: toolBin(t, "REDIS_BIN", "redis-server"), sock: filepath.Join(t.TempDir(), "redis.sock"), out: &testkit.SyncBuffer{}}
+	if len(password) > 0 {
+		r.password = password[0]
+	}
 	t.Cleanup(func() {
 		r.kill()
 		if t.Failed() {
@@ -61,6 +68,9 @@ func (r *redisServer) start() {
 	r.t.Helper()
 	_ = os.Remove(r.sock)
 	cmd := exec.Command(r.bin, "--port", "0", "--unixsocket", r.sock, "--save", "", "--appendonly", "no")
+	if r.password != "" {
+		cmd.Args = append(cmd.Args, "--requirepass", r.password)
+	}
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	c, err := startChild(cmd)
 	if err != nil {
@@ -97,7 +107,8 @@ func redisPing(sock string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
+	// -NOAUTH: up, and asking for the password it was started with.
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
 		return errors.New("redis answered " + line)
 	}
 	return nil

@@ -56,16 +56,22 @@ func vertexPython(t *testing.T) string {
 	return py
 }
 
-func startFakeVertex(t *testing.T) *fakeVertex {
+// startFakeVertex starts the fake, trusting the main service account and
+// more accounts (pooledAccount.entry).
+func startFakeVertex(t *testing.T, more ...map[string]any) *fakeVertex {
 	t.Helper()
 	py := vertexPython(t)
 	dir := t.TempDir()
 	key, certPEM := vertexKey(t)
 	certFile := filepath.Join(dir, "sa-cert.pem")
 	writeFile(t, certFile, string(certPEM))
-	cfg, _ := json.Marshal(map[string]any{"cert_file": certFile, "client_email": vertexEmail, "project": vertexProject,
+	conf := map[string]any{"cert_file": certFile, "client_email": vertexEmail, "project": vertexProject,
 		"region": vertexRegion, "token_life": int(vertexTokenLife.Seconds()), "answer": vertexAnswer,
-		"trigger": geminiToolTrigger, "arg": geminiArg, "result_prefix": geminiResultHead})
+		"trigger": geminiToolTrigger, "arg": geminiArg, "result_prefix": geminiResultHead}
+	if len(more) > 0 {
+		conf["accounts"] = more
+	}
+	cfg, _ := json.Marshal(conf)
 	cfgFile := filepath.Join(dir, "fake.json")
 	writeFile(t, cfgFile, string(cfg))
 
@@ -136,6 +142,7 @@ type vertexStats struct {
 		Token            string  `json:"token"`
 		Status           int     `json:"status"`
 		AnthropicVersion *string `json:"anthropic_version_header"`
+		Account          string  `json:"account"`
 		XAPIKey          bool    `json:"x_api_key"`
 	} `json:"requests"`
 }

@@ -35,7 +35,7 @@ func withConfig(t *testing.T, config string, o Options) Options {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Providers, o.MaxBodyBytes, o.RetryRoutes = r.Providers(), r.MaxBodyBytes(), r.RetryRoutes()
+	o.Providers, o.MaxBodyBytes, o.RetryRoutes, o.MCPServers = r.Providers(), r.MaxBodyBytes(), r.RetryRoutes(), r.MCPServers()
 	return o
 }
 
@@ -60,7 +60,7 @@ func buildCases(t *testing.T, every int) []buildCase {
 		buildCase{"traced, collector by name, fallbacks", "testdata/fallbacks.yaml", Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "otel-collector:4317"}},
 	)
 	combination := 0
-	for _, config := range []string{cfg, "testdata/fallbacks.yaml", "testdata/pools.yaml"} {
+	for _, config := range []string{cfg, "testdata/fallbacks.yaml", "testdata/pools.yaml", "testdata/mcp.yaml"} {
 		for _, mode := range []string{"", BodyModeFullDuplex, BodyModeBuffered, BodyModeBySize} {
 			for _, extproc := range []string{"unix:/tmp/x.sock", "127.0.0.1:9002", "extproc.internal:9002"} {
 				for _, grpc := range []string{"", GRPCClientGoogle} {

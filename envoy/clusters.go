@@ -132,11 +132,19 @@ func (d *settings) providerCluster(c clusterData) *clusterv3.Cluster {
 		ConnectTimeout:       duration(5 * time.Second),
 		LoadAssignment:       loadAssignment(c.name, socketAddress(c.host, c.port)),
 	}
+	var filters []*hcmv3.HttpFilter
 	switch {
 	case c.attempt:
-		d.attemptFilter(cl)
+		filters = append(filters, d.attemptFilter(cl))
 	case c.response:
-		d.responseFilter(cl, c.observe)
+		filters = append(filters, d.responseFilter(cl, c.observe))
+	}
+	if c.googleErrors && d.extProc {
+		// After the other filter: answers reach it first.
+		filters = append(filters, d.googleErrorsFilter())
+	}
+	if filters != nil {
+		cl.TypedExtensionProtocolOptions = upstreamFilters(filters...)
 	}
 	if c.tls {
 		tls := &tlsv3.UpstreamTlsContext{
@@ -157,7 +165,7 @@ func (d *settings) providerCluster(c clusterData) *clusterv3.Cluster {
 
 // attemptFilter makes cl an attempt cluster: each attempt's headers and body
 // pass extproc, which sets this attempt's key, model and path.
-func (d *settings) attemptFilter(cl *clusterv3.Cluster) {
+func (d *settings) attemptFilter(cl *clusterv3.Cluster) *hcmv3.HttpFilter {
 	cl.PerConnectionBufferLimitBytes = wrapperspb.UInt32(uint32(d.attemptBufferBytes))
 	// Envoy allows 3 retries in flight per cluster by default; past that a
 	// failed attempt would reach the client instead of the next provider.
@@ -187,13 +195,13 @@ func (d *settings) attemptFilter(cl *clusterv3.Cluster) {
 		},
 		MutationRules: allowAllRouting(),
 	}
-	cl.TypedExtensionProtocolOptions = upstreamFilters(ep)
+	return extProcUpstream(ep)
 }
 
 // responseFilter makes cl a response cluster: the response body passes
 // extproc, observed for its token usage without Envoy waiting for extproc
 // (observe), or rewritten into the client's API, chunk by chunk.
-func (d *settings) responseFilter(cl *clusterv3.Cluster, observe bool) {
+func (d *settings) responseFilter(cl *clusterv3.Cluster, observe bool) *hcmv3.HttpFilter {
 	ep := &extprocv3.ExternalProcessor{
 		GrpcService:  d.upstreamService(PhaseResponse),
 		ForwardRules: allowedHeaders(ResponseFilterHeaders),
@@ -228,7 +236,7 @@ func (d *settings) responseFilter(cl *clusterv3.Cluster, observe bool) {
 		ep.AllowModeOverride = true
 		ep.MutationRules = allowAllRouting()
 	}
-	cl.TypedExtensionProtocolOptions = upstreamFilters(ep)
+	return extProcUpstream(ep)
 }
 
 // upstreamService reaches extproc from a cluster's filter, whose streams
@@ -272,16 +280,19 @@ func (d *settings) forwardRequestID() *extprocv3.MetadataOptions {
 }
 
 // upstreamFilters runs ep on each upstream request of an HTTP/1.1 cluster.
-func upstreamFilters(ep *extprocv3.ExternalProcessor) map[string]*anypb.Any {
+func upstreamFilters(filters ...*hcmv3.HttpFilter) map[string]*anypb.Any {
 	return map[string]*anypb.Any{httpProtocolOptionsKey: typed(&httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}},
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{
-			{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}},
-			{Name: "envoy.filters.http.upstream_codec", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(&upstreamcodecv3.UpstreamCodec{})}},
-		},
+		HttpFilters: append(filters,
+			&hcmv3.HttpFilter{Name: "envoy.filters.http.upstream_codec", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(&upstreamcodecv3.UpstreamCodec{})}}),
 	})}
+}
+
+// extProcUpstream is ep as a cluster's upstream filter.
+func extProcUpstream(ep *extprocv3.ExternalProcessor) *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}}
 }
 
 func loadAssignment(cluster string, addrs ...*corev3.Address) *endpointv3.ClusterLoadAssignment {

@@ -140,6 +140,8 @@ func (d *settings) localReplyConfig() *hcmv3.LocalReplyConfig {
 	for _, lr := range d.localReplies {
 		filter := lr.match()
 		switch {
+		case lr.MCP:
+			filter = andFilter(filter, d.mcpReplyFilter())
 		case lr.ClientAPI != "":
 			// A translated request: its client's API is in the metadata.
 			filter = andFilter(filter, &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_MetadataFilter{
@@ -189,6 +191,9 @@ func (lr localReply) match() *accesslogv3.AccessLogFilter {
 
 // body is the error in the API's own shape.
 func (lr localReply) body() *structpb.Struct {
+	if lr.MCP {
+		return mcpReplyBody(lr)
+	}
 	if lr.Anthropic {
 		return object(map[string]*structpb.Value{
 			"type":  structpb.NewStringValue("error"),

@@ -110,6 +110,8 @@ type Options struct {
 	// MaxBodyBytes is the gateway's body limit (routing.Router.MaxBodyBytes).
 	MaxBodyBytes int64
 	Providers    []routing.Provider
+	// MCPServers each get a cluster, and /mcp/... its routes (mcp.go).
+	MCPServers []routing.MCPServer
 	// RetryRoutes are the route entries for requests with fallbacks; with
 	// any, each provider also gets an attempt cluster (see routing).
 	RetryRoutes []routing.RetryRoute
@@ -178,6 +180,8 @@ type clusterData struct {
 	// Response clusters run a filter that reads the response body:
 	// observing it (observe) or rewriting it.
 	response, observe bool
+	// googleErrors: the Google errors filter too (googleerrors.go).
+	googleErrors bool
 }
 
 // retryRouteData is one route entry for requests with fallbacks.
@@ -229,6 +233,7 @@ type settings struct {
 	tracePort    int
 	traced       bool
 	clusters     []clusterData
+	mcp          bool // MCP servers are configured
 	localReplies []localReply
 	// Fallbacks: the route entries, and the attempt cluster their
 	// specifier falls back on.
@@ -243,7 +248,10 @@ type settings struct {
 // run (hooks see every header): the ones the processor reads. A processor
 // test drives it with these alone.
 var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.ClientKeyHeaders,
-	[]string{routing.RequestIDHeader, "content-length", "content-encoding", routing.BetaHeader}, routing.SessionHeaders)
+	[]string{routing.RequestIDHeader, "content-length", "content-encoding", routing.BetaHeader}, routing.SessionHeaders,
+	// Only MCP requests carry the first, and only MCP answers (the one
+	// route whose response headers extproc reads without hooks) the second.
+	[]string{routing.MCPSessionHeader, ":status"})
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
 // It matches either Envoy's response flags (upstream failures, whatever the
@@ -258,6 +266,8 @@ type localReply struct {
 	Anthropic        bool
 	Type, OpenAICode string
 	Message          string
+	// MCP replies are JSON-RPC errors, for MCP requests (mcp.go).
+	MCP bool
 }
 
 // upstreamFlags are the response flags of replies Envoy makes because the
@@ -384,9 +394,14 @@ func (o Options) settings() (settings, error) {
 			continue
 		}
 		seen[p.Cluster] = true
-		d.clusters = append(d.clusters, clusterData{name: p.Cluster, discovery: discovery(p.Host), host: p.Host, port: p.Port, tls: p.TLS})
+		d.clusters = append(d.clusters, clusterData{name: p.Cluster, discovery: discovery(p.Host), host: p.Host, port: p.Port, tls: p.TLS,
+			googleErrors: googleErrors(p)})
 	}
 	if d.extProc {
+		d.addMCPClusters(o.MCPServers)
+		if d.mcp {
+			d.localReplies = append(mcpLocalReplies(d.localReplies), d.localReplies...)
+		}
 		d.addFallbacks(o.RetryRoutes, maxBody)
 		d.addResponseClusters(o.Providers, !o.UsageInline)
 		d.responseBufferBytes = ResponseBufferBytes
@@ -471,9 +486,10 @@ func (d *settings) addResponseClusters(providers []routing.Provider, observe boo
 		}
 		seen[p.Cluster] = true
 		c := clusterData{discovery: discovery(p.Host), host: p.Host, port: p.Port, tls: p.TLS, response: true}
-		c.name, c.observe = routing.UsageClusterPrefix+p.Cluster, observe
+		c.name, c.observe, c.googleErrors = routing.UsageClusterPrefix+p.Cluster, observe, googleErrors(p)
 		d.clusters = append(d.clusters, c)
-		c.name, c.observe = routing.TranslateClusterPrefix+p.Cluster, false
+		// Translated answers' errors are rewritten with them.
+		c.name, c.observe, c.googleErrors = routing.TranslateClusterPrefix+p.Cluster, false, false
 		d.clusters = append(d.clusters, c)
 	}
 }

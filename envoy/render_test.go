@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"switchyard/internal/launch"
-	"switchyard/routing"
 )
 
 var update = flag.Bool("update", false, "rewrite the printed configs committed in envoy/")
@@ -35,11 +34,7 @@ var committed = []struct {
 
 func render(t *testing.T, config string, o Options) []byte {
 	t.Helper()
-	r, err := routing.Load(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Providers, o.MaxBodyBytes, o.RetryRoutes = r.Providers(), r.MaxBodyBytes(), r.RetryRoutes()
+	o = withConfig(t, config, o)
 	var b bytes.Buffer
 	if err := Render(&b, o); err != nil {
 		t.Fatal(err)
@@ -101,6 +96,13 @@ func TestConfigsValidate(t *testing.T) {
 	for _, want := range []string{"attempt|anthropic-eu", "per_try_timeout: 20s", "retriable_status_codes: [429, 529]", "num_retries: 1"} {
 		if !bytes.Contains(fallbacks, []byte(want)) {
 			t.Errorf("the fallback config lacks %q", want)
+		}
+	}
+	mcp := render(t, "testdata/mcp.yaml", Options{ExtProc: "unix:/tmp/x.sock"})
+	cases["mcp servers"] = mcp
+	for _, want := range []string{"name: mcp/github", "path_separated_prefix: /mcp", "prefix: mcp/"} {
+		if !bytes.Contains(mcp, []byte(want)) {
+			t.Errorf("the MCP config lacks %q", want)
 		}
 	}
 	cases["by size with hooks, two retry policies and a key pool"] = render(t, "testdata/pools.yaml",

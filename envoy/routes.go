@@ -22,9 +22,15 @@ func (d *settings) gatewayRoutes() *routev3.RouteConfiguration {
 		// Stripped from every client request before any filter runs: a
 		// client never picks the cluster.
 		rc.InternalOnlyHeaders = routing.InternalHeaders
+		if d.mcp {
+			routes = append(routes, d.mcpRoute())
+		}
 		routes = append(routes, d.decidedRoute())
 		for _, rr := range d.retryRoutes {
 			routes = append(routes, d.retryRoute(rr))
+		}
+		if d.mcp {
+			routes = append(routes, d.mcpEntryRoute())
 		}
 		if d.bySize {
 			routes = append(routes, d.bySizeRoute())

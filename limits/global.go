@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
@@ -23,6 +25,8 @@ const Domain = "switchyard"
 const (
 	KeyEntry   = "switchyard_key"
 	LimitEntry = "limit"
+	// MonthEntry names the calendar month of a usd_per_month counter.
+	MonthEntry = "month"
 )
 
 // DefaultTimeout bounds one call to the rate-limit service.
@@ -45,6 +49,11 @@ type GlobalOptions struct {
 
 // Global keeps the counts in Envoy's rate-limit service (envoyproxy/ratelimit)
 // so that every replica talking to the same service and Redis shares them.
+//
+// The service counts integers up to 2^32-1 per window: money is counted in
+// micro-dollars, or for a budget above $4294.967295 in the smallest power
+// of ten of micro-dollars that fits (usdScale), each charge rounded up to
+// that unit.
 //
 // The budgets travel in each call as the descriptor's limit override, so
 // the service's config only declares the domain, and a reload of
@@ -100,17 +109,22 @@ func (g *Global) Admit(ctx context.Context, key string, lim Limits) (Decision, e
 	}
 	var ds []*ratelimitv3.RateLimitDescriptor
 	var which []string
-	var limit []int64
+	var limit, scale []int64
 	add := func(name string, budget int64, unit typev3.RateLimitUnit, hits uint64) {
 		if budget <= 0 {
 			return
 		}
 		ds = append(ds, descriptor(key, name, budget, unit, hits))
-		which, limit = append(which, name), append(limit, budget)
+		which, limit, scale = append(which, name), append(limit, budget), append(scale, 1)
 	}
 	add(RequestsPerMinute, lim.RequestsPerMinute, typev3.RateLimitUnit_MINUTE, 1)
 	add(TokensPerMinute, lim.TokensPerMinute, typev3.RateLimitUnit_MINUTE, 0)
 	add(TokensPerDay, lim.TokensPerDay, typev3.RateLimitUnit_DAY, 0)
+	now := time.Now()
+	for _, b := range usdBudgets(lim) {
+		ds = append(ds, usdDescriptor(key, b, now, 0))
+		which, limit, scale = append(which, b.which), append(limit, b.micro), append(scale, usdScale(b.micro))
+	}
 
 	resp, err := g.call(ctx, ds)
 	if err == nil && len(resp.GetStatuses()) != len(ds) {
@@ -126,7 +140,10 @@ func (g *Global) Admit(ctx context.Context, key string, lim Limits) (Decision, e
 		}
 		d := Decision{Which: which[i], Limit: limit[i], Remaining: int64(st.GetLimitRemaining()), Reset: st.GetDurationUntilReset().AsDuration()}
 		if which[i] != RequestsPerMinute {
-			d.Remaining++ // the override was budget - 1
+			d.Remaining = (d.Remaining + 1) * scale[i] // the override was budget - 1, in units of scale
+		}
+		if which[i] == USDPerMonth {
+			d.Reset = monthStart(now).AddDate(0, 1, 0).Sub(now) // the service's window is a year
 		}
 		if st.GetCode() == rlsv3.RateLimitResponse_OVER_LIMIT {
 			d.Remaining = 0
@@ -140,17 +157,21 @@ func (g *Global) Admit(ctx context.Context, key string, lim Limits) (Decision, e
 	return ok, nil
 }
 
-// Charge adds tokens to key's token budgets in the service.
-func (g *Global) Charge(ctx context.Context, key string, lim Limits, tokens int64) error {
-	if tokens <= 0 {
-		return nil
-	}
+// Charge adds a response's tokens and cost to key's budgets in the
+// service, in one call.
+func (g *Global) Charge(ctx context.Context, key string, lim Limits, s Spent) error {
 	var ds []*ratelimitv3.RateLimitDescriptor
-	if lim.TokensPerMinute > 0 {
-		ds = append(ds, descriptor(key, TokensPerMinute, lim.TokensPerMinute, typev3.RateLimitUnit_MINUTE, uint64(tokens)))
+	if s.Tokens > 0 && lim.TokensPerMinute > 0 {
+		ds = append(ds, descriptor(key, TokensPerMinute, lim.TokensPerMinute, typev3.RateLimitUnit_MINUTE, uint64(s.Tokens)))
 	}
-	if lim.TokensPerDay > 0 {
-		ds = append(ds, descriptor(key, TokensPerDay, lim.TokensPerDay, typev3.RateLimitUnit_DAY, uint64(tokens)))
+	if s.Tokens > 0 && lim.TokensPerDay > 0 {
+		ds = append(ds, descriptor(key, TokensPerDay, lim.TokensPerDay, typev3.RateLimitUnit_DAY, uint64(s.Tokens)))
+	}
+	if s.MicroUSD > 0 {
+		now := time.Now()
+		for _, b := range usdBudgets(lim) {
+			ds = append(ds, usdDescriptor(key, b, now, s.MicroUSD))
+		}
 	}
 	if len(ds) == 0 {
 		return nil
@@ -183,6 +204,63 @@ func descriptor(key, which string, budget int64, unit typev3.RateLimitUnit, hits
 		},
 		Limit:      &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: uint32(perUnit), Unit: unit},
 		HitsAddend: wrapperspb.UInt64(hits),
+	}
+}
+
+// usdBudget is one money budget of a key, in micro-dollars.
+type usdBudget struct {
+	which string
+	micro int64
+}
+
+func usdBudgets(lim Limits) []usdBudget {
+	var bs []usdBudget
+	if lim.MicroUSDPerDay > 0 {
+		bs = append(bs, usdBudget{USDPerDay, lim.MicroUSDPerDay})
+	}
+	if lim.MicroUSDPerMonth > 0 {
+		bs = append(bs, usdBudget{USDPerMonth, lim.MicroUSDPerMonth})
+	}
+	return bs
+}
+
+// usdScale is the unit a money budget is counted in by the service, in
+// micro-dollars: 1, or the smallest power of ten that brings the budget
+// within the service's 32-bit limit (a budget above $4294.967295).
+func usdScale(micro int64) int64 {
+	s := int64(1)
+	for micro/s > math.MaxUint32 {
+		s *= 10
+	}
+	return s
+}
+
+// usdDescriptor names key's counter for a money budget and adds micro
+// micro-dollars to it, rounded up to the budget's unit (usdScale). A
+// budget counted in a unit other than micro-dollars names it in the
+// counter ("usd_per_day/100"), so that a reload changing the unit starts
+// a new count rather than misreading the old one.
+//
+// A month budget's counter carries the month ("2026-12") and lives in the
+// service's year window (the service's MONTH is 30 days from the Unix
+// epoch, not a calendar month): it starts afresh on the first of the
+// month, and also when the service's year window turns, once a year.
+func usdDescriptor(key string, b usdBudget, now time.Time, micro int64) *ratelimitv3.RateLimitDescriptor {
+	scale := usdScale(b.micro)
+	unit, value := typev3.RateLimitUnit_DAY, b.which
+	if scale > 1 {
+		value += "/" + strconv.FormatInt(scale, 10)
+	}
+	entries := []*ratelimitv3.RateLimitDescriptor_Entry{{Key: KeyEntry, Value: key}, {Key: LimitEntry, Value: value}}
+	if b.which == USDPerMonth {
+		unit = typev3.RateLimitUnit_YEAR
+		entries = append(entries, &ratelimitv3.RateLimitDescriptor_Entry{Key: MonthEntry, Value: now.UTC().Format("2006-01")})
+	}
+	return &ratelimitv3.RateLimitDescriptor{
+		Entries: entries,
+		// budget - 1: see Global.
+		Limit:      &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: uint32(b.micro/scale - 1), Unit: unit},
+		HitsAddend: wrapperspb.UInt64(uint64((micro + scale - 1) / scale)),
 	}
 }
 

@@ -96,7 +96,7 @@ func TestGlobalSendsBudgetsAndHits(t *testing.T) {
 	if diff := cmp.Diff(Decision{Which: TokensPerMinute, Limit: 1000, Reset: 12 * time.Second}, d); diff != "" {
 		t.Errorf("decision (-want +got):\n%s", diff)
 	}
-	if err := g.Charge(ctx, "team-a", lim, 321); err != nil {
+	if err := g.Charge(ctx, "team-a", lim, Spent{Tokens: 321}); err != nil {
 		t.Fatal(err)
 	}
 	// A request counts 1; token budgets are checked with 0 (check without
@@ -201,5 +201,52 @@ func TestGlobalFailureModes(t *testing.T) {
 				t.Errorf("took %v: the timeout did not bound the call", took)
 			}
 		})
+	}
+}
+
+func TestGlobalMoneyBudgets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ok := rlsv3.RateLimitResponse_OK
+	f, addr := startFake(t, statuses(ok, ok))
+	g, err := NewGlobal(GlobalOptions{Address: addr, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	// $2.50 a day in micro-dollars; $10,000 a month is past 2^32
+	// micro-dollars: counted in units of 10.
+	lim := Limits{MicroUSDPerDay: 2_500_000, MicroUSDPerMonth: 10_000_000_000}
+	d, err := g.Admit(ctx, "team-a", lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.OK {
+		t.Fatalf("admitted: %+v", d)
+	}
+	if err := g.Charge(ctx, "team-a", lim, Spent{Tokens: 40, MicroUSD: 1234}); err != nil {
+		t.Fatal(err)
+	}
+	month := time.Now().UTC().Format("2006-01")
+	want := []string{
+		"switchyard switchyard_key=team-a limit=usd_per_day limit=requests_per_unit:2499999 unit:DAY hits=0",
+		"switchyard switchyard_key=team-a limit=usd_per_month/10 month=" + month + " limit=requests_per_unit:999999999 unit:YEAR hits=0",
+		"switchyard switchyard_key=team-a limit=usd_per_day limit=requests_per_unit:2499999 unit:DAY hits=1234",
+		// 1234 micro-dollars rounded up to the unit of 10.
+		"switchyard switchyard_key=team-a limit=usd_per_month/10 month=" + month + " limit=requests_per_unit:999999999 unit:YEAR hits=124",
+	}
+	if diff := cmp.Diff(want, normalize(f.asked)); diff != "" {
+		t.Errorf("asked (-want +got):\n%s", diff)
+	}
+}
+
+func TestUSDScale(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ micro, want int64 }{
+		{1, 1}, {4_294_967_295, 1}, {4_294_967_296, 10}, {10_000_000_000_000, 10_000},
+	} {
+		if got := usdScale(c.micro); got != c.want {
+			t.Errorf("usdScale(%d) = %d, want %d", c.micro, got, c.want)
+		}
 	}
 }

@@ -21,6 +21,8 @@ type localKey struct {
 	requests     counter // this minute's requests
 	tokensMinute counter // this minute's tokens
 	tokensDay    counter // today's tokens
+	usdDay       counter // today's micro-dollars
+	usdMonth     counter // this month's micro-dollars
 }
 
 // counter is a count within the window that starts at start.
@@ -33,10 +35,20 @@ type counter struct {
 // new one when the window turned.
 func (c *counter) at(now time.Time, length time.Duration) (n int64, reset time.Duration) {
 	start := windowStart(now, length)
+	return c.in(start, start.Add(length), now)
+}
+
+// atMonth is at for the calendar month.
+func (c *counter) atMonth(now time.Time) (n int64, reset time.Duration) {
+	start := monthStart(now)
+	return c.in(start, start.AddDate(0, 1, 0), now)
+}
+
+func (c *counter) in(start, end, now time.Time) (n int64, reset time.Duration) {
 	if !c.start.Equal(start) {
 		c.start, c.n = start, 0
 	}
-	return c.n, start.Add(length).Sub(now)
+	return c.n, end.Sub(now)
 }
 
 // NewLocal returns an empty in-process limiter.
@@ -72,6 +84,16 @@ func (l *Local) Admit(_ context.Context, key string, lim Limits) (Decision, erro
 	if spent, reset := k.tokensDay.at(now, 24*time.Hour); lim.TokensPerDay > 0 && spent >= lim.TokensPerDay {
 		return Decision{Which: TokensPerDay, Limit: lim.TokensPerDay, Reset: reset}, nil
 	}
+	if lim.MicroUSDPerDay > 0 {
+		if spent, reset := k.usdDay.at(now, 24*time.Hour); spent >= lim.MicroUSDPerDay {
+			return Decision{Which: USDPerDay, Limit: lim.MicroUSDPerDay, Reset: reset}, nil
+		}
+	}
+	if lim.MicroUSDPerMonth > 0 { // the calendar is only read for a month budget
+		if spent, reset := k.usdMonth.atMonth(now); spent >= lim.MicroUSDPerMonth {
+			return Decision{Which: USDPerMonth, Limit: lim.MicroUSDPerMonth, Reset: reset}, nil
+		}
+	}
 	k.requests.n++
 	d := Decision{OK: true}
 	if lim.RequestsPerMinute > 0 {
@@ -80,10 +102,10 @@ func (l *Local) Admit(_ context.Context, key string, lim Limits) (Decision, erro
 	return d, nil
 }
 
-// Charge adds tokens to key's token windows. Keys without a token budget
-// are not counted. It never fails.
-func (l *Local) Charge(_ context.Context, key string, lim Limits, tokens int64) error {
-	if tokens <= 0 || (lim.TokensPerMinute <= 0 && lim.TokensPerDay <= 0) {
+// Charge adds a response's tokens and cost to key's windows. Keys without
+// a token or money budget are not counted. It never fails.
+func (l *Local) Charge(_ context.Context, key string, lim Limits, s Spent) error {
+	if (s.Tokens <= 0 && s.MicroUSD <= 0) || !lim.Charged() {
 		return nil
 	}
 	now := l.now()
@@ -92,7 +114,13 @@ func (l *Local) Charge(_ context.Context, key string, lim Limits, tokens int64) 
 	k := l.key(key)
 	k.tokensMinute.at(now, time.Minute)
 	k.tokensDay.at(now, 24*time.Hour)
-	k.tokensMinute.n += tokens
-	k.tokensDay.n += tokens
+	k.tokensMinute.n += s.Tokens
+	k.tokensDay.n += s.Tokens
+	if s.MicroUSD > 0 {
+		k.usdDay.at(now, 24*time.Hour)
+		k.usdMonth.atMonth(now)
+		k.usdDay.n += s.MicroUSD
+		k.usdMonth.n += s.MicroUSD
+	}
 	return nil
 }

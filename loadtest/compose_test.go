@@ -50,6 +50,10 @@ func TestComposeFile(t *testing.T) {
 		"extproc": nil,
 		"mockllm": nil,
 		"k6":      {"loadtest"},
+		// README "Observability".
+		"prometheus": {"observability"},
+		"grafana":    {"observability"},
+		"jaeger":     {"observability"},
 	}
 	for name, profiles := range wantServices {
 		s, err := p.GetService(name)
@@ -113,6 +117,8 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 
+	checkObservability(t, p, repo)
+
 	// The k6 service must run the script that exists under its mount.
 	if k6, err := p.GetService("k6"); err == nil {
 		script := strings.Join(k6.Command, " ")
@@ -161,5 +167,41 @@ func TestComposeCheckCatchesMissingFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Volumes[0].Source); err == nil {
 		t.Errorf("missing file reported as present")
+	}
+}
+
+// checkObservability: Prometheus scrapes extproc at the port extproc's
+// -metrics listens on, and Grafana mounts the provisioning and the
+// dashboards where deploy/grafana's provisioning looks for them.
+func checkObservability(t *testing.T, p *types.Project, repo string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repo, "deploy/prometheus/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext, err := p.GetService("extproc"); err == nil {
+		i := slices.Index(ext.Command, "-metrics")
+		if i < 0 || i+1 >= len(ext.Command) {
+			t.Fatalf("extproc command %q has no -metrics", ext.Command)
+		}
+		_, port, _ := strings.Cut(ext.Command[i+1], ":")
+		if !strings.Contains(string(data), `"extproc:`+port+`"`) {
+			t.Errorf("deploy/prometheus/prometheus.yml does not scrape extproc:%s:\n%s", port, data)
+		}
+	}
+	mounts := map[string]string{} // target -> source, relative to the repository
+	if g, err := p.GetService("grafana"); err == nil {
+		for _, v := range g.Volumes {
+			rel, _ := filepath.Rel(repo, v.Source)
+			mounts[v.Target] = rel
+		}
+	}
+	for target, source := range map[string]string{
+		"/etc/grafana/provisioning":   "deploy/grafana/provisioning",
+		"/var/lib/grafana/dashboards": "deploy/grafana/dashboards",
+	} {
+		if mounts[target] != source {
+			t.Errorf("grafana mounts %q at %s, want %s", mounts[target], target, source)
+		}
 	}
 }

@@ -50,6 +50,12 @@
 //	res:headers()               table of all response headers
 //	res:set_header(name, value) set a response header the client sees
 //	res:remove_header(name)     remove a response header
+//	call.server, call.tool      on_tool_call(call), before an MCP tools/call is sent (tools.go)
+//	call.key, call.session      client key name; Mcp-Session-Id ("" before initialize)
+//	call.arguments              the arguments as a table; change it to change what is sent
+//	call:reject(message)        refuse the call: the client gets a JSON-RPC error, the server nothing
+//	result.size, result.is_error on_tool_result(result), once the answer ended: its bytes; tool
+//	result.outcome              or call error; ok, tool_error, rpc_error, http_error, aborted
 //	log(level, msg, fields)     structured log; level is debug, info, warn or error;
 //	                            fields is an optional table
 //	print(...)                  logged at info level with the script name

@@ -315,3 +315,6 @@ func digestOf(sources []Source) [sha256.Size]byte {
 	h.Sum(d[:0])
 	return d
 }
+
+// LastReload is the outcome of the latest load of the scripts.
+func (m *Manager) LastReload() reload.Status { return m.sets.LastReload() }

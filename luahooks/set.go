@@ -36,6 +36,9 @@ type script struct {
 	onResponse bool
 	reqTime    prometheus.Observer
 	resTime    prometheus.Observer
+	// MCP tool hooks (tools.go).
+	onToolCall, onToolResult     bool
+	toolCallTime, toolResultTime prometheus.Observer
 }
 
 // compile parses and compiles one script.
@@ -89,8 +92,11 @@ type Set struct {
 	scripts []*script
 	hasReq  bool
 	hasResp bool
-	pool    chan *vm      // idle states
-	tokens  chan struct{} // one per live state, bounding how many exist
+	// hasToolCall, hasToolResult: some script defines on_tool_call,
+	// on_tool_result (tools.go).
+	hasToolCall, hasToolResult bool
+	pool                       chan *vm      // idle states
+	tokens                     chan struct{} // one per live state, bounding how many exist
 }
 
 var emptySet = &Set{}
@@ -174,14 +180,15 @@ func buildSet(cfg setConfig, version uint64, sources []Source) (*Set, error) {
 	pc := &resCall{res: resp, out: &out, hdr: headerState{base: resp.Headers, changes: &out.Changes}}
 	for i, sc := range s.scripts {
 		vs := v.scripts[i]
-		if vs.onRequest == nil && vs.onResponse == nil {
+		if vs.onRequest == nil && vs.onResponse == nil && vs.onToolCall == nil && vs.onToolResult == nil {
 			errs = append(errs, &HookError{Script: sc.name, Hook: "load", Reason: ReasonMalformed,
-				Message: "defines neither on_request nor on_response"})
+				Message: "defines neither on_request nor on_response (nor on_tool_call, on_tool_result)"})
 			continue
 		}
 		sc.onRequest, sc.onResponse = vs.onRequest != nil, vs.onResponse != nil
-		var err error
-		if sc.onRequest {
+		sc.onToolCall, sc.onToolResult = vs.onToolCall != nil, vs.onToolResult != nil
+		err := v.checkToolHooks(context.Background(), cfg.loadTimeout, sc, i)
+		if err == nil && sc.onRequest {
 			rc.begin(sc.name)
 			if err = v.runRequest(context.Background(), cfg.loadTimeout, sc.name, vs.onRequest, rc); err == nil {
 				rc.commit()
@@ -212,9 +219,13 @@ func buildSet(cfg setConfig, version uint64, sources []Source) (*Set, error) {
 	for _, sc := range s.scripts {
 		s.hasReq = s.hasReq || sc.onRequest
 		s.hasResp = s.hasResp || sc.onResponse
+		s.hasToolCall = s.hasToolCall || sc.onToolCall
+		s.hasToolResult = s.hasToolResult || sc.onToolResult
 		if cfg.metrics != nil {
 			sc.reqTime = cfg.metrics.duration.WithLabelValues(sc.name, "on_request")
 			sc.resTime = cfg.metrics.duration.WithLabelValues(sc.name, "on_response")
+			sc.toolCallTime = cfg.metrics.duration.WithLabelValues(sc.name, "on_tool_call")
+			sc.toolResultTime = cfg.metrics.duration.WithLabelValues(sc.name, "on_tool_result")
 		}
 	}
 	s.pool = make(chan *vm, cfg.poolSize)

@@ -47,6 +47,8 @@ type vmScript struct {
 	env        *lua.LTable
 	onRequest  *lua.LFunction
 	onResponse *lua.LFunction
+	// MCP tool hooks (tools.go).
+	onToolCall, onToolResult *lua.LFunction
 }
 
 // vm is one sandboxed LState with every script of a Set loaded. A vm is used
@@ -252,7 +254,7 @@ func (v *vm) load(sc *script, globals *lua.LTable, timeout time.Duration) (vmScr
 	for _, h := range []struct {
 		name string
 		dst  **lua.LFunction
-	}{{"on_request", &vs.onRequest}, {"on_response", &vs.onResponse}} {
+	}{{"on_request", &vs.onRequest}, {"on_response", &vs.onResponse}, {"on_tool_call", &vs.onToolCall}, {"on_tool_result", &vs.onToolResult}} {
 		switch f := env.RawGetString(h.name).(type) {
 		case *lua.LNilType:
 		case *lua.LFunction:

@@ -21,6 +21,7 @@ type requestHeaders struct {
 	contentLength, contentEncoding string
 	// The client's W3C trace context, read only when tracing.
 	traceparent, tracestate string
+	mcpSession              string
 	endOfStream             bool
 }
 
@@ -68,6 +69,8 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			if x.srv.opts.Tracer != nil {
 				rh.tracestate = headerValue(hv)
 			}
+		case routing.MCPSessionHeader:
+			rh.mcpSession = headerValue(hv)
 		}
 	}
 	return rh
@@ -93,13 +96,20 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	}
 	ep, api := lookupEndpoint(x.req.Path)
 	x.req.API = api
+	if ep == nil && isMCPPath(x.req.Path) {
+		return x.startMCP(ctx, rh)
+	}
 	if x.overloaded {
 		return x.fail(newAPIError(routing.KindRateLimit, "gateway_overloaded", "the gateway is handling too many requests; retry shortly"))
 	}
 	if e := checkEndpoint(ep, x.req.Method, x.req.Path); e != nil {
 		return x.fail(e)
 	}
-	p, err := x.router.Authenticate(presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
+	var store *routing.KeySet
+	if x.srv.opts.Keys != nil {
+		store = x.srv.opts.Keys()
+	}
+	p, err := x.router.AuthenticateWith(store, presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
 	if err != nil {
 		return x.fail(fromRouting(err))
 	}

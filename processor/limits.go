@@ -4,21 +4,23 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"switchyard/limits"
 	"switchyard/routing"
 )
 
-// Limiter counts client keys' requests and tokens against their budgets:
-// limits.Local in this process, limits.Global in Envoy's rate-limit service
-// shared by every replica. Admit counts one request and checks that no token
-// budget is spent; Charge adds a finished response's tokens. An error means
+// Limiter counts client keys' requests, tokens and spend against their
+// budgets: limits.Local in this process, limits.Global in Envoy's
+// rate-limit service shared by every replica. Admit counts one request and
+// checks that no token or money budget is spent; Charge adds a finished
+// response's tokens and cost. An error means
 // the counts could not be reached; the decision returned with it is the
 // configured failure mode's.
 type Limiter interface {
 	Admit(ctx context.Context, key string, l limits.Limits) (limits.Decision, error)
-	Charge(ctx context.Context, key string, l limits.Limits, tokens int64) error
+	Charge(ctx context.Context, key string, l limits.Limits, s limits.Spent) error
 }
 
 var (
@@ -31,24 +33,36 @@ var (
 // counts them all).
 const limiterWarnEvery = 10 * time.Second
 
-func budgets(p routing.Principal) limits.Limits {
-	return limits.Limits{
-		RequestsPerMinute: p.Limits.RequestsPerMinute,
-		TokensPerMinute:   p.Limits.TokensPerMinute,
-		TokensPerDay:      p.Limits.TokensPerDay,
+func budgets(p routing.Principal) limits.Limits { return limits.Of(p.Limits) }
+
+// teamBudgets are the budgets the principal's team shares (none without a
+// team).
+func teamBudgets(p routing.Principal) limits.Limits {
+	if p.TeamBudget == "" {
+		return limits.Limits{}
 	}
+	return limits.Of(p.TeamLimits)
 }
 
-// checkRequestLimit counts the request against its key's budgets and
-// refuses it when one is spent: 429 with Retry-After and OpenAI's
-// x-ratelimit-* headers, or 503 when the rate-limit service cannot answer
-// and failure_mode is deny.
+// checkRequestLimit counts the request against its key's budgets, then its
+// team's (a budget under routing.TeamBudgetPrefix + the team's name, shared
+// by the team's keys), and refuses it when one is spent.
 func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *apiError {
-	lim := budgets(p)
+	if e := s.checkBudget(ctx, p.Name, "key", budgets(p)); e != nil || p.TeamBudget == "" {
+		return e
+	}
+	return s.checkBudget(ctx, p.TeamBudget, "team", teamBudgets(p))
+}
+
+// checkBudget counts the request against the budget named name and refuses
+// it when one is spent: 429 with Retry-After and OpenAI's x-ratelimit-*
+// headers, or 503 when the rate-limit service cannot answer and
+// failure_mode is deny.
+func (s *Server) checkBudget(ctx context.Context, name, whose string, lim limits.Limits) *apiError {
 	if !lim.Any() {
 		return nil
 	}
-	d, err := s.limiter.Admit(ctx, p.Name, lim)
+	d, err := s.limiter.Admit(ctx, name, lim)
 	if err != nil {
 		s.limiterFailed(ctx, "admit", err)
 		if !d.OK {
@@ -61,12 +75,15 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 	if d.OK {
 		return nil
 	}
-	s.opts.Metrics.limited.WithLabelValues(p.Name, d.Which).Inc()
+	s.opts.Metrics.limited.WithLabelValues(name, d.Which).Inc()
 	secs := strconv.FormatInt(int64((d.Reset+time.Second-1)/time.Second), 10) // whole seconds, rounded up
 	if secs == "0" {
 		secs = "1"
 	}
 	limit := strconv.FormatInt(d.Limit, 10)
+	if d.Which == limits.USDPerDay || d.Which == limits.USDPerMonth {
+		return spendRefusal(whose, name, d, secs)
+	}
 	var what, suffix string
 	switch d.Which {
 	case limits.RequestsPerMinute:
@@ -76,7 +93,7 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 	default:
 		what, suffix = "token limit of "+limit+" tokens per day", "tokens"
 	}
-	e := newAPIError(routing.KindRateLimit, "rate_limit_exceeded", what+" reached for key "+strconv.Quote(p.Name)+"; retry in "+secs+"s")
+	e := newAPIError(routing.KindRateLimit, "rate_limit_exceeded", what+" reached for "+whose+" "+strconv.Quote(strings.TrimPrefix(name, routing.TeamBudgetPrefix))+"; retry in "+secs+"s")
 	e.headers = []routing.Header{
 		{Name: "retry-after", Value: secs},
 		{Name: "x-ratelimit-limit-" + suffix, Value: limit},
@@ -86,15 +103,25 @@ func (s *Server) checkRequestLimit(ctx context.Context, p routing.Principal) *ap
 	return e
 }
 
-// chargeTokens adds a finished response's tokens to its key's token
+// charge adds a finished response's tokens and cost to its key's
 // budgets. The request was admitted under them, so it may finish over them;
 // the next request of the key is refused then.
-func (s *Server) chargeTokens(ctx context.Context, p routing.Principal, tokens int64) {
-	lim := budgets(p)
-	if tokens <= 0 || (lim.TokensPerMinute <= 0 && lim.TokensPerDay <= 0) {
+func (s *Server) charge(ctx context.Context, p routing.Principal, spent limits.Spent) {
+	s.chargeBudget(ctx, p.Name, budgets(p), spent)
+	s.chargeBudget(ctx, p.TeamBudget, teamBudgets(p), spent)
+}
+
+// charged reports whether the principal or its team has a budget charged
+// after the answer (tokens or money): its answers must be counted.
+func charged(p routing.Principal) bool {
+	return budgets(p).Charged() || teamBudgets(p).Charged()
+}
+
+func (s *Server) chargeBudget(ctx context.Context, name string, lim limits.Limits, spent limits.Spent) {
+	if (spent.Tokens <= 0 && spent.MicroUSD <= 0) || !lim.Charged() {
 		return
 	}
-	if err := s.limiter.Charge(ctx, p.Name, lim, tokens); err != nil {
+	if err := s.limiter.Charge(ctx, name, lim, spent); err != nil {
 		s.limiterFailed(ctx, "charge", err)
 	}
 }

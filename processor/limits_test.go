@@ -29,7 +29,7 @@ func (l *scriptedLimiter) Admit(context.Context, string, limits.Limits) (limits.
 	return l.d, l.err
 }
 
-func (l *scriptedLimiter) Charge(_ context.Context, key string, lim limits.Limits, tokens int64) error {
+func (l *scriptedLimiter) Charge(_ context.Context, key string, lim limits.Limits, s limits.Spent) error {
 	l.charged = append(l.charged, key)
 	return l.err
 }
@@ -133,7 +133,7 @@ func TestRequestLimitWithLocalLimiter(t *testing.T) {
 		}
 	}
 	tokens := routing.Principal{Name: "team-b", Limits: config.LimitsConfig{TokensPerMinute: 50}}
-	s.chargeTokens(ctx, tokens, 80)
+	s.charge(ctx, tokens, limits.Spent{Tokens: 80})
 	if e := s.checkRequestLimit(ctx, tokens); (e == nil || !strings.Contains(e.message, "tokens per minute")) && time.Now().Second() != 0 {
 		t.Fatalf("after 80 of 50 tokens: %v", e)
 	}
@@ -142,21 +142,85 @@ func TestRequestLimitWithLocalLimiter(t *testing.T) {
 	}
 }
 
-func TestChargeTokens(t *testing.T) {
+func TestCharge(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics(nil)
 	l := &scriptedLimiter{}
 	r := compileRouter(t, testConfigYAML)
 	s := New(Options{Router: func() *routing.Router { return r }, Metrics: m, Limiter: l})
-	s.chargeTokens(t.Context(), routing.Principal{Name: "requests-only", Limits: config.LimitsConfig{RequestsPerMinute: 5}}, 10)
-	s.chargeTokens(t.Context(), routing.Principal{Name: "a", Limits: config.LimitsConfig{TokensPerDay: 5}}, 0)
-	s.chargeTokens(t.Context(), routing.Principal{Name: "b", Limits: config.LimitsConfig{TokensPerDay: 5}}, 7)
-	if diff := cmp.Diff([]string{"b"}, l.charged); diff != "" {
+	s.charge(t.Context(), routing.Principal{Name: "requests-only", Limits: config.LimitsConfig{RequestsPerMinute: 5}}, limits.Spent{Tokens: 10})
+	s.charge(t.Context(), routing.Principal{Name: "a", Limits: config.LimitsConfig{TokensPerDay: 5}}, limits.Spent{Tokens: 0})
+	s.charge(t.Context(), routing.Principal{Name: "b", Limits: config.LimitsConfig{TokensPerDay: 5}}, limits.Spent{Tokens: 7})
+	s.charge(t.Context(), routing.Principal{Name: "usd", Limits: config.LimitsConfig{USDPerDay: 1}}, limits.Spent{MicroUSD: 3})
+	s.charge(t.Context(), routing.Principal{Name: "usd-no-cost", Limits: config.LimitsConfig{USDPerMonth: 1}}, limits.Spent{})
+	if diff := cmp.Diff([]string{"b", "usd"}, l.charged); diff != "" {
 		t.Errorf("charged (-want +got):\n%s", diff)
 	}
 	l.err = errors.New("down")
-	s.chargeTokens(t.Context(), routing.Principal{Name: "c", Limits: config.LimitsConfig{TokensPerMinute: 5}}, 7)
+	s.charge(t.Context(), routing.Principal{Name: "c", Limits: config.LimitsConfig{TokensPerMinute: 5}}, limits.Spent{Tokens: 7})
 	if got := testutil.ToFloat64(m.limiterErrors.WithLabelValues("charge")); got != 1 {
 		t.Errorf("charge errors %v, want 1", got)
+	}
+}
+
+// TestTeamBudget: a team's budget is counted under its budget name for
+// every member key, on top of each key's own, and tokens are charged to
+// both; keys without a team pay nothing for teams.
+func TestTeamBudget(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	ctx := t.Context()
+	member := func(name string) routing.Principal {
+		return routing.Principal{Name: name, Team: "ml", TeamBudget: routing.TeamBudgetPrefix + "ml",
+			TeamLimits: config.LimitsConfig{RequestsPerMinute: 3, TokensPerMinute: 1000}}
+	}
+	a, b := member("dev-a"), member("dev-b")
+	for time.Now().Second() >= 58 { // the counts are per calendar minute
+		time.Sleep(50 * time.Millisecond)
+	}
+	minute := time.Now().Truncate(time.Minute)
+	var refused []string
+	for _, p := range []routing.Principal{a, a, b, b} {
+		if e := s.checkRequestLimit(ctx, p); e != nil {
+			refused = append(refused, p.Name+": "+e.message)
+		}
+	}
+	if time.Now().Truncate(time.Minute) != minute {
+		t.Fatal("the minute turned during the test: the counts restarted")
+	}
+	if len(refused) != 1 || !strings.HasPrefix(refused[0], `dev-b: rate limit of 3 requests per minute reached for team "ml"`) {
+		t.Errorf("refused %q, want only dev-b's fourth request of the team", refused)
+	}
+	lim := &scriptedLimiter{d: limits.Decision{OK: true}}
+	s2 := New(Options{Router: s.opts.Router, Limiter: lim})
+	s2.charge(ctx, a, limits.Spent{Tokens: 10})
+	s2.charge(ctx, routing.Principal{Name: "solo", Limits: config.LimitsConfig{TokensPerMinute: 5}}, limits.Spent{Tokens: 10})
+	if diff := cmp.Diff([]string{"team:ml", "solo"}, lim.charged); diff != "" {
+		t.Errorf("charged (-want +got)\n%s", diff)
+	}
+}
+
+// TestTeamMoneyBudget: a team's money budget is charged with each member's
+// answer, counts the answers of a member without budgets of its own, and
+// refuses the other members once spent, naming the team.
+func TestTeamMoneyBudget(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	ctx := t.Context()
+	member := func(name string) routing.Principal {
+		return routing.Principal{Name: name, Team: "ml", TeamBudget: routing.TeamBudgetPrefix + "ml",
+			TeamLimits: config.LimitsConfig{USDPerDay: 1}}
+	}
+	a, b := member("dev-a"), member("dev-b")
+	if !charged(a) {
+		t.Fatal("a member of a team with a money budget: answers not counted")
+	}
+	if e := s.checkRequestLimit(ctx, a); e != nil {
+		t.Fatalf("first request refused: %s", e.message)
+	}
+	s.charge(ctx, a, limits.Spent{MicroUSD: 1_000_000})
+	e := s.checkRequestLimit(ctx, b)
+	if e == nil || e.status != 429 || !strings.Contains(e.message, `spend limit of $1 per day reached for team "ml"`) {
+		t.Fatalf("the other member after the team's dollar: %+v", e)
 	}
 }

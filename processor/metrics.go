@@ -53,6 +53,7 @@ type Metrics struct {
 	keyCooldowns *prometheus.CounterVec
 
 	usage usageMetrics
+	mcp   mcpMetrics
 
 	tagMu   sync.Mutex
 	tagSeen map[string]map[string]bool // key -> values with a series of their own
@@ -65,10 +66,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.newFallbackMetrics()
 	m.newSessionMetrics()
 	m.usage = newUsageMetrics()
+	m.mcp = newMCPMetrics()
 	if reg != nil {
 		reg.MustRegister(m.requests, m.decision, m.streams, m.tagged, m.flightsExpired, m.bodyModeVec, m.attempts, m.fallbacks, m.ejections, m.limited, m.limiterErrors,
 			m.sessionsVec, m.sessionsSeen, m.affinityVec, m.loopGuardVec, m.keyCooldowns)
 		reg.MustRegister(m.usage.collectors()...)
+		reg.MustRegister(m.mcp.collectors()...)
 	}
 	return m
 }

@@ -184,7 +184,7 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 // planUpstreamBody makes the body every attempt starts from: translated
 // when the provider speaks the other API, and asking a chat stream for its
 // usage when the answer is counted (usage enabled, or the key has a token
-// budget). It decides what is done with the answer (p.Response) and
+// or money budget). It decides what is done with the answer (p.Response) and
 // returns the path the attempts call.
 func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req *Request, f *bodyFields) (string, *apiError) {
 	path, err := p.planTranslation(d, req)
@@ -192,7 +192,7 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 		return path, err
 	}
 	// A traced request is counted: its span carries its tokens.
-	counted := router.Config().CountsUsage() || router.Config().Traced() || req.Principal.Limits.TokensPerMinute > 0 || req.Principal.Limits.TokensPerDay > 0
+	counted := router.Config().CountsUsage() || router.Config().Traced() || charged(req.Principal)
 	if d.Bedrock != nil || d.Attempts != nil && bedrockAttempts(d) {
 		p.Response.Bedrock, counted = d.Bedrock != nil, true
 	}

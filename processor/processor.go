@@ -36,6 +36,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,9 @@ type Options struct {
 	// Tracer records each request as a trace (trace.go); nil: no tracing,
 	// and nothing recorded per request.
 	Tracer *tracing.Tracer
+	// Keys returns the key store's current keys, looked up after the
+	// config's; nil: no key store.
+	Keys func() *routing.KeySet
 }
 
 // Server implements the ext_proc gRPC service.
@@ -95,6 +99,9 @@ type Server struct {
 	limiterWarned atomic.Int64
 	state         state       // what plans read across requests
 	sessions      *sessionSet // sessions seen lately, for the metric
+	// The aggregated /mcp endpoint's sessions (mcp_aggregate.go).
+	mcpAggOnce sync.Once
+	mcpAgg     *aggSessions
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -136,6 +143,8 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	case envoy.PhaseResponse:
 		// The answer of a request already admitted.
 		return s.processResponse(stream)
+	case envoy.PhaseGoogleErrors:
+		return s.processGoogleErrors(stream)
 	}
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
@@ -143,6 +152,9 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
 	err := serveStream(stream, r.handle, nil, true)
 	r.closeTrace()
+	if r.mcp != nil {
+		r.mcp.finish(stream.Context())
+	}
 	return err
 }
 
@@ -196,12 +208,18 @@ type exchange struct {
 	// trace is the request's span while this stream owns it; nil when
 	// not traced, or once handed to the request's flight.
 	trace *requestTrace
+	// mcp takes the request's messages once it is known to be an MCP
+	// request (mcp.go); nil for every other request.
+	mcp *mcpExchange
 }
 
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 	if pc := msg.GetProtocolConfig(); pc != nil {
 		x.duplex = pc.GetRequestBodyMode() == filterv3.ProcessingMode_FULL_DUPLEX_STREAMED
 		x.srv.opts.Metrics.bodyModes[x.duplex].Inc()
+	}
+	if x.mcp != nil {
+		return x.mcp.handle(ctx, msg)
 	}
 	switch v := msg.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
@@ -330,7 +348,7 @@ func (x *exchange) record(ctx context.Context, p *Plan) {
 // logRecord is the request's log record as the decision leaves it.
 func (x *exchange) logRecord(p *Plan) requestLog {
 	a := &p.Attempts[0]
-	return requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: p.Model, KeyName: p.KeyName,
+	return requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: p.Model, KeyName: p.KeyName, Team: x.req.Principal.Team,
 		Session: p.Session, Provider: a.Provider, UpstreamModel: a.Model, Route: a.Route, Tags: x.tags,
 		Translated: p.Response.Translate}
 }
@@ -367,6 +385,7 @@ func (x *exchange) job(p *Plan) *responseJob {
 	a := &p.Attempts[0]
 	return &responseJob{queued: time.Now(), plan: p.Response, principal: x.req.Principal,
 		clientAPI: p.ClientAPI, upstream: a.API, model: p.Model, provider: a.Provider, metricModel: metricModel(a),
+		upstreamModel: a.Model, prices: x.router.Prices(), bodyBytes: len(p.Body),
 		bedrock: a.Bedrock && !p.Fallback(), converse: a.Converse && !p.Fallback()}
 }
 
@@ -392,7 +411,7 @@ func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingRes
 	x.srv.opts.Metrics.requests.WithLabelValues("", "", strconv.Itoa(e.status)).Inc()
 	if log := x.srv.opts.Logger; log.Enabled(context.Background(), slog.LevelInfo) {
 		l := requestLog{RequestID: x.req.RequestID, Path: x.req.Path, Model: model, KeyName: x.req.Principal.Name,
-			Session: x.session, Status: e.status, Code: e.code, Reason: e.message}
+			Team: x.req.Principal.Team, Session: x.session, Status: e.status, Code: e.code, Reason: e.message}
 		log.LogAttrs(context.Background(), slog.LevelInfo, "request refused", slog.Any("", &l))
 	}
 	return immediate(e.status, e.body(x.req.API), "switchyard_"+e.code, e.headers...)

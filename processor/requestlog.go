@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"switchyard/internal/usage"
+	"switchyard/pricing"
 )
 
 // requestLog is a request's log record: one line per request, written once
@@ -12,6 +13,8 @@ import (
 // x-request-id, as the client and hooks know the request.
 type requestLog struct {
 	RequestID, Path, Model, KeyName, Session string
+	// Team is the key's team, "" for none (logged only when set).
+	Team string
 	// The provider that answered (the last attempt's with fallbacks), the
 	// model it was sent and the route that matched.
 	Provider, UpstreamModel, Route string
@@ -21,9 +24,14 @@ type requestLog struct {
 	// refusal's also has its error code and reason.
 	Status       int
 	Code, Reason string
-	// Tokens are set when the answer was counted.
-	Tokens   *usage.Tokens
-	Attempts []attemptOutcome // requests with fallbacks
+	// Tokens are set when the answer was counted; UsageEstimated when
+	// they were estimated (an answer cut before it reported usage: see
+	// Server.unfinished). Cost is what they cost when Priced.
+	Tokens         *usage.Tokens
+	UsageEstimated bool
+	Cost           pricing.Cost
+	Priced         bool
+	Attempts       []attemptOutcome // requests with fallbacks
 }
 
 // LogValue renders the record inline: slog.Any("", &record).
@@ -35,6 +43,9 @@ func (l *requestLog) LogValue() slog.Value {
 		slog.String("session", sessionLogID(l.Session)), slog.String("provider", l.Provider),
 		slog.String("upstream_model", l.UpstreamModel), slog.String("route", l.Route),
 		slog.Any("tags", l.Tags), slog.Bool("translated", l.Translated), slog.Int("status", l.Status))
+	if l.Team != "" {
+		attrs = append(attrs, slog.String("team", l.Team))
+	}
 	if l.Code != "" {
 		attrs = append(attrs, slog.String("code", l.Code), slog.String("reason", l.Reason))
 	}
@@ -42,6 +53,14 @@ func (l *requestLog) LogValue() slog.Value {
 		attrs = append(attrs, slog.Int64("input_tokens", t.Input), slog.Int64("output_tokens", t.Output),
 			slog.Int64("cache_read_tokens", t.CacheRead), slog.Int64("cache_creation_tokens", t.CacheCreation),
 			slog.Int64("reasoning_tokens", t.Reasoning))
+		if l.Priced {
+			attrs = append(attrs, slog.Float64("cost_usd", l.Cost.USD()))
+		} else {
+			attrs = append(attrs, slog.Bool("unpriced", true))
+		}
+		if l.UsageEstimated {
+			attrs = append(attrs, slog.Bool("usage_estimated", true))
+		}
 	}
 	if l.Attempts != nil {
 		attrs = append(attrs, slog.Any("attempts", l.Attempts))

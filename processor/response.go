@@ -14,6 +14,8 @@ import (
 	"switchyard/bedrock"
 	"switchyard/config"
 	"switchyard/internal/usage"
+	"switchyard/limits"
+	"switchyard/pricing"
 	"switchyard/routing"
 )
 
@@ -73,6 +75,13 @@ type responseJob struct {
 	// provider answers; with fallbacks, the attempt that reads the answer
 	// sets it. For the metrics.
 	provider, metricModel string
+	// upstreamModel is the model the answering attempt was sent, which the
+	// price table prices; prices is the request's snapshot's table.
+	upstreamModel string
+	prices        *pricing.Table
+	// bodyBytes is the size of the body sent upstream, for estimating the
+	// input of an answer that ended before reporting any usage.
+	bodyBytes int
 	// bedrock: the answer comes from Bedrock, converse: from its Converse
 	// API (the attempt that reads it sets them with fallbacks).
 	bedrock, converse bool
@@ -101,6 +110,7 @@ type responseStream struct {
 	tokens    *usage.Reader
 	rewrite   *rewriter // nil unless translating
 	ended     bool
+	complete  bool // the answer's end was seen (else the stream was cut)
 	// quiet: the request's log line is someone else's (an attempt's).
 	quiet bool
 	// trace is the request's span (trace.go), nil when not traced; read
@@ -135,6 +145,7 @@ func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRe
 func (r *responseStream) headersAnswer(ctx context.Context, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	hm := r.onHeaders(h)
 	if h.GetEndOfStream() {
+		r.complete = true
 		r.end(ctx)
 	}
 	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{
@@ -250,6 +261,7 @@ func (r *responseStream) onBody(ctx context.Context, chunk []byte, eos bool) []b
 		}
 	}
 	if eos {
+		r.complete = true
 		r.end(ctx)
 	}
 	return out
@@ -266,8 +278,11 @@ func (r *responseStream) end(ctx context.Context) {
 	var t usage.Tokens
 	if r.tokens != nil {
 		t = r.tokens.Close()
+		if !r.complete {
+			t, r.log.UsageEstimated = r.srv.unfinished(j, r.tokens, t)
+		}
 	}
-	r.srv.recordAnswer(ctx, j, t, r.sent, r.firstByte)
+	r.log.Cost, r.log.Priced = r.srv.recordAnswer(ctx, j, t, r.sent, r.firstByte)
 	if r.trace != nil {
 		r.endTrace(t)
 	}
@@ -277,18 +292,23 @@ func (r *responseStream) end(ctx context.Context) {
 	}
 }
 
-// recordAnswer counts an answer's tokens and timings and charges the
-// tokens to the key's budgets. sent is when the request left for the
-// provider, firstByte when the answer's body began (zero: it had none).
-func (s *Server) recordAnswer(ctx context.Context, j *responseJob, t usage.Tokens, sent, firstByte time.Time) {
+// recordAnswer counts an answer's tokens, cost and timings and charges the
+// tokens and cost to the key's budgets, and returns the cost and whether
+// the model has a price. sent is when the request left for the provider,
+// firstByte when the answer's body began (zero: it had none).
+func (s *Server) recordAnswer(ctx context.Context, j *responseJob, t usage.Tokens, sent, firstByte time.Time) (pricing.Cost, bool) {
 	end := time.Now()
+	price, priced := j.prices.Lookup(j.upstreamModel)
+	cost := price.Of(t)
 	// Charged first: once the tokens show in the metrics, the budget has
 	// them (the tests wait for the metric).
-	s.chargeTokens(ctx, j.principal, t.Total())
+	s.charge(ctx, j.principal, limits.Spent{Tokens: t.Total(), MicroUSD: cost.MicroUSD()})
 	m := s.opts.Metrics
 	m.usage.count(j.principal.Name, j.provider, j.metricModel, t)
+	m.usage.spend(j.principal.Name, j.provider, j.metricModel, t, cost, priced)
 	if !firstByte.IsZero() {
 		m.usage.firstToken.WithLabelValues(j.provider, j.metricModel).Observe(firstByte.Sub(sent).Seconds())
 	}
 	m.usage.duration.WithLabelValues(j.provider, j.metricModel).Observe(end.Sub(sent).Seconds())
+	return cost, priced
 }

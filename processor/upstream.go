@@ -215,7 +215,7 @@ func (u *attempt) readAnswer() {
 		return
 	}
 	ref := u.plan.Attempts[u.n-1]
-	j.provider, j.bedrock, j.converse = ref.Provider, u.bedrock, u.converse
+	j.provider, j.upstreamModel, j.bedrock, j.converse = ref.Provider, ref.Model, u.bedrock, u.converse
 	u.answer = &responseStream{srv: u.srv, begun: true, job: j, log: u.flight.log, sent: u.started, quiet: true, trace: u.flight.trace}
 	u.answer.log.Provider, u.answer.log.UpstreamModel = ref.Provider, ref.Model
 }

@@ -15,6 +15,7 @@ type usageMetrics struct {
 	tokens     *prometheus.CounterVec
 	firstToken *prometheus.HistogramVec
 	duration   *prometheus.HistogramVec
+	spendMetrics
 }
 
 func newUsageMetrics() usageMetrics {
@@ -33,11 +34,12 @@ func newUsageMetrics() usageMetrics {
 			Help:    "Time from the gateway's decision (or, with fallbacks, the answering attempt's start) to the end of the answer, for counted requests.",
 			Buckets: buckets.LLM,
 		}, []string{"provider", "model"}),
+		spendMetrics: newSpendMetrics(),
 	}
 }
 
 func (m usageMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.tokens, m.firstToken, m.duration}
+	return []prometheus.Collector{m.tokens, m.firstToken, m.duration, m.cost, m.unpriced, m.estimated}
 }
 
 // count adds one response's tokens; types with none add no series.

@@ -44,6 +44,7 @@ type Holder[T any] struct {
 	opts    Options[T]
 	mu      sync.Mutex // serializes reloads
 	current atomic.Pointer[T]
+	last    atomic.Pointer[Status]
 
 	closeCtx context.Context
 	close    context.CancelFunc
@@ -69,6 +70,17 @@ func New[T any](opts Options[T]) (*Holder[T], error) {
 // Current returns the value new requests start with.
 func (h *Holder[T]) Current() *T { return h.current.Load() }
 
+// Status is the outcome of the latest load (the first, or a reload).
+type Status struct {
+	At time.Time
+	// OK is false when the load was refused: the running value is older
+	// than the files (the log says why).
+	OK bool
+}
+
+// LastReload returns the outcome of the latest load.
+func (h *Holder[T]) LastReload() Status { return *h.last.Load() }
+
 // Reload builds a new value and swaps it in, or keeps the running one and
 // returns why. Safe to call from several goroutines at once.
 func (h *Holder[T]) Reload() error {
@@ -84,6 +96,7 @@ func (h *Holder[T]) swap(load func(current *T) (*T, error)) error {
 		if h.opts.LastOK != nil {
 			h.opts.LastOK.Set(1)
 		}
+		h.last.Store(&Status{At: time.Now(), OK: true})
 		return nil
 	case err != nil:
 		h.record(false)
@@ -105,6 +118,7 @@ func (h *Holder[T]) Apply(load func(current *T) (*T, error)) error {
 }
 
 func (h *Holder[T]) record(ok bool) {
+	h.last.Store(&Status{At: time.Now(), OK: ok})
 	gauge, count := 0.0, h.opts.Failed
 	if ok {
 		gauge, count = 1, h.opts.Succeeded

@@ -109,3 +109,27 @@ func TestWatchFileReloadsAndStopsOnClose(t *testing.T) {
 		t.Fatal("WatchFile still running after Close")
 	}
 }
+
+// TestHolderLastReload: LastReload follows each load's outcome, an
+// unchanged source counting as a success.
+func TestHolderLastReload(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "n")
+	os.WriteFile(path, []byte("1"), 0o600)
+	start := time.Now()
+	h, _, _, _ := newTestHolder(t, path)
+	if s := h.LastReload(); !s.OK || s.At.Before(start) {
+		t.Fatalf("after the first load: %+v", s)
+	}
+	os.WriteFile(path, []byte("x"), 0o600)
+	h.Reload()
+	failedAt := h.LastReload()
+	if failedAt.OK {
+		t.Fatalf("after a refused reload: %+v, want not OK", failedAt)
+	}
+	os.WriteFile(path, []byte("1"), 0o600)
+	h.Reload()
+	if s := h.LastReload(); !s.OK || s.At.Before(failedAt.At) {
+		t.Errorf("after an unchanged reload: %+v, want OK and later than %v", s, failedAt.At)
+	}
+}

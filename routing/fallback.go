@@ -192,12 +192,17 @@ func (r *Router) Attempt(provider, model string, api config.API, key string) (De
 		return Decision{}, Errorf(KindUnavailable, "provider %q is no longer configured", provider)
 	}
 	d, err := direct(p, model, &Request{API: api, Model: model}, "")
-	if err == nil && key != "" {
-		if k := p.key(key); k != nil {
-			d.Credential, d.Key = k.credential, k.source
-		}
+	if err != nil || len(p.keys) < 2 {
+		return d, err
 	}
-	return d, err
+	k := p.key(key)
+	if k == nil {
+		k = &p.keys[0]
+	}
+	if !k.use(&d) {
+		return Decision{}, p.noToken()
+	}
+	return d, nil
 }
 
 // CredentialHeaders lists every header a provider credential or a client

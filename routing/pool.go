@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"switchyard/bedrock"
 	"switchyard/config"
 )
 
@@ -20,9 +21,13 @@ import (
 // poolKey is one loaded key of a pool.
 type poolKey struct {
 	credential *Header
-	weight     int
-	id         uint64 // for rendezvous hashing, from source
-	source     string // the key_env or key_file it came from; never the key
+	// tokens (Vertex) or bedrock (Bedrock) hold a cloud credential of
+	// auth.credentials instead (cloudpool.go).
+	tokens  config.TokenSource
+	bedrock *bedrock.Endpoint
+	weight  int
+	id      uint64 // for rendezvous hashing, from source
+	source  string // the key_env or key_file it came from; never the key
 }
 
 func credentialHeader(a config.AuthConfig, key string) *Header {
@@ -36,15 +41,7 @@ func credentialHeader(a config.AuthConfig, key string) *Header {
 // left out (CredentialProblems names them); with none the provider is
 // unavailable, as a provider whose one key is missing.
 func (r *Router) compilePool(p *provider, pc config.ProviderConfig, env config.Env) {
-	// Envoy's entries are sized by the keys configured, not the keys
-	// loaded, so that a key file that appears later reloads live.
-	p.poolConfigured = len(pc.Auth.Keys)
-	if p.poolConfigured > 1 {
-		r.pooled = true
-		if r.poolRetry == nil {
-			r.poolRetry = newRetryPolicy(&config.Retry{Statuses: []int{429}})
-		}
-	}
+	r.poolSized(p, len(pc.Auth.Keys))
 	var problems []string
 	for _, kc := range pc.Auth.Keys {
 		key, problem := env.Key(kc.KeyEnv, kc.KeyFile)
@@ -60,30 +57,53 @@ func (r *Router) compilePool(p *provider, pc config.ProviderConfig, env config.E
 			id: candidateID(0, kc.Source()), source: kc.Source()})
 		p.keysTotal += w
 	}
-	switch len(p.keys) {
-	case 0:
-		p.unavailable = fmt.Sprintf("provider %q has no credentials: %s", pc.Name, strings.Join(problems, "; "))
+	p.finishPool(pc.Name, problems)
+}
+
+// poolSized notes how many keys p's pool names. Envoy's entries are sized
+// by the keys configured, not the keys loaded, so that a key file that
+// appears later reloads live.
+func (r *Router) poolSized(p *provider, configured int) {
+	p.poolConfigured = configured
+	if configured > 1 {
+		r.pooled = true
+		if r.poolRetry == nil {
+			r.poolRetry = newRetryPolicy(&config.Retry{Statuses: []int{429}})
+		}
+	}
+}
+
+// finishPool makes the provider's first loaded key its credential (the
+// only one, with no pool left, when one loaded); with none the provider
+// is unavailable. problems are the keys that could not be loaded.
+func (p *provider) finishPool(name string, problems []string) {
+	if len(p.keys) == 0 {
+		p.unavailable = fmt.Sprintf("provider %q has no credentials: %s", name, strings.Join(problems, "; "))
 		return
-	case 1:
-		p.credential, p.keys = p.keys[0].credential, nil
-	default:
-		p.credential = p.keys[0].credential
+	}
+	k := p.keys[0]
+	p.credential, p.tokens, p.bedrock = k.credential, k.tokens, k.bedrock
+	if len(p.keys) == 1 {
+		p.keys, p.keysTotal = nil, 0
 	}
 	for _, problem := range problems {
-		p.keyProblems = append(p.keyProblems, fmt.Sprintf("provider %q: a key is left out of its pool: %s", pc.Name, problem))
+		p.keyProblems = append(p.keyProblems, fmt.Sprintf("provider %q: a key is left out of its pool: %s", name, problem))
 	}
 }
 
 // withPool turns a decision for a pooled provider into attempts over its
 // keys; other decisions are returned as they are.
-func (r *Router) withPool(d Decision, p *provider, req *Request) Decision {
+func (r *Router) withPool(d Decision, p *provider, req *Request) (Decision, error) {
 	if len(p.keys) < 2 {
-		return d
+		return d, nil
 	}
 	attempts := p.keyAttempts(d, req, nil)
+	if len(attempts) == 0 {
+		return Decision{}, p.noToken()
+	}
 	first := attempts[0]
 	first.Attempts, first.Retry = attempts, r.poolRetry
-	return first
+	return first, nil
 }
 
 // directPool decides a provider chosen directly (by a hook or the
@@ -93,12 +113,12 @@ func (r *Router) directPool(p *provider, model string, req *Request) (Decision, 
 	if err != nil {
 		return d, err
 	}
-	return r.withPool(d, p, req), nil
+	return r.withPool(d, p, req)
 }
 
 // expandPools replaces each attempt on a pooled provider by one attempt per
 // key, keeping the route's bound on attempts.
-func (r *Router) expandPools(attempts []Decision, req *Request, limit int) []Decision {
+func (r *Router) expandPools(attempts []Decision, req *Request, limit int) ([]Decision, error) {
 	out := make([]Decision, 0, len(attempts)+2)
 	for _, a := range attempts {
 		if p := r.byProvider[a.Provider]; p != nil && len(p.keys) > 1 {
@@ -107,10 +127,13 @@ func (r *Router) expandPools(attempts []Decision, req *Request, limit int) []Dec
 			out = append(out, a)
 		}
 	}
+	if len(out) == 0 {
+		return nil, r.byProvider[attempts[0].Provider].noToken()
+	}
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
-	return out
+	return out, nil
 }
 
 // keyAttempts appends d once per key of p, in order of preference: for a
@@ -149,11 +172,32 @@ func (p *provider) keyAttempts(d Decision, req *Request, out []Decision) []Decis
 	}
 	for j, i := range order {
 		a := d
-		a.Credential, a.Key = p.keys[i].credential, p.keys[i].source
+		if !p.keys[i].use(&a) {
+			continue // a Google credential with no token yet
+		}
 		a.KeyAffinity = j == 0 && req.Session != ""
 		out = append(out, a)
 	}
 	return out
+}
+
+// use gives a the key's credential: its header, its current Google token
+// (false while it has none), or its Bedrock signer.
+func (k *poolKey) use(a *Decision) bool {
+	switch {
+	case k.tokens != nil:
+		v, err := k.tokens.Bearer()
+		if err != nil {
+			return false
+		}
+		a.Credential = &Header{Name: "authorization", Value: v}
+	case k.bedrock != nil:
+		a.Bedrock = k.bedrock
+	default:
+		a.Credential = k.credential
+	}
+	a.Key = k.source
+	return true
 }
 
 // key finds a pool's key by its source; nil when the pool no longer has it.

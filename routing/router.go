@@ -2,8 +2,6 @@ package routing
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +10,11 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
 	"switchyard/bedrock"
 
 	"switchyard/config"
+	"switchyard/pricing"
 )
 
 // Model is one entry of the OpenAI /v1/models list.
@@ -49,9 +49,9 @@ type Router struct {
 	byProvider map[string]*provider
 	routes     []*route // config order
 	exact      map[string]*route
-	globs      []*route // config order
+	globs      globIndex
 	byName     map[string]*route
-	clientKeys []clientKey
+	keys       *KeySet           // the config's client keys
 	loopGuard  *config.LoopGuard // the top-level loop_guard; nil: off
 	// pooled is true when a provider has a key pool; poolRetry then moves
 	// a request on to the pool's next key when a key answers 429.
@@ -60,6 +60,10 @@ type Router struct {
 	config    *config.Config
 	// credentialHeaders: see CredentialHeaders.
 	credentialHeaders []string
+	prices            *pricing.Table // see Prices
+	// MCP servers by name and in config order (mcp.go).
+	mcpServers map[string]*MCPServer
+	mcpOrder   []*MCPServer
 }
 
 type provider struct {
@@ -107,18 +111,6 @@ type route struct {
 	byAPI     [3]candidates // indexed by apiIndex
 	fallbacks []target      // tried in order after the targets
 	retry     *RetryPolicy  // nil: one attempt
-}
-
-type clientKey struct {
-	name      string
-	hash      [sha256.Size]byte
-	models    []pattern
-	limits    config.LimitsConfig
-	loopGuard *config.LoopGuard
-}
-
-func (k *clientKey) principal() Principal {
-	return Principal{Name: k.name, Limits: k.limits, models: k.models, loopGuard: k.loopGuard}
 }
 
 // apiIndex indexes a route's candidates by the client API a provider takes
@@ -173,6 +165,8 @@ func Compile(cfg *config.Config, env config.Env) (*Router, error) {
 	r.compileProviders(env)
 	r.compileCredentialHeaders()
 	r.compileRoutes()
+	r.prices = CompilePrices(cfg.Prices)
+	r.compileMCP(env)
 	if err := r.compileClientKeys(env); err != nil {
 		return nil, err
 	}
@@ -199,6 +193,8 @@ func (r *Router) compileProviders(env config.Env) {
 			r.compileVertex(p, pc, env)
 		case pc.Auth.Type == config.AuthEntra:
 			r.compileEntra(p, pc, env)
+		case pc.Schema == config.APIBedrock && pc.Auth.Credentials != nil:
+			r.compileCloudPool(p, pc, env)
 		case pc.Schema == config.APIBedrock:
 			p.bedrock = bedrock.NewEndpoint(pc.Auth.Region, u.Host, u.Port, u.Scheme == "https", bedrock.For(pc.Auth.Region, pc.Auth.Profile))
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
@@ -257,7 +253,7 @@ func (r *Router) compileRoutes() {
 		r.routes = append(r.routes, rt)
 		r.byName[rt.name] = rt
 		if rt.pattern.glob {
-			r.globs = append(r.globs, rt)
+			r.globs.add(rt)
 		} else if _, seen := r.exact[rc.Model]; !seen {
 			// The first route wins; later ones are reachable by name.
 			r.exact[rc.Model] = rt
@@ -270,6 +266,8 @@ func (r *Router) compileRoutes() {
 // an error, so the gateway never opens by accident.
 func (r *Router) compileClientKeys(env config.Env) error {
 	var errs []error
+	keys := make([]ClientKey, 0, len(r.config.ClientKeys))
+	var at []int // each key's index in the config
 	for i, kc := range r.config.ClientKeys {
 		key, problem := env.Key(kc.KeyEnv, kc.KeyFile)
 		if problem != "" {
@@ -280,59 +278,22 @@ func (r *Router) compileClientKeys(env config.Env) error {
 			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q: %s", kc.Name, problem), "client_keys", i, field))
 			continue
 		}
-		ck := clientKey{name: kc.Name, hash: sha256.Sum256([]byte(key)), loopGuard: r.loopGuard}
-		if kc.LoopGuard != nil {
-			ck.loopGuard = kc.LoopGuard.Compile()
-		}
+		ck := ClientKey{Name: kc.Name, Digest: DigestOf(key), Models: kc.Models, LoopGuard: kc.LoopGuard.Compile()}
 		if kc.Limits != nil {
-			ck.limits = *kc.Limits
+			ck.Limits = *kc.Limits
 		}
-		for _, m := range kc.Models {
-			ck.models = append(ck.models, newPattern(m))
-		}
-		for _, other := range r.clientKeys {
-			if other.hash == ck.hash {
-				errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q has the same value as client key %q", kc.Name, other.name), "client_keys", i))
-			}
-		}
-		r.clientKeys = append(r.clientKeys, ck)
+		ck.MCPTools = kc.MCPTools
+		keys = append(keys, ck)
+		at = append(at, i)
 	}
-
+	b := newKeySetBuilder(keys)
+	for j := range keys {
+		if other, ok := b.add(&keys[j]); !ok {
+			errs = append(errs, r.config.Problem(fmt.Sprintf("client key %q has the same value as client key %q", keys[j].Name, other), "client_keys", at[j]))
+		}
+	}
+	r.keys = b.set
 	return errors.Join(errs...)
-}
-
-// Authenticate maps the key a client presented to its Principal. With no
-// client keys configured everyone is the anonymous zero Principal. The
-// comparison takes the same time whichever key matches, or none.
-func (r *Router) Authenticate(presented string) (Principal, error) {
-	if len(r.clientKeys) == 0 {
-		return Principal{loopGuard: r.loopGuard}, nil
-	}
-	if presented == "" {
-		return Principal{}, Errorf(KindAuthentication, "missing API key: send it as a bearer token or in the x-api-key header")
-	}
-	h := sha256.Sum256([]byte(presented))
-	found, idx := 0, 0
-	for i := range r.clientKeys {
-		eq := subtle.ConstantTimeCompare(h[:], r.clientKeys[i].hash[:])
-		idx = subtle.ConstantTimeSelect(eq, i, idx)
-		found |= eq
-	}
-	if found == 0 {
-		return Principal{}, Errorf(KindAuthentication, "invalid API key")
-	}
-	return r.clientKeys[idx].principal(), nil
-}
-
-// PrincipalNamed returns the principal of the client key with this name, as
-// Authenticate would for its key.
-func (r *Router) PrincipalNamed(name string) (Principal, bool) {
-	for _, k := range r.clientKeys {
-		if k.name == name {
-			return k.principal(), true
-		}
-	}
-	return Principal{}, false
 }
 
 // LoopGuard is the loop guard that applies to the principal; nil: off.
@@ -387,10 +348,8 @@ func (r *Router) Decide(_ context.Context, req *Request) (Decision, error) {
 			return r.directPool(p, model, req)
 		}
 	}
-	for _, rt := range r.globs {
-		if rt.pattern.match(req.Model) {
-			return r.viaRoute(rt, req, api)
-		}
+	if rt := r.globs.match(req.Model); rt != nil {
+		return r.viaRoute(rt, req, api)
 	}
 	return Decision{}, Errorf(KindNotFound, "model %q is not served by this gateway", req.Model)
 }
@@ -438,12 +397,14 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 		return d, err
 	}
 	if rt.retry == nil {
-		return r.withPool(d, t.provider, req), nil
+		return r.withPool(d, t.provider, req)
 	}
 	d.Retry = rt.retry
 	d.Attempts = rt.chain(d, t, req, api)
 	if r.pooled {
-		d.Attempts = r.expandPools(d.Attempts, req, rt.retry.Attempts)
+		if d.Attempts, err = r.expandPools(d.Attempts, req, rt.retry.Attempts); err != nil {
+			return Decision{}, err
+		}
 		d.Credential, d.Key, d.KeyAffinity = d.Attempts[0].Credential, d.Attempts[0].Key, d.Attempts[0].KeyAffinity
 	}
 	return d, nil
@@ -479,7 +440,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		return Decision{}, Errorf(KindUnavailable, "%s", p.unavailable)
 	}
 	cred := p.credential
-	if p.tokens != nil {
+	if p.tokens != nil && len(p.keys) < 2 { // a pool's tokens: keyAttempts
 		var err error
 		if cred, err = p.tokenCredential(); err != nil {
 			return Decision{}, err
@@ -542,7 +503,7 @@ func (r *Router) CredentialProblems() []string {
 func (r *Router) MaxBodyBytes() int64 { return r.config.BodyLimit() }
 
 // ClientKeysEnabled reports whether every request must carry a client key.
-func (r *Router) ClientKeysEnabled() bool { return len(r.clientKeys) > 0 }
+func (r *Router) ClientKeysEnabled() bool { return r.keys.Len() > 0 }
 
 // Hooks returns the hooks configuration.
 func (r *Router) Hooks() config.HooksConfig { return r.config.HooksConfig() }
@@ -563,7 +524,7 @@ func (r *Router) String() string {
 		return "routing.Router(nil)"
 	}
 	return fmt.Sprintf("routing.Router{providers: %d, routes: %d, client_keys: %d}",
-		len(r.providers), len(r.routes), len(r.clientKeys))
+		len(r.providers), len(r.routes), r.keys.Len())
 }
 
 // Format prints String for every verb, so no verb can reach the

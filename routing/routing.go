@@ -71,10 +71,17 @@ type Principal struct {
 	// Limits are the key's request and token budgets; zero fields mean
 	// no budget of that kind.
 	Limits config.LimitsConfig
+	// Team is the key's team, "" for none; TeamBudget names the budget
+	// its TeamLimits are counted under, shared by every key of the team.
+	Team       string
+	TeamBudget string
+	TeamLimits config.LimitsConfig
 	// models is the allow-list of model patterns; empty allows every model.
 	models []pattern
 	// loopGuard is the key's loop guard (or the top-level one); nil: off.
 	loopGuard *config.LoopGuard
+	// mcpTools is the allow-list of MCP tools; empty allows every tool.
+	mcpTools []mcpToolPattern
 }
 
 // Request is what the processor knows about a request when it asks for a

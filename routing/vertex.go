@@ -14,6 +14,10 @@ func (r *Router) compileVertex(p *provider, pc config.ProviderConfig, env config
 	if pc.Auth.Type != config.AuthGCP {
 		return
 	}
+	if pc.Auth.Credentials != nil {
+		r.compileCloudPool(p, pc, env)
+		return
+	}
 	if env.GCPTokens == nil {
 		p.unavailable = fmt.Sprintf("provider %q: Google tokens are not fetched by this command", pc.Name)
 		return

@@ -45,6 +45,11 @@ func ErrorToChat(status int, body []byte) (int, []byte) {
 	}
 	code := typ
 	if code == "" {
+		// Google's platform answers Claude on Vertex's errors in its own
+		// shape: its status ("RESOURCE_EXHAUSTED") is the code.
+		code = gjson.GetBytes(body, "error.status").String()
+	}
+	if code == "" {
 		code = "upstream_error"
 	}
 	return status, mustMarshal(apierr.OpenAI{Error: apierr.OpenAIError{

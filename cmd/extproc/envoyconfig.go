@@ -106,6 +106,7 @@ func (f envoyConfigFlags) options(r *routing.Router) (envoy.Options, error) {
 		MessageTimeout: f.messageTimeout,
 		MaxBodyBytes:   r.MaxBodyBytes(),
 		Providers:      r.Providers(),
+		MCPServers:     r.MCPServers(),
 		RetryRoutes:    r.RetryRoutes(),
 		// Hooks may gain on_response at any reload; Envoy must already send
 		// response headers then.

@@ -27,7 +27,9 @@ const hooksUsage = `usage:
       print what each hook changed; with --config also print the routing
       decision (providers and routes given to req:provider/req:route are
       checked against it, and its hooks.files order, timeout and
-      failure_policy apply; without it each hook may take up to 1s)
+      failure_policy apply; without it each hook may take up to 1s).
+      With --path /mcp/<server> the request is an MCP tools/call: the
+      on_tool_call hooks run on it (and with --config the key's mcp_tools)
 `
 
 // dryRunHookTimeout is each hook's budget in a dry run without --config:
@@ -181,6 +183,9 @@ func runHooksTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	set, err := luahooks.NewSet(sources, luahooks.Options{Timeout: hc.Timeout, FailOpen: hc.FailOpen})
 	if err != nil {
 		return fmt.Errorf("checking hooks in %s:\n%w", f.dir, err)
+	}
+	if server, ok := toolCallPath(f.path); ok {
+		return runToolCallTest(ctx, stdout, router, set, server, f.keyName, body)
 	}
 	req := processor.Request{Method: "POST", Path: f.path, Headers: f.headers, Body: body}
 	plan, err := processor.DryRun(ctx, router, set, req, f.keyName)

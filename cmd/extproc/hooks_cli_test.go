@@ -190,3 +190,32 @@ routes: [{model: m, provider: pool}]
 		t.Errorf("%d attempts; dry-run output:\n%s", len(p.Attempts), &out)
 	}
 }
+
+// TestHooksTestToolCall dry-runs on_tool_call on an MCP tools/call.
+func TestHooksTestToolCall(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "tools.lua"), `
+function on_tool_call(call)
+  if call.tool == "drop" then return call:reject("no dropping") end
+  call.arguments.limit = 10
+end`)
+	call := func(tool string) string {
+		return writeFile(t, filepath.Join(dir, tool+".json"), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`","arguments":{"q":"x"}}}`)
+	}
+	tests := []struct {
+		tool    string
+		wantErr bool
+		want    string
+	}{
+		{"search", false, `arguments sent: {"limit":10,"q":"x"}`},
+		{"drop", true, "answer: refused by a hook: no dropping"},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		err := runHooks(context.Background(), []string{"test", dir, "--path", "/mcp/db", "--request", call(tc.tool)}, &out, &errb)
+		if (err != nil) != tc.wantErr || !strings.Contains(out.String(), tc.want) || !strings.Contains(out.String(), "tool call: db/"+tc.tool) {
+			t.Errorf("%s: err %v, out:\n%s\nwant %q", tc.tool, err, out.String(), tc.want)
+		}
+	}
+}

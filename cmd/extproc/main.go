@@ -33,9 +33,12 @@ const usage = `usage:
   extproc envoy-config [flags]      print the Envoy configuration for a gateway config
   extproc ratelimit-config [-config FILE]
                                     print envoyproxy/ratelimit's config for a gateway config
+  extproc prices [-config FILE] MODEL...
+                                    print the price charged for each model and its entry
   extproc hooks check DIR           compile and validate Lua hooks
   extproc hooks test DIR --request FILE.json [--header k:v ...] [--config FILE]
                                     show what the hooks do to one request
+  extproc keys COMMAND [flags]      manage client keys and teams over the admin API (extproc keys help)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runRateLimitConfig(args[1:], stdout, stderr)
 		case "hooks":
 			return runHooks(ctx, args[1:], stdout, stderr)
+		case "prices":
+			return runPrices(args[1:], stdout, stderr)
+		case "keys":
+			return runKeys(ctx, args[1:], stdout, stderr)
 		case "serve":
 			args = args[1:]
 		case "help", "-h", "--help":

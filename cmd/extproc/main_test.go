@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -359,4 +360,18 @@ func mustLoad(t *testing.T, path string) *routing.Router {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestAdminDefaultsToLoopback: the admin address (the status page,
+// /metrics, pprof) listens on loopback unless -metrics says otherwise.
+func TestAdminDefaultsToLoopback(t *testing.T) {
+	t.Parallel()
+	f, err := parseServeFlags(nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _, err := net.SplitHostPort(f.metricsAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		t.Errorf("default -metrics %q is not a loopback address", f.metricsAddr)
+	}
 }

@@ -33,6 +33,7 @@ import (
 
 	"switchyard/config"
 	"switchyard/envoy"
+	"switchyard/keys"
 	"switchyard/limits"
 	"switchyard/luahooks"
 	"switchyard/processor"
@@ -61,6 +62,8 @@ type serveFlags struct {
 	// nullRoute serves processor.NullServer instead of the gateway (the
 	// load benchmark's floor).
 	nullRoute string
+	// keys is the key store and the admin API's credential (keystore.go).
+	keys keyStoreFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -69,7 +72,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "switchyard.yaml", "gateway config file (watched and hot-reloaded)")
 	fs.StringVar(&f.grpcAddr, "grpc", "unix:/tmp/switchyard-extproc.sock", "ext_proc gRPC listen address: unix:/path or host:port")
-	fs.StringVar(&f.metricsAddr, "metrics", "127.0.0.1:9090", "admin HTTP address for /metrics, /healthz and /debug/pprof (empty: off)")
+	fs.StringVar(&f.metricsAddr, "metrics", "127.0.0.1:9090", "admin HTTP address for the status page at /, /metrics, /healthz and /debug/pprof (empty: off); keep it on loopback or a private network")
 	fs.StringVar(&f.addrFile, "addr-file", "", "once listening, write the bound -grpc and -metrics addresses to this file as JSON (for port 0)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
@@ -82,10 +85,11 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls, fallback chains and max_body_bytes then reload live")
 	fs.DurationVar(&f.xdsRemovalGrace, "xds-removal-grace", xds.DefaultRemovalGrace, "with -xds: how long the clusters and route entries a reload removes stay in Envoy, for the requests the older config planned (fallback attempts included)")
 	fs.StringVar(&f.nullRoute, "null-route", "", "benchmark floor: serve a processor that reads nothing and routes every request to this Envoy cluster, instead of the gateway")
+	f.keys.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
-	var errs []error
+	errs := []error{f.keys.validate()}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
@@ -194,6 +198,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer flushTraces()
+	ks, err := openKeyStore(ctx, f.keys, cfg.Current, reg, log)
+	if err != nil {
+		return err
+	}
+	defer ks.Close()
 
 	srv := processor.New(processor.Options{
 		Router:      cfg.Current,
@@ -203,6 +212,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxInflight: f.maxInflight,
 		Limiter:     limiter,
 		Tracer:      tracer,
+		Keys:        ks.keysFunc(),
 	})
 
 	idle := time.NewTicker(idleRelease)
@@ -258,7 +268,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var admin *http.Server
 	bound := boundAddrs{GRPC: addrString(lis.Addr())}
 	if f.metricsAddr != "" {
-		admin, bound.Metrics, err = startAdmin(f.metricsAddr, reg, &ready, log)
+		status := newStatusPage(cfg, hooks, srv, limiter, reg, log)
+		admin, bound.Metrics, err = startAdmin(f.metricsAddr, reg, status, &ready, log, ks.adminHandler())
 		if err != nil {
 			gs.Stop()
 			return err
@@ -418,10 +429,15 @@ func writeAddrFile(path string, a boundAddrs) error {
 	return nil
 }
 
-// startAdmin serves /metrics, /healthz and /debug/pprof on addr and
-// returns the address it bound.
-func startAdmin(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, string, error) {
+// startAdmin serves the status page at /, /metrics, /healthz,
+// /debug/pprof and, when keyAdmin is set, the key store's admin API on
+// addr, and returns the address it bound.
+func startAdmin(addr string, reg *prometheus.Registry, status http.Handler, ready *atomic.Bool, log *slog.Logger, keyAdmin http.Handler) (*http.Server, string, error) {
 	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", status)
+	if keyAdmin != nil {
+		mux.Handle(keys.AdminPrefix, keyAdmin)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready.Load() {

@@ -18,8 +18,12 @@ mapping, in Converse's own JSON and events. A model id containing
 streams until its first text delta, then sends a throttlingException
 message in its place and ends, as Bedrock does when it fails mid-stream.
 
-Usage: fake_bedrock.py UPSTREAM ACCESS_KEY_ID SECRET_ACCESS_KEY SESSION_TOKEN REGION
-(SESSION_TOKEN "-" for none). Prints "LISTEN host:port" once it listens on
+A request signed by an access key in THROTTLED_KEYS is answered 429
+ThrottlingException too, as an account over its quota is.
+
+Usage: fake_bedrock.py UPSTREAM ACCESS_KEY_ID SECRET_ACCESS_KEY SESSION_TOKEN REGION [THROTTLED_KEYS]
+(SESSION_TOKEN "-" for none; several credentials as comma-separated lists
+of the same length). Prints "LISTEN host:port" once it listens on
 a port of its own, then serves until killed. GET /_requests returns the
 InvokeModel requests so far (path, headers, body) as JSON.
 """
@@ -40,8 +44,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
 
-UPSTREAM, ACCESS_KEY, SECRET_KEY, TOKEN, REGION = sys.argv[1:6]
-TOKEN = None if TOKEN == "-" else TOKEN
+UPSTREAM, REGION = sys.argv[1], sys.argv[5]
+# access key id -> (secret, session token or None)
+CREDENTIALS = {k: (s, None if t == "-" else t)
+               for k, s, t in zip(sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4].split(","))}
+THROTTLED_KEYS = set(sys.argv[6].split(",")) if len(sys.argv) > 6 else set()
 SIGNATURE_MISMATCH = ("The request signature we calculated does not match the signature you provided. "
                       "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 
@@ -131,8 +138,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 403, "MissingAuthenticationTokenException", "Missing Authentication Token"
         fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
         key, date, region, service, _ = fields["Credential"].split("/")
-        if key != ACCESS_KEY:
+        if key not in CREDENTIALS:
             return 403, "UnrecognizedClientException", "The security token included in the request is invalid."
+        SECRET_KEY, TOKEN = CREDENTIALS[key]
         if TOKEN is not None and self.headers.get("x-amz-security-token") != TOKEN:
             return 403, "UnrecognizedClientException", "The security token included in the request is invalid."
         if region != REGION or service != "bedrock":
@@ -147,7 +155,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         headers = {h: self.headers.get(h, "") for h in signed}
         req = AWSRequest(method=self.command, url="http://" + self.headers["host"] + self.path, data=body, headers=headers)
         req.context["timestamp"] = amz_date
-        signer = SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY, TOKEN), "bedrock", REGION)
+        signer = SigV4Auth(Credentials(key, SECRET_KEY, TOKEN), "bedrock", REGION)
         canonical = signer.canonical_request(req)
         want = signer.signature(signer.string_to_sign(req, canonical), req)
         if want != fields["Signature"]:
@@ -178,7 +186,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.error(400, "ValidationException", f"Malformed input request: #: extraneous key [{extra}] is not permitted, please reformat your input and try again.")
         if req.get("anthropic_version") != "bedrock-2023-05-31":
             return self.error(400, "ValidationException", "Malformed input request: #/anthropic_version: expected bedrock-2023-05-31")
-        if "throttled" in model:
+        signed_by = self.headers["authorization"].split("Credential=", 1)[1].split("/", 1)[0]
+        if "throttled" in model or signed_by in THROTTLED_KEYS:
             return self.error(429, "ThrottlingException", "Too many requests, please wait before trying again.")
         del req["anthropic_version"]
         req["model"], req["stream"] = model, stream

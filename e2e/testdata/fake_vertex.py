@@ -15,7 +15,11 @@ Google's error shape otherwise) and check what Vertex checks:
   Gemini:  POST .../publishers/google/models/M:generateContent
            (or :streamGenerateContent?alt=sse) with a Gemini body; answers
            Gemini JSON or SSE.
-A model whose name ends in "-busy" gets 429 RESOURCE_EXHAUSTED.
+A model whose name ends in "-busy" gets 429 RESOURCE_EXHAUSTED, and so
+does every request with a token of a busy account (config "accounts": more
+service accounts, each {cert_file, client_email, busy}); a model whose name
+ends in "-denied" gets 403 PERMISSION_DENIED, one ending in "-broken" 500
+INTERNAL.
 Answers: the function results of the last turn quoted (RESULT_PREFIX +
 results joined by "|"), a call of every declared tool when the last user
 text holds TRIGGER (each string argument ARG, each integer 1), or ANSWER.
@@ -23,7 +27,7 @@ text holds TRIGGER (each string argument ARG, each integer 1), or ANSWER.
 GET /_stats reports what it saw (tokens minted, grants refused, requests).
 
 Usage: fake_vertex.py CONFIG_JSON  (keys: cert_file, client_email, project,
-region, token_life, answer, trigger, arg, result_prefix). Prints
+region, token_life, answer, trigger, arg, result_prefix, accounts). Prints
 "listening PORT" once it serves on 127.0.0.1:PORT (port 0 bound).
 """
 
@@ -45,7 +49,7 @@ PATH_RE = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/publishers/([^/]+
 
 cfg = {}
 lock = threading.Lock()
-tokens = {}  # token -> expiry (epoch seconds)
+tokens = {}  # token -> (expiry (epoch seconds), the account's client_email)
 stats = {"minted": 0, "refused_grants": [], "requests": [], "unauthorized": 0}
 
 
@@ -79,19 +83,23 @@ def token_endpoint(handler, body, token_url):
     if grant != JWT_GRANT:
         return refuse_grant("unsupported_grant_type", "grant_type " + grant)
     try:
-        with open(cfg["cert_file"]) as f:
+        # The account named by the (still unverified) issuer; its
+        # certificate then verifies the assertion.
+        iss = jwt.decode(assertion, verify=False).get("iss")
+        account = accounts().get(iss)
+        if account is None:
+            return refuse_grant("invalid_grant", "Invalid JWT: iss " + str(iss))
+        with open(account["cert_file"]) as f:
             cert = f.read()
         claims = jwt.decode(assertion, certs=cert, audience=token_url)
     except Exception as e:  # google-auth raises ValueError and its own errors
         return refuse_grant("invalid_grant", "Invalid JWT Signature. (" + type(e).__name__ + ": " + str(e)[:120] + ")")
-    if claims.get("iss") != cfg["client_email"]:
-        return refuse_grant("invalid_grant", "Invalid JWT: iss " + str(claims.get("iss")))
     if SCOPE not in str(claims.get("scope", "")).split():
         return refuse_grant("invalid_scope", "scope " + str(claims.get("scope")))
     tok = "ya29.fake-" + secrets.token_urlsafe(24)
     life = int(cfg["token_life"])
     with lock:
-        tokens[tok] = time.time() + life
+        tokens[tok] = (time.time() + life, iss)
         stats["minted"] += 1
     return 200, "application/json", json.dumps(
         {"access_token": tok, "expires_in": life, "token_type": "Bearer"}).encode()
@@ -103,12 +111,20 @@ def refuse_grant(err, desc):
     return 400, "application/json", json.dumps({"error": err, "error_description": desc}).encode()
 
 
+def accounts():
+    out = {cfg["client_email"]: {"cert_file": cfg["cert_file"]}}
+    for a in cfg.get("accounts", []):
+        out[a["client_email"]] = a
+    return out
+
+
 def live(auth):
+    """The account of a live token, or None."""
     if not auth.startswith("Bearer "):
-        return False
+        return None
     with lock:
-        exp = tokens.get(auth[len("Bearer "):])
-    return exp is not None and time.time() < exp
+        exp, account = tokens.get(auth[len("Bearer "):], (0, None))
+    return account if time.time() < exp else None
 
 
 # ---- Claude on Vertex
@@ -310,6 +326,7 @@ class Handler(BaseHTTPRequestHandler):
         rec = {"path": self.path, "token": auth[len("Bearer "):] if auth.startswith("Bearer ") else "",
                "anthropic_version_header": self.headers.get("anthropic-version"),
                "x_api_key": self.headers.get("x-api-key") is not None}
+        rec["account"] = live(auth)
         result = self.route(url, auth, raw)
         rec["status"] = result[0]
         with lock:
@@ -317,7 +334,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(*result)
 
     def route(self, url, auth, raw):
-        if not live(auth):
+        account = live(auth)
+        if not account:
             with lock:
                 stats["unauthorized"] += 1
             return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 "
@@ -328,7 +346,13 @@ class Handler(BaseHTTPRequestHandler):
         project, region, publisher, model, method = m.groups()
         if project != cfg["project"] or region != cfg["region"]:
             return google_error(403, "PERMISSION_DENIED", "Permission denied on resource project " + project)
-        if model.endswith("-busy"):  # a model over the project's quota
+        if model.endswith("-denied"):
+            return google_error(403, "PERMISSION_DENIED", "Permission 'aiplatform.endpoints.predict' denied on resource "
+                                "'//aiplatform.googleapis.com/projects/%s/locations/%s/publishers/%s/models/%s'"
+                                % (project, region, publisher, model))
+        if model.endswith("-broken"):
+            return google_error(500, "INTERNAL", "Internal error encountered.")
+        if model.endswith("-busy") or accounts()[account].get("busy"):  # over the project's quota
             return google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com/"
                                 "online_prediction_requests_per_base_model with base model: " + model)
         if publisher == "anthropic" and model.startswith("claude"):

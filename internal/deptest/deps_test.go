@@ -38,13 +38,18 @@ func owner(imp string) ([]string, bool) {
 	return owners[best], best != ""
 }
 
-// plainDataImports are the only project packages routing and config may
-// import: neither knows Envoy, Lua or the processor. routing holds each
+// plainDataImports are the only project packages routing, config and pricing may
+// import: none knows Envoy, Lua or the processor. routing holds each
 // Bedrock provider's signer (bedrock knows neither either) as it holds
-// other providers' keys.
+// other providers' keys, and each snapshot's price table (pricing, plain
+// data too), matching model names with internal/glob as the table does.
+// The key store (keys) knows routing's compiled keys and nothing of the
+// request path either.
 var plainDataImports = map[string][]string{
-	"switchyard/routing": {"switchyard/config", "switchyard/bedrock"},
+	"switchyard/routing": {"switchyard/config", "switchyard/bedrock", "switchyard/pricing", "switchyard/internal/glob"},
 	"switchyard/config":  nil,
+	"switchyard/pricing": {"switchyard/internal/glob", "switchyard/internal/usage"},
+	"switchyard/keys":    {"switchyard/config", "switchyard/routing"},
 }
 
 func TestImportBoundaries(t *testing.T) {
@@ -60,7 +65,7 @@ func TestImportBoundaries(t *testing.T) {
 			if allowed, ok := owner(imp); ok && !contains(allowed, pkg) {
 				t.Errorf("%s imports %s; only %v may", pkg, imp, allowed)
 			}
-			if (pkg == "switchyard/routing" || pkg == "switchyard/config") && strings.HasPrefix(imp, "switchyard/") && !contains(plainDataImports[pkg], imp) {
+			if allowed, limited := plainDataImports[pkg]; limited && strings.HasPrefix(imp, "switchyard/") && !contains(allowed, imp) {
 				t.Errorf("%s imports %s: it must stay plain data", pkg, imp)
 			}
 		}

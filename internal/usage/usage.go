@@ -98,6 +98,7 @@ type Reader struct {
 	body      []byte          // JSON body so far
 	got       reported
 	answer    *Answer // nil unless ReadAnswer asked
+	events    int     // stream events read
 }
 
 // reported holds the numbers under the provider's names; see Tokens for
@@ -193,10 +194,16 @@ func (r *Reader) Truncated() bool { return r.truncated || r.sc.Overflowed }
 // chunk or message_delta, message_start, a Responses API response.* event.
 var usagePaths = [...]string{"usage", "message.usage", "response.usage"}
 
+// Events is how many events of a stream were read so far: about one a
+// token in OpenAI's chat and Responses streams, what an estimate of an
+// unfinished stream's output can go by.
+func (r *Reader) Events() int { return r.events }
+
 func (r *Reader) event(e sse.Event) {
 	if r.answer != nil {
 		r.answer.read(e.Data)
 	}
+	r.events++
 	if !hasUsageObject(e.Data) || !gjson.ValidBytes(e.Data) {
 		return
 	}

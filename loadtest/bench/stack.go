@@ -155,6 +155,9 @@ type feature struct {
 	env        []string // added to extproc's environment
 	// upstreamEnv is added to extproc's environment too, for the upstream.
 	upstreamEnv func(upstream string) []string
+	// storeKeys, when set, runs extproc with a key store (-keys-file) of
+	// this many keys, benchKey among them, and sends benchKey.
+	storeKeys int
 }
 
 // benchKey is the client key of the paths with limits.
@@ -196,7 +199,13 @@ var Features = map[string]feature{
 		upstreamEnv: func(u string) []string {
 			return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + u, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"}
 		}},
+	// keys_1, keys_100k: the client key is found in a key store of 1 or
+	// 100,000 keys (issue 22: the lookup must not grow with the keys).
+	"keys_1":    {config: plainConfig, headers: limitsFeature.headers, storeKeys: 1},
+	"keys_100k": {config: plainConfig, headers: limitsFeature.headers, storeKeys: 100_000},
 }
+
+func plainConfig(upstream string) string { return gatewayConfig(upstream, "") }
 
 func usageConfig(upstream string) string {
 	return gatewayConfig(upstream, "") + "usage: {enabled: true}\n"
@@ -290,8 +299,16 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if f.upstreamEnv != nil {
 			env = append(slices.Clip(env), f.upstreamEnv(cfg.UpstreamURL)...)
 		}
-		instances = append(instances, instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers,
-			renderArgs: f.renderArgs, extprocEnv: env})
+		in := instance{name: FeaturePath(name), config: file, extproc: true, headers: f.headers,
+			renderArgs: f.renderArgs, extprocEnv: env}
+		if f.storeKeys > 0 {
+			store := filepath.Join(cfg.Dir, FeaturePath(name)+".keys.json")
+			if err := writeKeyStore(store, f.storeKeys); err != nil {
+				return nil, err
+			}
+			in.extprocArgs = []string{"-keys-file", store}
+		}
+		instances = append(instances, in)
 	}
 	if cfg.Null {
 		instances = append(instances, instance{name: PathNull, config: plain, extproc: true, extprocArgs: []string{"-null-route", NullCluster}})

@@ -1,0 +1,268 @@
+// Package pricing turns a response's tokens into money: a price table per
+// model (input, output, cache read and cache write per million tokens),
+// shipped with the list prices of well-known models (prices.yaml, with the
+// date they were taken) and overridden by the config's `prices:` section.
+//
+// Money is counted in integers, never floats, so that sums are exact and a
+// budget compares the same everywhere: a Price is in pico-dollars (1e-12
+// USD) per token, which is the same number as micro-dollars per million
+// tokens, and a Cost is pico-dollars. Budgets count micro-dollars
+// (Cost.MicroUSD, rounded up).
+//
+// Lookup is first match wins: the config's entries before the shipped ones;
+// within each, exact names before globs, globs in their order.
+package pricing
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+
+	"gopkg.in/yaml.v3"
+
+	"switchyard/internal/glob"
+	"switchyard/internal/usage"
+)
+
+// Price is one model's price, in pico-dollars per token (micro-dollars per
+// million tokens): $3 per million tokens is 3_000_000.
+type Price struct {
+	Input, Output, CacheRead, CacheWrite int64
+}
+
+// Cost is an amount of money in pico-dollars (1e-12 USD).
+type Cost int64
+
+// Of is what t costs at p. Reasoning is part of Output and not added again.
+func (p Price) Of(t usage.Tokens) Cost {
+	return Cost(t.Input*p.Input + t.Output*p.Output + t.CacheRead*p.CacheRead + t.CacheCreation*p.CacheWrite)
+}
+
+// USD is c in dollars.
+func (c Cost) USD() float64 { return float64(c) / 1e12 }
+
+// MicroUSD is c in micro-dollars, rounded up: what a budget is charged.
+func (c Cost) MicroUSD() int64 { return int64((c + 999_999) / 1_000_000) }
+
+// PerMillion converts a price in dollars per million tokens into a Price
+// field, rounded to the nearest micro-dollar per million tokens.
+func PerMillion(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
+
+// MaxPerMillion bounds a price, in dollars per million tokens: at most
+// 1e10 pico-dollars a token keeps a request's cost within an int64 of
+// pico-dollars up to 2e8 tokens of each kind.
+const MaxPerMillion = 10_000
+
+// Entry is one row of a price table, in dollars per million tokens.
+type Entry struct {
+	Model      string  `yaml:"model"`
+	Input      float64 `yaml:"input"`
+	Output     float64 `yaml:"output"`
+	CacheRead  float64 `yaml:"cache_read"`
+	CacheWrite float64 `yaml:"cache_write"`
+}
+
+func (e Entry) price() Price {
+	return Price{Input: PerMillion(e.Input), Output: PerMillion(e.Output),
+		CacheRead: PerMillion(e.CacheRead), CacheWrite: PerMillion(e.CacheWrite)}
+}
+
+// Table answers a model's price. Its entries are immutable once built; it
+// is safe for concurrent use.
+type Table struct {
+	layers [2]layer // the config's, then the shipped prices
+	// seen remembers the answers for up to maxSeen model names: a name
+	// matched against every glob costs microseconds, a map read tens of
+	// nanoseconds, and the names a gateway sends are few.
+	mu   sync.RWMutex
+	seen map[string]seenPrice
+}
+
+// maxSeen bounds Table.seen: names past it are matched every time (a route
+// that passes client-chosen model names through could send any number).
+const maxSeen = 4096
+
+type seenPrice struct {
+	price Price
+	ok    bool
+}
+
+type layer struct {
+	exact map[string]Price
+	globs []globPrice
+}
+
+type globPrice struct {
+	pattern string
+	// prefix is the pattern's text before its first wildcard, lit its
+	// longest run without one: a name without them cannot match, which is
+	// checked before the glob is run.
+	prefix, lit string
+	price       Price
+}
+
+func newGlobPrice(pattern string, p Price) globPrice {
+	g := globPrice{pattern: pattern, price: p}
+	g.prefix = pattern[:strings.IndexAny(pattern, "*?")]
+	for _, run := range strings.FieldsFunc(pattern, func(r rune) bool { return r == '*' || r == '?' }) {
+		if len(run) > len(g.lit) {
+			g.lit = run
+		}
+	}
+	return g
+}
+
+func (g *globPrice) match(model string) bool {
+	return strings.HasPrefix(model, g.prefix) && strings.Contains(model, g.lit) && glob.Match(g.pattern, model)
+}
+
+func newLayer(entries []Entry) layer {
+	l := layer{exact: make(map[string]Price, len(entries))}
+	for _, e := range entries {
+		if strings.ContainsAny(e.Model, "*?") {
+			l.globs = append(l.globs, newGlobPrice(e.Model, e.price()))
+		} else if _, dup := l.exact[e.Model]; !dup {
+			l.exact[e.Model] = e.price()
+		}
+	}
+	return l
+}
+
+func (l *layer) lookup(model string) (Price, bool) {
+	_, p, ok := l.find(model)
+	return p, ok
+}
+
+// find returns the entry that prices model: its pattern and price.
+func (l *layer) find(model string) (string, Price, bool) {
+	if p, ok := l.exact[model]; ok {
+		return model, p, true
+	}
+	for i := range l.globs {
+		if l.globs[i].match(model) {
+			return l.globs[i].pattern, l.globs[i].price, true
+		}
+	}
+	return "", Price{}, false
+}
+
+// Match is the entry that prices a model, as Explain finds it.
+type Match struct {
+	Pattern    string // the entry's model: the name, or the glob that matched
+	Price      Price
+	FromConfig bool // the config's prices: section, else the shipped table
+}
+
+// Explain says which entry prices model, for people checking a table;
+// false when none does. It does not use or fill Lookup's memory.
+func (t *Table) Explain(model string) (Match, bool) {
+	for i := range t.layers {
+		if pat, p, ok := t.layers[i].find(model); ok {
+			return Match{Pattern: pat, Price: p, FromConfig: i == 0}, true
+		}
+	}
+	return Match{}, false
+}
+
+// New returns the shipped table with overrides in front of it. The
+// overrides must be valid (config validates them).
+func New(overrides []Entry) *Table {
+	return &Table{layers: [2]layer{newLayer(overrides), shippedLayer}, seen: map[string]seenPrice{}}
+}
+
+// Lookup returns model's price; false when no entry matches (the request
+// is unpriced). A nil Table prices nothing. It does not allocate once the
+// name has been seen.
+func (t *Table) Lookup(model string) (Price, bool) {
+	if t == nil {
+		return Price{}, false
+	}
+	t.mu.RLock()
+	sp, hit := t.seen[model]
+	t.mu.RUnlock()
+	if hit {
+		return sp.price, sp.ok
+	}
+	sp.price, sp.ok = t.match(model)
+	t.mu.Lock()
+	if len(t.seen) < maxSeen {
+		t.seen[strings.Clone(model)] = sp
+	}
+	t.mu.Unlock()
+	return sp.price, sp.ok
+}
+
+// match is Lookup without the memory of names seen.
+func (t *Table) match(model string) (Price, bool) {
+	for i := range t.layers {
+		if p, ok := t.layers[i].lookup(model); ok {
+			return p, true
+		}
+	}
+	return Price{}, false
+}
+
+// Shipped is the table of list prices the gateway ships with.
+type Shipped struct {
+	Taken   string   `yaml:"taken"` // the date the prices were taken, YYYY-MM-DD
+	Sources []string `yaml:"sources"`
+	Models  []Entry  `yaml:"models"`
+}
+
+//go:embed prices.yaml
+var shippedYAML []byte
+
+var shipped, shippedLayer = func() (Shipped, layer) {
+	s, err := parseShipped(shippedYAML)
+	if err != nil {
+		panic(err) // the embedded file is tested
+	}
+	return s, newLayer(s.Models)
+}()
+
+// ShippedPrices returns the list prices the gateway ships with.
+func ShippedPrices() Shipped { return shipped }
+
+func parseShipped(data []byte) (Shipped, error) {
+	var s Shipped
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("reading the shipped prices: %w", err)
+	}
+	for i, e := range s.Models {
+		if err := e.Check(); err != nil {
+			return s, fmt.Errorf("reading the shipped prices: models[%d]: %w", i, err)
+		}
+	}
+	return s, nil
+}
+
+// Check reports what is wrong with an entry: an empty model, a price below
+// 0, above MaxPerMillion or not a number.
+func (e Entry) Check() error {
+	if e.Model == "" {
+		return fmt.Errorf("model is required")
+	}
+	for _, f := range []struct {
+		name string
+		usd  float64
+	}{{"input", e.Input}, {"output", e.Output}, {"cache_read", e.CacheRead}, {"cache_write", e.CacheWrite}} {
+		if err := CheckPrice(f.usd); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// CheckPrice reports what is wrong with a price in dollars per million
+// tokens.
+func CheckPrice(usd float64) error {
+	if math.IsNaN(usd) || usd < 0 || usd > MaxPerMillion {
+		return fmt.Errorf("must be from 0 to %d dollars per million tokens, got %v", MaxPerMillion, usd)
+	}
+	return nil
+}

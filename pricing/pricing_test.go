@@ -1,0 +1,193 @@
+package pricing
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"switchyard/config"
+	"switchyard/internal/usage"
+)
+
+func TestLookupOrder(t *testing.T) {
+	t.Parallel()
+	tab := New([]Entry{
+		{Model: "gpt-4o*", Input: 1, Output: 2, CacheRead: 0.5, CacheWrite: 1},
+		{Model: "gpt-4o-mini", Input: 0.1, Output: 0.2},
+		{Model: "my-*", Input: 7, Output: 8},
+		{Model: "my-model-?", Input: 9, Output: 9}, // after my-*: never reached
+	})
+	for _, tc := range []struct {
+		model string
+		want  Price
+		ok    bool
+	}{
+		// An exact override before a glob override of the same layer.
+		{"gpt-4o-mini", Price{Input: 100_000, Output: 200_000}, true},
+		// A glob override before the shipped price.
+		{"gpt-4o-2024-08-06", Price{Input: 1_000_000, Output: 2_000_000, CacheRead: 500_000, CacheWrite: 1_000_000}, true},
+		// Globs in order: first match wins.
+		{"my-model-1", Price{Input: 7_000_000, Output: 8_000_000}, true},
+		// Shipped: a longer name before the shorter glob that would match it.
+		{"gpt-5-mini-2025-08-07", Price{Input: 250_000, Output: 2_000_000, CacheRead: 25_000, CacheWrite: 250_000}, true},
+		{"gpt-5", Price{Input: 1_250_000, Output: 10_000_000, CacheRead: 125_000, CacheWrite: 1_250_000}, true},
+		// Bedrock's and Vertex's names of a Claude model.
+		{"anthropic.claude-sonnet-4-5-20250929-v1:0", Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000}, true},
+		{"claude-opus-4-1@20250805", Price{Input: 15_000_000, Output: 75_000_000, CacheRead: 1_500_000, CacheWrite: 18_750_000}, true},
+		{"claude-opus-4-5-20251101", Price{Input: 5_000_000, Output: 25_000_000, CacheRead: 500_000, CacheWrite: 6_250_000}, true},
+		{"llama3.2", Price{}, false},
+		{"", Price{}, false},
+	} {
+		got, ok := tab.Lookup(tc.model)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("Lookup(%q) = %+v, %v; want %+v, %v", tc.model, got, ok, tc.want, tc.ok)
+		}
+	}
+	if _, ok := (*Table)(nil).Lookup("gpt-4o"); ok {
+		t.Error("a nil table priced a model")
+	}
+}
+
+func TestCost(t *testing.T) {
+	t.Parallel()
+	p := Price{Input: PerMillion(3), Output: PerMillion(15), CacheRead: PerMillion(0.30), CacheWrite: PerMillion(3.75)}
+	tok := usage.Tokens{Input: 1000, Output: 500, CacheRead: 20000, CacheCreation: 4000, Reasoning: 400}
+	// 1000*3 + 500*15 + 20000*0.30 + 4000*3.75 = 3000+7500+6000+15000 micro-dollars.
+	c := p.Of(tok)
+	if c != 31_500*1_000_000 {
+		t.Fatalf("cost %d pico-dollars, want %d", c, 31_500*1_000_000)
+	}
+	if got := c.USD(); math.Abs(got-0.0315) > 1e-15 {
+		t.Errorf("USD() = %v", got)
+	}
+	if got := c.MicroUSD(); got != 31_500 {
+		t.Errorf("MicroUSD() = %d", got)
+	}
+	// A cost below a micro-dollar is charged as one; none as none.
+	if got := Cost(1).MicroUSD(); got != 1 {
+		t.Errorf("1 pico-dollar charged %d micro-dollars, want 1", got)
+	}
+	if got := Cost(0).MicroUSD(); got != 0 {
+		t.Errorf("nothing charged %d", got)
+	}
+	// $0.075 per million tokens is exact in integers.
+	if got := (Price{CacheRead: PerMillion(0.075)}).Of(usage.Tokens{CacheRead: 3}); got != 225_000 {
+		t.Errorf("3 tokens at $0.075/M = %d pico-dollars, want 225000", got)
+	}
+	// The largest price and a large request stay within an int64.
+	big := Price{Input: PerMillion(MaxPerMillion), Output: PerMillion(MaxPerMillion), CacheRead: PerMillion(MaxPerMillion), CacheWrite: PerMillion(MaxPerMillion)}
+	if c := big.Of(usage.Tokens{Input: 2e8, Output: 2e7, CacheRead: 2e7, CacheCreation: 2e7}); c <= 0 {
+		t.Errorf("overflow: %d", c)
+	}
+}
+
+func TestCostDoesNotAllocate(t *testing.T) {
+	tab := New([]Entry{{Model: "x-*", Input: 1, Output: 1}})
+	tok := usage.Tokens{Input: 10, Output: 5}
+	if n := testing.AllocsPerRun(100, func() {
+		p, _ := tab.Lookup("anthropic.claude-haiku-4-5-20251001-v1:0")
+		_ = p.Of(tok).MicroUSD()
+	}); n != 0 {
+		t.Errorf("%v allocations per lookup", n)
+	}
+}
+
+func TestShippedPrices(t *testing.T) {
+	t.Parallel()
+	s := ShippedPrices()
+	if _, err := time.Parse("2006-01-02", s.Taken); err != nil {
+		t.Errorf("taken %q is not a date: %v", s.Taken, err)
+	}
+	if len(s.Sources) == 0 || len(s.Models) < 30 {
+		t.Errorf("%d sources, %d models", len(s.Sources), len(s.Models))
+	}
+	// Every entry is reachable: no earlier glob of the file swallows it.
+	seen := map[string]bool{}
+	for i, e := range s.Models {
+		if seen[e.Model] {
+			t.Errorf("models[%d] %q twice", i, e.Model)
+		}
+		seen[e.Model] = true
+		name := strings.NewReplacer("*", "x", "?", "x").Replace(e.Model)
+		if got, _ := New(nil).Lookup(name); got != e.price() {
+			t.Errorf("models[%d] %q: %q is priced %+v by an earlier entry", i, e.Model, name, got)
+		}
+	}
+	// One bound in one place: the config checks prices with the same one.
+	if MaxPerMillion != config.MaxPricePerMillion {
+		t.Errorf("MaxPerMillion %d != config.MaxPricePerMillion %d", MaxPerMillion, config.MaxPricePerMillion)
+	}
+}
+
+func TestParseShippedErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ yaml, want string }{
+		{"taken: x\nmodels: [{model: a, input: 1, output: 1, cache: 1}]\n", "field cache not found"},
+		{"models: [{model: a, input: -1, output: 1}]\n", "models[0]: input: must be from 0"},
+		{"models: [{input: 1, output: 1}]\n", "models[0]: model is required"},
+	} {
+		_, err := parseShipped([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	if diff := cmp.Diff(Price{Input: 1, Output: 2}, Entry{Input: 0.000001, Output: 0.0000015}.price()); diff != "" {
+		t.Errorf("rounding (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkLookupAndCost is the work pricing adds to a counted request:
+// one lookup and the arithmetic. "exact" is a config entry of the model's
+// name; "shipped-last" walks every shipped glob before matching the last;
+// "unpriced" walks them all and finds none.
+func BenchmarkLookupAndCost(b *testing.B) {
+	tab := New([]Entry{{Model: "my-model", Input: 1, Output: 2}})
+	last := ShippedPrices().Models[len(ShippedPrices().Models)-1].Model
+	tok := usage.Tokens{Input: 1200, Output: 300, CacheRead: 1000}
+	for _, bc := range []struct{ name, model string }{
+		{"exact", "my-model"},
+		{"gpt-4o", "gpt-4o-2024-08-06"},
+		{"bedrock-claude", "anthropic.claude-haiku-4-5-20251001-v1:0"},
+		{"shipped-last", strings.TrimSuffix(last, "*") + "-001"},
+		{"unpriced", "llama3.2"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var sum int64
+			for b.Loop() {
+				p, _ := tab.Lookup(bc.model)
+				sum += p.Of(tok).MicroUSD()
+			}
+			_ = sum
+		})
+	}
+	// A name past the memory's bound is matched every time.
+	b.Run("unremembered/bedrock-claude", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			tab.match("anthropic.claude-haiku-4-5-20251001-v1:0")
+		}
+	})
+}
+
+func TestLookupRemembersBoundedNames(t *testing.T) {
+	t.Parallel()
+	tab := New(nil)
+	for i := range maxSeen + 10 {
+		name := "gpt-4o-" + strconv.Itoa(i)
+		if p, ok := tab.Lookup(name); !ok || p.Input != 2_500_000 {
+			t.Fatalf("%s: %+v %v", name, p, ok)
+		}
+	}
+	if n := len(tab.seen); n != maxSeen {
+		t.Errorf("%d names remembered, want %d", n, maxSeen)
+	}
+	// Remembered and unremembered names answer the same.
+	if p, ok := tab.Lookup("gpt-4o-" + strconv.Itoa(maxSeen+5)); !ok || p.Input != 2_500_000 {
+		t.Errorf("past the bound: %+v %v", p, ok)
+	}
+}

@@ -1,0 +1,291 @@
+package processor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"switchyard/routing"
+)
+
+// The aggregated endpoint: /mcp serves every MCP server the client key may
+// use as one MCP server (the handshake protocol). The gateway answers
+// initialize itself and keeps, per client session, a session of its own
+// with each server, opened when first needed. tools/list merges the
+// servers' lists, each tool named <server>__<tool> (server names cannot
+// hold "__", so the name splits at its first "__" and no two servers'
+// tools collide). tools/call goes to its server through Envoy, streamed,
+// with the tool's own name and the server session's id. Resources and
+// prompts are not merged: their lists are empty. Notifications from the
+// client are acknowledged and dropped; the GET stream of server messages
+// is not offered (405), so server-initiated requests reach the client
+// only inside a tools/call answer, and the client's replies to them are
+// dropped.
+
+// toolSeparator joins a server's name and its tool's in /mcp.
+const toolSeparator = "__"
+
+// aggregateVersions are the protocol versions /mcp speaks; a client asking
+// for another gets the newest.
+var aggregateVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
+
+// Bounds of the session table: sessions idle this long are dropped, and
+// past maxAggSessions the oldest make room.
+const (
+	aggSessionIdle = time.Hour
+	maxAggSessions = 10000
+)
+
+// aggSession is one client session of /mcp.
+type aggSession struct {
+	key      string // the client key's name: another key cannot use it
+	mu       sync.Mutex
+	servers  map[string]serverSession
+	lastUsed time.Time
+}
+
+// aggSessions is the session table; created with the first /mcp session.
+type aggSessions struct {
+	mu sync.Mutex
+	m  map[string]*aggSession
+}
+
+// aggSessions is the server's session table, made on first use.
+func (s *Server) aggSessions() *aggSessions {
+	s.mcpAggOnce.Do(func() { s.mcpAgg = &aggSessions{m: map[string]*aggSession{}} })
+	return s.mcpAgg
+}
+
+func (t *aggSessions) open(key string, now time.Time) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	id := hex.EncodeToString(b)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for sid, s := range t.m {
+		if now.Sub(s.lastUsed) > aggSessionIdle || len(t.m) >= maxAggSessions {
+			delete(t.m, sid)
+		}
+	}
+	t.m[id] = &aggSession{key: key, servers: map[string]serverSession{}, lastUsed: now}
+	return id
+}
+
+func (t *aggSessions) get(id, key string, now time.Time) *aggSession {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.m[id]
+	if s == nil || s.key != key || now.Sub(s.lastUsed) > aggSessionIdle {
+		return nil
+	}
+	s.lastUsed = now
+	return s
+}
+
+func (t *aggSessions) close(id string) *aggSession {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.m[id]
+	delete(t.m, id)
+	return s
+}
+
+// serverSession returns the session's session with the server, opening it
+// when there is none yet.
+func (a *aggSession) serverSession(ctx context.Context, s *routing.MCPServer) (serverSession, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ss, ok := a.servers[s.Name]; ok {
+		return ss, nil
+	}
+	ss, err := openServerSession(ctx, s)
+	if err != nil {
+		return ss, err
+	}
+	a.servers[s.Name] = ss
+	return ss, nil
+}
+
+// isAggregatePath reports whether path is /mcp itself.
+func isAggregatePath(path string) bool { return pathOnly(path) == "/mcp" }
+
+// aggregate answers a message POSTed to /mcp.
+func (m *mcpExchange) aggregate(ctx context.Context, body []byte) []*extprocv3.ProcessingResponse {
+	rpc, e := readRPC(body)
+	m.rpc = rpc
+	if e != nil {
+		return []*extprocv3.ProcessingResponse{m.fail(e)}
+	}
+	table := m.srv.aggSessions()
+	now := time.Now()
+	if rpc.method == "initialize" {
+		id := table.open(m.principal.Name, now)
+		return m.answer200(m.initializeResult(body), routing.Header{Name: routing.MCPSessionHeader, Value: id})
+	}
+	if rpc.method == "" || rpc.id == "" { // a notification, or a reply to a server's request
+		m.decided = true
+		return []*extprocv3.ProcessingResponse{immediate(202, nil, "switchyard_mcp_accepted")}
+	}
+	sess := table.get(m.session, m.principal.Name, now)
+	switch {
+	case rpc.method == "ping":
+		return m.answer200(`{}`)
+	case rpc.method == "server/discover":
+		// The 2026-07-28 probe: an error makes the SDKs fall back to
+		// initialize.
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 200, code: -32601, reason: "method_not_found",
+			message: "method not found: /mcp speaks the initialize handshake"})}
+	case sess == nil:
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_session",
+			message: "unknown or expired session: send initialize to /mcp first"})}
+	case rpc.method == "tools/list":
+		return m.answer200(m.mergedTools(ctx, sess))
+	case rpc.method == "tools/call":
+		return m.routeCall(ctx, sess, body)
+	case rpc.method == "resources/list":
+		return m.answer200(`{"resources":[]}`)
+	case rpc.method == "resources/templates/list":
+		return m.answer200(`{"resourceTemplates":[]}`)
+	case rpc.method == "prompts/list":
+		return m.answer200(`{"prompts":[]}`)
+	}
+	return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 200, code: -32601, reason: "method_not_found",
+		message: "method not found: /mcp serves tools; use /mcp/<server> for " + rpc.method})}
+}
+
+// answer200 answers the message with a JSON-RPC result.
+func (m *mcpExchange) answer200(result string, headers ...routing.Header) []*extprocv3.ProcessingResponse {
+	m.decided = true
+	id := m.rpc.id
+	return []*extprocv3.ProcessingResponse{immediate(200, []byte(`{"jsonrpc":"2.0","id":`+id+`,"result":`+result+`}`), "switchyard_mcp", headers...)}
+}
+
+// initializeResult is the gateway's answer to initialize.
+func (m *mcpExchange) initializeResult(body []byte) string {
+	version := aggregateVersions[0]
+	asked := gjson.GetBytes(body, "params.protocolVersion").Str
+	for _, v := range aggregateVersions {
+		if v == asked {
+			version = v
+		}
+	}
+	return `{"protocolVersion":"` + version + `","capabilities":{"tools":{"listChanged":false}},` +
+		`"serverInfo":{"name":"switchyard","version":"1"},` +
+		`"instructions":"Tools of several MCP servers, each named <server>__<tool>."}`
+}
+
+// mergedTools lists the tools of every server the key may use, allowed
+// ones only, renamed <server>__<tool>. A server that cannot be reached is
+// left out (and logged): the others still serve.
+func (m *mcpExchange) mergedTools(ctx context.Context, sess *aggSession) string {
+	out := []byte(`{"tools":[`)
+	n := 0
+	for _, s := range m.router.MCPServerList() {
+		if !m.principal.AllowsMCPServer(s.Name) || s.Unavailable != "" {
+			continue
+		}
+		tools, err := m.listTools(ctx, sess, s)
+		if err != nil {
+			m.srv.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "mcp server left out of /mcp tools/list", slog.String("server", s.Name), slog.String("error", err.Error()))
+			continue
+		}
+		tools.ForEach(func(_, t gjson.Result) bool {
+			name := t.Get("name").Str
+			if !m.principal.AllowsMCPTool(s.Name, name) {
+				return true
+			}
+			renamed, err := sjson.Set(t.Raw, "name", s.Name+toolSeparator+name)
+			if err != nil {
+				return true
+			}
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, renamed...)
+			n++
+			return true
+		})
+	}
+	return string(append(out, "]}"...))
+}
+
+func (m *mcpExchange) listTools(ctx context.Context, sess *aggSession, s *routing.MCPServer) (gjson.Result, error) {
+	ss, err := sess.serverSession(ctx, s)
+	if err != nil {
+		return gjson.Result{}, err
+	}
+	reply, _, err := rpcCall(ctx, s, ss, `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`)
+	if err != nil {
+		return gjson.Result{}, err
+	}
+	return gjson.GetBytes(reply, "result.tools"), nil
+}
+
+// routeCall sends a tools/call to its server through Envoy, with the
+// tool's own name and the server session's id.
+func (m *mcpExchange) routeCall(ctx context.Context, sess *aggSession, body []byte) []*extprocv3.ProcessingResponse {
+	server, tool, ok := strings.Cut(m.rpc.tool, toolSeparator)
+	s := m.router.MCPServer(server)
+	if !ok || s == nil || tool == "" {
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 200, code: -32602, reason: "unknown_tool",
+			message: "unknown tool " + strconv.Quote(m.rpc.tool) + ": /mcp names tools <server>__<tool>"})}
+	}
+	m.server, m.rpc.tool = s, tool
+	switch {
+	case !m.principal.AllowsMCPServer(server):
+		return []*extprocv3.ProcessingResponse{m.fail(refused("not_allowed", "key "+strconv.Quote(m.principal.Name)+" may not use MCP server "+strconv.Quote(server)))}
+	case s.Unavailable != "":
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 503, code: rpcRefused, reason: "unavailable", message: "MCP server " + strconv.Quote(server) + " has no credentials configured"})}
+	}
+	out, err := sjson.SetBytes(body, "params.name", tool)
+	if err != nil {
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 400, code: rpcInvalidRequest, reason: "invalid_request", message: "invalid request"})}
+	}
+	changed, e := m.check(ctx, out)
+	if e != nil {
+		return []*extprocv3.ProcessingResponse{m.fail(e)}
+	}
+	if changed != nil {
+		out = changed
+	}
+	ss, err := sess.serverSession(ctx, s)
+	if err != nil {
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 502, code: -32000, reason: "upstream", message: "MCP server " + strconv.Quote(server) + " cannot open a session"})}
+	}
+	m.readAnswer()
+	m.upstreamSession = ss
+	resp := m.forward(out)
+	if m.duplex {
+		return []*extprocv3.ProcessingResponse{resp, {Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
+			Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
+				Mutation: &extprocv3.BodyMutation_StreamedResponse{StreamedResponse: &extprocv3.StreamedBodyResponse{Body: out, EndOfStream: true}},
+			}},
+		}}}}
+	}
+	return []*extprocv3.ProcessingResponse{resp}
+}
+
+// endAggregate ends a /mcp session (DELETE) and the gateway's sessions with
+// its servers.
+func (m *mcpExchange) endAggregate(ctx context.Context) *extprocv3.ProcessingResponse {
+	m.decided = true
+	sess := m.srv.aggSessions().close(m.session)
+	if sess == nil || sess.key != m.principal.Name {
+		return m.fail(&rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_session", message: "unknown or expired session"})
+	}
+	for name, ss := range sess.servers {
+		if s := m.router.MCPServer(name); s != nil && ss.id != "" {
+			go deleteServerSession(context.WithoutCancel(ctx), s, ss)
+		}
+	}
+	return immediate(200, nil, "switchyard_mcp_session_ended")
+}

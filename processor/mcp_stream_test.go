@@ -1,0 +1,145 @@
+package processor
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"switchyard/routing"
+)
+
+const mcpTestConfig = `
+providers: [{name: openai, url: "https://api.openai.com", schema: openai}]
+mcp_servers:
+  - {name: github, url: "https://mcp.example.com/v1/mcp", auth: {type: bearer, key_env: OPENAI_API_KEY}}
+client_keys:
+  - {name: team-a, key_env: KEY_TEAM_A, mcp_tools: ["github/search_*"]}
+`
+
+func mcpServerUnderTest(t *testing.T) *Server {
+	r := compileRouter(t, mcpTestConfig)
+	return New(Options{Router: func() *routing.Router { return r }})
+}
+
+func mcpPost(path, key string) *extprocv3.ProcessingRequest {
+	return headersMsg(buffered, false, ":method", "POST", ":path", path, "authorization", "Bearer "+key,
+		"content-type", "application/json", routing.MCPSessionHeader, "s-1")
+}
+
+// TestMCPStreamForwards: an allowed tools/call is answered with the
+// server's cluster and path, the client's key out and the server's in.
+func TestMCPStreamForwards(t *testing.T) {
+	t.Parallel()
+	sent := run(t, mcpServerUnderTest(t), mcpPost("/mcp/github", keyTeamA),
+		bodyMsg(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","arguments":{}}}`, true))
+	if len(sent) != 2 || sent[1].GetRequestBody() == nil {
+		t.Fatalf("got %v, want the headers answered, then the body with the decision", sent)
+	}
+	hm := sent[1].GetRequestBody().GetResponse().GetHeaderMutation()
+	set := map[string]string{}
+	for _, h := range hm.GetSetHeaders() {
+		set[h.GetHeader().GetKey()] = string(h.GetHeader().GetRawValue())
+	}
+	if set[routing.ClusterHeader] != "mcp/github" || set[":path"] != "/v1/mcp" || set["authorization"] != "Bearer "+secretOpenAI {
+		t.Errorf("set headers %v, want the server's cluster, path and credential", set)
+	}
+	if strings.Join(hm.GetRemoveHeaders(), ",") != "x-api-key,api-key" || !sent[1].GetRequestBody().GetResponse().GetClearRouteCache() {
+		t.Errorf("removed %v (route cache cleared: %v)", hm.GetRemoveHeaders(), sent[1].GetRequestBody().GetResponse().GetClearRouteCache())
+	}
+}
+
+// TestMCPStreamRefuses: what the gateway answers itself, as JSON-RPC
+// errors with an HTTP status.
+func TestMCPStreamRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		script []*extprocv3.ProcessingRequest
+		status int
+		want   string
+	}{
+		{"tool outside the allow-list", []*extprocv3.ProcessingRequest{mcpPost("/mcp/github", keyTeamA),
+			bodyMsg(`{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"delete_repo"}}`, true)},
+			200, `"id":"c1","error":{"code":-32001,"message":"tool \"github/delete_repo\" is not allowed for key \"team-a\""`},
+		{"unknown server", []*extprocv3.ProcessingRequest{mcpPost("/mcp/gitlab", keyTeamA)}, 404, `unknown MCP server \"gitlab\"`},
+		{"wrong key", []*extprocv3.ProcessingRequest{mcpPost("/mcp/github", "nope")}, 401, `"code":-32001,"message":"invalid API key"`},
+		{"malformed", []*extprocv3.ProcessingRequest{mcpPost("/mcp/github", keyTeamA), bodyMsg(`{"jsonrpc":`, true)}, 400, `"code":-32700`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sent := run(t, mcpServerUnderTest(t), tc.script...)
+			checkMCPRefusal(t, sent, tc.status, tc.want)
+		})
+	}
+	// Over MaxInflight: the same answer shape.
+	r := compileRouter(t, mcpTestConfig)
+	s := New(Options{Router: func() *routing.Router { return r }, MaxInflight: 1})
+	s.inflight.Add(1)
+	checkMCPRefusal(t, run(t, s, mcpPost("/mcp/github", keyTeamA)), 429, `"reason":"gateway_overloaded"`)
+}
+
+func checkMCPRefusal(t *testing.T, sent []*extprocv3.ProcessingResponse, status int, want string) {
+	t.Helper()
+	ir := sent[len(sent)-1].GetImmediateResponse()
+	if ir == nil || int(ir.GetStatus().GetCode()) != status || !strings.Contains(string(ir.GetBody()), want) {
+		t.Errorf("answer %v, want %d with %s", sent[len(sent)-1], status, want)
+	}
+}
+
+func responseHeadersMsg(status string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
+		Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":status", RawValue: []byte(status)}}},
+	}}}
+}
+
+func responseBodyMsg(body string, eos bool) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: eos}}}
+}
+
+// TestMCPMetricsExposition: calls answered ok, with a tool error, with an
+// HTTP error and cut off, and refused ones, compared with
+// testdata/metrics/mcp.golden.
+func TestMCPMetricsExposition(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	r := compileRouter(t, mcpTestConfig)
+	srv := New(Options{Router: func() *routing.Router { return r }, Metrics: m})
+	call := func(id string) *extprocv3.ProcessingRequest {
+		return bodyMsg(`{"jsonrpc":"2.0","id":`+id+`,"method":"tools/call","params":{"name":"search_code","arguments":{"q":"x"}}}`, true)
+	}
+	for _, script := range [][]*extprocv3.ProcessingRequest{
+		{mcpPost("/mcp/github", keyTeamA), call("1"), responseHeadersMsg("200"),
+			responseBodyMsg("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nevent: message\ndata: {\"jsonrpc\":", false),
+			responseBodyMsg("\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n", true)},
+		{mcpPost("/mcp/github", keyTeamA), call("2"), responseHeadersMsg("200"),
+			responseBodyMsg(`{"jsonrpc":"2.0","id":2,"result":{"content":[],"isError":true}}`, true)},
+		{mcpPost("/mcp/github", keyTeamA), call("3"), responseHeadersMsg("500"), responseBodyMsg("oops", true)},
+		{mcpPost("/mcp/github", keyTeamA), call("4"), responseHeadersMsg("200"), responseBodyMsg("event: message\n", false)}, // cut off
+		{mcpPost("/mcp/github", keyTeamA), bodyMsg(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"delete_repo"}}`, true)},
+		{mcpPost("/mcp/gitlab", keyTeamA)},
+	} {
+		run(t, srv, script...)
+	}
+	golden := filepath.Join("testdata", "metrics", "mcp.golden")
+	names := []string{"switchyard_mcp_calls_total", "switchyard_mcp_refused_total", "switchyard_mcp_requests_total"}
+	if *update {
+		writeExposition(t, reg, golden, names)
+	}
+	f, err := os.Open(golden)
+	if err != nil {
+		t.Fatalf("opening golden file (run with -update to create it): %v", err)
+	}
+	defer f.Close()
+	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
+		t.Errorf("exposition differs from %s (run with -update if intended):\n%v", golden, err)
+	}
+	if n := testutil.CollectAndCount(m.mcp.duration); n != 1 {
+		t.Errorf("duration series: %d, want one (server github)", n)
+	}
+}

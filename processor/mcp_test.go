@@ -1,0 +1,187 @@
+package processor
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+func TestReadRPC(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		body string
+		want rpcMessage
+		code int // 0: accepted
+	}{
+		{`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"a":1}}}`, rpcMessage{id: "3", method: "tools/call", tool: "echo", args: `{"a":1}`}, 0},
+		{`{"jsonrpc":"2.0","id":"x","method":"tools/list"}`, rpcMessage{id: `"x"`, method: "tools/list"}, 0},
+		{`{"jsonrpc":"2.0","method":"notifications/initialized"}`, rpcMessage{method: "notifications/initialized"}, 0},
+		{`[{"jsonrpc":"2.0","method":"notifications/initialized"}]`, rpcMessage{}, 0},
+		{`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}]`, rpcMessage{}, rpcInvalidRequest},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, rpcMessage{id: "1", method: "tools/call"}, -32602},
+		{`{"id":1,"method":"ping"}`, rpcMessage{}, rpcInvalidRequest},
+		{`"text"`, rpcMessage{}, rpcInvalidRequest},
+		{`{"jsonrpc":"2.0",`, rpcMessage{}, rpcParseError},
+	}
+	for _, tc := range tests {
+		got, err := readRPC([]byte(tc.body))
+		code := 0
+		if err != nil {
+			code = err.code
+		}
+		if got != tc.want || code != tc.code {
+			t.Errorf("readRPC(%s) = %+v, %d; want %+v, %d", tc.body, got, code, tc.want, tc.code)
+		}
+	}
+}
+
+func TestRPCErrorBody(t *testing.T) {
+	t.Parallel()
+	e := refused("not_allowed", `tool "a/b" is not allowed`)
+	if got, want := string(e.body(`"7"`)), `{"jsonrpc":"2.0","id":"7","error":{"code":-32001,"message":"tool \"a/b\" is not allowed","data":{"reason":"not_allowed"}}}`; got != want {
+		t.Errorf("body = %s\nwant %s", got, want)
+	}
+	if got := string(e.body("")); !strings.Contains(got, `"id":null`) {
+		t.Errorf("body without an id = %s", got)
+	}
+}
+
+const toolsReply = `{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"search_code","inputSchema":{}},{"name":"delete_repo","inputSchema":{}}]}}`
+
+func allowSearch(tool string) bool { return strings.HasPrefix(tool, "search_") }
+
+// TestNarrowToolsSSE feeds a tools/list answer in SSE split at every byte
+// boundary: a progress notification passes as it is, the reply loses the
+// tool the key may not call.
+func TestNarrowToolsSSE(t *testing.T) {
+	t.Parallel()
+	answer := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n" +
+		"event: message\r\ndata: " + toolsReply + "\r\n\r\n"
+	want := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n" +
+		"event: message\ndata: " + strings.Replace(toolsReply, `,{"name":"delete_repo","inputSchema":{}}`, "", 1) + "\n\n"
+	for split := 1; split < len(answer); split++ {
+		r := &answerReader{id: "2", hold: true, onReply: func(msg []byte) []byte { return narrowTools(msg, allowSearch) }}
+		var out []byte
+		for _, c := range []string{answer[:split], answer[split:]} {
+			got, changed := r.feed([]byte(c), c == answer[split:])
+			if !changed {
+				t.Fatalf("split %d: a held answer passed unchanged", split)
+			}
+			out = append(out, got...)
+		}
+		if string(out) != want {
+			t.Fatalf("split %d:\n%q\nwant\n%q", split, out, want)
+		}
+	}
+}
+
+func TestNarrowToolsJSON(t *testing.T) {
+	t.Parallel()
+	r := &answerReader{id: "2", hold: true, onReply: func(msg []byte) []byte { return narrowTools(msg, allowSearch) }}
+	first, _ := r.feed([]byte(toolsReply[:10]), false)
+	rest, _ := r.feed([]byte(toolsReply[10:]), true)
+	if len(first) != 0 || strings.Contains(string(rest), "delete_repo") || !strings.Contains(string(rest), "search_code") {
+		t.Errorf("narrowed JSON: %q then %q", first, rest)
+	}
+	if got := narrowTools([]byte(toolsReply), func(string) bool { return true }); string(got) != toolsReply {
+		t.Errorf("nothing to narrow changed the reply: %s", got)
+	}
+}
+
+// TestObservedReply: a tools/call answer passes untouched while its
+// outcome is read.
+func TestObservedReply(t *testing.T) {
+	t.Parallel()
+	for reply, want := range map[string]string{
+		`{"jsonrpc":"2.0","id":5,"result":{"content":[],"isError":true}}`: "tool_error",
+		`{"jsonrpc":"2.0","id":5,"result":{"content":[]}}`:                "ok",
+		`{"jsonrpc":"2.0","id":5,"error":{"code":-32602,"message":"x"}}`:  "rpc_error",
+	} {
+		var outcome string
+		r := &answerReader{id: "5", onReply: func(msg []byte) []byte { outcome = replyOutcome(msg); return msg }}
+		if _, changed := r.feed([]byte("data: "+reply+"\n\n"), true); changed || outcome != want {
+			t.Errorf("%s: outcome %q (changed %v), want %q", reply, outcome, changed, want)
+		}
+	}
+}
+
+func TestIsMCPPath(t *testing.T) {
+	t.Parallel()
+	for path, want := range map[string]bool{"/mcp": true, "/mcp/a": true, "/mcp?x": true, "/mcpx": false, "/v1/mcp": false} {
+		if isMCPPath(path) != want {
+			t.Errorf("isMCPPath(%q) = %v", path, !want)
+		}
+	}
+	for path, want := range map[string]string{"/mcp/a": "a", "/mcp/a?s=1": "a", "/mcp/a/b": "", "/mcp": "", "/mcp/": ""} {
+		if got, _ := mcpServerName(path); got != want {
+			t.Errorf("mcpServerName(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+func FuzzMCPAnswer(f *testing.F) {
+	f.Add([]byte("data: "+toolsReply+"\n\n"), 7)
+	f.Add([]byte(toolsReply), 3)
+	f.Fuzz(func(t *testing.T, answer []byte, split int) {
+		if split < 0 || split > len(answer) {
+			split = len(answer) / 2
+		}
+		readRPC(answer)
+		r := &answerReader{id: "2", hold: true, onReply: func(msg []byte) []byte { return narrowTools(msg, allowSearch) }}
+		r.feed(answer[:split], false)
+		r.feed(answer[split:], true)
+		if len(r.pending) != 0 {
+			t.Fatalf("the reader kept %d bytes after the end", len(r.pending))
+		}
+	})
+}
+
+// TestAggSessions: a /mcp session belongs to the key that opened it, and
+// expires when idle.
+func TestAggSessions(t *testing.T) {
+	t.Parallel()
+	tab := &aggSessions{m: map[string]*aggSession{}}
+	now := time.Now()
+	id := tab.open("team-a", now)
+	if len(id) != 32 || tab.get(id, "team-a", now) == nil {
+		t.Fatalf("session %q not found by its key", id)
+	}
+	if tab.get(id, "team-b", now) != nil {
+		t.Error("another key used the session")
+	}
+	if tab.get(id, "team-a", now.Add(aggSessionIdle+time.Second)) != nil {
+		t.Error("an idle session was still served")
+	}
+	if other := tab.open("team-a", now); other == id {
+		t.Error("two sessions share an id")
+	}
+	if tab.close(id) == nil || tab.get(id, "team-a", now) != nil {
+		t.Error("a closed session was still served")
+	}
+}
+
+func TestAggregateInitialize(t *testing.T) {
+	t.Parallel()
+	m := &mcpExchange{}
+	for asked, want := range map[string]string{"2025-06-18": "2025-06-18", "2024-11-05": "2024-11-05", "2030-01-01": "2025-11-25", "": "2025-11-25"} {
+		got := gjson.Get(m.initializeResult([]byte(`{"params":{"protocolVersion":"`+asked+`"}}`)), "protocolVersion").Str
+		if got != want {
+			t.Errorf("asked %q: answered %q, want %q", asked, got, want)
+		}
+	}
+}
+
+func TestReadSSEReply(t *testing.T) {
+	t.Parallel()
+	stream := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n" +
+		"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[]}}\n\n"
+	got, err := readSSEReply(strings.NewReader(stream), "1")
+	if err != nil || string(got) != `{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}` {
+		t.Errorf("reply = %s, %v", got, err)
+	}
+	if _, err := readSSEReply(strings.NewReader(stream), "2"); err == nil {
+		t.Error("a stream without the reply gave one")
+	}
+}

@@ -1,0 +1,176 @@
+package processor
+
+import (
+	"encoding/json"
+	"log/slog"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/metadata"
+
+	"switchyard/config"
+	"switchyard/envoy"
+	"switchyard/internal/testkit"
+	"switchyard/limits"
+	"switchyard/routing"
+)
+
+// spendRun sends one counted chat request of model and then its answer's
+// body chunks to the response stream; eos ends the answer, else the stream
+// is cut after the chunks (the client went away). It returns the request
+// log line and the body sent upstream.
+func spendRun(t *testing.T, s *Server, logs *testkit.SyncBuffer, model string, eos bool, chunks ...string) (map[string]any, string) {
+	t.Helper()
+	body := `{"model":"` + model + `","stream":true,"messages":[{"role":"user","content":"hello there"}]}`
+	sent := run(t, s, script(fullDuplex, post("/v1/chat/completions", bearer(keyTeamB)...), body)...)
+	upstream := string(sent[1].GetRequestBody().GetResponse().GetBodyMutation().GetStreamedResponse().GetBody())
+	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(envoy.PhaseMetadataKey, envoy.PhaseResponse))
+	msgs := []*extprocv3.ProcessingRequest{{ObservabilityMode: true, MetadataContext: flightMetadata(sentFlight(sent)),
+		Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("text/event-stream")}}}}}}}
+	for i, c := range chunks {
+		msgs = append(msgs, &extprocv3.ProcessingRequest{ObservabilityMode: true, Request: &extprocv3.ProcessingRequest_ResponseBody{
+			ResponseBody: &extprocv3.HttpBody{Body: []byte(c), EndOfStream: eos && i == len(chunks)-1}}})
+	}
+	if err := s.Process(newFakeStream(ctx, msgs...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err == nil && rec["msg"] == "routed" && rec["upstream_model"] != nil {
+			return rec, upstream
+		}
+	}
+	t.Fatalf("no request log line in:\n%s", logs.String())
+	return nil, ""
+}
+
+func spendServer(t *testing.T, extra string) (*Server, *Metrics, *testkit.SyncBuffer) {
+	t.Helper()
+	m := NewMetrics(prometheus.NewRegistry())
+	r := compileRouter(t, testConfigYAML+"usage: {enabled: true}\n"+extra)
+	logs := &testkit.SyncBuffer{}
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: m,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	return s, m, logs
+}
+
+const chatUsage = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n" +
+	"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1200,\"completion_tokens\":300,\"prompt_tokens_details\":{\"cached_tokens\":1000}}}\n\ndata: [DONE]\n\n"
+
+func TestCostOfACountedAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, prices string
+		want         float64
+	}{
+		// gpt-4o's shipped price: $2.50 input, $1.25 cached input, $10
+		// output per million tokens. 200 input, 1000 cache read, 300 output.
+		{name: "shipped", want: (200*2.5 + 1000*1.25 + 300*10) / 1e6},
+		// The config's price replaces it; cache_read defaults to input.
+		{name: "override", prices: "prices:\n  - {model: \"gpt-4*\", input: 1, output: 2}\n", want: (200*1 + 1000*1 + 300*2) / 1e6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, m, logs := spendServer(t, tc.prices)
+			rec, _ := spendRun(t, s, logs, "gpt-4o", true, chatUsage)
+			got := testutil.ToFloat64(m.usage.cost.WithLabelValues("team-b", "openai", "gpt-4o"))
+			if math.Abs(got-tc.want) > 1e-12 {
+				t.Errorf("switchyard_cost_usd_total = %v, want %v", got, tc.want)
+			}
+			if c, _ := rec["cost_usd"].(float64); math.Abs(c-tc.want) > 1e-12 || rec["unpriced"] != nil || rec["usage_estimated"] != nil {
+				t.Errorf("log line cost_usd %v unpriced %v estimated %v, want %v", rec["cost_usd"], rec["unpriced"], rec["usage_estimated"], tc.want)
+			}
+		})
+	}
+}
+
+func TestUnpricedModelCostsNothing(t *testing.T) {
+	t.Parallel()
+	s, m, logs := spendServer(t, "")
+	rec, _ := spendRun(t, s, logs, "fast", true, chatUsage) // llama3.2: no price
+	if got := testutil.ToFloat64(m.usage.unpriced.WithLabelValues("ollama", "fast")); got != 1 {
+		t.Errorf("unpriced = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(m.usage.cost); n != 0 {
+		t.Errorf("%d cost series for an unpriced model", n)
+	}
+	if rec["unpriced"] != true || rec["cost_usd"] != nil {
+		t.Errorf("log line unpriced %v cost_usd %v", rec["unpriced"], rec["cost_usd"])
+	}
+}
+
+// A chat stream cut before its usage chunk: the input is estimated from the
+// body sent, the output from the events received.
+func TestAbandonedStreamWithoutUsageIsEstimated(t *testing.T) {
+	t.Parallel()
+	s, m, logs := spendServer(t, "")
+	chunk := "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n"
+	rec, upstream := spendRun(t, s, logs, "gpt-4o", false, chunk+chunk, chunk+"data: {\"cho")
+	in := float64((len(upstream) + 3) / 4)
+	for typ, want := range map[string]float64{"input": in, "output": 4} { // 3 events and the cut one
+		if got := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "openai", "gpt-4o", typ)); got != want {
+			t.Errorf("%s tokens = %v, want %v", typ, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(m.usage.estimated.WithLabelValues("openai", "gpt-4o")); got != 1 {
+		t.Errorf("estimated = %v, want 1", got)
+	}
+	if want := (in*2.5 + 4*10) / 1e6; math.Abs(testutil.ToFloat64(m.usage.cost.WithLabelValues("team-b", "openai", "gpt-4o"))-want) > 1e-12 {
+		t.Errorf("cost, want %v", want)
+	}
+	if rec["usage_estimated"] != true {
+		t.Errorf("log line without usage_estimated: %v", rec)
+	}
+}
+
+// A stream cut after the provider reported some usage is charged what it
+// reported, nothing estimated.
+func TestAbandonedStreamKeepsReportedUsage(t *testing.T) {
+	t.Parallel()
+	s, m, logs := spendServer(t, "")
+	start := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":2000,\"output_tokens\":1}}}\n\n"
+	// An OpenAI-shaped request to an Anthropic model is translated; the
+	// answer's usage is read from Anthropic's events all the same.
+	_, _ = spendRun(t, s, logs, "claude-sonnet", false, start)
+	if got := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "anthropic", "claude-sonnet", "input")); got != 2000 {
+		t.Errorf("input tokens = %v, want 2000", got)
+	}
+	if n := testutil.CollectAndCount(m.usage.estimated); n != 0 {
+		t.Errorf("%d estimated series; the provider had reported", n)
+	}
+	// claude-sonnet-4-5: $3 input, $15 output per million tokens.
+	if got, want := testutil.ToFloat64(m.usage.cost.WithLabelValues("team-b", "anthropic", "claude-sonnet")), (2000*3+1*15)/1e6; math.Abs(got-want) > 1e-12 {
+		t.Errorf("cost %v, want %v", got, want)
+	}
+}
+
+// A money budget's refusal: 429 in the client API's shape, Retry-After.
+func TestSpendRefusal(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(nil)
+	r := compileRouter(t, testConfigYAML)
+	lim := &scriptedLimiter{d: limits.Decision{Which: limits.USDPerDay, Limit: 2_500_000, Reset: 90 * time.Minute}}
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: m, Limiter: lim})
+	e := s.checkRequestLimit(t.Context(), routing.Principal{Name: "team-a", Limits: config.LimitsConfig{USDPerDay: 2.5}})
+	if e == nil || e.status != 429 {
+		t.Fatalf("answer %v, want 429", e)
+	}
+	if diff := cmp.Diff(map[string]string{"retry-after": "5400"}, headerMap(e.headers)); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	want := `{"error":{"message":"spend limit of $2.5 per day reached for key \"team-a\"; retry in 5400s","type":"rate_limit_error","param":null,"code":"spend_limit_exceeded"}}`
+	if got := string(e.body("openai")); got != want {
+		t.Errorf("openai body\n got %s\nwant %s", got, want)
+	}
+	if got := testutil.ToFloat64(m.limited.WithLabelValues("team-a", limits.USDPerDay)); got != 1 {
+		t.Errorf("limited = %v, want 1", got)
+	}
+}
