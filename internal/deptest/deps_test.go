@@ -10,7 +10,9 @@ import (
 // directly; the longest matching prefix decides. limits talks to Envoy's
 // rate-limit service and needs its protos (and the type they share), no
 // other Envoy API; envoy builds Envoy's configuration as protos, and xds
-// serves it (the only user of go-control-plane's server and cache).
+// serves it (the only user of go-control-plane's server and cache); the
+// key store is the only Redis client (the global limits reach Redis
+// through envoyproxy/ratelimit).
 var owners = map[string][]string{
 	"github.com/envoyproxy/go-control-plane":                                    {"switchyard/processor", "switchyard/envoy", "switchyard/xds"},
 	"github.com/envoyproxy/go-control-plane/pkg/":                               {"switchyard/xds"},
@@ -19,6 +21,7 @@ var owners = map[string][]string{
 	"github.com/envoyproxy/go-control-plane/envoy/type/v3":                      {"switchyard/processor", "switchyard/limits", "switchyard/envoy"},
 	"github.com/yuin/gopher-lua":                                                {"switchyard/luahooks"},
 	"github.com/aws/":                                                           {"switchyard/bedrock"},
+	"github.com/redis/go-redis/":                                                {"switchyard/keys"},
 }
 
 // owner returns the packages allowed to import imp, and whether any rule
