@@ -229,7 +229,8 @@ vet:
 	@# go.mod and go.sum must be what `go mod tidy` makes of them.
 	$(GO) mod tidy -diff
 
-unit: sdks
+# The key store's tests (keys) start a real redis-server.
+unit: sdks $(REDIS_STAMP)
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $$($(GO) list ./... | grep -v /e2e)
 
 e2e: tools agents sdks google-auth-py mcp-py ratelimit chromium jaeger

@@ -270,7 +270,7 @@ func TestTeamBudgetAcrossReplicas(t *testing.T) {
 	rls := startRateLimit(t, redis)
 	a, b := startUpstream(t, "A"), startUpstream(t, "B")
 	cfg := globalConfig(t, a, b, rls, "deny", "{requests_per_minute: 100}", "")
-	opts := keyStoreOptions("-keys-redis", "unix:"+redis.sock)
+	opts := keyStoreOptions("-keys-redis", "unix://"+redis.sock) // the URL form
 	opts.extraEnv = append(opts.extraEnv, testEnv...)
 	gw1, gw2 := startGateway(t, cfg, opts), startGateway(t, cfg, opts)
 	waitMinuteHead(45)

@@ -4,9 +4,10 @@
 // disabled flag, and the admin API that changes it.
 //
 // Two backends keep the store: a JSON file written atomically (the
-// default, for one replica, nothing else to run) and Redis (for many
-// replicas, which see a change within a second by polling a version
-// counter). The store compiles what the backend holds into an immutable
+// default, for one replica, nothing else to run) and Redis through
+// go-redis (for many replicas, which hear of a change through Pub/Sub and
+// also poll a version counter, so they see it within a second even when a
+// message is lost). The store compiles what the backend holds into an immutable
 // routing.KeySet and swaps it in, so a request pays one atomic load.
 package keys
 

@@ -99,15 +99,30 @@ func (s *Store) swap(st State, version int64) {
 	}
 }
 
-// Run polls the backend until ctx ends, reloading after every change.
+// notifier is a backend that tells of a change as it happens (Redis
+// Pub/Sub); the poll stays, for a notice lost on the way.
+type notifier interface {
+	Changes(ctx context.Context) <-chan struct{}
+}
+
+var _ notifier = (*Redis)(nil)
+
+// Run polls the backend until ctx ends, reloading after every change, and
+// reloads at once when the backend tells of one.
 func (s *Store) Run(ctx context.Context) {
 	t := time.NewTicker(s.poll)
 	defer t.Stop()
+	var changed <-chan struct{} // nil, never ready, for a backend that cannot tell
+	if n, ok := s.backend.(notifier); ok {
+		changed = n.Changes(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.Refresh(ctx)
+		case <-changed:
 			s.Refresh(ctx)
 		}
 	}
@@ -139,7 +154,7 @@ func (s *Store) Refresh(ctx context.Context) {
 }
 
 // Update changes the backend through fn and serves the result at once on
-// this replica (the others see it at their next poll).
+// this replica (the others see it when notified, or at their next poll).
 func (s *Store) Update(ctx context.Context, fn func(*State) error) (State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -30,14 +30,16 @@ type keyStoreFlags struct {
 	file         string
 	redis        string
 	redisPwEnv   string
+	redisCAFile  string
 	adminKeyEnv  string
 	adminKeyFile string
 }
 
 func (k *keyStoreFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.file, "keys-file", "", "key store in this JSON file (one replica; created on the first change): client keys and teams managed with the admin API")
-	fs.StringVar(&k.redis, "keys-redis", "", "key store in this Redis (host:port or unix:/path), shared by every replica")
-	fs.StringVar(&k.redisPwEnv, "keys-redis-password-env", DefaultRedisPasswordEnv, "environment variable holding the password of the -keys-redis Redis (unset or empty: none)")
+	fs.StringVar(&k.redis, "keys-redis", "", "key store in this Redis, shared by every replica: host:port, unix:/path, or a redis://, rediss:// (TLS) or unix:// URL")
+	fs.StringVar(&k.redisPwEnv, "keys-redis-password-env", DefaultRedisPasswordEnv, "environment variable holding the password of the -keys-redis Redis (unset or empty: the URL's, if any, else none)")
+	fs.StringVar(&k.redisCAFile, "keys-redis-ca-file", "", "PEM file of the CAs that sign the -keys-redis server's certificate (rediss:// only; default: the system's)")
 	fs.StringVar(&k.adminKeyEnv, "admin-key-env", DefaultAdminKeyEnv, "environment variable holding the admin API's credential")
 	fs.StringVar(&k.adminKeyFile, "admin-key-file", "", "file holding the admin API's credential (instead of -admin-key-env)")
 }
@@ -45,6 +47,9 @@ func (k *keyStoreFlags) register(fs *flag.FlagSet) {
 func (k *keyStoreFlags) validate() error {
 	if k.file != "" && k.redis != "" {
 		return errors.New("-keys-file and -keys-redis are exclusive: pick one key store")
+	}
+	if k.redisCAFile != "" && k.redis == "" {
+		return errors.New("-keys-redis-ca-file needs -keys-redis")
 	}
 	return nil
 }
@@ -76,7 +81,12 @@ func openKeyStore(ctx context.Context, k keyStoreFlags, cfg func() *routing.Rout
 	case k.file != "":
 		b = keys.NewFile(k.file)
 	case k.redis != "":
-		b = keys.NewRedis(k.redis, keys.RedisOptions{Timeout: time.Second, Password: os.Getenv(k.redisPwEnv)})
+		r, err := keys.NewRedis(k.redis, keys.RedisOptions{Timeout: time.Second, Password: os.Getenv(k.redisPwEnv), CAFile: k.redisCAFile})
+		if err != nil {
+			return nil, fmt.Errorf("-keys-redis: %w", err)
+		}
+		keys.SetRedisLogger(log)
+		b = r
 	default:
 		return nil, nil
 	}

@@ -10,8 +10,9 @@ import (
 // directly; the longest matching prefix decides. limits talks to Envoy's
 // rate-limit service and needs its protos (and the type they share), no
 // other Envoy API; envoy builds Envoy's configuration as protos, and xds
-// serves it (the only user of go-control-plane's server and cache).
-// OpenTelemetry stays inside tracing.
+// serves it (the only user of go-control-plane's server and cache); the
+// key store is the only Redis client (the global limits reach Redis
+// through envoyproxy/ratelimit). OpenTelemetry stays inside tracing.
 var owners = map[string][]string{
 	"github.com/envoyproxy/go-control-plane":                                    {"switchyard/processor", "switchyard/envoy", "switchyard/xds"},
 	"github.com/envoyproxy/go-control-plane/pkg/":                               {"switchyard/xds"},
@@ -24,6 +25,7 @@ var owners = map[string][]string{
 	// export links the exporters (and the gRPC compressor they register).
 	"go.opentelemetry.io/":                {"switchyard/tracing", "switchyard/tracing/export"},
 	"go.opentelemetry.io/otel/exporters/": {"switchyard/tracing/export"},
+	"github.com/redis/go-redis/":          {"switchyard/keys"},
 }
 
 // owner returns the packages allowed to import imp, and whether any rule
