@@ -60,6 +60,7 @@ func TestDashboardShape(t *testing.T) {
 		"switchyard_time_to_first_token_seconds_bucket", // time to first token
 		"switchyard_tokens_total",                       // tokens by key and model
 		"switchyard_fallbacks_total",
+		"switchyard_upstream_answers_total", // errors by provider and status
 		"switchyard_provider_ejections_total",
 		"switchyard_hooks_errors_total",
 		"switchyard_config_reloads_total",

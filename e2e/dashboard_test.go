@@ -128,6 +128,21 @@ func TestDashboardMetricsExist(t *testing.T) {
 			}
 		}
 	}
+	// Each answer once, an attempt of the fallback chain like a whole
+	// answer: flaky's 429 from each of its two pool keys, broken's 503,
+	// the mock's five 200s.
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{`provider="flaky"`, `status="429"`}, 2},
+		{[]string{`provider="broken"`, `status="503"`}, 1},
+		{[]string{`provider="mock"`, `status="200"`}, 5},
+	} {
+		if got := metricSum(exposition, "switchyard_upstream_answers_total", c.labels...); got != c.want {
+			t.Errorf("switchyard_upstream_answers_total%v = %v, want %v", c.labels, got, c.want)
+		}
+	}
 	if len(checked) < 15 {
 		t.Errorf("only %d metrics found in the dashboard's queries: %v", len(checked), checked)
 	}

@@ -144,6 +144,9 @@ func (r *responseStream) handle(ctx context.Context, msg *extprocv3.ProcessingRe
 // translated JSON answer is asked for whole.
 func (r *responseStream) headersAnswer(ctx context.Context, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	hm := r.onHeaders(h)
+	if r.job != nil {
+		r.srv.opts.Metrics.usage.answers.WithLabelValues(r.job.provider, strconv.Itoa(r.status)).Inc()
+	}
 	if h.GetEndOfStream() {
 		r.complete = true
 		r.end(ctx)

@@ -202,7 +202,9 @@ func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
 	}
 	u.concluded = u.n == len(u.plan.Attempts) || policy == nil || !policy.Fails(code)
 	if u.concluded && u.plan.Usage {
-		u.readAnswer()
+		u.readAnswer() // its stream counts the answer
+	} else {
+		u.srv.opts.Metrics.usage.answers.WithLabelValues(ref.Provider, strconv.Itoa(code)).Inc()
 	}
 }
 

@@ -15,6 +15,7 @@ type usageMetrics struct {
 	tokens     *prometheus.CounterVec
 	firstToken *prometheus.HistogramVec
 	duration   *prometheus.HistogramVec
+	answers    *prometheus.CounterVec
 	spendMetrics
 }
 
@@ -34,12 +35,16 @@ func newUsageMetrics() usageMetrics {
 			Help:    "Time from the gateway's decision (or, with fallbacks, the answering attempt's start) to the end of the answer, for counted requests.",
 			Buckets: buckets.LLM,
 		}, []string{"provider", "model"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_upstream_answers_total",
+			Help: "Answers of providers to counted requests (and to each attempt of a fallback chain), by provider and HTTP status.",
+		}, []string{"provider", "status"}),
 		spendMetrics: newSpendMetrics(),
 	}
 }
 
 func (m usageMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.tokens, m.firstToken, m.duration, m.cost, m.unpriced, m.estimated}
+	return []prometheus.Collector{m.tokens, m.firstToken, m.duration, m.answers, m.cost, m.unpriced, m.estimated}
 }
 
 // count adds one response's tokens; types with none add no series.
