@@ -106,16 +106,20 @@ func (c *Config) validateMCP(v *validator) {
 	}
 	for i, kc := range c.ClientKeys {
 		for j, t := range kc.MCPTools {
-			tp := path{"client_keys", i, "mcp_tools", j}
-			server, tool, ok := strings.Cut(t, "/")
-			switch {
-			case !ok || server == "" || tool == "":
-				v.errf(tp, `%q must be "server/tool", each part a name or a glob`, t)
-			case checkPattern(t) != nil:
-				v.errf(tp, "%v", checkPattern(t))
+			if err := CheckMCPTool(t); err != nil {
+				v.errf(path{"client_keys", i, "mcp_tools", j}, "%v", err)
 			}
 		}
 	}
+}
+
+// CheckMCPTool checks one entry of a key's MCP tool allow-list.
+func CheckMCPTool(t string) error {
+	server, tool, ok := strings.Cut(t, "/")
+	if !ok || server == "" || tool == "" {
+		return fmt.Errorf(`%q must be "server/tool", each part a name or a glob`, t)
+	}
+	return checkPattern(t)
 }
 
 // mcpClustersChanged lists the MCP servers whose Envoy clusters are new or

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -211,6 +212,7 @@ type KeyView struct {
 	Name      string     `json:"name"`
 	Team      string     `json:"team,omitempty"`
 	Models    []string   `json:"models,omitempty"`
+	MCPTools  []string   `json:"mcp_tools,omitempty"`
 	Limits    Limits     `json:"limits,omitzero"`
 	LoopGuard *LoopGuard `json:"loop_guard,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
@@ -220,7 +222,7 @@ type KeyView struct {
 }
 
 func view(k Key) KeyView {
-	return KeyView{Name: k.Name, Team: k.Team, Models: k.Models, Limits: k.Limits, LoopGuard: k.LoopGuard,
+	return KeyView{Name: k.Name, Team: k.Team, Models: k.Models, MCPTools: k.MCPTools, Limits: k.Limits, LoopGuard: k.LoopGuard,
 		ExpiresAt: k.ExpiresAt, Disabled: k.Disabled, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
 }
 
@@ -235,6 +237,7 @@ type Created struct {
 type keyFields struct {
 	Team      *string    `json:"team"`
 	Models    *[]string  `json:"models"`
+	MCPTools  *[]string  `json:"mcp_tools"`
 	Limits    *Limits    `json:"limits"`
 	LoopGuard *LoopGuard `json:"loop_guard"`
 	ExpiresAt *time.Time `json:"expires_at"`
@@ -254,6 +257,19 @@ func (f *keyFields) validate() error {
 		for _, m := range *f.Models {
 			if m == "" || len(m) > 256 {
 				return badRequest("each model must be 1 to 256 characters")
+			}
+		}
+	}
+	if f.MCPTools != nil {
+		if len(*f.MCPTools) > 1000 {
+			return badRequest("at most 1000 mcp_tools")
+		}
+		for _, t := range *f.MCPTools {
+			if len(t) > 256 {
+				return badRequest("each mcp_tools entry must be at most 256 characters")
+			}
+			if err := config.CheckMCPTool(t); err != nil {
+				return badRequest("mcp_tools: %s", err.Error())
 			}
 		}
 	}
@@ -279,6 +295,9 @@ func (f *keyFields) apply(st *State, k *Key) error {
 	}
 	if f.Models != nil {
 		k.Models = slices.Clone(*f.Models)
+	}
+	if f.MCPTools != nil {
+		k.MCPTools = slices.Clone(*f.MCPTools)
 	}
 	if f.Limits != nil {
 		k.Limits = *f.Limits

@@ -102,6 +102,14 @@ func TestAdminKeyLifecycle(t *testing.T) {
 	if p.Allows("claude-x") || !p.Allows("gpt-4o") {
 		t.Error("the key's models are not applied")
 	}
+
+	// An MCP tool allow-list applies to the next lookup.
+	if code, out := f.do("PATCH", "/admin/v1/keys/ci-1", `{"mcp_tools":["github/search_*"]}`, adminKey); code != 200 {
+		t.Fatalf("set mcp_tools: %d %v", code, out)
+	}
+	if p, _ = f.auth(secret); !p.AllowsMCPTool("github", "search_code") || p.AllowsMCPTool("github", "delete_repo") || p.AllowsMCPServer("db") {
+		t.Error("the key's mcp_tools are not applied")
+	}
 	if _, err := f.auth("config-key-value"); err != nil {
 		t.Errorf("the config's key stops working beside the store: %v", err)
 	}
@@ -211,6 +219,7 @@ func TestAdminBadInput(t *testing.T) {
 		{"negative limit", "POST", "/admin/v1/keys", `{"name":"y","limits":{"requests_per_minute":-1}}`, adminKey, 400, "invalid_request"},
 		{"negative money", "POST", "/admin/v1/keys", `{"name":"y","limits":{"usd_per_day":-0.5}}`, adminKey, 400, "invalid_request"},
 		{"too much money", "POST", "/admin/v1/teams", `{"name":"y","limits":{"usd_per_month":1e12}}`, adminKey, 400, "invalid_request"},
+		{"mcp tool without a server", "POST", "/admin/v1/keys", `{"name":"y","mcp_tools":["search_*"]}`, adminKey, 400, "invalid_request"},
 		{"bad loop guard", "POST", "/admin/v1/keys", `{"name":"y","loop_guard":{"max_repeats":0}}`, adminKey, 400, "invalid_request"},
 		{"update unknown key", "PATCH", "/admin/v1/keys/nope", `{}`, adminKey, 404, "not_found"},
 		{"revoke million-character name", "DELETE", "/admin/v1/keys/" + huge, "", adminKey, 400, "invalid_request"},

@@ -30,6 +30,7 @@ type Key struct {
 	Digest    string     `json:"digest"`
 	Team      string     `json:"team,omitempty"`
 	Models    []string   `json:"models,omitempty"`
+	MCPTools  []string   `json:"mcp_tools,omitempty"`
 	Limits    Limits     `json:"limits,omitzero"`
 	LoopGuard *LoopGuard `json:"loop_guard,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
@@ -151,7 +152,7 @@ func (k *Key) compile(team Team) (routing.ClientKey, error) {
 	if err != nil {
 		return routing.ClientKey{}, err
 	}
-	ck := routing.ClientKey{Name: k.Name, Digest: d, Team: k.Team, Models: k.Models, Limits: k.Limits.config(),
+	ck := routing.ClientKey{Name: k.Name, Digest: d, Team: k.Team, Models: k.Models, MCPTools: k.MCPTools, Limits: k.Limits.config(),
 		LoopGuard: lg, Disabled: k.Disabled}
 	if k.Team != "" {
 		ck.TeamLimits = team.Limits.config()

@@ -29,7 +29,7 @@ const keysUsage = `usage: extproc keys COMMAND [flags] [NAME]
   team-create NAME [-rpm N] [-tpm N] [-tpd N] [-usd-day D] [-usd-month D]
   team-update NAME [-rpm N] [-tpm N] [-tpd N] [-usd-day D] [-usd-month D]
   team-delete NAME             delete a team without keys
-key flags: -team T -models a,b* -rpm N -tpm N -tpd N -usd-day D -usd-month D -expires 720h|2027-01-01T00:00:00Z
+key flags: -team T -models a,b* -mcp-tools github/search_*,db/* -rpm N -tpm N -tpd N -usd-day D -usd-month D -expires 720h|2027-01-01T00:00:00Z
 common flags: -admin URL (default $SWITCHYARD_ADMIN_URL or http://127.0.0.1:9090),
   credential from $SWITCHYARD_ADMIN_KEY or -admin-key-file FILE
 `
@@ -37,6 +37,7 @@ common flags: -admin URL (default $SWITCHYARD_ADMIN_URL or http://127.0.0.1:9090
 type keysFlags struct {
 	admin, adminKeyFile string
 	team, models        string
+	mcpTools            string
 	lim                 keys.Limits
 	expires             string
 	set                 map[string]bool // the flags given
@@ -59,6 +60,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&f.adminKeyFile, "admin-key-file", "", "file holding the admin credential (default: $"+DefaultAdminKeyEnv+")")
 	fs.StringVar(&f.team, "team", "", "team the key belongs to (\"\" with update: none)")
 	fs.StringVar(&f.models, "models", "", "comma-separated model patterns the key may use (empty: all)")
+	fs.StringVar(&f.mcpTools, "mcp-tools", "", "comma-separated server/tool patterns of MCP tools the key may call (empty: all)")
 	fs.Int64Var(&f.lim.RequestsPerMinute, "rpm", 0, "requests per minute (0: no budget)")
 	fs.Int64Var(&f.lim.TokensPerMinute, "tpm", 0, "tokens per minute (0: no budget)")
 	fs.Int64Var(&f.lim.TokensPerDay, "tpd", 0, "tokens per UTC day (0: no budget)")
@@ -193,19 +195,27 @@ func (f *keysFlags) request(cmd, name string) (method, path string, body any, er
 
 func (f *keysFlags) limits() keys.Limits { return f.lim }
 
+// list splits a comma-separated flag, dropping empty entries.
+func list(s string) []string {
+	out := []string{}
+	for _, m := range strings.Split(s, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func (f *keysFlags) keyFields() (map[string]any, error) {
 	out := map[string]any{}
 	if f.set["team"] {
 		out["team"] = f.team
 	}
 	if f.set["models"] {
-		models := []string{}
-		for _, m := range strings.Split(f.models, ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				models = append(models, m)
-			}
-		}
-		out["models"] = models
+		out["models"] = list(f.models)
+	}
+	if f.set["mcp-tools"] {
+		out["mcp_tools"] = list(f.mcpTools)
 	}
 	if f.limitsSet() {
 		out["limits"] = f.limits()

@@ -48,6 +48,12 @@ func TestKeysCLI(t *testing.T) {
 	if got.Limits.RequestsPerMinute != 3 || got.Limits.TokensPerDay != 5000 || got.Team != "ml" || len(got.Models) != 2 {
 		t.Errorf("update changed more than -rpm: %+v", got)
 	}
+	if _, err := keysCmd("update", "dev-1", "-mcp-tools", "github/search_*, db/*"); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustState(t, s).Keys["dev-1"].MCPTools; len(got) != 2 || got[1] != "db/*" {
+		t.Errorf("update -mcp-tools: %q", got)
+	}
 	if _, err := keysCmd("update", "dev-1", "-usd-day", "2.5"); err != nil {
 		t.Fatal(err)
 	}
