@@ -54,21 +54,7 @@ type mcpServer struct {
 func startMCPServer(t testing.TB, py, name, token string) mcpServer {
 	t.Helper()
 	seen := filepath.Join(t.TempDir(), "seen.jsonl")
-	cmd := exec.Command(py, filepath.Join("testdata", "mcp_server.py"), name, token, seen)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	port, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		t.Fatalf("mcp_server.py %s did not start: %q %v", name, line, err)
-	}
+	port := startListening(t, exec.Command(py, filepath.Join("testdata", "mcp_server.py"), name, token, seen))
 	return mcpServer{url: "http://127.0.0.1:" + port + "/rpc", seen: seen}
 }
 
@@ -587,4 +573,25 @@ client_keys: [{name: full, key_env: SWY_MCP_KEY_FULL}]
 	if g.envoyPID != pid {
 		t.Error("envoy was restarted")
 	}
+}
+
+// startListening starts a test server that prints "listening PORT" once it
+// listens, stops it when the test ends, and returns the port.
+func startListening(t testing.TB, cmd *exec.Cmd) string {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	port, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		t.Fatalf("%s did not start: %q %v", strings.Join(cmd.Args, " "), line, err)
+	}
+	return port
 }

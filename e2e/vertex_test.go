@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -13,7 +12,6 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -75,21 +73,7 @@ func startFakeVertex(t *testing.T, more ...map[string]any) *fakeVertex {
 	cfgFile := filepath.Join(dir, "fake.json")
 	writeFile(t, cfgFile, string(cfg))
 
-	cmd := exec.Command(py, filepath.Join("testdata", "fake_vertex.py"), cfgFile)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	port, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		t.Fatalf("fake_vertex.py did not start: %q %v", line, err)
-	}
+	port := startListening(t, exec.Command(py, filepath.Join("testdata", "fake_vertex.py"), cfgFile))
 	f := &fakeVertex{URL: "http://127.0.0.1:" + port}
 	f.privateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: mustPKCS8(t, key)}))
 	f.keyFile = filepath.Join(dir, "sa.json")
