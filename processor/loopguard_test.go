@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -233,15 +232,5 @@ func TestSessionMetricsExposition(t *testing.T) {
 	golden := filepath.Join("testdata", "metrics", "sessions.golden")
 	names := []string{"switchyard_session_requests_total", "switchyard_sessions_seen_total", "switchyard_affinity_routed_total",
 		"switchyard_loop_guard_refusals_total", "switchyard_key_cooldowns_total"}
-	if *update {
-		writeExposition(t, reg, golden, names)
-	}
-	f, err := os.Open(golden)
-	if err != nil {
-		t.Fatalf("opening golden file (run with -update to create it): %v", err)
-	}
-	defer f.Close()
-	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
-		t.Errorf("exposition differs from %s (run with -update if intended):\n%v", golden, err)
-	}
+	compareGolden(t, reg, golden, names)
 }

@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,17 +127,7 @@ func TestMCPMetricsExposition(t *testing.T) {
 	}
 	golden := filepath.Join("testdata", "metrics", "mcp.golden")
 	names := []string{"switchyard_mcp_calls_total", "switchyard_mcp_refused_total", "switchyard_mcp_requests_total"}
-	if *update {
-		writeExposition(t, reg, golden, names)
-	}
-	f, err := os.Open(golden)
-	if err != nil {
-		t.Fatalf("opening golden file (run with -update to create it): %v", err)
-	}
-	defer f.Close()
-	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
-		t.Errorf("exposition differs from %s (run with -update if intended):\n%v", golden, err)
-	}
+	compareGolden(t, reg, golden, names)
 	if n := testutil.CollectAndCount(m.mcp.duration); n != 1 {
 		t.Errorf("duration series: %d, want one (server github)", n)
 	}

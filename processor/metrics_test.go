@@ -65,17 +65,7 @@ func TestMetricsExposition(t *testing.T) {
 
 	golden := filepath.Join("testdata", "metrics", "requests.golden")
 	names := []string{"switchyard_requests_total", "switchyard_extproc_active_streams"}
-	if *update {
-		writeExposition(t, reg, golden, names)
-	}
-	f, err := os.Open(golden)
-	if err != nil {
-		t.Fatalf("opening golden file (run with -update to create it): %v", err)
-	}
-	defer f.Close()
-	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
-		t.Errorf("exposition differs from %s (run with -update if intended):\n%v", golden, err)
-	}
+	compareGolden(t, reg, golden, names)
 
 	// The histogram counts one observation per routed request.
 	mfs, err := reg.Gather()
@@ -102,6 +92,23 @@ func TestMetricsExposition(t *testing.T) {
 }
 
 // writeExposition writes the text exposition of the named families.
+// compareGolden compares the named series of reg with the golden file, or
+// writes the file with -update.
+func compareGolden(t *testing.T, reg *prometheus.Registry, golden string, names []string) {
+	t.Helper()
+	if *update {
+		writeExposition(t, reg, golden, names)
+	}
+	f, err := os.Open(golden)
+	if err != nil {
+		t.Fatalf("opening golden file (run with -update to create it): %v", err)
+	}
+	defer f.Close()
+	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
+		t.Errorf("exposition differs from %s (run with -update if intended):\n%v", golden, err)
+	}
+}
+
 func writeExposition(t *testing.T, reg *prometheus.Registry, path string, names []string) {
 	t.Helper()
 	mfs, err := reg.Gather()
