@@ -89,6 +89,7 @@ func (r *responseStream) readAnswer() {
 // traceAnswer is what the span gets of the answer that ended.
 func (r *responseStream) traceAnswer(t usage.Tokens) tracing.Answer {
 	a := tracing.Answer{Status: r.status, Counted: r.tokens != nil, Input: t.Input + t.CacheRead + t.CacheCreation, Output: t.Output}
+	a.CostUSD, a.Priced = r.log.Cost.USD(), r.log.Priced
 	if r.read != nil {
 		a.Model, a.FinishReasons, a.Body = r.read.says.Model, r.read.says.FinishReasons, r.read.says.Body
 	}

@@ -110,6 +110,7 @@ func TestTracedRequest(t *testing.T) {
 	want := map[string]string{
 		"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet",
 		"gen_ai.response.model": "claude-sonnet-4-5-20250929", "gen_ai.usage.input_tokens": "12", "gen_ai.usage.output_tokens": "7",
+		"switchyard.cost_usd":            "0.000141", // 12 in and 7 out at the shipped $3 and $15 per million
 		"gen_ai.response.finish_reasons": `["end_turn"]`, "http.response.status_code": "200",
 		"switchyard.provider": "anthropic", "switchyard.upstream_model": "claude-sonnet-4-5", "switchyard.route": "claude-sonnet",
 		"switchyard.key_name": "team-b", "switchyard.stream": "true",

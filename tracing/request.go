@@ -93,6 +93,10 @@ type Answer struct {
 	// answer was not read.
 	Input, Output int64
 	Counted       bool
+	// CostUSD is what the answer cost at the price table's prices, when
+	// Priced.
+	CostUSD float64
+	Priced  bool
 	// Model and FinishReasons are what the answer said.
 	Model         string
 	FinishReasons []string
@@ -113,6 +117,9 @@ func (r *Request) End(a *Answer, end time.Time) {
 		}
 		if a.Counted {
 			attrs = append(attrs, attribute.Int64(inputTokens, a.Input), attribute.Int64(outputTokens, a.Output))
+		}
+		if a.Priced {
+			attrs = append(attrs, attribute.Float64(costUSD, a.CostUSD))
 		}
 		if a.Model != "" {
 			attrs = append(attrs, attribute.String(responseModel, a.Model))

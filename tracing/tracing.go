@@ -60,6 +60,9 @@ const (
 	requestModel  = "gen_ai.request.model"
 	responseModel = "gen_ai.response.model"
 	inputTokens   = "gen_ai.usage.input_tokens"
+	// costUSD is the answer's price in US dollars (the gateway's price
+	// table; no GenAI convention names it).
+	costUSD       = "switchyard.cost_usd"
 	outputTokens  = "gen_ai.usage.output_tokens"
 	finishReasons = "gen_ai.response.finish_reasons"
 	// firstToken names the GenAI metric of the same meaning, in seconds.

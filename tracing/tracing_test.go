@@ -47,7 +47,7 @@ func TestRequestSpan(t *testing.T) {
 	a.End(503, start.Add(time.Millisecond))
 	b := r.StartAttempt(&AttemptStart{N: 2, Provider: "oai", Model: "gpt-4o-2024", API: "openai", RetryReason: "503"}, start)
 	b.End(200, start.Add(2*time.Millisecond))
-	r.End(&Answer{Status: 200, Input: 12, Output: 7, Counted: true, Model: "gpt-4o-2024", FinishReasons: []string{"stop"},
+	r.End(&Answer{Status: 200, Input: 12, Output: 7, Counted: true, CostUSD: 0.5, Priced: true, Model: "gpt-4o-2024", FinishReasons: []string{"stop"},
 		FirstToken: 250 * time.Millisecond, Body: []byte(`{"choices":[{"message":{"content":"secret answer"}}]}`)}, start.Add(time.Second))
 	r.End(&Answer{Status: 500}, start.Add(2*time.Second)) // once only
 
@@ -68,6 +68,7 @@ func TestRequestSpan(t *testing.T) {
 	want := map[string]string{
 		"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
 		"gen_ai.response.model": "gpt-4o-2024", "gen_ai.usage.input_tokens": "12", "gen_ai.usage.output_tokens": "7",
+		"switchyard.cost_usd":            "0.5",
 		"gen_ai.response.finish_reasons": `["stop"]`, "gen_ai.server.time_to_first_token": "0.25",
 		"http.response.status_code": "200", "switchyard.provider": "oai", "switchyard.upstream_model": "gpt-4o-2024",
 		"switchyard.route": "gpt-4o", "switchyard.key_name": "team-a", "switchyard.stream": "true",
