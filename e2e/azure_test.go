@@ -2,17 +2,14 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -161,15 +158,7 @@ func TestAzureOpenAI(t *testing.T) {
 	gw := startGateway(t, azureConfig(az.URL), gatewayOptions{logLevel: "debug",
 		extraEnv: []string{"AZURE_E2E_KEY=" + azureKey, "AZURE_E2E_WRONG=not-the-key"}})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	tools := filepath.Join(repoRoot(t), "loadtest", "mockllm", "testdata")
-	out, err := exec.CommandContext(ctx, py, filepath.Join("testdata", "sdk_translate.py"),
-		gw.url, "mock-gpt", "mock-claude", mockllm.Answer, tools, mockllm.ToolArgString, mockllm.ToolResultPrefix).CombinedOutput()
-	t.Logf("sdk_translate.py:\n%s", out)
-	if err != nil || !strings.Contains(string(out), `{"passed": 4}`) {
-		t.Fatalf("the SDKs failed through Azure: %v", err)
-	}
+	runSDKTranslate(t, py, gw.url, "mock-gpt", "mock-claude", "through Azure")
 	reqs := az.take()
 	if len(reqs) == 0 {
 		t.Fatal("the fake Azure received nothing")

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -147,18 +146,7 @@ func TestBedrockSDKs(t *testing.T) {
 	gw := startGateway(t, bedrockConfig(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`),
 		gatewayOptions{extraEnv: env, logLevel: "debug"})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	tools := filepath.Join(repoRoot(t), "loadtest", "mockllm", "testdata")
-	out, err := exec.CommandContext(ctx, py, filepath.Join("testdata", "sdk_translate.py"),
-		gw.url, "claude-bedrock", "claude-bedrock", mockllm.Answer, tools, mockllm.ToolArgString, mockllm.ToolResultPrefix).CombinedOutput()
-	t.Logf("sdk_translate.py:\n%s", out)
-	if err != nil {
-		t.Fatalf("the SDKs rejected Bedrock's answers through the gateway: %v", err)
-	}
-	if !strings.Contains(string(out), `{"passed": 4}`) {
-		t.Fatal("sdk_translate.py did not finish its checks")
-	}
+	runSDKTranslate(t, py, gw.url, "claude-bedrock", "claude-bedrock", "from Bedrock through the gateway")
 
 	reqs := fake.requests(t)
 	streams := 0
@@ -520,18 +508,7 @@ func TestBedrockConverseSDKs(t *testing.T) {
 	gw := startGateway(t, bedrockConfigFor(fake.URL, mock.URL, `{type: aws_sigv4, region: us-east-1}`, "us.amazon.nova-pro-v1:0"),
 		gatewayOptions{extraEnv: env})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	tools := filepath.Join(repoRoot(t), "loadtest", "mockllm", "testdata")
-	out, err := exec.CommandContext(ctx, py, filepath.Join("testdata", "sdk_translate.py"),
-		gw.url, "claude-bedrock", "claude-bedrock", mockllm.Answer, tools, mockllm.ToolArgString, mockllm.ToolResultPrefix).CombinedOutput()
-	t.Logf("sdk_translate.py:\n%s", out)
-	if err != nil {
-		t.Fatalf("the SDKs rejected Converse answers through the gateway: %v", err)
-	}
-	if !strings.Contains(string(out), `{"passed": 4}`) {
-		t.Fatal("sdk_translate.py did not finish its checks")
-	}
+	runSDKTranslate(t, py, gw.url, "claude-bedrock", "claude-bedrock", "from Converse through the gateway")
 	streams := 0
 	for _, r := range fake.requests(t) {
 		path, _ := r["path"].(string)

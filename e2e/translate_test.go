@@ -50,18 +50,7 @@ func TestSDKTranslated(t *testing.T) {
 	mock := startMock(t)
 	gw := startGateway(t, translateConfig(mock.URL), gatewayOptions{})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	tools := filepath.Join(repoRoot(t), "loadtest", "mockllm", "testdata")
-	out, err := exec.CommandContext(ctx, py, filepath.Join("testdata", "sdk_translate.py"),
-		gw.url, "mock-gpt", "mock-claude", mockllm.Answer, tools, mockllm.ToolArgString, mockllm.ToolResultPrefix).CombinedOutput()
-	t.Logf("sdk_translate.py:\n%s", out)
-	if err != nil {
-		t.Fatalf("the SDKs rejected translated answers: %v", err)
-	}
-	if !strings.Contains(string(out), `{"passed": 4}`) {
-		t.Fatal("sdk_translate.py did not finish its checks")
-	}
+	runSDKTranslate(t, py, gw.url, "mock-gpt", "mock-claude", "translated")
 	// Every request reached the provider in its own API.
 	paths := map[string]int{}
 	for _, r := range mock.take() {
@@ -210,4 +199,24 @@ routes:
   - {model: to-anthropic, provider: anth}
   - {model: to-openai, provider: oai}
 `, anthAddr, oaiAddr)
+}
+
+// runSDKTranslate runs testdata/sdk_translate.py, the official SDKs' checks
+// of translated answers (streamed and not, tools included), through the
+// gateway at url: chatModel for the OpenAI SDK, messagesModel for
+// Anthropic's. through names the path in the failure message.
+func runSDKTranslate(t *testing.T, py, url, chatModel, messagesModel, through string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tools := filepath.Join(repoRoot(t), "loadtest", "mockllm", "testdata")
+	out, err := exec.CommandContext(ctx, py, filepath.Join("testdata", "sdk_translate.py"),
+		url, chatModel, messagesModel, mockllm.Answer, tools, mockllm.ToolArgString, mockllm.ToolResultPrefix).CombinedOutput()
+	t.Logf("sdk_translate.py:\n%s", out)
+	if err != nil {
+		t.Fatalf("the SDKs rejected the answers %s: %v", through, err)
+	}
+	if !strings.Contains(string(out), `{"passed": 4}`) {
+		t.Fatal("sdk_translate.py did not finish its checks")
+	}
 }
