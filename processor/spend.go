@@ -55,14 +55,14 @@ func (m spendMetrics) spend(key, provider, model string, t usage.Tokens, cost pr
 // same. What the provider had reported stands (Anthropic's message_start
 // carries the input tokens). When it had reported nothing (an OpenAI chat
 // stream reports usage only in its last chunk), the input is estimated from
-// the size of the body sent, four bytes a token as count_tokens estimates
-// it, and the output from the events of a stream, one a token; the second
+// the size of the body sent as count_tokens estimates it (estimatedTokens),
+// and the output from the events of a stream, one a token; the second
 // result says so.
 func (s *Server) unfinished(j *responseJob, r *usage.Reader, reported usage.Tokens) (usage.Tokens, bool) {
 	if !reported.IsZero() {
 		return reported, false
 	}
-	t := usage.Tokens{Input: int64(j.bodyBytes+3) / 4, Output: int64(r.Events())}
+	t := usage.Tokens{Input: int64(estimatedTokens(j.bodyBytes)), Output: int64(r.Events())}
 	s.opts.Metrics.usage.estimated.WithLabelValues(j.provider, j.metricModel).Inc()
 	return t, true
 }

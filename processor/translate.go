@@ -96,9 +96,13 @@ func (a *Attempt) translated() {
 // estimateTokens answers count_tokens for a model whose provider has no
 // such endpoint: about four bytes of JSON a token, marked as an estimate.
 func estimateTokens(body []byte) []byte {
-	n := (len(body) + 3) / 4
+	n := estimatedTokens(len(body))
 	return []byte(`{"input_tokens":` + strconv.Itoa(n) + `}`)
 }
+
+// estimatedTokens is the gateway's estimate of the tokens in n bytes of a
+// request: four bytes a token, rounded up.
+func estimatedTokens(n int) int { return (n + 3) / 4 }
 
 // EstimateHeader marks a count_tokens answer the gateway estimated.
 const EstimateHeader = "x-switchyard-token-estimate"
