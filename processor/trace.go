@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"google.golang.org/grpc/metadata"
@@ -114,15 +113,6 @@ func (r *responseStream) endTrace(t usage.Tokens) {
 	}
 	r.trace.span.StartAttempt(&r.trace.first, r.sent).End(r.status, now)
 	r.trace.span.End(&a, now)
-}
-
-// retryReason is why an attempt failed over to the next: its status, or
-// no_response.
-func retryReason(prev attemptOutcome) string {
-	if prev.Status != 0 {
-		return strconv.Itoa(prev.Status)
-	}
-	return "no_response"
 }
 
 // endTrace ends the span of a request with fallbacks, at the end of its

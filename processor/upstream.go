@@ -132,6 +132,15 @@ func (u *attempt) begin(id string, attrs map[string]*structpb.Struct) {
 	}
 }
 
+// retryReason is why an attempt failed over to the next: its status, or
+// no_response.
+func retryReason(prev attemptOutcome) string {
+	if prev.Status != 0 {
+		return strconv.Itoa(prev.Status)
+	}
+	return "no_response"
+}
+
 // clientAPI is the API errors are answered in: the client's, OpenAI's
 // until the plan is known.
 func (u *attempt) clientAPI() config.API {
