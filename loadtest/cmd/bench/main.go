@@ -443,6 +443,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("building extproc")
 		build := exec.CommandContext(ctx, "go", "build", "-tags", "vtprotobuf", "-o", extprocBin, "./cmd/extproc")
 		build.Stdout, build.Stderr = stderr, stderr
+		if os.Getenv("GOEXPERIMENT") == "" {
+			// As the Makefile builds it: the vector body scan.
+			build.Env = append(os.Environ(), "GOEXPERIMENT=simd")
+		}
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("building extproc (run from the repository root or pass -extproc): %w", err)
 		}

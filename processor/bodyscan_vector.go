@@ -1,0 +1,80 @@
+//go:build goexperiment.simd && amd64
+
+package processor
+
+import (
+	"math/bits"
+	"simd/archsimd"
+)
+
+// vectorScan: strings are skipped 64 bytes at a time with AVX2 (the build
+// has GOEXPERIMENT=simd, as the Makefile sets, and the CPU has AVX2). A
+// variable so that the tests can compare both scans on one machine.
+var vectorScan = archsimd.X86.AVX2()
+
+// evenBits are the even positions of a 64-bit mask.
+const evenBits = 0x5555555555555555
+
+// simpleEscape holds the characters a backslash escapes on its own: every
+// JSON escape but \u, which has four hex digits to check.
+var simpleEscape = [256]bool{'"': true, '\\': true, '/': true, 'b': true, 'f': true, 'n': true, 'r': true, 't': true}
+
+// skipVector skips, from b[i] (inside a string, not inside an escape), the
+// bytes a string scan need not stop at: ASCII other than '"', '\\' and
+// control characters, and escapes of one character, 64 bytes at a time. It
+// returns the index of the first byte the scalar scan must judge (a
+// closing quote, a control character, non-ASCII, a \u or invalid escape,
+// a run of backslashes reaching the block's end), whether it passed a
+// backslash, and false when fewer than 64 bytes were left to read.
+//
+// Within a block, the characters escaped are found as a JSON scanner with
+// SIMD does: a run of backslashes escapes the character after it when the
+// run's length is odd.
+func skipVector(b []byte, i int, escaped bool) (int, bool, bool) {
+	quote := archsimd.BroadcastUint8x32('"')
+	backslash := archsimd.BroadcastUint8x32('\\')
+	space := archsimd.BroadcastInt8x32(0x20)
+	for i+64 <= len(b) {
+		lo := archsimd.LoadUint8x32Slice(b[i:])
+		hi := archsimd.LoadUint8x32Slice(b[i+32:])
+		q := uint64(lo.Equal(quote).ToBits()) | uint64(hi.Equal(quote).ToBits())<<32
+		e := uint64(lo.Equal(backslash).ToBits()) | uint64(hi.Equal(backslash).ToBits())<<32
+		// Signed, non-ASCII bytes are below 0x20 too.
+		stop := q | uint64(lo.AsInt8x32().Less(space).ToBits()) | uint64(hi.AsInt8x32().Less(space).ToBits())<<32
+		if e != 0 {
+			stop = escapeStops(b[i:i+64], q, e, stop)
+			escaped = escaped || e&(stop&-stop-1) != 0
+		}
+		if stop != 0 {
+			return i + bits.TrailingZeros64(stop), escaped, true
+		}
+		i += 64
+	}
+	return i, escaped, false
+}
+
+// escapeStops refines a block's stops (quotes, control characters and
+// non-ASCII) by its backslashes e: an escaped quote does not end the
+// string, an escape of more than one character (or none) is left to the
+// scalar scan at its backslash, and so is a run of backslashes reaching the
+// block's end, whose escaped character is in the next block.
+func escapeStops(block []byte, q, e, stop uint64) uint64 {
+	if e>>63 != 0 {
+		start := 64 - bits.LeadingZeros64(^e)
+		stop |= 1 << start
+		e &^= ^uint64(0) << start
+	}
+	starts := e &^ (e << 1)
+	evenEnds := (e + starts&evenBits) &^ e
+	oddEnds := (e + starts&^evenBits) &^ e
+	esc := evenEnds&^evenBits | oddEnds&evenBits
+	stop &^= q & esc
+	// The escapes up to the first stop are judged (that stop may be an
+	// escaped character).
+	for m := esc & (stop ^ (stop - 1)); m != 0; m &= m - 1 {
+		if p := bits.TrailingZeros64(m); !simpleEscape[block[p]] {
+			return stop | 1<<(p-1)
+		}
+	}
+	return stop
+}

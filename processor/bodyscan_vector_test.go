@@ -1,0 +1,75 @@
+//go:build goexperiment.simd && amd64
+
+package processor
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+)
+
+// scanBoth scans body with the vector string scan and without it.
+func scanBoth(t testing.TB, body []byte) (vector, scalar bodyScan) {
+	t.Helper()
+	if !vectorScan {
+		t.Skip("this CPU has no AVX2: the vector scan is never used here")
+	}
+	scalar = func() bodyScan {
+		vectorScan = false
+		defer func() { vectorScan = true }()
+		return scanBody(body)
+	}()
+	return scanBody(body), scalar
+}
+
+// stringBytes are what a string scan must tell apart: quotes, backslashes,
+// escape letters, hex digits, control characters, every UTF-8 form (and
+// broken ones), plain ASCII.
+var stringBytes = []string{`"`, `\`, `\\`, `\"`, `u`, `00e9`, `n`, `t`, `/`, `x`, "\x01", "\x1f", "\n",
+	"é", "日", "😀", "\xff", "\xc3", "\xed\xa0\x80", "a", "abcdefgh", " ", "0123456789abcdef"}
+
+// TestVectorScanAgreesWithScalar: on strings of every mix of those bytes,
+// across 64-byte blocks and their ends, the vector scan finds what the
+// scalar one does, and both judge the body as encoding/json does.
+func TestVectorScanAgreesWithScalar(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		var s []byte
+		for n := rng.IntN(200); len(s) < n; {
+			s = append(s, stringBytes[rng.IntN(len(stringBytes))]...)
+		}
+		pad := rng.IntN(70)
+		body := make([]byte, 0, len(s)+pad+40)
+		body = append(body, `{"a":"`...)
+		for range pad {
+			body = append(body, 'p')
+		}
+		body = append(body, s...)
+		body = append(body, `","model":"m"}`...)
+		checkVectorScan(t, body)
+	}
+}
+
+func checkVectorScan(t testing.TB, body []byte) {
+	vector, scalar := scanBoth(t, body)
+	if vector != scalar {
+		t.Fatalf("scan of %q:\nvector %+v\nscalar %+v", body, vector, scalar)
+	}
+	if valid := json.Valid(body); (vector.verdict == scanValid) != valid && vector.verdict != scanDeep {
+		t.Fatalf("scan of %q: verdict %v, encoding/json says valid %v", body, vector.verdict, valid)
+	}
+}
+
+// FuzzVectorScan holds the vector string scan to the scalar one, inside a
+// string of a body and as a whole body.
+func FuzzVectorScan(f *testing.F) {
+	for _, s := range stringBytes {
+		f.Add([]byte(s + `abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz` + s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		checkVectorScan(t, s)
+		body := append([]byte(`{"model":"m","a":"`), s...)
+		checkVectorScan(t, append(body, `"}`...))
+	})
+}
