@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"testing"
+
+	"switchyard/loadtest/agentbody"
 )
 
 // scanBoth scans body with the vector string scan and without it.
@@ -72,4 +74,27 @@ func FuzzVectorScan(f *testing.F) {
 		body := append([]byte(`{"model":"m","a":"`), s...)
 		checkVectorScan(t, append(body, `"}`...))
 	})
+}
+
+// BenchmarkScanVector is the body scan on agent-shaped bodies with the
+// vector string scan and without it, in one run.
+func BenchmarkScanVector(b *testing.B) {
+	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
+		for _, sz := range agentSizes {
+			body := agentBody(b, api, sz.size)
+			for _, vector := range []bool{true, false} {
+				name := map[bool]string{true: "vector", false: "scalar"}[vector]
+				b.Run(string(api)+"/"+sz.name+"/"+name, func(b *testing.B) {
+					defer func(v bool) { vectorScan = v }(vectorScan)
+					vectorScan = vectorScan && vector
+					b.SetBytes(int64(len(body)))
+					for b.Loop() {
+						if s := scanBody(body); s.verdict != scanValid {
+							b.Fatal("not valid")
+						}
+					}
+				})
+			}
+		}
+	}
 }
