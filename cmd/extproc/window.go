@@ -6,8 +6,8 @@ import "fmt"
 // connection's window as frames arrive and a stream's as its handler reads
 // them (and grants a handler waiting for a bigger message the rest at
 // once), so the connection window is what paces Envoy: with 16 MiB Envoy
-// wrote bodies as fast as it could and extproc took them in faster than it
-// could decide them. 1 MiB (docs/perf/issue19/round4-trip.md): at 300
+// wrote bodies as fast as it could and (most likely) extproc read them
+// into buffers faster than it could decide them. 1 MiB (docs/perf/issue19/round4-trip.md): at 300
 // connections of 256 KB bodies extproc's peak RSS fell from 63-71 MB to
 // 52-61, at 50 connections CPU and latency did not move, and at 300
 // connections of 1 MB Envoy spent half the CPU per request but held the
