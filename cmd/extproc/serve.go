@@ -55,6 +55,8 @@ type serveFlags struct {
 	// grpc-go tuning (docs/PERFORMANCE.md has the measurements).
 	streamWorkers     uint
 	sharedWriteBuffer bool
+	streamWindow      uint
+	connWindow        uint
 	// xds serves Envoy its listeners, routes and clusters over ADS.
 	xds bool
 	// xdsRemovalGrace keeps what a reload removes in Envoy this long.
@@ -82,6 +84,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
 	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
 	fs.BoolVar(&f.sharedWriteBuffer, "grpc-shared-write-buffer", false, "release each connection's write buffer when idle instead of keeping it (less memory, more allocation)")
+	fs.UintVar(&f.streamWindow, "grpc-stream-window", defaultStreamWindow, "HTTP/2 flow-control window of each ext_proc stream, in bytes (at least 65536)")
+	fs.UintVar(&f.connWindow, "grpc-conn-window", defaultConnWindow, "HTTP/2 flow-control window of each connection from Envoy, in bytes (at least 65536)")
 	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls, fallback chains and max_body_bytes then reload live")
 	fs.DurationVar(&f.xdsRemovalGrace, "xds-removal-grace", xds.DefaultRemovalGrace, "with -xds: how long the clusters and route entries a reload removes stay in Envoy, for the requests the older config planned (fallback attempts included)")
 	fs.StringVar(&f.nullRoute, "null-route", "", "benchmark floor: serve a processor that reads nothing and routes every request to this Envoy cluster, instead of the gateway")
@@ -120,6 +124,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	if f.maxStreams == 0 {
 		errs = append(errs, errors.New("-max-streams must be positive"))
 	}
+	errs = append(errs, checkWindow("-grpc-stream-window", f.streamWindow), checkWindow("-grpc-conn-window", f.connWindow))
 	return f, errors.Join(errs...)
 }
 
@@ -231,9 +236,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		// A buffered body arrives as one message: allow the body limit plus
 		// headroom for the protobuf framing.
 		grpc.MaxRecvMsgSize(maxMsg),
-		// Large windows let a multi-megabyte body cross in one round trip.
-		grpc.InitialWindowSize(1 << 20),
-		grpc.InitialConnWindowSize(16 << 20),
+		// Flow-control windows (window.go).
+		grpc.InitialWindowSize(int32(f.streamWindow)),
+		grpc.InitialConnWindowSize(int32(f.connWindow)),
 		// Envoy keeps the connection open and may ping it; don't punish that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// grpc-go does not recover handler panics: one bad request would end

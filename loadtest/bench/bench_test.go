@@ -333,3 +333,34 @@ func FuzzParseStatCPU(f *testing.F) {
 		_, _ = parseProcStat(b)
 	})
 }
+
+func TestSettleReadsRSSAfterTheLoad(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(mockllm.New(mockllm.Options{Latency: -1}))
+	t.Cleanup(srv.Close)
+	const load, settleFor = 100 * time.Millisecond, 200 * time.Millisecond
+	start := time.Now()
+	res, err := Run(context.Background(), Plan{
+		Mode: "test",
+		Paths: []Path{{Target: Target{Name: BaselinePath, URL: srv.URL},
+			Procs: []Proc{{Name: "self", Role: RoleGenerator, PID: os.Getpid()}}}},
+		VUs:            []int{1},
+		VUDuration:     load,
+		Settle:         settleFor,
+		SampleInterval: 20 * time.Millisecond,
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < load+settleFor {
+		t.Fatalf("run took %v, less than the load and the settling (%v)", took, load+settleFor)
+	}
+	ps := res.Stages[0].Procs
+	if len(ps) != 1 || ps[0].RSSSettledMB <= 0 || ps[0].RSSSettledFileMB <= 0 || ps[0].RSSSettledFileMB > ps[0].RSSSettledMB {
+		t.Fatalf("procs %+v: want one with the RSS read after the load", ps)
+	}
+	last := res.RSS[len(res.RSS)-1]
+	if last.T < (load + settleFor).Seconds() {
+		t.Fatalf("last reading at %.3fs, before the settling ended", last.T)
+	}
+}

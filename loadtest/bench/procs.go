@@ -77,23 +77,27 @@ func parseStatCPU(stat []byte) (int64, error) {
 }
 
 // parseStatusRSS returns VmRSS of /proc/PID/status in bytes.
-func parseStatusRSS(status []byte) (int64, error) {
+func parseStatusRSS(status []byte) (int64, error) { return parseStatusKB(status, "VmRSS") }
+
+// parseStatusKB returns the field name (e.g. VmRSS, RssFile) of
+// /proc/PID/status in bytes.
+func parseStatusKB(status []byte, name string) (int64, error) {
 	for line := range bytes.Lines(status) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		rest, ok := bytes.CutPrefix(line, []byte(name+":"))
 		if !ok {
 			continue
 		}
 		f := bytes.Fields(rest)
 		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0, fmt.Errorf("unexpected VmRSS line %q", line)
+			return 0, fmt.Errorf("unexpected %s line %q", name, line)
 		}
 		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parsing VmRSS: %w", err)
+			return 0, fmt.Errorf("parsing %s: %w", name, err)
 		}
 		return kb << 10, nil
 	}
-	return 0, errors.New("no VmRSS line")
+	return 0, fmt.Errorf("no %s line", name)
 }
 
 // cpuTimes is the machine-wide line of /proc/stat, in ticks.
@@ -143,12 +147,17 @@ type RSSPoint struct {
 
 // ProcStats is what one process used during one stage.
 type ProcStats struct {
-	Name          string  `json:"name"`
-	Role          string  `json:"role"`
-	RSSMaxMB      float64 `json:"rss_max_mb"`
-	RSSAvgMB      float64 `json:"rss_avg_mb"`
-	CPUSeconds    float64 `json:"cpu_seconds"`
-	CPUMicrosPerR float64 `json:"cpu_us_per_request"`
+	Name     string  `json:"name"`
+	Role     string  `json:"role"`
+	RSSMaxMB float64 `json:"rss_max_mb"`
+	RSSAvgMB float64 `json:"rss_avg_mb"`
+	// RSSSettledMB is the RSS Plan.Settle after the load stopped (the
+	// highest over rounds; 0: not read), RSSSettledFileMB the part of it
+	// that is file pages (the binary and its libraries) at that reading.
+	RSSSettledMB     float64 `json:"rss_settled_mb,omitempty"`
+	RSSSettledFileMB float64 `json:"rss_settled_file_mb,omitempty"`
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	CPUMicrosPerR    float64 `json:"cpu_us_per_request"`
 }
 
 // sampler reads every process every interval while a stage runs.
@@ -261,4 +270,50 @@ func (s *sampler) machine() cpuTimes {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return cpuTimes{busy: s.machLast.busy - s.machFirst.busy, total: s.machLast.total - s.machFirst.total}
+}
+
+// settled is one process's memory at the end of Plan.Settle, in MB.
+type settled struct{ rss, file float64 }
+
+// settle reads procs every interval for d after a run's load stopped and
+// returns each one's memory at the end, by name, and the readings.
+func settle(ctx context.Context, procs []Proc, d, interval time.Duration, epoch time.Time) (map[string]settled, []RSSPoint, error) {
+	end := time.Now().Add(d)
+	var points []RSSPoint
+	for {
+		now := time.Since(epoch).Seconds()
+		for _, p := range procs {
+			r, err := readProc(p.PID)
+			if err != nil {
+				return nil, nil, err
+			}
+			points = append(points, RSSPoint{T: now, Proc: p.Name, MB: mb(r.rssBytes)})
+		}
+		wait := time.Until(end)
+		if wait <= 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(min(interval, wait)):
+		}
+	}
+	last := make(map[string]settled, len(procs))
+	for _, p := range procs {
+		status, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/status")
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading status of %d: %w", p.PID, err)
+		}
+		rss, err := parseStatusKB(status, "VmRSS")
+		if err != nil {
+			return nil, nil, err
+		}
+		file, err := parseStatusKB(status, "RssFile")
+		if err != nil {
+			return nil, nil, err
+		}
+		last[p.Name] = settled{rss: mb(rss), file: mb(file)}
+	}
+	return last, points, nil
 }

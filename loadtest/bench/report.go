@@ -448,7 +448,7 @@ func writeBodyCost(b *strings.Builder, r *Result) {
 	b.WriteString("\n## Cost against body size\n\n" +
 		"CPU µs per request of every process serving the path (Envoy, extproc, a peer); ×envoy is that against `envoy` " +
 		"in the same stage; own is the path's CPU minus the `null` path's (the gateway's own work beyond the trip). " +
-		"Peak RSS in MB of each process.\n\n")
+		"Peak RSS in MB of each process; with -settle, → its RSS that long after the load stopped, and how much of that is file pages (the binary).\n\n")
 	b.WriteString("| body | VUs | path | ×direct RPS | Δp50 ms | Δp99 ms | path µs/req | ×envoy | own µs/req | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range rows {
 		if s.Path == BaselinePath {
@@ -479,11 +479,19 @@ func writeBodyCost(b *strings.Builder, r *Result) {
 		var rss []string
 		for _, p := range s.Procs {
 			if p.Role != RoleGenerator {
-				rss = append(rss, fmt.Sprintf("%s %.1f", p.Name, p.RSSMaxMB))
+				rss = append(rss, fmt.Sprintf("%s %.1f", p.Name, p.RSSMaxMB)+settledNote(r, p))
 			}
 		}
 		fmt.Fprintf(b, "| %s | %d | `%s` | %s | %s | %s | %s | %s | %s | %s |\n", s.Body, s.Load, s.Path, ratio, d50, d99, cpu, xEnvoy, own, strings.Join(rss, ", "))
 	}
+}
+
+// settledNote is " (→ N after Ts, file pages F)" when p's RSS was read after the load.
+func settledNote(r *Result, p ProcStats) string {
+	if p.RSSSettledMB == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (→ %.1f after %s, file pages %.1f)", p.RSSSettledMB, r.Settings[SettleSetting], p.RSSSettledFileMB)
 }
 
 // bodyChart draws each path's CPU per request against the body size, one

@@ -34,6 +34,9 @@ const (
 	KindAgent  = "agent"  // closed loop with agent-shaped bodies (Plan.Bodies)
 )
 
+// SettleSetting is the Result.Settings key that holds Plan.Settle.
+const SettleSetting = "settle"
+
 // Path is a Target plus the processes that serve it.
 type Path struct {
 	Target
@@ -71,6 +74,11 @@ type Plan struct {
 	Bodies        []Body
 	AgentVUs      []int
 	AgentDuration time.Duration
+
+	// Settle, when positive, follows every run: the path's processes are
+	// read for this long without load, and each one's RSS at the end is
+	// reported (ProcStats.RSSSettledMB): what a burst leaves resident.
+	Settle time.Duration
 
 	// SampleInterval is how often /proc is read (default 250ms).
 	SampleInterval time.Duration
@@ -197,7 +205,7 @@ func (p *Plan) Estimate() time.Duration {
 		if s.kind != KindOpen {
 			d += p.Warmup
 		}
-		total += d * time.Duration(len(p.Paths)*max(1, p.Rounds))
+		total += (d + p.Settle) * time.Duration(len(p.Paths)*max(1, p.Rounds))
 	}
 	return total
 }
@@ -277,6 +285,16 @@ func Run(ctx context.Context, p Plan, progress io.Writer) (*Result, error) {
 					return nil, fmt.Errorf("sampling %s: %w", path.Name, err)
 				}
 				res.RSS = append(res.RSS, points...)
+				if p.Settle > 0 {
+					settled, points, err := settle(ctx, path.Procs, p.Settle, interval, epoch)
+					if err != nil {
+						return nil, fmt.Errorf("reading %s after the load: %w", path.Name, err)
+					}
+					res.RSS = append(res.RSS, points...)
+					for i := range ps {
+						ps[i].RSSSettledMB, ps[i].RSSSettledFileMB = settled[ps[i].Name].rss, settled[ps[i].Name].file
+					}
+				}
 				m := smp.machine()
 				busy[pi].busy += m.busy
 				busy[pi].total += m.total
@@ -341,6 +359,9 @@ func mergeProcs(acc, next []ProcStats) []ProcStats {
 			acc[i].CPUSeconds += n.CPUSeconds
 			acc[i].RSSMaxMB = max(acc[i].RSSMaxMB, n.RSSMaxMB)
 			acc[i].RSSAvgMB = (acc[i].RSSAvgMB + n.RSSAvgMB) / 2
+			if n.RSSSettledMB > acc[i].RSSSettledMB {
+				acc[i].RSSSettledMB, acc[i].RSSSettledFileMB = n.RSSSettledMB, n.RSSSettledFileMB
+			}
 		}
 	}
 	return acc

@@ -60,6 +60,7 @@ type flags struct {
 	paths       []string      // empty: every path
 	vus         []int         // empty: the mode's VU stages
 	duration    time.Duration // 0: the mode's stage durations
+	settle      time.Duration // 0: no reading after the load
 	envoyConc   int
 	extprocEnv  []string
 	render      string // a results.json to render again instead of measuring
@@ -135,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	paths := fs.String("paths", "", "comma-separated paths to measure (default all: "+strings.Join(knownPaths, ",")+")")
 	vus := fs.String("vus", "", "comma-separated closed-loop VU stages, e.g. 500 (default: the mode's)")
 	fs.DurationVar(&f.duration, "duration", 0, "length of every stage (default: the mode's)")
+	fs.DurationVar(&f.settle, "settle", 0, "after each run, keep reading the path's processes this long without load and report their RSS at its end (memory given back after a burst; 0: off)")
 	fs.StringVar(&f.render, "render", "", "write results.md and the charts again from this results.json into its directory, measuring nothing")
 	fs.IntVar(&f.envoyConc, "envoy-concurrency", 1, "Envoy worker threads (--concurrency) of every Envoy")
 	fs.Func("extproc-env", "KEY=VALUE added to every extproc's environment, e.g. GOMAXPROCS=1 (repeatable)", func(v string) error {
@@ -380,6 +382,7 @@ func (f flags) plan() bench.Plan {
 	if len(f.vus) > 0 {
 		p.VUs = f.vus
 	}
+	p.Settle = f.settle
 	if f.duration > 0 {
 		p.SerialDuration, p.VUDuration, p.RateDuration, p.StreamDuration = f.duration, f.duration, f.duration, f.duration
 	}
@@ -514,6 +517,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"mock_stream":       fmt.Sprintf("%d chunks, %s apart", f.streamChunks, f.streamInterval),
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
 		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
+	}
+	if plan.Settle > 0 {
+		plan.Settings[bench.SettleSetting] = plan.Settle.String()
 	}
 	for _, v := range sc.Variants {
 		plan.Settings[bench.VariantPath(v.Name)] = fmt.Sprintf("extproc=%q env=%q args=%q envoy-config=%q", v.ExtprocBin, v.ExtprocEnv, v.ExtprocArgs, v.RenderArgs)
