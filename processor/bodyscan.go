@@ -391,10 +391,11 @@ func (s *bodyScan) str(b []byte, i int) (end int, escaped, ok bool) {
 
 // skipPlain returns the index of the first byte from b[i] (inside a
 // string, not inside an escape) that a string scan must judge, and whether
-// it passed an escape (escaped is what it had passed before): 64 bytes at a
-// time where the build and the CPU can (skipVector), then eight.
+// it passed an escape (escaped is what it had passed before): eight bytes
+// (where most keys end), then with vectors where the build and the CPU
+// can (skipVector), then eight at a time.
 func skipPlain(b []byte, i int, escaped bool) (int, bool) {
-	for k := 0; k < 2 && i+8 <= len(b); k++ {
+	if i+8 <= len(b) {
 		if m := plain(binary.LittleEndian.Uint64(b[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3, escaped
 		}

@@ -34,6 +34,17 @@ func skipVector(b []byte, i int, escaped bool) (int, bool, bool) {
 	quote := archsimd.BroadcastUint8x32('"')
 	backslash := archsimd.BroadcastUint8x32('\\')
 	space := archsimd.BroadcastInt8x32(0x20)
+	// Most strings end within 32 bytes: one look finds where, unless a
+	// backslash comes first.
+	if i+32 <= len(b) {
+		v := archsimd.LoadUint8x32Slice(b[i:])
+		stop := v.Equal(quote).Or(v.Equal(backslash)).Or(v.AsInt8x32().Less(space)).ToBits()
+		if stop == 0 {
+			i += 32
+		} else if p := i + bits.TrailingZeros32(stop); b[p] != '\\' {
+			return p, escaped, true
+		}
+	}
 	for i+64 <= len(b) {
 		lo := archsimd.LoadUint8x32Slice(b[i:])
 		hi := archsimd.LoadUint8x32Slice(b[i+32:])
