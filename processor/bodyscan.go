@@ -19,6 +19,7 @@ import (
 // naming it twice can be refused.
 type bodyScan struct {
 	verdict scanVerdict
+	vector  bool // strings are skipped with vectors (skipVector)
 	badUTF8 bool // a string holds bytes that are not UTF-8 (the JSON is otherwise judged)
 	object  bool // the top-level value is an object
 	models  int  // top-level "model" keys
@@ -88,8 +89,12 @@ func keyName(raw []byte, escaped bool) []byte {
 }
 
 // scanBody scans body once; see bodyScan.
-func scanBody(body []byte) bodyScan {
-	var s bodyScan
+func scanBody(body []byte) bodyScan { return scanBodyWith(body, vectorScan) }
+
+// scanBodyWith is scanBody with the vector string scan on or off (on only
+// where the build and the CPU have it).
+func scanBodyWith(body []byte, vector bool) bodyScan {
+	s := bodyScan{vector: vector && vectorScan}
 	s.verdict = s.scan(body)
 	return s
 }
@@ -353,7 +358,7 @@ func plain(x uint64) uint64 {
 func (s *bodyScan) str(b []byte, i int) (end int, escaped, ok bool) {
 	n := len(b)
 	for {
-		if i, escaped = skipPlain(b, i, escaped); i >= n {
+		if i, escaped = skipPlain(b, i, escaped, s.vector); i >= n {
 			return i, escaped, false
 		}
 		switch c := b[i]; {
@@ -394,14 +399,14 @@ func (s *bodyScan) str(b []byte, i int) (end int, escaped, ok bool) {
 // it passed an escape (escaped is what it had passed before): eight bytes
 // (where most keys end), then with vectors where the build and the CPU
 // can (skipVector), then eight at a time.
-func skipPlain(b []byte, i int, escaped bool) (int, bool) {
+func skipPlain(b []byte, i int, escaped, vector bool) (int, bool) {
 	if i+8 <= len(b) {
 		if m := plain(binary.LittleEndian.Uint64(b[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3, escaped
 		}
 		i += 8
 	}
-	if vectorScan {
+	if vector {
 		var stopped bool
 		if i, escaped, stopped = skipVector(b, i, escaped); stopped {
 			return i, escaped

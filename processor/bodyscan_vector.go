@@ -8,8 +8,7 @@ import (
 )
 
 // vectorScan: strings are skipped 64 bytes at a time with AVX2 (the build
-// has GOEXPERIMENT=simd, as the Makefile sets, and the CPU has AVX2). A
-// variable so that the tests can compare both scans on one machine.
+// has GOEXPERIMENT=simd, as the Makefile sets, and the CPU has AVX2).
 var vectorScan = archsimd.X86.AVX2()
 
 // evenBits are the even positions of a 64-bit mask.
