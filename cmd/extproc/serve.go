@@ -82,7 +82,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.drainQuiet, "drain-quiet", 2*envoy.ExtProcUnhealthyAfter, "on shutdown while Envoy health-checks this instance: keep taking new streams until none came for this long (Envoy has seen NOT_SERVING), at most half of -drain-timeout; 0: refuse them at once")
 	fs.UintVar(&f.maxStreams, "max-streams", envoy.DefaultMaxStreams, "concurrent ext_proc streams (one per in-flight request) before Envoy must wait")
 	fs.Int64Var(&f.maxInflight, "max-inflight", 4096, "requests decided at once before new ones get 429 (0: no cap)")
-	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", 0, "goroutines reused across ext_proc streams (0: grpc-go's default, a new goroutine per stream)")
+	fs.UintVar(&f.streamWorkers, "grpc-stream-workers", defaultStreamWorkers, "goroutines reused across ext_proc streams, for that many requests in flight (0: grpc-go's default, a new goroutine per stream)")
 	fs.BoolVar(&f.sharedWriteBuffer, "grpc-shared-write-buffer", false, "release each connection's write buffer when idle instead of keeping it (less memory, more allocation)")
 	fs.UintVar(&f.streamWindow, "grpc-stream-window", defaultStreamWindow, "HTTP/2 flow-control window of each ext_proc stream, in bytes (at least 65536)")
 	fs.UintVar(&f.connWindow, "grpc-conn-window", defaultConnWindow, "HTTP/2 flow-control window of each connection from Envoy, in bytes (at least 65536)")
