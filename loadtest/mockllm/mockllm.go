@@ -201,13 +201,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a, http.StatusBadRequest, "body is not valid JSON")
 		return
 	}
-	res := gjson.GetManyBytes(body, "model", "stream", "stream_options.include_usage", "input")
-	model := res[0]
+	f := readFields(body)
+	model := f.model
 	if model.Type != gjson.String || model.Str == "" {
 		writeError(w, a, http.StatusBadRequest, "model must be a non-empty string")
 		return
 	}
-	stream := res[1].Type == gjson.True
+	stream := f.stream.Type == gjson.True
 	if stream && (ep == epEmbeddings || ep == epCountTokens) {
 		writeError(w, a, http.StatusBadRequest, "streaming is not supported on this endpoint")
 		return
@@ -234,14 +234,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		model:        model.Str,
 		promptTokens: 1 + len(body)/4,
 		seq:          h.seq.Add(1),
-		includeUsage: res[2].Type == gjson.True,
-		inputs:       countInputs(res[3]),
+		includeUsage: f.streamOptions.Get("include_usage").Type == gjson.True,
+		inputs:       countInputs(f.input),
 	}
 	if r.Header.Get(HeaderEcho) == "1" {
 		rq.echo = echoJSON(r, len(body))
 	}
 	if mayUseTools(body, ep) {
-		planTools(body, ep, r.Header.Get(HeaderToolCalls), &rq)
+		planTools(&f, ep, r.Header.Get(HeaderToolCalls), &rq)
 	}
 
 	if !wait(r.Context(), opts.Latency) {
@@ -279,6 +279,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()["Content-Type"] = ctJSON
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// fields are the top-level members of a request body the mock reads,
+// found in one walk of it: an agent's body is hundreds of kilobytes, and a
+// lookup per name would skip over all of it each time. Of a name given
+// twice the first is kept, as a lookup by name finds it.
+type fields struct {
+	model, stream, streamOptions, input, messages, tools gjson.Result
+}
+
+func readFields(body []byte) fields {
+	var f fields
+	first := func(dst *gjson.Result, v gjson.Result) {
+		if !dst.Exists() {
+			*dst = v
+		}
+	}
+	// A copy of body: the answer is written into body's pooled buffer.
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			first(&f.model, v)
+		case "stream":
+			first(&f.stream, v)
+		case "stream_options":
+			first(&f.streamOptions, v)
+		case "input":
+			first(&f.input, v)
+		case "messages":
+			first(&f.messages, v)
+		case "tools":
+			first(&f.tools, v)
+		}
+		return true
+	})
+	return f
 }
 
 // reqInfo is what a response needs to know about its request.

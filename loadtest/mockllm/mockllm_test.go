@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"switchyard/loadtest/agentbody"
 )
 
 // fast has no latency and no pause between chunks.
@@ -731,5 +733,51 @@ func TestTracesDropped(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-protobuf" || len(body) != 0 {
 		t.Errorf("status %d, %q, body %q: want an empty OTLP answer", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}
+
+// The mock reads a body's top-level members in one walk; of a name given
+// twice the first decides, as a lookup by name finds it.
+func TestFirstOfRepeatedNameDecides(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(New(fast))
+	t.Cleanup(srv.Close)
+	body := `{"model":"first","stream":false,"stream_options":{"include_usage":false},` +
+		`"messages":[{"role":"user","content":"hi"}],"model":"second","stream":true,"stream_options":{"include_usage":true}}`
+	resp, got := post(t, srv, "/v1/chat/completions", body, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, got)
+	}
+	if c := strictDecode[chatCompletion](t, got); c.Model != "first" {
+		t.Errorf("answered for model %q, want the first one's", c.Model)
+	}
+}
+
+// BenchmarkAgentBody is the mock's work for an agent-shaped chat request
+// (a system prompt, tools, a long history with tool results, model last):
+// the load benchmark's mock shares the machine with the gateway, so what
+// it spends per request is taken from the paths it measures.
+func BenchmarkAgentBody(b *testing.B) {
+	h := New(fast)
+	for _, size := range []struct {
+		name  string
+		bytes int
+	}{{"1KB", 1 << 10}, {"256KB", 256 << 10}, {"1MB", 1 << 20}} {
+		body, err := agentbody.Generate(agentbody.Spec{API: agentbody.OpenAIChat, Model: "gpt-4o", Size: size.bytes})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(size.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+			w := &discard{h: http.Header{}}
+			rd := rewindBody{bytes.NewReader(body)}
+			req.Body = rd
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				rd.Reset(body)
+				h.ServeHTTP(w, req)
+			}
+		})
 	}
 }

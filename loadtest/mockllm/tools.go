@@ -106,26 +106,23 @@ const (
 
 // conversation is what planTools needs to know of a request's messages.
 type conversation struct {
-	prompt  gjson.Result // the last user message; missing when none
-	turns   int          // runs of tool results after it
-	last    itemKind     // the last item that is not skipped
-	results []string     // the texts of the last run of tool results
+	prompt  gjson.Result   // the last user message; missing when none
+	turns   int            // runs of tool results after it
+	last    itemKind       // the last item that is not skipped
+	results []gjson.Result // the last run of tool results
+	ep      endpoint
 }
 
-// readConversation walks a request's messages (Responses: input).
-func readConversation(body []byte, ep endpoint) conversation {
-	path := "messages"
-	if ep == epResponses {
-		path = "input"
-	}
-	var c conversation
-	items := gjson.GetBytes(body, path)
+// readConversation walks a request's messages (Responses: input). Tool
+// results are kept as they are and read (resultText) only for the last run.
+func readConversation(items gjson.Result, ep endpoint) conversation {
+	c := conversation{ep: ep}
 	if items.Type == gjson.String { // a Responses input that is one user message
 		c.prompt, c.last = items, itemPrompt
 		return c
 	}
 	items.ForEach(func(_, it gjson.Result) bool {
-		kind, result := classify(it, ep)
+		kind := classify(it, ep)
 		switch kind {
 		case itemSkipped:
 			return true
@@ -136,7 +133,7 @@ func readConversation(body []byte, ep endpoint) conversation {
 				c.turns++
 				c.results = c.results[:0]
 			}
-			c.results = append(c.results, result)
+			c.results = append(c.results, it)
 		}
 		c.last = kind
 		return true
@@ -144,42 +141,66 @@ func readConversation(body []byte, ep endpoint) conversation {
 	return c
 }
 
-// classify says what a message (Responses: input item) is and, for tool
-// results, returns their text.
-func classify(it gjson.Result, ep endpoint) (itemKind, string) {
+// resultTexts are the texts of the last run of tool results.
+func (c *conversation) resultTexts() []string {
+	texts := make([]string, len(c.results))
+	for i, it := range c.results {
+		texts[i] = resultText(it, c.ep)
+	}
+	return texts
+}
+
+// classify says what a message (Responses: input item) is.
+func classify(it gjson.Result, ep endpoint) itemKind {
 	if ep == epResponses {
 		switch it.Get("type").Str {
 		case "function_call_output", "custom_tool_call_output":
-			return itemResult, contentText(it.Get("output"))
+			return itemResult
 		case "", "message":
 		default:
-			return itemOther, ""
+			return itemOther
 		}
 	}
 	switch it.Get("role").Str {
 	case "system", "developer":
-		return itemSkipped, ""
+		return itemSkipped
 	case "tool":
 		if ep == epChat {
-			return itemResult, contentText(it.Get("content"))
+			return itemResult
 		}
 	case "user":
 		if ep != epMessages {
-			return itemPrompt, ""
+			return itemPrompt
 		}
-		var parts []string
+		var result bool
 		it.Get("content").ForEach(func(_, b gjson.Result) bool {
-			if b.Get("type").Str == "tool_result" {
-				parts = append(parts, contentText(b.Get("content")))
-			}
-			return true
+			result = b.Get("type").Str == "tool_result"
+			return !result
 		})
-		if parts != nil {
-			return itemResult, strings.Join(parts, "\n")
+		if result {
+			return itemResult
 		}
-		return itemPrompt, ""
+		return itemPrompt
 	}
-	return itemOther, ""
+	return itemOther
+}
+
+// resultText is the text of a tool result item (classify: itemResult).
+func resultText(it gjson.Result, ep endpoint) string {
+	switch ep {
+	case epResponses:
+		return contentText(it.Get("output"))
+	case epChat:
+		return contentText(it.Get("content"))
+	}
+	var parts []string
+	it.Get("content").ForEach(func(_, b gjson.Result) bool {
+		if b.Get("type").Str == "tool_result" {
+			parts = append(parts, contentText(b.Get("content")))
+		}
+		return true
+	})
+	return strings.Join(parts, "\n")
 }
 
 // toolDecl is a declared tool.
@@ -212,15 +233,19 @@ func declaredTools(tools gjson.Result, ep endpoint) []toolDecl {
 
 // planTools sets rq.calls or rq.answer when the body asks for tool calls or
 // carries a tool result; it leaves rq alone otherwise.
-func planTools(body []byte, ep endpoint, header string, rq *reqInfo) {
-	c := readConversation(body, ep)
-	decls := declaredTools(gjson.GetBytes(body, "tools"), ep)
+func planTools(f *fields, ep endpoint, header string, rq *reqInfo) {
+	items := f.messages
+	if ep == epResponses {
+		items = f.input
+	}
+	c := readConversation(items, ep)
+	decls := declaredTools(f.tools, ep)
 	if c.last == itemResult {
 		if c.prompt.Exists() {
 			rq.calls = triggeredCalls(contentText(c.prompt.Get("content")), decls, c.turns)
 		}
 		if rq.calls == nil {
-			rq.answer = ToolResultPrefix + strings.Join(c.results, "\n")
+			rq.answer = ToolResultPrefix + strings.Join(c.resultTexts(), "\n")
 		}
 		return
 	}
