@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +11,6 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"switchyard/loadtest/agentbody"
 	"switchyard/routing"
@@ -50,26 +46,7 @@ func benchCases() []benchCase {
 // startGRPC serves srv on a Unix socket and returns a client connected to it.
 func startGRPC(b *testing.B, srv *Server, opts ...grpc.ServerOption) extprocv3.ExternalProcessorClient {
 	b.Helper()
-	dir, err := os.MkdirTemp("", "extproc-bench") // short: socket paths are limited to ~100 bytes
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	gs := grpc.NewServer(opts...)
-	extprocv3.RegisterExternalProcessorServer(gs, srv)
-	go func() { _ = gs.Serve(lis) }()
-	b.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
-	return extprocv3.NewExternalProcessorClient(conn)
+	return startGRPCWith(b, srv, opts...)
 }
 
 // finish half-closes the stream as Envoy does at the end of a request and
@@ -108,6 +85,30 @@ func fullDuplexRequest(b *testing.B, ctx context.Context, client extprocv3.Exter
 	}
 }
 
+// bufferedRequest sends one request as Envoy does in BUFFERED mode: the
+// headers, wait for their answer, the body, wait for the decision.
+func bufferedRequest(b *testing.B, ctx context.Context, client extprocv3.ExternalProcessorClient, hdr, body *extprocv3.ProcessingRequest) {
+	stream, err := client.Process(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := stream.Send(hdr); err != nil {
+		b.Fatal(err)
+	}
+	if r, err := stream.Recv(); err != nil || r.GetRequestHeaders() == nil {
+		b.Fatalf("headers answer %v, %v", r, err)
+	}
+	if err := stream.Send(body); err != nil {
+		b.Fatal(err)
+	}
+	if r, err := stream.Recv(); err != nil || r.GetRequestBody() == nil {
+		b.Fatalf("body answer %v, %v", r, err)
+	}
+	if err := finish(stream); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkBuffered is one request over a real gRPC stream in BUFFERED
 // mode: headers, wait for CONTINUE, body, wait for the decision.
 func BenchmarkBuffered(b *testing.B) {
@@ -119,25 +120,7 @@ func BenchmarkBuffered(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				stream, err := client.Process(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := stream.Send(hdr); err != nil {
-					b.Fatal(err)
-				}
-				if r, err := stream.Recv(); err != nil || r.GetRequestHeaders() == nil {
-					b.Fatalf("headers answer %v, %v", r, err)
-				}
-				if err := stream.Send(body); err != nil {
-					b.Fatal(err)
-				}
-				if r, err := stream.Recv(); err != nil || r.GetRequestBody() == nil {
-					b.Fatalf("body answer %v, %v", r, err)
-				}
-				if err := finish(stream); err != nil {
-					b.Fatal(err)
-				}
+				bufferedRequest(b, ctx, client, hdr, body)
 			}
 		})
 	}

@@ -92,8 +92,9 @@ func TestCodecRejectsNonProto(t *testing.T) {
 	}
 }
 
-// startGRPCWith is startGRPC with server options.
-func startGRPCWith(b *testing.B, srv *Server, opts ...grpc.ServerOption) extprocv3.ExternalProcessorClient {
+// startGRPCWith serves srv with opts on a Unix socket and returns a client
+// connected to it.
+func startGRPCWith(b testing.TB, srv *Server, opts ...grpc.ServerOption) extprocv3.ExternalProcessorClient {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "extproc-bench")
 	if err != nil {
