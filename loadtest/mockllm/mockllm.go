@@ -291,30 +291,33 @@ type fields struct {
 
 func readFields(body []byte) fields {
 	var f fields
-	first := func(dst *gjson.Result, v gjson.Result) {
-		if !dst.Exists() {
-			*dst = v
-		}
-	}
 	// A copy of body: the answer is written into body's pooled buffer.
 	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			first(&f.model, v)
-		case "stream":
-			first(&f.stream, v)
-		case "stream_options":
-			first(&f.streamOptions, v)
-		case "input":
-			first(&f.input, v)
-		case "messages":
-			first(&f.messages, v)
-		case "tools":
-			first(&f.tools, v)
+		if dst := f.slot(k.Str); dst != nil && !dst.Exists() {
+			*dst = v
 		}
 		return true
 	})
 	return f
+}
+
+// slot is where the member named name goes; nil: not read.
+func (f *fields) slot(name string) *gjson.Result {
+	switch name {
+	case "model":
+		return &f.model
+	case "stream":
+		return &f.stream
+	case "stream_options":
+		return &f.streamOptions
+	case "input":
+		return &f.input
+	case "messages":
+		return &f.messages
+	case "tools":
+		return &f.tools
+	}
+	return nil
 }
 
 // reqInfo is what a response needs to know about its request.
