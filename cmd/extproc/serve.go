@@ -320,7 +320,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}()
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- gs.Serve(lis) }()
+	go func() { serveErr <- gs.Serve(quietListener{lis}) }()
 
 	select {
 	case err := <-serveErr:
