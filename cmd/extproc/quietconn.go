@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -36,7 +37,9 @@ func (l quietListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, nil
 	}
-	return &quietConn{Conn: c, rc: rc}, nil
+	q := &quietConn{Conn: c, rc: rc}
+	q.rd.call, q.wr.call = q.rd.read, q.wr.write
+	return q, nil
 }
 
 // quietConn is a net.Conn whose Read and Write are raw system calls. It
@@ -44,35 +47,75 @@ func (l quietListener) Accept() (net.Conn, error) {
 // reader.
 type quietConn struct {
 	net.Conn
-	rc syscall.RawConn
+	rc     syscall.RawConn
+	rd, wr rawOp
+}
+
+// rawOp is one direction's call in progress, kept with the connection so
+// that a Read or Write allocates nothing; mu holds it for one call at a
+// time.
+type rawOp struct {
+	mu    sync.Mutex
+	p     []byte
+	n     int
+	errno syscall.Errno
+	call  func(fd uintptr) bool // read or write, bound once
+}
+
+// read reads once into p, as much as is there; false: nothing is yet.
+func (op *rawOp) read(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&op.p[0])), uintptr(len(op.p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait until readable
+		}
+		op.n, op.errno = int(r), e
+		return true
+	}
+}
+
+// write writes all of p; false: the socket is full, n says how far it got.
+func (op *rawOp) write(fd uintptr) bool {
+	for op.n < len(op.p) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&op.p[op.n])), uintptr(len(op.p)-op.n))
+		switch e {
+		case 0:
+			op.n += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // wait until writable
+		default:
+			op.errno = e
+			return true
+		}
+	}
+	return true
+}
+
+// do runs op's call over p with wait (the RawConn's Read or Write).
+func (op *rawOp) do(p []byte, wait func(func(uintptr) bool) error) (int, syscall.Errno, error) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.p, op.n, op.errno = p, 0, 0
+	err := wait(op.call)
+	n, errno := op.n, op.errno
+	op.p = nil
+	return n, errno, err
 }
 
 func (c *quietConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until readable
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	n, errno, err := c.rd.do(p, c.rc.Read)
 	switch {
 	case err != nil:
 		return 0, err
 	case errno != 0:
-		return 0, &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Addr: c.LocalAddr(), Err: os.NewSyscallError("read", errno)}
+		return 0, c.opError("read", errno)
 	case n == 0:
 		return 0, io.EOF
 	}
@@ -80,31 +123,16 @@ func (c *quietConn) Read(p []byte) (int, error) {
 }
 
 func (c *quietConn) Write(p []byte) (int, error) {
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch e {
-			case 0:
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until writable
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	n, errno, err := c.wr.do(p, c.rc.Write)
 	switch {
 	case err != nil:
 		return n, err
 	case errno != 0:
-		return n, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Addr: c.LocalAddr(), Err: os.NewSyscallError("write", errno)}
+		return n, c.opError("write", errno)
 	}
 	return n, nil
+}
+
+func (c *quietConn) opError(op string, errno syscall.Errno) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Addr: c.LocalAddr(), Err: os.NewSyscallError(op, errno)}
 }

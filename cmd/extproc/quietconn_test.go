@@ -115,3 +115,26 @@ func TestQuietConnDeadlineAndClose(t *testing.T) {
 		t.Fatalf("write on a closed connection: %v, want net.ErrClosed", err)
 	}
 }
+
+// A read or write on the request path allocates nothing.
+func TestQuietConnAllocatesNothing(t *testing.T) {
+	server, client := quietPair(t)
+	msg, buf := []byte("hello"), make([]byte, 64)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := server.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(server, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a write and a read allocate %.0f times, want none", allocs)
+	}
+}
