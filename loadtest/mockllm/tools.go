@@ -110,13 +110,12 @@ type conversation struct {
 	turns   int            // runs of tool results after it
 	last    itemKind       // the last item that is not skipped
 	results []gjson.Result // the last run of tool results
-	ep      endpoint
 }
 
 // readConversation walks a request's messages (Responses: input). Tool
 // results are kept as they are and read (resultText) only for the last run.
 func readConversation(items gjson.Result, ep endpoint) conversation {
-	c := conversation{ep: ep}
+	var c conversation
 	if items.Type == gjson.String { // a Responses input that is one user message
 		c.prompt, c.last = items, itemPrompt
 		return c
@@ -142,10 +141,10 @@ func readConversation(items gjson.Result, ep endpoint) conversation {
 }
 
 // resultTexts are the texts of the last run of tool results.
-func (c *conversation) resultTexts() []string {
+func (c *conversation) resultTexts(ep endpoint) []string {
 	texts := make([]string, len(c.results))
 	for i, it := range c.results {
-		texts[i] = resultText(it, c.ep)
+		texts[i] = resultText(it, ep)
 	}
 	return texts
 }
@@ -245,7 +244,7 @@ func planTools(f *fields, ep endpoint, header string, rq *reqInfo) {
 			rq.calls = triggeredCalls(contentText(c.prompt.Get("content")), decls, c.turns)
 		}
 		if rq.calls == nil {
-			rq.answer = ToolResultPrefix + strings.Join(c.resultTexts(), "\n")
+			rq.answer = ToolResultPrefix + strings.Join(c.resultTexts(ep), "\n")
 		}
 		return
 	}
