@@ -26,8 +26,9 @@ const clockTicks = 100
 
 // procSample is one reading of /proc for one process.
 type procSample struct {
-	rssBytes int64
-	cpuTicks int64 // utime + stime
+	rssBytes  int64
+	fileBytes int64 // of rssBytes, file pages (RssFile: the binary and its libraries)
+	cpuTicks  int64 // utime + stime
 }
 
 // readProc reads a process's resident set size and CPU time from /proc.
@@ -46,6 +47,9 @@ func readProc(pid int) (procSample, error) {
 		return s, fmt.Errorf("reading status of %d: %w", pid, err)
 	}
 	s.rssBytes, err = parseStatusRSS(status)
+	if err == nil {
+		s.fileBytes, err = parseStatusKB(status, "RssFile")
+	}
 	if err != nil {
 		return s, fmt.Errorf("parsing status of %d: %w", pid, err)
 	}
@@ -280,6 +284,7 @@ type settled struct{ rss, file float64 }
 func settle(ctx context.Context, procs []Proc, d, interval time.Duration, epoch time.Time) (map[string]settled, []RSSPoint, error) {
 	end := time.Now().Add(d)
 	var points []RSSPoint
+	last := make(map[string]settled, len(procs))
 	for {
 		now := time.Since(epoch).Seconds()
 		for _, p := range procs {
@@ -288,10 +293,11 @@ func settle(ctx context.Context, procs []Proc, d, interval time.Duration, epoch 
 				return nil, nil, err
 			}
 			points = append(points, RSSPoint{T: now, Proc: p.Name, MB: mb(r.rssBytes)})
+			last[p.Name] = settled{rss: mb(r.rssBytes), file: mb(r.fileBytes)}
 		}
 		wait := time.Until(end)
 		if wait <= 0 {
-			break
+			return last, points, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -299,21 +305,4 @@ func settle(ctx context.Context, procs []Proc, d, interval time.Duration, epoch 
 		case <-time.After(min(interval, wait)):
 		}
 	}
-	last := make(map[string]settled, len(procs))
-	for _, p := range procs {
-		status, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/status")
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading status of %d: %w", p.PID, err)
-		}
-		rss, err := parseStatusKB(status, "VmRSS")
-		if err != nil {
-			return nil, nil, err
-		}
-		file, err := parseStatusKB(status, "RssFile")
-		if err != nil {
-			return nil, nil, err
-		}
-		last[p.Name] = settled{rss: mb(rss), file: mb(file)}
-	}
-	return last, points, nil
 }
