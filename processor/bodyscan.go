@@ -19,10 +19,11 @@ import (
 // naming it twice can be refused.
 type bodyScan struct {
 	verdict scanVerdict
-	vector  bool // strings are skipped with vectors (skipVector)
-	badUTF8 bool // a string holds bytes that are not UTF-8 (the JSON is otherwise judged)
-	object  bool // the top-level value is an object
-	models  int  // top-level "model" keys
+	mode    scanMode
+	blk     block // the last block read (blockStrings)
+	badUTF8 bool  // a string holds bytes that are not UTF-8 (the JSON is otherwise judged)
+	object  bool  // the top-level value is an object
+	models  int   // top-level "model" keys
 
 	model, metadata, promptCacheKey, messages, input span
 	// messagesLast and inputLast are the last element of messages and
@@ -88,13 +89,28 @@ func keyName(raw []byte, escaped bool) []byte {
 	return []byte(gjson.ParseBytes(raw).Str)
 }
 
-// scanBody scans body once; see bodyScan.
-func scanBody(body []byte) bodyScan { return scanBodyWith(body, vectorScan) }
+// scanMode is how a scan reads strings.
+type scanMode uint8
 
-// scanBodyWith is scanBody with the vector string scan on or off (on only
-// where the build and the CPU have it).
-func scanBodyWith(body []byte, vector bool) bodyScan {
-	s := bodyScan{vector: vector && vectorScan}
+const (
+	scalarStrings scanMode = iota // eight bytes at a time
+	vectorStrings                 // with AVX2 vectors (skipVector)
+	blockStrings                  // from 64-byte blocks' masks, with AVX-512 (strBlocks)
+)
+
+// scanBody scans body once; see bodyScan.
+func scanBody(body []byte) bodyScan { return scanBodyWith(body, blockStrings) }
+
+// scanBodyWith is scanBody reading strings as mode says, or the nearest
+// way the build and the CPU have.
+func scanBodyWith(body []byte, mode scanMode) bodyScan {
+	if mode == blockStrings && !blockScan {
+		mode = vectorStrings
+	}
+	if mode == vectorStrings && !vectorScan {
+		mode = scalarStrings
+	}
+	s := bodyScan{mode: mode, blk: block{at: -1}}
 	s.verdict = s.scan(body)
 	return s
 }
@@ -150,9 +166,11 @@ value: // a value starts at b[i]
 		}
 		goto value
 	case '"':
-		end, _, ok := s.str(b, i+1)
+		end, _, ok := s.strCached(i + 1)
 		if !ok {
-			return scanSyntax
+			if end, _, ok = s.str(b, i+1); !ok {
+				return scanSyntax
+			}
 		}
 		i = end
 	case 't':
@@ -229,9 +247,11 @@ key: // an object's key starts at b[i]
 		return scanSyntax
 	}
 	{
-		end, escaped, ok := s.str(b, i+1)
+		end, escaped, ok := s.strCached(i + 1)
 		if !ok {
-			return scanSyntax
+			if end, escaped, ok = s.str(b, i+1); !ok {
+				return scanSyntax
+			}
 		}
 		switch {
 		case depth == 1 && s.object:
@@ -358,7 +378,16 @@ func plain(x uint64) uint64 {
 func (s *bodyScan) str(b []byte, i int) (end int, escaped, ok bool) {
 	n := len(b)
 	for {
-		if i, escaped = skipPlain(b, i, escaped, s.vector); i >= n {
+		if s.mode == blockStrings {
+			var esc, done bool
+			i, esc, done = s.strBlocks(b, i)
+			if escaped = escaped || esc; done {
+				return i, escaped, true
+			}
+		} else {
+			i, escaped = skipPlain(b, i, escaped, s.mode == vectorStrings)
+		}
+		if i >= n {
 			return i, escaped, false
 		}
 		switch c := b[i]; {

@@ -7,3 +7,11 @@ package processor
 const vectorScan = false
 
 func skipVector(b []byte, i int, escaped bool) (int, bool, bool) { return i, escaped, false }
+
+const blockScan = false
+
+type block struct{ at int }
+
+func (s *bodyScan) strBlocks(b []byte, i int) (int, bool, bool) { return i, false, false }
+
+func (s *bodyScan) strCached(int) (int, bool, bool) { return 0, false, false }

@@ -5,22 +5,33 @@ package processor
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"switchyard/loadtest/agentbody"
 )
 
-// scanBoth scans body with the vector string scan and without it. On a
-// CPU without AVX2 asking for vectors must give the portable scan, so the
-// checks still run, on the scan such a CPU uses.
-func scanBoth(t testing.TB, body []byte) (vector, scalar bodyScan) {
+// scanModes scans body reading strings in each way (the ways this CPU
+// lacks give the portable scan, so the checks still run on the scan such
+// a CPU uses), each result's mode and block cleared so that they compare
+// equal when they found the same.
+func scanModes(t testing.TB, body []byte) (scans [3]bodyScan) {
 	t.Helper()
-	vector, scalar = scanBodyWith(body, true), scanBodyWith(body, false)
-	if vector.vector != vectorScan || scalar.vector {
-		t.Fatalf("scanBodyWith: vector %v and %v, want %v (AVX2) and false", vector.vector, scalar.vector, vectorScan)
+	want := [3]scanMode{scalarStrings, vectorStrings, blockStrings}
+	if !vectorScan {
+		want[1], want[2] = scalarStrings, scalarStrings
+	} else if !blockScan {
+		want[2] = vectorStrings
 	}
-	vector.vector = false // so that the two compare equal when they found the same
-	return vector, scalar
+	for m := range scans {
+		s := scanBodyWith(body, scanMode(m))
+		if s.mode != want[m] {
+			t.Fatalf("scanBodyWith(%d): mode %d, want %d", m, s.mode, want[m])
+		}
+		s.mode, s.blk = 0, block{}
+		scans[m] = s
+	}
+	return scans
 }
 
 // stringBytes are what a string scan must tell apart: quotes, backslashes,
@@ -52,11 +63,52 @@ func TestVectorScanAgreesWithScalar(t *testing.T) {
 	}
 }
 
-func checkVectorScan(t testing.TB, body []byte) {
-	vector, scalar := scanBoth(t, body)
-	if vector != scalar {
-		t.Fatalf("scan of %q:\nvector %+v\nscalar %+v", body, vector, scalar)
+// TestEscapesAcrossBlockEnds: a run of backslashes of every length up to
+// five, ending at every byte around the first block's end and followed by
+// each kind of character, is read alike in every mode (the block scan
+// carries the run's escape into the next block).
+func TestEscapesAcrossBlockEnds(t *testing.T) {
+	t.Parallel()
+	followers := []string{`"`, `u00e9`, `uZZ`, `x`, `n`, `\`, "é", "€", "\x01", "\xff"}
+	for end := 56; end < 72; end++ {
+		for run := 1; run <= 5; run++ {
+			for _, f := range followers {
+				body := []byte(`{"a":"`)
+				for len(body) < end-run {
+					body = append(body, 'p')
+				}
+				for range run {
+					body = append(body, '\\')
+				}
+				body = append(body, f...)
+				checkVectorScan(t, append(body, `tail","model":"m"}`...))
+			}
+		}
 	}
+}
+
+// TestEscapedKeyInEveryPlace: a key spelled with an escape is unescaped
+// before it is compared wherever it sits against the blocks, so that a
+// second "model" cannot hide in one.
+func TestEscapedKeyInEveryPlace(t *testing.T) {
+	t.Parallel()
+	for pad := range 80 {
+		body := []byte(`{"p":"` + strings.Repeat("p", pad) + `","mod\u0065l":"a","model":"b"}`)
+		checkVectorScan(t, body)
+		if s := scanBody(body); s.models != 2 {
+			t.Fatalf("scan of %q: %d models, want 2", body, s.models)
+		}
+	}
+}
+
+func checkVectorScan(t testing.TB, body []byte) {
+	scans := scanModes(t, body)
+	for _, s := range scans[1:] {
+		if s != scans[0] {
+			t.Fatalf("scan of %q:\nvectors %+v\nscalar %+v", body, s, scans[0])
+		}
+	}
+	vector := scans[2]
 	if valid := json.Valid(body); (vector.verdict == scanValid) != valid && vector.verdict != scanDeep {
 		t.Fatalf("scan of %q: verdict %v, encoding/json says valid %v", body, vector.verdict, valid)
 	}
@@ -81,12 +133,11 @@ func BenchmarkScanVector(b *testing.B) {
 	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
 		for _, sz := range agentSizes {
 			body := agentBody(b, api, sz.size)
-			for _, vector := range []bool{true, false} {
-				name := map[bool]string{true: "vector", false: "scalar"}[vector]
+			for m, name := range []string{"scalar", "vector", "blocks"} {
 				b.Run(string(api)+"/"+sz.name+"/"+name, func(b *testing.B) {
 					b.SetBytes(int64(len(body)))
 					for b.Loop() {
-						if s := scanBodyWith(body, vector); s.verdict != scanValid {
+						if s := scanBodyWith(body, scanMode(m)); s.verdict != scanValid {
 							b.Fatal("not valid")
 						}
 					}
