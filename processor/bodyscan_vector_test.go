@@ -101,6 +101,22 @@ func TestEscapedKeyInEveryPlace(t *testing.T) {
 	}
 }
 
+// TestStringsToTheBodysEnd: a body cut inside a string, or right after
+// its opening quote, on every length around a block's end, is refused in
+// every mode (the block past the end reads as zeros, never as a quote).
+func TestStringsToTheBodysEnd(t *testing.T) {
+	t.Parallel()
+	for n := 6; n < 140; n++ {
+		for _, tail := range []string{``, `x`, `\`, `\"`, "é"} {
+			body := []byte(`{"a":` + strings.Repeat(" ", n-6) + `"` + tail)
+			checkVectorScan(t, body)
+			if s := scanBody(body); s.verdict != scanSyntax {
+				t.Fatalf("scan of %q: verdict %v, want not JSON", body, s.verdict)
+			}
+		}
+	}
+}
+
 func checkVectorScan(t testing.TB, body []byte) {
 	scans := scanModes(t, body)
 	for _, s := range scans[1:] {
