@@ -7,8 +7,8 @@ import (
 	"simd/archsimd"
 )
 
-// blockScan: strings are read from 64-byte blocks' masks with AVX-512
-// (the build has GOEXPERIMENT=simd and the CPU has AVX-512).
+// blockScan: strings are read from 64-byte blocks' masks (the build has
+// GOEXPERIMENT=simd and the CPU has AVX2, AVX-512 and AVX-512 VBMI).
 var blockScan = vectorScan && archsimd.X86.AVX512() && archsimd.X86.AVX512VBMI()
 
 // blockBytes are the bytes a block is compared with, loaded from memory
@@ -45,9 +45,9 @@ type block struct {
 	// backslash marks every backslash (a key with one is unescaped).
 	backslash uint64
 	// stop marks the bytes the scalar scan must judge: control
-	// characters, non-ASCII and the backslash of an escape that is not
-	// one of the one-character escapes or whose character is in the next
-	// block.
+	// characters, non-ASCII, and the backslash of an escape that is not
+	// one of the one-character escapes, whose character is a stop itself
+	// or is in the next block.
 	stop uint64
 	// carry: the next block's first byte is escaped.
 	carry uint64
@@ -55,9 +55,11 @@ type block struct {
 
 // load reads the block at offset at of b (the bytes past b's end read as
 // zeros, control characters, so a string never ends there). Escapes carry
-// over from the block before when it was the last one read: a string's
-// blocks are read in order from the one it starts in, and a backslash
-// outside a string is refused before a later string is read.
+// over from the block before when it was the last one read. A block is
+// read without that block only when a string starts in it, and every byte
+// before that string has been accepted as JSON, so no escape runs into
+// the block; a string that goes on past a block's end reads the next
+// block right after it, so the carry is always the right one.
 func (k *block) load(b []byte, at int) {
 	var v archsimd.Uint8x64
 	if at+64 <= len(b) {
@@ -110,7 +112,7 @@ func oneCharEscapes(v archsimd.Uint8x64) uint64 {
 // strBlocks reads a string from b[i] (inside it, not inside an escape)
 // with the blocks' masks. done: the string ends at end (after its closing
 // quote); otherwise end is the first byte the scalar scan must judge, not
-// inside an escape. escaped: a backslash came before end.
+// inside an escape, or len(b). escaped: a backslash came before end.
 func (s *bodyScan) strBlocks(b []byte, i int) (end int, escaped, done bool) {
 	k := &s.blk
 	for {
