@@ -88,18 +88,6 @@ func (k *block) load(b []byte, at int) {
 	k.quote, k.stop = quote, stop
 }
 
-// escapedBy marks the characters the backslashes e escape, carry the
-// first (escaped by the block before), and returns whether the next
-// block's first is: in a run of backslashes every second one escapes the
-// character after it, counted from the run's start.
-func escapedBy(e, carry uint64) (escaped, next uint64) {
-	e &^= carry
-	follows := e<<1 | carry
-	oddStarts := e &^ evenBits &^ follows
-	sum, next := bits.Add64(oddStarts, e, 0)
-	return (evenBits ^ sum<<1) & follows, next
-}
-
 // oneCharEscapes marks the bytes of v a backslash escapes on its own
 // (looked up by their low seven bits: a non-ASCII byte may be marked).
 func oneCharEscapes(v archsimd.Uint8x64) uint64 {

@@ -74,10 +74,7 @@ func escapeStops(block []byte, q, e, stop uint64) uint64 {
 		stop |= 1 << start
 		e &^= ^uint64(0) << start
 	}
-	starts := e &^ (e << 1)
-	evenEnds := (e + starts&evenBits) &^ e
-	oddEnds := (e + starts&^evenBits) &^ e
-	esc := evenEnds&^evenBits | oddEnds&evenBits
+	esc, _ := escapedBy(e, 0)
 	stop &^= q & esc
 	// The escapes up to the first stop are judged (that stop may be an
 	// escaped character).
@@ -87,4 +84,16 @@ func escapeStops(block []byte, q, e, stop uint64) uint64 {
 		}
 	}
 	return stop
+}
+
+// escapedBy marks the characters the backslashes e escape, carry the
+// first (escaped by the block before), and returns whether the next
+// block's first is: in a run of backslashes every second one escapes the
+// character after it, counted from the run's start.
+func escapedBy(e, carry uint64) (escaped, next uint64) {
+	e &^= carry
+	follows := e<<1 | carry
+	oddStarts := e &^ evenBits &^ follows
+	sum, next := bits.Add64(oddStarts, e, 0)
+	return (evenBits ^ sum<<1) & follows, next
 }
