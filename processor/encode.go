@@ -23,13 +23,7 @@ func encodePlan(p *Plan, clientPath string, duplex bool) []*extprocv3.Processing
 		return encodeFallback(p, duplex)
 	}
 	a := &p.Attempts[0]
-	hm := &extprocv3.HeaderMutation{SetHeaders: make([]*corev3.HeaderValueOption, 0, len(a.SetHeaders)+2), RemoveHeaders: a.RemoveHeaders}
-	for _, h := range a.SetHeaders {
-		hm.SetHeaders = append(hm.SetHeaders, setHeader(h.Name, h.Value))
-	}
-	if a.Path != clientPath {
-		hm.SetHeaders = append(hm.SetHeaders, setHeader(":path", a.Path))
-	}
+	hm := attemptHeaders(a, clientPath)
 	metadata := planMetadata(p, nil)
 	if duplex {
 		hm.SetHeaders = append(hm.SetHeaders, setHeader("content-length", strconv.Itoa(len(a.Body))))
@@ -51,6 +45,31 @@ func encodePlan(p *Plan, clientPath string, duplex bool) []*extprocv3.Processing
 		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: a.Body}}
 	}
 	return []*extprocv3.ProcessingResponse{{DynamicMetadata: metadata, Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}}
+}
+
+// encodePlanAtHeaders answers the headers of a request whose body Envoy
+// kept and sends on unchanged, planned from its summary (decideFromSummary):
+// the first attempt's headers, as a buffered plan's body answer carries them.
+func encodePlanAtHeaders(p *Plan, clientPath string) *extprocv3.ProcessingResponse {
+	return &extprocv3.ProcessingResponse{DynamicMetadata: planMetadata(p, nil), Response: &extprocv3.ProcessingResponse_RequestHeaders{
+		RequestHeaders: &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{
+			HeaderMutation: attemptHeaders(&p.Attempts[0], clientPath), ClearRouteCache: true,
+		}},
+	}}
+}
+
+// attemptHeaders is the header mutation of an attempt: its routing header,
+// credential and hooks' headers, and its path when it differs from the
+// client's.
+func attemptHeaders(a *Attempt, clientPath string) *extprocv3.HeaderMutation {
+	hm := &extprocv3.HeaderMutation{SetHeaders: make([]*corev3.HeaderValueOption, 0, len(a.SetHeaders)+2), RemoveHeaders: a.RemoveHeaders}
+	for _, h := range a.SetHeaders {
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(h.Name, h.Value))
+	}
+	if a.Path != clientPath {
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(":path", a.Path))
+	}
+	return hm
 }
 
 // planMetadata is the dynamic metadata of a plan's answer: the request's

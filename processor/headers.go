@@ -133,6 +133,9 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	if x.duplex {
 		return nil // the answer waits for the body
 	}
+	if x.bodyless {
+		return x.decideFromSummary(ctx)
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}
 }
 

@@ -28,10 +28,10 @@ type Metrics struct {
 	// flightsExpired counts requests dropped before their attempts or
 	// answer ended (flightTable).
 	flightsExpired prometheus.Counter
-	// bodyModes counts requests by the body mode Envoy used, resolved once:
-	// [true] full duplex, [false] buffered.
+	// bodyModes counts requests by how the body reached the decision,
+	// resolved once (bodyFullDuplex, bodyBuffered, bodySummarized).
 	bodyModeVec *prometheus.CounterVec
-	bodyModes   map[bool]prometheus.Counter
+	bodyModes   [3]prometheus.Counter
 
 	// Requests with fallbacks.
 	attempts  prometheus.Histogram
@@ -101,9 +101,11 @@ func (m *Metrics) newRequestMetrics() {
 	})
 	m.bodyModeVec = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_request_body_mode_total",
-		Help: "Requests by the ext_proc body mode Envoy sent them in: full_duplex (the body goes to extproc and back) or buffered (it comes back only when changed).",
+		Help: "Requests by how their body reached the decision: full_duplex (the body goes to extproc and back), buffered (it comes back only when changed) or summarized (it stayed in Envoy, whose body module summarized it).",
 	}, []string{"mode"})
-	m.bodyModes = map[bool]prometheus.Counter{true: m.bodyModeVec.WithLabelValues("full_duplex"), false: m.bodyModeVec.WithLabelValues("buffered")}
+	for mode, label := range [...]string{bodyFullDuplex: "full_duplex", bodyBuffered: "buffered", bodySummarized: "summarized"} {
+		m.bodyModes[mode] = m.bodyModeVec.WithLabelValues(label)
+	}
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_rate_limited_total",
 		Help: "Requests refused with 429 because their client key was over a limit, by key name and limit.",
@@ -190,3 +192,10 @@ func (m *Metrics) boundTag(k, v string) (string, string) {
 	}
 	return k, v
 }
+
+// How a request's body reached the decision (Metrics.bodyModes).
+const (
+	bodyFullDuplex = iota
+	bodyBuffered
+	bodySummarized
+)

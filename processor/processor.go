@@ -193,6 +193,11 @@ type exchange struct {
 	srv        *Server
 	duplex     bool // FULL_DUPLEX_STREAMED: answer headers and body together
 	overloaded bool // over MaxInflight when the stream opened: refuse with 429
+	// bodyless: Envoy kept the body (body mode NONE) and its body module
+	// left summary (nil when it left none); summarized: the request was
+	// planned from the summary (decideFromSummary).
+	bodyless, summarized bool
+	summary              []byte
 
 	router    *routing.Router
 	hooks     *luahooks.Set // nil when no hook runs
@@ -215,14 +220,26 @@ type exchange struct {
 
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 	if pc := msg.GetProtocolConfig(); pc != nil {
-		x.duplex = pc.GetRequestBodyMode() == filterv3.ProcessingMode_FULL_DUPLEX_STREAMED
-		x.srv.opts.Metrics.bodyModes[x.duplex].Inc()
+		switch pc.GetRequestBodyMode() {
+		case filterv3.ProcessingMode_FULL_DUPLEX_STREAMED:
+			x.duplex = true
+			x.srv.opts.Metrics.bodyModes[bodyFullDuplex].Inc()
+		case filterv3.ProcessingMode_NONE:
+			// Envoy kept the body; its module summarized it. Counted once
+			// the headers are answered (decideFromSummary).
+			x.bodyless = true
+		default:
+			x.srv.opts.Metrics.bodyModes[bodyBuffered].Inc()
+		}
 	}
 	if x.mcp != nil {
 		return x.mcp.handle(ctx, msg)
 	}
 	switch v := msg.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
+		if x.bodyless {
+			x.summary = summaryOf(msg)
+		}
 		if resp := x.onRequestHeaders(ctx, v.RequestHeaders); resp != nil {
 			return []*extprocv3.ProcessingResponse{resp}
 		}
@@ -291,15 +308,27 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 		return []*extprocv3.ProcessingResponse{x.fail(newAPIError(routing.KindAPI, "internal_error", "internal gateway error"))}
 	}
 	p, err := plan(ctx, x.router, x.hooks, &x.srv.state, &x.req)
-	x.session = p.Session
-	if x.trace != nil {
-		x.traceDecision(&p)
-	}
 	if err != nil {
+		x.session = p.Session
+		if x.trace != nil {
+			x.traceDecision(&p)
+		}
 		if err.code == loopDetected {
 			x.srv.opts.Metrics.loopGuardVec.WithLabelValues(p.KeyName).Inc()
 		}
 		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
+	}
+	return x.answer(ctx, &p, func(p *Plan) []*extprocv3.ProcessingResponse {
+		return encodePlan(p, x.req.Path, x.duplex)
+	})
+}
+
+// answer records a plan made without error and encodes Envoy's answer to
+// it with encode.
+func (x *exchange) answer(ctx context.Context, p *Plan, encode func(*Plan) []*extprocv3.ProcessingResponse) []*extprocv3.ProcessingResponse {
+	x.session = p.Session
+	if x.trace != nil {
+		x.traceDecision(p)
 	}
 	if p.Answer != nil {
 		if x.trace != nil {
@@ -311,11 +340,11 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	}
 	x.tags = p.Tags()
 	x.upstreamAPI = p.Attempts[0].API
-	x.record(ctx, &p)
+	x.record(ctx, p)
 	if p.Fallback() || p.Response.needed() {
-		p.ID = x.fly(&p)
+		p.ID = x.fly(p)
 	}
-	return encodePlan(&p, x.req.Path, x.duplex)
+	return encode(p)
 }
 
 // record counts a routed request, and logs one that ends here (its answer
@@ -385,8 +414,17 @@ func (x *exchange) job(p *Plan) *responseJob {
 	a := &p.Attempts[0]
 	return &responseJob{queued: time.Now(), plan: p.Response, principal: x.req.Principal,
 		clientAPI: p.ClientAPI, upstream: a.API, model: p.Model, provider: a.Provider, metricModel: metricModel(a),
-		upstreamModel: a.Model, prices: x.router.Prices(), bodyBytes: len(p.Body),
+		upstreamModel: a.Model, prices: x.router.Prices(), bodyBytes: x.bodyBytes(p),
 		bedrock: a.Bedrock && !p.Fallback(), converse: a.Converse && !p.Fallback()}
+}
+
+// bodyBytes is the size of the body a plan sends upstream: the client's,
+// whose length Envoy announced, when the plan was made from a summary.
+func (x *exchange) bodyBytes(p *Plan) int {
+	if x.summarized {
+		return x.bodyLen
+	}
+	return len(p.Body)
 }
 
 // metricModel is the model label: the route that matched, or provider/* for

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/config"
 	"switchyard/internal/testkit"
@@ -566,6 +567,71 @@ func TestProcessRouted(t *testing.T) {
 			})
 		}
 	}
+	for _, tt := range tests {
+		if strings.Contains(tt.name, "chunks") || tt.trailers {
+			continue // Envoy's body module summarizes a body it buffered
+		}
+		t.Run("summarized/"+tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := run(t, srv, summarized(t, tt.script(buffered))...)
+			if diff := cmp.Diff(tt.want.fromSummary(), got, protocmp.Transform()); diff != "" {
+				t.Errorf("responses (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// summarized makes a buffered request's script one whose body Envoy kept
+// (body mode NONE, its length announced) with its body module's summary on
+// the headers; the body message stays, as Envoy sends it when extproc asks
+// for it.
+func summarized(t testing.TB, script []*extprocv3.ProcessingRequest) []*extprocv3.ProcessingRequest {
+	t.Helper()
+	summary, ok := BodySummary(nil, script[1].GetRequestBody().GetBody())
+	if !ok {
+		t.Fatalf("no summary of %q", script[1].GetRequestBody().GetBody())
+	}
+	h := proto.Clone(script[0]).(*extprocv3.ProcessingRequest)
+	hs := h.GetRequestHeaders().GetHeaders()
+	hs.Headers = append(hs.Headers, &corev3.HeaderValue{Key: "content-length", RawValue: []byte(strconv.Itoa(len(script[1].GetRequestBody().GetBody())))})
+	return withSummary(append([]*extprocv3.ProcessingRequest{h}, script[1:]...), string(summary))
+}
+
+// withSummary is script with the body mode NONE and, unless summary is "",
+// a body module's summary on its headers.
+func withSummary(script []*extprocv3.ProcessingRequest, summary string) []*extprocv3.ProcessingRequest {
+	h := proto.Clone(script[0]).(*extprocv3.ProcessingRequest)
+	h.ProtocolConfig.RequestBodyMode = filterv3.ProcessingMode_NONE
+	if summary != "" {
+		h.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			routing.BodyNamespace: {Fields: map[string]*structpb.Value{routing.BodySummaryKey: structpb.NewStringValue(summary)}},
+		}}
+	}
+	return append([]*extprocv3.ProcessingRequest{h}, script[1:]...)
+}
+
+// askedForBody is the answer to the headers of a request whose body Envoy
+// kept, when the plan needs the body: send it, BUFFERED.
+func askedForBody() *extprocv3.ProcessingResponse {
+	return &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}},
+		ModeOverride: &filterv3.ProcessingMode{
+			RequestHeaderMode: filterv3.ProcessingMode_SEND, RequestBodyMode: filterv3.ProcessingMode_BUFFERED,
+			RequestTrailerMode: filterv3.ProcessingMode_SKIP, ResponseHeaderMode: filterv3.ProcessingMode_SKIP,
+			ResponseBodyMode: filterv3.ProcessingMode_NONE, ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
+		},
+	}
+}
+
+// fromSummary: the decision on the headers when the body goes on as it
+// came; otherwise a request for the body, and the decision on it.
+func (r routed) fromSummary() []*extprocv3.ProcessingResponse {
+	if r.rewritten {
+		return append([]*extprocv3.ProcessingResponse{askedForBody()}, r.buffered()[1])
+	}
+	return []*extprocv3.ProcessingResponse{{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{
+		Response: &extprocv3.CommonResponse{HeaderMutation: r.mutation(false), ClearRouteCache: true},
+	}}}}
 }
 
 func TestProcessErrors(t *testing.T) {
@@ -660,6 +726,27 @@ func TestProcessErrors(t *testing.T) {
 				checkError(t, got, tt.want)
 			})
 		}
+	}
+	// With the body kept in Envoy, no error comes from its summary: a
+	// request refused for its body is refused on the body, after asking.
+	for _, tt := range tests {
+		t.Run("summarized/"+tt.name, func(t *testing.T) {
+			t.Parallel()
+			script := tt.script(buffered)
+			summary := ""
+			if len(script) > 1 {
+				s, _ := BodySummary(nil, script[1].GetRequestBody().GetBody())
+				summary = string(s)
+			}
+			got := run(t, srv, withSummary(script, summary)...)
+			if len(got) == 2 {
+				if diff := cmp.Diff(askedForBody(), got[0], protocmp.Transform()); diff != "" {
+					t.Errorf("headers answer (-want +got):\n%s", diff)
+				}
+				got = got[1:]
+			}
+			checkError(t, got, tt.want)
+		})
 	}
 }
 

@@ -41,3 +41,13 @@ func ProtectedHeader(name string) bool {
 	return protectedHeaders[name] || strings.HasPrefix(name, ":") || strings.HasPrefix(name, "x-envoy-") ||
 		strings.HasPrefix(name, "x-switchyard-")
 }
+
+// BodyNamespace is the dynamic metadata namespace where Envoy's body module
+// (cmd/bodymodule) leaves its summary of a body it kept (BodySummaryKey):
+// the members planning reads, as a small JSON object. Clients cannot write
+// dynamic metadata; the router-level ext_proc filter forwards this
+// namespace to extproc.
+const (
+	BodyNamespace  = "switchyard.body"
+	BodySummaryKey = "summary"
+)

@@ -1,0 +1,124 @@
+package processor
+
+import (
+	"context"
+
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"switchyard/routing"
+)
+
+// BodySummary appends to dst the members of body that planning reads
+// (bodyFields but the conversation: "model", "stream",
+// "stream_options.include_usage", "metadata", "prompt_cache_key") as a small
+// JSON object, which readBody reads as it reads body. Envoy's body module
+// (cmd/bodymodule) makes it from one scan of a body Envoy keeps, so that
+// extproc can plan the request without the body. ok is false for a body
+// the scan refuses (not JSON, not UTF-8, too deep, not an object, no model
+// or more than one): readBody must see that body itself, to refuse it in
+// its own words.
+func BodySummary(dst, body []byte) (summary []byte, ok bool) {
+	s := scanBody(body)
+	if s.verdict != scanValid || s.badUTF8 || !s.object || s.models != 1 {
+		return dst, false
+	}
+	member := func(name string, v span) {
+		if v.ok() {
+			dst = append(dst, `,"`+name+`":`...)
+			dst = append(dst, body[v.start:v.end]...)
+		}
+	}
+	dst = append(dst, `{"model":`...)
+	dst = append(dst, body[s.model.start:s.model.end]...)
+	if s.stream {
+		dst = append(dst, `,"stream":true`...)
+	}
+	if s.includeUsage {
+		dst = append(dst, `,"stream_options":{"include_usage":true}`...)
+	}
+	member("metadata", s.metadata)
+	member("prompt_cache_key", s.promptCacheKey)
+	return append(dst, '}'), true
+}
+
+// summaryOf is the body summary Envoy's body module left for a request
+// whose body Envoy kept, or nil.
+func summaryOf(msg *extprocv3.ProcessingRequest) []byte {
+	v := msg.GetMetadataContext().GetFilterMetadata()[routing.BodyNamespace].GetFields()[routing.BodySummaryKey]
+	if s := v.GetStringValue(); s != "" {
+		return []byte(s)
+	}
+	return nil
+}
+
+// decideFromSummary plans a request whose body Envoy kept (body mode NONE)
+// from the module's summary of it. The plan stands when it sends the body
+// on as it came; when it would change the body or read more of it than the
+// summary holds (hooks, the loop guard, a translation, a model rewrite, a
+// count_tokens estimate, fallbacks, traced content), or there is no
+// summary, or no announced length, or planning from it fails, Envoy is asked
+// for the body, and the
+// request is planned on it as in BUFFERED mode: the summary never decides
+// what the body would decide otherwise, and no error comes from it.
+func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingResponse {
+	// Envoy keeps bodies that announce their length (checked against the
+	// limit with the headers) and fit its buffer; a request for any other
+	// is answered on its body.
+	if x.summary == nil || x.bodyLen == 0 || x.hooks != nil || x.req.Principal.LoopGuard() != nil ||
+		x.srv.opts.Tracer != nil && x.srv.opts.Tracer.CapturesContent() {
+		return x.askForBody()
+	}
+	x.req.Body = x.summary
+	p, err := plan(ctx, x.router, nil, &x.srv.state, &x.req)
+	x.req.Body = nil
+	if err != nil || !sendsBodyAsItCame(&p) {
+		return x.askForBody()
+	}
+	x.srv.opts.Metrics.bodyModes[bodySummarized].Inc()
+	x.decided, x.summarized = true, true
+	return x.answer(ctx, &p, func(p *Plan) []*extprocv3.ProcessingResponse {
+		return []*extprocv3.ProcessingResponse{encodePlanAtHeaders(p, x.req.Path)}
+	})[0]
+}
+
+// sendsBodyAsItCame reports whether a plan forwards the client's body
+// unchanged to one upstream, with nothing read from it.
+func sendsBodyAsItCame(p *Plan) bool {
+	if p.Answer != nil || p.Fallback() || p.Response.Translate {
+		return false
+	}
+	for i := range p.Attempts {
+		if p.Attempts[i].BodyChanged {
+			return false
+		}
+	}
+	return true
+}
+
+// askForBody answers the headers of a request whose body Envoy kept with a
+// request for it, BUFFERED: it is then planned on its body.
+func (x *exchange) askForBody() *extprocv3.ProcessingResponse {
+	x.srv.opts.Metrics.bodyModes[bodyBuffered].Inc()
+	return &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}},
+		ModeOverride: &filterv3.ProcessingMode{
+			RequestHeaderMode:   filterv3.ProcessingMode_SEND,
+			RequestBodyMode:     filterv3.ProcessingMode_BUFFERED,
+			RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+			ResponseHeaderMode:  x.responseHeaderMode(),
+			ResponseBodyMode:    filterv3.ProcessingMode_NONE,
+			ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
+		},
+	}
+}
+
+// responseHeaderMode is what Envoy does with the answer's headers, as the
+// routes render it: they go to extproc when the config has hooks
+// (envoy.Options.ResponseHeaders).
+func (x *exchange) responseHeaderMode() filterv3.ProcessingMode_HeaderSendMode {
+	if x.router.Hooks().Dir != "" {
+		return filterv3.ProcessingMode_SEND
+	}
+	return filterv3.ProcessingMode_SKIP
+}
