@@ -10,12 +10,15 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	dynmodv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/dynamic_modules/v3"
+	dynmodfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_modules/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -25,11 +28,12 @@ import (
 
 // Names of the Envoy extensions the config uses.
 const (
-	hcmFilterName       = "envoy.filters.network.http_connection_manager"
-	extProcFilterName   = "envoy.filters.http.ext_proc"
-	routerFilterName    = "envoy.filters.http.router"
-	extProcClusterName  = config.ExtProcClusterName
-	gatewayListenerName = "switchyard"
+	hcmFilterName        = "envoy.filters.network.http_connection_manager"
+	extProcFilterName    = "envoy.filters.http.ext_proc"
+	bodyModuleFilterName = "switchyard.body"
+	routerFilterName     = "envoy.filters.http.router"
+	extProcClusterName   = config.ExtProcClusterName
+	gatewayListenerName  = "switchyard"
 )
 
 // gatewayListener is the listener agents talk to.
@@ -56,7 +60,11 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 	}
 	setRoutes(hcm, routes, src)
 	if d.extProc {
-		hcm.HttpFilters = []*hcmv3.HttpFilter{d.stripInternalHeaders(), d.extProcFilter(src)}
+		hcm.HttpFilters = []*hcmv3.HttpFilter{d.stripInternalHeaders()}
+		if d.bodyModule != "" {
+			hcm.HttpFilters = append(hcm.HttpFilters, d.bodyModuleFilter())
+		}
+		hcm.HttpFilters = append(hcm.HttpFilters, d.extProcFilter(src))
 	}
 	hcm.HttpFilters = append(hcm.HttpFilters, routerFilter())
 	return &listenerv3.Listener{
@@ -234,6 +242,33 @@ func (d *settings) stripInternalHeaders() *hcmv3.HttpFilter {
 	}
 }
 
+// bodyModuleFilter is Envoy's body module (cmd/bodymodule), off but on the
+// big-body route (bySizeRoute): it buffers a body there and leaves extproc
+// its summary (routing.BodyNamespace), so that the body need not travel to
+// extproc and back.
+func (d *settings) bodyModuleFilter() *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{Name: bodyModuleFilterName, Disabled: true, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(&dynmodfilterv3.DynamicModuleFilter{
+		DynamicModuleConfig: d.bodyModuleConfig(), FilterName: "body",
+	})}}
+}
+
+// bodyModuleRoute turns the body module on for a route.
+func (d *settings) bodyModuleRoute() *anypb.Any {
+	return typed(&routev3.FilterConfig{Config: typed(&dynmodfilterv3.DynamicModuleFilterPerRoute{
+		DynamicModuleConfig: d.bodyModuleConfig(), FilterName: "body",
+	})})
+}
+
+func (d *settings) bodyModuleConfig() *dynmodv3.DynamicModuleConfig {
+	return &dynmodv3.DynamicModuleConfig{
+		Module: &corev3.AsyncDataSource{Specifier: &corev3.AsyncDataSource_Local{Local: &corev3.DataSource{
+			Specifier: &corev3.DataSource_Filename{Filename: d.bodyModule},
+		}}},
+		// A Go runtime cannot be unloaded.
+		DoNotClose: true,
+	}
+}
+
 // extProcFilter is the router-level ext_proc filter: one stream per
 // request, which decides where it goes.
 func (d *settings) extProcFilter(src routeSource) *hcmv3.HttpFilter {
@@ -261,6 +296,15 @@ func (d *settings) extProcFilter(src routeSource) *hcmv3.HttpFilter {
 		MetadataOptions: &extprocv3.MetadataOptions{ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{
 			Untyped: d.receivingNamespaces(src),
 		}},
+	}
+	if d.bodyModule != "" {
+		// The body module's summary of a body Envoy kept; extproc asks for
+		// the body itself (mode_override) when its plan needs it. Envoy
+		// takes no mode_override from a filter whose own mode is full
+		// duplex: the routes say which a request gets (withHooksMode).
+		ep.MetadataOptions.ForwardingNamespaces = &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{routing.BodyNamespace}}
+		ep.AllowModeOverride = true
+		ep.ProcessingMode.RequestBodyMode, ep.ProcessingMode.RequestTrailerMode = extprocv3.ProcessingMode_BUFFERED, extprocv3.ProcessingMode_SKIP
 	}
 	if !d.responseHeaders && src != routesRDS {
 		// Without hooks extproc reads only these request headers; sending

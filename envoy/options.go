@@ -100,6 +100,12 @@ type Options struct {
 	// BodyMode is BodyModeBySize (default), BodyModeFullDuplex or
 	// BodyModeBuffered.
 	BodyMode string
+	// BodyModule is the path of Envoy's body module (cmd/bodymodule), ""
+	// for none. With BodyModeBySize, a body announced at BufferedFromBytes
+	// or more then stays in Envoy, which summarizes it for extproc; extproc
+	// asks for the body only when its plan needs it. Envoy must be the
+	// version the module was built for.
+	BodyModule string
 	// MessageTimeout bounds each wait for an extproc answer. Default 10s in
 	// full-duplex mode (the answer waits for the whole upload), 2s buffered.
 	MessageTimeout time.Duration
@@ -222,6 +228,7 @@ type settings struct {
 	bySize            bool
 	bySizeRegex       string
 	bySizeBufferBytes int64
+	bodyModule        string // BodyModule, only with bySize
 	bufferLimitBytes  int64
 	upstreamIdle      time.Duration
 	streamIdle        time.Duration
@@ -338,6 +345,12 @@ func (o Options) settings() (settings, error) {
 		bodyMode, d.bySize = BodyModeFullDuplex, true
 		d.bySizeRegex = "^[0-9]{" + strconv.Itoa(bufferedFromDigits) + ",}$"
 		d.bySizeBufferBytes = maxBody + 1
+	}
+	if o.BodyModule != "" {
+		if !d.bySize {
+			return d, fmt.Errorf("a body module needs body mode %s, not %s", BodyModeBySize, bodyMode)
+		}
+		d.bodyModule = o.BodyModule
 	}
 	switch bodyMode {
 	case BodyModeFullDuplex:

@@ -132,22 +132,31 @@ func (d *settings) bySizeRoute() *routev3.Route {
 			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 		},
 	}}}
+	if d.bodyModule != "" {
+		// Envoy's body module keeps and summarizes the body instead.
+		override.GetOverrides().ProcessingMode.RequestBodyMode = extprocv3.ProcessingMode_NONE
+	}
 	r := noDecisionRoute()
 	r.Match = prefixWithHeader(&routev3.HeaderMatcher{Name: "content-length", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
 		StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: d.bySizeRegex}}},
 	}})
 	r.RequestBodyBufferLimit = wrapperspb.UInt64(uint64(d.bySizeBufferBytes))
 	r.TypedPerFilterConfig = map[string]*anypb.Any{extProcFilterName: typed(override)}
+	if d.bodyModule != "" {
+		r.TypedPerFilterConfig[bodyModuleFilterName] = d.bodyModuleRoute()
+	}
 	return r
 }
 
 // withHooksMode has the ext_proc filter send extproc the response headers
 // of the requests that first match r, when hooks are configured. A route
-// reaches open connections over xDS, where a listener would not.
+// reaches open connections over xDS, where a listener would not. With the
+// body module the route always carries its mode: the filter's own is
+// BUFFERED then (extProcFilter).
 func (d *settings) withHooksMode(r *routev3.Route) *routev3.Route {
-	if d.responseHeaders {
+	if d.responseHeaders || d.bodyModule != "" {
 		override := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
-			ProcessingMode: d.processingMode(extprocv3.ProcessingMode_SEND),
+			ProcessingMode: d.processingMode(d.responseHeaderMode()),
 		}}}
 		r.TypedPerFilterConfig = map[string]*anypb.Any{extProcFilterName: typed(override)}
 	}
