@@ -17,6 +17,31 @@ func agentBody(model string, n int) string {
 	return fmt.Sprintf(`{"messages":[{"role":"user","content":%q}],"model":%q}`, msg, model)
 }
 
+// postBody posts a chat body to the gateway with client key A, chunked
+// (no Content-Length) when asked.
+func postBody(t *testing.T, gw *gateway, body string, chunked bool) result {
+	t.Helper()
+	req, err := http.NewRequest("POST", gw.url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chunked {
+		req.ContentLength = -1
+		req.Body = io.NopCloser(struct{ io.Reader }{strings.NewReader(body)})
+	}
+	req.Header.Set("authorization", "Bearer "+clientKeyA)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
 // TestBodyModeBySize: with -body-mode BY_SIZE a body announced at 10,000
 // bytes or more reaches extproc BUFFERED (it stays in Envoy unless changed)
 // and a smaller or chunked one full duplex; in each, the upstream gets the
@@ -39,25 +64,7 @@ func TestBodyModeBySize(t *testing.T) {
 		{"big, chunked", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "full_duplex", true},
 	} {
 		before := mode(tc.wantMode)
-		req, err := http.NewRequest("POST", s.gw.url+"/v1/chat/completions", strings.NewReader(tc.body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tc.chunked {
-			req.ContentLength = -1
-			req.Body = io.NopCloser(struct{ io.Reader }{strings.NewReader(tc.body)})
-		}
-		req.Header.Set("authorization", "Bearer "+clientKeyA)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := upstreamSaw(t, result{status: resp.StatusCode, header: resp.Header, body: b})
+		got := upstreamSaw(t, postBody(t, s.gw, tc.body, tc.chunked))
 		if got.Model != tc.wantModel || got.ContentLength != int64(got.BodyLen) ||
 			gjson.Get(got.Body, "messages.0.content").String() != gjson.Get(tc.body, "messages.0.content").String() {
 			t.Errorf("%s: upstream got model %q, content-length %d for %d bytes", tc.name, got.Model, got.ContentLength, got.BodyLen)

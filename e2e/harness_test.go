@@ -25,6 +25,9 @@ import (
 var (
 	envoyBin   string
 	extprocBin string
+	// binDir holds what the tests build: extproc, and Envoy's body module
+	// when a test asks for it.
+	binDir string
 )
 
 func TestMain(m *testing.M) {
@@ -44,6 +47,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	binDir = dir
 	if extprocBin, err = testkit.BuildExtproc(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1

@@ -90,6 +90,18 @@ func WaitBearer(t testing.TB, bearer func() (string, error), want string) {
 	}
 }
 
+// BuildBodyModule builds Envoy's body module (cmd/bodymodule) into dir, as
+// the library Envoy loads, and returns its path.
+func BuildBodyModule(dir string) (string, error) {
+	lib := filepath.Join(dir, "libswitchyard_body.so")
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", lib, "switchyard/cmd/bodymodule")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building the body module: %w", err)
+	}
+	return lib, nil
+}
+
 // BuildExtproc builds extproc (with the GOFLAGS of the environment, so the
 // Makefile's -tags) into dir and returns the binary's path; its output goes
 // to standard error.

@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"switchyard/internal/testkit"
+)
+
+// bodyModuleLib builds Envoy's body module once, for the tests that load it.
+var bodyModuleLib = sync.OnceValues(func() (string, error) { return testkit.BuildBodyModule(binDir) })
+
+// TestBodyModule: with Envoy's body module a big body stays in Envoy,
+// which summarizes it, and extproc routes it from its headers and the
+// summary: the upstream gets the client's exact body. A big body whose plan
+// changes it (a model rewrite) or that the gateway refuses is sent to
+// extproc after all, and planned or refused as without the module; small
+// and chunked bodies go full duplex as before, and a body over the limit
+// is refused in the API's shape.
+func TestBodyModule(t *testing.T) {
+	t.Parallel()
+	lib, err := bodyModuleLib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStandard(t, gatewayOptions{bodyMode: "BY_SIZE", envoyConfigArgs: []string{"-body-module", lib}})
+	mode := func(m string) float64 {
+		v, _ := metricValue(s.gw.metrics(t), `switchyard_request_body_mode_total{mode="`+m+`"}`)
+		return v
+	}
+	for _, tc := range []struct {
+		name, body, wantModel, wantMode string
+		chunked                         bool
+	}{
+		{"small, unchanged", agentBody("gpt-exact", 900), "gpt-exact", "full_duplex", false},
+		{"big, unchanged", agentBody("gpt-exact", 50000), "gpt-exact", "summarized", false},
+		{"big, session key in the body", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"metadata":{"user_id":"u-1"},`, 1), "gpt-exact", "summarized", false},
+		{"big, model rewritten", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "buffered", false},
+		{"big, chunked", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "full_duplex", true},
+	} {
+		before := mode(tc.wantMode)
+		got := upstreamSaw(t, postBody(t, s.gw, tc.body, tc.chunked))
+		if got.Model != tc.wantModel || got.ContentLength != int64(got.BodyLen) ||
+			gjson.Get(got.Body, "messages.0.content").String() != gjson.Get(tc.body, "messages.0.content").String() {
+			t.Errorf("%s: upstream got model %q, content-length %d for %d bytes", tc.name, got.Model, got.ContentLength, got.BodyLen)
+		}
+		if tc.wantModel == "gpt-exact" && got.Body != tc.body {
+			t.Errorf("%s: the upstream body differs from the client's", tc.name)
+		}
+		if after := mode(tc.wantMode); after != before+1 {
+			t.Errorf("%s: %s requests %v -> %v, want one more", tc.name, tc.wantMode, before, after)
+		}
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"big, not JSON", agentBody("gpt-exact", 50000)[1:], 400, "invalid_json"},
+		{"big, model twice", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"model":"other",`, 1), 400, "duplicate_model"},
+		{"big, unknown model", agentBody("no-such-model", 50000), 404, "model_not_found"},
+		{"over the limit", agentBody("gpt-exact", 70000), 413, "request_too_large"},
+	} {
+		r := postBody(t, s.gw, tc.body, false)
+		if e, _ := r.json(t)["error"].(map[string]any); r.status != tc.status || e["code"] != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, r.status, r.body, tc.status, tc.code)
+		}
+	}
+}
