@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"switchyard/bodyscan"
 	"switchyard/routing"
 )
 
@@ -20,7 +21,7 @@ const maxModelLen = 256
 // recursively, and a body of ten million '[' would exhaust the goroutine
 // stack, which no recover can catch; real requests (tool schemas included)
 // stay far below this.
-const maxNesting = 256
+const maxNesting = bodyscan.MaxNesting
 
 // extractModel validates the body as a JSON object and returns its top-level
 // "model" string without decoding the rest (readBody). A body that names the model
@@ -50,17 +51,17 @@ type bodyFields struct {
 }
 
 // readBody validates the body and reads its model and the other fields of
-// bodyFields in one pass over it (scanBody); see extractModel.
+// bodyFields in one pass over it (bodyscan.Scan); see extractModel.
 func readBody(body []byte) (bodyFields, *apiError) {
 	var f bodyFields
 	if len(body) == 0 {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
 	}
-	s := scanBody(body)
-	switch s.verdict {
-	case scanDeep:
+	s := bodyscan.Scan(body)
+	switch s.Verdict {
+	case bodyscan.Deep:
 		return f, tooDeep()
-	case scanSyntax:
+	case bodyscan.Syntax:
 		// Not JSON; a body that also nests too deep is refused for that,
 		// as before the scan was one pass. Only refused bodies pay this.
 		if nestedDeeperThan(body, maxNesting) {
@@ -70,29 +71,29 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	}
 	// Parsers that check encoding would read other strings (U+FFFD) than
 	// the ones the gateway checked, or refuse the body.
-	if s.badUTF8 {
+	if s.BadUTF8 {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid UTF-8")
 	}
-	if !s.object {
+	if !s.Object {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body must be a JSON object")
 	}
-	raw := func(v span) string {
-		if !v.ok() {
+	raw := func(v bodyscan.Span) string {
+		if !v.OK() {
 			return ""
 		}
-		return unsafe.String(&body[v.start], v.end-v.start)
+		return unsafe.String(&body[v.Start], v.End-v.Start)
 	}
-	value := func(v span) gjson.Result {
-		if !v.ok() {
+	value := func(v bodyscan.Span) gjson.Result {
+		if !v.OK() {
 			return gjson.Result{}
 		}
 		return gjson.Parse(raw(v)) // an object or array is not walked, only framed
 	}
-	model := value(s.model)
+	model := value(s.Model)
 	switch {
-	case s.models == 0:
+	case s.Models == 0:
 		return f, newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)
-	case s.models > 1:
+	case s.Models > 1:
 		return f, newAPIError(routing.KindInvalidRequest, "duplicate_model", `request body names "model" more than once`)
 	case model.Type != gjson.String:
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must be a string`)
@@ -102,10 +103,10 @@ func readBody(body []byte) (bodyFields, *apiError) {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than `+strconv.Itoa(maxModelLen)+` bytes`)
 	}
 	f.model = strings.Clone(model.Str)
-	f.metadata, f.promptCacheKey = value(s.metadata), value(s.promptCacheKey)
-	f.messages, f.input = value(s.messages), value(s.input)
-	f.messagesLast, f.inputLast = raw(s.messagesLast), raw(s.inputLast)
-	f.stream, f.includeUsage = s.stream, s.includeUsage
+	f.metadata, f.promptCacheKey = value(s.Metadata), value(s.PromptCacheKey)
+	f.messages, f.input = value(s.Messages), value(s.Input)
+	f.messagesLast, f.inputLast = raw(s.MessagesLast), raw(s.InputLast)
+	f.stream, f.includeUsage = s.Stream, s.IncludeUsage
 	return f, nil
 }
 
@@ -115,7 +116,7 @@ func tooDeep() *apiError {
 }
 
 // nestedDeeperThan reports whether arrays and objects in body nest deeper
-// than limit, without recursion (for bodies scanBody found not to be JSON). Brackets inside strings do not count; the
+// than limit, without recursion (for bodies bodyscan.Scan found not to be JSON). Brackets inside strings do not count; the
 // body need not be valid JSON.
 func nestedDeeperThan(body []byte, limit int) bool {
 	depth := 0

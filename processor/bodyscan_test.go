@@ -1,10 +1,7 @@
 package processor
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"math/bits"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/tidwall/gjson"
 
+	"switchyard/bodyscan"
 	"switchyard/routing"
 )
 
@@ -148,18 +146,18 @@ func FuzzScanBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		s := scanBody(body)
+		s := bodyscan.Scan(body)
 		valid := json.Valid(body)
 		deep := nestedDeeperThan(body, maxNesting)
 		switch {
-		case s.verdict == scanDeep && !deep:
+		case s.Verdict == bodyscan.Deep && !deep:
 			t.Fatalf("scan of %q: too deep, but it nests no deeper than %d", body, maxNesting)
-		case s.verdict == scanValid && !valid:
+		case s.Verdict == bodyscan.Valid && !valid:
 			t.Fatalf("scan of %q: valid, encoding/json says not", body)
-		case s.verdict == scanSyntax && valid && !deep:
+		case s.Verdict == bodyscan.Syntax && valid && !deep:
 			t.Fatalf("scan of %q: not JSON, encoding/json says valid", body)
-		case s.verdict == scanValid && s.badUTF8 == utf8.Valid(body):
-			t.Fatalf("scan of %q: bad UTF-8 %v, utf8.Valid %v", body, s.badUTF8, utf8.Valid(body))
+		case s.Verdict == bodyscan.Valid && s.BadUTF8 == utf8.Valid(body):
+			t.Fatalf("scan of %q: bad UTF-8 %v, utf8.Valid %v", body, s.BadUTF8, utf8.Valid(body))
 		}
 		got := viewOf(readBody(body))
 		if gjson.ValidBytes(body) != valid {
@@ -175,38 +173,5 @@ func TestReadBodyAllocs(t *testing.T) {
 	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"` + strings.Repeat("word ", 2000) + `"}],"stream":true}`)
 	if n := testing.AllocsPerRun(100, func() { _, _ = readBody(body) }); n > 1 {
 		t.Errorf("readBody allocates %v times per body, want at most 1 (the model)", n)
-	}
-}
-
-// TestPlainLowestFlagExact: in any word, plain's lowest flag is on the first
-// byte a string scan must look at ('"', '\\', a control character or
-// non-ASCII), whatever the bytes around it.
-func TestPlainLowestFlagExact(t *testing.T) {
-	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 200000 {
-		var w [8]byte
-		for i := range w {
-			if rng.IntN(4) == 0 {
-				w[i] = byte(rng.IntN(256))
-			} else {
-				w[i] = byte(0x20 + rng.IntN(0x60))
-			}
-		}
-		want := 8
-		for i, c := range w {
-			if special(c) {
-				want = i
-				break
-			}
-		}
-		m := plain(binary.LittleEndian.Uint64(w[:]))
-		got := 8
-		if m != 0 {
-			got = bits.TrailingZeros64(m) >> 3
-		}
-		if got != want {
-			t.Fatalf("plain(%q): first flag at byte %d, want %d", w, got, want)
-		}
 	}
 }

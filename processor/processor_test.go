@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"switchyard/bodyscan"
 	"switchyard/config"
 	"switchyard/internal/testkit"
 	"switchyard/routing"
@@ -587,7 +588,7 @@ func TestProcessRouted(t *testing.T) {
 // for it.
 func summarized(t testing.TB, script []*extprocv3.ProcessingRequest) []*extprocv3.ProcessingRequest {
 	t.Helper()
-	summary, ok := BodySummary(nil, script[1].GetRequestBody().GetBody())
+	summary, ok := bodyscan.Summary(nil, script[1].GetRequestBody().GetBody())
 	if !ok {
 		t.Fatalf("no summary of %q", script[1].GetRequestBody().GetBody())
 	}
@@ -735,7 +736,7 @@ func TestProcessErrors(t *testing.T) {
 			script := tt.script(buffered)
 			summary := ""
 			if len(script) > 1 {
-				s, _ := BodySummary(nil, script[1].GetRequestBody().GetBody())
+				s, _ := bodyscan.Summary(nil, script[1].GetRequestBody().GetBody())
 				summary = string(s)
 			}
 			got := run(t, srv, withSummary(script, summary)...)

@@ -9,39 +9,6 @@ import (
 	"switchyard/routing"
 )
 
-// BodySummary appends to dst the members of body that planning reads
-// (bodyFields but the conversation: "model", "stream",
-// "stream_options.include_usage", "metadata", "prompt_cache_key") as a small
-// JSON object, which readBody reads as it reads body. Envoy's body module
-// (cmd/bodymodule) makes it from one scan of a body Envoy keeps, so that
-// extproc can plan the request without the body. ok is false for a body
-// the scan refuses (not JSON, not UTF-8, too deep, not an object, no model
-// or more than one): readBody must see that body itself, to refuse it in
-// its own words.
-func BodySummary(dst, body []byte) (summary []byte, ok bool) {
-	s := scanBody(body)
-	if s.verdict != scanValid || s.badUTF8 || !s.object || s.models != 1 {
-		return dst, false
-	}
-	member := func(name string, v span) {
-		if v.ok() {
-			dst = append(dst, `,"`+name+`":`...)
-			dst = append(dst, body[v.start:v.end]...)
-		}
-	}
-	dst = append(dst, `{"model":`...)
-	dst = append(dst, body[s.model.start:s.model.end]...)
-	if s.stream {
-		dst = append(dst, `,"stream":true`...)
-	}
-	if s.includeUsage {
-		dst = append(dst, `,"stream_options":{"include_usage":true}`...)
-	}
-	member("metadata", s.metadata)
-	member("prompt_cache_key", s.promptCacheKey)
-	return append(dst, '}'), true
-}
-
 // summaryOf is the body summary Envoy's body module left for a request
 // whose body Envoy kept, or nil.
 func summaryOf(msg *extprocv3.ProcessingRequest) []byte {
@@ -53,7 +20,7 @@ func summaryOf(msg *extprocv3.ProcessingRequest) []byte {
 }
 
 // decideFromSummary plans a request whose body Envoy kept (body mode NONE)
-// from the module's summary of it. The plan stands when it sends the body
+// from the module's summary of it (bodyscan.Summary). The plan stands when it sends the body
 // on as it came; when it would change the body or read more of it than the
 // summary holds (hooks, the loop guard, a translation, a model rewrite, a
 // count_tokens estimate, fallbacks, traced content), or there is no

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 
+	"switchyard/bodyscan"
 	"switchyard/config"
 	"switchyard/loadtest/agentbody"
 	"switchyard/luahooks"
@@ -22,16 +23,16 @@ func plannedView(v fieldsView) fieldsView {
 	return v
 }
 
-// checkSummary holds BodySummary to readBody: a body it summarizes reads as
+// checkSummary holds bodyscan.Summary to readBody: a body it summarizes reads as
 // its summary does (the same fields, or the same refusal); one it does not
 // is one readBody refuses.
 func checkSummary(t *testing.T, body []byte) {
 	t.Helper()
 	want := viewOf(readBody(body))
-	summary, ok := BodySummary(nil, body)
+	summary, ok := bodyscan.Summary(nil, body)
 	if !ok {
 		if want.Err == "" {
-			t.Fatalf("BodySummary(%q): none, but readBody accepts the body", body)
+			t.Fatalf("bodyscan.Summary(%q): none, but readBody accepts the body", body)
 		}
 		return
 	}
@@ -56,12 +57,12 @@ func TestBodySummaryReadsAsTheBody(t *testing.T) {
 func TestBodySummaryIsSmallAndAppends(t *testing.T) {
 	body := agentBody(t, agentbody.OpenAIChat, 256<<10)
 	dst := []byte("kept")
-	got, ok := BodySummary(dst, body)
+	got, ok := bodyscan.Summary(dst, body)
 	if !ok {
 		t.Fatal("no summary of an agent body")
 	}
 	if string(got[:4]) != "kept" || len(got) > 200 {
-		t.Errorf("BodySummary = %q, want it after %q and short", got, "kept")
+		t.Errorf("Summary = %q, want it after %q and short", got, "kept")
 	}
 }
 

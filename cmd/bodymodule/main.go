@@ -1,7 +1,7 @@
 // Command bodymodule is a library Envoy loads (a dynamic module,
 // envoy.filters.http.dynamic_modules) to read a big request body where it
 // already is: Envoy buffers the body, the module summarizes it with the
-// gateway's own scan (processor.BodySummary) into dynamic metadata
+// gateway's own scan (bodyscan.Summary) into dynamic metadata
 // (routing.BodyNamespace), and extproc plans the request from its headers
 // and the summary, without the body travelling to it. extproc asks for the
 // body when the plan needs more of it (processor.decideFromSummary).
@@ -28,7 +28,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"switchyard/processor"
+	"switchyard/bodyscan"
 	"switchyard/routing"
 )
 
@@ -61,7 +61,7 @@ func summarizeBody(filter C.uintptr_t, received C.bool) {
 		sc.body = sc.appendBody(sc.body, filter, receivedBody)
 	}
 	var ok bool
-	if sc.summary, ok = processor.BodySummary(sc.summary[:0], sc.body); ok {
+	if sc.summary, ok = bodyscan.Summary(sc.summary[:0], sc.body); ok {
 		C.sy_set_metadata(filter, buffer(routing.BodyNamespace), buffer(routing.BodySummaryKey), bytesBuffer(sc.summary))
 	}
 }

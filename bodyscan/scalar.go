@@ -1,6 +1,6 @@
 //go:build !(goexperiment.simd && amd64)
 
-package processor
+package bodyscan
 
 // vectorScan is off: this build has no vector string scan (see
 // bodyscan_vector.go).
@@ -12,6 +12,6 @@ const blockScan = false
 
 type block struct{ at int }
 
-func (s *bodyScan) strBlocks(b []byte, i int) (int, bool, bool) { return i, false, false }
+func (s *Result) strBlocks(b []byte, i int) (int, bool, bool) { return i, false, false }
 
-func (s *bodyScan) strCached(int) (int, bool, bool) { return 0, false, false }
+func (s *Result) strCached(int) (int, bool, bool) { return 0, false, false }

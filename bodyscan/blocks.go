@@ -1,6 +1,6 @@
 //go:build goexperiment.simd && amd64
 
-package processor
+package bodyscan
 
 import (
 	"math/bits"
@@ -101,7 +101,7 @@ func oneCharEscapes(v archsimd.Uint8x64) uint64 {
 // with the blocks' masks. done: the string ends at end (after its closing
 // quote); otherwise end is the first byte the scalar scan must judge, not
 // inside an escape, or len(b). escaped: a backslash came before end.
-func (s *bodyScan) strBlocks(b []byte, i int) (end int, escaped, done bool) {
+func (s *Result) strBlocks(b []byte, i int) (end int, escaped, done bool) {
 	k := &s.blk
 	for {
 		at := i &^ 63
@@ -128,7 +128,7 @@ func (s *bodyScan) strBlocks(b []byte, i int) (end int, escaped, done bool) {
 // strCached ends a string from b[i] (inside it, not inside an escape)
 // when the last block read holds its closing quote and no stop before
 // it; ok false: the caller reads it with str.
-func (s *bodyScan) strCached(i int) (end int, escaped, ok bool) {
+func (s *Result) strCached(i int) (end int, escaped, ok bool) {
 	k := &s.blk
 	from := ^uint64(0) << (i & 63)
 	before := k.quote&from&-(k.quote&from) - 1 // the bits below the closing quote

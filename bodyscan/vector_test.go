@@ -1,6 +1,6 @@
 //go:build goexperiment.simd && amd64
 
-package processor
+package bodyscan
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 // lacks give the portable scan, so the checks still run on the scan such
 // a CPU uses), each result's mode and block cleared so that they compare
 // equal when they found the same.
-func scanModes(t testing.TB, body []byte) (scans [3]bodyScan) {
+func scanModes(t testing.TB, body []byte) (scans [3]Result) {
 	t.Helper()
 	want := [3]scanMode{scalarStrings, vectorStrings, blockStrings}
 	if !vectorScan {
@@ -24,9 +24,9 @@ func scanModes(t testing.TB, body []byte) (scans [3]bodyScan) {
 		want[2] = vectorStrings
 	}
 	for m := range scans {
-		s := scanBodyWith(body, scanMode(m))
+		s := scanWith(body, scanMode(m))
 		if s.mode != want[m] {
-			t.Fatalf("scanBodyWith(%d): mode %d, want %d", m, s.mode, want[m])
+			t.Fatalf("scanWith(%d): mode %d, want %d", m, s.mode, want[m])
 		}
 		s.mode, s.blk = 0, block{}
 		scans[m] = s
@@ -99,8 +99,8 @@ func TestEscapedKeyInEveryPlace(t *testing.T) {
 	for pad := range 80 {
 		body := []byte(`{"p":"` + strings.Repeat("p", pad) + `","mod\u0065l":"a","model":"b"}`)
 		checkVectorScan(t, body)
-		if s := scanBody(body); s.models != 2 {
-			t.Fatalf("scan of %q: %d models, want 2", body, s.models)
+		if s := Scan(body); s.Models != 2 {
+			t.Fatalf("scan of %q: %d models, want 2", body, s.Models)
 		}
 	}
 }
@@ -114,8 +114,8 @@ func TestStringsToTheBodysEnd(t *testing.T) {
 		for _, tail := range []string{``, `x`, `\`, `\"`, "é"} {
 			body := []byte(`{"a":` + strings.Repeat(" ", n-6) + `"` + tail)
 			checkVectorScan(t, body)
-			if s := scanBody(body); s.verdict != scanSyntax {
-				t.Fatalf("scan of %q: verdict %v, want not JSON", body, s.verdict)
+			if s := Scan(body); s.Verdict != Syntax {
+				t.Fatalf("scan of %q: verdict %v, want not JSON", body, s.Verdict)
 			}
 		}
 	}
@@ -128,8 +128,8 @@ func checkVectorScan(t testing.TB, body []byte) {
 			t.Fatalf("scan of %q:\nvectors %+v\nscalar %+v", body, s, scans[0])
 		}
 	}
-	if s, valid := scans[0], json.Valid(body); (s.verdict == scanValid) != valid && s.verdict != scanDeep {
-		t.Fatalf("scan of %q: verdict %v, encoding/json says valid %v", body, s.verdict, valid)
+	if s, valid := scans[0], json.Valid(body); (s.Verdict == Valid) != valid && s.Verdict != Deep {
+		t.Fatalf("scan of %q: verdict %v, encoding/json says valid %v", body, s.Verdict, valid)
 	}
 }
 
@@ -156,7 +156,7 @@ func BenchmarkScanVector(b *testing.B) {
 				b.Run(string(api)+"/"+sz.name+"/"+name, func(b *testing.B) {
 					b.SetBytes(int64(len(body)))
 					for b.Loop() {
-						if s := scanBodyWith(body, scanMode(m)); s.verdict != scanValid {
+						if s := scanWith(body, scanMode(m)); s.Verdict != Valid {
 							b.Fatal("not valid")
 						}
 					}

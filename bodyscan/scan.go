@@ -1,4 +1,9 @@
-package processor
+// Package bodyscan reads a request body once: it validates it (JSON, UTF-8,
+// nesting) and finds the top-level members the gateway plans with, in
+// place. extproc reads bodies with it (processor.readBody), and so does
+// Envoy's body module (cmd/bodymodule), which summarizes a body for
+// extproc (Summary).
+package bodyscan
 
 import (
 	"encoding/binary"
@@ -8,43 +13,49 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// bodyScan is what one pass over a request body finds: whether it is valid
+// Result is what one pass over a request body finds: whether it is valid
 // JSON (RFC 8259, as encoding/json.Valid judges it), valid UTF-8 and nested
-// no deeper than maxNesting, and where the top-level fields the gateway
+// no deeper than MaxNesting, and where the top-level fields the gateway
 // reads are. It reads the body in place: no copy, no buffer, nothing
 // allocated (an escaped key, "mod\u0065l", is unescaped to compare it).
 //
 // Of a field named more than once the last copy is kept, as a reader that
 // walks the object and overwrites does; "model" is counted so that a body
 // naming it twice can be refused.
-type bodyScan struct {
-	verdict scanVerdict
-	mode    scanMode
-	blk     block // the last block read (blockStrings)
-	badUTF8 bool  // a string holds bytes that are not UTF-8 (the JSON is otherwise judged)
-	object  bool  // the top-level value is an object
-	models  int   // top-level "model" keys
+type Result struct {
+	Verdict Verdict
+	BadUTF8 bool // a string holds bytes that are not UTF-8 (the JSON is otherwise judged)
+	Object  bool // the top-level value is an object
+	Models  int  // top-level "model" keys
 
-	model, metadata, promptCacheKey, messages, input span
-	// messagesLast and inputLast are the last element of messages and
+	Model, Metadata, PromptCacheKey, Messages, Input Span
+	// MessagesLast and InputLast are the last element of messages and
 	// input when they are arrays (the loop guard's fingerprint).
-	messagesLast, inputLast span
-	stream                  bool // top-level "stream" is true
-	includeUsage            bool // the first "include_usage" of "stream_options" is true
+	MessagesLast, InputLast Span
+	Stream                  bool // top-level "stream" is true
+	IncludeUsage            bool // the first "include_usage" of "stream_options" is true
+
+	mode scanMode
+	blk  block // the last block read (blockStrings)
 }
 
-// span is a value's bytes in the body, [start, end); end 0: absent.
-type span struct{ start, end int }
+// Span is a value's bytes in the body, [Start, End); End 0: absent.
+type Span struct{ Start, End int }
 
-func (s span) ok() bool { return s.end > 0 }
+// OK reports whether the value is present.
+func (s Span) OK() bool { return s.End > 0 }
 
-type scanVerdict uint8
+// Verdict is what the scan judged the body to be.
+type Verdict uint8
 
 const (
-	scanValid  scanVerdict = iota
-	scanSyntax             // not JSON
-	scanDeep               // a valid prefix nests deeper than maxNesting
+	Valid  Verdict = iota // JSON, nesting no deeper than MaxNesting
+	Syntax                // not JSON
+	Deep                  // a valid prefix nests deeper than MaxNesting
 )
+
+// MaxNesting bounds how deep arrays and objects may nest.
+const MaxNesting = 256
 
 // topField is a top-level key the gateway reads.
 type topField uint8
@@ -98,30 +109,30 @@ const (
 	blockStrings                  // from 64-byte blocks' masks, with AVX-512 (strBlocks)
 )
 
-// scanBody scans body once; see bodyScan.
-func scanBody(body []byte) bodyScan { return scanBodyWith(body, blockStrings) }
+// Scan scans body once; see Result.
+func Scan(body []byte) Result { return scanWith(body, blockStrings) }
 
-// scanBodyWith is scanBody reading strings as mode says, or the nearest
+// scanWith is Scan reading strings as mode says, or the nearest
 // way the build and the CPU have.
-func scanBodyWith(body []byte, mode scanMode) bodyScan {
+func scanWith(body []byte, mode scanMode) Result {
 	if mode == blockStrings && !blockScan {
 		mode = vectorStrings
 	}
 	if mode == vectorStrings && !vectorScan {
 		mode = scalarStrings
 	}
-	s := bodyScan{mode: mode, blk: block{at: -1}}
-	s.verdict = s.scan(body)
+	s := Result{mode: mode, blk: block{at: -1}}
+	s.Verdict = s.scan(body)
 	return s
 }
 
-func (s *bodyScan) scan(b []byte) scanVerdict {
+func (s *Result) scan(b []byte) Verdict {
 	n := len(b)
 	var (
 		depth int
 		// objects has bit d set when the container at depth d is an
 		// object, clear for an array.
-		objects [maxNesting/64 + 1]uint64
+		objects [MaxNesting/64 + 1]uint64
 		field   topField // the top-level member being read
 		start1  int      // where the depth-1 value being read starts
 		start2  int      // where the depth-2 value being read starts
@@ -130,12 +141,12 @@ func (s *bodyScan) scan(b []byte) scanVerdict {
 	)
 	i := skipSpace(b, 0)
 	if i < n {
-		s.object = b[i] == '{'
+		s.Object = b[i] == '{'
 	}
 
 value: // a value starts at b[i]
 	if i >= n {
-		return scanSyntax
+		return Syntax
 	}
 	switch depth {
 	case 1:
@@ -145,8 +156,8 @@ value: // a value starts at b[i]
 	}
 	switch c := b[i]; c {
 	case '{', '[':
-		if depth++; depth > maxNesting {
-			return scanDeep
+		if depth++; depth > MaxNesting {
+			return Deep
 		}
 		i = skipSpace(b, i+1)
 		if c == '{' {
@@ -169,29 +180,29 @@ value: // a value starts at b[i]
 		end, _, ok := s.strCached(i + 1)
 		if !ok {
 			if end, _, ok = s.str(b, i+1); !ok {
-				return scanSyntax
+				return Syntax
 			}
 		}
 		i = end
 	case 't':
 		if n-i < 4 || string(b[i:i+4]) != "true" {
-			return scanSyntax
+			return Syntax
 		}
 		i += 4
 	case 'f':
 		if n-i < 5 || string(b[i:i+5]) != "false" {
-			return scanSyntax
+			return Syntax
 		}
 		i += 5
 	case 'n':
 		if n-i < 4 || string(b[i:i+4]) != "null" {
-			return scanSyntax
+			return Syntax
 		}
 		i += 4
 	default:
 		end, ok := number(b, i)
 		if !ok {
-			return scanSyntax
+			return Syntax
 		}
 		i = end
 	}
@@ -200,30 +211,30 @@ after: // a value inside depth containers ends at i
 	switch depth {
 	case 0:
 		if skipSpace(b, i) != n {
-			return scanSyntax
+			return Syntax
 		}
-		return scanValid
+		return Valid
 	case 1:
-		if s.object {
-			s.record(field, b, span{start1, i})
+		if s.Object {
+			s.record(field, b, Span{start1, i})
 		}
 	case 2:
-		if !s.object {
+		if !s.Object {
 			break
 		}
 		array := objects[0]&(1<<2) == 0
 		switch {
 		case field == fieldMessages && array:
-			s.messagesLast = span{start2, i}
+			s.MessagesLast = Span{start2, i}
 		case field == fieldInput && array:
-			s.inputLast = span{start2, i}
+			s.InputLast = Span{start2, i}
 		case usage:
-			s.includeUsage, usage = b[start2] == 't', false
+			s.IncludeUsage, usage = b[start2] == 't', false
 		}
 	}
 	i = skipSpace(b, i)
 	if i >= n {
-		return scanSyntax
+		return Syntax
 	}
 	{
 		inObject := objects[depth>>6]&(1<<(depth&63)) != 0
@@ -239,32 +250,32 @@ after: // a value inside depth containers ends at i
 			depth--
 			goto after
 		}
-		return scanSyntax
+		return Syntax
 	}
 
 key: // an object's key starts at b[i]
 	if i >= n || b[i] != '"' {
-		return scanSyntax
+		return Syntax
 	}
 	{
 		end, escaped, ok := s.strCached(i + 1)
 		if !ok {
 			if end, escaped, ok = s.str(b, i+1); !ok {
-				return scanSyntax
+				return Syntax
 			}
 		}
 		switch {
-		case depth == 1 && s.object:
+		case depth == 1 && s.Object:
 			field = classify(keyName(b[i:end], escaped))
 			switch field {
 			case fieldModel:
-				s.models++
+				s.Models++
 			case fieldMessages:
-				s.messagesLast = span{}
+				s.MessagesLast = Span{}
 			case fieldInput:
-				s.inputLast = span{}
+				s.InputLast = Span{}
 			case fieldStreamOptions:
-				s.includeUsage, usageOK = false, false
+				s.IncludeUsage, usageOK = false, false
 			}
 		case depth == 2 && field == fieldStreamOptions && !usageOK:
 			// The first include_usage decides, as a lookup by name finds it.
@@ -275,27 +286,27 @@ key: // an object's key starts at b[i]
 		i = skipSpace(b, end)
 	}
 	if i >= n || b[i] != ':' {
-		return scanSyntax
+		return Syntax
 	}
 	i = skipSpace(b, i+1)
 	goto value
 }
 
 // record keeps a top-level member's value.
-func (s *bodyScan) record(f topField, b []byte, v span) {
+func (s *Result) record(f topField, b []byte, v Span) {
 	switch f {
 	case fieldModel:
-		s.model = v
+		s.Model = v
 	case fieldMetadata:
-		s.metadata = v
+		s.Metadata = v
 	case fieldPromptCacheKey:
-		s.promptCacheKey = v
+		s.PromptCacheKey = v
 	case fieldMessages:
-		s.messages = v
+		s.Messages = v
 	case fieldInput:
-		s.input = v
+		s.Input = v
 	case fieldStream:
-		s.stream = b[v.start] == 't'
+		s.Stream = b[v.Start] == 't'
 	}
 }
 
@@ -369,9 +380,9 @@ func plain(x uint64) uint64 {
 
 // str scans a string whose opening quote is at b[i-1]; it returns the index
 // after the closing quote and whether the string has escapes. Bytes that
-// are not UTF-8 set s.badUTF8 and do not end the scan, so that a body
+// are not UTF-8 set s.BadUTF8 and do not end the scan, so that a body
 // that is also not JSON is refused as such.
-func (s *bodyScan) str(b []byte, i int) (end int, escaped, ok bool) {
+func (s *Result) str(b []byte, i int) (end int, escaped, ok bool) {
 	n := len(b)
 	for {
 		if s.mode == blockStrings {
@@ -412,7 +423,7 @@ func (s *bodyScan) str(b []byte, i int) (end int, escaped, ok bool) {
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
-				s.badUTF8 = true
+				s.BadUTF8 = true
 			}
 			i += size
 		}

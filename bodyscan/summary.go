@@ -1,0 +1,34 @@
+package bodyscan
+
+// Summary appends to dst the members of body that planning reads
+// (processor's bodyFields but the conversation: "model", "stream",
+// "stream_options.include_usage", "metadata", "prompt_cache_key") as a small
+// JSON object, which processor.readBody reads as it reads body. Envoy's body module
+// (cmd/bodymodule) makes it from one scan of a body Envoy keeps, so that
+// extproc can plan the request without the body. ok is false for a body
+// the scan refuses (not JSON, not UTF-8, too deep, not an object, no model
+// or more than one): extproc's readBody must see that body itself, to refuse it in
+// its own words.
+func Summary(dst, body []byte) (summary []byte, ok bool) {
+	s := Scan(body)
+	if s.Verdict != Valid || s.BadUTF8 || !s.Object || s.Models != 1 {
+		return dst, false
+	}
+	member := func(name string, v Span) {
+		if v.OK() {
+			dst = append(dst, `,"`+name+`":`...)
+			dst = append(dst, body[v.Start:v.End]...)
+		}
+	}
+	dst = append(dst, `{"model":`...)
+	dst = append(dst, body[s.Model.Start:s.Model.End]...)
+	if s.Stream {
+		dst = append(dst, `,"stream":true`...)
+	}
+	if s.IncludeUsage {
+		dst = append(dst, `,"stream_options":{"include_usage":true}`...)
+	}
+	member("metadata", s.Metadata)
+	member("prompt_cache_key", s.PromptCacheKey)
+	return append(dst, '}'), true
+}
