@@ -213,8 +213,10 @@ $(MCP_PY_STAMP):
 	  || { echo ">> pip install failed: the MCP end-to-end tests need the MCP SDK from PyPI (see above)"; exit 1; }
 	@touch $@
 
+# The body module is a library Envoy loads (cmd/bodymodule): built with cgo, for the Envoy pinned here.
 build:
 	$(GO) build -o $(BIN)/ ./cmd/extproc ./loadtest/cmd/mockllm
+	$(GO) build -buildmode=c-shared -o $(BIN)/libswitchyard_body.so ./cmd/bodymodule
 
 run: tools build
 	./scripts/run.sh

@@ -58,6 +58,7 @@ func buildCases(t *testing.T, every int) []buildCase {
 		buildCase{"traced, collector by address", cfg, Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "127.0.0.1:4317", Traced: true}},
 		buildCase{"traced by extproc only", cfg, Options{ExtProc: "unix:/tmp/x.sock", Traced: true}},
 		buildCase{"traced, collector by name, fallbacks", "testdata/fallbacks.yaml", Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "otel-collector:4317"}},
+		buildCase{"body module, hooks", cfg, Options{ExtProc: "unix:/tmp/x.sock", BodyModule: "/opt/libswitchyard_body.so", ResponseHeaders: true}},
 	)
 	combination := 0
 	for _, config := range []string{cfg, "testdata/fallbacks.yaml", "testdata/pools.yaml", "testdata/mcp.yaml"} {

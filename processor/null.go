@@ -14,9 +14,10 @@ import (
 // NullServer is the floor of the ext_proc hop, for the load benchmark's
 // null path: the same Envoy config as the gateway, and a processor that
 // reads nothing and only routes. Every request goes to Cluster: the
-// headers are answered at once with the routing header, and in full-duplex
-// mode each body chunk is sent back as it came, held no longer than its
-// own message. What the gateway costs beyond this is the gateway's own
+// headers are answered at once with the routing header (in full-duplex
+// mode, and when Envoy keeps the body and its body module summarized it),
+// and in full-duplex mode each body chunk is sent back as it came, held no
+// longer than its own message. What the gateway costs beyond this is the gateway's own
 // work; what this costs beyond Envoy alone is the trip.
 type NullServer struct {
 	extprocv3.UnimplementedExternalProcessorServer
@@ -34,16 +35,17 @@ func (s *NullServer) Register(gs *grpc.Server) {
 func (s *NullServer) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	route := &extprocv3.CommonResponse{ClearRouteCache: true, HeaderMutation: &extprocv3.HeaderMutation{
 		SetHeaders: []*corev3.HeaderValueOption{setHeader(routing.ClusterHeader, s.Cluster)}}}
-	duplex := false
+	duplex, bodyless := false, false
 	return serveStream(stream, func(_ context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 		if pc := msg.GetProtocolConfig(); pc != nil {
 			duplex = pc.GetRequestBodyMode() == filterv3.ProcessingMode_FULL_DUPLEX_STREAMED
+			bodyless = pc.GetRequestBodyMode() == filterv3.ProcessingMode_NONE
 		}
 		var r extprocv3.ProcessingResponse
 		switch v := msg.Request.(type) {
 		case *extprocv3.ProcessingRequest_RequestHeaders:
 			h := &extprocv3.HeadersResponse{}
-			if duplex {
+			if duplex || bodyless {
 				h.Response = route
 			}
 			r.Response = &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: h}

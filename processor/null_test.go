@@ -10,7 +10,8 @@ import (
 )
 
 // TestNullServer: the benchmark's floor routes every request to its
-// cluster and, in full-duplex mode, sends each body chunk back as it came.
+// cluster (on the headers when they come with the body or instead of it)
+// and, in full-duplex mode, sends each body chunk back as it came.
 func TestNullServer(t *testing.T) {
 	t.Parallel()
 	srv := &NullServer{Cluster: "mock"}
@@ -41,5 +42,13 @@ func TestNullServer(t *testing.T) {
 	}
 	if len(st.sent) != 2 || st.sent[0].GetRequestHeaders().GetResponse() != nil || !routed(st.sent[1].GetRequestBody().GetResponse()) {
 		t.Fatalf("buffered: got %v, want an empty headers answer and the route on the body's", st.sent)
+	}
+
+	st = newFakeStream(context.Background(), withSummary([]*extprocv3.ProcessingRequest{headersMsg(buffered, false, post("/v1/chat/completions")...)}, `{"model":"x"}`)...)
+	if err := srv.Process(st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.sent) != 1 || !routed(st.sent[0].GetRequestHeaders().GetResponse()) {
+		t.Fatalf("body kept in Envoy: got %v, want the route on the headers answer", st.sent)
 	}
 }

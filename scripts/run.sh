@@ -25,6 +25,9 @@ METRICS_B=${METRICS%:*}:$((${METRICS##*:} + 1))
 # SWITCHYARD_STATIC_ENVOY=1 renders them into a static file instead.
 XDS=-xds
 if [ "${SWITCHYARD_STATIC_ENVOY:-}" = 1 ]; then XDS=; fi
+# Envoy keeps big bodies and summarizes them with the body module (make
+# build); SWITCHYARD_BODY_MODULE= (empty) sends them to extproc instead.
+BODY_MODULE=${SWITCHYARD_BODY_MODULE-$PWD/bin/libswitchyard_body.so}
 : "${ENVOY_BIN:?ENVOY_BIN is not set: run through make run}"
 
 mkdir -p "$RUN_DIR"
@@ -81,7 +84,8 @@ echo $! >"$EXTPROC_STATE/a.pid"
 (while scripts/restart-extproc.sh serving; do sleep 0.5; done; echo ">> extproc exited") &
 pids+=($!)
 
-bin/extproc envoy-config -config "$CONFIG" -listen "$PORT" -admin "$ADMIN_PORT" -extproc "$SLOT_A,$SLOT_B" $XDS >"$RUN_DIR/envoy.yaml"
+bin/extproc envoy-config -config "$CONFIG" -listen "$PORT" -admin "$ADMIN_PORT" -extproc "$SLOT_A,$SLOT_B" \
+  ${BODY_MODULE:+-body-module "$BODY_MODULE"} $XDS >"$RUN_DIR/envoy.yaml"
 echo ">> envoy on http://127.0.0.1:$PORT (admin 127.0.0.1:$ADMIN_PORT)"
 "$ENVOY_BIN" -c "$RUN_DIR/envoy.yaml" --log-level warn --disable-hot-restart 2>"$RUN_DIR/envoy.log" &
 pids+=($!)

@@ -33,6 +33,11 @@ type StackConfig struct {
 	Dir        string
 	ExtprocBin string
 	EnvoyBin   string
+	// BodyModule is Envoy's body module (cmd/bodymodule), rendered for
+	// every path with extproc in the default body mode, as `make run`
+	// does; "" for none. A variant turns it off with
+	// render:-body-module= (an extproc built before it must).
+	BodyModule string
 	// UpstreamURL is the mock's base URL, e.g. http://127.0.0.1:8081.
 	UpstreamURL string
 	// EnvoyConcurrency is each Envoy's --concurrency (worker threads);
@@ -349,6 +354,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		}
 		if in.bodyMode != "" {
 			args = append(args, "-body-mode", in.bodyMode)
+		}
+		if in.extproc && in.bodyMode == "" && cfg.BodyModule != "" {
+			args = append(args, "-body-module", cfg.BodyModule)
 		}
 		args = append(args, in.renderArgs...)
 		var stderr bytes.Buffer

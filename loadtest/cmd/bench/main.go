@@ -55,6 +55,7 @@ type flags struct {
 	out         string
 	envoy       string
 	extproc     string
+	bodyModule  string // "" builds it, "none" runs without
 	latency     time.Duration
 	rounds      int
 	paths       []string      // empty: every path
@@ -131,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.out, "out", "results", "directory under which results/<timestamp>/ is written")
 	fs.StringVar(&f.envoy, "envoy", os.Getenv("ENVOY_BIN"), "Envoy 1.40 binary (default $ENVOY_BIN, .tools/venv/bin/envoy, envoy on PATH)")
 	fs.StringVar(&f.extproc, "extproc", "", "extproc binary (default: go build ./cmd/extproc)")
+	fs.StringVar(&f.bodyModule, "body-module", "", "Envoy's body module for the paths with extproc, as make run renders it (default: go build -buildmode=c-shared ./cmd/bodymodule; none: without it; a -variant turns it off with render:-body-module=)")
 	fs.DurationVar(&f.latency, "latency", mockllm.DefaultLatency, "mock upstream latency before the first byte")
 	fs.IntVar(&f.rounds, "rounds", 0, "rounds per stage (default 1 quick, 2 full)")
 	paths := fs.String("paths", "", "comma-separated paths to measure (default all: "+strings.Join(knownPaths, ",")+")")
@@ -455,6 +457,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	bodyModule, err := f.buildBodyModule(ctx, work, stderr)
+	if err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", f.mockListen)
 	if err != nil {
 		return fmt.Errorf("listening for the mock: %w", err)
@@ -473,7 +480,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	log.Info("starting envoy and extproc", "envoy", envoyBin, "work_dir", work)
 	sc := bench.StackConfig{
-		Dir: work, ExtprocBin: extprocBin, EnvoyBin: envoyBin, UpstreamURL: upstream,
+		Dir: work, ExtprocBin: extprocBin, BodyModule: bodyModule, EnvoyBin: envoyBin, UpstreamURL: upstream,
 		EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
 		EnvoyDefaultWorkers: f.envoyDefault && f.check == "",
 		Session:             f.session,
@@ -612,4 +619,26 @@ func render(file string, stdout io.Writer) error {
 	}
 	_, err = io.WriteString(stdout, bench.Markdown(&res))
 	return err
+}
+
+// buildBodyModule is the body module the paths render with: the one
+// -body-module names, none, or one built into dir.
+func (f *flags) buildBodyModule(ctx context.Context, dir string, stderr io.Writer) (string, error) {
+	switch f.bodyModule {
+	case "none":
+		return "", nil
+	case "":
+	default:
+		return f.bodyModule, nil
+	}
+	lib := filepath.Join(dir, "libswitchyard_body.so")
+	build := exec.CommandContext(ctx, "go", "build", "-tags", "vtprotobuf", "-buildmode=c-shared", "-o", lib, "./cmd/bodymodule")
+	build.Stdout, build.Stderr = stderr, stderr
+	if os.Getenv("GOEXPERIMENT") == "" {
+		build.Env = append(os.Environ(), "GOEXPERIMENT=simd")
+	}
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building the body module (run from the repository root or pass -body-module): %w", err)
+	}
+	return lib, nil
 }
