@@ -9,20 +9,9 @@ import (
 	"switchyard/loadtest/agentbody"
 )
 
-// agentSizes are the sizes of agent-shaped bodies the benchmarks read.
-var agentSizes = []struct {
-	name string
-	size int
-}{{"1KB", 1 << 10}, {"32KB", 32 << 10}, {"256KB", 256 << 10}, {"1MB", 1 << 20}}
-
 // agentBody is an agent-shaped body of size bytes in the shape of api.
-func agentBody(tb testing.TB, api agentbody.API, size int) []byte {
-	tb.Helper()
-	b, err := agentbody.Generate(agentbody.Spec{API: api, Model: "gpt-4o", Size: size})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+func agentBody(api agentbody.API, size int) []byte {
+	return agentbody.MustGenerate(agentbody.Spec{API: api, Model: "gpt-4o", Size: size})
 }
 
 // TestPlainLowestFlagExact: in any word, plain's lowest flag is on the first

@@ -150,10 +150,10 @@ func FuzzVectorScan(f *testing.F) {
 // vector string scan and without it, in one run.
 func BenchmarkScanVector(b *testing.B) {
 	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
-		for _, sz := range agentSizes {
-			body := agentBody(b, api, sz.size)
+		for _, sz := range agentbody.Sizes {
+			body := agentBody(api, sz.Size)
 			for m, name := range []string{"scalar", "vector", "blocks"} {
-				b.Run(string(api)+"/"+sz.name+"/"+name, func(b *testing.B) {
+				b.Run(string(api)+"/"+sz.Name+"/"+name, func(b *testing.B) {
 					b.SetBytes(int64(len(body)))
 					for b.Loop() {
 						if s := scanWith(body, scanMode(m)); s.Verdict != Valid {

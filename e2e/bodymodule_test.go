@@ -5,8 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tidwall/gjson"
-
 	"switchyard/internal/testkit"
 )
 
@@ -27,32 +25,14 @@ func TestBodyModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startStandard(t, gatewayOptions{bodyMode: "BY_SIZE", envoyConfigArgs: []string{"-body-module", lib}})
-	mode := func(m string) float64 {
-		v, _ := metricValue(s.gw.metrics(t), `switchyard_request_body_mode_total{mode="`+m+`"}`)
-		return v
-	}
-	for _, tc := range []struct {
-		name, body, wantModel, wantMode string
-		chunked                         bool
-	}{
+	for _, tc := range []bodyCase{
 		{"small, unchanged", agentBody("gpt-exact", 900), "gpt-exact", "full_duplex", false},
 		{"big, unchanged", agentBody("gpt-exact", 50000), "gpt-exact", "summarized", false},
 		{"big, session key in the body", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"metadata":{"user_id":"u-1"},`, 1), "gpt-exact", "summarized", false},
 		{"big, model rewritten", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "buffered", false},
 		{"big, chunked", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "full_duplex", true},
 	} {
-		before := mode(tc.wantMode)
-		got := upstreamSaw(t, postBody(t, s.gw, tc.body, tc.chunked))
-		if got.Model != tc.wantModel || got.ContentLength != int64(got.BodyLen) ||
-			gjson.Get(got.Body, "messages.0.content").String() != gjson.Get(tc.body, "messages.0.content").String() {
-			t.Errorf("%s: upstream got model %q, content-length %d for %d bytes", tc.name, got.Model, got.ContentLength, got.BodyLen)
-		}
-		if tc.wantModel == "gpt-exact" && got.Body != tc.body {
-			t.Errorf("%s: the upstream body differs from the client's", tc.name)
-		}
-		if after := mode(tc.wantMode); after != before+1 {
-			t.Errorf("%s: %s requests %v -> %v, want one more", tc.name, tc.wantMode, before, after)
-		}
+		tc.check(t, s.gw)
 	}
 	for _, tc := range []struct {
 		name, body string

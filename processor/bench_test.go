@@ -180,21 +180,9 @@ func BenchmarkDecision(b *testing.B) {
 	}
 }
 
-// agentSizes are the body sizes of the agent-shaped benchmarks (issue 19):
-// a first turn, a conversation, an hour of one, a long session.
-var agentSizes = []struct {
-	name string
-	size int
-}{{"1KB", 1 << 10}, {"32KB", 32 << 10}, {"256KB", 256 << 10}, {"1MB", 1 << 20}}
-
 // agentBody is an agent-shaped body of size bytes in the shape of api.
-func agentBody(tb testing.TB, api agentbody.API, size int) []byte {
-	tb.Helper()
-	b, err := agentbody.Generate(agentbody.Spec{API: api, Model: "gpt-4o", Size: size})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+func agentBody(_ testing.TB, api agentbody.API, size int) []byte {
+	return agentbody.MustGenerate(agentbody.Spec{API: api, Model: "gpt-4o", Size: size})
 }
 
 // BenchmarkReadBody is the body's validation and field lookup on
@@ -203,13 +191,13 @@ func agentBody(tb testing.TB, api agentbody.API, size int) []byte {
 // column the scan's speed.
 func BenchmarkReadBody(b *testing.B) {
 	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
-		for _, sz := range agentSizes {
-			body := agentBody(b, api, sz.size)
+		for _, sz := range agentbody.Sizes {
+			body := agentBody(b, api, sz.Size)
 			for _, impl := range []struct {
 				name string
 				read func([]byte) (bodyFields, *apiError)
 			}{{"one_scan", readBody}, {"four_passes", readBodyFourPass}} {
-				b.Run(string(api)+"/"+sz.name+"/"+impl.name, func(b *testing.B) {
+				b.Run(string(api)+"/"+sz.Name+"/"+impl.name, func(b *testing.B) {
 					b.SetBytes(int64(len(body)))
 					b.ReportAllocs()
 					for b.Loop() {
@@ -237,12 +225,12 @@ func BenchmarkFullDuplexAgent(b *testing.B) {
 		opts []grpc.ServerOption
 	}{{"library", nil}, {"codec", []grpc.ServerOption{grpc.ForceServerCodecV2(Codec{})}}} {
 		client := startGRPC(b, New(Options{Router: func() *routing.Router { return r }}), codec.opts...)
-		for _, sz := range agentSizes {
-			body := agentBody(b, agentbody.OpenAIChat, sz.size)
+		for _, sz := range agentbody.Sizes {
+			body := agentBody(b, agentbody.OpenAIChat, sz.Size)
 			hdr := headersMsg(fullDuplex, false, post("/v1/chat/completions", "authorization", "Bearer "+keyTeamB,
 				"content-length", strconv.Itoa(len(body)))...)
 			msg := bodyMsg(string(body), true)
-			b.Run(sz.name+"/"+codec.name, func(b *testing.B) {
+			b.Run(sz.Name+"/"+codec.name, func(b *testing.B) {
 				b.SetBytes(int64(len(body)))
 				b.ReportAllocs()
 				ctx := context.Background()

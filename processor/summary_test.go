@@ -48,8 +48,8 @@ func TestBodySummaryReadsAsTheBody(t *testing.T) {
 		t.Run(strconv.Itoa(i), func(t *testing.T) { checkSummary(t, []byte(s)) })
 	}
 	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
-		for _, size := range agentSizes {
-			t.Run(string(api)+"/"+size.name, func(t *testing.T) { checkSummary(t, agentBody(t, api, size.size)) })
+		for _, size := range agentbody.Sizes {
+			t.Run(string(api)+"/"+size.Name, func(t *testing.T) { checkSummary(t, agentBody(t, api, size.Size)) })
 		}
 	}
 }

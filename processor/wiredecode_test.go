@@ -145,8 +145,8 @@ func BenchmarkUnmarshal(b *testing.B) {
 		msg  *extprocv3.ProcessingRequest
 	}
 	inputs := []input{{"headers", headersMsg(fullDuplex, false, benchCases()[0].headers...)}}
-	for _, sz := range agentSizes {
-		inputs = append(inputs, input{"body_" + sz.name, bodyMsg(string(agentBody(b, agentbody.OpenAIChat, sz.size)), true)})
+	for _, sz := range agentbody.Sizes {
+		inputs = append(inputs, input{"body_" + sz.Name, bodyMsg(string(agentBody(b, agentbody.OpenAIChat, sz.Size)), true)})
 	}
 	for _, in := range inputs {
 		wire, err := proto.Marshal(in.msg)

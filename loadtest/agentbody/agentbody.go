@@ -61,6 +61,23 @@ const MinSize = 900
 func Tools(size int) int { return max(1, min(24, size/1500)) }
 
 // Generate returns a body of exactly s.Size bytes.
+// Sizes are the body sizes the benchmarks read: the first turn of an agent's
+// conversation to an hour into it.
+var Sizes = []struct {
+	Name string
+	Size int
+}{{"1KB", 1 << 10}, {"32KB", 32 << 10}, {"256KB", 256 << 10}, {"1MB", 1 << 20}}
+
+// MustGenerate is Generate for a Spec known to be valid (tests and
+// benchmarks); it panics on an error.
+func MustGenerate(s Spec) []byte {
+	b, err := Generate(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 func Generate(s Spec) ([]byte, error) {
 	if s.Size < MinSize {
 		return nil, fmt.Errorf("generating a %s body: size %d is below the minimum %d", s.API, s.Size, MinSize)
