@@ -31,6 +31,8 @@ type Request struct {
 	// Beta is the anthropic-beta header, which Bedrock attempts move into
 	// the body.
 	Beta string
+	// pick, when set, makes routing's random choices (routing.Request.Pick).
+	pick func(total int) int
 }
 
 // Plan is what the gateway does with one request, as plain data. The
@@ -138,7 +140,7 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 		sh = sessionHeadersFrom(req.Headers)
 	}
 	p.Session, p.SessionSource = sessionKey(sh, &fields)
-	rreq := routing.Request{API: req.API, Model: fields.model, Principal: req.Principal, Translate: translatable(req.Path)}
+	rreq := routing.Request{API: req.API, Model: fields.model, Principal: req.Principal, Translate: translatable(req.Path), Pick: req.pick}
 	body, sent := req.Body, fields
 	if hooks != nil && hooks.HasOnRequest() {
 		if body, err = p.runHooks(ctx, hooks, router, req, &rreq); err != nil {

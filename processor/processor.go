@@ -196,8 +196,8 @@ type exchange struct {
 	// bodyless: Envoy kept the body (body mode NONE) and its body module
 	// left summary (nil when it left none); summarized: the request was
 	// planned from the summary (decideFromSummary).
-	bodyless, summarized bool
-	summary              []byte
+	bodyless, summarized, askedForBody bool
+	summary                            []byte
 
 	router    *routing.Router
 	hooks     *luahooks.Set // nil when no hook runs
@@ -226,7 +226,8 @@ func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest)
 			x.srv.opts.Metrics.bodyModes[bodyFullDuplex].Inc()
 		case filterv3.ProcessingMode_NONE:
 			// Envoy kept the body; its module summarized it. Counted once
-			// the headers are answered (decideFromSummary).
+			// the headers are answered: summarized, or buffered when
+			// extproc asked for the body.
 			x.bodyless = true
 		default:
 			x.srv.opts.Metrics.bodyModes[bodyBuffered].Inc()
@@ -240,7 +241,15 @@ func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest)
 		if x.bodyless {
 			x.summary = summaryOf(msg)
 		}
-		if resp := x.onRequestHeaders(ctx, v.RequestHeaders); resp != nil {
+		resp := x.onRequestHeaders(ctx, v.RequestHeaders)
+		if x.bodyless {
+			mode := bodySummarized
+			if x.askedForBody {
+				mode = bodyBuffered
+			}
+			x.srv.opts.Metrics.bodyModes[mode].Inc()
+		}
+		if resp != nil {
 			return []*extprocv3.ProcessingResponse{resp}
 		}
 		return nil

@@ -2,6 +2,8 @@ package processor
 
 import (
 	"context"
+	"math/rand/v2"
+	"time"
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -36,13 +38,16 @@ func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingR
 		x.srv.opts.Tracer != nil && x.srv.opts.Tracer.CapturesContent() {
 		return x.askForBody()
 	}
-	x.req.Body = x.summary
+	x.bodyStart = time.Now()
+	// Planned again on the body, the request makes the random choices it
+	// made here: a weighted target that changes the body is not rolled twice.
+	var picks replay
+	x.req.Body, x.req.pick = x.summary, picks.record
 	p, err := plan(ctx, x.router, nil, &x.srv.state, &x.req)
-	x.req.Body = nil
+	x.req.Body, x.req.pick = nil, picks.again
 	if err != nil || !sendsBodyAsItCame(&p) {
 		return x.askForBody()
 	}
-	x.srv.opts.Metrics.bodyModes[bodySummarized].Inc()
 	x.decided, x.summarized = true, true
 	return x.answer(ctx, &p, func(p *Plan) []*extprocv3.ProcessingResponse {
 		return []*extprocv3.ProcessingResponse{encodePlanAtHeaders(p, x.req.Path)}
@@ -66,7 +71,7 @@ func sendsBodyAsItCame(p *Plan) bool {
 // askForBody answers the headers of a request whose body Envoy kept with a
 // request for it, BUFFERED: it is then planned on its body.
 func (x *exchange) askForBody() *extprocv3.ProcessingResponse {
-	x.srv.opts.Metrics.bodyModes[bodyBuffered].Inc()
+	x.askedForBody = true
 	return &extprocv3.ProcessingResponse{
 		Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}},
 		ModeOverride: &filterv3.ProcessingMode{
@@ -88,4 +93,25 @@ func (x *exchange) responseHeaderMode() filterv3.ProcessingMode_HeaderSendMode {
 		return filterv3.ProcessingMode_SEND
 	}
 	return filterv3.ProcessingMode_SKIP
+}
+
+// replay records random picks, then makes them again in the same order
+// (past the recorded ones, new random ones).
+type replay struct {
+	picks []int
+	next  int
+}
+
+func (r *replay) record(total int) int {
+	n := rand.IntN(total)
+	r.picks = append(r.picks, n)
+	return n
+}
+
+func (r *replay) again(total int) int {
+	if r.next < len(r.picks) && r.picks[r.next] < total {
+		r.next++
+		return r.picks[r.next-1]
+	}
+	return rand.IntN(total)
 }

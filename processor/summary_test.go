@@ -1,12 +1,16 @@
 package processor
 
 import (
+	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
 	"switchyard/bodyscan"
@@ -142,4 +146,82 @@ func TestSummarizedCountsTheClientsBody(t *testing.T) {
 	if got := x.bodyBytes(&Plan{Body: x.summary}); got != len(body) {
 		t.Errorf("body bytes = %d, want the client's %d", got, len(body))
 	}
+}
+
+// TestSummaryAsksForBodyWhenThePlanChangesIt: a plan with fallbacks, or a
+// count_tokens estimate (made from the body's length), is made on the body.
+func TestSummaryAsksForBodyWhenThePlanChangesIt(t *testing.T) {
+	t.Parallel()
+	fallbacks := compileRouter(t, fallbackConfigYAML)
+	for name, tc := range map[string]struct {
+		srv  *Server
+		path string
+		body string
+	}{
+		"fallbacks":    {New(Options{Router: func() *routing.Router { return fallbacks }}), "/v1/chat/completions", `{"model":"smart","messages":[]}`},
+		"count_tokens": {newTestServer(t, nil), "/v1/messages/count_tokens", `{"model":"gpt-4o","messages":[{"role":"user","content":"` + strings.Repeat("x", 400) + `"}]}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got := run(t, tc.srv, summarized(t, script(buffered, post(tc.path, bearer(keyTeamB)...), tc.body))...)
+			if len(got) != 2 || !proto.Equal(got[0], askedForBody()) {
+				t.Fatalf("responses %v, want a request for the body, then the answer on it", got)
+			}
+			if name == "count_tokens" {
+				var est struct {
+					InputTokens int `json:"input_tokens"`
+				}
+				if err := json.Unmarshal(got[1].GetImmediateResponse().GetBody(), &est); err != nil || est.InputTokens < len(tc.body)/4-1 {
+					t.Errorf("estimate %s (%v), want one from the body's %d bytes", got[1].GetImmediateResponse().GetBody(), err, len(tc.body))
+				}
+			}
+		})
+	}
+}
+
+// TestSummaryKeepsWeightedPicks: a route whose targets split 1:1, one of
+// which rewrites the model, still splits 1:1 when the requests are planned
+// from summaries: the request planned again on its body makes the same
+// pick, and the target that changes the body is not drawn twice.
+func TestSummaryKeepsWeightedPicks(t *testing.T) {
+	t.Parallel()
+	r := compileRouter(t, strings.Replace(testConfigYAML, "routes:\n", "routes:\n  - {model: split, targets: [{provider: openai, weight: 1}, {provider: openai, model: gpt-4o-mini, weight: 1}]}\n", 1))
+	reg := prometheus.NewRegistry()
+	srv := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(reg)})
+	const n = 1000
+	asked, rewritten := 0, 0
+	for range n {
+		got := run(t, srv, summarized(t, script(buffered, post("/v1/chat/completions", bearer(keyTeamB)...), `{"model":"split","messages":[]}`))...)
+		if !proto.Equal(got[0], askedForBody()) {
+			continue
+		}
+		asked++
+		if strings.Contains(string(got[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody()), "gpt-4o-mini") {
+			rewritten++
+		}
+	}
+	if rewritten != asked || rewritten < n*2/5 || rewritten > n*3/5 {
+		t.Errorf("%d of %d requests went to the rewriting target (%d asked for the body), want about half, all asked", rewritten, n, asked)
+	}
+	if s, b := testutil.ToFloat64(srv.opts.Metrics.bodyModes[bodySummarized]), testutil.ToFloat64(srv.opts.Metrics.bodyModes[bodyBuffered]); s != float64(n-asked) || b != float64(asked) {
+		t.Errorf("requests counted summarized %v and buffered %v, want %d and %d", s, b, n-asked, asked)
+	}
+	if sum := histogramSum(t, reg, "switchyard_decision_duration_seconds"); sum > n {
+		t.Errorf("decision time summed to %v s over %d requests", sum, n)
+	}
+}
+
+func histogramSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleSum()
+		}
+	}
+	t.Fatalf("no %s", name)
+	return 0
 }

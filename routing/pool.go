@@ -2,7 +2,6 @@ package routing
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -160,7 +159,7 @@ func (p *provider) keyAttempts(d Decision, req *Request, out []Decision) []Decis
 			return 0
 		})
 	} else {
-		n := rand.IntN(p.keysTotal)
+		n := req.pick(p.keysTotal)
 		for i, k := range p.keys {
 			if n < k.weight {
 				copy(order[1:i+1], order[:i])

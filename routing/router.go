@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -374,12 +373,7 @@ func (r *Router) viaRoute(rt *route, req *Request, api int) (Decision, error) {
 	if len(c.targets) > 1 && req.Session != "" {
 		t, affinity = c.bySession(SessionHash(req.Session)), true
 	} else if len(c.targets) > 1 {
-		var n int
-		if req.Pick != nil {
-			n = req.Pick(c.total)
-		} else {
-			n = rand.IntN(c.total)
-		}
+		n := req.pick(c.total)
 		if n < 0 || n >= c.total {
 			return Decision{}, Errorf(KindAPI, "weighted pick returned %d, outside [0, %d)", n, c.total)
 		}

@@ -19,9 +19,10 @@ package routing
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
-	"switchyard/bedrock"
 
+	"switchyard/bedrock"
 	"switchyard/config"
 )
 
@@ -99,8 +100,8 @@ type Request struct {
 	// Route, when set (by a hook), resolves the request through the route
 	// with this name instead of matching Model.
 	Route string
-	// Pick chooses among weighted targets; it must return a value in
-	// [0, total). Nil uses math/rand/v2.
+	// Pick chooses among weighted targets and among the keys of a pool; it
+	// must return a value in [0, total). Nil uses math/rand/v2.
 	Pick func(total int) int
 	// Translate says the client's endpoint has a counterpart in the other
 	// API (chat completions and messages): a model served only with the
@@ -110,6 +111,14 @@ type Request struct {
 	// request of the session picks the same weighted target (rendezvous
 	// hashing) and Pick is not used.
 	Session string
+}
+
+// pick is Pick, or a uniform random pick without one.
+func (r *Request) pick(total int) int {
+	if r.Pick != nil {
+		return r.Pick(total)
+	}
+	return rand.IntN(total)
 }
 
 // Decision is the outcome of routing one request.

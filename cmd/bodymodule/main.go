@@ -54,6 +54,9 @@ var scratches = sync.Pool{New: func() any { return &scratch{slices: make([]C.sy_
 //
 //export summarizeBody
 func summarizeBody(filter C.uintptr_t, received C.bool) {
+	// A panic here would end Envoy; without a summary extproc asks for
+	// the body and reads it itself.
+	defer func() { _ = recover() }()
 	sc := scratches.Get().(*scratch)
 	defer scratches.Put(sc)
 	sc.body = sc.appendBody(sc.body[:0], filter, bufferedBody)
@@ -81,6 +84,7 @@ func (sc *scratch) appendBody(dst []byte, filter C.uintptr_t, which C.int) []byt
 	for _, s := range sc.slices[:n] {
 		dst = append(dst, unsafe.Slice((*byte)(unsafe.Pointer(s.ptr)), int(s.length))...)
 	}
+	clear(sc.slices[:n]) // Envoy's slices are its own again after this call
 	return dst
 }
 
