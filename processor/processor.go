@@ -318,27 +318,29 @@ func (x *exchange) decide(ctx context.Context) []*extprocv3.ProcessingResponse {
 	}
 	p, err := plan(ctx, x.router, x.hooks, &x.srv.state, &x.req)
 	if err != nil {
-		x.session = p.Session
-		if x.trace != nil {
-			x.traceDecision(&p)
-		}
+		x.noteDecision(&p)
 		if err.code == loopDetected {
 			x.srv.opts.Metrics.loopGuardVec.WithLabelValues(p.KeyName).Inc()
 		}
 		return []*extprocv3.ProcessingResponse{x.failModel(err, p.Model)}
 	}
-	return x.answer(ctx, &p, func(p *Plan) []*extprocv3.ProcessingResponse {
-		return encodePlan(p, x.req.Path, x.duplex)
-	})
+	return x.answer(ctx, &p, false)
 }
 
-// answer records a plan made without error and encodes Envoy's answer to
-// it with encode.
-func (x *exchange) answer(ctx context.Context, p *Plan, encode func(*Plan) []*extprocv3.ProcessingResponse) []*extprocv3.ProcessingResponse {
+// noteDecision keeps the plan's session for the refusal log and gives the
+// request's span the decision.
+func (x *exchange) noteDecision(p *Plan) {
 	x.session = p.Session
 	if x.trace != nil {
 		x.traceDecision(p)
 	}
+}
+
+// answer records a plan made without error and encodes Envoy's answer to
+// it: to the body, or with atHeaders to the headers of a request whose
+// body Envoy kept (decideFromSummary).
+func (x *exchange) answer(ctx context.Context, p *Plan, atHeaders bool) []*extprocv3.ProcessingResponse {
+	x.noteDecision(p)
 	if p.Answer != nil {
 		if x.trace != nil {
 			x.trace.span.Local(200, time.Now())
@@ -353,7 +355,10 @@ func (x *exchange) answer(ctx context.Context, p *Plan, encode func(*Plan) []*ex
 	if p.Fallback() || p.Response.needed() {
 		p.ID = x.fly(p)
 	}
-	return encode(p)
+	if atHeaders {
+		return []*extprocv3.ProcessingResponse{encodePlanAtHeaders(p, x.req.Path)}
+	}
+	return encodePlan(p, x.req.Path, x.duplex)
 }
 
 // record counts a routed request, and logs one that ends here (its answer

@@ -49,9 +49,7 @@ func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingR
 		return x.askForBody()
 	}
 	x.decided, x.summarized = true, true
-	return x.answer(ctx, &p, func(p *Plan) []*extprocv3.ProcessingResponse {
-		return []*extprocv3.ProcessingResponse{encodePlanAtHeaders(p, x.req.Path)}
-	})[0]
+	return x.answer(ctx, &p, true)[0]
 }
 
 // sendsBodyAsItCame reports whether a plan forwards the client's body
@@ -86,10 +84,9 @@ func (x *exchange) askForBody() *extprocv3.ProcessingResponse {
 }
 
 // responseHeaderMode is what Envoy does with the answer's headers, as the
-// routes render it: they go to extproc when the config has hooks
-// (envoy.Options.ResponseHeaders).
+// routes render it (routing.Router.SendsResponseHeaders).
 func (x *exchange) responseHeaderMode() filterv3.ProcessingMode_HeaderSendMode {
-	if x.router.Hooks().Dir != "" {
+	if x.router.SendsResponseHeaders() {
 		return filterv3.ProcessingMode_SEND
 	}
 	return filterv3.ProcessingMode_SKIP

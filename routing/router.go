@@ -502,6 +502,11 @@ func (r *Router) ClientKeysEnabled() bool { return r.keys.Len() > 0 }
 // Hooks returns the hooks configuration.
 func (r *Router) Hooks() config.HooksConfig { return r.config.HooksConfig() }
 
+// SendsResponseHeaders says whether Envoy is rendered to send extproc the
+// answers' headers: when the config has hooks, which may gain on_response
+// at any reload.
+func (r *Router) SendsResponseHeaders() bool { return r.Hooks().Dir != "" }
+
 // Config is the configuration the router was compiled from; it must not be
 // modified.
 func (r *Router) Config() *config.Config { return r.config }
