@@ -25,6 +25,7 @@ void sy_set_metadata(uintptr_t filter, sy_buffer ns, sy_buffer key, sy_buffer va
 import "C"
 
 import (
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -50,10 +51,14 @@ var scratches = sync.Pool{New: func() any { return &scratch{slices: make([]C.sy_
 // summarizeBody leaves the summary of the request body Envoy buffered
 // (and, with received, the chunk being handed to the filter) in the
 // request's dynamic metadata. A body the scan refuses gets none: extproc
-// then asks for it, and refuses it in its own words.
+// then asks for it, and refuses it in its own words. With yield, the call
+// first passes the Go scheduler.
 //
 //export summarizeBody
-func summarizeBody(filter C.uintptr_t, received C.bool) {
+func summarizeBody(filter C.uintptr_t, received, yield C.bool) {
+	if yield {
+		runtime.Gosched() // see yieldDue in hooks.c
+	}
 	// A panic here would end Envoy; without a summary extproc asks for
 	// the body and reads it itself.
 	defer func() { _ = recover() }()
