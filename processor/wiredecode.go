@@ -7,17 +7,19 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // decodeRequest decodes the ProcessingRequest messages Envoy sends on the
 // request path without protobuf reflection: headers, body, the protocol
 // configuration, observability mode and the empty metadata context Envoy
-// sends with each of them. go-control-plane ships
+// sends with each of them (empty, or with string values only, as the body
+// module's summary comes). go-control-plane ships
 // vtprotobuf encoders for ext_proc but no decoders, so this is the decoding
 // half of the fast path, written for the fields Envoy fills.
 //
 // It reports false, having set nothing the caller keeps, for anything else
-// (attributes, metadata with content, trailers, unknown or repeated fields, a string
+// (attributes, other metadata, trailers, unknown or repeated fields, a string
 // that is not UTF-8): the caller then decodes with the protobuf library,
 // which gives the same message or the same error.
 //
@@ -75,14 +77,18 @@ func decodeRequest(b []byte, m *extprocv3.ProcessingRequest, alias bool) bool {
 				}
 			}
 		case typ == protowire.BytesType && num == 8:
-			// Envoy sends an empty metadata_context on every message; one
-			// with content is the library's to decode.
+			// Envoy sends a metadata_context on every message: empty, or
+			// with the body module's summary. Two are merged by the library.
 			v, n := protowire.ConsumeBytes(b)
-			if n < 0 || len(v) > 0 {
+			if n < 0 || out.MetadataContext != nil {
 				return false
 			}
 			b = b[n:]
-			out.MetadataContext = &corev3.Metadata{}
+			md, ok := decodeMetadata(v)
+			if !ok {
+				return false
+			}
+			out.MetadataContext = md
 		case typ == protowire.VarintType && num == 10:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
@@ -97,6 +103,83 @@ func decodeRequest(b []byte, m *extprocv3.ProcessingRequest, alias bool) bool {
 	m.Reset()
 	m.Request, m.ProtocolConfig, m.ObservabilityMode, m.MetadataContext = out.Request, out.ProtocolConfig, out.ObservabilityMode, out.MetadataContext
 	return true
+}
+
+// decodeMetadata decodes a metadata context whose namespaces hold string
+// values only (the body module's summary, routing.BodyNamespace). Typed
+// metadata, other values, a key given twice and map entries other than a
+// key and then a value are the library's.
+func decodeMetadata(b []byte) (*corev3.Metadata, bool) {
+	md := &corev3.Metadata{}
+	for len(b) > 0 {
+		key, v, rest, ok := mapEntry(b)
+		if !ok || md.FilterMetadata[key] != nil {
+			return nil, false
+		}
+		b = rest
+		s := &structpb.Struct{}
+		for len(v) > 0 {
+			name, value, more, ok := mapEntry(v)
+			if !ok || s.Fields[name] != nil {
+				return nil, false
+			}
+			v = more
+			str, ok := stringValue(value)
+			if !ok {
+				return nil, false
+			}
+			if s.Fields == nil {
+				s.Fields = make(map[string]*structpb.Value, 1)
+			}
+			s.Fields[name] = structpb.NewStringValue(str)
+		}
+		if md.FilterMetadata == nil {
+			md.FilterMetadata = make(map[string]*structpb.Struct, 1)
+		}
+		md.FilterMetadata[key] = s
+	}
+	return md, true
+}
+
+// mapEntry reads the entry of a map field numbered 1 that starts b: its
+// key (field 1) and then its value (field 2), both length-delimited, the
+// key UTF-8.
+func mapEntry(b []byte) (key string, value, rest []byte, ok bool) {
+	entry, rest, ok := bytesField(b, 1)
+	if !ok {
+		return "", nil, nil, false
+	}
+	k, entry, ok := bytesField(entry, 1)
+	if !ok || !utf8.Valid(k) {
+		return "", nil, nil, false
+	}
+	value, entry, ok = bytesField(entry, 2)
+	if !ok || len(entry) > 0 {
+		return "", nil, nil, false
+	}
+	return string(k), value, rest, true
+}
+
+// stringValue decodes a google.protobuf.Value that is a UTF-8 string.
+func stringValue(b []byte) (string, bool) {
+	v, rest, ok := bytesField(b, 3)
+	if !ok || len(rest) > 0 || !utf8.Valid(v) {
+		return "", false
+	}
+	return string(v), true
+}
+
+// bytesField reads the length-delimited field num that starts b.
+func bytesField(b []byte, num protowire.Number) (v, rest []byte, ok bool) {
+	n, typ, l := protowire.ConsumeTag(b)
+	if l < 0 || n != num || typ != protowire.BytesType {
+		return nil, nil, false
+	}
+	v, m := protowire.ConsumeBytes(b[l:])
+	if m < 0 {
+		return nil, nil, false
+	}
+	return v, b[l+m:], true
 }
 
 // decodeHeaders decodes HttpHeaders without attributes.

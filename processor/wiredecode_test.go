@@ -9,8 +9,10 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"switchyard/bodyscan"
 	"switchyard/loadtest/agentbody"
 )
 
@@ -29,10 +31,18 @@ func decodeSeeds(tb testing.TB) []*extprocv3.ProcessingRequest {
 	withMetadata.MetadataContext = &corev3.Metadata{}
 	filled := bodyMsg("{}", true)
 	filled.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"ns": {}}}
+	numbers := headersMsg(buffered, false)
+	numbers.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		"ns": {Fields: map[string]*structpb.Value{"n": structpb.NewNumberValue(1), "s": structpb.NewStringValue("")}}}}
+	typed := headersMsg(buffered, false)
+	typed.MetadataContext = &corev3.Metadata{TypedFilterMetadata: map[string]*anypb.Any{"ns": {TypeUrl: "t"}}}
 	return []*extprocv3.ProcessingRequest{
 		headersMsg(fullDuplex, false, bc.headers...),
 		withMetadata,
 		filled,
+		summarizedMsg(tb, bc.headers...),
+		numbers,
+		typed,
 		headersMsg(buffered, true),
 		withValue,
 		bodyMsg(bc.body, true),
@@ -45,6 +55,16 @@ func decodeSeeds(tb testing.TB) []*extprocv3.ProcessingRequest {
 		attrs,
 		{},
 	}
+}
+
+// summarizedMsg is the headers message of a request whose body Envoy kept,
+// with the body module's summary of an agent-shaped body.
+func summarizedMsg(tb testing.TB, kv ...string) *extprocv3.ProcessingRequest {
+	summary, ok := bodyscan.Summary(nil, agentBody(tb, agentbody.OpenAIChat, 32<<10))
+	if !ok {
+		tb.Fatal("no summary of an agent body")
+	}
+	return withSummary([]*extprocv3.ProcessingRequest{headersMsg(buffered, false, kv...)}, string(summary))[0]
 }
 
 // TestDecodeRequestMatchesLibrary: the fast path decodes what Envoy sends
@@ -71,9 +91,9 @@ func TestDecodeRequestMatchesLibrary(t *testing.T) {
 
 // TestDecodeRequestTakesEnvoysMessages: what Envoy 1.40 sends on the
 // request path goes through the fast path, not the library. Envoy adds an
-// empty metadata_context to every message (a body's end as it arrived from
+// metadata_context to every message, empty (a body's end as it arrived from
 // Envoy, byte for byte: request_body{end_of_stream: true},
-// metadata_context{}).
+// metadata_context{}) or with the body module's summary.
 func TestDecodeRequestTakesEnvoysMessages(t *testing.T) {
 	t.Parallel()
 	envoyEnd := []byte{0x22, 0x02, 0x10, 0x01, 0x42, 0x00}
@@ -82,7 +102,7 @@ func TestDecodeRequestTakesEnvoysMessages(t *testing.T) {
 	body := bodyMsg(string(agentBody(t, agentbody.OpenAIChat, 32<<10)), false)
 	body.MetadataContext = &corev3.Metadata{}
 	wires := [][]byte{envoyEnd}
-	for _, m := range []*extprocv3.ProcessingRequest{headers, body} {
+	for _, m := range []*extprocv3.ProcessingRequest{headers, body, summarizedMsg(t, benchCases()[0].headers...)} {
 		w, err := proto.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
