@@ -34,6 +34,13 @@ func TestBodyModule(t *testing.T) {
 	} {
 		tc.check(t, s.gw)
 	}
+	// Back to back, an Envoy thread's bodies are summarized on the thread
+	// itself, a quiet thread's by the module's summarizer (hooks.c): both
+	// the same.
+	burst := bodyCase{"big, back to back", agentBody("gpt-exact", 50000), "gpt-exact", "summarized", false}
+	for range 20 {
+		burst.check(t, s.gw)
+	}
 	for _, tc := range []struct {
 		name, body string
 		status     int

@@ -1,38 +1,42 @@
 // The event hooks Envoy 1.40's dynamic module filter
 // (envoy.filters.http.dynamic_modules) looks up in this library, and the
-// few of its callbacks they use, declared from its ABI. The hooks are C:
-// every call into Go passes the Go scheduler, so only the end of a body
-// (summarizeBody) does.
+// few of its callbacks they use, declared from its ABI. The hooks are C, and
+// only a body's end reaches Go (summarize).
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "_cgo_export.h"
 
-// yieldDue says whether this Envoy thread's call into Go should pass the Go
-// scheduler (summarizeBody's yield), every 5 ms at most. A thread that only
-// calls into Go keeps its Go processor between calls, and the processor's
-// count of scheduled goroutines never moves: the runtime's monitor takes it
-// for a goroutine running too long, takes the processor back every 10 ms and
-// then wakes every 20 us for a millisecond, 2,000 times a second in all,
-// which cost Envoy more CPU per 256 KB request than copying the body. One
-// pass through the scheduler every few milliseconds keeps the count moving
-// and the monitor asleep.
-static bool yieldDue(void) {
-	static __thread int64_t last;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	if (now - last < 5000000) {
-		return false;
-	}
-	last = now;
-	return true;
-}
+// Envoy's callbacks: a body's slices, and dynamic metadata. Envoy's binary
+// defines them; weak, so that the package also links on its own (go build
+// ./..., go vet).
+extern size_t envoy_dynamic_module_callback_http_get_body_chunks_size(void *filter, int body_type) __attribute__((weak));
+extern bool envoy_dynamic_module_callback_http_get_body_chunks(void *filter, int body_type, sy_buffer *out) __attribute__((weak));
+extern void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(void *filter, sy_buffer ns, sy_buffer key, sy_buffer value)
+	__attribute__((weak));
+
+// The pipe to the Go side's summarizer (startSummarizer), made when Envoy
+// loads the library, and where the summary goes (set by Go then).
+static int jobs = -1;
+sy_buffer sy_namespace, sy_key;
 
 // The ABI version this library was written against; Envoy 1.40 matches it.
-const char *envoy_dynamic_module_on_program_init(void) { return "v0.2.0"; }
+const char *envoy_dynamic_module_on_program_init(void) {
+	int fds[2] = {-1, -1};
+	pipe2(fds, O_CLOEXEC);
+	if (startSummarizer(fds[0])) {
+		jobs = fds[1];
+	}
+	return "v0.2.0";
+}
 
 // One filter config and one filter object serve every request: the filter
 // keeps no state of its own (Envoy buffers the body), so any non-null
@@ -47,10 +51,14 @@ void *envoy_dynamic_module_on_http_filter_new(void *config, void *filter) { retu
 void envoy_dynamic_module_on_http_filter_destroy(void *filter) {}
 void envoy_dynamic_module_on_http_filter_stream_complete(void *filter, void *module) {}
 
-// Statuses, as Envoy's FilterHeadersStatus and FilterDataStatus number them.
+// Statuses, as Envoy's FilterHeadersStatus and FilterDataStatus number them,
+// and its two bodies: the one buffered, and the chunk being handed over.
 enum { headers_continue = 0, headers_stop_iteration = 1 };
 enum { body_continue = 0, body_stop_and_buffer = 1 };
 enum { trailers_continue = 0 };
+enum { received_body = 0, buffered_body = 1 };
+
+static void summarize(void *filter, bool received);
 
 // A request with a body waits for all of it: its headers stop until then.
 int envoy_dynamic_module_on_http_filter_request_headers(void *filter, void *module, bool end_of_stream) {
@@ -62,13 +70,13 @@ int envoy_dynamic_module_on_http_filter_request_body(void *filter, void *module,
 	if (!end_of_stream) {
 		return body_stop_and_buffer;
 	}
-	summarizeBody((uintptr_t)filter, true, yieldDue());
+	summarize(filter, true);
 	return body_continue;
 }
 
 // A body that ends with trailers is all buffered by then.
 int envoy_dynamic_module_on_http_filter_request_trailers(void *filter, void *module) {
-	summarizeBody((uintptr_t)filter, false, yieldDue());
+	summarize(filter, false);
 	return trailers_continue;
 }
 
@@ -88,22 +96,103 @@ void envoy_dynamic_module_on_http_filter_scheduled(void) {}
 void envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(void) {}
 void envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(void) {}
 
-// Envoy's callbacks: a body's slices, and dynamic metadata. Envoy's binary
-// defines them; weak, so that the package also links on its own (go build
-// ./..., go vet).
-extern size_t envoy_dynamic_module_callback_http_get_body_chunks_size(void *filter, int body_type) __attribute__((weak));
-extern bool envoy_dynamic_module_callback_http_get_body_chunks(void *filter, int body_type, sy_buffer *out) __attribute__((weak));
-extern void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(void *filter, sy_buffer ns, sy_buffer key, sy_buffer value)
-	__attribute__((weak));
+// This thread's job: the slices of the body being summarized, and room for
+// its summary (a longer one is not kept: extproc then asks for the body).
+static __thread sy_job job;
+static __thread size_t slices_cap;
 
-size_t sy_body_chunks_size(uintptr_t filter, int body_type) {
-	return envoy_dynamic_module_callback_http_get_body_chunks_size((void *)filter, body_type);
+enum { summary_cap = 64 << 10 };
+
+// A thread busy with bodies (its last one less than busy_ns ago) calls into
+// Go itself, passing the Go scheduler every busy_ns; a quiet one hands the
+// body to the Go side's summarizer. A thread that calls into Go keeps a Go
+// processor between calls. When its calls stop for 10 ms, the runtime's
+// monitor takes the processor back and then polls every 20 us for a
+// millisecond or more: for a thread that calls once in a while, some 60
+// wakeups of Envoy's process, about 1 ms of CPU, per request. On a busy
+// thread the processor is never idle that long, but its count of scheduled
+// goroutines does not move unless it passes the scheduler, and the monitor
+// takes that for a goroutine running too long: without the pass it took the
+// processor back every 10 ms all the same. The handoff costs two thread
+// switches per body; a busy thread's own call costs none.
+enum { busy_ns = 5000000 };
+
+static int64_t now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-bool sy_body_chunks(uintptr_t filter, int body_type, sy_buffer *out) {
-	return envoy_dynamic_module_callback_http_get_body_chunks((void *)filter, body_type, out);
+static bool gather(void *filter, int body_type);
+static bool hand_over(void);
+
+// summarize has the body Envoy buffered (and, with received, the chunk
+// being handed over) summarized, then leaves the summary in the request's
+// dynamic metadata. A failure leaves none: extproc then asks for the body.
+static void summarize(void *filter, bool received) {
+	static __thread int64_t last, passed;
+	if (job.summary == NULL && (job.summary = malloc(summary_cap)) == NULL) {
+		return;
+	}
+	job.summary_cap = summary_cap;
+	job.summary_len = 0;
+	job.count = 0;
+	if (!gather(filter, buffered_body) || (received && !gather(filter, received_body))) {
+		return;
+	}
+	int64_t now = now_ns();
+	bool busy = now - last < busy_ns;
+	last = now;
+	if (busy) {
+		bool pass = now - passed >= busy_ns;
+		if (pass) {
+			passed = now;
+		}
+		summarizeHere(&job, pass);
+	} else if (!hand_over()) {
+		return;
+	}
+	if (job.summary_len > 0) {
+		sy_buffer value = {job.summary, job.summary_len};
+		envoy_dynamic_module_callback_http_set_dynamic_metadata_string(filter, sy_namespace, sy_key, value);
+	}
 }
 
-void sy_set_metadata(uintptr_t filter, sy_buffer ns, sy_buffer key, sy_buffer value) {
-	envoy_dynamic_module_callback_http_set_dynamic_metadata_string((void *)filter, ns, key, value);
+// gather appends the slices of one of the request's bodies to the job.
+static bool gather(void *filter, int body_type) {
+	size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(filter, body_type);
+	if (n == 0) {
+		return true;
+	}
+	if (job.count + n > slices_cap) {
+		size_t cap = (job.count + n) * 2;
+		sy_buffer *grown = realloc((void *)job.slices, cap * sizeof *grown);
+		if (grown == NULL) {
+			return false;
+		}
+		job.slices = grown;
+		slices_cap = cap;
+	}
+	if (!envoy_dynamic_module_callback_http_get_body_chunks(filter, body_type, (sy_buffer *)job.slices + job.count)) {
+		return false;
+	}
+	job.count += n;
+	return true;
+}
+
+// hand_over writes the job to the Go side's summarizer and waits until it
+// is done.
+static bool hand_over(void) {
+	if (jobs < 0) {
+		return false;
+	}
+	__atomic_store_n(&job.done, 0, __ATOMIC_RELAXED);
+	sy_job *p = &job;
+	if (write(jobs, &p, sizeof p) != sizeof p) {
+		return false;
+	}
+	while (__atomic_load_n(&job.done, __ATOMIC_ACQUIRE) == 0) {
+		syscall(SYS_futex, &job.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	}
+	return true;
 }

@@ -18,87 +18,120 @@ package main
 
 typedef struct { const char *ptr; size_t length; } sy_buffer;
 
-size_t sy_body_chunks_size(uintptr_t filter, int body_type);
-bool sy_body_chunks(uintptr_t filter, int body_type, sy_buffer *out);
-void sy_set_metadata(uintptr_t filter, sy_buffer ns, sy_buffer key, sy_buffer value);
+// sy_job is a body for the Go side to summarize: Envoy's slices of it, and
+// room for the summary. done turns 1 when the Go side has finished.
+typedef struct {
+	const sy_buffer *slices;
+	size_t count;
+	char *summary;
+	size_t summary_cap, summary_len;
+	uint32_t done;
+} sy_job;
+
+extern sy_buffer sy_namespace, sy_key;
 */
 import "C"
 
 import (
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"switchyard/bodyscan"
 	"switchyard/routing"
 )
 
-// The body Envoy holds: what it buffered, and the chunk of this call.
-const (
-	receivedBody = 0
-	bufferedBody = 1
-)
-
 // scratch is what summarizing one body uses, pooled: the buffer its
-// slices are gathered into, the slices, and the summary.
-type scratch struct {
-	body, summary []byte
-	slices        []C.sy_buffer
+// slices are gathered into, and the summary.
+type scratch struct{ body, summary []byte }
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// summarizeHere summarizes j on the calling Envoy thread, first passing
+// the Go scheduler with pass (hooks.c says when and why).
+//
+//export summarizeHere
+func summarizeHere(j *C.sy_job, pass C.bool) {
+	if pass {
+		runtime.Gosched()
+	}
+	summarize(j)
 }
 
-var scratches = sync.Pool{New: func() any { return &scratch{slices: make([]C.sy_buffer, 64)} }}
-
-// summarizeBody leaves the summary of the request body Envoy buffered
-// (and, with received, the chunk being handed to the filter) in the
-// request's dynamic metadata. A body the scan refuses gets none: extproc
-// then asks for it, and refuses it in its own words. With yield, the call
-// first passes the Go scheduler.
+// startSummarizer names where summaries go and starts the goroutine that
+// summarizes the jobs Envoy's quiet threads write to jobs (a pipe, one
+// *sy_job per write; -1: none). false: it did not start.
 //
-//export summarizeBody
-func summarizeBody(filter C.uintptr_t, received, yield C.bool) {
-	if yield {
-		runtime.Gosched() // see yieldDue in hooks.c
+//export startSummarizer
+func startSummarizer(jobs C.int) C.bool {
+	C.sy_namespace = cString(routing.BodyNamespace)
+	C.sy_key = cString(routing.BodySummaryKey)
+	if jobs < 0 || syscall.SetNonblock(int(jobs), true) != nil {
+		return false
 	}
+	go summarizeJobs(os.NewFile(uintptr(jobs), "switchyard body jobs"))
+	return true
+}
+
+// summarizeJobs summarizes the jobs it reads, each in turn, and wakes the
+// thread waiting for each. It makes raw system calls only: another kind
+// wakes the runtime's monitor when it sleeps.
+func summarizeJobs(jobs *os.File) {
+	rc, err := jobs.SyscallConn()
+	if err != nil {
+		return
+	}
+	var batch [64]*C.sy_job
+	for {
+		var n uintptr
+		var errno syscall.Errno
+		err := rc.Read(func(fd uintptr) bool {
+			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&batch[0])), unsafe.Sizeof(batch))
+			return errno != syscall.EAGAIN
+		})
+		if err != nil || errno != 0 || n == 0 {
+			return
+		}
+		for _, j := range batch[:n/unsafe.Sizeof(batch[0])] {
+			summarize(j)
+			done := (*uint32)(unsafe.Pointer(&j.done))
+			atomic.StoreUint32(done, 1)
+			const futexWakePrivate = 1 | 128
+			syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(done)), futexWakePrivate, 1, 0, 0, 0)
+		}
+	}
+}
+
+// summarize writes into j the summary of its body, if it has one and it
+// fits. A body the scan refuses gets none: extproc then asks for it, and
+// refuses it in its own words.
+func summarize(j *C.sy_job) {
 	// A panic here would end Envoy; without a summary extproc asks for
 	// the body and reads it itself.
-	defer func() { _ = recover() }()
+	defer func() {
+		if recover() != nil {
+			j.summary_len = 0
+		}
+	}()
 	sc := scratches.Get().(*scratch)
 	defer scratches.Put(sc)
-	sc.body = sc.appendBody(sc.body[:0], filter, bufferedBody)
-	if received {
-		sc.body = sc.appendBody(sc.body, filter, receivedBody)
+	sc.body = sc.body[:0]
+	for _, s := range unsafe.Slice(j.slices, j.count) {
+		sc.body = append(sc.body, unsafe.Slice((*byte)(unsafe.Pointer(s.ptr)), int(s.length))...)
 	}
 	var ok bool
-	if sc.summary, ok = bodyscan.Summary(sc.summary[:0], sc.body); ok {
-		C.sy_set_metadata(filter, buffer(routing.BodyNamespace), buffer(routing.BodySummaryKey), bytesBuffer(sc.summary))
+	sc.summary, ok = bodyscan.Summary(sc.summary[:0], sc.body)
+	if ok && len(sc.summary) <= int(j.summary_cap) {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(j.summary)), len(sc.summary)), sc.summary)
+		j.summary_len = C.size_t(len(sc.summary))
 	}
 }
 
-// appendBody appends the slices of one of the request's bodies to dst.
-func (sc *scratch) appendBody(dst []byte, filter C.uintptr_t, which C.int) []byte {
-	n := int(C.sy_body_chunks_size(filter, which))
-	if n == 0 {
-		return dst
-	}
-	if n > len(sc.slices) {
-		sc.slices = make([]C.sy_buffer, n)
-	}
-	if !C.sy_body_chunks(filter, which, &sc.slices[0]) {
-		return dst
-	}
-	for _, s := range sc.slices[:n] {
-		dst = append(dst, unsafe.Slice((*byte)(unsafe.Pointer(s.ptr)), int(s.length))...)
-	}
-	clear(sc.slices[:n]) // Envoy's slices are its own again after this call
-	return dst
-}
-
-func buffer(s string) C.sy_buffer {
-	return C.sy_buffer{ptr: (*C.char)(unsafe.Pointer(unsafe.StringData(s))), length: C.size_t(len(s))}
-}
-
-func bytesBuffer(b []byte) C.sy_buffer {
-	return C.sy_buffer{ptr: (*C.char)(unsafe.Pointer(unsafe.SliceData(b))), length: C.size_t(len(b))}
+func cString(s string) C.sy_buffer {
+	return C.sy_buffer{ptr: C.CString(s), length: C.size_t(len(s))}
 }
 
 func main() {}
