@@ -110,35 +110,33 @@ func decodeRequest(b []byte, m *extprocv3.ProcessingRequest, alias bool) bool {
 // metadata, other values, a key given twice and map entries other than a
 // key and then a value are the library's.
 func decodeMetadata(b []byte) (*corev3.Metadata, bool) {
-	md := &corev3.Metadata{}
+	fm, ok := decodeMap(b, func(v []byte) (*structpb.Struct, bool) {
+		fields, ok := decodeMap(v, stringValue)
+		return &structpb.Struct{Fields: fields}, ok
+	})
+	return &corev3.Metadata{FilterMetadata: fm}, ok
+}
+
+// decodeMap decodes the entries of a map field numbered 1 (mapEntry), each
+// key once, their values with value.
+func decodeMap[V any](b []byte, value func([]byte) (V, bool)) (map[string]V, bool) {
+	var m map[string]V
 	for len(b) > 0 {
 		key, v, rest, ok := mapEntry(b)
-		if !ok || md.FilterMetadata[key] != nil {
+		if _, twice := m[key]; !ok || twice {
 			return nil, false
 		}
+		val, ok := value(v)
+		if !ok {
+			return nil, false
+		}
+		if m == nil {
+			m = make(map[string]V, 1)
+		}
+		m[key] = val
 		b = rest
-		s := &structpb.Struct{}
-		for len(v) > 0 {
-			name, value, more, ok := mapEntry(v)
-			if !ok || s.Fields[name] != nil {
-				return nil, false
-			}
-			v = more
-			str, ok := stringValue(value)
-			if !ok {
-				return nil, false
-			}
-			if s.Fields == nil {
-				s.Fields = make(map[string]*structpb.Value, 1)
-			}
-			s.Fields[name] = structpb.NewStringValue(str)
-		}
-		if md.FilterMetadata == nil {
-			md.FilterMetadata = make(map[string]*structpb.Struct, 1)
-		}
-		md.FilterMetadata[key] = s
 	}
-	return md, true
+	return m, true
 }
 
 // mapEntry reads the entry of a map field numbered 1 that starts b: its
@@ -161,12 +159,12 @@ func mapEntry(b []byte) (key string, value, rest []byte, ok bool) {
 }
 
 // stringValue decodes a google.protobuf.Value that is a UTF-8 string.
-func stringValue(b []byte) (string, bool) {
+func stringValue(b []byte) (*structpb.Value, bool) {
 	v, rest, ok := bytesField(b, 3)
 	if !ok || len(rest) > 0 || !utf8.Valid(v) {
-		return "", false
+		return nil, false
 	}
-	return string(v), true
+	return structpb.NewStringValue(string(v)), true
 }
 
 // bytesField reads the length-delimited field num that starts b.
