@@ -33,6 +33,7 @@ extern sy_buffer sy_namespace, sy_key;
 import "C"
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -92,8 +93,14 @@ func summarizeJobs(jobs *os.File) {
 			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&batch[0])), unsafe.Sizeof(batch))
 			return errno != syscall.EAGAIN
 		})
+		if errno == syscall.EINTR {
+			continue
+		}
+		// Envoy keeps the write end open, so this does not happen; if it
+		// did, a thread that had written a job would wait for ever: better
+		// that Envoy stops and says why.
 		if err != nil || errno != 0 || n == 0 {
-			return
+			panic(fmt.Sprintf("switchyard body module: reading the summarizer's jobs: %d bytes, %v, %v", n, errno, err))
 		}
 		for _, j := range batch[:n/unsafe.Sizeof(batch[0])] {
 			summarize(j)
