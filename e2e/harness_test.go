@@ -90,7 +90,7 @@ var allXDS = os.Getenv("SWY_E2E_XDS") == "1"
 type gatewayOptions struct {
 	bodyMode   string // "" = default (full duplex)
 	failOpen   bool
-	extraEnv   []string
+	extraEnv   []string // extproc's and Envoy's
 	logLevel   string
 	noExtProc  bool // do not start extproc (it may be started later)
 	hooksDir   string
@@ -303,6 +303,7 @@ func (g *gateway) startEnvoy() {
 	adminFile := filepath.Join(g.dir, "envoy-admin.addr")
 	envoyCmd := exec.Command(envoyBin, "-c", envoyConfig, "--concurrency", "1", "--log-level", "warn", "--component-log-level", os.Getenv("SWY_ENVOY_COMPONENT_LOG"))
 	envoyCmd.Args = append(envoyCmd.Args, launch.EnvoyFlags(adminFile)...)
+	envoyCmd.Env = append(os.Environ(), g.opts.extraEnv...)
 	envoyCmd.Stdout, envoyCmd.Stderr = g.envoyOut, g.envoyOut
 	c, err := startChild(envoyCmd)
 	if err != nil {

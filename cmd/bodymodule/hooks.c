@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,17 +24,34 @@ extern bool envoy_dynamic_module_callback_http_get_body_chunks(void *filter, int
 extern void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(void *filter, sy_buffer ns, sy_buffer key, sy_buffer value)
 	__attribute__((weak));
 
-// The pipe to the Go side's summarizer (startSummarizer), made when Envoy
-// loads the library, and where the summary goes (set by Go then).
+// The pipe to the Go side's summarizer (startSummarizer; -1: none), and
+// where summaries go (set by Go), both made when Envoy loads the library.
 static int jobs = -1;
 sy_buffer sy_namespace, sy_key;
 
-// The ABI version this library was written against; Envoy 1.40 matches it.
+// When a thread hands a body over rather than summarizing it itself
+// (summarize): when it has been quiet, or, as SWITCHYARD_BODY_HANDOFF
+// says in Envoy's environment, always or never.
+static enum { handoff_when_quiet, handoff_always, handoff_never } handoff;
+
+// Envoy calls this once, when it loads the library; it returns the ABI
+// version this library was written against (Envoy 1.40's).
 const char *envoy_dynamic_module_on_program_init(void) {
-	int fds[2] = {-1, -1};
-	pipe2(fds, O_CLOEXEC);
+	const char *mode = getenv("SWITCHYARD_BODY_HANDOFF");
+	if (mode != NULL && strcmp(mode, "always") == 0) {
+		handoff = handoff_always;
+	} else if (mode != NULL && strcmp(mode, "never") == 0) {
+		handoff = handoff_never;
+	}
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		fds[0] = fds[1] = -1;
+	}
+	// The summarizer owns the read end from here, closing it if it fails.
 	if (startSummarizer(fds[0])) {
 		jobs = fds[1];
+	} else if (fds[1] >= 0) {
+		close(fds[1]);
 	}
 	return "v0.2.0";
 }
@@ -114,12 +132,13 @@ enum { summary_cap = 64 << 10 };
 // goroutines does not move unless it passes the scheduler, and the monitor
 // takes that for a goroutine running too long: without the pass it took the
 // processor back every 10 ms all the same. The handoff costs two thread
-// switches per body; a busy thread's own call costs none.
+// switches per body; a busy thread's own call none but the pass's two every
+// busy_ns.
 enum { busy_ns = 5000000 };
 
 static int64_t now_ns(void) {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -141,9 +160,9 @@ static void summarize(void *filter, bool received) {
 		return;
 	}
 	int64_t now = now_ns();
-	bool busy = now - last < busy_ns;
+	bool here = jobs < 0 || handoff == handoff_never || (handoff == handoff_when_quiet && now - last < busy_ns);
 	last = now;
-	if (busy) {
+	if (here) {
 		bool pass = now - passed >= busy_ns;
 		if (pass) {
 			passed = now;
@@ -183,9 +202,6 @@ static bool gather(void *filter, int body_type) {
 // hand_over writes the job to the Go side's summarizer and waits until it
 // is done.
 static bool hand_over(void) {
-	if (jobs < 0) {
-		return false;
-	}
 	__atomic_store_n(&job.done, 0, __ATOMIC_RELAXED);
 	sy_job *p = &job;
 	if (write(jobs, &p, sizeof p) != sizeof p) {

@@ -63,29 +63,42 @@ func summarizeHere(j *C.sy_job, pass C.bool) {
 }
 
 // startSummarizer names where summaries go and starts the goroutine that
-// summarizes the jobs Envoy's quiet threads write to jobs (a pipe, one
-// *sy_job per write; -1: none). false: it did not start.
+// summarizes the jobs Envoy's quiet threads write to jobs (a pipe's read
+// end, which it owns; -1: none). false: it did not start.
+//
+// It also gives the runtime twice as many processors as CPUs, and one:
+// each Envoy thread that calls into Go keeps one between calls (hooks.c),
+// and with Envoy's default of a thread per CPU the summarizer would
+// otherwise wait for the runtime's monitor to take one back, up to 10 ms.
 //
 //export startSummarizer
 func startSummarizer(jobs C.int) C.bool {
 	C.sy_namespace = cString(routing.BodyNamespace)
 	C.sy_key = cString(routing.BodySummaryKey)
-	if jobs < 0 || syscall.SetNonblock(int(jobs), true) != nil {
+	if jobs < 0 {
 		return false
 	}
-	go summarizeJobs(os.NewFile(uintptr(jobs), "switchyard body jobs"))
+	if syscall.SetNonblock(int(jobs), true) != nil {
+		syscall.Close(int(jobs))
+		return false
+	}
+	f := os.NewFile(uintptr(jobs), "switchyard body jobs")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return false
+	}
+	runtime.GOMAXPROCS(2*runtime.NumCPU() + 1)
+	go summarizeJobs(rc)
 	return true
 }
 
 // summarizeJobs summarizes the jobs it reads, each in turn, and wakes the
 // thread waiting for each. It makes raw system calls only: another kind
 // wakes the runtime's monitor when it sleeps.
-func summarizeJobs(jobs *os.File) {
-	rc, err := jobs.SyscallConn()
-	if err != nil {
-		return
-	}
+func summarizeJobs(rc syscall.RawConn) {
 	var batch [64]*C.sy_job
+	const size = unsafe.Sizeof(batch[0])
 	for {
 		var n uintptr
 		var errno syscall.Errno
@@ -96,13 +109,13 @@ func summarizeJobs(jobs *os.File) {
 		if errno == syscall.EINTR {
 			continue
 		}
-		// Envoy keeps the write end open, so this does not happen; if it
-		// did, a thread that had written a job would wait for ever: better
-		// that Envoy stops and says why.
-		if err != nil || errno != 0 || n == 0 {
+		// Envoy keeps the write end open and writes whole pointers, so
+		// this does not happen; if it did, a thread that had written a job
+		// would wait for ever: better that Envoy stops and says why.
+		if err != nil || errno != 0 || n == 0 || n%size != 0 {
 			panic(fmt.Sprintf("switchyard body module: reading the summarizer's jobs: %d bytes, %v, %v", n, errno, err))
 		}
-		for _, j := range batch[:n/unsafe.Sizeof(batch[0])] {
+		for _, j := range batch[:n/size] {
 			summarize(j)
 			done := (*uint32)(unsafe.Pointer(&j.done))
 			atomic.StoreUint32(done, 1)
