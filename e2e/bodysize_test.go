@@ -30,16 +30,11 @@ func postBody(t *testing.T, gw *gateway, body string, chunked bool) result {
 		req.Body = io.NopCloser(struct{ io.Reader }{strings.NewReader(body)})
 	}
 	req.Header.Set("authorization", "Bearer "+clientKeyA)
-	resp, err := client.Do(req)
+	r, err := roundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return result{status: resp.StatusCode, header: resp.Header, body: b}
+	return r
 }
 
 // bodyCase is a body posted to the gateway, the model the upstream must get

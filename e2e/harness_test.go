@@ -373,6 +373,11 @@ func (g *gateway) try(ctx context.Context, method, path string, headers map[stri
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
+	return roundTrip(req)
+}
+
+// roundTrip sends req with the tests' client and reads the whole answer.
+func roundTrip(req *http.Request) (result, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		return result{}, err
