@@ -12,8 +12,8 @@ import (
 
 // decodeRequest decodes the ProcessingRequest messages Envoy sends on the
 // request path without protobuf reflection: headers, body, the protocol
-// configuration, observability mode and the empty metadata context Envoy
-// sends with each of them (empty, or with string values only, as the body
+// configuration, observability mode and the metadata context Envoy sends
+// with each of them (empty, or with string values only, as the body
 // module's summary comes). go-control-plane ships
 // vtprotobuf encoders for ext_proc but no decoders, so this is the decoding
 // half of the fast path, written for the fields Envoy fills.

@@ -150,10 +150,12 @@ static bool hand_over(void);
 // dynamic metadata. A failure leaves none: extproc then asks for the body.
 static void summarize(void *filter, bool received) {
 	static __thread int64_t last, passed;
-	if (job.summary == NULL && (job.summary = malloc(summary_cap)) == NULL) {
-		return;
+	if (job.summary == NULL) {
+		if ((job.summary = malloc(summary_cap)) == NULL) {
+			return;
+		}
+		job.summary_cap = summary_cap;
 	}
-	job.summary_cap = summary_cap;
 	job.summary_len = 0;
 	job.count = 0;
 	if (!gather(filter, buffered_body) || (received && !gather(filter, received_body))) {
