@@ -53,14 +53,16 @@ type block struct {
 	carry uint64
 }
 
-// load reads the block at offset at of b (the bytes past b's end read as
-// zeros, control characters, so a string never ends there). Escapes carry
-// over from the block before when it was the last one read. A block is
-// read without that block only when a string starts in it, and every byte
-// before that string has been accepted as JSON, so no escape runs into
-// the block; a string that goes on past a block's end reads the next
-// block right after it, so the carry is always the right one.
-func (k *block) load(b []byte, at int) {
+// load reads the block of b that holds b[i], for a string read from b[i]
+// (inside it, not inside an escape; the bytes past b's end read as zeros,
+// control characters, so a string never ends there). Escapes carry over
+// from the block before when it was the last one read: a string that goes
+// on past a block's end reads the next block right after it, from its
+// first byte. Otherwise no escape runs into b[i]: the backslashes before
+// it are not counted (a string starts after its opening quote, or goes on
+// in a new piece of a Stream after an escape).
+func (k *block) load(b []byte, i int) {
+	at := i &^ 63
 	var v archsimd.Uint8x64
 	if at+64 <= len(b) {
 		v = archsimd.LoadUint8x64Slice(b[at:])
@@ -73,7 +75,7 @@ func (k *block) load(b []byte, at int) {
 	}
 	c := &blockBytes
 	quote := v.Equal(archsimd.LoadUint8x64(&c.quote)).ToBits()
-	e := v.Equal(archsimd.LoadUint8x64(&c.backslash)).ToBits()
+	e := v.Equal(archsimd.LoadUint8x64(&c.backslash)).ToBits() & (^uint64(0) << (i & 63))
 	// Signed, non-ASCII bytes are below 0x20 too.
 	stop := v.AsInt8x64().Less(archsimd.LoadUint8x64(&c.space).AsInt8x64()).ToBits()
 	k.at, k.backslash, k.carry = at, e, 0
@@ -106,7 +108,7 @@ func (s *Result) strBlocks(b []byte, i int) (end int, escaped, done bool) {
 	for {
 		at := i &^ 63
 		if at != k.at {
-			k.load(b, at)
+			k.load(b, i)
 		}
 		from := ^uint64(0) << (i & 63)
 		q, st := k.quote&from, k.stop&from

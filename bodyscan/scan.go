@@ -36,7 +36,8 @@ type Result struct {
 	IncludeUsage            bool // the first "include_usage" of "stream_options" is true
 
 	mode scanMode
-	blk  block // the last block read (blockStrings)
+	blk  block // the last block read (blockStrings), in the piece being read
+	more bool  // another piece follows the one being read (Stream)
 }
 
 // Span is a value's bytes in the body, [Start, End); End 0: absent.
@@ -109,251 +110,9 @@ const (
 	blockStrings                  // from 64-byte blocks' masks, with AVX-512 (strBlocks)
 )
 
-// Scan scans body once; see Result.
-func Scan(body []byte) Result { return scanWith(body, blockStrings) }
-
-// scanWith is Scan reading strings as mode says, or the nearest
-// way the build and the CPU have.
-func scanWith(body []byte, mode scanMode) Result {
-	if mode == blockStrings && !blockScan {
-		mode = vectorStrings
-	}
-	if mode == vectorStrings && !vectorScan {
-		mode = scalarStrings
-	}
-	s := Result{mode: mode, blk: block{at: -1}}
-	s.Verdict = s.scan(body)
-	return s
-}
-
-func (s *Result) scan(b []byte) Verdict {
-	n := len(b)
-	var (
-		depth int
-		// objects has bit d set when the container at depth d is an
-		// object, clear for an array.
-		objects [MaxNesting/64 + 1]uint64
-		field   topField // the top-level member being read
-		start1  int      // where the depth-1 value being read starts
-		start2  int      // where the depth-2 value being read starts
-		usage   bool     // the depth-2 value being read is stream_options.include_usage
-		usageOK bool     // this stream_options has had its include_usage
-	)
-	i := skipSpace(b, 0)
-	if i < n {
-		s.Object = b[i] == '{'
-	}
-
-value: // a value starts at b[i]
-	if i >= n {
-		return Syntax
-	}
-	switch depth {
-	case 1:
-		start1 = i
-	case 2:
-		start2 = i
-	}
-	switch c := b[i]; c {
-	case '{', '[':
-		if depth++; depth > MaxNesting {
-			return Deep
-		}
-		i = skipSpace(b, i+1)
-		if c == '{' {
-			objects[depth>>6] |= 1 << (depth & 63)
-			if i < n && b[i] == '}' {
-				i++
-				depth--
-				goto after
-			}
-			goto key
-		}
-		objects[depth>>6] &^= 1 << (depth & 63)
-		if i < n && b[i] == ']' {
-			i++
-			depth--
-			goto after
-		}
-		goto value
-	case '"':
-		end, _, ok := s.strCached(i + 1)
-		if !ok {
-			if end, _, ok = s.str(b, i+1); !ok {
-				return Syntax
-			}
-		}
-		i = end
-	case 't':
-		if n-i < 4 || string(b[i:i+4]) != "true" {
-			return Syntax
-		}
-		i += 4
-	case 'f':
-		if n-i < 5 || string(b[i:i+5]) != "false" {
-			return Syntax
-		}
-		i += 5
-	case 'n':
-		if n-i < 4 || string(b[i:i+4]) != "null" {
-			return Syntax
-		}
-		i += 4
-	default:
-		end, ok := number(b, i)
-		if !ok {
-			return Syntax
-		}
-		i = end
-	}
-
-after: // a value inside depth containers ends at i
-	switch depth {
-	case 0:
-		if skipSpace(b, i) != n {
-			return Syntax
-		}
-		return Valid
-	case 1:
-		if s.Object {
-			s.record(field, b, Span{start1, i})
-		}
-	case 2:
-		if !s.Object {
-			break
-		}
-		array := objects[0]&(1<<2) == 0
-		switch {
-		case field == fieldMessages && array:
-			s.MessagesLast = Span{start2, i}
-		case field == fieldInput && array:
-			s.InputLast = Span{start2, i}
-		case usage:
-			s.IncludeUsage, usage = b[start2] == 't', false
-		}
-	}
-	i = skipSpace(b, i)
-	if i >= n {
-		return Syntax
-	}
-	{
-		inObject := objects[depth>>6]&(1<<(depth&63)) != 0
-		switch c := b[i]; {
-		case c == ',':
-			i = skipSpace(b, i+1)
-			if inObject {
-				goto key
-			}
-			goto value
-		case inObject && c == '}', !inObject && c == ']':
-			i++
-			depth--
-			goto after
-		}
-		return Syntax
-	}
-
-key: // an object's key starts at b[i]
-	if i >= n || b[i] != '"' {
-		return Syntax
-	}
-	{
-		end, escaped, ok := s.strCached(i + 1)
-		if !ok {
-			if end, escaped, ok = s.str(b, i+1); !ok {
-				return Syntax
-			}
-		}
-		switch {
-		case depth == 1 && s.Object:
-			field = classify(keyName(b[i:end], escaped))
-			switch field {
-			case fieldModel:
-				s.Models++
-			case fieldMessages:
-				s.MessagesLast = Span{}
-			case fieldInput:
-				s.InputLast = Span{}
-			case fieldStreamOptions:
-				s.IncludeUsage, usageOK = false, false
-			}
-		case depth == 2 && field == fieldStreamOptions && !usageOK:
-			// The first include_usage decides, as a lookup by name finds it.
-			if string(keyName(b[i:end], escaped)) == "include_usage" {
-				usage, usageOK = true, true
-			}
-		}
-		i = skipSpace(b, end)
-	}
-	if i >= n || b[i] != ':' {
-		return Syntax
-	}
-	i = skipSpace(b, i+1)
-	goto value
-}
-
-// record keeps a top-level member's value.
-func (s *Result) record(f topField, b []byte, v Span) {
-	switch f {
-	case fieldModel:
-		s.Model = v
-	case fieldMetadata:
-		s.Metadata = v
-	case fieldPromptCacheKey:
-		s.PromptCacheKey = v
-	case fieldMessages:
-		s.Messages = v
-	case fieldInput:
-		s.Input = v
-	case fieldStream:
-		s.Stream = b[v.Start] == 't'
-	}
-}
-
 func skipSpace(b []byte, i int) int {
 	// Every space is at most ' ', and most bodies have none between tokens.
 	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// number scans a JSON number starting at b[i] and returns where it ends.
-func number(b []byte, i int) (int, bool) {
-	n := len(b)
-	if i < n && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i >= n:
-		return i, false
-	case b[i] == '0':
-		i++
-	case b[i] >= '1' && b[i] <= '9':
-		i = digits(b, i+1)
-	default:
-		return i, false
-	}
-	if i < n && b[i] == '.' {
-		if i++; i >= n || b[i] < '0' || b[i] > '9' {
-			return i, false
-		}
-		i = digits(b, i+1)
-	}
-	if i < n && (b[i] == 'e' || b[i] == 'E') {
-		if i++; i < n && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= n || b[i] < '0' || b[i] > '9' {
-			return i, false
-		}
-		i = digits(b, i+1)
-	}
-	return i, true
-}
-
-func digits(b []byte, i int) int {
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 		i++
 	}
 	return i
@@ -423,6 +182,9 @@ func (s *Result) str(b []byte, i int) (end int, escaped, ok bool) {
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
+				if s.more && !utf8.FullRune(b[i:]) {
+					return i, escaped, false // cut by the piece's end
+				}
 				s.BadUTF8 = true
 			}
 			i += size

@@ -10,18 +10,23 @@ package bodyscan
 // or more than one): extproc's readBody must see that body itself, to refuse it in
 // its own words.
 func Summary(dst, body []byte) (summary []byte, ok bool) {
-	s := Scan(body)
+	return AppendSummary(dst, Scan(body), func(dst []byte, v Span) []byte { return append(dst, body[v.Start:v.End]...) })
+}
+
+// AppendSummary is Summary of the body s is the scan of (a Stream's, for
+// Envoy's body module), whose bytes value appends.
+func AppendSummary(dst []byte, s Result, value func(dst []byte, v Span) []byte) (summary []byte, ok bool) {
 	if s.Verdict != Valid || s.BadUTF8 || !s.Object || s.Models != 1 {
 		return dst, false
 	}
 	member := func(name string, v Span) {
 		if v.OK() {
 			dst = append(dst, `,"`+name+`":`...)
-			dst = append(dst, body[v.Start:v.End]...)
+			dst = value(dst, v)
 		}
 	}
 	dst = append(dst, `{"model":`...)
-	dst = append(dst, body[s.Model.Start:s.Model.End]...)
+	dst = value(dst, s.Model)
 	if s.Stream {
 		dst = append(dst, `,"stream":true`...)
 	}

@@ -1,0 +1,164 @@
+package bodyscan
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"switchyard/loadtest/agentbody"
+)
+
+// streamed scans body written in the pieces that cuts (ascending offsets)
+// make of it.
+func streamed(body []byte, cuts []int) Result {
+	var s Stream
+	from := 0
+	for _, c := range cuts {
+		s.Write(body[from:c])
+		from = c
+	}
+	s.Write(body[from:])
+	if s.Len() != len(body) && s.Verdict == Valid {
+		panic("a stream that has not failed lost count of the bytes written")
+	}
+	return s.End()
+}
+
+// found is what a scan found, without how it read.
+func found(r Result) Result {
+	r.mode, r.blk, r.more = 0, block{}, false
+	return r
+}
+
+func checkStream(t testing.TB, body []byte, cuts []int) {
+	t.Helper()
+	want, got := found(Scan(body)), found(streamed(body, cuts))
+	if got != want {
+		t.Fatalf("%q cut at %v:\nstreamed %+v\nwhole    %+v", body, cuts, got, want)
+	}
+}
+
+// streamBodies are bodies with every kind of token the scan reads, and
+// tokens cut short, to cut anywhere.
+var streamBodies = []string{
+	`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`,
+	` { "mod\u0065l" : "a\"b\\c\u00e9" , "metadata" : { "user_id" : "u-1" } , "prompt_cache_key" : "k" } `,
+	`{"model":"m","input":[1,-2.5e+10,0,true,false,null,{"a":[]},[],{}],"stream":false}`,
+	`{"model":"m","stream_options":{"include_usage":false,"include_usage":true},"stream":tru}`,
+	`{"model":"日本語😀","a":"\ud83d\ude00 é \/ \b\f\n\r\t","m\u006Fdel":"x"}`,
+	`{"model":"m","a":"bad \xff \xc3 \xed\xa0\x80 utf8","b":1}`,
+	`{"model":"m","n":-0.5E-7,"n2":01}`,
+	`{"model":"m","a":"\u12G4"}`,
+	`{"model":"m","a":"\x01"}`,
+	`[1,2,{"model":"m"}]`,
+	`"just a string"`,
+	`123`,
+	`{"model":"m"} x`,
+	`{"model":"m","a":"unterminated`,
+	`{"model":"m","a":"cut in an escape \u00`,
+	`{"model":"m","a":"cut in a rune ` + "\xe6\x97",
+	`{"model":"m","a":`,
+	`{"model":"m","n":1.`,
+	`{"model":"m","n":-`,
+	`{"model":"m","t":nul`,
+	`{"model"`,
+	`{"model":"m",}`,
+	`{"` + strings.Repeat(`\u0061`, 30) + `":1,"model":"m","` + strings.Repeat("k", 200) + `":2}`,
+	`{"\u0070\u0072\u006f\u006d\u0070\u0074\u005f\u0063\u0061\u0063\u0068\u0065\u005f\u006b\u0065\u0079":"p","model":"m"}`,
+	strings.Repeat("[", MaxNesting) + strings.Repeat("]", MaxNesting),
+	strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1),
+	`{"model":"m","a":"` + strings.Repeat(`\\`, 70) + `\"` + strings.Repeat("p", 130) + `"}`,
+}
+
+// TestStreamCutAnywhere: each body cut in two at every byte, in three at
+// every pair of bytes, and into single bytes, is scanned as it is whole.
+func TestStreamCutAnywhere(t *testing.T) {
+	t.Parallel()
+	for _, body := range streamBodies {
+		b := []byte(body)
+		every := make([]int, len(b))
+		for i := range b {
+			checkStream(t, b, []int{i})
+			every[i] = i
+			if len(b) > 200 {
+				continue
+			}
+			for j := i; j <= len(b); j++ {
+				checkStream(t, b, []int{i, j})
+			}
+		}
+		checkStream(t, b, every)
+	}
+}
+
+// TestStreamAgentBodies: agent-shaped bodies cut as Envoy cuts them (16 KB
+// pieces) and at random, into pieces from none to hundreds of bytes, are
+// scanned as they are whole.
+func TestStreamAgentBodies(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
+		for _, size := range []int{1 << 10, 32 << 10, 256 << 10} {
+			body := agentBody(api, size)
+			var cuts []int
+			for c := 16 << 10; c < len(body); c += 16 << 10 {
+				cuts = append(cuts, c)
+			}
+			checkStream(t, body, cuts)
+			if s := Scan(body); s.Verdict != Valid || !s.Model.OK() {
+				t.Fatalf("%s %d: %+v", api, size, s)
+			}
+			for range 20 {
+				checkStream(t, body, randomCuts(rng, len(body), 1+rng.IntN(400)))
+			}
+		}
+	}
+}
+
+// randomCuts cuts n bytes into pieces of mean bytes on average (at least
+// one), some of them empty.
+func randomCuts(rng *rand.Rand, n, mean int) []int {
+	mean = max(mean, 1)
+	var cuts []int
+	for c := rng.IntN(mean + 1); c < n; c += rng.IntN(2*mean + 1) {
+		cuts = append(cuts, c)
+	}
+	return cuts
+}
+
+// FuzzStream holds a streamed scan, cut where the fuzzer says, to the
+// scan of the whole body.
+func FuzzStream(f *testing.F) {
+	for i, body := range streamBodies {
+		f.Add([]byte(body), uint64(i), uint8(1+i%7))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, seed uint64, mean uint8) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		checkStream(t, body, randomCuts(rng, len(body), int(mean)))
+		checkStream(t, append([]byte(`{"model":"m","a":"`), append(body, `"}`...)...), randomCuts(rng, len(body)+20, int(mean)))
+	})
+}
+
+// BenchmarkStream is the scan of agent-shaped bodies written in 16 KB
+// pieces, as Envoy hands them over, against the whole body's.
+func BenchmarkStream(b *testing.B) {
+	for _, sz := range agentbody.Sizes {
+		body := agentBody(agentbody.OpenAIChat, sz.Size)
+		b.Run(sz.Name+"/whole", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				Scan(body)
+			}
+		})
+		b.Run(sz.Name+"/pieces", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				var s Stream
+				for p := body; len(p) > 0; p = p[min(len(p), 16<<10):] {
+					s.Write(p[:min(len(p), 16<<10)])
+				}
+				s.End()
+			}
+		})
+	}
+}
