@@ -1,9 +1,9 @@
 // Command bodymodule is a library Envoy loads (a dynamic module,
 // envoy.filters.http.dynamic_modules) to read a big request body where it
 // already is: Envoy buffers the body, the module summarizes it with the
-// gateway's own scan (bodyscan.Summary) into dynamic metadata
-// (routing.BodyNamespace), and extproc plans the request from its headers
-// and the summary, without the body travelling to it. extproc asks for the
+// gateway's own scan (bodyscan.Stream, bodyscan.AppendSummary) into
+// dynamic metadata (routing.BodyNamespace), and extproc plans the request
+// from its headers and the summary, without the body travelling to it. extproc asks for the
 // body when the plan needs more of it (processor.decideFromSummary).
 //
 //	go build -buildmode=c-shared -o libswitchyard_body.so ./cmd/bodymodule
@@ -18,11 +18,14 @@ package main
 
 typedef struct { const char *ptr; size_t length; } sy_buffer;
 
-// sy_job is a body for the Go side to summarize: Envoy's slices of it, and
-// room for the summary. done turns 1 when the Go side has finished.
+// sy_job is a body, or the piece of one Envoy is handing over, for the
+// Go side to scan: Envoy's slices of it, the request's scan so far (a
+// bodyscan.Stream; NULL: none, the body is scanned whole), and room for the
+// summary. done turns 1 when the Go side has finished.
 typedef struct {
 	const sy_buffer *slices;
 	size_t count;
+	void *scan;
 	char *summary;
 	size_t summary_cap, summary_len;
 	uint32_t done;
@@ -45,11 +48,36 @@ import (
 	"switchyard/routing"
 )
 
-// scratch is what summarizing one body uses, pooled: the buffer its
-// slices are gathered into, and the summary.
-type scratch struct{ body, summary []byte }
+// summaries are room for a summary, pooled.
+var summaries = sync.Pool{New: func() any { return new([]byte) }}
 
-var scratches = sync.Pool{New: func() any { return new(scratch) }}
+// scanSize is the size of a request's scan, which Envoy's thread keeps
+// for a body it hands over piece by piece (zeroed: a bodyscan.Stream is
+// ready so, and holds no Go pointers).
+//
+//export scanSize
+func scanSize() C.size_t { return C.size_t(unsafe.Sizeof(bodyscan.Stream{})) }
+
+// scanPiece scans j, the piece of a body Envoy is handing over, into its
+// request's scan, first passing the Go scheduler with pass (hooks.c says
+// when and why). false: the scan broke (its request gets no summary).
+//
+//export scanPiece
+func scanPiece(j *C.sy_job, pass C.bool) (ok C.bool) {
+	if pass {
+		runtime.Gosched()
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	s := (*bodyscan.Stream)(j.scan)
+	for _, p := range unsafe.Slice(j.slices, j.count) {
+		s.Write(bytesOf(p))
+	}
+	return true
+}
 
 // summarizeHere summarizes j on the calling Envoy thread, first passing
 // the Go scheduler with pass (hooks.c says when and why).
@@ -126,8 +154,9 @@ func summarizeJobs(rc syscall.RawConn) {
 }
 
 // summarize writes into j the summary of its body, if it has one and it
-// fits. A body the scan refuses gets none: extproc then asks for it, and
-// refuses it in its own words.
+// fits: it scans what its request's scan has not (all of it without one)
+// and takes the summary's values from the slices. A body the scan refuses
+// gets none: extproc then asks for it, and refuses it in its own words.
 func summarize(j *C.sy_job) {
 	// A panic here would end Envoy; without a summary extproc asks for
 	// the body and reads it itself.
@@ -136,18 +165,54 @@ func summarize(j *C.sy_job) {
 			j.summary_len = 0
 		}
 	}()
-	sc := scratches.Get().(*scratch)
-	defer scratches.Put(sc)
-	sc.body = sc.body[:0]
-	for _, s := range unsafe.Slice(j.slices, j.count) {
-		sc.body = append(sc.body, unsafe.Slice((*byte)(unsafe.Pointer(s.ptr)), int(s.length))...)
+	var whole bodyscan.Stream
+	s := &whole
+	if j.scan != nil {
+		s = (*bodyscan.Stream)(j.scan)
 	}
-	var ok bool
-	sc.summary, ok = bodyscan.Summary(sc.summary[:0], sc.body)
-	if ok && len(sc.summary) <= int(j.summary_cap) {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(j.summary)), len(sc.summary)), sc.summary)
-		j.summary_len = C.size_t(len(sc.summary))
+	slices := unsafe.Slice(j.slices, j.count)
+	skip := s.Len()
+	for _, p := range slices {
+		b := bytesOf(p)
+		if skip >= len(b) {
+			skip -= len(b)
+			continue
+		}
+		s.Write(b[skip:])
+		skip = 0
 	}
+	if skip > 0 { // Envoy kept less than it handed over
+		return
+	}
+	dst := summaries.Get().(*[]byte)
+	defer summaries.Put(dst)
+	summary, ok := bodyscan.AppendSummary((*dst)[:0], s.End(), func(dst []byte, v bodyscan.Span) []byte {
+		return appendSpan(dst, slices, v)
+	})
+	*dst = summary
+	if ok && len(summary) <= int(j.summary_cap) {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(j.summary)), len(summary)), summary)
+		j.summary_len = C.size_t(len(summary))
+	}
+}
+
+// appendSpan appends the bytes of the body at v, from its slices.
+func appendSpan(dst []byte, slices []C.sy_buffer, v bodyscan.Span) []byte {
+	at := 0
+	for _, p := range slices {
+		b := bytesOf(p)
+		if from, to := max(v.Start-at, 0), min(v.End-at, len(b)); from < to {
+			dst = append(dst, b[from:to]...)
+		}
+		if at += len(b); at >= v.End {
+			break
+		}
+	}
+	return dst
+}
+
+func bytesOf(p C.sy_buffer) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(p.ptr)), int(p.length))
 }
 
 func cString(s string) C.sy_buffer {
