@@ -336,11 +336,13 @@ keyString: // b[i] is inside a key, not inside an escape
 	i = end
 
 keyEnd: // a key ends before b[i], keyStart where it started
-	if keyStart >= 0 {
-		s.readKey(depth, b[keyStart:i], false)
-	} else {
+	switch {
+	case keyStart < 0:
 		s.keepKey(b[:i])
 		s.readKey(depth, s.key[:min(s.keyN, maxKey)], s.keyN > maxKey)
+		s.keyN = 0
+	case depth <= 2: // deeper keys count for nothing
+		s.readKey(depth, b[keyStart:i], false)
 	}
 
 colon: // after a key
@@ -425,10 +427,10 @@ func (s *Stream) keepKey(p []byte) {
 	s.keyN += len(p)
 }
 
-// readKey notes the key raw, of an object at depth, (with its quotes; long: longer than maxKey,
-// not kept) where it matters: at the top level, and in stream_options.
+// readKey notes the key raw (with its quotes; long: longer than maxKey,
+// not kept) of an object at depth where it matters: at the top level, and
+// in stream_options.
 func (s *Stream) readKey(depth int, raw []byte, long bool) {
-	s.keyN = 0
 	switch {
 	case depth == 1 && s.Object:
 		s.field = fieldOther
