@@ -2,6 +2,7 @@ package bodyscan
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -161,4 +162,25 @@ func BenchmarkStream(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestStreamHoldsNoPointers: Envoy's body module keeps a Stream in memory
+// Go does not manage, which must hold no Go pointers.
+func TestStreamHoldsNoPointers(t *testing.T) {
+	var walk func(reflect.Type, string)
+	walk = func(ty reflect.Type, path string) {
+		switch ty.Kind() {
+		case reflect.Struct:
+			for i := range ty.NumField() {
+				walk(ty.Field(i).Type, path+"."+ty.Field(i).Name)
+			}
+		case reflect.Array:
+			walk(ty.Elem(), path+"[]")
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		default:
+			t.Errorf("Stream%s is a %s", path, ty.Kind())
+		}
+	}
+	walk(reflect.TypeFor[Stream](), "")
 }
