@@ -70,12 +70,13 @@ static char state;
 typedef struct {
 	void *scan;
 	bool started; // its first piece has come
+	bool here;    // and found its thread busy: the thread scans it itself
 	bool broken;  // scanning a piece failed: no summary
 } sy_request;
 
-// A request whose sy_request could not be allocated shares this one: its
-// body is scanned whole.
-static sy_request whole = {.started = true};
+// A request whose sy_request could not be allocated shares this one, which
+// read_piece leaves as it is: its body is scanned whole.
+static sy_request whole;
 
 const void *envoy_dynamic_module_on_http_filter_config_new(void *config, sy_buffer name, sy_buffer value) { return &state; }
 void envoy_dynamic_module_on_http_filter_config_destroy(void *config) {}
@@ -197,10 +198,14 @@ static bool hand_over(void);
 // read_piece scans the piece of r's body Envoy is handing over when r's
 // first piece came to a busy thread.
 static void read_piece(void *filter, sy_request *r) {
+	if (r == &whole) {
+		return;
+	}
 	int64_t now = now_ns();
 	if (!r->started) {
 		r->started = true;
-		if (busy(now) && scan_size > 0) {
+		r->here = busy(now);
+		if (r->here && scan_size > 0) {
 			r->scan = calloc(1, scan_size);
 		}
 	}
@@ -230,8 +235,12 @@ static void summarize(void *filter, sy_request *r, bool received) {
 	if (r->broken || !gather(filter, buffered_body) || (received && !gather(filter, received_body))) {
 		return;
 	}
+	// Where the body is scanned was decided at its first piece, if it
+	// came before its end: a body handed over at its end would otherwise
+	// find the thread busy with its own first piece.
 	int64_t now = now_ns();
-	if (busy(now) || r->scan != NULL) {
+	bool here = r->started ? r->here : busy(now);
+	if (here) {
 		summarizeHere(&job, pass(now));
 	} else if (!hand_over()) {
 		return;
