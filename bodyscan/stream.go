@@ -67,8 +67,7 @@ type resume uint8
 
 const (
 	atValue       resume = iota // a value starts (after spaces)
-	atObject                    // after an object's '{'
-	atArray                     // after an array's '['
+	atOpen                      // after a container's '{' or '['
 	atSep                       // after a value inside a container: ',' or its end
 	atKey                       // a key starts (after spaces)
 	atColon                     // after a key
@@ -114,10 +113,8 @@ func (s *Stream) feed(b []byte, more bool) {
 	case atValue:
 		i = skipSpace(b, 0)
 		goto value
-	case atObject:
-		goto object
-	case atArray:
-		goto array
+	case atOpen:
+		goto open
 	case atSep:
 		goto sep
 	case atKey:
@@ -174,10 +171,10 @@ value: // a value starts at b[i]
 		i++
 		if c == '{' {
 			s.objects[depth>>6] |= 1 << (depth & 63)
-			goto object
+		} else {
+			s.objects[depth>>6] &^= 1 << (depth & 63)
 		}
-		s.objects[depth>>6] &^= 1 << (depth & 63)
-		goto array
+		goto open
 	case '"':
 		if end, _, ok = s.strCached(i + 1); ok {
 			i = end
@@ -192,29 +189,22 @@ value: // a value starts at b[i]
 	s.num = numStart
 	goto number
 
-object: // an object's '{' ends before b[i]
+open: // a container's '{' or '[' ends before b[i]
 	i = skipSpace(b, i)
 	if i >= n {
-		s.at = atObject
+		s.at = atOpen
 		goto out
 	}
-	if b[i] == '}' {
-		i++
-		depth--
-		goto after
-	}
-	goto key
-
-array: // an array's '[' ends before b[i]
-	i = skipSpace(b, i)
-	if i >= n {
-		s.at = atArray
-		goto out
-	}
-	if b[i] == ']' {
-		i++
-		depth--
-		goto after
+	{
+		inObject := s.objects[depth>>6]&(1<<(depth&63)) != 0
+		if c := b[i]; inObject && c == '}' || !inObject && c == ']' {
+			i++
+			depth--
+			goto after
+		}
+		if inObject {
+			goto key
+		}
 	}
 	goto value
 
