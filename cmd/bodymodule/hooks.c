@@ -232,7 +232,11 @@ static void summarize(void *filter, sy_request *r, bool received) {
 	job.summary_len = 0;
 	job.count = 0;
 	job.scan = r->scan;
-	if (r->broken || !gather(filter, buffered_body) || (received && !gather(filter, received_body))) {
+	if (r->broken || !gather(filter, buffered_body)) {
+		return;
+	}
+	job.buffered = job.count;
+	if (received && !gather(filter, received_body)) {
 		return;
 	}
 	// Where the body is scanned was decided at its first piece, if it

@@ -19,12 +19,13 @@ package main
 typedef struct { const char *ptr; size_t length; } sy_buffer;
 
 // sy_job is a body, or the piece of one Envoy is handing over, for the
-// Go side to scan: Envoy's slices of it, the request's scan so far (a
-// bodyscan.Stream; NULL: none, the body is scanned whole), and room for the
-// summary. done turns 1 when the Go side has finished.
+// Go side to scan: Envoy's slices of it (at a body's end, the first
+// buffered of them are the body Envoy buffered), the request's scan so far
+// (a bodyscan.Stream; NULL: none, the body is scanned whole), and room for
+// the summary. done turns 1 when the Go side has finished.
 typedef struct {
 	const sy_buffer *slices;
-	size_t count;
+	size_t count, buffered;
 	void *scan;
 	char *summary;
 	size_t summary_cap, summary_len;
@@ -48,8 +49,14 @@ import (
 	"switchyard/routing"
 )
 
-// summaries are room for a summary, pooled.
-var summaries = sync.Pool{New: func() any { return new([]byte) }}
+// scratch is what summarizing one body uses, pooled: its slices as Go
+// sees them, and room for the summary.
+type scratch struct {
+	pieces  [][]byte
+	summary []byte
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
 
 // scanSize is the size of a request's scan, which Envoy's thread keeps
 // for a body it hands over piece by piece (zeroed: a bodyscan.Stream is
@@ -154,9 +161,8 @@ func summarizeJobs(rc syscall.RawConn) {
 }
 
 // summarize writes into j the summary of its body, if it has one and it
-// fits: it scans what its request's scan has not (all of it without one)
-// and takes the summary's values from the slices. A body the scan refuses
-// gets none: extproc then asks for it, and refuses it in its own words.
+// fits (summaryOf). A body the scan refuses gets none: extproc then asks
+// for it, and refuses it in its own words.
 func summarize(j *C.sy_job) {
 	// A panic here would end Envoy; without a summary extproc asks for
 	// the body and reads it itself.
@@ -165,42 +171,50 @@ func summarize(j *C.sy_job) {
 			j.summary_len = 0
 		}
 	}()
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	sc.pieces = sc.pieces[:0]
+	for _, p := range unsafe.Slice(j.slices, j.count) {
+		sc.pieces = append(sc.pieces, bytesOf(p))
+	}
 	var whole bodyscan.Stream
-	s := &whole
+	s, scanned := &whole, 0
 	if j.scan != nil {
-		s = (*bodyscan.Stream)(j.scan)
+		s, scanned = (*bodyscan.Stream)(j.scan), int(j.buffered)
 	}
-	slices := unsafe.Slice(j.slices, j.count)
-	skip := s.Len()
-	for _, p := range slices {
-		b := bytesOf(p)
-		if skip >= len(b) {
-			skip -= len(b)
-			continue
-		}
-		s.Write(b[skip:])
-		skip = 0
-	}
-	if skip > 0 { // Envoy kept less than it handed over
-		return
-	}
-	dst := summaries.Get().(*[]byte)
-	defer summaries.Put(dst)
-	summary, ok := bodyscan.AppendSummary((*dst)[:0], s.End(), func(dst []byte, v bodyscan.Span) []byte {
-		return appendSpan(dst, slices, v)
-	})
-	*dst = summary
+	summary, ok := summaryOf(sc.summary[:0], s, sc.pieces, scanned)
+	sc.summary = summary
 	if ok && len(summary) <= int(j.summary_cap) {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(j.summary)), len(summary)), summary)
 		j.summary_len = C.size_t(len(summary))
 	}
 }
 
-// appendSpan appends the bytes of the body at v, from its slices.
-func appendSpan(dst []byte, slices []C.sy_buffer, v bodyscan.Span) []byte {
+// summaryOf appends the summary of the body in pieces to dst, finishing s,
+// which has read the first scanned pieces and nothing else, with the rest
+// and taking the summary's values from the pieces. false: none (the scan
+// refused the body, or s has read other than those pieces: Envoy's
+// buffered body is not what was scanned, so no summary may speak for it).
+func summaryOf(dst []byte, s *bodyscan.Stream, pieces [][]byte, scanned int) ([]byte, bool) {
+	n := 0
+	for _, p := range pieces[:scanned] {
+		n += len(p)
+	}
+	if n != s.Len() {
+		return dst, false
+	}
+	for _, p := range pieces[scanned:] {
+		s.Write(p)
+	}
+	return bodyscan.AppendSummary(dst, s.End(), func(dst []byte, v bodyscan.Span) []byte {
+		return appendSpan(dst, pieces, v)
+	})
+}
+
+// appendSpan appends the bytes of the body at v, from its pieces.
+func appendSpan(dst []byte, pieces [][]byte, v bodyscan.Span) []byte {
 	at := 0
-	for _, p := range slices {
-		b := bytesOf(p)
+	for _, b := range pieces {
 		if from, to := max(v.Start-at, 0), min(v.End-at, len(b)); from < to {
 			dst = append(dst, b[from:to]...)
 		}
