@@ -88,7 +88,8 @@ func (s *Stream) End() Result {
 	return s.Result
 }
 
-// Len is how many bytes have been written.
+// Len is how many bytes have been written, up to the piece in which the
+// scan refused the body, if it has.
 func (s *Stream) Len() int { return s.base }
 
 // feed scans b, the body's next piece; more: another piece follows.

@@ -1,6 +1,7 @@
 package bodyscan
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -31,11 +32,16 @@ func found(r Result) Result {
 	return r
 }
 
+// checkStream holds the scan of body in the pieces cuts make to the scan
+// of the whole body, and that to encoding/json's judgement.
 func checkStream(t testing.TB, body []byte, cuts []int) {
 	t.Helper()
 	want, got := found(Scan(body)), found(streamed(body, cuts))
 	if got != want {
 		t.Fatalf("%q cut at %v:\nstreamed %+v\nwhole    %+v", body, cuts, got, want)
+	}
+	if valid := json.Valid(body); (want.Verdict == Valid) != valid && want.Verdict != Deep {
+		t.Fatalf("scan of %q: verdict %v, encoding/json says valid %v", body, want.Verdict, valid)
 	}
 }
 
