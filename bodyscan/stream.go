@@ -392,20 +392,20 @@ func (s *Stream) finishCut(b []byte) (int, bool) {
 	more := s.more
 	s.more = more || k < len(b) // joined's end is not b's
 	end, esc, ok := s.str(joined, 0)
-	s.blk = block{at: -1}
+	past := ok || end >= cut // past the cut bytes: b goes on from there
+	recut := !past && s.cutAt(joined, end)
+	s.more, s.blk = more, block{at: -1}
 	s.escaped = s.escaped || esc
 	switch {
-	case ok || end >= cut: // past the cut bytes: b goes on from there
-		s.more, s.cutN = more, 0
+	case past:
+		s.cutN = 0
 		if ok { // a quote b holds ended the string: read it again in b
 			end--
 		}
 		return end - cut, true
-	case s.cutAt(joined, end):
-		s.more = more
+	case recut:
 		return len(b), true
 	}
-	s.more = more
 	return 0, false
 }
 
