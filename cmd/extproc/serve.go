@@ -66,6 +66,9 @@ type serveFlags struct {
 	nullRoute string
 	// keys is the key store and the admin API's credential (keystore.go).
 	keys keyStoreFlags
+	// cpuPolicy is the threads' scheduling policy: batch or normal
+	// (sched.go).
+	cpuPolicy string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -89,11 +92,15 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls, fallback chains and max_body_bytes then reload live")
 	fs.DurationVar(&f.xdsRemovalGrace, "xds-removal-grace", xds.DefaultRemovalGrace, "with -xds: how long the clusters and route entries a reload removes stay in Envoy, for the requests the older config planned (fallback attempts included)")
 	fs.StringVar(&f.nullRoute, "null-route", "", "benchmark floor: serve a processor that reads nothing and routes every request to this Envoy cluster, instead of the gateway")
+	fs.StringVar(&f.cpuPolicy, "cpu-policy", "batch", "Linux scheduling policy of extproc's threads: batch (they do not interrupt Envoy on the CPU they wake beside) or normal (as started)")
 	f.keys.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	errs := []error{f.keys.validate()}
+	if f.cpuPolicy != "batch" && f.cpuPolicy != "normal" {
+		errs = append(errs, fmt.Errorf("-cpu-policy %q: want batch or normal", f.cpuPolicy))
+	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
@@ -167,6 +174,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, f)
 	bedrock.SetLogger(log)
+	if f.cpuPolicy == "batch" {
+		if err := batchThreads(); err != nil {
+			log.Warn("threads keep their scheduling policy", "cpu_policy", f.cpuPolicy, "error", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
