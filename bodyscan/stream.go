@@ -109,6 +109,7 @@ func (s *Stream) feed(b []byte, more bool) {
 		esc, ok  bool
 		keyStart int // where the key being read starts in b; -1: in s.key
 		depth    = s.depth
+		inObject = s.inObject(depth) // the container at depth is an object
 	)
 	switch s.at {
 	case atValue:
@@ -155,13 +156,8 @@ value: // a value starts at b[i]
 		goto out
 	}
 	c = b[i]
-	switch depth {
-	case 0:
-		s.Object = c == '{'
-	case 1:
-		s.start1, s.first1 = s.base+i, c
-	case 2:
-		s.start2, s.first2 = s.base+i, c
+	if depth <= 2 {
+		s.valueStarts(depth, s.base+i, c)
 	}
 	switch c {
 	case '{', '[':
@@ -170,7 +166,7 @@ value: // a value starts at b[i]
 			return
 		}
 		i++
-		if c == '{' {
+		if inObject = c == '{'; inObject {
 			s.objects[depth>>6] |= 1 << (depth & 63)
 		} else {
 			s.objects[depth>>6] &^= 1 << (depth & 63)
@@ -196,16 +192,14 @@ open: // a container's '{' or '[' ends before b[i]
 		s.at = atOpen
 		goto out
 	}
-	{
-		inObject := s.objects[depth>>6]&(1<<(depth&63)) != 0
-		if c := b[i]; inObject && c == '}' || !inObject && c == ']' {
-			i++
-			depth--
-			goto after
-		}
-		if inObject {
-			goto key
-		}
+	if c := b[i]; inObject && c == '}' || !inObject && c == ']' {
+		i++
+		depth--
+		inObject = s.inObject(depth)
+		goto after
+	}
+	if inObject {
+		goto key
 	}
 	goto value
 
@@ -250,26 +244,11 @@ number: // b[i] goes on with the number being read
 	}
 
 after: // a value inside depth containers ends before b[i]
-	switch depth {
-	case 0:
-		goto top
-	case 1:
-		if s.Object {
-			s.record(Span{s.start1, s.base + i})
+	if depth <= 2 {
+		if depth == 0 {
+			goto top
 		}
-	case 2:
-		if !s.Object {
-			break
-		}
-		array := s.objects[0]&(1<<2) == 0
-		switch {
-		case s.field == fieldMessages && array:
-			s.MessagesLast = Span{s.start2, s.base + i}
-		case s.field == fieldInput && array:
-			s.InputLast = Span{s.start2, s.base + i}
-		case s.usage:
-			s.IncludeUsage, s.usage = s.first2 == 't', false
-		}
+		s.valueEnds(depth, s.base+i)
 	}
 
 sep: // after a value inside a container
@@ -277,23 +256,21 @@ sep: // after a value inside a container
 		s.at = atSep
 		goto out
 	}
-	{
-		inObject := s.objects[depth>>6]&(1<<(depth&63)) != 0
-		switch c := b[i]; {
-		case c == ',':
-			i = skipSpace(b, i+1)
-			if inObject {
-				goto key
-			}
-			goto value
-		case inObject && c == '}', !inObject && c == ']':
-			i++
-			depth--
-			goto after
+	switch c := b[i]; {
+	case c == ',':
+		i = skipSpace(b, i+1)
+		if inObject {
+			goto key
 		}
-		s.fail(Syntax)
-		return
+		goto value
+	case inObject && c == '}', !inObject && c == ']':
+		i++
+		depth--
+		inObject = s.inObject(depth)
+		goto after
 	}
+	s.fail(Syntax)
+	return
 
 key: // an object's key starts at b[i]
 	if i >= n {
@@ -368,6 +345,43 @@ out: // b is read
 }
 
 func (s *Stream) fail(v Verdict) { s.Verdict, s.at = v, atDone }
+
+// valueStarts notes where a value at depth 0, 1 or 2 starts (at, the
+// body's offset) and its first byte c.
+func (s *Stream) valueStarts(depth, at int, c byte) {
+	switch depth {
+	case 0:
+		s.Object = c == '{'
+	case 1:
+		s.start1, s.first1 = at, c
+	case 2:
+		s.start2, s.first2 = at, c
+	}
+}
+
+// valueEnds notes a value at depth 1 or 2 that ends before the body's
+// offset end.
+func (s *Stream) valueEnds(depth, end int) {
+	if !s.Object {
+		return
+	}
+	if depth == 1 {
+		s.record(Span{s.start1, end})
+		return
+	}
+	array := s.objects[0]&(1<<2) == 0
+	switch {
+	case s.field == fieldMessages && array:
+		s.MessagesLast = Span{s.start2, end}
+	case s.field == fieldInput && array:
+		s.InputLast = Span{s.start2, end}
+	case s.usage:
+		s.IncludeUsage, s.usage = s.first2 == 't', false
+	}
+}
+
+// inObject reports whether the container at depth is an object.
+func (s *Stream) inObject(depth int) bool { return s.objects[depth>>6]&(1<<(depth&63)) != 0 }
 
 // cutAt reports whether a string scan that stopped at b[i] stopped for want
 // of the next piece: at b's end, or at an escape or UTF-8 sequence that
