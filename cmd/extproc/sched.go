@@ -11,8 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// batchThreads gives every thread of the process the SCHED_BATCH policy,
-// keeping each one's nice value. A thread takes its policy from the thread
+// batchThreads gives every thread of the process that runs the normal
+// policy SCHED_BATCH instead, keeping its nice value (a thread under
+// another policy keeps it: someone chose it). A thread takes its policy from the thread
 // that starts it, so once every thread has it, every thread the runtime
 // starts later has it too; threads started while the list is read are
 // found by reading it again.
@@ -55,8 +56,8 @@ func setBatch(tid int) error {
 	if err != nil {
 		return err
 	}
-	if attr.Policy == unix.SCHED_BATCH {
-		return nil
+	if attr.Policy != unix.SCHED_NORMAL {
+		return nil // batch already, or a policy the user chose (real-time, idle)
 	}
 	attr.Policy = unix.SCHED_BATCH
 	return unix.SchedSetAttr(tid, attr, 0)

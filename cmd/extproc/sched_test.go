@@ -75,3 +75,42 @@ func TestCPUPolicyFlag(t *testing.T) {
 		t.Error("-cpu-policy fifo: no error")
 	}
 }
+
+// TestBatchThreadsKeepChosenPolicy: a thread under another policy than the
+// normal one keeps it.
+func TestBatchThreadsKeepChosenPolicy(t *testing.T) {
+	tids, release, done := make(chan int), make(chan struct{}), make(chan struct{})
+	go func() {
+		// Never unlocked: the thread ends with the goroutine, and its
+		// policy with it.
+		runtime.LockOSThread()
+		defer close(done)
+		tid := unix.Gettid()
+		attr, err := unix.SchedGetAttr(tid, 0)
+		if err == nil {
+			attr.Policy = unix.SCHED_IDLE
+			err = unix.SchedSetAttr(tid, attr, 0)
+		}
+		if err != nil {
+			t.Error(err)
+			tids <- -1
+			return
+		}
+		tids <- tid
+		<-release
+	}()
+	tid := <-tids
+	if tid < 0 {
+		return
+	}
+	err := batchThreads()
+	attr, getErr := unix.SchedGetAttr(tid, 0)
+	close(release)
+	<-done
+	if err != nil || getErr != nil {
+		t.Fatal(err, getErr)
+	}
+	if attr.Policy != unix.SCHED_IDLE {
+		t.Errorf("a SCHED_IDLE thread now runs policy %d", attr.Policy)
+	}
+}

@@ -92,7 +92,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.BoolVar(&f.xds, "xds", false, "serve Envoy its listeners, routes and clusters over ADS on the -grpc address (for a bootstrap from `extproc envoy-config -xds`); new providers, urls, fallback chains and max_body_bytes then reload live")
 	fs.DurationVar(&f.xdsRemovalGrace, "xds-removal-grace", xds.DefaultRemovalGrace, "with -xds: how long the clusters and route entries a reload removes stay in Envoy, for the requests the older config planned (fallback attempts included)")
 	fs.StringVar(&f.nullRoute, "null-route", "", "benchmark floor: serve a processor that reads nothing and routes every request to this Envoy cluster, instead of the gateway")
-	fs.StringVar(&f.cpuPolicy, "cpu-policy", "batch", "Linux scheduling policy of extproc's threads: batch (they do not interrupt Envoy on the CPU they wake beside) or normal (as started)")
+	fs.StringVar(&f.cpuPolicy, "cpu-policy", "batch", "Linux scheduling policy of extproc's threads: batch (threads under the normal policy switch to SCHED_BATCH, so that they do not interrupt Envoy on the CPU they wake beside) or normal (as started)")
 	f.keys.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return f, err
