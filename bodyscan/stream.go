@@ -369,7 +369,7 @@ func (s *Stream) valueEnds(depth, end int) {
 		s.record(Span{s.start1, end})
 		return
 	}
-	array := s.objects[0]&(1<<2) == 0
+	array := !s.inObject(2)
 	switch {
 	case s.field == fieldMessages && array:
 		s.MessagesLast = Span{s.start2, end}
