@@ -12,19 +12,19 @@ import (
 )
 
 // batchThreads gives every thread of the process that runs the normal
-// policy SCHED_BATCH instead, keeping its nice value (a thread under
-// another policy keeps it: someone chose it). A thread takes its policy from the thread
-// that starts it, so once every thread has it, every thread the runtime
-// starts later has it too; threads started while the list is read are
-// found by reading it again.
+// policy SCHED_BATCH instead, keeping its nice value; a thread under
+// another policy (real-time, idle) keeps it: someone chose it. A thread
+// takes its policy from the thread that starts it, so once every thread
+// has it, the threads the runtime starts later have it too; threads
+// started while the list is read are found by reading it again.
 //
 // Why: when Envoy writes to extproc, Linux runs extproc on Envoy's CPU at
 // once, interrupting Envoy in the middle of its loop, and Envoy then runs
 // again when extproc is done: two switches of Envoy's CPU per message. A
 // batch thread does not interrupt the thread it wakes beside; it runs on
 // another CPU if one is idle, or when Envoy's loop waits. Measured with
-// two CPUs (docs/PERFORMANCE.md): 8-22 µs less of the path's CPU per 256
-// KB request, 58-82 µs less per 1 MB one, the same medians.
+// two CPUs: less of extproc's CPU per 256 KB request in every run, the
+// same medians (docs/PERFORMANCE.md, "Tenth round").
 func batchThreads() error {
 	done := map[int]bool{}
 	for {
