@@ -3,8 +3,9 @@
 // already is: Envoy buffers the body, the module summarizes it with the
 // gateway's own scan (bodyscan.Stream, bodyscan.AppendSummary) into
 // dynamic metadata (routing.BodyNamespace), and extproc plans the request
-// from its headers and the summary, without the body travelling to it. extproc asks for the
-// body when the plan needs more of it (processor.decideFromSummary).
+// from its headers and the summary, without the body travelling to it.
+// extproc asks for the body when the plan needs more of it
+// (processor.decideFromSummary).
 //
 //	go build -buildmode=c-shared -o libswitchyard_body.so ./cmd/bodymodule
 //
