@@ -1,11 +1,11 @@
 // Package statuspage serves the page at "/" on extproc's admin address: the
 // routes and providers (health, ejections, pool keys resting), the client
 // keys' budgets, the hooks version, the last reloads, and request and token
-// rates. It is server-rendered HTML from an embedded template with no
-// external assets and no script (it refreshes itself with a meta refresh),
-// answers GET and HEAD only, and shows names, never credentials: providers
-// by name and address, keys by their configured name, pool keys by their
-// key_env or key_file.
+// rates. It is server-rendered HTML (render.go) with no external assets
+// and no script (it refreshes itself with a meta refresh), answers GET and
+// HEAD only, and shows names, never credentials: providers by name and
+// address, keys by their configured name, pool keys by their key_env or
+// key_file.
 //
 // Its data comes from read-only accessors of the running components; the
 // totals come from the same in-process Prometheus registry /metrics shows,
@@ -15,8 +15,6 @@ package statuspage
 import (
 	"bytes"
 	"context"
-	_ "embed"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -63,11 +61,6 @@ const Refresh = 5
 // rateWindow is the span the rates are averaged over, at most.
 const rateWindow = time.Minute
 
-//go:embed status.html.tmpl
-var pageText string
-
-var page = template.Must(template.New("status").Funcs(funcs).Parse(pageText))
-
 // Page is the status page handler. It keeps the totals of its recent
 // renders to show rates.
 type Page struct {
@@ -104,7 +97,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, p.view(r.Context())); err != nil {
+	if err := p.view(r.Context()).page().Render(&buf); err != nil {
 		p.src.Logger.Error("rendering the status page", "err", err)
 		http.Error(w, "rendering the status page failed", http.StatusInternalServerError)
 		return

@@ -3,7 +3,6 @@ package statuspage
 import (
 	"context"
 	"fmt"
-	"html/template"
 	"maps"
 	"net"
 	"slices"
@@ -17,7 +16,7 @@ import (
 	"switchyard/routing"
 )
 
-// view is what the template renders.
+// view is what the page shows.
 type view struct {
 	Now     time.Time
 	Refresh int
@@ -282,25 +281,4 @@ func (p *Page) budgets(ctx context.Context, key string, l config.LimitsConfig) (
 		}
 	}
 	return out, known || p.src.Spent == nil
-}
-
-var funcs = template.FuncMap{
-	// num formats a counter for people: whole numbers without exponent.
-	"num": func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) },
-	// raw is a counter as /metrics writes it, for the data-value attributes.
-	"raw":  func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) },
-	"rate": func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
-	// usd is dollars to a hundredth of a cent: one small request costs less
-	// than a cent.
-	"usd": func(f float64) string { return "$" + strconv.FormatFloat(f, 'f', 4, 64) },
-	"clock": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.UTC().Format("15:04:05 UTC")
-	},
-	"in": func(now, t time.Time) string { return t.Sub(now).Round(time.Second).String() },
-	"secs": func(d time.Duration) string {
-		return d.Round(time.Second).String()
-	},
 }
