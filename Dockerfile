@@ -9,7 +9,7 @@ RUN go mod download
 COPY . .
 ENV CGO_ENABLED=0
 # GOEXPERIMENT=simd: the body scan skips strings with AVX2 (see the Makefile).
-RUN GOEXPERIMENT=simd go build -tags vtprotobuf -trimpath -ldflags="-s -w" -o /out/bin/extproc ./cmd/extproc \
+RUN GOEXPERIMENT=simd go build -tags vtprotobuf,grpcnotrace -trimpath -ldflags="-s -w" -o /out/bin/extproc ./cmd/extproc \
  && go build -trimpath -ldflags="-s -w" -o /out/bin/mockllm ./loadtest/cmd/mockllm
 # The socket directory is owned by the runtime user, so a named volume
 # mounted there starts out writable for extproc.

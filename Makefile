@@ -39,9 +39,12 @@ MCPPY := $(TOOLS)/mcppy
 MCP_PY_STAMP := $(MCPPY)/.installed-mcp-$(MCP_PY_VERSION)
 
 # The vtprotobuf encoders go-control-plane ships are compiled only with this tag;
-# extproc encodes its answers with them (processor.Codec). Every go command below
-# (build, unit, e2e, bench) builds with it.
-GOFLAGS += -tags=vtprotobuf
+# extproc encodes its answers with them (processor.Codec). grpcnotrace leaves out
+# grpc's request tracing (golang.org/x/net/trace), which extproc never turns on: its
+# page templates would make the linker keep every exported method of every type
+# (cmd/extproc/linked_test.go). Every go command below (build, unit, e2e, bench)
+# builds with both.
+GOFLAGS += -tags=vtprotobuf,grpcnotrace
 export GOFLAGS
 
 # extproc's body scan skips JSON strings 64 bytes at a time with AVX2 (processor/bodyscan_vector.go)
