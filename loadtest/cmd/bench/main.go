@@ -446,7 +446,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if extprocBin == "" {
 		extprocBin = filepath.Join(work, "extproc")
 		log.Info("building extproc")
-		build := exec.CommandContext(ctx, "go", "build", "-tags", "vtprotobuf", "-o", extprocBin, "./cmd/extproc")
+		build := exec.CommandContext(ctx, "go", "build", "-tags", buildTags, "-o", extprocBin, "./cmd/extproc")
 		build.Stdout, build.Stderr = stderr, stderr
 		if os.Getenv("GOEXPERIMENT") == "" {
 			// As the Makefile builds it: the vector body scan.
@@ -622,6 +622,10 @@ func render(file string, stdout io.Writer) error {
 }
 
 // buildBodyModule is the body module the paths render with: the one
+// buildTags are the Makefile's (its GOFLAGS), for a bench run without it:
+// the vtprotobuf encoders, and no grpc tracing.
+const buildTags = "vtprotobuf,grpcnotrace"
+
 // -body-module names, none, or one built into dir.
 func (f *flags) buildBodyModule(ctx context.Context, dir string, stderr io.Writer) (string, error) {
 	switch f.bodyModule {
@@ -632,7 +636,7 @@ func (f *flags) buildBodyModule(ctx context.Context, dir string, stderr io.Write
 		return f.bodyModule, nil
 	}
 	lib := filepath.Join(dir, "libswitchyard_body.so")
-	build := exec.CommandContext(ctx, "go", "build", "-tags", "vtprotobuf", "-buildmode=c-shared", "-o", lib, "./cmd/bodymodule")
+	build := exec.CommandContext(ctx, "go", "build", "-tags", buildTags, "-buildmode=c-shared", "-o", lib, "./cmd/bodymodule")
 	build.Stdout, build.Stderr = stderr, stderr
 	if os.Getenv("GOEXPERIMENT") == "" {
 		build.Env = append(os.Environ(), "GOEXPERIMENT=simd")

@@ -227,3 +227,23 @@ func TestAgentFlags(t *testing.T) {
 		t.Errorf("check mode: bodies %v, agent VUs %v", bodies, p.AgentVUs)
 	}
 }
+
+// TestBuildTagsAreTheMakefiles: the bench builds extproc and the body
+// module as make does, so that what it measures is what make builds.
+func TestBuildTagsAreTheMakefiles(t *testing.T) {
+	t.Parallel()
+	makefile, err := os.ReadFile(filepath.Join("..", "..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "GOFLAGS += -tags="
+	for line := range strings.Lines(string(makefile)) {
+		if tags, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			if tags != buildTags {
+				t.Errorf("the Makefile builds with -tags=%s, the bench with %s", tags, buildTags)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %q line in the Makefile", prefix)
+}
