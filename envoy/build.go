@@ -80,7 +80,7 @@ func BuildBootstrap(o Options) (*bootstrapv3.Bootstrap, error) {
 
 func (d *settings) resources(src routeSource) (*Resources, error) {
 	// Envoy's buffer limits are 32-bit.
-	for _, n := range []int64{d.bufferLimitBytes, d.attemptBufferBytes, d.responseBufferBytes} {
+	for _, n := range []int64{d.bufferLimitBytes, d.attemptBufferBytes, d.responseBufferBytes, d.holdBodyBytes} {
 		if n > math.MaxUint32 {
 			return nil, fmt.Errorf("building envoy config: a buffer of %d bytes is over Envoy's limit of %d (lower max_body_bytes)", n, uint32(math.MaxUint32))
 		}

@@ -153,6 +153,8 @@ func TestRenderPrintsTheBootstrap(t *testing.T) {
 // TestBuildErrors: the builder refuses options it cannot render, and a
 // body limit that does not fit Envoy's 32-bit buffer limits.
 func TestBuildErrors(t *testing.T) {
+	heldOver4GiB := withConfig(t, "../examples/switchyard.yaml", Options{DirectCluster: "mock", HoldBody: true})
+	heldOver4GiB.MaxBodyBytes = 1 << 32
 	for name, o := range map[string]Options{
 		"unknown body mode":            {ExtProc: "unix:/x", BodyMode: "STREAMED"},
 		"no ext_proc and no cluster":   {},
@@ -164,6 +166,8 @@ func TestBuildErrors(t *testing.T) {
 		"an empty extproc slot":        {ExtProc: "unix:/a,"},
 		"google grpc with two slots":   {ExtProc: "unix:/a,unix:/b", GRPCClient: GRPCClientGoogle},
 		"trace collector without port": {ExtProc: "unix:/x", TraceCollector: "127.0.0.1"},
+		"the body held with ext_proc":  {ExtProc: "unix:/x", HoldBody: true},
+		"body over 4 GiB, held":        heldOver4GiB,
 	} {
 		if _, err := BuildBootstrap(o); err == nil {
 			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)

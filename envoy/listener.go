@@ -11,6 +11,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	dynmodv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/dynamic_modules/v3"
+	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	dynmodfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_modules/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
@@ -32,6 +33,7 @@ const (
 	extProcFilterName    = "envoy.filters.http.ext_proc"
 	bodyModuleFilterName = "switchyard.body"
 	routerFilterName     = "envoy.filters.http.router"
+	bufferFilterName     = "envoy.filters.http.buffer"
 	extProcClusterName   = config.ExtProcClusterName
 	gatewayListenerName  = "switchyard"
 )
@@ -65,6 +67,9 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 			hcm.HttpFilters = append(hcm.HttpFilters, d.bodyModuleFilter())
 		}
 		hcm.HttpFilters = append(hcm.HttpFilters, d.extProcFilter(src))
+	}
+	if d.holdBodyBytes > 0 {
+		hcm.HttpFilters = append(hcm.HttpFilters, d.bufferFilter())
 	}
 	hcm.HttpFilters = append(hcm.HttpFilters, routerFilter())
 	return &listenerv3.Listener{
@@ -112,6 +117,13 @@ func setRoutes(hcm *hcmv3.HttpConnectionManager, routes *routev3.RouteConfigurat
 
 func hcmFilter(hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: hcmFilterName, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: typed(hcm)}}
+}
+
+// bufferFilter holds each request body whole before the router (HoldBody);
+// one byte over the body limit is refused with 413.
+func (d *settings) bufferFilter() *hcmv3.HttpFilter {
+	hold := &bufferv3.Buffer{MaxRequestBytes: wrapperspb.UInt32(uint32(d.holdBodyBytes))}
+	return &hcmv3.HttpFilter{Name: bufferFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(hold)}}
 }
 
 func routerFilter() *hcmv3.HttpFilter {

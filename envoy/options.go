@@ -94,6 +94,11 @@ type Options struct {
 	// DirectCluster (the benchmark's baseline).
 	ExtProc       string
 	DirectCluster string
+	// HoldBody, without ext_proc, has Envoy hold each request body whole
+	// before it forwards it (its buffer filter, up to the body limit), as
+	// the gateway holds a big body while it decides: the baseline that
+	// shows what holding costs.
+	HoldBody bool
 	// FailOpen lets requests pass when extproc is unreachable. They still
 	// cannot pick a cluster: the routing header is stripped before ext_proc.
 	FailOpen bool
@@ -230,6 +235,7 @@ type settings struct {
 	bySizeBufferBytes int64
 	bodyModule        string // BodyModule, only with bySize
 	bufferLimitBytes  int64
+	holdBodyBytes     int64 // HoldBody: the buffer filter's limit; 0: off
 	upstreamIdle      time.Duration
 	streamIdle        time.Duration
 	caFile            string
@@ -396,6 +402,12 @@ func (o Options) settings() (settings, error) {
 			return d, fmt.Errorf("building envoy config without ext_proc: a direct cluster is required")
 		}
 		d.directCluster = o.DirectCluster
+	}
+	if o.HoldBody {
+		if d.extProc {
+			return d, fmt.Errorf("holding the body is for Envoy without ext_proc")
+		}
+		d.holdBodyBytes = maxBody + 1
 	}
 	d.baselinePort, d.baselineCluster = o.BaselinePort, o.BaselineCluster
 	if d.baselinePort != 0 && d.baselineCluster == "" {

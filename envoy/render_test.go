@@ -91,6 +91,11 @@ func TestConfigsValidate(t *testing.T) {
 	cases["buffered"] = render(t, cfg, Options{ExtProc: "unix:/tmp/x.sock", BodyMode: BodyModeBuffered})
 	cases["fail open over tcp"] = render(t, cfg, Options{ExtProc: "127.0.0.1:9002", FailOpen: true})
 	cases["no ext_proc"] = render(t, cfg, Options{DirectCluster: "mock"})
+	held := render(t, cfg, Options{DirectCluster: "mock", HoldBody: true})
+	cases["no ext_proc, the body held"] = held
+	if !bytes.Contains(held, []byte("max_request_bytes: 10485761")) || bytes.Index(held, []byte(bufferFilterName)) > bytes.Index(held, []byte(routerFilterName)) {
+		t.Errorf("the held-body config lacks the buffer filter at the body limit before the router")
+	}
 	fallbacks := render(t, "testdata/fallbacks.yaml", Options{ExtProc: "unix:/tmp/x.sock"})
 	cases["fallbacks"] = fallbacks
 	for _, want := range []string{"attempt|anthropic-eu", "per_try_timeout: 20s", "retriable_status_codes: [429, 529]", "num_retries: 1"} {

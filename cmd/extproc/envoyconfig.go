@@ -19,6 +19,7 @@ type envoyConfigFlags struct {
 	admin          int
 	extproc        string
 	noExtProc      bool
+	holdBody       bool
 	directCluster  string
 	bodyMode       string
 	bodyModule     string
@@ -71,6 +72,7 @@ func parseEnvoyConfigFlags(args []string, stderr io.Writer) (envoyConfigFlags, e
 	fs.IntVar(&f.admin, "admin", envoy.DefaultAdminPort, "Envoy admin port (0: any free port; run Envoy with --admin-address-path to learn it)")
 	fs.StringVar(&f.extproc, "extproc", "unix:/tmp/switchyard-extproc.sock", "extproc gRPC address: unix:/path or host:port; several, comma-separated, are slots of instances that replace one another (health-checked; see make restart-extproc)")
 	fs.BoolVar(&f.noExtProc, "no-extproc", false, "render Envoy without ext_proc, sending everything to -direct-cluster (benchmark baseline)")
+	fs.BoolVar(&f.holdBody, "hold-body", false, "with -no-extproc: Envoy holds each request body whole before forwarding it (its buffer filter, up to max_body_bytes), as the gateway holds a big body while it decides (benchmark baseline)")
 	fs.StringVar(&f.directCluster, "direct-cluster", "", "cluster for -no-extproc (default: the first provider's)")
 	fs.StringVar(&f.bodyMode, "body-mode", envoy.BodyModeBySize, "ext_proc request body mode: BY_SIZE (BUFFERED for bodies announced at 10,000 bytes or more, else FULL_DUPLEX_STREAMED), FULL_DUPLEX_STREAMED or BUFFERED")
 	fs.StringVar(&f.bodyModule, "body-module", "", "Envoy's body module (a libswitchyard_body.so built from cmd/bodymodule for this Envoy): a body of 10,000 bytes or more stays in Envoy, which summarizes it for extproc, and goes to extproc only when its plan needs it (needs -body-mode BY_SIZE; empty: off)")
@@ -134,6 +136,7 @@ func (f envoyConfigFlags) options(r *routing.Router) (envoy.Options, error) {
 		o.ExtProc = ""
 		o.DirectCluster = direct
 	}
+	o.HoldBody = f.holdBody
 	if f.baselinePort != 0 {
 		o.BaselinePort, o.BaselineCluster = f.baselinePort, direct
 	}

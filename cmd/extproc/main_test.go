@@ -90,6 +90,19 @@ func TestEnvoyConfigCommand(t *testing.T) {
 	if strings.Contains(out.String(), "envoy.filters.http.ext_proc") || !strings.Contains(out.String(), "cluster: mock") {
 		t.Errorf("-no-extproc config still has ext_proc or lacks the direct route:\n%s", out.String())
 	}
+	if strings.Contains(out.String(), "envoy.filters.http.buffer") {
+		t.Error("-no-extproc config holds the body without -hold-body")
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-no-extproc", "-hold-body"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "envoy.filters.http.buffer") {
+		t.Errorf("-hold-body config lacks the buffer filter:\n%s", out.String())
+	}
+	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-hold-body"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Error("-hold-body with ext_proc rendered")
+	}
 	out.Reset()
 	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-listen", "0", "-admin", "0"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
