@@ -14,18 +14,18 @@ import (
 
 // TestBenchAgentStages runs the agent stages against the real Envoy and
 // extproc: agent-shaped bodies of both API shapes through Envoy alone, the
-// gateway and the null processor (extproc -null-route). Every request must
-// be answered by the mock in the body's own API, the Messages bodies
-// untranslated; it proves the null path routes and echoes full-duplex
-// bodies as Envoy expects, and that bodies of many HTTP/2 frames cross
-// extproc's codec.
+// gateway, the null processor (extproc -null-route) and Envoy alone holding
+// each body whole (envoy-config -hold-body). Every request must be answered
+// by the mock in the body's own API, the Messages bodies untranslated; it
+// proves the null path routes and echoes full-duplex bodies as Envoy
+// expects, and that bodies of many HTTP/2 frames cross extproc's codec.
 func TestBenchAgentStages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	stack, err := bench.StartStack(ctx, bench.StackConfig{
 		Dir: t.TempDir(), ExtprocBin: extprocBin, EnvoyBin: envoyBin,
-		UpstreamURL: startBenchMock(t, mockllm.Options{Latency: 5 * time.Millisecond}), Null: true,
+		UpstreamURL: startBenchMock(t, mockllm.Options{Latency: 5 * time.Millisecond}), Null: true, EnvoyHeld: true,
 	})
 	if err != nil {
 		t.Fatalf("starting the benchmark stack: %v", err)
@@ -37,12 +37,12 @@ func TestBenchAgentStages(t *testing.T) {
 	var paths []bench.Path
 	for _, p := range stack.Paths {
 		switch p.Name {
-		case bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathNull:
+		case bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathNull, bench.PathEnvoyHeld:
 			paths = append(paths, p)
 		}
 	}
-	if len(paths) != 4 {
-		t.Fatalf("stack has %d of the direct, envoy, gateway and null paths", len(paths))
+	if len(paths) != 5 {
+		t.Fatalf("stack has %d of the direct, envoy, gateway, null and envoy_held paths", len(paths))
 	}
 	var bodies []bench.Body
 	for _, spec := range []struct {

@@ -57,6 +57,10 @@ type StackConfig struct {
 	// EnvoyDefaultWorkers adds the envoy_default path: Envoy alone with
 	// Envoy's own worker count (one per CPU), as `make run` starts it.
 	EnvoyDefaultWorkers bool
+	// EnvoyHeld adds the envoy_held path: Envoy alone holding each body
+	// whole before it forwards it, as the gateway holds a big body while
+	// it decides (what holding costs by itself).
+	EnvoyHeld bool
 	// Variants add one path each, gateway_NAME: the gateway path with
 	// something changed, measured in the same interleaved run (A/B).
 	Variants []Variant
@@ -228,6 +232,7 @@ const (
 	PathGatewayHook     = "gateway_hook"
 	// Optional paths (StackConfig).
 	PathEnvoyDefault = "envoy_default"
+	PathEnvoyHeld    = "envoy_held"
 	PathSession      = "gateway_session"
 	PathLiteLLM      = "litellm"
 	PathNull         = "null"
@@ -269,6 +274,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		headers      map[string]string
 		// defaultWorkers leaves Envoy's worker count to Envoy.
 		defaultWorkers bool
+		holdBody       bool // without ext_proc: Envoy holds each body whole
 		extprocBin     string
 		extprocEnv     []string
 		renderArgs     []string
@@ -282,6 +288,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	if cfg.EnvoyDefaultWorkers {
 		instances = append(instances, instance{name: PathEnvoyDefault, config: plain, defaultWorkers: true})
+	}
+	if cfg.EnvoyHeld {
+		instances = append(instances, instance{name: PathEnvoyHeld, config: plain, holdBody: true})
 	}
 	if cfg.Session {
 		sessionConfig := filepath.Join(cfg.Dir, "gateway_session.yaml")
@@ -351,6 +360,9 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		args := []string{"envoy-config", "-config", in.config, "-listen", "0", "-admin", "0", "-extproc", "unix:" + sock}
 		if !in.extproc {
 			args = append(args, "-no-extproc")
+		}
+		if in.holdBody {
+			args = append(args, "-hold-body")
 		}
 		if in.bodyMode != "" {
 			args = append(args, "-body-mode", in.bodyMode)

@@ -67,6 +67,8 @@ type flags struct {
 	render      string // a results.json to render again instead of measuring
 	// envoyDefault adds the envoy_default path (Envoy alone, one worker per CPU as `make run` starts it).
 	envoyDefault bool
+	// envoyHeld adds the envoy_held path (Envoy alone holding each body whole).
+	envoyHeld bool
 	// session adds the gateway_session path (session affinity on every request).
 	session bool
 	// features add gateway_FEATURE paths (bench.Features).
@@ -108,7 +110,7 @@ const (
 
 // knownPaths are the names -paths accepts, in the stack's order.
 var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook,
-	bench.PathEnvoyDefault, bench.PathLiteLLM, bench.PathSession, bench.PathNull}
+	bench.PathEnvoyDefault, bench.PathEnvoyHeld, bench.PathLiteLLM, bench.PathSession, bench.PathNull}
 
 // checkBody is the agent stage make bench-check guards: the 256 KB chat
 // body at 50 VUs, its CPU per request against Envoy alone's.
@@ -166,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	bodies := fs.String("bodies", "", "agent stages: comma-separated body sizes, e.g. 1KB,32KB,256KB,1MB (agent-shaped conversations, loadtest/agentbody; default none)")
 	bodyAPIs := fs.String("body-apis", string(agentbody.OpenAIChat)+","+string(agentbody.AnthropicMessages), "API shapes of the -bodies: openai_chat (model last), anthropic_messages (model first)")
 	agentVUs := fs.String("agent-vus", "50", "comma-separated VU stages of the agent stages")
+	fs.BoolVar(&f.envoyHeld, "envoy-held", false, "add the envoy_held path: Envoy alone holding each request body whole before forwarding it, as the gateway holds a big body while it decides (what holding costs by itself)")
 	fs.BoolVar(&f.null, "null", true, "add the null path: the gateway's Envoy config with a processor that reads nothing and only routes (the floor of the ext_proc hop)")
 	fs.Func("peer", "another gateway to measure as path NAME: `NAME=URL[,PID...]` (repeatable); it must route mock-gpt (and mock-claude for Messages bodies) to the mock at -mock-listen; PIDs are sampled for CPU and RSS", func(v string) error {
 		name, rest, ok := strings.Cut(v, "=")
@@ -483,6 +486,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Dir: work, ExtprocBin: extprocBin, BodyModule: bodyModule, EnvoyBin: envoyBin, UpstreamURL: upstream,
 		EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
 		EnvoyDefaultWorkers: f.envoyDefault && f.check == "",
+		EnvoyHeld:           f.envoyHeld && f.check == "",
 		Session:             f.session,
 		Features:            f.features,
 		Null:                f.null && f.check == "",
