@@ -145,6 +145,7 @@ $(JAEGER_STAMP):
 	  rc=$$?; rm -rf $$tmp; [ $$rc -eq 0 ] || { echo ">> building jaeger failed (see above): the tracing tests need it"; exit 1; }
 	mv $(JAEGER_BIN).tmp $(JAEGER_BIN)
 	rm -f $(TOOLS)/bin/.installed-jaeger-*
+	@touch $@
 
 chromium: $(CHROMIUM_STAMP)
 
