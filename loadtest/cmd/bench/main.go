@@ -625,11 +625,11 @@ func render(file string, stdout io.Writer) error {
 	return err
 }
 
-// buildBodyModule is the body module the paths render with: the one
 // buildTags are the Makefile's (its GOFLAGS), for a bench run without it:
 // the vtprotobuf encoders, and no grpc tracing.
 const buildTags = "vtprotobuf,grpcnotrace"
 
+// buildBodyModule is the body module the paths render with: the one
 // -body-module names, none, or one built into dir.
 func (f *flags) buildBodyModule(ctx context.Context, dir string, stderr io.Writer) (string, error) {
 	switch f.bodyModule {
