@@ -3,6 +3,7 @@ package statuspage
 import (
 	_ "embed"
 	"strconv"
+	"strings"
 	"time"
 
 	g "maragu.dev/gomponents"
@@ -81,8 +82,8 @@ func providerTable(v view) g.Node {
 			g.Map(v.Providers, func(p providerView) g.Node {
 				return h.Tr(h.Data("provider", p.Name),
 					h.Td(g.Text(p.Name)), h.Td(g.Text(p.Schema)), h.Td(g.Text(p.Address)),
-					counter("requests", p.Requests),
-					counter("failed-attempts", p.FailedAttempts),
+					counter("requests", p.Requests, num(p.Requests)),
+					counter("failed-attempts", p.FailedAttempts, num(p.FailedAttempts)),
 					h.Td(health(v.Now, p)),
 					h.Td(resting(p.Resting)),
 				)
@@ -134,7 +135,7 @@ func mcpTable(servers []mcpView) g.Node {
 			g.Map(servers, func(m mcpView) g.Node {
 				return h.Tr(h.Data("mcp", m.Name),
 					h.Td(g.Text(m.Name)), h.Td(g.Text(m.Address)),
-					counter("calls", m.Calls), counter("refused", m.Refused))
+					counter("calls", m.Calls, num(m.Calls)), counter("refused", m.Refused, num(m.Refused)))
 			}),
 		),
 	}
@@ -179,10 +180,7 @@ func keyRows(k keyView) g.Node {
 
 // keyTotals is a key's tokens and spend cells, spanning its rows.
 func keyTotals(k keyView, span g.Node) g.Node {
-	return g.Group{
-		h.Td(h.Class("n"), span, h.Data("metric", "tokens"), h.Data("value", raw(k.Tokens)), g.Text(num(k.Tokens))),
-		h.Td(h.Class("n"), span, h.Data("metric", "usd"), h.Data("value", raw(k.USD)), g.Text(usd(k.USD))),
-	}
+	return g.Group{counter("tokens", k.Tokens, num(k.Tokens), span), counter("usd", k.USD, usd(k.USD), span)}
 }
 
 func budgetCells(b budgetView) g.Node {
@@ -203,17 +201,8 @@ func budgetCells(b budgetView) g.Node {
 
 func reloadTable(v view) g.Node {
 	version := strconv.FormatUint(v.Hooks.Version, 10)
-	hooks := g.Group{g.Text("hooks version "), h.Span(h.ID("hooks-version"), h.Data("value", version), g.Text(version))}
-	for i, s := range v.Hooks.Scripts {
-		sep := ", "
-		if i == 0 {
-			sep = " ("
-		}
-		hooks = append(hooks, g.Text(sep+s))
-	}
-	if len(v.Hooks.Scripts) > 0 {
-		hooks = append(hooks, g.Text(")"))
-	}
+	hooks := g.Group{g.Text("hooks version "), h.Span(h.ID("hooks-version"), h.Data("value", version), g.Text(version)),
+		g.If(len(v.Hooks.Scripts) > 0, g.Text(" ("+strings.Join(v.Hooks.Scripts, ", ")+")"))}
 	return g.Group{
 		h.H2(g.Text("Config and hooks")),
 		h.Table(h.ID("reloads"),
@@ -238,9 +227,10 @@ func header(names ...string) g.Node {
 	return h.Tr(g.Map(names, func(n string) g.Node { return h.Th(g.Text(n)) }))
 }
 
-// counter is a right-aligned cell of a counter, its data-metric the name.
-func counter(metric string, f float64) g.Node {
-	return h.Td(h.Class("n"), h.Data("metric", metric), h.Data("value", raw(f)), g.Text(num(f)))
+// counter is a right-aligned cell of a counter: its data-metric the name,
+// its data-value f as /metrics writes it, shown as shown, with attrs.
+func counter(metric string, f float64, shown string, attrs ...g.Node) g.Node {
+	return h.Td(h.Class("n"), g.Group(attrs), h.Data("metric", metric), h.Data("value", raw(f)), g.Text(shown))
 }
 
 func none() g.Node { return h.Span(h.Class("muted"), g.Text("none")) }
