@@ -169,9 +169,9 @@ func keyRows(k keyView) g.Node {
 			h.Td(h.Class("muted"), h.ColSpan("4"), g.Text("no budget")))
 	}
 	span := h.RowSpan(strconv.Itoa(len(k.Budgets)))
+	own := g.Group{h.Td(span, g.Text(k.Name)), keyTotals(k, span)}
 	rows := make(g.Group, len(k.Budgets))
 	for i, b := range k.Budgets {
-		own := g.Group{h.Td(span, g.Text(k.Name)), keyTotals(k, span)}
 		rows[i] = h.Tr(h.Data("key", k.Name), g.If(b.Known, h.Data("budget", b.Name)),
 			g.If(i == 0, own), h.Td(g.Text(b.Name)), budgetCells(b))
 	}
