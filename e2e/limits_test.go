@@ -118,6 +118,8 @@ func TestOverloadBeyondMaxInflight(t *testing.T) {
 	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
 
 	release := make(chan struct{})
+	free := sync.OnceFunc(func() { close(release) })
+	defer free() // a failed step must not leave the uploads hanging
 	answers := slowUploads(s.gw, clients, release)
 	check := func(a uploadAnswer, want int) {
 		t.Helper()
@@ -140,11 +142,10 @@ func TestOverloadBeyondMaxInflight(t *testing.T) {
 		case a := <-answers:
 			check(a, 429)
 		case <-timeout:
-			close(release)
 			t.Fatalf("the uploads beyond -max-inflight were not all refused while %d held their bodies", maxInflight)
 		}
 	}
-	close(release)
+	free()
 	admitted := collect(answers)
 	for _, a := range admitted {
 		check(a, 200)

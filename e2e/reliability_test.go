@@ -440,13 +440,8 @@ func TestExtprocSIGTERMUnderLoad(t *testing.T) {
 	const inFlight = streams + uploads
 	var wg sync.WaitGroup
 	results := make(chan error, inFlight)
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release) // a failed step must not leave the uploads hanging
-		}
-	}()
+	free := sync.OnceFunc(func() { close(release) })
+	defer free() // a failed step must not leave the uploads hanging
 	for i := 0; i < uploads; i++ {
 		wg.Add(1)
 		go func() { defer wg.Done(); results <- slowUpload() }()
@@ -474,6 +469,7 @@ func TestExtprocSIGTERMUnderLoad(t *testing.T) {
 	// released once extproc has refused a few new requests, and it must not
 	// exit before that.
 	var newOK, newRefused, refusedAfterExit int
+	released := false
 	var exitErr error
 	exitedAt := time.Time{}
 	for exitedAt.IsZero() || refusedAfterExit < 3 {
@@ -494,15 +490,12 @@ func TestExtprocSIGTERMUnderLoad(t *testing.T) {
 			exitedAt = time.Now()
 		default:
 		}
-		if newRefused >= 3 {
-			select {
-			case <-release:
-			default:
-				if !exitedAt.IsZero() {
-					t.Fatalf("extproc exited %v after SIGTERM, before the uploads it was serving had finished", exitedAt.Sub(termAt))
-				}
-				close(release)
+		if newRefused >= 3 && !released {
+			if !exitedAt.IsZero() {
+				t.Fatalf("extproc exited %v after SIGTERM, before the uploads it was serving had finished", exitedAt.Sub(termAt))
 			}
+			free()
+			released = true
 		}
 		if time.Since(termAt) > drain+2*time.Second {
 			t.Fatal("extproc did not exit within its drain timeout")
