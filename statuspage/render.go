@@ -82,8 +82,8 @@ func providerTable(v view) g.Node {
 			g.Map(v.Providers, func(p providerView) g.Node {
 				return h.Tr(h.Data("provider", p.Name),
 					h.Td(g.Text(p.Name)), h.Td(g.Text(p.Schema)), h.Td(g.Text(p.Address)),
-					counter("requests", p.Requests, num(p.Requests)),
-					counter("failed-attempts", p.FailedAttempts, num(p.FailedAttempts)),
+					counter("requests", p.Requests),
+					counter("failed-attempts", p.FailedAttempts),
 					h.Td(health(v.Now, p)),
 					h.Td(resting(p.Resting)),
 				)
@@ -135,7 +135,7 @@ func mcpTable(servers []mcpView) g.Node {
 			g.Map(servers, func(m mcpView) g.Node {
 				return h.Tr(h.Data("mcp", m.Name),
 					h.Td(g.Text(m.Name)), h.Td(g.Text(m.Address)),
-					counter("calls", m.Calls, num(m.Calls)), counter("refused", m.Refused, num(m.Refused)))
+					counter("calls", m.Calls), counter("refused", m.Refused))
 			}),
 		),
 	}
@@ -180,7 +180,7 @@ func keyRows(k keyView) g.Node {
 
 // keyTotals is a key's tokens and spend cells, spanning its rows.
 func keyTotals(k keyView, span g.Node) g.Node {
-	return g.Group{counter("tokens", k.Tokens, num(k.Tokens), span), counter("usd", k.USD, usd(k.USD), span)}
+	return g.Group{cell("tokens", k.Tokens, num(k.Tokens), span), cell("usd", k.USD, usd(k.USD), span)}
 }
 
 func budgetCells(b budgetView) g.Node {
@@ -227,9 +227,12 @@ func header(names ...string) g.Node {
 	return h.Tr(g.Map(names, func(n string) g.Node { return h.Th(g.Text(n)) }))
 }
 
-// counter is a right-aligned cell of a counter: its data-metric the name,
-// its data-value f as /metrics writes it, shown as shown, with attrs.
-func counter(metric string, f float64, shown string, attrs ...g.Node) g.Node {
+// counter is a right-aligned cell of a counter, its data-metric the name.
+func counter(metric string, f float64) g.Node { return cell(metric, f, num(f)) }
+
+// cell is a right-aligned cell of a metric: its data-metric the name, its
+// data-value f as /metrics writes it, shown as shown, with attrs.
+func cell(metric string, f float64, shown string, attrs ...g.Node) g.Node {
 	return h.Td(h.Class("n"), g.Group(attrs), h.Data("metric", metric), h.Data("value", raw(f)), g.Text(shown))
 }
 
