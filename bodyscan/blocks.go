@@ -45,9 +45,10 @@ type block struct {
 	// backslash marks every backslash (a key with one is unescaped).
 	backslash uint64
 	// stop marks the bytes the scalar scan must judge: control
-	// characters, non-ASCII, and the backslash of an escape that is not
-	// one of the one-character escapes, whose character is a stop itself
-	// or is in the next block.
+	// characters, non-ASCII but the UTF-8 the block holds whole
+	// (utf8Passable), and the backslash of an escape that is not one of
+	// the one-character escapes, whose character is a stop itself or is
+	// in the next block.
 	stop uint64
 	// carry: the next block's first byte is escaped.
 	carry uint64
@@ -86,6 +87,11 @@ func (k *block) load(b []byte, i int) {
 		// An escaped control or non-ASCII byte, a stop itself, is
 		// judged at its backslash.
 		stop |= (esc&(^oneCharEscapes(v)|stop))>>1 | k.carry<<63
+	}
+	if stop != 0 {
+		if high := v.AsInt8x64().Less(archsimd.Int8x64{}).ToBits(); high != 0 {
+			stop &^= utf8Passable(v, high)
+		}
 	}
 	k.quote, k.stop = quote, stop
 }

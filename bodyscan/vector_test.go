@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"switchyard/loadtest/agentbody"
 )
@@ -38,7 +39,8 @@ func scanModes(t testing.TB, body []byte) (scans [3]Result) {
 // escape letters, hex digits, control characters, every UTF-8 form (and
 // broken ones), plain ASCII.
 var stringBytes = []string{`"`, `\`, `\\`, `\"`, `u`, `00e9`, `n`, `t`, `/`, `x`, "\x01", "\x1f", "\n",
-	"é", "日", "😀", "\xff", "\xc3", "\xed\xa0\x80", "a", "abcdefgh", " ", "0123456789abcdef"}
+	"é", "日", "😀", "\xff", "\xc3", "\xed\xa0\x80", "a", "abcdefgh", " ", "0123456789abcdef",
+	"\x80", "\xc0\x80", "\xe0\x80\x80", "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf0\x9f\x98"}
 
 // TestVectorScanAgreesWithScalar: on strings of every mix of those bytes,
 // across 64-byte blocks and their ends, the vector scan finds what the
@@ -116,6 +118,39 @@ func TestStringsToTheBodysEnd(t *testing.T) {
 			checkVectorScan(t, body)
 			if s := Scan(body); s.Verdict != Syntax {
 				t.Fatalf("scan of %q: verdict %v, want not JSON", body, s.Verdict)
+			}
+		}
+	}
+}
+
+// utf8Forms are the kinds of UTF-8 sequence, each with the bytes around
+// it: whole ones at the ends of each length's range, and each way one can
+// be broken (cut short, overlong, a surrogate, too large, a continuation
+// too many or alone, a byte no UTF-8 has).
+var utf8Forms = []string{"\u0080", "\u07ff", "\u0800", "\ud7ff", "\ue000", "\uffff", "\U00010000", "\U0010ffff", "é", "日", "😀",
+	"\xc3", "\xe6\x97", "\xf0\x9f\x98", "\xc3a", "\xe6\x97a", "\xf0\x9f\x98a", "\xe6é",
+	"\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf", "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf",
+	"\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf7\xbf\xbf\xbf",
+	"é\x80", "日\x80", "😀\x80", "\x80", "\xbf\xbf", "\x80\x80\x80\x80", "\xfe", "\xff"}
+
+// TestUTF8AcrossBlockEnds: a sequence of each form, alone or after
+// another, starting at every byte around a block's end (and so cut by it
+// at every byte), in a string or outside one, is read alike in every mode
+// and whole or in pieces, and a string holding it is judged UTF-8 or not
+// as unicode/utf8 judges it.
+func TestUTF8AcrossBlockEnds(t *testing.T) {
+	t.Parallel()
+	for at := 56; at < 136; at++ {
+		for i, form := range utf8Forms {
+			for _, seq := range []string{form, utf8Forms[(i+1)%len(utf8Forms)] + form, form + "日本語テキスト"} {
+				s := strings.Repeat("p", at-6) + seq
+				body := []byte(`{"a":"` + s + `","model":"m"}`)
+				checkVectorScan(t, body)
+				if got := Scan(body); got.BadUTF8 == utf8.ValidString(s) || got.Verdict != Valid {
+					t.Fatalf("scan of %q: %+v, want valid JSON, UTF-8 %v", body, got, utf8.ValidString(s))
+				}
+				checkStream(t, body, []int{at, at + 1, at + 2})
+				checkVectorScan(t, []byte(`{"a":"`+strings.Repeat("p", at-8)+`",`+seq+`:1}`))
 			}
 		}
 	}
