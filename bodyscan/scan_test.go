@@ -10,8 +10,11 @@ import (
 )
 
 // agentBody is an agent-shaped body of size bytes in the shape of api.
-func agentBody(api agentbody.API, size int) []byte {
-	return agentbody.MustGenerate(agentbody.Spec{API: api, Model: "gpt-4o", Size: size})
+func agentBody(api agentbody.API, size int) []byte { return agentBodyIn(api, "en", size) }
+
+// agentBodyIn is an agent body whose prose is in lang (agentbody.Langs).
+func agentBodyIn(api agentbody.API, lang string, size int) []byte {
+	return agentbody.MustGenerate(agentbody.Spec{API: api, Model: "gpt-4o", Size: size, Lang: lang})
 }
 
 // TestPlainLowestFlagExact: in any word, plain's lowest flag is on the first

@@ -181,22 +181,28 @@ func FuzzVectorScan(f *testing.F) {
 	})
 }
 
-// BenchmarkScanVector is the body scan on agent-shaped bodies with the
-// vector string scan and without it, in one run.
+// BenchmarkScanVector is the body scan on agent-shaped bodies, their
+// prose in each language, with the vector string scan and without it, in
+// one run.
 func BenchmarkScanVector(b *testing.B) {
 	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
-		for _, sz := range agentbody.Sizes {
-			body := agentBody(api, sz.Size)
-			for m, name := range []string{"scalar", "vector", "blocks"} {
-				b.Run(string(api)+"/"+sz.Name+"/"+name, func(b *testing.B) {
-					b.SetBytes(int64(len(body)))
-					for b.Loop() {
-						if s := scanWith(body, scanMode(m)); s.Verdict != Valid {
-							b.Fatal("not valid")
-						}
-					}
-				})
+		for _, lang := range agentbody.Langs {
+			for _, sz := range agentbody.Sizes {
+				benchModes(b, string(api)+"/"+lang+"/"+sz.Name, agentBodyIn(api, lang, sz.Size))
 			}
 		}
+	}
+}
+
+func benchModes(b *testing.B, name string, body []byte) {
+	for m, mode := range []string{"scalar", "vector", "blocks"} {
+		b.Run(name+"/"+mode, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if s := scanWith(body, scanMode(m)); s.Verdict != Valid {
+					b.Fatal("not valid")
+				}
+			}
+		})
 	}
 }

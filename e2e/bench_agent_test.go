@@ -49,7 +49,7 @@ func TestBenchAgentStages(t *testing.T) {
 		api  agentbody.API
 		size int
 	}{{agentbody.OpenAIChat, 32 << 10}, {agentbody.AnthropicMessages, 32 << 10}, {agentbody.OpenAIChat, 256 << 10}} {
-		b, err := bench.NewBody(spec.api, spec.size)
+		b, err := bench.NewBody(spec.api, "en", spec.size)
 		if err != nil {
 			t.Fatal(err)
 		}

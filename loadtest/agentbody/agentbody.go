@@ -8,16 +8,18 @@
 // Two shapes: OpenAI chat completions with "model" as the last key (as the
 // official OpenAI Python SDK writes it) and Anthropic Messages with
 // "model" first (as Claude Code sends it). The content is deterministic,
-// mostly ASCII prose and code with escapes (newlines, quotes) and some
-// non-ASCII text, so a parser meets every kind of string it would in the
-// field.
+// prose and code with escapes (newlines, quotes) and non-ASCII text, so a
+// parser meets every kind of string it would in the field: the prose is
+// English, mostly ASCII, or Japanese, mostly not (Spec.Lang).
 package agentbody
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // API is the shape of a body.
@@ -46,6 +48,55 @@ type Spec struct {
 	Size int
 	// Stream sets "stream": true.
 	Stream bool
+	// Lang is the language of the conversation's prose (the system
+	// prompt, the user's and the assistant's turns, the code's comments):
+	// one of Langs, English when empty.
+	Lang string
+}
+
+// Langs are the languages a conversation's prose can be in: English, and
+// Japanese, whose text is mostly three-byte UTF-8 sequences.
+var Langs = []string{"en", "ja"}
+
+// prose is a conversation's text in one language.
+type prose struct {
+	para      string // a paragraph of the system prompt
+	user      string // a user's turn: its number, then the demo's
+	assistant string // an assistant's answer: the demo's number
+	comment   string // the doc comment of the code a tool reads
+	reading   string // the assistant's words before a tool call
+	final     string // the last user turn, before its padding
+}
+
+var proses = map[string]prose{
+	"en": {
+		para: "You are an interactive coding agent working in the user's repository. Read files before " +
+			"you change them, keep changes small, run the tests, and explain what you did in a few sentences.\n" +
+			"- Use the tools for every file operation; never guess a file's contents.\n" +
+			"- Quote paths as `like/this.go` and commands as `go test ./...`.\n" +
+			"- Résumé of conventions: naïve code is fine when it is clear — prefer it.\n\n",
+		user: "Turn %d: the test in demo%d fails with \"expected hello, world\". Can you read the file, " +
+			"find why, and fix it without changing the public API?",
+		assistant: "I read demo%d.go: Greet formats the turn number into the greeting, so the test's exact " +
+			"comparison fails. I will drop the suffix and run the tests again.",
+		comment: "Greet says hello to name — in English and 日本語.",
+		reading: "Let me read the file.",
+		final:   "Please continue.",
+	},
+	"ja": {
+		para: "あなたはユーザーのリポジトリで作業するコーディングエージェントです。ファイルは変更する前に読み、" +
+			"変更は小さく保ち、テストを実行し、何をしたかを数文で説明してください。\n" +
+			"- ファイルの操作にはすべてツールを使い、ファイルの内容を推測しないでください。\n" +
+			"- パスは `like/this.go`、コマンドは `go test ./...` のように引用してください。\n" +
+			"- 規約の要約：分かりやすければ素朴なコードで構いません — むしろそちらを選んでください。\n\n",
+		user: "ターン%d：demo%d のテストが「expected hello, world」で失敗します。ファイルを読んで原因を見つけ、" +
+			"公開 API を変えずに直してもらえますか？",
+		assistant: "demo%d.go を読みました。Greet が挨拶にターン番号を入れているため、テストの厳密な比較が" +
+			"失敗しています。接尾辞を削除して、もう一度テストを実行します。",
+		comment: "Greet は name に挨拶します — 英語と日本語で。",
+		reading: "ファイルを読みます。",
+		final:   "続けてください。",
+	},
 }
 
 // compactBelow: smaller bodies declare their tools with a one-property
@@ -85,7 +136,12 @@ func Generate(s Spec) ([]byte, error) {
 	if s.API != OpenAIChat && s.API != AnthropicMessages {
 		return nil, fmt.Errorf("generating a body: unknown API %q", s.API)
 	}
-	g := gen{spec: s}
+	lang := cmp.Or(s.Lang, "en")
+	text, ok := proses[lang]
+	if !ok {
+		return nil, fmt.Errorf("generating a body: unknown language %q (want one of %s)", s.Lang, strings.Join(Langs, ", "))
+	}
+	g := gen{spec: s, text: text}
 	// The conversation has as many turns as fit under size (estimated from
 	// the first turn's length, then corrected); the last user turn is then
 	// padded to the exact size.
@@ -119,20 +175,22 @@ func Generate(s Spec) ([]byte, error) {
 	return b, nil
 }
 
-type gen struct{ spec Spec }
+type gen struct {
+	spec Spec
+	text prose
+}
 
-// systemPrompt is a prompt of about n bytes: agent instructions, repeated.
-func systemPrompt(n int) string {
-	const para = "You are an interactive coding agent working in the user's repository. Read files before " +
-		"you change them, keep changes small, run the tests, and explain what you did in a few sentences.\n" +
-		"- Use the tools for every file operation; never guess a file's contents.\n" +
-		"- Quote paths as `like/this.go` and commands as `go test ./...`.\n" +
-		"- Résumé of conventions: naïve code is fine when it is clear — prefer it.\n\n"
+// systemPrompt is a prompt of about n bytes (cut where a character
+// starts): agent instructions, repeated.
+func (g gen) systemPrompt(n int) string {
 	var b strings.Builder
 	for b.Len() < n {
-		b.WriteString(para)
+		b.WriteString(g.text.para)
 	}
-	return b.String()[:max(0, n)]
+	s := b.String()
+	for n = max(0, n); n < len(s) && !utf8.RuneStart(s[n]); n-- {
+	}
+	return s[:n]
 }
 
 var toolNames = []string{"read_file", "write_file", "edit_file", "list_dir", "grep", "glob", "run_command",
@@ -171,30 +229,24 @@ func toolDescription(i int) string {
 
 // fileContent is a tool result: a piece of Go source, with the quotes,
 // tabs and newlines that a JSON encoder escapes.
-func fileContent(turn int) string {
-	return fmt.Sprintf("package demo%d\n\nimport \"fmt\"\n\n// Greet says hello to name — in English and 日本語.\n"+
+func (g gen) fileContent(turn int) string {
+	return fmt.Sprintf("package demo%d\n\nimport \"fmt\"\n\n// "+g.text.comment+"\n"+
 		"func Greet(name string) string {\n\tif name == \"\" {\n\t\tname = \"world\"\n\t}\n"+
 		"\treturn fmt.Sprintf(\"hello, %%s (turn %d)\", name)\n}\n\nfunc TestGreet%d(t *testing.T) {\n"+
 		"\tif got := Greet(\"\"); got != \"hello, world\" {\n\t\tt.Errorf(\"Greet = %%q\", got)\n\t}\n}\n", turn, turn, turn)
 }
 
-func userText(turn int) string {
-	return fmt.Sprintf("Turn %d: the test in demo%d fails with \"expected hello, world\". Can you read the file, "+
-		"find why, and fix it without changing the public API?", turn, turn)
-}
+func (g gen) userText(turn int) string { return fmt.Sprintf(g.text.user, turn, turn) }
 
-func assistantText(turn int) string {
-	return fmt.Sprintf("I read demo%d.go: Greet formats the turn number into the greeting, so the test's exact "+
-		"comparison fails. I will drop the suffix and run the tests again.", turn)
-}
+func (g gen) assistantText(turn int) string { return fmt.Sprintf(g.text.assistant, turn) }
 
 // body renders the body with turns history turns and a final user turn
 // padded by pad bytes.
 func (g gen) body(turns, pad int) ([]byte, error) {
 	size := g.spec.Size
-	sys := systemPrompt(min(size/8, 12000))
+	sys := g.systemPrompt(min(size/8, 12000))
 	tools := Tools(size)
-	final := "Please continue." + strings.Repeat(" .", pad/2) + strings.Repeat(".", pad%2)
+	final := g.text.final + strings.Repeat(" .", pad/2) + strings.Repeat(".", pad%2)
 	var v any
 	if g.spec.API == AnthropicMessages {
 		v = g.anthropic(sys, tools, turns, final)
@@ -265,10 +317,10 @@ func (g gen) openai(sys string, tools, turns int, final string) openaiBody {
 		call.Function.Name = "read_file"
 		call.Function.Arguments = fmt.Sprintf(`{"path":"/repo/demo%d/demo.go","limit":200}`, turn)
 		b.Messages = append(b.Messages,
-			openaiMessage{Role: "user", Content: ptr(userText(turn))},
+			openaiMessage{Role: "user", Content: ptr(g.userText(turn))},
 			openaiMessage{Role: "assistant", ToolCalls: []openaiToolCall{call}},
-			openaiMessage{Role: "tool", ToolCallID: id, Content: ptr(fileContent(turn))},
-			openaiMessage{Role: "assistant", Content: ptr(assistantText(turn))})
+			openaiMessage{Role: "tool", ToolCallID: id, Content: ptr(g.fileContent(turn))},
+			openaiMessage{Role: "assistant", Content: ptr(g.assistantText(turn))})
 	}
 	b.Messages = append(b.Messages, openaiMessage{Role: "user", Content: ptr(final)})
 	return b
@@ -326,11 +378,11 @@ func (g gen) anthropic(sys string, tools, turns int, final string) anthropicBody
 		id := fmt.Sprintf("toolu_%04d", turn)
 		input := json.RawMessage(fmt.Sprintf(`{"path":"/repo/demo%d/demo.go","limit":200}`, turn))
 		b.Messages = append(b.Messages,
-			anthropicMessage{Role: "user", Content: []anthropicBlock{{Type: "text", Text: userText(turn)}}},
-			anthropicMessage{Role: "assistant", Content: []anthropicBlock{{Type: "text", Text: "Let me read the file."},
+			anthropicMessage{Role: "user", Content: []anthropicBlock{{Type: "text", Text: g.userText(turn)}}},
+			anthropicMessage{Role: "assistant", Content: []anthropicBlock{{Type: "text", Text: g.text.reading},
 				{Type: "tool_use", ID: id, Name: "read_file", Input: input}}},
-			anthropicMessage{Role: "user", Content: []anthropicBlock{{Type: "tool_result", ToolUseID: id, Content: fileContent(turn)}}},
-			anthropicMessage{Role: "assistant", Content: []anthropicBlock{{Type: "text", Text: assistantText(turn)}}})
+			anthropicMessage{Role: "user", Content: []anthropicBlock{{Type: "tool_result", ToolUseID: id, Content: g.fileContent(turn)}}},
+			anthropicMessage{Role: "assistant", Content: []anthropicBlock{{Type: "text", Text: g.assistantText(turn)}}})
 	}
 	b.Messages = append(b.Messages, anthropicMessage{Role: "user", Content: []anthropicBlock{{Type: "text", Text: final}}})
 	return b

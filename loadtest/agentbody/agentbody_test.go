@@ -10,23 +10,45 @@ import (
 
 func TestGenerateShapeAndSize(t *testing.T) {
 	t.Parallel()
-	for _, api := range []API{OpenAIChat, AnthropicMessages} {
-		for _, size := range []int{MinSize, 1 << 10, 32 << 10, 256 << 10, 1 << 20} {
-			t.Run(string(api)+"/"+itoa(size), func(t *testing.T) {
-				t.Parallel()
-				b, err := Generate(Spec{API: api, Model: "mock-model", Size: size, Stream: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(b) != size {
-					t.Fatalf("len = %d, want %d", len(b), size)
-				}
-				if !json.Valid(b) || !utf8.Valid(b) {
-					t.Fatal("body is not valid JSON in UTF-8")
-				}
-				checkShape(t, api, b, size)
-			})
+	for _, lang := range Langs {
+		for _, api := range []API{OpenAIChat, AnthropicMessages} {
+			for _, size := range []int{MinSize, 1 << 10, 5000, 32 << 10, 100000, 256 << 10, 1 << 20} {
+				t.Run(lang+"/"+string(api)+"/"+itoa(size), func(t *testing.T) {
+					t.Parallel()
+					b, err := Generate(Spec{API: api, Model: "mock-model", Size: size, Stream: true, Lang: lang})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(b) != size {
+						t.Fatalf("len = %d, want %d", len(b), size)
+					}
+					if !json.Valid(b) || !utf8.Valid(b) {
+						t.Fatal("body is not valid JSON in UTF-8")
+					}
+					checkShape(t, api, b, size)
+					checkLang(t, lang, b, size)
+				})
+			}
 		}
+	}
+}
+
+// checkLang: an English body's text is mostly ASCII, a Japanese one's
+// mostly not, once the conversation has grown past the tools.
+func checkLang(t *testing.T, lang string, b []byte, size int) {
+	t.Helper()
+	high := 0
+	for _, c := range b {
+		if c >= 0x80 {
+			high++
+		}
+	}
+	share := float64(high) / float64(len(b))
+	switch {
+	case lang == "en" && share > 0.05:
+		t.Errorf("English body: %.0f%% of its bytes are not ASCII", share*100)
+	case lang == "ja" && size >= 32<<10 && share < 0.25:
+		t.Errorf("Japanese body: only %.0f%% of its bytes are not ASCII", share*100)
 	}
 }
 
@@ -108,6 +130,9 @@ func TestGenerateRefuses(t *testing.T) {
 	}
 	if _, err := Generate(Spec{API: "x", Model: "m", Size: 4096}); err == nil {
 		t.Error("a body of an unknown API was generated")
+	}
+	if _, err := Generate(Spec{API: OpenAIChat, Model: "m", Size: 4096, Lang: "xx"}); err == nil {
+		t.Error("a body in an unknown language was generated")
 	}
 }
 

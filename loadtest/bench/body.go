@@ -11,12 +11,25 @@ import (
 // Body is an agent-shaped request body the agent stages send
 // (agentbody.Generate): every path gets the same bytes.
 type Body struct {
-	// Name is API_SIZE, e.g. "openai_chat_256KB".
-	Name  string        `json:"name"`
-	API   agentbody.API `json:"api"`
-	Size  int           `json:"size"`
-	Model string        `json:"model"`
-	Data  []byte        `json:"-"`
+	// Name is SHAPE_SIZE (Shape), e.g. "openai_chat_256KB" or
+	// "openai_chat_ja_256KB".
+	Name string        `json:"name"`
+	API  agentbody.API `json:"api"`
+	// Lang is the language of the conversation's prose
+	// (agentbody.Langs; empty: English).
+	Lang  string `json:"lang,omitempty"`
+	Size  int    `json:"size"`
+	Model string `json:"model"`
+	Data  []byte `json:"-"`
+}
+
+// Shape is the body's API, and the language of its prose unless that is
+// English: bodies of one shape differ only in size.
+func (b Body) Shape() string {
+	if b.Lang == "" || b.Lang == "en" {
+		return string(b.API)
+	}
+	return string(b.API) + "_" + b.Lang
 }
 
 // ModelAnthropic is the model Messages-shaped bodies name; the gateway's
@@ -31,17 +44,19 @@ func (b *Body) Path() string {
 	return b.API.Path()
 }
 
-// NewBody generates the body of api at size bytes.
-func NewBody(api agentbody.API, size int) (Body, error) {
+// NewBody generates the body of api at size bytes, its prose in lang.
+func NewBody(api agentbody.API, lang string, size int) (Body, error) {
 	model := Model
 	if api == agentbody.AnthropicMessages {
 		model = ModelAnthropic
 	}
-	data, err := agentbody.Generate(agentbody.Spec{API: api, Model: model, Size: size})
+	data, err := agentbody.Generate(agentbody.Spec{API: api, Model: model, Size: size, Lang: lang})
 	if err != nil {
 		return Body{}, err
 	}
-	return Body{Name: string(api) + "_" + SizeName(size), API: api, Size: size, Model: model, Data: data}, nil
+	b := Body{API: api, Lang: lang, Size: size, Model: model, Data: data}
+	b.Name = b.Shape() + "_" + SizeName(size)
+	return b, nil
 }
 
 // SizeName writes a size as the flags take it: 256KB, 1MB, 900B.

@@ -48,7 +48,7 @@ func TestRunAgentStages(t *testing.T) {
 	var bodies []Body
 	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
 		for _, size := range []int{1 << 10, 32 << 10} {
-			b, err := NewBody(api, size)
+			b, err := NewBody(api, "en", size)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -527,10 +527,10 @@ func bodyChart(r *Result, file string) error {
 			if !ok {
 				continue
 			}
-			if _, seen := byAPI[string(body.API)]; !seen {
-				apis = append(apis, string(body.API))
+			if _, seen := byAPI[body.Shape()]; !seen {
+				apis = append(apis, body.Shape())
 			}
-			byAPI[string(body.API)] = append(byAPI[string(body.API)], plotter.XY{X: float64(body.Size) / 1024, Y: us})
+			byAPI[body.Shape()] = append(byAPI[body.Shape()], plotter.XY{X: float64(body.Size) / 1024, Y: us})
 		}
 		for j, api := range apis {
 			xys := byAPI[api]

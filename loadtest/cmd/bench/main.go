@@ -83,10 +83,12 @@ type flags struct {
 	checkUpdate bool
 	// kinds keeps only these kinds of stage (empty: all).
 	kinds []string
-	// bodySizes and bodyAPIs make the agent stages' bodies (every API at
-	// every size); agentVUs are their VU stages.
+	// bodySizes, bodyAPIs and bodyLangs make the agent stages' bodies
+	// (every API in every language at every size); agentVUs are their VU
+	// stages.
 	bodySizes []int
 	bodyAPIs  []agentbody.API
+	bodyLangs []string
 	agentVUs  []int
 	// null adds the null path (a processor that only routes).
 	null bool
@@ -167,6 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	kinds := fs.String("kinds", "", "comma-separated kinds of stage to run: serial, closed, open, stream, agent (default all)")
 	bodies := fs.String("bodies", "", "agent stages: comma-separated body sizes, e.g. 1KB,32KB,256KB,1MB (agent-shaped conversations, loadtest/agentbody; default none)")
 	bodyAPIs := fs.String("body-apis", string(agentbody.OpenAIChat)+","+string(agentbody.AnthropicMessages), "API shapes of the -bodies: openai_chat (model last), anthropic_messages (model first)")
+	bodyLangs := fs.String("body-langs", "en", "languages of the -bodies' prose: "+strings.Join(agentbody.Langs, ", ")+" (Japanese text is mostly bytes that are not ASCII)")
 	agentVUs := fs.String("agent-vus", "50", "comma-separated VU stages of the agent stages")
 	fs.BoolVar(&f.envoyHeld, "envoy-held", false, "add the envoy_held path: Envoy alone holding each request body whole before forwarding it, as the gateway holds a big body while it decides (what holding costs by itself)")
 	fs.BoolVar(&f.null, "null", true, "add the null path: the gateway's Envoy config with a processor that reads nothing and only routes (the floor of the ext_proc hop)")
@@ -273,6 +276,13 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 			continue
 		}
 		f.bodyAPIs = append(f.bodyAPIs, api)
+	}
+	for _, v := range strings.Split(*bodyLangs, ",") {
+		if !slices.Contains(agentbody.Langs, v) {
+			errs = append(errs, fmt.Errorf("-body-langs: unknown language %q", v))
+			continue
+		}
+		f.bodyLangs = append(f.bodyLangs, v)
 	}
 	for _, v := range strings.Split(*agentVUs, ",") {
 		n, err := strconv.Atoi(v)
@@ -559,8 +569,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // at every -bodies size; in check mode the guarded 256 KB chat body.
 func (f flags) agentBodies() ([]bench.Body, error) {
 	var out []bench.Body
-	add := func(api agentbody.API, size int) error {
-		b, err := bench.NewBody(api, size)
+	add := func(api agentbody.API, lang string, size int) error {
+		b, err := bench.NewBody(api, lang, size)
 		if err != nil {
 			return fmt.Errorf("generating the agent bodies: %w", err)
 		}
@@ -568,12 +578,14 @@ func (f flags) agentBodies() ([]bench.Body, error) {
 		return nil
 	}
 	if f.check != "" {
-		return out, add(checkBody.api, checkBody.size)
+		return out, add(checkBody.api, "en", checkBody.size)
 	}
 	for _, api := range f.bodyAPIs {
-		for _, size := range f.bodySizes {
-			if err := add(api, size); err != nil {
-				return nil, err
+		for _, lang := range f.bodyLangs {
+			for _, size := range f.bodySizes {
+				if err := add(api, lang, size); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}

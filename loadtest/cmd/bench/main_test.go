@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -43,6 +44,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "variant without name", args: []string{"-variant", "env:GOGC=1"}, wantErr: "want NAME"},
 		{name: "bad body size", args: []string{"-bodies", "256KB,12,x"}, wantErr: "-bodies: size \"12\" is below the generator's minimum of 900 bytes\n-bodies: size \"x\""},
 		{name: "bad body api", args: []string{"-bodies", "1KB", "-body-apis", "openai_chat,grpc"}, wantErr: `-body-apis: unknown API "grpc"`},
+		{name: "bad body language", args: []string{"-bodies", "1KB", "-body-langs", "en,xx"}, wantErr: `-body-langs: unknown language "xx"`},
 		{name: "bad agent vus", args: []string{"-agent-vus", "0"}, wantErr: `-agent-vus: "0" is not a positive number`},
 		{name: "bad stream shape", args: []string{"-stream-chunks", "0", "-stream-interval", "-1ms"}, wantErr: "-stream-chunks must be at least 1\n-stream-interval must not be negative"},
 		{name: "long answers", args: []string{"-kinds", "stream", "-stream-chunks", "200", "-stream-interval", "20ms"}, wantMode: "quick", wantRounds: 1},
@@ -212,6 +214,25 @@ func TestAgentFlags(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"anthropic_messages_1KB", "anthropic_messages_256KB"}, names); diff != "" {
 		t.Errorf("bodies (-want +got):\n%s", diff)
+	}
+
+	// -body-langs adds each language's conversation at every size.
+	f, err = parseFlags([]string{"-bodies", "1KB,32KB", "-body-apis", "openai_chat", "-body-langs", "en,ja"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bodies, err = f.agentBodies(); err != nil {
+		t.Fatal(err)
+	}
+	names = nil
+	for _, b := range bodies {
+		names = append(names, b.Name)
+	}
+	if diff := cmp.Diff([]string{"openai_chat_1KB", "openai_chat_32KB", "openai_chat_ja_1KB", "openai_chat_ja_32KB"}, names); diff != "" {
+		t.Errorf("bodies in two languages (-want +got):\n%s", diff)
+	}
+	if ja := bodies[3]; bytes.Count(ja.Data, []byte("ファイル")) == 0 || bytes.Contains(bodies[1].Data, []byte("ファイル")) {
+		t.Errorf("the Japanese body's prose is not Japanese, or the English body's is")
 	}
 
 	// make bench-check measures the 256 KB chat body at 50 VUs besides 300 VUs of the small one.
