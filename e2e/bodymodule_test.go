@@ -30,6 +30,7 @@ func TestBodyModule(t *testing.T) {
 		{"small, unchanged", agentBody("gpt-exact", 900), "gpt-exact", "full_duplex", false},
 		{"big, unchanged", agentBody("gpt-exact", 50000), "gpt-exact", "summarized", false},
 		{"big, session key in the body", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"metadata":{"user_id":"u-1"},`, 1), "gpt-exact", "summarized", false},
+		{"big, in Japanese", japanese(agentBody("gpt-exact", 40000)), "gpt-exact", "summarized", false},
 		{"big, model rewritten", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "buffered", false},
 		{"big, chunked", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "full_duplex", true},
 	} {
@@ -41,6 +42,7 @@ func TestBodyModule(t *testing.T) {
 		code       string
 	}{
 		{"big, not JSON", agentBody("gpt-exact", 50000)[1:], 400, "invalid_json"},
+		{"big, a character cut short in Japanese", strings.Replace(japanese(agentBody("gpt-exact", 40000)), "出力", "出\xe5\x8a", 1), 400, "invalid_json"},
 		{"big, model twice", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"model":"other",`, 1), 400, "duplicate_model"},
 		{"big, unknown model", agentBody("no-such-model", 50000), 404, "model_not_found"},
 		{"over the limit", agentBody("gpt-exact", 70000), 413, "request_too_large"},
@@ -50,6 +52,12 @@ func TestBodyModule(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, r.status, r.body, tc.status, tc.code)
 		}
 	}
+}
+
+// japanese writes agentBody's tool output in Japanese: three bytes of
+// UTF-8 a character, which the module's scan checks a block at a time.
+func japanese(body string) string {
+	return strings.ReplaceAll(body, "tool output line.", "ツールの出力。")
 }
 
 // TestBodyModuleHandoff: a body summarized on the Envoy thread that holds
