@@ -516,8 +516,8 @@ func bodyChart(r *Result, file string) error {
 		}
 	}
 	for i, path := range r.Paths {
-		byAPI := map[string]plotter.XYs{}
-		var apis []string
+		byShape := map[string]plotter.XYs{}
+		var shapes []string
 		for _, s := range r.Stages {
 			body, ok := size[s.Body]
 			if s.Kind != KindAgent || s.Load != load || s.Path != path.Name || !ok {
@@ -527,13 +527,14 @@ func bodyChart(r *Result, file string) error {
 			if !ok {
 				continue
 			}
-			if _, seen := byAPI[body.Shape()]; !seen {
-				apis = append(apis, body.Shape())
+			shape := body.Shape()
+			if _, seen := byShape[shape]; !seen {
+				shapes = append(shapes, shape)
 			}
-			byAPI[body.Shape()] = append(byAPI[body.Shape()], plotter.XY{X: float64(body.Size) / 1024, Y: us})
+			byShape[shape] = append(byShape[shape], plotter.XY{X: float64(body.Size) / 1024, Y: us})
 		}
-		for j, api := range apis {
-			xys := byAPI[api]
+		for j, shape := range shapes {
+			xys := byShape[shape]
 			slices.SortStableFunc(xys, byX)
 			l, pts, err := plotter.NewLinePoints(xys)
 			if err != nil {
@@ -546,7 +547,7 @@ func bodyChart(r *Result, file string) error {
 				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 			}
 			p.Add(l, pts)
-			p.Legend.Add(path.Name+" "+api, l)
+			p.Legend.Add(path.Name+" "+shape, l)
 		}
 	}
 	return p.Save(chartWidthInch*vg.Inch, 4.5*vg.Inch, file)
