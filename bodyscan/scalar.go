@@ -6,7 +6,9 @@ package bodyscan
 // bodyscan_vector.go).
 const vectorScan = false
 
-func skipVector(b []byte, i int, escaped bool) (int, bool, bool) { return i, escaped, false }
+func skipVector(b []byte, i int, escaped, _ bool) (int, bool, bool, bool) {
+	return i, escaped, false, false
+}
 
 const blockScan = false
 

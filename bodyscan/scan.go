@@ -38,6 +38,9 @@ type Result struct {
 	mode scanMode
 	blk  block // the last block read (blockStrings), in the piece being read
 	more bool  // another piece follows the one being read (Stream)
+	// utf8Broken: the AVX2 scan (vectorStrings) met bytes that are not
+	// UTF-8, so the body is refused, and it no longer passes non-ASCII.
+	utf8Broken bool
 }
 
 // Span is a value's bytes in the body, [Start, End); End 0: absent.
@@ -151,7 +154,7 @@ func (s *Result) str(b []byte, i int) (end int, escaped, ok bool) {
 				return i, escaped, true
 			}
 		} else {
-			i, escaped = skipPlain(b, i, escaped, s.mode == vectorStrings)
+			i, escaped = s.skipPlain(b, i, escaped)
 		}
 		if i >= n {
 			return i, escaped, false
@@ -196,17 +199,24 @@ func (s *Result) str(b []byte, i int) (end int, escaped, ok bool) {
 // string, not inside an escape) that a string scan must judge, and whether
 // it passed an escape (escaped is what it had passed before): eight bytes
 // (where most keys end), then with vectors where the build and the CPU
-// can (skipVector), then eight at a time.
-func skipPlain(b []byte, i int, escaped, vector bool) (int, bool) {
+// can (skipVector, which also passes UTF-8 until it meets bytes that are
+// not), then eight at a time.
+func (s *Result) skipPlain(b []byte, i int, escaped bool) (int, bool) {
+	vector := s.mode == vectorStrings
+	passUTF8 := vector && !s.utf8Broken
 	if i+8 <= len(b) {
-		if m := plain(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)>>3, escaped
+		if m := plain(binary.LittleEndian.Uint64(b[i:])); m == 0 {
+			i += 8
+		} else if p := i + bits.TrailingZeros64(m)>>3; !passUTF8 || b[p] < utf8.RuneSelf {
+			return p, escaped
 		}
-		i += 8
+		// Non-ASCII goes to the vectors, which check its UTF-8.
 	}
 	if vector {
-		var stopped bool
-		if i, escaped, stopped = skipVector(b, i, escaped); stopped {
+		var stopped, broken bool
+		i, escaped, stopped, broken = skipVector(b, i, escaped, passUTF8)
+		s.utf8Broken = s.utf8Broken || broken
+		if stopped {
 			return i, escaped
 		}
 	}

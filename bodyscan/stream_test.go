@@ -11,9 +11,11 @@ import (
 )
 
 // streamed scans body written in the pieces that cuts (ascending offsets)
-// make of it.
-func streamed(body []byte, cuts []int) Result {
-	var s Stream
+// make of it, reading strings as mode says (or the nearest way the build
+// and the CPU have).
+func streamed(body []byte, cuts []int, mode scanMode) Result {
+	s := Stream{begun: true}
+	s.mode = bestMode(mode)
 	from := 0
 	for _, c := range cuts {
 		s.Write(body[from:c])
@@ -28,17 +30,20 @@ func streamed(body []byte, cuts []int) Result {
 
 // found is what a scan found, without how it read.
 func found(r Result) Result {
-	r.mode, r.blk, r.more = 0, block{}, false
+	r.mode, r.blk, r.more, r.utf8Broken = 0, block{}, false, false
 	return r
 }
 
 // checkStream holds the scan of body in the pieces cuts make to the scan
-// of the whole body, and that to encoding/json's judgement.
+// of the whole body, reading strings in each way, and that to
+// encoding/json's judgement.
 func checkStream(t testing.TB, body []byte, cuts []int) {
 	t.Helper()
-	want, got := found(Scan(body)), found(streamed(body, cuts))
-	if got != want {
-		t.Fatalf("%q cut at %v:\nstreamed %+v\nwhole    %+v", body, cuts, got, want)
+	want := found(Scan(body))
+	for _, mode := range []scanMode{scalarStrings, vectorStrings, blockStrings} {
+		if got := found(streamed(body, cuts, mode)); got != want {
+			t.Fatalf("%q cut at %v, mode %d:\nstreamed %+v\nwhole    %+v", body, cuts, mode, got, want)
+		}
 	}
 	if valid := json.Valid(body); (want.Verdict == Valid) != valid && want.Verdict != Deep {
 		t.Fatalf("scan of %q: verdict %v, encoding/json says valid %v", body, want.Verdict, valid)

@@ -41,8 +41,10 @@ var utf8Bytes = struct {
 	// low7 keeps the flags but twoConts; lead2, lead3 and lead4 are the
 	// least bytes that lead sequences of two, three and four bytes.
 	low7, lead2, lead3, lead4 [64]uint8
-	// four shifts each 16 bits right by four (a count in a vector: a shift
-	// by a count in a register ran fifty times slower on this machine).
+	// four shifts each 16 bits right by four. The count is a vector: Go
+	// moves a count in a register with an SSE instruction, which between
+	// AVX-512 instructions costs a transition of the vector registers (the
+	// shift ran fifty times slower on this machine).
 	four [32]uint16
 }{
 	firstHigh: repeat16([16]uint8{

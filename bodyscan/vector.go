@@ -18,18 +18,21 @@ const evenBits = 0x5555555555555555
 // JSON escape but \u, which has four hex digits to check.
 var simpleEscape = [256]bool{'"': true, '\\': true, '/': true, 'b': true, 'f': true, 'n': true, 'r': true, 't': true}
 
-// skipVector skips, from b[i] (inside a string, not inside an escape), the
-// bytes a string scan need not stop at: ASCII other than '"', '\\' and
-// control characters, and escapes of one character, 64 bytes at a time. It
-// returns the index of the first byte the scalar scan must judge (a
-// closing quote, a control character, non-ASCII, a \u or invalid escape,
-// a run of backslashes reaching the block's end), whether it passed a
-// backslash, and false when fewer than 64 bytes were left to read.
+// skipVector skips, from b[i] (inside a string, not inside an escape, where
+// a UTF-8 sequence may start), the bytes a string scan need not stop at:
+// ASCII other than '"', '\\' and control characters, escapes of one
+// character and, with passUTF8, the UTF-8 of 64 bytes that hold no broken
+// sequence, 64 bytes at a time. It returns the index of the first byte the
+// scalar scan must judge (a closing quote, a control character, other
+// non-ASCII, a \u or invalid escape, a run of backslashes reaching the
+// block's end), whether it passed a backslash, false when fewer than 64
+// bytes were left to read, and whether it met bytes that are not UTF-8
+// (the body is then refused: the scan need not pass UTF-8 in it again).
 //
 // Within a block, the characters escaped are found as a JSON scanner with
 // SIMD does: a run of backslashes escapes the character after it when the
 // run's length is odd.
-func skipVector(b []byte, i int, escaped bool) (int, bool, bool) {
+func skipVector(b []byte, i int, escaped, passUTF8 bool) (end int, esc, stopped, broken bool) {
 	quote := archsimd.BroadcastUint8x32('"')
 	backslash := archsimd.BroadcastUint8x32('\\')
 	space := archsimd.BroadcastInt8x32(0x20)
@@ -40,8 +43,8 @@ func skipVector(b []byte, i int, escaped bool) (int, bool, bool) {
 		stop := v.Equal(quote).Or(v.Equal(backslash)).Or(v.AsInt8x32().Less(space)).ToBits()
 		if stop == 0 {
 			i += 32
-		} else if p := i + bits.TrailingZeros32(stop); b[p] != '\\' {
-			return p, escaped, true
+		} else if p := i + bits.TrailingZeros32(stop); b[p] != '\\' && (b[p] < 0x80 || !passUTF8) {
+			return p, escaped, true, false
 		}
 	}
 	for i+64 <= len(b) {
@@ -51,16 +54,23 @@ func skipVector(b []byte, i int, escaped bool) (int, bool, bool) {
 		e := uint64(lo.Equal(backslash).ToBits()) | uint64(hi.Equal(backslash).ToBits())<<32
 		// Signed, non-ASCII bytes are below 0x20 too.
 		stop := q | uint64(lo.AsInt8x32().Less(space).ToBits()) | uint64(hi.AsInt8x32().Less(space).ToBits())<<32
+		if passUTF8 && stop != 0 {
+			if high := ^greater(lo.AsInt8x32(), hi.AsInt8x32(), -1); high != 0 {
+				pass, ok := utf8Passable32(lo, hi, high)
+				stop &^= pass
+				broken = !ok
+			}
+		}
 		if e != 0 {
 			stop = escapeStops(b[i:i+64], q, e, stop)
 			escaped = escaped || e&(stop&-stop-1) != 0
 		}
 		if stop != 0 {
-			return i + bits.TrailingZeros64(stop), escaped, true
+			return i + bits.TrailingZeros64(stop), escaped, true, broken
 		}
 		i += 64
 	}
-	return i, escaped, false
+	return i, escaped, false, false
 }
 
 // escapeStops refines a block's stops (quotes, control characters and
@@ -96,4 +106,29 @@ func escapedBy(e, carry uint64) (escaped, next uint64) {
 	oddStarts := e &^ evenBits &^ follows
 	sum, next := bits.Add64(oddStarts, e, 0)
 	return (evenBits ^ sum<<1) & follows, next
+}
+
+// greater marks the bytes of the window lo, hi (as signed bytes) greater
+// than bound.
+func greater(lo, hi archsimd.Int8x32, bound int8) uint64 {
+	b := archsimd.BroadcastInt8x32(bound)
+	return uint64(lo.Greater(b).ToBits()) | uint64(hi.Greater(b).ToBits())<<32
+}
+
+// equal marks the bytes of the window lo, hi equal to c.
+func equal(lo, hi archsimd.Uint8x32, c uint8) uint64 {
+	b := archsimd.BroadcastUint8x32(c)
+	return uint64(lo.Equal(b).ToBits()) | uint64(hi.Equal(b).ToBits())<<32
+}
+
+// utf8Passable32 marks the non-ASCII bytes of the window lo, hi (high)
+// that a string scan may pass (utf8Pass), with AVX2's signed compares: a
+// byte from 0x80 on is negative, 0xC0 is -64.
+func utf8Passable32(lo, hi archsimd.Uint8x32, high uint64) (uint64, bool) {
+	sl, sh := lo.AsInt8x32(), hi.AsInt8x32()
+	return utf8Pass(high,
+		high&greater(sl, sh, -65), high&greater(sl, sh, -33), high&greater(sl, sh, -17), // lead2, lead3, lead4
+		high&greater(sl, sh, -63), high&greater(sl, sh, -12), // lead2OK, noLead
+		equal(lo, hi, 0xe0), equal(lo, hi, 0xed), equal(lo, hi, 0xf0), equal(lo, hi, 0xf4),
+		^high|^greater(sl, sh, -113), ^high|^greater(sl, sh, -97)) // below90, belowA0
 }

@@ -29,7 +29,7 @@ func scanModes(t testing.TB, body []byte) (scans [3]Result) {
 		if s.mode != want[m] {
 			t.Fatalf("scanWith(%d): mode %d, want %d", m, s.mode, want[m])
 		}
-		s.mode, s.blk = 0, block{}
+		s.mode, s.blk, s.utf8Broken = 0, block{}, false
 		scans[m] = s
 	}
 	return scans
