@@ -122,18 +122,8 @@ func utf8Passable(v archsimd.Uint8x64, high uint64) uint64 {
 	errs := other | (twoConts ^ needed)
 	// The continuations first in the block (of a sequence begun before it).
 	first := uint64(1)<<min(bits.TrailingZeros64(^(high&^lead2)), 3) - 1
-	// The sequence last in the block, if it needs bytes after it.
-	last := 64
-	switch {
-	case lead4>>61&1 != 0:
-		last = 61
-	case lead3>>62&1 != 0:
-		last = 62
-	case lead2>>63 != 0:
-		last = 63
-	}
 	if errs&^first != 0 {
 		return 0
 	}
-	return high &^ first &^ (^uint64(0) << last)
+	return high &^ first &^ cutAtEnd(lead2, lead3, lead4)
 }

@@ -34,14 +34,20 @@ func utf8Pass(high, lead2, lead3, lead4, lead2OK, noLead, e0, ed, f0, f4, below9
 	if errs != 0 {
 		return 0, false
 	}
-	cut := 64
+	return high &^ cutAtEnd(lead2, lead3, lead4), true
+}
+
+// cutAtEnd marks the sequence a 64-byte window's end cuts, from its lead
+// on (none: 0), given the leads of two, three and four bytes (lead2 holds
+// all of them, lead3 those of three and four).
+func cutAtEnd(lead2, lead3, lead4 uint64) uint64 {
 	switch {
 	case lead4>>61&1 != 0:
-		cut = 61
+		return 7 << 61
 	case lead3>>62&1 != 0:
-		cut = 62
+		return 3 << 62
 	case lead2>>63 != 0:
-		cut = 63
+		return 1 << 63
 	}
-	return high &^ (^uint64(0) << cut), true
+	return 0
 }
