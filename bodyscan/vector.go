@@ -32,7 +32,7 @@ var simpleEscape = [256]bool{'"': true, '\\': true, '/': true, 'b': true, 'f': t
 // Within a block, the characters escaped are found as a JSON scanner with
 // SIMD does: a run of backslashes escapes the character after it when the
 // run's length is odd.
-func skipVector(b []byte, i int, escaped, passUTF8 bool) (end int, esc, stopped, broken bool) {
+func skipVector(b []byte, i int, escaped, passUTF8 bool) (int, bool, bool, bool) {
 	quote := archsimd.BroadcastUint8x32('"')
 	backslash := archsimd.BroadcastUint8x32('\\')
 	space := archsimd.BroadcastInt8x32(0x20)
@@ -54,6 +54,7 @@ func skipVector(b []byte, i int, escaped, passUTF8 bool) (end int, esc, stopped,
 		e := uint64(lo.Equal(backslash).ToBits()) | uint64(hi.Equal(backslash).ToBits())<<32
 		// Signed, non-ASCII bytes are below 0x20 too.
 		stop := q | uint64(lo.AsInt8x32().Less(space).ToBits()) | uint64(hi.AsInt8x32().Less(space).ToBits())<<32
+		broken := false
 		if passUTF8 && stop != 0 {
 			if high := ^greater(lo.AsInt8x32(), hi.AsInt8x32(), -1); high != 0 {
 				pass, ok := utf8Passable32(lo, hi, high)
