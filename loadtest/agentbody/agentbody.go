@@ -18,6 +18,8 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -54,9 +56,12 @@ type Spec struct {
 	Lang string
 }
 
-// Langs are the languages a conversation's prose can be in: English, and
-// Japanese, whose text is mostly three-byte UTF-8 sequences.
-var Langs = []string{"en", "ja"}
+// English is the language of a Spec without one.
+const English = "en"
+
+// Langs are the languages a conversation's prose can be in, in order:
+// English, and Japanese, whose text is mostly three-byte UTF-8 sequences.
+var Langs = slices.Sorted(maps.Keys(proses))
 
 // prose is a conversation's text in one language.
 type prose struct {
@@ -69,7 +74,7 @@ type prose struct {
 }
 
 var proses = map[string]prose{
-	"en": {
+	English: {
 		para: "You are an interactive coding agent working in the user's repository. Read files before " +
 			"you change them, keep changes small, run the tests, and explain what you did in a few sentences.\n" +
 			"- Use the tools for every file operation; never guess a file's contents.\n" +
@@ -136,7 +141,7 @@ func Generate(s Spec) ([]byte, error) {
 	if s.API != OpenAIChat && s.API != AnthropicMessages {
 		return nil, fmt.Errorf("generating a body: unknown API %q", s.API)
 	}
-	lang := cmp.Or(s.Lang, "en")
+	lang := cmp.Or(s.Lang, English)
 	text, ok := proses[lang]
 	if !ok {
 		return nil, fmt.Errorf("generating a body: unknown language %q (want one of %s)", s.Lang, strings.Join(Langs, ", "))

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -26,7 +27,7 @@ type Body struct {
 // Shape is the body's API, and the language of its prose unless that is
 // English: bodies of one shape differ only in size.
 func (b Body) Shape() string {
-	if b.Lang == "" || b.Lang == "en" {
+	if cmp.Or(b.Lang, agentbody.English) == agentbody.English {
 		return string(b.API)
 	}
 	return string(b.API) + "_" + b.Lang

@@ -169,7 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	kinds := fs.String("kinds", "", "comma-separated kinds of stage to run: serial, closed, open, stream, agent (default all)")
 	bodies := fs.String("bodies", "", "agent stages: comma-separated body sizes, e.g. 1KB,32KB,256KB,1MB (agent-shaped conversations, loadtest/agentbody; default none)")
 	bodyAPIs := fs.String("body-apis", string(agentbody.OpenAIChat)+","+string(agentbody.AnthropicMessages), "API shapes of the -bodies: openai_chat (model last), anthropic_messages (model first)")
-	bodyLangs := fs.String("body-langs", "en", "languages of the -bodies' prose: "+strings.Join(agentbody.Langs, ", ")+" (Japanese text is mostly bytes that are not ASCII)")
+	bodyLangs := fs.String("body-langs", agentbody.English, "languages of the -bodies' prose: "+strings.Join(agentbody.Langs, ", ")+" (Japanese text is mostly bytes that are not ASCII)")
 	agentVUs := fs.String("agent-vus", "50", "comma-separated VU stages of the agent stages")
 	fs.BoolVar(&f.envoyHeld, "envoy-held", false, "add the envoy_held path: Envoy alone holding each request body whole before forwarding it, as the gateway holds a big body while it decides (what holding costs by itself)")
 	fs.BoolVar(&f.null, "null", true, "add the null path: the gateway's Envoy config with a processor that reads nothing and only routes (the floor of the ext_proc hop)")
@@ -578,7 +578,7 @@ func (f flags) agentBodies() ([]bench.Body, error) {
 		return nil
 	}
 	if f.check != "" {
-		return out, add(checkBody.api, "en", checkBody.size)
+		return out, add(checkBody.api, agentbody.English, checkBody.size)
 	}
 	for _, api := range f.bodyAPIs {
 		for _, lang := range f.bodyLangs {
