@@ -781,3 +781,29 @@ func BenchmarkAgentBody(b *testing.B) {
 		})
 	}
 }
+
+// TestJudgesJSON: the mock refuses a body that is not JSON as a provider
+// does, and takes one the gateway's scan would not read to its end (nested
+// deeper than it reads) or whose strings are not UTF-8, as it always has.
+func TestJudgesJSON(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(New(fast))
+	t.Cleanup(srv.Close)
+	deep := strings.Repeat("[", 300) + strings.Repeat("]", 300)
+	for body, want := range map[string]int{
+		`{"model":"m","messages":[]}`:                                http.StatusOK,
+		`{"model":"m","messages":[],"x":` + deep + `}`:               http.StatusOK,
+		"{\"model\":\"m\",\"messages\":[],\"x\":\"\xff\"}":           http.StatusOK,
+		`{"model":"m","messages":[],}`:                               http.StatusBadRequest,
+		`{"model":"m","messages":[`:                                  http.StatusBadRequest,
+		`{"model":"m","messages":[],"x":` + deep[:len(deep)-1] + `}`: http.StatusBadRequest,
+	} {
+		resp, got := post(t, srv, "/v1/chat/completions", body, nil)
+		if resp.StatusCode != want {
+			t.Errorf("%.60q: status %d, want %d: %s", body, resp.StatusCode, want, got)
+		}
+		if want == http.StatusBadRequest && !strings.Contains(string(got), "not valid JSON") {
+			t.Errorf("%.60q: %s, want it called not valid JSON", body, got)
+		}
+	}
+}
