@@ -183,6 +183,12 @@ func (s *Result) str(b []byte, i int) (end int, escaped, ok bool) {
 		case c < utf8.RuneSelf:
 			i++
 		default:
+			if s.mode == scalarStrings {
+				if j := passSequences(b, i); j > i {
+					i = j
+					continue
+				}
+			}
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
 				if s.more && !utf8.FullRune(b[i:]) {
@@ -227,6 +233,34 @@ func (s *Result) skipPlain(b []byte, i int, escaped bool) (int, bool) {
 		i += 8
 	}
 	return i, escaped
+}
+
+// passSequences returns the index of the first byte from b[i] that is
+// ASCII or does not start a whole, valid UTF-8 sequence: the scalar scan's
+// way through text in other scripts, mostly two bytes a character
+// (Cyrillic, Greek, Arabic, Hebrew) or three (Chinese, Japanese, Korean),
+// which it would otherwise judge a character at a time.
+func passSequences(b []byte, i int) int {
+	for i < len(b) && b[i] >= utf8.RuneSelf {
+		c := b[i]
+		// The leads whose every continuation byte is allowed next.
+		if 0xc2 <= c && c <= 0xdf && i+1 < len(b) && b[i+1]&0xc0 == 0x80 {
+			i += 2
+			continue
+		}
+		if 0xe1 <= c && c <= 0xef && c != 0xed && i+2 < len(b) && b[i+1]&0xc0 == 0x80 && b[i+2]&0xc0 == 0x80 {
+			i += 3
+			continue
+		}
+		// The rest, and a sequence cut by b's end or broken, which the
+		// caller judges.
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		i += size
+	}
+	return i
 }
 
 func hex4(h []byte) bool {
