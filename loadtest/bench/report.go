@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -112,6 +113,13 @@ func f2(x float64) string { return fmt.Sprintf("%.2f", x) }
 
 func signed(x float64) string { return fmt.Sprintf("%+.2f", x) }
 
+func orUnmeasured(d time.Duration) string {
+	if d <= 0 {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
 // Markdown renders r as tables, one per kind of stage, each path compared
 // with the direct path of the same stage.
 func Markdown(r *Result) string {
@@ -121,6 +129,10 @@ func Markdown(r *Result) string {
 	fmt.Fprintf(&b, "Run %s to %s on %s, %d CPUs, %d MB RAM, Linux %s, %s %s/%s.\n\n",
 		r.Started.Format("2006-01-02 15:04:05Z"), r.Finished.Format("15:04:05Z"), orUnknown(m.CPU), m.CPUs, m.MemoryMB,
 		orUnknown(m.Kernel), m.GoVersion, m.OS, m.Arch)
+	if w := m.Wakeups; w.AcrossCPUs > 0 || w.OneCPU > 0 {
+		fmt.Fprintf(&b, "A wakeup (the median round trip of %d over pipes between two threads as the run started): across CPUs %s, on one CPU %s.\n\n",
+			wakeupSamples, orUnmeasured(w.AcrossCPUs), orUnmeasured(w.OneCPU))
+	}
 	if len(r.Settings) > 0 {
 		keys := make([]string, 0, len(r.Settings))
 		for k := range r.Settings {
