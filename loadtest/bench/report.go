@@ -130,7 +130,7 @@ func Markdown(r *Result) string {
 		r.Started.Format("2006-01-02 15:04:05Z"), r.Finished.Format("15:04:05Z"), orUnknown(m.CPU), m.CPUs, m.MemoryMB,
 		orUnknown(m.Kernel), m.GoVersion, m.OS, m.Arch)
 	if w := m.Wakeups; w.AcrossCPUs > 0 || w.OneCPU > 0 {
-		fmt.Fprintf(&b, "A wakeup (the median round trip of %d over pipes between two threads as the run started): across CPUs %s, on one CPU %s.\n\n",
+		fmt.Fprintf(&b, "A wakeup as the run started (the median of %d round trips of a byte over pipes between two threads): across CPUs %s, on one CPU %s.\n\n",
 			wakeupSamples, orUnmeasured(w.AcrossCPUs), orUnmeasured(w.OneCPU))
 	}
 	if len(r.Settings) > 0 {
