@@ -76,3 +76,28 @@ func TestBodyModuleKeepsBigBodies(t *testing.T) {
 		t.Error("a body module in full-duplex mode built, want an error")
 	}
 }
+
+// TestBodyModuleWithoutExtProc: Envoy alone with the body module (a
+// benchmark's baseline) holds and scans every body: the module is on for
+// every request, just before the router, and there is no ext_proc.
+func TestBodyModuleWithoutExtProc(t *testing.T) {
+	res, err := Build(withConfig(t, "../examples/switchyard.yaml", Options{DirectCluster: "mock", BodyModule: "/opt/libswitchyard_body.so"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filters := connectionManager(t, res.Listeners[0]).GetHttpFilters()
+	names := make([]string, 0, len(filters))
+	for _, f := range filters {
+		names = append(names, f.GetName())
+	}
+	i := slices.Index(names, bodyModuleFilterName)
+	if i < 0 || names[i+1] != routerFilterName || filters[i].GetDisabled() || slices.Contains(names, extProcFilterName) {
+		t.Fatalf("filters %v (module disabled: %v): want the body module, on, just before the router, and no ext_proc",
+			names, i >= 0 && filters[i].GetDisabled())
+	}
+	for _, r := range res.Routes[0].GetVirtualHosts()[0].GetRoutes() {
+		if _, ok := r.GetTypedPerFilterConfig()[bodyModuleFilterName]; ok {
+			t.Errorf("route %v configures the module: every route has it already", r.GetMatch())
+		}
+	}
+}

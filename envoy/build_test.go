@@ -155,6 +155,7 @@ func TestRenderPrintsTheBootstrap(t *testing.T) {
 func TestBuildErrors(t *testing.T) {
 	heldOver4GiB := withConfig(t, "../examples/switchyard.yaml", Options{DirectCluster: "mock", HoldBody: true})
 	heldOver4GiB.MaxBodyBytes = 1 << 32
+	heldTwice := withConfig(t, "../examples/switchyard.yaml", Options{DirectCluster: "mock", HoldBody: true, BodyModule: "/lib/body.so"})
 	for name, o := range map[string]Options{
 		"unknown body mode":            {ExtProc: "unix:/x", BodyMode: "STREAMED"},
 		"no ext_proc and no cluster":   {},
@@ -167,6 +168,7 @@ func TestBuildErrors(t *testing.T) {
 		"google grpc with two slots":   {ExtProc: "unix:/a,unix:/b", GRPCClient: GRPCClientGoogle},
 		"trace collector without port": {ExtProc: "unix:/x", TraceCollector: "127.0.0.1"},
 		"the body held with ext_proc":  {ExtProc: "unix:/x", HoldBody: true},
+		"the body held twice":          heldTwice,
 		"body over 4 GiB, held":        heldOver4GiB,
 	} {
 		if _, err := BuildBootstrap(o); err == nil {

@@ -67,6 +67,8 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 			hcm.HttpFilters = append(hcm.HttpFilters, d.bodyModuleFilter())
 		}
 		hcm.HttpFilters = append(hcm.HttpFilters, d.extProcFilter(src))
+	} else if d.bodyModule != "" {
+		hcm.HttpFilters = append(hcm.HttpFilters, d.bodyModuleFilter())
 	}
 	if d.holdBodyBytes > 0 {
 		hcm.HttpFilters = append(hcm.HttpFilters, d.bufferFilter())
@@ -257,9 +259,10 @@ func (d *settings) stripInternalHeaders() *hcmv3.HttpFilter {
 // bodyModuleFilter is Envoy's body module (cmd/bodymodule), off but on the
 // big-body route (bySizeRoute): it buffers a body there and leaves extproc
 // its summary (routing.BodyNamespace), so that the body need not travel to
-// extproc and back.
+// extproc and back. Without ext_proc it is on for every request: Envoy
+// alone holding and scanning each body (Options.BodyModule).
 func (d *settings) bodyModuleFilter() *hcmv3.HttpFilter {
-	return &hcmv3.HttpFilter{Name: bodyModuleFilterName, Disabled: true, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(&dynmodfilterv3.DynamicModuleFilter{
+	return &hcmv3.HttpFilter{Name: bodyModuleFilterName, Disabled: d.extProc, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(&dynmodfilterv3.DynamicModuleFilter{
 		DynamicModuleConfig: d.bodyModuleConfig(), FilterName: "body",
 	})}}
 }

@@ -108,8 +108,10 @@ type Options struct {
 	// BodyModule is the path of Envoy's body module (cmd/bodymodule), ""
 	// for none. With BodyModeBySize, a body announced at BufferedFromBytes
 	// or more then stays in Envoy, which summarizes it for extproc; extproc
-	// asks for the body only when its plan needs it. Envoy must be the
-	// version the module was built for.
+	// asks for the body only when its plan needs it. Without ext_proc,
+	// Envoy holds and scans every body with it, as the gateway does a big
+	// one: the baseline that shows what one scan in place adds to Envoy
+	// alone. Envoy must be the version the module was built for.
 	BodyModule string
 	// MessageTimeout bounds each wait for an extproc answer. Default 10s in
 	// full-duplex mode (the answer waits for the whole upload), 2s buffered.
@@ -406,6 +408,9 @@ func (o Options) settings() (settings, error) {
 	if o.HoldBody {
 		if d.extProc {
 			return d, fmt.Errorf("holding the body is for Envoy without ext_proc")
+		}
+		if o.BodyModule != "" {
+			return d, fmt.Errorf("without ext_proc the body module holds the body: hold it with the buffer filter or the module, not both")
 		}
 		d.holdBodyBytes = maxBody + 1
 	}

@@ -75,7 +75,7 @@ func parseEnvoyConfigFlags(args []string, stderr io.Writer) (envoyConfigFlags, e
 	fs.BoolVar(&f.holdBody, "hold-body", false, "with -no-extproc: Envoy holds each request body whole before forwarding it (its buffer filter, up to max_body_bytes), as the gateway holds a big body while it decides (benchmark baseline)")
 	fs.StringVar(&f.directCluster, "direct-cluster", "", "cluster for -no-extproc (default: the first provider's)")
 	fs.StringVar(&f.bodyMode, "body-mode", envoy.BodyModeBySize, "ext_proc request body mode: BY_SIZE (BUFFERED for bodies announced at 10,000 bytes or more, else FULL_DUPLEX_STREAMED), FULL_DUPLEX_STREAMED or BUFFERED")
-	fs.StringVar(&f.bodyModule, "body-module", "", "Envoy's body module (a libswitchyard_body.so built from cmd/bodymodule for this Envoy): a body of 10,000 bytes or more stays in Envoy, which summarizes it for extproc, and goes to extproc only when its plan needs it (needs -body-mode BY_SIZE; empty: off)")
+	fs.StringVar(&f.bodyModule, "body-module", "", "Envoy's body module (a libswitchyard_body.so built from cmd/bodymodule for this Envoy): a body of 10,000 bytes or more stays in Envoy, which summarizes it for extproc, and goes to extproc only when its plan needs it (needs -body-mode BY_SIZE; empty: off); with -no-extproc Envoy holds and scans every body with it (benchmark baseline)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "let requests through when extproc is unreachable (they are still never routed)")
 	fs.DurationVar(&f.messageTimeout, "message-timeout", 0, "ext_proc message timeout (0: the mode's default)")
 	fs.IntVar(&f.baselinePort, "baseline-listen", 0, "also listen on this port without ext_proc, forwarding to -direct-cluster (0: off)")

@@ -104,6 +104,13 @@ func TestEnvoyConfigCommand(t *testing.T) {
 		t.Error("-hold-body with ext_proc rendered")
 	}
 	out.Reset()
+	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-no-extproc", "-body-module", "/opt/libswitchyard_body.so"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "/opt/libswitchyard_body.so") || strings.Contains(out.String(), "envoy.filters.http.ext_proc") {
+		t.Errorf("-no-extproc -body-module config lacks the module or has ext_proc:\n%s", out.String())
+	}
+	out.Reset()
 	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-listen", "0", "-admin", "0"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
