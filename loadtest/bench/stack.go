@@ -61,6 +61,10 @@ type StackConfig struct {
 	// whole before it forwards it, as the gateway holds a big body while
 	// it decides (what holding costs by itself).
 	EnvoyHeld bool
+	// EnvoyScan adds the envoy_scan path: Envoy alone holding and scanning
+	// each body with the body module, as the gateway does a big one (what
+	// one scan in place adds to Envoy alone). It needs BodyModule.
+	EnvoyScan bool
 	// Variants add one path each, gateway_NAME: the gateway path with
 	// something changed, measured in the same interleaved run (A/B).
 	Variants []Variant
@@ -233,6 +237,7 @@ const (
 	// Optional paths (StackConfig).
 	PathEnvoyDefault = "envoy_default"
 	PathEnvoyHeld    = "envoy_held"
+	PathEnvoyScan    = "envoy_scan"
 	PathSession      = "gateway_session"
 	PathLiteLLM      = "litellm"
 	PathNull         = "null"
@@ -275,6 +280,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		// defaultWorkers leaves Envoy's worker count to Envoy.
 		defaultWorkers bool
 		holdBody       bool // without ext_proc: Envoy holds each body whole
+		scanBody       bool // without ext_proc: the body module holds and scans each body
 		extprocBin     string
 		extprocEnv     []string
 		renderArgs     []string
@@ -291,6 +297,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 	}
 	if cfg.EnvoyHeld {
 		instances = append(instances, instance{name: PathEnvoyHeld, config: plain, holdBody: true})
+	}
+	if cfg.EnvoyScan {
+		if cfg.BodyModule == "" {
+			return nil, fmt.Errorf("the %s path needs the body module", PathEnvoyScan)
+		}
+		instances = append(instances, instance{name: PathEnvoyScan, config: plain, scanBody: true})
 	}
 	if cfg.Session {
 		sessionConfig := filepath.Join(cfg.Dir, "gateway_session.yaml")
@@ -367,7 +379,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		if in.bodyMode != "" {
 			args = append(args, "-body-mode", in.bodyMode)
 		}
-		if in.extproc && in.bodyMode == "" && cfg.BodyModule != "" {
+		if in.scanBody || in.extproc && in.bodyMode == "" && cfg.BodyModule != "" {
 			args = append(args, "-body-module", cfg.BodyModule)
 		}
 		args = append(args, in.renderArgs...)

@@ -69,6 +69,9 @@ type flags struct {
 	envoyDefault bool
 	// envoyHeld adds the envoy_held path (Envoy alone holding each body whole).
 	envoyHeld bool
+	// envoyScan adds the envoy_scan path (Envoy alone scanning each body
+	// with the body module).
+	envoyScan bool
 	// session adds the gateway_session path (session affinity on every request).
 	session bool
 	// features add gateway_FEATURE paths (bench.Features).
@@ -112,7 +115,7 @@ const (
 
 // knownPaths are the names -paths accepts, in the stack's order.
 var knownPaths = []string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathGatewayBuffered, bench.PathGatewayHook,
-	bench.PathEnvoyDefault, bench.PathEnvoyHeld, bench.PathLiteLLM, bench.PathSession, bench.PathNull}
+	bench.PathEnvoyDefault, bench.PathEnvoyHeld, bench.PathEnvoyScan, bench.PathLiteLLM, bench.PathSession, bench.PathNull}
 
 // checkBody is the agent stage make bench-check guards: the 256 KB chat
 // body at 50 VUs, its CPU per request against Envoy alone's.
@@ -171,6 +174,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	bodyAPIs := fs.String("body-apis", string(agentbody.OpenAIChat)+","+string(agentbody.AnthropicMessages), "API shapes of the -bodies: openai_chat (model last), anthropic_messages (model first)")
 	bodyLangs := fs.String("body-langs", agentbody.English, "languages of the -bodies' prose: "+strings.Join(agentbody.Langs, ", ")+" (Japanese text is mostly bytes that are not ASCII)")
 	agentVUs := fs.String("agent-vus", "50", "comma-separated VU stages of the agent stages")
+	fs.BoolVar(&f.envoyScan, "envoy-scan", false, "add the envoy_scan path: Envoy alone holding and scanning each request body with the body module, as the gateway does a big one (what one scan in place adds to Envoy alone; needs the body module)")
 	fs.BoolVar(&f.envoyHeld, "envoy-held", false, "add the envoy_held path: Envoy alone holding each request body whole before forwarding it, as the gateway holds a big body while it decides (what holding costs by itself)")
 	fs.BoolVar(&f.null, "null", true, "add the null path: the gateway's Envoy config with a processor that reads nothing and only routes (the floor of the ext_proc hop)")
 	fs.Func("peer", "another gateway to measure as path NAME: `NAME=URL[,PID...]` (repeatable); it must route mock-gpt (and mock-claude for Messages bodies) to the mock at -mock-listen; PIDs are sampled for CPU and RSS", func(v string) error {
@@ -497,6 +501,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		EnvoyConcurrency: f.envoyConc, ExtprocEnv: f.extprocEnv,
 		EnvoyDefaultWorkers: f.envoyDefault && f.check == "",
 		EnvoyHeld:           f.envoyHeld && f.check == "",
+		EnvoyScan:           f.envoyScan && f.check == "",
 		Session:             f.session,
 		Features:            f.features,
 		Null:                f.null && f.check == "",
