@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,56 +21,10 @@ import (
 // proves the null path routes and echoes full-duplex bodies as Envoy
 // expects, and that bodies of many HTTP/2 frames cross extproc's codec.
 func TestBenchAgentStages(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-
-	stack, err := bench.StartStack(ctx, bench.StackConfig{
-		Dir: t.TempDir(), ExtprocBin: extprocBin, EnvoyBin: envoyBin,
-		UpstreamURL: startBenchMock(t, mockllm.Options{Latency: 5 * time.Millisecond}), Null: true, EnvoyHeld: true,
-	})
-	if err != nil {
-		t.Fatalf("starting the benchmark stack: %v", err)
-	}
-	t.Cleanup(stack.Close)
-	if err := bench.Preflight(ctx, stack.Paths); err != nil {
-		t.Fatalf("preflight: %v", err)
-	}
-	var paths []bench.Path
-	for _, p := range stack.Paths {
-		switch p.Name {
-		case bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathNull, bench.PathEnvoyHeld:
-			paths = append(paths, p)
-		}
-	}
-	if len(paths) != 5 {
-		t.Fatalf("stack has %d of the direct, envoy, gateway, null and envoy_held paths", len(paths))
-	}
-	var bodies []bench.Body
-	for _, spec := range []struct {
-		api  agentbody.API
-		size int
-	}{{agentbody.OpenAIChat, 32 << 10}, {agentbody.AnthropicMessages, 32 << 10}, {agentbody.OpenAIChat, 256 << 10}} {
-		b, err := bench.NewBody(spec.api, "en", spec.size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bodies = append(bodies, b)
-	}
-	plan := bench.Plan{Mode: "test", Paths: paths, Rounds: 1, Warmup: 100 * time.Millisecond,
-		Bodies: bodies, AgentVUs: []int{2}, AgentDuration: 500 * time.Millisecond, SampleInterval: 100 * time.Millisecond}
-	var progress bytes.Buffer
-	res, err := bench.Run(ctx, plan, &progress)
-	if err != nil {
-		t.Fatalf("running the plan: %v\nprogress:\n%s", err, progress.String())
-	}
-	if want := len(bodies) * len(paths); len(res.Stages) != want {
-		t.Fatalf("%d stages, want %d", len(res.Stages), want)
-	}
-	for _, s := range res.Stages {
-		if s.Kind != bench.KindAgent || s.Requests == 0 || s.Errors > 0 {
-			t.Errorf("%s %s on %s: %d requests, %d errors %v %v", s.Kind, s.Body, s.Path, s.Requests, s.Errors, s.ErrorKinds, s.ErrorBodies)
-		}
-	}
+	res := runAgentStages(t, bench.StackConfig{Null: true, EnvoyHeld: true},
+		[]string{bench.PathDirect, bench.PathEnvoy, bench.PathGateway, bench.PathNull, bench.PathEnvoyHeld},
+		agentBodies(t, bodySpec{agentbody.OpenAIChat, 32 << 10}, bodySpec{agentbody.AnthropicMessages, 32 << 10},
+			bodySpec{agentbody.OpenAIChat, 256 << 10}))
 	if md := bench.Markdown(res); !strings.Contains(md, "## Cost against body size") {
 		t.Errorf("report has no cost table:\n%s", md)
 	}
@@ -87,12 +42,41 @@ func TestBenchEnvoyScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runAgentStages(t, bench.StackConfig{BodyModule: lib, EnvoyScan: true},
+		[]string{bench.PathGateway, bench.PathEnvoyScan},
+		agentBodies(t, bodySpec{agentbody.OpenAIChat, 64 << 10}, bodySpec{agentbody.AnthropicMessages, 64 << 10}))
+}
+
+// bodySpec is an agent body's API and size.
+type bodySpec struct {
+	api  agentbody.API
+	size int
+}
+
+// agentBodies are English agent bodies of the given APIs and sizes.
+func agentBodies(t *testing.T, specs ...bodySpec) []bench.Body {
+	t.Helper()
+	var bodies []bench.Body
+	for _, spec := range specs {
+		b, err := bench.NewBody(spec.api, "en", spec.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, b)
+	}
+	return bodies
+}
+
+// runAgentStages starts a benchmark stack of cfg (the e2e binaries and a
+// mock filled in), runs each body through the paths named, two agents for
+// half a second, and fails unless every stage answered every request.
+func runAgentStages(t *testing.T, cfg bench.StackConfig, names []string, bodies []bench.Body) *bench.Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	stack, err := bench.StartStack(ctx, bench.StackConfig{
-		Dir: t.TempDir(), ExtprocBin: extprocBin, EnvoyBin: envoyBin, BodyModule: lib, EnvoyScan: true,
-		UpstreamURL: startBenchMock(t, mockllm.Options{Latency: 5 * time.Millisecond}),
-	})
+	cfg.Dir, cfg.ExtprocBin, cfg.EnvoyBin = t.TempDir(), extprocBin, envoyBin
+	cfg.UpstreamURL = startBenchMock(t, mockllm.Options{Latency: 5 * time.Millisecond})
+	stack, err := bench.StartStack(ctx, cfg)
 	if err != nil {
 		t.Fatalf("starting the benchmark stack: %v", err)
 	}
@@ -102,20 +86,12 @@ func TestBenchEnvoyScan(t *testing.T) {
 	}
 	var paths []bench.Path
 	for _, p := range stack.Paths {
-		if p.Name == bench.PathEnvoyScan || p.Name == bench.PathGateway {
+		if slices.Contains(names, p.Name) {
 			paths = append(paths, p)
 		}
 	}
-	if len(paths) != 2 {
-		t.Fatalf("stack has %d of the gateway and envoy_scan paths", len(paths))
-	}
-	var bodies []bench.Body
-	for _, api := range []agentbody.API{agentbody.OpenAIChat, agentbody.AnthropicMessages} {
-		b, err := bench.NewBody(api, "en", 64<<10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bodies = append(bodies, b)
+	if len(paths) != len(names) {
+		t.Fatalf("stack has %d of the paths %v", len(paths), names)
 	}
 	plan := bench.Plan{Mode: "test", Paths: paths, Rounds: 1, Warmup: 100 * time.Millisecond,
 		Bodies: bodies, AgentVUs: []int{2}, AgentDuration: 500 * time.Millisecond, SampleInterval: 100 * time.Millisecond}
@@ -128,8 +104,9 @@ func TestBenchEnvoyScan(t *testing.T) {
 		t.Fatalf("%d stages, want %d", len(res.Stages), want)
 	}
 	for _, s := range res.Stages {
-		if s.Requests == 0 || s.Errors > 0 {
-			t.Errorf("%s on %s: %d requests, %d errors %v %v", s.Body, s.Path, s.Requests, s.Errors, s.ErrorKinds, s.ErrorBodies)
+		if s.Kind != bench.KindAgent || s.Requests == 0 || s.Errors > 0 {
+			t.Errorf("%s %s on %s: %d requests, %d errors %v %v", s.Kind, s.Body, s.Path, s.Requests, s.Errors, s.ErrorKinds, s.ErrorBodies)
 		}
 	}
+	return res
 }
