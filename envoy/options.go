@@ -30,6 +30,11 @@ import (
 // Version is the Envoy release the configuration is written for.
 const Version = "1.40.0"
 
+// ImageBodyModule is where the Dockerfile's envoy image keeps the body
+// module (cmd/bodymodule), which the bootstraps of docker compose and the
+// Kubernetes pod name with -body-module.
+const ImageBodyModule = "/usr/local/lib/switchyard/libswitchyard_body.so"
+
 // The ports `extproc envoy-config` renders unless told otherwise.
 const (
 	DefaultListenPort = 10000

@@ -27,9 +27,9 @@ var committed = []struct {
 	{"envoy.yaml", "../examples/switchyard.yaml", Options{ListenPort: DefaultListenPort, AdminPort: DefaultAdminPort, ExtProc: "unix:/tmp/switchyard-extproc.sock"}, nil},
 	{"compose.yaml", "../examples/compose.switchyard.yaml", Options{
 		ListenAddress: "0.0.0.0", ListenPort: DefaultListenPort, AdminPort: DefaultAdminPort, ExtProc: "unix:/run/switchyard/extproc.sock",
-		BaselinePort: 10001, BaselineCluster: "mock",
+		BaselinePort: 10001, BaselineCluster: "mock", BodyModule: ImageBodyModule,
 	}, []string{"-config", "/etc/switchyard/switchyard.yaml", "-listen-address", "0.0.0.0", "-extproc", "unix:/run/switchyard/extproc.sock",
-		"-baseline-listen", "10001", "-direct-cluster", "mock", "-xds"}},
+		"-baseline-listen", "10001", "-direct-cluster", "mock", "-body-module", ImageBodyModule, "-xds"}},
 }
 
 func render(t *testing.T, config string, o Options) []byte {

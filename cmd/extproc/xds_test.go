@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protojson"
 	"gopkg.in/yaml.v3"
 
 	"switchyard/envoy"
@@ -58,6 +59,13 @@ func TestComposeBootstrapIsPrinted(t *testing.T) {
 	}
 	if len(res.Listeners) != 2 {
 		t.Errorf("extproc builds %d listeners for the compose Envoy, want 2 (gateway and baseline)", len(res.Listeners))
+	}
+	// The compose Envoy is the Dockerfile's envoy image, with the body module.
+	for _, l := range res.Listeners {
+		text := protojson.Format(l)
+		if has := strings.Contains(text, envoy.ImageBodyModule); has != (l.GetName() != "baseline") {
+			t.Errorf("listener %s loads the image's body module: %v", l.GetName(), has)
+		}
 	}
 }
 
