@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,83 @@ func TestBodyModuleHandoff(t *testing.T) {
 			for i := range 10 {
 				tc := bodyCase{"big body " + strconv.Itoa(i), strings.Replace(body, "tool", "tool "+strconv.Itoa(i), 1), "gpt-exact", "summarized", false}
 				tc.check(t, s.gw)
+			}
+		})
+	}
+}
+
+// TestBodyModuleWithHooks: on_request hooks that never read the body run on
+// a big body Envoy kept, from its headers and summary: their header reaches
+// the upstream with the client's exact body, their refusal the client, and
+// on_response still runs. A hook that reads the body, even by a name built
+// at run time, gets it: the body is sent to extproc for it, unless an
+// earlier hook refused the request.
+func TestBodyModuleWithHooks(t *testing.T) {
+	t.Parallel()
+	lib, err := bodyModuleLib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	headersHook := `
+function on_request(req)
+  if req:header("x-block") then return req:reject(429, "blocked for " .. req.model) end
+  req:set_header("x-hook-saw-model", req.model)
+end
+function on_response(res) res:set_header("x-hook-status", tostring(res.status)) end
+`
+	hiddenBodyHook := `
+function on_request(req)
+  local field = "bo" .. "dy"
+  req:set_header("x-hook-saw-length", tostring(#req[field]:raw()))
+end
+`
+	for _, tc := range []struct {
+		name    string
+		scripts map[string]string
+		mode    string
+	}{
+		{"headers only", map[string]string{"10-headers.lua": headersHook}, "summarized"},
+		{"one reads the body", map[string]string{"10-headers.lua": headersHook, "20-body.lua": hiddenBodyHook}, "buffered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := startUpstream(t, "A"), startUpstream(t, "B")
+			dir := t.TempDir()
+			for name, code := range tc.scripts {
+				writeFile(t, filepath.Join(dir, name), code)
+			}
+			gw := startGateway(t, hooksConfig(a, b, dir, "fail_closed"), gatewayOptions{
+				bodyMode: "BY_SIZE", envoyConfigArgs: []string{"-body-module", lib}, extraEnv: testEnv})
+			count := func(mode string) float64 {
+				v, _ := metricValue(gw.metrics(t), `switchyard_request_body_mode_total{mode="`+mode+`"}`)
+				return v
+			}
+			body := agentBody("gpt-exact", 50000)
+			before := count(tc.mode)
+			r := gw.do(t, "POST", "/v1/chat/completions", nil, body)
+			got := upstreamSaw(t, r)
+			if got.Body != body || got.Headers["x-hook-saw-model"] != "gpt-exact" || r.header.Get("x-hook-status") != "200" {
+				t.Errorf("upstream got %d bytes (client sent %d), x-hook-saw-model %q; client got x-hook-status %q",
+					got.BodyLen, len(body), got.Headers["x-hook-saw-model"], r.header.Get("x-hook-status"))
+			}
+			if _, reads := tc.scripts["20-body.lua"]; reads && got.Headers["x-hook-saw-length"] != strconv.Itoa(len(body)) {
+				t.Errorf("the hook reading the body saw %q bytes, want %d", got.Headers["x-hook-saw-length"], len(body))
+			}
+			if after := count(tc.mode); after != before+1 {
+				t.Errorf("%s requests %v -> %v, want one more", tc.mode, before, after)
+			}
+			// The refusal comes before any hook reads the body: it is
+			// decided from the summary, the body left in Envoy.
+			before = count("summarized")
+			r = gw.do(t, "POST", "/v1/chat/completions", map[string]string{"x-block": "1"}, body)
+			if r.status != 429 || !strings.Contains(string(r.body), "blocked for gpt-exact") {
+				t.Errorf("refused by the hook: %d %s", r.status, r.body)
+			}
+			if after := count("summarized"); after != before+1 {
+				t.Errorf("summarized requests %v -> %v after the refusal, want one more", before, after)
+			}
+			if m := gw.metrics(t); strings.Contains(m, "switchyard_hooks_errors_total{") {
+				t.Errorf("hook errors counted:\n%s", grep(m, "switchyard_hooks_errors_total"))
 			}
 		})
 	}

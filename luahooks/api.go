@@ -145,6 +145,9 @@ type reqCall struct {
 	saved  reqScalars
 	tags   map[string]string
 	bodyUD *lua.LUserData
+	// needsBody: a hook read the body of a request whose body stayed in
+	// Envoy (Request.BodyKept).
+	needsBody bool
 }
 
 func newReqCall(req *Request, res *Result) *reqCall {
@@ -200,9 +203,16 @@ func (c *reqCall) finish() {
 	c.res.Reject = c.cur.reject
 }
 
-func (c *reqCall) body() []byte {
+// body is the request body as the hooks have left it so far. When the
+// body stayed in Envoy (Request.BodyKept) there is none: the call ends with
+// ErrNeedsBody, whatever the script does with the error.
+func (c *reqCall) body(L *lua.LState) []byte {
 	if c.cur.bodySet {
 		return c.cur.body
+	}
+	if c.req.BodyKept {
+		c.needsBody = true
+		L.RaiseError("the request body stayed in Envoy; the gateway runs the hooks again with it")
 	}
 	return c.req.Body
 }
@@ -508,7 +518,7 @@ func (v *vm) reqSetModel(L *lua.LState) int {
 	}
 	c.cur.model = model
 	c.cur.modelSet = true
-	if body := c.body(); gjson.ValidBytes(body) && gjson.ParseBytes(body).IsObject() {
+	if body := c.body(L); gjson.ValidBytes(body) && gjson.ParseBytes(body).IsObject() {
 		nb, err := sjson.SetBytes(body, "model", model)
 		if err != nil {
 			L.RaiseError("set_model: rewriting the body: %s", err.Error())
@@ -620,7 +630,7 @@ func (v *vm) reqReject(L *lua.LState) int {
 func (v *vm) bodyGet(L *lua.LState) int {
 	c := v.selfReq(L)
 	path := L.CheckString(2)
-	r := gjson.GetBytes(c.body(), path)
+	r := gjson.GetBytes(c.body(L), path)
 	if !r.Exists() {
 		L.Push(lua.LNil)
 		return 1
@@ -637,7 +647,7 @@ func (v *vm) bodySet(L *lua.LState) int {
 	c := v.selfReq(L)
 	path := L.CheckString(2)
 	value := L.Get(3)
-	body := c.body()
+	body := c.body(L)
 	if !gjson.ValidBytes(body) {
 		L.RaiseError("body:set: the request body is not valid JSON")
 	}
@@ -672,7 +682,7 @@ func (v *vm) bodySet(L *lua.LState) int {
 
 func (v *vm) bodyDecode(L *lua.LState) int {
 	c := v.selfReq(L)
-	body := c.body()
+	body := c.body(L)
 	if !gjson.ValidBytes(body) {
 		L.RaiseError("body:decode: the request body is not valid JSON")
 	}
@@ -685,7 +695,7 @@ func (v *vm) bodyDecode(L *lua.LState) int {
 }
 
 func (v *vm) bodyRaw(L *lua.LState) int {
-	L.Push(lua.LString(v.selfReq(L).body()))
+	L.Push(lua.LString(v.selfReq(L).body(L)))
 	return 1
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestOnRequestAPI(t *testing.T) {
@@ -403,4 +404,60 @@ func TestValidationRefusesBrokenScripts(t *testing.T) {
 			t.Fatalf("err = %v, want errors for a.lua and b.lua only", err)
 		}
 	})
+}
+
+// TestBodyKept: a set whose hooks never name the body runs on a request
+// whose body stayed in Envoy; one that names it may read it. A hook that
+// reaches the body anyway, even inside pcall, ends the chain with
+// ErrNeedsBody, which no failure policy swallows and no error counts.
+func TestBodyKept(t *testing.T) {
+	t.Parallel()
+	kept := func() *Request {
+		r := chatRequest()
+		r.Body, r.BodyKept = nil, true
+		return r
+	}
+	headersOnly := `function on_request(req) req:set_header("x-model", req.model); req:tag("team", req:header("x-team") or "none") end`
+	s := newTestSet(t, Options{}, "tag.lua", headersOnly)
+	if s.MayReadBody() {
+		t.Error("a set that never names the body may read it")
+	}
+	got, err := onRequest(t, s, kept())
+	if err != nil || got.SetHeaders["x-model"] != "gpt-4o" || got.Tags["team"] != "Search" || got.Body != nil {
+		t.Errorf("headers-only hooks on a kept body: %+v, %v", got, err)
+	}
+	for name, code := range map[string]string{
+		"body:get":  `function on_request(req) req:set_header("x-n", tostring(req.body:get("n"))) end`,
+		"set_model": `function on_request(req) req:set_model("other") end`,
+	} {
+		if s := newTestSet(t, Options{}, "a.lua", headersOnly, "b.lua", code); !s.MayReadBody() {
+			t.Errorf("%s: the set may not read the body", name)
+		}
+	}
+	for name, code := range map[string]string{
+		"hidden":         `function on_request(req) local k = "bo" .. "dy"; req:set_header("x-n", tostring(req[k]:get("n"))) end`,
+		"hidden, caught": `function on_request(req) local k = "bo" .. "dy"; pcall(function() return req[k]:raw() end); req:set_header("x-after", "1") end`,
+	} {
+		for _, failOpen := range []bool{false, true} {
+			m, err := newMetrics(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newTestSet(t, Options{FailOpen: failOpen}, "a.lua", headersOnly, "b.lua", code)
+			s.cfg.metrics = m
+			if s.MayReadBody() {
+				t.Errorf("%s: the set names the body", name)
+			}
+			if _, err := onRequest(t, s, kept()); !errors.Is(err, ErrNeedsBody) || errors.Is(err, ErrHookFailed) {
+				t.Errorf("%s (fail open %v): %v, want ErrNeedsBody", name, failOpen, err)
+			}
+			if n := testutil.CollectAndCount(m.errors); n != 0 {
+				t.Errorf("%s: %d hook error series, want none", name, n)
+			}
+			got, err := onRequest(t, s, chatRequest())
+			if err != nil || got.SetHeaders["x-n"] != "2" && got.SetHeaders["x-after"] != "1" {
+				t.Errorf("%s with the body: %+v, %v", name, got, err)
+			}
+		}
+	}
 }

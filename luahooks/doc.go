@@ -73,6 +73,16 @@
 // and _; values are printable UTF-8 of at most 64 bytes. A ninth key, or a
 // key or value out of bounds, is a hook error.
 //
+// # Bodies that stay in Envoy
+//
+// A big body may stay in Envoy, which summarizes it (Request.BodyKept):
+// the hooks then see the model and session from the summary and no body.
+// The gateway runs them so only when no on_request script mentions body or
+// set_model (Set.MayReadBody); otherwise it gets the body first. A hook
+// that reaches the body anyway ends OnRequest with ErrNeedsBody, which no
+// failure policy handles, even if the script caught the error; the
+// gateway then runs the hooks again on the body.
+//
 // # Values between Lua and JSON
 //
 // Objects become tables with string keys, arrays tables with keys 1..n,

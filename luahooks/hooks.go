@@ -12,6 +12,11 @@ import (
 // fail_closed policy. Its text is safe to show a client.
 var ErrHookFailed = errors.New("hook failed")
 
+// ErrNeedsBody ends OnRequest when a hook reads the body of a request whose
+// body stayed in Envoy (Request.BodyKept): the caller gets the body and runs
+// the hooks again on it. It is not a hook failure.
+var ErrNeedsBody = errors.New("a hook reads the request body, which stayed in Envoy")
+
 // Request is what a hook sees of one gateway request.
 type Request struct {
 	API    string // "openai" or "anthropic"
@@ -19,8 +24,12 @@ type Request struct {
 	Path   string
 	// Headers holds the request headers with lower-case names. Credential
 	// headers are never shown to scripts.
-	Headers   map[string]string
-	Body      []byte // raw JSON request body
+	Headers map[string]string
+	Body    []byte // raw JSON request body
+	// BodyKept: the body stayed in Envoy, which summarized it (Model and
+	// Session come from the summary) and Body is nil; a hook that reads it
+	// (req.body, req:set_model) ends the chain with ErrNeedsBody.
+	BodyKept  bool
 	Model     string // model named in the body
 	KeyName   string // configured name of the client key ("" if anonymous)
 	RequestID string

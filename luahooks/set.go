@@ -30,12 +30,14 @@ type Source struct {
 
 // script is one compiled script.
 type script struct {
-	name       string
-	proto      *lua.FunctionProto
-	onRequest  bool
-	onResponse bool
-	reqTime    prometheus.Observer
-	resTime    prometheus.Observer
+	name  string
+	proto *lua.FunctionProto
+	// mentionsBody: the source names body or set_model (Set.MayReadBody).
+	mentionsBody bool
+	onRequest    bool
+	onResponse   bool
+	reqTime      prometheus.Observer
+	resTime      prometheus.Observer
 	// MCP tool hooks (tools.go).
 	onToolCall, onToolResult     bool
 	toolCallTime, toolResultTime prometheus.Observer
@@ -70,7 +72,8 @@ func compile(src Source) (*script, error) {
 		}
 		return nil, he
 	}
-	return &script{name: src.Name, proto: proto}, nil
+	mentions := bytes.Contains(src.Code, []byte("body")) || bytes.Contains(src.Code, []byte("set_model"))
+	return &script{name: src.Name, proto: proto, mentionsBody: mentions}, nil
 }
 
 // setConfig is what every Set of a Manager shares.
@@ -91,7 +94,9 @@ type Set struct {
 	cfg     setConfig
 	scripts []*script
 	hasReq  bool
-	hasResp bool
+	// readsBody: MayReadBody.
+	readsBody bool
+	hasResp   bool
 	// hasToolCall, hasToolResult: some script defines on_tool_call,
 	// on_tool_result (tools.go).
 	hasToolCall, hasToolResult bool
@@ -106,6 +111,14 @@ func (s *Set) Version() uint64 { return s.version }
 
 // HasOnRequest reports whether any script defines on_request.
 func (s *Set) HasOnRequest() bool { return s.hasReq }
+
+// MayReadBody reports whether an on_request hook may read or change the
+// request body: its script mentions body (req.body) or set_model (which
+// rewrites the model in the body). A set that may not runs on a request
+// whose body stayed in Envoy (Request.BodyKept); one that may is given the
+// body at once. A hook that reaches the body some other way
+// (req["bo".."dy"]) ends the chain with ErrNeedsBody, and gets it then.
+func (s *Set) MayReadBody() bool { return s.readsBody }
 
 // HasOnResponse reports whether any script defines on_response; when false,
 // the gateway need not ask Envoy for response headers.
@@ -218,6 +231,7 @@ func buildSet(cfg setConfig, version uint64, sources []Source) (*Set, error) {
 	}
 	for _, sc := range s.scripts {
 		s.hasReq = s.hasReq || sc.onRequest
+		s.readsBody = s.readsBody || sc.onRequest && sc.mentionsBody
 		s.hasResp = s.hasResp || sc.onResponse
 		s.hasToolCall = s.hasToolCall || sc.onToolCall
 		s.hasToolResult = s.hasToolResult || sc.onToolResult
@@ -397,7 +411,7 @@ func (s *Set) runChain(ctx context.Context, requestID string, c phaseCall) error
 		if err != nil {
 			s.discard(v)
 			v = nil
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrNeedsBody) {
 				return err
 			}
 			err = s.failure(err, requestID)
@@ -419,7 +433,12 @@ func (c *reqCall) has(sc *script) bool                  { return sc.onRequest }
 func (c *reqCall) timer(sc *script) prometheus.Observer { return sc.reqTime }
 func (c *reqCall) stop() bool                           { return c.cur.reject != nil }
 func (c *reqCall) run(ctx context.Context, v *vm, timeout time.Duration, i int, sc *script) error {
-	return v.runRequest(ctx, timeout, sc.name, v.scripts[i].onRequest, c)
+	err := v.runRequest(ctx, timeout, sc.name, v.scripts[i].onRequest, c)
+	if c.needsBody {
+		// Even if the script caught the error: it went on without the body.
+		return ErrNeedsBody
+	}
+	return err
 }
 
 func (c *resCall) has(sc *script) bool                  { return sc.onResponse }

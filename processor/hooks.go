@@ -28,6 +28,9 @@ func runRequestHooks(ctx context.Context, hooks *luahooks.Set, router *routing.R
 		RequestID: req.RequestID,
 		Session:   session,
 	}
+	if req.summary {
+		hreq.Body, hreq.BodyKept = nil, true
+	}
 	if router != nil {
 		hreq.IsProvider, hreq.IsRoute = router.HasProvider, router.HasRoute
 		// Copies, not req: a closure holding req would move every request's

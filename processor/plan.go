@@ -23,8 +23,11 @@ type Request struct {
 	RequestID string
 	// Headers holds every request header by lower-case name; only hooks
 	// read it, so it is nil when no on_request hook runs.
-	Headers   map[string]string
-	Body      []byte
+	Headers map[string]string
+	Body    []byte
+	// summary: Body is the body module's summary of a body Envoy kept
+	// (decideFromSummary); hooks run without a body (luahooks.Request.BodyKept).
+	summary   bool
 	Principal routing.Principal
 	// session holds the session headers when Headers is nil (no hooks).
 	session sessionHeaders

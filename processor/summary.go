@@ -2,12 +2,14 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"switchyard/luahooks"
 	"switchyard/routing"
 )
 
@@ -24,17 +26,19 @@ func summaryOf(msg *extprocv3.ProcessingRequest) []byte {
 // decideFromSummary plans a request whose body Envoy kept (body mode NONE)
 // from the module's summary of it (bodyscan.Summary). The plan stands when it sends the body
 // on as it came; when it would change the body or read more of it than the
-// summary holds (hooks, the loop guard, a translation, a model rewrite, a
-// count_tokens estimate, fallbacks, traced content), or there is no
-// summary, or no announced length, or planning from it fails, Envoy is asked
-// for the body, and the
-// request is planned on it as in BUFFERED mode: the summary never decides
-// what the body would decide otherwise, and no error comes from it.
+// summary holds (hooks that read it, the loop guard, a translation, a model
+// rewrite, a count_tokens estimate, fallbacks, traced content), or there is
+// no summary, or no announced length, or planning from it fails, Envoy is
+// asked for the body, and the request is planned on it as in BUFFERED mode:
+// the summary never decides what the body would decide otherwise, and no
+// error comes from it. Only what on_request hooks that never read the body
+// decide stands as it is, a refusal or a failure too: on the body they
+// would decide it again from the same headers, model and session.
 func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingResponse {
 	// Envoy keeps bodies that announce their length (checked against the
 	// limit with the headers) and fit its buffer; a request for any other
 	// is answered on its body.
-	if x.summary == nil || x.bodyLen == 0 || x.hooks != nil || x.req.Principal.LoopGuard() != nil ||
+	if x.summary == nil || x.bodyLen == 0 || x.hooks != nil && x.hooks.MayReadBody() || x.req.Principal.LoopGuard() != nil ||
 		x.srv.opts.Tracer != nil && x.srv.opts.Tracer.CapturesContent() {
 		return x.askForBody()
 	}
@@ -42,14 +46,28 @@ func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingR
 	// Planned again on the body, the request makes the random choices it
 	// made here: a weighted target that changes the body is not rolled twice.
 	var picks replay
-	x.req.Body, x.req.pick = x.summary, picks.record
-	p, err := plan(ctx, x.router, nil, &x.srv.state, &x.req)
-	x.req.Body, x.req.pick = nil, picks.again
+	x.req.Body, x.req.pick, x.req.summary = x.summary, picks.record, true
+	p, err := plan(ctx, x.router, x.hooks, &x.srv.state, &x.req)
+	x.req.Body, x.req.pick, x.req.summary = nil, picks.again, false
+	if err != nil && hooksRefused(&p) {
+		x.decided, x.summarized = true, true
+		x.noteDecision(&p)
+		return x.failModel(err, p.Model)
+	}
 	if err != nil || !sendsBodyAsItCame(&p) {
 		return x.askForBody()
 	}
 	x.decided, x.summarized = true, true
 	return x.answer(ctx, &p, true)[0]
+}
+
+// hooksRefused reports whether a plan's error is its on_request hooks'
+// refusal or failure, decided without reading the body.
+func hooksRefused(p *Plan) bool {
+	if p.Hooks == nil {
+		return false
+	}
+	return p.Hooks.Reject != nil || errors.Is(p.HookErr, luahooks.ErrHookFailed)
 }
 
 // sendsBodyAsItCame reports whether a plan forwards the client's body

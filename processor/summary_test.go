@@ -97,17 +97,66 @@ func TestSummaryAsksForBodyWhenPlanningReadsIt(t *testing.T) {
 	})
 	t.Run("hooks", func(t *testing.T) {
 		t.Parallel()
-		set, err := luahooks.NewSet([]luahooks.Source{{Name: "h.lua", Code: []byte(`function on_request(req) end`)}}, luahooks.Options{Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := compileRouter(t, testConfigYAML+"hooks: {dir: "+strconv.Quote(t.TempDir())+"}\n")
-		srv := New(Options{Router: func() *routing.Router { return r }, Hooks: func() *luahooks.Set { return set }})
-		got := run(t, srv, summarized(t, script(buffered, post("/v1/chat/completions", bearer(keyTeamB)...), chat))...)
-		want := askedForBody()
-		want.ModeOverride.ResponseHeaderMode = filterv3.ProcessingMode_SEND // the routes send hooks the answer's headers
-		if len(got) != 2 || !proto.Equal(got[0], want) || got[1].GetRequestBody() == nil {
-			t.Errorf("responses %v, want a request for the body (answer headers sent), then the decision on it", got)
+		// The routes send hooks the answer's headers.
+		asked := askedForBody()
+		asked.ModeOverride.ResponseHeaderMode = filterv3.ProcessingMode_SEND
+		for name, tc := range map[string]struct {
+			hook string
+			// atHeaders: decided on the headers from the summary, else a
+			// request for the body first.
+			atHeaders bool
+			header    string // what the hook set on the request, as the upstream gets it
+			status    int    // a refusal, or 0
+		}{
+			"reading the body":         {`function on_request(req) req:set_header("x-n", req.body:get("model")) end`, false, "gpt-4o", 0},
+			"changing the model":       {`function on_request(req) req:set_model("gpt-4o"); req:set_header("x-n", "m") end`, false, "m", 0},
+			"reaching the body hidden": {`function on_request(req) local k = "bo" .. "dy"; req:set_header("x-n", req[k]:get("model") or "none") end`, false, "gpt-4o", 0},
+			"on headers and model":     {`function on_request(req) req:set_header("x-n", req.model .. "/" .. req.path) end`, true, "gpt-4o//v1/chat/completions", 0},
+			"refusing on headers":      {`function on_request(req) return req:reject(403, "not for this team") end`, true, "", 403},
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				set, err := luahooks.NewSet([]luahooks.Source{{Name: "h.lua", Code: []byte(tc.hook)}}, luahooks.Options{Timeout: time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := compileRouter(t, testConfigYAML+"hooks: {dir: "+strconv.Quote(t.TempDir())+"}\n")
+				srv := New(Options{Router: func() *routing.Router { return r }, Hooks: func() *luahooks.Set { return set }})
+				msgs := summarized(t, script(buffered, post("/v1/chat/completions", bearer(keyTeamB)...), chat))
+				if tc.atHeaders {
+					msgs = msgs[:1] // Envoy sends no body once the headers are answered
+				}
+				got := run(t, srv, msgs...)
+				if !tc.atHeaders && (len(got) != 2 || !proto.Equal(got[0], asked) || got[1].GetRequestBody() == nil) {
+					t.Fatalf("responses %v, want a request for the body (answer headers sent), then the decision on it", got)
+				}
+				if tc.atHeaders && len(got) != 1 {
+					t.Fatalf("responses %v, want the decision on the headers", got)
+				}
+				last := got[len(got)-1]
+				if tc.status != 0 {
+					if s := last.GetImmediateResponse().GetStatus().GetCode(); int(s) != tc.status {
+						t.Errorf("answer %v, want the hook's %d", last, tc.status)
+					}
+					return
+				}
+				var setN string
+				for _, h := range last.GetRequestHeaders().GetResponse().GetHeaderMutation().GetSetHeaders() {
+					if h.GetHeader().GetKey() == "x-n" {
+						setN = string(h.GetHeader().GetRawValue())
+					}
+				}
+				if last.GetRequestBody() != nil {
+					for _, h := range last.GetRequestBody().GetResponse().GetHeaderMutation().GetSetHeaders() {
+						if h.GetHeader().GetKey() == "x-n" {
+							setN = string(h.GetHeader().GetRawValue())
+						}
+					}
+				}
+				if setN != tc.header {
+					t.Errorf("x-n = %q, want %q; answer %v", setN, tc.header, last)
+				}
+			})
 		}
 	})
 	t.Run("loop guard", func(t *testing.T) {
