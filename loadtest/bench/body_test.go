@@ -144,3 +144,28 @@ func TestMeasureCheckAgent(t *testing.T) {
 		t.Error("an agent stage on envoy alone was accepted")
 	}
 }
+
+// TestReportOneBodySize: a run of one body size has no chart of cost
+// against size (its one point has no range to draw) and its report links
+// none; it still writes its tables.
+func TestReportOneBodySize(t *testing.T) {
+	t.Parallel()
+	body := Body{Name: "openai_chat_1KB", API: agentbody.OpenAIChat, Size: 1 << 10}
+	stage := func(path string, us float64) Stage {
+		return Stage{Kind: KindAgent, Load: 50, Body: body.Name, Path: path, Requests: 100,
+			Procs: []ProcStats{{Role: roleEnvoy, CPUMicrosPerR: us}}}
+	}
+	res := &Result{Bodies: []Body{body}, Paths: []Path{{Target: Target{Name: PathEnvoy}}, {Target: Target{Name: PathGateway}}},
+		Stages: []Stage{stage(BaselinePath, 0), stage(PathEnvoy, 100), stage(PathGateway, 250)}}
+	dir := t.TempDir()
+	if err := Write(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, BodyChart)); err == nil {
+		t.Error("a chart of cost against size from one size")
+	}
+	if md, err := os.ReadFile(filepath.Join(dir, MarkdownFile)); err != nil || strings.Contains(string(md), BodyChart) ||
+		!strings.Contains(string(md), "## Cost against body size") {
+		t.Errorf("report (%v):\n%s", err, md)
+	}
+}

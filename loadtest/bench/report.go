@@ -26,7 +26,8 @@ const (
 	MarkdownFile = "results.md"
 	LatencyChart = "latency_vs_vus.png"
 	RSSChart     = "rss.png"
-	// BodyChart is drawn when the run has agent stages.
+	// BodyChart is drawn when the run has agent stages of more than one
+	// body size.
 	BodyChart   = "cost_vs_body.png"
 	roleEnvoy   = "envoy"
 	roleExtproc = "extproc"
@@ -57,7 +58,7 @@ func Write(dir string, r *Result) error {
 	if err := rssChart(r, filepath.Join(dir, RSSChart)); err != nil {
 		return fmt.Errorf("drawing rss chart: %w", err)
 	}
-	if len(r.Bodies) > 0 {
+	if hasBodyChart(r) {
 		if err := bodyChart(r, filepath.Join(dir, BodyChart)); err != nil {
 			return fmt.Errorf("drawing body chart: %w", err)
 		}
@@ -288,7 +289,7 @@ func Markdown(r *Result) string {
 	writeBodyCost(&b, r)
 	writeErrors(&b, r)
 	fmt.Fprintf(&b, "\n![latency vs VUs](%s)\n\n![RSS over time](%s)\n", LatencyChart, RSSChart)
-	if len(r.Bodies) > 0 {
+	if hasBodyChart(r) {
 		fmt.Fprintf(&b, "\n![cost vs body size](%s)\n", BodyChart)
 	}
 	return b.String()
@@ -504,6 +505,17 @@ func settledNote(r *Result, p ProcStats) string {
 		return ""
 	}
 	return fmt.Sprintf(" (→ %.1f after %s, file pages %.1f)", p.RSSSettledMB, r.Settings[SettleSetting], p.RSSSettledFileMB)
+}
+
+// hasBodyChart reports whether the run's bodies come in more than one size,
+// which a chart of cost against size needs.
+func hasBodyChart(r *Result) bool {
+	for _, b := range r.Bodies {
+		if b.Size != r.Bodies[0].Size {
+			return true
+		}
+	}
+	return false
 }
 
 // bodyChart draws each path's CPU per request against the body size, one
