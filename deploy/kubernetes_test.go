@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"switchyard/envoy"
+	"switchyard/internal/testkit"
 )
 
 const (
@@ -387,8 +388,14 @@ func TestPodRunsWhatMakeRunRuns(t *testing.T) {
 	if got := env(p.envoy, "ENVOY_ADMIN_PORT"); got != ec["-admin"] {
 		t.Errorf("envoy's ENVOY_ADMIN_PORT is %q, its admin port %q", got, ec["-admin"])
 	}
-	if got, want := p.envoy.Image, "envoyproxy/envoy:v"+envoy.Version; got != want {
-		t.Errorf("envoy image %s, want %s (the version the config is built for)", got, want)
+	// Envoy is the Dockerfile's envoy stage: the official image of the
+	// version the config is built for, with the body module the bootstrap names.
+	if got, want := p.envoy.Image, "switchyard-envoy:local"; got != want {
+		t.Errorf("envoy image %s, want %s (the Dockerfile's envoy stage)", got, want)
+	}
+	testkit.CheckEnvoyStage(t, "../Dockerfile", "envoyproxy/envoy:v"+envoy.Version, envoy.ImageBodyModule)
+	if ec["-body-module"] != envoy.ImageBodyModule {
+		t.Errorf("the bootstrap is printed with -body-module %q, want the image's %s", ec["-body-module"], envoy.ImageBodyModule)
 	}
 }
 

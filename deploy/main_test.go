@@ -15,8 +15,9 @@ import (
 var update = flag.Bool("update", false, "print the committed Envoy bootstrap and rate-limit config again")
 
 // extprocBin is extproc built from this tree: the printed configs are
-// compared with what it prints.
-var extprocBin string
+// compared with what it prints. bodyModuleLib is Envoy's body module built
+// from it, which the pod's Envoy image carries.
+var extprocBin, bodyModuleLib string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -31,6 +32,10 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	if extprocBin, err = testkit.BuildExtproc(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "deploy:", err)
+		return 1
+	}
+	if bodyModuleLib, err = testkit.BuildBodyModule(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "deploy:", err)
 		return 1
 	}

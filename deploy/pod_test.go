@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +22,10 @@ import (
 // localPod is the pod's two containers run as local processes: extproc
 // with the pod's flags and config, Envoy with the pod's flags and a
 // bootstrap printed with the pod's envoy-config flags (its ports 0, its
-// paths under a temporary directory). The config directory is laid out
-// as the kubelet mounts a ConfigMap: the file links into ..data, itself a
-// link to a timestamped directory.
+// paths under a temporary directory, the body module its image carries
+// built from this tree). The config directory is laid out as the kubelet
+// mounts a ConfigMap: the file links into ..data, itself a link to a
+// timestamped directory.
 type localPod struct {
 	pod
 	objects *objects
@@ -49,7 +51,7 @@ func startPod(t *testing.T) *localPod {
 	p := lp.pod
 	dir := t.TempDir()
 	lp.local = strings.NewReplacer("/etc/switchyard/", dir+"/etc/", "/run/switchyard/", dir+"/run/", "/etc/envoy/", dir+"/envoy/",
-		"https://api.openai.com", lp.up.URL).Replace
+		envoy.ImageBodyModule, bodyModuleLib, "https://api.openai.com", lp.up.URL).Replace
 	local := lp.local
 	for _, d := range []string{"etc/config", "etc/hooks", "etc/keys", "run", "envoy"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -88,6 +90,40 @@ func startPod(t *testing.T) *localPod {
 	}
 	lp.url = "http://" + listener + "/v1/chat/completions"
 	return lp
+}
+
+// TestPodKeepsBigBodiesInEnvoy: the pod's Envoy loads the body module, so
+// a big body stays in Envoy, which summarizes it for extproc; the pod's
+// hook runs on it, and it goes on to the provider as it came.
+func TestPodKeepsBigBodiesInEnvoy(t *testing.T) {
+	t.Parallel()
+	lp := startPod(t)
+	close(lp.up.release)
+	summarized := func() float64 {
+		_, m := get(t, "http://"+lp.metrics+"/metrics")
+		for _, line := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(line, `switchyard_request_body_mode_total{mode="summarized"} `); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return 0
+	}
+	body := `{"messages":[{"role":"user","content":"` + strings.Repeat("an agent's long conversation. ", 1000) + `"}],"model":"gpt-4o"}`
+	before := summarized()
+	if status, answer, _ := post(t, lp.url, body); status != http.StatusOK {
+		t.Fatalf("a %d-byte request through the pod: %d %s", len(body), status, answer)
+	}
+	if got := <-lp.up.bodies; got != body {
+		t.Errorf("the provider got %d bytes, not the client's %d", len(got), len(body))
+	}
+	if after := summarized(); after != before+1 {
+		t.Errorf("summarized requests %v -> %v, want one more: the pod's Envoy did not keep the body", before, after)
+	}
+	// The pod's hook (tag_from_header.lua) ran on it, from the headers.
+	if _, m := get(t, "http://"+lp.metrics+"/metrics"); !strings.Contains(m, `switchyard_tagged_requests_total{tag="app",value="unknown"} 1`) {
+		t.Error("the pod's hook did not tag the request")
+	}
 }
 
 // swapConfig puts config in the pod's config directory as the kubelet
@@ -259,17 +295,22 @@ func post(t *testing.T, url, body string) (int, string, bool) {
 }
 
 // heldUpstream answers a chat completion once release is closed; arrived
-// receives each request as it comes.
+// receives each request as it comes, bodies its body.
 type heldUpstream struct {
 	*httptest.Server
 	arrived chan struct{}
+	bodies  chan string
 	release chan struct{}
 }
 
 func newHeldUpstream(t *testing.T) *heldUpstream {
-	u := &heldUpstream{arrived: make(chan struct{}, 10), release: make(chan struct{})}
+	u := &heldUpstream{arrived: make(chan struct{}, 10), bodies: make(chan string, 10), release: make(chan struct{})}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case u.bodies <- string(b):
+		default:
+		}
 		u.arrived <- struct{}{}
 		select {
 		case <-u.release:

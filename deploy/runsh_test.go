@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -81,10 +82,16 @@ func joinContinued(script string) []string {
 	return out
 }
 
+// setAlternative is `${NAME:+words}`, which the shell replaces with words
+// when NAME is set, as run.sh's defaults set it.
+var setAlternative = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*:\+([^}]*)\}`)
+
 // shellWords splits a command line into words the way the shell would
-// before expansion, as far as run.sh needs: quotes are removed, and the
-// words end at a redirection, a pipe or a background &.
+// before expansion, as far as run.sh needs: quotes are removed, `${X:+...}`
+// is what it holds, and the words end at a redirection, a pipe or a
+// background &.
 func shellWords(line string) []string {
+	line = setAlternative.ReplaceAllString(line, "$1")
 	var words []string
 	var w strings.Builder
 	inWord, quote := false, rune(0)
@@ -152,6 +159,7 @@ func TestShellWords(t *testing.T) {
 		{`bin/extproc envoy-config -config "$CONFIG" >"$RUN_DIR/envoy.yaml"`, []string{"bin/extproc", "envoy-config", "-config", "$CONFIG"}},
 		{`"$ENVOY_BIN" -c "$RUN_DIR/envoy.yaml" --log-level warn 2>"$RUN_DIR/envoy.log" &`, []string{"$ENVOY_BIN", "-c", "$RUN_DIR/envoy.yaml", "--log-level", "warn"}},
 		{`a 'b c'`, []string{"a", "b c"}},
+		{`bin/extproc envoy-config ${BODY_MODULE:+-body-module "$BODY_MODULE"} $XDS`, []string{"bin/extproc", "envoy-config", "-body-module", "$BODY_MODULE", "$XDS"}},
 	} {
 		if got := shellWords(c.line); !slices.Equal(got, c.want) {
 			t.Errorf("shellWords(%q) = %q, want %q", c.line, got, c.want)

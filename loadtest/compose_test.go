@@ -12,6 +12,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"switchyard/envoy"
+	"switchyard/internal/testkit"
 )
 
 // loadCompose loads the repository's compose file with every profile
@@ -71,7 +72,14 @@ func TestComposeFile(t *testing.T) {
 		if e.Build == nil || e.Build.Target != "envoy" {
 			t.Errorf("envoy service: want it built from the Dockerfile's envoy stage, got build %+v", e.Build)
 		} else {
-			checkEnvoyStage(t, filepath.Join(e.Build.Context, e.Build.Dockerfile))
+			testkit.CheckEnvoyStage(t, filepath.Join(e.Build.Context, e.Build.Dockerfile), "envoyproxy/envoy:v"+envoy.Version, envoy.ImageBodyModule)
+		}
+		bootstrap, err := os.ReadFile(filepath.Join(repo, "envoy/compose.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(bootstrap), "- -body-module\n      - "+envoy.ImageBodyModule+"\n") {
+			t.Errorf("envoy/compose.yaml is not printed with -body-module %s", envoy.ImageBodyModule)
 		}
 	}
 	if ext, err := p.GetService("extproc"); err == nil {
@@ -131,44 +139,6 @@ func TestComposeFile(t *testing.T) {
 		if !strings.Contains(script, "/scripts/all.js") {
 			t.Errorf("k6 command %q does not run /scripts/all.js", script)
 		}
-	}
-}
-
-// checkEnvoyStage: the Dockerfile's envoy stage is the official image of
-// the Envoy the config is built for, with the body module copied to where
-// envoy/compose.yaml's -body-module names it.
-func checkEnvoyStage(t *testing.T, dockerfile string) {
-	t.Helper()
-	b, err := os.ReadFile(dockerfile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stage string
-	var from, module bool
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 4 && strings.EqualFold(f[0], "FROM") && strings.EqualFold(f[2], "AS"):
-			stage = f[3]
-			if stage == "envoy" {
-				from = f[1] == "envoyproxy/envoy:v"+envoy.Version
-			}
-		case len(f) >= 1 && strings.EqualFold(f[0], "FROM"):
-			stage = ""
-		case stage == "envoy" && len(f) >= 3 && strings.EqualFold(f[0], "COPY"):
-			module = module || f[len(f)-1] == envoy.ImageBodyModule
-		}
-	}
-	if !from || !module {
-		t.Errorf("%s: want a stage `FROM envoyproxy/envoy:v%s AS envoy` that copies the body module to %s (from %v, module %v)",
-			dockerfile, envoy.Version, envoy.ImageBodyModule, from, module)
-	}
-	bootstrap, err := os.ReadFile(filepath.Join(filepath.Dir(dockerfile), "envoy/compose.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(bootstrap), "- -body-module\n      - "+envoy.ImageBodyModule+"\n") {
-		t.Errorf("envoy/compose.yaml is not printed with -body-module %s", envoy.ImageBodyModule)
 	}
 }
 
