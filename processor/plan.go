@@ -27,7 +27,11 @@ type Request struct {
 	Body    []byte
 	// summary: Body is the body module's summary of a body Envoy kept
 	// (decideFromSummary); hooks run without a body (luahooks.Request.BodyKept).
-	summary   bool
+	summary bool
+	// hooked is what the on_request hooks did to the request from its
+	// summary, which planning on its body takes instead of running them
+	// again: they did not read the body.
+	hooked    *hookRun
 	Principal routing.Principal
 	// session holds the session headers when Headers is nil (no hooks).
 	session sessionHeaders
@@ -241,14 +245,20 @@ func (p *Plan) planResponse() {
 // runHooks runs the on_request hooks and applies what they chose to the
 // plan and the routing request; it returns the body the upstream gets.
 func (p *Plan) runHooks(ctx context.Context, hooks *luahooks.Set, router *routing.Router, req *Request, rreq *routing.Request) ([]byte, *apiError) {
-	p.HooksStart = time.Now()
-	res, err := runRequestHooks(ctx, hooks, router, req, p.Model, p.Session)
-	p.HooksTook = time.Since(p.HooksStart)
-	p.Hooks = &res
-	if err != nil {
-		p.HookErr = err.cause
-		return nil, err
+	var res luahooks.Result
+	if h := req.hooked; h != nil {
+		res, p.HooksStart, p.HooksTook = h.res, h.start, h.took
+	} else {
+		p.HooksStart = time.Now()
+		var err *apiError
+		res, err = runRequestHooks(ctx, hooks, router, req, p.Model, p.Session)
+		p.HooksTook = time.Since(p.HooksStart)
+		if err != nil {
+			p.Hooks, p.HookErr = &res, err.cause
+			return nil, err
+		}
 	}
+	p.Hooks = &res
 	body := req.Body
 	if res.Body != nil {
 		body = res.Body
@@ -264,6 +274,13 @@ func (p *Plan) runHooks(ctx context.Context, hooks *luahooks.Set, router *routin
 		}
 	}
 	return body, nil
+}
+
+// hookRun is one run of the on_request hooks that ended without error.
+type hookRun struct {
+	res   luahooks.Result
+	start time.Time
+	took  time.Duration
 }
 
 // readHookedBody reads the body on_request hooks left, which the gateway

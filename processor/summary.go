@@ -33,7 +33,8 @@ func summaryOf(msg *extprocv3.ProcessingRequest) []byte {
 // the summary never decides what the body would decide otherwise, and no
 // error comes from it. Only what on_request hooks that never read the body
 // decide stands as it is, a refusal or a failure too: on the body they
-// would decide it again from the same headers, model and session.
+// would decide it again from the same headers, model and session; planned
+// on the body, the request takes what they did (Request.hooked).
 func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingResponse {
 	// Envoy keeps bodies that announce their length (checked against the
 	// limit with the headers) and fit its buffer; a request for any other
@@ -55,6 +56,11 @@ func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingR
 		return x.failModel(err, p.Model)
 	}
 	if err != nil || !sendsBodyAsItCame(&p) {
+		if p.Hooks != nil && p.HookErr == nil && p.Hooks.Reject == nil {
+			// The hooks did not read the body: planned on it, the request
+			// takes what they did rather than running them twice.
+			x.req.hooked = &hookRun{res: *p.Hooks, start: p.HooksStart, took: p.HooksTook}
+		}
 		return x.askForBody()
 	}
 	x.decided, x.summarized = true, true

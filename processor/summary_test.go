@@ -1,7 +1,9 @@
 package processor
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -273,4 +275,32 @@ func histogramSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no %s", name)
 	return 0
+}
+
+// TestSummaryHooksRunOnce: hooks that do not read the body run once on a
+// big body's summary; when the plan then needs the body (fallbacks), the
+// plan on it takes what they did instead of running them again.
+func TestSummaryHooksRunOnce(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	set, err := luahooks.NewSet([]luahooks.Source{{Name: "h.lua", Code: []byte(`function on_request(req) print("ran"); req:set_header("x-n", req.model) end`)}},
+		luahooks.Options{Timeout: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset() // the set's check at load ran it once
+	r := compileRouter(t, fallbackConfigYAML+"hooks: {dir: "+strconv.Quote(t.TempDir())+"}\n")
+	srv := New(Options{Router: func() *routing.Router { return r }, Hooks: func() *luahooks.Set { return set }})
+	got := run(t, srv, summarized(t, script(buffered, post("/v1/chat/completions", bearer(keyTeamB)...), `{"model":"smart","messages":[]}`))...)
+	asked := askedForBody()
+	asked.ModeOverride.ResponseHeaderMode = filterv3.ProcessingMode_SEND
+	if len(got) != 2 || !proto.Equal(got[0], asked) || got[1].GetRequestBody() == nil {
+		t.Fatalf("responses %v, want a request for the body, then the decision on it", got)
+	}
+	if h := setHeaders(got[1].GetRequestBody().GetResponse().GetHeaderMutation()); h["x-n"] != "smart" {
+		t.Errorf("the decision on the body sets %v, want the hook's x-n", h)
+	}
+	if n := strings.Count(logs.String(), "message=ran"); n != 1 {
+		t.Errorf("the hook ran %d times, want once:\n%s", n, logs.String())
+	}
 }
