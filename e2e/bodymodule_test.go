@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -158,6 +159,55 @@ end
 			}
 			if m := gw.metrics(t); strings.Contains(m, "switchyard_hooks_errors_total{") {
 				t.Errorf("hook errors counted:\n%s", grep(m, "switchyard_hooks_errors_total"))
+			}
+		})
+	}
+}
+
+// TestBodiesPastOneMiB: a body is refused for its size only past
+// max_body_bytes, however it reaches the decision: a 3 MiB conversation
+// under a 4 MiB limit reaches the provider whole, in every body mode, with
+// the module and without; one byte over the limit is refused in the API's
+// shape.
+func TestBodiesPastOneMiB(t *testing.T) {
+	t.Parallel()
+	lib, err := bodyModuleLib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 4 << 20
+	for _, tc := range []struct {
+		name string
+		opts gatewayOptions
+	}{
+		{"by size with the module", gatewayOptions{bodyMode: "BY_SIZE", envoyConfigArgs: []string{"-body-module", lib}}},
+		{"by size", gatewayOptions{bodyMode: "BY_SIZE"}},
+		{"buffered", gatewayOptions{bodyMode: "BUFFERED"}},
+		{"full duplex", gatewayOptions{bodyMode: "FULL_DUPLEX_STREAMED"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := startUpstream(t, "A")
+			tc.opts.extraEnv = testEnv
+			gw := startGateway(t, fmt.Sprintf(`max_body_bytes: %d
+providers:
+  - name: alpha
+    url: http://127.0.0.1:%d
+    schema: openai
+    auth: {type: bearer, key_env: SWY_TEST_ALPHA_KEY}
+routes:
+  - model: gpt-exact
+    provider: alpha
+`, limit, a.port()), tc.opts)
+			body := agentBody("gpt-exact", 3<<20)
+			if got := upstreamSaw(t, gw.do(t, "POST", "/v1/chat/completions", nil, body)); got.Body != body {
+				t.Errorf("the provider got %d bytes of the client's %d", got.BodyLen, len(body))
+			}
+			over := agentBody("gpt-exact", limit)
+			over = over[:len(over)-(len(over)-limit-1)] // limit + 1 bytes, cut: refused for its size first
+			r := gw.do(t, "POST", "/v1/chat/completions", nil, over)
+			if e, _ := r.json(t)["error"].(map[string]any); r.status != 413 || e["code"] != "request_too_large" {
+				t.Errorf("a body of %d bytes over a limit of %d: %d %.200s", len(over), limit, r.status, r.body)
 			}
 		})
 	}

@@ -372,6 +372,12 @@ func (o Options) settings() (settings, error) {
 		d.bodyMode, d.trailerMode = extprocv3.ProcessingMode_FULL_DUPLEX_STREAMED, extprocv3.ProcessingMode_SEND
 		d.messageTimeout = orDuration(o.MessageTimeout, 10*time.Second)
 		d.bufferLimitBytes = 1 << 20
+		if d.bySize {
+			// A big body waits whole in Envoy: BUFFERED or in the body
+			// module. The connection's limit bounds that wait too (the
+			// route's request_body_buffer_limit does not lift it).
+			d.bufferLimitBytes = d.bySizeBufferBytes
+		}
 	case BodyModeBuffered:
 		d.bodyMode, d.trailerMode = extprocv3.ProcessingMode_BUFFERED, extprocv3.ProcessingMode_SKIP
 		d.messageTimeout = orDuration(o.MessageTimeout, 2*time.Second)
