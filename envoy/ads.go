@@ -72,6 +72,7 @@ func BuildADSBootstrap(o Options, args []string) (*bootstrapv3.Bootstrap, error)
 			LdsConfig: ads,
 			CdsConfig: ads,
 		},
+		OverloadManager: d.overloadManager(),
 	}, nil
 }
 

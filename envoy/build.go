@@ -75,6 +75,7 @@ func BuildBootstrap(o Options) (*bootstrapv3.Bootstrap, error) {
 			Listeners: r.Listeners,
 			Clusters:  clusters,
 		},
+		OverloadManager: d.overloadManager(),
 	}, nil
 }
 

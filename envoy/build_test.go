@@ -12,9 +12,11 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	overloadv3 "github.com/envoyproxy/go-control-plane/envoy/config/overload/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	fixedheapv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/fixed_heap/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -57,6 +59,7 @@ func buildCases(t *testing.T, every int) []buildCase {
 		buildCase{"google grpc over tcp, access log", cfg, Options{ExtProc: "127.0.0.1:9002", GRPCClient: GRPCClientGoogle, AccessLog: "/tmp/access.log"}},
 		buildCase{"traced, collector by address", cfg, Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "127.0.0.1:4317", Traced: true}},
 		buildCase{"traced by extproc only", cfg, Options{ExtProc: "unix:/tmp/x.sock", Traced: true}},
+		buildCase{"heap bound", cfg, Options{ExtProc: "unix:/tmp/x.sock", MaxHeapBytes: 384 << 20}},
 		buildCase{"traced, collector by name, fallbacks", "testdata/fallbacks.yaml", Options{ExtProc: "unix:/tmp/x.sock", TraceCollector: "otel-collector:4317"}},
 		buildCase{"body module, hooks", cfg, Options{ExtProc: "unix:/tmp/x.sock", BodyModule: "/opt/libswitchyard_body.so", ResponseHeaders: true}},
 	)
@@ -170,6 +173,7 @@ func TestBuildErrors(t *testing.T) {
 		"the body held with ext_proc":  {ExtProc: "unix:/x", HoldBody: true},
 		"the body held twice":          heldTwice,
 		"body over 4 GiB, held":        heldOver4GiB,
+		"a heap bound too small":       {ExtProc: "unix:/x", MaxHeapBytes: 1 << 20},
 	} {
 		if _, err := BuildBootstrap(o); err == nil {
 			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)
@@ -315,5 +319,43 @@ func TestTraceContextForwardedWhenTraced(t *testing.T) {
 		if !slices.Contains(allowed, ":path") {
 			t.Fatalf("traced %v: forward rules %v lack :path", traced, allowed)
 		}
+	}
+}
+
+// TestHeapBound: -max-heap gives Envoy's bootstrap, static or ADS, an
+// overload manager that reads the heap against the bound and acts on it,
+// and the local reply that answers a request it refuses; without it there
+// is none.
+func TestHeapBound(t *testing.T) {
+	o := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock", MaxHeapBytes: 384 << 20})
+	static, err := BuildBootstrap(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ads, err := BuildADSBootstrap(o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, om := range map[string]*overloadv3.OverloadManager{"static": static.GetOverloadManager(), "ads": ads.GetOverloadManager()} {
+		var heap fixedheapv3.FixedHeapConfig
+		if len(om.GetResourceMonitors()) != 1 || om.GetResourceMonitors()[0].GetTypedConfig().UnmarshalTo(&heap) != nil || heap.GetMaxHeapSizeBytes() != 384<<20 {
+			t.Errorf("%s: resource monitors %v, want the fixed heap at 384 MiB", name, om.GetResourceMonitors())
+		}
+		var names []string
+		for _, a := range om.GetActions() {
+			names = append(names, a.GetName())
+		}
+		for _, p := range om.GetLoadshedPoints() {
+			names = append(names, p.GetName())
+		}
+		for _, want := range []string{"envoy.overload_actions.stop_accepting_requests", "envoy.load_shed_points.http1_server_abort_dispatch"} {
+			if !slices.Contains(names, want) {
+				t.Errorf("%s: actions %v lack %s", name, names, want)
+			}
+		}
+	}
+	o.MaxHeapBytes = 0
+	if bs, err := BuildBootstrap(o); err != nil || bs.GetOverloadManager() != nil {
+		t.Errorf("without a bound: overload manager %v (%v), want none", bs.GetOverloadManager(), err)
 	}
 }

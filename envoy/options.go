@@ -118,6 +118,10 @@ type Options struct {
 	// one: the baseline that shows what one scan in place adds to Envoy
 	// alone. Envoy must be the version the module was built for.
 	BodyModule string
+	// MaxHeapBytes bounds Envoy's heap (its overload manager,
+	// overloadManager): near it Envoy refuses new requests and uploads in
+	// progress rather than grow. 0: no bound.
+	MaxHeapBytes int64
 	// MessageTimeout bounds each wait for an extproc answer. Default 10s in
 	// full-duplex mode (the answer waits for the whole upload), 2s buffered.
 	MessageTimeout time.Duration
@@ -241,6 +245,7 @@ type settings struct {
 	bySizeRegex       string
 	bySizeBufferBytes int64
 	bodyModule        string // BodyModule, only with bySize
+	maxHeapBytes      int64  // MaxHeapBytes
 	bufferLimitBytes  int64
 	holdBodyBytes     int64 // HoldBody: the buffer filter's limit; 0: off
 	upstreamIdle      time.Duration
@@ -313,6 +318,10 @@ func localReplies(maxBody int64) []localReply {
 		{"headers_too_large", nil, 431, "invalid_request_error", "invalid_request_error", "headers_too_large", "request headers are too large"},
 		{"processor_unavailable", nil, 502, "server_error", "api_error", "processor_unavailable", "the gateway cannot route requests right now: its request processor is unavailable"},
 		{"processor_timeout", nil, 504, "server_error", "api_error", "processor_timeout", "the gateway's request processor did not answer in time"},
+		{"overloaded", []string{"OM"}, 0, "server_error", "overloaded_error", "overloaded", "the gateway is short of memory: retry shortly"},
+		// Envoy's own 500s: an upload refused in progress when Envoy is
+		// short of memory (overloadManager), or an internal failure.
+		{"gateway_error", nil, 500, "server_error", "api_error", "gateway_error", "the gateway could not take this request: retry shortly"},
 	}
 	var out []localReply
 	// A translated request's path is the provider's API's: its client's API
@@ -353,6 +362,10 @@ func (o Options) settings() (settings, error) {
 		maxBody = config.DefaultMaxBodyBytes
 	}
 	d.localReplies = localReplies(maxBody)
+	if o.MaxHeapBytes < 0 || o.MaxHeapBytes > 0 && o.MaxHeapBytes < minHeapBytes {
+		return d, fmt.Errorf("a heap bound of %d bytes: want 0 (none) or at least %d", o.MaxHeapBytes, minHeapBytes)
+	}
+	d.maxHeapBytes = o.MaxHeapBytes
 	bodyMode := or(o.BodyMode, BodyModeBySize)
 	if bodyMode == BodyModeBySize {
 		bodyMode, d.bySize = BodyModeFullDuplex, true

@@ -1,0 +1,65 @@
+package envoy
+
+import (
+	"time"
+
+	overloadv3 "github.com/envoyproxy/go-control-plane/envoy/config/overload/v3"
+	fixedheapv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/fixed_heap/v3"
+)
+
+// The overload manager's resource and the pressures it acts at.
+const (
+	heapMonitor = "envoy.resource_monitors.fixed_heap"
+	// From refuseAt of the bound new requests are refused and freed memory
+	// goes back to the system; from shedAt uploads in progress are refused.
+	refuseAt = 0.90
+	shedAt   = 0.95
+	// overloadRefresh is how often Envoy reads its heap: what arrives
+	// between two reads is how far a flood can pass the bound.
+	overloadRefresh = 100 * time.Millisecond
+	// trackStreamsFrom is the smallest stream buffer (a power of two) that
+	// the HTTP/2 reset action weighs: 256 KiB, an agent's body an hour in.
+	trackStreamsFrom = 18
+	// minHeapBytes is the least bound that leaves Envoy room to start.
+	minHeapBytes = 32 << 20
+)
+
+// overloadManager bounds Envoy's heap at Options.MaxHeapBytes (nil: no
+// bound), so that a flood of big bodies, which Envoy holds until the
+// gateway has decided, cannot grow it past the container's memory. From
+// refuseAt of the bound Envoy refuses new requests (503 in the called
+// API's shape, the local reply "overloaded") and hands freed memory back;
+// from shedAt an HTTP/1 upload in progress is refused when its next bytes
+// arrive (the connection closes), HTTP/2 streams holding the most memory
+// are reset, and HTTP/2 connections are told to go away. Requests whose
+// bodies have arrived go on: they are answered, not dropped.
+func (d *settings) overloadManager() *overloadv3.OverloadManager {
+	if d.maxHeapBytes == 0 {
+		return nil
+	}
+	at := func(p float64) []*overloadv3.Trigger {
+		return []*overloadv3.Trigger{{Name: heapMonitor, TriggerOneof: &overloadv3.Trigger_Threshold{
+			Threshold: &overloadv3.ThresholdTrigger{Value: p}}}}
+	}
+	action := func(name string, p float64) *overloadv3.OverloadAction {
+		return &overloadv3.OverloadAction{Name: "envoy.overload_actions." + name, Triggers: at(p)}
+	}
+	shed := func(name string, p float64) *overloadv3.LoadShedPoint {
+		return &overloadv3.LoadShedPoint{Name: "envoy.load_shed_points." + name, Triggers: at(p)}
+	}
+	return &overloadv3.OverloadManager{
+		RefreshInterval: duration(overloadRefresh),
+		ResourceMonitors: []*overloadv3.ResourceMonitor{{Name: heapMonitor, ConfigType: &overloadv3.ResourceMonitor_TypedConfig{
+			TypedConfig: typed(&fixedheapv3.FixedHeapConfig{MaxHeapSizeBytes: uint64(d.maxHeapBytes)})}}},
+		Actions: []*overloadv3.OverloadAction{
+			action("shrink_heap", refuseAt),
+			action("stop_accepting_requests", refuseAt),
+			action("reset_high_memory_stream", shedAt),
+		},
+		LoadshedPoints: []*overloadv3.LoadShedPoint{
+			shed("http1_server_abort_dispatch", shedAt),
+			shed("http2_server_go_away_on_dispatch", shedAt),
+		},
+		BufferFactoryConfig: &overloadv3.BufferFactoryConfig{MinimumAccountToTrackPowerOfTwo: trackStreamsFrom},
+	}
+}
