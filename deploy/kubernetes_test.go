@@ -40,8 +40,9 @@ var (
 	// -xds: the pod's Envoy takes its resources over ADS, so a config
 	// change is live; -drain-timeout: sized with the pod's grace period.
 	podOnlyServe = []string{"-xds", "-drain-timeout"}
-	// -listen-address: a pod serves on its own IP, not loopback.
-	podOnlyEnvoyConfig = []string{"-xds", "-listen-address"}
+	// -listen-address: a pod serves on its own IP, not loopback; -max-heap:
+	// its Envoy has a memory limit to stay under.
+	podOnlyEnvoyConfig = []string{"-xds", "-listen-address", "-max-heap"}
 	podOnlyEnvoy       []string
 )
 
@@ -394,6 +395,12 @@ func TestPodRunsWhatMakeRunRuns(t *testing.T) {
 		t.Errorf("envoy image %s, want %s (the Dockerfile's envoy stage)", got, want)
 	}
 	testkit.CheckEnvoyStage(t, "../Dockerfile", "envoyproxy/envoy:v"+envoy.Version, envoy.ImageBodyModule)
+	// Envoy's heap bound leaves a quarter of its memory limit to the rest
+	// of the process: its binary's pages, the module's runtime, stacks.
+	limit := p.envoy.Resources.Limits.Memory().Value()
+	if heap, err := strconv.ParseInt(ec["-max-heap"], 10, 64); err != nil || heap <= 0 || heap > limit*3/4 {
+		t.Errorf("envoy's -max-heap %q against its memory limit of %d: want a bound of at most three quarters of it", ec["-max-heap"], limit)
+	}
 	if ec["-body-module"] != envoy.ImageBodyModule {
 		t.Errorf("the bootstrap is printed with -body-module %q, want the image's %s", ec["-body-module"], envoy.ImageBodyModule)
 	}
