@@ -1,6 +1,8 @@
 package envoy
 
 import (
+	"strconv"
+
 	"slices"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	dynmodv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/dynamic_modules/v3"
 	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	dynmodfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_modules/v3"
@@ -191,13 +194,24 @@ func (d *settings) localReplyConfig() *hcmv3.LocalReplyConfig {
 		m := &hcmv3.ResponseMapper{Filter: filter, BodyFormatOverride: &corev3.SubstitutionFormatString{
 			Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: lr.body()},
 		}}
+		if lr.Rewrite != 0 {
+			m.StatusCode = wrapperspb.UInt32(uint32(lr.Rewrite))
+		}
 		lrc.Mappers = append(lrc.Mappers, m)
 	}
 	return lrc
 }
 
-// match selects the replies lr maps: by Envoy's response flags or by status.
+// match selects the replies lr maps: by Envoy's response flags, its
+// response code details or the status.
 func (lr localReply) match() *accesslogv3.AccessLogFilter {
+	if lr.Details != "" {
+		return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{
+			ExtensionFilter: &accesslogv3.ExtensionFilter{Name: "envoy.access_loggers.extension_filters.cel",
+				ConfigType: &accesslogv3.ExtensionFilter_TypedConfig{TypedConfig: typed(&celv3.ExpressionFilter{
+					Expression: "response.code_details == " + strconv.Quote(lr.Details)})}},
+		}}
+	}
 	if len(lr.Flags) > 0 {
 		return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
 			ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: lr.Flags},

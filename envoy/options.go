@@ -279,11 +279,15 @@ var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.Clien
 	[]string{routing.MCPSessionHeader, ":status"})
 
 // localReply maps one kind of reply Envoy makes itself to an API error body.
-// It matches either Envoy's response flags (upstream failures, whatever the
-// status) or one status.
+// It matches Envoy's response flags (upstream failures, whatever the
+// status), its response code details, or one status.
 type localReply struct {
 	Name  string
 	Flags []string
+	// Details, when set, matches the reply's response code details, and
+	// Rewrite, when set, is the status the client gets instead.
+	Details string
+	Rewrite int
 	// ClientAPI, when set, matches translated requests of this client API
 	// (by the metadata extproc sets) instead of matching by path.
 	ClientAPI        string
@@ -318,10 +322,7 @@ func localReplies(maxBody int64) []localReply {
 		{"headers_too_large", nil, 431, "invalid_request_error", "invalid_request_error", "headers_too_large", "request headers are too large"},
 		{"processor_unavailable", nil, 502, "server_error", "api_error", "processor_unavailable", "the gateway cannot route requests right now: its request processor is unavailable"},
 		{"processor_timeout", nil, 504, "server_error", "api_error", "processor_timeout", "the gateway's request processor did not answer in time"},
-		{"overloaded", []string{"OM"}, 0, "server_error", "overloaded_error", "overloaded", "the gateway is short of memory: retry shortly"},
-		// Envoy's own 500s: an upload refused in progress when Envoy is
-		// short of memory (overloadManager), or an internal failure.
-		{"gateway_error", nil, 500, "server_error", "api_error", "gateway_error", "the gateway could not take this request: retry shortly"},
+		{"overloaded", nil, 0, "server_error", "overloaded_error", "overloaded", "the gateway is short of memory: retry shortly"},
 	}
 	var out []localReply
 	// A translated request's path is the provider's API's: its client's API
@@ -334,6 +335,9 @@ func localReplies(maxBody int64) []localReply {
 				}
 				lr := localReply{Name: k.name, Flags: k.flags, Status: k.status, Anthropic: anthropic, ClientAPI: string(client),
 					Type: k.openAIType, OpenAICode: k.code, Message: k.message}
+				if k.name == "overloaded" {
+					lr.Details, lr.Rewrite = overloadDetails, 503
+				}
 				if anthropic {
 					lr.Type = k.anthropicType
 				}

@@ -20,6 +20,11 @@ const (
 	// trackStreamsFrom is the smallest stream buffer (a power of two) that
 	// the HTTP/2 reset action weighs: 256 KiB, an agent's body an hour in.
 	trackStreamsFrom = 18
+	// overloadDetails are the response code details of every reply Envoy
+	// makes when it refuses a request for want of memory: 503 from its
+	// connection manager, 500 from its HTTP/1 codec; both reach the client
+	// as 503 overloaded in the API's shape (localReplies).
+	overloadDetails = "overload"
 	// minHeapBytes is the least bound that leaves Envoy room to start.
 	minHeapBytes = 32 << 20
 )
@@ -27,10 +32,10 @@ const (
 // overloadManager bounds Envoy's heap at Options.MaxHeapBytes (nil: no
 // bound), so that a flood of big bodies, which Envoy holds until the
 // gateway has decided, cannot grow it past the container's memory. From
-// refuseAt of the bound Envoy refuses new requests (503 in the called
-// API's shape, the local reply "overloaded") and hands freed memory back;
-// from shedAt an HTTP/1 upload in progress is refused when its next bytes
-// arrive (the connection closes), HTTP/2 streams holding the most memory
+// refuseAt of the bound Envoy refuses new requests (503 overloaded in the
+// called API's shape) and hands freed memory back; from shedAt an HTTP/1
+// upload in progress is refused the same way when its next bytes arrive
+// (the connection closes), HTTP/2 streams holding the most memory
 // are reset, and HTTP/2 connections are told to go away. Requests whose
 // bodies have arrived go on: they are answered, not dropped.
 func (d *settings) overloadManager() *overloadv3.OverloadManager {
