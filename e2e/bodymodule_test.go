@@ -189,16 +189,7 @@ func TestBodiesPastOneMiB(t *testing.T) {
 			t.Parallel()
 			a := startUpstream(t, "A")
 			tc.opts.extraEnv = testEnv
-			gw := startGateway(t, fmt.Sprintf(`max_body_bytes: %d
-providers:
-  - name: alpha
-    url: http://127.0.0.1:%d
-    schema: openai
-    auth: {type: bearer, key_env: SWY_TEST_ALPHA_KEY}
-routes:
-  - model: gpt-exact
-    provider: alpha
-`, limit, a.port()), tc.opts)
+			gw := startGateway(t, bigBodyConfig(a, limit), tc.opts)
 			body := agentBody("gpt-exact", 3<<20)
 			if got := upstreamSaw(t, gw.do(t, "POST", "/v1/chat/completions", nil, body)); got.Body != body {
 				t.Errorf("the provider got %d bytes of the client's %d", got.BodyLen, len(body))
@@ -211,4 +202,18 @@ routes:
 			}
 		})
 	}
+}
+
+// bigBodyConfig routes gpt-exact to a, with a body limit of maxBody bytes.
+func bigBodyConfig(a *fakeUpstream, maxBody int) string {
+	return fmt.Sprintf(`max_body_bytes: %d
+providers:
+  - name: alpha
+    url: http://127.0.0.1:%d
+    schema: openai
+    auth: {type: bearer, key_env: SWY_TEST_ALPHA_KEY}
+routes:
+  - model: gpt-exact
+    provider: alpha
+`, maxBody, a.port())
 }

@@ -28,17 +28,7 @@ func TestEnvoyHeapBound(t *testing.T) {
 	}
 	const bound, clients, size = 64 << 20, 16, 8 << 20
 	a := startUpstream(t, "A")
-	config := fmt.Sprintf(`max_body_bytes: %d
-providers:
-  - name: alpha
-    url: http://127.0.0.1:%d
-    schema: openai
-    auth: {type: bearer, key_env: SWY_TEST_ALPHA_KEY}
-routes:
-  - model: gpt-exact
-    provider: alpha
-`, 2*size, a.port())
-	gw := startGateway(t, config, gatewayOptions{bodyMode: "BY_SIZE", extraEnv: testEnv,
+	gw := startGateway(t, bigBodyConfig(a, 2*size), gatewayOptions{bodyMode: "BY_SIZE", extraEnv: testEnv,
 		envoyConfigArgs: []string{"-body-module", lib, "-max-heap", strconv.Itoa(bound)}})
 	u, err := url.Parse(gw.url)
 	if err != nil {
