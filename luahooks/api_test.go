@@ -452,12 +452,39 @@ func TestBodyKept(t *testing.T) {
 				t.Errorf("%s (fail open %v): %v, want ErrNeedsBody", name, failOpen, err)
 			}
 			if n := testutil.CollectAndCount(m.errors); n != 0 {
-				t.Errorf("%s: %d hook error series, want none", name, n)
+				t.Errorf("%s: %d hook error series after the run on the summary, want none", name, n)
 			}
 			got, err := onRequest(t, s, chatRequest())
 			if err != nil || got.SetHeaders["x-n"] != "2" && got.SetHeaders["x-after"] != "1" {
 				t.Errorf("%s with the body: %+v, %v", name, got, err)
 			}
 		}
+	}
+}
+
+// TestBodyKeptReportsFailuresOnce: under fail_open, a hook that fails before
+// another reaches a kept body is reported once per request, by the run on
+// the body, not also by the run on the summary that ended for the body.
+func TestBodyKeptReportsFailuresOnce(t *testing.T) {
+	t.Parallel()
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSet(t, Options{FailOpen: true},
+		"a.lua", `function on_request(req) if req:header("x-team") then error("boom") end end`,
+		"b.lua", `function on_request(req) local k = "bo" .. "dy"; req:set_header("x-n", tostring(req[k]:get("n"))) end`)
+	s.cfg.metrics = m
+	kept := chatRequest()
+	kept.Body, kept.BodyKept = nil, true
+	if _, err := onRequest(t, s, kept); !errors.Is(err, ErrNeedsBody) {
+		t.Fatalf("on the summary: %v, want ErrNeedsBody", err)
+	}
+	got, err := onRequest(t, s, chatRequest())
+	if err != nil || got.SetHeaders["x-n"] != "2" {
+		t.Errorf("on the body: %+v, %v", got, err)
+	}
+	if n := testutil.ToFloat64(m.errors.WithLabelValues("a.lua", ReasonRuntime)); n != 1 {
+		t.Errorf("a.lua's failure counted %v times, want once", n)
 	}
 }

@@ -308,13 +308,18 @@ func (s *Set) discard(v *vm) {
 	<-s.tokens
 }
 
-// failure counts and logs a hook failure. It returns the error OnRequest or
-// OnResponse must return under the fail_closed policy.
-func (s *Set) failure(err error, requestID string) error {
+// hookError is a failed call's error as a HookError, the error OnRequest or
+// OnResponse returns under the fail_closed policy.
+func hookError(err error) *HookError {
 	var he *HookError
 	if !errors.As(err, &he) {
 		he = &HookError{Hook: "load", Reason: ReasonLoad, Message: err.Error()}
 	}
+	return he
+}
+
+// report counts and logs a hook failure.
+func (s *Set) report(he *HookError, requestID string) {
 	if s.cfg.metrics != nil {
 		s.cfg.metrics.errors.WithLabelValues(he.Script, he.Reason).Inc()
 	}
@@ -325,7 +330,6 @@ func (s *Set) failure(err error, requestID string) error {
 	s.cfg.logger.Warn("hook failed",
 		"script", he.Script, "hook", he.Hook, "line", he.Line, "reason", he.Reason,
 		"error", he.Message, "request_id", requestID, "policy", policy, "hooks_version", s.version)
-	return he
 }
 
 // OnRequest runs every on_request hook in order and merges what they
@@ -377,9 +381,12 @@ type phaseCall interface {
 // runChain runs the phase's hook of every script, in order, on one pooled
 // state, under the set's failure policy: a failing hook ends the chain with
 // its error (fail_closed) or is dropped as if absent (fail_open). A failed
-// state is discarded, since its globals may be half-changed.
+// state is discarded, since its globals may be half-changed. The failures
+// a fail_open chain dropped are reported when it ends, unless it ends with
+// ErrNeedsBody: it then runs again on the body, and reports them there.
 func (s *Set) runChain(ctx context.Context, requestID string, c phaseCall) error {
 	var v *vm
+	var dropped []*HookError
 	defer func() {
 		if v != nil {
 			s.release(v)
@@ -396,10 +403,13 @@ func (s *Set) runChain(ctx context.Context, requestID string, c phaseCall) error
 				if ctx.Err() != nil {
 					return err
 				}
-				if err := s.failure(err, requestID); !s.cfg.failOpen {
-					return err
+				he := hookError(err)
+				if !s.cfg.failOpen {
+					s.report(he, requestID)
+					return he
 				}
-				c.rollback(err)
+				dropped = append(dropped, he)
+				c.rollback(he)
 				continue
 			}
 		}
@@ -414,17 +424,22 @@ func (s *Set) runChain(ctx context.Context, requestID string, c phaseCall) error
 			if ctx.Err() != nil || errors.Is(err, ErrNeedsBody) {
 				return err
 			}
-			err = s.failure(err, requestID)
-			c.rollback(err)
+			he := hookError(err)
+			c.rollback(he)
 			if !s.cfg.failOpen {
-				return err
+				s.report(he, requestID)
+				return he
 			}
+			dropped = append(dropped, he)
 			continue
 		}
 		c.commit()
 		if c.stop() {
 			break
 		}
+	}
+	for _, he := range dropped {
+		s.report(he, requestID)
 	}
 	return nil
 }
