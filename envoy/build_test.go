@@ -353,6 +353,12 @@ func TestHeapBound(t *testing.T) {
 				t.Errorf("%s: actions %v lack %s", name, names, want)
 			}
 		}
+		// Streams are reset biggest first, not all at once.
+		for _, a := range om.GetActions() {
+			if a.GetName() == "envoy.overload_actions.reset_high_memory_stream" && a.GetTriggers()[0].GetScaled() == nil {
+				t.Errorf("%s: stream resets triggered by %v, want a scaled trigger", name, a.GetTriggers())
+			}
+		}
 	}
 	o.MaxHeapBytes = 0
 	if bs, err := BuildBootstrap(o); err != nil || bs.GetOverloadManager() != nil {

@@ -12,8 +12,9 @@ const (
 	heapMonitor = "envoy.resource_monitors.fixed_heap"
 	// From refuseAt of the bound new requests are refused and freed memory
 	// goes back to the system; from shedAt uploads in progress are refused.
-	refuseAt = 0.90
-	shedAt   = 0.95
+	refuseAt   = 0.90
+	shedAt     = 0.95
+	resetAllAt = 0.99
 	// overloadRefresh is how often Envoy reads its heap: what arrives
 	// between two reads is how far a flood can pass the bound.
 	overloadRefresh = 100 * time.Millisecond
@@ -35,9 +36,11 @@ const (
 // refuseAt of the bound Envoy refuses new requests (503 overloaded in the
 // called API's shape) and hands freed memory back; from shedAt an HTTP/1
 // upload in progress is refused the same way when its next bytes arrive
-// (the connection closes), HTTP/2 streams holding the most memory
-// are reset, and HTTP/2 connections are told to go away. Requests whose
-// bodies have arrived go on: they are answered, not dropped.
+// (the connection closes) and HTTP/2 connections are told to go away; an
+// HTTP/1 request whose body has arrived goes on. HTTP/2 streams are reset
+// from shedAt, those holding the most memory first, and at resetAllAt any
+// holding 2^trackStreamsFrom bytes or more, a body that has arrived too:
+// Envoy's only way to take memory back from an HTTP/2 stream.
 func (d *settings) overloadManager() *overloadv3.OverloadManager {
 	if d.maxHeapBytes == 0 {
 		return nil
@@ -49,6 +52,12 @@ func (d *settings) overloadManager() *overloadv3.OverloadManager {
 	action := func(name string, p float64) *overloadv3.OverloadAction {
 		return &overloadv3.OverloadAction{Name: "envoy.overload_actions." + name, Triggers: at(p)}
 	}
+	// Resetting streams scales from shedAt to resetAllAt: the streams
+	// holding the most memory first, every one holding trackStreamsFrom or
+	// more at resetAllAt (a threshold would reset them all at once).
+	reset := &overloadv3.OverloadAction{Name: "envoy.overload_actions.reset_high_memory_stream", Triggers: []*overloadv3.Trigger{{
+		Name: heapMonitor, TriggerOneof: &overloadv3.Trigger_Scaled{Scaled: &overloadv3.ScaledTrigger{ScalingThreshold: shedAt, SaturationThreshold: resetAllAt}},
+	}}}
 	shed := func(name string, p float64) *overloadv3.LoadShedPoint {
 		return &overloadv3.LoadShedPoint{Name: "envoy.load_shed_points." + name, Triggers: at(p)}
 	}
@@ -59,7 +68,7 @@ func (d *settings) overloadManager() *overloadv3.OverloadManager {
 		Actions: []*overloadv3.OverloadAction{
 			action("shrink_heap", refuseAt),
 			action("stop_accepting_requests", refuseAt),
-			action("reset_high_memory_stream", shedAt),
+			reset,
 		},
 		LoadshedPoints: []*overloadv3.LoadShedPoint{
 			shed("http1_server_abort_dispatch", shedAt),
