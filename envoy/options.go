@@ -309,20 +309,24 @@ var upstreamFlags = []string{"UH", "UF", "UO", "URX", "NC", "UT", "UC", "UPE", "
 // both APIs: the Anthropic mapper matches /v1/messages paths, the OpenAI one
 // after it everything else. Order matters: the first matching mapper wins.
 func localReplies(maxBody int64) []localReply {
-	kinds := []struct {
-		name          string
-		flags         []string
-		status        int
-		openAIType    string
+	// Each kind in OpenAI's words; anthropicType is its type in Anthropic's.
+	type kind struct {
+		localReply
 		anthropicType string
-		code, message string
-	}{
-		{"upstream", upstreamFlags, 0, "server_error", "api_error", "upstream_error", "upstream error: %LOCAL_REPLY_BODY%"},
-		{"too_large", nil, 413, "invalid_request_error", "request_too_large", "request_too_large", "request body exceeds the gateway limit of " + strconv.FormatInt(maxBody, 10) + " bytes"},
-		{"headers_too_large", nil, 431, "invalid_request_error", "invalid_request_error", "headers_too_large", "request headers are too large"},
-		{"processor_unavailable", nil, 502, "server_error", "api_error", "processor_unavailable", "the gateway cannot route requests right now: its request processor is unavailable"},
-		{"processor_timeout", nil, 504, "server_error", "api_error", "processor_timeout", "the gateway's request processor did not answer in time"},
-		{"overloaded", nil, 0, "server_error", "overloaded_error", "overloaded", "the gateway is short of memory: retry shortly"},
+	}
+	kinds := []kind{
+		{localReply{Name: "upstream", Flags: upstreamFlags, Type: "server_error", OpenAICode: "upstream_error",
+			Message: "upstream error: %LOCAL_REPLY_BODY%"}, "api_error"},
+		{localReply{Name: "too_large", Status: 413, Type: "invalid_request_error", OpenAICode: "request_too_large",
+			Message: "request body exceeds the gateway limit of " + strconv.FormatInt(maxBody, 10) + " bytes"}, "request_too_large"},
+		{localReply{Name: "headers_too_large", Status: 431, Type: "invalid_request_error", OpenAICode: "headers_too_large",
+			Message: "request headers are too large"}, "invalid_request_error"},
+		{localReply{Name: "processor_unavailable", Status: 502, Type: "server_error", OpenAICode: "processor_unavailable",
+			Message: "the gateway cannot route requests right now: its request processor is unavailable"}, "api_error"},
+		{localReply{Name: "processor_timeout", Status: 504, Type: "server_error", OpenAICode: "processor_timeout",
+			Message: "the gateway's request processor did not answer in time"}, "api_error"},
+		{localReply{Name: "overloaded", Details: overloadDetails, Rewrite: 503, Type: "server_error", OpenAICode: "overloaded",
+			Message: "the gateway is short of memory: retry shortly"}, "overloaded_error"},
 	}
 	var out []localReply
 	// A translated request's path is the provider's API's: its client's API
@@ -333,11 +337,8 @@ func localReplies(maxBody int64) []localReply {
 				if client != "" && anthropic != (client == config.APIAnthropic) {
 					continue
 				}
-				lr := localReply{Name: k.name, Flags: k.flags, Status: k.status, Anthropic: anthropic, ClientAPI: string(client),
-					Type: k.openAIType, OpenAICode: k.code, Message: k.message}
-				if k.name == "overloaded" {
-					lr.Details, lr.Rewrite = overloadDetails, 503
-				}
+				lr := k.localReply
+				lr.Anthropic, lr.ClientAPI = anthropic, string(client)
 				if anthropic {
 					lr.Type = k.anthropicType
 				}
