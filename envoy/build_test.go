@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -363,5 +364,33 @@ func TestHeapBound(t *testing.T) {
 	o.MaxHeapBytes = 0
 	if bs, err := BuildBootstrap(o); err != nil || bs.GetOverloadManager() != nil {
 		t.Errorf("without a bound: overload manager %v (%v), want none", bs.GetOverloadManager(), err)
+	}
+}
+
+// TestRequestTimeout: the gateway listener bounds how long a request may
+// take to arrive (DefaultRequestTimeout unless set; negative: no bound),
+// and its 408 gets a reply in the API's shape that names the bound.
+func TestRequestTimeout(t *testing.T) {
+	for _, c := range []struct {
+		set, want time.Duration
+	}{{0, DefaultRequestTimeout}, {90 * time.Second, 90 * time.Second}, {-1, 0}} {
+		o := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock", RequestTimeout: c.set})
+		bs, err := BuildBootstrap(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hcm := connectionManager(t, bs.GetStaticResources().GetListeners()[0])
+		if got := hcm.GetRequestTimeout().AsDuration(); got != c.want {
+			t.Errorf("set %v: request timeout %v, want %v", c.set, got, c.want)
+		}
+		var mapped []string
+		for _, m := range hcm.GetLocalReplyConfig().GetMappers() {
+			if b, _ := protojson.Marshal(m); strings.Contains(string(b), requestTimeoutDetails) {
+				mapped = append(mapped, string(b))
+			}
+		}
+		if c.want == 0 && len(mapped) != 0 || c.want > 0 && (len(mapped) == 0 || !strings.Contains(mapped[0], "within "+c.want.String())) {
+			t.Errorf("set %v: the 408's mappers %q", c.set, mapped)
+		}
 	}
 }

@@ -47,9 +47,9 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 		StatPrefix:        "switchyard",
 		CodecType:         hcmv3.HttpConnectionManager_AUTO,
 		GenerateRequestId: wrapperspb.Bool(true),
-		// LLM answers can stream for minutes: no overall request timeout,
-		// but idle streams are closed.
-		RequestTimeout:            duration(0),
+		// LLM answers can stream for minutes: idle streams are closed, and
+		// the request timeout ends only when the answer starts.
+		RequestTimeout:            duration(d.requestTimeout),
 		StreamIdleTimeout:         duration(d.streamIdle),
 		MaxRequestHeadersKb:       wrapperspb.UInt32(64),
 		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{IdleTimeout: duration(DefaultIdleTimeout)},

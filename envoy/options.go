@@ -79,6 +79,16 @@ var ResponseFilterHeaders = []string{":status", "content-type", "content-length"
 // silence a model may keep before or between tokens.
 const DefaultIdleTimeout = 300 * time.Second
 
+// requestTimeoutDetails are the response code details of Envoy's answer
+// to a request that outlasted RequestTimeout (408).
+const requestTimeoutDetails = "request_overall_timeout"
+
+// DefaultRequestTimeout bounds how long a client may take to send its whole
+// request. The idle timeout alone does not: a client that sends a byte of
+// its body now and then holds what Envoy buffered of it for ever. Envoy's
+// advice for an edge proxy is the same five minutes.
+const DefaultRequestTimeout = 300 * time.Second
+
 // DefaultMaxStreams is how many ext_proc streams (one per request in
 // flight) Envoy opens on one connection to extproc; extproc's -max-streams
 // defaults to the same number.
@@ -145,6 +155,12 @@ type Options struct {
 	// frozen extproc can hold a request; it must stay above the longest
 	// silence a model may keep before or between tokens.
 	StreamIdleTimeout time.Duration
+	// RequestTimeout answers 408 to a request that has not arrived whole and
+	// gone on to its provider this long after it began (default
+	// DefaultRequestTimeout): a client that trickles its body holds Envoy's
+	// buffer no longer. Envoy disarms it when the answer starts, so it never
+	// cuts a stream. Negative: none.
+	RequestTimeout time.Duration
 	// BaselinePort, when set, adds a second listener without ext_proc that
 	// sends every request to BaselineCluster: the reference path benchmarks
 	// compare the gateway with.
@@ -250,6 +266,7 @@ type settings struct {
 	holdBodyBytes     int64 // HoldBody: the buffer filter's limit; 0: off
 	upstreamIdle      time.Duration
 	streamIdle        time.Duration
+	requestTimeout    time.Duration
 	caFile            string
 	accessLogPath     string
 	// traceHost and tracePort are the OTLP collector's; "" when Envoy
@@ -308,7 +325,7 @@ var upstreamFlags = []string{"UH", "UF", "UO", "URX", "NC", "UT", "UC", "UPE", "
 // localReplies lists the errors Envoy answers without extproc, each for
 // both APIs: the Anthropic mapper matches /v1/messages paths, the OpenAI one
 // after it everything else. Order matters: the first matching mapper wins.
-func localReplies(maxBody int64) []localReply {
+func localReplies(maxBody int64, requestTimeout time.Duration) []localReply {
 	// Each kind in OpenAI's words; anthropicType is its type in Anthropic's.
 	type kind struct {
 		localReply
@@ -327,6 +344,11 @@ func localReplies(maxBody int64) []localReply {
 			Message: "the gateway's request processor did not answer in time"}, "api_error"},
 		{localReply{Name: "overloaded", Details: overloadDetails, Rewrite: 503, Type: "server_error", OpenAICode: "overloaded",
 			Message: "the gateway is short of memory: retry shortly"}, "overloaded_error"},
+	}
+	if requestTimeout > 0 {
+		kinds = append(kinds, kind{localReply{Name: "request_timeout", Details: requestTimeoutDetails, Type: "invalid_request_error",
+			OpenAICode: "request_timeout", Message: "the request was not received whole and sent on within " + requestTimeout.String()},
+			"invalid_request_error"})
 	}
 	var out []localReply
 	// A translated request's path is the provider's API's: its client's API
@@ -361,12 +383,15 @@ func (o Options) settings() (settings, error) {
 		upstreamIdle:    orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout),
 		streamIdle:      orDuration(o.StreamIdleTimeout, DefaultIdleTimeout),
 	}
+	if o.RequestTimeout >= 0 {
+		d.requestTimeout = orDuration(o.RequestTimeout, DefaultRequestTimeout)
+	}
 	d.extProcMaxStreams = cmp.Or(o.ExtProcStreamsPerConnection, DefaultMaxStreams)
 	maxBody := o.MaxBodyBytes
 	if maxBody <= 0 {
 		maxBody = config.DefaultMaxBodyBytes
 	}
-	d.localReplies = localReplies(maxBody)
+	d.localReplies = localReplies(maxBody, d.requestTimeout)
 	if o.MaxHeapBytes < 0 || o.MaxHeapBytes > 0 && o.MaxHeapBytes < minHeapBytes {
 		return d, fmt.Errorf("a heap bound of %d bytes: want 0 (none) or at least %d", o.MaxHeapBytes, minHeapBytes)
 	}

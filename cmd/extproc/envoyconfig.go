@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +32,7 @@ type envoyConfigFlags struct {
 	adminAddress   string
 	upstreamIdle   time.Duration
 	streamIdle     time.Duration
+	requestTimeout time.Duration
 	grpcClient     string
 	accessLog      string
 	streamsPerConn int
@@ -84,6 +86,7 @@ func parseEnvoyConfigFlags(args []string, stderr io.Writer) (envoyConfigFlags, e
 	fs.StringVar(&f.adminAddress, "admin-address", "127.0.0.1", "address of the Envoy admin listener")
 	fs.DurationVar(&f.upstreamIdle, "upstream-idle-timeout", envoy.DefaultIdleTimeout, "close an upstream stream silent for this long (504 before the first byte)")
 	fs.DurationVar(&f.streamIdle, "stream-idle-timeout", envoy.DefaultIdleTimeout, "close a client stream idle in both directions this long (also bounds a frozen extproc in full-duplex mode)")
+	fs.DurationVar(&f.requestTimeout, "request-timeout", envoy.DefaultRequestTimeout, "answer 408 to a request not received whole and sent on this long after it began, so that a client trickling its body cannot hold Envoy's buffer (never cuts an answer: Envoy stops the clock when it starts; 0: none)")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
 	fs.StringVar(&f.grpcClient, "grpc-client", envoy.GRPCClientEnvoy, "Envoy's gRPC client for ext_proc: envoy or google (slower, for comparison)")
 	fs.IntVar(&f.streamsPerConn, "extproc-streams-per-connection", 10000, "ext_proc streams per HTTP/2 connection to extproc before Envoy opens another")
@@ -120,6 +123,7 @@ func (f envoyConfigFlags) options(r *routing.Router) (envoy.Options, error) {
 		CAFile:              f.caFile,
 		UpstreamIdleTimeout: f.upstreamIdle,
 		StreamIdleTimeout:   f.streamIdle,
+		RequestTimeout:      cmp.Or(f.requestTimeout, -1), // the flag's 0 is none, the option's the default
 		GRPCClient:          f.grpcClient,
 		AccessLog:           f.accessLog,
 		UsageInline:         f.usageInline,

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/internal/testkit"
+)
+
+// TestStalledUploadTimesOut: a client that stops sending its body midway
+// gets a 408 in its API's shape once the request timeout has passed, and
+// its connection is closed, whether its body would have stayed in Envoy
+// (the body module) or gone to extproc with its headers. The idle timeout
+// alone would let a byte now and then hold the buffer for ever. An answer
+// that streams for longer than the timeout is not cut.
+func TestStalledUploadTimesOut(t *testing.T) {
+	t.Parallel()
+	lib, err := bodyModuleLib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = time.Second
+	a := startUpstream(t, "A")
+	gw := startGateway(t, bigBodyConfig(a, 1<<20), gatewayOptions{bodyMode: "BY_SIZE", extraEnv: testEnv,
+		envoyConfigArgs: []string{"-body-module", lib, "-request-timeout", timeout.String()}})
+	u, err := url.Parse(gw.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, path string
+		size       int
+	}{
+		{"big chat body", "/v1/chat/completions", 200_000},
+		{"small chat body", "/v1/chat/completions", 5_000},
+		{"big Messages body", "/v1/messages", 200_000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			status, body, took := stallUpload(t, u.Host, c.path, c.size)
+			t.Logf("%s after %v: %s", status, took.Round(time.Millisecond), body)
+			// Envoy's timers run on its loop's cached clock: allow it a tenth.
+			if !strings.HasPrefix(status, "408") || took < timeout*9/10 {
+				t.Fatalf("a stalled upload got %q after %v, want 408 after about %v", status, took, timeout)
+			}
+			var msg string
+			if c.path == "/v1/messages" {
+				var e anthropicError
+				testkit.DecodeStrict(t, body, &e)
+				if e.Type != "error" || e.Error.Type != "invalid_request_error" {
+					t.Errorf("Anthropic error %+v", e)
+				}
+				msg = e.Error.Message
+			} else {
+				var e openAIError
+				testkit.DecodeStrict(t, body, &e)
+				if e.Error.Code != "request_timeout" || e.Error.Type != "invalid_request_error" {
+					t.Errorf("OpenAI error %+v", e)
+				}
+				msg = e.Error.Message
+			}
+			if !strings.Contains(msg, timeout.String()) {
+				t.Errorf("message %q does not name the timeout", msg)
+			}
+		})
+	}
+	t.Run("stream longer than the timeout", func(t *testing.T) {
+		t.Parallel()
+		req, _ := http.NewRequest("POST", gw.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-exact","stream":true,"messages":[]}`))
+		req.Header.Set("content-type", "application/json")
+		req.Header.Set("x-test-chunks", "5")
+		req.Header.Set("x-test-interval-ms", fmt.Sprint((timeout / 2).Milliseconds()))
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		chunks, done, err := readSSE(resp.Body)
+		if took := time.Since(start); resp.StatusCode != 200 || chunks != 5 || !done || err != nil || took < 2*timeout {
+			t.Errorf("status %d, %d chunks, [DONE]=%v, %v after %v; want 200, 5 chunks and [DONE] over more than %v", resp.StatusCode, chunks, done, err, took, 2*timeout)
+		}
+	})
+}
+
+// stallUpload sends a request's headers and half its size-byte body, then
+// nothing, and returns the answer's status, body and how long after the
+// request began it came. The connection must close after the answer.
+func stallUpload(t *testing.T, host, path string, size int) (string, []byte, time.Duration) {
+	t.Helper()
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(15 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, size)
+	half := `{"model":"gpt-exact","max_tokens":8,"messages":[{"role":"user","content":"` + strings.Repeat("x", size/2)
+	if _, err := c.Write([]byte(head + half)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled upload after %v: %v", time.Since(start), err)
+	}
+	took := time.Since(start)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the connection after the answer: %v, want it closed", err)
+	}
+	return resp.Status, body, took
+}
