@@ -127,3 +127,89 @@ func stallUpload(t *testing.T, host, path string, size int) (string, []byte, tim
 	}
 	return resp.Status, body, took
 }
+
+// TestBigBodiesOverHTTP2: a client speaking HTTP/2 (without TLS, as Envoy's
+// listener takes it) gets what an HTTP/1 client gets, with many bodies on
+// one connection at once: each reaches the provider whole, small ones with
+// their headers, big ones kept and summarized in Envoy, past 1 MiB too; a
+// body over the limit is refused in the API's shape; a stalled upload gets
+// its 408 and the connection serves the next request.
+func TestBigBodiesOverHTTP2(t *testing.T) {
+	t.Parallel()
+	lib, err := bodyModuleLib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit, timeout = 4 << 20, time.Second
+	a := startUpstream(t, "A")
+	gw := startGateway(t, bigBodyConfig(a, limit), gatewayOptions{bodyMode: "BY_SIZE", extraEnv: testEnv,
+		envoyConfigArgs: []string{"-body-module", lib, "-request-timeout", timeout.String()}})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	t.Cleanup(tr.CloseIdleConnections)
+	post := func(body io.Reader) (*http.Response, []byte, error) {
+		resp, err := h2.Post(gw.url+"/v1/chat/completions", "application/json", body)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, b, err
+	}
+
+	sizes := []int{900, 50_000, 3 << 20, 900, 50_000, 300_000, 900, 50_000}
+	errs := make(chan error, len(sizes))
+	for _, size := range sizes {
+		go func() {
+			body := agentBody("gpt-exact", size)
+			resp, b, err := post(strings.NewReader(body))
+			switch {
+			case err != nil:
+				errs <- fmt.Errorf("%d bytes: %v", size, err)
+			case resp.ProtoMajor != 2:
+				errs <- fmt.Errorf("%d bytes: answered over %s", size, resp.Proto)
+			case resp.StatusCode != 200:
+				errs <- fmt.Errorf("%d bytes: %d %.200s", size, resp.StatusCode, b)
+			default:
+				if got := upstreamSaw(t, result{status: resp.StatusCode, body: b}); got.Body != body {
+					errs <- fmt.Errorf("%d bytes: the provider got %d", size, got.BodyLen)
+					return
+				}
+				errs <- nil
+			}
+		}()
+	}
+	for range sizes {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	m := gw.metrics(t)
+	for mode, want := range map[string]float64{"full_duplex": 3, "summarized": 5} {
+		if got, _ := metricValue(m, `switchyard_request_body_mode_total{mode="`+mode+`"}`); got != want {
+			t.Errorf("%v requests %s, want %v", got, mode, want)
+		}
+	}
+
+	over := agentBody("gpt-exact", limit)
+	over = over[:len(over)-(len(over)-limit-1)]
+	resp, b, err := post(strings.NewReader(over))
+	if err != nil || resp.StatusCode != 413 || !strings.Contains(string(b), `"request_too_large"`) {
+		t.Errorf("a body over the limit: %v %v %.200s", err, resp, b)
+	}
+
+	// Half a body, then nothing.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(agentBody("gpt-exact", 200_000)[:100_000]))
+	start := time.Now()
+	resp, b, err = post(pr)
+	if err != nil || resp.StatusCode != 408 || !strings.Contains(string(b), `"request_timeout"`) || time.Since(start) < timeout*9/10 {
+		t.Errorf("a stalled upload: %v %v %.200s after %v", err, resp, b, time.Since(start))
+	}
+	body := agentBody("gpt-exact", 50_000)
+	if resp, b, err := post(strings.NewReader(body)); err != nil || resp.StatusCode != 200 || upstreamSaw(t, result{status: 200, body: b}).Body != body {
+		t.Errorf("after the stalled upload: %v %v", err, resp)
+	}
+}
