@@ -161,6 +161,36 @@ func dyingUpstream(t testing.TB, rst bool) *fakeUpstream {
 	})
 }
 
+// sseAnswer is a streamed answer read to its end (readSSE) and how long
+// it took from the request.
+type sseAnswer struct {
+	status, chunks int
+	done           bool
+	err            error
+	took           time.Duration
+}
+
+// postStream posts body to url with headers and reads the answer as a
+// stream.
+func postStream(t *testing.T, url, body string, headers map[string]string) sseAnswer {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("content-type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	a := sseAnswer{status: resp.StatusCode}
+	a.chunks, a.done, a.err = readSSE(resp.Body)
+	a.took = time.Since(start)
+	return a
+}
+
 // readSSE reads a stream to its end: the data chunks before [DONE], whether
 // [DONE] came, and the read error that ended it (nil for a clean end).
 func readSSE(body io.Reader) (chunks int, done bool, err error) {
@@ -598,24 +628,15 @@ func TestUpstreamSlowOrRefusing(t *testing.T) {
 	}
 
 	t.Run("stream stalls midway", func(t *testing.T) {
-		req, _ := http.NewRequest("POST", slowGW.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-exact","stream":true}`))
-		req.Header.Set("authorization", "Bearer "+clientKeyA)
-		req.Header.Set("x-test-stall", "mid-stream")
-		start := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		a := postStream(t, slowGW.url+"/v1/chat/completions", `{"model":"gpt-exact","stream":true}`,
+			map[string]string{"authorization": "Bearer " + clientKeyA, "x-test-stall": "mid-stream"})
+		if a.status != 200 || a.chunks != 1 || a.done || a.err == nil {
+			t.Errorf("status %d, %d chunks, [DONE]=%v, read error %v; want 200, 1 chunk, then a broken stream", a.status, a.chunks, a.done, a.err)
 		}
-		defer resp.Body.Close()
-		chunks, done, err := readSSE(resp.Body)
-		took := time.Since(start)
-		if resp.StatusCode != 200 || chunks != 1 || done || err == nil {
-			t.Errorf("status %d, %d chunks, [DONE]=%v, read error %v; want 200, 1 chunk, then a broken stream", resp.StatusCode, chunks, done, err)
+		if a.took < idle-50*time.Millisecond || a.took > 3*idle+time.Second {
+			t.Errorf("stream cut after %v, want about %v", a.took, idle)
 		}
-		if took < idle-50*time.Millisecond || took > 3*idle+time.Second {
-			t.Errorf("stream cut after %v, want about %v", took, idle)
-		}
-		t.Logf("stalled stream cut after %v: %v", took.Round(time.Millisecond), err)
+		t.Logf("stalled stream cut after %v: %v", a.took.Round(time.Millisecond), a.err)
 	})
 
 	// Both gateways keep serving their next request the same way.

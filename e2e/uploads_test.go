@@ -75,19 +75,10 @@ func TestStalledUploadTimesOut(t *testing.T) {
 	}
 	t.Run("stream longer than the timeout", func(t *testing.T) {
 		t.Parallel()
-		req, _ := http.NewRequest("POST", gw.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-exact","stream":true,"messages":[]}`))
-		req.Header.Set("content-type", "application/json")
-		req.Header.Set("x-test-chunks", "5")
-		req.Header.Set("x-test-interval-ms", fmt.Sprint((timeout / 2).Milliseconds()))
-		start := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		chunks, done, err := readSSE(resp.Body)
-		if took := time.Since(start); resp.StatusCode != 200 || chunks != 5 || !done || err != nil || took < 2*timeout {
-			t.Errorf("status %d, %d chunks, [DONE]=%v, %v after %v; want 200, 5 chunks and [DONE] over more than %v", resp.StatusCode, chunks, done, err, took, 2*timeout)
+		a := postStream(t, gw.url+"/v1/chat/completions", `{"model":"gpt-exact","stream":true,"messages":[]}`,
+			map[string]string{"x-test-chunks": "5", "x-test-interval-ms": fmt.Sprint((timeout / 2).Milliseconds())})
+		if a.status != 200 || a.chunks != 5 || !a.done || a.err != nil || a.took < 2*timeout {
+			t.Errorf("status %d, %d chunks, [DONE]=%v, %v after %v; want 200, 5 chunks and [DONE] over more than %v", a.status, a.chunks, a.done, a.err, a.took, 2*timeout)
 		}
 	})
 }
