@@ -373,7 +373,7 @@ func TestHeapBound(t *testing.T) {
 func TestRequestTimeout(t *testing.T) {
 	for _, c := range []struct {
 		set, want time.Duration
-	}{{0, DefaultRequestTimeout}, {90 * time.Second, 90 * time.Second}, {-1, 0}} {
+	}{{0, DefaultRequestTimeout}, {1500 * time.Millisecond, 1500 * time.Millisecond}, {-1, 0}} {
 		o := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock", RequestTimeout: c.set})
 		bs, err := BuildBootstrap(o)
 		if err != nil {
@@ -389,8 +389,13 @@ func TestRequestTimeout(t *testing.T) {
 				mapped = append(mapped, string(b))
 			}
 		}
-		if c.want == 0 && len(mapped) != 0 || c.want > 0 && (len(mapped) == 0 || !strings.Contains(mapped[0], "within "+c.want.String())) {
+		if c.want == 0 && len(mapped) != 0 || c.want > 0 && (len(mapped) == 0 || !strings.Contains(mapped[0], "within "+seconds(c.want))) {
 			t.Errorf("set %v: the 408's mappers %q", c.set, mapped)
 		}
+	}
+	// Below a millisecond Envoy would read no timeout at all.
+	o := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock", RequestTimeout: time.Microsecond})
+	if _, err := BuildBootstrap(o); err == nil {
+		t.Error("a request timeout of 1µs: built, want an error")
 	}
 }

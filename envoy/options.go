@@ -86,7 +86,8 @@ const requestTimeoutDetails = "request_overall_timeout"
 // DefaultRequestTimeout bounds how long a client may take to send its whole
 // request. The idle timeout alone does not: a client that sends a byte of
 // its body now and then holds what Envoy buffered of it for ever. Envoy's
-// advice for an edge proxy is the same five minutes.
+// advice for an edge proxy is the same five minutes; a 10 MiB body then
+// needs some 35 KB/s.
 const DefaultRequestTimeout = 300 * time.Second
 
 // DefaultMaxStreams is how many ext_proc streams (one per request in
@@ -155,11 +156,12 @@ type Options struct {
 	// frozen extproc can hold a request; it must stay above the longest
 	// silence a model may keep before or between tokens.
 	StreamIdleTimeout time.Duration
-	// RequestTimeout answers 408 to a request that has not arrived whole and
-	// gone on to its provider this long after it began (default
-	// DefaultRequestTimeout): a client that trickles its body holds Envoy's
-	// buffer no longer. Envoy disarms it when the answer starts, so it never
-	// cuts a stream. Negative: none.
+	// RequestTimeout answers 408 to a request not received whole this long
+	// after it began (default DefaultRequestTimeout): a client that trickles
+	// its body holds Envoy's buffer no longer. Envoy stops the clock at the
+	// body's last byte (at the headers for a request without one), so it
+	// never cuts an answer, nor a request extproc is deciding on. Envoy
+	// counts whole milliseconds. Negative: none.
 	RequestTimeout time.Duration
 	// BaselinePort, when set, adds a second listener without ext_proc that
 	// sends every request to BaselineCluster: the reference path benchmarks
@@ -347,7 +349,7 @@ func localReplies(maxBody int64, requestTimeout time.Duration) []localReply {
 	}
 	if requestTimeout > 0 {
 		kinds = append(kinds, kind{localReply{Name: "request_timeout", Details: requestTimeoutDetails, Type: "invalid_request_error",
-			OpenAICode: "request_timeout", Message: "the request was not received whole and sent on within " + requestTimeout.String()},
+			OpenAICode: "request_timeout", Message: "the request was not received whole within " + seconds(requestTimeout)},
 			"invalid_request_error"})
 	}
 	var out []localReply
@@ -382,6 +384,9 @@ func (o Options) settings() (settings, error) {
 		caFile:          or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
 		upstreamIdle:    orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout),
 		streamIdle:      orDuration(o.StreamIdleTimeout, DefaultIdleTimeout),
+	}
+	if o.RequestTimeout > 0 && o.RequestTimeout < time.Millisecond {
+		return d, fmt.Errorf("a request timeout of %v: Envoy counts whole milliseconds", o.RequestTimeout)
 	}
 	if o.RequestTimeout >= 0 {
 		d.requestTimeout = orDuration(o.RequestTimeout, DefaultRequestTimeout)
@@ -603,6 +608,11 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// seconds writes d in seconds, as people read a timeout: "300 s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
 
 func orDuration(d, def time.Duration) time.Duration {
