@@ -650,16 +650,24 @@ func TestUpstreamSlowOrRefusing(t *testing.T) {
 // in FULL_DUPLEX_STREAMED mode Envoy 1.40 applies no message timeout, and the
 // stream idle timeout bounds the wait instead. Either way the client gets an
 // API-shaped 504, and requests pass again once extproc resumes.
+//
+// The request timeout does not end such a request sooner, even when shorter:
+// Envoy stops its clock once the request's body is in.
 func TestExtprocFrozen(t *testing.T) {
 	t.Parallel()
 	const timeout = 500 * time.Millisecond
-	for mode, args := range map[string][]string{
-		"BUFFERED":             {"-message-timeout", timeout.String()},
-		"FULL_DUPLEX_STREAMED": {"-stream-idle-timeout", timeout.String()},
+	for _, c := range []struct {
+		name, mode string
+		args       []string
+	}{
+		{"BUFFERED", "BUFFERED", []string{"-message-timeout", timeout.String()}},
+		{"FULL_DUPLEX_STREAMED", "FULL_DUPLEX_STREAMED", []string{"-stream-idle-timeout", timeout.String()}},
+		{"FULL_DUPLEX_STREAMED with a shorter request timeout", "FULL_DUPLEX_STREAMED",
+			[]string{"-stream-idle-timeout", timeout.String(), "-request-timeout", (timeout / 2).String()}},
 	} {
-		t.Run(mode, func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			testExtprocFrozen(t, mode, args, timeout)
+			testExtprocFrozen(t, c.mode, c.args, timeout)
 		})
 	}
 }
