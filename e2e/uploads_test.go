@@ -17,8 +17,8 @@ import (
 	"switchyard/internal/testkit"
 )
 
-// TestStalledUploadTimesOut: a client that stops sending its body midway
-// gets a 408 in its API's shape once the request timeout has passed, and
+// TestStalledUploadTimesOut: a client that stops sending its body (or its
+// headers) midway gets a 408 in its API's shape once the request timeout has passed, and
 // its HTTP/1.1 connection is closed, whether its body would have stayed in
 // Envoy (the body module) or gone to extproc with its headers. The idle
 // timeout alone would let a byte now and then hold the buffer for ever. The
@@ -44,6 +44,7 @@ func TestStalledUploadTimesOut(t *testing.T) {
 		{"big chat body", "/v1/chat/completions", 200_000},
 		{"small chat body", "/v1/chat/completions", 5_000},
 		{"big Messages body", "/v1/messages", 200_000},
+		{"headers cut short", "/v1/chat/completions", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -87,8 +88,8 @@ func TestStalledUploadTimesOut(t *testing.T) {
 	})
 }
 
-// stallUpload sends a request's headers and half its size-byte body, then
-// nothing, and returns the answer's status, body and how long after the
+// stallUpload sends a request's headers and half its size-byte body (size
+// 0: half its headers), then nothing, and returns the answer's status, body and how long after the
 // request began it came. The connection must close after the answer.
 func stallUpload(t *testing.T, host, path string, size int) (string, []byte, time.Duration) {
 	t.Helper()
@@ -103,7 +104,11 @@ func stallUpload(t *testing.T, host, path string, size int) (string, []byte, tim
 	start := time.Now()
 	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, size)
 	half := `{"model":"gpt-exact","max_tokens":8,"messages":[{"role":"user","content":"` + strings.Repeat("x", size/2)
-	if _, err := c.Write([]byte(head + half)); err != nil {
+	sent := head + half
+	if size == 0 {
+		sent = head[:len(head)/2]
+	}
+	if _, err := c.Write([]byte(sent)); err != nil {
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(c)
