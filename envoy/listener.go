@@ -48,7 +48,7 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 		CodecType:         hcmv3.HttpConnectionManager_AUTO,
 		GenerateRequestId: wrapperspb.Bool(true),
 		// LLM answers can stream for minutes: idle streams are closed, and
-		// the request timeout ends only when the answer starts.
+		// the request timeout stops at the body's last byte.
 		RequestTimeout:            duration(d.requestTimeout),
 		StreamIdleTimeout:         duration(d.streamIdle),
 		MaxRequestHeadersKb:       wrapperspb.UInt32(64),
