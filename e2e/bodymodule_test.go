@@ -204,6 +204,20 @@ func TestBodiesPastOneMiB(t *testing.T) {
 	}
 }
 
+// startModuleGateway starts a gateway as bigBodyConfig configures it, to a
+// new upstream, with big bodies kept in Envoy by the body module (BY_SIZE)
+// and Envoy's config rendered with envoyArgs too.
+func startModuleGateway(t *testing.T, maxBody int, envoyArgs ...string) *gateway {
+	t.Helper()
+	lib, err := bodyModuleLib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startUpstream(t, "A")
+	return startGateway(t, bigBodyConfig(a, maxBody), gatewayOptions{bodyMode: "BY_SIZE", extraEnv: testEnv,
+		envoyConfigArgs: append([]string{"-body-module", lib}, envoyArgs...)})
+}
+
 // bigBodyConfig routes gpt-exact to a, with a body limit of maxBody bytes.
 func bigBodyConfig(a *fakeUpstream, maxBody int) string {
 	return fmt.Sprintf(`max_body_bytes: %d

@@ -22,14 +22,8 @@ import (
 // reads, and once the clients let go a request is served again.
 func TestEnvoyHeapBound(t *testing.T) {
 	t.Parallel()
-	lib, err := bodyModuleLib()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const bound, clients, size = 64 << 20, 16, 8 << 20
-	a := startUpstream(t, "A")
-	gw := startGateway(t, bigBodyConfig(a, 2*size), gatewayOptions{bodyMode: "BY_SIZE", extraEnv: testEnv,
-		envoyConfigArgs: []string{"-body-module", lib, "-max-heap", strconv.Itoa(bound)}})
+	gw := startModuleGateway(t, 2*size, "-max-heap", strconv.Itoa(bound))
 	u, err := url.Parse(gw.url)
 	if err != nil {
 		t.Fatal(err)

@@ -18,21 +18,15 @@ import (
 )
 
 // TestStalledUploadTimesOut: a client that stops sending its body (or its
-// headers) midway gets a 408 in its API's shape once the request timeout has passed, and
-// its HTTP/1.1 connection is closed, whether its body would have stayed in
-// Envoy (the body module) or gone to extproc with its headers. The idle
-// timeout alone would let a byte now and then hold the buffer for ever. The
-// timeout does not cap how long an answer may stream.
+// headers) midway gets a 408 in its API's shape once the request timeout
+// has passed, and its HTTP/1.1 connection is closed, whether its body
+// would have stayed in Envoy (the body module) or gone to extproc with its
+// headers. The idle timeout alone would let a byte now and then hold the
+// buffer for ever. The timeout does not cap how long an answer may stream.
 func TestStalledUploadTimesOut(t *testing.T) {
 	t.Parallel()
-	lib, err := bodyModuleLib()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const timeout = time.Second
-	a := startUpstream(t, "A")
-	gw := startGateway(t, bigBodyConfig(a, 1<<20), gatewayOptions{bodyMode: "BY_SIZE", extraEnv: testEnv,
-		envoyConfigArgs: []string{"-body-module", lib, "-request-timeout", timeout.String()}})
+	gw := startModuleGateway(t, 1<<20, "-request-timeout", timeout.String())
 	u, err := url.Parse(gw.url)
 	if err != nil {
 		t.Fatal(err)
@@ -137,14 +131,8 @@ func stallUpload(t *testing.T, host, path string, size int) (string, []byte, tim
 // the next request.
 func TestBigBodiesOverHTTP2(t *testing.T) {
 	t.Parallel()
-	lib, err := bodyModuleLib()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const limit, timeout = 4 << 20, time.Second
-	a := startUpstream(t, "A")
-	gw := startGateway(t, bigBodyConfig(a, limit), gatewayOptions{bodyMode: "BY_SIZE", extraEnv: testEnv,
-		envoyConfigArgs: []string{"-body-module", lib, "-request-timeout", timeout.String()}})
+	gw := startModuleGateway(t, limit, "-request-timeout", timeout.String())
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	h2 := &http.Client{Timeout: 30 * time.Second, Transport: tr}
