@@ -105,11 +105,7 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	if e := checkEndpoint(ep, x.req.Method, x.req.Path); e != nil {
 		return x.fail(e)
 	}
-	var store *routing.KeySet
-	if x.srv.opts.Keys != nil {
-		store = x.srv.opts.Keys()
-	}
-	p, err := x.router.AuthenticateWith(store, presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
+	p, err := x.srv.authenticate(x.router, rh)
 	if err != nil {
 		return x.fail(fromRouting(err))
 	}

@@ -114,7 +114,7 @@ func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
 		return &rpcError{status: 405, code: rpcInvalidRequest, reason: "method_not_allowed",
 			message: "method " + m.method + " is not allowed on an MCP endpoint; use POST, GET or DELETE"}
 	}
-	p, err := m.router.Authenticate(presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
+	p, err := m.srv.authenticate(m.router, rh)
 	if err != nil {
 		return &rpcError{status: 401, code: rpcRefused, reason: "unauthenticated", message: fromRouting(err).message}
 	}

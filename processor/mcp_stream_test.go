@@ -83,6 +83,31 @@ func TestMCPStreamRefuses(t *testing.T) {
 	checkMCPRefusal(t, run(t, s, mcpPost("/mcp/github", keyTeamA)), 429, `"reason":"gateway_overloaded"`)
 }
 
+// TestMCPKeyStore: MCP endpoints take keys from the key store as model
+// endpoints do. With a store and no client keys in the config, a call
+// without a key is refused, and a store key's mcp_tools apply.
+func TestMCPKeyStore(t *testing.T) {
+	t.Parallel()
+	r := compileRouter(t, `
+providers: [{name: openai, url: "https://api.openai.com", schema: openai}]
+mcp_servers:
+  - {name: github, url: "https://mcp.example.com/v1/mcp", auth: {type: bearer, key_env: OPENAI_API_KEY}}
+`)
+	store := routing.NewKeySet([]routing.ClientKey{{Name: "ci", Digest: routing.DigestOf("sy-store-key"), MCPTools: []string{"github/search_*"}}})
+	s := New(Options{Router: func() *routing.Router { return r }, Keys: func() *routing.KeySet { return store }})
+	call := func(tool string) *extprocv3.ProcessingRequest {
+		return bodyMsg(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`","arguments":{}}}`, true)
+	}
+	noKey := headersMsg(buffered, false, ":method", "POST", ":path", "/mcp/github", "content-type", "application/json")
+	checkMCPRefusal(t, run(t, s, noKey, call("search_code")), 401, `"message":"missing API key`)
+	checkMCPRefusal(t, run(t, s, mcpPost("/mcp/github", "sy-store-key"), call("delete_repo")), 200,
+		`"message":"tool \"github/delete_repo\" is not allowed for key \"ci\""`)
+	sent := run(t, s, mcpPost("/mcp/github", "sy-store-key"), call("search_code"))
+	if got := setHeaders(sent[len(sent)-1].GetRequestBody().GetResponse().GetHeaderMutation())[routing.ClusterHeader]; got != "mcp/github" {
+		t.Errorf("an allowed call with the store's key went to %q, want mcp/github", got)
+	}
+}
+
 func checkMCPRefusal(t *testing.T, sent []*extprocv3.ProcessingResponse, status int, want string) {
 	t.Helper()
 	ir := sent[len(sent)-1].GetImmediateResponse()

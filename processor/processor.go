@@ -158,6 +158,17 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	return err
 }
 
+// authenticate maps the key the request's headers present to its
+// principal, among the config's keys and then the key store's: every
+// endpoint, model or MCP, asks here, so that none forgets the store.
+func (s *Server) authenticate(r *routing.Router, rh requestHeaders) (routing.Principal, error) {
+	var store *routing.KeySet
+	if s.opts.Keys != nil {
+		store = s.opts.Keys()
+	}
+	return r.AuthenticateWith(store, presentedKey(rh.authorization, rh.xAPIKey, rh.apiKey))
+}
+
 // Opened is how many ext_proc streams the server has opened: it stays the
 // same while no request arrives.
 func (s *Server) Opened() uint64 { return s.opened.Load() }
