@@ -3,6 +3,7 @@ package processor
 import (
 	"bytes"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -41,6 +42,9 @@ func readRPC(body []byte) (rpcMessage, *rpcError) {
 	root := gjson.ParseBytes(body)
 	if root.IsArray() {
 		for _, m := range root.Array() {
+			if e := unambiguous(m, rpcKeys); e != nil {
+				return rpcMessage{}, e
+			}
 			if method := m.Get("method").Str; method == "tools/call" || method == "tools/list" {
 				return rpcMessage{}, &rpcError{status: 400, code: rpcInvalidRequest, reason: "batch",
 					message: "invalid request: send " + method + " as a message of its own, not in a batch"}
@@ -51,11 +55,17 @@ func readRPC(body []byte) (rpcMessage, *rpcError) {
 	if !root.IsObject() || root.Get("jsonrpc").Str != "2.0" {
 		return rpcMessage{}, &rpcError{status: 400, code: rpcInvalidRequest, reason: "invalid_request", message: `invalid request: a JSON-RPC 2.0 message is an object with "jsonrpc": "2.0"`}
 	}
+	if e := unambiguous(root, rpcKeys); e != nil {
+		return rpcMessage{}, e
+	}
 	m := rpcMessage{method: root.Get("method").Str}
 	if id := root.Get("id"); id.Exists() {
 		m.id = id.Raw
 	}
 	if m.method == "tools/call" {
+		if e := unambiguous(root.Get("params"), paramsKeys); e != nil {
+			return m, e
+		}
 		m.tool = root.Get("params.name").Str
 		m.args = root.Get("params.arguments").Raw
 		if m.tool == "" {
@@ -63,6 +73,39 @@ func readRPC(body []byte) (rpcMessage, *rpcError) {
 		}
 	}
 	return m, nil
+}
+
+// The keys the gateway reads of a JSON-RPC message, and of a tools/call's
+// params.
+var (
+	rpcKeys    = []string{"jsonrpc", "id", "method", "params"}
+	paramsKeys = []string{"name", "arguments"}
+)
+
+// unambiguous refuses an object in which a server could read one of names
+// other than the gateway does: a key given twice (the gateway reads the
+// first, servers the last), or in another case (Go's encoding/json matches
+// keys ignoring case). A server could otherwise run a tool or a method the
+// gateway's checks never saw.
+func unambiguous(obj gjson.Result, names []string) *rpcError {
+	var seen uint
+	var e *rpcError
+	obj.ForEach(func(k, _ gjson.Result) bool {
+		for i, n := range names {
+			switch {
+			case k.Str == n && seen&(1<<i) != 0:
+				e = &rpcError{status: 400, code: rpcInvalidRequest, reason: "duplicate_key",
+					message: "invalid request: the key " + strconv.Quote(n) + " appears more than once"}
+			case k.Str == n:
+				seen |= 1 << i
+			case strings.EqualFold(k.Str, n):
+				e = &rpcError{status: 400, code: rpcInvalidRequest, reason: "duplicate_key",
+					message: "invalid request: the key " + strconv.Quote(k.Str) + " differs from " + strconv.Quote(n) + " only in case"}
+			}
+		}
+		return e == nil
+	})
+	return e
 }
 
 // rpcError is the gateway's own JSON-RPC error answer.

@@ -24,6 +24,19 @@ func TestReadRPC(t *testing.T) {
 		{`{"id":1,"method":"ping"}`, rpcMessage{}, rpcInvalidRequest},
 		{`"text"`, rpcMessage{}, rpcInvalidRequest},
 		{`{"jsonrpc":"2.0",`, rpcMessage{}, rpcParseError},
+		// A key the gateway reads, given twice or in another case: a server
+		// keeping the last copy, or matching keys ignoring case, would run
+		// what the gateway never checked.
+		{`{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call","params":{"name":"delete_repo"}}`, rpcMessage{}, rpcInvalidRequest},
+		{`{"jsonrpc":"2.0","id":1,"method":"ping","me\u0074hod":"tools/call"}`, rpcMessage{}, rpcInvalidRequest},
+		{`{"jsonrpc":"2.0","id":1,"Method":"tools/call","method":"ping"}`, rpcMessage{}, rpcInvalidRequest},
+		{`{"jsonrpc":"2.0","id":1,"method":"ping","param\u017f":{"name":"delete_repo"}}`, rpcMessage{}, rpcInvalidRequest},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","name":"delete_repo"}}`, rpcMessage{id: "1", method: "tools/call"}, rpcInvalidRequest},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","NAME":"delete_repo"}}`, rpcMessage{id: "1", method: "tools/call"}, rpcInvalidRequest},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{},"arguments":{"x":1}}}`, rpcMessage{id: "1", method: "tools/call"}, rpcInvalidRequest},
+		{`[{"jsonrpc":"2.0","method":"ping","method":"tools/call","params":{"name":"x"}}]`, rpcMessage{}, rpcInvalidRequest},
+		// Keys the gateway does not read may repeat.
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/list","_meta":{},"_meta":{}}`, rpcMessage{id: "1", method: "tools/list"}, 0},
 	}
 	for _, tc := range tests {
 		got, err := readRPC([]byte(tc.body))
