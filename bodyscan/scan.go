@@ -6,6 +6,7 @@
 package bodyscan
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"unicode/utf8"
@@ -21,7 +22,8 @@ import (
 //
 // Of a field named more than once the last copy is kept, as a reader that
 // walks the object and overwrites does; "model" is counted so that a body
-// naming it twice can be refused.
+// naming it twice can be refused, and so is any key the scan reads that
+// the body names twice or in another case (Ambiguous).
 type Result struct {
 	Verdict Verdict
 	BadUTF8 bool // a string holds bytes that are not UTF-8 (the JSON is otherwise judged)
@@ -35,6 +37,10 @@ type Result struct {
 	Stream                  bool // top-level "stream" is true
 	IncludeUsage            bool // the first "include_usage" of "stream_options" is true
 
+	// ambiguous is the first key the scan reads that the body names twice
+	// or in another case; fieldOther: none.
+	ambiguous topField
+
 	mode scanMode
 	blk  block // the last block read (blockStrings), in the piece being read
 	more bool  // another piece follows the one being read (Stream)
@@ -42,6 +48,15 @@ type Result struct {
 	// UTF-8, so the body is refused, and it no longer passes non-ASCII.
 	utf8Broken bool
 }
+
+// Ambiguous names the first key the scan reads ("model", "stream",
+// "stream_options.include_usage", ...) that the body names more than once,
+// or also in another case; "" when there is none. A provider may read
+// another copy than the gateway: most JSON readers keep a key's last copy,
+// and Go's encoding/json also takes a key in any case ("Model",
+// "\u017ftream"). So a body could have the gateway check one model, or
+// count one stream's usage, and the provider run another.
+func (r Result) Ambiguous() string { return keyNames[r.ambiguous] }
 
 // Span is a value's bytes in the body, [Start, End); End 0: absent.
 type Span struct{ Start, End int }
@@ -73,7 +88,53 @@ const (
 	fieldInput
 	fieldStream
 	fieldStreamOptions
+	// fieldIncludeUsage is no top-level member: stream_options'
+	// include_usage, for Ambiguous.
+	fieldIncludeUsage
 )
+
+// keyNames are the fields' names.
+var keyNames = [...]string{fieldModel: "model", fieldMetadata: "metadata", fieldPromptCacheKey: "prompt_cache_key",
+	fieldMessages: "messages", fieldInput: "input", fieldStream: "stream", fieldStreamOptions: "stream_options",
+	fieldIncludeUsage: "stream_options.include_usage"}
+
+// foldNames are keyNames as bytes, for foldsTo.
+var foldNames = func() (b [len(keyNames)][]byte) {
+	for i, n := range keyNames {
+		b[i] = []byte(n)
+	}
+	return b
+}()
+
+// foldsTo is the top-level field whose name k equals ignoring case as Go's
+// encoding/json matches keys (bytes.EqualFold: "\u017f" is an "s"), or
+// fieldOther. Most keys are told apart by their first byte, and an ASCII
+// key by its length.
+func foldsTo(k []byte) topField {
+	if len(k) == 0 {
+		return fieldOther
+	}
+	switch k[0] | 0x20 {
+	case 'm', 's', 'p', 'i':
+	default:
+		if k[0] < utf8.RuneSelf {
+			return fieldOther
+		}
+	}
+	ascii := true
+	for _, c := range k {
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	for f := fieldModel; f <= fieldStreamOptions; f++ {
+		if (!ascii || len(k) == len(foldNames[f])) && bytes.EqualFold(k, foldNames[f]) {
+			return f
+		}
+	}
+	return fieldOther
+}
 
 func classify(k []byte) topField {
 	switch string(k) {

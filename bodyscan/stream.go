@@ -1,5 +1,7 @@
 package bodyscan
 
+import "bytes"
+
 // Scan scans body once; see Result.
 func Scan(body []byte) Result { return scanWith(body, blockStrings) }
 
@@ -47,6 +49,7 @@ type Stream struct {
 	first1, first2 byte     // and their first bytes
 	usage          bool     // the depth-2 value being read is stream_options.include_usage
 	usageOK        bool     // this stream_options has had its include_usage
+	seen           uint16   // the top-level fields named so far, a bit each
 
 	escaped bool         // the key being read has an escape
 	lit     uint8        // the literal being read (literals), litN bytes of it so far
@@ -440,7 +443,13 @@ func (s *Stream) readKey(depth int, raw []byte, long bool) {
 	case depth == 1 && s.Object:
 		s.field = fieldOther
 		if !long {
-			s.field = classify(keyName(raw, s.escaped))
+			name := keyName(raw, s.escaped)
+			if s.field = classify(name); s.field == fieldOther {
+				s.noteAmbiguous(foldsTo(name))
+			} else if s.seen&(1<<s.field) != 0 {
+				s.noteAmbiguous(s.field)
+			}
+			s.seen |= 1 << s.field
 		}
 		switch s.field {
 		case fieldModel:
@@ -452,11 +461,25 @@ func (s *Stream) readKey(depth int, raw []byte, long bool) {
 		case fieldStreamOptions:
 			s.IncludeUsage, s.usageOK = false, false
 		}
-	case depth == 2 && s.field == fieldStreamOptions && !s.usageOK && !long:
-		// The first include_usage decides, as a lookup by name finds it.
-		if string(keyName(raw, s.escaped)) == "include_usage" {
+	case depth == 2 && s.field == fieldStreamOptions && !long:
+		// The first include_usage decides, as a lookup by name finds it
+		// (a second, or one in another case, makes the body ambiguous).
+		switch name := keyName(raw, s.escaped); {
+		case string(name) == "include_usage" && s.usageOK:
+			s.noteAmbiguous(fieldIncludeUsage)
+		case string(name) == "include_usage":
 			s.usage, s.usageOK = true, true
+		case bytes.EqualFold(name, []byte("include_usage")):
+			s.noteAmbiguous(fieldIncludeUsage)
 		}
+	}
+}
+
+// noteAmbiguous keeps f as the body's first ambiguous key (fieldOther:
+// none here).
+func (s *Stream) noteAmbiguous(f topField) {
+	if s.ambiguous == fieldOther {
+		s.ambiguous = f
 	}
 }
 

@@ -80,6 +80,39 @@ var streamBodies = []string{
 	strings.Repeat("[", MaxNesting) + strings.Repeat("]", MaxNesting),
 	strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1),
 	`{"model":"m","a":"` + strings.Repeat(`\\`, 70) + `\"` + strings.Repeat("p", 130) + `"}`,
+	`{"model":"m","Model":"n"}`,
+	`{"model":"m","\u017ftream":true,"ſtream_options":{}}`,
+	`{"stream_options":{"include_usage":true,"include_usage":false},"model":"m"}`,
+	`{"stream_options":{"Include_Usage":true},"model":"m"}`,
+}
+
+// TestAmbiguous: a key the scan reads, named twice or in another case as
+// Go's encoding/json would take it, is the body's first ambiguous key;
+// other keys may repeat and differ in case.
+func TestAmbiguous(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"model":"m","model":"n"}`:                                                           "model",
+		`{"Model":"n","model":"m"}`:                                                           "model",
+		`{"model":"m","MODEL":"n"}`:                                                           "model",
+		`{"model":"m","mod\u0045l":"n"}`:                                                      "model",
+		`{"model":"m","\u017ftream":true}`:                                                    "stream",
+		`{"model":"m","ſtream":true,"Metadata":{}}`:                                           "stream",
+		`{"model":"m","stream_options":{},"stream_options":{}}`:                               "stream_options",
+		`{"model":"m","stream_options":{"include_usage":true,"include_usage":false}}`:         "stream_options.include_usage",
+		`{"model":"m","stream_options":{"include_usagE":true}}`:                               "stream_options.include_usage",
+		`{"model":"m","PROMPT_CACHE_KEY":"k","Input":1,"Messages":[]}`:                        "prompt_cache_key",
+		`{"model":"m","messages":[],"input":"x","metadata":{"model":1,"Model":2}}`:            "",
+		`{"model":"m","models":1,"modeL2":1,"temperature":1,"Temperature":2,"temperature":3}`: "",
+		`{"model":"m","stream_options":{"x":1,"x":2,"include_usage":true}}`:                   "",
+	} {
+		if got := Scan([]byte(body)).Ambiguous(); got != want {
+			t.Errorf("Scan(%s).Ambiguous() = %q, want %q", body, got, want)
+		}
+		if _, ok := Summary(nil, []byte(body)); ok != (want == "") {
+			t.Errorf("Summary(%s): ok %v, want %v", body, ok, want == "")
+		}
+	}
 }
 
 // TestStreamCutAnywhere: each body cut in two at every byte, in three at

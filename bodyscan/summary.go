@@ -7,8 +7,9 @@ package bodyscan
 // (cmd/bodymodule) makes it from one scan of a body Envoy keeps, so that
 // extproc can plan the request without the body. ok is false for a body
 // the scan refuses (not JSON, not UTF-8, too deep, not an object, no model
-// or more than one): extproc's readBody must see that body itself, to refuse it in
-// its own words.
+// or more than one, a key it reads named twice or in another case):
+// extproc's readBody must see that body itself, to refuse it in its own
+// words.
 func Summary(dst, body []byte) (summary []byte, ok bool) {
 	return AppendSummary(dst, Scan(body), func(dst []byte, v Span) []byte { return append(dst, body[v.Start:v.End]...) })
 }
@@ -16,7 +17,7 @@ func Summary(dst, body []byte) (summary []byte, ok bool) {
 // AppendSummary is Summary of the body s is the scan of (a Stream's, for
 // Envoy's body module), whose bytes value appends.
 func AppendSummary(dst []byte, s Result, value func(dst []byte, v Span) []byte) (summary []byte, ok bool) {
-	if s.Verdict != Valid || s.BadUTF8 || !s.Object || s.Models != 1 {
+	if s.Verdict != Valid || s.BadUTF8 || !s.Object || s.Models != 1 || s.ambiguous != fieldOther {
 		return dst, false
 	}
 	member := func(name string, v Span) {

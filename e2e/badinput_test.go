@@ -93,6 +93,8 @@ func badInputs() []badInput {
 		{name: "model nested, not top level", body: []byte(`{"x":{"model":"gpt-exact"}}`), want: invalidReq("missing_model")},
 		{name: "duplicate model keys", body: []byte(`{"model":"gpt-exact","model":"renamed"}`), want: invalidReq("duplicate_model")},
 		{name: "duplicate model keys, escaped spelling", body: []byte(`{"model":"gpt-exact","m\u006fdel":"renamed"}`), want: invalidReq("duplicate_model")},
+		{name: "model in another case", body: []byte(`{"model":"gpt-exact","Model":"renamed"}`), want: invalidReq("ambiguous_key")},
+		{name: "stream_options twice", body: []byte(`{"model":"gpt-exact","stream":true,"stream_options":{"include_usage":true},"stream_options":{"include_usage":false}}`), want: invalidReq("ambiguous_key")},
 		{name: "body 10 MB, over the limit", body: padded(10_000_000), want: tooLarge},
 		{name: "body 10 MB chunked, over the limit", body: padded(10_000_000), chunked: true, want: tooLarge},
 		{name: "body one byte over the limit", body: padded(badInputLimit + 1), want: tooLarge},

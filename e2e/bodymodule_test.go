@@ -46,6 +46,8 @@ func TestBodyModule(t *testing.T) {
 		{"big, not JSON", agentBody("gpt-exact", 50000)[1:], 400, "invalid_json"},
 		{"big, a character cut short in Japanese", strings.Replace(japanese(agentBody("gpt-exact", 40000)), "出力", "出\xe5\x8a", 1), 400, "invalid_json"},
 		{"big, model twice", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"model":"other",`, 1), 400, "duplicate_model"},
+		{"big, model in another case", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"Model":"other",`, 1), 400, "ambiguous_key"},
+		{"big, include_usage twice", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"stream_options":{"include_usage":true,"include_usage":false},`, 1), 400, "ambiguous_key"},
 		{"big, unknown model", agentBody("no-such-model", 50000), 404, "model_not_found"},
 		{"over the limit", agentBody("gpt-exact", 70000), 413, "request_too_large"},
 	} {

@@ -90,6 +90,9 @@ func readBody(body []byte) (bodyFields, *apiError) {
 		return gjson.Parse(raw(v)) // an object or array is not walked, only framed
 	}
 	model := value(s.Model)
+	if k := s.Ambiguous(); k != "" && s.Models <= 1 {
+		return f, ambiguousKey(k)
+	}
 	switch {
 	case s.Models == 0:
 		return f, newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)
@@ -108,6 +111,13 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	f.messagesLast, f.inputLast = raw(s.MessagesLast), raw(s.InputLast)
 	f.stream, f.includeUsage = s.Stream, s.IncludeUsage
 	return f, nil
+}
+
+// ambiguousKey refuses a body that names a key the gateway reads twice, or
+// in another case (bodyscan.Result.Ambiguous): its provider might read
+// another copy than the gateway checked.
+func ambiguousKey(name string) *apiError {
+	return newAPIError(routing.KindInvalidRequest, "ambiguous_key", `request body names "`+name+`" more than once, or in another case`)
 }
 
 // tooDeep refuses a body nesting deeper than maxNesting.

@@ -38,7 +38,36 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 	}
 	var model gjson.Result
 	count := 0
+	ambiguous := "" // the first key read named twice or in another case
+	seen := map[string]bool{}
+	note := func(name string) {
+		if ambiguous == "" {
+			ambiguous = name
+		}
+	}
+	read := []string{"model", "metadata", "prompt_cache_key", "messages", "input", "stream", "stream_options"}
 	doc.ForEach(func(k, v gjson.Result) bool {
+		for _, name := range read {
+			switch {
+			case k.Str == name && seen[name]:
+				note(name)
+			case k.Str == name:
+				seen[name] = true
+			case strings.EqualFold(k.Str, name):
+				note(name)
+			}
+		}
+		if k.Str == "stream_options" {
+			usage := 0
+			v.ForEach(func(k, _ gjson.Result) bool {
+				if strings.EqualFold(k.Str, "include_usage") {
+					if usage++; usage > 1 || k.Str != "include_usage" {
+						note("stream_options.include_usage")
+					}
+				}
+				return true
+			})
+		}
 		switch k.Str {
 		case "model":
 			count++
@@ -66,6 +95,9 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 		return l
 	}
 	f.messagesLast, f.inputLast = last(f.messages), last(f.input)
+	if ambiguous != "" && count <= 1 {
+		return f, ambiguousKey(ambiguous)
+	}
 	switch {
 	case count == 0:
 		return f, newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)
@@ -120,6 +152,11 @@ var bodyScanSeeds = []string{
 	"{\"a\":\"\xff\",\"model\":\"m\",}", "\xff", `{"a":[` + strings.Repeat("[", 300) + `"model"`,
 	strings.Repeat("[", 256) + strings.Repeat("]", 256), strings.Repeat("[", 257) + strings.Repeat("]", 257),
 	`{"model":"m","a":"` + strings.Repeat("[", 300) + `"}`, "",
+	// Keys the gateway reads, in another case or twice.
+	`{"model":"m","Model":"n"}`, `{"MODEL":"n"}`, `{"model":"m","\u017ftream":true}`, "{\"model\":\"m\",\"\xc5\xbftream\":true}",
+	`{"model":"m","Stream_Options":{}}`, `{"model":"m","stream_options":{"include_usage":true,"Include_Usage":false}}`,
+	`{"model":"m","messages":[],"messages":[]}`, `{"model":"m","metadata":{},"metadata":{}}`,
+	`{"model":"m","models":1,"modeL2":1,"streaming":true,"Temperature":1,"temperature":1,"temperature":2}`,
 }
 
 func TestScanBodyAgreesWithFourPasses(t *testing.T) {
