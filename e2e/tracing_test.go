@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,6 +218,59 @@ func checkAttempts(t *testing.T, spans []traceSpan, req string, providers []stri
 		}
 		if a.tags["switchyard.provider"] != p || a.tags["http.response.status_code"] != status || a.tags["switchyard.retry_reason"] != reason {
 			t.Errorf("attempt %d: %v, want provider %s, status %s, retry reason %q", i+1, a.tags, p, status, reason)
+		}
+	}
+}
+
+// TestMCPQueryTokenNotTraced: an MCP server whose url carries a token in
+// its query (as some hosted servers take their key) gets it, and no span
+// of the request, Envoy's or extproc's, exports it.
+func TestMCPQueryTokenNotTraced(t *testing.T) {
+	t.Parallel()
+	j := startJaeger(t)
+	const token = "sekrit-query-token"
+	var gotQuery atomic.Value
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery.Store(r.URL.RawQuery)
+		fastMCP(w, r)
+	}))
+	t.Cleanup(fast.Close)
+	gw := startGateway(t, fmt.Sprintf(`
+providers: [{name: unused, url: "http://127.0.0.1:9", schema: openai}]
+routes: [{model: unused, provider: unused}]
+mcp_servers:
+  - {name: fast, url: %q, auth: {type: bearer, key_env: SWY_MCP_ALPHA}}
+tracing: {enabled: true, envoy_collector: %q}
+`, fast.URL+"/rpc?key="+token, j.otlp), gatewayOptions{extraEnv: []string{"SWY_MCP_ALPHA=" + mcpTokenA,
+		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc", "OTEL_EXPORTER_OTLP_ENDPOINT=http://" + j.otlp,
+		"OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_SERVICE_NAME=switchyard-mcp"}})
+	traceID, clientSpan := randomHex(t, 16), randomHex(t, 8)
+	res := gw.do(t, "POST", "/mcp/fast", map[string]string{"traceparent": "00-" + traceID + "-" + clientSpan + "-01",
+		"content-type": "application/json", "accept": "application/json, text/event-stream"},
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"t"}}}`)
+	if res.status != 200 || !strings.Contains(string(res.body), "fast echo t") {
+		t.Fatalf("tools/call: %d %s", res.status, res.body)
+	}
+	if q, _ := gotQuery.Load().(string); q != "key="+token {
+		t.Fatalf("the server got the query %q, want its key", q)
+	}
+	spans := j.waitTrace(t, traceID, func(spans []traceSpan) bool {
+		envoy := 0
+		for _, s := range spans {
+			if s.service == "switchyard-envoy" {
+				envoy++
+			}
+		}
+		return envoy >= 2
+	})
+	for _, s := range spans {
+		if strings.Contains(s.name, token) {
+			t.Errorf("span %q of %s is named with the token", s.name, s.service)
+		}
+		for k, v := range s.tags {
+			if strings.Contains(v, token) {
+				t.Errorf("span %q of %s exports the token in %s = %q", s.name, s.service, k, v)
+			}
 		}
 	}
 }

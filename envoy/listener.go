@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"regexp"
 	"strconv"
 
 	"slices"
@@ -316,7 +317,7 @@ func (d *settings) extProcFilter(src routeSource) *hcmv3.HttpFilter {
 		// configured (on_response): the routes say so (withHooksMode), so that
 		// over xDS turning hooks on or off reaches open connections too.
 		ProcessingMode: d.processingMode(extprocv3.ProcessingMode_SKIP),
-		MutationRules:  allowAllRouting(),
+		MutationRules:  routerMutationRules(),
 		// A request whose attempts or answer pass extproc again gets the
 		// gateway's own id here, which only Envoy hands on (never a header
 		// a client or a hook can set); a request with fallbacks its attempt
@@ -400,6 +401,15 @@ func envoyGRPC(cluster string) *corev3.GrpcService_EnvoyGrpc_ {
 
 func allowAllRouting() *mutationrulesv3.HeaderMutationRules {
 	return &mutationrulesv3.HeaderMutationRules{AllowAllRouting: wrapperspb.Bool(true)}
+}
+
+// routerMutationRules also let extproc set routing.OriginalPathHeader, and
+// no other x-envoy- header: Envoy's spans then give the client's path of a
+// request whose path extproc rewrote, not the upstream's.
+func routerMutationRules() *mutationrulesv3.HeaderMutationRules {
+	r := allowAllRouting()
+	r.AllowExpression = &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(routing.OriginalPathHeader) + "$"}
+	return r
 }
 
 func allowedHeaders(names []string) *extprocv3.HeaderForwardingRules {

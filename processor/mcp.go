@@ -311,7 +311,8 @@ func (m *mcpExchange) forward(body []byte) *extprocv3.ProcessingResponse {
 	m.decided = true
 	s := m.server
 	hm := &extprocv3.HeaderMutation{
-		SetHeaders:    []*corev3.HeaderValueOption{setHeader(routing.ClusterHeader, s.Cluster), setHeader(":path", s.Path)},
+		SetHeaders: []*corev3.HeaderValueOption{setHeader(routing.ClusterHeader, s.Cluster), setHeader(":path", s.Path),
+			setHeader(routing.OriginalPathHeader, pathOnly(m.path))},
 		RemoveHeaders: s.Strip,
 	}
 	if s.Credential != nil {

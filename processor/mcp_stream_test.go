@@ -45,8 +45,9 @@ func TestMCPStreamForwards(t *testing.T) {
 	for _, h := range hm.GetSetHeaders() {
 		set[h.GetHeader().GetKey()] = string(h.GetHeader().GetRawValue())
 	}
-	if set[routing.ClusterHeader] != "mcp/github" || set[":path"] != "/v1/mcp" || set["authorization"] != "Bearer "+secretOpenAI {
-		t.Errorf("set headers %v, want the server's cluster, path and credential", set)
+	if set[routing.ClusterHeader] != "mcp/github" || set[":path"] != "/v1/mcp" || set["authorization"] != "Bearer "+secretOpenAI ||
+		set[routing.OriginalPathHeader] != "/mcp/github" {
+		t.Errorf("set headers %v, want the server's cluster, path and credential, and the client's path for Envoy's spans", set)
 	}
 	if strings.Join(hm.GetRemoveHeaders(), ",") != "x-api-key,api-key" || !sent[1].GetRequestBody().GetResponse().GetClearRouteCache() {
 		t.Errorf("removed %v (route cache cleared: %v)", hm.GetRemoveHeaders(), sent[1].GetRequestBody().GetResponse().GetClearRouteCache())

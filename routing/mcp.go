@@ -11,6 +11,11 @@ import (
 // answer to initialize and sent back by the client on every request.
 const MCPSessionHeader = "mcp-session-id"
 
+// OriginalPathHeader is the client's path of a request whose path extproc
+// rewrote, for Envoy's spans (their http.url): an MCP server's path may
+// carry its token in the query, which must not reach a trace.
+const OriginalPathHeader = "x-envoy-original-path"
+
 // MCPClientAPI is the client API extproc puts in ClientNamespace for an
 // MCP request, so that the errors Envoy answers itself are JSON-RPC's.
 const MCPClientAPI = "mcp"
