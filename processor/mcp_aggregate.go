@@ -91,10 +91,15 @@ func (t *aggSessions) get(id, key string, now time.Time) *aggSession {
 	return s
 }
 
-func (t *aggSessions) close(id string) *aggSession {
+// close ends the session id of key; nil when key has none of that id
+// (another key's session stays open).
+func (t *aggSessions) close(id, key string) *aggSession {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.m[id]
+	if s == nil || s.key != key {
+		return nil
+	}
 	delete(t.m, id)
 	return s
 }
@@ -278,8 +283,8 @@ func (m *mcpExchange) routeCall(ctx context.Context, sess *aggSession, body []by
 // its servers.
 func (m *mcpExchange) endAggregate(ctx context.Context) *extprocv3.ProcessingResponse {
 	m.decided = true
-	sess := m.srv.aggSessions().close(m.session)
-	if sess == nil || sess.key != m.principal.Name {
+	sess := m.srv.aggSessions().close(m.session, m.principal.Name)
+	if sess == nil {
 		return m.fail(&rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_session", message: "unknown or expired session"})
 	}
 	for name, ss := range sess.servers {

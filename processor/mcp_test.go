@@ -170,7 +170,10 @@ func TestAggSessions(t *testing.T) {
 	if other := tab.open("team-a", now); other == id {
 		t.Error("two sessions share an id")
 	}
-	if tab.close(id) == nil || tab.get(id, "team-a", now) != nil {
+	if tab.close(id, "team-b") != nil || tab.get(id, "team-a", now) == nil {
+		t.Error("another key ended the session")
+	}
+	if tab.close(id, "team-a") == nil || tab.get(id, "team-a", now) != nil {
 		t.Error("a closed session was still served")
 	}
 }
