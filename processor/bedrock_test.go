@@ -108,6 +108,35 @@ func TestPlanBedrock(t *testing.T) {
 	}
 }
 
+// A count_tokens call on a chain that could fall back to Bedrock or to
+// Claude on Vertex is estimated at once: neither counts tokens under the
+// model, and a Bedrock attempt would run the conversation, and bill it.
+func TestCountTokensWithCloudFallback(t *testing.T) {
+	t.Parallel()
+	bedrockRouter(t) // its credentials
+	r := compileRouter(t, `providers:
+  - {name: anthropic, url: "https://api.anthropic.com", schema: anthropic}
+  - name: bedrock
+    schema: bedrock
+    url: http://127.0.0.1:9099
+    auth: {type: aws_sigv4, region: us-west-2, profile: processor-test}
+routes:
+  - model: chain
+    targets: [{provider: anthropic, model: claude-sonnet-4-5}]
+    fallbacks: [{provider: bedrock, model: "anthropic.claude-opus-4-1-20250805-v1:0"}]
+  - model: native
+    targets: [{provider: anthropic, model: claude-sonnet-4-5}]
+    fallbacks: [{provider: anthropic, model: claude-haiku-4-5}]
+`)
+	for model, estimated := range map[string]bool{"chain": true, "native": false} {
+		p, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: countTokensPath,
+			Body: []byte(`{"model":"` + model + `","max_tokens":4096,"messages":[{"role":"user","content":"count me"}]}`)}, "")
+		if err != nil || (p.Answer != nil) != estimated {
+			t.Errorf("count_tokens on %s: %v, answer %s; want an estimate: %v", model, err, p.Answer, estimated)
+		}
+	}
+}
+
 // Without credentials a Bedrock request fails with 503, naming no secret.
 func TestPlanBedrockWithoutCredentials(t *testing.T) {
 	t.Parallel()

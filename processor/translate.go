@@ -56,11 +56,12 @@ func translateRequest(client, upstream config.API, body []byte, model string) ([
 
 // planTranslation translates the plan's body when the decision's provider
 // speaks the other API. A count_tokens call for such a model is answered
-// here with an estimate, as is one for Claude on Vertex (which has no such
-// endpoint under the model).
+// here with an estimate, as is one that any attempt would send to Bedrock
+// or to Claude on Vertex (which have no such endpoint under the model: a
+// fallback there would run the conversation, and bill it).
 func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, err *apiError) {
 	native := d.API.Wire() == req.API
-	if pathOnly(req.Path) == countTokensPath && (!native || d.Bedrock != nil || d.Vertex) {
+	if pathOnly(req.Path) == countTokensPath && (!native || cloudAttempts(d)) {
 		// Neither chat completions, InvokeModel nor rawPredict count tokens.
 		p.Answer = estimateTokens(p.Body)
 		return req.Path, nil
@@ -77,6 +78,19 @@ func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, e
 	p.Body, p.bodyChanged = body, true
 	p.Response.Translate = true
 	return path, nil
+}
+
+// cloudAttempts reports whether any attempt of d goes to Bedrock or Vertex.
+func cloudAttempts(d routing.Decision) bool {
+	if d.Bedrock != nil || d.Vertex {
+		return true
+	}
+	for _, a := range d.Attempts {
+		if a.Bedrock != nil || a.Vertex {
+			return true
+		}
+	}
+	return false
 }
 
 // translated sets what a translated attempt carries beside its body: the
