@@ -49,7 +49,7 @@ func (a *Attempt) toBedrock(e *bedrock.Endpoint, model, beta string) *apiError {
 	}
 	a.Credential = routing.BedrockCredential
 	// Bedrock takes the version in the body and no beta header.
-	a.RemoveHeaders = append(a.RemoveHeaders[:len(a.RemoveHeaders):len(a.RemoveHeaders)], "anthropic-version", "anthropic-beta")
+	a.RemoveHeaders = append(a.RemoveHeaders[:len(a.RemoveHeaders):len(a.RemoveHeaders)], routing.VersionHeader, routing.BetaHeader)
 	return nil
 }
 

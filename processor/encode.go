@@ -173,7 +173,7 @@ func encodeFallback(p *Plan, duplex bool) []*extprocv3.ProcessingResponse {
 
 // encodeAttempt answers one attempt's buffered body (the upstream filter,
 // BUFFERED): its path, credential and length set, every other credential
-// header removed, and its body.
+// header and those it goes without removed, and its body.
 func encodeAttempt(a *Attempt, credentialHeaders []string) *extprocv3.ProcessingResponse {
 	hm := &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
 		setHeader(":path", a.Path),
@@ -184,8 +184,8 @@ func encodeAttempt(a *Attempt, credentialHeaders []string) *extprocv3.Processing
 			hm.SetHeaders = append(hm.SetHeaders, setHeader(h.Name, h.Value))
 		}
 	}
-	for _, name := range credentialHeaders {
-		if name != a.Credential && !a.sets(name) {
+	for _, name := range slices.Concat(a.RemoveHeaders, credentialHeaders) {
+		if name != a.Credential && !a.sets(name) && !slices.Contains(hm.RemoveHeaders, name) {
 			hm.RemoveHeaders = append(hm.RemoveHeaders, name)
 		}
 	}

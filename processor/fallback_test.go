@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,6 +167,55 @@ func TestAttemptWithoutPlanFails(t *testing.T) {
 		out := runAttempt(t, s, attemptScript(2, id, `{"model":"x"}`, "200")[:1])
 		if got := out[0].GetImmediateResponse().GetStatus().GetCode(); got != 500 {
 			t.Errorf("flight %q: status %v, want 500", id, got)
+		}
+	}
+}
+
+// TestFallbackAnthropicHeaders: each attempt of a chain leaves the
+// Anthropic headers as it would alone. Bedrock goes without both, Claude on
+// Vertex without the version, and Anthropic itself, after them, gets the
+// client's again: an attempt starts from the headers the one before left.
+func TestFallbackAnthropicHeaders(t *testing.T) {
+	t.Parallel()
+	bedrockRouter(t) // its credentials
+	r := compileRouter(t, `providers:
+  - name: bedrock
+    schema: bedrock
+    url: http://127.0.0.1:9099
+    auth: {type: aws_sigv4, region: us-west-2, profile: processor-test}
+  - {name: vc, schema: vertex, project: my-project-1, region: us-east5, publisher: anthropic, auth: {type: none}}
+  - {name: anthropic, url: "https://api.anthropic.com", schema: anthropic}
+routes:
+  - model: chain
+    targets: [{provider: bedrock, model: "anthropic.claude-haiku-4-5-20251001-v1:0"}]
+    fallbacks: [{provider: vc, model: "claude-sonnet-4-5@20250929"}, {provider: anthropic, model: claude-x}]
+`)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(prometheus.NewRegistry())})
+	body := `{"model":"chain","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`
+	out := run(t, s, script(fullDuplex, post("/v1/messages", "anthropic-version", "2023-06-01", "anthropic-beta", "context-1m-2025-08-07"), body)...)
+	id := sentFlight(out)
+	if id == "" {
+		t.Fatalf("no fallback plan: %v", out)
+	}
+	for n, want := range []struct {
+		provider      string
+		removed       []string
+		version, beta string
+	}{
+		{"bedrock", []string{"anthropic-version", "anthropic-beta"}, "", ""},
+		{"vertex", []string{"anthropic-version"}, "", ""},
+		{"anthropic", nil, "2023-06-01", "context-1m-2025-08-07"},
+	} {
+		hm := runAttempt(t, s, attemptScript(n+1, id, body, "503"))[1].GetRequestBody().GetResponse().GetHeaderMutation()
+		set := setHeaders(hm)
+		for _, h := range want.removed {
+			if !slices.Contains(hm.GetRemoveHeaders(), h) {
+				t.Errorf("attempt %d (%s) leaves %s: removes %v", n+1, want.provider, h, hm.GetRemoveHeaders())
+			}
+		}
+		if set["anthropic-version"] != want.version || set["anthropic-beta"] != want.beta {
+			t.Errorf("attempt %d (%s) sets version %q and beta %q, want %q and %q", n+1, want.provider,
+				set["anthropic-version"], set["anthropic-beta"], want.version, want.beta)
 		}
 	}
 }

@@ -57,9 +57,11 @@ type attemptPlan struct {
 	// Upstream is the API the attempts speak when it is not the client's
 	// (API): the body is translated already, Path is the upstream API's.
 	Upstream config.API
-	// Beta is the client's anthropic-beta header, for Bedrock attempts.
-	Beta     string
-	Attempts []attemptRef
+	// Beta is the client's anthropic-beta header, for Bedrock attempts;
+	// Beta and Version go again on an attempt to Anthropic itself
+	// (Attempt.restoreAnthropic).
+	Beta, Version string
+	Attempts      []attemptRef
 }
 
 type attemptRef struct {

@@ -61,6 +61,8 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			x.req.session.codex = headerValue(hv)
 		case routing.BetaHeader:
 			x.req.Beta = headerValue(hv)
+		case routing.VersionHeader:
+			x.req.Version = headerValue(hv)
 		case envoy.TraceparentHeader:
 			if x.srv.opts.Tracer != nil {
 				rh.traceparent = headerValue(hv)

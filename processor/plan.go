@@ -36,8 +36,8 @@ type Request struct {
 	// session holds the session headers when Headers is nil (no hooks).
 	session sessionHeaders
 	// Beta is the anthropic-beta header, which Bedrock attempts move into
-	// the body.
-	Beta string
+	// the body; Version the anthropic-version header.
+	Beta, Version string
 	// pick, when set, makes routing's random choices (routing.Request.Pick).
 	pick func(total int) int
 }
@@ -84,8 +84,9 @@ type Plan struct {
 	// bodyChanged: Body differs from what the client sent (translated, or
 	// asking for usage), so every attempt carries its own length.
 	bodyChanged bool
-	// Beta is the client's anthropic-beta header (Bedrock attempts).
-	Beta string
+	// Beta is the client's anthropic-beta header (Bedrock attempts), and
+	// Version its anthropic-version header.
+	Beta, Version string
 }
 
 // Fallback reports whether the plan has more than one attempt.
@@ -138,9 +139,9 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{ClientAPI: req.API, Model: fields.model, KeyName: req.Principal.Name, Beta: req.Beta}
+	p := Plan{ClientAPI: req.API, Model: fields.model, KeyName: req.Principal.Name, Beta: req.Beta, Version: req.Version}
 	if req.Headers != nil {
-		p.Beta = req.Headers[routing.BetaHeader]
+		p.Beta, p.Version = req.Headers[routing.BetaHeader], req.Headers[routing.VersionHeader]
 	}
 	sh := req.session
 	if req.Headers != nil {

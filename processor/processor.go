@@ -424,7 +424,7 @@ func (x *exchange) fly(p *Plan) string {
 
 // attemptsOf is what the attempts of a plan with fallbacks need of it.
 func attemptsOf(p *Plan) *attemptPlan {
-	h := &attemptPlan{Path: p.Path, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry, Usage: p.Response.Usage, Beta: p.Beta}
+	h := &attemptPlan{Path: p.Path, API: p.ClientAPI, Model: p.BodyModel, Retry: p.Retry, Usage: p.Response.Usage, Beta: p.Beta, Version: p.Version}
 	if p.Response.Translate {
 		h.Upstream = p.Attempts[0].API
 	}

@@ -80,6 +80,21 @@ func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, e
 	return path, nil
 }
 
+// restoreAnthropic sets the client's Messages API headers again on an
+// attempt to Anthropic itself: each attempt of a chain starts from the
+// headers the one before it left, and a Bedrock, Vertex or Gemini attempt
+// removes them. An attempt that sets or removes one itself keeps its own.
+func (a *Attempt) restoreAnthropic(version, beta string) {
+	if a.API != config.APIAnthropic || a.Vertex || a.Bedrock {
+		return
+	}
+	for _, h := range [...]routing.Header{{Name: routing.VersionHeader, Value: version}, {Name: routing.BetaHeader, Value: beta}} {
+		if h.Value != "" && !a.sets(h.Name) && !slices.Contains(a.RemoveHeaders, h.Name) {
+			a.SetHeaders = append(a.SetHeaders, h)
+		}
+	}
+}
+
 // cloudAttempts reports whether any attempt of d goes to Bedrock or Vertex.
 func cloudAttempts(d routing.Decision) bool {
 	if d.Bedrock != nil || d.Vertex {
@@ -98,13 +113,13 @@ func cloudAttempts(d routing.Decision) bool {
 func (a *Attempt) translated() {
 	a.BodyChanged = true // the attempt filter's own body, translated already
 	if a.API == config.APIGemini {
-		a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"anthropic-beta", "anthropic-version"})
+		a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{routing.BetaHeader, routing.VersionHeader})
 		return
 	}
 	if a.API == config.APIAnthropic && !a.Vertex {
-		a.SetHeaders = append(a.SetHeaders, routing.Header{Name: "anthropic-version", Value: anthropicVersion})
+		a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.VersionHeader, Value: anthropicVersion})
 	}
-	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"anthropic-beta"})
+	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{routing.BetaHeader})
 }
 
 // estimateTokens answers count_tokens for a model whose provider has no

@@ -173,6 +173,7 @@ func (u *attempt) onBody(body []byte) *extprocv3.ProcessingResponse {
 	if u.plan.Upstream != "" {
 		a.translated()
 	}
+	a.restoreAnthropic(u.plan.Version, u.plan.Beta)
 	u.bedrock, u.converse = a.Bedrock, a.Converse
 	if u.span != nil {
 		u.span.Cloud(string(a.API), a.Vertex, a.Bedrock)

@@ -41,7 +41,7 @@ func (a *Attempt) vertexClaude(d *routing.Decision, path string) *apiError {
 	}
 	a.Path = d.PathPrefix + "/models/" + url.PathEscape(d.Model) + method
 	a.Body, a.BodyChanged = body, true
-	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{"anthropic-version"})
+	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{routing.VersionHeader})
 	return nil
 }
 

@@ -44,6 +44,11 @@ const BedrockCredential = "authorization"
 // them in the body instead (anthropic_beta).
 const BetaHeader = "anthropic-beta"
 
+// VersionHeader is the Messages API's version header. A Bedrock or Vertex
+// attempt goes without it, so a later attempt of the chain to Anthropic
+// itself sets the client's again.
+const VersionHeader = "anthropic-version"
+
 var BedrockSigningHeaders = []string{"x-amz-date", "x-amz-security-token"}
 
 // Session headers, in the order a session key is looked for (the processor
