@@ -281,7 +281,7 @@ func (r *responseStream) end(ctx context.Context) {
 	var t usage.Tokens
 	if r.tokens != nil {
 		t = r.tokens.Close()
-		if !r.complete {
+		if !r.complete || r.tokens.Truncated() {
 			t, r.log.UsageEstimated = r.srv.unfinished(j, r.tokens, t)
 		}
 	}

@@ -51,20 +51,27 @@ func (m spendMetrics) spend(key, provider, model string, t usage.Tokens, cost pr
 }
 
 // unfinished is the usage of an answer whose stream was cut before its end
-// (the client went away, or the provider): the provider bills it all the
-// same. What the provider had reported stands (Anthropic's message_start
-// carries the input tokens). When it had reported nothing (an OpenAI chat
-// stream reports usage only in its last chunk), the input is estimated from
-// the size of the body sent as count_tokens estimates it (estimatedTokens),
-// and the output from the events of a stream, one a token; the second
-// result says so.
+// (the client went away, or the provider), or that was too big to read
+// whole: the provider bills it all the same. What the provider had
+// reported stands (Anthropic's message_start carries the input tokens, and
+// an output of 1). When it had reported nothing (an OpenAI chat stream
+// reports usage only in its last chunk), the input is estimated from the
+// size of the body sent as count_tokens estimates it (estimatedTokens);
+// the output is at least the events of a stream, one a token, so that a
+// client leaving before the last event is charged the output so far. The
+// second result says whether anything was estimated.
 func (s *Server) unfinished(j *responseJob, r *usage.Reader, reported usage.Tokens) (usage.Tokens, bool) {
-	if !reported.IsZero() {
-		return reported, false
+	t, estimated := reported, reported.IsZero()
+	if estimated {
+		t.Input = int64(estimatedTokens(j.bodyBytes))
 	}
-	t := usage.Tokens{Input: int64(estimatedTokens(j.bodyBytes)), Output: int64(r.Events())}
-	s.opts.Metrics.usage.estimated.WithLabelValues(j.provider, j.metricModel).Inc()
-	return t, true
+	if n := int64(r.Events()); n > t.Output {
+		t.Output, estimated = n, true
+	}
+	if estimated {
+		s.opts.Metrics.usage.estimated.WithLabelValues(j.provider, j.metricModel).Inc()
+	}
+	return t, estimated
 }
 
 // spendRefusal is the answer to a request of a key whose money budget is

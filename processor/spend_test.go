@@ -174,3 +174,54 @@ func TestSpendRefusal(t *testing.T) {
 		t.Errorf("limited = %v, want 1", got)
 	}
 }
+
+// TestAbandonedMessagesStreamOutputSoFar: a Messages stream the client
+// leaves after its text, before message_delta, is charged the output so
+// far (an event a token), not the 1 output token message_start reported.
+func TestAbandonedMessagesStreamOutputSoFar(t *testing.T) {
+	t.Parallel()
+	s, m, logs := spendServer(t, "")
+	var b strings.Builder
+	b.WriteString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}\n\n")
+	for range 500 {
+		b.WriteString("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" word\"}}\n\n")
+	}
+	spendRun(t, s, logs, "claude-sonnet", false, b.String())
+	in := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "anthropic", "claude-sonnet", "input"))
+	out := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "anthropic", "claude-sonnet", "output"))
+	if in != 20 || out < 500 {
+		t.Errorf("an abandoned stream of 500 text deltas charged %v in and %v out, want the reported 20 in and at least 500 out", in, out)
+	}
+}
+
+// TestBigJSONAnswerCharged: a counted JSON answer past usage.MaxJSONBody
+// (an answer with logprobs) is charged the usage at its end.
+func TestBigJSONAnswerCharged(t *testing.T) {
+	t.Parallel()
+	s, m, _ := spendServer(t, "")
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":20}`
+	sent := run(t, s, script(fullDuplex, post("/v1/chat/completions", bearer(keyTeamB)...), body)...)
+	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(envoy.PhaseMetadataKey, envoy.PhaseResponse))
+	bodyMsg := func(b string, end bool) *extprocv3.ProcessingRequest {
+		return &extprocv3.ProcessingRequest{ObservabilityMode: true, Request: &extprocv3.ProcessingRequest_ResponseBody{
+			ResponseBody: &extprocv3.HttpBody{Body: []byte(b), EndOfStream: end}}}
+	}
+	msgs := []*extprocv3.ProcessingRequest{{ObservabilityMode: true, MetadataContext: flightMetadata(sentFlight(sent)),
+		Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("application/json")}}}}}},
+		bodyMsg(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"..."},"logprobs":{"content":[`, false)}
+	chunk := strings.Repeat(`{"token":" word","logprob":-0.01,"bytes":[32,119,111,114,100],"top_logprobs":[]},`, 1000)
+	for range 60 {
+		msgs = append(msgs, bodyMsg(chunk, false))
+	}
+	msgs = append(msgs, bodyMsg(`{"token":"x","logprob":0,"bytes":[120],"top_logprobs":[]}]},"finish_reason":"stop"}],`+
+		`"usage":{"prompt_tokens":100000,"completion_tokens":60000,"total_tokens":160000},"system_fingerprint":"fp"}`, true))
+	if err := s.Process(newFakeStream(ctx, msgs...)); err != nil {
+		t.Fatal(err)
+	}
+	in := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "openai", "gpt-4o", "input"))
+	out := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "openai", "gpt-4o", "output"))
+	if in != 100000 || out != 60000 {
+		t.Errorf("a %d-byte JSON answer was charged %v in and %v out, want 100000 and 60000", 60*len(chunk), in, out)
+	}
+}

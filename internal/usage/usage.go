@@ -81,9 +81,13 @@ func (t Tokens) IsZero() bool { return t == Tokens{} }
 // Reasoning is part of Output and not added again.
 func (t Tokens) Total() int64 { return t.Input + t.CacheRead + t.CacheCreation + t.Output }
 
-// MaxJSONBody bounds the JSON body a Reader keeps until Close. A longer body
-// reports no tokens and sets Truncated.
+// MaxJSONBody bounds the JSON body a Reader keeps until Close. Of a longer
+// body (an answer with logprobs, many embeddings) only the last tailBytes
+// are kept, where every API puts its usage, and Truncated is set: its
+// usage is read from there (tailUsage), the answer not at all.
 const MaxJSONBody = 4 << 20
+
+const tailBytes = 64 << 10
 
 // Reader reads the usage of one response body, fed in chunks with Write.
 // A streamed body (text/event-stream) is read event by event as it arrives
@@ -132,14 +136,14 @@ func (r *Reader) Write(chunk []byte) {
 		r.sc.Feed(chunk, r.emit)
 		return
 	}
-	if r.truncated {
-		return
-	}
-	if len(r.body)+len(chunk) > MaxJSONBody {
-		r.truncated, r.body = true, nil
-		return
+	if !r.truncated && len(r.body)+len(chunk) > MaxJSONBody {
+		r.truncated = true
+		r.body = append(make([]byte, 0, 2*tailBytes), r.body[len(r.body)-min(len(r.body), tailBytes):]...)
 	}
 	r.body = append(r.body, chunk...)
+	if n := len(r.body) - tailBytes; r.truncated && n > 0 {
+		r.body = r.body[:copy(r.body, r.body[n:])]
+	}
 }
 
 // Close ends the body and returns its usage. Calling it again returns the
@@ -153,7 +157,14 @@ func (r *Reader) Close() Tokens {
 		r.sc.Flush(r.emit)
 		return r.Tokens()
 	}
-	if gjson.ValidBytes(r.body) {
+	switch {
+	case r.truncated:
+		if u := tailUsage(r.body); u.IsObject() {
+			r.got.merge(u)
+		}
+		r.body = nil
+		return r.Tokens()
+	case gjson.ValidBytes(r.body):
 		if u := gjson.GetBytes(r.body, "usage"); u.IsObject() {
 			r.got.merge(u)
 		}
@@ -189,6 +200,57 @@ func (r *Reader) Tokens() Tokens {
 // MaxJSONBody, an event stream line past the scanner's bound), so Tokens
 // may miss what the provider reported.
 func (r *Reader) Truncated() bool { return r.truncated || r.sc.Overflowed }
+
+// tailUsage is the usage object of a JSON body of which tail is the end:
+// the last key "usage" in it whose value is a whole object. In JSON a
+// quote inside a string is escaped, so an unescaped "usage" followed by a
+// colon is a key, whatever the answer's text says.
+func tailUsage(tail []byte) gjson.Result {
+	const key = `"usage"`
+	for end := len(tail); ; {
+		i := bytes.LastIndex(tail[:end], []byte(key))
+		if i < 0 {
+			return gjson.Result{}
+		}
+		end = i
+		if escaped(tail, i) {
+			continue
+		}
+		rest := bytes.TrimLeft(tail[i+len(key):], " \t\r\n")
+		if len(rest) == 0 || rest[0] != ':' {
+			continue
+		}
+		rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+		if len(rest) == 0 || rest[0] != '{' {
+			continue
+		}
+		if v, ok := wholeValue(rest); ok {
+			return gjson.ParseBytes(v)
+		}
+		return gjson.Result{}
+	}
+}
+
+// escaped reports whether the quote at b[i] follows an odd number of
+// backslashes.
+func escaped(b []byte, i int) bool {
+	n := 0
+	for i > 0 && b[i-1] == '\\' {
+		n, i = n+1, i-1
+	}
+	return n%2 == 1
+}
+
+// wholeValue is the JSON object at the start of b, when b holds all of it
+// and it is valid. (gjson frames an array's first element, not a value
+// followed by more bytes.)
+func wholeValue(b []byte) ([]byte, bool) {
+	v := gjson.GetBytes(append([]byte{'['}, b...), "0")
+	if !v.IsObject() || !gjson.Valid(v.Raw) {
+		return nil, false
+	}
+	return []byte(v.Raw), true
+}
 
 // usagePaths are where a stream event carries its usage object: a chat
 // chunk or message_delta, message_start, a Responses API response.* event.

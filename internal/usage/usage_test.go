@@ -269,7 +269,32 @@ func TestReaderJSONTooLarge(t *testing.T) {
 	pad := strings.Repeat(" ", MaxJSONBody)
 	got, r := read(false, chatJSON[:len(chatJSON)-1], pad, "}")
 	if !got.IsZero() || !r.Truncated() {
-		t.Errorf("body past MaxJSONBody: Tokens %+v, Truncated %v; want zero and true", got, r.Truncated())
+		t.Errorf("body past MaxJSONBody, usage long before its end: Tokens %+v, Truncated %v; want zero and true", got, r.Truncated())
+	}
+	// Usage where the APIs put it, at the end of a body past the bound (an
+	// answer with logprobs), is read from the body's tail, in any chunks;
+	// a "usage" inside the answer's text is no key.
+	want, _ := read(false, chatJSON)
+	i := strings.Index(chatJSON, `"choices"`)
+	big := chatJSON[:i] + `"logprobs":[` + strings.Repeat(`{"token":"\"usage\":{\"prompt_tokens\":7}","logprob":-0.1},`, MaxJSONBody/50) +
+		`{}],` + chatJSON[i:]
+	for _, size := range []int{1 << 20, 65537, 4096} {
+		var chunks []string
+		for b := big; len(b) > 0; b = b[min(size, len(b)):] {
+			chunks = append(chunks, b[:min(size, len(b))])
+		}
+		if got, r := read(false, chunks...); got != want || !r.Truncated() {
+			t.Errorf("%d-byte chunks of a %d-byte answer: Tokens %+v, Truncated %v; want %+v, true", size, len(big), got, r.Truncated(), want)
+		}
+	}
+	messages := `{"content":[{"type":"text","text":"` + strings.Repeat("word ", MaxJSONBody/4) + `"}],"stop_reason":"end_turn",` +
+		"\n  \"usage\" : {\"input_tokens\": 12, \"output_tokens\": 900000}\n}"
+	if got, _ := read(false, messages); got.Input != 12 || got.Output != 900000 {
+		t.Errorf("a Messages answer past the bound: Tokens %+v, want 12 in and 900000 out", got)
+	}
+	cut := `{"a":"` + strings.Repeat("x", MaxJSONBody) + `","usage":{"prompt_tokens":5,"completion_tokens":`
+	if got, _ := read(false, cut); !got.IsZero() {
+		t.Errorf("a body cut inside its usage: Tokens %+v, want none", got)
 	}
 	// Exactly at the bound is still read.
 	body := chatJSON[:len(chatJSON)-1] + strings.Repeat(" ", MaxJSONBody-len(chatJSON)) + "}"
