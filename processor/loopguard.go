@@ -39,8 +39,10 @@ func newLoopGuard() *loopGuard {
 
 // fingerprint identifies a request for the loop guard: the client key, the
 // session, the API, the model and the conversation's last item (chat and
-// Messages: the last of messages; Responses: input, or its last item). A
-// body with none of these counts whole.
+// Messages: the last of messages; Responses: input, or its last item)
+// without the ids that tie a tool result to its call, which a model makes
+// afresh for each call (writeWithoutIDs). A body with none of these counts
+// whole.
 func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *bodyFields, body []byte) uint64 {
 	var h maphash.Hash
 	h.SetSeed(g.seed)
@@ -49,7 +51,7 @@ func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *body
 		h.WriteByte(0)
 	}
 	if last, ok := lastItem(f); ok {
-		h.WriteString(last)
+		writeWithoutIDs(&h, gjson.Parse(last))
 	} else {
 		h.Write(body)
 	}
@@ -82,6 +84,46 @@ func lastItem(f *bodyFields) (string, bool) {
 		return conv.Raw, true
 	}
 	return "", false
+}
+
+// writeWithoutIDs writes v to h but for the values of the keys that name a
+// tool call (callID): an agent stuck on a failing tool sends the same
+// result every turn, each for a call with a new id.
+func writeWithoutIDs(h *maphash.Hash, v gjson.Result) {
+	switch {
+	case v.IsObject():
+		h.WriteByte('{')
+		v.ForEach(func(k, val gjson.Result) bool {
+			h.WriteString(k.Raw)
+			h.WriteByte(':')
+			if !callID(k.Str) {
+				writeWithoutIDs(h, val)
+			}
+			return true
+		})
+		h.WriteByte('}')
+	case v.IsArray():
+		h.WriteByte('[')
+		v.ForEach(func(_, val gjson.Result) bool {
+			writeWithoutIDs(h, val)
+			h.WriteByte(',')
+			return true
+		})
+		h.WriteByte(']')
+	default:
+		h.WriteString(v.Raw)
+	}
+}
+
+// callID reports whether a key names a tool call: OpenAI chat's
+// tool_call_id, Anthropic's tool_use_id (and a tool_use block's id),
+// Responses' call_id.
+func callID(key string) bool {
+	switch key {
+	case "tool_call_id", "tool_use_id", "id", "call_id":
+		return true
+	}
+	return false
 }
 
 // instruction reports whether a conversation entry of this role is the

@@ -44,6 +44,12 @@ func TestLoopGuardFingerprint(t *testing.T) {
 	}{
 		{"only the last chat message counts", fp("k", "s", config.APIOpenAI, chat("m", "a", "z")), fp("k", "s", config.APIOpenAI, chat("m", "b", "z"))},
 		{"the same tool result", fp("k", "s", config.APIAnthropic, tool("t1", "exit 1")), fp("k", "s", config.APIAnthropic, tool("t1", "exit 1"))},
+		// A model makes a new id for each call: a stuck tool loop repeats
+		// all but the ids.
+		{"the same tool result of another call", fp("k", "s", config.APIAnthropic, tool("toolu_01", "exit 1")), fp("k", "s", config.APIAnthropic, tool("toolu_02", "exit 1"))},
+		{"the same chat tool message of another call", fp("k", "s", config.APIOpenAI, `{"model":"m","messages":[{"role":"tool","tool_call_id":"call_1","content":"exit 1"}]}`),
+			fp("k", "s", config.APIOpenAI, `{"model":"m","messages":[{"role":"tool","tool_call_id":"call_2","content":"exit 1"}]}`)},
+		{"the same Responses output of another call", fp("k", "", config.APIOpenAI, responses("x")), fp("k", "", config.APIOpenAI, strings.Replace(responses("x"), `"c1"`, `"c2"`, 1))},
 		{"the same Responses tool output", fp("k", "", config.APIOpenAI, responses("x")), fp("k", "", config.APIOpenAI, `{"input":[{"role":"user","content":"other"},{"type":"function_call_output","call_id":"c1","output":"x"}],"model":"gpt-5"}`)},
 		{"a trailing system reminder does not count", fp("k", "s", config.APIAnthropic, strings.Replace(tool("t1", "exit 1"), `}]}]}`, `}]},{"role":"system","content":"<total_tokens>900 tokens left"}]}`, 1)),
 			fp("k", "s", config.APIAnthropic, strings.Replace(tool("t1", "exit 1"), `}]}]}`, `}]},{"role":"system","content":"<total_tokens>800 tokens left"}]}`, 1))},
