@@ -54,6 +54,9 @@ func (l Limits) Charged() bool {
 	return l.TokensPerMinute > 0 || l.TokensPerDay > 0 || l.MicroUSDPerDay > 0 || l.MicroUSDPerMonth > 0
 }
 
+// Money reports whether l has a money budget.
+func (l Limits) Money() bool { return l.MicroUSDPerDay > 0 || l.MicroUSDPerMonth > 0 }
+
 // Spent is what one response is charged.
 type Spent struct {
 	Tokens   int64

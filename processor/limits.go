@@ -113,6 +113,27 @@ func (s *Server) charge(ctx context.Context, p routing.Principal, spent limits.S
 
 // charged reports whether the principal or its team has a budget charged
 // after the answer (tokens or money): its answers must be counted.
+// unpriced refuses a request of a key or team with a money budget when a
+// model any of its attempts would run has no price: its answer would spend
+// nothing against the budget, and the client names the model (a route glob
+// passes any name on).
+func unpriced(router *routing.Router, p routing.Principal, d routing.Decision, model string) *apiError {
+	if !budgets(p).Money() && !teamBudgets(p).Money() {
+		return nil
+	}
+	attempts := d.Attempts
+	if attempts == nil {
+		attempts = []routing.Decision{d}
+	}
+	for _, a := range attempts {
+		if _, ok := router.Prices().Lookup(a.Model); !ok {
+			return newAPIError(routing.KindPermission, "model_not_priced", "model "+strconv.Quote(model)+
+				" has no price, and key "+strconv.Quote(p.Name)+" has a money budget: the gateway's operator must price it first (prices:)")
+		}
+	}
+	return nil
+}
+
 func charged(p routing.Principal) bool {
 	return budgets(p).Charged() || teamBudgets(p).Charged()
 }

@@ -183,6 +183,9 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	if err != nil || p.Answer != nil {
 		return p, err
 	}
+	if err := unpriced(router, req.Principal, d, p.Model); err != nil {
+		return p, err
+	}
 	if err := p.addAttempts(d, st, path); err != nil {
 		return p, err
 	}

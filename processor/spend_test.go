@@ -225,3 +225,28 @@ func TestBigJSONAnswerCharged(t *testing.T) {
 		t.Errorf("a %d-byte JSON answer was charged %v in and %v out, want 100000 and 60000", 60*len(chunk), in, out)
 	}
 }
+
+// TestMoneyBudgetNeedsPrices: a key with a money budget may not run a model
+// without a price, which would spend nothing against it; a key without one
+// may, and a priced model passes.
+func TestMoneyBudgetNeedsPrices(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(testConfigYAML, "  - name: team-b\n    key_env: KEY_TEAM_B\n", "  - name: team-b\n    key_env: KEY_TEAM_B\n    limits: {usd_per_day: 10}\n", 1)
+	r := compileRouter(t, cfg)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(prometheus.NewRegistry())})
+	for _, tc := range []struct {
+		key, model string
+		refused    bool
+	}{
+		{keyTeamB, "fast", true}, // llama3.2 on ollama: no price
+		{keyTeamB, "gpt-4o", false},
+		{keyTeamA, "fast", false}, // no money budget
+	} {
+		sent := run(t, s, script(fullDuplex, post("/v1/chat/completions", bearer(tc.key)...), `{"model":"`+tc.model+`","messages":[]}`)...)
+		ir := sent[len(sent)-1].GetImmediateResponse()
+		refused := ir != nil && ir.GetStatus().GetCode() == 403 && strings.Contains(string(ir.GetBody()), `"model_not_priced"`)
+		if refused != tc.refused || (!tc.refused && ir != nil) {
+			t.Errorf("%s with a key of budget %v: %v, want refused %v", tc.model, tc.key == keyTeamB, sent[len(sent)-1], tc.refused)
+		}
+	}
+}
