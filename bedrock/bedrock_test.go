@@ -48,6 +48,28 @@ func sigV4(t *testing.T, host, path, amzDate string, body []byte, withToken bool
 	return "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/" + scope + ", SignedHeaders=" + signed + ", Signature=" + hex.EncodeToString(mac(k, toSign))
 }
 
+// TestEndpointHost: the Host signed is the one Envoy sends: a host name
+// alone (the routes' auto_host_rewrite puts the DNS endpoint's name, which
+// has no port), an IP address with its port unless it is the default.
+func TestEndpointHost(t *testing.T) {
+	for _, c := range []struct {
+		host string
+		port int
+		tls  bool
+		want string
+	}{
+		{"bedrock-runtime.us-east-1.amazonaws.com", 443, true, "bedrock-runtime.us-east-1.amazonaws.com"},
+		{"bedrock-proxy.internal", 8443, true, "bedrock-proxy.internal"},
+		{"127.0.0.1", 8080, false, "127.0.0.1:8080"},
+		{"127.0.0.1", 80, false, "127.0.0.1"},
+		{"::1", 9443, true, "[::1]:9443"},
+	} {
+		if got := NewEndpoint("us-east-1", c.host, c.port, c.tls, nil).Host; got != c.want {
+			t.Errorf("NewEndpoint(%s, %d, tls %v).Host = %q, want %q", c.host, c.port, c.tls, got, c.want)
+		}
+	}
+}
+
 func TestSignMatchesTheSpecification(t *testing.T) {
 	now := time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC)
 	body := []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":8,"messages":[]}`)
@@ -60,6 +82,7 @@ func TestSignMatchesTheSpecification(t *testing.T) {
 	}{
 		{"session credentials, default port", testCreds, "bedrock-runtime.us-east-1.amazonaws.com", 443, true},
 		{"static keys, own port", aws.Credentials{AccessKeyID: testCreds.AccessKeyID, SecretAccessKey: testCreds.SecretAccessKey}, "127.0.0.1", 8080, false},
+		{"a host name, own port", testCreds, "bedrock-proxy.internal", 8443, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := NewEndpoint("us-east-1", c.host, c.port, c.tls, Static(c.creds))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,17 +21,19 @@ const Service = "bedrock"
 type Endpoint struct {
 	Region string
 	// Host is the Host header Envoy sends upstream, which the signature
-	// covers: the url's host name, with its port unless it is the
-	// scheme's default.
+	// covers (NewEndpoint).
 	Host  string
 	Creds *Credentials
 }
 
 // NewEndpoint is the endpoint of a provider at host:port over https
-// (tls) or http.
+// (tls) or http. Its Host is what Envoy sends: the gateway's routes rewrite
+// the Host header to the name of the endpoint a DNS cluster resolved, which
+// has no port, and leave an IP address's as extproc set it, with its port
+// unless it is the scheme's default.
 func NewEndpoint(region, host string, port int, tls bool, creds *Credentials) *Endpoint {
-	if (tls && port != 443) || (!tls && port != 80) {
-		host += ":" + strconv.Itoa(port)
+	if net.ParseIP(host) != nil && ((tls && port != 443) || (!tls && port != 80)) {
+		host = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	return &Endpoint{Region: region, Host: host, Creds: creds}
 }

@@ -174,6 +174,23 @@ func TestBedrockSDKs(t *testing.T) {
 	assertNoSecrets(t, gw)
 }
 
+// TestBedrockByHostName: a Bedrock url naming a host, on a port of its
+// own (a proxy or a VPC endpoint), is signed for the Host Envoy sends: its
+// routes rewrite it to the name the DNS cluster resolved, without the port.
+func TestBedrockByHostName(t *testing.T) {
+	t.Parallel()
+	py := sdkPython(t)
+	mock := startMock(t)
+	fake := startFakeBedrock(t, mock.URL, bedrockKeyID, bedrockSecret, bedrockToken)
+	url := strings.Replace(fake.URL, "127.0.0.1", "localhost", 1)
+	env := awsEnv(t.TempDir(), "AWS_ACCESS_KEY_ID="+bedrockKeyID, "AWS_SECRET_ACCESS_KEY="+bedrockSecret, "AWS_SESSION_TOKEN="+bedrockToken)
+	gw := startGateway(t, bedrockConfig(url, mock.URL, `{type: aws_sigv4, region: us-east-1}`), gatewayOptions{extraEnv: env})
+	runSDKTranslate(t, py, gw.url, "claude-bedrock", "claude-bedrock", "from Bedrock by its host name through the gateway")
+	if len(fake.requests(t)) == 0 {
+		t.Error("the fake Bedrock got no request")
+	}
+}
+
 // assertNoSecrets fails when the gateway's logs or metrics hold a
 // credential of the fake.
 func assertNoSecrets(t *testing.T, gw *gateway) {
