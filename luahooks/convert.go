@@ -28,7 +28,16 @@ type conv struct {
 	L       *lua.LState
 	null    *lua.LUserData
 	arrayMT *lua.LTable
+	left    int // what toGo may still build in this conversion (convLimit)
 }
+
+// convLimit bounds what one conversion of a Lua value builds: bytes of
+// JSON, or values and string bytes of Go data. Depth alone does not bound
+// it: a table holding the same sub-table twice, 40 levels down, is small
+// in Lua and 2^40 values converted.
+const convLimit = 16 << 20
+
+var errTooBig = fmt.Errorf("value too big to convert (over %d bytes, or a table repeated many times over)", convLimit)
 
 func newConv(L *lua.LState) *conv {
 	c := &conv{L: L, null: L.NewUserData(), arrayMT: L.NewTable()}
@@ -247,6 +256,9 @@ func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
 		}
 		return appendNumber(b, f), nil
 	case lua.LString:
+		if len(b)+len(v) > convLimit {
+			return b, errTooBig
+		}
 		return appendString(b, string(v)), nil
 	case *lua.LUserData:
 		if v == c.null {
@@ -255,6 +267,9 @@ func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
 	case *lua.LTable:
 		if depth >= maxDepth {
 			return b, errTooDeep
+		}
+		if len(b) > convLimit {
+			return b, errTooBig
 		}
 		isArray, n, keys, vals, err := c.tableShape(v)
 		if err != nil {
@@ -291,6 +306,12 @@ func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
 // toGo converts a Lua value to plain Go data: nil, bool, int64 (integral
 // numbers below 2^63), float64, string, []any, map[string]any.
 func (c *conv) toGo(v lua.LValue, depth int) (any, error) {
+	if depth == 0 {
+		c.left = convLimit
+	}
+	if c.left--; c.left < 0 {
+		return nil, errTooBig
+	}
 	switch v := v.(type) {
 	case *lua.LNilType:
 		return nil, nil
@@ -303,6 +324,9 @@ func (c *conv) toGo(v lua.LValue, depth int) (any, error) {
 		}
 		return f, nil
 	case lua.LString:
+		if c.left -= len(v); c.left < 0 {
+			return nil, errTooBig
+		}
 		return string(v), nil
 	case *lua.LUserData:
 		if v == c.null {

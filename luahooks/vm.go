@@ -183,29 +183,29 @@ func (v *vm) checkFormat(L *lua.LState) (int, int) {
 		total += n
 		largest = max(largest, n)
 	}
-	// Widths and precisions pad the output.
+	// Widths and precisions pad the output. An argument index or a width
+	// taken from the arguments (Go's "%[1]*d", which string.format passes
+	// on) would hide them: such a format is over any budget.
 	for i := 0; i < len(f); i++ {
 		if f[i] != '%' {
 			continue
 		}
-		i++
-		for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
-			i++
+		j := i + 1
+		for j < len(f) && strings.IndexByte("-+ #0123456789.[]*", f[j]) >= 0 {
+			j++
 		}
-		for i < len(f) && (f[i] >= '0' && f[i] <= '9' || f[i] == '.') {
-			j := i
-			for i < len(f) && f[i] >= '0' && f[i] <= '9' {
-				i++
-			}
-			if n, err := strconv.Atoi(f[j:i]); err == nil {
-				total += n
-			} else if i > j {
-				total += maxGrowth + 1
-			}
-			if i < len(f) && f[i] == '.' {
-				i++
-			}
+		spec := f[i+1 : j]
+		if strings.ContainsAny(spec, "[*") {
+			return maxGrowth + 1, largest
 		}
+		for _, digits := range strings.FieldsFunc(spec, func(r rune) bool { return r < '0' || r > '9' }) {
+			n, err := strconv.Atoi(digits)
+			if err != nil || n > maxGrowth {
+				return maxGrowth + 1, largest
+			}
+			total += n
+		}
+		i = j // past the verb
 	}
 	return total - largest, largest
 }
@@ -218,7 +218,9 @@ func (v *vm) checkConcat(L *lua.LState) (int, int) {
 	if j < i {
 		return 0, 0
 	}
-	if j-i > maxGrowth {
+	// The difference as unsigned: j-i overflows for indices such as
+	// -2^62 and 2^62, and the loop below would run for ever.
+	if uint64(j)-uint64(i) > maxGrowth {
 		return maxGrowth + 1, 0
 	}
 	total, largest := 0, 0

@@ -606,6 +606,7 @@ redo:
 		}
 		count := 1
 		for sp = sp + 1; sp < len(src); sp++ {
+			st.step() // a long scan at each position would go past the deadline
 			if int(src[sp]) == inst.Operand2 {
 				count--
 			}
@@ -626,6 +627,7 @@ redo:
 		}
 		capture := src[m.Capture(idx):m.Capture(idx+1)]
 		for i := 0; i < len(capture); i++ {
+			st.step()
 			if i+sp >= len(src) || capture[i] != src[i+sp] {
 				return false, sp, m
 			}
