@@ -65,9 +65,13 @@ func finishReason(stop *string) string {
 	return "stop" // end_turn, stop_sequence, pause_turn
 }
 
-// stopReason maps an OpenAI finish_reason to an Anthropic stop_reason.
-// OpenAI does not say which stop sequence matched, so "stop" is end_turn.
-func stopReason(finish string) string {
+// stopReason maps an OpenAI finish_reason to an Anthropic stop_reason, for
+// a turn that made tool calls or not. OpenAI does not say which stop
+// sequence matched, so "stop" is end_turn; but a turn with tool calls ends
+// in tool_use whatever it says: OpenAI answers "stop" when tool_choice names
+// a function, as do some compatible servers (Ollama, SGLang), and a Messages
+// client's loop runs the tools only on tool_use.
+func stopReason(finish string, calls bool) string {
 	switch finish {
 	case "length":
 		return "max_tokens"
@@ -75,6 +79,9 @@ func stopReason(finish string) string {
 		return "tool_use"
 	case "content_filter":
 		return "refusal"
+	}
+	if calls {
+		return "tool_use"
 	}
 	return "end_turn"
 }
@@ -138,7 +145,7 @@ func chatResponseToMessages(e env, body []byte, clientModel string) ([]byte, err
 	if c.FinishReason != nil {
 		finish = *c.FinishReason
 	}
-	reason := stopReason(finish)
+	reason := stopReason(finish, len(c.Message.ToolCalls) > 0)
 	var usage messagesUsage
 	if in.Usage != nil {
 		usage = messagesUsageFor(*in.Usage)

@@ -22,7 +22,7 @@ func NewChatToMessagesStream(clientModel string) Stream {
 }
 
 func newChatToMessagesStream(e env, clientModel string) *chatToMessagesStream {
-	return &chatToMessagesStream{env: e, model: clientModel, toolBlocks: map[int64]bool{}}
+	return &chatToMessagesStream{env: e, model: clientModel, tools: map[int64]streamTool{}}
 }
 
 var _ Stream = (*chatToMessagesStream)(nil)
@@ -33,15 +33,16 @@ type chatToMessagesStream struct {
 	scanner sse.Scanner
 	out     []byte
 
-	started    bool
-	id         string
-	next       int    // index of the next content block
-	open       string // "", "text" or "tool": the open block's kind
-	openTool   int64  // OpenAI index of the open tool call
-	toolBlocks map[int64]bool
-	usage      messagesUsage
-	finish     string // Anthropic stop_reason, once the upstream gave one
-	done       bool
+	started  bool
+	id       string
+	next     int    // index of the next content block
+	open     string // "", "text" or "tool": the open block's kind
+	openTool int    // the open tool call's number (streamTool)
+	tools    map[int64]streamTool
+	calls    int // tool calls begun
+	usage    messagesUsage
+	finish   string // Anthropic stop_reason, once the upstream gave one
+	done     bool
 }
 
 // Write implements Stream.
@@ -130,16 +131,20 @@ func (s *chatToMessagesStream) choice(c gjson.Result) {
 		if v := tc.Get("index"); v.Exists() {
 			idx = v.Int()
 		}
-		if !s.toolBlocks[idx] {
-			s.toolBlocks[idx] = true
+		// A new id at an index begins a new call: some OpenAI-compatible
+		// servers (Ollama, SGLang) send each of parallel calls whole, all at
+		// index 0 or with none.
+		t, known := s.tools[idx]
+		if id := tc.Get("id").String(); !known || id != "" && id != t.id {
 			s.closeBlock()
-			id := tc.Get("id").String()
 			if id == "" {
-				id = "toolu_" + strings.TrimPrefix(s.id, "msg_") + "_" + itoa(int(idx))
+				id = "toolu_" + strings.TrimPrefix(s.id, "msg_") + "_" + itoa(s.calls)
 			}
+			t = streamTool{n: s.calls, id: id}
+			s.tools[idx], s.calls = t, s.calls+1
 			s.startBlock("tool", startBlock{Type: "tool_use", ID: id, Name: tc.Get("function.name").String(), Input: json.RawMessage(`{}`)})
-			s.openTool = idx
-		} else if s.open != "tool" || s.openTool != idx {
+			s.openTool = t.n
+		} else if s.open != "tool" || s.openTool != t.n {
 			// An Anthropic block cannot be reopened once stopped.
 			s.fail("api_error", "the upstream interleaved the arguments of parallel tool calls, which cannot be translated")
 			return
@@ -149,9 +154,16 @@ func (s *chatToMessagesStream) choice(c gjson.Result) {
 		}
 	}
 	if r := c.Get("finish_reason"); r.Type == gjson.String && r.Str != "" {
-		s.finish = stopReason(r.Str)
+		s.finish = stopReason(r.Str, s.calls > 0)
 		s.closeBlock()
 	}
+}
+
+// streamTool is a tool call of the stream: its number among them, and its
+// id as the client gets it.
+type streamTool struct {
+	n  int
+	id string
 }
 
 func (s *chatToMessagesStream) start(chatID string) {
