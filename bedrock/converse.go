@@ -3,6 +3,7 @@ package bedrock
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -137,7 +138,7 @@ func ConverseBody(messages []byte) ([]byte, bool, error) {
 	if len(ic) > 0 {
 		out.InferenceConfig = ic
 	}
-	if out.ToolConfig, err = toolConfig(in); err != nil {
+	if out.ToolConfig, err = toolConfig(in, toolsUsed(out.Messages)); err != nil {
 		return nil, false, err
 	}
 	b, err := json.Marshal(out)
@@ -212,12 +213,45 @@ func contentBlocks(raw json.RawMessage) ([]cvBlock, error) {
 	return out, nil
 }
 
-func toolConfig(in msgRequest) (*cvToolConfig, error) {
+// toolsUsed is the names of the tools the conversation called, nil when it
+// holds no tool block (a result alone counts, with no name).
+func toolsUsed(msgs []cvMessage) []string {
+	var names []string
+	for _, m := range msgs {
+		for _, b := range m.Content {
+			if u, ok := b["toolUse"].(map[string]any); ok {
+				if name, _ := u["name"].(string); !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			} else if _, ok := b["toolResult"]; ok && names == nil {
+				names = []string{}
+			}
+		}
+	}
+	return names
+}
+
+// toolConfig is what Converse is told of the tools. Converse refuses a
+// conversation holding tool blocks without a toolConfig (a last turn that
+// drops the tools, or tool_choice none after a tool loop): then the tools
+// stay, or stand-ins named as the calls were, and the model chooses.
+func toolConfig(in msgRequest, used []string) (*cvToolConfig, error) {
 	if len(in.Tools) == 0 {
 		if in.ToolChoice != nil && in.ToolChoice.Type != "none" && in.ToolChoice.Type != "auto" {
 			return nil, refuse("tool_choice names a tool but there are no tools")
 		}
-		return nil, nil
+		if used == nil {
+			return nil, nil
+		}
+		if len(used) == 0 {
+			used = []string{"tool"}
+		}
+		tc := &cvToolConfig{}
+		for _, name := range used {
+			tc.Tools = append(tc.Tools, cvBlock{"toolSpec": map[string]any{"name": name,
+				"inputSchema": map[string]any{"json": map[string]any{"type": "object"}}}})
+		}
+		return tc, nil
 	}
 	tc := &cvToolConfig{}
 	for _, t := range in.Tools {
@@ -239,6 +273,9 @@ func toolConfig(in msgRequest) (*cvToolConfig, error) {
 		case "tool":
 			tc.ToolChoice = cvBlock{"tool": map[string]any{"name": in.ToolChoice.Name}}
 		case "none":
+			if used != nil {
+				return tc, nil // Converse has no "none", and needs the tools
+			}
 			return nil, nil // no tools offered: the model answers in text
 		default:
 			return nil, refuse("tool_choice %q is not supported on Converse", in.ToolChoice.Type)

@@ -105,3 +105,70 @@ func TestConverseStream(t *testing.T) {
 		t.Errorf("event types (-want +got):\n%s\n%s", diff, out)
 	}
 }
+
+// TestConverseToolHistoryKeepsToolConfig: Converse refuses tool blocks
+// without a toolConfig, so a turn after a tool loop keeps one: the tools
+// when tool_choice is none (Converse has no none), stand-ins named as the
+// calls were when the tools were dropped. Without tool blocks none sends no
+// tools, as before.
+func TestConverseToolHistoryKeepsToolConfig(t *testing.T) {
+	history := `"messages":[{"role":"user","content":"hi"},
+ {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"lookup","input":{"q":"x"}}]},
+ {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"22"},{"type":"text","text":"now sum up"}]}]`
+	tools := `"tools":[{"name":"lookup","input_schema":{"type":"object","properties":{"q":{"type":"string"}}}}],`
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"tool_choice none", `{"model":"m","max_tokens":50,` + tools + `"tool_choice":{"type":"none"},` + history + `}`, `properties`},
+		{"the tools dropped", `{"model":"m","max_tokens":50,` + history + `}`, `{"type":"object"}`},
+		{"none without tool blocks", `{"model":"m","max_tokens":50,` + tools + `"tool_choice":{"type":"none"},"messages":[{"role":"user","content":"hi"}]}`, ""},
+	} {
+		out, _, err := ConverseBody([]byte(tc.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		cfg := gjson.GetBytes(out, "toolConfig")
+		switch {
+		case tc.want == "" && cfg.Exists():
+			t.Errorf("%s: toolConfig %s, want none", tc.name, cfg.Raw)
+		case tc.want != "" && (cfg.Get("tools.0.toolSpec.name").Str != "lookup" || cfg.Get("toolChoice").Exists() ||
+			!strings.Contains(cfg.Get("tools.0.toolSpec.inputSchema.json").Raw, tc.want)):
+			t.Errorf("%s: toolConfig %s, want the tool lookup (%s) and no choice", tc.name, cfg.Raw, tc.want)
+		}
+	}
+}
+
+// TestConverseStreamLeavesOutReasoning: a reasoning model's Converse stream
+// (reasoningContent in block 0, the text in block 1) gives the client its
+// text as block 0, every stop closing a block it started.
+func TestConverseStreamLeavesOutReasoning(t *testing.T) {
+	var all []byte
+	for _, e := range [][2]string{
+		{"messageStart", `{"role":"assistant"}`},
+		{"contentBlockDelta", `{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"thinking..."}}}`},
+		{"contentBlockStop", `{"contentBlockIndex":0}`},
+		{"contentBlockDelta", `{"contentBlockIndex":1,"delta":{"text":"Hi"}}`},
+		{"contentBlockStop", `{"contentBlockIndex":1}`},
+		{"contentBlockStart", `{"contentBlockIndex":2,"start":{"toolUse":{"toolUseId":"t1","name":"lookup"}}}`},
+		{"contentBlockDelta", `{"contentBlockIndex":2,"delta":{"toolUse":{"input":"{}"}}}`},
+		{"contentBlockStop", `{"contentBlockIndex":2}`},
+		{"messageStop", `{"stopReason":"tool_use"}`},
+		{"metadata", `{"usage":{"inputTokens":5,"outputTokens":7,"totalTokens":12}}`},
+	} {
+		all = append(all, converseFrame(t, e[0], e[1])...)
+	}
+	s := NewConverseStream("r1")
+	out := string(append(s.Write(all), s.Close()...))
+	var got []string
+	for _, ev := range strings.Split(strings.TrimSuffix(out, "\n\n"), "\n\n") {
+		data := gjson.Parse(strings.TrimPrefix(strings.SplitN(ev, "\n", 2)[1], "data: "))
+		if typ := data.Get("type").Str; strings.HasPrefix(typ, "content_block") {
+			got = append(got, typ+" "+data.Get("index").Raw)
+		}
+	}
+	want := []string{"content_block_start 0", "content_block_delta 0", "content_block_stop 0",
+		"content_block_start 1", "content_block_delta 1", "content_block_stop 1"}
+	if diff := cmp.Diff(want, got); diff != "" || strings.Contains(out, "thinking") {
+		t.Errorf("blocks (-want +got):\n%s\n%s", diff, out)
+	}
+}
