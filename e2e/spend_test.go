@@ -154,8 +154,9 @@ func TestSpendInProcess(t *testing.T) {
 
 // TestAbandonedStreamsCharged: a client that goes away mid-stream is still
 // charged. A Messages stream is charged the input tokens its message_start
-// reported; a chat stream, which reports usage only at its end, is charged
-// an estimate and counted as estimated.
+// reported and the output so far: at least the deltas the client read, not
+// the output of 1 message_start reports; a chat stream, which reports usage
+// only at its end, is charged an estimate. Both count as estimated.
 func TestAbandonedStreamsCharged(t *testing.T) {
 	t.Parallel()
 	mock := startMock(t)
@@ -201,22 +202,32 @@ func TestAbandonedStreamsCharged(t *testing.T) {
 	t.Run("messages", func(t *testing.T) {
 		lines := abandon("/v1/messages", `{"model":"mock-claude","max_tokens":200,"stream":true,"messages":[{"role":"user","content":"tell me a long story"}]}`,
 			map[string]string{"x-api-key": tokensKey}, "content_block_delta")
-		var input, output float64
+		var input, deltas float64
 		for _, l := range lines {
 			if d, ok := strings.CutPrefix(l, "data: "); ok && gjson.Get(d, "type").String() == "message_start" {
-				input, output = gjson.Get(d, "message.usage.input_tokens").Float(), gjson.Get(d, "message.usage.output_tokens").Float()
+				input = gjson.Get(d, "message.usage.input_tokens").Float()
+			}
+			if l == "event: content_block_delta" {
+				deltas++
 			}
 		}
-		if input == 0 {
-			t.Fatalf("message_start reported no input tokens: %v", lines)
+		if input == 0 || deltas == 0 {
+			t.Fatalf("message_start reported no input tokens, or no delta came: %v", lines)
 		}
 		left := time.Now()
 		series := `switchyard_tokens_total{key="team-t",model="mock-claude*",provider="mock-anthropic",type="%s"}`
 		waitMetricWithin(t, gw, fmt.Sprintf(series, "input"), input, abandonedWithin)
 		t.Logf("charged %v after the client left", time.Since(left).Round(10*time.Millisecond))
+		m := gw.metrics(t)
+		// An event a token: the deltas read, and the events around them
+		// that reached extproc before the stream was reset (40 at most).
+		output, _ := metricValue(m, fmt.Sprintf(series, "output"))
+		if output < deltas || output > 45 {
+			t.Errorf("charged %v output tokens; the client read %v deltas of at most 40", output, deltas)
+		}
 		waitMetricNear(t, gw, `switchyard_cost_usd_total{key="team-t",model="mock-claude*",provider="mock-anthropic"}`, (input*100+output*300)/1e6)
-		if v, ok := metricValue(gw.metrics(t), `switchyard_usage_estimated_total{model="mock-claude*",provider="mock-anthropic"}`); ok {
-			t.Errorf("%v Messages streams estimated; message_start had reported", v)
+		if v, _ := metricValue(m, `switchyard_usage_estimated_total{model="mock-claude*",provider="mock-anthropic"}`); v != 1 {
+			t.Errorf("%v Messages streams estimated, want 1: its output was", v)
 		}
 	})
 
