@@ -3,6 +3,7 @@ package processor
 import (
 	"hash/maphash"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +52,7 @@ func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *body
 		h.WriteByte(0)
 	}
 	if last, ok := lastItem(f); ok {
-		writeWithoutIDs(&h, gjson.Parse(last))
+		writeWithoutIDs(&h, last)
 	} else {
 		h.Write(body)
 	}
@@ -86,44 +87,77 @@ func lastItem(f *bodyFields) (string, bool) {
 	return "", false
 }
 
-// writeWithoutIDs writes v to h but for the values of the keys that name a
-// tool call (callID): an agent stuck on a failing tool sends the same
-// result every turn, each for a call with a new id.
-func writeWithoutIDs(h *maphash.Hash, v gjson.Result) {
-	switch {
-	case v.IsObject():
-		h.WriteByte('{')
-		v.ForEach(func(k, val gjson.Result) bool {
-			h.WriteString(k.Raw)
-			h.WriteByte(':')
-			if !callID(k.Str) {
-				writeWithoutIDs(h, val)
-			}
-			return true
-		})
-		h.WriteByte('}')
-	case v.IsArray():
-		h.WriteByte('[')
-		v.ForEach(func(_, val gjson.Result) bool {
-			writeWithoutIDs(h, val)
-			h.WriteByte(',')
-			return true
-		})
-		h.WriteByte(']')
-	default:
-		h.WriteString(v.Raw)
+// writeWithoutIDs writes the raw JSON item to h but for the values of the
+// keys that name a tool call (callIDKeys): an agent stuck on a failing tool
+// sends the same result every turn, each for a call with a new id. It reads
+// the bytes as they are, as fast as hashing them: in valid JSON a quote
+// inside a string is escaped, so an unescaped "id" followed by a colon is a
+// key.
+func writeWithoutIDs(h *maphash.Hash, item string) {
+	for from := 0; ; {
+		i := strings.Index(item[from:], `id"`)
+		if i < 0 {
+			h.WriteString(item)
+			return
+		}
+		end := from + i + len(`id"`)
+		if start, stop, ok := idValue(item, end); ok {
+			h.WriteString(item[:start])
+			item, from = item[stop:], 0
+			continue
+		}
+		from = end
 	}
 }
 
-// callID reports whether a key names a tool call: OpenAI chat's
-// tool_call_id, Anthropic's tool_use_id (and a tool_use block's id),
-// Responses' call_id.
-func callID(key string) bool {
-	switch key {
-	case "tool_call_id", "tool_use_id", "id", "call_id":
-		return true
+// callIDKeys name a tool call: OpenAI chat's tool_call_id, Anthropic's
+// tool_use_id (and a tool_use block's id), Responses' call_id.
+var callIDKeys = [...]string{`"tool_call_id"`, `"tool_use_id"`, `"call_id"`, `"id"`}
+
+// idValue reports where the string value of a key of callIDKeys that ends
+// at item[end] lies: [start, stop).
+func idValue(item string, end int) (start, stop int, ok bool) {
+	key := ""
+	for _, k := range callIDKeys {
+		if strings.HasSuffix(item[:end], k) {
+			key = k
+			break
+		}
 	}
-	return false
+	if key == "" || escapedAt(item, end-len(key)) {
+		return 0, 0, false
+	}
+	i := skipBlanks(item, end)
+	if i == len(item) || item[i] != ':' {
+		return 0, 0, false
+	}
+	start = skipBlanks(item, i+1)
+	if start == len(item) || item[start] != '"' {
+		return 0, 0, false
+	}
+	for stop = start + 1; stop < len(item); stop++ {
+		if item[stop] == '"' && !escapedAt(item, stop) {
+			return start, stop + 1, true
+		}
+	}
+	return 0, 0, false
+}
+
+// escapedAt reports whether the quote at s[i] follows an odd number of
+// backslashes.
+func escapedAt(s string, i int) bool {
+	n := 0
+	for i > 0 && s[i-1] == '\\' {
+		n, i = n+1, i-1
+	}
+	return n%2 == 1
+}
+
+func skipBlanks(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // instruction reports whether a conversation entry of this role is the

@@ -79,6 +79,13 @@ func TestLoopGuardFingerprint(t *testing.T) {
 	if fp("k", "s", config.APIAnthropic, tool("t1", "exit 1")) == fp("k", "s", config.APIAnthropic, tool("t1", "exit 2")) {
 		t.Error("different tool results have the same fingerprint")
 	}
+	// An "id" inside a tool's text is text: only the keys' values are left out.
+	toolText := func(text string) uint64 {
+		return fp("k", "s", config.APIOpenAI, `{"model":"m","messages":[{"role":"tool","tool_call_id":"c1","content":"`+text+`"}]}`)
+	}
+	if toolText(`{\"id\": \"a\"}`) == toolText(`{\"id\": \"b\"}`) || toolText(`x\\`) == toolText(`y\\`) {
+		t.Error("tool results differing in an id inside their text have the same fingerprint")
+	}
 	if fp("k", "", config.APIOpenAI, responses("x")) == fp("k", "", config.APIOpenAI, responses("y")) {
 		t.Error("different Responses tool outputs have the same fingerprint")
 	}
