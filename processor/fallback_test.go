@@ -2,8 +2,10 @@ package processor
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"switchyard/envoy"
+	"switchyard/luahooks"
 	"switchyard/routing"
 )
 
@@ -174,11 +177,12 @@ func TestAttemptWithoutPlanFails(t *testing.T) {
 // TestFallbackAnthropicHeaders: each attempt of a chain leaves the
 // Anthropic headers as it would alone. Bedrock goes without both, Claude on
 // Vertex without the version, and Anthropic itself, after them, gets the
-// client's again: an attempt starts from the headers the one before left.
+// client's again, or what the hooks made of them: an attempt starts from
+// the headers the one before left.
 func TestFallbackAnthropicHeaders(t *testing.T) {
 	t.Parallel()
 	bedrockRouter(t) // its credentials
-	r := compileRouter(t, `providers:
+	cfg := `providers:
   - name: bedrock
     schema: bedrock
     url: http://127.0.0.1:9099
@@ -189,33 +193,48 @@ routes:
   - model: chain
     targets: [{provider: bedrock, model: "anthropic.claude-haiku-4-5-20251001-v1:0"}]
     fallbacks: [{provider: vc, model: "claude-sonnet-4-5@20250929"}, {provider: anthropic, model: claude-x}]
-`)
-	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(prometheus.NewRegistry())})
-	body := `{"model":"chain","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`
-	out := run(t, s, script(fullDuplex, post("/v1/messages", "anthropic-version", "2023-06-01", "anthropic-beta", "context-1m-2025-08-07"), body)...)
-	id := sentFlight(out)
-	if id == "" {
-		t.Fatalf("no fallback plan: %v", out)
-	}
-	for n, want := range []struct {
-		provider      string
-		removed       []string
-		version, beta string
-	}{
-		{"bedrock", []string{"anthropic-version", "anthropic-beta"}, "", ""},
-		{"vertex", []string{"anthropic-version"}, "", ""},
-		{"anthropic", nil, "2023-06-01", "context-1m-2025-08-07"},
+hooks: {dir: ` + strconv.Quote(t.TempDir()) + `}
+`
+	r := compileRouter(t, cfg)
+	for _, hook := range []struct{ code, beta string }{
+		{"", "context-1m-2025-08-07"},
+		{`function on_request(req) req:set_header("anthropic-beta", "hooked") end`, "hooked"},
 	} {
-		hm := runAttempt(t, s, attemptScript(n+1, id, body, "503"))[1].GetRequestBody().GetResponse().GetHeaderMutation()
-		set := setHeaders(hm)
-		for _, h := range want.removed {
-			if !slices.Contains(hm.GetRemoveHeaders(), h) {
-				t.Errorf("attempt %d (%s) leaves %s: removes %v", n+1, want.provider, h, hm.GetRemoveHeaders())
+		opts := Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(prometheus.NewRegistry())}
+		if hook.code != "" {
+			set, err := luahooks.NewSet([]luahooks.Source{{Name: "h.lua", Code: []byte(hook.code)}}, luahooks.Options{Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
 			}
+			opts.Hooks = func() *luahooks.Set { return set }
 		}
-		if set["anthropic-version"] != want.version || set["anthropic-beta"] != want.beta {
-			t.Errorf("attempt %d (%s) sets version %q and beta %q, want %q and %q", n+1, want.provider,
-				set["anthropic-version"], set["anthropic-beta"], want.version, want.beta)
+		s := New(opts)
+		body := `{"model":"chain","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`
+		out := run(t, s, script(fullDuplex, post("/v1/messages", "anthropic-version", "2023-06-01", "anthropic-beta", "context-1m-2025-08-07"), body)...)
+		id := sentFlight(out)
+		if id == "" {
+			t.Fatalf("no fallback plan: %v", out)
+		}
+		for n, want := range []struct {
+			provider      string
+			removed       []string
+			version, beta string
+		}{
+			{"bedrock", []string{"anthropic-version", "anthropic-beta"}, "", ""},
+			{"vertex", []string{"anthropic-version"}, "", hook.beta},
+			{"anthropic", nil, "2023-06-01", hook.beta},
+		} {
+			hm := runAttempt(t, s, attemptScript(n+1, id, body, "503"))[1].GetRequestBody().GetResponse().GetHeaderMutation()
+			set := setHeaders(hm)
+			for _, h := range want.removed {
+				if !slices.Contains(hm.GetRemoveHeaders(), h) {
+					t.Errorf("attempt %d (%s) leaves %s: removes %v", n+1, want.provider, h, hm.GetRemoveHeaders())
+				}
+			}
+			if set["anthropic-version"] != want.version || set["anthropic-beta"] != want.beta {
+				t.Errorf("hook %q: attempt %d (%s) sets version %q and beta %q, want %q and %q", hook.code, n+1, want.provider,
+					set["anthropic-version"], set["anthropic-beta"], want.version, want.beta)
+			}
 		}
 	}
 }

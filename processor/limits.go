@@ -111,8 +111,6 @@ func (s *Server) charge(ctx context.Context, p routing.Principal, spent limits.S
 	s.chargeBudget(ctx, p.TeamBudget, teamBudgets(p), spent)
 }
 
-// charged reports whether the principal or its team has a budget charged
-// after the answer (tokens or money): its answers must be counted.
 // unpriced refuses a request of a key or team with a money budget when a
 // model any of its attempts would run has no price: its answer would spend
 // nothing against the budget, and the client names the model (a route glob
@@ -128,12 +126,14 @@ func unpriced(router *routing.Router, p routing.Principal, d routing.Decision, m
 	for _, a := range attempts {
 		if _, ok := router.Prices().Lookup(a.Model); !ok {
 			return newAPIError(routing.KindPermission, "model_not_priced", "model "+strconv.Quote(model)+
-				" has no price, and key "+strconv.Quote(p.Name)+" has a money budget: the gateway's operator must price it first (prices:)")
+				" runs a model without a price, and key "+strconv.Quote(p.Name)+" (or its team) has a money budget: the gateway's operator must price it first (prices:)")
 		}
 	}
 	return nil
 }
 
+// charged reports whether the principal or its team has a budget charged
+// after the answer (tokens or money): its answers must be counted.
 func charged(p routing.Principal) bool {
 	return budgets(p).Charged() || teamBudgets(p).Charged()
 }

@@ -164,6 +164,7 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 		}
 	}
 	rreq.Session = p.Session
+	p.hookedAnthropicHeaders()
 	if router == nil {
 		return p, nil
 	}
@@ -183,7 +184,7 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	if err != nil || p.Answer != nil {
 		return p, err
 	}
-	if err := unpriced(router, req.Principal, d, p.Model); err != nil {
+	if err := unpriced(router, req.Principal, d, p.Model); err != nil && pathOnly(req.Path) != countTokensPath {
 		return p, err
 	}
 	if err := p.addAttempts(d, st, path); err != nil {
@@ -192,6 +193,26 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	p.Path = path
 	p.planResponse()
 	return p, nil
+}
+
+// hookedAnthropicHeaders takes the Anthropic headers as the hooks left
+// them: the attempts of a chain set them again (Attempt.restoreAnthropic),
+// and Bedrock's move the beta into the body.
+func (p *Plan) hookedAnthropicHeaders() {
+	if p.Hooks == nil {
+		return
+	}
+	for _, h := range []struct {
+		name string
+		v    *string
+	}{{routing.BetaHeader, &p.Beta}, {routing.VersionHeader, &p.Version}} {
+		if v, ok := p.Hooks.SetHeaders[h.name]; ok {
+			*h.v = v
+		}
+		if slices.Contains(p.Hooks.RemoveHeaders, h.name) {
+			*h.v = ""
+		}
+	}
 }
 
 // planUpstreamBody makes the body every attempt starts from: translated

@@ -80,12 +80,13 @@ func (p *Plan) planTranslation(d routing.Decision, req *Request) (path string, e
 	return path, nil
 }
 
-// restoreAnthropic sets the client's Messages API headers again on an
-// attempt to Anthropic itself: each attempt of a chain starts from the
-// headers the one before it left, and a Bedrock, Vertex or Gemini attempt
-// removes them. An attempt that sets or removes one itself keeps its own.
+// restoreAnthropic sets the client's Messages API headers (as the hooks
+// left them) again on an attempt that speaks that API: each attempt of a
+// chain starts from the headers the one before it left, and a Bedrock,
+// Vertex or Gemini attempt removes some. An attempt that sets or removes
+// one itself keeps its own (Claude on Vertex goes without the version).
 func (a *Attempt) restoreAnthropic(version, beta string) {
-	if a.API != config.APIAnthropic || a.Vertex || a.Bedrock {
+	if a.API != config.APIAnthropic {
 		return
 	}
 	for _, h := range [...]routing.Header{{Name: routing.VersionHeader, Value: version}, {Name: routing.BetaHeader, Value: beta}} {

@@ -45,6 +45,14 @@ func TestParallelCallsWithoutIndex(t *testing.T) {
 		return "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{" + index + "\"id\":\"" + id +
 			"\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"" + city + "\\\"}\"}}]},\"finish_reason\":null}]}\n\n"
 	}
+	// A server that sends a new id on every delta of one call (no name
+	// after the first) still makes one call of it.
+	sse := call("call_1", "Paris", `"index":0,`) +
+		"data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_b\",\"function\":{\"arguments\":\" \"}}]},\"finish_reason\":null}]}\n\n" +
+		"data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n"
+	if out := string(runStream(newChatToMessagesStream(testEnv, clientModel), []byte(sse))); strings.Count(out, `"type":"tool_use"`) != 1 {
+		t.Errorf("a call whose deltas carry new ids became several tool_use blocks:\n%s", out)
+	}
 	for _, index := range []string{"", `"index":0,`} {
 		sse := call("call_1", "Paris", index) + call("call_2", "Rome", index) +
 			"data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n"

@@ -131,11 +131,12 @@ func (s *chatToMessagesStream) choice(c gjson.Result) {
 		if v := tc.Get("index"); v.Exists() {
 			idx = v.Int()
 		}
-		// A new id at an index begins a new call: some OpenAI-compatible
-		// servers (Ollama, SGLang) send each of parallel calls whole, all at
-		// index 0 or with none.
+		// A new id and name at an index begin a new call: some
+		// OpenAI-compatible servers (Ollama, SGLang) send each of parallel
+		// calls whole, all at index 0 or with none. A new id alone does not:
+		// others send one on every delta of a call.
 		t, known := s.tools[idx]
-		if id := tc.Get("id").String(); !known || id != "" && id != t.id {
+		if id := tc.Get("id").String(); !known || id != "" && id != t.id && tc.Get("function.name").String() != "" {
 			s.closeBlock()
 			if id == "" {
 				id = "toolu_" + strings.TrimPrefix(s.id, "msg_") + "_" + itoa(s.calls)
