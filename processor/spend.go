@@ -52,13 +52,14 @@ func (m spendMetrics) spend(key, provider, model string, t usage.Tokens, cost pr
 
 // unfinished is the usage of an answer whose stream was cut before its end
 // (the client went away, or the provider), or that was too big to read
-// whole: the provider bills it all the same. What the provider had
-// reported stands (Anthropic's message_start carries the input tokens, and
-// an output of 1). When it had reported nothing (an OpenAI chat stream
-// reports usage only in its last chunk), the input is estimated from the
-// size of the body sent as count_tokens estimates it (estimatedTokens);
-// the output is at least the events of a stream, one a token, so that a
-// client leaving before the last event is charged the output so far. The
+// whole: the provider bills it all the same. The input the provider had
+// reported stands (Anthropic's message_start carries it, with an output of
+// 1); when it had reported nothing (an OpenAI chat stream reports usage
+// only in its last chunk), the input is estimated from the size of the body
+// sent as count_tokens estimates it (estimatedTokens). The output is the
+// reported one or the stream's events, one a token, whichever is more, so
+// that a client leaving before the last event is charged the output so far
+// (every event counts, message_start and pings too: a few tokens over). The
 // second result says whether anything was estimated.
 func (s *Server) unfinished(j *responseJob, r *usage.Reader, reported usage.Tokens) (usage.Tokens, bool) {
 	t, estimated := reported, reported.IsZero()
