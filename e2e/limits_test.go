@@ -155,6 +155,9 @@ func TestOverloadBeyondMaxInflight(t *testing.T) {
 	}
 	t.Logf("%d concurrent uploads against -max-inflight %d: %d refused while %d held their bodies, then answered",
 		clients, maxInflight, clients-maxInflight, len(admitted))
+	// An answered request's ext_proc stream ends a moment after its
+	// answer, when Envoy closes it; until then it counts as in flight.
+	waitMetric(t, s.gw, "switchyard_extproc_active_streams", 0)
 	upstreamSaw(t, s.gw.do(t, "POST", "/v1/chat/completions", bearer(clientKeyA), goodBody))
 }
 
