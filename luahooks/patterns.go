@@ -219,12 +219,12 @@ func (v *vm) strGsub(L *lua.LState) int {
 				if d := rs[i]; d >= '0' && d <= '9' {
 					// Checked at each capture: "%0%0%0..." would copy a
 					// long match many times over before the check below.
-					c := capture(md, 2*int(d-'0'))
-					if b.Len()+len(c)-last > allowed {
+					cp := capture(md, 2*int(d-'0'))
+					if b.Len()+len(cp)-last > allowed {
 						v.limitHit = true
 						L.RaiseError("gsub: result grew by more than %d bytes", allowed)
 					}
-					b.WriteString(c)
+					b.WriteString(cp)
 				} else {
 					b.WriteByte(d)
 				}
