@@ -81,10 +81,11 @@ export JAEGER_BIN
 
 # Debian's Chromium, unpacked into .tools/chromium with dpkg-deb like Redis: the status page's
 # browser test (e2e/statuspage_test.go) renders the page in it headless. The pin is Debian's
-# version (bookworm-security keeps only the newest: when it is gone, apt-cache policy chromium
-# shows the one to pin). CHROMIUM_LIBS are the libraries chromium needs that a bookworm
+# version. bookworm-security keeps only its newest build, so when the pinned one is gone the
+# install takes Debian's newest build of the same major version, and says so (update the pin
+# to it); another major version fails. CHROMIUM_LIBS are the libraries chromium needs that a bookworm
 # machine without a desktop lacks (found with ldd, which the install runs again to check).
-CHROMIUM_VERSION := 156.0.8078.114-1~deb12u1
+CHROMIUM_VERSION := 156.0.8078.129-1~deb12u1
 CHROMIUM_DIR := $(TOOLS)/chromium
 CHROMIUM_BIN := $(TOOLS)/bin/chromium
 CHROMIUM_STAMP := $(CHROMIUM_DIR)/.installed-chromium-$(CHROMIUM_VERSION)
@@ -155,7 +156,11 @@ $(CHROMIUM_STAMP):
 	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { echo "make chromium needs apt-get and dpkg-deb (a Debian machine) to fetch chromium"; exit 1; }
 	rm -rf $(CHROMIUM_DIR) && mkdir -p $(CHROMIUM_DIR)/debs $(TOOLS)/bin
 	cd $(CHROMIUM_DIR)/debs && { apt-get download chromium=$(CHROMIUM_VERSION) chromium-common=$(CHROMIUM_VERSION) $(CHROMIUM_LIBS) 2>/dev/null \
-	  || { apt-get update -qq && apt-get download chromium=$(CHROMIUM_VERSION) chromium-common=$(CHROMIUM_VERSION) $(CHROMIUM_LIBS); }; } \
+	  || { apt-get update -qq && apt-get download chromium=$(CHROMIUM_VERSION) chromium-common=$(CHROMIUM_VERSION) $(CHROMIUM_LIBS); } \
+	  || { v="$$(apt-cache policy chromium | sed -n 's/^  Candidate: //p')"; \
+	       [ "$${v%%.*}" = "$(firstword $(subst ., ,$(CHROMIUM_VERSION)))" ] || { echo ">> Debian's chromium is now $$v, not major version $(firstword $(subst ., ,$(CHROMIUM_VERSION))): update CHROMIUM_VERSION"; exit 1; }; \
+	       echo ">> chromium $(CHROMIUM_VERSION) is gone from Debian; taking its newest build, $$v (update CHROMIUM_VERSION to it)"; \
+	       apt-get download chromium=$$v chromium-common=$$v $(CHROMIUM_LIBS); }; } \
 	  || { echo ">> apt-get download failed: is chromium $(CHROMIUM_VERSION) still in Debian? apt-cache policy chromium shows the version to pin"; exit 1; }
 	for d in $(CHROMIUM_DIR)/debs/*.deb; do dpkg-deb -x $$d $(CHROMIUM_DIR); done
 	rm -rf $(CHROMIUM_DIR)/debs
@@ -163,7 +168,7 @@ $(CHROMIUM_STAMP):
 	chmod +x $(CHROMIUM_BIN)
 	l="$$(echo $(CHROMIUM_DIR)/usr/lib/*-linux-gnu)"; missing="$$(LD_LIBRARY_PATH="$$l:$$l/pulseaudio" ldd $(CHROMIUM_DIR)/usr/lib/chromium/chromium | grep 'not found')"; \
 	  [ -z "$$missing" ] || { echo "$$missing"; echo ">> chromium lacks these libraries: add their Debian packages to CHROMIUM_LIBS"; exit 1; }
-	$(CHROMIUM_BIN) --version | grep -q '^Chromium $(firstword $(subst -, ,$(CHROMIUM_VERSION))) ' || { $(CHROMIUM_BIN) --version; echo ">> unexpected chromium version"; exit 1; }
+	$(CHROMIUM_BIN) --version | grep -q '^Chromium $(firstword $(subst ., ,$(CHROMIUM_VERSION)))\.' || { $(CHROMIUM_BIN) --version; echo ">> unexpected chromium version"; exit 1; }
 	@$(CHROMIUM_BIN) --version
 	@touch $@
 
