@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,11 +24,48 @@ var bodyModuleLib = sync.OnceValues(func() (string, error) { return testkit.Buil
 // is refused in the API's shape.
 func TestBodyModule(t *testing.T) {
 	t.Parallel()
+	testBodyModule(t, false)
+}
+
+// TestBodyModuleCheck: TestBodyModule with the check trip, where a big
+// body the plan sends on as it came is decided by a check over HTTP/1.1
+// and opens no ext_proc stream; the others go on to ext_proc as before.
+func TestBodyModuleCheck(t *testing.T) {
+	t.Parallel()
+	s := testBodyModule(t, true)
+	checks, streams := envoyStat(t, s.gw, "cluster.switchyard_check.upstream_rq_total"), envoyStat(t, s.gw, "cluster.switchyard_extproc.upstream_rq_total")
+	upstreamSaw(t, postBody(t, s.gw, agentBody("gpt-exact", 50000), false))
+	if c, st := envoyStat(t, s.gw, "cluster.switchyard_check.upstream_rq_total"), envoyStat(t, s.gw, "cluster.switchyard_extproc.upstream_rq_total"); c != checks+1 || st != streams {
+		t.Errorf("a big unchanged body: checks %d -> %d, ext_proc streams %d -> %d; want one check and no stream", checks, c, streams, st)
+	}
+	upstreamSaw(t, postBody(t, s.gw, agentBody("renamed", 50000), false))
+	if c, st := envoyStat(t, s.gw, "cluster.switchyard_check.upstream_rq_total"), envoyStat(t, s.gw, "cluster.switchyard_extproc.upstream_rq_total"); c != checks+2 || st != streams+1 {
+		t.Errorf("a big body rewritten: checks %d -> %d, ext_proc streams %d -> %d; want a check, then a stream", checks+1, c, streams, st)
+	}
+	// Refused by the check itself, in the called API's shape.
+	req, err := http.NewRequest("POST", s.gw.url+"/v1/messages", strings.NewReader(agentBody("claude-x", 50000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("x-api-key", "not-a-key")
+	r, err := roundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r.json(t)["error"].(map[string]any); r.status != 401 || r.json(t)["type"] != "error" || e["type"] != "authentication_error" {
+		t.Errorf("a big body with a wrong key: %d %s, want 401 in Anthropic's shape", r.status, r.body)
+	}
+	if c, st := envoyStat(t, s.gw, "cluster.switchyard_check.upstream_rq_total"), envoyStat(t, s.gw, "cluster.switchyard_extproc.upstream_rq_total"); c != checks+3 || st != streams+1 {
+		t.Errorf("a big body with a wrong key: checks %d, ext_proc streams %d; want %d and %d", c, st, checks+3, streams+1)
+	}
+}
+
+func testBodyModule(t *testing.T, check bool) standard {
 	lib, err := bodyModuleLib()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startStandard(t, gatewayOptions{bodyMode: "BY_SIZE", envoyConfigArgs: []string{"-body-module", lib}})
+	s := startStandard(t, gatewayOptions{bodyMode: "BY_SIZE", envoyConfigArgs: []string{"-body-module", lib}, check: check})
 	for _, tc := range []bodyCase{
 		{"small, unchanged", agentBody("gpt-exact", 900), "gpt-exact", "full_duplex", false},
 		{"big, unchanged", agentBody("gpt-exact", 50000), "gpt-exact", "summarized", false},
@@ -56,6 +94,7 @@ func TestBodyModule(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, r.status, r.body, tc.status, tc.code)
 		}
 	}
+	return s
 }
 
 // japanese writes agentBody's tool output in Japanese: three bytes of

@@ -101,6 +101,9 @@ type gatewayOptions struct {
 	// extprocArgs are extra extproc serve flags, e.g. {"-max-streams", "8"};
 	// they come after the harness's own, so a repeated flag overrides it.
 	extprocArgs []string
+	// check decides bodies the module kept over extproc's check listener
+	// (extproc and envoy-config -check).
+	check bool
 }
 
 // gateway is one Envoy + extproc pair on loopback. Every process binds
@@ -177,6 +180,9 @@ func (g *gateway) startExtproc() {
 	addrFile := filepath.Join(g.dir, fmt.Sprintf("extproc-%d.addr", g.starts))
 	cmd := exec.Command(extprocBin, "-config", g.configPath, "-grpc", "unix:"+g.sock,
 		"-metrics", "127.0.0.1:0", "-addr-file", addrFile, "-log-level", level, "-drain-timeout", "10s")
+	if g.opts.check {
+		cmd.Args = append(cmd.Args, "-check", g.checkAddr())
+	}
 	cmd.Args = append(cmd.Args, g.opts.extprocArgs...)
 	if allXDS {
 		cmd.Args = append(cmd.Args, "-xds")
@@ -275,6 +281,9 @@ func (g *gateway) envoyAdmin(t testing.TB, path string) string {
 	return string(b)
 }
 
+// checkAddr is extproc's check listener, beside its gRPC socket.
+func (g *gateway) checkAddr() string { return "unix:" + filepath.Join(g.dir, "check.sock") }
+
 // startEnvoy starts Envoy on free ports and waits until it is ready; the
 // admin API says which port the gateway listener got.
 func (g *gateway) startEnvoy() {
@@ -285,6 +294,9 @@ func (g *gateway) startEnvoy() {
 	}
 	if g.opts.failOpen {
 		args = append(args, "-fail-open")
+	}
+	if g.opts.check {
+		args = append(args, "-check", g.checkAddr())
 	}
 	args = append(args, g.opts.envoyConfigArgs...)
 	if allXDS {

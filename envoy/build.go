@@ -98,6 +98,9 @@ func (d *settings) resources(src routeSource) (*Resources, error) {
 	if d.extProc {
 		r.ExtProc = d.extProcCluster(extProcClusterName)
 	}
+	if d.check {
+		r.Clusters = append(r.Clusters, d.checkCluster())
+	}
 	for _, c := range d.clusters {
 		r.Clusters = append(r.Clusters, d.providerCluster(c))
 	}

@@ -274,9 +274,11 @@ func (d *settings) extProcRetry() *corev3.RetryPolicy {
 }
 
 func (d *settings) forwardRequestID() *extprocv3.MetadataOptions {
-	return &extprocv3.MetadataOptions{ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{
-		Untyped: []string{routing.RequestNamespace},
-	}}
+	ns := []string{routing.RequestNamespace}
+	if d.check {
+		ns = append(ns, routing.CheckNamespace)
+	}
+	return &extprocv3.MetadataOptions{ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: ns}}
 }
 
 // upstreamFilters runs ep on each upstream request of an HTTP/1.1 cluster.

@@ -70,6 +70,9 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 		if d.bodyModule != "" {
 			hcm.HttpFilters = append(hcm.HttpFilters, d.bodyModuleFilter())
 		}
+		if d.check {
+			hcm.HttpFilters = append(hcm.HttpFilters, d.checkFilter())
+		}
 		hcm.HttpFilters = append(hcm.HttpFilters, d.extProcFilter(src))
 	} else if d.bodyModule != "" {
 		hcm.HttpFilters = append(hcm.HttpFilters, d.bodyModuleFilter())

@@ -129,6 +129,11 @@ type Options struct {
 	// one: the baseline that shows what one scan in place adds to Envoy
 	// alone. Envoy must be the version the module was built for.
 	BodyModule string
+	// Check is extproc's check listener, "unix:/path" or "host:port" (its
+	// -check): with BodyModule, a body Envoy kept is decided by a check over
+	// HTTP/1.1 (Envoy's ext_authz filter) instead of an ext_proc stream,
+	// unless its plan needs the body (check.go). Empty: off.
+	Check string
 	// MaxHeapBytes bounds Envoy's heap (its overload manager,
 	// overloadManager): near it Envoy refuses new requests and uploads in
 	// progress rather than grow. 0: no bound.
@@ -263,14 +268,19 @@ type settings struct {
 	bySizeRegex       string
 	bySizeBufferBytes int64
 	bodyModule        string // BodyModule, only with bySize
-	maxHeapBytes      int64  // MaxHeapBytes
-	bufferLimitBytes  int64
-	holdBodyBytes     int64 // HoldBody: the buffer filter's limit; 0: off
-	upstreamIdle      time.Duration
-	streamIdle        time.Duration
-	requestTimeout    time.Duration
-	caFile            string
-	accessLogPath     string
+	// check: a body the module kept is decided over checkEndpoint
+	// (Options.Check).
+	check            bool
+	checkEndpoint    endpoint
+	checkDiscovery   clusterv3.Cluster_DiscoveryType
+	maxHeapBytes     int64 // MaxHeapBytes
+	bufferLimitBytes int64
+	holdBodyBytes    int64 // HoldBody: the buffer filter's limit; 0: off
+	upstreamIdle     time.Duration
+	streamIdle       time.Duration
+	requestTimeout   time.Duration
+	caFile           string
+	accessLogPath    string
 	// traceHost and tracePort are the OTLP collector's; "" when Envoy
 	// does not trace. traced: extproc traces.
 	traceHost    string
@@ -413,6 +423,11 @@ func (o Options) settings() (settings, error) {
 		}
 		d.bodyModule = o.BodyModule
 	}
+	if o.Check != "" {
+		if err := d.parseCheck(o.Check); err != nil {
+			return d, err
+		}
+	}
 	switch bodyMode {
 	case BodyModeFullDuplex:
 		// Full duplex hands the body to extproc chunk by chunk; the trailers
@@ -508,6 +523,24 @@ func (o Options) settings() (settings, error) {
 type endpoint struct {
 	pipe, host string
 	port       int
+}
+
+// parseCheck reads extproc's check address.
+func (d *settings) parseCheck(addr string) error {
+	if d.bodyModule == "" {
+		return errors.New("the check trip is for bodies the body module keeps: it needs a body module")
+	}
+	d.check, d.checkDiscovery = true, clusterv3.Cluster_STATIC
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok && path != "" {
+		d.checkEndpoint = endpoint{pipe: path}
+		return nil
+	}
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("parsing the check address %q: %w", addr, err)
+	}
+	d.checkEndpoint, d.checkDiscovery = endpoint{host: host, port: port}, discovery(host)
+	return nil
 }
 
 // parseExtProc reads extproc's comma-separated addresses.

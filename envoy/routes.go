@@ -32,6 +32,9 @@ func (d *settings) gatewayRoutes() *routev3.RouteConfiguration {
 		if d.mcp {
 			routes = append(routes, d.mcpEntryRoute())
 		}
+		if d.check {
+			routes = append(routes, d.bodyRoute())
+		}
 		if d.bySize {
 			routes = append(routes, d.bySizeRoute())
 		}
@@ -61,12 +64,19 @@ func (d *settings) baselineRoutes() *routev3.RouteConfiguration {
 func (d *settings) decidedRoute() *routev3.Route {
 	action := d.forward()
 	action.ClusterSpecifier = &routev3.RouteAction_ClusterHeader{ClusterHeader: routing.ClusterHeader}
-	return &routev3.Route{
+	r := &routev3.Route{
 		Match:  prefixWithHeader(&routev3.HeaderMatcher{Name: routing.ClusterHeader, HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}}),
 		Action: &routev3.Route_Route{Route: action},
 		// The cluster name is Switchyard's business, not the provider's.
 		RequestHeadersToRemove: []string{routing.ClusterHeader},
 	}
+	if d.check {
+		// A request a check decided opens no ext_proc stream; one that
+		// went on to the body route leaves the check's answer here.
+		r.TypedPerFilterConfig = map[string]*anypb.Any{extProcFilterName: extProcOff()}
+		r.RequestHeadersToRemove = append(r.RequestHeadersToRemove, routing.TripHeader)
+	}
+	return r
 }
 
 // retryRoute takes the requests with fallbacks of one retry policy and
@@ -144,6 +154,9 @@ func (d *settings) bySizeRoute() *routev3.Route {
 	r.TypedPerFilterConfig = map[string]*anypb.Any{extProcFilterName: typed(override)}
 	if d.bodyModule != "" {
 		r.TypedPerFilterConfig[bodyModuleFilterName] = d.bodyModuleRoute()
+	}
+	if d.check {
+		r.TypedPerFilterConfig[checkFilterName] = checkOn()
 	}
 	return r
 }

@@ -99,6 +99,9 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	ep, api := lookupEndpoint(x.req.Path)
 	x.req.API = api
 	if ep == nil && isMCPPath(x.req.Path) {
+		if x.overHTTP {
+			return x.askForBody() // an MCP request keeps its stream
+		}
 		return x.startMCP(ctx, rh)
 	}
 	if x.overloaded {

@@ -209,6 +209,9 @@ type exchange struct {
 	// planned from the summary (decideFromSummary).
 	bodyless, summarized, askedForBody bool
 	summary                            []byte
+	// overHTTP: the request came as a check (check.go), whose answer
+	// carries less than an ext_proc stream's.
+	overHTTP bool
 
 	router    *routing.Router
 	hooks     *luahooks.Set // nil when no hook runs

@@ -176,9 +176,14 @@ func (r *responseStream) bodyAnswer(ctx context.Context, b *extprocv3.HttpBody) 
 }
 
 // flightID reads the gateway's own id of the request from the dynamic
-// metadata Envoy forwards (routing.RequestNamespace).
+// metadata Envoy forwards: routing.RequestNamespace, or for a request
+// decided by a check (check.go) routing.CheckNamespace.
 func flightID(msg *extprocv3.ProcessingRequest) string {
-	return msg.GetMetadataContext().GetFilterMetadata()[routing.RequestNamespace].GetFields()["id"].GetStringValue()
+	md := msg.GetMetadataContext().GetFilterMetadata()
+	if id := md[routing.RequestNamespace].GetFields()["id"].GetStringValue(); id != "" {
+		return id
+	}
+	return md[routing.CheckNamespace].GetFields()[routing.CheckFlightHeader].GetStringValue()
 }
 
 // begin finds the request's job by its flight id. An observing filter sends

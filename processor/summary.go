@@ -40,7 +40,8 @@ func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingR
 	// limit with the headers) and fit its buffer; a request for any other
 	// is answered on its body.
 	if x.summary == nil || x.bodyLen == 0 || x.hooks != nil && x.hooks.MayReadBody() || x.req.Principal.LoopGuard() != nil ||
-		x.srv.opts.Tracer != nil && x.srv.opts.Tracer.CapturesContent() {
+		x.srv.opts.Tracer != nil && x.srv.opts.Tracer.CapturesContent() ||
+		x.overHTTP && x.router.SendsResponseHeaders() {
 		return x.askForBody()
 	}
 	x.bodyStart = time.Now()
@@ -55,7 +56,7 @@ func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingR
 		x.noteDecision(&p)
 		return x.failModel(err, p.Model)
 	}
-	if err != nil || !sendsBodyAsItCame(&p) {
+	if err != nil || !sendsBodyAsItCame(&p) || x.overHTTP && !checkable(&p, x.req.Path) {
 		if p.Hooks != nil && p.HookErr == nil && p.Hooks.Reject == nil {
 			// The hooks did not read the body: planned on it, the request
 			// takes what they did rather than running them twice.

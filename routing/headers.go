@@ -1,6 +1,9 @@
 package routing
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // RequestIDHeader is the client's request id (Envoy makes one when the
 // client sends none). Logs and hooks show it; nothing inside the gateway
@@ -18,7 +21,7 @@ const RequestNamespace = "switchyard.request"
 // InternalHeaders carry the gateway's decision to Envoy's route table.
 // Envoy strips every client-sent copy before any filter runs, and hooks may
 // neither set nor remove them.
-var InternalHeaders = []string{ClusterHeader, FallbackHeader}
+var InternalHeaders = []string{ClusterHeader, FallbackHeader, TripHeader, CheckSummaryHeader, CheckLengthHeader}
 
 // protectedHeaders are the headers hooks may neither set nor remove:
 // the internal ones, the credentials, the request's identity, and headers
@@ -51,3 +54,31 @@ const (
 	BodyNamespace  = "switchyard.body"
 	BodySummaryKey = "summary"
 )
+
+// The check trip: with Envoy's body module, a big body's decision can travel
+// over HTTP/1.1 (Envoy's ext_authz filter) instead of an ext_proc stream.
+// Envoy adds CheckSummaryHeader (the module's summary) and CheckLengthHeader
+// (the body's announced length, which the check itself does not carry) to
+// the check; extproc answers with the attempt's headers, CheckFlightHeader
+// (the gateway's own id, which Envoy keeps in CheckNamespace), or
+// TripHeader when the plan needs the body: the request then goes to
+// extproc's ext_proc stream as before. Clients can send none of them.
+const (
+	CheckPathPrefix    = "/switchyard-check"
+	CheckSummaryHeader = "x-switchyard-summary"
+	CheckLengthHeader  = "x-switchyard-content-length"
+	TripHeader         = "x-switchyard-trip"
+	// CheckFlightHeader has no x- prefix: it is not among the headers a
+	// check sets on the request (CheckUpstreamHeader).
+	CheckFlightHeader = "switchyard-flight"
+	CheckNamespace    = "envoy.filters.http.ext_authz"
+)
+
+// CheckUpstreamNames and every x- header are what a check's answer may set
+// on the request; a plan that sets another goes to ext_proc.
+var CheckUpstreamNames = []string{"authorization", "api-key", VersionHeader, BetaHeader}
+
+// CheckUpstreamHeader reports whether a check's answer may set the header.
+func CheckUpstreamHeader(name string) bool {
+	return strings.HasPrefix(name, "x-") || slices.Contains(CheckUpstreamNames, name)
+}

@@ -24,6 +24,7 @@ type envoyConfigFlags struct {
 	directCluster  string
 	bodyMode       string
 	bodyModule     string
+	check          string
 	maxHeap        int64
 	failOpen       bool
 	messageTimeout time.Duration
@@ -79,6 +80,7 @@ func parseEnvoyConfigFlags(args []string, stderr io.Writer) (envoyConfigFlags, e
 	fs.StringVar(&f.directCluster, "direct-cluster", "", "cluster for -no-extproc (default: the first provider's)")
 	fs.StringVar(&f.bodyMode, "body-mode", envoy.BodyModeBySize, "ext_proc request body mode: BY_SIZE (BUFFERED for bodies announced at 10,000 bytes or more, else FULL_DUPLEX_STREAMED), FULL_DUPLEX_STREAMED or BUFFERED")
 	fs.StringVar(&f.bodyModule, "body-module", "", "Envoy's body module (a libswitchyard_body.so built from cmd/bodymodule for this Envoy): a body of 10,000 bytes or more stays in Envoy, which summarizes it for extproc, and goes to extproc only when its plan needs it (needs -body-mode BY_SIZE; empty: off); with -no-extproc Envoy holds and scans every body with it (benchmark baseline)")
+	fs.StringVar(&f.check, "check", "", "with -body-module: decide a body Envoy kept by a check over HTTP/1.1 to extproc's -check address (unix:/path or host:port) instead of an ext_proc stream, which costs less; a plan that needs the body still goes to ext_proc (empty: off)")
 	fs.Int64Var(&f.maxHeap, "max-heap", 0, "bound Envoy's heap at this many bytes (e.g. 402653184, 384 MiB, under a 512 MiB container limit): near it Envoy refuses new requests and uploads in progress (503 in the API's shape) instead of growing (0: no bound)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "let requests through when extproc is unreachable (they are still never routed)")
 	fs.DurationVar(&f.messageTimeout, "message-timeout", 0, "ext_proc message timeout (0: the mode's default)")
@@ -113,6 +115,7 @@ func (f envoyConfigFlags) options(r *routing.Router) (envoy.Options, error) {
 		FailOpen:            f.failOpen,
 		BodyMode:            f.bodyMode,
 		BodyModule:          f.bodyModule,
+		Check:               f.check,
 		MaxHeapBytes:        f.maxHeap,
 		MessageTimeout:      f.messageTimeout,
 		MaxBodyBytes:        r.MaxBodyBytes(),

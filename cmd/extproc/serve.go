@@ -44,6 +44,7 @@ import (
 type serveFlags struct {
 	config       string
 	grpcAddr     string
+	checkAddr    string
 	metricsAddr  string
 	addrFile     string
 	logLevel     string
@@ -78,6 +79,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.config, "config", "switchyard.yaml", "gateway config file (watched and hot-reloaded)")
 	fs.StringVar(&f.grpcAddr, "grpc", "unix:/tmp/switchyard-extproc.sock", "ext_proc gRPC listen address: unix:/path or host:port")
 	fs.StringVar(&f.metricsAddr, "metrics", "127.0.0.1:9090", "admin HTTP address for the status page at /, /metrics, /healthz and /debug/pprof (empty: off); keep it on loopback or a private network")
+	fs.StringVar(&f.checkAddr, "check", "", "also answer Envoy's checks over HTTP/1.1 here, unix:/path or host:port: the decision on a body Envoy's body module kept, cheaper than an ext_proc stream (Envoy rendered with envoy-config -check; empty: off)")
 	fs.StringVar(&f.addrFile, "addr-file", "", "once listening, write the bound -grpc and -metrics addresses to this file as JSON (for port 0)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
@@ -284,6 +286,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	ready.Store(true)
 	var admin *http.Server
 	bound := boundAddrs{GRPC: addrString(lis.Addr())}
+	var check *http.Server
+	if f.checkAddr != "" {
+		if check, bound.Check, err = startCheck(f.checkAddr, srv.CheckHandler()); err != nil {
+			gs.Stop()
+			return err
+		}
+	}
 	if f.metricsAddr != "" {
 		status := newStatusPage(cfg, hooks, srv, limiter, reg, log)
 		admin, bound.Metrics, err = startAdmin(f.metricsAddr, reg, status, &ready, log, ks.adminHandler())
@@ -294,7 +303,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	// Logged before the address file appears: whoever waits for the file
 	// finds the line already written.
-	log.Info("extproc serving", "grpc", bound.GRPC, "metrics", bound.Metrics, "config", f.config, "vtprotobuf", processor.VTProto())
+	log.Info("extproc serving", "grpc", bound.GRPC, "metrics", bound.Metrics, "check", bound.Check, "config", f.config, "vtprotobuf", processor.VTProto())
 	if f.addrFile != "" {
 		if err := writeAddrFile(f.addrFile, bound); err != nil {
 			gs.Stop()
@@ -359,12 +368,22 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	drained := make(chan struct{})
-	go func() { gs.GracefulStop(); close(drained) }()
+	go func() {
+		// Checks in progress are answered; idle check connections close.
+		if check != nil {
+			go check.Shutdown(context.Background())
+		}
+		gs.GracefulStop()
+		close(drained)
+	}()
 	select {
 	case <-drained:
 	case <-time.After(f.drainTimeout - time.Since(start)):
 		log.Warn("drain timeout reached, closing remaining streams")
 		gs.Stop()
+		if check != nil {
+			check.Close()
+		}
 		<-drained
 	}
 	shutdownAdmin(admin)
@@ -426,7 +445,19 @@ func addrString(a net.Addr) string {
 // -addr-file holds.
 type boundAddrs struct {
 	GRPC    string `json:"grpc"`
-	Metrics string `json:"metrics"` // empty: no admin listener
+	Check   string `json:"check,omitempty"` // empty: no check listener
+	Metrics string `json:"metrics"`         // empty: no admin listener
+}
+
+// startCheck serves Envoy's checks (processor.Server.CheckHandler) on addr.
+func startCheck(addr string, h http.Handler) (*http.Server, string, error) {
+	lis, err := listen(addr)
+	if err != nil {
+		return nil, "", err
+	}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go s.Serve(lis)
+	return s, addrString(lis.Addr()), nil
 }
 
 // writeAddrFile writes a beside path and renames it into place, so that a
