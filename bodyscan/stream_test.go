@@ -228,3 +228,17 @@ func TestStreamHoldsNoPointers(t *testing.T) {
 	}
 	walk(reflect.TypeFor[Stream](), "")
 }
+
+// TestSummaryOneLine: a summary holds no line break, whatever the body's
+// whitespace, so that a check carries it in a header; it still reads as
+// the body's members, a string's escaped line breaks kept.
+func TestSummaryOneLine(t *testing.T) {
+	body := "{\r\n  \"metadata\": {\n    \"user_id\": \"u-1\\n2\",\r\n    \"tags\": [1,\n 2]\n  },\n  \"messages\": [],\n  \"model\": \"gpt-4o\"\n}"
+	s, ok := Summary(nil, []byte(body))
+	if !ok {
+		t.Fatalf("Summary(%q) refused", body)
+	}
+	if want := `{"model":"gpt-4o","metadata":{    "user_id": "u-1\n2",    "tags": [1, 2]  }}`; string(s) != want {
+		t.Errorf("Summary = %s, want %s", s, want)
+	}
+}

@@ -23,7 +23,12 @@ func AppendSummary(dst []byte, s Result, value func(dst []byte, v Span) []byte) 
 	member := func(name string, v Span) {
 		if v.OK() {
 			dst = append(dst, `,"`+name+`":`...)
+			start := len(dst)
 			dst = value(dst, v)
+			// A valid value's line breaks are whitespace between its
+			// tokens (a string holds none raw): leaving them out keeps
+			// the summary one line, which a check carries in a header.
+			dst = dst[:start+len(bytesWithout(dst[start:], '\r', '\n'))]
 		}
 	}
 	dst = append(dst, `{"model":`...)
@@ -37,4 +42,15 @@ func AppendSummary(dst []byte, s Result, value func(dst []byte, v Span) []byte) 
 	member("metadata", s.Metadata)
 	member("prompt_cache_key", s.PromptCacheKey)
 	return append(dst, '}'), true
+}
+
+// bytesWithout returns b without the bytes a and c, in place.
+func bytesWithout(b []byte, a, c byte) []byte {
+	out := b[:0]
+	for _, x := range b {
+		if x != a && x != c {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -70,6 +70,7 @@ func testBodyModule(t *testing.T, check bool) standard {
 		{"small, unchanged", agentBody("gpt-exact", 900), "gpt-exact", "full_duplex", false},
 		{"big, unchanged", agentBody("gpt-exact", 50000), "gpt-exact", "summarized", false},
 		{"big, session key in the body", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"metadata":{"user_id":"u-1"},`, 1), "gpt-exact", "summarized", false},
+		{"big, session key over lines", strings.Replace(agentBody("gpt-exact", 50000), `{`, "{\r\n\"metadata\": {\n  \"user_id\": \"u-1\"\n},\n", 1), "gpt-exact", "summarized", false},
 		{"big, in Japanese", japanese(agentBody("gpt-exact", 40000)), "gpt-exact", "summarized", false},
 		{"big, model rewritten", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "buffered", false},
 		{"big, chunked", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "full_duplex", true},
