@@ -31,7 +31,7 @@ const (
 
 // checkFilter asks extproc for the decision on a body the module kept. Off
 // but on the by-size route (checkRoute).
-func (d *settings) checkFilter() *hcmv3.HttpFilter {
+func (d *settings) checkFilter(src routeSource) *hcmv3.HttpFilter {
 	ea := &extauthzv3.ExtAuthz{
 		Services: &extauthzv3.ExtAuthz_HttpService{HttpService: &extauthzv3.HttpService{
 			ServerUri: &corev3.HttpUri{
@@ -40,9 +40,10 @@ func (d *settings) checkFilter() *hcmv3.HttpFilter {
 				Timeout:          duration(d.messageTimeout),
 			},
 			PathPrefix: routing.CheckPathPrefix,
-			// A check whose connection closed under it (extproc restarting
-			// on the same socket) is asked again on another.
-			RetryPolicy: &corev3.RetryPolicy{RetryOn: "connect-failure,reset", NumRetries: wrapperspb.UInt32(2)},
+			// A check whose connection closed before it was sent (extproc
+			// restarting on the same socket) is asked again on another; one
+			// extproc may have answered is not (it admits).
+			RetryPolicy: &corev3.RetryPolicy{RetryOn: "connect-failure,reset-before-request", NumRetries: wrapperspb.UInt32(2)},
 			AuthorizationRequest: &extauthzv3.AuthorizationRequest{HeadersToAdd: []*corev3.HeaderValue{
 				{Key: routing.CheckSummaryHeader, Value: "%DYNAMIC_METADATA(" + routing.BodyNamespace + ":" + routing.BodySummaryKey + ")%"},
 				{Key: routing.CheckLengthHeader, Value: "%REQ(content-length)%"},
@@ -59,15 +60,16 @@ func (d *settings) checkFilter() *hcmv3.HttpFilter {
 		// "processor unavailable".
 		StatusOnError:   &typev3.HttpStatus{Code: typev3.StatusCode_BadGateway},
 		ClearRouteCache: true,
-		AllowedHeaders:  d.checkAllowedHeaders(),
+		AllowedHeaders:  d.checkAllowedHeaders(src),
 	}
 	return &hcmv3.HttpFilter{Name: checkFilterName, Disabled: true, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ea)}}
 }
 
 // checkAllowedHeaders are the client's headers a check carries: those
-// extproc reads, or with hooks every one (extProcFilter).
-func (d *settings) checkAllowedHeaders() *matcherv3.ListStringMatcher {
-	if d.responseHeaders {
+// extproc reads, or with hooks, or over xDS where hooks may come with any
+// reload, every one (as extProcFilter's).
+func (d *settings) checkAllowedHeaders(src routeSource) *matcherv3.ListStringMatcher {
+	if d.responseHeaders || src == routesRDS {
 		return &matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: ".*"}}}}}
 	}
 	names := ForwardedHeaders

@@ -293,8 +293,10 @@ func upstreamFilters(filters ...*hcmv3.HttpFilter) map[string]*anypb.Any {
 }
 
 // extProcUpstream is ep as a cluster's upstream filter.
+// Its name is not the router-level filter's: a route's per-filter config
+// for that one (extProcOff on the decided route) must not reach it.
 func extProcUpstream(ep *extprocv3.ExternalProcessor) *hcmv3.HttpFilter {
-	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}}
+	return &hcmv3.HttpFilter{Name: upstreamExtProcName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(ep)}}
 }
 
 func loadAssignment(cluster string, addrs ...*corev3.Address) *endpointv3.ClusterLoadAssignment {

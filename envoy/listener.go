@@ -35,6 +35,7 @@ import (
 const (
 	hcmFilterName        = "envoy.filters.network.http_connection_manager"
 	extProcFilterName    = "envoy.filters.http.ext_proc"
+	upstreamExtProcName  = "switchyard.upstream.ext_proc"
 	bodyModuleFilterName = "switchyard.body"
 	routerFilterName     = "envoy.filters.http.router"
 	bufferFilterName     = "envoy.filters.http.buffer"
@@ -71,7 +72,7 @@ func (d *settings) gatewayListener(routes *routev3.RouteConfiguration, src route
 			hcm.HttpFilters = append(hcm.HttpFilters, d.bodyModuleFilter())
 		}
 		if d.check {
-			hcm.HttpFilters = append(hcm.HttpFilters, d.checkFilter())
+			hcm.HttpFilters = append(hcm.HttpFilters, d.checkFilter(src))
 		}
 		hcm.HttpFilters = append(hcm.HttpFilters, d.extProcFilter(src))
 	} else if d.bodyModule != "" {

@@ -68,13 +68,11 @@ func (d *settings) decidedRoute() *routev3.Route {
 		Match:  prefixWithHeader(&routev3.HeaderMatcher{Name: routing.ClusterHeader, HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}}),
 		Action: &routev3.Route_Route{Route: action},
 		// The cluster name is Switchyard's business, not the provider's.
-		RequestHeadersToRemove: []string{routing.ClusterHeader},
+		RequestHeadersToRemove: d.decisionHeaders(routing.ClusterHeader),
 	}
 	if d.check {
-		// A request a check decided opens no ext_proc stream; one that
-		// went on to the body route leaves the check's answer here.
+		// A request a check decided opens no ext_proc stream.
 		r.TypedPerFilterConfig = map[string]*anypb.Any{extProcFilterName: extProcOff()}
-		r.RequestHeadersToRemove = append(r.RequestHeadersToRemove, routing.TripHeader)
 	}
 	return r
 }
@@ -121,8 +119,18 @@ func (d *settings) retryRoute(rr retryRouteData) *routev3.Route {
 		// Every attempt replays the body from this buffer; it must hold the
 		// largest body.
 		RequestBodyBufferLimit: wrapperspb.UInt64(uint64(d.attemptBufferBytes)),
-		RequestHeadersToRemove: []string{routing.FallbackHeader},
+		RequestHeadersToRemove: d.decisionHeaders(routing.FallbackHeader),
 	}
+}
+
+// decisionHeaders are what a forwarding route removes: its decision
+// header and, with the check, the trip header of a request the check sent
+// on to ext_proc.
+func (d *settings) decisionHeaders(h string) []string {
+	if d.check {
+		return []string{h, routing.TripHeader}
+	}
+	return []string{h}
 }
 
 // bySizeRoute matches a request without a decision yet whose body is
