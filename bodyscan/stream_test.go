@@ -241,4 +241,9 @@ func TestSummaryOneLine(t *testing.T) {
 	if want := `{"model":"gpt-4o","metadata":{    "user_id": "u-1\n2",    "tags": [1, 2]  }}`; string(s) != want {
 		t.Errorf("Summary = %s, want %s", s, want)
 	}
+	// A DEL, which JSON strings may hold raw, no header may.
+	s, ok = Summary(nil, []byte("{\"model\":\"m\x7f\",\"metadata\":{\"user_id\":\"u\x7f1\"}}"))
+	if want := `{"model":"m\u007f","metadata":{"user_id":"u\u007f1"}}`; !ok || string(s) != want {
+		t.Errorf("Summary = %s, %v, want %s", s, ok, want)
+	}
 }

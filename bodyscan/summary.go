@@ -1,5 +1,7 @@
 package bodyscan
 
+import "bytes"
+
 // Summary appends to dst the members of body that planning reads
 // (processor's bodyFields but the conversation: "model", "stream",
 // "stream_options.include_usage", "metadata", "prompt_cache_key") as a small
@@ -20,15 +22,12 @@ func AppendSummary(dst []byte, s Result, value func(dst []byte, v Span) []byte) 
 	if s.Verdict != Valid || s.BadUTF8 || !s.Object || s.Models != 1 || s.ambiguous != fieldOther {
 		return dst, false
 	}
+	from := len(dst)
+	defer func() { summary = headerSafe(summary, from) }()
 	member := func(name string, v Span) {
 		if v.OK() {
 			dst = append(dst, `,"`+name+`":`...)
-			start := len(dst)
 			dst = value(dst, v)
-			// A valid value's line breaks are whitespace between its
-			// tokens (a string holds none raw): leaving them out keeps
-			// the summary one line, which a check carries in a header.
-			dst = dst[:start+len(bytesWithout(dst[start:], '\r', '\n'))]
 		}
 	}
 	dst = append(dst, `{"model":`...)
@@ -44,13 +43,24 @@ func AppendSummary(dst []byte, s Result, value func(dst []byte, v Span) []byte) 
 	return append(dst, '}'), true
 }
 
-// bytesWithout returns b without the bytes a and c, in place.
-func bytesWithout(b []byte, a, c byte) []byte {
-	out := b[:0]
-	for _, x := range b {
-		if x != a && x != c {
-			out = append(out, x)
+// headerSafe makes dst[from:], a valid summary, a header value, which is
+// how a check carries it: a line break is whitespace between tokens (a
+// string holds none raw) and goes; a DEL, which a string may hold raw,
+// is escaped. The members read the same.
+func headerSafe(dst []byte, from int) []byte {
+	s := dst[from:]
+	if bytes.IndexAny(s, "\r\n\x7f") < 0 {
+		return dst
+	}
+	out := make([]byte, 0, len(s)+8)
+	for _, b := range s {
+		switch b {
+		case '\r', '\n':
+		case 0x7f:
+			out = append(out, `\u007f`...)
+		default:
+			out = append(out, b)
 		}
 	}
-	return out
+	return append(dst[:from], out...)
 }
