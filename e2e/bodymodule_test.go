@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"switchyard/internal/testkit"
+	"switchyard/routing"
 )
 
 // bodyModuleLib builds Envoy's body module once, for the tests that load it.
@@ -71,6 +73,7 @@ func testBodyModule(t *testing.T, check bool) standard {
 		{"big, unchanged", agentBody("gpt-exact", 50000), "gpt-exact", "summarized", false},
 		{"big, session key in the body", strings.Replace(agentBody("gpt-exact", 50000), `{`, `{"metadata":{"user_id":"u-1"},`, 1), "gpt-exact", "summarized", false},
 		{"big, session key over lines", strings.Replace(agentBody("gpt-exact", 50000), `{`, "{\r\n\"metadata\": {\n  \"user_id\": \"u-1\"\n},\n", 1), "gpt-exact", "summarized", false},
+		{"big, a DEL in the session key", strings.Replace(agentBody("gpt-exact", 50000), `{`, "{\"metadata\":{\"user_id\":\"u\x7f1\"},", 1), "gpt-exact", "summarized", false},
 		{"big, in Japanese", japanese(agentBody("gpt-exact", 40000)), "gpt-exact", "summarized", false},
 		{"big, model rewritten", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "buffered", false},
 		{"big, chunked", agentBody("renamed", 50000), "upstream-model-with-a-much-longer-name", "full_duplex", true},
@@ -272,4 +275,60 @@ routes:
   - model: gpt-exact
     provider: alpha
 `, maxBody, a.port())
+}
+
+// TestCheckWithTheRest: the check trip beside what a check does not
+// decide alone. A checked request's answer is counted (the response
+// stream finds its flight by the id Envoy kept from the check); a request
+// with fallbacks, sent on to ext_proc, reaches the provider without the
+// trip header; a request sent on is admitted once against its key's
+// requests per minute.
+func TestCheckWithTheRest(t *testing.T) {
+	t.Parallel()
+	lib, err := bodyModuleLib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := gatewayOptions{bodyMode: "BY_SIZE", envoyConfigArgs: []string{"-body-module", lib}, check: true}
+	t.Run("usage", func(t *testing.T) {
+		t.Parallel()
+		mock := startMock(t)
+		gw := startGateway(t, exampleConfig(t, mock.URL)+"\nusage: {enabled: true}\n", opts)
+		series := `switchyard_tokens_total{key="",model="mock-*",provider="mock",type="input"}`
+		before, _ := metricValue(gw.metrics(t), series)
+		checks := envoyStat(t, gw, "cluster.switchyard_check.upstream_rq_total")
+		r := gw.do(t, "POST", "/v1/chat/completions", nil, agentBody("mock-gpt", 50000))
+		if r.status != 200 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		if c := envoyStat(t, gw, "cluster.switchyard_check.upstream_rq_total"); c != checks+1 {
+			t.Fatalf("checks %d -> %d, want one", checks, c)
+		}
+		waitMetric(t, gw, series, before+reportedUsage(t, r.body)["input"])
+	})
+	t.Run("fallbacks and limits", func(t *testing.T) {
+		t.Parallel()
+		a, b := startUpstream(t, "A"), startUpstream(t, "B")
+		const keyC = "sk-client-c-0123456789"
+		config := standardConfig(a, b, "  - model: fb\n    provider: alpha\n    fallbacks: [{provider: alpha, model: gpt-exact}]\n") +
+			"  - name: team-c\n    key_env: SWY_TEST_CLIENT_C\n    limits: {requests_per_minute: 1}\n"
+		o := opts
+		o.extraEnv = append(slices.Clone(testEnv), "SWY_TEST_CLIENT_C="+keyC)
+		gw := startGateway(t, config, o)
+		got := upstreamSaw(t, postBody(t, gw, agentBody("fb", 50000), false))
+		for k := range got.Headers {
+			if strings.EqualFold(k, routing.TripHeader) {
+				t.Errorf("the provider got %s", k)
+			}
+		}
+		post := func() result {
+			return gw.do(t, "POST", "/v1/chat/completions", map[string]string{"authorization": "Bearer " + keyC}, agentBody("renamed", 50000))
+		}
+		if r := post(); r.status != 200 {
+			t.Errorf("the first request sent on to ext_proc: %d %s, want 200", r.status, r.body)
+		}
+		if r := post(); r.status != 429 {
+			t.Errorf("the second request in the minute: %d, want 429", r.status)
+		}
+	})
 }

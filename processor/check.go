@@ -17,9 +17,10 @@ import (
 // planned as decideFromSummary plans it on an ext_proc stream; the answer
 // is a refusal in the API's shape, the attempt's headers, or
 // routing.TripHeader when the plan needs the body or more than a check can
-// carry: the request then opens an ext_proc stream as before. A check costs
-// Envoy and extproc less than a stream, and ends with its answer: extproc
-// counts it in flight, and ends its span, at the decision.
+// carry: the request then opens an ext_proc stream as before, where it is
+// admitted and its on_request hooks run again. A checked request ends for
+// extproc with its answer: it counts in flight, and its span ends, at the
+// decision.
 func (s *Server) CheckHandler() http.Handler { return http.HandlerFunc(s.check) }
 
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
@@ -33,8 +34,8 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	resp := x.onRequestHeaders(r.Context(), checkHeaders(r))
 	if !x.askedForBody {
 		s.opts.Metrics.bodyModes[bodySummarized].Inc()
+		x.closeTrace() // else the stream's span is the request's
 	}
-	x.closeTrace()
 	writeCheck(w, resp)
 }
 

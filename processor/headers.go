@@ -122,8 +122,10 @@ func (x *exchange) onRequestHeaders(ctx context.Context, h *extprocv3.HttpHeader
 		}
 		return immediate(200, modelsList(x.router, p), "switchyard_models")
 	}
-	if e := x.srv.checkRequestLimit(ctx, p); e != nil {
-		return x.fail(e)
+	if !x.overHTTP { // a check admits the requests it answers (admitChecked)
+		if e := x.srv.checkRequestLimit(ctx, p); e != nil {
+			return x.fail(e)
+		}
 	}
 	if e := checkBodyHeaders(rh, x.router.MaxBodyBytes()); e != nil {
 		return x.fail(e)

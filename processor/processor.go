@@ -470,6 +470,11 @@ func (x *exchange) fail(e *apiError) *extprocv3.ProcessingResponse {
 }
 
 func (x *exchange) failModel(e *apiError, model string) *extprocv3.ProcessingResponse {
+	if x.overHTTP && e.status >= 500 {
+		// Envoy takes a check's 5xx for a failed check: the stream refuses
+		// it in its own words, and counts it once.
+		return x.askForBody()
+	}
 	x.decided = true
 	if x.trace != nil {
 		x.trace.span.Refused(e.status, e.code, time.Now())

@@ -52,6 +52,9 @@ func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingR
 	p, err := plan(ctx, x.router, x.hooks, &x.srv.state, &x.req)
 	x.req.Body, x.req.pick, x.req.summary = nil, picks.again, false
 	if err != nil && hooksRefused(&p) {
+		if r := x.admitChecked(ctx); r != nil {
+			return r
+		}
 		x.decided, x.summarized = true, true
 		x.noteDecision(&p)
 		return x.failModel(err, p.Model)
@@ -64,8 +67,24 @@ func (x *exchange) decideFromSummary(ctx context.Context) *extprocv3.ProcessingR
 		}
 		return x.askForBody()
 	}
+	if r := x.admitChecked(ctx); r != nil {
+		return r
+	}
 	x.decided, x.summarized = true, true
 	return x.answer(ctx, &p, true)[0]
+}
+
+// admitChecked counts a request a check answers itself against its key's
+// request budget, as onRequestHeaders does a stream's: a request the check
+// sends on to the stream is admitted there, once.
+func (x *exchange) admitChecked(ctx context.Context) *extprocv3.ProcessingResponse {
+	if !x.overHTTP {
+		return nil
+	}
+	if e := x.srv.checkRequestLimit(ctx, x.req.Principal); e != nil {
+		return x.fail(e)
+	}
+	return nil
 }
 
 // hooksRefused reports whether a plan's error is its on_request hooks'
