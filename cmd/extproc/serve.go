@@ -79,7 +79,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.config, "config", "switchyard.yaml", "gateway config file (watched and hot-reloaded)")
 	fs.StringVar(&f.grpcAddr, "grpc", "unix:/tmp/switchyard-extproc.sock", "ext_proc gRPC listen address: unix:/path or host:port")
 	fs.StringVar(&f.metricsAddr, "metrics", "127.0.0.1:9090", "admin HTTP address for the status page at /, /metrics, /healthz and /debug/pprof (empty: off); keep it on loopback or a private network")
-	fs.StringVar(&f.checkAddr, "check", "", "also answer Envoy's checks over HTTP/1.1 here, unix:/path or host:port: the decision on a body Envoy's body module kept, cheaper than an ext_proc stream (Envoy rendered with envoy-config -check; empty: off)")
+	fs.StringVar(&f.checkAddr, "check", "", "also answer Envoy's checks over HTTP/1.1 here, unix:/path or host:port: the decision on a body Envoy's body module kept, instead of an ext_proc stream (Envoy rendered with envoy-config -check; empty: off); its answers carry provider keys in the clear, so keep it on a Unix socket, loopback or a private network")
 	fs.StringVar(&f.addrFile, "addr-file", "", "once listening, write the bound -grpc and -metrics addresses to this file as JSON (for port 0)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
