@@ -89,6 +89,15 @@ func checkUpstreamHeaders() *matcherv3.ListStringMatcher {
 	return l
 }
 
+// internalHeaders are the headers Envoy strips from every client request:
+// the decision's, and with the check the check's.
+func (d *settings) internalHeaders() []string {
+	if d.check {
+		return slices.Concat(routing.InternalHeaders, routing.CheckHeaders)
+	}
+	return routing.InternalHeaders
+}
+
 func prefix(s string) *matcherv3.StringMatcher {
 	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: s}}
 }

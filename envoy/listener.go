@@ -266,7 +266,7 @@ func exact(s string) *matcherv3.StringMatcher {
 // even a fail-open ext_proc cannot forward them.
 func (d *settings) stripInternalHeaders() *hcmv3.HttpFilter {
 	m := &headermutationv3.Mutations{}
-	for _, h := range routing.InternalHeaders {
+	for _, h := range d.internalHeaders() {
 		m.RequestMutations = append(m.RequestMutations, &mutationrulesv3.HeaderMutation{Action: &mutationrulesv3.HeaderMutation_Remove{Remove: h}})
 	}
 	return &hcmv3.HttpFilter{

@@ -63,7 +63,7 @@ func (d *settings) mcpRoute() *routev3.Route {
 	action.ClusterSpecifier = &routev3.RouteAction_ClusterHeader{ClusterHeader: routing.ClusterHeader}
 	return &routev3.Route{
 		Match: prefixWithHeader(&routev3.HeaderMatcher{Name: routing.ClusterHeader, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
-			StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: config.MCPClusterPrefix}},
+			StringMatch: prefix(config.MCPClusterPrefix),
 		}}),
 		Action:                 &routev3.Route_Route{Route: action},
 		RequestHeadersToRemove: []string{routing.ClusterHeader},
@@ -97,9 +97,7 @@ func (d *settings) mcpReplyFilter() *accesslogv3.AccessLogFilter {
 		},
 	}}}
 	byPath := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_HeaderFilter{HeaderFilter: &accesslogv3.HeaderFilter{
-		Header: &routev3.HeaderMatcher{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
-			MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: MCPPathPrefix},
-		}}},
+		Header: &routev3.HeaderMatcher{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: prefix(MCPPathPrefix)}},
 	}}}
 	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{
 		Filters: []*accesslogv3.AccessLogFilter{byMetadata, byPath},

@@ -21,7 +21,7 @@ func (d *settings) gatewayRoutes() *routev3.RouteConfiguration {
 	if d.extProc {
 		// Stripped from every client request before any filter runs: a
 		// client never picks the cluster.
-		rc.InternalOnlyHeaders = routing.InternalHeaders
+		rc.InternalOnlyHeaders = d.internalHeaders()
 		if d.mcp {
 			routes = append(routes, d.mcpRoute())
 		}

@@ -21,7 +21,12 @@ const RequestNamespace = "switchyard.request"
 // InternalHeaders carry the gateway's decision to Envoy's route table.
 // Envoy strips every client-sent copy before any filter runs, and hooks may
 // neither set nor remove them.
-var InternalHeaders = []string{ClusterHeader, FallbackHeader, TripHeader, CheckSummaryHeader, CheckLengthHeader}
+var InternalHeaders = []string{ClusterHeader, FallbackHeader}
+
+// CheckHeaders carry the check trip (below); with the check on, Envoy
+// strips them as it does InternalHeaders. Hooks may not touch them either
+// (ProtectedHeader, by their prefix).
+var CheckHeaders = []string{TripHeader, CheckSummaryHeader, CheckLengthHeader}
 
 // protectedHeaders are the headers hooks may neither set nor remove:
 // the internal ones, the credentials, the request's identity, and headers
