@@ -77,6 +77,12 @@ type Options struct {
 	StreamChunks int
 	// ChunkInterval is waited between two streamed chunks.
 	ChunkInterval time.Duration
+	// Plain answers every request with text, never with tool calls, and
+	// reads a request's fields from the one scan that judges its JSON
+	// instead of walking the body and its conversation again. The
+	// benchmark's mock shares the machine with the paths it measures; with
+	// agent-sized bodies the walks cost it milliseconds per request.
+	Plain bool
 }
 
 func (o Options) withDefaults() Options {
@@ -200,11 +206,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, a, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	if !validJSON(body) {
+	// A provider judges the JSON before anything else. The gateway's own
+	// scan does it at a few GB/s (the mock shares the benchmark's machine
+	// with the paths it measures); what it refuses, gjson judges again, so
+	// that a body nested deeper than the scan reads is not refused for
+	// that alone.
+	scan := bodyscan.Scan(body)
+	if scan.Verdict != bodyscan.Valid && !gjson.ValidBytes(body) {
 		writeError(w, a, http.StatusBadRequest, "body is not valid JSON")
 		return
 	}
-	f := readFields(body)
+	var f fields
+	if h.opts.Plain && scan.Verdict == bodyscan.Valid {
+		f = scannedFields(body, &scan)
+	} else {
+		f = readFields(body)
+	}
 	model := f.model
 	if model.Type != gjson.String || model.Str == "" {
 		writeError(w, a, http.StatusBadRequest, "model must be a non-empty string")
@@ -243,7 +260,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(HeaderEcho) == "1" {
 		rq.echo = echoJSON(r, len(body))
 	}
-	if mayUseTools(body, ep) {
+	if !h.opts.Plain && mayUseTools(body, ep) {
 		planTools(&f, ep, r.Header.Get(HeaderToolCalls), &rq)
 	}
 
@@ -308,6 +325,26 @@ func readFields(body []byte) fields {
 	return f
 }
 
+// scannedFields are the members of body that Options.Plain reads, from
+// its scan. The scan keeps the last of a name given twice.
+func scannedFields(body []byte, scan *bodyscan.Result) fields {
+	at := func(v bodyscan.Span) gjson.Result {
+		if !v.OK() {
+			return gjson.Result{}
+		}
+		b := body[v.Start:v.End]
+		return gjson.Parse(unsafe.String(unsafe.SliceData(b), len(b)))
+	}
+	f := fields{model: at(scan.Model), input: at(scan.Input)}
+	if scan.Stream {
+		f.stream = gjson.Result{Type: gjson.True}
+	}
+	if scan.IncludeUsage {
+		f.streamOptions = gjson.Parse(`{"include_usage":true}`)
+	}
+	return f
+}
+
 // slot is where the member named name goes; nil: not read.
 func (f *fields) slot(name string) *gjson.Result {
 	switch name {
@@ -358,15 +395,6 @@ func (rq *reqInfo) text() (string, int) {
 		return content, len(words)
 	}
 	return rq.answer, len(answerPieces(rq.answer))
-}
-
-// validJSON reports whether body is JSON, as a provider judges it before
-// anything else. The gateway's own scan judges it at a few GB/s (the
-// mock shares the benchmark's machine with the paths it measures); what
-// it refuses, gjson judges again, so that a body nested deeper than the
-// scan reads is not refused for that alone.
-func validJSON(body []byte) bool {
-	return bodyscan.Scan(body).Verdict == bodyscan.Valid || gjson.ValidBytes(body)
 }
 
 func readBody(rc io.Reader, buf []byte) ([]byte, error) {

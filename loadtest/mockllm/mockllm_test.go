@@ -673,10 +673,13 @@ func FuzzAppendString(f *testing.F) {
 
 // discard is a minimal ResponseWriter that keeps its header map, so the
 // benchmark measures the handler alone.
-type discard struct{ h http.Header }
+type discard struct {
+	h http.Header
+	n int // bytes written
+}
 
 func (d *discard) Header() http.Header         { return d.h }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) Write(b []byte) (int, error) { d.n += len(b); return len(b), nil }
 func (d *discard) WriteHeader(int)             {}
 
 type rewindBody struct{ *bytes.Reader }
@@ -758,7 +761,8 @@ func TestFirstOfRepeatedNameDecides(t *testing.T) {
 // the load benchmark's mock shares the machine with the gateway, so what
 // it spends per request is taken from the paths it measures.
 func BenchmarkAgentBody(b *testing.B) {
-	h := New(fast)
+	plain := fast
+	plain.Plain = true
 	for _, size := range []struct {
 		name  string
 		bytes int
@@ -767,18 +771,22 @@ func BenchmarkAgentBody(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(size.name, func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
-			w := &discard{h: http.Header{}}
-			rd := rewindBody{bytes.NewReader(body)}
-			req.Body = rd
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				rd.Reset(body)
-				h.ServeHTTP(w, req)
-			}
-		})
+		for mode, opts := range map[string]Options{"tools": fast, "plain": plain} {
+			b.Run(mode+"/"+size.name, func(b *testing.B) { benchmarkBody(b, New(opts), body) })
+		}
+	}
+}
+
+func benchmarkBody(b *testing.B, h *Handler, body []byte) {
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	w := &discard{h: http.Header{}}
+	rd := rewindBody{bytes.NewReader(body)}
+	req.Body = rd
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		h.ServeHTTP(w, req)
 	}
 }
 

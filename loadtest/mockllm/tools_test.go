@@ -427,3 +427,50 @@ func TestArgsFor(t *testing.T) {
 		})
 	}
 }
+
+// TestPlain: with Options.Plain the mock answers text where it would call
+// tools, and reads the model, stream and stream_options from the scan.
+func TestPlain(t *testing.T) {
+	t.Parallel()
+	plain := fast
+	plain.Plain = true
+	ask := map[string]string{HeaderToolCalls: "2"}
+	for opts, wantCalls := range map[Options]int{fast: 2, plain: 0} {
+		srv := httptest.NewServer(New(opts))
+		t.Cleanup(srv.Close)
+		resp, got := post(t, srv, "/v1/chat/completions", chatBody(false, "hi"), ask)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("plain=%v: status %d: %s", opts.Plain, resp.StatusCode, got)
+		}
+		c := strictDecode[chatCompletion](t, got)
+		if n := len(c.Choices[0].Message.ToolCalls); n != wantCalls || c.Model != "m" {
+			t.Errorf("plain=%v: %d tool calls for model %q, want %d for \"m\"", opts.Plain, n, c.Model, wantCalls)
+		}
+		if wantCalls == 0 && c.Choices[0].Message.Content != content {
+			t.Errorf("plain=%v: answered %q, want the fixed text", opts.Plain, c.Choices[0].Message.Content)
+		}
+	}
+
+	srv := httptest.NewServer(New(plain))
+	t.Cleanup(srv.Close)
+	resp, got := post(t, srv, "/v1/chat/completions", chatBody(true, "hi"), ask)
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		t.Fatalf("stream: status %d, %s: %s", resp.StatusCode, ct, got)
+	}
+	usage := 0
+	for line := range strings.Lines(string(got)) {
+		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		if gjson.Get(data, "choices.0.delta.tool_calls").Exists() {
+			t.Errorf("stream: a tool call: %s", data)
+		}
+		if gjson.Get(data, "usage.prompt_tokens").Int() > 0 {
+			usage++
+		}
+	}
+	if usage != 1 {
+		t.Errorf("stream: %d chunks with usage, want 1 (stream_options.include_usage): %s", usage, got)
+	}
+}
