@@ -3,6 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -92,7 +96,15 @@ func (f *fakeGemini) serve(w http.ResponseWriter, r *http.Request) {
 		geminiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", msg, "")
 		return
 	}
+	signs := strings.HasPrefix(model, "gemini-3")
+	if msg := checkSignatures(body); signs && msg != "" {
+		geminiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", msg, "")
+		return
+	}
 	parts := geminiAnswerParts(body)
+	if signs {
+		signFirstCall(parts)
+	}
 	usage := fmt.Sprintf(`{"promptTokenCount":%d,"candidatesTokenCount":%d,"totalTokenCount":%d}`, len(body)/4, 7, len(body)/4+7)
 	if !stream {
 		w.Header().Set("content-type", "application/json; charset=UTF-8")
@@ -191,6 +203,67 @@ func checkGeminiBody(body []byte) string {
 	return ""
 }
 
+// geminiSigningKey makes the fake's thought signatures, which only it can
+// make or check, as Gemini's are.
+var geminiSigningKey = []byte("fake gemini thought signatures")
+
+// thoughtSignature is the signature of a call of the function name: a
+// nonce and a MAC of it and the name, in base64.
+func thoughtSignature(nonce []byte, name string) string {
+	m := hmac.New(sha256.New, geminiSigningKey)
+	m.Write(nonce)
+	m.Write([]byte(name))
+	return base64.StdEncoding.EncodeToString(append(nonce, m.Sum(nil)[:16]...))
+}
+
+// signFirstCall gives the first function call of an answer a thought
+// signature, as Gemini 3 does (parallel calls after it get none).
+func signFirstCall(parts []map[string]any) {
+	for _, p := range parts {
+		if fc, ok := p["functionCall"].(map[string]any); ok {
+			nonce := make([]byte, 12)
+			_, _ = rand.Read(nonce)
+			p["thoughtSignature"] = thoughtSignature(nonce, fc["name"].(string))
+			return
+		}
+	}
+}
+
+// checkSignatures refuses what Gemini 3 refuses: a step of the current
+// turn (after the last user text) whose first function call comes back
+// without the signature Gemini gave it.
+func checkSignatures(body []byte) string {
+	contents := gjson.GetBytes(body, "contents").Array()
+	turn := 0
+	for i, c := range contents {
+		for _, p := range c.Get("parts").Array() {
+			if c.Get("role").String() == "user" && p.Get("text").String() != "" {
+				turn = i + 1
+			}
+		}
+	}
+	for i, c := range contents[turn:] {
+		var first gjson.Result
+		for _, p := range c.Get("parts").Array() {
+			if p.Get("functionCall").Exists() {
+				first = p
+				break
+			}
+		}
+		if c.Get("role").String() != "model" || !first.Exists() {
+			continue
+		}
+		name, sig := first.Get("functionCall.name").String(), first.Get("thoughtSignature").String()
+		raw, err := base64.StdEncoding.DecodeString(sig)
+		if err != nil || len(raw) != 28 || thoughtSignature(raw[:12], name) != sig {
+			return fmt.Sprintf("Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, "+
+				"and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:%s` , position %d. "+
+				"Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.", name, turn+i+1)
+		}
+	}
+	return ""
+}
+
 // geminiAnswerParts answers the conversation: the function responses of
 // the last turn quoted, a call of every declared function when the last
 // user text asks for tools, or text.
@@ -254,8 +327,8 @@ routes:
   - model: gemini-fb
     targets: [{provider: gemini, model: gemini-overloaded}]
     fallbacks: [{provider: gemini-backup, model: gemini-2.5-flash}]
-  - {model: gemini-chat, provider: gemini, rewrite_model: gemini-2.5-flash}
-  - {model: gemini-msgs, provider: gemini, rewrite_model: gemini-2.5-pro}
+  - {model: gemini-chat, provider: gemini, rewrite_model: gemini-3-flash-preview}
+  - {model: gemini-msgs, provider: gemini, rewrite_model: gemini-3-pro-preview}
   - {model: bad-key, provider: gemini-wrong-key}
 `, gem.URL), gatewayOptions{logLevel: "debug", extraEnv: []string{"GEMINI_E2E_KEY=" + geminiKey, "GEMINI_E2E_WRONG=not-the-gemini-key"}})
 
@@ -274,8 +347,8 @@ routes:
 	streams := 0
 	for _, r := range reqs {
 		switch r.URI {
-		case "/v1beta/models/gemini-2.5-flash:generateContent", "/v1beta/models/gemini-2.5-pro:generateContent":
-		case "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse":
+		case "/v1beta/models/gemini-3-flash-preview:generateContent", "/v1beta/models/gemini-3-pro-preview:generateContent":
+		case "/v1beta/models/gemini-3-flash-preview:streamGenerateContent?alt=sse", "/v1beta/models/gemini-3-pro-preview:streamGenerateContent?alt=sse":
 			streams++
 		default:
 			t.Errorf("Gemini got %s %s", r.Method, r.URI)

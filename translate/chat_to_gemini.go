@@ -229,7 +229,8 @@ func geminiPartFor(b block, role string, names map[string]string) (*geminiPart, 
 		if isNull(args) {
 			args = json.RawMessage(`{}`)
 		}
-		return &geminiPart{FunctionCall: &geminiFunctionCall{Name: b.Name, Args: args}}, nil
+		_, sig := splitSignature(b.ID)
+		return &geminiPart{FunctionCall: &geminiFunctionCall{Name: b.Name, Args: args}, ThoughtSignature: sig}, nil
 	case "tool_result":
 		name, ok := names[b.ToolUseID]
 		if !ok {

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -46,7 +47,9 @@ func geminiResponseToChat(e env, body []byte, clientModel string) ([]byte, error
 			switch {
 			case p.Thought:
 			case p.FunctionCall != nil:
-				msg.ToolCalls = append(msg.ToolCalls, geminiToolCall(p.FunctionCall, callID(len(msg.ToolCalls)), nil))
+				call := geminiToolCall(p.FunctionCall, callID(len(msg.ToolCalls)), nil)
+				call.ID = withSignature(call.ID, p.ThoughtSignature)
+				msg.ToolCalls = append(msg.ToolCalls, call)
 			default:
 				text.WriteString(p.Text)
 			}
@@ -89,6 +92,42 @@ func geminiToolCall(fc *geminiFunctionCall, id string, index *int) chatToolCall 
 		args = "{}"
 	}
 	return chatToolCall{Index: index, ID: id, Type: "function", Function: chatFunctionCall{Name: fc.Name, Arguments: args}}
+}
+
+// signatureMark joins a function call's thought signature to the id of the
+// tool call a client sees (withSignature).
+const signatureMark = "__sig_"
+
+// withSignature is the tool call id that carries sig, a function call's
+// thought signature, back to Gemini. Gemini 3 refuses a conversation whose
+// function calls come back without the signatures it gave them; OpenAI's
+// and Anthropic's clients know nothing of them, but send every call back
+// with its id. The signature travels in base64url, the alphabet of
+// Anthropic's tool ids. A signature that is not base64 is left out.
+func withSignature(id, sig string) string {
+	sig = strings.TrimRight(sig, "=")
+	b, err := base64.RawStdEncoding.DecodeString(sig)
+	if err != nil {
+		b, err = base64.RawURLEncoding.DecodeString(sig)
+	}
+	if sig == "" || err != nil {
+		return id
+	}
+	return id + signatureMark + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// splitSignature is the id Gemini gave a call (or "") and the thought
+// signature withSignature put in a tool call's id ("": none, or not one).
+func splitSignature(id string) (string, string) {
+	id, enc, ok := strings.Cut(id, signatureMark)
+	if !ok {
+		return id, ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return id, ""
+	}
+	return id, base64.StdEncoding.EncodeToString(b)
 }
 
 // geminiFinishReason maps Gemini's finishReason to OpenAI's finish_reason:

@@ -24,6 +24,9 @@ type geminiPart struct {
 	InlineData       *geminiBlob             `json:"inlineData,omitempty"`
 	FunctionCall     *geminiFunctionCall     `json:"functionCall,omitempty"`
 	FunctionResponse *geminiFunctionResponse `json:"functionResponse,omitempty"`
+	// ThoughtSignature (base64) is what the model thought before a
+	// function call, which Gemini 3 wants back with the call.
+	ThoughtSignature string `json:"thoughtSignature,omitempty"`
 }
 
 type geminiBlob struct {

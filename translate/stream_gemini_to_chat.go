@@ -109,6 +109,7 @@ func (s *geminiToChatStream) event(ev sse.Event) {
 			c.tools++
 			call := geminiToolCall(&geminiFunctionCall{ID: fc.Get("id").String(), Name: fc.Get("name").String(),
 				Args: []byte(fc.Get("args").Raw)}, s.callID(i), &i)
+			call.ID = withSignature(call.ID, p.Get("thoughtSignature").String())
 			c.chunk(chunkDelta{ToolCalls: []chatToolCall{call}}, nil)
 		default:
 			c.content(p.Get("text").String())
