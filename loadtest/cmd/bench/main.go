@@ -104,6 +104,8 @@ type flags struct {
 	// (a long answer: -stream-chunks 200 -stream-interval 20ms).
 	streamChunks   int
 	streamInterval time.Duration
+	// mockTools: the mock walks each conversation for its tool loop.
+	mockTools bool
 }
 
 // checkLoad, checkTolerance: the stage make bench-check measures and how
@@ -198,6 +200,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return nil
 	})
 	fs.StringVar(&f.mockListen, "mock-listen", "127.0.0.1:0", "address of the mock upstream (fix it to point a -peer at the mock)")
+	fs.BoolVar(&f.mockTools, "mock-tools", false, "the mock walks every conversation for its tool loop, as make run's does, instead of answering text from one scan (the runs before 2026-12-06 16:20 UTC; milliseconds per 1 MB body on the machine measured)")
 	fs.IntVar(&f.streamChunks, "stream-chunks", mockllm.DefaultStreamChunks, "content chunks of each streamed answer (a long answer: 200)")
 	fs.DurationVar(&f.streamInterval, "stream-interval", mockllm.DefaultChunkInterval, "time between two streamed chunks (a long answer: 20ms, 4 s in all)")
 	fs.StringVar(&f.check, "check", "", "guard mode (make bench-check): envoy and gateway at 300 VUs, three rounds of 10s; exit non-zero when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone, are more than 25 % above the figures in this file")
@@ -485,7 +488,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// Plain: the mock's tool loop walks a conversation twice, 2.5 ms for a
 	// 1 MB body on the machine the paths are measured on.
-	opts := mockllm.Options{Latency: f.latency, StreamChunks: f.streamChunks, ChunkInterval: f.streamInterval, Plain: true}
+	opts := mockllm.Options{Latency: f.latency, StreamChunks: f.streamChunks, ChunkInterval: f.streamInterval, Plain: !f.mockTools}
 	if f.latency == 0 {
 		opts.Latency = -1
 	}
@@ -543,6 +546,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"hook_timeout":      bench.HookTimeout,
 		"mock_latency":      f.latency.String(),
 		"mock_stream":       fmt.Sprintf("%d chunks, %s apart", f.streamChunks, f.streamInterval),
+		"mock_answers":      map[bool]string{false: "text, from one scan", true: "tool loop, walking each conversation"}[f.mockTools],
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
 		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
 	}
