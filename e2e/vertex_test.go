@@ -172,8 +172,8 @@ func vertexConfig(f *fakeVertex) string {
 routes:
   - {model: claude-chat, provider: vertex-claude, rewrite_model: claude-sonnet-4-5@20250929}
   - {model: claude-msgs, provider: vertex-claude, rewrite_model: claude-opus-4-1@20250805}
-  - {model: gemini-chat, provider: vertex-gemini, rewrite_model: gemini-2.5-flash}
-  - {model: gemini-msgs, provider: vertex-gemini, rewrite_model: gemini-2.5-pro}
+  - {model: gemini-chat, provider: vertex-gemini, rewrite_model: gemini-3-flash-preview}
+  - {model: gemini-msgs, provider: vertex-gemini, rewrite_model: gemini-3-pro-preview}
   - {model: wrong-key, provider: vertex-wrong-key, rewrite_model: claude-sonnet-4-5@20250929}
   - {model: busy, provider: vertex-claude, rewrite_model: claude-sonnet-4-5-busy}
   - model: claude-fb
@@ -253,8 +253,8 @@ func TestVertexSDKs(t *testing.T) {
 	for _, want := range []string{
 		"anthropic/models/claude-sonnet-4-5@20250929:rawPredict", "anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict",
 		"anthropic/models/claude-opus-4-1@20250805:rawPredict", "anthropic/models/claude-opus-4-1@20250805:streamRawPredict",
-		"google/models/gemini-2.5-flash:generateContent", "google/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
-		"google/models/gemini-2.5-pro:generateContent", "google/models/gemini-2.5-pro:streamGenerateContent?alt=sse",
+		"google/models/gemini-3-flash-preview:generateContent", "google/models/gemini-3-flash-preview:streamGenerateContent?alt=sse",
+		"google/models/gemini-3-pro-preview:generateContent", "google/models/gemini-3-pro-preview:streamGenerateContent?alt=sse",
 	} {
 		if methods[want] == 0 {
 			t.Errorf("no request reached %s (got %v)", want, methods)

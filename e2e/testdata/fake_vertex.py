@@ -31,6 +31,9 @@ region, token_life, answer, trigger, arg, result_prefix, accounts). Prints
 "listening PORT" once it serves on 127.0.0.1:PORT (port 0 bound).
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -238,6 +241,47 @@ def check_gemini(body):
             raise BadRequest("contents[%d].parts must not be empty." % i)
 
 
+SIGNING_KEY = secrets.token_bytes(32)
+
+
+def thought_signature(nonce, name):
+    """A thought signature only this fake makes or checks, as Gemini's are."""
+    mac = hmac.new(SIGNING_KEY, nonce + name.encode(), hashlib.sha256).digest()[:16]
+    return base64.b64encode(nonce + mac).decode()
+
+
+def sign_first_call(parts):
+    """Gemini 3 signs the first function call of an answer."""
+    for p in parts:
+        if "functionCall" in p:
+            p["thoughtSignature"] = thought_signature(secrets.token_bytes(12), p["functionCall"]["name"])
+            return
+
+
+def check_signatures(contents):
+    """Gemini 3 refuses a step of the current turn (after the last user
+    text) whose first function call lacks the signature it gave it."""
+    turn = 0
+    for i, c in enumerate(contents):
+        if c.get("role") == "user" and any(p.get("text") for p in c.get("parts", [])):
+            turn = i + 1
+    for i, c in enumerate(contents[turn:]):
+        calls = [p for p in c.get("parts", []) if "functionCall" in p]
+        if c.get("role") != "model" or not calls:
+            continue
+        name, sig = calls[0]["functionCall"].get("name", ""), calls[0].get("thoughtSignature", "")
+        try:
+            ok = hmac.compare_digest(thought_signature(base64.b64decode(sig, validate=True)[:12], name), sig)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise BadRequest("Function call is missing a thought_signature in functionCall parts. This is required "
+                             "for tools to work correctly, and missing thought_signature may lead to degraded model "
+                             "performance. Additional data, function call `default_api:%s` , position %d. Please refer "
+                             "to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                             % (name, turn + i + 1))
+
+
 def gemini_parts(body):
     last = body["contents"][-1].get("parts", [])
     results = [p["functionResponse"]["response"].get("content") for p in last
@@ -258,12 +302,17 @@ def gemini(handler, model, method, query, raw):
         return google_error(404, "NOT_FOUND", "unknown method " + method)
     if stream and query.get("alt") != ["sse"]:
         return google_error(400, "INVALID_ARGUMENT", "the fake streams only with alt=sse")
+    signs = model.startswith("gemini-3")
     try:
         body = json.loads(raw)
         check_gemini(body)
+        if signs:
+            check_signatures(body["contents"])
     except (ValueError, BadRequest) as e:
         return google_error(400, "INVALID_ARGUMENT", str(e))
     parts = gemini_parts(body)
+    if signs:
+        sign_first_call(parts)
     n = max(1, len(raw) // 4)
     usage = {"promptTokenCount": n, "candidatesTokenCount": 7, "totalTokenCount": n + 7}
     if not stream:
