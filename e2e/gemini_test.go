@@ -37,7 +37,8 @@ const (
 // fakeGemini is the Gemini API as far as generateContent goes: it checks
 // what the service checks (the x-goog-api-key header, the path and method,
 // alt=sse for streams, the body's shape, a function response for every
-// function call of the turn before) and refuses in Google's error shape;
+// function call of the turn before, and for Gemini 3 models the thought
+// signature it gave each step's first call) and refuses in Google's error shape;
 // it answers text or function calls, streamed or not. It records what it
 // received.
 type fakeGemini struct {

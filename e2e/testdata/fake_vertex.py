@@ -14,7 +14,8 @@ Google's error shape otherwise) and check what Vertex checks:
            answers Messages JSON or SSE.
   Gemini:  POST .../publishers/google/models/M:generateContent
            (or :streamGenerateContent?alt=sse) with a Gemini body; answers
-           Gemini JSON or SSE.
+           Gemini JSON or SSE. A gemini-3 model signs the first function call
+           of an answer and refuses a current turn without its signature.
 A model whose name ends in "-busy" gets 429 RESOURCE_EXHAUSTED, and so
 does every request with a token of a busy account (config "accounts": more
 service accounts, each {cert_file, client_email, busy}); a model whose name
