@@ -38,6 +38,12 @@ type CheckFigures struct {
 	AgentExtprocMicros float64 `json:"agent_extproc_us_per_request,omitempty"`
 	AgentGatewayMicros float64 `json:"agent_gateway_us_per_request,omitempty"`
 	AgentGatewayRatio  float64 `json:"agent_gateway_per_envoy,omitempty"`
+
+	// MockPlain: the figures were measured with the mock answering from one
+	// scan (mockllm.Options.Plain); false, with its tool loop, as every run
+	// did before it had the choice. The guard runs the mock they had: the
+	// mock's work changes what the paths cost.
+	MockPlain bool `json:"mock_plain,omitempty"`
 }
 
 // MeasureCheck reads the figures from the closed-loop stage at load of a

@@ -200,7 +200,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return nil
 	})
 	fs.StringVar(&f.mockListen, "mock-listen", "127.0.0.1:0", "address of the mock upstream (fix it to point a -peer at the mock)")
-	fs.BoolVar(&f.mockTools, "mock-tools", false, "the mock walks every conversation for its tool loop, as make run's does, instead of answering text from one scan (the runs before 2026-12-06 16:20 UTC; milliseconds per 1 MB body on the machine measured)")
+	fs.BoolVar(&f.mockTools, "mock-tools", false, "the mock walks every conversation for its tool loop, as make run's does, instead of answering text from one scan (the runs before 2026-12-06 16:20 UTC; milliseconds per 1 MB body on the machine measured); with -check, the mock the committed figures had")
 	fs.IntVar(&f.streamChunks, "stream-chunks", mockllm.DefaultStreamChunks, "content chunks of each streamed answer (a long answer: 200)")
 	fs.DurationVar(&f.streamInterval, "stream-interval", mockllm.DefaultChunkInterval, "time between two streamed chunks (a long answer: 20ms, 4 s in all)")
 	fs.StringVar(&f.check, "check", "", "guard mode (make bench-check): envoy and gateway at 300 VUs, three rounds of 10s; exit non-zero when extproc's CPU per request or the ext_proc tax, as ratios to Envoy alone, are more than 25 % above the figures in this file")
@@ -451,6 +451,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.render != "" {
 		return render(f.render, stdout)
 	}
+	if f.check != "" && !f.checkUpdate {
+		committed, err := bench.ReadCheck(f.check)
+		if err != nil {
+			return err
+		}
+		f.mockTools = !committed.MockPlain
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	envoyBin, err := launch.FindEnvoy(f.envoy, envoy.Version)
 	if err != nil {
@@ -612,6 +619,7 @@ func check(f flags, res *bench.Result, stdout io.Writer) error {
 		return err
 	}
 	if f.checkUpdate {
+		measured.MockPlain = !f.mockTools
 		if err := bench.WriteCheck(f.check, measured); err != nil {
 			return err
 		}
