@@ -98,9 +98,11 @@ func (f *fakeGemini) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	signs := strings.HasPrefix(model, "gemini-3")
-	if msg := checkSignatures(body); signs && msg != "" {
-		geminiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", msg, "")
-		return
+	if signs {
+		if msg := checkSignatures(body); msg != "" {
+			geminiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", msg, "")
+			return
+		}
 	}
 	parts := geminiAnswerParts(body)
 	if signs {
@@ -209,12 +211,23 @@ func checkGeminiBody(body []byte) string {
 var geminiSigningKey = []byte("fake gemini thought signatures")
 
 // thoughtSignature is the signature of a call of the function name: a
-// nonce and a MAC of it and the name, in base64.
-func thoughtSignature(nonce []byte, name string) string {
+// nonce and a MAC of it and the name.
+func thoughtSignature(nonce []byte, name string) []byte {
 	m := hmac.New(sha256.New, geminiSigningKey)
 	m.Write(nonce)
 	m.Write([]byte(name))
-	return base64.StdEncoding.EncodeToString(append(nonce, m.Sum(nil)[:16]...))
+	return append(nonce[:len(nonce):len(nonce)], m.Sum(nil)[:16]...)
+}
+
+// decodeSignature reads a signature as Google reads bytes in JSON: base64,
+// standard or URL-safe, padded or not.
+func decodeSignature(s string) ([]byte, bool) {
+	s = strings.TrimRight(s, "=")
+	if b, err := base64.RawStdEncoding.DecodeString(s); err == nil {
+		return b, true
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return b, err == nil
 }
 
 // signFirstCall gives the first function call of an answer a thought
@@ -224,7 +237,7 @@ func signFirstCall(parts []map[string]any) {
 		if fc, ok := p["functionCall"].(map[string]any); ok {
 			nonce := make([]byte, 12)
 			_, _ = rand.Read(nonce)
-			p["thoughtSignature"] = thoughtSignature(nonce, fc["name"].(string))
+			p["thoughtSignature"] = base64.StdEncoding.EncodeToString(thoughtSignature(nonce, fc["name"].(string)))
 			return
 		}
 	}
@@ -237,10 +250,13 @@ func checkSignatures(body []byte) string {
 	contents := gjson.GetBytes(body, "contents").Array()
 	turn := 0
 	for i, c := range contents {
+		text, responses := false, false
 		for _, p := range c.Get("parts").Array() {
-			if c.Get("role").String() == "user" && p.Get("text").String() != "" {
-				turn = i + 1
-			}
+			text = text || p.Get("text").String() != ""
+			responses = responses || p.Get("functionResponse").Exists()
+		}
+		if c.Get("role").String() == "user" && text && !responses {
+			turn = i + 1
 		}
 	}
 	for i, c := range contents[turn:] {
@@ -254,9 +270,9 @@ func checkSignatures(body []byte) string {
 		if c.Get("role").String() != "model" || !first.Exists() {
 			continue
 		}
-		name, sig := first.Get("functionCall.name").String(), first.Get("thoughtSignature").String()
-		raw, err := base64.StdEncoding.DecodeString(sig)
-		if err != nil || len(raw) != 28 || thoughtSignature(raw[:12], name) != sig {
+		name := first.Get("functionCall.name").String()
+		raw, ok := decodeSignature(first.Get("thoughtSignature").String())
+		if !ok || len(raw) != 28 || !hmac.Equal(thoughtSignature(raw[:12], name), raw) {
 			return fmt.Sprintf("Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, "+
 				"and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:%s` , position %d. "+
 				"Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.", name, turn+i+1)

@@ -118,16 +118,17 @@ func withSignature(id, sig string) string {
 
 // splitSignature is the id Gemini gave a call (or "") and the thought
 // signature withSignature put in a tool call's id ("": none, or not one).
+// The signature follows the last mark: Gemini's own id may hold one.
 func splitSignature(id string) (string, string) {
-	id, enc, ok := strings.Cut(id, signatureMark)
-	if !ok {
+	i := strings.LastIndex(id, signatureMark)
+	if i < 0 {
 		return id, ""
 	}
-	b, err := base64.RawURLEncoding.DecodeString(enc)
+	b, err := base64.RawURLEncoding.DecodeString(id[i+len(signatureMark):])
 	if err != nil {
 		return id, ""
 	}
-	return id, base64.StdEncoding.EncodeToString(b)
+	return id[:i], base64.StdEncoding.EncodeToString(b)
 }
 
 // geminiFinishReason maps Gemini's finishReason to OpenAI's finish_reason:

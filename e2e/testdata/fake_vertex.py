@@ -247,15 +247,23 @@ SIGNING_KEY = secrets.token_bytes(32)
 
 def thought_signature(nonce, name):
     """A thought signature only this fake makes or checks, as Gemini's are."""
-    mac = hmac.new(SIGNING_KEY, nonce + name.encode(), hashlib.sha256).digest()[:16]
-    return base64.b64encode(nonce + mac).decode()
+    return nonce + hmac.new(SIGNING_KEY, nonce + name.encode(), hashlib.sha256).digest()[:16]
+
+
+def decode_signature(sig):
+    """Bytes in JSON as Google reads them: base64, standard or URL-safe,
+    padded or not."""
+    sig = sig.rstrip("=")
+    return base64.b64decode(sig + "=" * (-len(sig) % 4), altchars=b"-_" if ("-" in sig or "_" in sig) else None,
+                            validate=True)
 
 
 def sign_first_call(parts):
     """Gemini 3 signs the first function call of an answer."""
     for p in parts:
         if "functionCall" in p:
-            p["thoughtSignature"] = thought_signature(secrets.token_bytes(12), p["functionCall"]["name"])
+            p["thoughtSignature"] = base64.b64encode(thought_signature(secrets.token_bytes(12),
+                                                                       p["functionCall"]["name"])).decode()
             return
 
 
@@ -264,7 +272,9 @@ def check_signatures(contents):
     text) whose first function call lacks the signature it gave it."""
     turn = 0
     for i, c in enumerate(contents):
-        if c.get("role") == "user" and any(p.get("text") for p in c.get("parts", [])):
+        parts = c.get("parts", [])
+        if (c.get("role") == "user" and any(p.get("text") for p in parts)
+                and not any("functionResponse" in p for p in parts)):
             turn = i + 1
     for i, c in enumerate(contents[turn:]):
         calls = [p for p in c.get("parts", []) if "functionCall" in p]
@@ -272,7 +282,8 @@ def check_signatures(contents):
             continue
         name, sig = calls[0]["functionCall"].get("name", ""), calls[0].get("thoughtSignature", "")
         try:
-            ok = hmac.compare_digest(thought_signature(base64.b64decode(sig, validate=True)[:12], name), sig)
+            raw = decode_signature(sig)
+            ok = len(raw) == 28 and hmac.compare_digest(thought_signature(raw[:12], name), raw)
         except ValueError:
             ok = False
         if not ok:
