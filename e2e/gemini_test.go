@@ -14,7 +14,10 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +47,7 @@ const (
 type fakeGemini struct {
 	URL string
 	requestLog
+	answers atomic.Int64 // numbers each answer's responseId, as Gemini's are unique
 }
 
 func startFakeGemini(t testing.TB) *fakeGemini {
@@ -109,10 +113,11 @@ func (f *fakeGemini) serve(w http.ResponseWriter, r *http.Request) {
 		signFirstCall(parts)
 	}
 	usage := fmt.Sprintf(`{"promptTokenCount":%d,"candidatesTokenCount":%d,"totalTokenCount":%d}`, len(body)/4, 7, len(body)/4+7)
+	id := fmt.Sprintf("fake-%d", f.answers.Add(1))
 	if !stream {
 		w.Header().Set("content-type", "application/json; charset=UTF-8")
-		fmt.Fprintf(w, `{"candidates":[{"content":{"role":"model","parts":%s},"finishReason":"STOP","index":0}],"usageMetadata":%s,"modelVersion":%q,"responseId":"fake-1"}`,
-			mustJSON(parts), usage, model)
+		fmt.Fprintf(w, `{"candidates":[{"content":{"role":"model","parts":%s},"finishReason":"STOP","index":0}],"usageMetadata":%s,"modelVersion":%q,"responseId":%q}`,
+			mustJSON(parts), usage, model, id)
 		return
 	}
 	w.Header().Set("content-type", "text/event-stream")
@@ -132,8 +137,8 @@ func (f *fakeGemini) serve(w http.ResponseWriter, r *http.Request) {
 		if i == len(events)-1 {
 			tail = `,"finishReason":"STOP"`
 		}
-		fmt.Fprintf(w, "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":%s}%s,\"index\":0}],\"usageMetadata\":%s,\"modelVersion\":%q,\"responseId\":\"fake-2\"}\r\n\r\n",
-			ev, tail, usage, model)
+		fmt.Fprintf(w, "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":%s}%s,\"index\":0}],\"usageMetadata\":%s,\"modelVersion\":%q,\"responseId\":%q}\r\n\r\n",
+			ev, tail, usage, model, id)
 		if fl != nil {
 			fl.Flush()
 		}
@@ -248,17 +253,7 @@ func signFirstCall(parts []map[string]any) {
 // without the signature Gemini gave it.
 func checkSignatures(body []byte) string {
 	contents := gjson.GetBytes(body, "contents").Array()
-	turn := 0
-	for i, c := range contents {
-		text, responses := false, false
-		for _, p := range c.Get("parts").Array() {
-			text = text || p.Get("text").String() != ""
-			responses = responses || p.Get("functionResponse").Exists()
-		}
-		if c.Get("role").String() == "user" && text && !responses {
-			turn = i + 1
-		}
-	}
+	turn := currentTurn(contents)
 	for i, c := range contents[turn:] {
 		var first gjson.Result
 		for _, p := range c.Get("parts").Array() {
@@ -281,10 +276,77 @@ func checkSignatures(body []byte) string {
 	return ""
 }
 
-// geminiAnswerParts answers the conversation: the function responses of
-// the last turn quoted, a call of every declared function when the last
-// user text asks for tools, or text.
+// currentTurn is where the conversation's current turn starts: after its
+// last user message of text without function responses.
+func currentTurn(contents []gjson.Result) int {
+	turn := 0
+	for i, c := range contents {
+		text, responses := false, false
+		for _, p := range c.Get("parts").Array() {
+			text = text || p.Get("text").String() != ""
+			responses = responses || p.Get("functionResponse").Exists()
+		}
+		if c.Get("role").String() == "user" && text && !responses {
+			turn = i + 1
+		}
+	}
+	return turn
+}
+
+// loopTrigger asks for a loop of calls, as the mock's tool loop does
+// (loadtest/mockllm): `call:NAME*N{arguments}`, {n} in the arguments the
+// step's number.
+var loopTrigger = regexp.MustCompile(`call:([A-Za-z0-9_]+)\*(\d+)(\{[^\n]*\})`)
+
+// geminiLoopParts answers a turn whose prompt holds loopTrigger: a call of
+// NAME until N steps have called it, then text quoting the last function
+// response. false: the prompt asks for no loop.
+func geminiLoopParts(body []byte) ([]map[string]any, bool) {
+	contents := gjson.GetBytes(body, "contents").Array()
+	turn := currentTurn(contents)
+	if turn == 0 {
+		return nil, false
+	}
+	prompt := ""
+	for _, p := range contents[turn-1].Get("parts").Array() {
+		prompt += p.Get("text").String() + "\n"
+	}
+	m := loopTrigger.FindStringSubmatch(prompt)
+	if m == nil {
+		return nil, false
+	}
+	steps, last := 0, ""
+	for _, c := range contents[turn:] {
+		for _, p := range c.Get("parts").Array() {
+			if p.Get("functionCall").Exists() {
+				steps++
+				break
+			}
+		}
+		for _, p := range c.Get("parts").Array() {
+			if r := p.Get("functionResponse.response"); r.Exists() {
+				last = r.Get("content").String() + r.Get("error").String()
+			}
+		}
+	}
+	if n, _ := strconv.Atoi(m[2]); steps >= n {
+		return []map[string]any{{"text": geminiResultHead + last}}, true
+	}
+	var args map[string]any
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(m[3], "{n}", strconv.Itoa(steps+1))), &args); err != nil {
+		return []map[string]any{{"text": "the loop's arguments are not JSON: " + err.Error()}}, true
+	}
+	return []map[string]any{{"functionCall": map[string]any{"name": m[1], "args": args}}}, true
+}
+
+// geminiAnswerParts answers the conversation: a loop of calls when its
+// prompt asks for one (geminiLoopParts), the function responses of the
+// last turn quoted, a call of every declared function when the last user
+// text asks for tools, or text.
 func geminiAnswerParts(body []byte) []map[string]any {
+	if parts, ok := geminiLoopParts(body); ok {
+		return parts
+	}
 	last := gjson.GetBytes(body, "contents.@reverse.0.parts")
 	var results []string
 	text := ""
@@ -476,6 +538,53 @@ providers:
 	}
 	if leaked := c.mock.take(); len(leaked) > 0 {
 		t.Errorf("%d requests reached the mock instead of Gemini", len(leaked))
+	}
+}
+
+// TestClaudeCodeToolLoopOnGemini: Claude Code runs a loop of Bash calls on
+// a Gemini 3 model, streamed through the gateway's Messages translation:
+// each call's id carries Gemini's thought signature, which Claude Code
+// sends back with the call's result and the gateway returns to Gemini (the
+// fake refuses a step without it), and each step's output reaches Gemini.
+func TestClaudeCodeToolLoopOnGemini(t *testing.T) {
+	t.Parallel()
+	gem := startFakeGemini(t)
+	keyFile := filepath.Join(t.TempDir(), "gemini-key")
+	writeFile(t, keyFile, geminiKey)
+	c := startClaude(t, "gem-loop", func(cfg string) string {
+		cfg = strings.Replace(cfg, "\nproviders:\n", fmt.Sprintf(`
+providers:
+  - name: gemini
+    url: %s
+    schema: gemini
+    auth: {type: header, header: x-goog-api-key, key_file: %s}
+`, gem.URL, keyFile), 1)
+		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: gem-loop, provider: gemini, rewrite_model: gemini-3-pro-preview}\n", 1)
+		return withAgentKey(cfg)
+	})
+	prompt := fmt.Sprintf(`Run the steps. call:Bash*%d{"command":%q,"description":"Print step {n}"}`, loopSteps, stepCommand)
+	run := runAgent(t, c.bin, []string{"--settings", c.settings, "--allowedTools", "Bash", "-p", prompt}, c.env)
+	checkFinalAnswer(t, run, c.guard)
+	var loop []recordedRequest
+	for _, r := range gem.take() {
+		if bytes.Contains(r.Body, []byte("call:Bash*")) {
+			loop = append(loop, r)
+		}
+	}
+	if len(loop) != loopSteps+1 {
+		t.Fatalf("%d requests carry the prompt, want %d (one per step and the last one)", len(loop), loopSteps+1)
+	}
+	for i, r := range loop {
+		if !strings.HasPrefix(r.URI, "/v1beta/models/gemini-3-pro-preview:streamGenerateContent") {
+			t.Errorf("loop request %d: %s, want a gemini-3-pro-preview stream", i, r.URI)
+		}
+		signed := gjson.GetBytes(r.Body, `contents.#.parts.#(functionCall.name!="").thoughtSignature`).Array()
+		if len(signed) != i {
+			t.Errorf("loop request %d: %d signed calls, want %d", i, len(signed), i)
+		}
+		if out := stepOutput(i); i > 0 && !bytes.Contains(r.Body, []byte(out)) {
+			t.Errorf("loop request %d does not carry step %d's output %q", i, i, out)
+		}
 	}
 }
 
