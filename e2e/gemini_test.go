@@ -501,6 +501,25 @@ routes:
 	}
 }
 
+// startClaudeOnGemini is startClaude with its model, gem-cc, served by the
+// fake Gemini as model.
+func startClaudeOnGemini(t *testing.T, gem *fakeGemini, model string) claudeRun {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "gemini-key")
+	writeFile(t, keyFile, geminiKey)
+	return startClaude(t, "gem-cc", func(cfg string) string {
+		cfg = strings.Replace(cfg, "\nproviders:\n", fmt.Sprintf(`
+providers:
+  - name: gemini
+    url: %s
+    schema: gemini
+    auth: {type: header, header: x-goog-api-key, key_file: %s}
+`, gem.URL, keyFile), 1)
+		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: gem-cc, provider: gemini, rewrite_model: "+model+"}\n", 1)
+		return withAgentKey(cfg)
+	})
+}
+
 // TestClaudeCodeOnGemini: Claude Code, with the README's settings, completes
 // a prompt on a model served by the Gemini API: its Messages requests (a
 // long system prompt, dozens of tools, thinking and context hints) reach the
@@ -509,19 +528,7 @@ routes:
 func TestClaudeCodeOnGemini(t *testing.T) {
 	t.Parallel()
 	gem := startFakeGemini(t)
-	keyFile := filepath.Join(t.TempDir(), "gemini-key")
-	writeFile(t, keyFile, geminiKey)
-	c := startClaude(t, "gem-cc", func(cfg string) string {
-		cfg = strings.Replace(cfg, "\nproviders:\n", fmt.Sprintf(`
-providers:
-  - name: gemini
-    url: %s
-    schema: gemini
-    auth: {type: header, header: x-goog-api-key, key_file: %s}
-`, gem.URL, keyFile), 1)
-		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: gem-cc, provider: gemini, rewrite_model: gemini-2.5-pro}\n", 1)
-		return withAgentKey(cfg)
-	})
+	c := startClaudeOnGemini(t, gem, "gemini-2.5-pro")
 	run := runAgent(t, c.bin, []string{"--settings", c.settings, "-p", "Reply with one short sentence."}, c.env)
 	checkAgentOutput(t, run, geminiAnswer, c.guard)
 	reqs := gem.take()
@@ -549,19 +556,7 @@ providers:
 func TestClaudeCodeToolLoopOnGemini(t *testing.T) {
 	t.Parallel()
 	gem := startFakeGemini(t)
-	keyFile := filepath.Join(t.TempDir(), "gemini-key")
-	writeFile(t, keyFile, geminiKey)
-	c := startClaude(t, "gem-loop", func(cfg string) string {
-		cfg = strings.Replace(cfg, "\nproviders:\n", fmt.Sprintf(`
-providers:
-  - name: gemini
-    url: %s
-    schema: gemini
-    auth: {type: header, header: x-goog-api-key, key_file: %s}
-`, gem.URL, keyFile), 1)
-		cfg = strings.Replace(cfg, "\nroutes:\n", "\nroutes:\n  - {model: gem-loop, provider: gemini, rewrite_model: gemini-3-pro-preview}\n", 1)
-		return withAgentKey(cfg)
-	})
+	c := startClaudeOnGemini(t, gem, "gemini-3-pro-preview")
 	prompt := fmt.Sprintf(`Run the steps. call:Bash*%d{"command":%q,"description":"Print step {n}"}`, loopSteps, stepCommand)
 	run := runAgent(t, c.bin, []string{"--settings", c.settings, "--allowedTools", "Bash", "-p", prompt}, c.env)
 	checkFinalAnswer(t, run, c.guard)
