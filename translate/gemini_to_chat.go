@@ -103,17 +103,22 @@ const signatureMark = "__sig_"
 // function calls come back without the signatures it gave them; OpenAI's
 // and Anthropic's clients know nothing of them, but send every call back
 // with its id. The signature travels in base64url, the alphabet of
-// Anthropic's tool ids. A signature that is not base64 is left out.
+// Anthropic's tool ids. A signature that is not base64 is left out; an id
+// of Gemini's that holds the mark gets an empty one, so that its own tail
+// is not read as a signature.
 func withSignature(id, sig string) string {
 	sig = strings.TrimRight(sig, "=")
 	b, err := base64.RawStdEncoding.DecodeString(sig)
 	if err != nil {
 		b, err = base64.RawURLEncoding.DecodeString(sig)
 	}
-	if sig == "" || err != nil {
-		return id
+	switch {
+	case sig != "" && err == nil:
+		return id + signatureMark + base64.RawURLEncoding.EncodeToString(b)
+	case strings.Contains(id, signatureMark):
+		return id + signatureMark
 	}
-	return id + signatureMark + base64.RawURLEncoding.EncodeToString(b)
+	return id
 }
 
 // splitSignature is the id Gemini gave a call (or "") and the thought

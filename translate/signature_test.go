@@ -17,6 +17,8 @@ func TestThoughtSignatureInID(t *testing.T) {
 		{"call_x_0", "Cvv/Ab4+/z9xRw", std},   // unpadded
 		{"call_x_0", "Cvv_Ab4-_z9xRw==", std}, // URL-safe
 		{"fc__sig_abcd", std, std},            // Gemini's id holds the mark
+		{"fc__sig_abcd", "", ""},              // and its call has no signature
+		{"fc__sig_abcd", "not base64!", ""},
 		{"call_x_0", "", ""},
 		{"call_x_0", "not base64!", ""},
 	} {
