@@ -163,6 +163,7 @@ func CheckReport(committed, measured CheckFigures, results []CheckResult) (repor
 			measured.AgentBody, measured.AgentLoad, measured.AgentEnvoyMicros, measured.AgentGatewayMicros, measured.AgentExtprocMicros,
 			committed.AgentEnvoyMicros, committed.AgentGatewayMicros, committed.AgentExtprocMicros)
 	}
+	fmt.Fprintf(&b, "mock: %s (committed: %s)\n", mockName(measured.MockPlain), mockName(committed.MockPlain))
 	for _, r := range results {
 		verdict := "ok"
 		if r.Fail {
@@ -172,6 +173,13 @@ func CheckReport(committed, measured CheckFigures, results []CheckResult) (repor
 		fmt.Fprintf(&b, "  %-36s committed %.3f  measured %.3f  limit %.3f  %s\n", r.Name, r.Committed, r.Measured, r.Limit, verdict)
 	}
 	return b.String(), failed
+}
+
+func mockName(plain bool) string {
+	if plain {
+		return "one scan"
+	}
+	return "tool loop"
 }
 
 // ReadCheck loads committed figures.

@@ -104,8 +104,9 @@ type flags struct {
 	// (a long answer: -stream-chunks 200 -stream-interval 20ms).
 	streamChunks   int
 	streamInterval time.Duration
-	// mockTools: the mock walks each conversation for its tool loop.
-	mockTools bool
+	// mockTools: the mock walks each conversation for its tool loop;
+	// mockToolsSet: -mock-tools was given.
+	mockTools, mockToolsSet bool
 }
 
 // checkLoad, checkTolerance: the stage make bench-check measures and how
@@ -208,6 +209,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
+	fs.Visit(func(fl *flag.Flag) { f.mockToolsSet = f.mockToolsSet || fl.Name == "mock-tools" })
 	var errs []error
 	if *kinds != "" {
 		for _, k := range strings.Split(*kinds, ",") {
@@ -451,12 +453,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.render != "" {
 		return render(f.render, stdout)
 	}
-	if f.check != "" && !f.checkUpdate {
-		committed, err := bench.ReadCheck(f.check)
-		if err != nil {
+	if f.check != "" {
+		if err := checkMock(&f); err != nil {
 			return err
 		}
-		f.mockTools = !committed.MockPlain
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	envoyBin, err := launch.FindEnvoy(f.envoy, envoy.Version)
@@ -553,7 +553,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"hook_timeout":      bench.HookTimeout,
 		"mock_latency":      f.latency.String(),
 		"mock_stream":       fmt.Sprintf("%d chunks, %s apart", f.streamChunks, f.streamInterval),
-		"mock_answers":      map[bool]string{false: "text, from one scan", true: "tool loop, walking each conversation"}[f.mockTools],
+		"mock_answers":      mockAnswers(f.mockTools),
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
 		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
 	}
@@ -610,6 +610,33 @@ func (f flags) agentBodies() ([]bench.Body, error) {
 	return out, nil
 }
 
+// checkMock has a guard run the mock its committed figures had, which
+// changes what the paths cost: -check compares with them, and
+// -check-update keeps the file's mock unless -mock-tools says otherwise
+// (a new file: as the flags say).
+func checkMock(f *flags) error {
+	committed, err := bench.ReadCheck(f.check)
+	switch {
+	case err != nil && f.checkUpdate && errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return err
+	case !f.mockToolsSet:
+		f.mockTools = !committed.MockPlain
+	case !f.checkUpdate && f.mockTools == committed.MockPlain:
+		return fmt.Errorf("%s was measured with the mock answering %s; -mock-tools=%v would compare two setups",
+			f.check, mockAnswers(!committed.MockPlain), f.mockTools)
+	}
+	return nil
+}
+
+// mockAnswers says how the mock answers.
+func mockAnswers(tools bool) string {
+	if tools {
+		return "tool loop, walking each conversation"
+	}
+	return "text, from one scan"
+}
+
 // errCheckFailed: a guarded figure rose more than the tolerance.
 var errCheckFailed = errors.New("bench-check failed: the ext_proc hop got more expensive (run `make bench-check` again on a quiet machine before believing it; -check-update records new figures)")
 
@@ -618,8 +645,8 @@ func check(f flags, res *bench.Result, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	measured.MockPlain = !f.mockTools
 	if f.checkUpdate {
-		measured.MockPlain = !f.mockTools
 		if err := bench.WriteCheck(f.check, measured); err != nil {
 			return err
 		}

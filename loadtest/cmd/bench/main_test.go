@@ -268,3 +268,49 @@ func TestBuildTagsAreTheMakefiles(t *testing.T) {
 	}
 	t.Fatalf("no %q line in the Makefile", prefix)
 }
+
+// TestCheckMock: the guard runs the mock its committed figures had (none
+// said: the tool loop), refuses -mock-tools against them, and re-records
+// with the file's mock unless told otherwise.
+func TestCheckMock(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name string, plain bool) string {
+		file := filepath.Join(dir, name)
+		if err := bench.WriteCheck(file, bench.CheckFigures{Load: 300, ExtprocRatio: 0.5, TaxRatio: 1, MockPlain: plain}); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	tools, plain := write("tools.json", false), write("plain.json", true)
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		wantTools bool
+		wantErr   string
+	}{
+		{"committed tool loop", []string{"-check", tools}, true, ""},
+		{"committed one scan", []string{"-check", plain}, false, ""},
+		{"the same mock named", []string{"-check", tools, "-mock-tools"}, true, ""},
+		{"another mock named", []string{"-check", plain, "-mock-tools"}, false, "would compare two setups"},
+		{"update keeps the file's", []string{"-check", tools, "-check-update"}, true, ""},
+		{"update told otherwise", []string{"-check", tools, "-check-update", "-mock-tools=false"}, false, ""},
+		{"update of a new file", []string{"-check", filepath.Join(dir, "new.json"), "-check-update"}, false, ""},
+		{"no file", []string{"-check", filepath.Join(dir, "new.json")}, false, "reading committed figures"},
+	} {
+		f, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		err = checkMock(&f)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || f.mockTools != tc.wantTools {
+			t.Errorf("%s: mock tools %v, error %v; want %v", tc.name, f.mockTools, err, tc.wantTools)
+		}
+	}
+}
