@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"switchyard/loadtest/mockllm"
 )
 
 const (
@@ -31,7 +33,7 @@ const (
 	// geminiToolTrigger in the last user text makes the fake call every
 	// declared function.
 	geminiToolTrigger = "use tools"
-	geminiResultHead  = "Tool result: "
+	geminiResultHead  = mockllm.ToolResultPrefix
 	// geminiOverloaded is a model the fake answers 503, as Gemini does
 	// when a model is overloaded.
 	geminiOverloaded = "gemini-overloaded"
@@ -300,7 +302,7 @@ var loopTrigger = regexp.MustCompile(`call:([A-Za-z0-9_]+)\*(\d+)(\{[^\n]*\})`)
 
 // geminiLoopParts answers a turn whose prompt holds loopTrigger: a call of
 // NAME until N steps have called it, then text quoting the last function
-// response. false: the prompt asks for no loop.
+// response. false: the prompt asks for no loop, or of an undeclared tool.
 func geminiLoopParts(body []byte) ([]map[string]any, bool) {
 	contents := gjson.GetBytes(body, "contents").Array()
 	turn := currentTurn(contents)
@@ -312,7 +314,7 @@ func geminiLoopParts(body []byte) ([]map[string]any, bool) {
 		prompt += p.Get("text").String() + "\n"
 	}
 	m := loopTrigger.FindStringSubmatch(prompt)
-	if m == nil {
+	if m == nil || !gjson.GetBytes(body, `tools.#.functionDeclarations|@flatten|#(name==`+strconv.Quote(m[1])+`)`).Exists() {
 		return nil, false
 	}
 	steps, last := 0, ""
@@ -577,8 +579,15 @@ func TestClaudeCodeToolLoopOnGemini(t *testing.T) {
 		if len(signed) != i {
 			t.Errorf("loop request %d: %d signed calls, want %d", i, len(signed), i)
 		}
-		if out := stepOutput(i); i > 0 && !bytes.Contains(r.Body, []byte(out)) {
-			t.Errorf("loop request %d does not carry step %d's output %q", i, i, out)
+		results := gjson.GetBytes(r.Body, `contents.#.parts.#.functionResponse.response.content|@flatten`).Array()
+		if len(results) != i {
+			t.Errorf("loop request %d carries %d function responses, want %d", i, len(results), i)
+			continue
+		}
+		for n := 1; n <= i; n++ {
+			if !strings.Contains(results[n-1].String(), stepOutput(n)) {
+				t.Errorf("loop request %d: function response %d is %q, want it to hold %q", i, n, results[n-1], stepOutput(n))
+			}
 		}
 	}
 }

@@ -35,6 +35,7 @@ region, token_life, answer, trigger, arg, result_prefix, accounts). Prints
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import re
 import secrets
@@ -244,6 +245,10 @@ def check_gemini(body):
 
 SIGNING_KEY = secrets.token_bytes(32)
 
+# Numbers each answer's responseId: Gemini's are unique, and a client such
+# as Claude Code merges the assistant messages of answers sharing one.
+RESPONSE_IDS = itertools.count(1)
+
 
 def thought_signature(nonce, name):
     """A thought signature only this fake makes or checks, as Gemini's are."""
@@ -330,7 +335,7 @@ def gemini(handler, model, method, query, raw):
     if not stream:
         return 200, "application/json; charset=UTF-8", json.dumps({
             "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": usage, "modelVersion": model, "responseId": "vrtx-1"}).encode()
+            "usageMetadata": usage, "modelVersion": model, "responseId": "vrtx-%d" % next(RESPONSE_IDS)}).encode()
     pieces = []
     for p in parts:
         if "text" in p:
