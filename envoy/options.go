@@ -525,38 +525,48 @@ type endpoint struct {
 	port       int
 }
 
+// discovery is how Envoy finds the endpoint: a pipe or an IP as it is, a
+// name by DNS.
+func (e endpoint) discovery() clusterv3.Cluster_DiscoveryType {
+	if e.pipe != "" {
+		return clusterv3.Cluster_STATIC
+	}
+	return discovery(e.host)
+}
+
 // parseCheck reads extproc's check address.
 func (d *settings) parseCheck(addr string) error {
 	if d.bodyModule == "" {
 		return errors.New("the check trip is for bodies the body module keeps: it needs a body module")
 	}
-	d.check, d.checkDiscovery = true, clusterv3.Cluster_STATIC
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok && path != "" {
-		d.checkEndpoint = endpoint{pipe: path}
-		return nil
-	}
-	host, port, err := splitHostPort(addr)
+	e, err := parseEndpoint(addr)
 	if err != nil {
 		return fmt.Errorf("parsing the check address %q: %w", addr, err)
 	}
-	d.checkEndpoint, d.checkDiscovery = endpoint{host: host, port: port}, discovery(host)
+	d.check, d.checkEndpoint, d.checkDiscovery = true, e, e.discovery()
 	return nil
+}
+
+// parseEndpoint reads an address of extproc's: "unix:/path" or
+// "host:port".
+func parseEndpoint(addr string) (endpoint, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok && path != "" {
+		return endpoint{pipe: path}, nil
+	}
+	host, port, err := splitHostPort(addr)
+	return endpoint{host: host, port: port}, err
 }
 
 // parseExtProc reads extproc's comma-separated addresses.
 func (d *settings) parseExtProc(list string) error {
 	d.extProcDiscovery = clusterv3.Cluster_STATIC
 	for _, addr := range strings.Split(list, ",") {
-		if path, ok := strings.CutPrefix(addr, "unix:"); ok && path != "" {
-			d.extProcEndpoints = append(d.extProcEndpoints, endpoint{pipe: path})
-			continue
-		}
-		host, port, err := splitHostPort(addr)
+		e, err := parseEndpoint(addr)
 		if err != nil {
 			return fmt.Errorf("parsing extproc address %q: %w", addr, err)
 		}
-		d.extProcEndpoints = append(d.extProcEndpoints, endpoint{host: host, port: port})
-		if discovery(host) != clusterv3.Cluster_STATIC {
+		d.extProcEndpoints = append(d.extProcEndpoints, e)
+		if e.discovery() != clusterv3.Cluster_STATIC {
 			// LOGICAL_DNS takes one endpoint only.
 			d.extProcDiscovery = clusterv3.Cluster_STRICT_DNS
 			if !strings.Contains(list, ",") {
