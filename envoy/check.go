@@ -25,7 +25,9 @@ import (
 // and the request goes on to the body route: ext_proc, BUFFERED, as
 // without the check.
 const (
-	checkFilterName  = "envoy.filters.http.ext_authz"
+	// checkFilterName is also the namespace of the metadata the filter
+	// keeps from a check's answer.
+	checkFilterName  = routing.CheckNamespace
 	checkClusterName = "switchyard_check"
 )
 
