@@ -47,9 +47,7 @@ func geminiResponseToChat(e env, body []byte, clientModel string) ([]byte, error
 			switch {
 			case p.Thought:
 			case p.FunctionCall != nil:
-				call := geminiToolCall(p.FunctionCall, callID(len(msg.ToolCalls)), nil)
-				call.ID = withSignature(call.ID, p.ThoughtSignature)
-				msg.ToolCalls = append(msg.ToolCalls, call)
+				msg.ToolCalls = append(msg.ToolCalls, geminiToolCall(p.FunctionCall, p.ThoughtSignature, callID(len(msg.ToolCalls)), nil))
 			default:
 				text.WriteString(p.Text)
 			}
@@ -83,7 +81,9 @@ func geminiCallIDs(e env) func(i int) string {
 	}
 }
 
-func geminiToolCall(fc *geminiFunctionCall, id string, index *int) chatToolCall {
+// geminiToolCall is a function call as a chat tool call: Gemini's id, or
+// id, with the call's thought signature (withSignature).
+func geminiToolCall(fc *geminiFunctionCall, sig, id string, index *int) chatToolCall {
 	if fc.ID != "" {
 		id = fc.ID
 	}
@@ -91,7 +91,7 @@ func geminiToolCall(fc *geminiFunctionCall, id string, index *int) chatToolCall 
 	if args == "" {
 		args = "{}"
 	}
-	return chatToolCall{Index: index, ID: id, Type: "function", Function: chatFunctionCall{Name: fc.Name, Arguments: args}}
+	return chatToolCall{Index: index, ID: withSignature(id, sig), Type: "function", Function: chatFunctionCall{Name: fc.Name, Arguments: args}}
 }
 
 // signatureMark joins a function call's thought signature to the id of the

@@ -108,8 +108,7 @@ func (s *geminiToChatStream) event(ev sse.Event) {
 			i := c.tools
 			c.tools++
 			call := geminiToolCall(&geminiFunctionCall{ID: fc.Get("id").String(), Name: fc.Get("name").String(),
-				Args: []byte(fc.Get("args").Raw)}, s.callID(i), &i)
-			call.ID = withSignature(call.ID, p.Get("thoughtSignature").String())
+				Args: []byte(fc.Get("args").Raw)}, p.Get("thoughtSignature").String(), s.callID(i), &i)
 			c.chunk(chunkDelta{ToolCalls: []chatToolCall{call}}, nil)
 		default:
 			c.content(p.Get("text").String())
