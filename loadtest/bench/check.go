@@ -163,7 +163,7 @@ func CheckReport(committed, measured CheckFigures, results []CheckResult) (repor
 			measured.AgentBody, measured.AgentLoad, measured.AgentEnvoyMicros, measured.AgentGatewayMicros, measured.AgentExtprocMicros,
 			committed.AgentEnvoyMicros, committed.AgentGatewayMicros, committed.AgentExtprocMicros)
 	}
-	fmt.Fprintf(&b, "mock: %s (committed: %s)\n", mockName(measured.MockPlain), mockName(committed.MockPlain))
+	fmt.Fprintf(&b, "mock: %s (committed: %s)\n", MockAnswers(measured.MockPlain), MockAnswers(committed.MockPlain))
 	for _, r := range results {
 		verdict := "ok"
 		if r.Fail {
@@ -175,11 +175,12 @@ func CheckReport(committed, measured CheckFigures, results []CheckResult) (repor
 	return b.String(), failed
 }
 
-func mockName(plain bool) string {
+// MockAnswers says how the mock answers (plain: mockllm.Options.Plain).
+func MockAnswers(plain bool) string {
 	if plain {
-		return "one scan"
+		return "text, from one scan"
 	}
-	return "tool loop"
+	return "tool loop, walking each conversation"
 }
 
 // ReadCheck loads committed figures.

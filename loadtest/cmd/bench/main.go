@@ -553,7 +553,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"hook_timeout":      bench.HookTimeout,
 		"mock_latency":      f.latency.String(),
 		"mock_stream":       fmt.Sprintf("%d chunks, %s apart", f.streamChunks, f.streamInterval),
-		"mock_answers":      mockAnswers(f.mockTools),
+		"mock_answers":      bench.MockAnswers(!f.mockTools),
 		"extproc_env":       strings.Join(f.extprocEnv, " "),
 		"envoy_default":     "envoy_default: Envoy's own worker count (" + strconv.Itoa(runtime.NumCPU()) + " CPUs)",
 	}
@@ -624,17 +624,9 @@ func checkMock(f *flags) error {
 		f.mockTools = !committed.MockPlain
 	case !f.checkUpdate && f.mockTools == committed.MockPlain:
 		return fmt.Errorf("%s was measured with the mock answering %s; -mock-tools=%v would compare two setups",
-			f.check, mockAnswers(!committed.MockPlain), f.mockTools)
+			f.check, bench.MockAnswers(committed.MockPlain), f.mockTools)
 	}
 	return nil
-}
-
-// mockAnswers says how the mock answers.
-func mockAnswers(tools bool) string {
-	if tools {
-		return "tool loop, walking each conversation"
-	}
-	return "text, from one scan"
 }
 
 // errCheckFailed: a guarded figure rose more than the tolerance.
