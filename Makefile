@@ -86,6 +86,7 @@ export JAEGER_BIN
 # to it); another major version fails. CHROMIUM_LIBS are the libraries chromium needs that a bookworm
 # machine without a desktop lacks (found with ldd, which the install runs again to check).
 CHROMIUM_VERSION := 156.0.8078.129-1~deb12u1
+CHROMIUM_MAJOR := $(firstword $(subst ., ,$(CHROMIUM_VERSION)))
 CHROMIUM_DIR := $(TOOLS)/chromium
 CHROMIUM_BIN := $(TOOLS)/bin/chromium
 CHROMIUM_STAMP := $(CHROMIUM_DIR)/.installed-chromium-$(CHROMIUM_VERSION)
@@ -158,7 +159,7 @@ $(CHROMIUM_STAMP):
 	cd $(CHROMIUM_DIR)/debs && { apt-get download chromium=$(CHROMIUM_VERSION) chromium-common=$(CHROMIUM_VERSION) $(CHROMIUM_LIBS) 2>/dev/null \
 	  || { apt-get update -qq && apt-get download chromium=$(CHROMIUM_VERSION) chromium-common=$(CHROMIUM_VERSION) $(CHROMIUM_LIBS); } \
 	  || { v="$$(apt-cache policy chromium | sed -n 's/^  Candidate: //p')"; \
-	       [ "$${v%%.*}" = "$(firstword $(subst ., ,$(CHROMIUM_VERSION)))" ] || { echo ">> Debian's chromium is now $$v, not major version $(firstword $(subst ., ,$(CHROMIUM_VERSION))): update CHROMIUM_VERSION"; exit 1; }; \
+	       [ "$${v%%.*}" = "$(CHROMIUM_MAJOR)" ] || { echo ">> Debian's chromium is now $$v, not major version $(CHROMIUM_MAJOR): update CHROMIUM_VERSION"; exit 1; }; \
 	       echo ">> chromium $(CHROMIUM_VERSION) is gone from Debian; taking its newest build, $$v (update CHROMIUM_VERSION to it)"; \
 	       apt-get download chromium=$$v chromium-common=$$v $(CHROMIUM_LIBS); }; } \
 	  || { echo ">> apt-get download failed: is chromium $(CHROMIUM_VERSION) still in Debian? apt-cache policy chromium shows the version to pin"; exit 1; }
@@ -168,7 +169,7 @@ $(CHROMIUM_STAMP):
 	chmod +x $(CHROMIUM_BIN)
 	l="$$(echo $(CHROMIUM_DIR)/usr/lib/*-linux-gnu)"; missing="$$(LD_LIBRARY_PATH="$$l:$$l/pulseaudio" ldd $(CHROMIUM_DIR)/usr/lib/chromium/chromium | grep 'not found')"; \
 	  [ -z "$$missing" ] || { echo "$$missing"; echo ">> chromium lacks these libraries: add their Debian packages to CHROMIUM_LIBS"; exit 1; }
-	$(CHROMIUM_BIN) --version | grep -q '^Chromium $(firstword $(subst ., ,$(CHROMIUM_VERSION)))\.' || { $(CHROMIUM_BIN) --version; echo ">> unexpected chromium version"; exit 1; }
+	$(CHROMIUM_BIN) --version | grep -q '^Chromium $(CHROMIUM_MAJOR)\.' || { $(CHROMIUM_BIN) --version; echo ">> unexpected chromium version"; exit 1; }
 	@$(CHROMIUM_BIN) --version
 	@touch $@
 
