@@ -218,20 +218,20 @@ func chatMessagesToMessages(msgs []chatMessage) ([]block, []messagesMessageOut, 
 				if err != nil {
 					return nil, nil, refuse("messages[%d].tool_calls[%d]: %s", i, j, err.Message)
 				}
-				blocks = append(blocks, block{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
+				blocks = append(blocks, block{Type: "tool_use", ID: anthropicToolID(tc.ID), Name: tc.Function.Name, Input: input})
 			}
 			add("assistant", blocks...)
 		case "tool":
-			content := toolResultContent(blocks)
+			result := block{Type: "tool_result", ToolUseID: anthropicToolID(m.ToolCallID), Content: toolResultContent(blocks)}
 			// tool_result blocks must lead their user turn; a user turn
 			// already holding text after them starts a new turn.
 			if n := len(out); n > 0 && out[n-1].Role == "user" && out[n-1].Content[len(out[n-1].Content)-1].Type != "tool_result" {
 				out = append(out, messagesMessageOut{Role: "user"})
 			}
 			if n := len(out); n > 0 && out[n-1].Role == "user" {
-				out[n-1].Content = append(out[n-1].Content, block{Type: "tool_result", ToolUseID: m.ToolCallID, Content: content})
+				out[n-1].Content = append(out[n-1].Content, result)
 			} else {
-				out = append(out, messagesMessageOut{Role: "user", Content: []block{{Type: "tool_result", ToolUseID: m.ToolCallID, Content: content}}})
+				out = append(out, messagesMessageOut{Role: "user", Content: []block{result}})
 			}
 		case "function":
 			return nil, nil, refuse("messages[%d]: the legacy function role is not translated; use tool", i)

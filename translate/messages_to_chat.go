@@ -215,7 +215,7 @@ func toolUseToChat(b block) chatToolCall {
 	if args == nil {
 		args = []byte(`{}`)
 	}
-	return chatToolCall{ID: b.ID, Type: "function", Function: chatFunctionCall{Name: b.Name, Arguments: string(args)}}
+	return chatToolCall{ID: openAIToolID(b.ID), Type: "function", Function: chatFunctionCall{Name: b.Name, Arguments: string(args)}}
 }
 
 // userMessageToChat maps a user message: each tool_result becomes a tool
@@ -230,7 +230,7 @@ func userMessageToChat(blocks []block) ([]chatMessageOut, *Error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, chatMessageOut{Role: "tool", ToolCallID: b.ToolUseID, Content: content})
+			out = append(out, chatMessageOut{Role: "tool", ToolCallID: openAIToolID(b.ToolUseID), Content: content})
 			parts = append(parts, images...)
 			continue
 		}
