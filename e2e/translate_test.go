@@ -220,3 +220,50 @@ func runSDKTranslate(t *testing.T, py, url, chatModel, messagesModel, through st
 		t.Fatal("sdk_translate.py did not finish its checks")
 	}
 }
+
+// TestTranslatedForeignToolIDs: a conversation that carries tool call ids
+// another provider gave reaches a provider of the other API with ids it
+// accepts (the mock refuses the others as OpenAI and Anthropic do): a Gemini
+// 3 call's id, which holds its thought signature, sent by a Messages client
+// to a model served with chat completions, and ids in the form some
+// OpenAI-compatible servers give, sent by a chat client to a model served
+// with the Messages API. Each call keeps its pairing with its result.
+func TestTranslatedForeignToolIDs(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	gw := startGateway(t, translateConfig(mock.URL), gatewayOptions{})
+	signed := "call_3f9a_0__sig_" + strings.Repeat("CiQBjz1rX2Vf", 40)
+
+	r := gw.do(t, "POST", "/v1/messages", nil, `{"model":"mock-claude","max_tokens":64,`+
+		`"tools":[{"name":"Bash","input_schema":{"type":"object","properties":{"command":{"type":"string"}}}}],"messages":[`+
+		`{"role":"user","content":"List the files."},`+
+		`{"role":"assistant","content":[{"type":"tool_use","id":"`+signed+`","name":"Bash","input":{"command":"ls"}}]},`+
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"`+signed+`","content":"a.txt"}]}]}`)
+	if r.status != 200 {
+		t.Errorf("a Gemini 3 call's id, to chat completions: %d %s", r.status, r.body)
+	}
+	r = gw.do(t, "POST", "/v1/chat/completions", nil, `{"model":"mock-gpt",`+
+		`"tools":[{"type":"function","function":{"name":"Bash","parameters":{"type":"object","properties":{"command":{"type":"string"}}}}}],"messages":[`+
+		`{"role":"user","content":"List the files."},`+
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"functions.Bash:0","type":"function","function":{"name":"Bash","arguments":"{\"command\":\"ls\"}"}}]},`+
+		`{"role":"tool","tool_call_id":"functions.Bash:0","content":"a.txt"}]}`)
+	if r.status != 200 {
+		t.Errorf("an id with a dot and a colon, to the Messages API: %d %s", r.status, r.body)
+	}
+
+	reqs := mock.take()
+	if len(reqs) != 2 {
+		t.Fatalf("the mock received %d requests, want 2", len(reqs))
+	}
+	for _, q := range reqs {
+		call := gjson.GetBytes(q.Body, `messages.1.tool_calls.0.id`).String()
+		result := gjson.GetBytes(q.Body, `messages.2.tool_call_id`).String()
+		if pathOnlyURI(q.URI) == "/v1/messages" {
+			call = gjson.GetBytes(q.Body, `messages.1.content.0.id`).String()
+			result = gjson.GetBytes(q.Body, `messages.2.content.0.tool_use_id`).String()
+		}
+		if call == "" || call != result {
+			t.Errorf("%s: the call's id %q and its result's %q differ", q.URI, call, result)
+		}
+	}
+}

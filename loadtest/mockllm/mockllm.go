@@ -261,6 +261,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rq.echo = echoJSON(r, len(body))
 	}
 	if !h.opts.Plain && mayUseTools(body, ep) {
+		if msg := toolIDError(f.messages, ep); msg != "" {
+			writeError(w, a, http.StatusBadRequest, msg)
+			return
+		}
 		planTools(&f, ep, r.Header.Get(HeaderToolCalls), &rq)
 	}
 
