@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"switchyard/loadtest/agentbody"
 )
 
 // The stream translators run once per upstream chunk on the response path.
@@ -33,18 +35,32 @@ func BenchmarkStreams(b *testing.B) {
 }
 
 func BenchmarkRequests(b *testing.B) {
-	for _, c := range []struct {
-		dir string
-		f   func([]byte, string) ([]byte, error)
-	}{{"chat_to_messages", ChatToMessages}, {"messages_to_chat", MessagesToChat}} {
-		in, err := os.ReadFile(filepath.Join("testdata", c.dir, "tool_results.in.json"))
+	small := func(dir string) []byte {
+		in, err := os.ReadFile(filepath.Join("testdata", dir, "tool_results.in.json"))
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(c.dir, func(b *testing.B) {
+		return in
+	}
+	agent := func(api agentbody.API) []byte {
+		return agentbody.MustGenerate(agentbody.Spec{API: api, Model: "m", Size: 256 << 10})
+	}
+	for _, c := range []struct {
+		name string
+		in   []byte
+		f    func([]byte, string) ([]byte, error)
+	}{
+		{"chat_to_messages/small", small("chat_to_messages"), ChatToMessages},
+		{"messages_to_chat/small", small("messages_to_chat"), MessagesToChat},
+		// An agent's conversation, with its tool calls and results.
+		{"chat_to_messages/256KiB", agent(agentbody.OpenAIChat), ChatToMessages},
+		{"messages_to_chat/256KiB", agent(agentbody.AnthropicMessages), MessagesToChat},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
+			b.SetBytes(int64(len(c.in)))
 			for b.Loop() {
-				if _, err := c.f(in, upstreamModel); err != nil {
+				if _, err := c.f(c.in, upstreamModel); err != nil {
 					b.Fatal(err)
 				}
 			}
