@@ -250,7 +250,7 @@ func chatContent(raw json.RawMessage, role string) ([]block, *Error) {
 		return nil, nil
 	}
 	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if isString(raw) && json.Unmarshal(raw, &s) == nil {
 		if s == "" {
 			return nil, nil
 		}

@@ -66,6 +66,14 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
+// isString reports whether raw, a JSON value, is a string. Content is a
+// string or a list, and reading a list as a string first would check all
+// of it for nothing: a conversation's content is most of its bytes.
+func isString(raw json.RawMessage) bool {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	return len(raw) > 0 && raw[0] == '"'
+}
+
 // compactJSON returns raw without insignificant space, or nil if raw is not
 // valid JSON.
 func compactJSON(raw []byte) []byte {

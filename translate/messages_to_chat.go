@@ -158,7 +158,7 @@ func messagesContent(raw json.RawMessage) ([]block, *Error) {
 		return nil, nil
 	}
 	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if isString(raw) && json.Unmarshal(raw, &s) == nil {
 		return []block{{Type: "text", Text: s}}, nil
 	}
 	var blocks []block
