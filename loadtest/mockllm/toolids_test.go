@@ -39,6 +39,11 @@ func TestToolIDsJudged(t *testing.T) {
 		{"Messages, a result's id", "/v1/messages", messagesBody(false, "hi", messagesCall("ok")[0],
 			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"o.k","content":"done"}]}`),
 			"messages.2.content.0.tool_result.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'"},
+		// As Python's json.dumps writes it, with spaces, and with an escape.
+		{"chat, spaced", "/v1/chat/completions", strings.ReplaceAll(chatBody(false, "hi", chatCall(long[:41])...), `":"`, `": "`),
+			"Invalid 'messages[1].tool_calls[0].id': string too long. Expected a string with maximum length 40, but got a string with length 41 instead."},
+		{"Messages, an escape", "/v1/messages", messagesBody(false, "hi", messagesCall(`a\u002eb`)...),
+			"messages.1.content.0.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"},
 	}
 	for _, tc := range tests {
 		resp, b := post(t, srv, tc.path, tc.body, nil)
@@ -51,5 +56,13 @@ func TestToolIDsJudged(t *testing.T) {
 		if got := gjson.GetBytes(b, "error.message").String(); resp.StatusCode != http.StatusBadRequest || got != tc.wantError {
 			t.Errorf("%s: %d %q, want 400 %q", tc.name, resp.StatusCode, got, tc.wantError)
 		}
+	}
+	// The benchmark's mock takes any id.
+	lenient := fast
+	lenient.AnyToolID = true
+	lax := httptest.NewServer(New(lenient))
+	t.Cleanup(lax.Close)
+	if resp, b := post(t, lax, "/v1/chat/completions", chatBody(false, "hi", chatCall(long)...), nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("AnyToolID, a 65-character id: %d %s, want 200", resp.StatusCode, b)
 	}
 }
