@@ -1,7 +1,6 @@
 package mockllm
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -13,9 +12,8 @@ import (
 // Anthropic a tool_use id, or a tool_result's tool_use_id, longer than 64
 // or holding a character outside [A-Za-z0-9_-]. A conversation that moves
 // between providers carries ids another one gave (the gateway's
-// translation makes them fit). Walking an agent's conversation costs the
-// mock more than a look at the ids' values where they are in the body
-// (suspectToolIDs), so it walks only a body that may hold one refused.
+// translation makes them fit). The benchmark's mock does not judge them
+// (Options.AnyToolID).
 
 const (
 	openAIToolIDMax    = 40
@@ -24,8 +22,8 @@ const (
 
 // toolIDError is what the service would answer about the first tool call
 // id of messages it refuses ("": none, or Options.AnyToolID).
-func (h *Handler) toolIDError(body []byte, messages gjson.Result, ep endpoint) string {
-	if h.opts.AnyToolID || !suspectToolIDs(body, ep) {
+func (h *Handler) toolIDError(messages gjson.Result, ep endpoint) string {
+	if h.opts.AnyToolID {
 		return ""
 	}
 	var msg string
@@ -89,57 +87,4 @@ func anthropicIDError(id string) string {
 
 func notIDChar(c rune) bool {
 	return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-')
-}
-
-// idKeys are the members whose values are tool call ids.
-var idKeys = [][]byte{[]byte(`"id"`), []byte(`"tool_use_id"`), []byte(`"tool_call_id"`)}
-
-// suspectToolIDs reports whether a member of body named as a tool call id
-// is (or, written with escapes, may be) one the service refuses.
-func suspectToolIDs(body []byte, ep endpoint) bool {
-	for at := 0; ; {
-		i := bytes.Index(body[at:], []byte(`id"`))
-		if i < 0 {
-			return false
-		}
-		at += i + len(`id"`)
-		if !isIDKey(body[:at]) {
-			continue
-		}
-		v, ok := memberString(body[at:])
-		if ok && ep == epChat && len(v) <= openAIToolIDMax {
-			continue
-		}
-		if ok && ep != epChat && anthropicIDError(string(v)) == "" {
-			continue
-		}
-		return true
-	}
-}
-
-func isIDKey(b []byte) bool {
-	for _, k := range idKeys {
-		if bytes.HasSuffix(b, k) {
-			return true
-		}
-	}
-	return false
-}
-
-// memberString is the string after a member's name, b beginning after it
-// (`: "value"`): false when it is not a string without escapes.
-func memberString(b []byte) ([]byte, bool) {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	if len(b) == 0 || b[0] != ':' {
-		return nil, false
-	}
-	b = bytes.TrimLeft(b[1:], " \t\r\n")
-	if len(b) == 0 || b[0] != '"' {
-		return nil, false
-	}
-	end := bytes.IndexAny(b[1:], `"\`)
-	if end < 0 || b[1+end] != '"' {
-		return nil, false
-	}
-	return b[1 : 1+end], true
 }
