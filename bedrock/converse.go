@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"switchyard/translate"
 )
 
 // Refusal is a Messages request Converse cannot carry without changing its
@@ -192,7 +194,7 @@ func contentBlocks(raw json.RawMessage) ([]cvBlock, error) {
 			if len(input) == 0 {
 				input = json.RawMessage(`{}`)
 			}
-			out = append(out, cvBlock{"toolUse": map[string]any{"toolUseId": b.ID, "name": b.Name, "input": input}})
+			out = append(out, cvBlock{"toolUse": map[string]any{"toolUseId": translate.AnthropicToolID(b.ID), "name": b.Name, "input": input}})
 		case "tool_result":
 			content, err := textBlocks(b.Content)
 			if err != nil {
@@ -205,7 +207,7 @@ func contentBlocks(raw json.RawMessage) ([]cvBlock, error) {
 			if b.IsError {
 				status = "error"
 			}
-			out = append(out, cvBlock{"toolResult": map[string]any{"toolUseId": b.ToolUseID, "content": content, "status": status}})
+			out = append(out, cvBlock{"toolResult": map[string]any{"toolUseId": translate.AnthropicToolID(b.ToolUseID), "content": content, "status": status}})
 		default:
 			return nil, refuse("a %s block is not supported on this Bedrock model (Converse)", b.Type)
 		}

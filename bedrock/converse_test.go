@@ -172,3 +172,24 @@ func TestConverseStreamLeavesOutReasoning(t *testing.T) {
 		t.Errorf("blocks (-want +got):\n%s\n%s", diff, out)
 	}
 }
+
+// TestConverseToolIDs: a tool call id Converse refuses (its toolUseId has
+// Anthropic's rule) gets one it accepts, the same on the call and on its
+// result; one it accepts is left alone.
+func TestConverseToolIDs(t *testing.T) {
+	for _, id := range []string{"toolu_01A09q90qw90lq917835lq9", "functions.Bash:0", "call_1__sig_" + strings.Repeat("Q2lN", 30)} {
+		body := `{"model":"m","max_tokens":50,"tools":[{"name":"lookup","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"hi"},
+ {"role":"assistant","content":[{"type":"tool_use","id":"` + id + `","name":"lookup","input":{}}]},
+ {"role":"user","content":[{"type":"tool_result","tool_use_id":"` + id + `","content":"22"}]}]}`
+		out, _, err := ConverseBody([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		call := gjson.GetBytes(out, "messages.1.content.0.toolUse.toolUseId").Str
+		result := gjson.GetBytes(out, "messages.2.content.0.toolResult.toolUseId").Str
+		fits := len(call) <= 64 && strings.Trim(call, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == ""
+		if call == "" || call != result || !fits || (call == id) != (id == "toolu_01A09q90qw90lq917835lq9") {
+			t.Errorf("%s: the call's toolUseId %q, its result's %q", id, call, result)
+		}
+	}
+}

@@ -218,11 +218,11 @@ func chatMessagesToMessages(msgs []chatMessage) ([]block, []messagesMessageOut, 
 				if err != nil {
 					return nil, nil, refuse("messages[%d].tool_calls[%d]: %s", i, j, err.Message)
 				}
-				blocks = append(blocks, block{Type: "tool_use", ID: anthropicToolID(tc.ID), Name: tc.Function.Name, Input: input})
+				blocks = append(blocks, block{Type: "tool_use", ID: AnthropicToolID(tc.ID), Name: tc.Function.Name, Input: input})
 			}
 			add("assistant", blocks...)
 		case "tool":
-			result := block{Type: "tool_result", ToolUseID: anthropicToolID(m.ToolCallID), Content: toolResultContent(blocks)}
+			result := block{Type: "tool_result", ToolUseID: AnthropicToolID(m.ToolCallID), Content: toolResultContent(blocks)}
 			// tool_result blocks must lead their user turn; a user turn
 			// already holding text after them starts a new turn.
 			if n := len(out); n > 0 && out[n-1].Role == "user" && out[n-1].Content[len(out[n-1].Content)-1].Type != "tool_result" {

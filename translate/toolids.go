@@ -29,8 +29,9 @@ func openAIToolID(id string) string {
 	return toolIDFrom("call_", id, openAIToolIDMax)
 }
 
-// anthropicToolID is id as Anthropic accepts it.
-func anthropicToolID(id string) string {
+// AnthropicToolID is id as Anthropic accepts it, and Bedrock's Converse
+// API, whose toolUseId has Anthropic's rule.
+func AnthropicToolID(id string) string {
 	if id != "" && len(id) <= anthropicToolIDMax && anthropicIDChars(id) {
 		return id
 	}

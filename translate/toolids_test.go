@@ -21,7 +21,7 @@ func TestToolIDsTheUpstreamAccepts(t *testing.T) {
 		accepts func(string) bool
 	}{
 		{"openai", openAIToolID, func(id string) bool { return len(id) <= openAIToolIDMax }},
-		{"anthropic", anthropicToolID, func(id string) bool {
+		{"anthropic", AnthropicToolID, func(id string) bool {
 			return id != "" && len(id) <= anthropicToolIDMax && anthropicIDChars(id)
 		}},
 	}
