@@ -54,7 +54,25 @@ func ChatToMessages(body []byte, upstreamModel string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	fitToolIDs(out.Messages)
 	return mustMarshal(out), nil
+}
+
+// fitToolIDs gives the ids of msgs' tool calls and results the form
+// Anthropic accepts (AnthropicToolID). The Gemini translation, which
+// shares chatToMessagesRequest, keeps them as they are: a Gemini 3 call's
+// id carries its thought signature.
+func fitToolIDs(msgs []messagesMessageOut) {
+	for _, m := range msgs {
+		for i := range m.Content {
+			switch b := &m.Content[i]; b.Type {
+			case "tool_use":
+				b.ID = AnthropicToolID(b.ID)
+			case "tool_result":
+				b.ToolUseID = AnthropicToolID(b.ToolUseID)
+			}
+		}
+	}
 }
 
 // chatToMessagesRequest is ChatToMessages after the field checks; the
@@ -218,11 +236,11 @@ func chatMessagesToMessages(msgs []chatMessage) ([]block, []messagesMessageOut, 
 				if err != nil {
 					return nil, nil, refuse("messages[%d].tool_calls[%d]: %s", i, j, err.Message)
 				}
-				blocks = append(blocks, block{Type: "tool_use", ID: AnthropicToolID(tc.ID), Name: tc.Function.Name, Input: input})
+				blocks = append(blocks, block{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
 			}
 			add("assistant", blocks...)
 		case "tool":
-			result := block{Type: "tool_result", ToolUseID: AnthropicToolID(m.ToolCallID), Content: toolResultContent(blocks)}
+			result := block{Type: "tool_result", ToolUseID: m.ToolCallID, Content: toolResultContent(blocks)}
 			// tool_result blocks must lead their user turn; a user turn
 			// already holding text after them starts a new turn.
 			if n := len(out); n > 0 && out[n-1].Role == "user" && out[n-1].Content[len(out[n-1].Content)-1].Type != "tool_result" {

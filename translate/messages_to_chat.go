@@ -81,6 +81,7 @@ func MessagesToChat(body []byte, upstreamModel string) ([]byte, error) {
 		}
 		out.Messages = append(out.Messages, msgs...)
 	}
+	fitChatToolIDs(out.Messages)
 	for _, t := range in.Tools {
 		if t.Type != "" && t.Type != "custom" {
 			return nil, refuse("tools: Anthropic tool type %q is not translated to OpenAI; only client tools are", t.Type)
@@ -108,6 +109,18 @@ func MessagesToChat(body []byte, upstreamModel string) ([]byte, error) {
 		}
 	}
 	return mustMarshal(out), nil
+}
+
+// fitChatToolIDs gives the ids of msgs' tool calls and results the form
+// OpenAI accepts (openAIToolID).
+func fitChatToolIDs(msgs []chatMessageOut) {
+	for i := range msgs {
+		m := &msgs[i]
+		for j := range m.ToolCalls {
+			m.ToolCalls[j].ID = openAIToolID(m.ToolCalls[j].ID)
+		}
+		m.ToolCallID = openAIToolID(m.ToolCallID)
+	}
 }
 
 // chatRequestOut is the OpenAI request this package writes.
@@ -215,7 +228,7 @@ func toolUseToChat(b block) chatToolCall {
 	if args == nil {
 		args = []byte(`{}`)
 	}
-	return chatToolCall{ID: openAIToolID(b.ID), Type: "function", Function: chatFunctionCall{Name: b.Name, Arguments: string(args)}}
+	return chatToolCall{ID: b.ID, Type: "function", Function: chatFunctionCall{Name: b.Name, Arguments: string(args)}}
 }
 
 // userMessageToChat maps a user message: each tool_result becomes a tool
@@ -230,7 +243,7 @@ func userMessageToChat(blocks []block) ([]chatMessageOut, *Error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, chatMessageOut{Role: "tool", ToolCallID: openAIToolID(b.ToolUseID), Content: content})
+			out = append(out, chatMessageOut{Role: "tool", ToolCallID: b.ToolUseID, Content: content})
 			parts = append(parts, images...)
 			continue
 		}
