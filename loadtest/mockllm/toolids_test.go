@@ -39,6 +39,10 @@ func TestToolIDsJudged(t *testing.T) {
 		{"Messages, a result's id", "/v1/messages", messagesBody(false, "hi", messagesCall("ok")[0],
 			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"o.k","content":"done"}]}`),
 			"messages.2.content.0.tool_result.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'"},
+		{"chat, a result for no call", "/v1/chat/completions", chatBody(false, "hi", chatCall("a")[0], chatCall("b")[1]),
+			"Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'."},
+		{"Messages, a result for no call", "/v1/messages", messagesBody(false, "hi", messagesCall("a")[0], messagesCall("b")[1]),
+			"messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: b. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."},
 		// As Python's json.dumps writes it, with spaces, and with an escape.
 		{"chat, spaced", "/v1/chat/completions", strings.ReplaceAll(chatBody(false, "hi", chatCall(long[:41])...), `":"`, `": "`),
 			"Invalid 'messages[1].tool_calls[0].id': string too long. Expected a string with maximum length 40, but got a string with length 41 instead."},
