@@ -83,9 +83,10 @@ type Options struct {
 	// benchmark's mock shares the machine with the paths it measures; with
 	// agent-sized bodies the walks cost it milliseconds per request.
 	Plain bool
-	// AnyToolID accepts tool call ids the services refuse (toolIDError;
-	// the benchmark's mock): finding them walks the conversation again,
-	// about 130 us per 256 KiB, and the benchmark's ids are the mock's own.
+	// AnyToolID accepts tool call ids the services refuse, and results
+	// that answer no call (toolIDError; the benchmark's mock): finding them
+	// walks the conversation again, about 130 us per 256 KiB, and the
+	// benchmark's ids are the mock's own.
 	AnyToolID bool
 }
 
