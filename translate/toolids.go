@@ -12,9 +12,11 @@ import (
 // that moves between providers carries ids the next one refuses: a Gemini
 // 3 call's id holds its thought signature (withSignature), hundreds of
 // characters, and some OpenAI-compatible servers name calls
-// "functions.Bash:0". A translated request gives such an id one the
-// upstream accepts, made from it: the same on a call and on its result,
-// different for different ids. Ids the upstream accepts are left alone.
+// "functions.Bash:0". A request translated for OpenAI or Anthropic gives
+// such an id one the upstream accepts, made from it: the same on a call and
+// on its result, different for different ids. Ids the upstream accepts are
+// left alone; a request translated for Gemini keeps them all (a Gemini 3
+// call's signature goes back with it).
 
 const (
 	openAIToolIDMax    = 40

@@ -85,8 +85,8 @@ type Options struct {
 	Plain bool
 	// AnyToolID accepts tool call ids the services refuse, and results
 	// that answer no call (toolIDError; the benchmark's mock): finding them
-	// walks the conversation again, about 130 us per 256 KiB, and the
-	// benchmark's ids are the mock's own.
+	// walks the conversation again, about 570 us per 256 KiB (twice the
+	// tool loop's own cost), and the benchmark's ids are the mock's own.
 	AnyToolID bool
 }
 
