@@ -3,10 +3,11 @@ package translate
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // DefaultMaxTokens is the max_tokens sent to an Anthropic upstream when an

@@ -2,10 +2,10 @@ package translate
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strings"
 
+	json "github.com/goccy/go-json"
 	"github.com/tidwall/gjson"
 
 	"switchyard/internal/apierr"

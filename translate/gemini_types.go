@@ -1,6 +1,6 @@
 package translate
 
-import "encoding/json"
+import json "github.com/goccy/go-json"
 
 // The Gemini API's shapes (generativelanguage v1beta, generateContent), as
 // far as this package writes or reads them.

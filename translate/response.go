@@ -1,9 +1,10 @@
 package translate
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
+
+	json "github.com/goccy/go-json"
 )
 
 // errNotAResponse is returned for a 2xx body that is not the upstream API's

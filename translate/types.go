@@ -1,6 +1,6 @@
 package translate
 
-import "encoding/json"
+import json "github.com/goccy/go-json"
 
 // The two APIs' shapes, as far as this package reads or writes them. Fields
 // that hold one of several shapes (a string or a list of parts) stay
