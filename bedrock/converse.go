@@ -3,6 +3,7 @@ package bedrock
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -103,7 +104,7 @@ func ConverseBody(messages []byte) ([]byte, bool, error) {
 	if err := json.Unmarshal(messages, &fields); err != nil {
 		return nil, false, refuse("the request body is not a JSON object")
 	}
-	for name := range fields {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		if !converseFields[name] {
 			return nil, false, refuse("%s is not supported on this Bedrock model (Converse); only Anthropic models take it", name)
 		}

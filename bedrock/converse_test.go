@@ -193,3 +193,14 @@ func TestConverseToolIDs(t *testing.T) {
 		}
 	}
 }
+
+// A body with several fields Converse does not take is refused naming the
+// same one every time, not whichever a map gave first.
+func TestConverseRefusesTheSameField(t *testing.T) {
+	body := []byte(`{"model":"m","max_tokens":5,"top_k":3,"thinking":{"type":"enabled"},"container":"c","messages":[]}`)
+	for range 20 {
+		if _, _, err := ConverseBody(body); err == nil || !strings.HasPrefix(err.Error(), "container is not supported") {
+			t.Fatalf("%v, want the refusal of container", err)
+		}
+	}
+}
