@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/loadtest/agentbody"
 )
 
 // BenchmarkInvoke is what a Bedrock request adds on the request path: the
@@ -45,5 +47,28 @@ func BenchmarkStreamChunk(b *testing.B) {
 		if out := s.Write(f); !bytes.HasPrefix(out, []byte("event: content_block_delta")) {
 			b.Fatalf("%q", out)
 		}
+	}
+}
+
+// BenchmarkConverse is a Messages request made a Converse request (a
+// Bedrock model of another maker): a small one, and an agent's 256 KiB
+// conversation of tool calls and results.
+func BenchmarkConverse(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{
+		{"small", []byte(`{"model":"m","max_tokens":1024,"system":"Be brief.","messages":[{"role":"user","content":"Hello"}]}`)},
+		{"256KiB", agentbody.MustGenerate(agentbody.Spec{API: agentbody.AnthropicMessages, Model: "m", Size: 256 << 10})},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(c.body)))
+			for b.Loop() {
+				if _, _, err := ConverseBody(c.body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

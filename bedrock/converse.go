@@ -1,11 +1,12 @@
 package bedrock
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+
+	json "github.com/goccy/go-json"
 
 	"switchyard/translate"
 )

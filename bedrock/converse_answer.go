@@ -1,9 +1,10 @@
 package bedrock
 
 import (
-	"encoding/json"
 	"strconv"
 	"sync/atomic"
+
+	json "github.com/goccy/go-json"
 )
 
 type cvUsage struct {

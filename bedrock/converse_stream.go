@@ -1,8 +1,7 @@
 package bedrock
 
 import (
-	"encoding/json"
-
+	json "github.com/goccy/go-json"
 	"github.com/tidwall/gjson"
 )
 
