@@ -21,7 +21,7 @@
 //
 // JSON is read and written with github.com/goccy/go-json, which takes
 // encoding/json's API, tags and results (its errors' words too: the golden
-// files hold both) at less than half its time on an agent's conversation,
-// whose content is most of a big request (docs/PERFORMANCE.md, "Translating
-// an agent's conversation with another JSON library").
+// files pass with either) at less than half its time on an agent's
+// conversation (docs/PERFORMANCE.md, "Translating an agent's conversation
+// with another JSON library").
 package translate
