@@ -37,7 +37,8 @@ func TestOwnEnvoyIsValid(t *testing.T) {
 
 // TestOwnEnvoyAddsWhatExtprocPrints keeps the added parts of the example
 // what `extproc envoy-config -xds` prints for the flags in its node
-// metadata: the node, the ext_proc and xDS clusters, the ADS sources.
+// metadata: the node, the ext_proc and xDS clusters, the ADS sources and
+// the runtime layer.
 func TestOwnEnvoyAddsWhatExtprocPrints(t *testing.T) {
 	t.Parallel()
 	example, err := os.ReadFile(ownEnvoy)
@@ -54,8 +55,10 @@ func TestOwnEnvoyAddsWhatExtprocPrints(t *testing.T) {
 	if diff := cmp.Diff(printed["node"], own["node"]); diff != "" {
 		t.Errorf("node (-printed +%s):\n%s", ownEnvoy, diff)
 	}
-	if diff := cmp.Diff(printed["dynamic_resources"], own["dynamic_resources"]); diff != "" {
-		t.Errorf("dynamic_resources (-printed +%s):\n%s", ownEnvoy, diff)
+	for _, key := range []string{"dynamic_resources", "layered_runtime"} {
+		if diff := cmp.Diff(printed[key], own[key]); diff != "" {
+			t.Errorf("%s (-printed +%s):\n%s", key, ownEnvoy, diff)
+		}
 	}
 	ownClusters := clustersByName(t, own)
 	for name, c := range clustersByName(t, printed) {

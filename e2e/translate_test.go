@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,5 +267,37 @@ func TestTranslatedForeignToolIDs(t *testing.T) {
 		if call == "" || call != result {
 			t.Errorf("%s: the call's id %q and its result's %q differ", q.URI, call, result)
 		}
+	}
+}
+
+// TestTranslatedConversationsBackUpExtproc: fifty agents send 256 KB chat
+// conversations to a model served with the Messages API, so that each one
+// travels to extproc and back whole, and extproc's 16 MiB connection window
+// lets them queue on Envoy's connection to extproc faster than extproc reads
+// them. Envoy 1.40 crashed within a second of this while its gRPC side
+// stream flow control was on (envoy/runtime.go). Every request must get its
+// translated answer, from the Envoy that was there at the start.
+func TestTranslatedConversationsBackUpExtproc(t *testing.T) {
+	t.Parallel()
+	mock := httptest.NewServer(mockllm.New(mockllm.Options{Latency: -1, ChunkInterval: -1}))
+	t.Cleanup(mock.Close)
+	gw := startGateway(t, translateConfig(mock.URL), gatewayOptions{extprocArgs: []string{"-grpc-conn-window", "16777216"}})
+	pid, uptime := gw.envoyPID, envoyUptime(t, gw)
+	body := agentBody("mock-gpt", 256<<10)
+
+	run := startLoad(load{workers: 50, timeout: 30 * time.Second}, func(ctx context.Context, i int64) (result, error) {
+		r, err := gw.try(ctx, "POST", "/v1/chat/completions", nil, body)
+		if err == nil && (r.status != 200 || gjson.GetBytes(r.body, "object").String() != "chat.completion") {
+			err = fmt.Errorf("status %d: %.300s", r.status, r.body)
+		}
+		return r, err
+	})
+	run.waitRequests(t, 600)
+	events := run.stop()
+	if failed := reportFailures(t, events, "while translated conversations queued for extproc"); failed > 0 {
+		t.Errorf("%d of %d requests failed", failed, len(events))
+	}
+	if err := syscall.Kill(pid, 0); err != nil || gw.envoyPID != pid || envoyUptime(t, gw) < uptime {
+		t.Errorf("Envoy did not stay up (pid %d: %v)", pid, err)
 	}
 }

@@ -73,6 +73,7 @@ func BuildADSBootstrap(o Options, args []string) (*bootstrapv3.Bootstrap, error)
 			CdsConfig: ads,
 		},
 		OverloadManager: d.overloadManager(),
+		LayeredRuntime:  layeredRuntime(),
 	}, nil
 }
 

@@ -76,6 +76,7 @@ func BuildBootstrap(o Options) (*bootstrapv3.Bootstrap, error) {
 			Clusters:  clusters,
 		},
 		OverloadManager: d.overloadManager(),
+		LayeredRuntime:  layeredRuntime(),
 	}, nil
 }
 

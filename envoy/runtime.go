@@ -1,0 +1,34 @@
+package envoy
+
+import (
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// sideStreamFlowControl is the Envoy runtime feature that ties each
+// ext_proc filter to its gRPC stream: when that stream, or the connection
+// to extproc it shares with every other request's, goes over its buffer's
+// high watermark, the filter pauses its request, and resumes it below the
+// low one. Envoy 1.40 crashes in that pause or resume (a watermark callback
+// the filter manager calls faults) when translated conversations, which
+// travel to extproc and back whole, back up that connection: within a
+// second at 50 agents of 256 KB with extproc's 16 MiB window, within
+// seconds to minutes with its 1 MiB default once extproc falls behind
+// (docs/PERFORMANCE.md, TestTranslatedConversationsBackUpExtproc).
+//
+// Nothing measured got worse without the pause: a body Envoy sends extproc
+// is one it already holds within the request's buffer limit, and the answer
+// chunks a translation streams there wait in the ext_proc filter's own
+// queue, which has its watermarks.
+const sideStreamFlowControl = "envoy.reloadable_features.grpc_side_stream_flow_control"
+
+// layeredRuntime is Envoy's runtime: one static layer turning off the
+// features above. Envoy's admin interface cannot change it.
+func layeredRuntime() *bootstrapv3.LayeredRuntime {
+	return &bootstrapv3.LayeredRuntime{Layers: []*bootstrapv3.RuntimeLayer{{
+		Name: "switchyard",
+		LayerSpecifier: &bootstrapv3.RuntimeLayer_StaticLayer{StaticLayer: &structpb.Struct{Fields: map[string]*structpb.Value{
+			sideStreamFlowControl: structpb.NewBoolValue(false),
+		}}},
+	}}}
+}
