@@ -16,10 +16,11 @@ import (
 // seconds to minutes with its 1 MiB default once extproc falls behind
 // (docs/PERFORMANCE.md, TestTranslatedConversationsBackUpExtproc).
 //
-// Nothing measured got worse without the pause: a body Envoy sends extproc
-// is one it already holds within the request's buffer limit, and the answer
+// Nothing measured got worse without the pause: a request body Envoy sends
+// extproc queues at most itself, within the request's buffer limit; the answer
 // chunks a translation streams there wait in the ext_proc filter's own
-// queue, which has its watermarks.
+// queue, which has its watermarks; an answer observed for its usage queues
+// for extproc at most the answer itself.
 const sideStreamFlowControl = "envoy.reloadable_features.grpc_side_stream_flow_control"
 
 // layeredRuntime is Envoy's runtime: one static layer turning off the
