@@ -9,20 +9,20 @@ import (
 // ext_proc filter to its gRPC stream: when that stream, or the connection
 // to extproc it shares with every other request's, goes over its buffer's
 // high watermark, the filter pauses its request, and resumes it below the
-// low one. Envoy 1.40 crashes resuming an upstream ext_proc filter (a
-// cluster's; seen with translation's and usage's, and an attempt's is the
-// same filter) once request bodies back up that connection: the watermark
-// callback its filter manager calls faults. Translated conversations, which travel to extproc
-// and back whole, did it within a second at 50 agents of 256 KB with
-// extproc's 16 MiB window, and within seconds to minutes with its 1 MiB
-// default once extproc fell behind (docs/PERFORMANCE.md,
-// TestTranslatedConversationsBackUpExtproc).
+// low one. Envoy 1.40 crashes pausing or resuming a cluster's (upstream)
+// ext_proc filter once request bodies back up that connection: a watermark
+// callback its filter manager calls faults. Seen with translation's filter
+// and usage's; an attempt's is the same filter. Translated conversations,
+// which travel to extproc and back whole, did it within a second at 50
+// agents of 256 KB with extproc's 16 MiB window, and within seconds to
+// minutes with its 1 MiB default once extproc fell behind
+// (docs/PERFORMANCE.md, TestTranslatedConversationsBackUpExtproc).
 //
 // Nothing measured got worse without the pause: a request body Envoy sends
-// extproc queues at most itself, within the request's buffer limit; the answer
-// chunks a translation streams there wait in the ext_proc filter's own
-// queue, which has its watermarks; an answer observed for its usage queues
-// for extproc at most the answer itself.
+// extproc queues at most itself, within the request's buffer limit; the
+// answer chunks a translation streams there wait in the ext_proc filter's
+// own queue, which has its watermarks; an answer observed for its usage
+// queues for extproc at most the answer itself.
 const sideStreamFlowControl = "envoy.reloadable_features.grpc_side_stream_flow_control"
 
 // layeredRuntime is Envoy's runtime: one static layer turning off the
