@@ -61,7 +61,7 @@ func fuzzRequest(f *testing.F, pattern string, there, back func([]byte, string) 
 	addSeeds(f, pattern)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if !gjson.ValidBytes(body) {
-			t.Skip("not JSON")
+			return // the caller's to refuse (package doc)
 		}
 		out, err := there(body, upstreamModel)
 		if err != nil {
