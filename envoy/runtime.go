@@ -10,14 +10,10 @@ import (
 // to extproc it shares with every other request's, goes over its buffer's
 // high watermark, the filter pauses its request, and resumes it below the
 // low one. Envoy 1.40 crashes in that pause or resume once request bodies
-// back up that connection: a watermark callback the filter manager calls
-// faults (in the run traced, resuming the ext_proc filter of the cluster
-// that translates the answer). Translated and counted requests did it, both
-// with a cluster's ext_proc filter; an attempt's is the same filter.
-// Translated conversations, which travel to extproc and back whole, did it
-// within a second at 50 agents of 256 KB with extproc's 16 MiB window, and
-// within seconds to minutes with its 1 MiB default once extproc fell
-// behind (docs/PERFORMANCE.md, TestTranslatedConversationsBackUpExtproc).
+// back up that connection, as translated and counted requests' do (the
+// measurements and the traced stacks are in docs/PERFORMANCE.md, "Envoy
+// crashed under translated big requests when extproc fell behind";
+// TestTranslatedConversationsBackUpExtproc).
 //
 // Nothing measured got worse without the pause: a request body Envoy sends
 // extproc queues at most itself, within the request's buffer limit; the
