@@ -62,18 +62,34 @@ func ChatToMessages(body []byte, upstreamModel string) ([]byte, error) {
 // Anthropic accepts (AnthropicToolID). The Gemini translation, which
 // shares chatToMessagesRequest, keeps them as they are: a Gemini 3 call's
 // id carries its thought signature.
+//
+// OpenAI refuses a call or a result without an id; some clients of
+// OpenAI-compatible servers send them so, meaning each result for the
+// calls before it in order. Anthropic refuses two calls with one id, so
+// the n-th call without an id gets unnamedToolID(n) and the n-th result
+// without one answers it.
 func fitToolIDs(msgs []messagesMessageOut) {
+	var calls, results int
 	for _, m := range msgs {
 		for i := range m.Content {
-			switch b := &m.Content[i]; b.Type {
-			case "tool_use":
+			switch b := &m.Content[i]; {
+			case b.Type == "tool_use" && b.ID == "":
+				b.ID = unnamedToolID(calls)
+				calls++
+			case b.Type == "tool_use":
 				b.ID = AnthropicToolID(b.ID)
-			case "tool_result":
+			case b.Type == "tool_result" && b.ToolUseID == "":
+				b.ToolUseID = unnamedToolID(results)
+				results++
+			case b.Type == "tool_result":
 				b.ToolUseID = AnthropicToolID(b.ToolUseID)
 			}
 		}
 	}
 }
+
+// unnamedToolID is the id of the n-th tool call without one (fitToolIDs).
+func unnamedToolID(n int) string { return "toolu_unnamed_" + itoa(n) }
 
 // chatToMessagesRequest is ChatToMessages after the field checks; the
 // Gemini translation starts from its result too.
