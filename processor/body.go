@@ -64,7 +64,7 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	case bodyscan.Syntax:
 		// Not JSON; a body that also nests too deep is refused for that,
 		// as before the scan was one pass. Only refused bodies pay this.
-		if nestedDeeperThan(body, maxNesting) {
+		if bodyscan.NestsDeeperThan(body, maxNesting) {
 			return f, tooDeep()
 		}
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is not valid JSON")
@@ -123,37 +123,6 @@ func ambiguousKey(name string) *apiError {
 // tooDeep refuses a body nesting deeper than maxNesting.
 func tooDeep() *apiError {
 	return newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than "+strconv.Itoa(maxNesting)+" levels")
-}
-
-// nestedDeeperThan reports whether arrays and objects in body nest deeper
-// than limit, without recursion (for bodies bodyscan.Scan found not to be JSON). Brackets inside strings do not count; the
-// body need not be valid JSON.
-func nestedDeeperThan(body []byte, limit int) bool {
-	depth := 0
-	inString := false
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '[', '{':
-			if depth++; depth > limit {
-				return true
-			}
-		case ']', '}':
-			depth--
-		}
-	}
-	return false
 }
 
 // rewriteModel returns a copy of body with the top-level model replaced.

@@ -23,7 +23,7 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 	if len(body) == 0 {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_json", "request body is required")
 	}
-	if nestedDeeperThan(body, maxNesting) {
+	if bodyscan.NestsDeeperThan(body, maxNesting) {
 		return f, tooDeep()
 	}
 	if !gjson.ValidBytes(body) {
@@ -185,7 +185,7 @@ func FuzzScanBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		s := bodyscan.Scan(body)
 		valid := json.Valid(body)
-		deep := nestedDeeperThan(body, maxNesting)
+		deep := bodyscan.NestsDeeperThan(body, maxNesting)
 		switch {
 		case s.Verdict == bodyscan.Deep && !deep:
 			t.Fatalf("scan of %q: too deep, but it nests no deeper than %d", body, maxNesting)

@@ -424,8 +424,9 @@ func (m *mcpExchange) finish(ctx context.Context) {
 		outcome = "aborted" // the answer ended without the reply
 	}
 	s := m.server.Name
-	m.srv.opts.Metrics.mcp.calls.WithLabelValues(s, m.rpc.tool, m.principal.Name, outcome).Inc()
-	m.srv.opts.Metrics.mcp.duration.WithLabelValues(s).Observe(time.Since(m.start).Seconds())
+	mm := m.srv.opts.Metrics.mcp
+	mm.calls.WithLabelValues(s, mm.toolLabel(s, m.rpc.tool), m.principal.Name, outcome).Inc()
+	mm.duration.WithLabelValues(s).Observe(time.Since(m.start).Seconds())
 	if m.hooks != nil && m.hooks.HasOnToolResult() {
 		size := 0
 		if m.answer != nil {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"switchyard/bodyscan"
 )
 
 // JSON-RPC and streamable HTTP as the MCP proxy reads them: the message a
@@ -36,6 +39,9 @@ type rpcMessage struct {
 // of its messages is a tools/call or tools/list: those the gateway must
 // read one by one.
 func readRPC(body []byte) (rpcMessage, *rpcError) {
+	if bodyscan.NestsDeeperThan(body, maxNesting) {
+		return rpcMessage{}, &rpcError{status: 400, code: rpcParseError, reason: "parse_error", message: "parse error: the body nests deeper than " + strconv.Itoa(maxNesting) + " levels"}
+	}
 	if !gjson.ValidBytes(body) {
 		return rpcMessage{}, &rpcError{status: 400, code: rpcParseError, reason: "parse_error", message: "parse error: the body is not valid JSON"}
 	}
@@ -71,9 +77,19 @@ func readRPC(body []byte) (rpcMessage, *rpcError) {
 		if m.tool == "" {
 			return m, &rpcError{status: 400, code: -32602, reason: "invalid_params", message: "invalid params: tools/call needs params.name"}
 		}
+		if len(m.tool) > maxToolName || !utf8.ValidString(m.tool) {
+			m.tool, m.args = "", ""
+			return m, &rpcError{status: 400, code: -32602, reason: "invalid_params",
+				message: "invalid params: params.name must be UTF-8 of at most " + strconv.Itoa(maxToolName) + " bytes"}
+		}
 	}
 	return m, nil
 }
+
+// maxToolName bounds a called tool's name, which logs, hooks and metrics
+// carry: MCP's specification keeps names to 128 characters of
+// [A-Za-z0-9_.-].
+const maxToolName = 128
 
 // The keys the gateway reads of a JSON-RPC message, and of a tools/call's
 // params.

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,12 @@ func TestReadRPC(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","NAME":"delete_repo"}}`, rpcMessage{id: "1", method: "tools/call"}, rpcInvalidRequest},
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{},"arguments":{"x":1}}}`, rpcMessage{id: "1", method: "tools/call"}, rpcInvalidRequest},
 		{`[{"jsonrpc":"2.0","method":"ping","method":"tools/call","params":{"name":"x"}}]`, rpcMessage{}, rpcInvalidRequest},
+		// A name logs, hooks and metrics carry: bounded, and UTF-8.
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + strings.Repeat("a", maxToolName+1) + `"}}`, rpcMessage{id: "1", method: "tools/call"}, -32602},
+		{"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\xff\"}}", rpcMessage{id: "1", method: "tools/call"}, -32602},
+		// Nesting gjson would recurse into until the stack gave out.
+		{strings.Repeat("[", 10_000_000), rpcMessage{}, rpcParseError},
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":` + strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting) + `}}}`, rpcMessage{}, rpcParseError},
 		// Keys the gateway does not read may repeat.
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/list","_meta":{},"_meta":{}}`, rpcMessage{id: "1", method: "tools/list"}, 0},
 	}
@@ -199,5 +206,26 @@ func TestReadSSEReply(t *testing.T) {
 	}
 	if _, err := readSSEReply(strings.NewReader(stream), "2"); err == nil {
 		t.Error("a stream without the reply gave one")
+	}
+}
+
+// A server's calls are labelled with at most maxToolLabels tool names, the
+// rest "other": a client calling made-up names cannot grow the series.
+func TestToolLabelsAreBounded(t *testing.T) {
+	t.Parallel()
+	m := newMCPMetrics()
+	for i := range maxToolLabels {
+		if got, name := m.toolLabel("gh", "t"+strconv.Itoa(i)), "t"+strconv.Itoa(i); got != name {
+			t.Fatalf("tool %d labelled %q, want %q", i, got, name)
+		}
+	}
+	if got := m.toolLabel("gh", "one_more"); got != "other" {
+		t.Errorf("a name past the bound labelled %q, want other", got)
+	}
+	if got := m.toolLabel("gh", "t7"); got != "t7" {
+		t.Errorf("a name labelled before: %q, want t7", got)
+	}
+	if got := m.toolLabel("fs", "one_more"); got != "one_more" {
+		t.Errorf("another server's name labelled %q, want one_more", got)
 	}
 }

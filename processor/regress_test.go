@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/bodyscan"
 	"switchyard/config"
 )
 
@@ -46,8 +47,8 @@ func TestNestingLimit(t *testing.T) {
 		{"escaped quote keeps the string open", []byte(`{"model":"m","x":"\"` + strings.Repeat("[", 1000) + `"}`), false},
 	}
 	for _, tc := range tests {
-		if got := nestedDeeperThan(tc.body, maxNesting); got != tc.want {
-			t.Errorf("%s: nestedDeeperThan = %v, want %v", tc.name, got, tc.want)
+		if got := bodyscan.NestsDeeperThan(tc.body, maxNesting); got != tc.want {
+			t.Errorf("%s: NestsDeeperThan = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 	if _, err := extractModel([]byte(`{"model":"m","x":` + strings.Repeat("[", 10<<20))); err == nil || err.status != 400 {
