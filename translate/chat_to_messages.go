@@ -5,6 +5,8 @@ import (
 
 	json "github.com/goccy/go-json"
 	"github.com/tidwall/gjson"
+
+	"switchyard/bodyscan"
 )
 
 // chatRequestFields is the rule for every OpenAI Chat Completions field an
@@ -343,6 +345,9 @@ func imageSourceFor(url string) (*imageSource, *Error) {
 func toolArguments(args string) (json.RawMessage, *Error) {
 	if strings.TrimSpace(args) == "" {
 		return json.RawMessage(`{}`), nil
+	}
+	if bodyscan.NestsDeeperThan(args, bodyscan.MaxNesting) {
+		return nil, refuse("function.arguments nests deeper than %d levels", bodyscan.MaxNesting)
 	}
 	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
 		return nil, refuse("function.arguments is not a JSON object")
