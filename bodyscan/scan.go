@@ -35,6 +35,7 @@ type Result struct {
 	// input when they are arrays (the loop guard's fingerprint).
 	MessagesLast, InputLast Span
 	Stream                  bool // top-level "stream" is true
+	StreamNotBool           bool // top-level "stream" is neither a boolean nor null
 	IncludeUsage            bool // the first "include_usage" of "stream_options" is true
 
 	// ambiguous is the first key the scan reads that the body names twice

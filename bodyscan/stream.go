@@ -498,6 +498,7 @@ func (s *Stream) record(v Span) {
 		s.Input = v
 	case fieldStream:
 		s.Stream = s.first1 == 't'
+		s.StreamNotBool = s.first1 != 't' && s.first1 != 'f' && s.first1 != 'n'
 	}
 }
 

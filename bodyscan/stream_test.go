@@ -247,3 +247,21 @@ func TestSummaryOneLine(t *testing.T) {
 		t.Errorf("Summary = %s, %v, want %s", s, ok, want)
 	}
 }
+
+// A "stream" that is not a boolean (or null) is marked, and a body holding
+// one gets no summary: extproc must see it to refuse it, since a lenient
+// provider streams for "true" or 1 and the gateway would count no usage.
+func TestStreamNotBool(t *testing.T) {
+	for value, notBool := range map[string]bool{
+		`true`: false, `false`: false, `null`: false,
+		`"true"`: true, `1`: true, `{}`: true, `[true]`: true,
+	} {
+		body := []byte(`{"model":"m","stream":` + value + `}`)
+		if got := Scan(body).StreamNotBool; got != notBool {
+			t.Errorf("stream %s: StreamNotBool %v, want %v", value, got, notBool)
+		}
+		if _, ok := Summary(nil, body); ok == notBool {
+			t.Errorf("stream %s: Summary ok %v, want %v", value, ok, !notBool)
+		}
+	}
+}

@@ -11,7 +11,9 @@ import "bytes"
 // the scan refuses (not JSON, not UTF-8, too deep, not an object, no model
 // or more than one, a key it reads named twice or in another case):
 // extproc's readBody must see that body itself, to refuse it in its own
-// words.
+// words. So is a body whose "stream" is not a boolean: a lenient provider
+// may stream for "true" or 1, and the gateway, which did not ask for the
+// stream's usage, would count none.
 func Summary(dst, body []byte) (summary []byte, ok bool) {
 	return AppendSummary(dst, Scan(body), func(dst []byte, v Span) []byte { return append(dst, body[v.Start:v.End]...) })
 }
@@ -19,7 +21,7 @@ func Summary(dst, body []byte) (summary []byte, ok bool) {
 // AppendSummary is Summary of the body s is the scan of (a Stream's, for
 // Envoy's body module), whose bytes value appends.
 func AppendSummary(dst []byte, s Result, value func(dst []byte, v Span) []byte) (summary []byte, ok bool) {
-	if s.Verdict != Valid || s.BadUTF8 || !s.Object || s.Models != 1 || s.ambiguous != fieldOther {
+	if s.Verdict != Valid || s.BadUTF8 || !s.Object || s.Models != 1 || s.ambiguous != fieldOther || s.StreamNotBool {
 		return dst, false
 	}
 	from := len(dst)

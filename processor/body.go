@@ -93,6 +93,11 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	if k := s.Ambiguous(); k != "" && s.Models <= 1 {
 		return f, ambiguousKey(k)
 	}
+	if s.StreamNotBool {
+		// A lenient provider streams for "true" or 1; the gateway would
+		// not ask for that stream's usage, and would count none.
+		return f, newAPIError(routing.KindInvalidRequest, "invalid_type", `"stream" must be a boolean`)
+	}
 	switch {
 	case s.Models == 0:
 		return f, newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)

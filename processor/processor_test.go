@@ -668,6 +668,8 @@ func TestProcessErrors(t *testing.T) {
 		{"stream in another case", chat(`{"model":"gpt-4o","\u017ftream":true}`), wantErr{400, oa, "invalid_request_error", "ambiguous_key", `names "stream" more than`}},
 		{"include_usage twice", chat(`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true,"include_usage":false}}`), wantErr{400, oa, "invalid_request_error", "ambiguous_key", `names "stream_options.include_usage" more than`}},
 		{"stream_options twice", chat(`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"stream_options":{"include_usage":false}}`), wantErr{400, oa, "invalid_request_error", "ambiguous_key", `names "stream_options" more than`}},
+		{"string stream", chat(`{"model":"gpt-4o","stream":"true"}`), wantErr{400, oa, "invalid_request_error", "invalid_type", `"stream" must be a boolean`}},
+		{"number stream", chat(`{"model":"gpt-4o","stream":1}`), wantErr{400, oa, "invalid_request_error", "invalid_type", `"stream" must be a boolean`}},
 		{"nested model is not the model", chat(`{"x":{"model":"gpt-4o"}}`), wantErr{400, oa, "invalid_request_error", "missing_model", `no "model" field`}},
 		{"number model", chat(`{"model":4}`), wantErr{400, oa, "invalid_request_error", "invalid_model", "must be a string"}},
 		{"null model", chat(`{"model":null}`), wantErr{400, oa, "invalid_request_error", "invalid_model", "must be a string"}},
