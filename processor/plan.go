@@ -238,8 +238,8 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 		// Chat streams report usage only when asked: ask, and the client
 		// gets the usage chunk (no choices) before [DONE] too.
 		b, err := sjson.SetBytes(p.Body, "stream_options.include_usage", true)
-		if err != nil {
-			return path, newAPIError(routing.KindAPI, "internal_error", "internal gateway error")
+		if err != nil { // stream_options is an array
+			return path, newAPIError(routing.KindInvalidRequest, "invalid_type", `"stream_options" must be an object`)
 		}
 		p.Body, p.bodyChanged = b, true
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/metadata"
 
+	"switchyard/config"
 	"switchyard/envoy"
 	"switchyard/routing"
 )
@@ -60,6 +61,17 @@ func TestUsageCountedOnResponseStream(t *testing.T) {
 	if n := s.flights.len(); n != 0 {
 		t.Errorf("%d flights outlived the response stream", n)
 	}
+}
+
+// A counted chat stream whose stream_options is an array cannot be asked
+// for its usage: a 400 saying so, not the 500 it once got.
+func TestUsageRefusesStreamOptionsArray(t *testing.T) {
+	t.Parallel()
+	r := compileRouter(t, testConfigYAML+"usage: {enabled: true}\n")
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(prometheus.NewRegistry())})
+	body := `{"model":"gpt-4o","stream":true,"stream_options":[1],"messages":[{"role":"user","content":"hi"}]}`
+	sent := run(t, s, script(fullDuplex, post("/v1/chat/completions", bearer(keyTeamB)...), body)...)
+	checkError(t, sent, wantErr{400, config.APIOpenAI, "invalid_request_error", "invalid_type", `"stream_options" must be an object`})
 }
 
 // Without usage on, nothing changes: the provider's own cluster, the body as sent.
