@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 
 	json "github.com/goccy/go-json"
@@ -64,7 +66,7 @@ func MessagesToChat(body []byte, upstreamModel string) ([]byte, error) {
 		out.StreamOptions = &streamOptions{IncludeUsage: true}
 	}
 	if in.Metadata != nil {
-		out.User = in.Metadata.UserID
+		out.User = openAIUser(in.Metadata.UserID)
 	}
 	system, err := systemText(in.System)
 	if err != nil {
@@ -340,4 +342,19 @@ func toolResultToChat(raw json.RawMessage) (content any, images []chatPart, err 
 		return texts[0].Text, images, nil
 	}
 	return texts, images, nil
+}
+
+// openAIUserMax is the longest user OpenAI accepts.
+const openAIUserMax = 64
+
+// openAIUser is a Messages request's metadata.user_id as OpenAI's user:
+// Claude Code sends some 150 characters there (a JSON object of device,
+// account and session ids), which OpenAI refuses. A longer id becomes its
+// SHA-256 in hex, 64 characters: the same user stays one user.
+func openAIUser(id string) string {
+	if len(id) <= openAIUserMax {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
 }
