@@ -33,6 +33,7 @@ type messagesToChatStream struct {
 	created   int64
 	toolIndex map[int64]int // Anthropic block index -> OpenAI tool call index
 	tools     int           // tool calls so far
+	argued    []bool        // by OpenAI index: the call's arguments were sent
 	usage     messagesUsage
 	finish    string // set by message_delta
 	done      bool   // [DONE] was sent
@@ -92,6 +93,7 @@ func (s *messagesToChatStream) event(ev sse.Event) {
 			i := s.tools
 			s.tools++
 			s.toolIndex[d.Get("index").Int()] = i
+			s.argued = append(s.argued, false)
 			s.chunk(chunkDelta{ToolCalls: []chatToolCall{{Index: &i, ID: b.Get("id").String(), Type: "function",
 				Function: chatFunctionCall{Name: b.Get("name").String()}}}}, nil)
 		}
@@ -103,8 +105,14 @@ func (s *messagesToChatStream) event(ev sse.Event) {
 		case "input_json_delta":
 			i, ok := s.toolIndex[d.Get("index").Int()]
 			if part := delta.Get("partial_json").String(); ok && part != "" {
-				s.chunk(chunkDelta{ToolCalls: []chatToolCall{{Index: &i, Function: chatFunctionCall{Arguments: part}}}}, nil)
+				s.arguments(i, part)
 			}
+		}
+	case "content_block_stop":
+		// A call without input streams only empty deltas; OpenAI sends
+		// "{}", which a client's JSON parser takes and "" it does not.
+		if i, ok := s.toolIndex[d.Get("index").Int()]; ok && !s.argued[i] {
+			s.arguments(i, "{}")
 		}
 	case "message_delta":
 		s.readUsage(d.Get("usage"))
@@ -128,6 +136,12 @@ func (s *messagesToChatStream) event(ev sse.Event) {
 		}
 		s.fail(openAITypeFor(0, typ), msg)
 	}
+}
+
+// arguments sends part of tool call i's arguments.
+func (s *messagesToChatStream) arguments(i int, part string) {
+	s.argued[i] = true
+	s.chunk(chunkDelta{ToolCalls: []chatToolCall{{Index: &i, Function: chatFunctionCall{Arguments: part}}}}, nil)
 }
 
 // readUsage keeps the counts an event reports; message_delta repeats or
