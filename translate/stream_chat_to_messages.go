@@ -76,8 +76,8 @@ func (s *chatToMessagesStream) event(ev sse.Event) {
 		return
 	}
 	if strings.TrimSpace(string(ev.Data)) == "[DONE]" {
-		if s.finish == "" {
-			s.finish = "end_turn"
+		if s.finish == "" { // an upstream that gave no finish_reason
+			s.finish = stopReason("", s.calls > 0)
 		}
 		s.end()
 		return
