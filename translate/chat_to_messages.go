@@ -279,15 +279,16 @@ func chatMessagesToMessages(msgs []chatMessage) ([]block, []messagesMessageOut, 
 }
 
 // chatContent turns a message's content (a string, a list of parts, or
-// null) into Anthropic blocks. Empty text is left out: Anthropic refuses
-// empty text blocks.
+// null) into Anthropic blocks. Text that is empty or only whitespace is
+// left out: Anthropic refuses such text blocks, and many OpenAI-compatible
+// models answer "\n\n" beside their tool calls, which clients send back.
 func chatContent(raw json.RawMessage, role string) ([]block, *Error) {
 	if isNull(raw) {
 		return nil, nil
 	}
 	var s string
 	if isString(raw) && json.Unmarshal(raw, &s) == nil {
-		if s == "" {
+		if blank(s) {
 			return nil, nil
 		}
 		return []block{{Type: "text", Text: s}}, nil
@@ -300,11 +301,11 @@ func chatContent(raw json.RawMessage, role string) ([]block, *Error) {
 	for _, p := range parts {
 		switch p.Type {
 		case "text":
-			if p.Text != "" {
+			if !blank(p.Text) {
 				blocks = append(blocks, block{Type: "text", Text: p.Text})
 			}
 		case "refusal":
-			if p.Refusal != "" {
+			if !blank(p.Refusal) {
 				blocks = append(blocks, block{Type: "text", Text: p.Refusal})
 			}
 		case "image_url":
@@ -339,6 +340,9 @@ func imageSourceFor(url string) (*imageSource, *Error) {
 	}
 	return nil, refuse("image_url: want an http(s) or data: URL")
 }
+
+// blank reports whether text is empty or only whitespace.
+func blank(text string) bool { return strings.TrimSpace(text) == "" }
 
 // toolArguments parses a tool call's arguments string into the JSON object
 // Anthropic wants as input; empty arguments are an empty object.
