@@ -38,11 +38,15 @@ const toolSeparator = "__"
 // for another gets the newest.
 var aggregateVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
 
-// Bounds of the session table: sessions idle this long are dropped, and
-// past maxAggSessions the oldest make room.
+// Bounds of the session table: sessions idle this long are dropped; a key
+// holding maxAggSessionsPerKey makes room with its own least recently
+// used, and past maxAggSessions the table's least recently used makes
+// room. initialize is answered by the gateway alone, so without the bound
+// per key one key could push out every other key's sessions.
 const (
-	aggSessionIdle = time.Hour
-	maxAggSessions = 10000
+	aggSessionIdle       = time.Hour
+	maxAggSessions       = 10000
+	maxAggSessionsPerKey = 1000
 )
 
 // aggSession is one client session of /mcp.
@@ -55,26 +59,51 @@ type aggSession struct {
 
 // aggSessions is the session table; created with the first /mcp session.
 type aggSessions struct {
-	mu sync.Mutex
-	m  map[string]*aggSession
+	mu          sync.Mutex
+	m           map[string]*aggSession
+	max, perKey int // maxAggSessions, maxAggSessionsPerKey
 }
 
 // aggSessions is the server's session table, made on first use.
 func (s *Server) aggSessions() *aggSessions {
-	s.mcpAggOnce.Do(func() { s.mcpAgg = &aggSessions{m: map[string]*aggSession{}} })
+	s.mcpAggOnce.Do(func() { s.mcpAgg = newAggSessions(maxAggSessions, maxAggSessionsPerKey) })
 	return s.mcpAgg
 }
 
+func newAggSessions(max, perKey int) *aggSessions {
+	return &aggSessions{m: map[string]*aggSession{}, max: max, perKey: perKey}
+}
+
+// open starts a session of key, dropping idle ones and, over a bound, the
+// least recently used of key's, or else of the table's.
 func (t *aggSessions) open(key string, now time.Time) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var oldest, oldestOfKey *aggSession
+	var oldestID, oldestOfKeyID string
+	ofKey := 0
 	for sid, s := range t.m {
-		if now.Sub(s.lastUsed) > aggSessionIdle || len(t.m) >= maxAggSessions {
+		switch {
+		case now.Sub(s.lastUsed) > aggSessionIdle:
 			delete(t.m, sid)
+			continue
+		case oldest == nil || s.lastUsed.Before(oldest.lastUsed):
+			oldest, oldestID = s, sid
 		}
+		if s.key == key {
+			if ofKey++; oldestOfKey == nil || s.lastUsed.Before(oldestOfKey.lastUsed) {
+				oldestOfKey, oldestOfKeyID = s, sid
+			}
+		}
+	}
+	switch {
+	case ofKey >= t.perKey:
+		delete(t.m, oldestOfKeyID)
+	case len(t.m) >= t.max:
+		delete(t.m, oldestID)
 	}
 	t.m[id] = &aggSession{key: key, servers: map[string]serverSession{}, lastUsed: now}
 	return id

@@ -158,11 +158,36 @@ func FuzzMCPAnswer(f *testing.F) {
 	})
 }
 
+// A key at its bound of /mcp sessions makes room with its own least
+// recently used, never another key's; a full table with its least
+// recently used.
+func TestAggSessionsBounds(t *testing.T) {
+	t.Parallel()
+	tab := newAggSessions(5, 3)
+	now := time.Now()
+	at := func(i int) time.Time { return now.Add(time.Duration(i) * time.Second) }
+	b := tab.open("team-b", at(0))
+	var a []string
+	for i := range 3 {
+		a = append(a, tab.open("team-a", at(1+i)))
+	}
+	tab.get(a[0], "team-a", at(4)) // a[1] is now team-a's least recently used
+	a = append(a, tab.open("team-a", at(5)))
+	if tab.get(a[1], "team-a", at(6)) != nil || tab.get(a[0], "team-a", at(6)) == nil || tab.get(b, "team-b", at(6)) == nil {
+		t.Fatal("team-a's fourth session did not replace its least recently used, and only it")
+	}
+	c := tab.open("team-c", at(7)) // five: the table is full
+	tab.open("team-c", at(8))
+	if len(tab.m) != 5 || tab.get(a[2], "team-a", at(9)) != nil || tab.get(c, "team-c", at(9)) == nil {
+		t.Errorf("a full table did not drop its least recently used session (%d sessions)", len(tab.m))
+	}
+}
+
 // TestAggSessions: a /mcp session belongs to the key that opened it, and
 // expires when idle.
 func TestAggSessions(t *testing.T) {
 	t.Parallel()
-	tab := &aggSessions{m: map[string]*aggSession{}}
+	tab := newAggSessions(maxAggSessions, maxAggSessionsPerKey)
 	now := time.Now()
 	id := tab.open("team-a", now)
 	if len(id) != 32 || tab.get(id, "team-a", now) == nil {
