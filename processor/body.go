@@ -93,11 +93,6 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	if k := s.Ambiguous(); k != "" && s.Models <= 1 {
 		return f, ambiguousKey(k)
 	}
-	if s.StreamNotBool {
-		// A lenient provider streams for "true" or 1; the gateway would
-		// not ask for that stream's usage, and would count none.
-		return f, newAPIError(routing.KindInvalidRequest, "invalid_type", `"stream" must be a boolean`)
-	}
 	switch {
 	case s.Models == 0:
 		return f, newAPIError(routing.KindInvalidRequest, "missing_model", `request body has no "model" field`)
@@ -109,6 +104,10 @@ func readBody(body []byte) (bodyFields, *apiError) {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must not be empty`)
 	case len(model.Str) > maxModelLen:
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than `+strconv.Itoa(maxModelLen)+` bytes`)
+	case s.StreamNotBool:
+		// A lenient provider streams for "true" or 1; the gateway would
+		// not ask for that stream's usage, and would count none.
+		return f, streamNotBool()
 	}
 	f.model = strings.Clone(model.Str)
 	f.metadata, f.promptCacheKey = value(s.Metadata), value(s.PromptCacheKey)
@@ -123,6 +122,11 @@ func readBody(body []byte) (bodyFields, *apiError) {
 // another copy than the gateway checked.
 func ambiguousKey(name string) *apiError {
 	return newAPIError(routing.KindInvalidRequest, "ambiguous_key", `request body names "`+name+`" more than once, or in another case`)
+}
+
+// streamNotBool refuses a body whose "stream" is neither a boolean nor null.
+func streamNotBool() *apiError {
+	return newAPIError(routing.KindInvalidRequest, "invalid_type", `"stream" must be a boolean`)
 }
 
 // tooDeep refuses a body nesting deeper than maxNesting.

@@ -38,6 +38,7 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 	}
 	var model gjson.Result
 	count := 0
+	streamNotBoolean := false
 	ambiguous := "" // the first key read named twice or in another case
 	seen := map[string]bool{}
 	note := func(name string) {
@@ -82,6 +83,7 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 			f.input = v
 		case "stream":
 			f.stream = v.Type == gjson.True
+			streamNotBoolean = v.Type != gjson.True && v.Type != gjson.False && v.Type != gjson.Null
 		case "stream_options":
 			f.includeUsage = v.Get("include_usage").Type == gjson.True
 		}
@@ -109,6 +111,8 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" must not be empty`)
 	case len(model.Str) > maxModelLen:
 		return f, newAPIError(routing.KindInvalidRequest, "invalid_model", `"model" is longer than `+strconv.Itoa(maxModelLen)+` bytes`)
+	case streamNotBoolean:
+		return f, streamNotBool()
 	}
 	f.model = model.Str
 	return f, nil
