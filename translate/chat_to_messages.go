@@ -100,7 +100,7 @@ func chatToMessagesRequest(in *chatRequest, upstreamModel string) (*messagesRequ
 		Model:       upstreamModel,
 		MaxTokens:   DefaultMaxTokens,
 		Temperature: in.Temperature,
-		TopP:        samplingTopP(in.TopP),
+		TopP:        in.TopP,
 		Stream:      in.Stream,
 	}
 	switch {
@@ -339,17 +339,6 @@ func imageSourceFor(url string) (*imageSource, *Error) {
 		return &imageSource{Type: "url", URL: url}, nil
 	}
 	return nil, refuse("image_url: want an http(s) or data: URL")
-}
-
-// samplingTopP is a chat request's top_p for Anthropic: 1, which samples
-// from every token as no top_p does, is left out. OpenAI clients often send
-// it beside a temperature, and Anthropic's current models refuse the two
-// together.
-func samplingTopP(p *float64) *float64 {
-	if p != nil && *p == 1 {
-		return nil
-	}
-	return p
 }
 
 // blank reports whether text is empty or only whitespace.
