@@ -161,35 +161,6 @@ func TestFallbackPlanAndAttempts(t *testing.T) {
 	}
 }
 
-// An attempt whose stream ends without an answer counts against its
-// provider once Envoy starts the next attempt, and not before: a client
-// that hangs up during the attempt ends it so too, and ten such clients
-// must not eject a provider that five reset attempts do.
-func TestUnansweredAttemptCountsWhenTheNextBegins(t *testing.T) {
-	t.Parallel()
-	r := compileRouter(t, fallbackConfigYAML)
-	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(prometheus.NewRegistry())})
-	body := `{"model":"smart","messages":[]}`
-	flight := func() string {
-		return sentFlight(run(t, s, script(fullDuplex, post("/v1/chat/completions", bearer("client-key")...), body)...))
-	}
-	ejections := func() float64 { return testutil.ToFloat64(s.opts.Metrics.ejections.WithLabelValues("openai")) }
-	for range 10 { // the client hangs up: no answer, no next attempt
-		runAttempt(t, s, attemptScript(1, flight(), body, "")[:2])
-	}
-	if n := ejections(); n != 0 {
-		t.Fatalf("clients that hung up ejected the provider %v times", n)
-	}
-	for range 5 { // reset: Envoy falls back to the next
-		id := flight()
-		runAttempt(t, s, attemptScript(1, id, body, "")[:2])
-		runAttempt(t, s, attemptScript(2, id, body, "200"))
-	}
-	if n := ejections(); n != 1 {
-		t.Errorf("five reset attempts ejected the provider %v times, want once", n)
-	}
-}
-
 // TestAttemptWithoutPlanFails: an attempt stream whose flight is unknown (or
 // missing) answers with an API-shaped 500 instead of guessing.
 func TestAttemptWithoutPlanFails(t *testing.T) {

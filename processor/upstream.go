@@ -124,11 +124,6 @@ func (u *attempt) begin(id string, attrs map[string]*structpb.Struct) {
 	if hadPrev {
 		reason = retryReason(prev)
 		u.srv.opts.Metrics.fallbacks.WithLabelValues(prev.Provider, u.plan.Attempts[u.n-1].Provider, reason).Inc()
-		if prev.Status == 0 {
-			// Refused, reset or silent: Envoy moving on is what says the
-			// provider failed (finish).
-			u.recordHealth(context.Background(), prev.Provider, true, "")
-		}
 	}
 	if f.trace != nil {
 		ref := u.plan.Attempts[u.n-1]
@@ -213,7 +208,7 @@ func (u *attempt) onResponse(ctx context.Context, h *extprocv3.HttpHeaders) {
 		u.srv.health.coolKey(ref.Provider, ref.Key, retryAfter)
 		u.srv.opts.Metrics.keyCooldowns.WithLabelValues(ref.Provider, ref.Key).Inc()
 	} else {
-		u.recordHealth(ctx, ref.Provider, failed, retryAfter)
+		u.recordHealth(ctx, failed, retryAfter)
 	}
 	u.concluded = u.n == len(u.plan.Attempts) || policy == nil || !policy.Fails(code)
 	if u.concluded && u.plan.Usage {
@@ -237,10 +232,11 @@ func (u *attempt) readAnswer() {
 	u.answer.log.Provider, u.answer.log.UpstreamModel = ref.Provider, ref.Model
 }
 
-// recordHealth counts an attempt for or against its provider and ejects
+// recordHealth counts the attempt for or against its provider and ejects
 // a provider that keeps failing.
-func (u *attempt) recordHealth(ctx context.Context, provider string, failed bool, retryAfter string) {
+func (u *attempt) recordHealth(ctx context.Context, failed bool, retryAfter string) {
 	failures, duration := u.flight.router.Config().EjectionPolicy()
+	provider := u.plan.Attempts[u.n-1].Provider
 	if !u.srv.health.record(provider, failed, retryAfter, ejection{failures, duration}) {
 		return
 	}
@@ -251,10 +247,7 @@ func (u *attempt) recordHealth(ctx context.Context, provider string, failed bool
 
 // finish ends the stream: the last attempt, or one whose answer goes to the
 // client, logs the request with its attempts. An attempt that never
-// answered counts against its provider only once Envoy starts the next
-// (begin): its stream also ends unanswered when the client hangs up, and
-// a client that did so again and again would otherwise push a healthy
-// provider to the end of every chain.
+// answered (refused, reset, silent) counts against its provider.
 func (u *attempt) finish() {
 	if u.err != nil || u.plan == nil {
 		return
@@ -266,6 +259,7 @@ func (u *attempt) finish() {
 		u.span.End(u.status, time.Now())
 	}
 	if !u.answered {
+		u.recordHealth(context.Background(), true, "")
 		u.concluded = u.n == len(u.plan.Attempts)
 	}
 	if !u.concluded {
