@@ -87,9 +87,10 @@ func readRPC(body []byte) (rpcMessage, *rpcError) {
 }
 
 // maxToolName bounds a called tool's name, which logs, hooks and metrics
-// carry: MCP's specification keeps names to 128 characters of
-// [A-Za-z0-9_.-].
-const maxToolName = 128
+// carry: far above the 128 characters MCP's specification keeps names to,
+// with room for /mcp's "<server>__" before them (server names have no
+// bound of their own).
+const maxToolName = 512
 
 // The keys the gateway reads of a JSON-RPC message, and of a tools/call's
 // params.

@@ -36,7 +36,9 @@ func TestReadRPC(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","NAME":"delete_repo"}}`, rpcMessage{id: "1", method: "tools/call"}, rpcInvalidRequest},
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{},"arguments":{"x":1}}}`, rpcMessage{id: "1", method: "tools/call"}, rpcInvalidRequest},
 		{`[{"jsonrpc":"2.0","method":"ping","method":"tools/call","params":{"name":"x"}}]`, rpcMessage{}, rpcInvalidRequest},
-		// A name logs, hooks and metrics carry: bounded, and UTF-8.
+		// A name logs, hooks and metrics carry: bounded, and UTF-8. The
+		// bound leaves room for /mcp's "<server>__" before MCP's 128.
+		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"github__` + strings.Repeat("a", 128) + `"}}`, rpcMessage{id: "1", method: "tools/call", tool: "github__" + strings.Repeat("a", 128)}, 0},
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + strings.Repeat("a", maxToolName+1) + `"}}`, rpcMessage{id: "1", method: "tools/call"}, -32602},
 		{"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\xff\"}}", rpcMessage{id: "1", method: "tools/call"}, -32602},
 		// Nesting gjson would recurse into until the stack gave out.

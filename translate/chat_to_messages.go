@@ -69,7 +69,8 @@ func ChatToMessages(body []byte, upstreamModel string) ([]byte, error) {
 // OpenAI-compatible servers send them so, meaning each result for the
 // calls before it in order. Anthropic refuses two calls with one id, so
 // the n-th call without an id gets unnamedToolID(n) and the n-th result
-// without one answers it.
+// without one answers it; a client's own id that could be one of those is
+// made another (AnthropicToolID of it, hashed).
 func fitToolIDs(msgs []messagesMessageOut) {
 	var calls, results int
 	for _, m := range msgs {
@@ -79,19 +80,31 @@ func fitToolIDs(msgs []messagesMessageOut) {
 				b.ID = unnamedToolID(calls)
 				calls++
 			case b.Type == "tool_use":
-				b.ID = AnthropicToolID(b.ID)
+				b.ID = fitToolID(b.ID)
 			case b.Type == "tool_result" && b.ToolUseID == "":
 				b.ToolUseID = unnamedToolID(results)
 				results++
 			case b.Type == "tool_result":
-				b.ToolUseID = AnthropicToolID(b.ToolUseID)
+				b.ToolUseID = fitToolID(b.ToolUseID)
 			}
 		}
 	}
 }
 
+// unnamedPrefix begins the ids fitToolIDs gives calls without one.
+const unnamedPrefix = "toolu_unnamed_"
+
 // unnamedToolID is the id of the n-th tool call without one (fitToolIDs).
-func unnamedToolID(n int) string { return "toolu_unnamed_" + itoa(n) }
+func unnamedToolID(n int) string { return unnamedPrefix + itoa(n) }
+
+// fitToolID is a client's tool id as Anthropic accepts it, never one that
+// unnamedToolID gives.
+func fitToolID(id string) string {
+	if strings.HasPrefix(id, unnamedPrefix) {
+		return toolIDFrom("toolu_", id, anthropicToolIDMax)
+	}
+	return AnthropicToolID(id)
+}
 
 // chatToMessagesRequest is ChatToMessages after the field checks; the
 // Gemini translation starts from its result too.
