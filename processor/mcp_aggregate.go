@@ -75,11 +75,13 @@ func newAggSessions(max, perKey int) *aggSessions {
 }
 
 // open starts a session of key, dropping idle ones and, over a bound, the
-// least recently used of key's, or else of the table's.
-func (t *aggSessions) open(key string, now time.Time) string {
+// least recently used of key's, or else of the table's: dropped, whose
+// sessions with the servers the caller ends (those of idle ones have
+// expired on the servers' side, or will).
+func (t *aggSessions) open(key string, now time.Time) (id string, dropped *aggSession) {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
+	id = hex.EncodeToString(b)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var oldest, oldestOfKey *aggSession
@@ -102,11 +104,13 @@ func (t *aggSessions) open(key string, now time.Time) string {
 	switch {
 	case ofKey >= t.perKey:
 		delete(t.m, oldestOfKeyID)
+		dropped = oldestOfKey
 	case len(t.m) >= t.max:
 		delete(t.m, oldestID)
+		dropped = oldest
 	}
 	t.m[id] = &aggSession{key: key, servers: map[string]serverSession{}, lastUsed: now}
-	return id
+	return id, dropped
 }
 
 func (t *aggSessions) get(id, key string, now time.Time) *aggSession {
@@ -162,7 +166,10 @@ func (m *mcpExchange) aggregate(ctx context.Context, body []byte) []*extprocv3.P
 	table := m.srv.aggSessions()
 	now := time.Now()
 	if rpc.method == "initialize" {
-		id := table.open(m.principal.Name, now)
+		id, dropped := table.open(m.principal.Name, now)
+		if dropped != nil {
+			m.endServerSessions(ctx, dropped)
+		}
 		return m.answer200(m.initializeResult(body), routing.Header{Name: routing.MCPSessionHeader, Value: id})
 	}
 	if rpc.method == "" || rpc.id == "" { // a notification, or a reply to a server's request
@@ -316,10 +323,18 @@ func (m *mcpExchange) endAggregate(ctx context.Context) *extprocv3.ProcessingRes
 	if sess == nil {
 		return m.fail(&rpcError{status: 404, code: rpcInvalidRequest, reason: "unknown_session", message: "unknown or expired session"})
 	}
+	m.endServerSessions(ctx, sess)
+	return immediate(200, nil, "switchyard_mcp_session_ended")
+}
+
+// endServerSessions ends, in the background, the gateway's sessions with
+// the servers of sess, a session no longer in the table.
+func (m *mcpExchange) endServerSessions(ctx context.Context, sess *aggSession) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
 	for name, ss := range sess.servers {
 		if s := m.router.MCPServer(name); s != nil && ss.id != "" {
 			go deleteServerSession(context.WithoutCancel(ctx), s, ss)
 		}
 	}
-	return immediate(200, nil, "switchyard_mcp_session_ended")
 }

@@ -168,19 +168,28 @@ func TestAggSessionsBounds(t *testing.T) {
 	tab := newAggSessions(5, 3)
 	now := time.Now()
 	at := func(i int) time.Time { return now.Add(time.Duration(i) * time.Second) }
-	b := tab.open("team-b", at(0))
+	open := func(key string, at time.Time) string {
+		id, dropped := tab.open(key, at)
+		if dropped != nil {
+			t.Fatalf("%s's session at %v dropped one, before any bound", key, at)
+		}
+		return id
+	}
+	b := open("team-b", at(0))
 	var a []string
 	for i := range 3 {
-		a = append(a, tab.open("team-a", at(1+i)))
+		a = append(a, open("team-a", at(1+i)))
 	}
+	a1 := tab.m[a[1]]
 	tab.get(a[0], "team-a", at(4)) // a[1] is now team-a's least recently used
-	a = append(a, tab.open("team-a", at(5)))
-	if tab.get(a[1], "team-a", at(6)) != nil || tab.get(a[0], "team-a", at(6)) == nil || tab.get(b, "team-b", at(6)) == nil {
+	id, dropped := tab.open("team-a", at(5))
+	a = append(a, id)
+	if dropped != a1 || tab.get(a[1], "team-a", at(6)) != nil || tab.get(a[0], "team-a", at(6)) == nil || tab.get(b, "team-b", at(6)) == nil {
 		t.Fatal("team-a's fourth session did not replace its least recently used, and only it")
 	}
-	c := tab.open("team-c", at(7)) // five: the table is full
-	tab.open("team-c", at(8))
-	if len(tab.m) != 5 || tab.get(a[2], "team-a", at(9)) != nil || tab.get(c, "team-c", at(9)) == nil {
+	c := open("team-c", at(7)) // five: the table is full
+	a2 := tab.m[a[2]]
+	if _, dropped := tab.open("team-c", at(8)); dropped != a2 || len(tab.m) != 5 || tab.get(a[2], "team-a", at(9)) != nil || tab.get(c, "team-c", at(9)) == nil {
 		t.Errorf("a full table did not drop its least recently used session (%d sessions)", len(tab.m))
 	}
 }
@@ -191,7 +200,7 @@ func TestAggSessions(t *testing.T) {
 	t.Parallel()
 	tab := newAggSessions(maxAggSessions, maxAggSessionsPerKey)
 	now := time.Now()
-	id := tab.open("team-a", now)
+	id, _ := tab.open("team-a", now)
 	if len(id) != 32 || tab.get(id, "team-a", now) == nil {
 		t.Fatalf("session %q not found by its key", id)
 	}
@@ -201,7 +210,7 @@ func TestAggSessions(t *testing.T) {
 	if tab.get(id, "team-a", now.Add(aggSessionIdle+time.Second)) != nil {
 		t.Error("an idle session was still served")
 	}
-	if other := tab.open("team-a", now); other == id {
+	if other, _ := tab.open("team-a", now); other == id {
 		t.Error("two sessions share an id")
 	}
 	if tab.close(id, "team-b") != nil || tab.get(id, "team-a", now) == nil {
