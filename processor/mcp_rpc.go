@@ -39,10 +39,12 @@ type rpcMessage struct {
 // of its messages is a tools/call or tools/list: those the gateway must
 // read one by one.
 func readRPC(body []byte) (rpcMessage, *rpcError) {
-	if bodyscan.NestsDeeperThan(body, maxNesting) {
+	// One flat pass, as for model requests: gjson validates recursively,
+	// and a deep enough body would exhaust the stack.
+	switch bodyscan.Scan(body).Verdict {
+	case bodyscan.Deep:
 		return rpcMessage{}, &rpcError{status: 400, code: rpcParseError, reason: "parse_error", message: "parse error: the body nests deeper than " + strconv.Itoa(maxNesting) + " levels"}
-	}
-	if !gjson.ValidBytes(body) {
+	case bodyscan.Syntax:
 		return rpcMessage{}, &rpcError{status: 400, code: rpcParseError, reason: "parse_error", message: "parse error: the body is not valid JSON"}
 	}
 	root := gjson.ParseBytes(body)
