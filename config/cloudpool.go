@@ -142,7 +142,7 @@ func validateSecretSource(v *validator, p path, name, env, file string, required
 	case env == "" && file == "" && required:
 		v.errf(p, "one of %s_env and %s_file is required", name, name)
 	case env != "" && !isEnvName(env):
-		v.errf(p.key(name+"_env"), "%q is not a valid environment variable name", env)
+		v.errf(p.key(name+"_env"), errEnvName)
 	case file != "" && hasControl(file):
 		v.errf(p.key(name+"_file"), "must not contain control characters")
 	}

@@ -105,7 +105,7 @@ func (a AuthConfig) validateEntra(v *validator, p path) {
 		case (e.ClientSecretEnv == "") == (e.ClientSecretFile == ""):
 			v.errf(ep, "set one of client_secret_env and client_secret_file")
 		case e.ClientSecretEnv != "" && !isEnvName(e.ClientSecretEnv):
-			v.errf(ep.key("client_secret_env"), "%q is not a valid environment variable name", e.ClientSecretEnv)
+			v.errf(ep.key("client_secret_env"), errEnvName)
 		}
 	}
 	if h := e.AuthorityHost; h != "" && (!strings.HasPrefix(h, "https://") || strings.ContainsAny(h, "?# ")) {

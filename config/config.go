@@ -833,7 +833,7 @@ func validateKeySource(v *validator, p path, env, file string) {
 	case env == "" && file == "":
 		v.errf(p, "one of key_env and key_file is required")
 	case env != "" && !isEnvName(env):
-		v.errf(p.key("key_env"), "%q is not a valid environment variable name", env)
+		v.errf(p.key("key_env"), errEnvName)
 	case file != "" && hasControl(file):
 		v.errf(p.key("key_file"), "must not contain control characters")
 	}

@@ -61,3 +61,29 @@ func TestKeyProblemsNeverHoldTheKey(t *testing.T) {
 		t.Errorf("Key = %q, %q; want the trimmed key", key, problem)
 	}
 }
+
+// A key pasted where its variable's name belongs appears in no error: not
+// when it is no valid name ("sk-..."), not when it is one ("gsk_...").
+func TestPastedKeyInKeyEnvIsNotEchoed(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"sk-proj-Abc123SECRET", "gsk_Abc123SECRET"} {
+		doc := "providers:\n  - {name: p, url: 'http://p', schema: openai, auth: {type: bearer, key_env: " + key + "}}\n" +
+			"  - {name: b, url: 'https://bedrock-runtime.us-east-1.amazonaws.com', schema: bedrock,\n" +
+			"     auth: {type: aws_sigv4, region: us-east-1, credentials: [{access_key_id_env: " + key + ", secret_access_key_env: S}]}}\n"
+		_, err := Decode([]byte(doc))
+		if err != nil && strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("Decode with key_env %s: error holds the key: %v", key, err)
+		}
+		_, problem := Env{Getenv: func(string) (string, bool) { return "", false }}.Key(key, "")
+		if problem == "" || strings.Contains(problem, "SECRET") {
+			t.Errorf("Key(%q) problem = %q; want one without the name", key, problem)
+		}
+	}
+	if _, err := Decode([]byte("providers:\n  - {name: p, url: 'http://p', schema: openai, auth: {type: bearer, key_env: sk-proj-SECRET}}\n")); err == nil ||
+		!strings.Contains(err.Error(), "key_env: is not a valid environment variable name") {
+		t.Errorf("Decode with an invalid key_env = %v; want it refused", err)
+	}
+	if _, problem := (Env{Getenv: func(string) (string, bool) { return "", false }}).Key("OPENAI_API_KEY", ""); problem != "environment variable OPENAI_API_KEY is not set" {
+		t.Errorf("Key(OPENAI_API_KEY) problem = %q; want the name given", problem)
+	}
+}

@@ -34,6 +34,19 @@ func (e Env) readFile(name string) ([]byte, error) {
 	return e.ReadFile(name)
 }
 
+// envLabel names an environment variable in a message: by its name when
+// that is written as such names are (upper case, digits, underscores), else
+// not at all, since a key pasted where its variable's name belongs is
+// still a valid name ("gsk_...") and would end up in logs and errors.
+func envLabel(name string) string {
+	for _, c := range []byte(name) {
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return "the environment variable named in the config (its name not shown: not upper case, it may be a key)"
+		}
+	}
+	return "environment variable " + name
+}
+
 // Key returns the key named by the environment variable envName or, when
 // that is empty, by the file, trimmed; or a description of why there is none.
 // The description never contains the key.
@@ -41,14 +54,14 @@ func (e Env) Key(envName, file string) (key, problem string) {
 	if envName != "" {
 		val, ok := e.getenv(envName)
 		if !ok {
-			return "", fmt.Sprintf("environment variable %s is not set", envName)
+			return "", envLabel(envName) + " is not set"
 		}
 		key = strings.TrimSpace(val)
 		if key == "" {
-			return "", fmt.Sprintf("environment variable %s is empty", envName)
+			return "", envLabel(envName) + " is empty"
 		}
 		if hasControl(key) {
-			return "", fmt.Sprintf("environment variable %s holds control characters", envName)
+			return "", envLabel(envName) + " holds control characters"
 		}
 		return key, ""
 	}
@@ -65,3 +78,7 @@ func (e Env) Key(envName, file string) (key, problem string) {
 	}
 	return key, ""
 }
+
+// errEnvName refuses a variable name without quoting it: what is there
+// instead is often the key itself.
+const errEnvName = "is not a valid environment variable name (letters, digits and underscores; not shown: it may be a key)"
