@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
 
 	"switchyard/bedrock"
@@ -241,6 +242,27 @@ func TestRewriteBedrockError(t *testing.T) {
 		}
 		if api == config.APIAnthropic && gjson.GetBytes(body, "type").String() != "error" {
 			t.Errorf("anthropic shape: %s", body)
+		}
+	}
+}
+
+// A whole Converse answer's tokens are counted: its usage is camel-cased
+// (inputTokens), which the usage reader finds in the client's translated
+// answer, not in Bedrock's.
+func TestConverseAnswerCounted(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Router: func() *routing.Router { return nil }, Metrics: NewMetrics(prometheus.NewRegistry())})
+	answer := `{"output":{"message":{"role":"assistant","content":[{"text":"Hi"}]}},"stopReason":"end_turn",` +
+		`"usage":{"inputTokens":5,"outputTokens":7,"totalTokens":12},"metrics":{"latencyMs":10}}`
+	for _, api := range []config.API{config.APIOpenAI, config.APIAnthropic} {
+		r := responseStream{srv: s, job: &responseJob{clientAPI: api, upstream: config.APIAnthropic, model: "nova", bedrock: true, converse: true}}
+		r.onHeaders(bedrockAnswerHeaders(":status", "200", "content-type", "application/json"))
+		out := r.onBody(t.Context(), []byte(answer), true)
+		if r.rewrite.status != 200 || !strings.Contains(string(out), "Hi") {
+			t.Fatalf("%s: %d %s", api, r.rewrite.status, out)
+		}
+		if tok := r.log.Tokens; tok == nil || tok.Input != 5 || tok.Output != 7 {
+			t.Errorf("%s: tokens %+v, want 5 in and 7 out", api, tok)
 		}
 	}
 }

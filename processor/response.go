@@ -256,11 +256,12 @@ func (r *responseStream) onBody(ctx context.Context, chunk []byte, eos bool) []b
 		out = r.rewrite.write(chunk, eos)
 	}
 	if r.tokens != nil {
-		// What the usage is read from: Gemini's usageMetadata from the
-		// client's translated answer, Bedrock's from its events, other
-		// upstreams' from their own answer.
+		// What the usage is read from: Gemini's usageMetadata and a whole
+		// Converse answer's camel-cased usage from the client's translated
+		// answer, Bedrock's from its events, other upstreams' from their
+		// own answer.
 		switch {
-		case r.rewrite != nil && r.rewrite.gemini:
+		case r.rewrite != nil && (r.rewrite.gemini || r.rewrite.converse && r.rewrite.events == nil):
 			r.tokens.Write(out)
 		case r.rewrite != nil && r.rewrite.events != nil:
 			r.tokens.Write(r.rewrite.events.last)
