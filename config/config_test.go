@@ -87,3 +87,20 @@ func TestPastedKeyInKeyEnvIsNotEchoed(t *testing.T) {
 		t.Errorf("Key(OPENAI_API_KEY) problem = %q; want the name given", problem)
 	}
 }
+
+// A vertex provider without a url reaches its region's endpoint; the
+// multi-regions have hosts of their own.
+func TestVertexURL(t *testing.T) {
+	t.Parallel()
+	for region, want := range map[string]string{
+		"us-east5": "us-east5-aiplatform.googleapis.com",
+		"global":   "aiplatform.googleapis.com",
+		"us":       "aiplatform.us.rep.googleapis.com",
+		"eu":       "aiplatform.eu.rep.googleapis.com",
+	} {
+		pc := ProviderConfig{Name: "v", Schema: APIVertex, Region: region, Project: "my-project", Publisher: VertexAnthropic}
+		if got := pc.ParsedURL(); got.Host != want || got.Scheme != "https" {
+			t.Errorf("region %s: %+v, want https://%s", region, got, want)
+		}
+	}
+}

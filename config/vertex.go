@@ -21,10 +21,13 @@ const (
 )
 
 // vertexURL is where a vertex provider without a url is reached: the
-// region's endpoint, or the global one.
+// region's endpoint, a multi-region's (us, eu), or the global one.
 func (pc ProviderConfig) vertexURL() string {
-	if pc.Region == "global" {
+	switch pc.Region {
+	case "global":
 		return "https://aiplatform.googleapis.com"
+	case "us", "eu":
+		return "https://aiplatform." + pc.Region + ".rep.googleapis.com"
 	}
 	return "https://" + pc.Region + "-aiplatform.googleapis.com"
 }
