@@ -248,6 +248,8 @@ func TestErrorToMessages(t *testing.T) {
 		{"ModelNotReadyException", 429, `{"message":"not ready"}`, 503, "overloaded_error", "not ready"},
 		{"ValidationException", 400, `{"message":"bad"}`, 400, "invalid_request_error", "bad"},
 		{"AccessDeniedException", 403, `{"message":"no access"}`, 403, "permission_error", "no access"},
+		{"AccessDeniedException", 403, `{"message":"User: arn:aws:sts::123456789012:assumed-role/GatewayRole/i-0abc is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-x because no identity-based policy allows the bedrock:InvokeModel action"}`,
+			403, "permission_error", "User: (ARN not shown) is not authorized to perform: bedrock:InvokeModel on resource: (ARN not shown) because no identity-based policy allows the bedrock:InvokeModel action"},
 		{"ModelTimeoutException", 408, `{"message":"slow"}`, 504, "api_error", "slow"},
 		{"InvalidSignatureException", 403, `{"message":"The request signature we calculated does not match.\n\nThe Canonical String for this request should have been\n'POST\nx-amz-security-token:SECRET'"}`,
 			502, "api_error", "AWS Bedrock refused the gateway's request (InvalidSignatureException): The request signature we calculated does not match."},

@@ -2,6 +2,7 @@ package bedrock
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -45,6 +46,10 @@ var bedrockErrors = map[string]struct {
 	"MissingAuthenticationTokenException": {502, "api_error"},
 }
 
+// arnRE matches an ARN, as AccessDeniedException names the gateway's IAM
+// identity (its account among it): a client has no use for it.
+var arnRE = regexp.MustCompile(`arn:aws[a-z-]*:[^\s,;"']*`)
+
 // ErrorType reads the error type of an x-amzn-errortype value
 // ("ThrottlingException:http://...").
 func ErrorType(header string) string {
@@ -56,7 +61,8 @@ func ErrorType(header string) string {
 // x-amzn-errortype and its {"message": ...} body) into the Messages API's
 // error and status. A refused signature is the gateway's fault, not the
 // client's: it says so with 502, naming the AWS error but never the
-// canonical request AWS may quote back (it can hold a session token).
+// canonical request AWS may quote back (it can hold a session token). No
+// message names the gateway's IAM identity.
 func ErrorToMessages(errorType string, status int, body []byte) (int, []byte) {
 	return errorFor(errorType, status, body)
 }
@@ -68,6 +74,7 @@ func errorFor(errorType string, status int, body []byte) (int, []byte) {
 	}
 	msg, _, _ = strings.Cut(msg, "\n")
 	msg, _, _ = strings.Cut(msg, " The Canonical String")
+	msg = arnRE.ReplaceAllString(msg, "(ARN not shown)")
 	m, known := bedrockErrors[errorType]
 	if !known {
 		m.status, m.typ = status, typeForStatus(status)
