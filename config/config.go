@@ -159,6 +159,9 @@ type ProviderConfig struct {
 	Project   string `yaml:"project"`
 	Region    string `yaml:"region"`
 	Publisher string `yaml:"publisher"`
+	// AnthropicBetas are the anthropic-beta flags a bedrock provider passes
+	// on; nil: the ones Bedrock documents (config/bedrock.go).
+	AnthropicBetas []string `yaml:"anthropic_betas"`
 }
 
 // AuthConfig says how the gateway authenticates to a provider.
@@ -644,6 +647,9 @@ func (c *Config) validate(v *validator) {
 		}
 		pc.validateCloud(v, p)
 		pc.validateVertex(v, p)
+		if pc.AnthropicBetas != nil && pc.Schema != APIBedrock {
+			v.errf(p.key("anthropic_betas"), `is only used with schema "bedrock"`)
+		}
 		if pp := pc.PathPrefix; pp != "" {
 			switch {
 			case !strings.HasPrefix(pp, "/"):

@@ -104,3 +104,23 @@ func TestVertexURL(t *testing.T) {
 		}
 	}
 }
+
+// anthropic_betas belongs to bedrock providers, and holds flag names.
+func TestAnthropicBetas(t *testing.T) {
+	t.Parallel()
+	const bedrockDoc = "providers:\n  - {name: b, schema: bedrock, auth: {type: aws_sigv4, region: us-east-1}, anthropic_betas: %s}\n"
+	for list, want := range map[string]string{
+		"[interleaved-thinking-2025-05-14]": "",
+		"[]":                                "",
+		`["two words"]`:                     `"two words" is not a beta flag name`,
+	} {
+		_, err := Decode([]byte(strings.Replace(bedrockDoc, "%s", list, 1)))
+		if (want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("anthropic_betas %s: %v, want %q", list, err, want)
+		}
+	}
+	_, err := Decode([]byte("providers:\n  - {name: p, url: 'http://p', schema: anthropic, anthropic_betas: [x]}\n"))
+	if err == nil || !strings.Contains(err.Error(), `anthropic_betas: is only used with schema "bedrock"`) {
+		t.Errorf("anthropic_betas on an anthropic provider: %v", err)
+	}
+}

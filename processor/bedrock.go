@@ -22,7 +22,7 @@ func (a *Attempt) toBedrock(e *bedrock.Endpoint, model, beta string) *apiError {
 		err    error
 	)
 	if bedrock.Anthropic(model) {
-		body, stream, err = bedrock.InvokeBody(a.Body, beta)
+		body, stream, err = bedrock.InvokeBody(a.Body, beta, e.Betas)
 		a.Path = bedrock.InvokePath(model, stream)
 	} else {
 		body, stream, err = bedrock.ConverseBody(a.Body)

@@ -195,7 +195,7 @@ func (r *Router) compileProviders(env config.Env) {
 		case pc.Schema == config.APIBedrock && pc.Auth.Credentials != nil:
 			r.compileCloudPool(p, pc, env)
 		case pc.Schema == config.APIBedrock:
-			p.bedrock = bedrock.NewEndpoint(pc.Auth.Region, u.Host, u.Port, u.Scheme == "https", bedrock.For(pc.Auth.Region, pc.Auth.Profile))
+			p.bedrock = bedrockEndpoint(pc, u, bedrock.For(pc.Auth.Region, pc.Auth.Profile))
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
 		case pc.Auth.Keys != nil:
 			r.compilePool(p, pc, env)
