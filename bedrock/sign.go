@@ -4,14 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"switchyard/config"
 )
 
 // Service is the SigV4 service name of Bedrock's runtime.
@@ -30,15 +30,10 @@ type Endpoint struct {
 }
 
 // NewEndpoint is the endpoint of a provider at host:port over https
-// (tls) or http. Its Host is what Envoy sends: the gateway's routes rewrite
-// the Host header to the name of the endpoint a DNS cluster resolved, which
-// has no port, and leave an IP address's as extproc set it, with its port
-// unless it is the scheme's default.
+// (tls) or http. Its Host is what Envoy sends (config.HostHeader): the
+// gateway's routes rewrite the Host header to the endpoint's name.
 func NewEndpoint(region, host string, port int, tls bool, creds *Credentials) *Endpoint {
-	if net.ParseIP(host) != nil && ((tls && port != 443) || (!tls && port != 80)) {
-		host = net.JoinHostPort(host, strconv.Itoa(port))
-	}
-	return &Endpoint{Region: region, Host: host, Creds: creds}
+	return &Endpoint{Region: region, Host: config.HostHeader(host, port, tls), Creds: creds}
 }
 
 var signer = v4.NewSigner()

@@ -939,6 +939,24 @@ type URL struct {
 	Port   int    // explicit, or 443 for https and 80 for http
 }
 
+// HostHeader is the Host a request to host:port carries upstream: a name
+// alone, as Envoy rewrites it to a DNS cluster's name; an IP address with
+// its port unless it is the scheme's default (https: tls), in brackets if
+// IPv6. Envoy's clusters give an IP endpoint this as its hostname, and
+// Bedrock's signatures cover it.
+func HostHeader(host string, port int, tls bool) string {
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return host
+	case (tls && port != 443) || (!tls && port != 80):
+		return net.JoinHostPort(host, strconv.Itoa(port))
+	case ip.To4() == nil:
+		return "[" + host + "]"
+	}
+	return host
+}
+
 // ParsedURL returns the provider's url parsed; pc must be valid.
 func (pc ProviderConfig) ParsedURL() URL {
 	u, _ := parseProviderURL(pc.urlOrDefault())

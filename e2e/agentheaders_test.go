@@ -178,3 +178,21 @@ func TestAgentEndpointsRouted(t *testing.T) {
 		})
 	}
 }
+
+// TestProviderGetsItsOwnHost: a client's Host header never reaches a
+// provider, with the provider's key: one reached by IP address gets its
+// address and port, as one reached by name gets its name.
+func TestProviderGetsItsOwnHost(t *testing.T) {
+	t.Parallel()
+	mock := startMock(t)
+	gw := startGateway(t, exampleConfig(t, mock.URL), gatewayOptions{})
+	r := gw.do(t, http.MethodPost, "/v1/chat/completions", map[string]string{"host": "admin.internal"},
+		`{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}`)
+	reqs := mock.take()
+	if r.status != http.StatusOK || len(reqs) != 1 {
+		t.Fatalf("status %d, upstream saw %d requests: %s", r.status, len(reqs), r.body)
+	}
+	if want := strings.TrimPrefix(mock.URL, "http://"); reqs[0].Host != want {
+		t.Errorf("the provider got Host %q, want its own %q", reqs[0].Host, want)
+	}
+}

@@ -57,6 +57,7 @@ func repoRoot(t testing.TB) string {
 type recordedRequest struct {
 	Method string
 	URI    string // path and query
+	Host   string
 	Header http.Header
 	Body   []byte
 }
@@ -70,7 +71,7 @@ type requestLog struct {
 func (l *requestLog) record(r *http.Request, body []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.reqs = append(l.reqs, recordedRequest{Method: r.Method, URI: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
+	l.reqs = append(l.reqs, recordedRequest{Method: r.Method, URI: r.URL.RequestURI(), Host: r.Host, Header: r.Header.Clone(), Body: body})
 }
 
 // take returns the requests recorded so far and forgets them.

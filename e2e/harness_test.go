@@ -383,6 +383,10 @@ func (g *gateway) try(ctx context.Context, method, path string, headers map[stri
 		req.Header.Set("content-type", "application/json")
 	}
 	for k, v := range headers {
+		if k == "host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	return roundTrip(req)

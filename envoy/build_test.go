@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"gopkg.in/yaml.v3"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -397,5 +398,33 @@ func TestRequestTimeout(t *testing.T) {
 	o := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock", RequestTimeout: time.Microsecond})
 	if _, err := BuildBootstrap(o); err == nil {
 		t.Error("a request timeout of 1µs: built, want an error")
+	}
+}
+
+// TestIPEndpointsHaveAHostname: the routes rewrite the Host header to an
+// endpoint's hostname, which Envoy knows for a name it resolves but not for
+// an IP address: a provider reached by IP address has its address as the
+// hostname (with a port other than the scheme's), so the client's own Host
+// never reaches it.
+func TestIPEndpointsHaveAHostname(t *testing.T) {
+	res := mustBuild(t, withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock"}))
+	checked := 0
+	for _, c := range res.Clusters {
+		if c.GetType() != clusterv3.Cluster_STATIC || c.GetName() == config.ExtProcClusterName {
+			continue
+		}
+		for _, lle := range c.GetLoadAssignment().GetEndpoints() {
+			for _, e := range lle.GetLbEndpoints() {
+				sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+				want := config.HostHeader(sa.GetAddress(), int(sa.GetPortValue()), c.GetTransportSocket() != nil)
+				if got := e.GetEndpoint().GetHostname(); got != want || got == "" {
+					t.Errorf("cluster %s: endpoint hostname %q, want %q", c.GetName(), got, want)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no static provider cluster in examples/switchyard.yaml")
 	}
 }

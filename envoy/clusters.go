@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -131,6 +132,13 @@ func (d *settings) providerCluster(c clusterData) *clusterv3.Cluster {
 		DnsLookupFamily:      clusterv3.Cluster_V4_PREFERRED,
 		ConnectTimeout:       duration(5 * time.Second),
 		LoadAssignment:       loadAssignment(c.name, socketAddress(c.host, c.port)),
+	}
+	if c.discovery == clusterv3.Cluster_STATIC {
+		// The routes' auto_host_rewrite uses an endpoint's hostname, which
+		// a DNS cluster's endpoint has and an IP address's lacks: without
+		// one the client's own Host would reach the provider, with its key.
+		ep := cl.LoadAssignment.Endpoints[0].LbEndpoints[0].GetEndpoint()
+		ep.Hostname = config.HostHeader(c.host, c.port, c.tls)
 	}
 	var filters []*hcmv3.HttpFilter
 	switch {
