@@ -140,7 +140,8 @@ func (s *Server) Register(gs *grpc.Server) {
 // requests only once Envoy has its clusters. If a snapshot cannot be
 // built, nothing changes; if an Envoy rejects it or does not answer within
 // AckTimeout, the resources of the running config are set again (under a
-// newer version) and the error says why: the reload must be refused. The
+// newer version) and the error says why: the reload must be refused. A
+// config is built alone too, as it will be when the grace ends. The
 // new version keeps what the running config had and r lacks; it goes once
 // the grace period has passed (expire).
 func (s *Server) Update(ctx context.Context, r *routing.Router) error {
@@ -148,6 +149,13 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	defer s.update.Unlock()
 	s.mu.Lock()
 	version := s.version + 1
+	// r alone first: what only older configs have goes once their grace
+	// ends, and r must build without it then (a cluster an Envoy's flags
+	// name among it).
+	if _, err := s.snapshots(r, nil, version); err != nil {
+		s.mu.Unlock()
+		return err
+	}
 	older := s.olderLocked(s.current)
 	snaps, err := s.snapshots(r, older, version)
 	if err != nil {

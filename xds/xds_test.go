@@ -216,3 +216,34 @@ func TestRemovedClustersStayForGrace(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestReloadRemovingAFlagsCluster: a reload that removes the provider an
+// Envoy's flags name (-baseline-listen with -direct-cluster) is refused at
+// once, not accepted while the grace period keeps the cluster and broken
+// when it ends.
+func TestReloadRemovingAFlagsCluster(t *testing.T) {
+	direct := func(args []string, r *routing.Router, older []*routing.Router) (*envoy.Resources, error) {
+		options := func(r *routing.Router) envoy.Options {
+			return envoy.Options{ExtProc: args[0], BaselinePort: 10001, BaselineCluster: args[1], Providers: r.Providers(), MaxBodyBytes: r.MaxBodyBytes()}
+		}
+		var olds []envoy.Options
+		for _, o := range older {
+			olds = append(olds, options(o))
+		}
+		return envoy.Build(options(r).Retaining(olds...))
+	}
+	s := New(t.Context(), direct, time.Hour, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err := s.Update(t.Context(), load(t, twoProviders)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.onRequest(1, &discoverygrpc.DiscoveryRequest{Node: node(t, "unix:/tmp/a.sock", "b"), TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	withoutB := "providers:\n  - {name: a, url: 'http://127.0.0.1:1', schema: openai}\nroutes:\n  - {model: m, provider: a}\n"
+	if err := s.Update(t.Context(), load(t, withoutB)); err == nil || !strings.Contains(err.Error(), `cluster "b"`) {
+		t.Errorf("Update without the flags' cluster b: %v, want it refused", err)
+	}
+	if s.current == nil || len(s.current.Providers()) != 2 {
+		t.Error("the refused config became the running one")
+	}
+}
