@@ -45,3 +45,38 @@ func mustBuild(t *testing.T, o Options) *Resources {
 	}
 	return r
 }
+
+// TestRetainingKeepsMCPServers: a reload that removes an MCP server keeps
+// its cluster and the /mcp routes for the grace period, as a provider's:
+// requests the older config sent to it may be on their way to Envoy's
+// router.
+func TestRetainingKeepsMCPServers(t *testing.T) {
+	older := withConfig(t, "testdata/mcp.yaml", Options{ExtProc: "unix:/tmp/x.sock"})
+	newest := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock"})
+	if len(older.MCPServers) == 0 || len(newest.MCPServers) != 0 {
+		t.Fatalf("want MCP servers only in the older config: %d and %d", len(older.MCPServers), len(newest.MCPServers))
+	}
+	res := mustBuild(t, newest.Retaining(older, older))
+	var names []string
+	for _, c := range res.Clusters {
+		names = append(names, c.GetName())
+	}
+	for _, s := range older.MCPServers {
+		if !slices.Contains(names, s.Cluster) {
+			t.Errorf("MCP cluster %q is not retained: %v", s.Cluster, names)
+		}
+	}
+	slices.Sort(names)
+	if len(slices.Compact(slices.Clone(names))) != len(names) {
+		t.Errorf("a cluster is there twice: %v", names)
+	}
+	mcpRoutes := 0
+	for _, r := range res.Routes[0].GetVirtualHosts()[0].GetRoutes() {
+		if r.GetMatch().GetPathSeparatedPrefix() == MCPPathPrefix {
+			mcpRoutes++
+		}
+	}
+	if mcpRoutes == 0 {
+		t.Error("no /mcp route retained")
+	}
+}
