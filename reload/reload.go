@@ -48,7 +48,13 @@ type Holder[T any] struct {
 
 	closeCtx context.Context
 	close    context.CancelFunc
+	// changes counts the watch's changes: a retry of an older one stops.
+	changes atomic.Int64
 }
+
+// maxRetryWait bounds the wait between tries of a reload refused for a
+// passing reason.
+const maxRetryWait = time.Minute
 
 // New loads the first value. Its failure is the caller's to treat as fatal:
 // there is no older value to keep serving.
@@ -133,29 +139,49 @@ func (h *Holder[T]) record(ok bool) {
 
 // WatchDir reloads after each change in dir; see watch.New and run.
 func (h *Holder[T]) WatchDir(ctx context.Context, dir string, debounce time.Duration) error {
-	return h.run(ctx, func(onChange func()) (*watch.Watcher, error) { return watch.New(dir, debounce, onChange) })
+	return h.run(ctx, debounce, func(onChange func()) (*watch.Watcher, error) { return watch.New(dir, debounce, onChange) })
 }
 
 // WatchFile reloads after each change of the file at path; see
 // watch.NewFile and run.
 func (h *Holder[T]) WatchFile(ctx context.Context, path string, debounce time.Duration) error {
-	return h.run(ctx, func(onChange func()) (*watch.Watcher, error) { return watch.NewFile(path, debounce, onChange) })
+	return h.run(ctx, debounce, func(onChange func()) (*watch.Watcher, error) { return watch.NewFile(path, debounce, onChange) })
 }
 
 // run reloads on every change the watcher reports until ctx ends or the
 // Holder is closed. It reloads once as soon as the watch is set up, so a
 // change made between the first load and the watch is not missed.
-func (h *Holder[T]) run(ctx context.Context, start func(onChange func()) (*watch.Watcher, error)) error {
+func (h *Holder[T]) run(ctx context.Context, debounce time.Duration, start func(onChange func()) (*watch.Watcher, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(h.closeCtx, cancel)
 	defer stop()
-	w, err := start(func() { _ = h.Reload() }) // logged and counted by Reload
+	change := func() { h.reloadRetrying(ctx, h.changes.Add(1), max(debounce, time.Second)) }
+	w, err := start(change)
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", h.opts.Name, err)
 	}
-	_ = h.Reload()
+	change()
 	return w.Run(ctx)
+}
+
+// reloadRetrying reloads for the watch's change number n (logged and
+// counted by Reload). The watch reports a change once, so a reload refused
+// for a passing reason (an error whose Temporary method says so, as when
+// an Envoy did not accept its resources in time) is tried again after
+// wait, then after twice as long up to maxRetryWait, until it is not
+// refused so, a newer change comes, or ctx ends.
+func (h *Holder[T]) reloadRetrying(ctx context.Context, n int64, wait time.Duration) {
+	var temporary interface{ Temporary() bool }
+	if err := h.Reload(); err == nil || !errors.As(err, &temporary) || !temporary.Temporary() {
+		return
+	}
+	h.opts.Logger.Info(h.opts.Name+" reload tried again later", "in", wait)
+	time.AfterFunc(wait, func() {
+		if ctx.Err() == nil && h.changes.Load() == n {
+			h.reloadRetrying(ctx, n, min(2*wait, maxRetryWait))
+		}
+	})
 }
 
 // Close stops Watch. Values already handed out stay usable.

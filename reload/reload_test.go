@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,5 +132,42 @@ func TestHolderLastReload(t *testing.T) {
 	h.Reload()
 	if s := h.LastReload(); !s.OK || s.At.Before(failedAt.At) {
 		t.Errorf("after an unchanged reload: %+v, want OK and later than %v", s, failedAt.At)
+	}
+}
+
+// passing is a reload refused for a reason that passes.
+type passing struct{}
+
+func (passing) Error() string   { return "envoy is slow" }
+func (passing) Temporary() bool { return true }
+
+// TestWatchRetriesAPassingRefusal: a change whose reload is refused for a
+// passing reason (an Envoy slow to accept) is applied once that passes,
+// though the file does not change again.
+func TestWatchRetriesAPassingRefusal(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "n")
+	os.WriteFile(path, []byte("1"), 0o600)
+	var refusals atomic.Int32
+	refusals.Store(2)
+	load := fileLoader(path)
+	h, err := New(Options[counter]{Name: "n", Load: func(cur *counter) (*counter, error) {
+		if cur != nil && refusals.Add(-1) >= 0 {
+			return nil, fmt.Errorf("updating envoy: %w", passing{})
+		}
+		return load(cur)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	go func() { _ = h.WatchFile(t.Context(), path, 10*time.Millisecond) }()
+	os.WriteFile(path, []byte("7"), 0o600)
+	deadline := time.Now().Add(20 * time.Second)
+	for h.Current().n != 7 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the change refused for a passing reason was not applied; %d refusals left", refusals.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -332,7 +332,7 @@ func (s *Server) waitAccepted(ctx context.Context, version uint64) error {
 		select {
 		case <-changed:
 		case <-timeout.C:
-			return fmt.Errorf("envoy did not accept xds version %d within %s", version, AckTimeout)
+			return notAccepted{version}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -464,3 +464,15 @@ func (argsHash) ID(node *corev3.Node) string {
 }
 
 var _ cachev3.NodeHash = argsHash{}
+
+// notAccepted is a version some Envoy did not answer within AckTimeout: a
+// slow or restarting Envoy, which may accept the same config later, unlike
+// one that rejected it. The reload's watch tries it again (Temporary).
+type notAccepted struct{ version uint64 }
+
+func (e notAccepted) Error() string {
+	return fmt.Sprintf("envoy did not accept xds version %d within %s", e.version, AckTimeout)
+}
+
+// Temporary reports that the same config may be accepted later.
+func (notAccepted) Temporary() bool { return true }
