@@ -172,7 +172,8 @@ func (m *Manager) loaded(st *managerState, set *Set) {
 // without changing anything: on success, commit swaps the new set in for
 // new requests (requests in flight keep theirs) and Watch follows the new
 // directory. A caller that must also make other changes succeed first (for
-// Envoy to send what the hooks need) calls commit after them.
+// Envoy to send what the hooks need) calls commit after them; commit then
+// reloads the directory, should the scripts have changed meanwhile.
 func (m *Manager) Reconfigure(opts Options) (commit func(), err error) {
 	cfg, err := opts.config()
 	if err != nil {
@@ -205,6 +206,9 @@ func (m *Manager) Reconfigure(opts Options) (commit func(), err error) {
 			}
 			return set, nil
 		})
+		// The scripts may have changed since they were read, and the
+		// watch's reload of them run before this commit: read them again.
+		_ = m.Reload() // logged and counted by the holder
 	}, nil
 }
 

@@ -478,3 +478,30 @@ func TestManagerReconfigure(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReconfigureKeepsAnEditMadeBeforeCommit: scripts edited between
+// Reconfigure and its commit (while Envoy takes its update) are the ones
+// that serve after the commit, not the ones Reconfigure read.
+func TestReconfigureKeepsAnEditMadeBeforeCommit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeHook(t, dir, "v.lua", versionHook("v1"))
+	m, err := NewManager(Options{Dir: dir, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	commit, err := m.Reconfigure(Options{Dir: dir, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeHook(t, dir, "v.lua", versionHook("v2"))
+	commit()
+	res, err := m.Current().OnRequest(context.Background(), chatRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.SetHeaders["x-hooks"]; got != "v2" || m.Current().cfg.timeout != 2*time.Second {
+		t.Errorf("after the commit: x-hooks %q, timeout %v; want v2 with the new timeout", got, m.Current().cfg.timeout)
+	}
+}
