@@ -83,9 +83,10 @@ func envoyUptime(t *testing.T, g *gateway) int {
 	return int(d.Seconds())
 }
 
-// TestXDSURLChangeUnderTraffic: a provider's url changed in the file moves
-// its traffic to the new upstream, live, while requests keep flowing: none
-// of them fails, and Envoy is the same process.
+// TestXDSURLChangeUnderTraffic: a provider's url (and its key) changed in
+// the file moves its traffic to the new upstream, live, while requests keep
+// flowing: none of them fails, none planned with the old key reaches the
+// new upstream, and Envoy is the same process.
 func TestXDSURLChangeUnderTraffic(t *testing.T) {
 	t.Parallel()
 	a, b, c := startUpstream(t, "A"), startUpstream(t, "B"), startUpstream(t, "C")
@@ -97,6 +98,7 @@ func TestXDSURLChangeUnderTraffic(t *testing.T) {
 		mu     sync.Mutex
 		counts = map[string]int{}
 		fails  []string
+		leaked int // requests C got with A's key
 	)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -120,6 +122,9 @@ func TestXDSURLChangeUnderTraffic(t *testing.T) {
 					fails = append(fails, fmt.Sprintf("%d %s", r.status, r.body))
 				default:
 					counts[rep.Seen.Upstream]++
+					if rep.Seen.Upstream == "C" && strings.Contains(rep.Seen.Headers["authorization"], alphaKey) {
+						leaked++
+					}
 				}
 				mu.Unlock()
 			}
@@ -141,7 +146,9 @@ func TestXDSURLChangeUnderTraffic(t *testing.T) {
 		}
 	}
 	waitFor("traffic to A", func() bool { return served("A") >= 50 })
-	replaceFile(t, g.configPath, strings.Replace(base, fmt.Sprintf("url: http://127.0.0.1:%d\n", a.port()), fmt.Sprintf("url: http://127.0.0.1:%d\n", c.port()), 1))
+	moved := strings.Replace(base, fmt.Sprintf("url: http://127.0.0.1:%d\n", a.port()), fmt.Sprintf("url: http://127.0.0.1:%d\n", c.port()), 1)
+	moved = strings.Replace(moved, "key_env: SWY_TEST_ALPHA_KEY", "key_env: SWY_TEST_BETA_KEY", 1)
+	replaceFile(t, g.configPath, moved)
 	waitFor("traffic moved to C", func() bool { return served("C") >= 50 })
 	close(stop)
 	wg.Wait()
@@ -150,6 +157,9 @@ func TestXDSURLChangeUnderTraffic(t *testing.T) {
 	t.Logf("served: %v, failed: %d", counts, len(fails))
 	if len(fails) > 0 {
 		t.Errorf("%d requests failed across the url change, first: %s", len(fails), fails[0])
+	}
+	if leaked > 0 {
+		t.Errorf("the new upstream got %d requests with the old upstream's key", leaked)
 	}
 	if g.envoyPID != pid || syscall.Kill(pid, 0) != nil {
 		t.Errorf("envoy was restarted")

@@ -510,12 +510,28 @@ func (o Options) settings() (settings, error) {
 		d.addResponseClusters(o.Providers, !o.UsageInline)
 		d.responseBufferBytes = ResponseBufferBytes
 	}
-	for _, c := range []string{d.directCluster, d.baselineCluster} {
-		if c != "" && !seen[c] {
-			return d, fmt.Errorf("cluster %q is not a provider's cluster", c)
+	for _, c := range []*string{&d.directCluster, &d.baselineCluster} {
+		if *c == "" {
+			continue
+		}
+		name := *c
+		if *c = providerCluster(o.Providers, name); *c == "" {
+			return d, fmt.Errorf("cluster %q is not a provider's cluster", name)
 		}
 	}
 	return d, nil
+}
+
+// providerCluster is the Envoy cluster of the first provider (o's own come
+// before older configs') that the config gives the cluster name, which
+// differs once its endpoint moved (routing.Router.MoveClusters); "" if none.
+func providerCluster(providers []routing.Provider, name string) string {
+	for _, p := range providers {
+		if p.ConfigCluster == name || p.Cluster == name {
+			return p.Cluster
+		}
+	}
+	return ""
 }
 
 // endpoint is one address of a cluster: a Unix socket (pipe), else host

@@ -1,8 +1,12 @@
 package envoy
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+
+	"switchyard/routing"
 )
 
 // TestRetainingKeepsWhatOlderConfigsNeed: resources built retaining an
@@ -78,5 +82,53 @@ func TestRetainingKeepsMCPServers(t *testing.T) {
 	}
 	if mcpRoutes == 0 {
 		t.Error("no /mcp route retained")
+	}
+}
+
+// TestRetainingKeepsAMovedProvidersOldCluster: a provider whose endpoint a
+// live reload moved has a new cluster at the new endpoint, and its old
+// cluster stays at the old one for the grace period (the older config's
+// requests carry its name and its key); a listener that the flags send to
+// the provider's cluster follows it to the new endpoint.
+func TestRetainingKeepsAMovedProvidersOldCluster(t *testing.T) {
+	load := func(port string) *routing.Router {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		doc := "providers:\n  - {name: a, url: 'http://127.0.0.1:" + port + "', schema: openai}\nroutes:\n  - {model: m, provider: a}\n"
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := routing.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	old, moved := load("1001"), load("1002")
+	moved.MoveClusters(old)
+	options := func(r *routing.Router) Options {
+		return Options{ExtProc: "unix:/tmp/x.sock", BaselinePort: 10001, BaselineCluster: "a", Providers: r.Providers(), MaxBodyBytes: r.MaxBodyBytes()}
+	}
+	res := mustBuild(t, options(moved).Retaining(options(old)))
+	ports := map[string]uint32{}
+	for _, c := range res.Clusters {
+		ports[c.GetName()] = c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue()
+	}
+	newName := moved.Providers()[0].Cluster
+	if ports["a"] != 1001 || newName == "a" || ports[newName] != 1002 {
+		t.Errorf("clusters %v; want a at 1001 and %s at 1002", ports, newName)
+	}
+	baseline := 0
+	for _, rc := range res.Routes {
+		for _, vh := range rc.GetVirtualHosts() {
+			if vh.GetName() == "baseline" {
+				baseline++
+				if got := vh.GetRoutes()[0].GetRoute().GetCluster(); got != newName {
+					t.Errorf("the baseline listener goes to %q, want %q", got, newName)
+				}
+			}
+		}
+	}
+	if baseline == 0 {
+		t.Error("no baseline virtual host")
 	}
 }

@@ -25,14 +25,18 @@ type Model struct {
 // Provider describes a configured upstream, enough to render its Envoy
 // cluster. It holds no credential.
 type Provider struct {
-	Name       string
-	Cluster    string
-	Schema     config.API
-	Scheme     string // "http" or "https"
-	Host       string // host name or IP, without port or brackets
-	Port       int    // explicit, or 443 for https and 80 for http
-	TLS        bool   // Scheme == "https"
-	PathPrefix string
+	Name string
+	// Cluster is the Envoy cluster that serves the provider: ConfigCluster,
+	// the config's name for it, unless the provider's endpoint moved in a
+	// live reload (MoveClusters).
+	Cluster       string
+	ConfigCluster string
+	Schema        config.API
+	Scheme        string // "http" or "https"
+	Host          string // host name or IP, without port or brackets
+	Port          int    // explicit, or 443 for https and 80 for http
+	TLS           bool   // Scheme == "https"
+	PathPrefix    string
 	// APIVersion is Azure OpenAI's api_version ("" for other schemas).
 	APIVersion string
 	// Vertex is true for a vertex provider; Schema is then the API of its
@@ -176,15 +180,16 @@ func (r *Router) compileProviders(env config.Env) {
 	for _, pc := range r.config.Providers {
 		u := pc.ParsedURL()
 		p := &provider{info: Provider{
-			Name:       pc.Name,
-			Cluster:    pc.ClusterName(),
-			Schema:     pc.WireAPI(),
-			Scheme:     u.Scheme,
-			Host:       u.Host,
-			Port:       u.Port,
-			TLS:        u.Scheme == "https",
-			PathPrefix: pc.PathPrefix,
-			APIVersion: pc.APIVersion,
+			Name:          pc.Name,
+			Cluster:       pc.ClusterName(),
+			ConfigCluster: pc.ClusterName(),
+			Schema:        pc.WireAPI(),
+			Scheme:        u.Scheme,
+			Host:          u.Host,
+			Port:          u.Port,
+			TLS:           u.Scheme == "https",
+			PathPrefix:    pc.PathPrefix,
+			APIVersion:    pc.APIVersion,
 		}}
 		p.info.PathPrefix = pc.PathPrefixOrDefault()
 		switch {

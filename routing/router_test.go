@@ -492,12 +492,12 @@ func TestRouterAccessors(t *testing.T) {
 		t.Errorf("Models (-want +got):\n%s", diff)
 	}
 	wantProviders := []Provider{
-		{Name: "openai", Cluster: "openai", Schema: config.APIOpenAI, Scheme: "https", Host: "api.openai.com", Port: 443, TLS: true},
-		{Name: "anthropic", Cluster: "anthropic", Schema: config.APIAnthropic, Scheme: "https", Host: "api.anthropic.com", Port: 443, TLS: true},
-		{Name: "azure", Cluster: "azure_eu", Schema: config.APIOpenAI, Scheme: "https", Host: "example.openai.azure.com", Port: 8443, TLS: true, PathPrefix: "/openai/deployments/x"},
-		{Name: "local", Cluster: "local", Schema: config.APIOpenAI, Scheme: "http", Host: "127.0.0.1", Port: 11434},
-		{Name: "nokey", Cluster: "nokey", Schema: config.APIOpenAI, Scheme: "https", Host: "nokey.example", Port: 443, TLS: true},
-		{Name: "nofile", Cluster: "nofile", Schema: config.APIAnthropic, Scheme: "https", Host: "nofile.example", Port: 443, TLS: true},
+		{Name: "openai", Cluster: "openai", ConfigCluster: "openai", Schema: config.APIOpenAI, Scheme: "https", Host: "api.openai.com", Port: 443, TLS: true},
+		{Name: "anthropic", Cluster: "anthropic", ConfigCluster: "anthropic", Schema: config.APIAnthropic, Scheme: "https", Host: "api.anthropic.com", Port: 443, TLS: true},
+		{Name: "azure", Cluster: "azure_eu", ConfigCluster: "azure_eu", Schema: config.APIOpenAI, Scheme: "https", Host: "example.openai.azure.com", Port: 8443, TLS: true, PathPrefix: "/openai/deployments/x"},
+		{Name: "local", Cluster: "local", ConfigCluster: "local", Schema: config.APIOpenAI, Scheme: "http", Host: "127.0.0.1", Port: 11434},
+		{Name: "nokey", Cluster: "nokey", ConfigCluster: "nokey", Schema: config.APIOpenAI, Scheme: "https", Host: "nokey.example", Port: 443, TLS: true},
+		{Name: "nofile", Cluster: "nofile", ConfigCluster: "nofile", Schema: config.APIAnthropic, Scheme: "https", Host: "nofile.example", Port: 443, TLS: true},
 	}
 	if diff := cmp.Diff(wantProviders, r.Providers()); diff != "" {
 		t.Errorf("Providers (-want +got):\n%s", diff)

@@ -102,6 +102,7 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, x
 			}
 		}
 		if xds != nil {
+			r.MoveClusters(current) // before Envoy learns r's clusters
 			if err := xds.Update(context.Background(), r); err != nil {
 				return nil, err
 			}

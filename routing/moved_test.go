@@ -1,0 +1,59 @@
+package routing
+
+import (
+	"strings"
+	"testing"
+
+	"switchyard/config"
+)
+
+// TestMoveClusters: after a reload that moves a provider's endpoint, its
+// requests name a cluster of their own, while the requests the running
+// config planned keep naming the old one; a provider that stayed keeps its
+// cluster, and one that moves again or back gets another.
+func TestMoveClusters(t *testing.T) {
+	t.Parallel()
+	cfg := func(aPort string) *Router {
+		return compilePoolYAML(t, "providers:\n"+
+			"  - {name: a, url: 'http://127.0.0.1:"+aPort+"', schema: openai}\n"+
+			"  - {name: b, url: 'http://127.0.0.1:9', schema: openai, cluster: b-cluster}\n"+
+			"routes:\n  - {model: m, provider: a}\n  - {model: n, provider: b}\n", config.Env{})
+	}
+	cluster := func(r *Router, model string) string {
+		t.Helper()
+		d, err := r.Decide(t.Context(), &Request{Model: model, API: config.APIOpenAI})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Cluster
+	}
+	first := cfg("1")
+	first.MoveClusters(nil)
+	moved := cfg("2")
+	moved.MoveClusters(first)
+	if got := cluster(first, "m"); got != "a" {
+		t.Errorf("the running config's cluster %q, want a", got)
+	}
+	movedA := cluster(moved, "m")
+	if !strings.HasPrefix(movedA, "a~") {
+		t.Errorf("the moved provider's cluster %q, want a~ and its endpoint's", movedA)
+	}
+	if got := cluster(moved, "n"); got != "b-cluster" {
+		t.Errorf("the provider that stayed: cluster %q, want b-cluster", got)
+	}
+	for _, p := range moved.Providers() {
+		if p.Name == "a" && (p.Cluster != movedA || p.ConfigCluster != "a" || p.Port != 2) {
+			t.Errorf("moved provider %+v", p)
+		}
+	}
+	same := cfg("2")
+	same.MoveClusters(moved)
+	if got := cluster(same, "m"); got != movedA {
+		t.Errorf("a reload that keeps the moved endpoint: cluster %q, want %q still", got, movedA)
+	}
+	back := cfg("1")
+	back.MoveClusters(same)
+	if got := cluster(back, "m"); got == movedA || got == "a" || !strings.HasPrefix(got, "a~") {
+		t.Errorf("moved back: cluster %q, want one apart from %q and from a (still planned for)", got, movedA)
+	}
+}
