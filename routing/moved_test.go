@@ -57,3 +57,24 @@ func TestMoveClusters(t *testing.T) {
 		t.Errorf("moved back: cluster %q, want one apart from %q and from a (still planned for)", got, movedA)
 	}
 }
+
+// TestMoveMCPClusters: an MCP server whose url moves gets a cluster of its
+// own too (its requests carry its key); one that stayed keeps its cluster.
+func TestMoveMCPClusters(t *testing.T) {
+	t.Parallel()
+	cfg := func(port string) *Router {
+		return compilePoolYAML(t, "providers:\n  - {name: a, url: 'http://127.0.0.1:1', schema: openai}\n"+
+			"mcp_servers:\n  - {name: gh, url: 'http://127.0.0.1:"+port+"/mcp'}\n  - {name: docs, url: 'http://127.0.0.1:7/mcp'}\n", config.Env{})
+	}
+	first, moved := cfg("5"), cfg("6")
+	moved.MoveClusters(first)
+	if got := moved.MCPServer("gh").Cluster; !strings.HasPrefix(got, "mcp/gh~") {
+		t.Errorf("moved MCP server's cluster %q, want mcp/gh~ and its endpoint's", got)
+	}
+	if got := moved.MCPServer("docs").Cluster; got != "mcp/docs" {
+		t.Errorf("MCP server that stayed: cluster %q, want mcp/docs", got)
+	}
+	if got := first.MCPServer("gh").Cluster; got != "mcp/gh" {
+		t.Errorf("the running config's MCP cluster %q, want mcp/gh", got)
+	}
+}
