@@ -176,6 +176,7 @@ func TestBuildErrors(t *testing.T) {
 		"the body held twice":          heldTwice,
 		"body over 4 GiB, held":        heldOver4GiB,
 		"a heap bound too small":       {ExtProc: "unix:/x", MaxHeapBytes: 1 << 20},
+		"an upstream idle over 10m":    {ExtProc: "unix:/x", UpstreamIdleTimeout: 11 * time.Minute},
 	} {
 		if _, err := BuildBootstrap(o); err == nil {
 			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)

@@ -79,6 +79,13 @@ var ResponseFilterHeaders = []string{":status", "content-type", "content-length"
 // silence a model may keep before or between tokens.
 const DefaultIdleTimeout = 300 * time.Second
 
+// MaxUpstreamIdleTimeout bounds UpstreamIdleTimeout: extproc keeps what it
+// planned for a request (its translation, its counting, its fallbacks)
+// until the answer's headers come, and forgets a request silent longer
+// than this (processor's flights), whose answer would then reach the
+// client untranslated and uncounted.
+const MaxUpstreamIdleTimeout = 10 * time.Minute
+
 // requestTimeoutDetails are the response code details of Envoy's answer
 // to a request that outlasted RequestTimeout (408).
 const requestTimeoutDetails = "request_overall_timeout"
@@ -394,6 +401,9 @@ func (o Options) settings() (settings, error) {
 		caFile:          or(o.CAFile, "/etc/ssl/certs/ca-certificates.crt"),
 		upstreamIdle:    orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout),
 		streamIdle:      orDuration(o.StreamIdleTimeout, DefaultIdleTimeout),
+	}
+	if d.upstreamIdle > MaxUpstreamIdleTimeout {
+		return d, fmt.Errorf("an upstream idle timeout of %v: at most %v, as long as extproc keeps a request's plan", d.upstreamIdle, MaxUpstreamIdleTimeout)
 	}
 	if o.RequestTimeout > 0 && o.RequestTimeout < time.Millisecond {
 		return d, fmt.Errorf("a request timeout of %v: Envoy counts whole milliseconds", o.RequestTimeout)

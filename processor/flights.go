@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"switchyard/config"
+	"switchyard/envoy"
 	"switchyard/routing"
 )
 
@@ -92,8 +93,9 @@ type attemptOutcome struct {
 const (
 	// maxFlightAge drops a flight whose streams never came or never
 	// ended (client gone before the upstream, Envoy reset): longer than
-	// any request may stay silent (envoy.DefaultIdleTimeout).
-	maxFlightAge = 10 * time.Minute
+	// any request may stay silent before its answer's headers (Envoy's
+	// upstream idle timeout is at most envoy.MaxUpstreamIdleTimeout).
+	maxFlightAge = envoy.MaxUpstreamIdleTimeout + time.Minute
 	// endedFlightAge keeps an answered request with fallbacks a little
 	// longer, for an attempt Envoy still starts after it (a reset right
 	// after a 200 can be retried while nothing has reached the client).

@@ -86,7 +86,7 @@ func parseEnvoyConfigFlags(args []string, stderr io.Writer) (envoyConfigFlags, e
 	fs.DurationVar(&f.messageTimeout, "message-timeout", 0, "ext_proc message timeout (0: the mode's default)")
 	fs.IntVar(&f.baselinePort, "baseline-listen", 0, "also listen on this port without ext_proc, forwarding to -direct-cluster (0: off)")
 	fs.StringVar(&f.adminAddress, "admin-address", "127.0.0.1", "address of the Envoy admin listener")
-	fs.DurationVar(&f.upstreamIdle, "upstream-idle-timeout", envoy.DefaultIdleTimeout, "close an upstream stream silent for this long (504 before the first byte)")
+	fs.DurationVar(&f.upstreamIdle, "upstream-idle-timeout", envoy.DefaultIdleTimeout, "close an upstream stream silent for this long (504 before the first byte); at most 10m")
 	fs.DurationVar(&f.streamIdle, "stream-idle-timeout", envoy.DefaultIdleTimeout, "close a client stream idle in both directions this long (also bounds a frozen extproc in full-duplex mode)")
 	fs.DurationVar(&f.requestTimeout, "request-timeout", envoy.DefaultRequestTimeout, "answer 408 to a request not received whole this long after it began, so that a client trickling its body cannot hold Envoy's buffer (Envoy stops the clock at the body's last byte: it never cuts an answer; 0: none)")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA bundle for https providers (default: the system bundle)")
