@@ -121,7 +121,7 @@ func TestSignWithoutCredentials(t *testing.T) {
 
 func TestInvokeBody(t *testing.T) {
 	in := []byte(`{"model":"claude","stream":true,"max_tokens":5,"system":"s","metadata":{"user_id":"u"},"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"}]}`)
-	body, stream, err := InvokeBody(in, " context-management-2025-06-27, claude-code-20250219,interleaved-thinking-2025-05-14", nil)
+	body, stream, err := InvokeBody(in, []string{"context-management-2025-06-27", "interleaved-thinking-2025-05-14"})
 	if err != nil || !stream {
 		t.Fatalf("stream %v err %v", stream, err)
 	}
@@ -136,13 +136,8 @@ func TestInvokeBody(t *testing.T) {
 	if got := gjson.GetBytes(body, "anthropic_beta").String(); got != `["context-management-2025-06-27","interleaved-thinking-2025-05-14"]` {
 		t.Errorf("anthropic_beta %s", got)
 	}
-	// An operator's own list replaces the default one; nothing left, no field.
-	own, _, _ := InvokeBody(in, "claude-code-20250219, new-beta-2027-01-01", []string{"new-beta-2027-01-01"})
-	if got := gjson.GetBytes(own, "anthropic_beta").String(); got != `["new-beta-2027-01-01"]` {
-		t.Errorf("anthropic_beta with the provider's list: %s", got)
-	}
-	if none, _, _ := InvokeBody(in, "claude-code-20250219", nil); gjson.GetBytes(none, "anthropic_beta").Exists() {
-		t.Errorf("anthropic_beta without an allowed beta: %s", none)
+	if none, _, _ := InvokeBody(in, nil); gjson.GetBytes(none, "anthropic_beta").Exists() {
+		t.Errorf("anthropic_beta without a beta: %s", none)
 	}
 	if gjson.GetBytes(body, "anthropic_version").String() != AnthropicVersion {
 		t.Errorf("anthropic_version: %s", body)

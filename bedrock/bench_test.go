@@ -25,7 +25,7 @@ func BenchmarkInvoke(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				out, stream, err := InvokeBody(body, "", nil)
+				out, stream, err := InvokeBody(body, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

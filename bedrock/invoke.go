@@ -1,7 +1,6 @@
 package bedrock
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -15,13 +14,13 @@ const AnthropicVersion = "bedrock-2023-05-31"
 // InvokeBody turns a Messages request body into an InvokeModel body: the
 // model goes in the path and the stream in the operation, so both leave
 // the body, and anthropic_version joins it. Every other field stays. It
-// reports whether the client asked for a stream. The betas of the client's
-// anthropic-beta header (comma-separated) that allowed lists go in
-// anthropic_beta, where Bedrock reads them, unless the body names its own:
+// reports whether the client asked for a stream. The client's betas go in
+// anthropic_beta, where Bedrock reads them, unless the body names its own.
 // Bedrock refuses a request naming any beta it does not know ("invalid
 // beta flag"), and clients such as Claude Code send betas only Anthropic's
-// API knows.
-func InvokeBody(messages []byte, betas string, allowed []string) (body []byte, stream bool, err error) {
+// API knows: the caller passes those DefaultBetas (or the provider's own
+// list) allows.
+func InvokeBody(messages []byte, betas []string) (body []byte, stream bool, err error) {
 	stream = gjson.GetBytes(messages, "stream").Bool()
 	body = messages
 	for _, field := range []string{"model", "stream"} {
@@ -34,35 +33,20 @@ func InvokeBody(messages []byte, betas string, allowed []string) (body []byte, s
 	if body, err = sjson.SetBytes(body, "anthropic_version", AnthropicVersion); err != nil {
 		return nil, false, err
 	}
-	if list := betaList(betas, allowed); list != nil && !gjson.GetBytes(body, "anthropic_beta").Exists() {
-		body, err = sjson.SetBytes(body, "anthropic_beta", list)
+	if len(betas) > 0 && !gjson.GetBytes(body, "anthropic_beta").Exists() {
+		body, err = sjson.SetBytes(body, "anthropic_beta", betas)
 	}
 	return body, stream, err
 }
 
 // DefaultBetas are the anthropic-beta flags Bedrock's Anthropic models
-// take, as AWS documents them: what a provider without anthropic_betas
-// passes on.
+// take, as AWS documents them: what a bedrock provider without
+// anthropic_betas passes on.
 var DefaultBetas = []string{
 	"computer-use-2024-10-22", "computer-use-2025-01-24", "context-1m-2025-08-07",
 	"context-management-2025-06-27", "dev-full-thinking-2025-05-14", "effort-2025-11-24",
 	"fine-grained-tool-streaming-2025-05-14", "interleaved-thinking-2025-05-14", "output-128k-2025-02-19",
 	"token-efficient-tools-2025-02-19", "tool-examples-2025-10-29", "tool-search-tool-2025-10-19",
-}
-
-// betaList is the header's betas that allowed lists (DefaultBetas when
-// nil), in the header's order.
-func betaList(header string, allowed []string) []string {
-	if allowed == nil {
-		allowed = DefaultBetas
-	}
-	var out []string
-	for b := range strings.SplitSeq(header, ",") {
-		if b = strings.TrimSpace(b); b != "" && slices.Contains(allowed, b) {
-			out = append(out, b)
-		}
-	}
-	return out
 }
 
 // Anthropic reports whether model is one of Bedrock's Anthropic models

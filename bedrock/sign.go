@@ -24,9 +24,6 @@ type Endpoint struct {
 	// covers (NewEndpoint).
 	Host  string
 	Creds *Credentials
-	// Betas are the anthropic-beta flags passed on (InvokeBody); nil:
-	// DefaultBetas.
-	Betas []string
 }
 
 // NewEndpoint is the endpoint of a provider at host:port over https

@@ -48,9 +48,4 @@ func (pc ProviderConfig) validateBedrock(v *validator, p path) {
 	if strings.TrimSpace(pc.PathPrefix) != "" {
 		v.errf(p.key("path_prefix"), "is not used with schema \"bedrock\" (the path is /model/{model}/invoke)")
 	}
-	for i, b := range pc.AnthropicBetas {
-		if !isToken(b) {
-			v.errf(p.key("anthropic_betas").index(i), "%q is not a beta flag name", b)
-		}
-	}
 }

@@ -159,8 +159,9 @@ type ProviderConfig struct {
 	Project   string `yaml:"project"`
 	Region    string `yaml:"region"`
 	Publisher string `yaml:"publisher"`
-	// AnthropicBetas are the anthropic-beta flags a bedrock provider passes
-	// on; nil: the ones Bedrock documents (config/bedrock.go).
+	// AnthropicBetas are the anthropic-beta flags a bedrock provider, or a
+	// vertex one of Claude, passes on; nil: the ones Bedrock documents
+	// (bedrock.DefaultBetas), and every one to Vertex.
 	AnthropicBetas []string `yaml:"anthropic_betas"`
 }
 
@@ -647,8 +648,13 @@ func (c *Config) validate(v *validator) {
 		}
 		pc.validateCloud(v, p)
 		pc.validateVertex(v, p)
-		if pc.AnthropicBetas != nil && pc.Schema != APIBedrock {
-			v.errf(p.key("anthropic_betas"), `is only used with schema "bedrock"`)
+		for i, b := range pc.AnthropicBetas {
+			if !isToken(b) {
+				v.errf(p.key("anthropic_betas").index(i), "%q is not a beta flag name", b)
+			}
+		}
+		if pc.AnthropicBetas != nil && pc.Schema != APIBedrock && (pc.Schema != APIVertex || pc.Publisher != VertexAnthropic) {
+			v.errf(p.key("anthropic_betas"), `is only used with schema "bedrock", and "vertex" with publisher "anthropic"`)
 		}
 		if pp := pc.PathPrefix; pp != "" {
 			switch {

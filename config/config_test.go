@@ -105,7 +105,8 @@ func TestVertexURL(t *testing.T) {
 	}
 }
 
-// anthropic_betas belongs to bedrock providers, and holds flag names.
+// anthropic_betas belongs to bedrock providers and Claude on Vertex, and
+// holds flag names.
 func TestAnthropicBetas(t *testing.T) {
 	t.Parallel()
 	const bedrockDoc = "providers:\n  - {name: b, schema: bedrock, auth: {type: aws_sigv4, region: us-east-1}, anthropic_betas: %s}\n"
@@ -119,8 +120,13 @@ func TestAnthropicBetas(t *testing.T) {
 			t.Errorf("anthropic_betas %s: %v, want %q", list, err, want)
 		}
 	}
-	_, err := Decode([]byte("providers:\n  - {name: p, url: 'http://p', schema: anthropic, anthropic_betas: [x]}\n"))
-	if err == nil || !strings.Contains(err.Error(), `anthropic_betas: is only used with schema "bedrock"`) {
-		t.Errorf("anthropic_betas on an anthropic provider: %v", err)
+	const vertex = "providers:\n  - {name: v, schema: vertex, project: my-proj, region: us-east5, publisher: %s, auth: {type: gcp_oauth}, anthropic_betas: [x]}\n"
+	if _, err := Decode([]byte(strings.Replace(vertex, "%s", "anthropic", 1))); err != nil {
+		t.Errorf("anthropic_betas on Claude on Vertex: %v", err)
+	}
+	for _, doc := range []string{"providers:\n  - {name: p, url: 'http://p', schema: anthropic, anthropic_betas: [x]}\n", strings.Replace(vertex, "%s", "google", 1)} {
+		if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), `anthropic_betas: is only used with schema "bedrock"`) {
+			t.Errorf("anthropic_betas on %s: %v", doc, err)
+		}
 	}
 }

@@ -15,14 +15,14 @@ import (
 // model and stream), for another a Converse call; the operation's path;
 // and the SigV4 signature over that path, body and the Host Envoy sends.
 // Called last, on the final body, for each attempt.
-func (a *Attempt) toBedrock(e *bedrock.Endpoint, model, beta string) *apiError {
+func (a *Attempt) toBedrock(e *bedrock.Endpoint, model string, betas []string) *apiError {
 	var (
 		body   []byte
 		stream bool
 		err    error
 	)
 	if bedrock.Anthropic(model) {
-		body, stream, err = bedrock.InvokeBody(a.Body, beta, e.Betas)
+		body, stream, err = bedrock.InvokeBody(a.Body, betas)
 		a.Path = bedrock.InvokePath(model, stream)
 	} else {
 		body, stream, err = bedrock.ConverseBody(a.Body)

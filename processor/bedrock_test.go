@@ -66,7 +66,7 @@ func TestPlanBedrock(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: c.path, Body: []byte(c.body),
-				Headers: map[string]string{"anthropic-beta": "context-management-2025-06-27"}}, "")
+				Headers: map[string]string{"anthropic-beta": "claude-code-20250219,context-management-2025-06-27"}}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,8 +78,8 @@ func TestPlanBedrock(t *testing.T) {
 				gjson.GetBytes(a.Body, "anthropic_version").String() != bedrock.AnthropicVersion || !gjson.GetBytes(a.Body, "max_tokens").Exists() {
 				t.Errorf("body %s", a.Body)
 			}
-			if gjson.GetBytes(a.Body, "anthropic_beta.0").String() != "context-management-2025-06-27" {
-				t.Errorf("the beta header did not reach the body: %s", a.Body)
+			if got := gjson.GetBytes(a.Body, "anthropic_beta").Raw; got != `["context-management-2025-06-27"]` {
+				t.Errorf("anthropic_beta %s, want the beta Bedrock takes and not claude-code's: %s", got, a.Body)
 			}
 			if c.name == "messages stream" && !gjson.GetBytes(a.Body, "context_management").Exists() {
 				t.Errorf("a field Bedrock takes was dropped: %s", a.Body)

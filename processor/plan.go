@@ -377,10 +377,10 @@ func newAttempt(d routing.Decision, path string, body []byte, hooked *luahooks.R
 	}
 	if d.Bedrock != nil {
 		// The model goes in the path; the signature covers the final body.
-		return a, a.toBedrock(d.Bedrock, d.Model, beta)
+		return a, a.toBedrock(d.Bedrock, d.Model, routing.KeepBetas(beta, d.Betas))
 	}
 	if vertexClaudeAttempt(&d) {
-		return a, a.vertexClaude(&d, path)
+		return a, a.vertexClaude(&d, path, beta)
 	}
 	if d.RewriteModel && bodyNamesModel(d.API) {
 		b, err := rewriteModel(a.Body, d.Model)

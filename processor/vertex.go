@@ -3,6 +3,7 @@ package processor
 import (
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -26,7 +27,7 @@ const (
 // the Messages body without its model and with Vertex's
 // anthropic_version, and no anthropic-version header. Gemini on Vertex
 // needs none of this: its path is the Gemini API's under the publisher.
-func (a *Attempt) vertexClaude(d *routing.Decision, path string) *apiError {
+func (a *Attempt) vertexClaude(d *routing.Decision, path, beta string) *apiError {
 	if pathOnly(path) != messagesPath {
 		return newAPIError(routing.KindInvalidRequest, "invalid_request_error",
 			"model "+d.Model+" is served by Claude on Vertex AI, reached only from chat completions and messages")
@@ -42,6 +43,15 @@ func (a *Attempt) vertexClaude(d *routing.Decision, path string) *apiError {
 	a.Path = d.PathPrefix + "/models/" + url.PathEscape(d.Model) + method
 	a.Body, a.BodyChanged = body, true
 	a.RemoveHeaders = slices.Concat(a.RemoveHeaders, []string{routing.VersionHeader})
+	if d.Betas != nil {
+		// Vertex refuses a request naming a beta it does not take, and
+		// which it takes differs by model: the provider's list says.
+		if kept := routing.KeepBetas(beta, d.Betas); kept != nil {
+			a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.BetaHeader, Value: strings.Join(kept, ",")})
+		} else {
+			a.RemoveHeaders = append(a.RemoveHeaders, routing.BetaHeader)
+		}
+	}
 	return nil
 }
 

@@ -150,3 +150,47 @@ func BenchmarkVertexAttempt(b *testing.B) {
 		})
 	}
 }
+
+// TestVertexBetas: a Claude on Vertex provider with anthropic_betas passes
+// on only the client's betas it lists (none: no header); one without the
+// list passes the client's header as it came.
+func TestVertexBetas(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Decode([]byte(`providers:
+  - {name: listed, schema: vertex, project: my-proj, region: us-east5, publisher: anthropic, auth: {type: gcp_oauth},
+     anthropic_betas: [interleaved-thinking-2025-05-14]}
+  - {name: open, schema: vertex, project: my-proj, region: us-east5, publisher: anthropic, auth: {type: gcp_oauth}}
+routes:
+  - {model: listed, provider: listed, rewrite_model: claude-sonnet-4-5@20250929}
+  - {model: open, provider: open, rewrite_model: claude-sonnet-4-5@20250929}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := routing.Compile(cfg, config.Env{GCPTokens: func(string) (config.TokenSource, error) { return staticTokens("Bearer ya29.x"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ model, beta, wantSet string }{
+		{"listed", "claude-code-20250219, interleaved-thinking-2025-05-14", "interleaved-thinking-2025-05-14"},
+		{"listed", "claude-code-20250219", ""},
+		{"open", "claude-code-20250219", ""},
+	} {
+		p, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: messagesPath,
+			Body:    []byte(`{"model":"` + tc.model + `","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`),
+			Headers: map[string]string{"anthropic-beta": tc.beta}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := p.Attempts[0]
+		removed := slices.Contains(a.RemoveHeaders, routing.BetaHeader)
+		switch got := header(a, routing.BetaHeader); {
+		case got != tc.wantSet:
+			t.Errorf("%s with %q: anthropic-beta set to %q, want %q", tc.model, tc.beta, got, tc.wantSet)
+		case tc.model == "listed" && tc.wantSet == "" && !removed:
+			t.Errorf("%s with %q: the header is not removed: %v", tc.model, tc.beta, a.RemoveHeaders)
+		case tc.model == "open" && removed:
+			t.Errorf("%s: the client's header is removed", tc.model)
+		}
+	}
+}

@@ -25,7 +25,7 @@ func (r *Router) compileCloudPool(p *provider, pc config.ProviderConfig, env con
 		if pc.Schema == config.APIBedrock {
 			var creds *bedrock.Credentials
 			creds, problem = awsCredentials(pc.Auth.Region, cc, env)
-			k.bedrock = bedrockEndpoint(pc, u, creds)
+			k.bedrock = bedrock.NewEndpoint(pc.Auth.Region, u.Host, u.Port, u.Scheme == "https", creds)
 		} else {
 			k.tokens, problem = googleTokens(cc, env)
 		}
@@ -79,12 +79,4 @@ func googleTokens(cc config.CloudCredentialConfig, env config.Env) (config.Token
 // credentials holds a token yet.
 func (p *provider) noToken() error {
 	return Errorf(KindUnavailable, "provider %q: no credential of its pool holds a Google token yet (the gateway's log says why)", p.info.Name)
-}
-
-// bedrockEndpoint is where a bedrock provider's requests are signed for,
-// with creds, and the betas it passes on.
-func bedrockEndpoint(pc config.ProviderConfig, u config.URL, creds *bedrock.Credentials) *bedrock.Endpoint {
-	e := bedrock.NewEndpoint(pc.Auth.Region, u.Host, u.Port, u.Scheme == "https", creds)
-	e.Betas = pc.AnthropicBetas
-	return e
 }

@@ -92,6 +92,8 @@ type provider struct {
 	tokens config.TokenSource
 	// bedrock signs the requests of a Bedrock provider; nil for others.
 	bedrock *bedrock.Endpoint
+	// betas: Decision.Betas.
+	betas []string
 }
 
 type target struct {
@@ -192,6 +194,10 @@ func (r *Router) compileProviders(env config.Env) {
 			APIVersion:    pc.APIVersion,
 		}}
 		p.info.PathPrefix = pc.PathPrefixOrDefault()
+		p.betas = pc.AnthropicBetas
+		if pc.Schema == config.APIBedrock && p.betas == nil {
+			p.betas = bedrock.DefaultBetas
+		}
 		switch {
 		case pc.Schema == config.APIVertex:
 			r.compileVertex(p, pc, env)
@@ -200,7 +206,7 @@ func (r *Router) compileProviders(env config.Env) {
 		case pc.Schema == config.APIBedrock && pc.Auth.Credentials != nil:
 			r.compileCloudPool(p, pc, env)
 		case pc.Schema == config.APIBedrock:
-			p.bedrock = bedrockEndpoint(pc, u, bedrock.For(pc.Auth.Region, pc.Auth.Profile))
+			p.bedrock = bedrock.NewEndpoint(pc.Auth.Region, u.Host, u.Port, u.Scheme == "https", bedrock.For(pc.Auth.Region, pc.Auth.Profile))
 		case pc.Auth.Type != "bearer" && pc.Auth.Type != "header":
 		case pc.Auth.Keys != nil:
 			r.compilePool(p, pc, env)
@@ -458,6 +464,7 @@ func direct(p *provider, model string, req *Request, routeName string) (Decision
 		Strip:        p.strip,
 		Route:        routeName,
 		Bedrock:      p.bedrock,
+		Betas:        p.betas,
 	}, nil
 }
 

@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strings"
 
 	"switchyard/bedrock"
 	"switchyard/config"
@@ -170,6 +172,21 @@ type Decision struct {
 	// Bedrock signs each attempt of a Bedrock provider (its body, path and
 	// host); nil for every other provider.
 	Bedrock *bedrock.Endpoint
+	// Betas are the anthropic-beta flags the provider takes (KeepBetas);
+	// nil: any. Shared: callers must not modify it.
+	Betas []string
+}
+
+// KeepBetas is the flags of an anthropic-beta header (comma-separated)
+// that allowed lists, in the header's order; every one when allowed is nil.
+func KeepBetas(header string, allowed []string) []string {
+	var out []string
+	for b := range strings.SplitSeq(header, ",") {
+		if b = strings.TrimSpace(b); b != "" && (allowed == nil || slices.Contains(allowed, b)) {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // Error is a routing failure meant for the client. Message never contains a
