@@ -1,11 +1,10 @@
 package envoy
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
+	"switchyard/config"
 	"switchyard/routing"
 )
 
@@ -92,12 +91,11 @@ func TestRetainingKeepsMCPServers(t *testing.T) {
 // the provider's cluster follows it to the new endpoint.
 func TestRetainingKeepsAMovedProvidersOldCluster(t *testing.T) {
 	load := func(port string) *routing.Router {
-		path := filepath.Join(t.TempDir(), "c.yaml")
-		doc := "providers:\n  - {name: a, url: 'http://127.0.0.1:" + port + "', schema: openai}\nroutes:\n  - {model: m, provider: a}\n"
-		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		cfg, err := config.Decode([]byte("providers:\n  - {name: a, url: 'http://127.0.0.1:" + port + "', schema: openai}\n"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := routing.Load(path)
+		r, err := routing.Compile(cfg, config.Env{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,14 +17,19 @@ type staticTokens string
 func (s staticTokens) Bearer() (string, error) { return string(s), nil }
 
 func vertexRouter(t *testing.T) *routing.Router {
-	t.Helper()
-	cfg, err := config.Decode([]byte(`providers:
+	return vertexRouterOf(t, `providers:
   - {name: claude, schema: vertex, project: my-proj, region: us-east5, publisher: anthropic, auth: {type: gcp_oauth}}
   - {name: gemini, schema: vertex, project: my-proj, region: global, publisher: google, auth: {type: gcp_oauth}}
 routes:
   - {model: sonnet, provider: claude, rewrite_model: claude-sonnet-4-5@20250929}
   - {model: gemini-*, provider: gemini}
-`))
+`)
+}
+
+// vertexRouterOf compiles a config whose Google tokens are a fixed one.
+func vertexRouterOf(t *testing.T, yaml string) *routing.Router {
+	t.Helper()
+	cfg, err := config.Decode([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,21 +161,14 @@ func BenchmarkVertexAttempt(b *testing.B) {
 // list passes the client's header as it came.
 func TestVertexBetas(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Decode([]byte(`providers:
+	r := vertexRouterOf(t, `providers:
   - {name: listed, schema: vertex, project: my-proj, region: us-east5, publisher: anthropic, auth: {type: gcp_oauth},
      anthropic_betas: [interleaved-thinking-2025-05-14]}
   - {name: open, schema: vertex, project: my-proj, region: us-east5, publisher: anthropic, auth: {type: gcp_oauth}}
 routes:
   - {model: listed, provider: listed, rewrite_model: claude-sonnet-4-5@20250929}
   - {model: open, provider: open, rewrite_model: claude-sonnet-4-5@20250929}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := routing.Compile(cfg, config.Env{GCPTokens: func(string) (config.TokenSource, error) { return staticTokens("Bearer ya29.x"), nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	for _, tc := range []struct{ model, beta, wantSet string }{
 		{"listed", "claude-code-20250219, interleaved-thinking-2025-05-14", "interleaved-thinking-2025-05-14"},
 		{"listed", "claude-code-20250219", ""},
