@@ -40,7 +40,7 @@ func (c CloudCredentialConfig) Source() string {
 	case c.Profile != "":
 		return "profile:" + c.Profile
 	case c.AccessKeyIDEnv != "":
-		return c.AccessKeyIDEnv
+		return envSource(c.AccessKeyIDEnv)
 	case c.AccessKeyIDFile != "":
 		return c.AccessKeyIDFile
 	case c.CredentialsFile != "":

@@ -201,7 +201,7 @@ type PoolKeyConfig struct {
 // the key itself.
 func (k PoolKeyConfig) Source() string {
 	if k.KeyEnv != "" {
-		return k.KeyEnv
+		return envSource(k.KeyEnv)
 	}
 	return k.KeyFile
 }

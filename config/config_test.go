@@ -78,6 +78,16 @@ func TestPastedKeyInKeyEnvIsNotEchoed(t *testing.T) {
 		if problem == "" || strings.Contains(problem, "SECRET") {
 			t.Errorf("Key(%q) problem = %q; want one without the name", key, problem)
 		}
+		// Where a pool tells its keys apart (metrics, logs, a duplicate).
+		dup := "providers:\n  - {name: p, url: 'http://p', schema: openai, auth: {type: bearer, keys: [{key_env: " + key + "}, {key_env: " + key + "}]}}\n"
+		if _, err := Decode([]byte(dup)); err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("a pool naming %s twice: %v; want refused without the name", key, err)
+		}
+		for _, src := range []string{(PoolKeyConfig{KeyEnv: key}).Source(), (CloudCredentialConfig{AccessKeyIDEnv: key}).Source()} {
+			if strings.Contains(src, "SECRET") || src == "" {
+				t.Errorf("Source of key_env %s = %q", key, src)
+			}
+		}
 	}
 	if _, err := Decode([]byte("providers:\n  - {name: p, url: 'http://p', schema: openai, auth: {type: bearer, key_env: sk-proj-SECRET}}\n")); err == nil ||
 		!strings.Contains(err.Error(), "key_env: is not a valid environment variable name") {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -39,12 +41,32 @@ func (e Env) readFile(name string) ([]byte, error) {
 // not at all, since a key pasted where its variable's name belongs is
 // still a valid name ("gsk_...") and would end up in logs and errors.
 func envLabel(name string) string {
-	for _, c := range []byte(name) {
-		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
-			return "the environment variable named in the config (its name not shown: not upper case, it may be a key)"
-		}
+	if !writtenAsName(name) {
+		return "the environment variable named in the config (its name not shown: not upper case, it may be a key)"
 	}
 	return "environment variable " + name
+}
+
+// envSource names a key by its variable where a key must be told from the
+// others of its pool (logs, metrics, errors): the name when written as
+// variable names are, else a digest of it, for the reason envLabel gives.
+func envSource(name string) string {
+	if writtenAsName(name) {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "env:" + hex.EncodeToString(sum[:4])
+}
+
+// writtenAsName reports whether name is written as environment variable
+// names are: upper case, digits, underscores.
+func writtenAsName(name string) bool {
+	for _, c := range []byte(name) {
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Key returns the key named by the environment variable envName or, when
