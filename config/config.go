@@ -957,7 +957,7 @@ func HostHeader(host string, port int, tls bool) string {
 		return host
 	case (tls && port != 443) || (!tls && port != 80):
 		return net.JoinHostPort(host, strconv.Itoa(port))
-	case ip.To4() == nil:
+	case strings.Contains(host, ":"): // IPv6, ::ffff:10.0.0.5 among them
 		return "[" + host + "]"
 	}
 	return host

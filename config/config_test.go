@@ -140,3 +140,27 @@ func TestAnthropicBetas(t *testing.T) {
 		}
 	}
 }
+
+// TestHostHeader: a name alone; an IP address with a port other than its
+// scheme's; an IPv6 address in brackets, a mapped IPv4 one included.
+func TestHostHeader(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		host string
+		port int
+		tls  bool
+		want string
+	}{
+		{"api.openai.com", 443, true, "api.openai.com"},
+		{"proxy.internal", 8443, true, "proxy.internal"},
+		{"127.0.0.1", 8080, false, "127.0.0.1:8080"},
+		{"127.0.0.1", 80, false, "127.0.0.1"},
+		{"::1", 9443, true, "[::1]:9443"},
+		{"::1", 443, true, "[::1]"},
+		{"::ffff:10.0.0.5", 443, true, "[::ffff:10.0.0.5]"},
+	} {
+		if got := HostHeader(c.host, c.port, c.tls); got != c.want {
+			t.Errorf("HostHeader(%s, %d, %v) = %q, want %q", c.host, c.port, c.tls, got, c.want)
+		}
+	}
+}

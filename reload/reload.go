@@ -178,7 +178,8 @@ func (h *Holder[T]) reloadRetrying(ctx context.Context, n int64, wait time.Durat
 	}
 	h.opts.Logger.Info(h.opts.Name+" reload tried again later", "in", wait)
 	time.AfterFunc(wait, func() {
-		if ctx.Err() == nil && h.changes.Load() == n {
+		// A newer change, or a reload that succeeded since (SIGHUP), ends it.
+		if ctx.Err() == nil && h.changes.Load() == n && !h.LastReload().OK {
 			h.reloadRetrying(ctx, n, min(2*wait, maxRetryWait))
 		}
 	})

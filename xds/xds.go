@@ -169,7 +169,11 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	s.mu.Unlock()
 
 	if err := s.waitAccepted(ctx, version); err != nil {
-		return errors.Join(err, s.restore(ctx, version+1))
+		if rerr := s.restore(ctx, version+1); rerr != nil {
+			// Not a notAccepted of its own: the reload's outcome is err's.
+			return fmt.Errorf("%w; restoring the running config: %v", err, rerr)
+		}
+		return err
 	}
 
 	s.mu.Lock()
