@@ -6,39 +6,65 @@ import (
 	"strconv"
 )
 
-// MoveClusters gives each provider and MCP server of r whose endpoint moved
-// since current (another scheme, host or port under the same name) an Envoy
-// cluster of its own, named after the new endpoint. Requests current
-// planned carry the old cluster's name with the old credential, and must
-// reach the old endpoint, not the new one: an xDS reload keeps that
-// cluster in Envoy for its grace period, while r's requests go to the
-// new one. One that stayed keeps current's cluster. Call it before r serves
-// anything (a Router never changes after).
-func (r *Router) MoveClusters(current *Router) {
-	if current == nil {
+// MoveClusters names the Envoy clusters of r's providers and MCP servers
+// against the configs whose clusters Envoy still holds (held: the running
+// one first, then those kept for their grace period). Requests those
+// configs planned carry their cluster's name with their credential, and
+// must reach that cluster's endpoint, not another: so an endpoint keeps
+// the running config's cluster where it stayed, takes its configured name
+// where no held config has that cluster elsewhere, and otherwise gets a
+// cluster named after it. Call it before r serves anything (a Router never
+// changes after).
+func (r *Router) MoveClusters(held ...*Router) {
+	if len(held) == 0 {
 		return
 	}
+	at := heldEndpoints(held)
+	running := held[0]
 	for _, p := range r.providers {
-		if q := current.providerWithConfigCluster(p.info.ConfigCluster); q != nil {
-			p.info.Cluster = movedCluster(p.info.ConfigCluster, endpoint(p.info.Scheme, p.info.Host, p.info.Port),
-				q.info.Cluster, endpoint(q.info.Scheme, q.info.Host, q.info.Port))
+		var was *Provider
+		if q := running.providerWithConfigCluster(p.info.ConfigCluster); q != nil {
+			was = &q.info
 		}
+		p.info.Cluster = clusterFor(p.info.ConfigCluster, providerEndpoint(p.info), was, at)
 	}
 	for _, s := range r.mcpOrder {
-		if q := current.mcpServers[s.Name]; q != nil {
-			s.Cluster = movedCluster(s.Cluster, endpoint(s.Scheme, s.Host, s.Port), q.Cluster, endpoint(q.Scheme, q.Host, q.Port))
+		var was *Provider
+		if q := running.mcpServers[s.Name]; q != nil {
+			was = &Provider{Cluster: q.Cluster, Scheme: q.Scheme, Host: q.Host, Port: q.Port}
 		}
+		s.Cluster = clusterFor(s.Cluster, endpoint(s.Scheme, s.Host, s.Port), was, at)
 	}
 }
 
-// movedCluster is the cluster for an endpoint that the config names name,
-// when the running config's cluster of that name is was, at wasEndpoint.
-func movedCluster(name, endpoint, was, wasEndpoint string) string {
-	if endpoint == wasEndpoint {
-		return was
+// clusterFor is the cluster of the endpoint ep that the config names name:
+// was's (the running config's of that name) if at ep; name if every held
+// cluster of that name is at ep; else a name of its own.
+func clusterFor(name, ep string, was *Provider, at map[string][]string) string {
+	if was != nil && providerEndpoint(*was) == ep {
+		return was.Cluster
 	}
-	sum := sha256.Sum256([]byte(endpoint))
-	return name + "~" + hex.EncodeToString(sum[:4])
+	for _, other := range at[name] {
+		if other != ep {
+			sum := sha256.Sum256([]byte(ep))
+			return name + "~" + hex.EncodeToString(sum[:4])
+		}
+	}
+	return name
+}
+
+// heldEndpoints maps each cluster of the held configs to its endpoints.
+func heldEndpoints(held []*Router) map[string][]string {
+	at := map[string][]string{}
+	for _, h := range held {
+		for _, p := range h.providers {
+			at[p.info.Cluster] = append(at[p.info.Cluster], providerEndpoint(p.info))
+		}
+		for _, s := range h.mcpOrder {
+			at[s.Cluster] = append(at[s.Cluster], endpoint(s.Scheme, s.Host, s.Port))
+		}
+	}
+	return at
 }
 
 func (r *Router) providerWithConfigCluster(name string) *provider {
@@ -49,6 +75,8 @@ func (r *Router) providerWithConfigCluster(name string) *provider {
 	}
 	return nil
 }
+
+func providerEndpoint(p Provider) string { return endpoint(p.Scheme, p.Host, p.Port) }
 
 // endpoint is where a cluster sends requests.
 func endpoint(scheme, host string, port int) string {

@@ -10,7 +10,8 @@ import (
 // TestMoveClusters: after a reload that moves a provider's endpoint, its
 // requests name a cluster of their own, while the requests the running
 // config planned keep naming the old one; a provider that stayed keeps its
-// cluster, and one that moves again or back gets another.
+// cluster; one that moves back takes its name again once no config Envoy
+// holds has that cluster elsewhere.
 func TestMoveClusters(t *testing.T) {
 	t.Parallel()
 	cfg := func(aPort string) *Router {
@@ -28,7 +29,7 @@ func TestMoveClusters(t *testing.T) {
 		return d.Cluster
 	}
 	first := cfg("1")
-	first.MoveClusters(nil)
+	first.MoveClusters()
 	moved := cfg("2")
 	moved.MoveClusters(first)
 	if got := cluster(first, "m"); got != "a" {
@@ -52,9 +53,24 @@ func TestMoveClusters(t *testing.T) {
 		t.Errorf("a reload that keeps the moved endpoint: cluster %q, want %q still", got, movedA)
 	}
 	back := cfg("1")
+	back.MoveClusters(same, moved, first)
+	if got := cluster(back, "m"); got != "a" {
+		t.Errorf("moved back while the first config is held: cluster %q, want a, at that endpoint still", got)
+	}
+	back = cfg("1")
 	back.MoveClusters(same)
-	if got := cluster(back, "m"); got == movedA || got == "a" || !strings.HasPrefix(got, "a~") {
-		t.Errorf("moved back: cluster %q, want one apart from %q and from a (still planned for)", got, movedA)
+	if got := cluster(back, "m"); got != "a" {
+		t.Errorf("moved back once no held config has a: cluster %q, want a", got)
+	}
+
+	// Removed, then added again at another endpoint while the config that
+	// had it is held: not that config's cluster.
+	without := compilePoolYAML(t, "providers:\n  - {name: b, url: 'http://127.0.0.1:9', schema: openai, cluster: b-cluster}\n", config.Env{})
+	without.MoveClusters(first)
+	again := cfg("3")
+	again.MoveClusters(without, first)
+	if got := cluster(again, "m"); got == "a" || !strings.HasPrefix(got, "a~") {
+		t.Errorf("added again elsewhere within the grace: cluster %q, want a~ and its endpoint's", got)
 	}
 }
 

@@ -141,13 +141,18 @@ func (s *Server) Register(gs *grpc.Server) {
 // built, nothing changes; if an Envoy rejects it or does not answer within
 // AckTimeout, the resources of the running config are set again (under a
 // newer version) and the error says why: the reload must be refused. A
-// config is built alone too, as it will be when the grace ends. The
+// config is built alone too, as it will be when the grace ends. A
+// provider or MCP server of r whose endpoint moved gets a cluster of its
+// own (routing.Router.MoveClusters), so r must not serve yet. The
 // new version keeps what the running config had and r lacks; it goes once
 // the grace period has passed (expire).
 func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	s.update.Lock()
 	defer s.update.Unlock()
 	s.mu.Lock()
+	// r's clusters are named against every config Envoy still holds,
+	// before Envoy learns them.
+	r.MoveClusters(s.olderLocked(s.current)...)
 	version := s.version + 1
 	// r alone first: what only older configs have goes once their grace
 	// ends, and r must build without it then (a cluster an Envoy's flags

@@ -102,7 +102,6 @@ func newConfigHolder(path string, log *slog.Logger, reg prometheus.Registerer, x
 			}
 		}
 		if xds != nil {
-			r.MoveClusters(current) // before Envoy learns r's clusters
 			if err := xds.Update(context.Background(), r); err != nil {
 				return nil, err
 			}
