@@ -176,7 +176,6 @@ func TestBuildErrors(t *testing.T) {
 		"the body held twice":          heldTwice,
 		"body over 4 GiB, held":        heldOver4GiB,
 		"a heap bound too small":       {ExtProc: "unix:/x", MaxHeapBytes: 1 << 20},
-		"an upstream idle over 10m":    {ExtProc: "unix:/x", UpstreamIdleTimeout: 11 * time.Minute},
 	} {
 		if _, err := BuildBootstrap(o); err == nil {
 			t.Errorf("%s: BuildBootstrap succeeded, want an error", name)
@@ -427,5 +426,28 @@ func TestIPEndpointsHaveAHostname(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no static provider cluster in examples/switchyard.yaml")
+	}
+}
+
+// TestUpstreamIdleBound: an upstream idle timeout longer than extproc keeps
+// a request's plan is built as that bound.
+func TestUpstreamIdleBound(t *testing.T) {
+	o := withConfig(t, "../examples/switchyard.yaml", Options{ExtProc: "unix:/tmp/x.sock", UpstreamIdleTimeout: 20 * time.Minute})
+	res := mustBuild(t, o)
+	checked := 0
+	for _, rc := range res.Routes {
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				if d := r.GetRoute().GetIdleTimeout(); d != nil {
+					checked++
+					if d.AsDuration() != MaxUpstreamIdleTimeout {
+						t.Errorf("route %s: idle timeout %v, want %v", r.GetName(), d.AsDuration(), MaxUpstreamIdleTimeout)
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no route with an idle timeout")
 	}
 }

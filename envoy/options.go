@@ -79,7 +79,8 @@ var ResponseFilterHeaders = []string{":status", "content-type", "content-length"
 // silence a model may keep before or between tokens.
 const DefaultIdleTimeout = 300 * time.Second
 
-// MaxUpstreamIdleTimeout bounds UpstreamIdleTimeout: extproc keeps what it
+// MaxUpstreamIdleTimeout bounds UpstreamIdleTimeout (a longer one is
+// taken as this): extproc keeps what it
 // planned for a request (its translation, its counting, its fallbacks)
 // until the answer's headers come, and forgets a request silent longer
 // than this (processor's flights), whose answer would then reach the
@@ -402,9 +403,9 @@ func (o Options) settings() (settings, error) {
 		upstreamIdle:    orDuration(o.UpstreamIdleTimeout, DefaultIdleTimeout),
 		streamIdle:      orDuration(o.StreamIdleTimeout, DefaultIdleTimeout),
 	}
-	if d.upstreamIdle > MaxUpstreamIdleTimeout {
-		return d, fmt.Errorf("an upstream idle timeout of %v: at most %v, as long as extproc keeps a request's plan", d.upstreamIdle, MaxUpstreamIdleTimeout)
-	}
+	// `extproc envoy-config` refuses more; an Envoy printed before it did
+	// still gets its resources over xDS, with the bound.
+	d.upstreamIdle = min(d.upstreamIdle, MaxUpstreamIdleTimeout)
 	if o.RequestTimeout > 0 && o.RequestTimeout < time.Millisecond {
 		return d, fmt.Errorf("a request timeout of %v: Envoy counts whole milliseconds", o.RequestTimeout)
 	}

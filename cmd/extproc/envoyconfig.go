@@ -46,6 +46,10 @@ func runEnvoyConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if f.upstreamIdle > envoy.MaxUpstreamIdleTimeout {
+		return fmt.Errorf("envoy-config: -upstream-idle-timeout %v: at most %v, as long as extproc keeps a request's plan until its answer comes",
+			f.upstreamIdle, envoy.MaxUpstreamIdleTimeout)
+	}
 	// Rendering signs nothing: Bedrock providers' credentials stay unfetched.
 	bedrock.NoFetch()
 	r, err := routing.Load(f.config)

@@ -83,6 +83,16 @@ func TestEnvoyConfigCommand(t *testing.T) {
 			t.Errorf("timeout flag not applied: rendered config lacks %q", want)
 		}
 	}
+	// Longer than extproc keeps a request's plan: refused when printed;
+	// over xDS (an Envoy printed before) built with the bound.
+	long := []string{"-config", path, "-upstream-idle-timeout", "11m"}
+	if err := run(context.Background(), append([]string{"envoy-config"}, long...), &out, &bytes.Buffer{}); err == nil ||
+		!strings.Contains(err.Error(), "at most 10m") {
+		t.Errorf("-upstream-idle-timeout 11m: %v, want it refused", err)
+	}
+	if _, err := buildXDS(append(long, "-extproc", "unix:/run/x.sock"), mustLoad(t, path), nil); err != nil {
+		t.Errorf("xDS resources for an Envoy printed with -upstream-idle-timeout 11m: %v", err)
+	}
 	out.Reset()
 	if err := run(context.Background(), []string{"envoy-config", "-config", path, "-no-extproc"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
