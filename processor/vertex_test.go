@@ -5,10 +5,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
 	"switchyard/config"
+	"switchyard/luahooks"
 	"switchyard/routing"
 )
 
@@ -157,8 +159,8 @@ func BenchmarkVertexAttempt(b *testing.B) {
 }
 
 // TestVertexBetas: a Claude on Vertex provider with anthropic_betas passes
-// on only the client's betas it lists (none: no header); one without the
-// list passes the client's header as it came.
+// on only the betas it lists of the client's (or of what a hook set; none:
+// no header); one without the list passes the client's header as it came.
 func TestVertexBetas(t *testing.T) {
 	t.Parallel()
 	r := vertexRouterOf(t, `providers:
@@ -169,12 +171,21 @@ routes:
   - {model: listed, provider: listed, rewrite_model: claude-sonnet-4-5@20250929}
   - {model: open, provider: open, rewrite_model: claude-sonnet-4-5@20250929}
 `)
-	for _, tc := range []struct{ model, beta, wantSet string }{
-		{"listed", "claude-code-20250219, interleaved-thinking-2025-05-14", "interleaved-thinking-2025-05-14"},
-		{"listed", "claude-code-20250219", ""},
-		{"open", "claude-code-20250219", ""},
+	hooked, err := luahooks.NewSet([]luahooks.Source{{Name: "h.lua", Code: []byte(
+		`function on_request(req) req:set_header("anthropic-beta", "claude-code-20250219") end`)}}, luahooks.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		model, beta, wantSet string
+		hooks                *luahooks.Set
+	}{
+		{"listed", "claude-code-20250219, interleaved-thinking-2025-05-14", "interleaved-thinking-2025-05-14", nil},
+		{"listed", "claude-code-20250219", "", nil},
+		{"listed", "interleaved-thinking-2025-05-14", "", hooked}, // the hook's beta, not allowed
+		{"open", "claude-code-20250219", "", nil},
 	} {
-		p, err := DryRun(context.Background(), r, nil, Request{Method: "POST", Path: messagesPath,
+		p, err := DryRun(context.Background(), r, tc.hooks, Request{Method: "POST", Path: messagesPath,
 			Body:    []byte(`{"model":"` + tc.model + `","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`),
 			Headers: map[string]string{"anthropic-beta": tc.beta}}, "")
 		if err != nil {
