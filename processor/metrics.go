@@ -155,7 +155,7 @@ func (m *Metrics) newSessionMetrics() {
 	}, []string{"key_name"})
 	m.keyCooldowns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_key_cooldowns_total",
-		Help: "Times a key of a provider's key pool answered 429 and was rested for its Retry-After, by provider and key (its key_env or key_file, never the key).",
+		Help: "Times a key of a provider's key pool answered 429 and was rested for its Retry-After, by provider and key (its key_env, a digest env:... of one not in upper case, or its key_file; never the key).",
 	}, []string{"provider", "key"})
 	m.keyAffinity = m.affinityVec.WithLabelValues("key")
 	m.affinity = m.affinityVec.WithLabelValues("target")

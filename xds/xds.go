@@ -189,15 +189,17 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	}
 	s.current, s.version = r, version
 	// An Envoy that connected while this one waited got the old config.
+	// r serves from here on, whatever becomes of that Envoy: its failure
+	// is logged, not the reload's.
 	late, err := s.snapshots(r, s.olderLocked(nil), version)
+	if err == nil {
+		for key := range snaps {
+			delete(late, key)
+		}
+		err = s.setLocked(ctx, late)
+	}
 	if err != nil {
-		return err
-	}
-	for key := range snaps {
-		delete(late, key)
-	}
-	if err := s.setLocked(ctx, late); err != nil {
-		return err
+		s.log.Error("xds resources for an envoy that connected during the update", "version", version, "err", err)
 	}
 	if len(s.nodes) > 0 {
 		s.log.Info("xds snapshot accepted", "version", version, "envoys", len(s.nodes))

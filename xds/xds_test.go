@@ -247,3 +247,25 @@ func TestReloadRemovingAFlagsCluster(t *testing.T) {
 		t.Error("the refused config became the running one")
 	}
 }
+
+// TestUpdateNamesClustersAgainstHeldConfigs: a provider removed, then added
+// again at another url while the config that had it is held for its grace,
+// gets a cluster of its own: the held one still serves that config's
+// requests, with its key, at the old url.
+func TestUpdateNamesClustersAgainstHeldConfigs(t *testing.T) {
+	s := New(t.Context(), build, time.Hour, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	withoutA := "providers:\n  - {name: b, url: 'http://127.0.0.1:2', schema: openai}\nroutes:\n  - {model: m, provider: b}\n"
+	aElsewhere := "providers:\n  - {name: a, url: 'http://127.0.0.1:3', schema: openai}\nroutes:\n  - {model: m, provider: a}\n"
+	for _, yaml := range []string{oneProvider, withoutA} {
+		if err := s.Update(t.Context(), load(t, yaml)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := load(t, aElsewhere)
+	if err := s.Update(t.Context(), again); err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Providers()[0].Cluster; !strings.HasPrefix(got, "a~") {
+		t.Errorf("a added again at another url within the grace: cluster %q, want a~ and its endpoint's", got)
+	}
+}
