@@ -135,7 +135,11 @@ func TestRoutingAndCredentials(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				got := upstreamSaw(t, s.gw.do(t, "POST", tc.path, tc.headers, tc.body))
+				r := s.gw.do(t, "POST", tc.path, tc.headers, tc.body)
+				got := upstreamSaw(t, r)
+				if v := r.header.Get("openai-organization"); v != "" {
+					t.Errorf("the client got the operator's provider account: openai-organization %q", v)
+				}
 				if diff := cmp.Diff(tc.want, seen{Upstream: got.Upstream, Path: got.Path, Model: got.Model}); diff != "" {
 					t.Errorf("upstream saw (-want +got):\n%s", diff)
 				}

@@ -79,6 +79,7 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("content-type", "application/json")
+	w.Header().Set("openai-organization", "org-operator") // as OpenAI names the key's account
 	json.NewEncoder(w).Encode(upstreamReply{Object: "chat.completion", Model: req.Model, Seen: s})
 }
 

@@ -74,6 +74,11 @@ const (
 // found by the gateway's own id, in the metadata (routing.RequestNamespace).
 var ResponseFilterHeaders = []string{":status", "content-type", "content-length", "content-encoding", "retry-after", "x-amzn-errortype"}
 
+// ProviderAccountHeaders name the operator's account at a provider (its
+// organization and project ids) in the provider's answers: the gateway's
+// clients have no use for them, and they are left out of what they get.
+var ProviderAccountHeaders = []string{"openai-organization", "openai-project", "anthropic-organization-id"}
+
 // DefaultIdleTimeout closes client connections, client streams and
 // upstream streams that stay silent this long. It must outlast the longest
 // silence a model may keep before or between tokens.

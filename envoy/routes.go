@@ -43,6 +43,7 @@ func (d *settings) gatewayRoutes() *routev3.RouteConfiguration {
 		// route) first, when ext_proc reads its per-route config: with
 		// hooks it also sends extproc the response headers.
 		routes = append(routes, d.withHooksMode(noDecisionRoute()))
+		rc.ResponseHeadersToRemove = ProviderAccountHeaders
 	} else {
 		// Baseline without ext_proc (benchmarks): everything goes to one
 		// cluster.
