@@ -22,27 +22,27 @@ func (r *Router) MoveClusters(held ...*Router) {
 	at := heldEndpoints(held)
 	running := held[0]
 	for _, p := range r.providers {
-		var was *Provider
+		var was, wasAt string
 		if q := running.providerWithConfigCluster(p.info.ConfigCluster); q != nil {
-			was = &q.info
+			was, wasAt = q.info.Cluster, providerEndpoint(q.info)
 		}
-		p.info.Cluster = clusterFor(p.info.ConfigCluster, providerEndpoint(p.info), was, at)
+		p.info.Cluster = clusterFor(p.info.ConfigCluster, providerEndpoint(p.info), was, wasAt, at)
 	}
 	for _, s := range r.mcpOrder {
-		var was *Provider
+		var was, wasAt string
 		if q := running.mcpServers[s.Name]; q != nil {
-			was = &Provider{Cluster: q.Cluster, Scheme: q.Scheme, Host: q.Host, Port: q.Port}
+			was, wasAt = q.Cluster, endpoint(q.Scheme, q.Host, q.Port)
 		}
-		s.Cluster = clusterFor(s.Cluster, endpoint(s.Scheme, s.Host, s.Port), was, at)
+		s.Cluster = clusterFor(s.Cluster, endpoint(s.Scheme, s.Host, s.Port), was, wasAt, at)
 	}
 }
 
 // clusterFor is the cluster of the endpoint ep that the config names name:
-// was's (the running config's of that name) if at ep; name if every held
-// cluster of that name is at ep; else a name of its own.
-func clusterFor(name, ep string, was *Provider, at map[string][]string) string {
-	if was != nil && providerEndpoint(*was) == ep {
-		return was.Cluster
+// was, the running config's cluster of that name, if it is at ep (wasAt);
+// name if every held cluster of that name is at ep; else a name of its own.
+func clusterFor(name, ep, was, wasAt string, at map[string][]string) string {
+	if was != "" && wasAt == ep {
+		return was
 	}
 	for _, other := range at[name] {
 		if other != ep {

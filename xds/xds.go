@@ -152,7 +152,8 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 	s.mu.Lock()
 	// r's clusters are named against every config Envoy still holds,
 	// before Envoy learns them.
-	r.MoveClusters(s.olderLocked(s.current)...)
+	older := s.olderLocked(s.current)
+	r.MoveClusters(older...)
 	version := s.version + 1
 	// r alone first: what only older configs have goes once their grace
 	// ends, and r must build without it then (a cluster an Envoy's flags
@@ -161,7 +162,6 @@ func (s *Server) Update(ctx context.Context, r *routing.Router) error {
 		s.mu.Unlock()
 		return err
 	}
-	older := s.olderLocked(s.current)
 	snaps, err := s.snapshots(r, older, version)
 	if err != nil {
 		s.mu.Unlock()
