@@ -2,7 +2,6 @@ package processor
 
 import (
 	"errors"
-	"slices"
 	"time"
 
 	"switchyard/bedrock"
@@ -51,7 +50,7 @@ func (a *Attempt) toBedrock(e *bedrock.Endpoint, model string, betas []string) *
 	a.Credential = routing.BedrockCredential
 	// Bedrock takes the version in the body and no beta header, not even
 	// one a hook set (its betas are in the body already).
-	a.SetHeaders = slices.DeleteFunc(a.SetHeaders, func(h routing.Header) bool { return h.Name == routing.BetaHeader })
+	a.unset(routing.BetaHeader)
 	a.RemoveHeaders = append(a.RemoveHeaders[:len(a.RemoveHeaders):len(a.RemoveHeaders)], routing.VersionHeader, routing.BetaHeader)
 	return nil
 }

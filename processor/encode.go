@@ -197,6 +197,11 @@ func encodeAttempt(a *Attempt, credentialHeaders []string) *extprocv3.Processing
 }
 
 // sets reports whether the attempt sets header name.
+// unset drops what the attempt sets of header name.
+func (a *Attempt) unset(name string) {
+	a.SetHeaders = slices.DeleteFunc(a.SetHeaders, func(h routing.Header) bool { return h.Name == name })
+}
+
 func (a *Attempt) sets(name string) bool {
 	for _, h := range a.SetHeaders {
 		if h.Name == name {

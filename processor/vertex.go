@@ -47,7 +47,7 @@ func (a *Attempt) vertexClaude(d *routing.Decision, path, beta string) *apiError
 		// Vertex refuses a request naming a beta it does not take, and
 		// which it takes differs by model: the provider's list says. beta
 		// is what the hooks left; a header they set is replaced.
-		a.SetHeaders = slices.DeleteFunc(a.SetHeaders, func(h routing.Header) bool { return h.Name == routing.BetaHeader })
+		a.unset(routing.BetaHeader)
 		if kept := routing.KeepBetas(beta, d.Betas); kept != nil {
 			a.SetHeaders = append(a.SetHeaders, routing.Header{Name: routing.BetaHeader, Value: strings.Join(kept, ",")})
 		} else {
