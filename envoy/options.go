@@ -85,11 +85,11 @@ var ProviderAccountHeaders = []string{"openai-organization", "openai-project", "
 const DefaultIdleTimeout = 300 * time.Second
 
 // MaxUpstreamIdleTimeout bounds UpstreamIdleTimeout (a longer one is
-// taken as this): extproc keeps what it
-// planned for a request (its translation, its counting, its fallbacks)
-// until the answer's headers come, and forgets a request silent longer
-// than this (processor's flights), whose answer would then reach the
-// client untranslated and uncounted.
+// taken as this): extproc keeps what it planned for a request (its
+// translation, its counting, its fallbacks) until the answer's headers
+// come, and forgets a request silent longer than this (processor's
+// flights), whose answer would then reach the client untranslated and
+// uncounted.
 const MaxUpstreamIdleTimeout = 10 * time.Minute
 
 // requestTimeoutDetails are the response code details of Envoy's answer

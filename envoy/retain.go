@@ -9,11 +9,10 @@ import (
 // Retaining returns o with what the resources of older options have and
 // o's lack: their providers' and MCP servers' clusters (o's own win where
 // both name one), their retry route entries, the larger body limit, and
-// response headers
-// if any sent them. An xDS server builds a reload's resources so, for a
-// grace period: requests an older config planned may still be on their way
-// to Envoy's router, or about to retry, and must find their cluster and
-// route entry there.
+// response headers if any sent them. An xDS server builds a reload's
+// resources so, for a grace period: requests an older config planned may
+// still be on their way to Envoy's router, or about to retry, and must
+// find their cluster and route entry there.
 func (o Options) Retaining(older ...Options) Options {
 	o.Providers = slices.Clone(o.Providers)
 	o.RetryRoutes = slices.Clone(o.RetryRoutes)
