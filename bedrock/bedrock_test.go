@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/tidwall/gjson"
+
+	"switchyard/loadtest/agentbody"
 )
 
 var testCreds = aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", SessionToken: "session-token"}
@@ -144,6 +147,44 @@ func TestInvokeBody(t *testing.T) {
 	}
 	if !bytes.Contains(in, []byte(`"model":"claude"`)) {
 		t.Error("the input body changed")
+	}
+}
+
+// TestInvokeBodyFields checks what InvokeBody keeps, drops and adds on
+// bodies of every shape: an agent's conversation (model first, stream
+// last), a version the client wrote, a beta list the client wrote, and a
+// body that is not an object.
+func TestInvokeBodyFields(t *testing.T) {
+	agent := agentbody.MustGenerate(agentbody.Spec{API: agentbody.AnthropicMessages, Model: "claude", Size: 64 << 10, Stream: true})
+	body, stream, err := InvokeBody(agent, []string{"b"})
+	if err != nil || !stream || !gjson.ValidBytes(body) {
+		t.Fatalf("stream %v err %v valid %v", stream, err, gjson.ValidBytes(body))
+	}
+	want := gjson.ParseBytes(agent).Map()
+	delete(want, "model")
+	delete(want, "stream")
+	got := gjson.ParseBytes(body).Map()
+	for k, v := range want {
+		if got[k].Raw != v.Raw {
+			t.Errorf("%s changed", k)
+		}
+	}
+	if len(got) != len(want)+2 || got["anthropic_beta"].Raw != `["b"]` {
+		t.Errorf("fields %d, want %d; anthropic_beta %s", len(got), len(want)+2, got["anthropic_beta"].Raw)
+	}
+
+	own := []byte(`{ "anthropic_version" : "x", "model":"m","anthropic_beta":["mine"], "stream": false, "max_tokens":5 }`)
+	body, stream, err = InvokeBody(own, []string{"b"})
+	if err != nil || stream {
+		t.Fatalf("stream %v err %v", stream, err)
+	}
+	if want := `{"anthropic_beta":["mine"],"max_tokens":5,"anthropic_version":"` + AnthropicVersion + `"}`; string(body) != want {
+		t.Errorf("got  %s\nwant %s", body, want)
+	}
+
+	var refusal *Refusal
+	if _, _, err := InvokeBody([]byte(`[1]`), nil); !errors.As(err, &refusal) {
+		t.Errorf("an array: %v", err)
 	}
 }
 

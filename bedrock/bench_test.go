@@ -15,12 +15,19 @@ import (
 //	go test -tags=vtprotobuf -run '^$' -bench 'Invoke|StreamChunk' -benchmem ./bedrock
 func BenchmarkInvoke(b *testing.B) {
 	e := NewEndpoint("us-east-1", "bedrock-runtime.us-east-1.amazonaws.com", 443, true, Static(testCreds))
+	messages := func(size int) []byte {
+		text := strings.Repeat("x", size-150)
+		return []byte(`{"model":"claude-bedrock","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"` + text + `"}]}`)
+	}
 	for _, c := range []struct {
 		name string
-		size int
-	}{{"small", 200}, {"256KB", 256 << 10}} {
-		text := strings.Repeat("x", max(c.size-150, 1))
-		body := []byte(`{"model":"claude-bedrock","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"` + text + `"}]}`)
+		body []byte
+	}{
+		{"small", messages(200)},
+		{"256KB", messages(256 << 10)},
+		{"agent256KiB", agentbody.MustGenerate(agentbody.Spec{API: agentbody.AnthropicMessages, Model: "claude-bedrock", Size: 256 << 10, Stream: true})},
+	} {
+		body := c.body
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))

@@ -2,9 +2,10 @@ package bedrock
 
 import (
 	"strings"
+	"unsafe"
 
+	json "github.com/goccy/go-json"
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 )
 
 // AnthropicVersion is the Messages API version Bedrock's Anthropic models
@@ -21,22 +22,40 @@ const AnthropicVersion = "bedrock-2023-05-31"
 // API knows: the caller passes those DefaultBetas (or the provider's own
 // list) allows.
 func InvokeBody(messages []byte, betas []string) (body []byte, stream bool, err error) {
-	stream = gjson.GetBytes(messages, "stream").Bool()
-	body = messages
-	for _, field := range []string{"model", "stream"} {
-		if gjson.GetBytes(body, field).Exists() {
-			if body, err = sjson.DeleteBytes(body, field); err != nil {
-				return nil, false, err
-			}
+	// Read in place: what the walk returns is copied before it returns.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(messages), len(messages)))
+	if !root.IsObject() {
+		return nil, false, refuse("the request body is not a JSON object")
+	}
+	// One walk over the body's fields and one copy: at an agent's size
+	// each field looked up or set by name was a walk (and a copy) of its
+	// own.
+	body = make([]byte, 0, len(messages)+len(AnthropicVersion)+64)
+	body = append(body, '{')
+	named := false
+	root.ForEach(func(key, value gjson.Result) bool {
+		switch key.Str {
+		case "model", "anthropic_version":
+			return true
+		case "stream":
+			stream = value.Bool()
+			return true
+		case "anthropic_beta":
+			named = true
 		}
+		body = append(append(append(body, key.Raw...), ':'), value.Raw...)
+		body = append(body, ',')
+		return true
+	})
+	body = append(body, `"anthropic_version":"`+AnthropicVersion+`"`...)
+	if len(betas) > 0 && !named {
+		list, err := json.Marshal(betas)
+		if err != nil {
+			return nil, false, err
+		}
+		body = append(append(body, `,"anthropic_beta":`...), list...)
 	}
-	if body, err = sjson.SetBytes(body, "anthropic_version", AnthropicVersion); err != nil {
-		return nil, false, err
-	}
-	if len(betas) > 0 && !gjson.GetBytes(body, "anthropic_beta").Exists() {
-		body, err = sjson.SetBytes(body, "anthropic_beta", betas)
-	}
-	return body, stream, err
+	return append(body, '}'), stream, nil
 }
 
 // DefaultBetas are the anthropic-beta flags Bedrock's Anthropic models
