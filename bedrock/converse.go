@@ -2,11 +2,12 @@ package bedrock
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
+	"unsafe"
 
 	json "github.com/goccy/go-json"
+	"github.com/tidwall/gjson"
 
 	"switchyard/translate"
 )
@@ -96,19 +97,30 @@ type cvToolConfig struct {
 	ToolChoice cvBlock   `json:"toolChoice,omitempty"`
 }
 
+// unsupported is the first in sorted order of body's fields Converse does
+// not carry, "" if none: the same one whatever order they come in. Their
+// names only: the body is decoded once, after.
+func unsupported(body gjson.Result) (first string) {
+	body.ForEach(func(key, _ gjson.Result) bool {
+		if !converseFields[key.Str] && (first == "" || key.Str < first) {
+			first = key.Str
+		}
+		return true
+	})
+	return first
+}
+
 // ConverseBody turns a Messages request into a Converse request: system
 // prompts, text, images, tool calls and results, tools and tool_choice,
 // and the sampling settings. Anything else is refused (a *Refusal). It
 // reports whether the client asked for a stream.
 func ConverseBody(messages []byte) ([]byte, bool, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(messages, &fields); err != nil {
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(messages), len(messages)))
+	if !root.IsObject() {
 		return nil, false, refuse("the request body is not a JSON object")
 	}
-	for _, name := range slices.Sorted(maps.Keys(fields)) {
-		if !converseFields[name] {
-			return nil, false, refuse("%s is not supported on this Bedrock model (Converse); only Anthropic models take it", name)
-		}
+	if name := unsupported(root); name != "" {
+		return nil, false, refuse("%s is not supported on this Bedrock model (Converse); only Anthropic models take it", name)
 	}
 	var in msgRequest
 	if err := json.Unmarshal(messages, &in); err != nil {
