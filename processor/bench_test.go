@@ -211,6 +211,23 @@ func BenchmarkReadBody(b *testing.B) {
 	}
 }
 
+// BenchmarkRewriteModel is a model rewrite of an agent's chat, whose model
+// the OpenAI SDK writes last.
+func BenchmarkRewriteModel(b *testing.B) {
+	for _, sz := range agentbody.Sizes {
+		body := agentBody(b, agentbody.OpenAIChat, sz.Size)
+		b.Run(sz.Name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := rewriteModel(body, "gpt-4o-mini"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkFullDuplexAgent is BenchmarkFullDuplex with agent-shaped bodies
 // (a chat with model last, as the OpenAI SDK sends it), with extproc's
 // codec and with gRPC's default one: the body crosses the socket to the

@@ -134,9 +134,21 @@ func tooDeep() *apiError {
 	return newAPIError(routing.KindInvalidRequest, "invalid_json", "request body nests deeper than "+strconv.Itoa(maxNesting)+" levels")
 }
 
-// rewriteModel returns a copy of body with the top-level model replaced.
+// rewriteModel returns a copy of body with the top-level model replaced:
+// found in place and written over in one copy (a model written last, as
+// the OpenAI SDK writes it, is a walk of the whole body).
 func rewriteModel(body []byte, model string) ([]byte, error) {
-	return sjson.SetBytes(body, "model", model)
+	m := gjson.Get(unsafe.String(unsafe.SliceData(body), len(body)), "model")
+	if !m.Exists() || m.Index <= 0 {
+		return sjson.SetBytes(body, "model", model)
+	}
+	quoted, err := json.Marshal(model)
+	if err != nil {
+		return nil, err
+	}
+	rest := body[m.Index+len(m.Raw):]
+	out := make([]byte, 0, m.Index+len(quoted)+len(rest))
+	return append(append(append(out, body[:m.Index]...), quoted...), rest...), nil
 }
 
 type modelObject struct {
