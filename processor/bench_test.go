@@ -211,20 +211,30 @@ func BenchmarkReadBody(b *testing.B) {
 	}
 }
 
-// BenchmarkRewriteModel is a model rewrite of an agent's chat, whose model
-// the OpenAI SDK writes last.
-func BenchmarkRewriteModel(b *testing.B) {
+// BenchmarkBodyEdits are the changes a plan makes to an agent's chat, whose
+// model the OpenAI SDK writes last: a model rewrite, and the usage chunk
+// asked for on a counted stream.
+func BenchmarkBodyEdits(b *testing.B) {
+	edits := []struct {
+		name string
+		edit func([]byte) ([]byte, error)
+	}{
+		{"rewrite", func(body []byte) ([]byte, error) { return rewriteModel(body, "gpt-4o-mini") }},
+		{"usage", askForUsage},
+	}
 	for _, sz := range agentbody.Sizes {
 		body := agentBody(b, agentbody.OpenAIChat, sz.Size)
-		b.Run(sz.Name, func(b *testing.B) {
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := rewriteModel(body, "gpt-4o-mini"); err != nil {
-					b.Fatal(err)
+		for _, e := range edits {
+			b.Run(e.name+"/"+sz.Name, func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := e.edit(body); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

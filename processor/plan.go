@@ -1,12 +1,15 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
 	"slices"
 	"time"
+	"unsafe"
 
+	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
 	"switchyard/config"
@@ -237,13 +240,26 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 	if f.stream && !f.includeUsage && !p.Response.Translate && d.API.Wire() == config.APIOpenAI && isChatPath(req.Path) {
 		// Chat streams report usage only when asked: ask, and the client
 		// gets the usage chunk (no choices) before [DONE] too.
-		b, err := sjson.SetBytes(p.Body, "stream_options.include_usage", true)
+		b, err := askForUsage(p.Body)
 		if err != nil { // stream_options is an array
 			return path, newAPIError(routing.KindInvalidRequest, "invalid_type", `"stream_options" must be an object`)
 		}
 		p.Body, p.bodyChanged = b, true
 	}
 	return path, nil
+}
+
+// askForUsage returns a copy of a chat body whose stream_options asks for
+// the usage chunk. Most bodies have no stream_options: it is added before
+// the body's end in one copy, without the copies sjson makes.
+func askForUsage(body []byte) ([]byte, error) {
+	if gjson.Get(unsafe.String(unsafe.SliceData(body), len(body)), "stream_options").Exists() {
+		return sjson.SetBytes(body, "stream_options.include_usage", true)
+	}
+	const option = `,"stream_options":{"include_usage":true}`
+	end := bytes.LastIndexByte(body, '}') // a JSON object, with a model before it
+	out := make([]byte, 0, len(body)+len(option))
+	return append(append(append(out, body[:end]...), option...), body[end:]...), nil
 }
 
 // planResponse finishes the attempts for what is done with the answer: a

@@ -8,6 +8,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tidwall/gjson"
 	"google.golang.org/grpc/metadata"
 
 	"switchyard/config"
@@ -143,5 +144,35 @@ func TestTranslatedResponseStream(t *testing.T) {
 		if got := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "anthropic", "claude-sonnet", typ)); got != want {
 			t.Errorf("%s tokens = %v, want %v", typ, got, want)
 		}
+	}
+}
+
+// TestAskForUsage checks the body a counted chat stream is sent with: the
+// usage chunk asked for, every other field as it came.
+func TestAskForUsage(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"m","stream":true,"messages":[{"role":"user","content":"}"}]} ` + "\n",
+		`{"stream_options":{},"model":"m","stream":true}`,
+		`{"stream_options":{"include_usage":false,"x":1},"model":"m","stream":true}`,
+		`{"stream_options":null,"model":"m","stream":true}`,
+	} {
+		out, err := askForUsage([]byte(body))
+		if err != nil || !gjson.ValidBytes(out) || gjson.GetBytes(out, "stream_options.include_usage").Type != gjson.True {
+			t.Errorf("%s: %s, %v", body, out, err)
+			continue
+		}
+		want, got := gjson.Parse(body).Map(), gjson.ParseBytes(out).Map()
+		for k, v := range want {
+			if k != "stream_options" && got[k].Raw != v.Raw {
+				t.Errorf("%s: %s changed: %s", body, k, out)
+			}
+		}
+		want["stream_options"] = gjson.Result{}
+		if len(got) != len(want) {
+			t.Errorf("%s: fields %s", body, out)
+		}
+	}
+	if _, err := askForUsage([]byte(`{"model":"m","stream_options":[1]}`)); err == nil {
+		t.Error("an array of stream_options was taken")
 	}
 }
