@@ -83,8 +83,9 @@ func (c *Config) validateMCP(v *validator) {
 			v.errf(p.key("name"), "is required")
 		case !isName(mc.Name):
 			v.errf(p.key("name"), "%q must match [a-z0-9_-]+", mc.Name)
-		case strings.Contains(mc.Name, "__"):
-			v.errf(p.key("name"), `%q must not hold "__": /mcp names tools <server>__<tool>`, mc.Name)
+		case strings.Contains(mc.Name, "__") || strings.HasSuffix(mc.Name, "_"):
+			// a_'s tool x and a's tool _x would both be a___x.
+			v.errf(p.key("name"), `%q must not hold "__" nor end in "_": /mcp names tools <server>__<tool>`, mc.Name)
 		default:
 			if j, dup := names[mc.Name]; dup {
 				v.errf(p.key("name"), "duplicate MCP server name %q (also mcp_servers[%d])", mc.Name, j)

@@ -18,6 +18,7 @@ func TestMCPServersConfig(t *testing.T) {
 client_keys: [{name: a, key_env: A, mcp_tools: ["github/search_*", "db/*"]}]`, ""},
 		{"name", `mcp_servers: [{name: Git Hub, url: "http://h/mcp"}]`, `line 2: mcp_servers[0].name: "Git Hub" must match [a-z0-9_-]+`},
 		{"separator", `mcp_servers: [{name: a__b, url: "http://h/mcp"}]`, `"a__b" must not hold "__"`},
+		{"separator's start", `mcp_servers: [{name: a_, url: "http://h/mcp"}]`, `"a_" must not hold "__" nor end in "_"`},
 		{"duplicate", `mcp_servers: [{name: a, url: "http://h/mcp"}, {name: a, url: "http://h/mcp"}]`, `duplicate MCP server name "a"`},
 		{"url", `mcp_servers: [{name: a, url: "ftp://h/mcp"}]`, `must start with http:// or https://`},
 		{"user info", `mcp_servers: [{name: a, url: "http://u:p@h/mcp"}]`, `must not hold user info`},

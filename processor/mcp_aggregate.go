@@ -22,8 +22,8 @@ import (
 // initialize itself and keeps, per client session, a session of its own
 // with each server, opened when first needed. tools/list merges the
 // servers' lists, each tool named <server>__<tool> (server names cannot
-// hold "__", so the name splits at its first "__" and no two servers'
-// tools collide). tools/call goes to its server through Envoy, streamed,
+// hold "__" nor end in "_", so the name splits at its first "__" and no
+// two servers' tools collide). tools/call goes to its server through Envoy, streamed,
 // with the tool's own name and the server session's id. Resources and
 // prompts are not merged: their lists are empty. Notifications from the
 // client are acknowledged and dropped; the GET stream of server messages
