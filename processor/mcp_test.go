@@ -1,12 +1,18 @@
 package processor
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"switchyard/routing"
 )
 
 func TestReadRPC(t *testing.T) {
@@ -242,6 +248,41 @@ func TestReadSSEReply(t *testing.T) {
 	}
 	if _, err := readSSEReply(strings.NewReader(stream), "2"); err == nil {
 		t.Error("a stream without the reply gave one")
+	}
+}
+
+// mcpTestServer is a routing.MCPServer for the server at rawURL, with a
+// bearer key.
+func mcpTestServer(t *testing.T, rawURL string) *routing.MCPServer {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	return &routing.MCPServer{Name: "db", Scheme: u.Scheme, Host: u.Hostname(), Port: port, Path: u.RequestURI(),
+		Credential: &routing.Header{Name: "authorization", Value: "Bearer SERVER-KEY"}}
+}
+
+// The gateway's own calls to a server neither log the server's query
+// (which may hold a token) when the server cannot be reached, nor follow
+// a redirect, which would take the server's key to another host.
+func TestServerCallsKeepSecrets(t *testing.T) {
+	t.Parallel()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel() // the call fails before it connects, as it would to a server down
+	_, _, err := rpcCall(gone, mcpTestServer(t, "http://127.0.0.1:9/mcp?token=SECRET-IN-QUERY"), serverSession{}, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("error %v", err)
+	}
+
+	var leaked string
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { leaked = r.Header.Get("authorization") }))
+	defer elsewhere.Close()
+	redirect := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/mcp", http.StatusTemporaryRedirect))
+	defer redirect.Close()
+	_, _, err = rpcCall(context.Background(), mcpTestServer(t, redirect.URL+"/mcp"), serverSession{}, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	if err == nil || leaked != "" {
+		t.Errorf("redirect followed: error %v, the other host got %q", err, leaked)
 	}
 }
 

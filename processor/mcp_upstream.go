@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +29,11 @@ const mcpHandshakeVersion = "2025-06-18"
 // mcpUpstreamTimeout bounds one call of the gateway's own to a server.
 const mcpUpstreamTimeout = 5 * time.Second
 
-var mcpHTTP = &http.Client{Timeout: mcpUpstreamTimeout}
+var mcpHTTP = &http.Client{Timeout: mcpUpstreamTimeout,
+	// A redirect to another host would take the server's credential there
+	// (Go keeps a header it does not know across hosts); Envoy, which
+	// carries the tool calls, follows none either.
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // serverSession is the gateway's session with one server.
 type serverSession struct {
@@ -67,6 +73,9 @@ func rpcCall(ctx context.Context, s *routing.MCPServer, ss serverSession, body s
 	}
 	resp, err := mcpHTTP.Do(req)
 	if err != nil {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err // without the URL: its query may hold a token
+		}
 		return nil, "", fmt.Errorf("calling MCP server %q: %w", s.Name, err)
 	}
 	defer resp.Body.Close()
