@@ -163,6 +163,14 @@ func (m *mcpExchange) aggregate(ctx context.Context, body []byte) []*extprocv3.P
 	if e != nil {
 		return []*extprocv3.ProcessingResponse{m.fail(e)}
 	}
+	switch {
+	case rpc.batched:
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 400, code: rpcInvalidRequest, reason: "batch",
+			message: "invalid request: /mcp answers one request at a time, not a batch"})}
+	case rpc.method == "initialize" && rpc.id == "":
+		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 400, code: rpcInvalidRequest, reason: "invalid_request",
+			message: "invalid request: initialize is a request and needs an id"})}
+	}
 	table := m.srv.aggSessions()
 	now := time.Now()
 	if rpc.method == "initialize" {

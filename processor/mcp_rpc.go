@@ -32,6 +32,9 @@ type rpcMessage struct {
 	// tool and args are a tools/call's params.name and the raw JSON of
 	// params.arguments ("" when absent).
 	tool, args string
+	// batched: a batch holding a request (a message with a method and an
+	// id), which wants an answer.
+	batched bool
 }
 
 // readRPC parses a POSTed body: one JSON-RPC message. A batch (an array,
@@ -49,16 +52,19 @@ func readRPC(body []byte) (rpcMessage, *rpcError) {
 	}
 	root := gjson.ParseBytes(body)
 	if root.IsArray() {
+		var batch rpcMessage
 		for _, m := range root.Array() {
 			if e := unambiguous(m, rpcKeys); e != nil {
 				return rpcMessage{}, e
 			}
-			if method := m.Get("method").Str; method == "tools/call" || method == "tools/list" {
+			method := m.Get("method").Str
+			if method == "tools/call" || method == "tools/list" {
 				return rpcMessage{}, &rpcError{status: 400, code: rpcInvalidRequest, reason: "batch",
 					message: "invalid request: send " + method + " as a message of its own, not in a batch"}
 			}
+			batch.batched = batch.batched || method != "" && m.Get("id").Exists()
 		}
-		return rpcMessage{}, nil
+		return batch, nil
 	}
 	if !root.IsObject() || root.Get("jsonrpc").Str != "2.0" {
 		return rpcMessage{}, &rpcError{status: 400, code: rpcInvalidRequest, reason: "invalid_request", message: `invalid request: a JSON-RPC 2.0 message is an object with "jsonrpc": "2.0"`}

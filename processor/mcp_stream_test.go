@@ -70,6 +70,11 @@ func TestMCPStreamRefuses(t *testing.T) {
 		{"unknown server", []*extprocv3.ProcessingRequest{mcpPost("/mcp/gitlab", keyTeamA)}, 404, `unknown MCP server \"gitlab\"`},
 		{"wrong key", []*extprocv3.ProcessingRequest{mcpPost("/mcp/github", "nope")}, 401, `"code":-32001,"message":"invalid API key"`},
 		{"malformed", []*extprocv3.ProcessingRequest{mcpPost("/mcp/github", keyTeamA), bodyMsg(`{"jsonrpc":`, true)}, 400, `"code":-32700`},
+		{"initialize without an id", []*extprocv3.ProcessingRequest{mcpPost("/mcp", keyTeamA),
+			bodyMsg(`{"jsonrpc":"2.0","method":"initialize","params":{}}`, true)}, 400, `"id":null,"error":{"code":-32600`},
+		{"a batch with a request", []*extprocv3.ProcessingRequest{mcpPost("/mcp", keyTeamA),
+			bodyMsg(`[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":9,"method":"ping"}]`, true)},
+			400, `"reason":"batch"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
