@@ -271,7 +271,7 @@ func (r *answerReader) event(ev []byte) []byte {
 			other = append(other, line)
 		}
 	}
-	if data == nil || gjson.GetBytes(data, "id").Raw != r.id || r.id == "" {
+	if data == nil || r.id == "" || !sameID(r.id, gjson.GetBytes(data, "id")) {
 		return ev
 	}
 	rep := r.reply(data)
@@ -282,8 +282,23 @@ func (r *answerReader) event(ev []byte) []byte {
 	for _, l := range other {
 		out = append(append(out, l...), '\n')
 	}
-	out = append(append(append(out, "data: "...), rep...), "\n\n"...)
-	return out
+	for l := range bytes.SplitSeq(rep, []byte("\n")) { // a line break in the data is a data line of its own
+		out = append(append(append(out, "data: "...), l...), '\n')
+	}
+	return append(out, '\n')
+}
+
+// sameID reports whether id is the request's (raw JSON) however the server
+// wrote it: the same string ("a", "\u0061") or number (1, 1.0).
+func sameID(raw string, id gjson.Result) bool {
+	want := gjson.Parse(raw)
+	switch {
+	case want.Type == gjson.String && id.Type == gjson.String:
+		return want.Str == id.Str
+	case want.Type == gjson.Number && id.Type == gjson.Number:
+		return want.Raw == id.Raw || want.Num == id.Num
+	}
+	return false
 }
 
 // reply hands the request's reply to onReply, once.

@@ -105,6 +105,26 @@ func TestNarrowToolsSSE(t *testing.T) {
 	}
 }
 
+// TestNarrowToolsAnyID: the reply is narrowed however the server writes
+// the request's id, and a reply over several data lines stays one event.
+func TestNarrowToolsAnyID(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ asked, echoed string }{{`"a"`, `"\u0061"`}, {`1.0`, `1`}, {`7`, `7`}} {
+		reply := strings.Replace(toolsReply, `"id":2`, `"id":`+c.echoed, 1)
+		for _, data := range []string{"data: " + reply, "data: " + strings.Replace(reply, `"result":`, "\ndata: \"result\":", 1)} {
+			r := &answerReader{id: c.asked, hold: true, onReply: func(msg []byte) []byte { return narrowTools(msg, allowSearch) }}
+			out, _ := r.feed([]byte("event: message\n"+data+"\n\n"), true)
+			got, err := readSSEReply(strings.NewReader(string(out)), gjson.Get(reply, "id").Raw)
+			if err != nil || strings.Contains(string(got), "delete_repo") || !strings.Contains(string(got), "search_code") {
+				t.Errorf("asked %s, echoed %s: %q (%v)", c.asked, c.echoed, out, err)
+			}
+			if strings.Count(string(out), "\n\n") != 1 {
+				t.Errorf("not one event: %q", out)
+			}
+		}
+	}
+}
+
 func TestNarrowToolsJSON(t *testing.T) {
 	t.Parallel()
 	r := &answerReader{id: "2", hold: true, onReply: func(msg []byte) []byte { return narrowTools(msg, allowSearch) }}
