@@ -2,6 +2,7 @@ package processor
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,6 +88,28 @@ func TestMCPStreamRefuses(t *testing.T) {
 	s := New(Options{Router: func() *routing.Router { return r }, MaxInflight: 1})
 	s.inflight.Add(1)
 	checkMCPRefusal(t, run(t, s, mcpPost("/mcp/github", keyTeamA)), 429, `"reason":"gateway_overloaded"`)
+}
+
+// TestMCPAnswerLeavesInflight: an MCP answer, which may be an SSE stream
+// as long as its session, does not hold one of the gateway's in-flight
+// slots once the request went on: idle streams cannot fill MaxInflight.
+func TestMCPAnswerLeavesInflight(t *testing.T) {
+	t.Parallel()
+	s := mcpServerUnderTest(t)
+	st := newFakeStream(t.Context(), mcpPost("/mcp/github", keyTeamA),
+		bodyMsg(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_code","arguments":{}}}`, true),
+		responseHeadersMsg("200"), responseBodyMsg("event: message\n", false))
+	var seen []int64
+	st.onRecv = func() { seen = append(seen, s.inflight.Load()) }
+	if err := s.Process(st); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{1, 1, 1, 0, 0}; !slices.Equal(seen, want) {
+		t.Errorf("in flight at each message: %v, want %v", seen, want)
+	}
+	if n := s.inflight.Load(); n != 0 {
+		t.Errorf("%d in flight after the stream", n)
+	}
 }
 
 // TestMCPKeyStore: MCP endpoints take keys from the key store as model

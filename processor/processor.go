@@ -147,9 +147,8 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		return s.processGoogleErrors(stream)
 	}
 	n := s.inflight.Add(1)
-	defer s.inflight.Add(-1)
-
 	r := exchange{srv: s, overloaded: s.opts.MaxInflight > 0 && n > s.opts.MaxInflight}
+	defer r.leave()
 	err := serveStream(stream, r.handle, nil, true)
 	r.closeTrace()
 	if r.mcp != nil {
@@ -230,6 +229,17 @@ type exchange struct {
 	// mcp takes the request's messages once it is known to be an MCP
 	// request (mcp.go); nil for every other request.
 	mcp *mcpExchange
+	// left: the request no longer counts in the server's in-flight
+	// requests.
+	left bool
+}
+
+// leave takes the request out of the server's in-flight requests, once.
+func (x *exchange) leave() {
+	if !x.left {
+		x.left = true
+		x.srv.inflight.Add(-1)
+	}
 }
 
 func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
@@ -248,6 +258,12 @@ func (x *exchange) handle(ctx context.Context, msg *extprocv3.ProcessingRequest)
 		}
 	}
 	if x.mcp != nil {
+		if msg.GetResponseHeaders() != nil {
+			// An MCP answer, an SSE stream of server messages among them,
+			// may stay open for as long as its session: forwarded, the
+			// request is no longer extproc's work in flight.
+			x.leave()
+		}
 		return x.mcp.handle(ctx, msg)
 	}
 	switch v := msg.Request.(type) {
