@@ -37,6 +37,7 @@ type Result struct {
 	Stream                  bool // top-level "stream" is true
 	StreamNotBool           bool // top-level "stream" is neither a boolean nor null
 	IncludeUsage            bool // the first "include_usage" of "stream_options" is true
+	Background              bool // top-level "background" is true (the Responses API)
 
 	// ambiguous is the first key the scan reads that the body names twice
 	// or in another case; fieldOther: none.
@@ -89,6 +90,7 @@ const (
 	fieldInput
 	fieldStream
 	fieldStreamOptions
+	fieldBackground
 	// fieldIncludeUsage is no top-level member: stream_options'
 	// include_usage, for Ambiguous.
 	fieldIncludeUsage
@@ -97,7 +99,7 @@ const (
 // keyNames are the fields' names.
 var keyNames = [...]string{fieldModel: "model", fieldMetadata: "metadata", fieldPromptCacheKey: "prompt_cache_key",
 	fieldMessages: "messages", fieldInput: "input", fieldStream: "stream", fieldStreamOptions: "stream_options",
-	fieldIncludeUsage: "stream_options.include_usage"}
+	fieldBackground: "background", fieldIncludeUsage: "stream_options.include_usage"}
 
 // foldNames are keyNames as bytes, for foldsTo.
 var foldNames = func() (b [len(keyNames)][]byte) {
@@ -116,7 +118,7 @@ func foldsTo(k []byte) topField {
 		return fieldOther
 	}
 	switch k[0] | 0x20 {
-	case 'm', 's', 'p', 'i':
+	case 'm', 's', 'p', 'i', 'b':
 	default:
 		if k[0] < utf8.RuneSelf {
 			return fieldOther
@@ -129,7 +131,7 @@ func foldsTo(k []byte) topField {
 			break
 		}
 	}
-	for f := fieldModel; f <= fieldStreamOptions; f++ {
+	for f := fieldModel; f <= fieldBackground; f++ {
 		if (!ascii || len(k) == len(foldNames[f])) && bytes.EqualFold(k, foldNames[f]) {
 			return f
 		}
@@ -153,6 +155,8 @@ func classify(k []byte) topField {
 		return fieldStream
 	case "stream_options":
 		return fieldStreamOptions
+	case "background":
+		return fieldBackground
 	}
 	return fieldOther
 }

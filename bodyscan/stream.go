@@ -499,6 +499,8 @@ func (s *Stream) record(v Span) {
 	case fieldStream:
 		s.Stream = s.first1 == 't'
 		s.StreamNotBool = s.first1 != 't' && s.first1 != 'f' && s.first1 != 'n'
+	case fieldBackground:
+		s.Background = s.first1 == 't'
 	}
 }
 

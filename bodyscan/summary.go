@@ -4,7 +4,8 @@ import "bytes"
 
 // Summary appends to dst the members of body that planning reads
 // (processor's bodyFields but the conversation: "model", "stream",
-// "stream_options.include_usage", "metadata", "prompt_cache_key") as a small
+// "stream_options.include_usage", "background", "metadata",
+// "prompt_cache_key") as a small
 // JSON object, which processor.readBody reads as it reads body. Envoy's body module
 // (cmd/bodymodule) makes it from one scan of a body Envoy keeps, so that
 // extproc can plan the request without the body. ok is false for a body
@@ -39,6 +40,9 @@ func AppendSummary(dst []byte, s Result, value func(dst []byte, v Span) []byte) 
 	}
 	if s.IncludeUsage {
 		dst = append(dst, `,"stream_options":{"include_usage":true}`...)
+	}
+	if s.Background {
+		dst = append(dst, `,"background":true`...)
 	}
 	member("metadata", s.Metadata)
 	member("prompt_cache_key", s.PromptCacheKey)

@@ -48,6 +48,7 @@ type bodyFields struct {
 	messagesLast, inputLast string
 	stream                  bool // the client asked for a stream
 	includeUsage            bool // chat: stream_options.include_usage is true
+	background              bool // Responses API: the answer comes later, by id
 }
 
 // readBody validates the body and reads its model and the other fields of
@@ -113,7 +114,7 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	f.metadata, f.promptCacheKey = value(s.Metadata), value(s.PromptCacheKey)
 	f.messages, f.input = value(s.Messages), value(s.Input)
 	f.messagesLast, f.inputLast = raw(s.MessagesLast), raw(s.InputLast)
-	f.stream, f.includeUsage = s.Stream, s.IncludeUsage
+	f.stream, f.includeUsage, f.background = s.Stream, s.IncludeUsage, s.Background
 	return f, nil
 }
 

@@ -46,7 +46,7 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 			ambiguous = name
 		}
 	}
-	read := []string{"model", "metadata", "prompt_cache_key", "messages", "input", "stream", "stream_options"}
+	read := []string{"model", "metadata", "prompt_cache_key", "messages", "input", "stream", "stream_options", "background"}
 	doc.ForEach(func(k, v gjson.Result) bool {
 		for _, name := range read {
 			switch {
@@ -86,6 +86,8 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 			streamNotBoolean = v.Type != gjson.True && v.Type != gjson.False && v.Type != gjson.Null
 		case "stream_options":
 			f.includeUsage = v.Get("include_usage").Type == gjson.True
+		case "background":
+			f.background = v.Type == gjson.True
 		}
 		return true
 	})
@@ -122,7 +124,7 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 type fieldsView struct {
 	Model, Metadata, PromptCacheKey, Messages, Input string
 	MessagesLast, InputLast                          string
-	Stream, IncludeUsage                             bool
+	Stream, IncludeUsage, Background                 bool
 	Err                                              string
 }
 
@@ -132,7 +134,7 @@ func viewOf(f bodyFields, err *apiError) fieldsView {
 	}
 	return fieldsView{Model: f.model, Metadata: f.metadata.Raw, PromptCacheKey: f.promptCacheKey.Raw,
 		Messages: f.messages.Raw, Input: f.input.Raw, MessagesLast: f.messagesLast, InputLast: f.inputLast,
-		Stream: f.stream, IncludeUsage: f.includeUsage}
+		Stream: f.stream, IncludeUsage: f.includeUsage, Background: f.background}
 }
 
 // bodyScanSeeds cover every branch of the scan.
@@ -160,6 +162,8 @@ var bodyScanSeeds = []string{
 	`{"model":"m","Model":"n"}`, `{"MODEL":"n"}`, `{"model":"m","\u017ftream":true}`, "{\"model\":\"m\",\"\xc5\xbftream\":true}",
 	`{"model":"m","Stream_Options":{}}`, `{"model":"m","stream_options":{"include_usage":true,"Include_Usage":false}}`,
 	`{"model":"m","messages":[],"messages":[]}`, `{"model":"m","metadata":{},"metadata":{}}`,
+	`{"model":"m","input":"x","background":true}`, `{"model":"m","background":false}`, `{"model":"m","background":1}`,
+	`{"model":"m","background":true,"Background":false}`, `{"background":true,"background":false,"model":"m"}`,
 	`{"model":"m","models":1,"modeL2":1,"streaming":true,"Temperature":1,"temperature":1,"temperature":2}`,
 }
 

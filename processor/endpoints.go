@@ -18,7 +18,7 @@ var endpoints = []endpoint{
 	{path: chatPath, method: "POST", api: config.APIOpenAI},
 	{path: "/v1/completions", method: "POST", api: config.APIOpenAI},
 	{path: "/v1/embeddings", method: "POST", api: config.APIOpenAI},
-	{path: "/v1/responses", method: "POST", api: config.APIOpenAI},
+	{path: responsesPath, method: "POST", api: config.APIOpenAI},
 	{path: messagesPath, method: "POST", api: config.APIAnthropic},
 	{path: countTokensPath, method: "POST", api: config.APIAnthropic},
 	{path: "/v1/models", method: "GET", api: config.APIOpenAI, local: true},
@@ -42,11 +42,13 @@ func lookupEndpoint(path string) (*endpoint, config.API) {
 	return nil, config.APIOpenAI
 }
 
-// Paths of the two endpoints the gateway translates between.
+// Paths of the two endpoints the gateway translates between, and of others
+// it reads differently.
 const (
 	chatPath        = "/v1/chat/completions"
 	messagesPath    = "/v1/messages"
 	countTokensPath = "/v1/messages/count_tokens"
+	responsesPath   = "/v1/responses"
 )
 
 // isChatPath reports whether the request calls a completions endpoint whose

@@ -138,6 +138,18 @@ func charged(p routing.Principal) bool {
 	return budgets(p).Charged() || teamBudgets(p).Charged()
 }
 
+// backgroundCharged refuses a Responses request run in the background for
+// a key whose answers are charged: the provider answers at once with the
+// job queued and no usage, and what the job spends reaches no answer the
+// gateway counts.
+func backgroundCharged(req *Request, f *bodyFields) *apiError {
+	if !f.background || pathOnly(req.Path) != responsesPath || !charged(req.Principal) {
+		return nil
+	}
+	return newAPIError(routing.KindInvalidRequest, "background_not_charged",
+		`key "`+req.Principal.Name+`" has a token or money budget, and a "background" response could not be charged to it: send it without "background"`)
+}
+
 func (s *Server) chargeBudget(ctx context.Context, name string, lim limits.Limits, spent limits.Spent) {
 	if (spent.Tokens <= 0 && spent.MicroUSD <= 0) || !lim.Charged() {
 		return

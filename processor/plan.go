@@ -166,6 +166,9 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 			}
 		}
 	}
+	if err := backgroundCharged(req, &fields); err != nil {
+		return p, err
+	}
 	rreq.Session = p.Session
 	p.hookedAnthropicHeaders()
 	if router == nil {

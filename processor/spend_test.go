@@ -250,3 +250,33 @@ func TestMoneyBudgetNeedsPrices(t *testing.T) {
 		}
 	}
 }
+
+// TestBackgroundNeedsNoBudget: a Responses request run in the background,
+// whose tokens no counted answer carries, is refused for a key with a
+// budget (the summarized path too); a key without one, a foreground
+// request and another API's "background" pass.
+func TestBackgroundNeedsNoBudget(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(testConfigYAML, "  - name: team-b\n    key_env: KEY_TEAM_B\n", "  - name: team-b\n    key_env: KEY_TEAM_B\n    limits: {tokens_per_day: 1000}\n", 1)
+	r := compileRouter(t, cfg)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(prometheus.NewRegistry())})
+	for _, tc := range []struct {
+		key, path, body string
+		refused         bool
+	}{
+		{keyTeamB, "/v1/responses", `{"model":"gpt-4o","input":"hi","background":true}`, true},
+		{keyTeamB, "/v1/responses", `{"model":"gpt-4o","input":"hi","background":false}`, false},
+		{keyTeamB, "/v1/chat/completions", `{"model":"gpt-4o","messages":[],"background":true}`, false},
+		{keyTeamA, "/v1/responses", `{"model":"gpt-4o","input":"hi","background":true}`, false},
+	} {
+		whole := script(fullDuplex, post(tc.path, bearer(tc.key)...), tc.body)
+		for _, msgs := range [][]*extprocv3.ProcessingRequest{whole, summarized(t, whole)} {
+			sent := run(t, s, msgs...)
+			ir := sent[len(sent)-1].GetImmediateResponse()
+			refused := ir != nil && ir.GetStatus().GetCode() == 400 && strings.Contains(string(ir.GetBody()), `"background_not_charged"`)
+			if refused != tc.refused || (!tc.refused && ir != nil) {
+				t.Errorf("%s %s with a budget %v: %v, want refused %v", tc.path, tc.body, tc.key == keyTeamB, sent[len(sent)-1], tc.refused)
+			}
+		}
+	}
+}
