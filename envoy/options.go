@@ -315,7 +315,8 @@ type settings struct {
 // run (hooks see every header): the ones the processor reads. A processor
 // test drives it with these alone.
 var ForwardedHeaders = slices.Concat([]string{":path", ":method"}, routing.ClientKeyHeaders,
-	[]string{routing.RequestIDHeader, "content-length", "content-encoding", routing.BetaHeader, routing.VersionHeader}, routing.SessionHeaders,
+	[]string{routing.RequestIDHeader, "content-length", "content-encoding", routing.BetaHeader, routing.VersionHeader,
+		routing.RetryCountHeader}, routing.SessionHeaders,
 	// Only MCP requests carry the first, and only MCP answers (the one
 	// route whose response headers extproc reads without hooks) the second.
 	[]string{routing.MCPSessionHeader, ":status"})

@@ -73,6 +73,8 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			}
 		case routing.MCPSessionHeader:
 			rh.mcpSession = headerValue(hv)
+		case routing.RetryCountHeader:
+			x.req.retry = isRetry(headerValue(hv))
 		}
 	}
 	return rh

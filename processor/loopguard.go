@@ -26,8 +26,9 @@ type loopGuard struct {
 }
 
 type loopEntry struct {
-	until time.Time // the window's end
-	count int       // identical requests seen in the window
+	until   time.Time // the window's end
+	count   int       // identical requests seen in the window
+	refused bool      // one of them was refused
 }
 
 // maxLoopEntries bounds the guard's memory: past it, requests that would
@@ -164,9 +165,11 @@ func skipBlanks(s string, i int) int {
 // client's instructions rather than a turn.
 func instruction(role string) bool { return role == "system" || role == "developer" }
 
-// allow counts a request with this fingerprint and reports whether it may
-// pass under policy.
-func (g *loopGuard) allow(fp uint64, policy *config.LoopGuard, now time.Time) bool {
+// allow reports whether a request with this fingerprint may pass under
+// policy, and counts it unless it is no repeat of its own: a retry of an
+// attempt that got no answer (an overloaded provider's 529, a timeout) is
+// the client's SDK, not the agent, asking again.
+func (g *loopGuard) allow(fp uint64, policy *config.LoopGuard, count bool, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if now.Sub(g.lastSweep) > sweepInterval {
@@ -178,6 +181,9 @@ func (g *loopGuard) allow(fp uint64, policy *config.LoopGuard, now time.Time) bo
 		g.lastSweep = now
 	}
 	e := g.entries[fp]
+	if !count {
+		return e == nil || !now.Before(e.until) || !e.refused
+	}
 	if e == nil || !now.Before(e.until) {
 		if e == nil && len(g.entries) >= maxLoopEntries {
 			return true
@@ -186,10 +192,17 @@ func (g *loopGuard) allow(fp uint64, policy *config.LoopGuard, now time.Time) bo
 		return true
 	}
 	if e.count >= policy.MaxRepeats {
+		e.refused = true
 		return false
 	}
 	e.count++
 	return true
+}
+
+// isRetry reports whether a routing.RetryCountHeader value numbers a retry.
+func isRetry(v string) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n > 0
 }
 
 // loopDetected is the code of the loop guard's refusal.

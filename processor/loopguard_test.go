@@ -2,6 +2,8 @@ package processor
 
 import (
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,23 +102,23 @@ func TestLoopGuardWindow(t *testing.T) {
 	policy := &config.LoopGuard{MaxRepeats: 3, Window: time.Minute}
 	t0 := time.Unix(1_700_000_000, 0)
 	for i := range 3 {
-		if !g.allow(1, policy, t0.Add(time.Duration(i)*time.Second)) {
+		if !g.allow(1, policy, true, t0.Add(time.Duration(i)*time.Second)) {
 			t.Fatalf("request %d of 3 refused", i+1)
 		}
 	}
-	if g.allow(1, policy, t0.Add(10*time.Second)) || g.allow(1, policy, t0.Add(59*time.Second)) {
+	if g.allow(1, policy, true, t0.Add(10*time.Second)) || g.allow(1, policy, true, t0.Add(59*time.Second)) {
 		t.Fatal("a fourth identical request within the window passed")
 	}
-	if !g.allow(2, policy, t0.Add(30*time.Second)) {
+	if !g.allow(2, policy, true, t0.Add(30*time.Second)) {
 		t.Fatal("another fingerprint was refused")
 	}
-	if !g.allow(1, policy, t0.Add(time.Minute)) {
+	if !g.allow(1, policy, true, t0.Add(time.Minute)) {
 		t.Fatal("the window expired but the request was refused")
 	}
 	if n := len(g.entries); n != 2 {
 		t.Errorf("%d entries, want 2", n)
 	}
-	g.allow(3, policy, t0.Add(10*time.Minute)) // sweeps the expired
+	g.allow(3, policy, true, t0.Add(10*time.Minute)) // sweeps the expired
 	if n := len(g.entries); n != 1 {
 		t.Errorf("%d entries after the windows expired, want 1", n)
 	}
@@ -187,6 +189,31 @@ func TestLoopGuardThroughProcessor(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.loopGuardVec); n != 1 {
 		t.Errorf("%d loop guard series, want 1", n)
+	}
+}
+
+// TestLoopGuardRetriesAreNoRepeats: an SDK's retries of an attempt that
+// got no answer (x-stainless-retry-count 1 and up) are not counted as the
+// agent repeating itself; once the guard refuses, a retry is refused too.
+func TestLoopGuardRetriesAreNoRepeats(t *testing.T) {
+	t.Parallel()
+	r := compileRouter(t, loopConfigYAML)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(prometheus.NewRegistry())})
+	chat := `{"model":"gpt-4o","messages":[{"role":"user","content":"run the tests"}]}`
+	refused := func(headers []string) bool {
+		out := run(t, s, script(fullDuplex, headers, chat)...)
+		return len(out) == 1 && out[0].GetImmediateResponse() != nil
+	}
+	a := post("/v1/chat/completions", bearer(keyTeamA)...)
+	retry := func(n int) []string { return append(slices.Clip(a), routing.RetryCountHeader, strconv.Itoa(n)) }
+	// max_repeats 3: three requests pass, each retried twice.
+	for i := range 3 {
+		if refused(a) || refused(retry(1)) || refused(retry(2)) {
+			t.Fatalf("request %d of 3, or a retry of it, refused", i+1)
+		}
+	}
+	if !refused(a) || !refused(retry(1)) {
+		t.Error("past max_repeats, a request or its retry passed")
 	}
 }
 

@@ -267,7 +267,7 @@ func (m *mcpExchange) checkLimits(ctx context.Context) *rpcError {
 		return r
 	}
 	if g := m.principal.LoopGuard(); g != nil {
-		if !m.srv.state.loops.allow(m.srv.state.loops.toolFingerprint(m.principal.Name, m.session, server, tool, m.rpc.args), g, time.Now()) {
+		if !m.srv.state.loops.allow(m.srv.state.loops.toolFingerprint(m.principal.Name, m.session, server, tool, m.rpc.args), g, true, time.Now()) {
 			return refused(loopDetected, "an identical call of "+strconv.Quote(server+"/"+tool)+" (same arguments) was repeated "+
 				strconv.Itoa(g.MaxRepeats)+" times within "+seconds(g.Window)+"; the gateway refuses further repeats until the window has passed")
 		}

@@ -38,6 +38,9 @@ type Request struct {
 	Principal routing.Principal
 	// session holds the session headers when Headers is nil (no hooks).
 	session sessionHeaders
+	// retry: the client's SDK says the request retries an attempt that got
+	// no answer (routing.RetryCountHeader), when Headers is nil.
+	retry bool
 	// Beta is the anthropic-beta header, which Bedrock attempts move into
 	// the body; Version the anthropic-version header.
 	Beta, Version string
@@ -146,9 +149,9 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	if req.Headers != nil {
 		p.Beta, p.Version = req.Headers[routing.BetaHeader], req.Headers[routing.VersionHeader]
 	}
-	sh := req.session
+	sh, retry := req.session, req.retry
 	if req.Headers != nil {
-		sh = sessionHeadersFrom(req.Headers)
+		sh, retry = sessionHeadersFrom(req.Headers), isRetry(req.Headers[routing.RetryCountHeader])
 	}
 	p.Session, p.SessionSource = sessionKey(sh, &fields)
 	rreq := routing.Request{API: req.API, Model: fields.model, Principal: req.Principal, Translate: translatable(req.Path), Pick: req.pick}
@@ -182,7 +185,7 @@ func plan(ctx context.Context, router *routing.Router, hooks *luahooks.Set, st *
 	if g := req.Principal.LoopGuard(); g != nil && st != nil {
 		// The loop guard compares what the client sent.
 		fp := st.loops.fingerprint(req.Principal.Name, p.Session, req.API, &sent, req.Body)
-		if !st.loops.allow(fp, g, time.Now()) {
+		if !st.loops.allow(fp, g, !retry, time.Now()) {
 			return p, loopRefusal(g)
 		}
 	}

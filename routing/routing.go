@@ -62,6 +62,11 @@ const (
 	CodexSessionHeader  = "session-id"               // Codex CLI
 )
 
+// RetryCountHeader is how the OpenAI and Anthropic SDKs number a request's
+// retries: 1 and up on a retry of an attempt that got no answer (a
+// connection error, a timeout, 408, 409, 429, 5xx).
+const RetryCountHeader = "x-stainless-retry-count"
+
 // SessionHeaders lists the session headers, for Envoy to forward.
 var SessionHeaders = []string{SessionHeader, ClaudeSessionHeader, CodexSessionHeader}
 
