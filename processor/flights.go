@@ -138,8 +138,12 @@ func (t *flightTable) add(f *flight) {
 	t.flights[f.id] = f
 }
 
-// takeJob hands the request's answer to the stream that reads it, once. A
-// request without fallbacks has nothing left for anyone: it is dropped.
+// takeJob hands the request's answer to the stream that reads it. A
+// request without fallbacks has one such stream and nothing left for
+// anyone after it: it is dropped. With fallbacks, each attempt whose answer
+// would go to the client reads a copy: Envoy retries an attempt reset
+// right after its 200 (nothing reached the client), and the next answer
+// is the one the client gets, to translate and count.
 func (t *flightTable) takeJob(id string) (*flight, *responseJob) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -148,11 +152,16 @@ func (t *flightTable) takeJob(id string) (*flight, *responseJob) {
 		return nil, nil
 	}
 	j := f.job
-	f.job = nil
 	if f.attempts == nil {
+		f.job = nil
 		delete(t.flights, id)
+		return f, j
 	}
-	return f, j
+	if j == nil {
+		return f, nil
+	}
+	c := *j
+	return f, &c
 }
 
 // beginAttempt notes the start of attempt n (from 1) of the request and

@@ -232,3 +232,50 @@ func TestFlightsConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterAnswerReadsTheAnswer: an attempt reset right after its 200
+// (no body: Envoy retries it, nothing reached the client) leaves the
+// request's answer to the next attempt, which counts the tokens of the
+// answer the client gets.
+func TestRetryAfterAnswerReadsTheAnswer(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	r := compileRouter(t, flightsConfigYAML)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(reg)})
+	c := &flightCase{kind: 2}
+	c.decide(t, s)
+	c.attempt(t, s, 1, "200", "")
+	before := keyTokens(t, reg, "team-b")
+	c.attempt(t, s, 2, "200", `{"id":"x","object":"chat.completion","model":"az-model","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":5000}}`)
+	if got := keyTokens(t, reg, "team-b") - before; got != 6000 {
+		t.Errorf("the answer the client got counted %v tokens, want 6000", got)
+	}
+}
+
+// TestRetryAfterAnswerTranslates: so does a translated request's: the
+// chat client gets the Messages answer of the attempt after the reset
+// translated.
+func TestRetryAfterAnswerTranslates(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(testConfigYAML, "routes:\n",
+		"routes:\n  - model: smart\n    provider: anthropic\n    rewrite_model: claude-sonnet-4-5\n    fallbacks: [{provider: anthropic, model: claude-haiku-4-5}]\n", 1)
+	r := compileRouter(t, cfg)
+	s := New(Options{Router: func() *routing.Router { return r }, Metrics: NewMetrics(nil)})
+	c := &flightCase{id: sentFlight(run(t, s, script(fullDuplex, post("/v1/chat/completions", bearer(keyTeamB)...),
+		`{"model":"smart","messages":[{"role":"user","content":"hi"}]}`)...))}
+	c.attempt(t, s, 1, "200", "")
+	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(envoy.PhaseMetadataKey, envoy.PhaseUpstream))
+	msgs := attemptScript(2, c.id, `{"model":"smart","messages":[]}`, "200")
+	msgs[len(msgs)-1].Request = &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: answerHeaders("200")}
+	msgs = append(msgs, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+		Body: []byte(`{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"hi"}],` +
+			`"stop_reason":"end_turn","usage":{"input_tokens":10,"output_tokens":20}}`), EndOfStream: true}}})
+	st := newFakeStream(ctx, msgs...)
+	if err := s.Process(st); err != nil {
+		t.Fatal(err)
+	}
+	got := st.sent[len(st.sent)-1].GetResponseBody().GetResponse().GetBodyMutation().GetBody()
+	if gjson.GetBytes(got, "object").Str != "chat.completion" {
+		t.Errorf("the chat client got %q, want the answer translated", got)
+	}
+}
