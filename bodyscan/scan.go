@@ -32,8 +32,10 @@ type Result struct {
 
 	Model, Metadata, PromptCacheKey, Messages, Input Span
 	// MessagesLast and InputLast are the last element of messages and
-	// input when they are arrays (the loop guard's fingerprint).
+	// input when they are arrays, MessagesPrev and InputPrev the one
+	// before it (the loop guard's fingerprint).
 	MessagesLast, InputLast Span
+	MessagesPrev, InputPrev Span
 	Stream                  bool // top-level "stream" is true
 	StreamNotBool           bool // top-level "stream" is neither a boolean nor null
 	IncludeUsage            bool // the first "include_usage" of "stream_options" is true

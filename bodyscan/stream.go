@@ -375,9 +375,9 @@ func (s *Stream) valueEnds(depth, end int) {
 	array := !s.inObject(2)
 	switch {
 	case s.field == fieldMessages && array:
-		s.MessagesLast = Span{s.start2, end}
+		s.MessagesPrev, s.MessagesLast = s.MessagesLast, Span{s.start2, end}
 	case s.field == fieldInput && array:
-		s.InputLast = Span{s.start2, end}
+		s.InputPrev, s.InputLast = s.InputLast, Span{s.start2, end}
 	case s.usage:
 		s.IncludeUsage, s.usage = s.first2 == 't', false
 	}
@@ -455,9 +455,9 @@ func (s *Stream) readKey(depth int, raw []byte, long bool) {
 		case fieldModel:
 			s.Models++
 		case fieldMessages:
-			s.MessagesLast = Span{}
+			s.MessagesPrev, s.MessagesLast = Span{}, Span{}
 		case fieldInput:
-			s.InputLast = Span{}
+			s.InputPrev, s.InputLast = Span{}, Span{}
 		case fieldStreamOptions:
 			s.IncludeUsage, s.usageOK = false, false
 		}

@@ -44,8 +44,10 @@ type bodyFields struct {
 	messages       gjson.Result // chat and Messages APIs: the conversation
 	input          gjson.Result // Responses API: the conversation
 	// messagesLast and inputLast are the raw last item of messages and
-	// input when they are arrays ("" when empty or not arrays).
+	// input when they are arrays ("" when empty or not arrays),
+	// messagesPrev and inputPrev the item before it.
 	messagesLast, inputLast string
+	messagesPrev, inputPrev string
 	stream                  bool // the client asked for a stream
 	includeUsage            bool // chat: stream_options.include_usage is true
 	background              bool // Responses API: the answer comes later, by id
@@ -114,6 +116,7 @@ func readBody(body []byte) (bodyFields, *apiError) {
 	f.metadata, f.promptCacheKey = value(s.Metadata), value(s.PromptCacheKey)
 	f.messages, f.input = value(s.Messages), value(s.Input)
 	f.messagesLast, f.inputLast = raw(s.MessagesLast), raw(s.InputLast)
+	f.messagesPrev, f.inputPrev = raw(s.MessagesPrev), raw(s.InputPrev)
 	f.stream, f.includeUsage, f.background = s.Stream, s.IncludeUsage, s.Background
 	return f, nil
 }

@@ -91,14 +91,14 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 		}
 		return true
 	})
-	last := func(conv gjson.Result) string {
-		l := ""
+	lastTwo := func(conv gjson.Result) (prev, last string) {
 		if conv.IsArray() {
-			conv.ForEach(func(_, v gjson.Result) bool { l = v.Raw; return true })
+			conv.ForEach(func(_, v gjson.Result) bool { prev, last = last, v.Raw; return true })
 		}
-		return l
+		return prev, last
 	}
-	f.messagesLast, f.inputLast = last(f.messages), last(f.input)
+	f.messagesPrev, f.messagesLast = lastTwo(f.messages)
+	f.inputPrev, f.inputLast = lastTwo(f.input)
 	if ambiguous != "" && count <= 1 {
 		return f, ambiguousKey(ambiguous)
 	}
@@ -124,6 +124,7 @@ func readBodyFourPass(body []byte) (bodyFields, *apiError) {
 type fieldsView struct {
 	Model, Metadata, PromptCacheKey, Messages, Input string
 	MessagesLast, InputLast                          string
+	MessagesPrev, InputPrev                          string
 	Stream, IncludeUsage, Background                 bool
 	Err                                              string
 }
@@ -134,6 +135,7 @@ func viewOf(f bodyFields, err *apiError) fieldsView {
 	}
 	return fieldsView{Model: f.model, Metadata: f.metadata.Raw, PromptCacheKey: f.promptCacheKey.Raw,
 		Messages: f.messages.Raw, Input: f.input.Raw, MessagesLast: f.messagesLast, InputLast: f.inputLast,
+		MessagesPrev: f.messagesPrev, InputPrev: f.inputPrev,
 		Stream: f.stream, IncludeUsage: f.includeUsage, Background: f.background}
 }
 

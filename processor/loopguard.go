@@ -40,11 +40,13 @@ func newLoopGuard() *loopGuard {
 }
 
 // fingerprint identifies a request for the loop guard: the client key, the
-// session, the API, the model and the conversation's last item (chat and
+// session, the API, the model, the conversation's last item (chat and
 // Messages: the last of messages; Responses: input, or its last item)
-// without the ids that tie a tool result to its call, which a model makes
-// afresh for each call (writeWithoutIDs). A body with none of these counts
-// whole.
+// and the tool calls of the item before it, without the ids that tie a
+// tool result to its call, which a model makes afresh for each call
+// (writeWithoutIDs). Two commands with the same output ("(no output)") are
+// two requests; a stuck agent repeats the call and its result. A body
+// with none of these counts whole.
 func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *bodyFields, body []byte) uint64 {
 	var h maphash.Hash
 	h.SetSeed(g.seed)
@@ -52,7 +54,9 @@ func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *body
 		h.WriteString(s)
 		h.WriteByte(0)
 	}
-	if last, ok := lastItem(f); ok {
+	if prev, last, ok := lastItems(f); ok {
+		writeToolCalls(&h, prev)
+		h.WriteByte(0)
 		writeWithoutIDs(&h, last)
 	} else {
 		h.Write(body)
@@ -60,32 +64,63 @@ func (g *loopGuard) fingerprint(keyName, session string, api config.API, f *body
 	return h.Sum64()
 }
 
-// lastItem is the raw JSON of the conversation's last item that is not a
-// system or developer entry: Claude Code ends each request with a system
-// reminder (the tokens left) that changes every turn, and would hide a
-// repeated tool result. readBody found the last item; only when that one
-// is such an entry is the conversation walked again.
-func lastItem(f *bodyFields) (string, bool) {
-	conv, last := f.messages, f.messagesLast
+// writeToolCalls writes to h the tools an item calls, with their inputs:
+// an assistant turn's tool_use blocks (Messages) or tool_calls (chat), or
+// a function_call (Responses). Not the rest of the turn: its text and
+// thinking differ from one try of a stuck agent to the next.
+func writeToolCalls(h *maphash.Hash, item string) {
+	if item == "" {
+		return
+	}
+	v := gjson.Parse(item)
+	call := func(name, input gjson.Result) {
+		h.WriteString(name.Str)
+		h.WriteByte(0)
+		h.WriteString(input.Raw)
+		h.WriteByte(0)
+	}
+	v.Get("content").ForEach(func(_, b gjson.Result) bool {
+		if b.Get("type").Str == "tool_use" {
+			call(b.Get("name"), b.Get("input"))
+		}
+		return true
+	})
+	v.Get("tool_calls").ForEach(func(_, c gjson.Result) bool {
+		call(c.Get("function.name"), c.Get("function.arguments"))
+		return true
+	})
+	if v.Get("type").Str == "function_call" {
+		call(v.Get("name"), v.Get("arguments"))
+	}
+}
+
+// lastItems is the raw JSON of the conversation's last item that is not a
+// system or developer entry, and of the one before it: Claude Code ends
+// each request with a system reminder (the tokens left) that changes
+// every turn, and would hide a repeated tool result. readBody found the
+// last two items; only when one of them is such an entry is the
+// conversation walked again.
+func lastItems(f *bodyFields) (prev, last string, ok bool) {
+	conv, prev, last := f.messages, f.messagesPrev, f.messagesLast
 	if !conv.Exists() {
-		conv, last = f.input, f.inputLast
+		conv, prev, last = f.input, f.inputPrev, f.inputLast
 	}
 	switch {
 	case conv.IsArray():
-		if instruction(gjson.Get(last, "role").Str) {
-			last = ""
+		if instruction(gjson.Get(last, "role").Str) || instruction(gjson.Get(prev, "role").Str) {
+			prev, last = "", ""
 			conv.ForEach(func(_, v gjson.Result) bool {
 				if !instruction(v.Get("role").Str) {
-					last = v.Raw
+					prev, last = last, v.Raw
 				}
 				return true
 			})
 		}
-		return last, last != ""
+		return prev, last, last != ""
 	case conv.Exists():
-		return conv.Raw, true
+		return "", conv.Raw, true
 	}
-	return "", false
+	return "", "", false
 }
 
 // writeWithoutIDs writes the raw JSON item to h but for the values of the

@@ -78,6 +78,36 @@ func TestLoopGuardFingerprint(t *testing.T) {
 			t.Errorf("%s: same fingerprint", tc.name)
 		}
 	}
+	// Two calls with the same output are two requests; the same call
+	// again, with other ids and another thought before it, is a repeat.
+	bash := func(id, command, thought string) string {
+		return `{"model":"claude-x","max_tokens":9,"messages":[{"role":"user","content":"set up"},{"role":"assistant","content":[` +
+			`{"type":"thinking","thinking":"` + thought + `","signature":"s` + id + `"},` +
+			`{"type":"tool_use","id":"` + id + `","name":"Bash","input":{"command":"` + command + `"}}]},` +
+			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"` + id + `","content":"(no output)"}]}]}`
+	}
+	if fp("k", "s", config.APIAnthropic, bash("t1", "mkdir src", "a")) == fp("k", "s", config.APIAnthropic, bash("t2", "git init", "a")) {
+		t.Error("two commands with the same output have the same fingerprint")
+	}
+	if fp("k", "s", config.APIAnthropic, bash("t1", "mkdir src", "a")) != fp("k", "s", config.APIAnthropic, bash("t2", "mkdir src", "b")) {
+		t.Error("the same command again, with another id and thought, has another fingerprint")
+	}
+	chatCall := func(id, args string) string {
+		return `{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"` + id + `","type":"function","function":{"name":"sh","arguments":"` + args + `"}}]},` +
+			`{"role":"tool","tool_call_id":"` + id + `","content":"ok"}]}`
+	}
+	if fp("k", "s", config.APIOpenAI, chatCall("c1", "ls")) == fp("k", "s", config.APIOpenAI, chatCall("c1", "pwd")) ||
+		fp("k", "s", config.APIOpenAI, chatCall("c1", "ls")) != fp("k", "s", config.APIOpenAI, chatCall("c2", "ls")) {
+		t.Error("chat tool calls: another call is no repeat, the same call with another id is")
+	}
+	fnCall := func(id, args string) string {
+		return `{"model":"gpt-5","input":[{"type":"function_call","call_id":"` + id + `","name":"sh","arguments":"` + args + `"},` +
+			`{"type":"function_call_output","call_id":"` + id + `","output":"ok"}]}`
+	}
+	if fp("k", "", config.APIOpenAI, fnCall("c1", "ls")) == fp("k", "", config.APIOpenAI, fnCall("c1", "pwd")) ||
+		fp("k", "", config.APIOpenAI, fnCall("c1", "ls")) != fp("k", "", config.APIOpenAI, fnCall("c2", "ls")) {
+		t.Error("Responses function calls: another call is no repeat, the same call with another id is")
+	}
 	if fp("k", "s", config.APIAnthropic, tool("t1", "exit 1")) == fp("k", "s", config.APIAnthropic, tool("t1", "exit 2")) {
 		t.Error("different tool results have the same fingerprint")
 	}
@@ -243,9 +273,9 @@ func FuzzLoopFingerprint(f *testing.F) {
 		if err != nil {
 			return
 		}
-		last, ok := lastItem(&fields)
-		if ok && !strings.Contains(body, last) {
-			t.Fatalf("last item %q is not in the body", last)
+		prev, last, ok := lastItems(&fields)
+		if ok && (!strings.Contains(body, last) || !strings.Contains(body, prev)) {
+			t.Fatalf("last items %q, %q are not in the body", prev, last)
 		}
 		a := g.fingerprint("k", "s", config.APIOpenAI, &fields, []byte(body))
 		if b := g.fingerprint("k", "s", config.APIOpenAI, &fields, []byte(body)); a != b {

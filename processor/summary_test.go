@@ -26,6 +26,7 @@ import (
 // conversation (which the loop guard alone reads, and a summary leaves out).
 func plannedView(v fieldsView) fieldsView {
 	v.Messages, v.Input, v.MessagesLast, v.InputLast = "", "", "", ""
+	v.MessagesPrev, v.InputPrev = "", ""
 	return v
 }
 
