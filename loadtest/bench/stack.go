@@ -199,6 +199,12 @@ var Features = map[string]feature{
 	"translate": {config: func(u string) string {
 		return strings.Replace(gatewayConfig(u, ""), "schema: openai", "schema: anthropic", 1)
 	}},
+	// rewrite: every request's model rewritten (the route's
+	// rewrite_model), so its body changes: a big one travels to extproc
+	// and back.
+	"rewrite": {config: func(u string) string {
+		return strings.Replace(gatewayConfig(u, ""), "    provider: mock\n", "    provider: mock\n    rewrite_model: mock-rewritten\n", 1)
+	}},
 	// limits_rpm: a client key with a requests-per-minute budget (the
 	// embedded limiter); limits: with token budgets too, so every answer is
 	// counted and charged.

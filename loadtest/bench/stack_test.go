@@ -29,6 +29,21 @@ func TestGatewayConfigDecodes(t *testing.T) {
 	}
 }
 
+// TestFeatureConfigsDecode: every feature path's config is one the gateway
+// takes, and the rewrite feature's rewrites the mock's models.
+func TestFeatureConfigsDecode(t *testing.T) {
+	t.Parallel()
+	for name, f := range Features {
+		c, err := config.Decode([]byte(f.config("http://127.0.0.1:8081")))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if name == "rewrite" && c.Routes[1].RewriteModel == "" {
+			t.Errorf("rewrite: routes %+v rewrite no model", c.Routes)
+		}
+	}
+}
+
 func TestPreflight(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(mockllm.New(mockllm.Options{Latency: -1}))
