@@ -92,6 +92,12 @@ const DefaultIdleTimeout = 300 * time.Second
 // uncounted.
 const MaxUpstreamIdleTimeout = 10 * time.Minute
 
+// BufferedMessageTimeout is how long Envoy waits for each extproc answer in
+// buffered mode unless told otherwise, the shorter of the modes' defaults
+// (MessageTimeout). extproc keeps the work it does while Envoy waits (the
+// calls /mcp makes to MCP servers) within it.
+const BufferedMessageTimeout = 2 * time.Second
+
 // requestTimeoutDetails are the response code details of Envoy's answer
 // to a request that outlasted RequestTimeout (408).
 const requestTimeoutDetails = "request_overall_timeout"
@@ -460,7 +466,7 @@ func (o Options) settings() (settings, error) {
 		}
 	case BodyModeBuffered:
 		d.bodyMode, d.trailerMode = extprocv3.ProcessingMode_BUFFERED, extprocv3.ProcessingMode_SKIP
-		d.messageTimeout = orDuration(o.MessageTimeout, 2*time.Second)
+		d.messageTimeout = orDuration(o.MessageTimeout, BufferedMessageTimeout)
 		// Envoy must hold the whole body; one byte more than the limit lets
 		// extproc see it is over and answer in the API's shape.
 		d.bufferLimitBytes = maxBody + 1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"switchyard/envoy"
 	"switchyard/routing"
 )
 
@@ -49,12 +51,38 @@ const (
 	maxAggSessionsPerKey = 1000
 )
 
+// aggregateBudget bounds the calls /mcp makes to the servers for one
+// message. Envoy waits for extproc's answer its message timeout at most
+// (envoy.BufferedMessageTimeout unless told otherwise; longer in full
+// duplex mode), then answers the client an error of its own: a server
+// that misses this budget is left out, so that the others still serve.
+const aggregateBudget = envoy.BufferedMessageTimeout * 3 / 4
+
+// serverOpenRetry is how long a session with a server that could not be
+// opened is not tried again: a server down costs one attempt, not one per
+// message.
+const serverOpenRetry = 30 * time.Second
+
 // aggSession is one client session of /mcp.
 type aggSession struct {
-	key      string // the client key's name: another key cannot use it
-	mu       sync.Mutex
-	servers  map[string]serverSession
-	lastUsed time.Time
+	key string // the client key's name: another key cannot use it
+	mu  sync.Mutex
+	// servers are its sessions with the servers, by name, and ended tells
+	// that it is out of the table (a session opened now is ended at once);
+	// both guarded by mu.
+	servers  map[string]*serverOpen
+	ended    bool
+	lastUsed time.Time // guarded by the table's mu
+}
+
+// serverOpen is an aggSession's session with one server, opened once by
+// whichever message needs it first: done is closed when the opening ended,
+// with ss or err (set before, under the aggSession's mu).
+type serverOpen struct {
+	done     chan struct{}
+	ss       serverSession
+	err      error
+	failedAt time.Time
 }
 
 // aggSessions is the session table; created with the first /mcp session.
@@ -109,7 +137,7 @@ func (t *aggSessions) open(key string, now time.Time) (id string, dropped *aggSe
 		delete(t.m, oldestID)
 		dropped = oldest
 	}
-	t.m[id] = &aggSession{key: key, servers: map[string]serverSession{}, lastUsed: now}
+	t.m[id] = &aggSession{key: key, servers: map[string]*serverOpen{}, lastUsed: now}
 	return id, dropped
 }
 
@@ -137,20 +165,40 @@ func (t *aggSessions) close(id, key string) *aggSession {
 	return s
 }
 
-// serverSession returns the session's session with the server, opening it
-// when there is none yet.
+// serverSession returns the session's session with the server. The first
+// message to need it opens it, in the background: a message that cannot
+// wait longer (ctx) goes on without it, and a later one finds it open. An
+// opening that failed is tried again serverOpenRetry later.
 func (a *aggSession) serverSession(ctx context.Context, s *routing.MCPServer) (serverSession, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if ss, ok := a.servers[s.Name]; ok {
-		return ss, nil
+	o := a.servers[s.Name]
+	if o == nil || o.err != nil && time.Since(o.failedAt) > serverOpenRetry {
+		o = &serverOpen{done: make(chan struct{})}
+		a.servers[s.Name] = o
+		go a.open(context.WithoutCancel(ctx), s, o)
 	}
+	a.mu.Unlock()
+	select {
+	case <-o.done:
+		return o.ss, o.err
+	case <-ctx.Done():
+		return serverSession{}, fmt.Errorf("opening a session with MCP server %q: %w", s.Name, ctx.Err())
+	}
+}
+
+// open opens o, the session's session with the server s.
+func (a *aggSession) open(ctx context.Context, s *routing.MCPServer, o *serverOpen) {
 	ss, err := openServerSession(ctx, s)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	o.ss, o.err = ss, err
 	if err != nil {
-		return ss, err
+		o.failedAt = time.Now()
 	}
-	a.servers[s.Name] = ss
-	return ss, nil
+	close(o.done)
+	if a.ended && err == nil && ss.id != "" {
+		go deleteServerSession(ctx, s, ss)
+	}
 }
 
 // isAggregatePath reports whether path is /mcp itself.
@@ -233,21 +281,33 @@ func (m *mcpExchange) initializeResult(body []byte) string {
 }
 
 // mergedTools lists the tools of every server the key may use, allowed
-// ones only, renamed <server>__<tool>. A server that cannot be reached is
-// left out (and logged): the others still serve.
+// ones only, renamed <server>__<tool>. The servers are asked together, for
+// aggregateBudget at most: one that cannot be reached or does not answer in
+// time is left out (and logged), and the others still serve.
 func (m *mcpExchange) mergedTools(ctx context.Context, sess *aggSession) string {
+	var servers []*routing.MCPServer
+	for _, s := range m.router.MCPServerList() {
+		if m.principal.AllowsMCPServer(s.Name) && s.Unavailable == "" {
+			servers = append(servers, s)
+		}
+	}
+	lists := make([]gjson.Result, len(servers))
+	errs := make([]error, len(servers))
+	listCtx, cancel := context.WithTimeout(ctx, aggregateBudget)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() { lists[i], errs[i] = listTools(listCtx, sess, s) })
+	}
+	wg.Wait()
 	out := []byte(`{"tools":[`)
 	n := 0
-	for _, s := range m.router.MCPServerList() {
-		if !m.principal.AllowsMCPServer(s.Name) || s.Unavailable != "" {
+	for i, s := range servers {
+		if errs[i] != nil {
+			m.srv.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "mcp server left out of /mcp tools/list", slog.String("server", s.Name), slog.String("error", errs[i].Error()))
 			continue
 		}
-		tools, err := m.listTools(ctx, sess, s)
-		if err != nil {
-			m.srv.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "mcp server left out of /mcp tools/list", slog.String("server", s.Name), slog.String("error", err.Error()))
-			continue
-		}
-		tools.ForEach(func(_, t gjson.Result) bool {
+		lists[i].ForEach(func(_, t gjson.Result) bool {
 			name := t.Get("name").Str
 			if !m.principal.AllowsMCPTool(s.Name, name) {
 				return true
@@ -267,7 +327,9 @@ func (m *mcpExchange) mergedTools(ctx context.Context, sess *aggSession) string 
 	return string(append(out, "]}"...))
 }
 
-func (m *mcpExchange) listTools(ctx context.Context, sess *aggSession, s *routing.MCPServer) (gjson.Result, error) {
+// listTools asks the server for its tools, in the session's session with
+// it.
+func listTools(ctx context.Context, sess *aggSession, s *routing.MCPServer) (gjson.Result, error) {
 	ss, err := sess.serverSession(ctx, s)
 	if err != nil {
 		return gjson.Result{}, err
@@ -306,7 +368,9 @@ func (m *mcpExchange) routeCall(ctx context.Context, sess *aggSession, body []by
 	if changed != nil {
 		out = changed
 	}
-	ss, err := sess.serverSession(ctx, s)
+	openCtx, cancel := context.WithTimeout(ctx, aggregateBudget)
+	ss, err := sess.serverSession(openCtx, s)
+	cancel()
 	if err != nil {
 		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 502, code: -32000, reason: "upstream", message: "MCP server " + strconv.Quote(server) + " cannot open a session"})}
 	}
@@ -336,13 +400,20 @@ func (m *mcpExchange) endAggregate(ctx context.Context) *extprocv3.ProcessingRes
 }
 
 // endServerSessions ends, in the background, the gateway's sessions with
-// the servers of sess, a session no longer in the table.
+// the servers of sess, a session no longer in the table; one still being
+// opened is ended once open.
 func (m *mcpExchange) endServerSessions(ctx context.Context, sess *aggSession) {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	for name, ss := range sess.servers {
-		if s := m.router.MCPServer(name); s != nil && ss.id != "" {
-			go deleteServerSession(context.WithoutCancel(ctx), s, ss)
+	sess.ended = true
+	for name, o := range sess.servers {
+		select {
+		case <-o.done:
+		default:
+			continue // open ends it
+		}
+		if s := m.router.MCPServer(name); s != nil && o.err == nil && o.ss.id != "" {
+			go deleteServerSession(context.WithoutCancel(ctx), s, o.ss)
 		}
 	}
 }
