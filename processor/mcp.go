@@ -58,9 +58,11 @@ type mcpExchange struct {
 	status                  int           // the answer's HTTP status
 	answer                  *answerReader // nil when the answer is not read
 	outcome                 string        // a tools/call's outcome, once known
-	// agg: the request is to /mcp itself (mcp_aggregate.go);
-	// upstreamSession its server session once a tools/call is routed.
+	// agg: the request is to /mcp itself (mcp_aggregate.go); once a
+	// tools/call is routed, aggSession is its /mcp session and
+	// upstreamSession that session's with the server.
 	agg             bool
+	aggSession      *aggSession
 	upstreamSession serverSession
 	decided         bool
 	done            bool
@@ -353,6 +355,7 @@ func (m *mcpExchange) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Pro
 			m.status, _ = strconv.Atoi(headerValue(hv))
 		}
 	}
+	m.routedAnswered()
 	common := &extprocv3.CommonResponse{}
 	if m.status != 200 {
 		m.answer = nil

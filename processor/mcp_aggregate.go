@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -201,6 +202,35 @@ func (a *aggSession) open(ctx context.Context, s *routing.MCPServer, o *serverOp
 	}
 }
 
+// forget drops the session's session ss with the server of this name, which
+// the server has ended: the next message to need one opens another. A newer
+// one, opened since, stays.
+func (a *aggSession) forget(name string, ss serverSession) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if o := a.servers[name]; o != nil && ss.id != "" && o.ss.id == ss.id {
+		delete(a.servers, name)
+	}
+}
+
+// call sends a message to the server in the session's session with it and
+// returns the reply. A server that has ended that session (restarted) gets
+// the message once more, in a new one.
+func (a *aggSession) call(ctx context.Context, s *routing.MCPServer, body string) ([]byte, error) {
+	for retried := false; ; retried = true {
+		ss, err := a.serverSession(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		reply, _, err := rpcCall(ctx, s, ss, body)
+		if errors.Is(err, errSessionGone) && !retried {
+			a.forget(s.Name, ss)
+			continue
+		}
+		return reply, err
+	}
+}
+
 // isAggregatePath reports whether path is /mcp itself.
 func isAggregatePath(path string) bool { return pathOnly(path) == "/mcp" }
 
@@ -330,11 +360,7 @@ func (m *mcpExchange) mergedTools(ctx context.Context, sess *aggSession) string 
 // listTools asks the server for its tools, in the session's session with
 // it.
 func listTools(ctx context.Context, sess *aggSession, s *routing.MCPServer) (gjson.Result, error) {
-	ss, err := sess.serverSession(ctx, s)
-	if err != nil {
-		return gjson.Result{}, err
-	}
-	reply, _, err := rpcCall(ctx, s, ss, `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`)
+	reply, err := sess.call(ctx, s, `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`)
 	if err != nil {
 		return gjson.Result{}, err
 	}
@@ -375,7 +401,7 @@ func (m *mcpExchange) routeCall(ctx context.Context, sess *aggSession, body []by
 		return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 502, code: -32000, reason: "upstream", message: "MCP server " + strconv.Quote(server) + " cannot open a session"})}
 	}
 	m.readAnswer()
-	m.upstreamSession = ss
+	m.aggSession, m.upstreamSession = sess, ss
 	resp := m.forward(out)
 	if m.duplex {
 		return []*extprocv3.ProcessingResponse{resp, {Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
@@ -385,6 +411,16 @@ func (m *mcpExchange) routeCall(ctx context.Context, sess *aggSession, body []by
 		}}}}
 	}
 	return []*extprocv3.ProcessingResponse{resp}
+}
+
+// routedAnswered reads the status of a routed tools/call's answer: a 404 to
+// the gateway's session with the server tells that the server has ended
+// it, which is forgotten so that the next message opens a new one. The
+// answer goes on to the client, whose call was not run.
+func (m *mcpExchange) routedAnswered() {
+	if m.status == 404 && m.aggSession != nil {
+		m.aggSession.forget(m.server.Name, m.upstreamSession)
+	}
 }
 
 // endAggregate ends a /mcp session (DELETE) and the gateway's sessions with

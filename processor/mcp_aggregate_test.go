@@ -186,3 +186,54 @@ func TestAggregateRemembersFailedOpen(t *testing.T) {
 		t.Errorf("the server that failed was asked to initialize %d times, want once", n)
 	}
 }
+
+// TestAggregateReopensEndedSession: a server that restarted answers 404 to
+// the gateway's session with it; /mcp opens a new one and asks again,
+// rather than leave the server out of every later list.
+func TestAggregateReopensEndedSession(t *testing.T) {
+	t.Parallel()
+	a, b := newFakeMCP(t, "a", "x"), newFakeMCP(t, "b", "y")
+	s := aggregateUnderTest(t, a, b)
+	session := openAggregate(t, s)
+	want := []string{"a__x", "b__y"}
+	if got := listedTools(t, s, session); !slices.Equal(got, want) {
+		t.Fatalf("tools/list = %v, want %v", got, want)
+	}
+	a.restart()
+	for range 2 {
+		if got := listedTools(t, s, session); !slices.Equal(got, want) {
+			t.Errorf("after a's restart, tools/list = %v, want %v", got, want)
+		}
+	}
+	if n := a.received("initialize"); n != 2 {
+		t.Errorf("a was asked to initialize %d times, want twice: once before its restart, once after", n)
+	}
+}
+
+// TestAggregateCallForgetsEndedSession: a tools/call that the server
+// answers 404 (it has ended the gateway's session with it) makes the next
+// call go in a new session.
+func TestAggregateCallForgetsEndedSession(t *testing.T) {
+	t.Parallel()
+	a := newFakeMCP(t, "a", "x")
+	s := aggregateUnderTest(t, a)
+	session := openAggregate(t, s)
+	call := func(answer string) string {
+		t.Helper()
+		sent := run(t, s, headersMsg(buffered, false, ":method", "POST", ":path", "/mcp", "authorization", "Bearer "+keyTeamA,
+			"content-type", "application/json", routing.MCPSessionHeader, session),
+			bodyMsg(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"a__x","arguments":{}}}`, true),
+			responseHeadersMsg(answer), responseBodyMsg("", true))
+		return setHeaders(sent[1].GetRequestBody().GetResponse().GetHeaderMutation())[routing.MCPSessionHeader]
+	}
+	if got := call("200"); got != "a-0" {
+		t.Fatalf("the call went in session %q, want a-0", got)
+	}
+	a.restart()
+	if got := call("404"); got != "a-0" {
+		t.Fatalf("the call went in session %q, want a-0", got)
+	}
+	if got := call("200"); got != "a-1" {
+		t.Errorf("after a 404, the call went in session %q, want a new one, a-1", got)
+	}
+}

@@ -41,6 +41,11 @@ type serverSession struct {
 	version string // the protocol version it answered
 }
 
+// errSessionGone is a server's 404 to a message in a session: by MCP, the
+// server has ended that session (a restart forgets them all), and the
+// client must open a new one.
+var errSessionGone = errors.New("the server has ended the session")
+
 // mcpServerURL is the server's endpoint.
 func mcpServerURL(s *routing.MCPServer) string {
 	return s.Scheme + "://" + hostPort(s.Host, s.Port) + s.Path
@@ -82,6 +87,9 @@ func rpcCall(ctx context.Context, s *routing.MCPServer, ss serverSession, body s
 	session := resp.Header.Get(routing.MCPSessionHeader)
 	if resp.StatusCode == http.StatusAccepted {
 		return nil, session, nil
+	}
+	if resp.StatusCode == http.StatusNotFound && ss.id != "" {
+		return nil, session, fmt.Errorf("MCP server %q answered HTTP 404: %w", s.Name, errSessionGone)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, session, fmt.Errorf("MCP server %q answered HTTP %d", s.Name, resp.StatusCode)
