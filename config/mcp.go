@@ -17,7 +17,7 @@ import (
 //	    auth: {type: bearer, key_env: GITHUB_MCP_TOKEN}   # none, bearer or header
 //	client_keys:
 //	  - name: team-a
-//	    mcp_tools: ["github/search_*", "db/*"]   # optional allow-list of server/tool globs
+//	    mcp_tools: ["github/search_*", "db/*"]   # optional allow-list of server/tool globs; with it, tools only
 
 // MCPServerConfig is one MCP server.
 type MCPServerConfig struct {

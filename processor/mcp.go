@@ -28,9 +28,10 @@ import (
 // request body buffered and the answer streamed (envoy/mcp.go). The client
 // key is checked as for model calls; the client's credential is removed
 // and the server's set. A tools/call outside the key's mcp_tools, over its
-// request budget or repeated past the loop guard is answered with a
-// JSON-RPC error and never sent; a tools/list answer is narrowed to the
-// key's tools. Requests to other paths never reach this file: the
+// request budget or repeated past the loop guard, and for a key with
+// mcp_tools any method but the tools' and the lifecycle's, is answered
+// with a JSON-RPC error and never sent; a tools/list answer is narrowed to
+// the key's tools. Requests to other paths never reach this file: the
 // exchange hands a request over only when no model endpoint matched.
 
 // isMCPPath reports whether path is under /mcp.
@@ -216,10 +217,14 @@ func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extp
 	return []*extprocv3.ProcessingResponse{resp}
 }
 
-// check applies the key's policy to a tools/call: its allow-list, the
+// check applies the key's policy: to any message the methods its
+// allow-list lets through, to a tools/call the allowed tools, the
 // on_tool_call hooks, the loop guard and its request budget. It returns the
 // body with the hooks' arguments when they changed them.
 func (m *mcpExchange) check(ctx context.Context, body []byte) ([]byte, *rpcError) {
+	if e := m.checkMethods(); e != nil {
+		return nil, e
+	}
 	if m.rpc.method != "tools/call" {
 		return nil, nil
 	}
@@ -232,6 +237,28 @@ func (m *mcpExchange) check(ctx context.Context, body []byte) ([]byte, *rpcError
 		e = m.checkLimits(ctx)
 	}
 	return changed, e
+}
+
+// checkMethods refuses a message, or a batch holding one, whose method the
+// key's allow-list keeps from the server (routing.Principal.AllowsMCPMethod).
+func (m *mcpExchange) checkMethods() *rpcError {
+	if e := m.checkMethod(m.rpc.method); e != nil {
+		return e
+	}
+	for _, method := range m.rpc.batchMethods {
+		if e := m.checkMethod(method); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func (m *mcpExchange) checkMethod(method string) *rpcError {
+	if m.principal.AllowsMCPMethod(method) {
+		return nil
+	}
+	return refused("not_allowed", "method "+strconv.Quote(method)+" is not allowed for key "+strconv.Quote(m.principal.Name)+
+		": its mcp_tools reach tools only")
 }
 
 // runToolHooks runs the on_tool_call hooks: they may refuse the call or

@@ -35,6 +35,8 @@ type rpcMessage struct {
 	// batched: a batch holding a request (a message with a method and an
 	// id), which wants an answer.
 	batched bool
+	// batchMethods are a batch's messages' methods ("" for a reply).
+	batchMethods []string
 }
 
 // readRPC parses a POSTed body: one JSON-RPC message. A batch (an array,
@@ -63,6 +65,7 @@ func readRPC(body []byte) (rpcMessage, *rpcError) {
 					message: "invalid request: send " + method + " as a message of its own, not in a batch"}
 			}
 			batch.batched = batch.batched || method != "" && m.Get("id").Exists()
+			batch.batchMethods = append(batch.batchMethods, method)
 		}
 		return batch, nil
 	}

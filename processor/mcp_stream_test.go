@@ -90,6 +90,36 @@ func TestMCPStreamRefuses(t *testing.T) {
 	checkMCPRefusal(t, run(t, s, mcpPost("/mcp/github", keyTeamA)), 429, `"reason":"gateway_overloaded"`)
 }
 
+// TestMCPAllowListMethods: a key with mcp_tools reaches a server's tools
+// and its lifecycle, not its resources, prompts or completions, alone or
+// in a batch; the refusal is the one for a tool not allowed.
+func TestMCPAllowListMethods(t *testing.T) {
+	t.Parallel()
+	s := mcpServerUnderTest(t)
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"ping"}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/list"}`,
+		`{"jsonrpc":"2.0","id":"s1","result":{}}`,
+		`[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":4,"method":"ping"}]`,
+	} {
+		sent := run(t, s, mcpPost("/mcp/github", keyTeamA), bodyMsg(body, true))
+		if got := setHeaders(sent[len(sent)-1].GetRequestBody().GetResponse().GetHeaderMutation())[routing.ClusterHeader]; got != "mcp/github" {
+			t.Errorf("%s went to %q, want mcp/github", body, got)
+		}
+	}
+	for body, want := range map[string]string{
+		`{"jsonrpc":"2.0","id":"r1","method":"resources/read","params":{"uri":"repo://secret"}}`:        `"id":"r1","error":{"code":-32001,"message":"method \"resources/read\" is not allowed for key \"team-a\"`,
+		`{"jsonrpc":"2.0","id":5,"method":"resources/templates/list"}`:                                  `"id":5,"error":{"code":-32001,"message":"method \"resources/templates/list\"`,
+		`{"jsonrpc":"2.0","id":6,"method":"prompts/get","params":{"name":"p"}}`:                         `"reason":"not_allowed"`,
+		`{"jsonrpc":"2.0","id":7,"method":"completion/complete","params":{}}`:                           `"reason":"not_allowed"`,
+		`[{"jsonrpc":"2.0","id":8,"method":"ping"},{"jsonrpc":"2.0","id":9,"method":"resources/read"}]`: `"id":null,"error":{"code":-32001,"message":"method \"resources/read\"`,
+	} {
+		checkMCPRefusal(t, run(t, s, mcpPost("/mcp/github", keyTeamA), bodyMsg(body, true)), 200, want)
+	}
+}
+
 // TestMCPAnswerLeavesInflight: an MCP answer, which may be an SSE stream
 // as long as its session, does not hold one of the gateway's in-flight
 // slots once the request went on: idle streams cannot fill MaxInflight.

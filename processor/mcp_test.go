@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func TestReadRPC(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"a":1}}}`, rpcMessage{id: "3", method: "tools/call", tool: "echo", args: `{"a":1}`}, 0},
 		{`{"jsonrpc":"2.0","id":"x","method":"tools/list"}`, rpcMessage{id: `"x"`, method: "tools/list"}, 0},
 		{`{"jsonrpc":"2.0","method":"notifications/initialized"}`, rpcMessage{method: "notifications/initialized"}, 0},
-		{`[{"jsonrpc":"2.0","method":"notifications/initialized"}]`, rpcMessage{}, 0},
+		{`[{"jsonrpc":"2.0","method":"notifications/initialized"}]`, rpcMessage{batchMethods: []string{"notifications/initialized"}}, 0},
 		{`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}]`, rpcMessage{}, rpcInvalidRequest},
 		{`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, rpcMessage{id: "1", method: "tools/call"}, -32602},
 		{`{"id":1,"method":"ping"}`, rpcMessage{}, rpcInvalidRequest},
@@ -59,7 +60,7 @@ func TestReadRPC(t *testing.T) {
 		if err != nil {
 			code = err.code
 		}
-		if got != tc.want || code != tc.code {
+		if !reflect.DeepEqual(got, tc.want) || code != tc.code {
 			t.Errorf("readRPC(%s) = %+v, %d; want %+v, %d", tc.body, got, code, tc.want, tc.code)
 		}
 	}

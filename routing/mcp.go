@@ -125,6 +125,26 @@ func (p Principal) AllowsMCPTool(server, tool string) bool {
 	return false
 }
 
+// AllowsMCPMethod reports whether the principal may send a message of the
+// JSON-RPC method to an MCP server it may use; a tools/call's tool is
+// AllowsMCPTool's to decide. A key with an allow-list reaches tools only:
+// the lifecycle (initialize, ping, notifications, and the 2026-07-28
+// protocol's server/discover and subscriptions/listen, its stream of
+// server notifications), tools/list, tools/call, and a reply to a server's
+// own request (method ""). Resources, prompts, completions and every other
+// method are refused, or a key allowed github/search_* could still read
+// all of github's resources.
+func (p Principal) AllowsMCPMethod(method string) bool {
+	if len(p.mcpTools) == 0 {
+		return true
+	}
+	switch method {
+	case "", "initialize", "ping", "server/discover", "subscriptions/listen", "tools/list", "tools/call":
+		return true
+	}
+	return strings.HasPrefix(method, "notifications/")
+}
+
 // MCPServerList lists the MCP servers in config order, with their
 // credentials, for the aggregated /mcp endpoint. Shared: callers must not
 // modify them.

@@ -82,3 +82,26 @@ func TestMCPToolAllowList(t *testing.T) {
 		t.Error("server reach does not follow the allow-list")
 	}
 }
+
+// TestMCPMethodAllowList: a key with mcp_tools reaches only tools and the
+// lifecycle of a server; a key without one reaches every method.
+func TestMCPMethodAllowList(t *testing.T) {
+	t.Parallel()
+	r := mcpRouter(t)
+	all, _ := r.Authenticate("key-all")
+	some, _ := r.Authenticate("key-some")
+	for method, want := range map[string]bool{
+		"initialize": true, "ping": true, "notifications/initialized": true, "notifications/cancelled": true,
+		"server/discover": true, "subscriptions/listen": true, "tools/list": true, "tools/call": true, "": true,
+		"resources/read": false, "resources/list": false, "resources/templates/list": false, "resources/subscribe": false,
+		"prompts/get": false, "prompts/list": false, "completion/complete": false, "logging/setLevel": false,
+		"notifications": false, "x/notifications/y": false,
+	} {
+		if got := some.AllowsMCPMethod(method); got != want {
+			t.Errorf("a key with mcp_tools may send %q: %v, want %v", method, got, want)
+		}
+		if !all.AllowsMCPMethod(method) {
+			t.Errorf("a key without mcp_tools may not send %q", method)
+		}
+	}
+}
