@@ -134,6 +134,9 @@ func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
 	case m.server.Unavailable != "":
 		return &rpcError{status: 503, code: rpcRefused, reason: "unavailable", message: "MCP server " + strconv.Quote(name) + " has no credentials configured"}
 	}
+	if e := m.checkSession(); e != nil {
+		return e
+	}
 	return m.checkLength(rh)
 }
 
@@ -377,12 +380,17 @@ var mcpMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{
 }}
 
 func (m *mcpExchange) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+	issued := ""
 	for _, hv := range h.GetHeaders().GetHeaders() {
-		if hv.Key == ":status" {
+		switch hv.Key {
+		case ":status":
 			m.status, _ = strconv.Atoi(headerValue(hv))
+		case routing.MCPSessionHeader:
+			issued = headerValue(hv)
 		}
 	}
 	m.routedAnswered()
+	m.bindSession(issued)
 	common := &extprocv3.CommonResponse{}
 	if m.status != 200 {
 		m.answer = nil

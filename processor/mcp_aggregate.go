@@ -64,10 +64,12 @@ const aggregateBudget = envoy.BufferedMessageTimeout * 3 / 4
 // message.
 const serverOpenRetry = 30 * time.Second
 
-// aggSession is one client session of /mcp.
+// aggSession is one client session of /mcp, or one of /mcp/<server>
+// (mcp_bind.go), in the session table.
 type aggSession struct {
-	key string // the client key's name: another key cannot use it
-	mu  sync.Mutex
+	key    string // the client key's name: another key cannot use it
+	server string // a /mcp/<server> session's server; "" for /mcp's own
+	mu     sync.Mutex
 	// servers are its sessions with the servers, by name, and ended tells
 	// that it is out of the table (a session opened now is ended at once);
 	// both guarded by mu.
@@ -86,7 +88,8 @@ type serverOpen struct {
 	failedAt time.Time
 }
 
-// aggSessions is the session table; created with the first /mcp session.
+// aggSessions is the session table: the client sessions of /mcp and of
+// /mcp/<server>, each bound to its key. Created with the first one.
 type aggSessions struct {
 	mu          sync.Mutex
 	m           map[string]*aggSession
@@ -103,16 +106,23 @@ func newAggSessions(max, perKey int) *aggSessions {
 	return &aggSessions{m: map[string]*aggSession{}, max: max, perKey: perKey}
 }
 
-// open starts a session of key, dropping idle ones and, over a bound, the
-// least recently used of key's, or else of the table's: dropped, whose
-// sessions with the servers the caller ends (those of idle ones have
+// open starts a /mcp session of key, dropping idle ones and, over a
+// bound, the least recently used of key's, or else of the table's: dropped,
+// whose sessions with the servers the caller ends (those of idle ones have
 // expired on the servers' side, or will).
 func (t *aggSessions) open(key string, now time.Time) (id string, dropped *aggSession) {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	id = hex.EncodeToString(b)
+	return id, t.put(id, &aggSession{key: key, servers: map[string]*serverOpen{}}, now)
+}
+
+// put adds the session added as id, making room as open says.
+func (t *aggSessions) put(id string, added *aggSession, now time.Time) (dropped *aggSession) {
+	key := added.key
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	delete(t.m, id)
 	var oldest, oldestOfKey *aggSession
 	var oldestID, oldestOfKeyID string
 	ofKey := 0
@@ -138,28 +148,29 @@ func (t *aggSessions) open(key string, now time.Time) (id string, dropped *aggSe
 		delete(t.m, oldestID)
 		dropped = oldest
 	}
-	t.m[id] = &aggSession{key: key, servers: map[string]*serverOpen{}, lastUsed: now}
-	return id, dropped
+	added.lastUsed = now
+	t.m[id] = added
+	return dropped
 }
 
 func (t *aggSessions) get(id, key string, now time.Time) *aggSession {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.m[id]
-	if s == nil || s.key != key || now.Sub(s.lastUsed) > aggSessionIdle {
+	if s == nil || s.key != key || s.server != "" || now.Sub(s.lastUsed) > aggSessionIdle {
 		return nil
 	}
 	s.lastUsed = now
 	return s
 }
 
-// close ends the session id of key; nil when key has none of that id
+// close ends the /mcp session id of key; nil when key has none of that id
 // (another key's session stays open).
 func (t *aggSessions) close(id, key string) *aggSession {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.m[id]
-	if s == nil || s.key != key {
+	if s == nil || s.key != key || s.server != "" {
 		return nil
 	}
 	delete(t.m, id)
