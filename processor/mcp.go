@@ -94,7 +94,7 @@ func (x *exchange) startMCP(ctx context.Context, rh requestHeaders) *extprocv3.P
 		}
 	}
 	if rh.endOfStream { // GET and DELETE: decided now
-		return m.forward(nil)
+		return m.forward(true, nil)
 	}
 	if x.duplex {
 		return nil
@@ -209,7 +209,7 @@ func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extp
 	if changed != nil {
 		body = changed
 	}
-	resp := m.forward(changed)
+	resp := m.forward(false, changed)
 	if m.duplex {
 		return []*extprocv3.ProcessingResponse{resp, {Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
 			Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
@@ -338,8 +338,10 @@ func (m *mcpExchange) readAnswer() {
 
 // forward sends the request on to its server: the routing header, the
 // server's path, the client's key out and the server's in, and the body a
-// hook changed (nil: the client's).
-func (m *mcpExchange) forward(body []byte) *extprocv3.ProcessingResponse {
+// hook changed (nil: the client's). It answers the request's headers
+// (atHeaders, or in full duplex mode, where they wait for the body) or its
+// body: any method may have one.
+func (m *mcpExchange) forward(atHeaders bool, body []byte) *extprocv3.ProcessingResponse {
 	m.decided = true
 	s := m.server
 	hm := &extprocv3.HeaderMutation{
@@ -367,7 +369,7 @@ func (m *mcpExchange) forward(body []byte) *extprocv3.ProcessingResponse {
 			common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
 		}
 	}
-	if m.method != "POST" || m.duplex {
+	if atHeaders || m.duplex {
 		return &extprocv3.ProcessingResponse{DynamicMetadata: mcpMetadata, Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{Response: common}}}
 	}
 	return &extprocv3.ProcessingResponse{DynamicMetadata: mcpMetadata, Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}

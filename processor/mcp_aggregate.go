@@ -413,7 +413,7 @@ func (m *mcpExchange) routeCall(ctx context.Context, sess *aggSession, body []by
 	}
 	m.readAnswer()
 	m.aggSession, m.upstreamSession = sess, ss
-	resp := m.forward(out)
+	resp := m.forward(false, out)
 	if m.duplex {
 		return []*extprocv3.ProcessingResponse{resp, {Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{
 			Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{

@@ -216,3 +216,23 @@ func TestMCPMetricsExposition(t *testing.T) {
 		t.Errorf("duration series: %d, want one (server github)", n)
 	}
 }
+
+// TestMCPBodyOfAnyMethod: a GET or DELETE with a body has its body read as
+// a POST's is, and the body's message is answered with a body response:
+// Envoy takes any other as a protocol error and fails the request.
+func TestMCPBodyOfAnyMethod(t *testing.T) {
+	t.Parallel()
+	s := mcpServerUnderTest(t)
+	for _, method := range []string{"GET", "DELETE"} {
+		headers := headersMsg(buffered, false, ":method", method, ":path", "/mcp/github", "authorization", "Bearer "+keyTeamA, routing.MCPSessionHeader, "s-1")
+		sent := run(t, s, headers, bodyMsg(`{"jsonrpc":"2.0","id":1,"method":"ping"}`, true))
+		if len(sent) != 2 || sent[0].GetRequestHeaders() == nil || sent[1].GetRequestBody() == nil {
+			t.Fatalf("%s with a body: answered %v, want the headers, then the body", method, sent)
+		}
+		if got := setHeaders(sent[1].GetRequestBody().GetResponse().GetHeaderMutation())[routing.ClusterHeader]; got != "mcp/github" {
+			t.Errorf("%s with a body went to %q, want mcp/github", method, got)
+		}
+		checkMCPRefusal(t, run(t, s, headers, bodyMsg(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_repo"}}`, true)),
+			200, `"reason":"not_allowed"`)
+	}
+}
