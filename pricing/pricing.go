@@ -10,7 +10,9 @@
 // (Cost.MicroUSD, rounded up).
 //
 // Lookup is first match wins: the config's entries before the shipped ones;
-// within each, exact names before globs, globs in their order.
+// within each, exact names before globs, globs in their order. A shipped
+// entry may say a model has no price (Entry.Unpriced): a variant whose
+// tokens cost more than its family's glob would charge.
 package pricing
 
 import (
@@ -63,6 +65,10 @@ type Entry struct {
 	Output     float64 `yaml:"output"`
 	CacheRead  float64 `yaml:"cache_read"`
 	CacheWrite float64 `yaml:"cache_write"`
+	// Unpriced says the models it matches have no price, and gives none:
+	// their answers cost nothing and a key with a money budget may not run
+	// them, as if no entry matched, but no later entry prices them.
+	Unpriced bool `yaml:"unpriced"`
 }
 
 func (e Entry) price() Price {
@@ -78,20 +84,21 @@ type Table struct {
 	// matched against every glob costs microseconds, a map read tens of
 	// nanoseconds, and the names a gateway sends are few.
 	mu   sync.RWMutex
-	seen map[string]seenPrice
+	seen map[string]maybePrice
 }
 
 // maxSeen bounds Table.seen: names past it are matched every time (a route
 // that passes client-chosen model names through could send any number).
 const maxSeen = 4096
 
-type seenPrice struct {
+// maybePrice is a price, or that there is none (ok false).
+type maybePrice struct {
 	price Price
 	ok    bool
 }
 
 type layer struct {
-	exact map[string]Price
+	exact map[string]maybePrice
 	globs []globPrice
 }
 
@@ -101,10 +108,10 @@ type globPrice struct {
 	// longest run without one: a name without them cannot match, which is
 	// checked before the glob is run.
 	prefix, lit string
-	price       Price
+	price       maybePrice
 }
 
-func newGlobPrice(pattern string, p Price) globPrice {
+func newGlobPrice(pattern string, p maybePrice) globPrice {
 	g := globPrice{pattern: pattern, price: p}
 	g.prefix = pattern[:strings.IndexAny(pattern, "*?")]
 	for _, run := range strings.FieldsFunc(pattern, func(r rune) bool { return r == '*' || r == '?' }) {
@@ -120,24 +127,24 @@ func (g *globPrice) match(model string) bool {
 }
 
 func newLayer(entries []Entry) layer {
-	l := layer{exact: make(map[string]Price, len(entries))}
+	l := layer{exact: make(map[string]maybePrice, len(entries))}
 	for _, e := range entries {
+		p := maybePrice{ok: !e.Unpriced}
+		if p.ok {
+			p.price = e.price()
+		}
 		if strings.ContainsAny(e.Model, "*?") {
-			l.globs = append(l.globs, newGlobPrice(e.Model, e.price()))
+			l.globs = append(l.globs, newGlobPrice(e.Model, p))
 		} else if _, dup := l.exact[e.Model]; !dup {
-			l.exact[e.Model] = e.price()
+			l.exact[e.Model] = p
 		}
 	}
 	return l
 }
 
-func (l *layer) lookup(model string) (Price, bool) {
-	_, p, ok := l.find(model)
-	return p, ok
-}
-
-// find returns the entry that prices model: its pattern and price.
-func (l *layer) find(model string) (string, Price, bool) {
+// find returns the entry that matches model: its pattern, its price and
+// whether it has one; found is false when no entry matches.
+func (l *layer) find(model string) (pattern string, p maybePrice, found bool) {
 	if p, ok := l.exact[model]; ok {
 		return model, p, true
 	}
@@ -146,22 +153,24 @@ func (l *layer) find(model string) (string, Price, bool) {
 			return l.globs[i].pattern, l.globs[i].price, true
 		}
 	}
-	return "", Price{}, false
+	return "", maybePrice{}, false
 }
 
-// Match is the entry that prices a model, as Explain finds it.
+// Match is the entry that matches a model, as Explain finds it.
 type Match struct {
 	Pattern    string // the entry's model: the name, or the glob that matched
 	Price      Price
 	FromConfig bool // the config's prices: section, else the shipped table
 }
 
-// Explain says which entry prices model, for people checking a table;
-// false when none does. It does not use or fill Lookup's memory.
+// Explain says which entry prices model, for people checking a table. It
+// is false when none does: then Pattern names the entry that says the
+// model has no price (Entry.Unpriced), or is "" when no entry matches. It
+// does not use or fill Lookup's memory.
 func (t *Table) Explain(model string) (Match, bool) {
 	for i := range t.layers {
-		if pat, p, ok := t.layers[i].find(model); ok {
-			return Match{Pattern: pat, Price: p, FromConfig: i == 0}, true
+		if pat, p, found := t.layers[i].find(model); found {
+			return Match{Pattern: pat, Price: p.price, FromConfig: i == 0}, p.ok
 		}
 	}
 	return Match{}, false
@@ -170,10 +179,10 @@ func (t *Table) Explain(model string) (Match, bool) {
 // New returns the shipped table with overrides in front of it. The
 // overrides must be valid (config validates them).
 func New(overrides []Entry) *Table {
-	return &Table{layers: [2]layer{newLayer(overrides), shippedLayer}, seen: map[string]seenPrice{}}
+	return &Table{layers: [2]layer{newLayer(overrides), shippedLayer}, seen: map[string]maybePrice{}}
 }
 
-// Lookup returns model's price; false when no entry matches (the request
+// Lookup returns model's price; false when no entry prices it (the request
 // is unpriced). A nil Table prices nothing. It does not allocate once the
 // name has been seen.
 func (t *Table) Lookup(model string) (Price, bool) {
@@ -198,8 +207,8 @@ func (t *Table) Lookup(model string) (Price, bool) {
 // match is Lookup without the memory of names seen.
 func (t *Table) match(model string) (Price, bool) {
 	for i := range t.layers {
-		if p, ok := t.layers[i].lookup(model); ok {
-			return p, true
+		if _, p, found := t.layers[i].find(model); found {
+			return p.price, p.ok
 		}
 	}
 	return Price{}, false
@@ -242,10 +251,13 @@ func parseShipped(data []byte) (Shipped, error) {
 }
 
 // Check reports what is wrong with an entry: an empty model, a price below
-// 0, above MaxPerMillion or not a number.
+// 0, above MaxPerMillion or not a number, an unpriced entry with a price.
 func (e Entry) Check() error {
 	if e.Model == "" {
 		return fmt.Errorf("model is required")
+	}
+	if e.Unpriced && e != (Entry{Model: e.Model, Unpriced: true}) {
+		return fmt.Errorf("an unpriced entry has no prices")
 	}
 	for _, f := range []struct {
 		name string

@@ -113,13 +113,64 @@ func TestShippedPrices(t *testing.T) {
 		}
 		seen[e.Model] = true
 		name := strings.NewReplacer("*", "x", "?", "x").Replace(e.Model)
-		if got, _ := New(nil).Lookup(name); got != e.price() {
-			t.Errorf("models[%d] %q: %q is priced %+v by an earlier entry", i, e.Model, name, got)
+		if m, _ := New(nil).Explain(name); m.Pattern != e.Model {
+			t.Errorf("models[%d] %q: %q is matched by %q", i, e.Model, name, m.Pattern)
 		}
 	}
 	// One bound in one place: the config checks prices with the same one.
 	if MaxPerMillion != config.MaxPricePerMillion {
 		t.Errorf("MaxPerMillion %d != config.MaxPricePerMillion %d", MaxPerMillion, config.MaxPricePerMillion)
+	}
+}
+
+// A model whose name starts like a cheaper family's is not charged that
+// family's price: a client of a route glob names the model, and would
+// pick the cheaper price.
+func TestShippedVariants(t *testing.T) {
+	t.Parallel()
+	tab := New(nil)
+	for _, tc := range []struct {
+		model, entry string
+		in, out      float64 // dollars per million tokens; unpriced when entry's are 0
+	}{
+		{"o3-deep-research", "o3-deep-research*", 10, 40},
+		{"o3-deep-research-2025-06-26", "o3-deep-research*", 10, 40},
+		{"o3-2025-04-16", "o3*", 2, 8},
+		{"o4-mini-deep-research-2025-06-26", "o4-mini-deep-research*", 2, 8},
+		{"o4-mini-2025-04-16", "o4-mini*", 1.10, 4.40},
+		{"gpt-4o-2024-05-13", "gpt-4o-2024-05-13", 5, 15},
+		{"gpt-4o-2024-08-06", "gpt-4o*", 2.50, 10},
+		{"gpt-4o-realtime-preview-2025-06-03", "gpt-*realtime*", 0, 0},
+		{"gpt-4o-mini-realtime-preview", "gpt-*realtime*", 0, 0},
+		{"gpt-4o-audio-preview", "gpt-*audio*", 0, 0},
+		{"gpt-4o-mini-audio-preview-2024-12-17", "gpt-*audio*", 0, 0},
+		{"gpt-4o-transcribe", "gpt-*transcribe*", 0, 0},
+		{"gpt-4o-mini-tts", "gpt-*tts*", 0, 0},
+		{"gpt-4o-search-preview", "gpt-*search*", 0, 0},
+		{"gpt-4o-mini-search-preview-2025-03-11", "gpt-*search*", 0, 0},
+		{"gpt-5-search-api", "gpt-*search*", 0, 0},
+		{"gemini-2.5-flash-image", "gemini-*image*", 0, 0},
+		{"gemini-3-pro-image-preview", "gemini-*image*", 0, 0},
+		{"gemini-2.5-flash-preview-tts", "gemini-*tts*", 0, 0},
+		{"gemini-2.5-flash-native-audio-preview-09-2025", "gemini-*audio*", 0, 0},
+		{"gemini-2.0-flash-live-001", "gemini-*live*", 0, 0},
+		{"gemini-2.5-flash-lite", "gemini-2.5-flash-lite*", 0.10, 0.40},
+	} {
+		priced := tc.in != 0
+		m, ok := tab.Explain(tc.model)
+		if m.Pattern != tc.entry || ok != priced || m.FromConfig {
+			t.Errorf("Explain(%q) = %q, priced %v; want %q, priced %v", tc.model, m.Pattern, ok, tc.entry, priced)
+			continue
+		}
+		p, ok := tab.Lookup(tc.model)
+		if want := (Price{Input: PerMillion(tc.in), Output: PerMillion(tc.out)}); ok != priced || p.Input != want.Input || p.Output != want.Output {
+			t.Errorf("Lookup(%q) = %+v, %v; want input %d, output %d, %v", tc.model, p, ok, want.Input, want.Output, priced)
+		}
+	}
+	// The config prices what the shipped table leaves unpriced.
+	tab = New([]Entry{{Model: "gpt-4o-audio-*", Input: 2.5, Output: 10}})
+	if m, ok := tab.Explain("gpt-4o-audio-preview"); !ok || !m.FromConfig || m.Price.Input != 2_500_000 {
+		t.Errorf("a config entry for an unpriced model: %+v, %v", m, ok)
 	}
 }
 
@@ -129,6 +180,7 @@ func TestParseShippedErrors(t *testing.T) {
 		{"taken: x\nmodels: [{model: a, input: 1, output: 1, cache: 1}]\n", "field cache not found"},
 		{"models: [{model: a, input: -1, output: 1}]\n", "models[0]: input: must be from 0"},
 		{"models: [{input: 1, output: 1}]\n", "models[0]: model is required"},
+		{"models: [{model: a, unpriced: true, output: 1}]\n", "models[0]: an unpriced entry has no prices"},
 	} {
 		_, err := parseShipped([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

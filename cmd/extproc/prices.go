@@ -32,13 +32,17 @@ func runPrices(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, "# US dollars per million tokens: input output cache_read cache_write  (entry)")
 	for _, model := range fs.Args() {
 		m, ok := prices.Explain(model)
-		if !ok {
-			fmt.Fprintf(stdout, "%s\tunpriced: costs nothing, counted in switchyard_unpriced_requests_total\n", model)
-			continue
-		}
 		from := "shipped, taken " + pricing.ShippedPrices().Taken
 		if m.FromConfig {
 			from = "config prices"
+		}
+		if !ok {
+			entry := ""
+			if m.Pattern != "" {
+				entry = fmt.Sprintf("\t(%s %q: unpriced)", from, m.Pattern)
+			}
+			fmt.Fprintf(stdout, "%s\tunpriced: costs nothing, counted in switchyard_unpriced_requests_total%s\n", model, entry)
+			continue
 		}
 		p := m.Price
 		fmt.Fprintf(stdout, "%s\t%s %s %s %s\t(%s %q)\n", model, usd(p.Input), usd(p.Output), usd(p.CacheRead), usd(p.CacheWrite), from, m.Pattern)

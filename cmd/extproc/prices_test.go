@@ -15,13 +15,15 @@ func TestPricesCommand(t *testing.T) {
 	path := filepath.Join(dir, "c.yaml")
 	os.WriteFile(path, []byte(minimalConfig+"prices:\n  - {model: \"my-*\", input: 2.5, output: 10}\n"), 0o600)
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"prices", "-config", path, "my-model", "gpt-4o-mini", "llama3.2"}, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"prices", "-config", path, "my-model", "gpt-4o-mini", "llama3.2", "gpt-4o-audio-preview"}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
 		"my-model\t2.5 10 2.5 2.5\t(config prices \"my-*\")\n",
 		"gpt-4o-mini\t0.15 0.6 0.075 0.15\t(shipped, taken ",
-		"llama3.2\tunpriced",
+		"llama3.2\tunpriced: costs nothing, counted in switchyard_unpriced_requests_total\n",
+		"gpt-4o-audio-preview\tunpriced: costs nothing, counted in switchyard_unpriced_requests_total\t(shipped, taken ",
+		` "gpt-*audio*": unpriced)` + "\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
