@@ -12,6 +12,7 @@ import "math"
 //	    output: 10                # required
 //	    cache_read: 1.25          # optional, default input
 //	    cache_write: 2.50         # optional, default input
+//	    cache_write_1h: 5         # optional, default 2 × input (pricing.CacheWrite1hPerInput)
 //
 // Entries are matched against the model sent to the provider, exact names
 // before globs, globs in config order, all before the shipped table.
@@ -21,6 +22,9 @@ type PriceConfig struct {
 	Output     *float64 `yaml:"output"`
 	CacheRead  *float64 `yaml:"cache_read"`
 	CacheWrite *float64 `yaml:"cache_write"`
+	// CacheWrite1h prices writes to Anthropic's 1-hour cache; its default
+	// is the price table's.
+	CacheWrite1h *float64 `yaml:"cache_write_1h"`
 }
 
 // MaxPricePerMillion bounds a price, in dollars per million tokens (the
@@ -61,7 +65,7 @@ func (c *Config) validatePrices(v *validator) {
 			name     string
 			usd      *float64
 			required bool
-		}{{"input", pc.Input, true}, {"output", pc.Output, true}, {"cache_read", pc.CacheRead, false}, {"cache_write", pc.CacheWrite, false}} {
+		}{{"input", pc.Input, true}, {"output", pc.Output, true}, {"cache_read", pc.CacheRead, false}, {"cache_write", pc.CacheWrite, false}, {"cache_write_1h", pc.CacheWrite1h, false}} {
 			switch {
 			case f.usd == nil && f.required:
 				v.errf(p.key(f.name), "is required (US dollars per million tokens)")

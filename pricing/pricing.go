@@ -1,5 +1,6 @@
 // Package pricing turns a response's tokens into money: a price table per
-// model (input, output, cache read and cache write per million tokens),
+// model (input, output, cache read, cache write and 1-hour cache write per
+// million tokens),
 // shipped with the list prices of well-known models (prices.yaml, with the
 // date they were taken) and overridden by the config's `prices:` section.
 //
@@ -32,15 +33,20 @@ import (
 // Price is one model's price, in pico-dollars per token (micro-dollars per
 // million tokens): $3 per million tokens is 3_000_000.
 type Price struct {
-	Input, Output, CacheRead, CacheWrite int64
+	Input, Output, CacheRead int64
+	// CacheWrite prices a write to a prompt cache, CacheWrite1h one to
+	// Anthropic's 1-hour cache (usage.Tokens.CacheCreation1h).
+	CacheWrite, CacheWrite1h int64
 }
 
 // Cost is an amount of money in pico-dollars (1e-12 USD).
 type Cost int64
 
-// Of is what t costs at p. Reasoning is part of Output and not added again.
+// Of is what t costs at p. Reasoning is part of Output and not added again;
+// the part of CacheCreation written for an hour is charged CacheWrite1h.
 func (p Price) Of(t usage.Tokens) Cost {
-	return Cost(t.Input*p.Input + t.Output*p.Output + t.CacheRead*p.CacheRead + t.CacheCreation*p.CacheWrite)
+	return Cost(t.Input*p.Input + t.Output*p.Output + t.CacheRead*p.CacheRead +
+		(t.CacheCreation-t.CacheCreation1h)*p.CacheWrite + t.CacheCreation1h*p.CacheWrite1h)
 }
 
 // USD is c in dollars.
@@ -65,15 +71,27 @@ type Entry struct {
 	Output     float64 `yaml:"output"`
 	CacheRead  float64 `yaml:"cache_read"`
 	CacheWrite float64 `yaml:"cache_write"`
+	// CacheWrite1h is the price of a write to Anthropic's 1-hour cache;
+	// nil: CacheWrite1hPerInput times Input, at most MaxPerMillion.
+	CacheWrite1h *float64 `yaml:"cache_write_1h"`
 	// Unpriced says the models it matches have no price, and gives none:
 	// their answers cost nothing and a key with a money budget may not run
 	// them, as if no entry matched, but no later entry prices them.
 	Unpriced bool `yaml:"unpriced"`
 }
 
+// CacheWrite1hPerInput is the price of a write to a 1-hour cache, per
+// input price, where an entry gives none: Anthropic's rate (a 5-minute
+// write is 1.25 times input), and only Anthropic reports such writes.
+const CacheWrite1hPerInput = 2
+
 func (e Entry) price() Price {
+	w1h := min(CacheWrite1hPerInput*e.Input, MaxPerMillion)
+	if e.CacheWrite1h != nil {
+		w1h = *e.CacheWrite1h
+	}
 	return Price{Input: PerMillion(e.Input), Output: PerMillion(e.Output),
-		CacheRead: PerMillion(e.CacheRead), CacheWrite: PerMillion(e.CacheWrite)}
+		CacheRead: PerMillion(e.CacheRead), CacheWrite: PerMillion(e.CacheWrite), CacheWrite1h: PerMillion(w1h)}
 }
 
 // Table answers a model's price. Its entries are immutable once built; it
@@ -265,6 +283,11 @@ func (e Entry) Check() error {
 	}{{"input", e.Input}, {"output", e.Output}, {"cache_read", e.CacheRead}, {"cache_write", e.CacheWrite}} {
 		if err := CheckPrice(f.usd); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	if e.CacheWrite1h != nil {
+		if err := CheckPrice(*e.CacheWrite1h); err != nil {
+			return fmt.Errorf("cache_write_1h: %w", err)
 		}
 	}
 	return nil

@@ -16,7 +16,7 @@ import (
 func TestLookupOrder(t *testing.T) {
 	t.Parallel()
 	tab := New([]Entry{
-		{Model: "gpt-4o*", Input: 1, Output: 2, CacheRead: 0.5, CacheWrite: 1},
+		{Model: "gpt-4o*", Input: 1, Output: 2, CacheRead: 0.5, CacheWrite: 1, CacheWrite1h: ptr(1.5)},
 		{Model: "gpt-4o-mini", Input: 0.1, Output: 0.2},
 		{Model: "my-*", Input: 7, Output: 8},
 		{Model: "my-model-?", Input: 9, Output: 9}, // after my-*: never reached
@@ -27,18 +27,19 @@ func TestLookupOrder(t *testing.T) {
 		ok    bool
 	}{
 		// An exact override before a glob override of the same layer.
-		{"gpt-4o-mini", Price{Input: 100_000, Output: 200_000}, true},
+		{"gpt-4o-mini", Price{Input: 100_000, Output: 200_000, CacheWrite1h: 200_000}, true},
 		// A glob override before the shipped price.
-		{"gpt-4o-2024-08-06", Price{Input: 1_000_000, Output: 2_000_000, CacheRead: 500_000, CacheWrite: 1_000_000}, true},
+		{"gpt-4o-2024-08-06", Price{Input: 1_000_000, Output: 2_000_000, CacheRead: 500_000, CacheWrite: 1_000_000, CacheWrite1h: 1_500_000}, true},
 		// Globs in order: first match wins.
-		{"my-model-1", Price{Input: 7_000_000, Output: 8_000_000}, true},
+		{"my-model-1", Price{Input: 7_000_000, Output: 8_000_000, CacheWrite1h: 14_000_000}, true},
 		// Shipped: a longer name before the shorter glob that would match it.
-		{"gpt-5-mini-2025-08-07", Price{Input: 250_000, Output: 2_000_000, CacheRead: 25_000, CacheWrite: 250_000}, true},
-		{"gpt-5", Price{Input: 1_250_000, Output: 10_000_000, CacheRead: 125_000, CacheWrite: 1_250_000}, true},
-		// Bedrock's and Vertex's names of a Claude model.
-		{"anthropic.claude-sonnet-4-5-20250929-v1:0", Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000}, true},
-		{"claude-opus-4-1@20250805", Price{Input: 15_000_000, Output: 75_000_000, CacheRead: 1_500_000, CacheWrite: 18_750_000}, true},
-		{"claude-opus-4-5-20251101", Price{Input: 5_000_000, Output: 25_000_000, CacheRead: 500_000, CacheWrite: 6_250_000}, true},
+		{"gpt-5-mini-2025-08-07", Price{Input: 250_000, Output: 2_000_000, CacheRead: 25_000, CacheWrite: 250_000, CacheWrite1h: 500_000}, true},
+		{"gpt-5", Price{Input: 1_250_000, Output: 10_000_000, CacheRead: 125_000, CacheWrite: 1_250_000, CacheWrite1h: 2_500_000}, true},
+		// Bedrock's and Vertex's names of a Claude model; a 1-hour cache
+		// write is twice the input price.
+		{"anthropic.claude-sonnet-4-5-20250929-v1:0", Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000, CacheWrite1h: 6_000_000}, true},
+		{"claude-opus-4-1@20250805", Price{Input: 15_000_000, Output: 75_000_000, CacheRead: 1_500_000, CacheWrite: 18_750_000, CacheWrite1h: 30_000_000}, true},
+		{"claude-opus-4-5-20251101", Price{Input: 5_000_000, Output: 25_000_000, CacheRead: 500_000, CacheWrite: 6_250_000, CacheWrite1h: 10_000_000}, true},
 		{"llama3.2", Price{}, false},
 		{"", Price{}, false},
 	} {
@@ -79,11 +80,42 @@ func TestCost(t *testing.T) {
 		t.Errorf("3 tokens at $0.075/M = %d pico-dollars, want 225000", got)
 	}
 	// The largest price and a large request stay within an int64.
-	big := Price{Input: PerMillion(MaxPerMillion), Output: PerMillion(MaxPerMillion), CacheRead: PerMillion(MaxPerMillion), CacheWrite: PerMillion(MaxPerMillion)}
-	if c := big.Of(usage.Tokens{Input: 2e8, Output: 2e7, CacheRead: 2e7, CacheCreation: 2e7}); c <= 0 {
+	top := PerMillion(MaxPerMillion)
+	big := Price{Input: top, Output: top, CacheRead: top, CacheWrite: top, CacheWrite1h: top}
+	if c := big.Of(usage.Tokens{Input: 2e8, Output: 2e7, CacheRead: 2e7, CacheCreation: 2e7, CacheCreation1h: 1e7}); c <= 0 {
 		t.Errorf("overflow: %d", c)
 	}
 }
+
+// Anthropic's writes to its 1-hour cache cost twice the input price, those
+// to its 5-minute cache 1.25 times: each part is charged its own.
+func TestCostOfCacheWrites(t *testing.T) {
+	t.Parallel()
+	p, _ := New(nil).Lookup("claude-sonnet-4-5-20250929") // $3 input, $3.75 and $6 cache writes
+	for _, tc := range []struct {
+		name string
+		tok  usage.Tokens
+		want int64 // micro-dollars
+	}{
+		{"5 minutes", usage.Tokens{CacheCreation: 100_000}, 375_000},
+		{"1 hour", usage.Tokens{CacheCreation: 100_000, CacheCreation1h: 100_000}, 600_000},
+		{"both", usage.Tokens{Input: 10, CacheCreation: 100_300, CacheCreation1h: 100_000, Output: 5}, 30 + 300*3.75 + 600_000 + 75},
+	} {
+		if got := p.Of(tc.tok).MicroUSD(); got != tc.want {
+			t.Errorf("%s: %d micro-dollars, want %d", tc.name, got, tc.want)
+		}
+	}
+	// An entry may give its own price; the config's default is the same.
+	e := Entry{Model: "m", Input: 3, Output: 15, CacheWrite1h: ptr(5)}
+	if got := e.price().CacheWrite1h; got != 5_000_000 {
+		t.Errorf("cache_write_1h 5: %d", got)
+	}
+	if got := (Entry{Model: "m", Input: 6000}).price().CacheWrite1h; got != PerMillion(MaxPerMillion) {
+		t.Errorf("the default of a dear input is %d, want at most MaxPerMillion", got)
+	}
+}
+
+func ptr(f float64) *float64 { return &f }
 
 func TestCostDoesNotAllocate(t *testing.T) {
 	tab := New([]Entry{{Model: "x-*", Input: 1, Output: 1}})
@@ -181,13 +213,15 @@ func TestParseShippedErrors(t *testing.T) {
 		{"models: [{model: a, input: -1, output: 1}]\n", "models[0]: input: must be from 0"},
 		{"models: [{input: 1, output: 1}]\n", "models[0]: model is required"},
 		{"models: [{model: a, unpriced: true, output: 1}]\n", "models[0]: an unpriced entry has no prices"},
+		{"models: [{model: a, unpriced: true, cache_write_1h: 1}]\n", "models[0]: an unpriced entry has no prices"},
+		{"models: [{model: a, input: 1, output: 1, cache_write_1h: 10001}]\n", "models[0]: cache_write_1h: must be from 0"},
 	} {
 		_, err := parseShipped([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
-	if diff := cmp.Diff(Price{Input: 1, Output: 2}, Entry{Input: 0.000001, Output: 0.0000015}.price()); diff != "" {
+	if diff := cmp.Diff(Price{Input: 1, Output: 2, CacheWrite1h: 2}, Entry{Input: 0.000001, Output: 0.0000015}.price()); diff != "" {
 		t.Errorf("rounding (-want +got):\n%s", diff)
 	}
 }

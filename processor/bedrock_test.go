@@ -199,14 +199,16 @@ func bedrockFrame(t *testing.T, event string) []byte {
 }
 
 // A Bedrock stream reaches an OpenAI client as chat chunks, chunk by
-// chunk, and its tokens are counted from the Messages events.
+// chunk, and its tokens are counted from the Messages events, a 1-hour
+// cache write included.
 func TestRewriteBedrockStream(t *testing.T) {
 	t.Parallel()
 	r := responseStream{job: &responseJob{clientAPI: config.APIOpenAI, upstream: config.APIAnthropic, model: "claude-b", bedrock: true}}
 	r.onHeaders(bedrockAnswerHeaders(":status", "200", "content-type", bedrock.StreamContentType))
 	var out []byte
 	for _, e := range []string{
-		`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[],"usage":{"input_tokens":11,"output_tokens":1}}}`,
+		`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[],"usage":{"input_tokens":11,` +
+			`"cache_creation_input_tokens":50,"cache_creation":{"ephemeral_5m_input_tokens":20,"ephemeral_1h_input_tokens":30},"output_tokens":1}}}`,
 		`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
 		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`,
 		`{"type":"content_block_stop","index":0}`,
@@ -224,7 +226,7 @@ func TestRewriteBedrockStream(t *testing.T) {
 	if !strings.Contains(s, `"object":"chat.completion.chunk"`) || !strings.Contains(s, `"content":"Hi"`) || !strings.HasSuffix(s, "data: [DONE]\n\n") {
 		t.Errorf("client got:\n%s", s)
 	}
-	if tok := r.tokens.Close(); tok.Input != 11 || tok.Output != 4 {
+	if tok := r.tokens.Close(); tok.Input != 11 || tok.Output != 4 || tok.CacheCreation != 50 || tok.CacheCreation1h != 30 {
 		t.Errorf("tokens %+v", tok)
 	}
 }

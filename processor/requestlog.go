@@ -53,6 +53,9 @@ func (l *requestLog) LogValue() slog.Value {
 		attrs = append(attrs, slog.Int64("input_tokens", t.Input), slog.Int64("output_tokens", t.Output),
 			slog.Int64("cache_read_tokens", t.CacheRead), slog.Int64("cache_creation_tokens", t.CacheCreation),
 			slog.Int64("reasoning_tokens", t.Reasoning))
+		if t.CacheCreation1h > 0 {
+			attrs = append(attrs, slog.Int64("cache_creation_1h_tokens", t.CacheCreation1h))
+		}
 		if l.Priced {
 			attrs = append(attrs, slog.Float64("cost_usd", l.Cost.USD()))
 		} else {

@@ -152,6 +152,33 @@ func TestAbandonedStreamKeepsReportedUsage(t *testing.T) {
 	}
 }
 
+// Anthropic's writes to its 1-hour cache are counted apart and charged
+// twice the input price, those to its 5-minute cache 1.25 times; both
+// count as cache_creation tokens for token budgets.
+func TestOneHourCacheWritesCharged(t *testing.T) {
+	t.Parallel()
+	s, m, logs := spendServer(t, "")
+	answer := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\"," +
+		"\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":100300,\"cache_read_input_tokens\":0," +
+		"\"cache_creation\":{\"ephemeral_5m_input_tokens\":300,\"ephemeral_1h_input_tokens\":100000},\"output_tokens\":1}}}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":5}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	rec, _ := spendRun(t, s, logs, "claude-sonnet", true, answer)
+	// claude-sonnet-4-5: $3 input, $15 output, $3.75 and $6 cache writes.
+	want := (10*3 + 5*15 + 300*3.75 + 100000*6) / 1e6
+	if got := testutil.ToFloat64(m.usage.cost.WithLabelValues("team-b", "anthropic", "claude-sonnet")); math.Abs(got-want) > 1e-12 {
+		t.Errorf("cost %v, want %v", got, want)
+	}
+	for typ, want := range map[string]float64{"cache_creation": 100300, "cache_creation_1h": 100000} {
+		if got := testutil.ToFloat64(m.usage.tokens.WithLabelValues("team-b", "anthropic", "claude-sonnet", typ)); got != want {
+			t.Errorf("%s tokens = %v, want %v", typ, got, want)
+		}
+	}
+	if rec["cache_creation_tokens"] != 100300.0 || rec["cache_creation_1h_tokens"] != 100000.0 {
+		t.Errorf("log line cache_creation_tokens %v cache_creation_1h_tokens %v", rec["cache_creation_tokens"], rec["cache_creation_1h_tokens"])
+	}
+}
+
 // A money budget's refusal: 429 in the client API's shape, Retry-After.
 func TestSpendRefusal(t *testing.T) {
 	t.Parallel()

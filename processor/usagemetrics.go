@@ -23,7 +23,7 @@ func newUsageMetrics() usageMetrics {
 	return usageMetrics{
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_tokens_total",
-			Help: "Tokens as the provider reported them, by client key, provider, model route and type (input, output, cache_read, cache_creation, reasoning).",
+			Help: "Tokens as the provider reported them, by client key, provider, model route and type (input, output, cache_read, cache_creation, reasoning; cache_creation_1h is the part of cache_creation written to a 1-hour cache).",
 		}, []string{"key", "provider", "model", "type"}),
 		firstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_time_to_first_token_seconds",
@@ -52,7 +52,7 @@ func (m usageMetrics) count(key, provider, model string, t usage.Tokens) {
 	for _, c := range []struct {
 		name string
 		n    int64
-	}{{"input", t.Input}, {"output", t.Output}, {"cache_read", t.CacheRead}, {"cache_creation", t.CacheCreation}, {"reasoning", t.Reasoning}} {
+	}{{"input", t.Input}, {"output", t.Output}, {"cache_read", t.CacheRead}, {"cache_creation", t.CacheCreation}, {"cache_creation_1h", t.CacheCreation1h}, {"reasoning", t.Reasoning}} {
 		if c.n > 0 {
 			m.tokens.WithLabelValues(key, provider, model, c.name).Add(float64(c.n))
 		}

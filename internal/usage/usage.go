@@ -35,6 +35,11 @@
 //   - CacheRead is OpenAI cached_tokens or Anthropic cache_read_input_tokens;
 //     CacheCreation is OpenAI cache_write_tokens or Anthropic
 //     cache_creation_input_tokens.
+//   - CacheCreation1h is the part of CacheCreation that Anthropic wrote to
+//     its 1-hour cache (cache_creation.ephemeral_1h_input_tokens; Bedrock and
+//     Vertex report Claude's usage alike), which costs more than a 5-minute
+//     write: a breakdown, never added to a total, and never more than
+//     CacheCreation.
 //   - Output is output tokens as reported, reasoning included (both
 //     providers count it there).
 //   - Reasoning is the part of Output spent reasoning (OpenAI
@@ -60,17 +65,21 @@ type Tokens struct {
 	Output        int64 // output tokens, reasoning included
 	CacheRead     int64 // input tokens read from a prompt cache
 	CacheCreation int64 // input tokens written to a prompt cache
-	Reasoning     int64 // the part of Output spent reasoning
+	// CacheCreation1h is the part of CacheCreation written to a 1-hour
+	// cache, the rest having gone to a 5-minute one.
+	CacheCreation1h int64
+	Reasoning       int64 // the part of Output spent reasoning
 }
 
 // Add returns the sum of t and u, field by field.
 func (t Tokens) Add(u Tokens) Tokens {
 	return Tokens{
-		Input:         t.Input + u.Input,
-		Output:        t.Output + u.Output,
-		CacheRead:     t.CacheRead + u.CacheRead,
-		CacheCreation: t.CacheCreation + u.CacheCreation,
-		Reasoning:     t.Reasoning + u.Reasoning,
+		Input:           t.Input + u.Input,
+		Output:          t.Output + u.Output,
+		CacheRead:       t.CacheRead + u.CacheRead,
+		CacheCreation:   t.CacheCreation + u.CacheCreation,
+		CacheCreation1h: t.CacheCreation1h + u.CacheCreation1h,
+		Reasoning:       t.Reasoning + u.Reasoning,
 	}
 }
 
@@ -78,7 +87,7 @@ func (t Tokens) Add(u Tokens) Tokens {
 func (t Tokens) IsZero() bool { return t == Tokens{} }
 
 // Total is every token billed: Input + CacheRead + CacheCreation + Output.
-// Reasoning is part of Output and not added again.
+// Reasoning and CacheCreation1h are parts of those and not added again.
 func (t Tokens) Total() int64 { return t.Input + t.CacheRead + t.CacheCreation + t.Output }
 
 // MaxJSONBody bounds the JSON body a Reader keeps until Close. Of a longer
@@ -113,8 +122,11 @@ type reported struct {
 	inputWrite    int64 // OpenAI cache_write_tokens, counted in input
 	cacheRead     int64 // Anthropic cache_read_input_tokens, not in input
 	cacheCreation int64 // Anthropic cache_creation_input_tokens, not in input
-	output        int64
-	reasoning     int64
+	// cacheCreation1h is Anthropic's cache_creation.ephemeral_1h_input_tokens,
+	// counted in cacheCreation.
+	cacheCreation1h int64
+	output          int64
+	reasoning       int64
 }
 
 // NewReader returns a Reader for a body that is a server-sent event stream
@@ -188,11 +200,12 @@ func (r *Reader) Tokens() Tokens {
 		in = 0
 	}
 	return Tokens{
-		Input:         in,
-		Output:        g.output,
-		CacheRead:     g.inputRead + g.cacheRead,
-		CacheCreation: g.inputWrite + g.cacheCreation,
-		Reasoning:     g.reasoning,
+		Input:           in,
+		Output:          g.output,
+		CacheRead:       g.inputRead + g.cacheRead,
+		CacheCreation:   g.inputWrite + g.cacheCreation,
+		CacheCreation1h: min(g.cacheCreation1h, g.cacheCreation),
+		Reasoning:       g.reasoning,
 	}
 }
 
@@ -318,6 +331,8 @@ func (g *reported) merge(u gjson.Result) {
 			setNumber(&g.cacheRead, v)
 		case "cache_creation_input_tokens":
 			setNumber(&g.cacheCreation, v)
+		case "cache_creation":
+			setNumber(&g.cacheCreation1h, v.Get("ephemeral_1h_input_tokens"))
 		case "prompt_tokens_details", "input_tokens_details":
 			v.ForEach(func(k, v gjson.Result) bool {
 				switch k.Str {

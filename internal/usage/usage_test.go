@@ -56,6 +56,13 @@ const messageJSON = `{"id":"msg_013Zva2CMHLNnXjNJJKqJ2EF","type":"message","role
 	`"cache_creation":{"ephemeral_5m_input_tokens":248,"ephemeral_1h_input_tokens":0},"output_tokens":503,` +
 	`"output_tokens_details":{"thinking_tokens":120},"service_tier":"standard"}}`
 
+// messageCache1hJSON wrote to both caches: cache_creation_input_tokens is
+// the total, cache_creation its split by TTL.
+const messageCache1hJSON = `{"id":"msg_01","type":"message","role":"assistant","model":"claude-opus-4-1-20250805",` +
+	`"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,` +
+	`"usage":{"input_tokens":10,"cache_creation_input_tokens":100300,"cache_read_input_tokens":0,` +
+	`"cache_creation":{"ephemeral_5m_input_tokens":300,"ephemeral_1h_input_tokens":100000},"output_tokens":5,"service_tier":"standard"}}`
+
 const messageNullCacheJSON = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],` +
 	`"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":null,` +
 	`"cache_read_input_tokens":null,"output_tokens":3,"server_tool_use":null}}`
@@ -155,6 +162,19 @@ data: {"type":"message_stop"}
 
 `
 
+// messagesStream1h reports its 1-hour cache write in message_start; its
+// message_delta repeats the total without the split.
+const messagesStream1h = `event: message_start
+data: {"type":"message_start","message":{"id":"msg_3","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"cache_creation_input_tokens":5000,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":5000},"output_tokens":1,"service_tier":"standard"}}}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":3,"cache_creation_input_tokens":5000,"cache_read_input_tokens":0,"output_tokens":40}}
+
+event: message_stop
+data: {"type":"message_stop"}
+
+`
+
 type bodyCase struct {
 	name   string
 	stream bool
@@ -170,6 +190,8 @@ var cases = []bodyCase{
 	{"responses json", false, responsesJSON, Tokens{Input: 72, CacheRead: 256, Output: 52, Reasoning: 12}},
 	{"messages json", false, messageJSON, Tokens{Input: 2095, CacheRead: 1800, CacheCreation: 248, Output: 503, Reasoning: 120}},
 	{"messages json, null cache counts", false, messageNullCacheJSON, Tokens{Input: 12, Output: 3}},
+	{"messages json, 1-hour cache write", false, messageCache1hJSON, Tokens{Input: 10, CacheCreation: 100300, CacheCreation1h: 100000, Output: 5}},
+	{"messages json, 1-hour split without its total", false, `{"usage":{"input_tokens":1,"cache_creation":{"ephemeral_1h_input_tokens":7},"output_tokens":1}}`, Tokens{Input: 1, Output: 1}},
 	{"openai error", false, openaiErrorJSON, Tokens{}},
 	{"anthropic error", false, anthropicErrorJSON, Tokens{}},
 	{"usage null", false, `{"id":"x","usage":null}`, Tokens{}},
@@ -180,6 +202,7 @@ var cases = []bodyCase{
 	{"completions stream, crlf", true, completionStream, Tokens{Input: 5, Output: 1}},
 	{"responses stream", true, responsesStream, Tokens{Input: 40, Output: 4}},
 	{"messages stream", true, messagesStream, Tokens{Input: 472, CacheRead: 2048, Output: 89}},
+	{"messages stream, 1-hour cache write", true, messagesStream1h, Tokens{Input: 3, CacheCreation: 5000, CacheCreation1h: 5000, Output: 40}},
 	{"messages stream, delta repeats input", true, messagesStreamDeltaInput, Tokens{Input: 12, CacheRead: 5, CacheCreation: 100, Output: 30, Reasoning: 20}},
 	{"anthropic error event", true, "event: error\ndata: " + anthropicErrorJSON + "\n\n", Tokens{}},
 	{"stream cut before the usage chunk ends", true, chatStream[:strings.Index(chatStream, `"completion_tokens"`)], Tokens{}},
@@ -305,12 +328,12 @@ func TestReaderJSONTooLarge(t *testing.T) {
 
 func TestTokensArithmetic(t *testing.T) {
 	t.Parallel()
-	a := Tokens{Input: 1, Output: 2, CacheRead: 3, CacheCreation: 4, Reasoning: 1}
-	if got, want := a.Add(a), (Tokens{Input: 2, Output: 4, CacheRead: 6, CacheCreation: 8, Reasoning: 2}); got != want {
+	a := Tokens{Input: 1, Output: 2, CacheRead: 3, CacheCreation: 4, CacheCreation1h: 3, Reasoning: 1}
+	if got, want := a.Add(a), (Tokens{Input: 2, Output: 4, CacheRead: 6, CacheCreation: 8, CacheCreation1h: 6, Reasoning: 2}); got != want {
 		t.Errorf("Add = %+v, want %+v", got, want)
 	}
 	if a.Total() != 10 {
-		t.Errorf("Total = %d, want 10 (Reasoning is part of Output)", a.Total())
+		t.Errorf("Total = %d, want 10 (Reasoning is part of Output, CacheCreation1h of CacheCreation)", a.Total())
 	}
 	if a.IsZero() || !(Tokens{}).IsZero() {
 		t.Error("IsZero wrong")
