@@ -13,6 +13,8 @@ import "math"
 //	    cache_read: 1.25          # optional, default input
 //	    cache_write: 2.50         # optional, default input
 //	    cache_write_1h: 5         # optional, default 2 × input (pricing.CacheWrite1hPerInput)
+//	    priority: 1.7             # optional, times every price at OpenAI's priority tier (default 2, pricing.DefaultPriority)
+//	    flex: 0.5                 # optional, times every price at OpenAI's flex tier (default 1, pricing.DefaultFlex)
 //
 // Entries are matched against the model sent to the provider, exact names
 // before globs, globs in config order, all before the shipped table.
@@ -25,11 +27,20 @@ type PriceConfig struct {
 	// CacheWrite1h prices writes to Anthropic's 1-hour cache; its default
 	// is the price table's.
 	CacheWrite1h *float64 `yaml:"cache_write_1h"`
+	// Priority and Flex multiply the prices for an answer served at
+	// OpenAI's priority or flex tier; their defaults are the price
+	// table's.
+	Priority *float64 `yaml:"priority"`
+	Flex     *float64 `yaml:"flex"`
 }
 
 // MaxPricePerMillion bounds a price, in dollars per million tokens (the
 // same bound as pricing.MaxPerMillion, which a test keeps equal).
 const MaxPricePerMillion = 10_000
+
+// MaxTierMultiplier bounds priority and flex (the same bound as
+// pricing.MaxTierMultiplier, which a test keeps equal).
+const MaxTierMultiplier = 4
 
 // MaxUSDLimit bounds usd_per_day and usd_per_month.
 const MaxUSDLimit = 10_000_000
@@ -71,6 +82,14 @@ func (c *Config) validatePrices(v *validator) {
 				v.errf(p.key(f.name), "is required (US dollars per million tokens)")
 			case f.usd != nil && !validPrice(*f.usd):
 				v.errf(p.key(f.name), "must be from 0 to %d US dollars per million tokens, got %v", MaxPricePerMillion, *f.usd)
+			}
+		}
+		for _, f := range []struct {
+			name string
+			m    *float64
+		}{{"priority", pc.Priority}, {"flex", pc.Flex}} {
+			if f.m != nil && (math.IsNaN(*f.m) || *f.m < 0 || *f.m > MaxTierMultiplier) {
+				v.errf(p.key(f.name), "must be from 0 to %d times the standard price, got %v", MaxTierMultiplier, *f.m)
 			}
 		}
 	}

@@ -1,8 +1,9 @@
 // Package pricing turns a response's tokens into money: a price table per
 // model (input, output, cache read, cache write and 1-hour cache write per
-// million tokens),
-// shipped with the list prices of well-known models (prices.yaml, with the
-// date they were taken) and overridden by the config's `prices:` section.
+// million tokens, and what OpenAI's priority and flex tiers multiply them
+// by), shipped with the list prices of well-known models (prices.yaml, with
+// the date they were taken) and overridden by the config's `prices:`
+// section.
 //
 // Money is counted in integers, never floats, so that sums are exact and a
 // budget compares the same everywhere: a Price is in pico-dollars (1e-12
@@ -37,6 +38,31 @@ type Price struct {
 	// CacheWrite prices a write to a prompt cache, CacheWrite1h one to
 	// Anthropic's 1-hour cache (usage.Tokens.CacheCreation1h).
 	CacheWrite, CacheWrite1h int64
+	// Priority and Flex multiply the prices above for an answer served at
+	// OpenAI's priority or flex service tier (At).
+	Priority, Flex float64
+}
+
+// At is p for an answer its provider reports served at tier (OpenAI's
+// service_tier, usage.Reader.ServiceTier): times Priority for "priority",
+// Flex for "flex", each rounded to the nearest pico-dollar a token (as
+// PerMillion rounds); any other tier ("default", "auto", "scale", none)
+// is charged p.
+func (p Price) At(tier string) Price {
+	m := 1.0
+	switch tier {
+	case "priority":
+		m = p.Priority
+	case "flex":
+		m = p.Flex
+	}
+	if m == 1 {
+		return p
+	}
+	for _, v := range []*int64{&p.Input, &p.Output, &p.CacheRead, &p.CacheWrite, &p.CacheWrite1h} {
+		*v = int64(math.Round(float64(*v) * m))
+	}
+	return p
 }
 
 // Cost is an amount of money in pico-dollars (1e-12 USD).
@@ -61,8 +87,22 @@ func PerMillion(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
 
 // MaxPerMillion bounds a price, in dollars per million tokens: at most
 // 1e10 pico-dollars a token keeps a request's cost within an int64 of
-// pico-dollars up to 2e8 tokens of each kind.
+// pico-dollars up to 2e8 tokens of each kind, or 5e7 at a tier that
+// multiplies the prices by MaxTierMultiplier.
 const MaxPerMillion = 10_000
+
+// MaxTierMultiplier bounds Entry.Priority and Entry.Flex.
+const MaxTierMultiplier = 4
+
+// The tier multipliers of an entry that gives none: priority at twice the
+// standard price, the most any model of the shipped table charges for it
+// (so an entry that does not know charges no less than the provider), and
+// flex at the standard price (providers other than OpenAI name a tier
+// flex without a discount).
+const (
+	DefaultPriority = 2
+	DefaultFlex     = 1
+)
 
 // Entry is one row of a price table, in dollars per million tokens.
 type Entry struct {
@@ -74,6 +114,11 @@ type Entry struct {
 	// CacheWrite1h is the price of a write to Anthropic's 1-hour cache;
 	// nil: CacheWrite1hPerInput times Input, at most MaxPerMillion.
 	CacheWrite1h *float64 `yaml:"cache_write_1h"`
+	// Priority and Flex multiply every price of the entry for an answer
+	// OpenAI served at its priority or flex tier; nil: DefaultPriority,
+	// DefaultFlex.
+	Priority *float64 `yaml:"priority"`
+	Flex     *float64 `yaml:"flex"`
 	// Unpriced says the models it matches have no price, and gives none:
 	// their answers cost nothing and a key with a money budget may not run
 	// them, as if no entry matched, but no later entry prices them.
@@ -86,12 +131,18 @@ type Entry struct {
 const CacheWrite1hPerInput = 2
 
 func (e Entry) price() Price {
-	w1h := min(CacheWrite1hPerInput*e.Input, MaxPerMillion)
-	if e.CacheWrite1h != nil {
-		w1h = *e.CacheWrite1h
-	}
 	return Price{Input: PerMillion(e.Input), Output: PerMillion(e.Output),
-		CacheRead: PerMillion(e.CacheRead), CacheWrite: PerMillion(e.CacheWrite), CacheWrite1h: PerMillion(w1h)}
+		CacheRead: PerMillion(e.CacheRead), CacheWrite: PerMillion(e.CacheWrite),
+		CacheWrite1h: PerMillion(orDefault(e.CacheWrite1h, min(CacheWrite1hPerInput*e.Input, MaxPerMillion))),
+		Priority:     orDefault(e.Priority, DefaultPriority), Flex: orDefault(e.Flex, DefaultFlex)}
+}
+
+// orDefault is *v, or def when v is nil.
+func orDefault(v *float64, def float64) float64 {
+	if v != nil {
+		return *v
+	}
+	return def
 }
 
 // Table answers a model's price. Its entries are immutable once built; it
@@ -269,7 +320,8 @@ func parseShipped(data []byte) (Shipped, error) {
 }
 
 // Check reports what is wrong with an entry: an empty model, a price below
-// 0, above MaxPerMillion or not a number, an unpriced entry with a price.
+// 0, above MaxPerMillion or not a number, a tier multiplier below 0, above
+// MaxTierMultiplier or not a number, an unpriced entry with a price.
 func (e Entry) Check() error {
 	if e.Model == "" {
 		return fmt.Errorf("model is required")
@@ -288,6 +340,14 @@ func (e Entry) Check() error {
 	if e.CacheWrite1h != nil {
 		if err := CheckPrice(*e.CacheWrite1h); err != nil {
 			return fmt.Errorf("cache_write_1h: %w", err)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		m    *float64
+	}{{"priority", e.Priority}, {"flex", e.Flex}} {
+		if f.m != nil && (math.IsNaN(*f.m) || *f.m < 0 || *f.m > MaxTierMultiplier) {
+			return fmt.Errorf("%s: must be from 0 to %d times the standard price, got %v", f.name, MaxTierMultiplier, *f.m)
 		}
 	}
 	return nil

@@ -16,7 +16,7 @@ import (
 func TestLookupOrder(t *testing.T) {
 	t.Parallel()
 	tab := New([]Entry{
-		{Model: "gpt-4o*", Input: 1, Output: 2, CacheRead: 0.5, CacheWrite: 1, CacheWrite1h: ptr(1.5)},
+		{Model: "gpt-4o*", Input: 1, Output: 2, CacheRead: 0.5, CacheWrite: 1, CacheWrite1h: ptr(1.5), Priority: ptr(1.7)},
 		{Model: "gpt-4o-mini", Input: 0.1, Output: 0.2},
 		{Model: "my-*", Input: 7, Output: 8},
 		{Model: "my-model-?", Input: 9, Output: 9}, // after my-*: never reached
@@ -27,19 +27,19 @@ func TestLookupOrder(t *testing.T) {
 		ok    bool
 	}{
 		// An exact override before a glob override of the same layer.
-		{"gpt-4o-mini", Price{Input: 100_000, Output: 200_000, CacheWrite1h: 200_000}, true},
+		{"gpt-4o-mini", Price{Input: 100_000, Output: 200_000, CacheWrite1h: 200_000, Priority: 2, Flex: 1}, true},
 		// A glob override before the shipped price.
-		{"gpt-4o-2024-08-06", Price{Input: 1_000_000, Output: 2_000_000, CacheRead: 500_000, CacheWrite: 1_000_000, CacheWrite1h: 1_500_000}, true},
+		{"gpt-4o-2024-08-06", Price{Input: 1_000_000, Output: 2_000_000, CacheRead: 500_000, CacheWrite: 1_000_000, CacheWrite1h: 1_500_000, Priority: 1.7, Flex: 1}, true},
 		// Globs in order: first match wins.
-		{"my-model-1", Price{Input: 7_000_000, Output: 8_000_000, CacheWrite1h: 14_000_000}, true},
+		{"my-model-1", Price{Input: 7_000_000, Output: 8_000_000, CacheWrite1h: 14_000_000, Priority: 2, Flex: 1}, true},
 		// Shipped: a longer name before the shorter glob that would match it.
-		{"gpt-5-mini-2025-08-07", Price{Input: 250_000, Output: 2_000_000, CacheRead: 25_000, CacheWrite: 250_000, CacheWrite1h: 500_000}, true},
-		{"gpt-5", Price{Input: 1_250_000, Output: 10_000_000, CacheRead: 125_000, CacheWrite: 1_250_000, CacheWrite1h: 2_500_000}, true},
+		{"gpt-5-mini-2025-08-07", Price{Input: 250_000, Output: 2_000_000, CacheRead: 25_000, CacheWrite: 250_000, CacheWrite1h: 500_000, Priority: 1.8, Flex: 0.5}, true},
+		{"gpt-5", Price{Input: 1_250_000, Output: 10_000_000, CacheRead: 125_000, CacheWrite: 1_250_000, CacheWrite1h: 2_500_000, Priority: 2, Flex: 0.5}, true},
 		// Bedrock's and Vertex's names of a Claude model; a 1-hour cache
 		// write is twice the input price.
-		{"anthropic.claude-sonnet-4-5-20250929-v1:0", Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000, CacheWrite1h: 6_000_000}, true},
-		{"claude-opus-4-1@20250805", Price{Input: 15_000_000, Output: 75_000_000, CacheRead: 1_500_000, CacheWrite: 18_750_000, CacheWrite1h: 30_000_000}, true},
-		{"claude-opus-4-5-20251101", Price{Input: 5_000_000, Output: 25_000_000, CacheRead: 500_000, CacheWrite: 6_250_000, CacheWrite1h: 10_000_000}, true},
+		{"anthropic.claude-sonnet-4-5-20250929-v1:0", Price{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000, CacheWrite1h: 6_000_000, Priority: 2, Flex: 1}, true},
+		{"claude-opus-4-1@20250805", Price{Input: 15_000_000, Output: 75_000_000, CacheRead: 1_500_000, CacheWrite: 18_750_000, CacheWrite1h: 30_000_000, Priority: 2, Flex: 1}, true},
+		{"claude-opus-4-5-20251101", Price{Input: 5_000_000, Output: 25_000_000, CacheRead: 500_000, CacheWrite: 6_250_000, CacheWrite1h: 10_000_000, Priority: 2, Flex: 1}, true},
 		{"llama3.2", Price{}, false},
 		{"", Price{}, false},
 	} {
@@ -117,12 +117,67 @@ func TestCostOfCacheWrites(t *testing.T) {
 
 func ptr(f float64) *float64 { return &f }
 
+// An answer OpenAI served at its priority or flex tier costs that tier's
+// list price; any other tier the standard one.
+func TestTierPrices(t *testing.T) {
+	t.Parallel()
+	tab := New(nil)
+	for _, tc := range []struct {
+		model, tier           string
+		input, cached, output float64 // dollars per million tokens
+	}{
+		// https://openai.com/api-priority-processing/
+		{"gpt-4o-2024-08-06", "priority", 4.25, 2.125, 17},
+		{"gpt-4o-2024-05-13", "priority", 8.75, 8.75, 26.25},
+		{"gpt-4o-mini-2024-07-18", "priority", 0.25, 0.125, 1},
+		{"gpt-4.1-2025-04-14", "priority", 3.50, 0.875, 14},
+		{"gpt-4.1-mini", "priority", 0.70, 0.175, 2.80},
+		{"gpt-4.1-nano", "priority", 0.20, 0.05, 0.80},
+		{"o3-2025-04-16", "priority", 3.50, 0.875, 14},
+		{"o4-mini-2025-04-16", "priority", 2, 0.50, 8},
+		{"gpt-5", "priority", 2.50, 0.25, 20},
+		{"gpt-5-mini", "priority", 0.45, 0.045, 3.60},
+		{"gpt-5", "flex", 0.625, 0.0625, 5},
+		{"gpt-5-mini", "flex", 0.125, 0.0125, 1},
+		{"gpt-5-nano", "flex", 0.025, 0.0025, 0.20},
+		{"o3", "flex", 1, 0.25, 4},
+		{"o4-mini", "flex", 0.55, 0.1375, 2.20},
+		{"gpt-4o", "default", 2.50, 1.25, 10},
+		{"gpt-4o", "auto", 2.50, 1.25, 10},
+		{"gpt-4o", "scale", 2.50, 1.25, 10},
+		{"gpt-4o", "", 2.50, 1.25, 10},
+		// A model whose flex price the table does not know: no discount.
+		{"gpt-4o", "flex", 2.50, 1.25, 10},
+	} {
+		p, _ := tab.Lookup(tc.model)
+		got := p.At(tc.tier)
+		if want := (Price{Input: PerMillion(tc.input), CacheRead: PerMillion(tc.cached), Output: PerMillion(tc.output)}); got.Input != want.Input || got.CacheRead != want.CacheRead || got.Output != want.Output {
+			t.Errorf("%s at %q: input %d, cached %d, output %d; want %d, %d, %d", tc.model, tc.tier, got.Input, got.CacheRead, got.Output, want.Input, want.CacheRead, want.Output)
+		}
+	}
+	// An entry that gives no multiplier (the config's, say) charges twice
+	// at priority, the standard price at flex.
+	p, _ := New([]Entry{{Model: "my-*", Input: 1, Output: 4}}).Lookup("my-model")
+	tok := usage.Tokens{Input: 1000, Output: 100}
+	for tier, want := range map[string]int64{"priority": 2 * 1400, "flex": 1400, "default": 1400} {
+		if got := p.At(tier).Of(tok).MicroUSD(); got != want {
+			t.Errorf("the config's entry at %q: %d micro-dollars, want %d", tier, got, want)
+		}
+	}
+	// The largest price at the dearest tier stays within an int64.
+	top := PerMillion(MaxPerMillion)
+	big := Price{Input: top, Output: top, CacheRead: top, CacheWrite: top, CacheWrite1h: top, Priority: MaxTierMultiplier}
+	if c := big.At("priority").Of(usage.Tokens{Input: 5e7, Output: 5e7, CacheRead: 5e7, CacheCreation: 5e7, CacheCreation1h: 5e7}); c <= 0 {
+		t.Errorf("overflow: %d", c)
+	}
+}
+
 func TestCostDoesNotAllocate(t *testing.T) {
 	tab := New([]Entry{{Model: "x-*", Input: 1, Output: 1}})
 	tok := usage.Tokens{Input: 10, Output: 5}
 	if n := testing.AllocsPerRun(100, func() {
 		p, _ := tab.Lookup("anthropic.claude-haiku-4-5-20251001-v1:0")
-		_ = p.Of(tok).MicroUSD()
+		_ = p.At("priority").Of(tok).MicroUSD()
 	}); n != 0 {
 		t.Errorf("%v allocations per lookup", n)
 	}
@@ -152,6 +207,9 @@ func TestShippedPrices(t *testing.T) {
 	// One bound in one place: the config checks prices with the same one.
 	if MaxPerMillion != config.MaxPricePerMillion {
 		t.Errorf("MaxPerMillion %d != config.MaxPricePerMillion %d", MaxPerMillion, config.MaxPricePerMillion)
+	}
+	if MaxTierMultiplier != config.MaxTierMultiplier {
+		t.Errorf("MaxTierMultiplier %d != config.MaxTierMultiplier %d", MaxTierMultiplier, config.MaxTierMultiplier)
 	}
 }
 
@@ -215,13 +273,16 @@ func TestParseShippedErrors(t *testing.T) {
 		{"models: [{model: a, unpriced: true, output: 1}]\n", "models[0]: an unpriced entry has no prices"},
 		{"models: [{model: a, unpriced: true, cache_write_1h: 1}]\n", "models[0]: an unpriced entry has no prices"},
 		{"models: [{model: a, input: 1, output: 1, cache_write_1h: 10001}]\n", "models[0]: cache_write_1h: must be from 0"},
+		{"models: [{model: a, input: 1, output: 1, priority: 4.5}]\n", "models[0]: priority: must be from 0 to 4 times"},
+		{"models: [{model: a, input: 1, output: 1, flex: .nan}]\n", "models[0]: flex: must be from 0 to 4 times"},
+		{"models: [{model: a, unpriced: true, flex: 1}]\n", "models[0]: an unpriced entry has no prices"},
 	} {
 		_, err := parseShipped([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
-	if diff := cmp.Diff(Price{Input: 1, Output: 2, CacheWrite1h: 2}, Entry{Input: 0.000001, Output: 0.0000015}.price()); diff != "" {
+	if diff := cmp.Diff(Price{Input: 1, Output: 2, CacheWrite1h: 2, Priority: 2, Flex: 1}, Entry{Input: 0.000001, Output: 0.0000015}.price()); diff != "" {
 		t.Errorf("rounding (-want +got):\n%s", diff)
 	}
 }

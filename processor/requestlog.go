@@ -29,9 +29,12 @@ type requestLog struct {
 	// Server.unfinished). Cost is what they cost when Priced.
 	Tokens         *usage.Tokens
 	UsageEstimated bool
-	Cost           pricing.Cost
-	Priced         bool
-	Attempts       []attemptOutcome // requests with fallbacks
+	// ServiceTier is the tier the answer says it was served at (OpenAI's
+	// service_tier), which it is priced at; "" when it names none.
+	ServiceTier string
+	Cost        pricing.Cost
+	Priced      bool
+	Attempts    []attemptOutcome // requests with fallbacks
 }
 
 // LogValue renders the record inline: slog.Any("", &record).
@@ -63,6 +66,9 @@ func (l *requestLog) LogValue() slog.Value {
 		}
 		if l.UsageEstimated {
 			attrs = append(attrs, slog.Bool("usage_estimated", true))
+		}
+		if l.ServiceTier != "" {
+			attrs = append(attrs, slog.String("service_tier", truncate(l.ServiceTier, 32)))
 		}
 	}
 	if l.Attempts != nil {

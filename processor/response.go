@@ -290,8 +290,9 @@ func (r *responseStream) end(ctx context.Context) {
 		if !r.complete || r.tokens.Truncated() {
 			t, r.log.UsageEstimated = r.srv.unfinished(j, r.tokens, t)
 		}
+		r.log.ServiceTier = r.tokens.ServiceTier()
 	}
-	r.log.Cost, r.log.Priced = r.srv.recordAnswer(ctx, j, t, r.sent, r.firstByte)
+	r.log.Cost, r.log.Priced = r.srv.recordAnswer(ctx, j, t, r.log.ServiceTier, r.sent, r.firstByte)
 	if r.trace != nil {
 		r.endTrace(t)
 	}
@@ -303,12 +304,13 @@ func (r *responseStream) end(ctx context.Context) {
 
 // recordAnswer counts an answer's tokens, cost and timings and charges the
 // tokens and cost to the key's budgets, and returns the cost and whether
-// the model has a price. sent is when the request left for the provider,
-// firstByte when the answer's body began (zero: it had none).
-func (s *Server) recordAnswer(ctx context.Context, j *responseJob, t usage.Tokens, sent, firstByte time.Time) (pricing.Cost, bool) {
+// the model has a price. tier is the service tier the answer says it was
+// served at, which it is priced at. sent is when the request left for the
+// provider, firstByte when the answer's body began (zero: it had none).
+func (s *Server) recordAnswer(ctx context.Context, j *responseJob, t usage.Tokens, tier string, sent, firstByte time.Time) (pricing.Cost, bool) {
 	end := time.Now()
 	price, priced := j.prices.Lookup(j.upstreamModel)
-	cost := price.Of(t)
+	cost := price.At(tier).Of(t)
 	// Charged first: once the tokens show in the metrics, the budget has
 	// them (the tests wait for the metric).
 	s.charge(ctx, j.principal, limits.Spent{Tokens: t.Total(), MicroUSD: cost.MicroUSD()})

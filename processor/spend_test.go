@@ -67,26 +67,44 @@ const chatUsage = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage
 
 func TestCostOfACountedAnswer(t *testing.T) {
 	t.Parallel()
+	// The tier the answer says it was served at, in its usage chunk.
+	atTier := func(tier string) string {
+		return strings.Replace(chatUsage, `"choices":[],"usage"`, `"service_tier":"`+tier+`","choices":[],"usage"`, 1)
+	}
 	for _, tc := range []struct {
-		name, prices string
-		want         float64
+		name, prices, tier string
+		want               float64
 	}{
 		// gpt-4o's shipped price: $2.50 input, $1.25 cached input, $10
 		// output per million tokens. 200 input, 1000 cache read, 300 output.
 		{name: "shipped", want: (200*2.5 + 1000*1.25 + 300*10) / 1e6},
+		{name: "shipped, default tier", tier: "default", want: (200*2.5 + 1000*1.25 + 300*10) / 1e6},
+		// At priority: $4.25, $2.125, $17.
+		{name: "shipped, priority", tier: "priority", want: (200*4.25 + 1000*2.125 + 300*17) / 1e6},
 		// The config's price replaces it; cache_read defaults to input.
 		{name: "override", prices: "prices:\n  - {model: \"gpt-4*\", input: 1, output: 2}\n", want: (200*1 + 1000*1 + 300*2) / 1e6},
+		// Priority defaults to twice the price, flex to the price.
+		{name: "override, priority", prices: "prices:\n  - {model: \"gpt-4*\", input: 1, output: 2}\n", tier: "priority", want: 2 * (200*1 + 1000*1 + 300*2) / 1e6},
+		{name: "override, flex", prices: "prices:\n  - {model: \"gpt-4*\", input: 1, output: 2}\n", tier: "flex", want: (200*1 + 1000*1 + 300*2) / 1e6},
+		{name: "override with flex", prices: "prices:\n  - {model: \"gpt-4*\", input: 1, output: 2, flex: 0.5}\n", tier: "flex", want: 0.5 * (200*1 + 1000*1 + 300*2) / 1e6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, m, logs := spendServer(t, tc.prices)
-			rec, _ := spendRun(t, s, logs, "gpt-4o", true, chatUsage)
+			answer := chatUsage
+			if tc.tier != "" {
+				answer = atTier(tc.tier)
+			}
+			rec, _ := spendRun(t, s, logs, "gpt-4o", true, answer)
 			got := testutil.ToFloat64(m.usage.cost.WithLabelValues("team-b", "openai", "gpt-4o"))
 			if math.Abs(got-tc.want) > 1e-12 {
 				t.Errorf("switchyard_cost_usd_total = %v, want %v", got, tc.want)
 			}
 			if c, _ := rec["cost_usd"].(float64); math.Abs(c-tc.want) > 1e-12 || rec["unpriced"] != nil || rec["usage_estimated"] != nil {
 				t.Errorf("log line cost_usd %v unpriced %v estimated %v, want %v", rec["cost_usd"], rec["unpriced"], rec["usage_estimated"], tc.want)
+			}
+			if tier, _ := rec["service_tier"].(string); tier != tc.tier {
+				t.Errorf("log line service_tier %q, want %q", tier, tc.tier)
 			}
 		})
 	}

@@ -11,7 +11,8 @@ func CompilePrices(pcs []config.PriceConfig) *pricing.Table {
 	entries := make([]pricing.Entry, 0, len(pcs))
 	for _, pc := range pcs {
 		entries = append(entries, pricing.Entry{Model: pc.Model, Input: *pc.Input, Output: *pc.Output,
-			CacheRead: pc.CacheReadOrInput(), CacheWrite: pc.CacheWriteOrInput(), CacheWrite1h: pc.CacheWrite1h})
+			CacheRead: pc.CacheReadOrInput(), CacheWrite: pc.CacheWriteOrInput(), CacheWrite1h: pc.CacheWrite1h,
+			Priority: pc.Priority, Flex: pc.Flex})
 	}
 	return pricing.New(entries)
 }

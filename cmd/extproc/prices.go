@@ -29,7 +29,7 @@ func runPrices(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	prices := routing.CompilePrices(cfg.Prices) // Load validated them
-	fmt.Fprintln(stdout, "# US dollars per million tokens: input output cache_read cache_write cache_write_1h  (entry)")
+	fmt.Fprintln(stdout, "# US dollars per million tokens: input output cache_read cache_write cache_write_1h, times priority flex  (entry)")
 	for _, model := range fs.Args() {
 		m, ok := prices.Explain(model)
 		from := "shipped, taken " + pricing.ShippedPrices().Taken
@@ -45,7 +45,8 @@ func runPrices(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		p := m.Price
-		fmt.Fprintf(stdout, "%s\t%s %s %s %s %s\t(%s %q)\n", model, usd(p.Input), usd(p.Output), usd(p.CacheRead), usd(p.CacheWrite), usd(p.CacheWrite1h), from, m.Pattern)
+		fmt.Fprintf(stdout, "%s\t%s %s %s %s %s, x%s x%s\t(%s %q)\n", model, usd(p.Input), usd(p.Output), usd(p.CacheRead), usd(p.CacheWrite), usd(p.CacheWrite1h),
+			strconv.FormatFloat(p.Priority, 'f', -1, 64), strconv.FormatFloat(p.Flex, 'f', -1, 64), from, m.Pattern)
 	}
 	return nil
 }

@@ -19,8 +19,8 @@ func TestPricesCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"my-model\t2.5 10 2.5 2.5 5\t(config prices \"my-*\")\n",
-		"gpt-4o-mini\t0.15 0.6 0.075 0.15 0.3\t(shipped, taken ",
+		"my-model\t2.5 10 2.5 2.5 5, x2 x1\t(config prices \"my-*\")\n",
+		"gpt-4o-mini\t0.15 0.6 0.075 0.15 0.3, x1.6666667 x1\t(shipped, taken ",
 		"llama3.2\tunpriced: costs nothing, counted in switchyard_unpriced_requests_total\n",
 		"gpt-4o-audio-preview\tunpriced: costs nothing, counted in switchyard_unpriced_requests_total\t(shipped, taken ",
 		` "gpt-*audio*": unpriced)` + "\n",

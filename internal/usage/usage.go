@@ -46,6 +46,9 @@
 //     reasoning_tokens, Anthropic output_tokens_details.thinking_tokens): a
 //     breakdown, never added to a total.
 //
+// Beside the tokens, a Reader reads the service tier an OpenAI answer says
+// it was served at (ServiceTier), which its price depends on.
+//
 // Numbers that are absent, null, negative or not numbers count as not
 // reported, and so does a body or event that is not valid JSON (a stream or
 // body cut short): gjson would otherwise read a half-received object.
@@ -93,7 +96,8 @@ func (t Tokens) Total() int64 { return t.Input + t.CacheRead + t.CacheCreation +
 // MaxJSONBody bounds the JSON body a Reader keeps until Close. Of a longer
 // body (an answer with logprobs, many embeddings) only the last tailBytes
 // are kept, where every API puts its usage, and Truncated is set: its
-// usage is read from there (tailUsage), the answer not at all.
+// usage and service tier are read from there (tailUsage, tailTier), the
+// answer not at all.
 const MaxJSONBody = 4 << 20
 
 const tailBytes = 64 << 10
@@ -112,6 +116,7 @@ type Reader struct {
 	got       reported
 	answer    *Answer // nil unless ReadAnswer asked
 	events    int     // stream events read
+	tier      string  // ServiceTier
 }
 
 // reported holds the numbers under the provider's names; see Tokens for
@@ -171,14 +176,21 @@ func (r *Reader) Close() Tokens {
 	}
 	switch {
 	case r.truncated:
-		if u := tailUsage(r.body); u.IsObject() {
+		u, at := tailUsage(r.body)
+		if u.IsObject() {
 			r.got.merge(u)
 		}
+		r.tier = tailTier(r.body, u, at)
 		r.body = nil
 		return r.Tokens()
 	case gjson.ValidBytes(r.body):
 		if u := gjson.GetBytes(r.body, "usage"); u.IsObject() {
 			r.got.merge(u)
+		}
+		if bytes.Contains(r.body, tierKey) {
+			if t := gjson.GetBytes(r.body, "service_tier"); t.Type == gjson.String {
+				r.tier = t.Str
+			}
 		}
 	}
 	if a := r.answer; a != nil {
@@ -215,15 +227,41 @@ func (r *Reader) Tokens() Tokens {
 func (r *Reader) Truncated() bool { return r.truncated || r.sc.Overflowed }
 
 // tailUsage is the usage object of a JSON body of which tail is the end:
-// the last key "usage" in it whose value is a whole object. In JSON a
-// quote inside a string is escaped, so an unescaped "usage" followed by a
-// colon is a key, whatever the answer's text says.
-func tailUsage(tail []byte) gjson.Result {
-	const key = `"usage"`
+// the last key "usage" in it whose value is a whole object; and where in
+// tail that object is.
+func tailUsage(tail []byte) (u gjson.Result, at int) {
+	_, at, u = tailKey(tail, `"usage"`, '{', len(tail))
+	return u, at
+}
+
+// tailTier is the service tier a JSON body of which tail is the end
+// reports: the last key "service_tier" with a whole string value outside
+// the usage object at usageAt (Anthropic's usage names its own tier, which
+// is not OpenAI's).
+func tailTier(tail []byte, usage gjson.Result, usageAt int) string {
 	for end := len(tail); ; {
+		i, at, v := tailKey(tail, `"service_tier"`, '"', end)
+		if v.Type != gjson.String {
+			return ""
+		}
+		if usage.IsObject() && at > usageAt && at < usageAt+len(usage.Raw) {
+			end = i
+			continue
+		}
+		return v.Str
+	}
+}
+
+// tailKey finds in tail[:end] the last key (quoted) whose value begins
+// with open: the key's index, the value's, and the value when tail holds
+// all of it and it is valid (else an empty Result). In JSON a quote inside
+// a string is escaped, so an unescaped key followed by a colon is a key,
+// whatever the answer's text says.
+func tailKey(tail []byte, key string, open byte, end int) (int, int, gjson.Result) {
+	for {
 		i := bytes.LastIndex(tail[:end], []byte(key))
 		if i < 0 {
-			return gjson.Result{}
+			return -1, -1, gjson.Result{}
 		}
 		end = i
 		if escaped(tail, i) {
@@ -234,13 +272,10 @@ func tailUsage(tail []byte) gjson.Result {
 			continue
 		}
 		rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-		if len(rest) == 0 || rest[0] != '{' {
+		if len(rest) == 0 || rest[0] != open {
 			continue
 		}
-		if v, ok := wholeValue(rest); ok {
-			return gjson.ParseBytes(v)
-		}
-		return gjson.Result{}
+		return i, len(tail) - len(rest), wholeValue(rest)
 	}
 }
 
@@ -254,20 +289,34 @@ func escaped(b []byte, i int) bool {
 	return n%2 == 1
 }
 
-// wholeValue is the JSON object at the start of b, when b holds all of it
-// and it is valid. (gjson frames an array's first element, not a value
-// followed by more bytes.)
-func wholeValue(b []byte) ([]byte, bool) {
+// wholeValue is the JSON object or string at the start of b, when b holds
+// all of it and it is valid; else an empty Result. (gjson frames an
+// array's first element, not a value followed by more bytes.)
+func wholeValue(b []byte) gjson.Result {
 	v := gjson.GetBytes(append([]byte{'['}, b...), "0")
-	if !v.IsObject() || !gjson.Valid(v.Raw) {
-		return nil, false
+	if !v.IsObject() && v.Type != gjson.String || !gjson.Valid(v.Raw) {
+		return gjson.Result{}
 	}
-	return []byte(v.Raw), true
+	return v
 }
 
 // usagePaths are where a stream event carries its usage object: a chat
 // chunk or message_delta, message_start, a Responses API response.* event.
 var usagePaths = [...]string{"usage", "message.usage", "response.usage"}
+
+// tierPaths are where an OpenAI stream event names its service tier: a
+// chat or completions chunk, a Responses API response.* event.
+// (Anthropic's usage.service_tier is its own, and not read.)
+var tierPaths = [...]string{"service_tier", "response.service_tier"}
+
+var tierKey = []byte(`"service_tier"`)
+
+// ServiceTier is the service tier an OpenAI answer (chat, completions,
+// Responses) says it was served at: its service_tier, "" when it names
+// none. A stream's is the one its usage comes with, or until then the
+// first it names (a Responses stream may say "auto" before the tier it
+// ran at). It is what the answer is priced at (pricing.Price.At).
+func (r *Reader) ServiceTier() string { return r.tier }
 
 // Events is how many events of a stream were read so far: about one a
 // token in OpenAI's chat and Responses streams, what an estimate of an
@@ -279,7 +328,20 @@ func (r *Reader) event(e sse.Event) {
 		r.answer.read(e.Data)
 	}
 	r.events++
-	if !hasUsageObject(e.Data) || !gjson.ValidBytes(e.Data) {
+	usage := hasUsageObject(e.Data)
+	tier := (usage || r.tier == "") && bytes.Contains(e.Data, tierKey)
+	if !usage && !tier || !gjson.ValidBytes(e.Data) {
+		return
+	}
+	if tier {
+		for _, p := range tierPaths {
+			if t := gjson.GetBytes(e.Data, p); t.Type == gjson.String {
+				r.tier = t.Str
+				break
+			}
+		}
+	}
+	if !usage {
 		return
 	}
 	for _, p := range usagePaths {

@@ -326,6 +326,53 @@ func TestReaderJSONTooLarge(t *testing.T) {
 	}
 }
 
+// The service tier an OpenAI answer was served at is read with its usage;
+// Anthropic's usage.service_tier is not OpenAI's and is not read.
+func TestServiceTier(t *testing.T) {
+	t.Parallel()
+	chunk := func(tier, usage string) string {
+		return `data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o","service_tier":"` + tier + `","choices":[],"usage":` + usage + "}\n\n"
+	}
+	respEvent := func(typ, tier, usage string) string {
+		return "event: " + typ + "\ndata: {\"type\":\"" + typ + "\",\"response\":{\"id\":\"r\",\"object\":\"response\",\"service_tier\":\"" + tier + "\",\"usage\":" + usage + "}}\n\n"
+	}
+	const u = `{"prompt_tokens":5,"completion_tokens":1}`
+	const ru = `{"input_tokens":5,"output_tokens":1}`
+	for _, tc := range []struct {
+		name   string
+		stream bool
+		body   string
+		want   string
+	}{
+		{"chat json", false, strings.Replace(chatJSON, `"service_tier":"default"`, `"service_tier":"priority"`, 1), "priority"},
+		{"chat json, default", false, chatJSON, "default"},
+		{"responses json", false, strings.Replace(responsesJSON, `"tools":[]`, `"service_tier":"flex","tools":[]`, 1), "flex"},
+		{"messages json", false, strings.Replace(messageJSON, `"service_tier":"standard"`, `"service_tier":"priority"`, 1), ""},
+		{"chat stream", true, chunk("priority", "null") + chunk("priority", u) + "data: [DONE]\n\n", "priority"},
+		{"chat stream cut before its usage", true, chunk("priority", "null") + chunk("priority", "null"), "priority"},
+		{"chat stream, the usage chunk's tier", true, chunk("auto", "null") + chunk("flex", u), "flex"},
+		{"responses stream", true, respEvent("response.created", "auto", "null") + respEvent("response.completed", "priority", ru), "priority"},
+		{"messages stream", true, strings.Replace(messagesStream, `"output_tokens":1}`, `"output_tokens":1,"service_tier":"priority"}`, 1), ""},
+	} {
+		_, r := read(tc.stream, tc.body)
+		if got := r.ServiceTier(); got != tc.want {
+			t.Errorf("%s: ServiceTier %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// A body past MaxJSONBody: the tier at its end, outside the usage.
+	pad := `{"choices":[{"logprobs":"` + strings.Repeat("x", MaxJSONBody) + `"}],`
+	for body, want := range map[string]string{
+		pad + `"usage":{"prompt_tokens":5,"completion_tokens":1},"service_tier":"priority","system_fingerprint":"fp"}`: "priority",
+		pad + `"service_tier":"flex","usage":{"prompt_tokens":5,"completion_tokens":1}}`:                               "flex",
+		pad + `"usage":{"input_tokens":5,"output_tokens":1,"service_tier":"priority"}}`:                                "",
+		pad + `"usage":{"prompt_tokens":5},"service_tier":"prior`:                                                      "",
+	} {
+		if _, r := read(false, body); r.ServiceTier() != want || !r.Truncated() {
+			t.Errorf("a body past the bound ending %s: ServiceTier %q, want %q", body[len(pad):], r.ServiceTier(), want)
+		}
+	}
+}
+
 func TestTokensArithmetic(t *testing.T) {
 	t.Parallel()
 	a := Tokens{Input: 1, Output: 2, CacheRead: 3, CacheCreation: 4, CacheCreation1h: 3, Reasoning: 1}
