@@ -59,3 +59,33 @@ func TestBudgetsHoldAgainstAmplifiers(t *testing.T) {
 		})
 	}
 }
+
+// TestSparseIndexAllocatesNoGap: a table indexed with a large number from
+// the request stores one entry. gopher-lua padded its array part with nils
+// up to any key below 2^26 in one Go call: t[8000000] allocated ~600 MB,
+// t[67108863] 6 GB in 15 s, out of the deadline's reach.
+func TestSparseIndexAllocatesNoGap(t *testing.T) {
+	s := newTestSet(t, Options{}, "a.lua", `
+function on_request(req)
+  if req.request_id ~= 'req-1' then return end
+  local t = {}
+  local id = tonumber(req:header("x-id"))
+  t[id] = true
+  req:set_header("x-stored", tostring(t[id]))
+end`)
+	req := chatRequest()
+	req.Headers = map[string]string{"x-id": "8000000"}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err := s.OnRequest(context.Background(), req)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SetHeaders["x-stored"] != "true" {
+		t.Errorf("t[id] = %q, want true", got.SetHeaders["x-stored"])
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("one store allocated %d MiB", alloc>>20)
+	}
+}

@@ -226,6 +226,11 @@ func (c *conv) tableShape(t *lua.LTable) (isArray bool, n int, keys []string, va
 	return false, 0, keys, vals, err
 }
 
+// element is t[i] as a script reads it. RawGetInt looks only in the array
+// part, which ends before maxArrayIndex: an array from JSON longer than
+// that keeps its tail in the hash part.
+func element(t *lua.LTable, i int) lua.LValue { return t.RawGet(lua.LNumber(i)) }
+
 func formatNumber(f float64) string {
 	return string(appendNumber(nil, f))
 }
@@ -281,7 +286,7 @@ func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
 				if i > 1 {
 					b = append(b, ',')
 				}
-				if b, err = c.appendJSON(b, v.RawGetInt(i), depth+1); err != nil {
+				if b, err = c.appendJSON(b, element(v, i), depth+1); err != nil {
 					return b, err
 				}
 			}
@@ -343,7 +348,7 @@ func (c *conv) toGo(v lua.LValue, depth int) (any, error) {
 		if isArray {
 			out := make([]any, n)
 			for i := range n {
-				if out[i], err = c.toGo(v.RawGetInt(i+1), depth+1); err != nil {
+				if out[i], err = c.toGo(element(v, i+1), depth+1); err != nil {
 					return nil, err
 				}
 			}

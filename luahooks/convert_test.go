@@ -3,6 +3,7 @@ package luahooks
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -215,4 +216,39 @@ func FuzzConvert(f *testing.F) {
 			t.Fatalf("toGo result of %s does not marshal: %v", data, err)
 		}
 	})
+}
+
+// TestLongArrayRoundTrip: an array longer than the tables' array part
+// (maxArrayIndex) reaches the script whole and goes back to JSON whole;
+// its tail lives in the table's hash part, where RawGetInt does not look.
+func TestLongArrayRoundTrip(t *testing.T) {
+	t.Parallel()
+	n := maxArrayIndex + 10
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i + 1
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestSet(t, Options{}, "a.lua", `
+function on_request(req)
+  local ids = req.body:get("ids")
+  if ids == nil then return end
+  req:set_header("x-last", tostring(ids[`+strconv.Itoa(n)+`]))
+  req.body:set("ids", ids)
+end`)
+	req := chatRequest()
+	req.Body = []byte(`{"model":"m","ids":` + string(idsJSON) + `}`)
+	got, err := onRequest(t, s, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.Itoa(n); got.SetHeaders["x-last"] != want {
+		t.Errorf("ids[%d] = %q, want %s", n, got.SetHeaders["x-last"], want)
+	}
+	if back := gjson.GetBytes(got.Body, "ids").Raw; back != string(idsJSON) {
+		t.Errorf("ids changed on the way back: %d bytes, want %d; tail %q", len(back), len(idsJSON), back[max(0, len(back)-40):])
+	}
 }

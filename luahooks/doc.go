@@ -114,6 +114,14 @@
 // is an error). The concatenation operator is not guarded: it can only copy
 // strings that already exist, and each copy costs time the deadline sees.
 //
+// Tables keep the integer keys 1 to 65535 in their array part and larger
+// ones in their hash part, so t[1e7] = x stores one entry instead of
+// allocating the gap in one step the deadline cannot stop. A sequence
+// longer than 65535 is whole only to indexing and pairs: #, ipairs, unpack,
+// table.concat and table.insert stop at element 65535 (t[#t+1] = v then
+// keeps overwriting element 65536, and table.insert stores where indexing
+// does not look). An array from JSON that long converts back whole.
+//
 // # Failures
 //
 // A hook that raises an error, runs out of time, trips a guard or returns

@@ -35,6 +35,18 @@ var stateOptions = lua.Options{
 	SkipOpenLibs:     true,
 }
 
+// maxArrayIndex bounds the integer keys gopher-lua keeps in a table's array
+// part. Below its bound it pads the array with nils up to the key in one Go
+// call the deadline cannot stop: with its default (2^26), t[67108863] = true
+// allocated 6 GB in 15 s, and a hook that indexes a table with a number
+// from the request lets a client do that. Larger keys go to the hash part.
+const maxArrayIndex = 1 << 16
+
+// init sets gopher-lua's bound, a package variable every LState reads,
+// before any state exists. luahooks is the only package that imports
+// gopher-lua (internal/deptest).
+func init() { lua.MaxArrayIndex = maxArrayIndex }
+
 // removedGlobals are base functions scripts must not have.
 var removedGlobals = []string{
 	"load", "loadstring", "dofile", "loadfile", "require", "module",
