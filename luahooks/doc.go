@@ -109,7 +109,8 @@
 // 16 MiB; the call stack (200 frames) and the value stack (16K slots, which
 // bounds unpack and string.byte) are bounded. string.find, match, gmatch and
 // gsub run on a copy of gopher-lua's matcher that checks the deadline while
-// it backtracks, and gsub and gmatch find one match at a time; a pattern
+// it backtracks, and gsub and gmatch find one match at a time (gsub checks
+// the deadline across its matches, however cheap each is); a pattern
 // nests at most 100000 levels (so a greedy repetition over a longer subject
 // is an error). The concatenation operator is not guarded: it can only copy
 // strings that already exist, and each copy costs time the deadline sees.

@@ -38,11 +38,14 @@ func findMatches(L *lua.LState, pat, s string, offset, limit int) []*pattern.Mat
 	if err != nil {
 		L.RaiseError("%s", err.Error())
 	}
-	return findCompiled(L, c, s, offset, limit)
+	return findCompiled(L, newSteps(L), c, s, offset, limit)
 }
 
-func findCompiled(L *lua.LState, c *pattern.Pattern, s string, offset, limit int) []*pattern.MatchData {
-	mds, err := c.Find(patternCtx(L), readOnlyBytes(s), offset, limit)
+// newSteps counts the matching steps of one call against its deadline.
+func newSteps(L *lua.LState) *pattern.Steps { return pattern.NewSteps(patternCtx(L)) }
+
+func findCompiled(L *lua.LState, st *pattern.Steps, c *pattern.Pattern, s string, offset, limit int) []*pattern.MatchData {
+	mds, err := c.Find(st, readOnlyBytes(s), offset, limit)
 	if err != nil {
 		L.RaiseError("%s", err.Error())
 	}
@@ -137,7 +140,8 @@ func (v *vm) strMatch(L *lua.LState) int {
 	return pushCaptures(L, s, mds[0], true)
 }
 
-// strGmatch returns an iterator that finds one match per call.
+// strGmatch returns an iterator that finds one match per call. The VM
+// checks the deadline between calls, so each counts its own steps.
 func (v *vm) strGmatch(L *lua.LState) int {
 	s := L.CheckString(1)
 	c, err := pattern.Compile(L.CheckString(2))
@@ -147,7 +151,7 @@ func (v *vm) strGmatch(L *lua.LState) int {
 	pos := 0
 	L.Push(L.NewFunction(func(L *lua.LState) int {
 		for pos <= len(s) {
-			mds := findCompiled(L, c, s, pos, 1)
+			mds := findCompiled(L, newSteps(L), c, s, pos, 1)
 			if len(mds) == 0 {
 				pos = len(s) + 1
 				return 0
@@ -163,7 +167,9 @@ func (v *vm) strGmatch(L *lua.LState) int {
 }
 
 // strGsub replaces matches, finding one at a time and building the result
-// in one pass. The result may grow over the subject by at most
+// in one pass. All its matches count their steps together: one Go call,
+// it would never see the deadline if each match started counting afresh.
+// The result may grow over the subject by at most
 // max(maxGrowth, len(subject)+1) bytes, and the growth is charged to the
 // call's budget.
 func (v *vm) strGsub(L *lua.LState) int {
@@ -177,6 +183,7 @@ func (v *vm) strGsub(L *lua.LState) int {
 	limit := L.OptInt(4, -1)
 	allowed := min(max(maxGrowth, len(s)+1), v.growth)
 
+	st := newSteps(L)
 	var b strings.Builder
 	last, pos, count := 0, 0, 0
 	capture := func(md *pattern.MatchData, idx int) string {
@@ -195,7 +202,7 @@ func (v *vm) strGsub(L *lua.LState) int {
 		if count > 0 && c.Anchored() {
 			break
 		}
-		mds := findCompiled(L, c, s, pos, 1)
+		mds := findCompiled(L, st, c, s, pos, 1)
 		if len(mds) == 0 {
 			break
 		}

@@ -1,9 +1,14 @@
 package luahooks
 
 import (
+	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	lua "github.com/yuin/gopher-lua"
 )
 
 // TestPatterns checks the rebuilt pattern functions against Lua 5.1 results.
@@ -75,6 +80,38 @@ func TestPatternsObeyDeadline(t *testing.T) {
 			var he *HookError
 			if !errors.As(err, &he) || he.Reason != ReasonTimeout {
 				t.Fatalf("err = %v, want a timeout", err)
+			}
+		})
+	}
+}
+
+// TestGsubSeesDeadlineAcrossMatches: a gsub whose every match is cheap
+// stops once its deadline has passed. Each match used to count its steps
+// afresh and check the context only every 4096 of them, so a gsub of many
+// short matches never checked it: hooks/examples/redact_email.lua ran for
+// over a second on a 2 MiB message. The context here has ended before the
+// call; the VM does not check it when Go calls a Go function, only gsub can.
+func TestGsubSeesDeadlineAcrossMatches(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, subject, pattern string }{
+		{"every byte", strings.Repeat("a", 1<<20), "."},
+		{"email redaction", strings.Repeat("x@y.zz ", 1<<17), "[%w%.%%%+%-_]+@[%w%.%-]+%.%a%a+"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			v, err := newVM(nil, slog.New(slog.DiscardHandler), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.close()
+			ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+			defer cancel()
+			v.L.SetContext(ctx)
+			gsub := v.L.GetField(v.L.GetGlobal("string"), "gsub")
+			err = v.L.CallByParam(lua.P{Fn: gsub, NRet: 2, Protect: true},
+				lua.LString(tc.subject), lua.LString(tc.pattern), lua.LString("%0"))
+			if err == nil || !strings.Contains(err.Error(), context.DeadlineExceeded.Error()) {
+				t.Fatalf("gsub after the deadline: err = %v, want %v", err, context.DeadlineExceeded)
 			}
 		})
 	}

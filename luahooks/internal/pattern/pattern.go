@@ -3,8 +3,9 @@
 // This file is gopher-lua's pm package (v1.1.2) with these changes: matching
 // checks a context every few thousand steps, so that a pathological pattern
 // (".-.-.-x" against a long subject backtracks for hours) is stopped by the
-// hook's deadline instead of running on inside one Go call; patterns can be
-// compiled once (Compile); a pattern starting with a literal byte skips
+// hook's deadline instead of running on inside one Go call, and the count
+// can span several Find calls (Steps); patterns can be compiled once
+// (Compile); a pattern starting with a literal byte skips
 // ahead with IndexByte; failed attempts reuse one MatchData; the recursion
 // limit is 100000 instead of 1000000 (a Go stack of that depth is huge).
 
@@ -537,24 +538,29 @@ func compilePattern(p pattern, ps ...*iptr) []inst {
 
 /* VM {{{ */
 
-// Simple recursive virtual machine based on the
-// "Regular Expression Matching: the Virtual Machine Approach" (https://swtch.com/~rsc/regexp/regexp2.html)
-// stepper checks the context every checkEvery steps.
-type stepper struct {
+// Steps counts matching steps and checks its context every checkEvery of
+// them. One Steps shared by the Find calls of one gsub counts them all, so
+// that many cheap matches see the deadline as one costly match does.
+type Steps struct {
 	ctx   context.Context
 	steps int
 }
 
 const checkEvery = 4096
 
-func (st *stepper) step() {
+// NewSteps returns a step counter that stops matching once ctx ends.
+func NewSteps(ctx context.Context) *Steps { return &Steps{ctx: ctx} }
+
+func (st *Steps) step() {
 	st.steps++
 	if st.steps%checkEvery == 0 && st.ctx.Err() != nil {
 		panic(newError(_UNKNOWN, "%s", st.ctx.Err().Error()))
 	}
 }
 
-func recursiveVM(st *stepper, src []byte, insts []inst, pc, sp, recLevel int, ms ...*MatchData) (bool, int, *MatchData) {
+// Simple recursive virtual machine based on the
+// "Regular Expression Matching: the Virtual Machine Approach" (https://swtch.com/~rsc/regexp/regexp2.html)
+func recursiveVM(st *Steps, src []byte, insts []inst, pc, sp, recLevel int, ms ...*MatchData) (bool, int, *MatchData) {
 	recLevel++
 	if recLevel > maxRecursionLevel {
 		panic(newError(_UNKNOWN, "pattern/input too complex"))
@@ -682,12 +688,12 @@ func Find(ctx context.Context, p string, src []byte, offset, limit int) ([]*Matc
 	if err != nil {
 		return nil, err
 	}
-	return c.Find(ctx, src, offset, limit)
+	return c.Find(NewSteps(ctx), src, offset, limit)
 }
 
 // Find returns up to limit (-1: all) matches in src from offset on. It
-// stops with an error when ctx ends.
-func (c *Pattern) Find(ctx context.Context, src []byte, offset, limit int) (matches []*MatchData, err error) {
+// counts its steps in st and stops with an error when st's context ends.
+func (c *Pattern) Find(st *Steps, src []byte, offset, limit int) (matches []*MatchData, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			if perr, ok := v.(*Error); ok {
@@ -699,7 +705,6 @@ func (c *Pattern) Find(ctx context.Context, src []byte, offset, limit int) (matc
 	}()
 	pat, insts := c.pat, c.insts
 	matches = []*MatchData{}
-	st := &stepper{ctx: ctx}
 	m := newMatchState() // reused across failed attempts
 	for sp := offset; sp <= len(src); {
 		st.step()
