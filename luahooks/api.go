@@ -144,7 +144,10 @@ type reqCall struct {
 	cur    reqScalars
 	saved  reqScalars
 	tags   map[string]string
+	// bodyUD is req.body as the state bodyVM made it. After a failure the
+	// chain goes on in a new state, whose scripts need their own.
 	bodyUD *lua.LUserData
+	bodyVM *vm
 	// needsBody: a hook read the body of a request whose body stayed in
 	// Envoy (Request.BodyKept).
 	needsBody bool
@@ -345,8 +348,8 @@ func (v *vm) setupAPI() {
 		case "api":
 			L.Push(lua.LString(c.req.API))
 		case "body":
-			if c.bodyUD == nil {
-				c.bodyUD = L.NewUserData()
+			if c.bodyVM != v {
+				c.bodyUD, c.bodyVM = L.NewUserData(), v
 				c.bodyUD.Value = c
 				c.bodyUD.Metatable = v.bodyMT
 			}

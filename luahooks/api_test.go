@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tidwall/gjson"
 )
 
 func TestOnRequestAPI(t *testing.T) {
@@ -296,6 +297,24 @@ func TestFailurePolicies(t *testing.T) {
 			t.Errorf("result (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestFailOpenLaterHookReadsBody: under fail_open, a hook that used
+// req.body and failed does not take req.body from the hooks after it. The
+// chain goes on in a new state, and req.body used to be the one the
+// discarded state made, whose methods refused every call.
+func TestFailOpenLaterHookReadsBody(t *testing.T) {
+	t.Parallel()
+	s := newTestSet(t, Options{FailOpen: true},
+		"a.lua", `function on_request(req) local m = req.body:get("model"); if req.request_id == 'req-1' then error("boom") end end`,
+		"b.lua", `function on_request(req) req.body:set("redacted", true); req:set_header("x-b", req.body:get("model")) end`)
+	got, err := onRequest(t, s, chatRequest())
+	if err != nil {
+		t.Fatalf("OnRequest: %v", err)
+	}
+	if got.SetHeaders["x-b"] != "gpt-4o" || !gjson.GetBytes(got.Body, "redacted").Bool() {
+		t.Errorf("b.lua's changes lost: headers %v, body %s, changes %v", got.SetHeaders, got.Body, got.Changes)
+	}
 }
 
 func TestOnResponse(t *testing.T) {
