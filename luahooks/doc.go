@@ -101,10 +101,19 @@
 // getfenv, newproxy and string.dump; print goes to the logger. os, io, debug,
 // package, channel and coroutine are absent.
 //
+// string.format takes Lua 5.1's conversions (%d %i %u %c %o %x %X %e %E %f
+// %g %G %q %s and %%) with the flags - + space # 0, a width and a precision;
+// any other (Go's %v, %T, %p, %b, %[1]d, %*d) is an error, as are a missing
+// argument and, for any conversion but %s, an argument that is not a number
+// or a string. Formatting itself is Go's (gopher-lua's): %q quotes as Go
+// does, %x of a string writes its bytes in hex, and %u is not decimal.
+//
 // Every hook call runs with a deadline (Options.Timeout, default 5ms) that
 // stops even an endless loop. Memory the deadline cannot see is guarded:
 // string.rep, string.format and table.concat refuse to make a result more
-// than 1 MiB larger than their largest input, gsub may grow its subject by at
+// than 1 MiB larger than their largest input (string.format counts each
+// conversion at the most it can write: %q four bytes per byte, %x five),
+// gsub may grow its subject by at
 // most max(1 MiB, its length), and all such growth in one call is limited to
 // 16 MiB; the call stack (200 frames) and the value stack (16K slots, which
 // bounds unpack and string.byte) are bounded. string.find, match, gmatch and

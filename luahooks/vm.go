@@ -184,44 +184,6 @@ func (v *vm) checkRep(L *lua.LState) (int, int) {
 	return len(s) * (n - 1), len(s)
 }
 
-func (v *vm) checkFormat(L *lua.LState) (int, int) {
-	f := L.CheckString(1)
-	total, largest := len(f), len(f)
-	for i := 2; i <= L.GetTop(); i++ {
-		n := 24
-		if s, ok := L.Get(i).(lua.LString); ok {
-			n = len(s)
-		}
-		total += n
-		largest = max(largest, n)
-	}
-	// Widths and precisions pad the output. An argument index or a width
-	// taken from the arguments (Go's "%[1]*d", which string.format passes
-	// on) would hide them: such a format is over any budget.
-	for i := 0; i < len(f); i++ {
-		if f[i] != '%' {
-			continue
-		}
-		j := i + 1
-		for j < len(f) && strings.IndexByte("-+ #0123456789.[]*", f[j]) >= 0 {
-			j++
-		}
-		spec := f[i+1 : j]
-		if strings.ContainsAny(spec, "[*") {
-			return maxGrowth + 1, largest
-		}
-		for _, digits := range strings.FieldsFunc(spec, func(r rune) bool { return r < '0' || r > '9' }) {
-			n, err := strconv.Atoi(digits)
-			if err != nil || n > maxGrowth {
-				return maxGrowth + 1, largest
-			}
-			total += n
-		}
-		i = j // past the verb
-	}
-	return total - largest, largest
-}
-
 func (v *vm) checkConcat(L *lua.LState) (int, int) {
 	t := L.CheckTable(1)
 	sep := L.OptString(2, "")
