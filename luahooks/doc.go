@@ -110,19 +110,19 @@
 //
 // Every hook call runs with a deadline (Options.Timeout, default 5ms) that
 // stops even an endless loop. Memory the deadline cannot see is guarded:
-// string.rep, string.format and table.concat refuse to make a result more
-// than 1 MiB larger than their largest input (string.format counts each
-// conversion at the most it can write: %q four bytes per byte, %x five),
-// gsub may grow its subject by at
-// most max(1 MiB, its length), and all such growth in one call is limited to
-// 16 MiB; the call stack (200 frames) and the value stack (16K slots, which
-// bounds unpack and string.byte) are bounded. string.find, match, gmatch and
-// gsub run on a copy of gopher-lua's matcher that checks the deadline while
-// it backtracks, and gsub and gmatch find one match at a time (gsub checks
-// the deadline across its matches, however cheap each is); a pattern
-// nests at most 100000 levels (so a greedy repetition over a longer subject
-// is an error). The concatenation operator is not guarded: it can only copy
-// strings that already exist, and each copy costs time the deadline sees.
+// string.rep, string.format and table.concat refuse to make a result more than
+// 1 MiB larger than their largest input (string.format counts each conversion
+// at the most it can write: %q four bytes per byte, %x five), gsub may grow
+// its subject by at most max(1 MiB, its length), and all such growth in one
+// call is limited to 16 MiB; the call stack (200 frames) and the value stack
+// (16K slots, which bounds unpack and string.byte) are bounded. string.find,
+// match, gmatch and gsub run on a copy of gopher-lua's matcher that checks the
+// deadline while it backtracks, and gsub and gmatch find one match at a time
+// (gsub checks the deadline across its matches, however cheap each is); a
+// pattern nests at most 100000 levels (so a greedy repetition over a longer
+// subject is an error) and has at most 32 captures, as in Lua. The
+// concatenation operator is not guarded: it can only copy strings that already
+// exist, and each copy costs time the deadline sees.
 //
 // Tables keep the integer keys 1 to 65535 in their array part and larger
 // ones in their hash part, so t[1e7] = x stores one entry instead of

@@ -116,3 +116,21 @@ func TestGsubSeesDeadlineAcrossMatches(t *testing.T) {
 		})
 	}
 }
+
+// TestPatternCaptureLimit: a pattern with more than 32 captures is a Lua
+// error, as in Lua 5.1; four million nested ones crashed the process.
+func TestPatternCaptureLimit(t *testing.T) {
+	t.Parallel()
+	s := newTestSet(t, Options{}, "p.lua", `
+function on_request(req)
+  if req.request_id ~= 'req-1' then return end
+  local ok = pcall(string.find, "x", string.rep("(", 32) .. "x" .. string.rep(")", 32))
+  assert(ok, "32 captures refused")
+  string.find("x", string.rep("(", 33) .. "x" .. string.rep(")", 33))
+end`)
+	_, err := onRequest(t, s, chatRequest())
+	var he *HookError
+	if !errors.As(err, &he) || he.Reason != ReasonRuntime || !strings.Contains(he.Message, "too many captures") {
+		t.Fatalf("err = %v, want a runtime error about too many captures", err)
+	}
+}

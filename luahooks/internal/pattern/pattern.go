@@ -7,7 +7,9 @@
 // can span several Find calls (Steps); patterns can be compiled once
 // (Compile); a pattern starting with a literal byte skips
 // ahead with IndexByte; failed attempts reuse one MatchData; the recursion
-// limit is 100000 instead of 1000000 (a Go stack of that depth is huge).
+// limit is 100000 instead of 1000000 (a Go stack of that depth is huge);
+// a pattern has at most 32 captures, as in Lua (gopher-lua had no limit,
+// and parsing recursed once per nested capture until the stack overflowed).
 
 // Lua pattern match functions for Go
 package pattern
@@ -22,6 +24,9 @@ const (
 	EOS               = -1
 	_UNKNOWN          = -2
 	maxRecursionLevel = 100000
+	// maxCaptures is Lua's LUA_MAXCAPTURES. It also bounds how deep
+	// parsePattern and compilePattern recurse: once per nested capture.
+	maxCaptures = 32
 )
 
 /* Error {{{ */
@@ -390,7 +395,9 @@ exit:
 	return set
 }
 
-func parsePattern(sc *scanner, toplevel bool) *seqPattern {
+// parsePattern parses a pattern (toplevel) or the inside of a capture;
+// captures counts the captures parsed so far.
+func parsePattern(sc *scanner, toplevel bool, captures *int) *seqPattern {
 	pat := &seqPattern{}
 	if toplevel {
 		if sc.Peek() == '^' {
@@ -427,11 +434,14 @@ func parsePattern(sc *scanner, toplevel bool) *seqPattern {
 			return pat
 		case '(':
 			sc.Next()
+			if *captures++; *captures > maxCaptures {
+				panic(newError(sc.CurrentPos(), "too many captures (over %d)", maxCaptures))
+			}
 			if sc.Peek() == ')' {
 				sc.Next()
 				pat.Patterns = append(pat.Patterns, &posCapPattern{})
 			} else {
-				ret := &capPattern{parsePattern(sc, false)}
+				ret := &capPattern{parsePattern(sc, false, captures)}
 				if sc.Peek() != ')' {
 					panic(newError(sc.CurrentPos(), "unfinished capture"))
 				}
@@ -667,7 +677,8 @@ func Compile(p string) (c *Pattern, err error) {
 			}
 		}
 	}()
-	pat := parsePattern(newScanner([]byte(p)), true)
+	captures := 0
+	pat := parsePattern(newScanner([]byte(p)), true, &captures)
 	c = &Pattern{pat: pat, insts: compilePattern(pat), first: -1}
 	// insts[0] saves the start of capture 0; insts[1] is the first match.
 	if len(c.insts) > 1 && c.insts[1].OpCode == opChar {
