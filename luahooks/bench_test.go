@@ -67,3 +67,27 @@ func TestOnRequestAllocs(t *testing.T) {
 	}
 	t.Logf("allocs per OnRequest: %.0f", allocs)
 }
+
+// libraryHook reaches globals and the string and table libraries, as a
+// hook that cleans a header does.
+const libraryHook = `
+function on_request(req)
+  local team = string.lower(req:header("x-team") or "")
+  local parts = {}
+  table.insert(parts, team)
+  table.insert(parts, tostring(#team))
+  req:set_header("x-team-norm", table.concat(parts, ":"):upper())
+end`
+
+func BenchmarkOnRequestLibraries(b *testing.B) {
+	s := newTestSet(b, Options{PoolSize: 4}, "library.lua", libraryHook)
+	req := chatRequest()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := s.OnRequest(ctx, req)
+		if err != nil || res.SetHeaders["x-team-norm"] != "SEARCH:6" {
+			b.Fatalf("OnRequest = %+v, %v", res, err)
+		}
+	}
+}

@@ -99,7 +99,10 @@
 // Only the base, string, table and math libraries are open, without load,
 // loadstring, dofile, loadfile, require, module, collectgarbage, setfenv,
 // getfenv, newproxy and string.dump; print goes to the logger. os, io, debug,
-// package, channel and coroutine are absent.
+// package, channel and coroutine are absent. Each script has its own globals
+// and its own copies of string, table and math: a script that replaces
+// string.upper replaces it for itself only. Methods on strings (s:upper())
+// always use the original library, and getmetatable("") is false.
 //
 // string.format takes Lua 5.1's conversions (%d %i %u %c %o %x %X %e %E %f
 // %g %G %q %s and %%) with the flags - + space # 0, a width and a precision;

@@ -51,6 +51,43 @@ func TestSandboxScriptsAreIsolated(t *testing.T) {
 	}
 }
 
+// TestSandboxLibrariesAreIsolated: what one script does to the globals it
+// can reach, the libraries and the strings' metatable reaches no other
+// script, on this request or later ones. Scripts used to look globals up
+// through a metatable getmetatable(_G) handed them, and to share string,
+// table and math, which was also the strings' metatable.
+func TestSandboxLibrariesAreIsolated(t *testing.T) {
+	t.Parallel()
+	s := newTestSet(t, Options{PoolSize: 1},
+		"a.lua", `
+local function try(f) pcall(f) end
+local function pwned() return "PWNED" end
+function on_request(req)
+  try(function() getmetatable(_G).__index.shared = "a" end)
+  try(function() getmetatable("").__index.lower = pwned end)
+  try(function() getmetatable("").lower = pwned end)
+  try(function() string.__index.lower = pwned end)
+  string.upper = pwned
+  table.concat = pwned
+  math.floor = pwned
+  _G.tostring = pwned
+end`,
+		"b.lua", `
+function on_request(req)
+  req:set_header("x-b", table.concat({tostring(shared), string.upper("a"), ("b"):upper(),
+    ("C"):lower(), tostring(math.floor(1.5)), tostring(getmetatable(""))}, "/"))
+end`)
+	for i := range 2 { // the same state serves both requests
+		got, err := onRequest(t, s, chatRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "nil/A/B/c/1/false"; got.SetHeaders["x-b"] != want {
+			t.Errorf("request %d: b.lua saw %q, want %q", i+1, got.SetHeaders["x-b"], want)
+		}
+	}
+}
+
 // TestBudget checks that every way to burn time or memory is cut.
 func TestBudget(t *testing.T) {
 	t.Parallel()

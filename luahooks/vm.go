@@ -142,6 +142,16 @@ func (v *vm) openSandbox() error {
 	v.guard(str, "format", v.checkFormat)
 	tab := g.RawGetString("table").(*lua.LTable)
 	v.guard(tab, "concat", v.checkConcat)
+
+	// gopher-lua's string library is also the strings' metatable, so
+	// getmetatable("").upper = f changed s:upper() for every script. The
+	// metatable is now its own, hidden, and its __index is this library,
+	// which no script sees: each gets its own copy (scriptGlobals).
+	str.RawSetString("__index", lua.LNil)
+	strMT := L.CreateTable(0, 2)
+	strMT.RawSetString("__index", str)
+	strMT.RawSetString("__metatable", lua.LFalse)
+	L.SetMetatable(lua.LString(""), strMT)
 	return nil
 }
 
@@ -214,13 +224,7 @@ func (v *vm) checkConcat(L *lua.LState) (int, int) {
 // its ctx table holds what it computes at load time.
 func (v *vm) load(sc *script, globals *lua.LTable, timeout time.Duration) (vmScript, error) {
 	L := v.L
-	env := L.CreateTable(0, 4)
-	mt := L.CreateTable(0, 1)
-	mt.RawSetString("__index", globals)
-	env.Metatable = mt
-	env.RawSetString("_G", env)
-	env.RawSetString("ctx", L.NewTable())
-
+	env := scriptGlobals(L, globals)
 	fn := L.NewFunctionFromProto(sc.proto)
 	fn.Env = env
 	if _, err := v.call(context.Background(), timeout, sc.name, "load", fn); err != nil {
@@ -241,6 +245,27 @@ func (v *vm) load(sc *script, globals *lua.LTable, timeout time.Duration) (vmScr
 		}
 	}
 	return vs, nil
+}
+
+// scriptGlobals returns a script's own globals: a copy of the sandbox's,
+// with its own copy of each library table, _G and ctx. Scripts used to
+// look the sandbox's globals up through their environment's metatable,
+// which getmetatable(_G) handed them, and to share the libraries: one
+// script's string.upper = f, or getmetatable(_G).__index.x = 1, reached
+// every script after it.
+func scriptGlobals(L *lua.LState, globals *lua.LTable) *lua.LTable {
+	env := L.CreateTable(0, 64)
+	globals.ForEach(func(k, val lua.LValue) {
+		if lib, ok := val.(*lua.LTable); ok && lib != globals {
+			copied := L.CreateTable(0, 32)
+			lib.ForEach(func(k, f lua.LValue) { copied.RawSet(k, f) })
+			val = copied
+		}
+		env.RawSet(k, val)
+	})
+	env.RawSetString("_G", env)
+	env.RawSetString("ctx", L.NewTable())
+	return env
 }
 
 // call runs fn(args...) under a deadline and returns its first result.
