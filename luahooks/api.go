@@ -662,7 +662,8 @@ func (v *vm) bodySet(L *lua.LState) int {
 	if value == lua.LNil {
 		nb, err = sjson.DeleteBytes(body, path)
 	} else {
-		raw, err = v.conv.appendJSON(nil, value, 0)
+		// A value read from the body keeps the text of its numbers.
+		raw, err = v.conv.appendJSONOver(nil, value, gjson.GetBytes(body, path), 0)
 		if err != nil {
 			L.RaiseError("body:set(%q): %s", path, err.Error())
 		}

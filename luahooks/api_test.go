@@ -317,6 +317,33 @@ func TestFailOpenLaterHookReadsBody(t *testing.T) {
 	}
 }
 
+// TestBodySetKeepsNumbers: a value read from the body and written back
+// keeps the text of the numbers the hook did not change. Lua numbers are
+// float64: an id above 2^53 went back as another id when the hook
+// changed a field beside it.
+func TestBodySetKeepsNumbers(t *testing.T) {
+	t.Parallel()
+	s := newTestSet(t, Options{}, "a.lua", `
+function on_request(req)
+  local input = req.body:get("messages.0.content.0.input")
+  if input == nil then return end
+  input.note = "checked"
+  input.qty = input.qty * 2
+  req.body:set("messages.0.content.0.input", input)
+end`)
+	req := chatRequest()
+	req.Body = []byte(`{"model":"m","messages":[{"role":"assistant","content":[{"type":"tool_use","input":` +
+		`{"order_id":1234567890123456789,"ids":[9007199254740993,2],"price":1.50,"qty":3}}]}]}`)
+	got, err := onRequest(t, s, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"ids":[9007199254740993,2],"note":"checked","order_id":1234567890123456789,"price":1.50,"qty":6}`
+	if input := gjson.GetBytes(got.Body, "messages.0.content.0.input").Raw; input != want {
+		t.Errorf("input = %s, want %s", input, want)
+	}
+}
+
 func TestOnResponse(t *testing.T) {
 	t.Parallel()
 	s := newTestSet(t, Options{},

@@ -249,6 +249,15 @@ func appendNumber(b []byte, f float64) []byte {
 
 // appendJSON appends the JSON encoding of a Lua value.
 func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
+	return c.appendJSONOver(b, v, gjson.Result{}, depth)
+}
+
+// appendJSONOver is appendJSON for a value that came from the JSON orig
+// and may have changed since: a number still equal to the one at the same
+// place in orig keeps orig's text. Lua numbers are float64, so an integer
+// above 2^53 (an id) came back changed, 9007199254740993 as ...992, when a
+// hook changed another field beside it.
+func (c *conv) appendJSONOver(b []byte, v lua.LValue, orig gjson.Result, depth int) ([]byte, error) {
 	switch v := v.(type) {
 	case *lua.LNilType:
 		return append(b, "null"...), nil
@@ -258,6 +267,9 @@ func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
 		f := float64(v)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return b, fmt.Errorf("cannot convert %v to JSON", f)
+		}
+		if orig.Type == gjson.Number && orig.Num == f {
+			return append(b, orig.Raw...), nil
 		}
 		return appendNumber(b, f), nil
 	case lua.LString:
@@ -281,16 +293,32 @@ func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
 			return b, err
 		}
 		if isArray {
+			var origElems []gjson.Result
+			if orig.IsArray() {
+				origElems = orig.Array()
+			}
 			b = append(b, '[')
 			for i := 1; i <= n; i++ {
 				if i > 1 {
 					b = append(b, ',')
 				}
-				if b, err = c.appendJSON(b, element(v, i), depth+1); err != nil {
+				var o gjson.Result
+				if i <= len(origElems) {
+					o = origElems[i-1]
+				}
+				if b, err = c.appendJSONOver(b, element(v, i), o, depth+1); err != nil {
 					return b, err
 				}
 			}
 			return append(b, ']'), nil
+		}
+		var origFields map[string]gjson.Result
+		if orig.IsObject() {
+			origFields = make(map[string]gjson.Result)
+			orig.ForEach(func(k, v gjson.Result) bool {
+				origFields[jsonKey(k.Str)] = v
+				return true
+			})
 		}
 		b = append(b, '{')
 		for i, k := range keys {
@@ -299,7 +327,7 @@ func (c *conv) appendJSON(b []byte, v lua.LValue, depth int) ([]byte, error) {
 			}
 			b = appendString(b, k)
 			b = append(b, ':')
-			if b, err = c.appendJSON(b, vals[k], depth+1); err != nil {
+			if b, err = c.appendJSONOver(b, vals[k], origFields[k], depth+1); err != nil {
 				return b, err
 			}
 		}

@@ -86,9 +86,13 @@
 // # Values between Lua and JSON
 //
 // Objects become tables with string keys, arrays tables with keys 1..n,
-// null the null sentinel, numbers Lua numbers (integral values below 1e21
-// are written back without a fraction; larger integers lose precision).
-// Back to JSON, a table whose keys are exactly 1..n is an array, any other
+// null the null sentinel, numbers Lua numbers, which are 64-bit floats: an
+// integer beyond 2^53 reads rounded (9007199254740993 as ...992, an id as
+// another id). Back to JSON, a number still equal to the one at the same
+// place in what the hook read (call.arguments, or the value at body:set's
+// path) keeps that number's text; other integral values below 1e21 are
+// written without a fraction, the rest in the shortest form that reads back
+// the same. A table whose keys are exactly 1..n is an array, any other
 // table an object with sorted keys (integral number keys become strings). An
 // empty table is {} unless it came from an empty JSON array, which stays [].
 // Invalid UTF-8 is written as U+FFFD. Functions, NaN, infinities, cycles and

@@ -123,13 +123,14 @@ func (c *toolCallState) run(ctx context.Context, v *vm, timeout time.Duration, i
 func (v *vm) runToolCall(ctx context.Context, timeout time.Duration, name string, fn *lua.LFunction, c *toolCallState) error {
 	L := v.L
 	args := lua.LValue(L.NewTable())
+	orig := gjson.ParseBytes(c.args)
 	if len(bytes.TrimSpace(c.args)) > 0 {
 		var err error
-		if args, err = v.conv.fromJSON(gjson.ParseBytes(c.args), 0); err != nil {
+		if args, err = v.conv.fromJSON(orig, 0); err != nil {
 			return &HookError{Script: name, Hook: "on_tool_call", Reason: ReasonRuntime, Message: "arguments: " + err.Error()}
 		}
 	}
-	before, _ := v.conv.appendJSON(nil, args, 0)
+	before, _ := v.conv.appendJSONOver(nil, args, orig, 0)
 	t := L.NewTable()
 	for k, val := range map[string]string{"server": c.call.Server, "tool": c.call.Tool, "key": c.call.KeyName,
 		"session": c.call.Session, "request_id": c.call.RequestID} {
@@ -157,7 +158,7 @@ func (v *vm) runToolCall(ctx context.Context, timeout time.Duration, name string
 		c.out.Changes = append(c.out.Changes, Change{Script: name, Op: "reject", Value: *rejected})
 		return nil
 	}
-	after, err := v.conv.appendJSON(nil, t.RawGetString("arguments"), 0)
+	after, err := v.conv.appendJSONOver(nil, t.RawGetString("arguments"), orig, 0)
 	switch {
 	case err != nil:
 		return &HookError{Script: name, Hook: "on_tool_call", Reason: ReasonRuntime, Message: "call.arguments: " + err.Error()}

@@ -25,6 +25,11 @@ end`)
 		{"rejected", "drop", `{}`, "", "no db/drop"},
 		{"argument changed", "search", `{"q":"x","limit":500}`, `{"limit":10,"q":"x"}`, ""},
 		{"untouched", "search", `{"q":"x","limit":5}`, "", ""},
+		// Lua reads them as float64 (…992, …800, 1000); unchanged, they
+		// keep their text.
+		{"numbers beside a change", "search", `{"limit":500,"id":9007199254740993,"ids":[1234567890123456789],"f":1e3}`,
+			`{"f":1e3,"id":9007199254740993,"ids":[1234567890123456789],"limit":10}`, ""},
+		{"numbers untouched", "search", `{"limit":5,"id":9007199254740993,"f":1e3}`, "", ""},
 		{"no arguments", "search", ``, "", ""},
 	}
 	for _, tc := range tests {
