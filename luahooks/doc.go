@@ -40,7 +40,8 @@
 //	                            nil for none); not req.api: translated
 //	req:tag(key, value)         attach a tag for logs and metrics (bounded, see below)
 //	return req:reject(s, msg)   refuse the request: status s (400-599) and msg in the API's
-//	                            error shape; later hooks do not run
+//	                            error shape, of the type the gateway's own answers with s
+//	                            have (429 rate_limit_error); later hooks do not run
 //	res.status, res.request_id  upstream status; request id
 //	res.api, res.upstream_api   the client's API ("openai" or "anthropic") and the provider's
 //	                            schema; they differ when the gateway translated the request

@@ -8,6 +8,7 @@ import (
 	"switchyard/config"
 	"switchyard/internal/apierr"
 	"switchyard/routing"
+	"switchyard/translate"
 )
 
 // apiError is a client-facing error rendered in the called API's own shape.
@@ -75,14 +76,15 @@ func openAIType(k routing.Kind, status int) string {
 }
 
 // body renders the error for api. Anthropic has no 503 type of its own; it
-// uses api_error for every 5xx it does not name.
+// answers overloaded_error for 503 and its own 529, and api_error for every
+// other 5xx.
 func (e *apiError) body(api config.API) []byte {
 	var v any
 	if api == config.APIAnthropic {
 		t := string(e.kind)
 		if e.status >= 500 {
 			t = "api_error"
-			if e.status == http.StatusServiceUnavailable {
+			if e.status == http.StatusServiceUnavailable || e.status == translate.StatusOverloaded {
 				t = "overloaded_error"
 			}
 		}

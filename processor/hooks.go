@@ -64,26 +64,23 @@ func runRequestHooks(ctx context.Context, hooks *luahooks.Set, router *routing.R
 	return res, nil
 }
 
-// rejection renders a hook's req:reject in the API's error shape.
+// rejection renders a hook's req:reject in the API's error shape, of the
+// kind the gateway's own answers with that status have: a hook's 429 is a
+// rate_limit_error, as the gateway's limits' are, not an invalid request a
+// client should not retry.
 func rejection(r *luahooks.Reject) *apiError {
 	status := r.Status
 	if status < 400 || status > 599 {
 		status = http.StatusForbidden
 	}
-	var kind routing.Kind
-	switch {
-	case status == http.StatusUnauthorized:
-		kind = routing.KindAuthentication
-	case status == http.StatusForbidden:
-		kind = routing.KindPermission
-	case status == http.StatusNotFound:
-		kind = routing.KindNotFound
-	case status == http.StatusRequestEntityTooLarge:
-		kind = routing.KindTooLarge
-	case status >= 500:
-		kind = routing.KindAPI
-	default:
+	kind := routing.KindAPI
+	if status < 500 {
 		kind = routing.KindInvalidRequest
+	}
+	for _, k := range statusKinds {
+		if k.Status() == status {
+			kind = k
+		}
 	}
 	msg := r.Message
 	if msg == "" {
@@ -91,6 +88,10 @@ func rejection(r *luahooks.Reject) *apiError {
 	}
 	return &apiError{status: status, kind: kind, code: "rejected_by_hook", message: msg}
 }
+
+// statusKinds are the kinds that have a status of their own (Kind.Status).
+var statusKinds = []routing.Kind{routing.KindInvalidRequest, routing.KindAuthentication, routing.KindPermission,
+	routing.KindNotFound, routing.KindTooLarge, routing.KindRateLimit, routing.KindUnavailable}
 
 // onResponseHeaders runs the on_response hooks; Envoy sends response headers
 // only for requests whose hook version has them.
