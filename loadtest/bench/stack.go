@@ -203,7 +203,7 @@ var Features = map[string]feature{
 	// rewrite_model), so its body changes: a big one travels to extproc
 	// and back.
 	"rewrite": {config: func(u string) string {
-		return strings.Replace(gatewayConfig(u, ""), "    provider: mock\n", "    provider: mock\n    rewrite_model: mock-rewritten\n", 1)
+		return strings.Replace(gatewayConfig(u, ""), "    provider: mock\n", "    provider: mock\n    rewrite_model: "+rewrittenModel+"\n", 1)
 	}},
 	// limits_rpm: a client key with a requests-per-minute budget (the
 	// embedded limiter); limits: with token budgets too, so every answer is
@@ -223,6 +223,10 @@ var Features = map[string]feature{
 	"keys_1":    {config: plainConfig, headers: limitsFeature.headers, storeKeys: 1},
 	"keys_100k": {config: plainConfig, headers: limitsFeature.headers, storeKeys: 100_000},
 }
+
+// rewrittenModel is the model the rewrite feature's upstream gets, and its
+// answers name.
+const rewrittenModel = "mock-rewritten"
 
 func plainConfig(upstream string) string { return gatewayConfig(upstream, "") }
 
@@ -585,7 +589,11 @@ func preflight(ctx context.Context, p Path) error {
 		}
 		return nil
 	}
-	if got.Object != "chat.completion" || got.Model != Model || got.Echo == nil {
+	want := Model
+	if p.Name == FeaturePath("rewrite") {
+		want = rewrittenModel // the check that it was rewritten
+	}
+	if got.Object != "chat.completion" || got.Model != want || got.Echo == nil {
 		return fmt.Errorf("unexpected answer %s", body)
 	}
 	seen, ok := got.Echo.Headers["x-team-seen"]

@@ -38,7 +38,7 @@ func TestFeatureConfigsDecode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if name == "rewrite" && c.Routes[1].RewriteModel == "" {
+		if name == "rewrite" && c.Routes[1].RewriteModel != rewrittenModel {
 			t.Errorf("rewrite: routes %+v rewrite no model", c.Routes)
 		}
 	}
