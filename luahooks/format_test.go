@@ -1,7 +1,6 @@
 package luahooks
 
 import (
-	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -51,12 +50,7 @@ func TestFormatLuaConversionsOnly(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newTestSet(t, Options{}, "f.lua", "function on_request(req)\n  if req.request_id ~= 'req-1' then return end\n  "+tc.code+"\nend\n")
-			_, err := onRequest(t, s, chatRequest())
-			var he *HookError
-			if !errors.As(err, &he) || he.Reason != ReasonRuntime || !strings.Contains(he.Message, tc.want) {
-				t.Fatalf("err = %v, want a runtime error containing %q", err, tc.want)
-			}
+			firstRequestFails(t, Options{}, tc.code, ReasonRuntime, tc.want)
 		})
 	}
 }
@@ -73,12 +67,7 @@ func TestFormatExpandingConversions(t *testing.T) {
 	} {
 		t.Run(code, func(t *testing.T) {
 			t.Parallel()
-			s := newTestSet(t, Options{}, "f.lua", "function on_request(req)\n  if req.request_id ~= 'req-1' then return end\n  local r = "+code+"\nend\n")
-			_, err := onRequest(t, s, chatRequest())
-			var he *HookError
-			if !errors.As(err, &he) || he.Reason != ReasonLimit {
-				t.Fatalf("err = %v, want a limit error", err)
-			}
+			firstRequestFails(t, Options{}, "local r = "+code, ReasonLimit, "")
 		})
 	}
 }

@@ -2,6 +2,7 @@ package luahooks
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -49,4 +50,16 @@ func chatRequest() *Request {
 func onRequest(t testing.TB, s *Set, req *Request) (Result, error) {
 	t.Helper()
 	return s.OnRequest(context.Background(), req)
+}
+
+// firstRequestFails runs code in an on_request hook, on the first request
+// only, and wants the hook to fail for reason with a message holding want.
+func firstRequestFails(t *testing.T, opts Options, code, reason, want string) {
+	t.Helper()
+	s := newTestSet(t, opts, "f.lua", "function on_request(req)\n  if req.request_id ~= 'req-1' then return end\n  "+code+"\nend\n")
+	_, err := onRequest(t, s, chatRequest())
+	var he *HookError
+	if !errors.As(err, &he) || he.Reason != reason || !strings.Contains(he.Message, want) {
+		t.Fatalf("err = %v, want a %s error containing %q", err, reason, want)
+	}
 }

@@ -2,7 +2,6 @@ package luahooks
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -74,13 +73,7 @@ func TestPatternsObeyDeadline(t *testing.T) {
 	} {
 		t.Run(code, func(t *testing.T) {
 			t.Parallel()
-			s := newTestSet(t, Options{Timeout: 50 * time.Millisecond}, "p.lua",
-				"function on_request(req)\n  if req.request_id ~= 'req-1' then return end\n  "+code+"\nend\n")
-			_, err := onRequest(t, s, chatRequest())
-			var he *HookError
-			if !errors.As(err, &he) || he.Reason != ReasonTimeout {
-				t.Fatalf("err = %v, want a timeout", err)
-			}
+			firstRequestFails(t, Options{Timeout: 50 * time.Millisecond}, code, ReasonTimeout, "")
 		})
 	}
 }
@@ -121,16 +114,7 @@ func TestGsubSeesDeadlineAcrossMatches(t *testing.T) {
 // error, as in Lua 5.1; four million nested ones crashed the process.
 func TestPatternCaptureLimit(t *testing.T) {
 	t.Parallel()
-	s := newTestSet(t, Options{}, "p.lua", `
-function on_request(req)
-  if req.request_id ~= 'req-1' then return end
-  local ok = pcall(string.find, "x", string.rep("(", 32) .. "x" .. string.rep(")", 32))
+	firstRequestFails(t, Options{}, `local ok = pcall(string.find, "x", string.rep("(", 32) .. "x" .. string.rep(")", 32))
   assert(ok, "32 captures refused")
-  string.find("x", string.rep("(", 33) .. "x" .. string.rep(")", 33))
-end`)
-	_, err := onRequest(t, s, chatRequest())
-	var he *HookError
-	if !errors.As(err, &he) || he.Reason != ReasonRuntime || !strings.Contains(he.Message, "too many captures") {
-		t.Fatalf("err = %v, want a runtime error about too many captures", err)
-	}
+  string.find("x", string.rep("(", 33) .. "x" .. string.rep(")", 33))`, ReasonRuntime, "too many captures")
 }
