@@ -360,6 +360,10 @@ func (m *mcpExchange) forward(atHeaders bool, body []byte) *extprocv3.Processing
 			hm.RemoveHeaders = append(slices.Clip(hm.RemoveHeaders), routing.MCPSessionHeader)
 		}
 		hm.SetHeaders = append(hm.SetHeaders, setHeader("mcp-protocol-version", or(m.upstreamSession.version, mcpHandshakeVersion)))
+	} else if m.session != "" {
+		// The one the key was checked against, in place of every copy a
+		// client sent: a server reads the first, the check the last.
+		hm.SetHeaders = append(hm.SetHeaders, setHeader(routing.MCPSessionHeader, m.session))
 	}
 	m.srv.opts.Metrics.mcp.requests.WithLabelValues(s.Name, m.method).Inc()
 	common := &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true}

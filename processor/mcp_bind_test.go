@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -50,6 +51,13 @@ client_keys:
 	if sent := run(t, s, request(keyTeamA, "GET", "srv-a")...); !forwarded(sent) {
 		t.Errorf("the session's own key was refused: %v", sent[0])
 	}
+	// Two session headers: the server would read the first, the check
+	// reads the last; the server gets the one checked.
+	twice := []*extprocv3.ProcessingRequest{headersMsg(buffered, true, ":method", "GET", ":path", "/mcp/github",
+		"authorization", "Bearer "+keyTeamB, routing.MCPSessionHeader, "srv-a", routing.MCPSessionHeader, "junk"), responseHeadersMsg("200")}
+	if got := setHeaders(run(t, s, twice...)[0].GetRequestHeaders().GetResponse().GetHeaderMutation())[routing.MCPSessionHeader]; got != "junk" {
+		t.Errorf("with two session headers the server gets session %q, want the one checked", got)
+	}
 	if sent := run(t, s, request(keyTeamB, "GET", "srv-unseen")...); !forwarded(sent) {
 		t.Errorf("a session the gateway never saw opened was refused: %v", sent[0])
 	}
@@ -74,5 +82,20 @@ func TestBoundSessions(t *testing.T) {
 	}
 	if tab.get(boundID("github", "x"), "team-a", now) != nil || tab.close(boundID("github", "x"), "team-a") != nil {
 		t.Error("a /mcp/<server> session served as a /mcp one")
+	}
+}
+
+// A key's many /mcp/<server> sessions do not push its /mcp sessions out,
+// nor the other way round: each has a table of its own.
+func TestBoundSessionsApart(t *testing.T) {
+	t.Parallel()
+	s := New(Options{})
+	now := time.Now()
+	id, _ := s.aggSessions().open("team-a", now)
+	for i := range maxAggSessionsPerKey + 1 {
+		s.boundSessions().bind("github", strconv.Itoa(i), "team-a", now)
+	}
+	if s.aggSessions().get(id, "team-a", now) == nil {
+		t.Error("bindings pushed out the key's /mcp session")
 	}
 }

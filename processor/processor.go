@@ -102,6 +102,10 @@ type Server struct {
 	// The aggregated /mcp endpoint's sessions (mcp_aggregate.go).
 	mcpAggOnce sync.Once
 	mcpAgg     *aggSessions
+	// mcpBound binds /mcp/<server> sessions to keys (mcp_bind.go): a table
+	// of its own, so that neither pushes the other's out.
+	mcpBoundOnce sync.Once
+	mcpBound     *aggSessions
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
