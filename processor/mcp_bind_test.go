@@ -93,9 +93,9 @@ func TestBoundSessionsApart(t *testing.T) {
 	now := time.Now()
 	id, _ := s.aggSessions().open("team-a", now)
 	for i := range maxAggSessionsPerKey + 1 {
-		s.boundSessions().bind("github", strconv.Itoa(i), "team-a", now)
+		s.boundSessions().bind("github", strconv.Itoa(i), "team-a", now.Add(time.Duration(i+1)*time.Millisecond))
 	}
-	if s.aggSessions().get(id, "team-a", now) == nil {
+	if s.aggSessions().get(id, "team-a", now.Add(time.Second)) == nil {
 		t.Error("bindings pushed out the key's /mcp session")
 	}
 }
