@@ -226,10 +226,16 @@ func (c *conv) tableShape(t *lua.LTable) (isArray bool, n int, keys []string, va
 	return false, 0, keys, vals, err
 }
 
-// element is t[i] as a script reads it. RawGetInt looks only in the array
-// part, which ends before maxArrayIndex: an array from JSON longer than
-// that keeps its tail in the hash part.
-func element(t *lua.LTable, i int) lua.LValue { return t.RawGet(lua.LNumber(i)) }
+// element is t[i] wherever the table keeps it. Past maxArrayIndex, an
+// index a script sets goes to the hash part, where indexing looks, and
+// table.insert appends to the array part, where it does not: a sequence
+// built either way converts whole.
+func element(t *lua.LTable, i int) lua.LValue {
+	if v := t.RawGetInt(i); v != lua.LNil {
+		return v // table.insert appends to the array part past the bound too
+	}
+	return t.RawGet(lua.LNumber(i))
+}
 
 func formatNumber(f float64) string {
 	return string(appendNumber(nil, f))

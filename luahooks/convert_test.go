@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -250,5 +251,36 @@ end`)
 	}
 	if back := gjson.GetBytes(got.Body, "ids").Raw; back != string(idsJSON) {
 		t.Errorf("ids changed on the way back: %d bytes, want %d; tail %q", len(back), len(idsJSON), back[max(0, len(back)-40):])
+	}
+}
+
+// TestLongArraysBuiltInLua: a sequence a script builds past maxArrayIndex,
+// by table.insert or by index, goes to JSON whole, and what the script
+// sees of it is what luahooks/doc.go says.
+func TestLongArraysBuiltInLua(t *testing.T) {
+	t.Parallel()
+	n := maxArrayIndex + 10
+	s := newTestSet(t, Options{}, "a.lua", `
+function on_request(req)
+  local n = `+strconv.Itoa(n)+`
+  local a, b = {}, {}
+  for i = 1, n do table.insert(a, i); b[i] = i end
+  req:set_header("x-a", #a .. " " .. tostring(a[n]))
+  req:set_header("x-b", tostring(b[n]))
+  req.body:set("a", a)
+  req.body:set("b", b)
+end`)
+	got, err := onRequest(t, s, chatRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		v := gjson.GetBytes(got.Body, name).Array()
+		if len(v) != n || v[n-1].Int() != int64(n) || strings.Contains(gjson.GetBytes(got.Body, name).Raw, "null") {
+			t.Errorf("%s: %d elements, the last %s", name, len(v), v[len(v)-1].Raw)
+		}
+	}
+	if got.SetHeaders["x-a"] != strconv.Itoa(n)+" nil" || got.SetHeaders["x-b"] != strconv.Itoa(n) {
+		t.Errorf("the script saw #a and a[n] %q, b[n] %q", got.SetHeaders["x-a"], got.SetHeaders["x-b"])
 	}
 }

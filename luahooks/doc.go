@@ -135,10 +135,12 @@
 // Tables keep the integer keys 1 to 65535 in their array part and larger
 // ones in their hash part, so t[1e7] = x stores one entry instead of
 // allocating the gap in one step the deadline cannot stop. A sequence
-// longer than 65535 is whole only to indexing and pairs: #, ipairs, unpack,
-// table.concat and table.insert stop at element 65535 (t[#t+1] = v then
-// keeps overwriting element 65536, and table.insert stores where indexing
-// does not look). An array from JSON that long converts back whole.
+// longer than 65535 is not whole to every operation: one set by index (an
+// array from JSON among them) is whole to indexing and pairs, while #,
+// ipairs, unpack and table.concat stop at element 65535 (t[#t+1] = v then
+// keeps overwriting element 65536); one built by table.insert is whole to
+// # and ipairs, while indexing past 65535 finds nil. Either converts back
+// to JSON whole.
 //
 // # Failures
 //
