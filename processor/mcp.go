@@ -198,6 +198,9 @@ func (m *mcpExchange) onBody(ctx context.Context, b *extprocv3.HttpBody) []*extp
 	}
 	rpc, e := readRPC(body)
 	m.rpc = rpc
+	if list, ok := emptyLists[rpc.method]; ok && e == nil && rpc.id != "" && !m.principal.AllowsMCPMethod(rpc.method) {
+		return m.answer200(list)
+	}
 	var changed []byte
 	if e == nil {
 		changed, e = m.check(ctx, body)
@@ -240,6 +243,15 @@ func (m *mcpExchange) check(ctx context.Context, body []byte) ([]byte, *rpcError
 		e = m.checkLimits(ctx)
 	}
 	return changed, e
+}
+
+// emptyLists are the answers to the lists of what a server offers besides
+// tools, for a client that may not use it: /mcp, which serves tools only,
+// and a key with mcp_tools. Clients ask for them whenever a server says it
+// has resources or prompts: an empty list, not an error, is what they
+// expect of a server without.
+var emptyLists = map[string]string{
+	"resources/list": `{"resources":[]}`, "resources/templates/list": `{"resourceTemplates":[]}`, "prompts/list": `{"prompts":[]}`,
 }
 
 // checkMethods refuses a message, or a batch holding one, whose method the

@@ -289,12 +289,8 @@ func (m *mcpExchange) aggregate(ctx context.Context, body []byte) []*extprocv3.P
 		return m.answer200(m.mergedTools(ctx, sess))
 	case rpc.method == "tools/call":
 		return m.routeCall(ctx, sess, body)
-	case rpc.method == "resources/list":
-		return m.answer200(`{"resources":[]}`)
-	case rpc.method == "resources/templates/list":
-		return m.answer200(`{"resourceTemplates":[]}`)
-	case rpc.method == "prompts/list":
-		return m.answer200(`{"prompts":[]}`)
+	case emptyLists[rpc.method] != "":
+		return m.answer200(emptyLists[rpc.method])
 	}
 	return []*extprocv3.ProcessingResponse{m.fail(&rpcError{status: 200, code: -32601, reason: "method_not_found",
 		message: "method not found: /mcp serves tools; use /mcp/<server> for " + rpc.method})}

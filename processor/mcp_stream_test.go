@@ -102,6 +102,8 @@ func TestMCPAllowListMethods(t *testing.T) {
 		`{"jsonrpc":"2.0","id":2,"method":"ping"}`,
 		`{"jsonrpc":"2.0","id":3,"method":"tools/list"}`,
 		`{"jsonrpc":"2.0","id":"s1","result":{}}`,
+		`{"jsonrpc":"2.0","id":"t","method":"tasks/result","params":{"taskId":"x"}}`,
+		`{"jsonrpc":"2.0","id":"l","method":"logging/setLevel","params":{"level":"info"}}`,
 		`[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":4,"method":"ping"}]`,
 	} {
 		sent := run(t, s, mcpPost("/mcp/github", keyTeamA), bodyMsg(body, true))
@@ -111,7 +113,8 @@ func TestMCPAllowListMethods(t *testing.T) {
 	}
 	for body, want := range map[string]string{
 		`{"jsonrpc":"2.0","id":"r1","method":"resources/read","params":{"uri":"repo://secret"}}`:        `"id":"r1","error":{"code":-32001,"message":"method \"resources/read\" is not allowed for key \"team-a\"`,
-		`{"jsonrpc":"2.0","id":5,"method":"resources/templates/list"}`:                                  `"id":5,"error":{"code":-32001,"message":"method \"resources/templates/list\"`,
+		`{"jsonrpc":"2.0","id":5,"method":"resources/templates/list"}`:                                  `{"jsonrpc":"2.0","id":5,"result":{"resourceTemplates":[]}}`,
+		`{"jsonrpc":"2.0","id":"p","method":"prompts/list"}`:                                            `{"jsonrpc":"2.0","id":"p","result":{"prompts":[]}}`,
 		`{"jsonrpc":"2.0","id":6,"method":"prompts/get","params":{"name":"p"}}`:                         `"reason":"not_allowed"`,
 		`{"jsonrpc":"2.0","id":7,"method":"completion/complete","params":{}}`:                           `"reason":"not_allowed"`,
 		`[{"jsonrpc":"2.0","id":8,"method":"ping"},{"jsonrpc":"2.0","id":9,"method":"resources/read"}]`: `"id":null,"error":{"code":-32001,"message":"method \"resources/read\"`,

@@ -128,21 +128,22 @@ func (p Principal) AllowsMCPTool(server, tool string) bool {
 // AllowsMCPMethod reports whether the principal may send a message of the
 // JSON-RPC method to an MCP server it may use; a tools/call's tool is
 // AllowsMCPTool's to decide. A key with an allow-list reaches tools only:
-// the lifecycle (initialize, ping, notifications, and the 2026-07-28
-// protocol's server/discover and subscriptions/listen, its stream of
-// server notifications), tools/list, tools/call, and a reply to a server's
-// own request (method ""). Resources, prompts, completions and every other
-// method are refused, or a key allowed github/search_* could still read
-// all of github's resources.
+// the lifecycle (initialize, ping, notifications, logging/setLevel, and
+// the 2026-07-28 protocol's server/discover and subscriptions/listen, its
+// stream of server notifications), tools/list, tools/call, the tasks a
+// tools/call may start (tasks/*), and a reply to a server's own request
+// (method ""). Resources, prompts, completions and every other method are
+// refused, or a key allowed github/search_* could still read all of
+// github's resources.
 func (p Principal) AllowsMCPMethod(method string) bool {
 	if len(p.mcpTools) == 0 {
 		return true
 	}
 	switch method {
-	case "", "initialize", "ping", "server/discover", "subscriptions/listen", "tools/list", "tools/call":
+	case "", "initialize", "ping", "logging/setLevel", "server/discover", "subscriptions/listen", "tools/list", "tools/call":
 		return true
 	}
-	return strings.HasPrefix(method, "notifications/")
+	return strings.HasPrefix(method, "notifications/") || strings.HasPrefix(method, "tasks/")
 }
 
 // MCPServerList lists the MCP servers in config order, with their

@@ -94,7 +94,8 @@ func TestMCPMethodAllowList(t *testing.T) {
 		"initialize": true, "ping": true, "notifications/initialized": true, "notifications/cancelled": true,
 		"server/discover": true, "subscriptions/listen": true, "tools/list": true, "tools/call": true, "": true,
 		"resources/read": false, "resources/list": false, "resources/templates/list": false, "resources/subscribe": false,
-		"prompts/get": false, "prompts/list": false, "completion/complete": false, "logging/setLevel": false,
+		"prompts/get": false, "prompts/list": false, "completion/complete": false, "logging/setLevel": true,
+		"tasks/get": true, "tasks/result": true, "tasks/list": true, "tasks/cancel": true, "tasksx": false,
 		"notifications": false, "x/notifications/y": false,
 	} {
 		if got := some.AllowsMCPMethod(method); got != want {
