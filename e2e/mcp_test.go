@@ -273,8 +273,8 @@ func TestMCPBadInput(t *testing.T) {
 	// A DELETE with a body reaches the server like one without: the
 	// server, not Envoy, answers for a session it does not know.
 	del := map[string]string{"authorization": "Bearer " + mcpKeyFull, "mcp-session-id": "no-such-session"}
-	if r := m.gw.do(t, "DELETE", "/mcp/alpha", del, `{"jsonrpc":"2.0","method":"x"}`); r.status != 404 && r.status != 400 {
-		t.Errorf("DELETE with a body: %d %s, want the server's 404 or 400 for an unknown session", r.status, r.body)
+	if r := m.gw.do(t, "DELETE", "/mcp/alpha", del, `{"jsonrpc":"2.0","method":"x"}`); r.status != 404 || !strings.Contains(string(r.body), "Session not found") {
+		t.Errorf("DELETE with a body: %d %s, want the server's 404 Session not found", r.status, r.body)
 	}
 	got := m.run(t, mcpKeyFull, "legacy", "crash")
 	if c, _ := got["crash"].(map[string]any); c["ok"] != false {
