@@ -139,8 +139,9 @@
 // array from JSON among them) is whole to indexing and pairs, while #,
 // ipairs, unpack and table.concat stop at element 65535 (t[#t+1] = v then
 // keeps overwriting element 65536); one built by table.insert is whole to
-// # and ipairs, while indexing past 65535 finds nil. Either converts back
-// to JSON whole.
+// # and ipairs, while indexing past 65535 finds nil, and an index
+// assigned past 65535 in it (t[i] = v, t[i] = nil) is not what # or the
+// JSON sees. Either converts back to JSON whole.
 //
 // # Failures
 //

@@ -22,6 +22,7 @@ type requestHeaders struct {
 	// The client's W3C trace context, read only when tracing.
 	traceparent, tracestate string
 	mcpSession              string
+	mcpSessions             int // how many Mcp-Session-Id headers came
 	endOfStream             bool
 }
 
@@ -73,6 +74,7 @@ func (x *exchange) readRequestHeaders(h *extprocv3.HttpHeaders) requestHeaders {
 			}
 		case routing.MCPSessionHeader:
 			rh.mcpSession = headerValue(hv)
+			rh.mcpSessions++
 		case routing.RetryCountHeader:
 			x.req.retry = isRetry(headerValue(hv))
 		}

@@ -117,6 +117,11 @@ func (m *mcpExchange) admit(_ context.Context, rh requestHeaders) *rpcError {
 		return &rpcError{status: 405, code: rpcInvalidRequest, reason: "method_not_allowed",
 			message: "method " + m.method + " is not allowed on an MCP endpoint; use POST, GET or DELETE"}
 	}
+	if rh.mcpSessions > 1 {
+		// The gateway would check one copy and a server read another.
+		return &rpcError{status: 400, code: rpcInvalidRequest, reason: "invalid_request",
+			message: "invalid request: more than one Mcp-Session-Id header"}
+	}
 	p, err := m.srv.authenticate(m.router, rh)
 	if err != nil {
 		return &rpcError{status: 401, code: rpcRefused, reason: "unauthenticated", message: fromRouting(err).message}
@@ -252,6 +257,9 @@ func (m *mcpExchange) check(ctx context.Context, body []byte) ([]byte, *rpcError
 // expect of a server without.
 var emptyLists = map[string]string{
 	"resources/list": `{"resources":[]}`, "resources/templates/list": `{"resourceTemplates":[]}`, "prompts/list": `{"prompts":[]}`,
+	// The server knows the gateway as one caller: another key's tasks are
+	// in its list.
+	"tasks/list": `{"tasks":[]}`,
 }
 
 // checkMethods refuses a message, or a batch holding one, whose method the
@@ -372,10 +380,9 @@ func (m *mcpExchange) forward(atHeaders bool, body []byte) *extprocv3.Processing
 			hm.RemoveHeaders = append(slices.Clip(hm.RemoveHeaders), routing.MCPSessionHeader)
 		}
 		hm.SetHeaders = append(hm.SetHeaders, setHeader("mcp-protocol-version", or(m.upstreamSession.version, mcpHandshakeVersion)))
-	} else if m.session != "" {
-		// The one the key was checked against, in place of every copy a
-		// client sent: a server reads the first, the check the last.
-		hm.SetHeaders = append(hm.SetHeaders, setHeader(routing.MCPSessionHeader, m.session))
+	} else if m.session == "" {
+		// An empty one is none: the session check passed it as none.
+		hm.RemoveHeaders = append(slices.Clip(hm.RemoveHeaders), routing.MCPSessionHeader)
 	}
 	m.srv.opts.Metrics.mcp.requests.WithLabelValues(s.Name, m.method).Inc()
 	common := &extprocv3.CommonResponse{HeaderMutation: hm, ClearRouteCache: true}

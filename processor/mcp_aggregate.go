@@ -64,8 +64,8 @@ const aggregateBudget = envoy.BufferedMessageTimeout * 3 / 4
 // message.
 const serverOpenRetry = 30 * time.Second
 
-// aggSession is one client session of /mcp, or one of /mcp/<server>
-// (mcp_bind.go), in the session table.
+// aggSession is one client session of /mcp in the session table, or in
+// the table of /mcp/<server> sessions (mcp_bind.go) one of those.
 type aggSession struct {
 	key    string // the client key's name: another key cannot use it
 	server string // a /mcp/<server> session's server; "" for /mcp's own
@@ -88,8 +88,9 @@ type serverOpen struct {
 	failedAt time.Time
 }
 
-// aggSessions is the session table: the client sessions of /mcp and of
-// /mcp/<server>, each bound to its key. Created with the first one.
+// aggSessions is a session table: the client sessions of /mcp, or of
+// /mcp/<server> (boundSessions), each bound to its key. Created with the
+// first one.
 type aggSessions struct {
 	mu          sync.Mutex
 	m           map[string]*aggSession

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -51,12 +52,17 @@ client_keys:
 	if sent := run(t, s, request(keyTeamA, "GET", "srv-a")...); !forwarded(sent) {
 		t.Errorf("the session's own key was refused: %v", sent[0])
 	}
-	// Two session headers: the server would read the first, the check
-	// reads the last; the server gets the one checked.
-	twice := []*extprocv3.ProcessingRequest{headersMsg(buffered, true, ":method", "GET", ":path", "/mcp/github",
-		"authorization", "Bearer "+keyTeamB, routing.MCPSessionHeader, "srv-a", routing.MCPSessionHeader, "junk"), responseHeadersMsg("200")}
-	if got := setHeaders(run(t, s, twice...)[0].GetRequestHeaders().GetResponse().GetHeaderMutation())[routing.MCPSessionHeader]; got != "junk" {
-		t.Errorf("with two session headers the server gets session %q, want the one checked", got)
+	// Two session headers: the server would read one, the check another.
+	for _, second := range []string{"junk", ""} {
+		twice := []*extprocv3.ProcessingRequest{headersMsg(buffered, true, ":method", "GET", ":path", "/mcp/github",
+			"authorization", "Bearer "+keyTeamB, routing.MCPSessionHeader, "srv-a", routing.MCPSessionHeader, second)}
+		checkMCPRefusal(t, run(t, s, twice...), 400, "more than one Mcp-Session-Id")
+	}
+	// An empty one is none, and the server gets none.
+	empty := []*extprocv3.ProcessingRequest{headersMsg(buffered, true, ":method", "GET", ":path", "/mcp/github",
+		"authorization", "Bearer "+keyTeamB, routing.MCPSessionHeader, ""), responseHeadersMsg("200")}
+	if hm := run(t, s, empty...)[0].GetRequestHeaders().GetResponse().GetHeaderMutation(); !slices.Contains(hm.GetRemoveHeaders(), routing.MCPSessionHeader) {
+		t.Errorf("an empty session header reaches the server: %v", hm)
 	}
 	if sent := run(t, s, request(keyTeamB, "GET", "srv-unseen")...); !forwarded(sent) {
 		t.Errorf("a session the gateway never saw opened was refused: %v", sent[0])

@@ -114,6 +114,7 @@ func TestMCPAllowListMethods(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"jsonrpc":"2.0","id":"r1","method":"resources/read","params":{"uri":"repo://secret"}}`:        `"id":"r1","error":{"code":-32001,"message":"method \"resources/read\" is not allowed for key \"team-a\"`,
 		`{"jsonrpc":"2.0","id":5,"method":"resources/templates/list"}`:                                  `{"jsonrpc":"2.0","id":5,"result":{"resourceTemplates":[]}}`,
+		`{"jsonrpc":"2.0","id":"l","method":"tasks/list"}`:                                              `{"jsonrpc":"2.0","id":"l","result":{"tasks":[]}}`,
 		`{"jsonrpc":"2.0","id":"p","method":"prompts/list"}`:                                            `{"jsonrpc":"2.0","id":"p","result":{"prompts":[]}}`,
 		`{"jsonrpc":"2.0","id":6,"method":"prompts/get","params":{"name":"p"}}`:                         `"reason":"not_allowed"`,
 		`{"jsonrpc":"2.0","id":7,"method":"completion/complete","params":{}}`:                           `"reason":"not_allowed"`,

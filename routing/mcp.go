@@ -130,8 +130,10 @@ func (p Principal) AllowsMCPTool(server, tool string) bool {
 // AllowsMCPTool's to decide. A key with an allow-list reaches tools only:
 // the lifecycle (initialize, ping, notifications, logging/setLevel, and
 // the 2026-07-28 protocol's server/discover and subscriptions/listen, its
-// stream of server notifications), tools/list, tools/call, the tasks a
-// tools/call may start (tasks/*), and a reply to a server's own request
+// stream of server notifications), tools/list, tools/call, the task a
+// tools/call may start (tasks/get, tasks/result, tasks/cancel: its id is
+// the server's, and tasks/list, which would show every key's, is not
+// here), and a reply to a server's own request
 // (method ""). Resources, prompts, completions and every other method are
 // refused, or a key allowed github/search_* could still read all of
 // github's resources.
@@ -140,10 +142,11 @@ func (p Principal) AllowsMCPMethod(method string) bool {
 		return true
 	}
 	switch method {
-	case "", "initialize", "ping", "logging/setLevel", "server/discover", "subscriptions/listen", "tools/list", "tools/call":
+	case "", "initialize", "ping", "logging/setLevel", "server/discover", "subscriptions/listen", "tools/list", "tools/call",
+		"tasks/get", "tasks/result", "tasks/cancel":
 		return true
 	}
-	return strings.HasPrefix(method, "notifications/") || strings.HasPrefix(method, "tasks/")
+	return strings.HasPrefix(method, "notifications/")
 }
 
 // MCPServerList lists the MCP servers in config order, with their

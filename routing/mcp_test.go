@@ -95,7 +95,7 @@ func TestMCPMethodAllowList(t *testing.T) {
 		"server/discover": true, "subscriptions/listen": true, "tools/list": true, "tools/call": true, "": true,
 		"resources/read": false, "resources/list": false, "resources/templates/list": false, "resources/subscribe": false,
 		"prompts/get": false, "prompts/list": false, "completion/complete": false, "logging/setLevel": true,
-		"tasks/get": true, "tasks/result": true, "tasks/list": true, "tasks/cancel": true, "tasksx": false,
+		"tasks/get": true, "tasks/result": true, "tasks/list": false, "tasks/cancel": true, "tasks/other": false,
 		"notifications": false, "x/notifications/y": false,
 	} {
 		if got := some.AllowsMCPMethod(method); got != want {
