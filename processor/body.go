@@ -142,7 +142,7 @@ func tooDeep() *apiError {
 // found in place and written over in one copy (a model written last, as
 // the OpenAI SDK writes it, is a walk of the whole body).
 func rewriteModel(body []byte, model string) ([]byte, error) {
-	m := gjson.Get(unsafe.String(unsafe.SliceData(body), len(body)), "model")
+	m := gjson.GetBytes(body, "model") // the body read in place, the value copied
 	if !m.Exists() || m.Index <= 0 {
 		return sjson.SetBytes(body, "model", model)
 	}

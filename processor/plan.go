@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -259,7 +258,7 @@ func (p *Plan) planUpstreamBody(router *routing.Router, d routing.Decision, req 
 // the usage chunk. Most bodies have no stream_options: it is added before
 // the body's end in one copy, without the copies sjson makes.
 func askForUsage(body []byte) ([]byte, error) {
-	if gjson.Get(unsafe.String(unsafe.SliceData(body), len(body)), "stream_options").Exists() {
+	if gjson.GetBytes(body, "stream_options").Exists() {
 		return sjson.SetBytes(body, "stream_options.include_usage", true)
 	}
 	const option = `,"stream_options":{"include_usage":true}`
