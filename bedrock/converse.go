@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unsafe"
 
 	json "github.com/goccy/go-json"
 	"github.com/tidwall/gjson"
@@ -115,7 +114,7 @@ func unsupported(body gjson.Result) (first string) {
 // and the sampling settings. Anything else is refused (a *Refusal). It
 // reports whether the client asked for a stream.
 func ConverseBody(messages []byte) ([]byte, bool, error) {
-	root := gjson.Parse(unsafe.String(unsafe.SliceData(messages), len(messages)))
+	root := parseInPlace(messages)
 	if !root.IsObject() {
 		return nil, false, refuse("the request body is not a JSON object")
 	}

@@ -22,8 +22,7 @@ const AnthropicVersion = "bedrock-2023-05-31"
 // API knows: the caller passes those DefaultBetas (or the provider's own
 // list) allows.
 func InvokeBody(messages []byte, betas []string) (body []byte, stream bool, err error) {
-	// Read in place: what the walk returns is copied before it returns.
-	root := gjson.Parse(unsafe.String(unsafe.SliceData(messages), len(messages)))
+	root := parseInPlace(messages)
 	if !root.IsObject() {
 		return nil, false, refuse("the request body is not a JSON object")
 	}
@@ -56,6 +55,12 @@ func InvokeBody(messages []byte, betas []string) (body []byte, stream bool, err 
 		body = append(append(body, `,"anthropic_beta":`...), list...)
 	}
 	return append(body, '}'), stream, nil
+}
+
+// parseInPlace is gjson.ParseBytes without its copy of the body: what it
+// returns points into b, so callers copy what they keep before b changes.
+func parseInPlace(b []byte) gjson.Result {
+	return gjson.Parse(unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
 // DefaultBetas are the anthropic-beta flags Bedrock's Anthropic models
