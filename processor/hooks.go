@@ -73,25 +73,13 @@ func rejection(r *luahooks.Reject) *apiError {
 	if status < 400 || status > 599 {
 		status = http.StatusForbidden
 	}
-	kind := routing.KindAPI
-	if status < 500 {
-		kind = routing.KindInvalidRequest
-	}
-	for _, k := range statusKinds {
-		if k.Status() == status {
-			kind = k
-		}
-	}
+	kind := routing.KindOf(status)
 	msg := r.Message
 	if msg == "" {
 		msg = "request rejected by gateway policy"
 	}
 	return &apiError{status: status, kind: kind, code: "rejected_by_hook", message: msg}
 }
-
-// statusKinds are the kinds that have a status of their own (Kind.Status).
-var statusKinds = []routing.Kind{routing.KindInvalidRequest, routing.KindAuthentication, routing.KindPermission,
-	routing.KindNotFound, routing.KindTooLarge, routing.KindRateLimit, routing.KindUnavailable}
 
 // onResponseHeaders runs the on_response hooks; Envoy sends response headers
 // only for requests whose hook version has them.

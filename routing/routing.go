@@ -245,3 +245,22 @@ func (k Kind) Status() int {
 		return http.StatusInternalServerError
 	}
 }
+
+// kinds are the kinds Status tells apart.
+var kinds = [...]Kind{KindInvalidRequest, KindAuthentication, KindPermission, KindNotFound, KindTooLarge,
+	KindRateLimit, KindUnavailable, KindAPI}
+
+// KindOf is the kind of an error answered with status: the one whose
+// Status it is, or for another status a client's error (invalid request)
+// or the server's (api).
+func KindOf(status int) Kind {
+	for _, k := range kinds {
+		if k.Status() == status {
+			return k
+		}
+	}
+	if status < http.StatusInternalServerError {
+		return KindInvalidRequest
+	}
+	return KindAPI
+}
