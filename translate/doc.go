@@ -19,14 +19,18 @@
 // A request that cannot be translated without changing its meaning is
 // refused with an *Error (status 400) saying which field and why.
 //
-// A request translator takes a body its caller has found to be JSON, as the
-// gateway's one scan of every body has (processor.readBody, before any plan),
-// and does not check it again: at 256 KB that check was a tenth of
-// extproc's CPU on a translated request. A body that is not JSON is the
-// caller's to refuse. Responses and streams come from upstreams and are
-// checked here.
+// A request translator takes a body its caller has found to be JSON and
+// UTF-8, as the gateway's one scan of every body has (processor.readBody,
+// before any plan), and does not check it again: at 256 KB that check was a
+// tenth of extproc's CPU on a translated request. A body that is not JSON
+// is the caller's to refuse. Responses and streams come from upstreams and
+// are checked here.
 //
-// JSON is read and written with github.com/goccy/go-json, which takes
+// MessagesToChat reads its body in place and writes the OpenAI request in
+// one pass (rawjson.go), passing the conversation's strings on as the
+// client escaped them: a quarter of the time the decoding and encoding
+// took (docs/PERFORMANCE.md, "Twenty-seventh round"). The other directions
+// read and write JSON with github.com/goccy/go-json, which takes
 // encoding/json's API, tags and results (its errors' words too: the golden
 // files pass with either) at less than half its time on an agent's
 // conversation (docs/PERFORMANCE.md, "Translating an agent's conversation

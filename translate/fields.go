@@ -38,21 +38,20 @@ func refuseAlways(reason string) fieldRule { return func(gjson.Result) string { 
 // answer, and a clear 400 is better than an answer that silently ignores it.
 func checkFields(body []byte, rules map[string]fieldRule, upstreamAPI string) *Error {
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' { // JSON, but not an object (package doc)
+	if kind(body) != '{' { // JSON, but not an object (package doc)
 		return refuse("the request body is not a JSON object")
 	}
-	var err *Error
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		rule, known := rules[k.String()]
-		if !known {
-			err = refuse("field %q cannot be translated to the %s API", k.String(), upstreamAPI)
-			return false
-		}
-		if why := rule(v); why != "" {
-			err = refuse("%s: %s", k.String(), why)
-			return false
-		}
-		return true
-	})
-	return err
+	return (*ends)(nil).members(body, func(name string, v []byte) *Error { return fieldRefusal(rules, name, v, upstreamAPI) })
+}
+
+// fieldRefusal applies rules to the top-level field name whose raw value is v.
+func fieldRefusal(rules map[string]fieldRule, name string, v []byte, upstreamAPI string) *Error {
+	rule, known := rules[name]
+	if !known {
+		return refuse("field %q cannot be translated to the %s API", name, upstreamAPI)
+	}
+	if why := rule(gjson.Parse(inPlace(v))); why != "" {
+		return refuse("%s: %s", name, why)
+	}
+	return nil
 }

@@ -1,8 +1,10 @@
 package translate
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 
 	json "github.com/goccy/go-json"
@@ -44,127 +46,649 @@ func onlyEffort(v gjson.Result) bool {
 // stream_options.include_usage, so the stream ends with token usage. A
 // request that cannot be translated without changing its meaning returns an
 // *Error (400).
+//
+// The request is read in place and written in one pass (rawjson.go): its
+// text goes on as the client escaped it.
 func MessagesToChat(body []byte, upstreamModel string) ([]byte, error) {
-	if err := checkFields(body, messagesRequestFields, "OpenAI Chat Completions"); err != nil {
+	body = bytes.TrimSpace(body)
+	e := endsOf(body)
+	var in messagesFields
+	if err := in.read(e, body); err != nil {
 		return nil, err
 	}
-	var in messagesRequest
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, refuse("reading the request: %v", err)
+	w := chatWriter{e: e, out: make([]byte, 0, len(body)+len(body)/8+512)}
+	if err := w.request(&in, upstreamModel); err != nil {
+		return nil, err
 	}
-	out := chatRequestOut{
-		Model:       upstreamModel,
-		Temperature: in.Temperature,
-		TopP:        in.TopP,
-		Stop:        in.StopSequences,
-		Stream:      in.Stream,
+	return w.out, nil
+}
+
+// messagesFields is a Messages request's top-level fields, raw; the last
+// of a field named twice counts, as for every JSON library.
+type messagesFields struct {
+	system, messages, maxTokens, temperature, topP, stop, stream, metadata, tools, toolChoice []byte
+}
+
+// read takes body's fields, refusing those messagesRequestFields refuses
+// and values of the wrong type.
+func (in *messagesFields) read(e *ends, body []byte) *Error {
+	if kind(body) != '{' { // JSON, but not an object (package doc)
+		return refuse("the request body is not a JSON object")
 	}
-	if in.MaxTokens > 0 {
-		out.MaxCompletionTokens = in.MaxTokens
-	}
-	if in.Stream {
-		out.StreamOptions = &streamOptions{IncludeUsage: true}
-	}
-	if in.Metadata != nil {
-		out.User = openAIUser(in.Metadata.UserID)
-	}
-	system, err := systemText(in.System)
+	err := e.members(body, func(name string, v []byte) *Error {
+		if err := fieldRefusal(messagesRequestFields, name, v, "OpenAI Chat Completions"); err != nil {
+			return err
+		}
+		if kind(v) == 'n' {
+			v = nil // null is the field left out
+		}
+		switch name {
+		case "system":
+			in.system = v
+		case "messages":
+			in.messages = v
+		case "max_tokens":
+			in.maxTokens = v
+		case "temperature":
+			in.temperature = v
+		case "top_p":
+			in.topP = v
+		case "stop_sequences":
+			in.stop = v
+		case "stream":
+			in.stream = v
+		case "metadata":
+			in.metadata = v
+		case "tools":
+			in.tools = v
+		case "tool_choice":
+			in.toolChoice = v
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if system != "" {
-		out.Messages = append(out.Messages, chatMessageOut{Role: "system", Content: system})
-	}
-	for i, m := range in.Messages {
-		msgs, err := messagesMessageToChat(m)
-		if err != nil {
-			err.Message = "messages[" + itoa(i) + "]: " + err.Message
-			return nil, err
+	return in.check()
+}
+
+// check refuses a top-level field of the wrong type.
+func (in *messagesFields) check() *Error {
+	want := func(v []byte, ok bool, field, what string) *Error {
+		if v == nil || ok {
+			return nil
 		}
-		out.Messages = append(out.Messages, msgs...)
+		return refuse("%s: want %s", field, what)
 	}
-	fitChatToolIDs(out.Messages)
-	for _, t := range in.Tools {
-		if t.Type != "" && t.Type != "custom" {
-			return nil, refuse("tools: Anthropic tool type %q is not translated to OpenAI; only client tools are", t.Type)
+	number := func(v []byte) bool { c := kind(v); return c == '-' || '0' <= c && c <= '9' }
+	for _, e := range []*Error{
+		want(in.messages, kind(in.messages) == '[', "messages", "a list of messages"),
+		want(in.maxTokens, number(in.maxTokens) && bytes.IndexAny(in.maxTokens, ".eE") < 0, "max_tokens", "an integer"),
+		want(in.temperature, number(in.temperature), "temperature", "a number"),
+		want(in.topP, number(in.topP), "top_p", "a number"),
+		want(in.stop, kind(in.stop) == '[' && allStrings(in.stop), "stop_sequences", "a list of strings"),
+		want(in.stream, kind(in.stream) == 't' || kind(in.stream) == 'f', "stream", "true or false"),
+		want(in.metadata, kind(in.metadata) == '{', "metadata", "an object"),
+		want(in.tools, kind(in.tools) == '[', "tools", "a list of tools"),
+		want(in.toolChoice, kind(in.toolChoice) == '{', "tool_choice", "an object"),
+	} {
+		if e != nil {
+			return e
 		}
-		out.Tools = append(out.Tools, chatTool{Type: "function", Function: chatFunction{
-			Name: t.Name, Description: t.Description, Parameters: t.InputSchema,
-		}})
 	}
-	if tc := in.ToolChoice; tc != nil {
-		switch tc.Type {
-		case "auto":
-			out.ToolChoice = "auto"
-		case "any":
-			out.ToolChoice = "required"
-		case "none":
-			out.ToolChoice = "none"
-		case "tool":
-			out.ToolChoice = map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}}
+	return nil
+}
+
+// allStrings reports whether every element of the array raw is a string.
+func allStrings(raw []byte) bool {
+	return (*ends)(nil).elements(raw, func(_ int, v []byte) *Error {
+		if kind(v) != '"' {
+			return refuse("")
+		}
+		return nil
+	}) == nil
+}
+
+// chatWriter writes an OpenAI Chat Completions request.
+type chatWriter struct {
+	e        *ends // the body's
+	out      []byte
+	messages int          // messages written so far
+	outer    blockScratch // a turn's blocks
+	inner    blockScratch // a tool result's blocks
+	parts    []rawPart    // a user turn's parts, reused
+	texts    [][]byte     // texts to join, reused
+	calls    []rawBlock   // an assistant turn's tool calls, reused
+}
+
+// rawPart is an OpenAI content part: a text (a raw string) or an image's
+// URL (raw strings whose insides, put together, are the URL).
+type rawPart struct {
+	text []byte
+	url  [][]byte
+}
+
+// request writes in as a Chat Completions request for model, its fields in
+// the order OpenAI documents them.
+func (w *chatWriter) request(in *messagesFields, model string) *Error {
+	w.out = appendString(append(w.out, `{"model":`...), model)
+	w.out = append(w.out, `,"messages":[`...)
+	if err := w.system(in.system); err != nil {
+		return err
+	}
+	if in.messages != nil {
+		if err := w.e.elements(in.messages, w.turn); err != nil {
+			return err
+		}
+	}
+	if w.messages == 0 {
+		w.out = append(w.out[:len(w.out)-1], "null"...) // no messages, as OpenAI's own SDKs write it
+	} else {
+		w.out = append(w.out, ']')
+	}
+	if n, err := strconv.ParseInt(string(in.maxTokens), 10, 0); err == nil && n > 0 {
+		w.out = strconv.AppendInt(append(w.out, `,"max_completion_tokens":`...), n, 10)
+	}
+	w.field("temperature", in.temperature)
+	w.field("top_p", in.topP)
+	if len(in.stop) > 0 && kind(in.stop[skipSpace(in.stop, 1):]) != ']' {
+		w.field("stop", in.stop)
+	}
+	if kind(in.stream) == 't' {
+		w.out = append(w.out, `,"stream":true,"stream_options":{"include_usage":true}`...)
+	}
+	if user := w.user(in.metadata); user != "" {
+		w.out = appendString(append(w.out, `,"user":`...), openAIUser(user))
+	}
+	if err := w.tools(in.tools); err != nil {
+		return err
+	}
+	if err := w.toolChoice(in.toolChoice); err != nil {
+		return err
+	}
+	w.out = append(w.out, '}')
+	return nil
+}
+
+// field writes the member name with the raw value v, unless v is nil.
+func (w *chatWriter) field(name string, v []byte) {
+	if v != nil {
+		w.out = append(append(append(append(w.out, ',', '"'), name...), '"', ':'), v...)
+	}
+}
+
+// user is metadata.user_id.
+func (w *chatWriter) user(metadata []byte) string {
+	var id string
+	if metadata != nil {
+		w.e.members(metadata, func(name string, v []byte) *Error {
+			if name == "user_id" {
+				id = text(v)
+			}
+			return nil
+		})
+	}
+	return id
+}
+
+// open starts a message of role: {"role":"<role>","content":
+func (w *chatWriter) open(role string) {
+	if w.messages > 0 {
+		w.out = append(w.out, ',')
+	}
+	w.messages++
+	w.out = append(append(append(w.out, `{"role":"`...), role...), `","content":`...)
+}
+
+// system writes the Anthropic system prompt (a string or text blocks) as
+// one system message, its texts joined with blank lines; cache_control
+// marks are dropped.
+func (w *chatWriter) system(raw []byte) *Error {
+	w.texts = w.texts[:0]
+	err := w.e.eachBlock(raw, &w.outer, func(b *rawBlock) *Error {
+		if b.typ != "text" {
+			return refuse("block type %q is not allowed; only text", b.typ)
+		}
+		w.texts = append(w.texts, b.text)
+		return nil
+	})
+	if err != nil {
+		return refuse("system: %s", err.Message)
+	}
+	if len(w.texts) > 1 || len(w.texts) == 1 && len(w.texts[0]) > 2 {
+		w.open("system")
+		w.out = append(w.joined(`\n\n`), '}')
+	}
+	return nil
+}
+
+// joined appends w.texts as one string, sep (escaped) between them.
+func (w *chatWriter) joined(sep string) []byte {
+	out := append(w.out, '"')
+	for i, t := range w.texts {
+		if i > 0 {
+			out = append(out, sep...)
+		}
+		out = appendInner(out, t)
+	}
+	return append(out, '"')
+}
+
+// turn writes one Anthropic turn as OpenAI messages.
+func (w *chatWriter) turn(i int, m []byte) *Error {
+	if kind(m) != '{' {
+		return refuse("messages[%d]: want an object with a role and content", i)
+	}
+	var role string
+	var content []byte
+	w.e.members(m, func(name string, v []byte) *Error {
+		switch name {
+		case "role":
+			role = text(v)
+		case "content":
+			content = v
+		}
+		return nil
+	})
+	var err *Error
+	switch role {
+	case "user":
+		err = w.userTurn(content)
+	case "assistant":
+		err = w.assistantTurn(content)
+	case "system":
+		err = w.systemTurn(content)
+	default:
+		err = refuse("unknown role %q", role)
+	}
+	if err != nil {
+		err.Message = "messages[" + itoa(i) + "]: " + err.Message
+	}
+	return err
+}
+
+// userTurn writes a user turn: each tool_result becomes a tool message, in
+// order, and the rest (with any images the results held, which OpenAI
+// tool messages cannot carry) one user message after them.
+func (w *chatWriter) userTurn(content []byte) *Error {
+	w.parts = w.parts[:0]
+	err := w.e.eachBlock(content, &w.outer, func(b *rawBlock) *Error {
+		if b.typ == "tool_result" {
+			return w.toolResult(b)
+		}
+		p, err := part(b)
+		if err == nil && p != nil {
+			w.parts = append(w.parts, *p)
+		}
+		return err
+	})
+	if err != nil || len(w.parts) == 0 {
+		return err
+	}
+	w.open("user")
+	if len(w.parts) == 1 && w.parts[0].url == nil {
+		// A lone text as a plain string, the form every OpenAI-compatible
+		// server reads.
+		w.out = append(append(w.out, w.parts[0].text...), '}')
+		return nil
+	}
+	w.out = append(w.writeParts(w.parts), '}')
+	return nil
+}
+
+// writeParts appends parts as a list of OpenAI content parts.
+func (w *chatWriter) writeParts(parts []rawPart) []byte {
+	out := append(w.out, '[')
+	for i, p := range parts {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if p.url == nil {
+			out = append(append(append(out, `{"type":"text","text":`...), p.text...), '}')
+			continue
+		}
+		out = append(out, `{"type":"image_url","image_url":{"url":"`...)
+		for _, piece := range p.url {
+			out = appendInner(out, piece)
+		}
+		out = append(out, `"}}`...)
+	}
+	return append(out, ']')
+}
+
+// toolResult writes a tool_result as a tool message: its text as a string,
+// or text parts when there are several; its images go to the user message
+// after it. is_error has no OpenAI equivalent and is dropped; the text says
+// what failed.
+func (w *chatWriter) toolResult(b *rawBlock) *Error {
+	var texts []rawPart
+	err := w.e.eachBlock(b.content, &w.inner, func(c *rawBlock) *Error {
+		p, err := part(c)
+		switch {
+		case err != nil:
+			return refuse("tool_result: %s", err.Message)
+		case p == nil:
+		case p.url == nil:
+			texts = append(texts, *p)
 		default:
-			return nil, refuse("tool_choice type %q is not translated to OpenAI", tc.Type)
+			w.parts = append(w.parts, *p)
 		}
-		if tc.DisableParallelToolUse && tc.Type != "none" {
-			f := false
-			out.ParallelToolCalls = &f
-		}
-	}
-	return mustMarshal(out), nil
-}
-
-// fitChatToolIDs gives the ids of msgs' tool calls and results the form
-// OpenAI accepts (openAIToolID).
-func fitChatToolIDs(msgs []chatMessageOut) {
-	for i := range msgs {
-		m := &msgs[i]
-		for j := range m.ToolCalls {
-			m.ToolCalls[j].ID = openAIToolID(m.ToolCalls[j].ID)
-		}
-		m.ToolCallID = openAIToolID(m.ToolCallID)
-	}
-}
-
-// chatRequestOut is the OpenAI request this package writes.
-type chatRequestOut struct {
-	Model               string           `json:"model"`
-	Messages            []chatMessageOut `json:"messages"`
-	MaxCompletionTokens int              `json:"max_completion_tokens,omitempty"`
-	Temperature         *float64         `json:"temperature,omitempty"`
-	TopP                *float64         `json:"top_p,omitempty"`
-	Stop                []string         `json:"stop,omitempty"`
-	Stream              bool             `json:"stream,omitempty"`
-	StreamOptions       *streamOptions   `json:"stream_options,omitempty"`
-	User                string           `json:"user,omitempty"`
-	Tools               []chatTool       `json:"tools,omitempty"`
-	ToolChoice          any              `json:"tool_choice,omitempty"`
-	ParallelToolCalls   *bool            `json:"parallel_tool_calls,omitempty"`
-}
-
-// chatMessageOut is one OpenAI message; Content is a string, []chatPart or
-// nil (an assistant message with tool calls only).
-type chatMessageOut struct {
-	Role       string         `json:"role"`
-	Content    any            `json:"content"`
-	ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
-	ToolCallID string         `json:"tool_call_id,omitempty"`
-}
-
-// systemText joins the Anthropic system prompt (a string or text blocks)
-// with blank lines; cache_control marks are dropped.
-func systemText(raw json.RawMessage) (string, *Error) {
-	blocks, err := messagesContent(raw)
+		return nil
+	})
 	if err != nil {
-		return "", refuse("system: %s", err.Message)
-	}
-	texts := make([]string, 0, len(blocks))
-	for _, b := range blocks {
-		if b.Type != "text" {
-			return "", refuse("system: block type %q is not allowed; only text", b.Type)
+		if strings.HasPrefix(err.Message, "content:") {
+			err.Message = "tool_result " + err.Message
 		}
-		texts = append(texts, b.Text)
+		return err
 	}
-	return strings.Join(texts, "\n\n"), nil
+	w.open("tool")
+	switch len(texts) {
+	case 0:
+		w.out = append(w.out, `""`...)
+	case 1:
+		w.out = append(w.out, texts[0].text...)
+	default:
+		w.out = w.writeParts(texts)
+	}
+	if id := openAIToolID(b.toolUseID); id != "" {
+		w.out = appendString(append(w.out, `,"tool_call_id":`...), id)
+	}
+	w.out = append(w.out, '}')
+	return nil
+}
+
+// part maps a user content block; empty text gives nil.
+func part(b *rawBlock) (*rawPart, *Error) {
+	switch b.typ {
+	case "text":
+		if len(b.text) <= 2 {
+			return nil, nil
+		}
+		return &rawPart{text: b.text}, nil
+	case "image":
+		if b.source == nil {
+			return nil, refuse("an image block needs a source")
+		}
+		s := b.source
+		switch s.typ {
+		case "base64":
+			return &rawPart{url: [][]byte{[]byte(`"data:"`), s.mediaType, []byte(`";base64,"`), s.data}}, nil
+		case "url":
+			return &rawPart{url: [][]byte{s.url}}, nil
+		}
+		return nil, refuse("image source type %q is not translated to OpenAI", s.typ)
+	}
+	return nil, refuse("content block type %q is not translated to OpenAI", b.typ)
+}
+
+// assistantTurn writes an assistant turn: its texts joined, its tool_use
+// blocks as tool calls; thinking blocks are dropped.
+func (w *chatWriter) assistantTurn(content []byte) *Error {
+	w.texts, w.calls = w.texts[:0], w.calls[:0]
+	size := 0
+	err := w.e.eachBlock(content, &w.outer, func(b *rawBlock) *Error {
+		switch b.typ {
+		case "text":
+			w.texts = append(w.texts, b.text)
+			size += len(b.text) - 2
+		case "tool_use":
+			w.calls = append(w.calls, *b)
+		case "thinking", "redacted_thinking":
+		default:
+			return refuse("assistant block type %q is not translated to OpenAI", b.typ)
+		}
+		return nil
+	})
+	if err != nil || size == 0 && len(w.calls) == 0 {
+		return err
+	}
+	w.open("assistant")
+	if size == 0 {
+		w.out = append(w.out, "null"...)
+	} else {
+		w.out = w.joined("")
+	}
+	if len(w.calls) > 0 {
+		w.out = append(w.out, `,"tool_calls":[`...)
+		for i := range w.calls {
+			if i > 0 {
+				w.out = append(w.out, ',')
+			}
+			w.toolCall(&w.calls[i])
+		}
+		w.out = append(w.out, ']')
+	}
+	w.out = append(w.out, '}')
+	return nil
+}
+
+// toolCall writes a tool_use block as an OpenAI tool call.
+func (w *chatWriter) toolCall(b *rawBlock) {
+	w.out = append(w.out, '{')
+	if id := openAIToolID(b.id); id != "" {
+		w.out = append(appendString(append(w.out, `"id":`...), id), ',')
+	}
+	w.out = append(w.out, `"type":"function","function":{`...)
+	if b.name != "" {
+		w.out = append(appendString(append(w.out, `"name":`...), b.name), ',')
+	}
+	w.out = append(appendValueAsString(append(w.out, `"arguments":`...), b.input), "}}"...)
+}
+
+// systemTurn writes a system message inside the conversation (Claude Code
+// sends them) where it is, as OpenAI takes system messages anywhere.
+func (w *chatWriter) systemTurn(content []byte) *Error {
+	w.texts = w.texts[:0]
+	size := 0
+	err := w.e.eachBlock(content, &w.outer, func(b *rawBlock) *Error {
+		if b.typ != "text" {
+			return refuse("system message block type %q is not translated to OpenAI", b.typ)
+		}
+		w.texts = append(w.texts, b.text)
+		size += len(b.text) - 2
+		return nil
+	})
+	if err != nil || size == 0 {
+		return err
+	}
+	w.open("system")
+	w.out = append(w.joined(""), '}')
+	return nil
+}
+
+// tools writes Anthropic client tools as OpenAI function tools.
+func (w *chatWriter) tools(raw []byte) *Error {
+	n := 0
+	err := w.e.elements(raw, func(i int, v []byte) *Error {
+		var t struct{ typ, name, description, schema []byte }
+		if kind(v) != '{' {
+			return refuse("tools[%d]: want an object", i)
+		}
+		w.e.members(v, func(name string, v []byte) *Error {
+			switch name {
+			case "type":
+				t.typ = v
+			case "name":
+				t.name = v
+			case "description":
+				t.description = v
+			case "input_schema":
+				t.schema = v
+			}
+			return nil
+		})
+		if typ := text(t.typ); typ != "" && typ != "custom" {
+			return refuse("tools: Anthropic tool type %q is not translated to OpenAI; only client tools are", typ)
+		}
+		if !stringOrNull(t.name) || !stringOrNull(t.description) {
+			return refuse("tools[%d]: name and description must be strings", i)
+		}
+		if n == 0 {
+			w.out = append(w.out, `,"tools":[`...)
+		} else {
+			w.out = append(w.out, ',')
+		}
+		n++
+		w.out = appendString(append(w.out, `{"type":"function","function":{"name":`...), text(t.name))
+		if kind(t.description) == '"' && len(t.description) > 2 {
+			w.out = append(append(w.out, `,"description":`...), t.description...)
+		}
+		if t.schema != nil {
+			w.out = append(append(w.out, `,"parameters":`...), t.schema...)
+		}
+		w.out = append(w.out, "}}"...)
+		return nil
+	})
+	if n > 0 {
+		w.out = append(w.out, ']')
+	}
+	return err
+}
+
+// toolChoice writes tool_choice: auto, any (required), none, or one tool;
+// disable_parallel_tool_use as parallel_tool_calls false.
+func (w *chatWriter) toolChoice(raw []byte) *Error {
+	if raw == nil {
+		return nil
+	}
+	var typ, name string
+	var serial bool
+	w.e.members(raw, func(k string, v []byte) *Error {
+		switch k {
+		case "type":
+			typ = text(v)
+		case "name":
+			name = text(v)
+		case "disable_parallel_tool_use":
+			serial = kind(v) == 't'
+		}
+		return nil
+	})
+	switch typ {
+	case "auto":
+		w.out = append(w.out, `,"tool_choice":"auto"`...)
+	case "any":
+		w.out = append(w.out, `,"tool_choice":"required"`...)
+	case "none":
+		w.out = append(w.out, `,"tool_choice":"none"`...)
+	case "tool":
+		w.out = append(appendString(append(w.out, `,"tool_choice":{"function":{"name":`...), name), `},"type":"function"}`...)
+	default:
+		return refuse("tool_choice type %q is not translated to OpenAI", typ)
+	}
+	if serial && typ != "none" {
+		w.out = append(w.out, `,"parallel_tool_calls":false`...)
+	}
+	return nil
+}
+
+// rawBlock is an Anthropic content block as its fields stand in the body:
+// typ decoded, the others raw (nil: absent or null).
+type rawBlock struct {
+	typ, id, name, toolUseID string
+	text, input, content     []byte
+	source                   *rawSource
+}
+
+// rawSource is an image block's source.
+type rawSource struct {
+	typ                  string
+	mediaType, data, url []byte
+}
+
+// blockScratch is where eachBlock reads each block, reused.
+type blockScratch struct {
+	block  rawBlock
+	source rawSource
+}
+
+// eachBlock calls f with each block of content: a string (one text
+// block), a list of blocks, or nothing. Each is read into s.
+func (e *ends) eachBlock(content []byte, s *blockScratch, f func(b *rawBlock) *Error) *Error {
+	switch kind(content) {
+	case 0, 'n':
+		return nil
+	case '"':
+		s.block = rawBlock{typ: "text", text: content}
+		return f(&s.block)
+	case '[':
+		return e.elements(content, func(_ int, v []byte) *Error {
+			if !e.readBlock(v, s) {
+				return refuse("content: want a string or a list of content blocks")
+			}
+			return f(&s.block)
+		})
+	}
+	return refuse("content: want a string or a list of content blocks")
+}
+
+// readBlock reads the block raw into b (and its source into src), or
+// reports that raw is not one: not an object, or a field of the wrong type.
+func (e *ends) readBlock(raw []byte, s *blockScratch) bool {
+	b := &s.block
+	*b = rawBlock{}
+	if kind(raw) != '{' {
+		return false
+	}
+	ok := true
+	str := func(v []byte) []byte {
+		if !stringOrNull(v) {
+			ok = false
+		}
+		if kind(v) == 'n' {
+			return nil
+		}
+		return v
+	}
+	e.members(raw, func(name string, v []byte) *Error {
+		switch name {
+		case "type":
+			b.typ = text(str(v))
+		case "text":
+			b.text = str(v)
+		case "id":
+			b.id = text(str(v))
+		case "name":
+			b.name = text(str(v))
+		case "tool_use_id":
+			b.toolUseID = text(str(v))
+		case "input":
+			b.input = v
+		case "content":
+			b.content = v
+		case "is_error":
+			ok = ok && (kind(v) == 't' || kind(v) == 'f' || kind(v) == 'n')
+		case "source":
+			b.source, ok = e.readSource(v, &s.source), ok && (kind(v) == '{' || kind(v) == 'n')
+		}
+		return nil
+	})
+	if b.text == nil {
+		b.text = []byte(`""`)
+	}
+	return ok
+}
+
+// readSource reads an image source, nil for anything but an object.
+func (e *ends) readSource(raw []byte, src *rawSource) *rawSource {
+	if kind(raw) != '{' {
+		return nil
+	}
+	*src = rawSource{}
+	e.members(raw, func(name string, v []byte) *Error {
+		switch name {
+		case "type":
+			src.typ = text(v)
+		case "media_type":
+			src.mediaType = v
+		case "data":
+			src.data = v
+		case "url":
+			src.url = v
+		}
+		return nil
+	})
+	return src
 }
 
 // messagesContent reads content that is a string or a list of blocks.
@@ -183,46 +707,6 @@ func messagesContent(raw json.RawMessage) ([]block, *Error) {
 	return blocks, nil
 }
 
-// messagesMessageToChat turns one Anthropic turn into OpenAI messages. A
-// user turn's tool_result blocks become one tool message each, in order,
-// and its other blocks (text, images, and images from the tool results,
-// which OpenAI tool messages cannot carry) one user message after them.
-// Thinking blocks in an assistant turn are dropped.
-func messagesMessageToChat(m messagesMessage) ([]chatMessageOut, *Error) {
-	blocks, err := messagesContent(m.Content)
-	if err != nil {
-		return nil, err
-	}
-	switch m.Role {
-	case "user":
-		return userMessageToChat(blocks)
-	case "assistant":
-		msg := chatMessageOut{Role: "assistant"}
-		var text strings.Builder
-		for _, b := range blocks {
-			switch b.Type {
-			case "text":
-				text.WriteString(b.Text)
-			case "tool_use":
-				msg.ToolCalls = append(msg.ToolCalls, toolUseToChat(b))
-			case "thinking", "redacted_thinking":
-			default:
-				return nil, refuse("assistant block type %q is not translated to OpenAI", b.Type)
-			}
-		}
-		if text.Len() > 0 {
-			msg.Content = text.String()
-		}
-		if msg.Content == nil && len(msg.ToolCalls) == 0 {
-			return nil, nil
-		}
-		return []chatMessageOut{msg}, nil
-	case "system":
-		return systemMessageToChat(blocks)
-	}
-	return nil, refuse("unknown role %q", m.Role)
-}
-
 // toolUseToChat maps a tool_use block to an OpenAI tool call, in a
 // request's history and in an answer alike.
 func toolUseToChat(b block) chatToolCall {
@@ -231,117 +715,6 @@ func toolUseToChat(b block) chatToolCall {
 		args = []byte(`{}`)
 	}
 	return chatToolCall{ID: b.ID, Type: "function", Function: chatFunctionCall{Name: b.Name, Arguments: string(args)}}
-}
-
-// userMessageToChat maps a user message: each tool_result becomes a tool
-// message, in order, and the rest (with any images the results held) one
-// user message after them.
-func userMessageToChat(blocks []block) ([]chatMessageOut, *Error) {
-	var out []chatMessageOut
-	var parts []chatPart
-	for _, b := range blocks {
-		if b.Type == "tool_result" {
-			content, images, err := toolResultToChat(b.Content)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, chatMessageOut{Role: "tool", ToolCallID: b.ToolUseID, Content: content})
-			parts = append(parts, images...)
-			continue
-		}
-		p, err := blockToPart(b)
-		if err != nil {
-			return nil, err
-		}
-		if p != nil {
-			parts = append(parts, *p)
-		}
-	}
-	if len(parts) > 0 {
-		out = append(out, chatMessageOut{Role: "user", Content: userContent(parts)})
-	}
-	return out, nil
-}
-
-// systemMessageToChat maps a system message inside the conversation
-// (Claude Code sends them): it stays where it is, as OpenAI takes system
-// messages anywhere.
-func systemMessageToChat(blocks []block) ([]chatMessageOut, *Error) {
-	var text strings.Builder
-	for _, b := range blocks {
-		if b.Type != "text" {
-			return nil, refuse("system message block type %q is not translated to OpenAI", b.Type)
-		}
-		text.WriteString(b.Text)
-	}
-	if text.Len() == 0 {
-		return nil, nil
-	}
-	return []chatMessageOut{{Role: "system", Content: text.String()}}, nil
-}
-
-// blockToPart maps a user content block; empty text gives nil.
-func blockToPart(b block) (*chatPart, *Error) {
-	switch b.Type {
-	case "text":
-		if b.Text == "" {
-			return nil, nil
-		}
-		return &chatPart{Type: "text", Text: b.Text}, nil
-	case "image":
-		if b.Source == nil {
-			return nil, refuse("an image block needs a source")
-		}
-		switch b.Source.Type {
-		case "base64":
-			return &chatPart{Type: "image_url", ImageURL: &imageURL{URL: "data:" + b.Source.MediaType + ";base64," + b.Source.Data}}, nil
-		case "url":
-			return &chatPart{Type: "image_url", ImageURL: &imageURL{URL: b.Source.URL}}, nil
-		}
-		return nil, refuse("image source type %q is not translated to OpenAI", b.Source.Type)
-	}
-	return nil, refuse("content block type %q is not translated to OpenAI", b.Type)
-}
-
-// userContent is a lone text part as a plain string, the form every
-// OpenAI-compatible server reads; anything else stays a list of parts.
-func userContent(parts []chatPart) any {
-	if len(parts) == 1 && parts[0].Type == "text" {
-		return parts[0].Text
-	}
-	return parts
-}
-
-// toolResultToChat splits a tool_result's content into the tool message's
-// text (a string, or text parts when there are several) and its images.
-// is_error has no OpenAI equivalent and is dropped; the text says what
-// failed.
-func toolResultToChat(raw json.RawMessage) (content any, images []chatPart, err *Error) {
-	blocks, err := messagesContent(raw)
-	if err != nil {
-		return nil, nil, refuse("tool_result %s", err.Message)
-	}
-	var texts []chatPart
-	for _, b := range blocks {
-		p, err := blockToPart(b)
-		if err != nil {
-			return nil, nil, refuse("tool_result: %s", err.Message)
-		}
-		switch {
-		case p == nil:
-		case p.Type == "text":
-			texts = append(texts, *p)
-		default:
-			images = append(images, *p)
-		}
-	}
-	switch len(texts) {
-	case 0:
-		return "", images, nil
-	case 1:
-		return texts[0].Text, images, nil
-	}
-	return texts, images, nil
 }
 
 // openAIUserMax is the longest user OpenAI accepts.
