@@ -199,6 +199,12 @@ var Features = map[string]feature{
 	"translate": {config: func(u string) string {
 		return strings.Replace(gatewayConfig(u, ""), "schema: openai", "schema: anthropic", 1)
 	}},
+	// translate_messages: the Messages requests reach a model served with
+	// chat completions (Claude Code's conversations sent to another
+	// model), and the answers come back translated.
+	"translate_messages": {config: func(u string) string {
+		return strings.Replace(gatewayConfig(u, ""), "schema: anthropic", "schema: openai", 1)
+	}},
 	// rewrite: every request's model rewritten (the route's
 	// rewrite_model), so its body changes: a big one travels to extproc
 	// and back.
