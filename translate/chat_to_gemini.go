@@ -61,21 +61,16 @@ var messagesGeminiFields = map[string]fieldRule{
 // the path, not the body). A request that cannot be translated without
 // changing its meaning returns an *Error (400).
 func ChatToGemini(body []byte) ([]byte, error) {
-	if err := checkFields(body, chatGeminiFields, "Gemini"); err != nil {
-		return nil, err
-	}
-	var in chatRequest
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, refuse("reading the request: %v", err)
-	}
-	m, err := chatToMessagesRequest(&in, "")
+	written, err := chatToMessages(body, chatGeminiFields, "Gemini", messagesOptions{})
 	if err != nil {
 		return nil, err
 	}
-	if in.MaxTokens == nil && in.MaxCompletionTokens == nil {
-		m.MaxTokens = 0 // Gemini's own default, not Anthropic's required one
+	// Written with system and every turn's content as blocks.
+	var m messagesRequestOut
+	if err := json.Unmarshal(written, &m); err != nil {
+		return nil, refuse("reading the request: %v", err)
 	}
-	out, err := messagesToGemini(m, nil)
+	out, err := messagesToGemini(&m, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +84,11 @@ func MessagesToGemini(body []byte) ([]byte, error) {
 	if err := checkFields(body, messagesGeminiFields, "Gemini"); err != nil {
 		return nil, err
 	}
+	return messagesBodyToGemini(body)
+}
+
+// messagesBodyToGemini is MessagesToGemini after the field checks.
+func messagesBodyToGemini(body []byte) ([]byte, error) {
 	var in messagesRequest
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, refuse("reading the request: %v", err)
@@ -111,6 +111,27 @@ func MessagesToGemini(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	return mustMarshal(out), nil
+}
+
+// messagesRequestOut is a Messages request as the Gemini translation reads
+// it: system as blocks, message content always as blocks.
+type messagesRequestOut struct {
+	Model         string               `json:"model"`
+	System        []block              `json:"system,omitempty"`
+	Messages      []messagesMessageOut `json:"messages"`
+	MaxTokens     int                  `json:"max_tokens"`
+	Temperature   *float64             `json:"temperature,omitempty"`
+	TopP          *float64             `json:"top_p,omitempty"`
+	StopSequences []string             `json:"stop_sequences,omitempty"`
+	Stream        bool                 `json:"stream,omitempty"`
+	Metadata      *messagesMetadata    `json:"metadata,omitempty"`
+	Tools         []messagesTool       `json:"tools,omitempty"`
+	ToolChoice    *messagesToolChoice  `json:"tool_choice,omitempty"`
+}
+
+type messagesMessageOut struct {
+	Role    string  `json:"role"`
+	Content []block `json:"content"`
 }
 
 // messagesToGemini writes a Messages request (as the Anthropic translation

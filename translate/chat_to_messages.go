@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"bytes"
+	"strconv"
 	"strings"
 
 	json "github.com/goccy/go-json"
@@ -44,57 +46,642 @@ var chatRequestFields = map[string]fieldRule{
 // ChatToMessages translates an OpenAI Chat Completions request into an
 // Anthropic Messages request for upstreamModel. A request that cannot be
 // translated without changing its meaning returns an *Error (400).
+//
+// The request is read in place and written in one pass (rawjson.go): its
+// text goes on as the client escaped it.
 func ChatToMessages(body []byte, upstreamModel string) ([]byte, error) {
-	if err := checkFields(body, chatRequestFields, "Anthropic Messages"); err != nil {
-		return nil, err
-	}
-	var in chatRequest
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, refuse("reading the request: %v", err)
-	}
-	out, err := chatToMessagesRequest(&in, upstreamModel)
+	out, err := chatToMessages(body, chatRequestFields, "Anthropic Messages",
+		messagesOptions{model: upstreamModel, fitIDs: true, maxTokens: DefaultMaxTokens})
 	if err != nil {
 		return nil, err
 	}
-	fitToolIDs(out.Messages)
-	return mustMarshal(out), nil
+	return out, nil
 }
 
-// fitToolIDs gives the ids of msgs' tool calls and results the form
-// Anthropic accepts (AnthropicToolID). The Gemini translation, which
-// shares chatToMessagesRequest, keeps them as they are: a Gemini 3 call's
-// id carries its thought signature.
-//
-// OpenAI refuses a call or a result without an id; some clients of
-// OpenAI-compatible servers send them so, meaning each result for the
-// calls before it in order. Anthropic refuses two calls with one id, so
-// the n-th call without an id gets unnamedToolID(n) and the n-th result
-// without one answers it; a client's own id that could be one of those is
-// made another (AnthropicToolID of it, hashed).
-func fitToolIDs(msgs []messagesMessageOut) {
-	var calls, results int
-	for _, m := range msgs {
-		for i := range m.Content {
-			switch b := &m.Content[i]; {
-			case b.Type == "tool_use" && b.ID == "":
-				b.ID = unnamedToolID(calls)
-				calls++
-			case b.Type == "tool_use":
-				b.ID = fitToolID(b.ID)
-			case b.Type == "tool_result" && b.ToolUseID == "":
-				b.ToolUseID = unnamedToolID(results)
-				results++
-			case b.Type == "tool_result":
-				b.ToolUseID = fitToolID(b.ToolUseID)
-			}
+// messagesOptions is what the Anthropic and Gemini translations of a chat
+// request do differently.
+type messagesOptions struct {
+	model string
+	// fitIDs gives tool ids the form Anthropic accepts (fitToolID). OpenAI
+	// refuses a call or a result without an id; some clients of
+	// OpenAI-compatible servers send them so, meaning each result for the
+	// calls before it in order. Anthropic refuses two calls with one id, so
+	// the n-th call without an id gets unnamedToolID(n) and the n-th result
+	// without one answers it; a client's own id that could be one of those
+	// is made another. The Gemini translation keeps ids as they are: a
+	// Gemini 3 call's id carries its thought signature.
+	fitIDs bool
+	// maxTokens is max_tokens when the client sets none (0: left out).
+	maxTokens int
+}
+
+// chatToMessages reads a chat request, refusing the fields rules refuse,
+// and writes it as a Messages request.
+func chatToMessages(body []byte, rules map[string]fieldRule, api string, o messagesOptions) ([]byte, *Error) {
+	body = bytes.TrimSpace(body)
+	e := endsOf(body)
+	var in chatFields
+	if err := in.read(e, body, rules, api); err != nil {
+		return nil, err
+	}
+	w := messagesWriter{e: e, o: o, out: make([]byte, 0, len(body)+len(body)/8+512)}
+	return w.request(&in)
+}
+
+// chatFields is a chat request's top-level fields, raw (nil: absent or
+// null); the last of a field named twice counts.
+type chatFields struct {
+	messages, maxTokens, maxCompletionTokens, temperature, topP, stop, stream []byte
+	user, tools, toolChoice, parallel                                         []byte
+}
+
+func (in *chatFields) read(e *ends, body []byte, rules map[string]fieldRule, api string) *Error {
+	if kind(body) != '{' { // JSON, but not an object (package doc)
+		return refuse("the request body is not a JSON object")
+	}
+	err := e.members(body, func(name string, v []byte) *Error {
+		if err := fieldRefusal(rules, name, v, api); err != nil {
+			return err
 		}
+		if kind(v) == 'n' {
+			v = nil
+		}
+		switch name {
+		case "messages":
+			in.messages = v
+		case "max_tokens":
+			in.maxTokens = v
+		case "max_completion_tokens":
+			in.maxCompletionTokens = v
+		case "temperature":
+			in.temperature = v
+		case "top_p":
+			in.topP = v
+		case "stop":
+			in.stop = v
+		case "stream":
+			in.stream = v
+		case "user":
+			in.user = v
+		case "tools":
+			in.tools = v
+		case "tool_choice":
+			in.toolChoice = v
+		case "parallel_tool_calls":
+			in.parallel = v
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return in.check()
+}
+
+// check refuses a top-level field of the wrong type.
+func (in *chatFields) check() *Error {
+	want := func(v []byte, ok bool, field, what string) *Error {
+		if v == nil || ok {
+			return nil
+		}
+		return refuse("%s: want %s", field, what)
+	}
+	for _, e := range []*Error{
+		want(in.stop, kind(in.stop) == '"' || kind(in.stop) == '[' && allStrings(in.stop), "stop", "a string or a list of strings"),
+		want(in.messages, kind(in.messages) == '[', "messages", "a list of messages"),
+		want(in.maxTokens, isInteger(in.maxTokens), "max_tokens", "an integer"),
+		want(in.maxCompletionTokens, isInteger(in.maxCompletionTokens), "max_completion_tokens", "an integer"),
+		want(in.temperature, isNumber(in.temperature), "temperature", "a number"),
+		want(in.topP, isNumber(in.topP), "top_p", "a number"),
+		want(in.stream, kind(in.stream) == 't' || kind(in.stream) == 'f', "stream", "true or false"),
+		want(in.user, kind(in.user) == '"', "user", "a string"),
+		want(in.tools, kind(in.tools) == '[', "tools", "a list of tools"),
+		want(in.toolChoice, kind(in.toolChoice) == '"' || kind(in.toolChoice) == '{', "tool_choice", "a string or an object"),
+		want(in.parallel, kind(in.parallel) == 't' || kind(in.parallel) == 'f', "parallel_tool_calls", "true or false"),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// messagesWriter writes an Anthropic Messages request.
+type messagesWriter struct {
+	e   *ends
+	o   messagesOptions
+	out []byte
+	// role is the open turn's ("": none), last the type of its last block:
+	// consecutive messages of one role make one turn.
+	role, last     string
+	turns          int
+	calls, results int       // tool calls and results without an id so far
+	parts          []chatBit // one message's content, reused
+	tools          int       // tools written
+}
+
+// chatBit is a piece of a chat message's content as Anthropic takes it: a
+// text (a raw string) or an image's source, written.
+type chatBit struct {
+	text   []byte
+	source []byte
+}
+
+// request writes in, its fields in the order Anthropic documents them.
+func (w *messagesWriter) request(in *chatFields) ([]byte, *Error) {
+	if in.stop != nil && kind(in.stop) == '"' && len(in.stop) == 2 {
+		in.stop = nil // "" stops nothing
+	}
+	w.out = appendString(append(w.out, `{"model":`...), w.o.model)
+	w.system(in.messages)
+	w.out = append(w.out, `,"messages":[`...)
+	if in.messages != nil {
+		if err := w.e.elements(in.messages, w.message); err != nil {
+			return nil, err
+		}
+	}
+	w.closeTurn()
+	if w.turns == 0 {
+		w.out = append(w.out[:len(w.out)-1], "null"...)
+	} else {
+		w.out = append(w.out, ']')
+	}
+	out := w.out
+	switch {
+	case in.maxCompletionTokens != nil:
+		out = append(append(out, `,"max_tokens":`...), in.maxCompletionTokens...)
+	case in.maxTokens != nil:
+		out = append(append(out, `,"max_tokens":`...), in.maxTokens...)
+	case w.o.maxTokens > 0:
+		out = strconv.AppendInt(append(out, `,"max_tokens":`...), int64(w.o.maxTokens), 10)
+	}
+	out = member(out, "temperature", in.temperature)
+	out = member(out, "top_p", in.topP)
+	switch kind(in.stop) {
+	case '"':
+		out = append(append(append(out, `,"stop_sequences":[`...), in.stop...), ']')
+	case '[':
+		if kind(in.stop[skipSpace(in.stop, 1):]) != ']' {
+			out = member(out, "stop_sequences", in.stop)
+		}
+	}
+	if kind(in.stream) == 't' {
+		out = append(out, `,"stream":true`...)
+	}
+	if len(in.user) > 2 {
+		out = append(append(append(out, `,"metadata":{"user_id":`...), in.user...), '}')
+	}
+	out, err := w.writeTools(out, in.tools)
+	if err != nil {
+		return nil, err
+	}
+	if out, err = w.toolChoice(out, in.toolChoice, in.parallel); err != nil {
+		return nil, err
+	}
+	return append(out, '}'), nil
+}
+
+// member appends the member name with the raw value v, unless v is nil.
+func member(out []byte, name string, v []byte) []byte {
+	if v == nil {
+		return out
+	}
+	return append(append(append(append(out, ',', '"'), name...), '"', ':'), v...)
+}
+
+// system writes the system and developer messages, wherever they are
+// among the turns, as the system prompt's blocks, in order. One that
+// message refuses ends them: the request is refused.
+func (w *messagesWriter) system(msgs []byte) {
+	n := 0
+	w.e.elements(msgs, func(_ int, m []byte) *Error {
+		var role, content []byte
+		if kind(m) == '{' {
+			w.e.members(m, func(name string, v []byte) *Error {
+				switch name {
+				case "role":
+					role = v
+				case "content":
+					content = v
+				}
+				return nil
+			})
+		}
+		if r := text(role); r != "system" && r != "developer" {
+			return nil
+		}
+		if err := w.content(content); err != nil {
+			return err
+		}
+		for _, p := range w.parts {
+			if p.text == nil {
+				return refuse("")
+			}
+			if n++; n == 1 {
+				w.out = append(w.out, `,"system":[`...)
+			} else {
+				w.out = append(w.out, ',')
+			}
+			w.out = w.writeBit(w.out, p)
+		}
+		return nil
+	})
+	if n > 0 {
+		w.out = append(w.out, ']')
 	}
 }
 
-// unnamedPrefix begins the ids fitToolIDs gives calls without one.
+// message writes one chat message: system and developer messages join the
+// system prompt; the rest become alternating turns, tool messages
+// tool_result blocks of a user turn.
+func (w *messagesWriter) message(i int, m []byte) *Error {
+	if kind(m) != '{' {
+		return refuse("messages[%d]: want an object with a role and content", i)
+	}
+	var roleRaw, content, calls, callID []byte
+	w.e.members(m, func(name string, v []byte) *Error {
+		switch name {
+		case "role":
+			roleRaw = v
+		case "content":
+			content = v
+		case "tool_calls":
+			calls = v
+		case "tool_call_id":
+			callID = v
+		}
+		return nil
+	})
+	if !stringOrNull(roleRaw) || !stringOrNull(callID) || kind(calls) != 0 && kind(calls) != 'n' && kind(calls) != '[' {
+		return refuse("messages[%d]: role and tool_call_id must be strings, tool_calls a list", i)
+	}
+	if err := w.content(content); err != nil {
+		return refuse("messages[%d]: %s", i, err.Message)
+	}
+	switch role := text(roleRaw); role {
+	case "system", "developer": // written before the turns (system)
+		for _, p := range w.parts {
+			if p.text == nil {
+				return refuse("messages[%d]: a %s message may hold only text", i, role)
+			}
+		}
+	case "user":
+		for _, p := range w.parts {
+			w.openBlock("user")
+			w.out = w.writeBit(w.out, p)
+		}
+	case "assistant":
+		for _, p := range w.parts {
+			w.openBlock("assistant")
+			w.out = w.writeBit(w.out, p)
+		}
+		return w.toolCalls(i, calls)
+	case "tool":
+		w.toolResult(callID)
+	case "function":
+		return refuse("messages[%d]: the legacy function role is not translated; use tool", i)
+	default:
+		return refuse("messages[%d]: unknown role %q", i, role)
+	}
+	return nil
+}
+
+// openBlock makes room in the turns for a block of role: a comma in the
+// open turn of that role, or a new turn.
+func (w *messagesWriter) openBlock(role string) {
+	if w.role == role {
+		w.out = append(w.out, ',')
+		return
+	}
+	w.closeTurn()
+	w.role = role
+	if w.turns > 0 {
+		w.out = append(w.out, ',')
+	}
+	w.out = append(append(append(w.out, `{"role":"`...), role...), `","content":[`...)
+	w.turns++
+}
+
+// closeTurn ends the open turn, if any.
+func (w *messagesWriter) closeTurn() {
+	if w.role != "" {
+		w.out = append(w.out, "]}"...)
+		w.role, w.last = "", ""
+	}
+}
+
+// writeBit appends p as an Anthropic text or image block.
+func (w *messagesWriter) writeBit(out []byte, p chatBit) []byte {
+	w.last = "text"
+	if p.text == nil {
+		w.last = "image"
+		return append(append(append(out, `{"type":"image","source":`...), p.source...), '}')
+	}
+	return append(appendInner(append(out, `{"type":"text","text":"`...), p.text), `"}`...)
+}
+
+// toolResult writes a tool message as a tool_result block, leading a user
+// turn: a user turn already holding other blocks starts a new one.
+func (w *messagesWriter) toolResult(callID []byte) {
+	if w.role == "user" && w.last != "tool_result" {
+		w.closeTurn()
+	}
+	w.openBlock("user")
+	w.out = append(w.out, `{"type":"tool_result"`...)
+	id := text(callID)
+	if w.o.fitIDs {
+		if id == "" {
+			id = unnamedToolID(w.results)
+			w.results++
+		} else {
+			id = fitToolID(id)
+		}
+	}
+	if id != "" {
+		w.out = appendString(append(w.out, `,"tool_use_id":`...), id)
+	}
+	w.out = append(w.out, `,"content":`...)
+	switch {
+	case len(w.parts) == 0:
+		w.out = append(w.out, `""`...)
+	case len(w.parts) == 1 && w.parts[0].text != nil:
+		w.out = append(appendInner(append(w.out, '"'), w.parts[0].text), '"')
+	default:
+		w.out = append(w.out, '[')
+		for i, p := range w.parts {
+			if i > 0 {
+				w.out = append(w.out, ',')
+			}
+			w.out = w.writeBit(w.out, p)
+		}
+		w.out = append(w.out, ']')
+	}
+	w.out = append(w.out, '}')
+	w.last = "tool_result"
+}
+
+// toolCalls writes an assistant message's tool calls as tool_use blocks.
+func (w *messagesWriter) toolCalls(i int, calls []byte) *Error {
+	if kind(calls) != '[' {
+		return nil
+	}
+	return w.e.elements(calls, func(j int, c []byte) *Error {
+		var id, typ, fn, name, args []byte
+		if kind(c) == '{' {
+			w.e.members(c, func(k string, v []byte) *Error {
+				switch k {
+				case "id":
+					id = v
+				case "type":
+					typ = v
+				case "function":
+					fn = v
+				}
+				return nil
+			})
+		}
+		if kind(fn) == '{' {
+			w.e.members(fn, func(k string, v []byte) *Error {
+				switch k {
+				case "name":
+					name = v
+				case "arguments":
+					args = v
+				}
+				return nil
+			})
+		}
+		if kind(c) != '{' || !stringOrNull(id) || !stringOrNull(typ) || !stringOrNull(name) || !stringOrNull(args) ||
+			kind(fn) != 0 && kind(fn) != 'n' && kind(fn) != '{' {
+			return refuse("messages[%d].tool_calls[%d]: want an object with a string id and a function of strings name and arguments", i, j)
+		}
+		input, err := toolArguments(text(args))
+		if err != nil {
+			return refuse("messages[%d].tool_calls[%d]: %s", i, j, err.Message)
+		}
+		w.openBlock("assistant")
+		w.out = append(w.out, `{"type":"tool_use"`...)
+		callID := text(id)
+		if w.o.fitIDs {
+			if callID == "" {
+				callID = unnamedToolID(w.calls)
+				w.calls++
+			} else {
+				callID = fitToolID(callID)
+			}
+		}
+		if callID != "" {
+			w.out = appendString(append(w.out, `,"id":`...), callID)
+		}
+		if n := text(name); n != "" {
+			w.out = appendString(append(w.out, `,"name":`...), n)
+		}
+		w.out = append(append(append(w.out, `,"input":`...), input...), '}')
+		w.last = "tool_use"
+		return nil
+	})
+}
+
+// content reads a message's content (a string, a list of parts, or null)
+// into w.parts. Text that is empty or only whitespace is left out:
+// Anthropic refuses such text blocks, and many OpenAI-compatible models
+// answer "\n\n" beside their tool calls, which clients send back.
+func (w *messagesWriter) content(raw []byte) *Error {
+	w.parts = w.parts[:0]
+	switch kind(raw) {
+	case 0, 'n':
+		return nil
+	case '"':
+		if !blankRaw(raw) {
+			w.parts = append(w.parts, chatBit{text: raw})
+		}
+		return nil
+	case '[':
+		return w.e.elements(raw, func(_ int, p []byte) *Error { return w.part(p) })
+	}
+	return refuse("content: want a string or a list of parts")
+}
+
+// part reads one content part into w.parts.
+func (w *messagesWriter) part(raw []byte) *Error {
+	if kind(raw) != '{' {
+		return refuse("content: want a string or a list of parts")
+	}
+	var typ string
+	var txt, refusal, image []byte
+	ok := true
+	w.e.members(raw, func(k string, v []byte) *Error {
+		switch k {
+		case "type":
+			typ, ok = text(v), ok && stringOrNull(v)
+		case "text":
+			txt, ok = v, ok && stringOrNull(v)
+		case "refusal":
+			refusal, ok = v, ok && stringOrNull(v)
+		case "image_url":
+			image, ok = v, ok && (kind(v) == '{' || kind(v) == 'n')
+		}
+		return nil
+	})
+	if !ok {
+		return refuse("content: want a string or a list of parts")
+	}
+	switch typ {
+	case "text", "refusal":
+		if typ == "refusal" {
+			txt = refusal
+		}
+		if kind(txt) == '"' && !blankRaw(txt) {
+			w.parts = append(w.parts, chatBit{text: txt})
+		}
+		return nil
+	case "image_url":
+		if kind(image) != '{' {
+			return refuse("content: an image_url part needs image_url.url")
+		}
+		var url []byte
+		w.e.members(image, func(k string, v []byte) *Error {
+			if k == "url" {
+				url = v
+			}
+			return nil
+		})
+		src, err := imageSourceFor(url)
+		if err != nil {
+			return err
+		}
+		w.parts = append(w.parts, chatBit{source: src})
+		return nil
+	}
+	return refuse("content part type %q is not translated to Anthropic", typ)
+}
+
+// writeTools writes the function tools as Anthropic tools.
+func (w *messagesWriter) writeTools(out []byte, raw []byte) ([]byte, *Error) {
+	err := w.e.elements(raw, func(i int, t []byte) *Error {
+		var typRaw, fn, name, description, schema []byte
+		if kind(t) != '{' {
+			return refuse("tools[%d]: want an object", i)
+		}
+		w.e.members(t, func(k string, v []byte) *Error {
+			switch k {
+			case "type":
+				typRaw = v
+			case "function":
+				fn = v
+			}
+			return nil
+		})
+		if kind(fn) == '{' {
+			w.e.members(fn, func(k string, v []byte) *Error {
+				switch k {
+				case "name":
+					name = v
+				case "description":
+					description = v
+				case "parameters":
+					schema = v
+				}
+				return nil
+			})
+		}
+		if !stringOrNull(typRaw) || !stringOrNull(name) || !stringOrNull(description) || kind(fn) != 0 && kind(fn) != 'n' && kind(fn) != '{' {
+			return refuse("tools[%d]: want a type and a function of strings name and description", i)
+		}
+		if typ := text(typRaw); typ != "function" {
+			return refuse("tools: tool type %q is not translated to Anthropic; only function tools are", typ)
+		}
+		if w.tools == 0 {
+			out = append(out, `,"tools":[`...)
+		} else {
+			out = append(out, ',')
+		}
+		w.tools++
+		out = appendString(append(out, `{"name":`...), text(name))
+		if kind(description) == '"' && len(description) > 2 {
+			out = append(append(out, `,"description":`...), description...)
+		}
+		if schema == nil || kind(schema) == 'n' {
+			schema = []byte(`{"type":"object","properties":{}}`)
+		}
+		out = append(append(append(out, `,"input_schema":`...), schema...), '}')
+		return nil
+	})
+	if w.tools > 0 {
+		out = append(out, ']')
+	}
+	return out, err
+}
+
+// toolChoice maps tool_choice and parallel_tool_calls: "auto" -> auto,
+// "required" -> any, {"function":{name}} -> tool, "none" -> none;
+// parallel_tool_calls=false sets disable_parallel_tool_use (without tools
+// it says nothing).
+func (w *messagesWriter) toolChoice(out []byte, raw, parallel []byte) ([]byte, *Error) {
+	var typ, name string
+	if raw != nil {
+		v := gjson.Parse(inPlace(raw))
+		mode := v.String()
+		if v.IsObject() {
+			mode = v.Get("type").String()
+		}
+		switch mode {
+		case "auto", "none":
+			typ = mode
+		case "required":
+			typ = "any"
+		case "function":
+			if name = v.Get("function.name").String(); name == "" {
+				return nil, refuse("tool_choice: a function choice needs function.name")
+			}
+			typ = "tool"
+		default:
+			return nil, refuse("tool_choice %s is not translated to Anthropic", v.Raw)
+		}
+	}
+	serial := w.tools > 0 && kind(parallel) == 'f' && typ != "none"
+	if serial && typ == "" {
+		typ = "auto"
+	}
+	if typ == "" {
+		return out, nil
+	}
+	out = appendString(append(out, `,"tool_choice":{"type":`...), typ)
+	if name != "" {
+		out = appendString(append(out, `,"name":`...), name)
+	}
+	if serial {
+		out = append(out, `,"disable_parallel_tool_use":true`...)
+	}
+	return append(out, '}'), nil
+}
+
+// blankRaw reports whether the string raw is empty or only whitespace.
+func blankRaw(raw []byte) bool {
+	in := raw[1 : len(raw)-1]
+	for i := 0; i < len(in); i++ {
+		switch in[i] {
+		case ' ', '\t', '\n', '\r':
+		case '\\':
+			if i+1 < len(in) && (in[i+1] == 'n' || in[i+1] == 't' || in[i+1] == 'r' || in[i+1] == 'f') {
+				i++
+				continue
+			}
+			return blank(text(raw))
+		default:
+			if in[i] >= 0x80 {
+				return blank(text(raw))
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// unnamedPrefix begins the ids given to calls without one (fitIDs).
 const unnamedPrefix = "toolu_unnamed_"
 
-// unnamedToolID is the id of the n-th tool call without one (fitToolIDs).
+// unnamedToolID is the id of the n-th tool call without one (fitIDs).
 func unnamedToolID(n int) string { return unnamedPrefix + itoa(n) }
 
 // fitToolID is a client's tool id as Anthropic accepts it, never one that
@@ -106,250 +693,24 @@ func fitToolID(id string) string {
 	return AnthropicToolID(id)
 }
 
-// chatToMessagesRequest is ChatToMessages after the field checks; the
-// Gemini translation starts from its result too.
-func chatToMessagesRequest(in *chatRequest, upstreamModel string) (*messagesRequestOut, *Error) {
-	out := &messagesRequestOut{
-		Model:       upstreamModel,
-		MaxTokens:   DefaultMaxTokens,
-		Temperature: in.Temperature,
-		TopP:        in.TopP,
-		Stream:      in.Stream,
-	}
-	switch {
-	case in.MaxCompletionTokens != nil:
-		out.MaxTokens = *in.MaxCompletionTokens
-	case in.MaxTokens != nil:
-		out.MaxTokens = *in.MaxTokens
-	}
-	if in.User != "" {
-		out.Metadata = &messagesMetadata{UserID: in.User}
-	}
-	var err *Error
-	if out.StopSequences, err = stopSequences(in.Stop); err != nil {
-		return nil, err
-	}
-	if out.System, out.Messages, err = chatMessagesToMessages(in.Messages); err != nil {
-		return nil, err
-	}
-	for _, t := range in.Tools {
-		if t.Type != "function" {
-			return nil, refuse("tools: tool type %q is not translated to Anthropic; only function tools are", t.Type)
-		}
-		schema := t.Function.Parameters
-		if isNull(schema) {
-			schema = json.RawMessage(`{"type":"object","properties":{}}`)
-		}
-		out.Tools = append(out.Tools, messagesTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
-	}
-	parallel := in.ParallelToolCalls
-	if len(out.Tools) == 0 {
-		parallel = nil // without tools it says nothing
-	}
-	if out.ToolChoice, err = chatToolChoice(in.ToolChoice, parallel); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// messagesRequestOut is the Anthropic request this package writes: system
-// as blocks, message content always as blocks.
-type messagesRequestOut struct {
-	Model         string               `json:"model"`
-	System        []block              `json:"system,omitempty"`
-	Messages      []messagesMessageOut `json:"messages"`
-	MaxTokens     int                  `json:"max_tokens"`
-	Temperature   *float64             `json:"temperature,omitempty"`
-	TopP          *float64             `json:"top_p,omitempty"`
-	StopSequences []string             `json:"stop_sequences,omitempty"`
-	Stream        bool                 `json:"stream,omitempty"`
-	Metadata      *messagesMetadata    `json:"metadata,omitempty"`
-	Tools         []messagesTool       `json:"tools,omitempty"`
-	ToolChoice    *messagesToolChoice  `json:"tool_choice,omitempty"`
-}
-
-type messagesMessageOut struct {
-	Role    string  `json:"role"`
-	Content []block `json:"content"`
-}
-
-func stopSequences(raw json.RawMessage) ([]string, *Error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var one string
-	if json.Unmarshal(raw, &one) == nil {
-		if one == "" {
-			return nil, nil
-		}
-		return []string{one}, nil
-	}
-	var list []string
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, refuse("stop: want a string or a list of strings")
-	}
-	return list, nil
-}
-
-// chatToolChoice maps tool_choice and parallel_tool_calls: "auto" -> auto,
-// "required" -> any, {"function":{name}} -> tool, "none" -> none;
-// parallel_tool_calls=false sets disable_parallel_tool_use.
-func chatToolChoice(raw json.RawMessage, parallel *bool) (*messagesToolChoice, *Error) {
-	var tc *messagesToolChoice
-	if !isNull(raw) {
-		v := gjson.ParseBytes(raw)
-		mode := v.String()
-		if v.IsObject() {
-			mode = v.Get("type").String()
-		}
-		switch mode {
-		case "auto":
-			tc = &messagesToolChoice{Type: "auto"}
-		case "required":
-			tc = &messagesToolChoice{Type: "any"}
-		case "none":
-			tc = &messagesToolChoice{Type: "none"}
-		case "function":
-			name := v.Get("function.name").String()
-			if name == "" {
-				return nil, refuse("tool_choice: a function choice needs function.name")
-			}
-			tc = &messagesToolChoice{Type: "tool", Name: name}
-		default:
-			return nil, refuse("tool_choice %s is not translated to Anthropic", v.Raw)
-		}
-	}
-	if parallel != nil && !*parallel && (tc == nil || tc.Type != "none") {
-		if tc == nil {
-			tc = &messagesToolChoice{Type: "auto"}
-		}
-		tc.DisableParallelToolUse = true
-	}
-	return tc, nil
-}
-
-// chatMessagesToMessages moves every system and developer message into the
-// Anthropic system prompt (in order) and turns the rest into alternating
-// turns: tool messages become tool_result blocks of a user turn, and
-// consecutive messages of one role are merged into one turn.
-func chatMessagesToMessages(msgs []chatMessage) ([]block, []messagesMessageOut, *Error) {
-	var system []block
-	var out []messagesMessageOut
-	add := func(role string, blocks ...block) {
-		if len(blocks) == 0 {
-			return
-		}
-		if n := len(out); n > 0 && out[n-1].Role == role {
-			out[n-1].Content = append(out[n-1].Content, blocks...)
-			return
-		}
-		out = append(out, messagesMessageOut{Role: role, Content: blocks})
-	}
-	for i, m := range msgs {
-		blocks, err := chatContent(m.Content, m.Role)
-		if err != nil {
-			err.Message = "messages[" + itoa(i) + "]: " + err.Message
-			return nil, nil, err
-		}
-		switch m.Role {
-		case "system", "developer":
-			for _, b := range blocks {
-				if b.Type != "text" {
-					return nil, nil, refuse("messages[%d]: a %s message may hold only text", i, m.Role)
-				}
-			}
-			system = append(system, blocks...)
-		case "user":
-			add("user", blocks...)
-		case "assistant":
-			for j, tc := range m.ToolCalls {
-				input, err := toolArguments(tc.Function.Arguments)
-				if err != nil {
-					return nil, nil, refuse("messages[%d].tool_calls[%d]: %s", i, j, err.Message)
-				}
-				blocks = append(blocks, block{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
-			}
-			add("assistant", blocks...)
-		case "tool":
-			result := block{Type: "tool_result", ToolUseID: m.ToolCallID, Content: toolResultContent(blocks)}
-			// tool_result blocks must lead their user turn; a user turn
-			// already holding text after them starts a new turn.
-			if n := len(out); n > 0 && out[n-1].Role == "user" && out[n-1].Content[len(out[n-1].Content)-1].Type != "tool_result" {
-				out = append(out, messagesMessageOut{Role: "user"})
-			}
-			if n := len(out); n > 0 && out[n-1].Role == "user" {
-				out[n-1].Content = append(out[n-1].Content, result)
-			} else {
-				out = append(out, messagesMessageOut{Role: "user", Content: []block{result}})
-			}
-		case "function":
-			return nil, nil, refuse("messages[%d]: the legacy function role is not translated; use tool", i)
-		default:
-			return nil, nil, refuse("messages[%d]: unknown role %q", i, m.Role)
-		}
-	}
-	return system, out, nil
-}
-
-// chatContent turns a message's content (a string, a list of parts, or
-// null) into Anthropic blocks. Text that is empty or only whitespace is
-// left out: Anthropic refuses such text blocks, and many OpenAI-compatible
-// models answer "\n\n" beside their tool calls, which clients send back.
-func chatContent(raw json.RawMessage, role string) ([]block, *Error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var s string
-	if isString(raw) && json.Unmarshal(raw, &s) == nil {
-		if blank(s) {
-			return nil, nil
-		}
-		return []block{{Type: "text", Text: s}}, nil
-	}
-	var parts []chatPart
-	if err := json.Unmarshal(raw, &parts); err != nil {
-		return nil, refuse("content: want a string or a list of parts")
-	}
-	var blocks []block
-	for _, p := range parts {
-		switch p.Type {
-		case "text":
-			if !blank(p.Text) {
-				blocks = append(blocks, block{Type: "text", Text: p.Text})
-			}
-		case "refusal":
-			if !blank(p.Refusal) {
-				blocks = append(blocks, block{Type: "text", Text: p.Refusal})
-			}
-		case "image_url":
-			if p.ImageURL == nil {
-				return nil, refuse("content: an image_url part needs image_url.url")
-			}
-			src, err := imageSourceFor(p.ImageURL.URL)
-			if err != nil {
-				return nil, err
-			}
-			blocks = append(blocks, block{Type: "image", Source: src})
-		default:
-			return nil, refuse("content part type %q is not translated to Anthropic", p.Type)
-		}
-	}
-	return blocks, nil
-}
-
-// imageSourceFor maps an OpenAI image URL: a base64 data: URL becomes a
-// base64 source, an http(s) URL a url source.
-func imageSourceFor(url string) (*imageSource, *Error) {
+// imageSourceFor writes the Anthropic source of an OpenAI image URL: a
+// base64 data: URL becomes a base64 source, an http(s) URL a url source.
+func imageSourceFor(raw []byte) ([]byte, *Error) {
+	url := text(raw)
 	if rest, ok := strings.CutPrefix(url, "data:"); ok {
 		meta, data, ok := strings.Cut(rest, ",")
 		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
 		if !ok || !isBase64 || mediaType == "" {
 			return nil, refuse("image_url: only base64 data: URLs (data:<type>;base64,...) are translated")
 		}
-		return &imageSource{Type: "base64", MediaType: mediaType, Data: data}, nil
+		src := appendString([]byte(`{"type":"base64","media_type":`), mediaType)
+		if data != "" {
+			src = appendString(append(src, `,"data":`...), data)
+		}
+		return append(src, '}'), nil
 	}
 	if strings.HasPrefix(url, "https://") || strings.HasPrefix(url, "http://") {
-		return &imageSource{Type: "url", URL: url}, nil
+		return append(appendString([]byte(`{"type":"url","url":`), url), '}'), nil
 	}
 	return nil, refuse("image_url: want an http(s) or data: URL")
 }
@@ -370,16 +731,4 @@ func toolArguments(args string) (json.RawMessage, *Error) {
 		return nil, refuse("function.arguments is not a JSON object")
 	}
 	return compactJSON([]byte(args)), nil
-}
-
-// toolResultContent is a tool message's content as tool_result content: a
-// string when it is text alone (the common case), blocks otherwise.
-func toolResultContent(blocks []block) json.RawMessage {
-	switch {
-	case len(blocks) == 0:
-		return json.RawMessage(`""`)
-	case len(blocks) == 1 && blocks[0].Type == "text":
-		return mustMarshal(blocks[0].Text)
-	}
-	return mustMarshal(blocks)
 }

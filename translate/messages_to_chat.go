@@ -120,12 +120,11 @@ func (in *messagesFields) check() *Error {
 		}
 		return refuse("%s: want %s", field, what)
 	}
-	number := func(v []byte) bool { c := kind(v); return c == '-' || '0' <= c && c <= '9' }
 	for _, e := range []*Error{
 		want(in.messages, kind(in.messages) == '[', "messages", "a list of messages"),
-		want(in.maxTokens, number(in.maxTokens) && bytes.IndexAny(in.maxTokens, ".eE") < 0, "max_tokens", "an integer"),
-		want(in.temperature, number(in.temperature), "temperature", "a number"),
-		want(in.topP, number(in.topP), "top_p", "a number"),
+		want(in.maxTokens, isInteger(in.maxTokens), "max_tokens", "an integer"),
+		want(in.temperature, isNumber(in.temperature), "temperature", "a number"),
+		want(in.topP, isNumber(in.topP), "top_p", "a number"),
 		want(in.stop, kind(in.stop) == '[' && allStrings(in.stop), "stop_sequences", "a list of strings"),
 		want(in.stream, kind(in.stream) == 't' || kind(in.stream) == 'f', "stream", "true or false"),
 		want(in.metadata, kind(in.metadata) == '{', "metadata", "an object"),
@@ -520,7 +519,7 @@ func (w *chatWriter) tools(raw []byte) *Error {
 		if typ := text(t.typ); typ != "" && typ != "custom" {
 			return refuse("tools: Anthropic tool type %q is not translated to OpenAI; only client tools are", typ)
 		}
-		if !stringOrNull(t.name) || !stringOrNull(t.description) {
+		if !stringOrNull(t.typ) || !stringOrNull(t.name) || !stringOrNull(t.description) {
 			return refuse("tools[%d]: name and description must be strings", i)
 		}
 		if n == 0 {

@@ -210,6 +210,13 @@ func text(raw []byte) string {
 // the string is in use (a request body does not, while it is translated).
 func inPlace(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
+// isNumber reports whether raw is a number.
+func isNumber(raw []byte) bool { c := kind(raw); return c == '-' || '0' <= c && c <= '9' }
+
+// isInteger reports whether raw is a number without a fraction or an
+// exponent.
+func isInteger(raw []byte) bool { return isNumber(raw) && bytes.IndexAny(raw, ".eE") < 0 }
+
 // stringOrNull reports whether raw is a string or null, what a field the
 // translators read as text may be.
 func stringOrNull(raw []byte) bool { return kind(raw) == '"' || kind(raw) == 'n' || kind(raw) == 0 }
@@ -230,21 +237,11 @@ func appendInner(dst, raw []byte) []byte {
 	return appendEscaped(dst, gjson.ParseBytes(raw).String())
 }
 
-// escapesSurrogate reports whether in, a string's escaped bytes, holds
-// \uD800 to \uDFFF.
+// escapesSurrogate reports whether in, a string's escaped bytes, may hold
+// \uD800 to \uDFFF: whether it holds \ud or \uD (an escaped backslash
+// before "ud" too, which only costs a decoding).
 func escapesSurrogate(in []byte) bool {
-	for i := 0; ; i++ { // i: past an escape's letter
-		j := bytes.IndexByte(in[i:], '\\')
-		if j < 0 || i+j+1 >= len(in) {
-			return false
-		}
-		i += j + 1 // the escape's letter
-		if in[i] == 'u' && i+2 < len(in) && in[i+1]|0x20 == 'd' {
-			if c := in[i+2] | 0x20; c == '8' || c == '9' || 'a' <= c && c <= 'f' {
-				return true
-			}
-		}
-	}
+	return bytes.Contains(in, []byte(`\ud`)) || bytes.Contains(in, []byte(`\uD`))
 }
 
 // appendString appends s as a JSON string.
