@@ -1,9 +1,10 @@
 package translate
 
 import (
+	"bytes"
+	"strconv"
 	"strings"
 
-	json "github.com/goccy/go-json"
 	"github.com/tidwall/gjson"
 )
 
@@ -65,277 +66,382 @@ func ChatToGemini(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Written with system and every turn's content as blocks.
-	var m messagesRequestOut
-	if err := json.Unmarshal(written, &m); err != nil {
-		return nil, refuse("reading the request: %v", err)
-	}
-	out, err := messagesToGemini(&m, nil)
-	if err != nil {
-		return nil, err
-	}
-	return mustMarshal(out), nil
+	return messagesToGemini(written)
 }
 
 // MessagesToGemini translates an Anthropic Messages request into a Gemini
 // generateContent request. A request that cannot be translated without
 // changing its meaning returns an *Error (400).
 func MessagesToGemini(body []byte) ([]byte, error) {
-	if err := checkFields(body, messagesGeminiFields, "Gemini"); err != nil {
-		return nil, err
-	}
-	return messagesBodyToGemini(body)
+	return messagesToGemini(body)
 }
 
-// messagesBodyToGemini is MessagesToGemini after the field checks.
-func messagesBodyToGemini(body []byte) ([]byte, error) {
-	var in messagesRequest
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, refuse("reading the request: %v", err)
+// messagesToGemini reads a Messages request in place and writes it in
+// Gemini's shape in one pass (rawjson.go); a chat request reaches it
+// written as one.
+func messagesToGemini(body []byte) ([]byte, error) {
+	body = bytes.TrimSpace(body)
+	e := endsOf(body)
+	var in messagesFields
+	if err := in.read(e, body, messagesGeminiFields, "Gemini"); err != nil {
+		return nil, err
 	}
-	m := &messagesRequestOut{MaxTokens: in.MaxTokens, Temperature: in.Temperature, TopP: in.TopP,
-		StopSequences: in.StopSequences, Tools: in.Tools, ToolChoice: in.ToolChoice}
-	var err *Error
-	if m.System, err = messagesContent(in.System); err != nil {
-		return nil, refuse("system: %s", err.Message)
+	w := geminiWriter{e: e, out: make([]byte, 0, len(body)+len(body)/8+512), names: map[string]string{}}
+	if err := w.request(&in); err != nil {
+		return nil, err
 	}
-	for i, msg := range in.Messages {
-		blocks, err := messagesContent(msg.Content)
-		if err != nil {
-			return nil, refuse("messages[%d]: %s", i, err.Message)
-		}
-		m.Messages = append(m.Messages, messagesMessageOut{Role: msg.Role, Content: blocks})
+	return w.out, nil
+}
+
+// geminiWriter writes a Gemini generateContent request.
+type geminiWriter struct {
+	e   *ends
+	out []byte
+	// role is the open content's ("": none): consecutive turns of one role
+	// make one content.
+	role     string
+	contents int
+	names    map[string]string // tool call id -> function name
+	outer    blockScratch      // a turn's blocks
+	inner    blockScratch      // a tool result's blocks
+}
+
+// request writes in, its fields in the order Gemini documents them.
+func (w *geminiWriter) request(in *messagesFields) *Error {
+	w.out = append(w.out, '{')
+	if err := w.system(in); err != nil {
+		return err
 	}
-	out, err := messagesToGemini(m, in.TopK)
+	w.out = append(w.out, `"contents":[`...)
+	if err := w.e.elements(in.messages, w.turn); err != nil {
+		return err
+	}
+	if w.contents == 0 {
+		return refuse("messages: Gemini needs at least one message with content")
+	}
+	w.out = append(w.out, "]}]"...)
+	tools, err := w.tools(in.tools)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return mustMarshal(out), nil
+	if err := w.toolChoice(in.toolChoice, tools > 0); err != nil {
+		return err
+	}
+	w.generationConfig(in)
+	w.out = append(w.out, '}')
+	return nil
 }
 
-// messagesRequestOut is a Messages request as the Gemini translation reads
-// it: system as blocks, message content always as blocks.
-type messagesRequestOut struct {
-	Model         string               `json:"model"`
-	System        []block              `json:"system,omitempty"`
-	Messages      []messagesMessageOut `json:"messages"`
-	MaxTokens     int                  `json:"max_tokens"`
-	Temperature   *float64             `json:"temperature,omitempty"`
-	TopP          *float64             `json:"top_p,omitempty"`
-	StopSequences []string             `json:"stop_sequences,omitempty"`
-	Stream        bool                 `json:"stream,omitempty"`
-	Metadata      *messagesMetadata    `json:"metadata,omitempty"`
-	Tools         []messagesTool       `json:"tools,omitempty"`
-	ToolChoice    *messagesToolChoice  `json:"tool_choice,omitempty"`
+// system writes the system prompt and every system turn (Claude Code
+// sends them), in order, as the system instruction.
+func (w *geminiWriter) system(in *messagesFields) *Error {
+	n := 0
+	text := func(b *rawBlock) *Error {
+		if b.typ != "text" {
+			return refuse("system: block type %q is not allowed; only text", b.typ)
+		}
+		if len(b.text) > 2 {
+			if n++; n == 1 {
+				w.out = append(w.out, `"systemInstruction":{"parts":[`...)
+			} else {
+				w.out = append(w.out, ',')
+			}
+			w.out = append(appendInner(append(w.out, `{"text":"`...), b.text), `"}`...)
+		}
+		return nil
+	}
+	if err := w.e.eachBlock(in.system, &w.outer, text); err != nil {
+		if strings.HasPrefix(err.Message, "content:") {
+			err.Message = "system: " + err.Message
+		}
+		return err
+	}
+	err := w.e.elements(in.messages, func(i int, m []byte) *Error {
+		role, content := w.turnFields(m)
+		if role != "system" {
+			return nil
+		}
+		if err := w.e.eachBlock(content, &w.outer, text); err != nil {
+			if strings.HasPrefix(err.Message, "content:") {
+				err.Message = "messages[" + itoa(i) + "]: " + err.Message
+			}
+			return err
+		}
+		return nil
+	})
+	if n > 0 {
+		w.out = append(w.out, "]},"...)
+	}
+	return err
 }
 
-type messagesMessageOut struct {
-	Role    string  `json:"role"`
-	Content []block `json:"content"`
+// turnFields is a turn's role and raw content.
+func (w *geminiWriter) turnFields(m []byte) (role string, content []byte) {
+	if kind(m) == '{' {
+		w.e.members(m, func(name string, v []byte) *Error {
+			switch name {
+			case "role":
+				role = text(v)
+			case "content":
+				content = v
+			}
+			return nil
+		})
+	}
+	return role, content
 }
 
-// messagesToGemini writes a Messages request (as the Anthropic translation
-// holds it) in Gemini's shape.
-func messagesToGemini(m *messagesRequestOut, topK *int) (*geminiRequest, *Error) {
-	out := &geminiRequest{}
-	// System messages among the turns (Claude Code sends them) join the
-	// system instruction, in order, as the chat translation does.
-	system := m.System
-	for _, msg := range m.Messages {
-		if msg.Role == "system" {
-			system = append(system, msg.Content...)
-		}
-	}
-	if sys, err := geminiSystem(system); err != nil {
-		return nil, err
-	} else if sys != nil {
-		out.SystemInstruction = sys
-	}
-	names := map[string]string{} // tool call id -> function name
-	for i, msg := range m.Messages {
-		if msg.Role == "system" {
-			continue
-		}
-		c, err := geminiTurn(msg, names)
-		if err != nil {
-			err.Message = "messages[" + itoa(i) + "]: " + err.Message
-			return nil, err
-		}
-		if len(c.Parts) == 0 {
-			continue
-		}
-		if n := len(out.Contents); n > 0 && out.Contents[n-1].Role == c.Role {
-			out.Contents[n-1].Parts = append(out.Contents[n-1].Parts, c.Parts...)
-			continue
-		}
-		out.Contents = append(out.Contents, c)
-	}
-	if len(out.Contents) == 0 {
-		return nil, refuse("messages: Gemini needs at least one message with content")
-	}
-	var err *Error
-	if out.Tools, err = geminiTools(m.Tools); err != nil {
-		return nil, err
-	}
-	if out.ToolConfig, err = geminiToolChoice(m.ToolChoice, len(out.Tools) > 0); err != nil {
-		return nil, err
-	}
-	g := geminiGenConfig{MaxOutputTokens: m.MaxTokens, Temperature: m.Temperature, TopP: m.TopP, TopK: topK, StopSequences: m.StopSequences}
-	if g.MaxOutputTokens != 0 || g.Temperature != nil || g.TopP != nil || g.TopK != nil || len(g.StopSequences) > 0 {
-		out.GenerationConfig = &g
-	}
-	return out, nil
-}
-
-func geminiSystem(blocks []block) (*geminiContent, *Error) {
-	var parts []geminiPart
-	for _, b := range blocks {
-		if b.Type != "text" {
-			return nil, refuse("system: block type %q is not allowed; only text", b.Type)
-		}
-		if b.Text != "" {
-			parts = append(parts, geminiPart{Text: b.Text})
-		}
-	}
-	if len(parts) == 0 {
-		return nil, nil
-	}
-	return &geminiContent{Parts: parts}, nil
-}
-
-// geminiTurn turns one Messages turn into a Gemini content: user stays
+// turn writes one Messages turn as parts of a Gemini content: user stays
 // user, assistant becomes model; tool_use blocks become function calls
 // (their ids remembered in names) and tool_result blocks function
 // responses named by the call they answer.
-func geminiTurn(m messagesMessageOut, names map[string]string) (geminiContent, *Error) {
-	c := geminiContent{Role: "user"}
-	switch m.Role {
-	case "user":
-	case "assistant":
-		c.Role = "model"
+func (w *geminiWriter) turn(i int, m []byte) *Error {
+	if kind(m) != '{' {
+		return refuse("messages[%d]: want an object with a role and content", i)
+	}
+	role, content := w.turnFields(m)
+	var err *Error
+	switch role {
+	case "system":
+		return nil // in the system instruction
+	case "user", "assistant":
+		err = w.e.eachBlock(content, &w.outer, func(b *rawBlock) *Error { return w.part(b, role) })
 	default:
-		return c, refuse("unknown role %q", m.Role)
+		err = refuse("unknown role %q", role)
 	}
-	for _, b := range m.Content {
-		p, err := geminiPartFor(b, m.Role, names)
-		if err != nil {
-			return c, err
-		}
-		if p != nil {
-			c.Parts = append(c.Parts, *p)
-		}
+	if err != nil {
+		err.Message = "messages[" + itoa(i) + "]: " + err.Message
 	}
-	return c, nil
+	return err
 }
 
-func geminiPartFor(b block, role string, names map[string]string) (*geminiPart, *Error) {
-	switch b.Type {
+// openPart makes room for a part of a content of role: a comma in the open
+// content of that role, or a new content.
+func (w *geminiWriter) openPart(role string) {
+	if role == "assistant" {
+		role = "model"
+	}
+	if w.role == role {
+		w.out = append(w.out, ',')
+		return
+	}
+	if w.role != "" {
+		w.out = append(w.out, "]},"...)
+	}
+	w.role = role
+	w.contents++
+	w.out = append(append(append(w.out, `{"role":"`...), role...), `","parts":[`...)
+}
+
+// part writes one block of a turn of role as a Gemini part.
+func (w *geminiWriter) part(b *rawBlock, role string) *Error {
+	switch b.typ {
 	case "text":
-		if b.Text == "" {
-			return nil, nil
+		if len(b.text) > 2 {
+			w.openPart(role)
+			w.out = append(appendInner(append(w.out, `{"text":"`...), b.text), `"}`...)
 		}
-		return &geminiPart{Text: b.Text}, nil
+		return nil
 	case "image":
-		blob, err := geminiBlobFor(b.Source)
-		if err != nil {
-			return nil, err
+		// Gemini takes images inline: only base64 images are translated.
+		s := b.source
+		if s == nil || s.typ != "base64" || len(s.mediaType) <= 2 {
+			return refuse("images are translated to Gemini only as base64 data (a data: URL, or a base64 source)")
 		}
-		return &geminiPart{InlineData: blob}, nil
+		w.openPart(role)
+		w.out = append(appendInner(append(w.out, `{"inlineData":{"mimeType":"`...), s.mediaType), `","data":"`...)
+		w.out = append(appendInner(w.out, s.data), `"}}`...)
+		return nil
 	case "tool_use":
-		if role != "assistant" {
-			return nil, refuse("a tool_use block belongs in an assistant turn")
-		}
-		names[b.ID] = b.Name
-		args := b.Input
-		if isNull(args) {
-			args = json.RawMessage(`{}`)
-		}
-		_, sig := splitSignature(b.ID)
-		return &geminiPart{FunctionCall: &geminiFunctionCall{Name: b.Name, Args: args}, ThoughtSignature: sig}, nil
+		return w.call(b, role)
 	case "tool_result":
-		name, ok := names[b.ToolUseID]
-		if !ok {
-			return nil, refuse("tool_result %q answers no earlier tool call; Gemini names function responses by their call", b.ToolUseID)
-		}
-		resp, err := geminiToolResult(b)
-		if err != nil {
-			return nil, err
-		}
-		return &geminiPart{FunctionResponse: &geminiFunctionResponse{Name: name, Response: resp}}, nil
+		return w.response(b, role)
 	case "thinking", "redacted_thinking":
 		if role == "assistant" {
-			return nil, nil // Gemini's thoughts are its own; earlier ones are not sent back
+			return nil // Gemini's thoughts are its own; earlier ones are not sent back
 		}
 	}
-	return nil, refuse("content block type %q is not translated to Gemini", b.Type)
+	return refuse("content block type %q is not translated to Gemini", b.typ)
 }
 
-// geminiBlobFor maps an image: Gemini takes images inline, so only base64
-// images are translated.
-func geminiBlobFor(src *imageSource) (*geminiBlob, *Error) {
-	if src == nil || src.Type != "base64" || src.MediaType == "" {
-		return nil, refuse("images are translated to Gemini only as base64 data (a data: URL, or a base64 source)")
+// call writes a tool_use block as a function call, with the thought
+// signature its id carries.
+func (w *geminiWriter) call(b *rawBlock, role string) *Error {
+	if role != "assistant" {
+		return refuse("a tool_use block belongs in an assistant turn")
 	}
-	return &geminiBlob{MimeType: src.MediaType, Data: src.Data}, nil
+	w.names[b.id] = b.name
+	args := b.input
+	if kind(args) == 0 || kind(args) == 'n' {
+		args = []byte(`{}`)
+	}
+	w.openPart(role)
+	w.out = appendString(append(w.out, `{"functionCall":{"name":`...), b.name)
+	w.out = append(append(append(w.out, `,"args":`...), args...), '}')
+	if _, sig := splitSignature(b.id); sig != "" {
+		w.out = appendString(append(w.out, `,"thoughtSignature":`...), sig)
+	}
+	w.out = append(w.out, '}')
+	return nil
 }
 
-// geminiToolResult is a tool result as a function response object:
-// {"content": text}, or {"error": text} for a result marked is_error.
-func geminiToolResult(b block) (json.RawMessage, *Error) {
-	blocks, err := messagesContent(b.Content)
+// response writes a tool_result block as a function response named by the
+// call it answers: {"content": text}, or {"error": text} for a result
+// marked is_error.
+func (w *geminiWriter) response(b *rawBlock, role string) *Error {
+	name, ok := w.names[b.toolUseID]
+	if !ok {
+		return refuse("tool_result %q answers no earlier tool call; Gemini names function responses by their call", b.toolUseID)
+	}
+	var texts [][]byte
+	err := w.e.eachBlock(b.content, &w.inner, func(c *rawBlock) *Error {
+		if c.typ != "text" {
+			return refuse("tool results are translated to Gemini as text only, got a %q block", c.typ)
+		}
+		texts = append(texts, c.text)
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	texts := make([]string, 0, len(blocks))
-	for _, c := range blocks {
-		if c.Type != "text" {
-			return nil, refuse("tool results are translated to Gemini as text only, got a %q block", c.Type)
+	key := `{"content":"`
+	if b.isError {
+		key = `{"error":"`
+	}
+	w.openPart(role)
+	w.out = append(appendString(append(w.out, `{"functionResponse":{"name":`...), name), `,"response":`...)
+	w.out = append(w.out, key...)
+	for i, t := range texts {
+		if i > 0 {
+			w.out = append(w.out, `\n`...)
 		}
-		texts = append(texts, c.Text)
+		w.out = appendInner(w.out, t)
 	}
-	key := "content"
-	if b.IsError {
-		key = "error"
-	}
-	return mustMarshal(map[string]string{key: strings.Join(texts, "\n")}), nil
+	w.out = append(w.out, `"}}}`...)
+	return nil
 }
 
-func geminiTools(tools []messagesTool) ([]geminiTool, *Error) {
-	if len(tools) == 0 {
-		return nil, nil
-	}
-	decls := make([]geminiFunctionDecl, 0, len(tools))
-	for _, t := range tools {
-		if t.Type != "" && t.Type != "custom" {
-			return nil, refuse("tools: tool type %q is not translated to Gemini; only function tools are", t.Type)
+// tools writes the client tools as function declarations.
+func (w *geminiWriter) tools(raw []byte) (int, *Error) {
+	n := 0
+	err := w.e.elements(raw, func(i int, v []byte) *Error {
+		var typ, name, description, schema []byte
+		if kind(v) != '{' {
+			return refuse("tools[%d]: want an object", i)
 		}
-		decls = append(decls, geminiFunctionDecl{Name: t.Name, Description: t.Description, ParametersJSONSchema: t.InputSchema})
+		w.e.members(v, func(k string, v []byte) *Error {
+			switch k {
+			case "type":
+				typ = v
+			case "name":
+				name = v
+			case "description":
+				description = v
+			case "input_schema":
+				schema = v
+			}
+			return nil
+		})
+		if t := text(typ); t != "" && t != "custom" {
+			return refuse("tools: tool type %q is not translated to Gemini; only function tools are", t)
+		}
+		if !stringOrNull(typ) || !stringOrNull(name) || !stringOrNull(description) {
+			return refuse("tools[%d]: name and description must be strings", i)
+		}
+		if n++; n == 1 {
+			w.out = append(w.out, `,"tools":[{"functionDeclarations":[`...)
+		} else {
+			w.out = append(w.out, ',')
+		}
+		w.out = appendString(append(w.out, `{"name":`...), text(name))
+		if kind(description) == '"' && len(description) > 2 {
+			w.out = append(append(w.out, `,"description":`...), description...)
+		}
+		if schema != nil {
+			w.out = append(append(w.out, `,"parametersJsonSchema":`...), schema...)
+		}
+		w.out = append(w.out, '}')
+		return nil
+	})
+	if n > 0 {
+		w.out = append(w.out, "]}]"...)
 	}
-	return []geminiTool{{FunctionDeclarations: decls}}, nil
+	return n, err
 }
 
-// geminiToolChoice maps tool_choice: auto -> AUTO, any -> ANY, tool -> ANY
-// with that one name allowed, none -> NONE. Gemini cannot keep a turn to one
+// toolChoice maps tool_choice: auto -> AUTO, any -> ANY, tool -> ANY with
+// that one name allowed, none -> NONE. Gemini cannot keep a turn to one
 // call: disable_parallel_tool_use is refused.
-func geminiToolChoice(tc *messagesToolChoice, haveTools bool) (*geminiToolConfig, *Error) {
-	if tc == nil || !haveTools {
-		return nil, nil
+func (w *geminiWriter) toolChoice(raw []byte, haveTools bool) *Error {
+	if raw == nil || !haveTools {
+		return nil
 	}
-	if tc.DisableParallelToolUse && tc.Type != "none" {
-		return nil, refuse("tool_choice: Gemini cannot limit a turn to one function call (disable_parallel_tool_use)")
+	var typ, name string
+	var serial bool
+	w.e.members(raw, func(k string, v []byte) *Error {
+		switch k {
+		case "type":
+			typ = text(v)
+		case "name":
+			name = text(v)
+		case "disable_parallel_tool_use":
+			serial = kind(v) == 't'
+		}
+		return nil
+	})
+	if serial && typ != "none" {
+		return refuse("tool_choice: Gemini cannot limit a turn to one function call (disable_parallel_tool_use)")
 	}
-	c := geminiFunctionCallingConfig{}
-	switch tc.Type {
+	var mode string
+	switch typ {
 	case "auto":
-		c.Mode = "AUTO"
-	case "any":
-		c.Mode = "ANY"
+		mode = "AUTO"
+	case "any", "tool":
+		mode = "ANY"
 	case "none":
-		c.Mode = "NONE"
-	case "tool":
-		c.Mode, c.AllowedFunctionNames = "ANY", []string{tc.Name}
+		mode = "NONE"
 	default:
-		return nil, refuse("tool_choice type %q is not translated to Gemini", tc.Type)
+		return refuse("tool_choice type %q is not translated to Gemini", typ)
 	}
-	return &geminiToolConfig{FunctionCallingConfig: c}, nil
+	w.out = append(append(w.out, `,"toolConfig":{"functionCallingConfig":{"mode":"`...), mode...)
+	w.out = append(w.out, '"')
+	if typ == "tool" {
+		w.out = append(appendString(append(w.out, `,"allowedFunctionNames":[`...), name), ']')
+	}
+	w.out = append(w.out, "}}"...)
+	return nil
+}
+
+// generationConfig writes what the request sets of max_tokens,
+// temperature, top_p, top_k and stop_sequences.
+func (w *geminiWriter) generationConfig(in *messagesFields) {
+	start := len(w.out)
+	w.out = append(w.out, `,"generationConfig":{`...)
+	fields := len(w.out)
+	if n, err := strconv.ParseInt(string(in.maxTokens), 10, 0); err == nil && n != 0 {
+		w.out = strconv.AppendInt(append(w.out, `"maxOutputTokens":`...), n, 10)
+	}
+	w.out = configField(w.out, fields, "temperature", in.temperature)
+	w.out = configField(w.out, fields, "topP", in.topP)
+	w.out = configField(w.out, fields, "topK", in.topK)
+	if len(in.stop) > 0 && kind(in.stop[skipSpace(in.stop, 1):]) != ']' {
+		w.out = configField(w.out, fields, "stopSequences", in.stop)
+	}
+	if len(w.out) == fields {
+		w.out = w.out[:start] // nothing set
+		return
+	}
+	w.out = append(w.out, '}')
+}
+
+// configField appends the member name with the raw value v, unless v is
+// nil, after a comma unless it is the first since fields.
+func configField(out []byte, fields int, name string, v []byte) []byte {
+	if v == nil {
+		return out
+	}
+	if len(out) > fields {
+		out = append(out, ',')
+	}
+	return append(append(append(append(out, '"'), name...), '"', ':'), v...)
 }

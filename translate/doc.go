@@ -26,13 +26,14 @@
 // is the caller's to refuse. Responses and streams come from upstreams and
 // are checked here.
 //
-// MessagesToChat reads its body in place and writes the OpenAI request in
-// one pass (rawjson.go), passing the conversation's strings on as the
-// client escaped them: a quarter of the time the decoding and encoding
-// took (docs/PERFORMANCE.md, "Twenty-seventh round"). The other directions
-// read and write JSON with github.com/goccy/go-json, which takes
-// encoding/json's API, tags and results (its errors' words too: the golden
-// files pass with either) at less than half its time on an agent's
-// conversation (docs/PERFORMANCE.md, "Translating an agent's conversation
-// with another JSON library").
+// A request is read in place and written in one pass (rawjson.go), its
+// strings passed on as the client escaped them: a quarter to a third of the
+// time the decoding and encoding took on an agent's conversation
+// (docs/PERFORMANCE.md, "Twenty-seventh round"). A chat request for Gemini
+// is written as a Messages request first, and that is written for Gemini,
+// so that what a chat conversation means as Anthropic turns is said once.
+// Answers, errors and streams are read and written with
+// github.com/goccy/go-json, which takes encoding/json's API, tags and
+// results at less than half its time (docs/PERFORMANCE.md, "Translating
+// an agent's conversation with another JSON library").
 package translate

@@ -2,16 +2,9 @@ package translate
 
 import json "github.com/goccy/go-json"
 
-// The Gemini API's shapes (generativelanguage v1beta, generateContent), as
-// far as this package writes or reads them.
-
-type geminiRequest struct {
-	SystemInstruction *geminiContent    `json:"systemInstruction,omitempty"`
-	Contents          []geminiContent   `json:"contents"`
-	Tools             []geminiTool      `json:"tools,omitempty"`
-	ToolConfig        *geminiToolConfig `json:"toolConfig,omitempty"`
-	GenerationConfig  *geminiGenConfig  `json:"generationConfig,omitempty"`
-}
+// The Gemini API's answers (generativelanguage v1beta, generateContent), as
+// far as this package reads them; requests are written in place
+// (geminiWriter).
 
 type geminiContent struct {
 	Role  string       `json:"role,omitempty"` // user or model
@@ -43,35 +36,6 @@ type geminiFunctionCall struct {
 type geminiFunctionResponse struct {
 	Name     string          `json:"name"`
 	Response json.RawMessage `json:"response"`
-}
-
-type geminiTool struct {
-	FunctionDeclarations []geminiFunctionDecl `json:"functionDeclarations"`
-}
-
-type geminiFunctionDecl struct {
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-	// ParametersJSONSchema takes the client's JSON Schema as it is
-	// (parameters would take only Gemini's OpenAPI subset).
-	ParametersJSONSchema json.RawMessage `json:"parametersJsonSchema,omitempty"`
-}
-
-type geminiToolConfig struct {
-	FunctionCallingConfig geminiFunctionCallingConfig `json:"functionCallingConfig"`
-}
-
-type geminiFunctionCallingConfig struct {
-	Mode                 string   `json:"mode"` // AUTO, ANY, NONE
-	AllowedFunctionNames []string `json:"allowedFunctionNames,omitempty"`
-}
-
-type geminiGenConfig struct {
-	MaxOutputTokens int      `json:"maxOutputTokens,omitempty"`
-	Temperature     *float64 `json:"temperature,omitempty"`
-	TopP            *float64 `json:"topP,omitempty"`
-	TopK            *int     `json:"topK,omitempty"`
-	StopSequences   []string `json:"stopSequences,omitempty"`
 }
 
 type geminiResponse struct {

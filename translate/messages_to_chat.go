@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	json "github.com/goccy/go-json"
 	"github.com/tidwall/gjson"
 )
 
@@ -53,7 +52,7 @@ func MessagesToChat(body []byte, upstreamModel string) ([]byte, error) {
 	body = bytes.TrimSpace(body)
 	e := endsOf(body)
 	var in messagesFields
-	if err := in.read(e, body); err != nil {
+	if err := in.read(e, body, messagesRequestFields, "OpenAI Chat Completions"); err != nil {
 		return nil, err
 	}
 	w := chatWriter{e: e, out: make([]byte, 0, len(body)+len(body)/8+512)}
@@ -66,17 +65,17 @@ func MessagesToChat(body []byte, upstreamModel string) ([]byte, error) {
 // messagesFields is a Messages request's top-level fields, raw; the last
 // of a field named twice counts, as for every JSON library.
 type messagesFields struct {
-	system, messages, maxTokens, temperature, topP, stop, stream, metadata, tools, toolChoice []byte
+	system, messages, maxTokens, temperature, topP, topK, stop, stream, metadata, tools, toolChoice []byte
 }
 
 // read takes body's fields, refusing those messagesRequestFields refuses
 // and values of the wrong type.
-func (in *messagesFields) read(e *ends, body []byte) *Error {
+func (in *messagesFields) read(e *ends, body []byte, rules map[string]fieldRule, api string) *Error {
 	if kind(body) != '{' { // JSON, but not an object (package doc)
 		return refuse("the request body is not a JSON object")
 	}
 	err := e.members(body, func(name string, v []byte) *Error {
-		if err := fieldRefusal(messagesRequestFields, name, v, "OpenAI Chat Completions"); err != nil {
+		if err := fieldRefusal(rules, name, v, api); err != nil {
 			return err
 		}
 		if kind(v) == 'n' {
@@ -103,6 +102,8 @@ func (in *messagesFields) read(e *ends, body []byte) *Error {
 			in.tools = v
 		case "tool_choice":
 			in.toolChoice = v
+		case "top_k":
+			in.topK = v
 		}
 		return nil
 	})
@@ -125,6 +126,7 @@ func (in *messagesFields) check() *Error {
 		want(in.maxTokens, isInteger(in.maxTokens), "max_tokens", "an integer"),
 		want(in.temperature, isNumber(in.temperature), "temperature", "a number"),
 		want(in.topP, isNumber(in.topP), "top_p", "a number"),
+		want(in.topK, isInteger(in.topK), "top_k", "an integer"),
 		want(in.stop, kind(in.stop) == '[' && allStrings(in.stop), "stop_sequences", "a list of strings"),
 		want(in.stream, kind(in.stream) == 't' || kind(in.stream) == 'f', "stream", "true or false"),
 		want(in.metadata, kind(in.metadata) == '{', "metadata", "an object"),
@@ -135,7 +137,24 @@ func (in *messagesFields) check() *Error {
 			return e
 		}
 	}
+	if kind(in.metadata) == '{' && !fieldsOfKinds(in.metadata, map[string]string{"user_id": `"n`}) {
+		return refuse("metadata: user_id must be a string")
+	}
+	if kind(in.toolChoice) == '{' && !fieldsOfKinds(in.toolChoice, map[string]string{"type": `"n`, "name": `"n`, "disable_parallel_tool_use": "tfn"}) {
+		return refuse("tool_choice: type and name must be strings, disable_parallel_tool_use true or false")
+	}
 	return nil
+}
+
+// fieldsOfKinds reports whether each member of the object raw named in
+// kinds is of one of the kinds (kind's first bytes) given for it.
+func fieldsOfKinds(raw []byte, kinds map[string]string) bool {
+	return (*ends)(nil).members(raw, func(name string, v []byte) *Error {
+		if want, ok := kinds[name]; ok && strings.IndexByte(want, kind(v)) < 0 {
+			return refuse("")
+		}
+		return nil
+	}) == nil
 }
 
 // allStrings reports whether every element of the array raw is a string.
@@ -585,6 +604,7 @@ func (w *chatWriter) toolChoice(raw []byte) *Error {
 // typ decoded, the others raw (nil: absent or null).
 type rawBlock struct {
 	typ, id, name, toolUseID string
+	isError                  bool
 	text, input, content     []byte
 	source                   *rawSource
 }
@@ -656,6 +676,7 @@ func (e *ends) readBlock(raw []byte, s *blockScratch) bool {
 		case "content":
 			b.content = v
 		case "is_error":
+			b.isError = kind(v) == 't'
 			ok = ok && (kind(v) == 't' || kind(v) == 'f' || kind(v) == 'n')
 		case "source":
 			b.source, ok = e.readSource(v, &s.source), ok && (kind(v) == '{' || kind(v) == 'n')
@@ -688,22 +709,6 @@ func (e *ends) readSource(raw []byte, src *rawSource) *rawSource {
 		return nil
 	})
 	return src
-}
-
-// messagesContent reads content that is a string or a list of blocks.
-func messagesContent(raw json.RawMessage) ([]block, *Error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var s string
-	if isString(raw) && json.Unmarshal(raw, &s) == nil {
-		return []block{{Type: "text", Text: s}}, nil
-	}
-	var blocks []block
-	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return nil, refuse("content: want a string or a list of content blocks")
-	}
-	return blocks, nil
 }
 
 // toolUseToChat maps a tool_use block to an OpenAI tool call, in a

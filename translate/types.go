@@ -2,35 +2,12 @@ package translate
 
 import json "github.com/goccy/go-json"
 
-// The two APIs' shapes, as far as this package reads or writes them. Fields
-// that hold one of several shapes (a string or a list of parts) stay
-// json.RawMessage and are read where they are used.
+// The two APIs' answers, as far as this package reads or writes them
+// (requests are read in place: rawjson.go). Fields that hold one of
+// several shapes (a string or a list of parts) stay json.RawMessage and
+// are read where they are used.
 
 // --- Anthropic Messages ---
-
-type messagesRequest struct {
-	Model         string              `json:"model"`
-	System        json.RawMessage     `json:"system,omitempty"` // string or []block
-	Messages      []messagesMessage   `json:"messages"`
-	MaxTokens     int                 `json:"max_tokens"`
-	Temperature   *float64            `json:"temperature,omitempty"`
-	TopP          *float64            `json:"top_p,omitempty"`
-	TopK          *int                `json:"top_k,omitempty"`
-	StopSequences []string            `json:"stop_sequences,omitempty"`
-	Stream        bool                `json:"stream,omitempty"`
-	Metadata      *messagesMetadata   `json:"metadata,omitempty"`
-	Tools         []messagesTool      `json:"tools,omitempty"`
-	ToolChoice    *messagesToolChoice `json:"tool_choice,omitempty"`
-}
-
-type messagesMetadata struct {
-	UserID string `json:"user_id,omitempty"`
-}
-
-type messagesMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"` // string or []block
-}
 
 // block is any Anthropic content block; Type says which fields are set.
 type block struct {
@@ -52,19 +29,6 @@ type imageSource struct {
 	URL       string `json:"url,omitempty"`
 }
 
-type messagesTool struct {
-	Type        string          `json:"type,omitempty"` // empty or "custom" for a client tool
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	InputSchema json.RawMessage `json:"input_schema"`
-}
-
-type messagesToolChoice struct {
-	Type                   string `json:"type"` // auto, any, tool, none
-	Name                   string `json:"name,omitempty"`
-	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
-}
-
 type messagesResponse struct {
 	ID           string        `json:"id"`
 	Type         string        `json:"type"`
@@ -84,56 +48,6 @@ type messagesUsage struct {
 }
 
 // --- OpenAI Chat Completions ---
-
-type chatRequest struct {
-	Model               string          `json:"model"`
-	Messages            []chatMessage   `json:"messages"`
-	MaxTokens           *int            `json:"max_tokens,omitempty"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens,omitempty"`
-	Temperature         *float64        `json:"temperature,omitempty"`
-	TopP                *float64        `json:"top_p,omitempty"`
-	Stop                json.RawMessage `json:"stop,omitempty"` // string or []string
-	Stream              bool            `json:"stream,omitempty"`
-	StreamOptions       *streamOptions  `json:"stream_options,omitempty"`
-	User                string          `json:"user,omitempty"`
-	Tools               []chatTool      `json:"tools,omitempty"`
-	ToolChoice          json.RawMessage `json:"tool_choice,omitempty"` // string or object
-	ParallelToolCalls   *bool           `json:"parallel_tool_calls,omitempty"`
-}
-
-type streamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
-}
-
-type chatMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"` // string, []chatPart or null
-	ToolCalls  []chatToolCall  `json:"tool_calls,omitempty"`
-	ToolCallID string          `json:"tool_call_id,omitempty"`
-}
-
-type chatPart struct {
-	Type     string    `json:"type"` // text, image_url, refusal
-	Text     string    `json:"text,omitempty"`
-	ImageURL *imageURL `json:"image_url,omitempty"`
-	Refusal  string    `json:"refusal,omitempty"`
-}
-
-type imageURL struct {
-	URL    string `json:"url"`
-	Detail string `json:"detail,omitempty"`
-}
-
-type chatTool struct {
-	Type     string       `json:"type"`
-	Function chatFunction `json:"function"`
-}
-
-type chatFunction struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
-}
 
 type chatToolCall struct {
 	Index    *int             `json:"index,omitempty"` // streams only
