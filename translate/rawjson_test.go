@@ -65,3 +65,32 @@ func TestStringEnd(t *testing.T) {
 		}
 	}
 }
+
+// The same for a chat request: blank text is found through its escapes,
+// and a tool call's arguments, a string holding JSON, become its input.
+func TestChatToMessagesKeepsEscapedText(t *testing.T) {
+	in := `{"messages":[` +
+		`{"role":"user","content":[{"type":"text","text":" \n\t\u00a0"},{"type":"text","text":"\u0041 \"q\" lone \udc00"}]},` +
+		`{"role":"assistant","content":"\n\n","tool_calls":[{"id":"c1","type":"function","function":{"name":"Write","arguments":"{\"path\": \"a \\\"b\\\".go\", \"n\": [1]}"}}]}` +
+		`]}`
+	out, err := ChatToMessages([]byte(in), "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Messages []struct {
+			Content []struct {
+				Type, Text string
+				Input      map[string]any
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := `{"Messages":[{"Content":[{"Type":"text","Text":"A \"q\" lone ` + "\ufffd" + `","Input":null}]},` +
+		`{"Content":[{"Type":"tool_use","Text":"","Input":{"n":[1],"path":"a \"b\".go"}}]}]}`
+	if b, _ := json.Marshal(got); string(b) != want {
+		t.Errorf("got  %s\nwant %s\nfrom %s", b, want, out)
+	}
+}
