@@ -355,7 +355,7 @@ func (w *geminiWriter) tools(raw []byte) (int, *Error) {
 		}
 		w.out = appendString(append(w.out, `{"name":`...), text(name))
 		if kind(description) == '"' && len(description) > 2 {
-			w.out = append(append(w.out, `,"description":`...), description...)
+			w.out = appendText(append(w.out, `,"description":`...), description)
 		}
 		if schema != nil {
 			w.out = append(append(w.out, `,"parametersJsonSchema":`...), schema...)
@@ -425,7 +425,10 @@ func (w *geminiWriter) generationConfig(in *messagesFields) {
 	w.out = configField(w.out, fields, "topP", in.topP)
 	w.out = configField(w.out, fields, "topK", in.topK)
 	if len(in.stop) > 0 && kind(in.stop[skipSpace(in.stop, 1):]) != ']' {
-		w.out = configField(w.out, fields, "stopSequences", in.stop)
+		if len(w.out) > fields {
+			w.out = append(w.out, ',')
+		}
+		w.out = appendStrings(append(w.out, `"stopSequences":`...), in.stop)
 	}
 	if len(w.out) == fields {
 		w.out = w.out[:start] // nothing set

@@ -219,17 +219,17 @@ func (w *messagesWriter) request(in *chatFields) ([]byte, *Error) {
 	out = member(out, "top_p", in.topP)
 	switch kind(in.stop) {
 	case '"':
-		out = append(append(append(out, `,"stop_sequences":[`...), in.stop...), ']')
+		out = append(appendText(append(out, `,"stop_sequences":[`...), in.stop), ']')
 	case '[':
 		if kind(in.stop[skipSpace(in.stop, 1):]) != ']' {
-			out = member(out, "stop_sequences", in.stop)
+			out = appendStrings(append(out, `,"stop_sequences":`...), in.stop)
 		}
 	}
 	if kind(in.stream) == 't' {
 		out = append(out, `,"stream":true`...)
 	}
 	if len(in.user) > 2 {
-		out = append(append(append(out, `,"metadata":{"user_id":`...), in.user...), '}')
+		out = append(appendText(append(out, `,"metadata":{"user_id":`...), in.user), '}')
 	}
 	out, err := w.writeTools(out, in.tools)
 	if err != nil {
@@ -405,7 +405,7 @@ func (w *messagesWriter) toolResult(callID []byte) {
 	case len(w.parts) == 0:
 		w.out = append(w.out, `""`...)
 	case len(w.parts) == 1 && w.parts[0].text != nil:
-		w.out = append(appendInner(append(w.out, '"'), w.parts[0].text), '"')
+		w.out = appendText(w.out, w.parts[0].text)
 	default:
 		w.out = append(w.out, '[')
 		for i, p := range w.parts {
@@ -599,7 +599,7 @@ func (w *messagesWriter) writeTools(out []byte, raw []byte) ([]byte, *Error) {
 		w.tools++
 		out = appendString(append(out, `{"name":`...), text(name))
 		if kind(description) == '"' && len(description) > 2 {
-			out = append(append(out, `,"description":`...), description...)
+			out = appendText(append(out, `,"description":`...), description)
 		}
 		if schema == nil || kind(schema) == 'n' {
 			schema = []byte(`{"type":"object","properties":{}}`)
@@ -730,5 +730,9 @@ func toolArguments(args string) (json.RawMessage, *Error) {
 	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
 		return nil, refuse("function.arguments is not a JSON object")
 	}
-	return compactJSON([]byte(args)), nil
+	input := compactJSON([]byte(args))
+	if input == nil {
+		return nil, refuse("function.arguments is not a JSON object")
+	}
+	return input, nil
 }

@@ -210,7 +210,7 @@ func (w *chatWriter) request(in *messagesFields, model string) *Error {
 	w.field("temperature", in.temperature)
 	w.field("top_p", in.topP)
 	if len(in.stop) > 0 && kind(in.stop[skipSpace(in.stop, 1):]) != ']' {
-		w.field("stop", in.stop)
+		w.out = appendStrings(append(w.out, `,"stop":`...), in.stop)
 	}
 	if kind(in.stream) == 't' {
 		w.out = append(w.out, `,"stream":true,"stream_options":{"include_usage":true}`...)
@@ -347,7 +347,7 @@ func (w *chatWriter) userTurn(content []byte) *Error {
 	if len(w.parts) == 1 && w.parts[0].url == nil {
 		// A lone text as a plain string, the form every OpenAI-compatible
 		// server reads.
-		w.out = append(append(w.out, w.parts[0].text...), '}')
+		w.out = append(appendText(w.out, w.parts[0].text), '}')
 		return nil
 	}
 	w.out = append(w.writeParts(w.parts), '}')
@@ -362,7 +362,7 @@ func (w *chatWriter) writeParts(parts []rawPart) []byte {
 			out = append(out, ',')
 		}
 		if p.url == nil {
-			out = append(append(append(out, `{"type":"text","text":`...), p.text...), '}')
+			out = append(appendInner(append(out, `{"type":"text","text":"`...), p.text), `"}`...)
 			continue
 		}
 		out = append(out, `{"type":"image_url","image_url":{"url":"`...)
@@ -404,7 +404,7 @@ func (w *chatWriter) toolResult(b *rawBlock) *Error {
 	case 0:
 		w.out = append(w.out, `""`...)
 	case 1:
-		w.out = append(w.out, texts[0].text...)
+		w.out = appendText(w.out, texts[0].text)
 	default:
 		w.out = w.writeParts(texts)
 	}
@@ -549,7 +549,7 @@ func (w *chatWriter) tools(raw []byte) *Error {
 		n++
 		w.out = appendString(append(w.out, `{"type":"function","function":{"name":`...), text(t.name))
 		if kind(t.description) == '"' && len(t.description) > 2 {
-			w.out = append(append(w.out, `,"description":`...), t.description...)
+			w.out = appendText(append(w.out, `,"description":`...), t.description)
 		}
 		if t.schema != nil {
 			w.out = append(append(w.out, `,"parameters":`...), t.schema...)
@@ -679,7 +679,8 @@ func (e *ends) readBlock(raw []byte, s *blockScratch) bool {
 			b.isError = kind(v) == 't'
 			ok = ok && (kind(v) == 't' || kind(v) == 'f' || kind(v) == 'n')
 		case "source":
-			b.source, ok = e.readSource(v, &s.source), ok && (kind(v) == '{' || kind(v) == 'n')
+			b.source = e.readSource(v, &s.source)
+			ok = ok && (kind(v) == 'n' || b.source != nil)
 		}
 		return nil
 	})
@@ -689,12 +690,14 @@ func (e *ends) readBlock(raw []byte, s *blockScratch) bool {
 	return ok
 }
 
-// readSource reads an image source, nil for anything but an object.
+// readSource reads an image source, nil for anything but an object or
+// one whose fields are not strings.
 func (e *ends) readSource(raw []byte, src *rawSource) *rawSource {
 	if kind(raw) != '{' {
 		return nil
 	}
 	*src = rawSource{}
+	ok := true
 	e.members(raw, func(name string, v []byte) *Error {
 		switch name {
 		case "type":
@@ -705,9 +708,15 @@ func (e *ends) readSource(raw []byte, src *rawSource) *rawSource {
 			src.data = v
 		case "url":
 			src.url = v
+		default:
+			return nil
 		}
+		ok = ok && stringOrNull(v)
 		return nil
 	})
+	if !ok {
+		return nil
+	}
 	return src
 }
 

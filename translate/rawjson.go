@@ -3,6 +3,7 @@ package translate
 import (
 	"bytes"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 	"unsafe"
 
@@ -122,12 +123,15 @@ func endsOf(body []byte) *ends {
 }
 
 // valueEnd is the index after the value that starts at raw[i], raw being
-// a piece of e's body (nil e: raw is read).
+// a piece of e's body (otherwise, or with a nil e, raw is read).
 func (e *ends) valueEnd(raw []byte, i int) int {
 	if e == nil || i >= len(raw) || raw[i] != '"' && raw[i] != '{' && raw[i] != '[' {
 		return valueEnd(raw, i)
 	}
-	at := cap(e.body) - cap(raw) // raw's offset in the body: raw is e.body[at:...]
+	at := cap(e.body) - cap(raw) // raw's offset in the body, if raw is a piece of it
+	if at < 0 || at+i >= len(e.body) || &e.body[at+i] != &raw[i] {
+		return valueEnd(raw, i)
+	}
 	if end, ok := e.find(int32(at + i)); ok {
 		return int(end) - at
 	}
@@ -141,7 +145,7 @@ func (e *ends) find(pos int32) (int32, bool) {
 	for n := 0; k < len(e.start) && e.start[k] < pos && n < 4; n++ {
 		k++
 	}
-	if k >= len(e.start) || e.start[k] < pos || k > 0 && e.start[k-1] > pos {
+	if k >= len(e.start) || e.start[k] < pos || k > 0 && e.start[k-1] >= pos {
 		k, _ = slices.BinarySearch(e.start, pos)
 	}
 	e.next = k
@@ -213,9 +217,11 @@ func inPlace(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)
 // isNumber reports whether raw is a number.
 func isNumber(raw []byte) bool { c := kind(raw); return c == '-' || '0' <= c && c <= '9' }
 
-// isInteger reports whether raw is a number without a fraction or an
-// exponent.
-func isInteger(raw []byte) bool { return isNumber(raw) && bytes.IndexAny(raw, ".eE") < 0 }
+// isInteger reports whether raw is a whole number an int64 holds.
+func isInteger(raw []byte) bool {
+	_, err := strconv.ParseInt(inPlace(raw), 10, 64)
+	return err == nil
+}
 
 // stringOrNull reports whether raw is a string or null, what a field the
 // translators read as text may be.
@@ -242,6 +248,24 @@ func appendInner(dst, raw []byte) []byte {
 // before "ud" too, which only costs a decoding).
 func escapesSurrogate(in []byte) bool {
 	return bytes.Contains(in, []byte(`\ud`)) || bytes.Contains(in, []byte(`\uD`))
+}
+
+// appendText appends the string raw as a JSON string (appendInner).
+func appendText(dst, raw []byte) []byte {
+	return append(appendInner(append(dst, '"'), raw), '"')
+}
+
+// appendStrings appends the array of strings raw (appendText each).
+func appendStrings(dst, raw []byte) []byte {
+	dst = append(dst, '[')
+	(*ends)(nil).elements(raw, func(i int, v []byte) *Error {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendText(dst, v)
+		return nil
+	})
+	return append(dst, ']')
 }
 
 // appendString appends s as a JSON string.

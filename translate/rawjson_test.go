@@ -1,7 +1,9 @@
 package translate
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -92,5 +94,63 @@ func TestChatToMessagesKeepsEscapedText(t *testing.T) {
 		`{"Content":[{"Type":"tool_use","Text":"","Input":{"n":[1],"path":"a \"b\".go"}}]}]}`
 	if b, _ := json.Marshal(got); string(b) != want {
 		t.Errorf("got  %s\nwant %s\nfrom %s", b, want, out)
+	}
+}
+
+// A lone half of a surrogate pair becomes U+FFFD wherever text goes on as
+// the client escaped it: some servers refuse the escape.
+func TestLoneSurrogatesBecomeReplacementCharacters(t *testing.T) {
+	const lone = `x \ud83d y`
+	messages := `{"system":"` + lone + `","stop_sequences":["` + lone + `"],"max_tokens":5,` +
+		`"tools":[{"name":"t","description":"` + lone + `","input_schema":{"type":"object"}}],"messages":[` +
+		`{"role":"user","content":"` + lone + `"},` +
+		`{"role":"assistant","content":[{"type":"text","text":"` + lone + `"},{"type":"tool_use","id":"c","name":"t","input":{}}]},` +
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"c","content":"` + lone + `"},{"type":"text","text":"` + lone + `"}]}]}`
+	chat := `{"stop":["` + lone + `"],"user":"` + lone + `",` +
+		`"tools":[{"type":"function","function":{"name":"t","description":"` + lone + `"}}],"messages":[` +
+		`{"role":"system","content":"` + lone + `"},{"role":"user","content":[{"type":"text","text":"` + lone + `"}]},` +
+		`{"role":"assistant","content":"` + lone + `","tool_calls":[{"id":"c","type":"function","function":{"name":"t","arguments":"{}"}}]},` +
+		`{"role":"tool","tool_call_id":"c","content":"` + lone + `"}]}`
+	for _, c := range []struct {
+		name string
+		run  func() ([]byte, error)
+	}{
+		{"MessagesToChat", func() ([]byte, error) { return MessagesToChat([]byte(messages), "up") }},
+		{"MessagesToGemini", func() ([]byte, error) { return MessagesToGemini([]byte(messages)) }},
+		{"ChatToMessages", func() ([]byte, error) { return ChatToMessages([]byte(chat), "up") }},
+		{"ChatToGemini", func() ([]byte, error) { return ChatToGemini([]byte(chat)) }},
+	} {
+		out, err := c.run()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if bytes.Contains(bytes.ToLower(out), []byte(`\ud83d`)) || !bytes.Contains(out, []byte("x \ufffd y")) {
+			t.Errorf("%s kept a lone surrogate or lost the text: %s", c.name, out)
+		}
+	}
+}
+
+// Values of the wrong type are refused, as when the requests were decoded
+// into typed fields.
+func TestWrongTypesAreRefused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		run  func([]byte, string) ([]byte, error)
+		body string
+	}{
+		{"image data", MessagesToChat, `{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":5}}]}]}`},
+		{"max_tokens beyond int64", MessagesToChat, `{"max_tokens":99999999999999999999,"messages":[]}`},
+		{"max_tokens with a fraction", MessagesToChat, `{"max_tokens":1.5,"messages":[]}`},
+		{"metadata.user_id", MessagesToChat, `{"metadata":{"user_id":5},"messages":[]}`},
+		{"tool_choice.name", MessagesToChat, `{"tool_choice":{"type":"tool","name":5},"messages":[]}`},
+		{"chat max_tokens beyond int64", ChatToMessages, `{"max_tokens":99999999999999999999,"messages":[]}`},
+		{"tool call id", ChatToMessages, `{"messages":[{"role":"assistant","tool_calls":[{"id":{},"function":{"name":"t","arguments":"{}"}}]}]}`},
+		{"tool function", ChatToMessages, `{"messages":[],"tools":[{"type":"function","function":"t"}]}`},
+		{"role", ChatToMessages, `{"messages":[{"role":5,"content":"hi"}]}`},
+	} {
+		_, err := c.run([]byte(c.body), "up")
+		if e, ok := errors.AsType[*Error](err); !ok || e.Status != 400 {
+			t.Errorf("%s: got %v, want a 400 refusal", c.name, err)
+		}
 	}
 }
