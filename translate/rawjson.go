@@ -247,7 +247,16 @@ func appendInner(dst, raw []byte) []byte {
 // \uD800 to \uDFFF: whether it holds \ud or \uD (an escaped backslash
 // before "ud" too, which only costs a decoding).
 func escapesSurrogate(in []byte) bool {
-	return bytes.Contains(in, []byte(`\ud`)) || bytes.Contains(in, []byte(`\uD`))
+	for {
+		j := bytes.Index(in, []byte(`\u`))
+		if j < 0 || j+2 >= len(in) {
+			return false
+		}
+		if in[j+2]|0x20 == 'd' {
+			return true
+		}
+		in = in[j+2:]
+	}
 }
 
 // appendText appends the string raw as a JSON string (appendInner).
