@@ -10,6 +10,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	lua "github.com/yuin/gopher-lua"
+
+	"switchyard/internal/jsonstr"
 )
 
 // maxDepth bounds the nesting of converted values; it also stops cycles.
@@ -282,7 +284,7 @@ func (c *conv) appendJSONOver(b []byte, v lua.LValue, orig gjson.Result, depth i
 		if len(b)+len(v) > convLimit {
 			return b, errTooBig
 		}
-		return appendString(b, string(v)), nil
+		return jsonstr.Append(b, string(v)), nil
 	case *lua.LUserData:
 		if v == c.null {
 			return append(b, "null"...), nil
@@ -331,7 +333,7 @@ func (c *conv) appendJSONOver(b []byte, v lua.LValue, orig gjson.Result, depth i
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = jsonstr.Append(b, k)
 			b = append(b, ':')
 			if b, err = c.appendJSONOver(b, vals[k], origFields[k], depth+1); err != nil {
 				return b, err
@@ -397,56 +399,4 @@ func (c *conv) toGo(v lua.LValue, depth int) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("cannot convert a %s to a Go value", v.Type())
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Invalid UTF-8 bytes become
-// U+FFFD; HTML characters are not escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\uFFFD"...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

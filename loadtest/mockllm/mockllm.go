@@ -46,6 +46,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"switchyard/bodyscan"
+
+	"switchyard/internal/jsonstr"
 )
 
 // Defaults used for zero Options fields.
@@ -512,7 +514,7 @@ func (h *Handler) serveModels(w http.ResponseWriter, r *http.Request) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = appendString(b, m)
+		b = jsonstr.Append(b, m)
 		b = append(b, `,"object":"model","created":`...)
 		b = strconv.AppendInt(b, created, 10)
 		b = append(b, `,"owned_by":"mock"}`...)
@@ -531,48 +533,18 @@ func writeError(w http.ResponseWriter, a api, status int, msg string) {
 			typ = "not_found_error"
 		}
 		b = append(b, `{"type":"error","error":{"type":`...)
-		b = appendString(b, typ)
+		b = jsonstr.Append(b, typ)
 		b = append(b, `,"message":`...)
-		b = appendString(b, msg)
+		b = jsonstr.Append(b, msg)
 		b = append(b, "}}"...)
 	} else {
 		b = append(b, `{"error":{"message":`...)
-		b = appendString(b, msg)
+		b = jsonstr.Append(b, msg)
 		b = append(b, `,"type":`...)
-		b = appendString(b, typ)
+		b = jsonstr.Append(b, typ)
 		b = append(b, `,"param":null,"code":null}}`...)
 	}
 	w.Header()["Content-Type"] = ctJSON
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string literal.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -643,34 +643,6 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-func TestAppendString(t *testing.T) {
-	t.Parallel()
-	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "nl\n\r\t", "ctl\x01\x1f", "ünï ☃"} {
-		var got string
-		if err := json.Unmarshal(appendString(nil, s), &got); err != nil || got != s {
-			t.Errorf("appendString(%q) round-trips to %q, %v", s, got, err)
-		}
-	}
-}
-
-func FuzzAppendString(f *testing.F) {
-	f.Add("a\"b\\c\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		var got string
-		if err := json.Unmarshal(appendString(nil, s), &got); err != nil {
-			t.Fatalf("appendString(%q) is not JSON: %v", s, err)
-		}
-		// encoding/json turns each invalid byte into U+FFFD.
-		var want strings.Builder
-		for _, r := range s {
-			want.WriteRune(r)
-		}
-		if got != want.String() {
-			t.Fatalf("appendString(%q) round-trips to %q", s, got)
-		}
-	})
-}
-
 // discard is a minimal ResponseWriter that keeps its header map, so the
 // benchmark measures the handler alone.
 type discard struct {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"switchyard/internal/jsonstr"
 )
 
 // words are the content pieces; a non-streamed answer is all of them, a
@@ -61,7 +63,7 @@ func appendChat(b []byte, rq *reqInfo) []byte {
 	b = append(b, `,"object":"chat.completion","created":`...)
 	b = strconv.AppendInt(b, created, 10)
 	b = append(b, `,"model":`...)
-	b = appendString(b, rq.model)
+	b = jsonstr.Append(b, rq.model)
 	b = append(b, `,"system_fingerprint":"fp_mock","choices":[{"index":0,"message":{"role":"assistant","content":`...)
 	if rq.calls != nil {
 		b = append(b, `null,"refusal":null,"tool_calls":`...)
@@ -70,7 +72,7 @@ func appendChat(b []byte, rq *reqInfo) []byte {
 		b = appendOpenAIUsage(b, rq.promptTokens, toolOutputTokens(rq.calls))
 	} else {
 		text, n := rq.text()
-		b = appendString(b, text)
+		b = jsonstr.Append(b, text)
 		b = append(b, `,"refusal":null},"logprobs":null,"finish_reason":"stop"}],`...)
 		b = appendOpenAIUsage(b, rq.promptTokens, n)
 	}
@@ -84,9 +86,9 @@ func appendCompletion(b []byte, rq *reqInfo) []byte {
 	b = append(b, `,"object":"text_completion","created":`...)
 	b = strconv.AppendInt(b, created, 10)
 	b = append(b, `,"model":`...)
-	b = appendString(b, rq.model)
+	b = jsonstr.Append(b, rq.model)
 	b = append(b, `,"system_fingerprint":"fp_mock","choices":[{"text":`...)
-	b = appendString(b, content)
+	b = jsonstr.Append(b, content)
 	b = append(b, `,"index":0,"logprobs":null,"finish_reason":"stop"}],`...)
 	b = appendOpenAIUsage(b, rq.promptTokens, len(words))
 	b = appendEcho(b, rq)
@@ -114,7 +116,7 @@ func appendEmbeddings(b []byte, rq *reqInfo) []byte {
 		b = append(b, "]}"...)
 	}
 	b = append(b, `],"model":`...)
-	b = appendString(b, rq.model)
+	b = jsonstr.Append(b, rq.model)
 	b = append(b, `,"usage":{"prompt_tokens":`...)
 	b = strconv.AppendInt(b, int64(rq.promptTokens), 10)
 	b = append(b, `,"total_tokens":`...)
@@ -143,7 +145,7 @@ func appendResponse(b []byte, rq *reqInfo, text []byte, outputTokens int) []byte
 		b = append(b, `,"status":"in_progress","completed_at":null`...)
 	}
 	b = append(b, `,"background":false,"error":null,"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":`...)
-	b = appendString(b, rq.model)
+	b = jsonstr.Append(b, rq.model)
 	b = append(b, `,"output":[`...)
 	switch {
 	case done && rq.calls != nil:
@@ -179,7 +181,7 @@ func appendOutputMessage(b []byte, rq *reqInfo, status string, text []byte) []by
 	b = append(b, `{"id":`...)
 	b = appendID(b, "msg_mock", rq.seq)
 	b = append(b, `,"type":"message","status":`...)
-	b = appendString(b, status)
+	b = jsonstr.Append(b, status)
 	b = append(b, `,"content":[`...)
 	if text != nil {
 		b = appendOutputText(b, text)
@@ -190,7 +192,7 @@ func appendOutputMessage(b []byte, rq *reqInfo, status string, text []byte) []by
 // appendOutputText appends an output_text content part.
 func appendOutputText(b []byte, text []byte) []byte {
 	b = append(b, `{"type":"output_text","annotations":[],"logprobs":[],"text":`...)
-	b = appendString(b, string(text))
+	b = jsonstr.Append(b, string(text))
 	return append(b, '}')
 }
 
@@ -198,7 +200,7 @@ func appendMessage(b []byte, rq *reqInfo) []byte {
 	b = append(b, `{"id":`...)
 	b = appendID(b, "msg_mock", rq.seq)
 	b = append(b, `,"type":"message","role":"assistant","model":`...)
-	b = appendString(b, rq.model)
+	b = jsonstr.Append(b, rq.model)
 	b = append(b, `,"content":[`...)
 	var n int
 	if rq.calls != nil {
@@ -209,7 +211,7 @@ func appendMessage(b []byte, rq *reqInfo) []byte {
 		var text string
 		text, n = rq.text()
 		b = append(b, `{"type":"text","text":`...)
-		b = appendString(b, text)
+		b = jsonstr.Append(b, text)
 		b = append(b, `}],"stop_reason":"end_turn"`...)
 	}
 	b = append(b, `,"stop_sequence":null,"usage":{"input_tokens":`...)
@@ -323,7 +325,7 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 		}
 		b = strconv.AppendInt(b, created, 10)
 		b = append(b, `,"model":`...)
-		b = appendString(b, rq.model)
+		b = jsonstr.Append(b, rq.model)
 		return append(b, `,"system_fingerprint":"fp_mock","choices":[`...)
 	}
 	tail := func(b []byte) []byte {
@@ -363,14 +365,14 @@ func streamChat(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options, le
 			b = head(b)
 			if legacy {
 				b = append(b, `{"text":`...)
-				b = appendString(b, pieces[i%len(pieces)])
+				b = jsonstr.Append(b, pieces[i%len(pieces)])
 				b = append(b, `,"index":0,"logprobs":null,"finish_reason":null}]`...)
 				if i == 0 {
 					b = appendEcho(b, rq)
 				}
 			} else {
 				b = append(b, `{"index":0,"delta":{"content":`...)
-				b = appendString(b, pieces[i%len(pieces)])
+				b = jsonstr.Append(b, pieces[i%len(pieces)])
 				b = append(b, `},"logprobs":null,"finish_reason":null}]`...)
 			}
 			return tail(b)
@@ -488,7 +490,7 @@ func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Option
 		if !ev("response.output_text.delta", func(b []byte) []byte {
 			b = partFields(b)
 			b = append(b, `,"delta":`...)
-			b = appendString(b, w)
+			b = jsonstr.Append(b, w)
 			return append(b, `,"logprobs":[]`...)
 		}) {
 			return
@@ -497,7 +499,7 @@ func streamResponses(ctx context.Context, s *sseWriter, rq *reqInfo, opts Option
 	if !ev("response.output_text.done", func(b []byte) []byte {
 		b = partFields(b)
 		b = append(b, `,"text":`...)
-		b = appendString(b, string(text))
+		b = jsonstr.Append(b, string(text))
 		return append(b, `,"logprobs":[]`...)
 	}) {
 		return
@@ -529,7 +531,7 @@ func streamMessages(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options
 		b = append(b, `{"type":"message_start","message":{"id":`...)
 		b = appendID(b, "msg_mock", rq.seq)
 		b = append(b, `,"type":"message","role":"assistant","model":`...)
-		b = appendString(b, rq.model)
+		b = jsonstr.Append(b, rq.model)
 		b = append(b, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":`...)
 		b = strconv.AppendInt(b, int64(rq.promptTokens), 10)
 		b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}`...)
@@ -557,7 +559,7 @@ func streamMessages(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options
 		}
 		if !s.event("content_block_delta", func(b []byte) []byte {
 			b = append(b, `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":`...)
-			b = appendString(b, pieces[i%len(pieces)])
+			b = jsonstr.Append(b, pieces[i%len(pieces)])
 			return append(b, "}}"...)
 		}) {
 			return

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"switchyard/internal/jsonstr"
 )
 
 // Tool calls. A chat completions, Messages or Responses request that
@@ -362,7 +364,7 @@ func argsFor(schema gjson.Result) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = jsonstr.Append(b, k)
 		b = append(b, ':')
 		b = appendArgValue(b, props.Get(gjson.Escape(k)))
 	}
@@ -394,7 +396,7 @@ func appendArgValue(b []byte, prop gjson.Result) []byte {
 	case "null":
 		return append(b, "null"...)
 	}
-	return appendString(b, ToolArgString)
+	return jsonstr.Append(b, ToolArgString)
 }
 
 // fragments cuts args into pieces of about argFragment bytes, each ending on
@@ -470,9 +472,9 @@ func appendChatToolCalls(b []byte, rq *reqInfo) []byte {
 		b = append(b, `{"id":`...)
 		b = appendToolCallID(b, "call_mock", rq.seq, i)
 		b = append(b, `,"type":"function","function":{"name":`...)
-		b = appendString(b, c.name)
+		b = jsonstr.Append(b, c.name)
 		b = append(b, `,"arguments":`...)
-		b = appendString(b, string(c.args))
+		b = jsonstr.Append(b, string(c.args))
 		b = append(b, "}}"...)
 	}
 	return append(b, ']')
@@ -487,7 +489,7 @@ func appendToolUseBlocks(b []byte, rq *reqInfo) []byte {
 		b = append(b, `{"type":"tool_use","id":`...)
 		b = appendToolCallID(b, "toolu_mock", rq.seq, i)
 		b = append(b, `,"name":`...)
-		b = appendString(b, c.name)
+		b = jsonstr.Append(b, c.name)
 		b = append(b, `,"input":`...)
 		b = append(b, c.args...)
 		b = append(b, '}')
@@ -513,7 +515,7 @@ func streamChatToolCalls(ctx context.Context, s *sseWriter, rq *reqInfo, opts Op
 			b = append(b, `,"id":`...)
 			b = appendToolCallID(b, "call_mock", rq.seq, i)
 			b = append(b, `,"type":"function","function":{"name":`...)
-			b = appendString(b, c.name)
+			b = jsonstr.Append(b, c.name)
 			b = append(b, `,"arguments":""}}]},"logprobs":null,"finish_reason":null}]`...)
 			return tail(b)
 		}) {
@@ -528,7 +530,7 @@ func streamChatToolCalls(ctx context.Context, s *sseWriter, rq *reqInfo, opts Op
 				b = append(b, `{"index":0,"delta":{"tool_calls":[{"index":`...)
 				b = strconv.AppendInt(b, int64(i), 10)
 				b = append(b, `,"function":{"arguments":`...)
-				b = appendString(b, string(f))
+				b = jsonstr.Append(b, string(f))
 				b = append(b, `}}]},"logprobs":null,"finish_reason":null}]`...)
 				return tail(b)
 			}, true) {
@@ -552,7 +554,7 @@ func streamToolUse(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options)
 			b = append(b, `,"content_block":{"type":"tool_use","id":`...)
 			b = appendToolCallID(b, "toolu_mock", rq.seq, i)
 			b = append(b, `,"name":`...)
-			b = appendString(b, c.name)
+			b = jsonstr.Append(b, c.name)
 			return append(b, `,"input":{}}}`...)
 		}) {
 			return
@@ -573,7 +575,7 @@ func streamToolUse(ctx context.Context, s *sseWriter, rq *reqInfo, opts Options)
 				b = append(b, `{"type":"content_block_delta","index":`...)
 				b = strconv.AppendInt(b, int64(i), 10)
 				b = append(b, `,"delta":{"type":"input_json_delta","partial_json":`...)
-				b = appendString(b, string(f))
+				b = jsonstr.Append(b, string(f))
 				return append(b, "}}"...)
 			}, true) {
 				return
@@ -599,14 +601,14 @@ func appendFunctionCall(b []byte, rq *reqInfo, i int, done bool) []byte {
 	b = append(b, `,"type":"function_call","status":`...)
 	if done {
 		b = append(b, `"completed","arguments":`...)
-		b = appendString(b, string(c.args))
+		b = jsonstr.Append(b, string(c.args))
 	} else {
 		b = append(b, `"in_progress","arguments":""`...)
 	}
 	b = append(b, `,"call_id":`...)
 	b = appendToolCallID(b, "call_mock", rq.seq, i)
 	b = append(b, `,"name":`...)
-	b = appendString(b, c.name)
+	b = jsonstr.Append(b, c.name)
 	return append(b, '}')
 }
 
@@ -639,16 +641,16 @@ func streamFunctionCalls(ctx context.Context, rq *reqInfo, opts Options, ev func
 			}
 			if !ev("response.function_call_arguments.delta", func(b []byte) []byte {
 				b = append(itemFields(b), `,"delta":`...)
-				return appendString(b, string(f))
+				return jsonstr.Append(b, string(f))
 			}, true) {
 				return false
 			}
 		}
 		if !ev("response.function_call_arguments.done", func(b []byte) []byte {
 			b = append(itemFields(b), `,"name":`...)
-			b = appendString(b, c.name)
+			b = jsonstr.Append(b, c.name)
 			b = append(b, `,"arguments":`...)
-			return appendString(b, string(c.args))
+			return jsonstr.Append(b, string(c.args))
 		}, false) {
 			return false
 		}
