@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"switchyard/internal/jsonstr"
 )
 
 // chatGeminiFields is the rule for every OpenAI Chat Completions field a
@@ -157,7 +159,7 @@ func (w *geminiWriter) system(in *messagesFields) *Error {
 		return err
 	}
 	err := w.e.elements(in.messages, func(i int, m []byte) *Error {
-		role, content := w.turnFields(m)
+		role, content := w.e.turnFields(m)
 		if role != "system" {
 			return nil
 		}
@@ -175,22 +177,6 @@ func (w *geminiWriter) system(in *messagesFields) *Error {
 	return err
 }
 
-// turnFields is a turn's role and raw content.
-func (w *geminiWriter) turnFields(m []byte) (role string, content []byte) {
-	if kind(m) == '{' {
-		w.e.members(m, func(name string, v []byte) *Error {
-			switch name {
-			case "role":
-				role = text(v)
-			case "content":
-				content = v
-			}
-			return nil
-		})
-	}
-	return role, content
-}
-
 // turn writes one Messages turn as parts of a Gemini content: user stays
 // user, assistant becomes model; tool_use blocks become function calls
 // (their ids remembered in names) and tool_result blocks function
@@ -199,7 +185,7 @@ func (w *geminiWriter) turn(i int, m []byte) *Error {
 	if kind(m) != '{' {
 		return refuse("messages[%d]: want an object with a role and content", i)
 	}
-	role, content := w.turnFields(m)
+	role, content := w.e.turnFields(m)
 	var err *Error
 	switch role {
 	case "system":
@@ -276,10 +262,10 @@ func (w *geminiWriter) call(b *rawBlock, role string) *Error {
 		args = []byte(`{}`)
 	}
 	w.openPart(role)
-	w.out = appendString(append(w.out, `{"functionCall":{"name":`...), b.name)
+	w.out = jsonstr.Append(append(w.out, `{"functionCall":{"name":`...), b.name)
 	w.out = append(append(append(w.out, `,"args":`...), args...), '}')
 	if _, sig := splitSignature(b.id); sig != "" {
-		w.out = appendString(append(w.out, `,"thoughtSignature":`...), sig)
+		w.out = jsonstr.Append(append(w.out, `,"thoughtSignature":`...), sig)
 	}
 	w.out = append(w.out, '}')
 	return nil
@@ -309,7 +295,7 @@ func (w *geminiWriter) response(b *rawBlock, role string) *Error {
 		key = `{"error":"`
 	}
 	w.openPart(role)
-	w.out = append(appendString(append(w.out, `{"functionResponse":{"name":`...), name), `,"response":`...)
+	w.out = append(jsonstr.Append(append(w.out, `{"functionResponse":{"name":`...), name), `,"response":`...)
 	w.out = append(w.out, key...)
 	for i, t := range texts {
 		if i > 0 {
@@ -325,40 +311,24 @@ func (w *geminiWriter) response(b *rawBlock, role string) *Error {
 func (w *geminiWriter) tools(raw []byte) (int, *Error) {
 	n := 0
 	err := w.e.elements(raw, func(i int, v []byte) *Error {
-		var typ, name, description, schema []byte
-		if kind(v) != '{' {
-			return refuse("tools[%d]: want an object", i)
+		t, typ, err := w.e.clientTool(i, v)
+		if err != nil {
+			return err
 		}
-		w.e.members(v, func(k string, v []byte) *Error {
-			switch k {
-			case "type":
-				typ = v
-			case "name":
-				name = v
-			case "description":
-				description = v
-			case "input_schema":
-				schema = v
-			}
-			return nil
-		})
-		if t := text(typ); t != "" && t != "custom" {
-			return refuse("tools: tool type %q is not translated to Gemini; only function tools are", t)
-		}
-		if !stringOrNull(typ) || !stringOrNull(name) || !stringOrNull(description) {
-			return refuse("tools[%d]: name and description must be strings", i)
+		if typ != "" && typ != "custom" {
+			return refuse("tools: tool type %q is not translated to Gemini; only function tools are", typ)
 		}
 		if n++; n == 1 {
 			w.out = append(w.out, `,"tools":[{"functionDeclarations":[`...)
 		} else {
 			w.out = append(w.out, ',')
 		}
-		w.out = appendString(append(w.out, `{"name":`...), text(name))
-		if kind(description) == '"' && len(description) > 2 {
-			w.out = appendText(append(w.out, `,"description":`...), description)
+		w.out = jsonstr.Append(append(w.out, `{"name":`...), text(t.name))
+		if kind(t.description) == '"' && len(t.description) > 2 {
+			w.out = appendText(append(w.out, `,"description":`...), t.description)
 		}
-		if schema != nil {
-			w.out = append(append(w.out, `,"parametersJsonSchema":`...), schema...)
+		if t.schema != nil {
+			w.out = append(append(w.out, `,"parametersJsonSchema":`...), t.schema...)
 		}
 		w.out = append(w.out, '}')
 		return nil
@@ -376,19 +346,7 @@ func (w *geminiWriter) toolChoice(raw []byte, haveTools bool) *Error {
 	if raw == nil || !haveTools {
 		return nil
 	}
-	var typ, name string
-	var serial bool
-	w.e.members(raw, func(k string, v []byte) *Error {
-		switch k {
-		case "type":
-			typ = text(v)
-		case "name":
-			name = text(v)
-		case "disable_parallel_tool_use":
-			serial = kind(v) == 't'
-		}
-		return nil
-	})
+	typ, name, serial := w.e.toolChoiceFields(raw)
 	if serial && typ != "none" {
 		return refuse("tool_choice: Gemini cannot limit a turn to one function call (disable_parallel_tool_use)")
 	}
@@ -406,7 +364,7 @@ func (w *geminiWriter) toolChoice(raw []byte, haveTools bool) *Error {
 	w.out = append(append(w.out, `,"toolConfig":{"functionCallingConfig":{"mode":"`...), mode...)
 	w.out = append(w.out, '"')
 	if typ == "tool" {
-		w.out = append(appendString(append(w.out, `,"allowedFunctionNames":[`...), name), ']')
+		w.out = append(jsonstr.Append(append(w.out, `,"allowedFunctionNames":[`...), name), ']')
 	}
 	w.out = append(w.out, "}}"...)
 	return nil

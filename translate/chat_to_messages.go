@@ -9,6 +9,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"switchyard/bodyscan"
+
+	"switchyard/internal/jsonstr"
 )
 
 // chatRequestFields is the rule for every OpenAI Chat Completions field an
@@ -140,30 +142,19 @@ func (in *chatFields) read(e *ends, body []byte, rules map[string]fieldRule, api
 
 // check refuses a top-level field of the wrong type.
 func (in *chatFields) check() *Error {
-	want := func(v []byte, ok bool, field, what string) *Error {
-		if v == nil || ok {
-			return nil
-		}
-		return refuse("%s: want %s", field, what)
-	}
-	for _, e := range []*Error{
-		want(in.stop, kind(in.stop) == '"' || kind(in.stop) == '[' && allStrings(in.stop), "stop", "a string or a list of strings"),
-		want(in.messages, kind(in.messages) == '[', "messages", "a list of messages"),
-		want(in.maxTokens, isInteger(in.maxTokens), "max_tokens", "an integer"),
-		want(in.maxCompletionTokens, isInteger(in.maxCompletionTokens), "max_completion_tokens", "an integer"),
-		want(in.temperature, isNumber(in.temperature), "temperature", "a number"),
-		want(in.topP, isNumber(in.topP), "top_p", "a number"),
-		want(in.stream, kind(in.stream) == 't' || kind(in.stream) == 'f', "stream", "true or false"),
-		want(in.user, kind(in.user) == '"', "user", "a string"),
-		want(in.tools, kind(in.tools) == '[', "tools", "a list of tools"),
-		want(in.toolChoice, kind(in.toolChoice) == '"' || kind(in.toolChoice) == '{', "tool_choice", "a string or an object"),
-		want(in.parallel, kind(in.parallel) == 't' || kind(in.parallel) == 'f', "parallel_tool_calls", "true or false"),
-	} {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
+	return firstError(
+		wrongType(in.stop, kind(in.stop) == '"' || kind(in.stop) == '[' && allStrings(in.stop), "stop", "a string or a list of strings"),
+		wrongType(in.messages, kind(in.messages) == '[', "messages", "a list of messages"),
+		wrongType(in.maxTokens, isInteger(in.maxTokens), "max_tokens", "an integer"),
+		wrongType(in.maxCompletionTokens, isInteger(in.maxCompletionTokens), "max_completion_tokens", "an integer"),
+		wrongType(in.temperature, isNumber(in.temperature), "temperature", "a number"),
+		wrongType(in.topP, isNumber(in.topP), "top_p", "a number"),
+		wrongType(in.stream, kind(in.stream) == 't' || kind(in.stream) == 'f', "stream", "true or false"),
+		wrongType(in.user, kind(in.user) == '"', "user", "a string"),
+		wrongType(in.tools, kind(in.tools) == '[', "tools", "a list of tools"),
+		wrongType(in.toolChoice, kind(in.toolChoice) == '"' || kind(in.toolChoice) == '{', "tool_choice", "a string or an object"),
+		wrongType(in.parallel, kind(in.parallel) == 't' || kind(in.parallel) == 'f', "parallel_tool_calls", "true or false"),
+	)
 }
 
 // messagesWriter writes an Anthropic Messages request.
@@ -192,7 +183,7 @@ func (w *messagesWriter) request(in *chatFields) ([]byte, *Error) {
 	if in.stop != nil && kind(in.stop) == '"' && len(in.stop) == 2 {
 		in.stop = nil // "" stops nothing
 	}
-	w.out = appendString(append(w.out, `{"model":`...), w.o.model)
+	w.out = jsonstr.Append(append(w.out, `{"model":`...), w.o.model)
 	w.system(in.messages)
 	w.out = append(w.out, `,"messages":[`...)
 	if in.messages != nil {
@@ -255,19 +246,8 @@ func member(out []byte, name string, v []byte) []byte {
 func (w *messagesWriter) system(msgs []byte) {
 	n := 0
 	w.e.elements(msgs, func(_ int, m []byte) *Error {
-		var role, content []byte
-		if kind(m) == '{' {
-			w.e.members(m, func(name string, v []byte) *Error {
-				switch name {
-				case "role":
-					role = v
-				case "content":
-					content = v
-				}
-				return nil
-			})
-		}
-		if r := text(role); r != "system" && r != "developer" {
+		role, content := w.e.turnFields(m)
+		if role != "system" && role != "developer" {
 			return nil
 		}
 		if err := w.content(content); err != nil {
@@ -299,19 +279,7 @@ func (w *messagesWriter) message(i int, m []byte) *Error {
 		return refuse("messages[%d]: want an object with a role and content", i)
 	}
 	var roleRaw, content, calls, callID []byte
-	w.e.members(m, func(name string, v []byte) *Error {
-		switch name {
-		case "role":
-			roleRaw = v
-		case "content":
-			content = v
-		case "tool_calls":
-			calls = v
-		case "tool_call_id":
-			callID = v
-		}
-		return nil
-	})
+	w.e.take(m, []string{"role", "content", "tool_calls", "tool_call_id"}, &roleRaw, &content, &calls, &callID)
 	if !stringOrNull(roleRaw) || !stringOrNull(callID) || kind(calls) != 0 && kind(calls) != 'n' && kind(calls) != '[' {
 		return refuse("messages[%d]: role and tool_call_id must be strings, tool_calls a list", i)
 	}
@@ -398,7 +366,7 @@ func (w *messagesWriter) toolResult(callID []byte) {
 		}
 	}
 	if id != "" {
-		w.out = appendString(append(w.out, `,"tool_use_id":`...), id)
+		w.out = jsonstr.Append(append(w.out, `,"tool_use_id":`...), id)
 	}
 	w.out = append(w.out, `,"content":`...)
 	switch {
@@ -427,30 +395,8 @@ func (w *messagesWriter) toolCalls(i int, calls []byte) *Error {
 	}
 	return w.e.elements(calls, func(j int, c []byte) *Error {
 		var id, typ, fn, name, args []byte
-		if kind(c) == '{' {
-			w.e.members(c, func(k string, v []byte) *Error {
-				switch k {
-				case "id":
-					id = v
-				case "type":
-					typ = v
-				case "function":
-					fn = v
-				}
-				return nil
-			})
-		}
-		if kind(fn) == '{' {
-			w.e.members(fn, func(k string, v []byte) *Error {
-				switch k {
-				case "name":
-					name = v
-				case "arguments":
-					args = v
-				}
-				return nil
-			})
-		}
+		w.e.take(c, []string{"id", "type", "function"}, &id, &typ, &fn)
+		w.e.take(fn, []string{"name", "arguments"}, &name, &args)
 		if kind(c) != '{' || !stringOrNull(id) || !stringOrNull(typ) || !stringOrNull(name) || !stringOrNull(args) ||
 			kind(fn) != 0 && kind(fn) != 'n' && kind(fn) != '{' {
 			return refuse("messages[%d].tool_calls[%d]: want an object with a string id and a function of strings name and arguments", i, j)
@@ -471,10 +417,10 @@ func (w *messagesWriter) toolCalls(i int, calls []byte) *Error {
 			}
 		}
 		if callID != "" {
-			w.out = appendString(append(w.out, `,"id":`...), callID)
+			w.out = jsonstr.Append(append(w.out, `,"id":`...), callID)
 		}
 		if n := text(name); n != "" {
-			w.out = appendString(append(w.out, `,"name":`...), n)
+			w.out = jsonstr.Append(append(w.out, `,"name":`...), n)
 		}
 		w.out = append(append(append(w.out, `,"input":`...), input...), '}')
 		w.last = "tool_use"
@@ -540,12 +486,7 @@ func (w *messagesWriter) part(raw []byte) *Error {
 			return refuse("content: an image_url part needs image_url.url")
 		}
 		var url []byte
-		w.e.members(image, func(k string, v []byte) *Error {
-			if k == "url" {
-				url = v
-			}
-			return nil
-		})
+		w.e.take(image, []string{"url"}, &url)
 		src, err := imageSourceFor(url)
 		if err != nil {
 			return err
@@ -563,28 +504,8 @@ func (w *messagesWriter) writeTools(out []byte, raw []byte) ([]byte, *Error) {
 		if kind(t) != '{' {
 			return refuse("tools[%d]: want an object", i)
 		}
-		w.e.members(t, func(k string, v []byte) *Error {
-			switch k {
-			case "type":
-				typRaw = v
-			case "function":
-				fn = v
-			}
-			return nil
-		})
-		if kind(fn) == '{' {
-			w.e.members(fn, func(k string, v []byte) *Error {
-				switch k {
-				case "name":
-					name = v
-				case "description":
-					description = v
-				case "parameters":
-					schema = v
-				}
-				return nil
-			})
-		}
+		w.e.take(t, []string{"type", "function"}, &typRaw, &fn)
+		w.e.take(fn, []string{"name", "description", "parameters"}, &name, &description, &schema)
 		if !stringOrNull(typRaw) || !stringOrNull(name) || !stringOrNull(description) || kind(fn) != 0 && kind(fn) != 'n' && kind(fn) != '{' {
 			return refuse("tools[%d]: want a type and a function of strings name and description", i)
 		}
@@ -597,7 +518,7 @@ func (w *messagesWriter) writeTools(out []byte, raw []byte) ([]byte, *Error) {
 			out = append(out, ',')
 		}
 		w.tools++
-		out = appendString(append(out, `{"name":`...), text(name))
+		out = jsonstr.Append(append(out, `{"name":`...), text(name))
 		if kind(description) == '"' && len(description) > 2 {
 			out = appendText(append(out, `,"description":`...), description)
 		}
@@ -646,9 +567,9 @@ func (w *messagesWriter) toolChoice(out []byte, raw, parallel []byte) ([]byte, *
 	if typ == "" {
 		return out, nil
 	}
-	out = appendString(append(out, `,"tool_choice":{"type":`...), typ)
+	out = jsonstr.Append(append(out, `,"tool_choice":{"type":`...), typ)
 	if name != "" {
-		out = appendString(append(out, `,"name":`...), name)
+		out = jsonstr.Append(append(out, `,"name":`...), name)
 	}
 	if serial {
 		out = append(out, `,"disable_parallel_tool_use":true`...)
@@ -703,14 +624,14 @@ func imageSourceFor(raw []byte) ([]byte, *Error) {
 		if !ok || !isBase64 || mediaType == "" {
 			return nil, refuse("image_url: only base64 data: URLs (data:<type>;base64,...) are translated")
 		}
-		src := appendString([]byte(`{"type":"base64","media_type":`), mediaType)
+		src := jsonstr.Append([]byte(`{"type":"base64","media_type":`), mediaType)
 		if data != "" {
-			src = appendString(append(src, `,"data":`...), data)
+			src = jsonstr.Append(append(src, `,"data":`...), data)
 		}
 		return append(src, '}'), nil
 	}
 	if strings.HasPrefix(url, "https://") || strings.HasPrefix(url, "http://") {
-		return append(appendString([]byte(`{"type":"url","url":`), url), '}'), nil
+		return append(jsonstr.Append([]byte(`{"type":"url","url":`), url), '}'), nil
 	}
 	return nil, refuse("image_url: want an http(s) or data: URL")
 }

@@ -33,6 +33,25 @@ func isEmpty(v gjson.Result) bool {
 }
 func refuseAlways(reason string) fieldRule { return func(gjson.Result) string { return reason } }
 
+// wrongType refuses the field whose raw value v is not nil and not ok,
+// saying what it must be.
+func wrongType(v []byte, ok bool, field, what string) *Error {
+	if v == nil || ok {
+		return nil
+	}
+	return refuse("%s: want %s", field, what)
+}
+
+// firstError is the first of errs that is not nil.
+func firstError(errs ...*Error) *Error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
 // checkFields applies rules to every top-level field of body. A field with
 // no rule is refused: a field this package does not know could change the
 // answer, and a clear 400 is better than an answer that silently ignores it.

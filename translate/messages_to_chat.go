@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"switchyard/internal/jsonstr"
 )
 
 // messagesRequestFields is the rule for every Anthropic Messages field an
@@ -115,27 +117,19 @@ func (in *messagesFields) read(e *ends, body []byte, rules map[string]fieldRule,
 
 // check refuses a top-level field of the wrong type.
 func (in *messagesFields) check() *Error {
-	want := func(v []byte, ok bool, field, what string) *Error {
-		if v == nil || ok {
-			return nil
-		}
-		return refuse("%s: want %s", field, what)
-	}
-	for _, e := range []*Error{
-		want(in.messages, kind(in.messages) == '[', "messages", "a list of messages"),
-		want(in.maxTokens, isInteger(in.maxTokens), "max_tokens", "an integer"),
-		want(in.temperature, isNumber(in.temperature), "temperature", "a number"),
-		want(in.topP, isNumber(in.topP), "top_p", "a number"),
-		want(in.topK, isInteger(in.topK), "top_k", "an integer"),
-		want(in.stop, kind(in.stop) == '[' && allStrings(in.stop), "stop_sequences", "a list of strings"),
-		want(in.stream, kind(in.stream) == 't' || kind(in.stream) == 'f', "stream", "true or false"),
-		want(in.metadata, kind(in.metadata) == '{', "metadata", "an object"),
-		want(in.tools, kind(in.tools) == '[', "tools", "a list of tools"),
-		want(in.toolChoice, kind(in.toolChoice) == '{', "tool_choice", "an object"),
-	} {
-		if e != nil {
-			return e
-		}
+	if err := firstError(
+		wrongType(in.messages, kind(in.messages) == '[', "messages", "a list of messages"),
+		wrongType(in.maxTokens, isInteger(in.maxTokens), "max_tokens", "an integer"),
+		wrongType(in.temperature, isNumber(in.temperature), "temperature", "a number"),
+		wrongType(in.topP, isNumber(in.topP), "top_p", "a number"),
+		wrongType(in.topK, isInteger(in.topK), "top_k", "an integer"),
+		wrongType(in.stop, kind(in.stop) == '[' && allStrings(in.stop), "stop_sequences", "a list of strings"),
+		wrongType(in.stream, kind(in.stream) == 't' || kind(in.stream) == 'f', "stream", "true or false"),
+		wrongType(in.metadata, kind(in.metadata) == '{', "metadata", "an object"),
+		wrongType(in.tools, kind(in.tools) == '[', "tools", "a list of tools"),
+		wrongType(in.toolChoice, kind(in.toolChoice) == '{', "tool_choice", "an object"),
+	); err != nil {
+		return err
 	}
 	if kind(in.metadata) == '{' && !fieldsOfKinds(in.metadata, map[string]string{"user_id": `"n`}) {
 		return refuse("metadata: user_id must be a string")
@@ -189,7 +183,7 @@ type rawPart struct {
 // request writes in as a Chat Completions request for model, its fields in
 // the order OpenAI documents them.
 func (w *chatWriter) request(in *messagesFields, model string) *Error {
-	w.out = appendString(append(w.out, `{"model":`...), model)
+	w.out = jsonstr.Append(append(w.out, `{"model":`...), model)
 	w.out = append(w.out, `,"messages":[`...)
 	if err := w.system(in.system); err != nil {
 		return err
@@ -216,7 +210,7 @@ func (w *chatWriter) request(in *messagesFields, model string) *Error {
 		w.out = append(w.out, `,"stream":true,"stream_options":{"include_usage":true}`...)
 	}
 	if user := w.user(in.metadata); user != "" {
-		w.out = appendString(append(w.out, `,"user":`...), openAIUser(user))
+		w.out = jsonstr.Append(append(w.out, `,"user":`...), openAIUser(user))
 	}
 	if err := w.tools(in.tools); err != nil {
 		return err
@@ -297,17 +291,7 @@ func (w *chatWriter) turn(i int, m []byte) *Error {
 	if kind(m) != '{' {
 		return refuse("messages[%d]: want an object with a role and content", i)
 	}
-	var role string
-	var content []byte
-	w.e.members(m, func(name string, v []byte) *Error {
-		switch name {
-		case "role":
-			role = text(v)
-		case "content":
-			content = v
-		}
-		return nil
-	})
+	role, content := w.e.turnFields(m)
 	var err *Error
 	switch role {
 	case "user":
@@ -409,7 +393,7 @@ func (w *chatWriter) toolResult(b *rawBlock) *Error {
 		w.out = w.writeParts(texts)
 	}
 	if id := openAIToolID(b.toolUseID); id != "" {
-		w.out = appendString(append(w.out, `,"tool_call_id":`...), id)
+		w.out = jsonstr.Append(append(w.out, `,"tool_call_id":`...), id)
 	}
 	w.out = append(w.out, '}')
 	return nil
@@ -484,11 +468,11 @@ func (w *chatWriter) assistantTurn(content []byte) *Error {
 func (w *chatWriter) toolCall(b *rawBlock) {
 	w.out = append(w.out, '{')
 	if id := openAIToolID(b.id); id != "" {
-		w.out = append(appendString(append(w.out, `"id":`...), id), ',')
+		w.out = append(jsonstr.Append(append(w.out, `"id":`...), id), ',')
 	}
 	w.out = append(w.out, `"type":"function","function":{`...)
 	if b.name != "" {
-		w.out = append(appendString(append(w.out, `"name":`...), b.name), ',')
+		w.out = append(jsonstr.Append(append(w.out, `"name":`...), b.name), ',')
 	}
 	w.out = append(appendValueAsString(append(w.out, `"arguments":`...), b.input), "}}"...)
 }
@@ -518,28 +502,12 @@ func (w *chatWriter) systemTurn(content []byte) *Error {
 func (w *chatWriter) tools(raw []byte) *Error {
 	n := 0
 	err := w.e.elements(raw, func(i int, v []byte) *Error {
-		var t struct{ typ, name, description, schema []byte }
-		if kind(v) != '{' {
-			return refuse("tools[%d]: want an object", i)
+		t, typ, err := w.e.clientTool(i, v)
+		if err != nil {
+			return err
 		}
-		w.e.members(v, func(name string, v []byte) *Error {
-			switch name {
-			case "type":
-				t.typ = v
-			case "name":
-				t.name = v
-			case "description":
-				t.description = v
-			case "input_schema":
-				t.schema = v
-			}
-			return nil
-		})
-		if typ := text(t.typ); typ != "" && typ != "custom" {
+		if typ != "" && typ != "custom" {
 			return refuse("tools: Anthropic tool type %q is not translated to OpenAI; only client tools are", typ)
-		}
-		if !stringOrNull(t.typ) || !stringOrNull(t.name) || !stringOrNull(t.description) {
-			return refuse("tools[%d]: name and description must be strings", i)
 		}
 		if n == 0 {
 			w.out = append(w.out, `,"tools":[`...)
@@ -547,7 +515,7 @@ func (w *chatWriter) tools(raw []byte) *Error {
 			w.out = append(w.out, ',')
 		}
 		n++
-		w.out = appendString(append(w.out, `{"type":"function","function":{"name":`...), text(t.name))
+		w.out = jsonstr.Append(append(w.out, `{"type":"function","function":{"name":`...), text(t.name))
 		if kind(t.description) == '"' && len(t.description) > 2 {
 			w.out = appendText(append(w.out, `,"description":`...), t.description)
 		}
@@ -569,19 +537,7 @@ func (w *chatWriter) toolChoice(raw []byte) *Error {
 	if raw == nil {
 		return nil
 	}
-	var typ, name string
-	var serial bool
-	w.e.members(raw, func(k string, v []byte) *Error {
-		switch k {
-		case "type":
-			typ = text(v)
-		case "name":
-			name = text(v)
-		case "disable_parallel_tool_use":
-			serial = kind(v) == 't'
-		}
-		return nil
-	})
+	typ, name, serial := w.e.toolChoiceFields(raw)
 	switch typ {
 	case "auto":
 		w.out = append(w.out, `,"tool_choice":"auto"`...)
@@ -590,7 +546,7 @@ func (w *chatWriter) toolChoice(raw []byte) *Error {
 	case "none":
 		w.out = append(w.out, `,"tool_choice":"none"`...)
 	case "tool":
-		w.out = append(appendString(append(w.out, `,"tool_choice":{"function":{"name":`...), name), `},"type":"function"}`...)
+		w.out = append(jsonstr.Append(append(w.out, `,"tool_choice":{"function":{"name":`...), name), `},"type":"function"}`...)
 	default:
 		return refuse("tool_choice type %q is not translated to OpenAI", typ)
 	}
@@ -613,6 +569,37 @@ type rawBlock struct {
 type rawSource struct {
 	typ                  string
 	mediaType, data, url []byte
+}
+
+// clientTool is the i-th of a Messages request's tools, and its type.
+func (e *ends) clientTool(i int, v []byte) (t clientTool, typ string, err *Error) {
+	if kind(v) != '{' {
+		return t, "", refuse("tools[%d]: want an object", i)
+	}
+	var typRaw []byte
+	e.take(v, []string{"type", "name", "description", "input_schema"}, &typRaw, &t.name, &t.description, &t.schema)
+	if !stringOrNull(typRaw) || !stringOrNull(t.name) || !stringOrNull(t.description) {
+		return t, "", refuse("tools[%d]: name and description must be strings", i)
+	}
+	return t, text(typRaw), nil
+}
+
+// clientTool is a Messages request's tool, raw.
+type clientTool struct{ name, description, schema []byte }
+
+// toolChoiceFields is a Messages request's tool_choice (check has found
+// its fields' types).
+func (e *ends) toolChoiceFields(raw []byte) (typ, name string, serial bool) {
+	var t, n, s []byte
+	e.take(raw, []string{"type", "name", "disable_parallel_tool_use"}, &t, &n, &s)
+	return text(t), text(n), kind(s) == 't'
+}
+
+// turnFields is a turn's role and raw content.
+func (e *ends) turnFields(m []byte) (role string, content []byte) {
+	var r []byte
+	e.take(m, []string{"role", "content"}, &r, &content)
+	return text(r), content
 }
 
 // blockScratch is where eachBlock reads each block, reused.

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"switchyard/internal/jsonstr"
 )
 
 // A request body has been found to be JSON and UTF-8 before it reaches a
@@ -178,6 +179,21 @@ func (e *ends) members(raw []byte, f func(name string, v []byte) *Error) *Error 
 	return nil
 }
 
+// take sets *into[i] to the raw value of the member names[i] of the object
+// raw (the last of a name given twice); what raw does not hold, or all of
+// it when raw is not an object, is left as it is.
+func (e *ends) take(raw []byte, names []string, into ...*[]byte) {
+	if kind(raw) != '{' {
+		return
+	}
+	e.members(raw, func(name string, v []byte) *Error {
+		if i := slices.Index(names, name); i >= 0 {
+			*into[i] = v
+		}
+		return nil
+	})
+}
+
 // elements calls f with each element of the array raw, in order, until f
 // refuses one. raw must be an array (kind '[').
 func (e *ends) elements(raw []byte, f func(i int, v []byte) *Error) *Error {
@@ -240,7 +256,7 @@ func appendInner(dst, raw []byte) []byte {
 	if !escapesSurrogate(in) {
 		return append(dst, in...)
 	}
-	return appendEscaped(dst, gjson.ParseBytes(raw).String())
+	return jsonstr.AppendEscaped(dst, gjson.ParseBytes(raw).String())
 }
 
 // escapesSurrogate reports whether in, a string's escaped bytes, may hold
@@ -275,52 +291,6 @@ func appendStrings(dst, raw []byte) []byte {
 		return nil
 	})
 	return append(dst, ']')
-}
-
-// appendString appends s as a JSON string.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	return append(appendEscaped(dst, s), '"')
-}
-
-// appendEscaped appends s escaped for a JSON string, without its quotes.
-func appendEscaped(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || n != 1 {
-				i += n
-				continue
-			}
-			dst = append(append(dst, s[start:i]...), "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	return append(dst, s[start:]...)
 }
 
 // appendValueAsString appends the JSON value raw, without its spaces, as
