@@ -97,46 +97,14 @@ type chatFields struct {
 	user, tools, toolChoice, parallel                                         []byte
 }
 
+// read takes body's fields, refusing those rules refuse (for api) and
+// values of the wrong type.
 func (in *chatFields) read(e *ends, body []byte, rules map[string]fieldRule, api string) *Error {
-	if kind(body) != '{' { // JSON, but not an object (package doc)
-		return refuse("the request body is not a JSON object")
-	}
-	err := e.members(body, func(name string, v []byte) *Error {
-		if err := fieldRefusal(rules, name, v, api); err != nil {
-			return err
-		}
-		if kind(v) == 'n' {
-			v = nil
-		}
-		switch name {
-		case "messages":
-			in.messages = v
-		case "max_tokens":
-			in.maxTokens = v
-		case "max_completion_tokens":
-			in.maxCompletionTokens = v
-		case "temperature":
-			in.temperature = v
-		case "top_p":
-			in.topP = v
-		case "stop":
-			in.stop = v
-		case "stream":
-			in.stream = v
-		case "user":
-			in.user = v
-		case "tools":
-			in.tools = v
-		case "tool_choice":
-			in.toolChoice = v
-		case "parallel_tool_calls":
-			in.parallel = v
-		}
-		return nil
-	})
-	if err != nil {
+	if err := e.checkFields(body, rules, api); err != nil {
 		return err
 	}
+	e.takeFields(body, []string{"messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stream", "user", "tools", "tool_choice", "parallel_tool_calls"},
+		&in.messages, &in.maxTokens, &in.maxCompletionTokens, &in.temperature, &in.topP, &in.stop, &in.stream, &in.user, &in.tools, &in.toolChoice, &in.parallel)
 	return in.check()
 }
 

@@ -1,8 +1,6 @@
 package translate
 
 import (
-	"bytes"
-
 	"github.com/tidwall/gjson"
 )
 
@@ -55,12 +53,11 @@ func firstError(errs ...*Error) *Error {
 // checkFields applies rules to every top-level field of body. A field with
 // no rule is refused: a field this package does not know could change the
 // answer, and a clear 400 is better than an answer that silently ignores it.
-func checkFields(body []byte, rules map[string]fieldRule, upstreamAPI string) *Error {
-	body = bytes.TrimSpace(body)
+func (e *ends) checkFields(body []byte, rules map[string]fieldRule, upstreamAPI string) *Error {
 	if kind(body) != '{' { // JSON, but not an object (package doc)
 		return refuse("the request body is not a JSON object")
 	}
-	return (*ends)(nil).members(body, func(name string, v []byte) *Error { return fieldRefusal(rules, name, v, upstreamAPI) })
+	return e.members(body, func(name string, v []byte) *Error { return fieldRefusal(rules, name, v, upstreamAPI) })
 }
 
 // fieldRefusal applies rules to the top-level field name whose raw value is v.

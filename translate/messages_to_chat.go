@@ -70,48 +70,14 @@ type messagesFields struct {
 	system, messages, maxTokens, temperature, topP, topK, stop, stream, metadata, tools, toolChoice []byte
 }
 
-// read takes body's fields, refusing those messagesRequestFields refuses
-// and values of the wrong type.
+// read takes body's fields, refusing those rules refuse (for api) and
+// values of the wrong type.
 func (in *messagesFields) read(e *ends, body []byte, rules map[string]fieldRule, api string) *Error {
-	if kind(body) != '{' { // JSON, but not an object (package doc)
-		return refuse("the request body is not a JSON object")
-	}
-	err := e.members(body, func(name string, v []byte) *Error {
-		if err := fieldRefusal(rules, name, v, api); err != nil {
-			return err
-		}
-		if kind(v) == 'n' {
-			v = nil // null is the field left out
-		}
-		switch name {
-		case "system":
-			in.system = v
-		case "messages":
-			in.messages = v
-		case "max_tokens":
-			in.maxTokens = v
-		case "temperature":
-			in.temperature = v
-		case "top_p":
-			in.topP = v
-		case "stop_sequences":
-			in.stop = v
-		case "stream":
-			in.stream = v
-		case "metadata":
-			in.metadata = v
-		case "tools":
-			in.tools = v
-		case "tool_choice":
-			in.toolChoice = v
-		case "top_k":
-			in.topK = v
-		}
-		return nil
-	})
-	if err != nil {
+	if err := e.checkFields(body, rules, api); err != nil {
 		return err
 	}
+	e.takeFields(body, []string{"system", "messages", "max_tokens", "temperature", "top_p", "top_k", "stop_sequences", "stream", "metadata", "tools", "tool_choice"},
+		&in.system, &in.messages, &in.maxTokens, &in.temperature, &in.topP, &in.topK, &in.stop, &in.stream, &in.metadata, &in.tools, &in.toolChoice)
 	return in.check()
 }
 

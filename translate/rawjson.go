@@ -194,6 +194,16 @@ func (e *ends) take(raw []byte, names []string, into ...*[]byte) {
 	})
 }
 
+// takeFields is take with null taken as the member left out.
+func (e *ends) takeFields(raw []byte, names []string, into ...*[]byte) {
+	e.take(raw, names, into...)
+	for _, p := range into {
+		if kind(*p) == 'n' {
+			*p = nil
+		}
+	}
+}
+
 // elements calls f with each element of the array raw, in order, until f
 // refuses one. raw must be an array (kind '[').
 func (e *ends) elements(raw []byte, f func(i int, v []byte) *Error) *Error {
