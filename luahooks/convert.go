@@ -111,7 +111,7 @@ func (c *conv) fromJSON(r gjson.Result, depth int) (lua.LValue, error) {
 	return t, err
 }
 
-// jsonKey is key as appendString writes it back (each invalid UTF-8 byte
+// jsonKey is key as jsonstr.Append writes it back (each invalid UTF-8 byte
 // U+FFFD), so that keys differing only in invalid bytes become one key on
 // decoding, the last one winning as in any JSON parser, instead of
 // duplicate keys on encoding.

@@ -311,12 +311,9 @@ func (w *geminiWriter) response(b *rawBlock, role string) *Error {
 func (w *geminiWriter) tools(raw []byte) (int, *Error) {
 	n := 0
 	err := w.e.elements(raw, func(i int, v []byte) *Error {
-		t, typ, err := w.e.clientTool(i, v)
+		t, err := w.e.clientTool(i, v, "tools: tool type %q is not translated to Gemini; only function tools are")
 		if err != nil {
 			return err
-		}
-		if typ != "" && typ != "custom" {
-			return refuse("tools: tool type %q is not translated to Gemini; only function tools are", typ)
 		}
 		if n++; n == 1 {
 			w.out = append(w.out, `,"tools":[{"functionDeclarations":[`...)

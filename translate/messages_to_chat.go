@@ -468,12 +468,9 @@ func (w *chatWriter) systemTurn(content []byte) *Error {
 func (w *chatWriter) tools(raw []byte) *Error {
 	n := 0
 	err := w.e.elements(raw, func(i int, v []byte) *Error {
-		t, typ, err := w.e.clientTool(i, v)
+		t, err := w.e.clientTool(i, v, "tools: Anthropic tool type %q is not translated to OpenAI; only client tools are")
 		if err != nil {
 			return err
-		}
-		if typ != "" && typ != "custom" {
-			return refuse("tools: Anthropic tool type %q is not translated to OpenAI; only client tools are", typ)
 		}
 		if n == 0 {
 			w.out = append(w.out, `,"tools":[`...)
@@ -537,17 +534,22 @@ type rawSource struct {
 	mediaType, data, url []byte
 }
 
-// clientTool is the i-th of a Messages request's tools, and its type.
-func (e *ends) clientTool(i int, v []byte) (t clientTool, typ string, err *Error) {
+// clientTool is the i-th of a Messages request's tools. A tool of a type
+// other than a client tool's is refused with serverTool, a format given
+// the type.
+func (e *ends) clientTool(i int, v []byte, serverTool string) (t clientTool, err *Error) {
 	if kind(v) != '{' {
-		return t, "", refuse("tools[%d]: want an object", i)
+		return t, refuse("tools[%d]: want an object", i)
 	}
 	var typRaw []byte
 	e.take(v, []string{"type", "name", "description", "input_schema"}, &typRaw, &t.name, &t.description, &t.schema)
-	if !stringOrNull(typRaw) || !stringOrNull(t.name) || !stringOrNull(t.description) {
-		return t, "", refuse("tools[%d]: name and description must be strings", i)
+	if typ := text(typRaw); typ != "" && typ != "custom" {
+		return t, refuse(serverTool, typ)
 	}
-	return t, text(typRaw), nil
+	if !stringOrNull(typRaw) || !stringOrNull(t.name) || !stringOrNull(t.description) {
+		return t, refuse("tools[%d]: name and description must be strings", i)
+	}
+	return t, nil
 }
 
 // clientTool is a Messages request's tool, raw.

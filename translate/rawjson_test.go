@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -151,6 +152,23 @@ func TestWrongTypesAreRefused(t *testing.T) {
 		_, err := c.run([]byte(c.body), "up")
 		if e, ok := errors.AsType[*Error](err); !ok || e.Status != 400 {
 			t.Errorf("%s: got %v, want a 400 refusal", c.name, err)
+		}
+	}
+}
+
+// A server tool is refused as one before its other fields are looked at.
+func TestServerToolRefusedByType(t *testing.T) {
+	body := []byte(`{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"web_search_20250305","name":"web_search","description":5}]}`)
+	for _, c := range []struct {
+		name string
+		run  func() ([]byte, error)
+	}{
+		{"MessagesToChat", func() ([]byte, error) { return MessagesToChat(body, "up") }},
+		{"MessagesToGemini", func() ([]byte, error) { return MessagesToGemini(body) }},
+	} {
+		_, err := c.run()
+		if e, ok := errors.AsType[*Error](err); !ok || !strings.Contains(e.Message, `type "web_search_20250305"`) {
+			t.Errorf("%s: got %v, want the server tool's type refused", c.name, err)
 		}
 	}
 }

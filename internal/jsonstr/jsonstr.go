@@ -1,8 +1,10 @@
-// Package jsonstr writes a string as a JSON string, the one way each of
-// the gateway's hand-written JSON writers does: quotes, backslashes and
-// control characters escaped, a byte that is not UTF-8 written as U+FFFD
-// (as encoding/json reads it), U+2028 and U+2029 escaped (JavaScript took
-// them for line ends), and HTML's characters as they are.
+// Package jsonstr writes a Go string as a JSON string for the gateway's
+// hand-written JSON writers (the Lua hooks' JSON, the translators, the
+// benchmark's mock): quotes, backslashes and control characters escaped, a
+// byte that is not UTF-8 written as U+FFFD (as encoding/json reads it),
+// U+2028 and U+2029 escaped (JavaScript took them for line ends), and
+// HTML's characters as they are. A string a writer passes on as its client
+// escaped it is not written here.
 package jsonstr
 
 import "unicode/utf8"
