@@ -290,20 +290,13 @@ func (w *geminiWriter) response(b *rawBlock, role string) *Error {
 	if err != nil {
 		return err
 	}
-	key := `{"content":"`
+	key := `{"content":`
 	if b.isError {
-		key = `{"error":"`
+		key = `{"error":`
 	}
 	w.openPart(role)
 	w.out = append(jsonstr.Append(append(w.out, `{"functionResponse":{"name":`...), name), `,"response":`...)
-	w.out = append(w.out, key...)
-	for i, t := range texts {
-		if i > 0 {
-			w.out = append(w.out, `\n`...)
-		}
-		w.out = appendInner(w.out, t)
-	}
-	w.out = append(w.out, `"}}}`...)
+	w.out = append(appendJoined(append(w.out, key...), texts, `\n`), "}}}"...)
 	return nil
 }
 

@@ -200,14 +200,6 @@ func (w *messagesWriter) request(in *chatFields) ([]byte, *Error) {
 	return append(out, '}'), nil
 }
 
-// member appends the member name with the raw value v, unless v is nil.
-func member(out []byte, name string, v []byte) []byte {
-	if v == nil {
-		return out
-	}
-	return append(append(append(append(out, ',', '"'), name...), '"', ':'), v...)
-}
-
 // system writes the system and developer messages, wherever they are
 // among the turns, as the system prompt's blocks, in order. One that
 // message refuses ends them: the request is refused.

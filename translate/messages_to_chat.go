@@ -97,24 +97,16 @@ func (in *messagesFields) check() *Error {
 	); err != nil {
 		return err
 	}
-	if kind(in.metadata) == '{' && !fieldsOfKinds(in.metadata, map[string]string{"user_id": `"n`}) {
+	var userID, typ, name, serial []byte
+	(*ends)(nil).take(in.metadata, []string{"user_id"}, &userID)
+	if !stringOrNull(userID) {
 		return refuse("metadata: user_id must be a string")
 	}
-	if kind(in.toolChoice) == '{' && !fieldsOfKinds(in.toolChoice, map[string]string{"type": `"n`, "name": `"n`, "disable_parallel_tool_use": "tfn"}) {
+	(*ends)(nil).take(in.toolChoice, []string{"type", "name", "disable_parallel_tool_use"}, &typ, &name, &serial)
+	if !stringOrNull(typ) || !stringOrNull(name) || strings.IndexByte("tfn\x00", kind(serial)) < 0 {
 		return refuse("tool_choice: type and name must be strings, disable_parallel_tool_use true or false")
 	}
 	return nil
-}
-
-// fieldsOfKinds reports whether each member of the object raw named in
-// kinds is of one of the kinds (kind's first bytes) given for it.
-func fieldsOfKinds(raw []byte, kinds map[string]string) bool {
-	return (*ends)(nil).members(raw, func(name string, v []byte) *Error {
-		if want, ok := kinds[name]; ok && strings.IndexByte(want, kind(v)) < 0 {
-			return refuse("")
-		}
-		return nil
-	}) == nil
 }
 
 // allStrings reports whether every element of the array raw is a string.
@@ -167,8 +159,8 @@ func (w *chatWriter) request(in *messagesFields, model string) *Error {
 	if n, err := strconv.ParseInt(string(in.maxTokens), 10, 0); err == nil && n > 0 {
 		w.out = strconv.AppendInt(append(w.out, `,"max_completion_tokens":`...), n, 10)
 	}
-	w.field("temperature", in.temperature)
-	w.field("top_p", in.topP)
+	w.out = member(w.out, "temperature", in.temperature)
+	w.out = member(w.out, "top_p", in.topP)
 	if len(in.stop) > 0 && kind(in.stop[skipSpace(in.stop, 1):]) != ']' {
 		w.out = appendStrings(append(w.out, `,"stop":`...), in.stop)
 	}
@@ -188,25 +180,11 @@ func (w *chatWriter) request(in *messagesFields, model string) *Error {
 	return nil
 }
 
-// field writes the member name with the raw value v, unless v is nil.
-func (w *chatWriter) field(name string, v []byte) {
-	if v != nil {
-		w.out = append(append(append(append(w.out, ',', '"'), name...), '"', ':'), v...)
-	}
-}
-
 // user is metadata.user_id.
 func (w *chatWriter) user(metadata []byte) string {
-	var id string
-	if metadata != nil {
-		w.e.members(metadata, func(name string, v []byte) *Error {
-			if name == "user_id" {
-				id = text(v)
-			}
-			return nil
-		})
-	}
-	return id
+	var id []byte
+	w.e.take(metadata, []string{"user_id"}, &id)
+	return text(id)
 }
 
 // open starts a message of role: {"role":"<role>","content":
@@ -235,21 +213,9 @@ func (w *chatWriter) system(raw []byte) *Error {
 	}
 	if len(w.texts) > 1 || len(w.texts) == 1 && len(w.texts[0]) > 2 {
 		w.open("system")
-		w.out = append(w.joined(`\n\n`), '}')
+		w.out = append(appendJoined(w.out, w.texts, `\n\n`), '}')
 	}
 	return nil
-}
-
-// joined appends w.texts as one string, sep (escaped) between them.
-func (w *chatWriter) joined(sep string) []byte {
-	out := append(w.out, '"')
-	for i, t := range w.texts {
-		if i > 0 {
-			out = append(out, sep...)
-		}
-		out = appendInner(out, t)
-	}
-	return append(out, '"')
 }
 
 // turn writes one Anthropic turn as OpenAI messages.
@@ -414,7 +380,7 @@ func (w *chatWriter) assistantTurn(content []byte) *Error {
 	if size == 0 {
 		w.out = append(w.out, "null"...)
 	} else {
-		w.out = w.joined("")
+		w.out = appendJoined(w.out, w.texts, "")
 	}
 	if len(w.calls) > 0 {
 		w.out = append(w.out, `,"tool_calls":[`...)
@@ -460,7 +426,7 @@ func (w *chatWriter) systemTurn(content []byte) *Error {
 		return err
 	}
 	w.open("system")
-	w.out = append(w.joined(""), '}')
+	w.out = append(appendJoined(w.out, w.texts, ""), '}')
 	return nil
 }
 

@@ -285,9 +285,30 @@ func escapesSurrogate(in []byte) bool {
 	}
 }
 
+// member appends the member name with the raw value v, unless v is nil.
+func member(out []byte, name string, v []byte) []byte {
+	if v == nil {
+		return out
+	}
+	return append(append(append(append(out, ',', '"'), name...), '"', ':'), v...)
+}
+
 // appendText appends the string raw as a JSON string (appendInner).
 func appendText(dst, raw []byte) []byte {
 	return append(appendInner(append(dst, '"'), raw), '"')
+}
+
+// appendJoined appends texts (raw strings) as one string, sep (escaped)
+// between them.
+func appendJoined(dst []byte, texts [][]byte, sep string) []byte {
+	dst = append(dst, '"')
+	for i, t := range texts {
+		if i > 0 {
+			dst = append(dst, sep...)
+		}
+		dst = appendInner(dst, t)
+	}
+	return append(dst, '"')
 }
 
 // appendStrings appends the array of strings raw (appendText each).
