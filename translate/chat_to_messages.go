@@ -316,16 +316,7 @@ func (w *messagesWriter) toolResult(callID []byte) {
 	}
 	w.openBlock("user")
 	w.out = append(w.out, `{"type":"tool_result"`...)
-	id := text(callID)
-	if w.o.fitIDs {
-		if id == "" {
-			id = unnamedToolID(w.results)
-			w.results++
-		} else {
-			id = fitToolID(id)
-		}
-	}
-	if id != "" {
+	if id := w.toolID(callID, &w.results); id != "" {
 		w.out = jsonstr.Append(append(w.out, `,"tool_use_id":`...), id)
 	}
 	w.out = append(w.out, `,"content":`...)
@@ -348,6 +339,21 @@ func (w *messagesWriter) toolResult(callID []byte) {
 	w.last = "tool_result"
 }
 
+// toolID is a tool call's or result's id (raw) as written: with fitIDs,
+// the form Anthropic accepts, and for none the next of unnamed.
+func (w *messagesWriter) toolID(raw []byte, unnamed *int) string {
+	id := text(raw)
+	switch {
+	case !w.o.fitIDs:
+	case id == "":
+		id = unnamedToolID(*unnamed)
+		*unnamed++
+	default:
+		id = fitToolID(id)
+	}
+	return id
+}
+
 // toolCalls writes an assistant message's tool calls as tool_use blocks.
 func (w *messagesWriter) toolCalls(i int, calls []byte) *Error {
 	if kind(calls) != '[' {
@@ -367,16 +373,7 @@ func (w *messagesWriter) toolCalls(i int, calls []byte) *Error {
 		}
 		w.openBlock("assistant")
 		w.out = append(w.out, `{"type":"tool_use"`...)
-		callID := text(id)
-		if w.o.fitIDs {
-			if callID == "" {
-				callID = unnamedToolID(w.calls)
-				w.calls++
-			} else {
-				callID = fitToolID(callID)
-			}
-		}
-		if callID != "" {
+		if callID := w.toolID(id, &w.calls); callID != "" {
 			w.out = jsonstr.Append(append(w.out, `,"id":`...), callID)
 		}
 		if n := text(name); n != "" {
