@@ -127,6 +127,7 @@ type chatWriter struct {
 	outer    blockScratch // a turn's blocks
 	inner    blockScratch // a tool result's blocks
 	parts    []rawPart    // a user turn's parts, reused
+	results  []rawPart    // a tool result's texts, reused
 	texts    [][]byte     // texts to join, reused
 	calls    []rawBlock   // an assistant turn's tool calls, reused
 }
@@ -250,9 +251,9 @@ func (w *chatWriter) userTurn(content []byte) *Error {
 		if b.typ == "tool_result" {
 			return w.toolResult(b)
 		}
-		p, err := part(b)
-		if err == nil && p != nil {
-			w.parts = append(w.parts, *p)
+		p, ok, err := part(b)
+		if ok {
+			w.parts = append(w.parts, p)
 		}
 		return err
 	})
@@ -295,20 +296,21 @@ func (w *chatWriter) writeParts(parts []rawPart) []byte {
 // after it. is_error has no OpenAI equivalent and is dropped; the text says
 // what failed.
 func (w *chatWriter) toolResult(b *rawBlock) *Error {
-	var texts []rawPart
+	texts := w.results[:0]
 	err := w.e.eachBlock(b.content, &w.inner, func(c *rawBlock) *Error {
-		p, err := part(c)
+		p, ok, err := part(c)
 		switch {
 		case err != nil:
 			return refuse("tool_result: %s", err.Message)
-		case p == nil:
+		case !ok:
 		case p.url == nil:
-			texts = append(texts, *p)
+			texts = append(texts, p)
 		default:
-			w.parts = append(w.parts, *p)
+			w.parts = append(w.parts, p)
 		}
 		return nil
 	})
+	w.results = texts
 	if err != nil {
 		if strings.HasPrefix(err.Message, "content:") {
 			err.Message = "tool_result " + err.Message
@@ -331,28 +333,25 @@ func (w *chatWriter) toolResult(b *rawBlock) *Error {
 	return nil
 }
 
-// part maps a user content block; empty text gives nil.
-func part(b *rawBlock) (*rawPart, *Error) {
+// part maps a user content block; empty text gives none (ok false).
+func part(b *rawBlock) (p rawPart, ok bool, err *Error) {
 	switch b.typ {
 	case "text":
-		if len(b.text) <= 2 {
-			return nil, nil
-		}
-		return &rawPart{text: b.text}, nil
+		return rawPart{text: b.text}, len(b.text) > 2, nil
 	case "image":
 		if b.source == nil {
-			return nil, refuse("an image block needs a source")
+			return p, false, refuse("an image block needs a source")
 		}
 		s := b.source
 		switch s.typ {
 		case "base64":
-			return &rawPart{url: [][]byte{[]byte(`"data:"`), s.mediaType, []byte(`";base64,"`), s.data}}, nil
+			return rawPart{url: [][]byte{[]byte(`"data:"`), s.mediaType, []byte(`";base64,"`), s.data}}, true, nil
 		case "url":
-			return &rawPart{url: [][]byte{s.url}}, nil
+			return rawPart{url: [][]byte{s.url}}, true, nil
 		}
-		return nil, refuse("image source type %q is not translated to OpenAI", s.typ)
+		return p, false, refuse("image source type %q is not translated to OpenAI", s.typ)
 	}
-	return nil, refuse("content block type %q is not translated to OpenAI", b.typ)
+	return p, false, refuse("content block type %q is not translated to OpenAI", b.typ)
 }
 
 // assistantTurn writes an assistant turn: its texts joined, its tool_use

@@ -233,7 +233,7 @@ func text(raw []byte) string {
 	if bytes.IndexByte(in, '\\') < 0 {
 		return inPlace(in)
 	}
-	return gjson.ParseBytes(raw).String()
+	return gjson.Parse(inPlace(raw)).String()
 }
 
 // inPlace is b as a string that shares its bytes: b must not change while
@@ -266,7 +266,7 @@ func appendInner(dst, raw []byte) []byte {
 	if !escapesSurrogate(in) {
 		return append(dst, in...)
 	}
-	return jsonstr.AppendEscaped(dst, gjson.ParseBytes(raw).String())
+	return jsonstr.AppendEscaped(dst, gjson.Parse(inPlace(raw)).String())
 }
 
 // escapesSurrogate reports whether in, a string's escaped bytes, may hold
